@@ -1,0 +1,39 @@
+# The two commands: `make run` and `make test`. Everything else is set-up they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FLASK := $(BIN)/flask --app app
+
+.PHONY: run test worker migrate install browser clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	$(FLASK) db upgrade
+
+# Serve on 127.0.0.1:5000 with SQLite, the local backend and an in-process worker.
+run: migrate
+	PORTAL_WORKER=$${PORTAL_WORKER:-inprocess} $(FLASK) run --host 127.0.0.1 --port 5000
+
+worker: migrate
+	$(FLASK) portal worker
+
+# Headless Chromium for the browser tests (Debian's package; needs root or sudo).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium; \
+	  else echo "Install Chromium (apt-get install chromium) for the browser tests." >&2; exit 1; fi; }
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

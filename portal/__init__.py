@@ -1,0 +1,146 @@
+"""The mail portal: ``create_app()`` builds the Flask application."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from flask import Flask, g
+
+from portal.config import ConfigError, flask_config, load_settings
+from portal.extensions import csrf, db, login_manager, migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Feature blueprints, in navigation order. Each module exposes ``bp``.
+BLUEPRINTS = (
+    "portal.web.views",
+    "portal.auth.views",
+    "portal.accounts.views",
+    "portal.roles.views",
+    "portal.audit.views",
+)
+
+# Modules that register job handlers; imported so any process can run any job.
+JOB_MODULES = ("portal.mail.services",)
+
+
+def create_app(overrides: dict | None = None, environ: dict | None = None) -> Flask:
+    """Build the app. ``overrides`` replace validated settings (tests use it)."""
+    environ = dict(os.environ if environ is None else environ)
+    instance_path = Path(environ.get("PORTAL_TEST_INSTANCE_PATH") or PROJECT_ROOT / "instance")
+    app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=False,
+                template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
+    settings = load_settings(environ, overrides)
+    instance_path.mkdir(parents=True, exist_ok=True)
+    app.config.update(flask_config(settings, instance_path))
+    app.config.update({key: value for key, value in (overrides or {}).items() if key.isupper()
+                       and key not in settings})
+    logging.basicConfig(level=settings["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            _tune_sqlite(db.engine)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    from portal.web import htmx
+
+    htmx.init_app(app)
+
+    _import_models()
+    for module_name in JOB_MODULES:
+        __import__(module_name)
+    _register_blueprints(app)
+    _register_web_hooks(app)
+    from portal.cli import portal_cli
+
+    app.cli.add_command(portal_cli)
+
+    if settings["WORKER"] == "inprocess" and not app.config.get("TESTING"):
+        _start_inprocess_worker(app)
+    return app
+
+
+def _tune_sqlite(engine) -> None:
+    """Enforce foreign keys (and so cascades) and let readers run beside the writer."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def on_connect(connection, _record):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def _import_models() -> None:
+    from portal.accounts import models as _accounts  # noqa: F401
+    from portal.audit import models as _audit  # noqa: F401
+    from portal.auth import models as _auth  # noqa: F401
+    from portal.jobs import models as _jobs  # noqa: F401
+    from portal.roles import models as _roles  # noqa: F401
+
+
+def _register_blueprints(app: Flask) -> None:
+    import importlib
+
+    for module_name in BLUEPRINTS:
+        app.register_blueprint(importlib.import_module(module_name).bp)
+
+
+def _register_web_hooks(app: Flask) -> None:
+    from portal.auth.services import load_user_from_session_id, session_is_current
+    from portal.web import access, errors, security
+    from portal.web.urls import external_url
+
+    login_manager.user_loader(load_user_from_session_id)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    app.view_functions["static"].access_rule = access.PUBLIC
+    app.before_request(session_is_current)
+    app.before_request(access.enforce)
+    app.after_request(security.add_security_headers)
+    errors.register(app)
+
+    app.jinja_env.globals["can"] = access.can
+    app.jinja_env.globals["external_url"] = external_url
+    app.jinja_env.globals["ui"] = app.jinja_env.get_template("_macros.html").module
+
+    @app.context_processor
+    def navigation():
+        from flask_login import current_user
+
+        from portal.accounts.services import accounts_of
+
+        if not current_user.is_authenticated:
+            return {"my_accounts": [], "current_account": None}
+        return {"my_accounts": accounts_of(current_user), "current_account": g.get("account")}
+
+
+def _start_inprocess_worker(app: Flask) -> None:
+    import click
+
+    # Only a serving process runs the worker: not `flask db upgrade` or the
+    # reloader's watcher process. A WSGI server has no click context at all.
+    command = click.get_current_context(silent=True)
+    if command is not None and command.info_name != "run":
+        return
+    if app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true":
+        return
+    from portal.jobs.worker import Worker
+
+    worker = Worker(app, name=f"inprocess-{os.getpid()}")
+    app.extensions["portal_worker"] = worker
+    threading.Thread(target=worker.run_forever, name="inprocess-worker", daemon=True).start()
+
+
+__all__ = ["create_app", "ConfigError"]

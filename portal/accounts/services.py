@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from portal.accounts.models import Account, Membership
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.extensions import db
+from portal.roles import catalogue
+from portal.roles.models import Grant
+from portal.roles.services import (AccessError, account_grants, account_permissions,
+                                   owner_memberships, permissions_of_grants, system_role)
+
+
+def create_account(owner: User, name: str) -> Account:
+    """Create an account with ``owner`` as its Account Owner."""
+    name = " ".join(name.split())
+    account = Account(name=name)
+    db.session.add(account)
+    db.session.flush()
+    membership = add_member(account, owner)
+    db.session.add(Grant(membership_id=membership.id, role_id=system_role(catalogue.OWNER).id,
+                         granted_by_id=owner.id))
+    record("account.create", account=account, target=account, actor=owner)
+    return account
+
+
+def add_member(account: Account, user: User) -> Membership:
+    membership = db.session.execute(
+        db.select(Membership).where(Membership.account_id == account.id, Membership.user_id == user.id)
+    ).scalar_one_or_none()
+    if membership is None:
+        membership = Membership(account_id=account.id, user_id=user.id)
+        db.session.add(membership)
+        db.session.flush()
+    return membership
+
+
+def accounts_of(user: User) -> list[Account]:
+    query = db.select(Account).order_by(Account.name, Account.id)
+    if not user.is_superadmin:
+        query = query.join(Membership).where(Membership.user_id == user.id)
+    return list(db.session.execute(query).scalars())
+
+
+def members(account: Account) -> list[Membership]:
+    return list(db.session.execute(
+        db.select(Membership).join(User).where(Membership.account_id == account.id)
+        .order_by(User.email)).scalars())
+
+
+def member_in_account(account: Account, membership_id: int) -> Membership | None:
+    membership = db.session.get(Membership, membership_id)
+    return membership if membership is not None and membership.account_id == account.id else None
+
+
+def remove_member(actor: User, account: Account, membership: Membership) -> None:
+    if membership.id in owner_memberships(account) and len(owner_memberships(account)) == 1:
+        raise AccessError("This is the account's last owner and cannot be removed.")
+    held = permissions_of_grants(account_grants(membership))
+    missing = held - account_permissions(actor, account)
+    if missing:
+        raise AccessError("You cannot remove a member who holds permissions you do not hold.")
+    record("member.remove", account=account, target=membership.user)
+    db.session.delete(membership)
+    db.session.flush()
+
+
+def add_existing_user(actor: User, account: Account, email: str) -> Membership:
+    """Make a registered, verified person a member with no access yet."""
+    from portal.auth.services import AuthError, find_user, normalize_email
+
+    try:
+        user = find_user(normalize_email(email))
+    except AuthError as error:
+        raise AccessError(str(error)) from None
+    if user is None or not user.is_verified:
+        raise AccessError("Nobody with a confirmed profile has this address. "
+                          "They need to register first.")
+    if db.session.execute(db.select(Membership.id).where(
+            Membership.account_id == account.id, Membership.user_id == user.id)).first():
+        raise AccessError(f"{user.email} is already a member.")
+    membership = add_member(account, user)
+    record("member.add", account=account, target=user, actor=actor)
+    return membership

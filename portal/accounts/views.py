@@ -1,0 +1,160 @@
+from flask import Blueprint, flash, g, redirect, request, session, url_for
+from flask_login import current_user
+
+from portal.accounts import forms, services
+from portal.auth.forms import ConfirmForm
+from portal.extensions import db
+from portal.roles import catalogue
+from portal.roles import services as roles
+from portal.web.access import SIGNED_IN, member, rule
+from portal.web.loaders import load_or_404
+from portal.web.render import render
+
+bp = Blueprint("accounts", __name__)
+
+
+@bp.route("/accounts")
+@rule(SIGNED_IN)
+def index():
+    return render("accounts/index.html", accounts=services.accounts_of(current_user), form=forms.AccountForm())
+
+
+@bp.route("/accounts/new", methods=["POST"])
+@rule(SIGNED_IN)
+def create():
+    form = forms.AccountForm()
+    if not form.validate_on_submit():
+        return render("accounts/index.html", accounts=services.accounts_of(current_user), form=form, status=422)
+    account = services.create_account(current_user._get_current_object(), form.name.data)
+    db.session.commit()
+    session["account_id"] = account.id
+    flash(f"Account “{account.name}” created. You are its owner.", "success")
+    return redirect(url_for("accounts.overview", account_id=account.id))
+
+
+@bp.route("/accounts/<int:account_id>/")
+@rule(member())
+def overview(account_id):
+    session["account_id"] = account_id
+    return render("accounts/overview.html", account=g.account,
+                  member_count=len(services.members(g.account)))
+
+
+@bp.route("/accounts/<int:account_id>/members")
+@rule(member("members.view"))
+def members(account_id):
+    memberships = services.members(g.account)
+    held = {m.id: roles.account_grants(m) for m in memberships}
+    return render("accounts/members.html", account=g.account, memberships=memberships, held=held,
+                  form=forms.AddMemberForm())
+
+
+@bp.route("/accounts/<int:account_id>/members/add", methods=["POST"])
+@rule(member("members.add"))
+def add_member(account_id):
+    form = forms.AddMemberForm()
+    if form.validate_on_submit():
+        try:
+            membership = services.add_existing_user(current_user, g.account, form.email.data)
+        except roles.AccessError as error:
+            form.email.errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(f"{membership.user.email} is now a member. Give them access below.", "success")
+            return redirect(url_for("accounts.access", account_id=account_id, membership_id=membership.id))
+    memberships = services.members(g.account)
+    held = {m.id: roles.account_grants(m) for m in memberships}
+    return render("accounts/members.html", account=g.account, memberships=memberships, held=held,
+                  form=form, status=422)
+
+
+def _access_page(membership, status=200, error=None):
+    return render("accounts/access.html", status=status, account=g.account, membership=membership,
+                  grants=roles.account_grants(membership),
+                  roles=roles.roles_for(g.account, catalogue.ACCOUNT), error=error, form=ConfirmForm())
+
+
+@bp.route("/accounts/<int:account_id>/members/<int:membership_id>")
+@rule(member("members.view"))
+def access(account_id, membership_id):
+    return _access_page(load_or_404(services.member_in_account, membership_id))
+
+
+@bp.route("/accounts/<int:account_id>/members/<int:membership_id>/roles", methods=["POST"])
+@rule(member("access.grant"))
+def add_role(account_id, membership_id):
+    membership = load_or_404(services.member_in_account, membership_id)
+    form = ConfirmForm()
+    role = roles.role_in_account(g.account, request.form.get("role_id", type=int) or 0)
+    if not form.validate_on_submit() or role is None:
+        return _access_page(membership, 422, "Choose a role to add.")
+    try:
+        roles.grant_role(current_user, g.account, membership, role)
+    except roles.AccessError as error:
+        db.session.rollback()
+        return _access_page(membership, 403, str(error))
+    db.session.commit()
+    flash(f"{membership.user.email} now has the role “{role.name}”.", "success")
+    return redirect(url_for("accounts.access", account_id=account_id, membership_id=membership_id))
+
+
+@bp.route("/accounts/<int:account_id>/members/<int:membership_id>/grants/<int:grant_id>/revoke",
+          methods=["POST"])
+@rule(member("access.grant"))
+def revoke(account_id, membership_id, grant_id):
+    membership = load_or_404(services.member_in_account, membership_id)
+    grant = roles.grant_in_account(g.account, grant_id)
+    if grant is None or grant.membership_id != membership.id:
+        return _access_page(membership, 404, "That access was already taken away.")
+    try:
+        roles.revoke_grant(current_user, g.account, grant)
+    except roles.AccessError as error:
+        db.session.rollback()
+        return _access_page(membership, 403, str(error))
+    db.session.commit()
+    flash("Access taken away.", "success")
+    return redirect(url_for("accounts.access", account_id=account_id, membership_id=membership_id))
+
+
+@bp.route("/accounts/<int:account_id>/members/<int:membership_id>/advanced", methods=["GET", "POST"])
+@rule(member("access.grant"))
+def advanced(account_id, membership_id):
+    """Single permissions without a role, with the catalogue's search and filters."""
+    from portal.roles.views import picker_state
+
+    membership = load_or_404(services.member_in_account, membership_id)
+    current = {grant.permission for grant in roles.account_grants(membership) if grant.permission}
+    picker = picker_state(catalogue.ACCOUNT, current)
+    form = ConfirmForm()
+    if request.method == "POST" and request.form.get("action") == "apply" and form.validate_on_submit():
+        try:
+            added, removed = roles.set_single_permissions(current_user, g.account, membership, picker.selected)
+        except roles.AccessError as error:
+            db.session.rollback()
+            return render("accounts/advanced.html", status=403, account=g.account, membership=membership,
+                          picker=picker, form=form, error=str(error))
+        db.session.commit()
+        flash(f"Single permissions saved ({len(added)} added, {len(removed)} removed).", "success")
+        return redirect(url_for("accounts.access", account_id=account_id, membership_id=membership_id))
+    return render("accounts/advanced.html", block="permission_picker", account=g.account,
+                  membership=membership, picker=picker, form=form)
+
+
+@bp.route("/accounts/<int:account_id>/members/<int:membership_id>/remove", methods=["GET", "POST"])
+@rule(member("members.remove"))
+def remove(account_id, membership_id):
+    membership = load_or_404(services.member_in_account, membership_id)
+    form = ConfirmForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            services.remove_member(current_user, g.account, membership)
+        except roles.AccessError as refusal:
+            db.session.rollback()
+            error = str(refusal)
+        else:
+            db.session.commit()
+            flash(f"{membership.user.email} is no longer a member.", "success")
+            return redirect(url_for("accounts.members", account_id=account_id))
+    return render("accounts/remove_member.html", account=g.account, membership=membership, form=form,
+                  error=error, status=403 if error else 200)

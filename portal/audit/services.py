@@ -1,0 +1,87 @@
+"""Writing and reading the audit log.
+
+``record`` adds the event to the current transaction, so an action and its
+audit entry are committed (or rolled back) together.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from flask import has_request_context, request
+from flask_login import current_user
+
+from portal.audit.models import AuditEvent
+from portal.extensions import db
+
+SOURCE_WEB = "web"
+SOURCE_WORKER = "worker"
+SOURCE_CLI = "cli"
+SOURCE_API = "api"
+
+
+def record(action: str, *, account=None, target=None, target_label: str | None = None,
+           actor=None, source: str | None = None, **details) -> AuditEvent:
+    if actor is None and has_request_context() and current_user.is_authenticated:
+        actor = current_user._get_current_object()
+    event = AuditEvent(
+        action=action,
+        account_id=getattr(account, "id", account),
+        actor_id=getattr(actor, "id", None),
+        actor_label=actor.email if actor is not None else "system",
+        details=_jsonable(details),
+    )
+    if target is not None:
+        event.target_type = target.__class__.__name__.lower()
+        event.target_id = str(getattr(target, "id", ""))
+        event.target_label = target_label or _label(target)
+    elif target_label:
+        event.target_label = target_label
+    if has_request_context():
+        event.source = source or SOURCE_WEB
+        event.ip = request.remote_addr or ""
+        event.user_agent = (request.user_agent.string or "")[:300]
+    else:
+        event.source = source or SOURCE_WORKER
+    db.session.add(event)
+    return event
+
+
+def _label(target) -> str:
+    for attribute in ("email", "address", "name"):
+        value = getattr(target, attribute, None)
+        if value:
+            return str(value)[:254]
+    return str(getattr(target, "id", ""))
+
+
+def _jsonable(details: dict) -> dict:
+    clean = {}
+    for key, value in details.items():
+        if isinstance(value, (set, frozenset, tuple)):
+            value = sorted(value)
+        elif isinstance(value, (datetime, date)):
+            value = value.isoformat()
+        clean[key] = value
+    return clean
+
+
+def query_events(account_id: int, *, action: str = "", actor: str = "", since: date | None = None,
+                 until: date | None = None):
+    query = db.select(AuditEvent).where(AuditEvent.account_id == account_id)
+    if action:
+        query = query.where(AuditEvent.action.startswith(action))
+    if actor:
+        query = query.where(AuditEvent.actor_label.ilike(f"%{actor}%"))
+    if since:
+        query = query.where(AuditEvent.at >= datetime.combine(since, time.min))
+    if until:
+        query = query.where(AuditEvent.at < datetime.combine(until + timedelta(days=1), time.min))
+    return query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+
+
+def known_actions(account_id: int) -> list[str]:
+    rows = db.session.execute(
+        db.select(AuditEvent.action).where(AuditEvent.account_id == account_id).distinct()
+    ).scalars()
+    return sorted(rows)

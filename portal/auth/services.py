@@ -1,0 +1,230 @@
+"""Registration, log-in, verification and password rules."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app, flash, session
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import func
+
+from portal.audit.services import record
+from portal.auth import tokens
+from portal.auth.models import LoginFailure, User
+from portal.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
+from portal.extensions import db
+from portal.mail.services import send
+from portal.timeutil import utcnow
+
+
+class AuthError(ValueError):
+    """A refusal whose message can be shown as it is, beside ``field`` when it concerns one."""
+
+    def __init__(self, message: str, field: str | None = None, code: str = "invalid"):
+        super().__init__(message)
+        self.field = field
+        self.code = code
+
+
+def normalize_email(raw: str) -> str:
+    """Lower-cased, IDNA-normalised address; raises AuthError with a readable reason."""
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise AuthError(str(error), "email") from None
+    return checked.normalized.lower()
+
+
+def find_user(email: str) -> User | None:
+    return db.session.execute(db.select(User).where(User.email == email.lower())).scalar_one_or_none()
+
+
+def _settings() -> dict:
+    return current_app.config["PORTAL"]
+
+
+def any_user_exists() -> bool:
+    return db.session.execute(db.select(User.id).limit(1)).first() is not None
+
+
+def create_superadmin(email: str, name: str, password: str, *, source: str = "web") -> User:
+    email = normalize_email(email)
+    problem = password_problem(password, email)
+    if problem:
+        raise AuthError(problem, "password")
+    if find_user(email):
+        raise AuthError("A profile with this address already exists.", "email")
+    user = User(email=email, name=name.strip(), password_hash=hash_password(password),
+                is_superadmin=True, email_verified_at=utcnow())
+    db.session.add(user)
+    db.session.flush()
+    record("user.create_superadmin", target=user, actor=user, source=source)
+    return user
+
+
+def register(email: str, name: str, password: str) -> User | None:
+    """Create an unverified profile and mail its verification link.
+
+    An address that already has a profile gets a mail saying so instead, and
+    the caller shows the same answer either way, so the form does not reveal
+    who is registered.
+    """
+    email = normalize_email(email)
+    problem = password_problem(password, email)
+    if problem:
+        raise AuthError(problem, "password")
+    existing = find_user(email)
+    if existing is not None:
+        send(existing.email, "already_registered", user=existing)
+        return None
+    user = User(email=email, name=name.strip(), password_hash=hash_password(password))
+    db.session.add(user)
+    db.session.flush()
+    send_verification(user)
+    record("user.register", target=user, actor=user)
+    return user
+
+
+def send_verification(user: User) -> None:
+    raw = tokens.issue(user, tokens.VERIFY_EMAIL, _settings()["TOKEN_HOURS"])
+    send(user.email, "verify_email", user=user, token=raw, hours=_settings()["TOKEN_HOURS"])
+
+
+def resend_verification(email: str) -> None:
+    try:
+        user = find_user(normalize_email(email))
+    except AuthError:
+        return
+    if user is not None and not user.is_verified:
+        send_verification(user)
+
+
+def verify_email(raw: str) -> User | None:
+    user = tokens.consume(raw, tokens.VERIFY_EMAIL)
+    if user is not None and user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+        record("user.verify_email", target=user, actor=user)
+    return user
+
+
+def _failures_since(column, value, since) -> int:
+    return db.session.execute(db.select(func.count()).select_from(LoginFailure)
+                              .where(column == value, LoginFailure.at >= since)).scalar_one()
+
+
+def authenticate(email: str, password: str, ip: str) -> User:
+    """Check credentials under the failure limits; return the user or raise AuthError."""
+    settings = _settings()
+    email = email.strip().lower()
+    window = settings["LOGIN_WINDOW_MINUTES"]
+    since = utcnow() - timedelta(minutes=window)
+    if _failures_since(LoginFailure.email, email, since) >= settings["LOGIN_MAX_FAILURES"]:
+        raise AuthError(f"Too many failed log-ins for this address. Wait {window} minutes, "
+                        "or reset your password.", code="rate_limited")
+    if _failures_since(LoginFailure.ip, ip, since) >= settings["LOGIN_MAX_FAILURES_PER_IP"]:
+        raise AuthError(f"Too many failed log-ins from your network. Wait {window} minutes and try again.",
+                        code="rate_limited")
+    user = find_user(email)
+    if user is None or not verify_password(user.password_hash, password):
+        db.session.add(LoginFailure(email=email[:254], ip=ip[:64]))
+        db.session.commit()
+        raise AuthError("That address and password do not match.")
+    if not user.is_verified:
+        raise AuthError("Confirm your address first: open the link we e-mailed you.", code="unverified")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def start_session(user: User) -> None:
+    session.clear()
+    session.permanent = True
+    login_user(user)
+    session["login_at"] = time.time()
+    user.last_login_at = utcnow()
+    record("user.login", target=user, actor=user)
+
+
+def end_session() -> None:
+    if current_user.is_authenticated:
+        record("user.logout", target=current_user._get_current_object())
+    logout_user()
+    session.clear()
+
+
+def load_user_from_session_id(session_id: str) -> User | None:
+    user_id, _, nonce = session_id.partition(":")
+    if not user_id.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.session_nonce == nonce else None
+
+
+def session_is_current():
+    """End sessions older than the absolute limit, whatever their activity."""
+    if not current_user.is_authenticated:
+        return None
+    started = session.get("login_at", 0)
+    if time.time() - started > _settings()["SESSION_MAX_HOURS"] * 3600:
+        logout_user()
+        session.clear()
+        flash("Your session has ended. Please log in again.", "info")
+    return None
+
+
+def request_password_reset(email: str) -> None:
+    try:
+        user = find_user(normalize_email(email))
+    except AuthError:
+        return
+    if user is None:
+        return
+    raw = tokens.issue(user, tokens.RESET_PASSWORD, _settings()["TOKEN_HOURS"])
+    send(user.email, "reset_password", user=user, token=raw, hours=_settings()["TOKEN_HOURS"])
+    record("user.request_password_reset", target=user, actor=user)
+
+
+def reset_password(raw: str, password: str) -> User:
+    token = tokens.peek(raw, tokens.RESET_PASSWORD)
+    if token is None:
+        raise AuthError("This reset link has expired or was already used. Ask for a new one.")
+    user = db.session.get(User, token.user_id)
+    problem = password_problem(password, user.email)
+    if problem:
+        raise AuthError(problem, "password")
+    if tokens.consume(raw, tokens.RESET_PASSWORD) is None:
+        raise AuthError("This reset link has expired or was already used. Ask for a new one.")
+    _set_password(user, password)
+    # The link arrived in their mailbox: that proves the address too.
+    user.email_verified_at = user.email_verified_at or utcnow()
+    record("user.reset_password", target=user, actor=user)
+    return user
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    if not verify_password(user.password_hash, current):
+        raise AuthError("Your current password is not right.", "current")
+    problem = password_problem(new, user.email)
+    if problem:
+        raise AuthError(problem, "password")
+    _set_password(user, new)
+    record("user.change_password", target=user)
+
+
+def _set_password(user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    user.session_nonce = secrets.token_hex(16)  # ends every other session
+
+
+def update_profile(user: User, name: str, timezone: str) -> None:
+    changed = {}
+    if user.name != name.strip():
+        changed["name"] = name.strip()
+    if user.timezone != timezone:
+        changed["timezone"] = timezone
+    user.name, user.timezone = name.strip(), timezone
+    if changed:
+        record("user.update_profile", target=user, **changed)

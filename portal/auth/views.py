@@ -1,0 +1,170 @@
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask_login import current_user
+
+from portal.auth import forms, services, tokens
+from portal.extensions import db
+from portal.web.access import PUBLIC, SIGNED_IN, rule
+from portal.web.render import render
+from portal.web.urls import safe_next
+
+bp = Blueprint("auth", __name__)
+
+
+def _fail(form, field, message):
+    getattr(form, field).errors.append(message)
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+@rule(PUBLIC)
+def setup():
+    if services.any_user_exists():
+        abort(404)
+    form = forms.SetupForm()
+    if form.validate_on_submit():
+        try:
+            user = services.create_superadmin(form.email.data, form.name.data, form.password.data)
+        except services.AuthError as error:
+            _fail(form, error.field or "email", str(error))
+        else:
+            services.start_session(user)
+            db.session.commit()
+            flash("Welcome. You are the superadmin of this portal. Create your first account.", "success")
+            return redirect(url_for("accounts.index"))
+    return render("auth/setup.html", form=form, status=422 if form.errors else 200)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@rule(PUBLIC)
+def register():
+    if not current_app.config["PORTAL"]["OPEN_REGISTRATION"]:
+        return render("auth/registration_closed.html", status=403)
+    form = forms.RegisterForm()
+    if form.validate_on_submit():
+        try:
+            services.register(form.email.data, form.name.data, form.password.data)
+        except services.AuthError as error:
+            _fail(form, error.field or "email", str(error))
+        else:
+            db.session.commit()
+            return render("auth/check_email.html", email=form.email.data.strip())
+    return render("auth/register.html", form=form, status=422 if form.errors else 200)
+
+
+@bp.route("/verify/<token>", methods=["GET", "POST"])
+@rule(PUBLIC)
+def verify(token):
+    form = forms.ConfirmForm()
+    if tokens.peek(token, tokens.VERIFY_EMAIL) is None:
+        return render("auth/link_invalid.html", status=410, resend=True, form=forms.EmailOnlyForm())
+    if form.validate_on_submit():
+        user = services.verify_email(token)
+        db.session.commit()
+        if user is None:
+            return render("auth/link_invalid.html", status=410, resend=True, form=forms.EmailOnlyForm())
+        flash("Your address is confirmed. You can log in now.", "success")
+        return redirect(url_for("auth.login", email=user.email))
+    return render("auth/verify.html", form=form)
+
+
+@bp.route("/verify", methods=["POST"])
+@rule(PUBLIC)
+def resend_verification():
+    form = forms.EmailOnlyForm()
+    if form.validate_on_submit():
+        services.resend_verification(form.email.data)
+        db.session.commit()
+        return render("auth/check_email.html", email=form.email.data.strip())
+    return render("auth/link_invalid.html", status=422, resend=True, form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@rule(PUBLIC)
+def login():
+    if not services.any_user_exists():
+        return redirect(url_for("auth.setup"))
+    form = forms.LoginForm(email=request.args.get("email", ""))
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate(form.email.data, form.password.data, request.remote_addr or "")
+        except services.AuthError as error:
+            db.session.rollback()
+            status = 429 if error.code == "rate_limited" else 422
+            return render("auth/login.html", form=form, error=str(error), status=status,
+                          unverified=error.code == "unverified", resend_form=forms.EmailOnlyForm(
+                              email=form.email.data, formdata=None))
+        services.start_session(user)
+        db.session.commit()
+        return redirect(safe_next(request.args.get("next")) or url_for("web.home"))
+    return render("auth/login.html", form=form, status=422 if form.errors else 200)
+
+
+@bp.route("/logout", methods=["POST"])
+@rule(SIGNED_IN)
+def logout():
+    services.end_session()
+    db.session.commit()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@rule(PUBLIC)
+def forgot_password():
+    form = forms.EmailOnlyForm()
+    if form.validate_on_submit():
+        services.request_password_reset(form.email.data)
+        db.session.commit()
+        return render("auth/check_email.html", email=form.email.data.strip(), reset=True)
+    return render("auth/forgot.html", form=form, status=422 if form.errors else 200)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@rule(PUBLIC)
+def reset_password(token):
+    if tokens.peek(token, tokens.RESET_PASSWORD) is None:
+        return render("auth/link_invalid.html", status=410, reset=True)
+    form = forms.ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.reset_password(token, form.password.data)
+        except services.AuthError as error:
+            _fail(form, error.field or "password", str(error))
+        else:
+            db.session.commit()
+            flash("Your password is changed. Log in with it now.", "success")
+            return redirect(url_for("auth.login"))
+    return render("auth/reset.html", form=form, status=422 if form.errors else 200)
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@rule(SIGNED_IN)
+def profile():
+    user = current_user._get_current_object()
+    form = forms.ProfileForm(obj=user)
+    password_form = forms.ChangePasswordForm(prefix="pw")
+    if form.validate_on_submit():
+        services.update_profile(user, form.name.data or "", form.timezone.data)
+        db.session.commit()
+        flash("Your profile is saved.", "success")
+        return redirect(url_for("auth.profile"))
+    return render("auth/profile.html", form=form, password_form=password_form,
+                  status=422 if form.errors else 200)
+
+
+@bp.route("/profile/password", methods=["POST"])
+@rule(SIGNED_IN)
+def change_password():
+    user = current_user._get_current_object()
+    form = forms.ProfileForm(obj=user, formdata=None)
+    password_form = forms.ChangePasswordForm(prefix="pw")
+    if password_form.validate_on_submit():
+        try:
+            services.change_password(user, password_form.current.data, password_form.password.data)
+        except services.AuthError as error:
+            _fail(password_form, error.field or "password", str(error))
+        else:
+            services.start_session(user)
+            db.session.commit()
+            flash("Your password is changed. Your other sessions have ended.", "success")
+            return redirect(url_for("auth.profile"))
+    return render("auth/profile.html", form=form, password_form=password_form, status=422)

@@ -1,0 +1,220 @@
+"""Settings read from the environment, validated once at start-up.
+
+Every setting is a ``PORTAL_*`` environment variable. An unknown ``PORTAL_*``
+variable or a malformed value stops start-up with a message naming it, so a
+typo in a deployment never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing, unknown or malformed."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected one of true/false, yes/no, on/off, 1/0")
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("expected a whole number above zero")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("expected a number above zero")
+    return number
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _database_url(value: str) -> str:
+    scheme = value.split(":", 1)[0]
+    if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+        raise ValueError("expected an sqlite:/// or postgresql+psycopg:// URL")
+    if scheme == "postgresql" or scheme == "postgres":
+        # SQLAlchemy would pick psycopg2, which we do not install.
+        return "postgresql+psycopg:" + value.split(":", 1)[1]
+    return value
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("expected an absolute http(s) URL such as https://mail.example.org")
+    return value.rstrip("/")
+
+
+def _smtp_url(value: str) -> str:
+    scheme = urlsplit(value).scheme
+    if value != "file" and scheme not in {"smtp", "smtps", "smtp+starttls", "file"}:
+        raise ValueError("expected file, file:///path, smtp://, smtp+starttls:// or smtps://")
+    return value
+
+
+def _resolvers(value: str) -> tuple[tuple[str, int], ...]:
+    """Parse ``ip`` or ``ip:port`` (``[v6]:port`` for IPv6) items, comma-separated."""
+    resolvers = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        host, port = item, 53
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = int(rest.lstrip(":") or 53)
+        elif item.count(":") == 1:
+            host, port_text = item.split(":")
+            port = int(port_text)
+        ipaddress.ip_address(host)
+        if not 0 < port < 65536:
+            raise ValueError(f"port {port} is out of range")
+        resolvers.append((host, port))
+    return tuple(resolvers)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], object]
+    default: object
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", _database_url, None,
+            "SQLAlchemy URL; default an SQLite file instance/portal.sqlite"),
+    Setting("SECRET_KEY", str, None,
+            "signs sessions and links; default generated once into instance/secret_key", secret=True),
+    Setting("BASE_URL", _base_url, "http://127.0.0.1:5000",
+            "public address used in e-mailed links"),
+    Setting("SMTP_URL", _smtp_url, "file",
+            "file (instance/mail/*.eml), file:///dir, smtp://user:pass@host:25, "
+            "smtp+starttls://host:587, smtps://host:465", secret=True),
+    Setting("MAIL_FROM", str, "Mail portal <portal@localhost>", "sender of the portal's e-mails"),
+    Setting("WORKER", _choice("inprocess", "external"), "external",
+            "inprocess runs a worker thread inside the web process (make run); "
+            "external expects `flask --app app portal worker`"),
+    Setting("WORKER_CONCURRENCY", _positive_int, 4, "jobs a worker runs at once"),
+    Setting("WORKER_POLL_SECONDS", _positive_float, 1.0, "how often an idle worker looks for jobs"),
+    Setting("JOB_LEASE_SECONDS", _positive_int, 300,
+            "how long a claimed job is held before another worker may take it over"),
+    Setting("SESSION_HOURS", _positive_int, 12, "a session ends after this many hours idle"),
+    Setting("SESSION_MAX_HOURS", _positive_int, 72, "a session ends this many hours after log-in"),
+    Setting("LOGIN_MAX_FAILURES", _positive_int, 5,
+            "failed log-ins per address in the window before log-in is refused"),
+    Setting("LOGIN_MAX_FAILURES_PER_IP", _positive_int, 30,
+            "failed log-ins per IP address in the window before log-in is refused"),
+    Setting("LOGIN_WINDOW_MINUTES", _positive_int, 15, "the window for failed log-ins"),
+    Setting("TOKEN_HOURS", _positive_int, 24, "how long verification and reset links stay valid"),
+    Setting("PASSWORD_HASHING", _choice("strong", "fast"), "strong",
+            "fast uses cheap argon2 parameters; only for test suites"),
+    Setting("SECURE_COOKIES", _bool, None,
+            "send cookies only over HTTPS; default on when BASE_URL is https"),
+    Setting("OPEN_REGISTRATION", _bool, True, "anyone may register a profile"),
+    Setting("DNS_RESOLVERS", _resolvers, (),
+            "comma-separated resolver IPs (ip or ip:port) for domain checks; default the system's"),
+    Setting("DNS_TIMEOUT", _positive_float, 3.0, "seconds a DNS query may take"),
+    Setting("BACKENDS_FILE", str, None,
+            "JSON file of backend connections; default instance/backends.json when it exists"),
+    Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "log level"),
+)
+
+# Variables that configure one backend connection each (see README) are read
+# by the backend registry, not here.
+_PASSTHROUGH_PREFIXES = ("PORTAL_BACKEND_",)
+
+
+def load_settings(environ: Mapping[str, str], overrides: Mapping[str, object] | None = None) -> dict:
+    """Read and validate every PORTAL_* setting; raise ConfigError naming the culprit."""
+    known = {setting.name for setting in SETTINGS}
+    problems: list[str] = []
+    for key in sorted(environ):
+        if not key.startswith("PORTAL_") or key.startswith(_PASSTHROUGH_PREFIXES):
+            continue
+        if key.removeprefix("PORTAL_") not in known and not key.startswith("PORTAL_TEST_"):
+            problems.append(f"{key} is not a setting this portal knows (see README, Configuration)")
+    values: dict[str, object] = {}
+    for setting in SETTINGS:
+        raw = environ.get(f"PORTAL_{setting.name}")
+        if raw is None or raw == "":
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as error:
+            shown = "(hidden)" if setting.secret else repr(raw)
+            problems.append(f"PORTAL_{setting.name}={shown} is malformed: {error}")
+    if problems:
+        raise ConfigError("Configuration problems:\n  " + "\n  ".join(problems))
+    if overrides:
+        values.update(overrides)
+    return values
+
+
+def instance_secret_key(instance_path: Path) -> str:
+    """Return the key kept under instance/, creating it once (mode 0600)."""
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def flask_config(settings: dict, instance_path: Path) -> dict:
+    """Translate portal settings into Flask/extension configuration keys."""
+    from datetime import timedelta
+
+    database_url = settings["DATABASE_URL"] or f"sqlite:///{instance_path / 'portal.sqlite'}"
+    secure = settings["SECURE_COOKIES"]
+    if secure is None:
+        secure = str(settings["BASE_URL"]).startswith("https://")
+    engine_options: dict = {"pool_pre_ping": True}
+    if database_url.startswith("sqlite"):
+        engine_options = {"connect_args": {"timeout": 30}}
+    return {
+        "PORTAL": settings,
+        "SECRET_KEY": settings["SECRET_KEY"] or instance_secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure,
+        "SESSION_COOKIE_NAME": "portal_session",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": secure,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=settings["SESSION_HOURS"]),
+        "SESSION_REFRESH_EACH_REQUEST": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": secure,
+        "PREFERRED_URL_SCHEME": "https" if secure else "http",
+        "MAX_CONTENT_LENGTH": 20 * 1024 * 1024,
+    }

@@ -1,0 +1,66 @@
+"""Job kinds and the functions that carry them out."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+
+class PermanentJobError(Exception):
+    """Retrying cannot help: the job fails now, keeping this message."""
+
+
+@dataclass(frozen=True)
+class Handler:
+    kind: str
+    run: Callable
+    max_attempts: int
+    backoff_seconds: float
+    backoff_cap_seconds: float
+    on_failure: Callable | None = None
+
+    def delay_after(self, attempt: int) -> float:
+        """Exponential backoff with jitter, so failed jobs do not retry in step."""
+        base = min(self.backoff_seconds * (2 ** max(attempt - 1, 0)), self.backoff_cap_seconds)
+        return base * random.uniform(0.5, 1.0) + random.uniform(0, self.backoff_seconds / 2)
+
+
+_handlers: dict[str, Handler] = {}
+_permanent_errors: list[type[BaseException]] = [PermanentJobError]
+
+
+def handler(kind: str, *, max_attempts: int = 8, backoff_seconds: float = 10.0,
+            backoff_cap_seconds: float = 3600.0, on_failure: Callable | None = None) -> Callable:
+    """Register ``func(job)`` as the handler for ``kind``; ``on_failure(job, message)``
+    runs in the transaction that marks the job failed for good."""
+
+    def register(func: Callable) -> Callable:
+        if kind in _handlers and _handlers[kind].run is not func:
+            raise RuntimeError(f"job kind {kind!r} already has a handler")
+        _handlers[kind] = Handler(kind, func, max_attempts, backoff_seconds, backoff_cap_seconds, on_failure)
+        return func
+
+    return register
+
+
+def get_handler(kind: str) -> Handler:
+    try:
+        return _handlers[kind]
+    except KeyError:
+        raise LookupError(f"no handler is registered for job kind {kind!r}") from None
+
+
+def known_kinds() -> list[str]:
+    return sorted(_handlers)
+
+
+def treat_as_permanent(*error_types: type[BaseException]) -> None:
+    """Errors of these types fail a job at once instead of being retried."""
+    for error_type in error_types:
+        if error_type not in _permanent_errors:
+            _permanent_errors.append(error_type)
+
+
+def is_permanent(error: BaseException) -> bool:
+    return isinstance(error, tuple(_permanent_errors))

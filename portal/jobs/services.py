@@ -1,0 +1,54 @@
+"""Putting work on the queue. ``enqueue`` only adds to the current session:
+the job commits with the change that needs it, or not at all."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+
+from portal.extensions import db
+from portal.jobs.models import DONE, FAILED, QUEUED, RUNNING, Job
+from portal.jobs.registry import get_handler
+from portal.timeutil import utcnow
+
+
+def enqueue(kind: str, payload: dict | None = None, *, delay_seconds: float = 0,
+            run_at: datetime | None = None, subject: str | None = None, account=None,
+            max_attempts: int | None = None) -> Job:
+    handler = get_handler(kind)
+    job = Job(
+        kind=kind,
+        payload=payload or {},
+        status=QUEUED,
+        run_at=run_at or (utcnow() + timedelta(seconds=delay_seconds)),
+        subject=subject,
+        account_id=getattr(account, "id", account),
+        max_attempts=max_attempts or handler.max_attempts,
+    )
+    db.session.add(job)
+    return job
+
+
+def enqueue_once(kind: str, payload: dict | None = None, *, subject: str, **options) -> Job:
+    """Enqueue unless an unfinished job of this kind and subject is already waiting."""
+    waiting = db.session.execute(
+        db.select(Job).where(Job.kind == kind, Job.subject == subject,
+                             Job.status.in_((QUEUED, RUNNING))).limit(1)
+    ).scalar_one_or_none()
+    return waiting or enqueue(kind, payload, subject=subject, **options)
+
+
+def retry(job: Job) -> None:
+    """Put a failed job back on the queue for a fresh series of attempts."""
+    job.status = QUEUED
+    job.run_at = utcnow()
+    job.max_attempts = job.attempts + get_handler(job.kind).max_attempts
+    job.finished_at = None
+
+
+def counts() -> dict[str, int]:
+    rows = db.session.execute(db.select(Job.status, func.count()).group_by(Job.status)).all()
+    found = {status: 0 for status in (QUEUED, RUNNING, DONE, FAILED)}
+    found.update({status: number for status, number in rows})
+    return found

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.roles import catalogue
+from portal.timeutil import utcnow
+
+
+class Role(db.Model):
+    """A named set of permissions at one scope.
+
+    System roles have no account and carry their permissions in code
+    (``catalogue.SYSTEM_ROLES``); their rows exist so grants can point at them.
+    """
+
+    __tablename__ = "roles"
+    __table_args__ = (UniqueConstraint("account_id", "scope", "name", name="uq_roles_account_scope_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    system_key: Mapped[str | None] = mapped_column(String(32), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(80))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    permission_rows: Mapped[list["RolePermission"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin")
+
+    @property
+    def is_system(self) -> bool:
+        return self.system_key is not None
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        if self.system_key:
+            return catalogue.SYSTEM_BY_KEY[self.system_key].permissions
+        return frozenset(row.permission for row in self.permission_rows)
+
+    def __repr__(self) -> str:
+        return f"<Role {self.id} {self.name}>"
+
+
+class RolePermission(db.Model):
+    __tablename__ = "role_permissions"
+
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
+    permission: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Grant(db.Model):
+    """One role or one single permission held by a member, at account scope
+    (``mailbox_id`` empty) or over one mailbox."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        CheckConstraint("(role_id IS NULL) <> (permission IS NULL)", name="role_xor_permission"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"), index=True)
+    role_id: Mapped[int | None] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), index=True)
+    permission: Mapped[str | None] = mapped_column(String(64))
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    role: Mapped[Role | None] = relationship(lazy="joined")

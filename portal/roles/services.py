@@ -1,0 +1,250 @@
+"""Who holds what, and the rules for changing it.
+
+``account_permissions`` is the one answer to "what may this user do in this
+account"; views (through the access rules), templates (``can``) and services
+all ask it. The escalation rule lives here too: nobody grants, or builds into
+a role, a permission they do not hold themselves.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+
+from portal.accounts.models import Account, Membership
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.extensions import db
+from portal.roles import catalogue
+from portal.roles.models import Grant, Role, RolePermission
+
+
+class AccessError(ValueError):
+    """A change to roles or grants that the rules forbid; the message says why."""
+
+
+def ensure_system_roles() -> None:
+    """Create the rows of the system roles that are missing; keep names in step with code."""
+    existing = {role.system_key: role for role in db.session.execute(
+        db.select(Role).where(Role.system_key.is_not(None))).scalars()}
+    for definition in catalogue.SYSTEM_ROLES:
+        role = existing.get(definition.key)
+        if role is None:
+            db.session.add(Role(system_key=definition.key, scope=definition.scope,
+                                name=definition.name, description=definition.description))
+        else:
+            role.name, role.description, role.scope = definition.name, definition.description, definition.scope
+    db.session.flush()
+
+
+def system_role(key: str) -> Role:
+    return db.session.execute(db.select(Role).where(Role.system_key == key)).scalar_one()
+
+
+def membership_of(user: User, account: Account | int) -> Membership | None:
+    account_id = getattr(account, "id", account)
+    return db.session.execute(
+        db.select(Membership).where(Membership.account_id == account_id, Membership.user_id == user.id)
+    ).scalar_one_or_none()
+
+
+def account_grants(membership: Membership) -> list[Grant]:
+    return list(db.session.execute(
+        db.select(Grant).where(Grant.membership_id == membership.id).order_by(Grant.id)
+    ).scalars())
+
+
+def permissions_of_grants(grants) -> frozenset[str]:
+    held: set[str] = set()
+    for grant in grants:
+        held |= grant.role.permissions if grant.role is not None else {grant.permission}
+    return frozenset(held)
+
+
+def account_permissions(user: User, account: Account | int) -> frozenset[str]:
+    if user.is_superadmin:
+        return catalogue.codes(catalogue.ACCOUNT)
+    membership = membership_of(user, account)
+    if membership is None:
+        return frozenset()
+    return permissions_of_grants(account_grants(membership)) & catalogue.codes(catalogue.ACCOUNT)
+
+
+def roles_for(account: Account, scope: str | None = None) -> list[Role]:
+    query = db.select(Role).where((Role.account_id == account.id) | Role.system_key.is_not(None))
+    if scope:
+        query = query.where(Role.scope == scope)
+    return list(db.session.execute(
+        query.order_by(Role.system_key.is_(None), Role.scope, Role.name)).scalars())
+
+
+def role_in_account(account: Account, role_id: int) -> Role | None:
+    role = db.session.get(Role, role_id)
+    if role is None or (role.account_id not in (None, account.id)):
+        return None
+    return role
+
+
+# -- escalation -----------------------------------------------------------
+
+def _require_holds(actor: User, account: Account, wanted: frozenset[str] | set[str]) -> None:
+    missing = set(wanted) - account_permissions(actor, account)
+    if missing:
+        labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing if code in catalogue.BY_CODE))
+        raise AccessError(f"You cannot grant permissions you do not hold yourself: {labels}.")
+
+
+# -- custom roles -----------------------------------------------------------
+
+def _validate_role(account: Account, name: str, scope: str, permissions: set[str], role: Role | None) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise AccessError("Give the role a name.")
+    if scope not in catalogue.SCOPES:
+        raise AccessError("Choose the account or the mailbox scope.")
+    unknown = permissions - catalogue.codes(scope)
+    if unknown:
+        raise AccessError(f"These permissions do not exist at {scope} scope: {', '.join(sorted(unknown))}.")
+    clash = db.session.execute(
+        db.select(Role.id).where(func.lower(Role.name) == name.lower(), Role.scope == scope,
+                                 (Role.account_id == account.id) | Role.system_key.is_not(None))
+    ).scalars().all()
+    if any(role_id != getattr(role, "id", None) for role_id in clash):
+        raise AccessError(f"A role named “{name}” already exists at this scope.")
+    return name
+
+
+def _scope_check(actor: User, account: Account, scope: str, permissions: set[str]) -> None:
+    # Mailbox permissions are held per mailbox; building a mailbox role needs
+    # the account-wide power to manage every mailbox instead.
+    if scope == catalogue.ACCOUNT:
+        _require_holds(actor, account, permissions)
+    else:
+        _require_holds(actor, account, {"mailboxes.manage"} if permissions else set())
+
+
+def create_role(actor: User, account: Account, *, name: str, scope: str, description: str,
+                permissions: set[str]) -> Role:
+    name = _validate_role(account, name, scope, permissions, None)
+    _scope_check(actor, account, scope, permissions)
+    role = Role(account_id=account.id, scope=scope, name=name, description=description.strip())
+    role.permission_rows = [RolePermission(permission=code) for code in sorted(permissions)]
+    db.session.add(role)
+    db.session.flush()
+    record("role.create", account=account, target=role, scope=scope, permissions=permissions)
+    return role
+
+
+def update_role(actor: User, account: Account, role: Role, *, name: str, description: str,
+                permissions: set[str]) -> Role:
+    if role.is_system:
+        raise AccessError("System roles cannot be changed; copy one to make your own.")
+    name = _validate_role(account, name, role.scope, permissions, role)
+    added = permissions - role.permissions
+    removed = role.permissions - permissions
+    _scope_check(actor, account, role.scope, added | removed)
+    role.name, role.description = name, description.strip()
+    role.permission_rows = [RolePermission(permission=code) for code in sorted(permissions)]
+    db.session.flush()
+    record("role.update", account=account, target=role, added=added, removed=removed)
+    return role
+
+
+def copy_role(actor: User, account: Account, role: Role) -> Role:
+    base = f"Copy of {role.name}"
+    name, number = base, 2
+    while db.session.execute(db.select(Role.id).where(
+            Role.name == name, Role.scope == role.scope,
+            (Role.account_id == account.id) | Role.system_key.is_not(None))).first():
+        name, number = f"{base} ({number})", number + 1
+    return create_role(actor, account, name=name, scope=role.scope, description=role.description,
+                       permissions=set(role.permissions))
+
+
+def delete_role(actor: User, account: Account, role: Role) -> None:
+    if role.is_system:
+        raise AccessError("System roles cannot be deleted.")
+    _scope_check(actor, account, role.scope, set(role.permissions))
+    holders = db.session.execute(db.select(func.count()).select_from(Grant)
+                                 .where(Grant.role_id == role.id)).scalar_one()
+    record("role.delete", account=account, target=role, holders=holders)
+    db.session.delete(role)
+    db.session.flush()
+
+
+def role_holder_count(role: Role) -> int:
+    return db.session.execute(db.select(func.count()).select_from(Grant)
+                              .where(Grant.role_id == role.id)).scalar_one()
+
+
+# -- grants -----------------------------------------------------------------
+
+def owner_memberships(account: Account) -> list[int]:
+    owner = system_role(catalogue.OWNER)
+    return list(db.session.execute(
+        db.select(Grant.membership_id).join(Membership, Membership.id == Grant.membership_id)
+        .where(Membership.account_id == account.id, Grant.role_id == owner.id).distinct()
+    ).scalars())
+
+
+def _same_grant(membership: Membership, role: Role | None, permission: str | None) -> Grant | None:
+    query = db.select(Grant).where(Grant.membership_id == membership.id)
+    if role is not None:
+        query = query.where(Grant.role_id == role.id)
+    else:
+        query = query.where(Grant.permission == permission)
+    return db.session.execute(query).scalar_one_or_none()
+
+
+def grant_role(actor: User, account: Account, membership: Membership, role: Role) -> Grant:
+    if role.scope != catalogue.ACCOUNT:
+        raise AccessError("Mailbox roles are granted on a mailbox.")
+    _require_holds(actor, account, role.permissions)
+    existing = _same_grant(membership, role, None)
+    if existing:
+        return existing
+    grant = Grant(membership_id=membership.id, role_id=role.id, granted_by_id=actor.id)
+    db.session.add(grant)
+    db.session.flush()
+    record("access.grant_role", account=account, target=membership.user, role=role.name)
+    return grant
+
+
+def set_single_permissions(actor: User, account: Account, membership: Membership,
+                           wanted: set[str]) -> tuple[set[str], set[str]]:
+    """Make the member's single account permissions exactly ``wanted``."""
+    unknown = wanted - catalogue.codes(catalogue.ACCOUNT)
+    if unknown:
+        raise AccessError(f"Unknown permissions: {', '.join(sorted(unknown))}.")
+    current = {grant.permission: grant for grant in account_grants(membership) if grant.permission}
+    added, removed = wanted - set(current), set(current) - wanted
+    _require_holds(actor, account, added | removed)
+    for code in added:
+        db.session.add(Grant(membership_id=membership.id, permission=code, granted_by_id=actor.id))
+    for code in removed:
+        db.session.delete(current[code])
+    db.session.flush()
+    if added or removed:
+        record("access.set_permissions", account=account, target=membership.user,
+               added=added, removed=removed)
+    return added, removed
+
+
+def revoke_grant(actor: User, account: Account, grant: Grant) -> None:
+    membership = db.session.get(Membership, grant.membership_id)
+    taken = grant.role.permissions if grant.role else {grant.permission}
+    _require_holds(actor, account, taken)
+    if grant.role is not None and grant.role.system_key == catalogue.OWNER:
+        if owner_memberships(account) == [membership.id]:
+            raise AccessError("This is the account's last owner: make someone else owner first.")
+    record("access.revoke", account=account, target=membership.user,
+           role=grant.role.name if grant.role else None, permission=grant.permission)
+    db.session.delete(grant)
+    db.session.flush()
+
+
+def grant_in_account(account: Account, grant_id: int) -> Grant | None:
+    grant = db.session.get(Grant, grant_id)
+    if grant is None:
+        return None
+    membership = db.session.get(Membership, grant.membership_id)
+    return grant if membership is not None and membership.account_id == account.id else None

@@ -1,0 +1,113 @@
+"""Access control in one place.
+
+Every view declares a rule with ``@rule(...)``. One ``before_request`` hook
+looks the rule up and enforces it, so a view body never repeats a check; a
+view without a rule is refused (and the route-walking test fails), so a new
+route cannot be left open by forgetting.
+
+Account pages live under ``/accounts/<account_id>/``. Someone who is not a
+member gets 404 there, never 403, so account ids reveal nothing; a member
+without the permission gets 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from flask import abort, current_app, g, redirect, request, url_for
+from flask_login import current_user
+
+from portal.accounts.models import Account
+from portal.roles import catalogue
+from portal.roles.services import account_permissions, membership_of
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str  # public | signed_in | account | superadmin
+    permission: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.permission}" if self.permission else self.kind
+
+
+PUBLIC = Rule("public")
+SIGNED_IN = Rule("signed_in")
+SUPERADMIN = Rule("superadmin")
+
+
+def member(permission: str | None = None) -> Rule:
+    """A member of the account in the URL, holding ``permission`` when given."""
+    if permission is not None and permission not in catalogue.BY_CODE:
+        raise ValueError(f"unknown permission {permission!r}")
+    return Rule("account", permission)
+
+
+def rule(access: Rule):
+    def attach(view):
+        view.access_rule = access
+        return view
+
+    return attach
+
+
+def rule_for(endpoint: str | None) -> Rule | None:
+    if endpoint is None:
+        return None
+    view = current_app.view_functions.get(endpoint)
+    return getattr(view, "access_rule", None)
+
+
+class Context:
+    """What the current request may do in the account it concerns."""
+
+    def __init__(self, account: Account | None):
+        self.account = account
+
+    @cached_property
+    def permissions(self) -> frozenset[str]:
+        if self.account is None or not current_user.is_authenticated:
+            return frozenset()
+        return account_permissions(current_user, self.account)
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+def enforce() -> object | None:
+    """``before_request`` hook: the single gate every request passes."""
+    if request.endpoint is None:
+        return None  # routing failed; Flask answers 404/405
+    access = rule_for(request.endpoint)
+    if access is None:
+        current_app.logger.error("route %s declares no access rule; refusing", request.endpoint)
+        abort(403)
+    g.access = Context(None)
+    if access.kind == "public":
+        return None
+    if not current_user.is_authenticated:
+        if request.method == "GET":
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        abort(401)
+    if access.kind == "signed_in":
+        return None
+    if access.kind == "superadmin":
+        if not current_user.is_superadmin:
+            abort(403)
+        return None
+    account_id = (request.view_args or {}).get("account_id")
+    account = current_app.extensions["sqlalchemy"].session.get(Account, account_id) if account_id else None
+    if account is None or not (current_user.is_superadmin or membership_of(current_user, account)):
+        abort(404)
+    g.access = Context(account)
+    g.account = account
+    if access.permission and not g.access.can(access.permission):
+        abort(403)
+    return None
+
+
+def can(permission: str) -> bool:
+    """For templates and services: may the current user do this in the current account?"""
+    context = g.get("access")
+    return bool(context) and context.can(permission)

@@ -1,0 +1,18 @@
+from urllib.parse import urlsplit
+
+from flask import current_app, url_for
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only same-site paths may be redirect targets after log-in."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def external_url(endpoint: str, **values) -> str:
+    """An absolute link for e-mails, on the configured public address."""
+    return current_app.config["PORTAL"]["BASE_URL"] + url_for(endpoint, **values)

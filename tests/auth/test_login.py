@@ -1,0 +1,172 @@
+import time
+
+from portal.audit.models import AuditEvent
+from portal.extensions import db
+from tests.conftest import PASSWORD, first_link
+
+
+def test_login__right_password_starts_a_session_and_is_audited(client, make):
+    user = make.user("ada@example.org")
+    response = client.post("/login", data={"email": "ADA@example.org ", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get("/profile").status_code == 200
+    cookie = next(c for c in client._cookies.values() if c.key == "portal_session")
+    assert cookie.http_only
+    assert cookie.same_site == "Lax"
+    event = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "user.login")).scalar_one()
+    assert event.actor_id == user.id
+
+
+def test_login__wrong_password_is_refused_with_the_address_kept(client, make):
+    make.user("ada@example.org")
+    response = client.post("/login", data={"email": "ada@example.org", "password": "wrong password!"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "do not match" in page
+    assert 'value="ada@example.org"' in page
+
+
+def test_login__failures_are_limited_per_address(client, make):
+    make.user("ada@example.org")
+    for _ in range(5):
+        client.post("/login", data={"email": "ada@example.org", "password": "wrong password!"})
+    response = client.post("/login", data={"email": "ada@example.org", "password": PASSWORD})
+    assert response.status_code == 429
+    assert "Too many failed log-ins for this address" in response.get_data(as_text=True)
+
+
+def test_login__failures_are_limited_per_ip(app, client, make):
+    app.config["PORTAL"] = {**app.config["PORTAL"], "LOGIN_MAX_FAILURES_PER_IP": 3}
+    make.user("ada@example.org")
+    for number in range(3):
+        client.post("/login", data={"email": f"guess{number}@example.org", "password": "wrong password!"})
+    response = client.post("/login", data={"email": "ada@example.org", "password": PASSWORD})
+    assert response.status_code == 429
+    assert "from your network" in response.get_data(as_text=True)
+
+
+def test_login__secure_cookie_under_https(app_settings, make, database_url, smtp_sink, instance_dir):
+    from portal import create_app
+    from tests.conftest import make_settings
+
+    https_app = create_app(make_settings(database_url, smtp_sink.url, BASE_URL="https://portal.example.org"),
+                           environ={"PORTAL_TEST_INSTANCE_PATH": str(instance_dir)})
+    assert https_app.config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_logout__ends_the_session(client, make, auth):
+    make.user("ada@example.org")
+    auth.login("ada@example.org")
+    assert client.post("/logout").status_code == 302
+    response = client.get("/profile")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_session__ends_after_the_absolute_limit(client, make, auth):
+    make.user("ada@example.org")
+    auth.login("ada@example.org")
+    with client.session_transaction() as session:
+        session["login_at"] = time.time() - 73 * 3600
+    response = client.get("/profile")
+    assert response.status_code == 302
+    assert client.get("/profile").status_code == 302
+
+
+def test_login__next_only_goes_to_this_site(client, make):
+    make.user("ada@example.org")
+    response = client.post("/login?next=https://evil.example/", data={"email": "ada@example.org", "password": PASSWORD})
+    assert response.headers["Location"] == "/"
+    client.post("/logout")
+    response = client.post("/login?next=/profile", data={"email": "ada@example.org", "password": PASSWORD})
+    assert response.headers["Location"] == "/profile"
+
+
+def test_password_reset__link_sets_a_new_password_once(client, make, run_jobs, smtp_sink):
+    make.user("ada@example.org")
+    response = client.post("/password/forgot", data={"email": "ada@example.org"})
+    assert response.status_code == 200
+    run_jobs()
+    [message] = smtp_sink.wait_for("ada@example.org")
+    path = first_link(smtp_sink.text(message), "/password/reset/").removeprefix("http://localhost")
+    new = "a brand new passphrase"
+    response = client.post(path, data={"password": new, "confirm": new})
+    assert response.status_code == 302
+    assert client.post(path, data={"password": new, "confirm": new}).status_code == 410
+    assert client.post("/login", data={"email": "ada@example.org", "password": new}).status_code == 302
+
+
+def test_password_reset__unknown_address_gets_the_same_answer_and_no_mail(client, make, run_jobs, smtp_sink):
+    make.user("ada@example.org")
+    response = client.post("/password/forgot", data={"email": "nobody@example.org"})
+    assert response.status_code == 200
+    assert "If <strong>nobody@example.org</strong> has a profile" in response.get_data(as_text=True)
+    assert run_jobs() == 0
+
+
+def test_password_reset__tampered_or_truncated_token_is_refused(client, make):
+    make.user("ada@example.org")
+    assert client.get("/password/reset/not-a-token").status_code == 410
+    assert client.get("/password/reset/" + "x" * 500).status_code == 410
+
+
+def test_password_change__ends_other_sessions(app, make, auth, client):
+    make.user("ada@example.org")
+    other = app.test_client()
+    Auth = type(auth)
+    Auth(other).login("ada@example.org")
+    auth.login("ada@example.org")
+    new = "another good passphrase"
+    response = client.post("/profile/password", data={"pw-current": PASSWORD, "pw-password": new, "pw-confirm": new})
+    assert response.status_code == 302
+    assert client.get("/profile").status_code == 200
+    assert other.get("/profile").status_code == 302
+
+
+def test_password_change__wrong_current_password_is_refused(client, make, auth):
+    make.user("ada@example.org")
+    auth.login("ada@example.org")
+    response = client.post("/profile/password", data={"pw-current": "nope nope nope", "pw-password": "another good passphrase",
+                                                      "pw-confirm": "another good passphrase"})
+    assert response.status_code == 422
+    assert "current password is not right" in response.get_data(as_text=True)
+
+
+def test_profile__saves_name_and_time_zone(client, make, auth):
+    user = make.user("ada@example.org")
+    auth.login("ada@example.org")
+    response = client.post("/profile", data={"name": "Ada Lovelace", "timezone": "Europe/Paris"})
+    assert response.status_code == 302
+    db.session.refresh(user)
+    assert (user.name, user.timezone) == ("Ada Lovelace", "Europe/Paris")
+    response = client.post("/profile", data={"name": "Ada", "timezone": "Mars/Olympus"})
+    assert response.status_code == 422
+    assert "Not a valid choice" in response.get_data(as_text=True)
+
+
+def test_setup__first_visit_creates_the_superadmin_then_closes(client):
+    assert client.get("/").headers["Location"].endswith("/setup")
+    response = client.post("/setup", data={"name": "Op", "email": "op@example.org",
+                                           "password": PASSWORD, "confirm": PASSWORD})
+    assert response.status_code == 302
+    from portal.auth.models import User
+
+    user = db.session.execute(db.select(User)).scalar_one()
+    assert user.is_superadmin and user.is_verified
+    client.post("/logout")
+    assert client.get("/setup").status_code == 404
+
+
+def test_create_admin_command__creates_a_superadmin(app):
+    from portal.auth.models import User
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["portal", "create-admin", "--email", "root@example.org", "--name", "Root",
+                                 "--password", PASSWORD])
+    assert result.exit_code == 0, result.output
+    user = db.session.execute(db.select(User).where(User.email == "root@example.org")).scalar_one()
+    assert user.is_superadmin
+    result = runner.invoke(args=["portal", "create-admin", "--email", "root@example.org", "--name", "",
+                                 "--password", PASSWORD])
+    assert result.exit_code != 0
+    assert "already exists" in result.output
