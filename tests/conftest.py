@@ -94,8 +94,10 @@ def migrated(database_url, smtp_sink, instance_dir):
                      environ={"PORTAL_TEST_INSTANCE_PATH": str(instance_dir)})
     with app.app_context():
         flask_migrate.upgrade()
+        seeded = set(db.session.execute(text("SELECT system_key FROM roles")).scalars())
+        db.session.remove()
         db.engine.dispose()
-    return True
+    return {"system_roles": seeded}
 
 
 def _empty_tables() -> None:

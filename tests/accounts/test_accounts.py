@@ -1,0 +1,92 @@
+from portal.accounts.models import Account, Membership
+from portal.extensions import db
+from portal.roles.services import account_grants
+
+
+def test_create_account__makes_the_creator_its_owner(client, auth, make):
+    user = make.user("ada@example.org")
+    auth.login("ada@example.org")
+    response = client.post("/accounts/new", data={"name": "  Acme   Corp "})
+    assert response.status_code == 302
+    account = db.session.execute(db.select(Account)).scalar_one()
+    assert account.name == "Acme Corp"
+    membership = db.session.execute(db.select(Membership)).scalar_one()
+    assert membership.user_id == user.id
+    assert [grant.role.system_key for grant in account_grants(membership)] == ["owner"]
+
+
+def test_create_account__empty_name_is_refused_with_message(client, auth, make):
+    make.user("ada@example.org")
+    auth.login("ada@example.org")
+    response = client.post("/accounts/new", data={"name": ""})
+    assert response.status_code == 422
+    assert "Give the account a name." in response.get_data(as_text=True)
+
+
+def test_switcher__lists_every_account_of_the_user(client, auth, make):
+    user = make.user("ada@example.org")
+    first = make.account(user, "First")
+    second = make.account(user, "Second")
+    make.account(make.user("other@example.org"), "Not mine")
+    auth.login("ada@example.org")
+    page = client.get(f"/accounts/{first.id}/").get_data(as_text=True)
+    assert f"/accounts/{second.id}/" in page and "Not mine" not in page
+    assert client.get("/").headers["Location"].endswith(f"/accounts/{first.id}/")
+
+
+def test_members__add_existing_person_then_grant_a_role(client, auth, make):
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    make.user("bob@example.org")
+    auth.login("owner@example.org")
+    response = client.post(f"/accounts/{account.id}/members/add", data={"email": "Bob@Example.org"})
+    assert response.status_code == 302
+    membership = db.session.execute(db.select(Membership).join(Membership.user)
+                                    .where(Membership.user.has(email="bob@example.org"))).scalar_one()
+    from portal.roles.models import Role
+
+    admin = db.session.execute(db.select(Role).where(Role.system_key == "administrator")).scalar_one()
+    response = client.post(f"/accounts/{account.id}/members/{membership.id}/roles", data={"role_id": admin.id})
+    assert response.status_code == 302
+    page = client.get(f"/accounts/{account.id}/members").get_data(as_text=True)
+    assert "bob@example.org" in page and "Account Administrator" in page
+
+
+def test_members__unknown_address_is_refused_with_the_address_kept(client, auth, make):
+    account = make.account(make.user("owner@example.org"), "Acme")
+    auth.login("owner@example.org")
+    response = client.post(f"/accounts/{account.id}/members/add", data={"email": "ghost@example.org"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "need to register first" in page and 'value="ghost@example.org"' in page
+
+
+def test_members__remove_needs_confirmation_and_protects_the_last_owner(client, auth, make):
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    bob = make.member(account, make.user("bob@example.org"))
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/members/{bob.id}/remove").get_data(as_text=True)
+    assert "Remove from the account" in page
+    assert db.session.get(Membership, bob.id) is not None
+    assert client.post(f"/accounts/{account.id}/members/{bob.id}/remove").status_code == 302
+    assert db.session.get(Membership, bob.id) is None
+    own = db.session.execute(db.select(Membership).where(Membership.user_id == owner.id)).scalar_one()
+    response = client.post(f"/accounts/{account.id}/members/{own.id}/remove")
+    assert response.status_code == 403
+    assert "last owner" in response.get_data(as_text=True)
+
+
+def test_advanced__grants_single_permissions_within_what_the_granter_holds(client, auth, make):
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    admin = make.member(account, make.user("admin@example.org"), roles=("administrator",))
+    bob = make.member(account, make.user("bob@example.org"))
+    auth.login("admin@example.org")
+    url = f"/accounts/{account.id}/members/{bob.id}/advanced"
+    response = client.post(url, data={"permission": ["account.delete"], "action": "apply"})
+    assert response.status_code == 403
+    assert "do not hold" in response.get_data(as_text=True)
+    response = client.post(url, data={"permission": ["audit.view", "members.view"], "action": "apply"})
+    assert response.status_code == 302
+    assert {g.permission for g in account_grants(bob)} == {"audit.view", "members.view"}

@@ -1,0 +1,76 @@
+import pytest
+
+from portal.extensions import db
+from portal.roles.models import Role
+
+
+@pytest.fixture
+def owner_client(client, auth, make):
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    auth.login("owner@example.org")
+    return client, account
+
+
+def test_role_editor__creates_a_role_from_ticked_permissions(owner_client):
+    client, account = owner_client
+    response = client.post(f"/accounts/{account.id}/roles/new", data={
+        "scope": "account", "name": "Auditors", "description": "Read the log",
+        "permission": ["audit.view", "members.view"], "action": "save"})
+    assert response.status_code == 302
+    role = db.session.execute(db.select(Role).where(Role.name == "Auditors")).scalar_one()
+    assert role.permissions == {"audit.view", "members.view"} and role.account_id == account.id
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Read the audit log" in page
+
+
+def test_role_editor__filtering_keeps_ticks_and_typed_values(owner_client):
+    client, account = owner_client
+    response = client.post(f"/accounts/{account.id}/roles/new", data={
+        "scope": "account", "name": "Half typed", "permission": ["members.view"], "q": "audit", "action": "filter"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'value="Half typed"' in page
+    assert 'type="hidden" name="permission" value="members.view"' in page
+    assert "perm-audit.view" in page and "perm-domains.manage" not in page
+
+
+def test_role_editor__htmx_filter_answers_only_the_picker(owner_client):
+    client, account = owner_client
+    response = client.post(f"/accounts/{account.id}/roles/new", data={
+        "scope": "account", "name": "", "q": "mailbox", "action": "filter"}, headers={"HX-Request": "true"})
+    page = response.get_data(as_text=True)
+    assert page.lstrip().startswith('<div class="picker" id="permission-picker">')
+    assert "<html" not in page
+
+
+def test_role_editor__missing_name_re_renders_with_message(owner_client):
+    client, account = owner_client
+    response = client.post(f"/accounts/{account.id}/roles/new", data={
+        "scope": "account", "name": "", "permission": ["audit.view"], "action": "save"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Give the role a name." in page
+    assert 'value="audit.view" id="perm-audit.view" checked' in page
+
+
+def test_system_role__has_no_edit_or_delete(owner_client):
+    client, account = owner_client
+    owner_role = db.session.execute(db.select(Role).where(Role.system_key == "owner")).scalar_one()
+    page = client.get(f"/accounts/{account.id}/roles/{owner_role.id}").get_data(as_text=True)
+    assert "/edit" not in page and "Delete…" not in page
+    response = client.post(f"/accounts/{account.id}/roles/{owner_role.id}/delete")
+    assert response.status_code == 403
+    assert db.session.get(Role, owner_role.id) is not None
+
+
+def test_permission_catalogue__search_and_filters_with_and_without_htmx(owner_client):
+    client, account = owner_client
+    page = client.get(f"/accounts/{account.id}/permissions?q=delete").get_data(as_text=True)
+    assert "account.delete" in page and "audit.view" not in page
+    page = client.get(f"/accounts/{account.id}/permissions?scope=mailbox").get_data(as_text=True)
+    assert "mailbox.read" in page and "<code>roles.manage</code>" not in page
+    fragment = client.get(f"/accounts/{account.id}/permissions?group=Roles",
+                          headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert fragment.lstrip().startswith('<div id="results">')
+    assert "roles.manage" in fragment and "audit.view" not in fragment

@@ -1,0 +1,129 @@
+import pytest
+
+from portal.extensions import db
+from portal.roles import catalogue
+from portal.roles.models import Grant, Role
+from portal.roles.services import (AccessError, account_permissions, copy_role, create_role, delete_role,
+                                   grant_role, revoke_grant, set_single_permissions, system_role, update_role)
+
+
+@pytest.fixture
+def setting(make):
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    return owner, account
+
+
+def test_catalogue__every_system_role_uses_known_permissions_of_its_scope():
+    for role in catalogue.SYSTEM_ROLES:
+        assert role.permissions <= catalogue.codes(role.scope), role.key
+    assert {"owner", "administrator", "mailbox_owner", "mailbox_delegate"} <= set(catalogue.SYSTEM_BY_KEY)
+    assert "account.delete" not in catalogue.SYSTEM_BY_KEY["administrator"].permissions
+
+
+def test_catalogue__search_matches_words_in_any_field_and_filters():
+    assert [p.code for p in catalogue.search("audit")] == ["audit.view"]
+    assert all(p.scope == "mailbox" for p in catalogue.search("", scope="mailbox"))
+    assert all(p.group == "Roles" for p in catalogue.search("", group="Roles"))
+    assert catalogue.search("no such thing at all") == []
+
+
+def test_owner__holds_every_account_permission(setting):
+    owner, account = setting
+    assert account_permissions(owner, account) == catalogue.codes("account")
+
+
+def test_custom_role__created_copied_edited_deleted_and_audited(setting):
+    owner, account = setting
+    role = create_role(owner, account, name=" Help  desk ", scope="account", description="First line",
+                       permissions={"members.view", "audit.view"})
+    assert role.name == "Help desk"
+    copy = copy_role(owner, account, role)
+    assert copy.name == "Copy of Help desk" and copy.permissions == role.permissions
+    second = copy_role(owner, account, role)
+    assert second.name == "Copy of Help desk (2)"
+    update_role(owner, account, copy, name="Auditors", description="", permissions={"audit.view"})
+    assert copy.permissions == {"audit.view"}
+    delete_role(owner, account, second)
+    db.session.commit()
+    from portal.audit.models import AuditEvent
+
+    actions = [e.action for e in db.session.execute(db.select(AuditEvent).order_by(AuditEvent.id)).scalars()]
+    assert actions.count("role.create") == 3 and "role.update" in actions and "role.delete" in actions
+
+
+def test_custom_role__duplicate_names_and_unknown_permissions_are_refused(setting):
+    owner, account = setting
+    create_role(owner, account, name="Auditors", scope="account", description="", permissions=set())
+    with pytest.raises(AccessError, match="already exists"):
+        create_role(owner, account, name="auditors", scope="account", description="", permissions=set())
+    with pytest.raises(AccessError, match="already exists"):
+        create_role(owner, account, name="Account Owner", scope="account", description="", permissions=set())
+    with pytest.raises(AccessError, match="do not exist"):
+        create_role(owner, account, name="X", scope="account", description="", permissions={"mailbox.read"})
+
+
+def test_system_roles__cannot_be_edited_or_deleted(setting):
+    owner, account = setting
+    with pytest.raises(AccessError):
+        delete_role(owner, account, system_role("owner"))
+    with pytest.raises(AccessError):
+        update_role(owner, account, system_role("administrator"), name="Boss", description="", permissions=set())
+
+
+def test_escalation__nobody_grants_or_builds_what_they_do_not_hold(setting, make):
+    owner, account = setting
+    limited = make.member(account, make.user("limited@example.org"),
+                          permissions=("access.grant", "roles.manage", "members.view"))
+    target = make.member(account, make.user("target@example.org"))
+    admin_role = system_role("administrator")
+    with pytest.raises(AccessError, match="do not hold"):
+        grant_role(limited.user, account, target, admin_role)
+    with pytest.raises(AccessError, match="do not hold"):
+        create_role(limited.user, account, name="Sneaky", scope="account", description="",
+                    permissions={"account.delete"})
+    with pytest.raises(AccessError, match="do not hold"):
+        set_single_permissions(limited.user, account, target, {"audit.view"})
+    allowed = create_role(limited.user, account, name="Viewers", scope="account", description="",
+                          permissions={"members.view"})
+    grant_role(limited.user, account, target, allowed)
+    assert account_permissions(target.user, account) == {"members.view"}
+
+
+def test_last_owner__cannot_be_demoted_or_removed(setting, make):
+    owner, account = setting
+    from portal.accounts.services import member_in_account, remove_member
+    from portal.roles.services import membership_of
+
+    membership = membership_of(owner, account)
+    owner_grant = db.session.execute(db.select(Grant).where(Grant.membership_id == membership.id)).scalar_one()
+    with pytest.raises(AccessError, match="last owner"):
+        revoke_grant(owner, account, owner_grant)
+    with pytest.raises(AccessError, match="last owner"):
+        remove_member(owner, account, member_in_account(account, membership.id))
+    second = make.member(account, make.user("second@example.org"), roles=("owner",))
+    revoke_grant(owner, account, owner_grant)
+    db.session.commit()
+    assert account_permissions(owner, account) == frozenset()
+    assert account_permissions(second.user, account) == catalogue.codes("account")
+
+
+def test_single_permissions__set_exactly_and_combined_with_roles(setting, make):
+    owner, account = setting
+    member = make.member(account, make.user("m@example.org"), roles=("administrator",))
+    added, removed = set_single_permissions(owner, account, member, {"account.delete"})
+    assert added == {"account.delete"} and removed == set()
+    assert account_permissions(member.user, account) == catalogue.codes("account")
+    set_single_permissions(owner, account, member, set())
+    assert "account.delete" not in account_permissions(member.user, account)
+
+
+def test_deleting_a_custom_role__takes_away_what_it_granted(setting, make):
+    owner, account = setting
+    role = create_role(owner, account, name="Auditors", scope="account", description="", permissions={"audit.view"})
+    member = make.member(account, make.user("m@example.org"))
+    grant_role(owner, account, member, role)
+    delete_role(owner, account, role)
+    db.session.commit()
+    assert account_permissions(member.user, account) == frozenset()
+    assert db.session.get(Role, role.id) is None

@@ -1,0 +1,44 @@
+from datetime import timedelta
+
+from portal.extensions import db
+from portal.jobs.models import WorkerBeat
+from portal.timeutil import utcnow
+
+
+def test_security_headers__on_every_page(client, make):
+    make.user("first@example.org", superadmin=True)
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_pages__load_htmx_2_from_this_site_only(client, make):
+    make.user("first@example.org", superadmin=True)
+    page = client.get("/login").get_data(as_text=True)
+    assert '/static/vendor/htmx-2.0.11.min.js' in page
+    assert "https://" not in page.split("<body", 1)[0]
+    assert 'hx-headers=\'{"X-CSRFToken": "' in page
+    script = client.get("/static/vendor/htmx-2.0.11.min.js")
+    assert script.status_code == 200 and b'version:"2.0.11"' in script.data
+
+
+def test_healthz__reports_database_and_worker(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["database"] == "ok" and body["worker"].startswith("no worker")
+    db.session.add(WorkerBeat(name="w1", seen_at=utcnow()))
+    db.session.add(WorkerBeat(name="stale", seen_at=utcnow() - timedelta(hours=1)))
+    db.session.commit()
+    body = client.get("/healthz").get_json()
+    assert body["worker"] == "ok" and body["workers"] == 1 and body["status"] == "ok"
+
+
+def test_errors__unknown_page_is_a_friendly_404(client, make):
+    make.user("first@example.org", superadmin=True)
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "There is nothing here" in response.get_data(as_text=True)
