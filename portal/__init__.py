@@ -21,10 +21,11 @@ BLUEPRINTS = (
     "portal.accounts.views",
     "portal.roles.views",
     "portal.audit.views",
+    "portal.domains.views",
 )
 
 # Modules that register job handlers; imported so any process can run any job.
-JOB_MODULES = ("portal.mail.services",)
+JOB_MODULES = ("portal.mail.services", "portal.domains.services")
 
 
 def create_app(overrides: dict | None = None, environ: dict | None = None) -> Flask:
@@ -52,6 +53,9 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
 
     htmx.init_app(app)
 
+    from portal.backends import service as backends
+
+    backends.init_app(app, environ)
     _import_models()
     for module_name in JOB_MODULES:
         __import__(module_name)
@@ -83,6 +87,7 @@ def _import_models() -> None:
     from portal.accounts import models as _accounts  # noqa: F401
     from portal.audit import models as _audit  # noqa: F401
     from portal.auth import models as _auth  # noqa: F401
+    from portal.domains import models as _domains  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
     from portal.roles import models as _roles  # noqa: F401
 

@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.extensions import db
+from tests.servers.dns import DnsServer
 from tests.servers.smtp import SmtpSink
 
 PASSWORD = "correct horse battery"
@@ -67,12 +68,29 @@ def smtp_sink():
 
 
 @pytest.fixture(scope="session")
+def dns_server():
+    """A real DNS server on loopback; the app resolves through it."""
+    server = DnsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dns_zone(dns_server):
+    dns_server.zone.clear()
+    yield dns_server.zone
+    dns_server.zone.clear()
+
+
+@pytest.fixture(scope="session")
 def instance_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("instance")
 
 
-def make_settings(database_url: str, smtp_url: str, **extra) -> dict:
+def make_settings(database_url: str, smtp_url: str, dns_port: int | None = None, **extra) -> dict:
     settings = {
+        "DNS_RESOLVERS": (("127.0.0.1", dns_port),) if dns_port else (("127.0.0.1", 9),),
+        "DNS_TIMEOUT": 0.5,
         "DATABASE_URL": database_url,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "SMTP_URL": smtp_url,
@@ -122,10 +140,17 @@ def app_settings() -> dict:
 
 
 @pytest.fixture
-def app(migrated, database_url, smtp_sink, instance_dir, app_settings):
-    app = create_app(make_settings(database_url, smtp_sink.url, **app_settings),
-                     environ={"PORTAL_TEST_INSTANCE_PATH": str(instance_dir)})
+def app_environ() -> dict:
+    """Override to add environment variables (backend connections) for the app."""
+    return {}
+
+
+@pytest.fixture
+def app(migrated, database_url, smtp_sink, dns_server, instance_dir, app_settings, app_environ):
+    app = create_app(make_settings(database_url, smtp_sink.url, dns_server.port, **app_settings),
+                     environ={"PORTAL_TEST_INSTANCE_PATH": str(instance_dir), **app_environ})
     app.test_client_class = CsrfClient
+    (instance_dir / "local-backend.sqlite").unlink(missing_ok=True)
     with app.app_context():
         _empty_tables()
     smtp_sink.clear()

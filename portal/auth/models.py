@@ -23,11 +23,21 @@ class User(UserMixin, db.Model):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # A corporate user's address is on an account's active domain; they stay
+    # corporate even if that account goes (they then cannot create accounts
+    # or delete their profile).
+    is_corporate: Mapped[bool] = mapped_column(default=False)
+    corporate_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
     # Part of the session identity: rotating it ends every session of the user.
     session_nonce: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_nonce}"
+
+    @property
+    def email_domain(self) -> str:
+        return self.email.rsplit("@", 1)[-1]
 
     @property
     def display_name(self) -> str:

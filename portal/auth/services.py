@@ -35,7 +35,8 @@ def normalize_email(raw: str) -> str:
         checked = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as error:
         raise AuthError(str(error), "email") from None
-    return checked.normalized.lower()
+    # The domain is kept in its ASCII (IDNA) form, as domains are, so the two compare.
+    return f"{checked.local_part}@{checked.ascii_domain}".lower()
 
 
 def find_user(email: str) -> User | None:

@@ -17,7 +17,8 @@ from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
 
 
-def send(to: str, template: str, *, account=None, **context) -> None:
+def send(to: str, template: str, *, for_account=None, **context) -> None:
+    """Queue ``mail/<template>``; ``for_account`` files the job under an account."""
     text = render_template(f"mail/{template}.txt", **context)
     first_line, _, body = text.partition("\n")
     if not first_line.startswith("Subject:"):
@@ -25,7 +26,7 @@ def send(to: str, template: str, *, account=None, **context) -> None:
     html = render_template(f"mail/{template}.html", **context)
     enqueue("mail.send", {"to": to, "subject": first_line.removeprefix("Subject:").strip(),
                           "text": body.lstrip("\n"), "html": html},
-            subject=f"mail:{template}", account=account)
+            subject=f"mail:{template}", account=for_account)
 
 
 def build_message(payload: dict, sender: str) -> EmailMessage:

@@ -92,11 +92,11 @@ def enforce() -> object | None:
         abort(401)
     if access.kind == "signed_in":
         return None
-    if access.kind == "superadmin":
-        if not current_user.is_superadmin:
-            abort(403)
-        return None
+    if access.kind == "superadmin" and not current_user.is_superadmin:
+        abort(403)
     account_id = (request.view_args or {}).get("account_id")
+    if access.kind == "superadmin" and account_id is None:
+        return None
     account = current_app.extensions["sqlalchemy"].session.get(Account, account_id) if account_id else None
     if account is None or not (current_user.is_superadmin or membership_of(current_user, account)):
         abort(404)

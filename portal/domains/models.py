@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+PENDING = "pending"                  # ownership not proven yet
+ACTION_REQUIRED = "action_required"  # proven, but records or the backend's external checks fail
+FAILED = "failed"                    # the backend's internal checks fail even after a fix
+ENABLED = "enabled"
+DISABLED = "disabled"                # set by an admin
+STATUSES = (PENDING, ACTION_REQUIRED, FAILED, ENABLED, DISABLED)
+
+
+class Domain(db.Model):
+    __tablename__ = "domains"
+    __table_args__ = (UniqueConstraint("account_id", "name", name="uq_domains_account_name"),
+                      Index("ix_domains_name", "name"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(253))
+    connection: Mapped[str] = mapped_column(String(64), default="local")
+    status: Mapped[str] = mapped_column(String(20), default=PENDING)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    challenge: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_urlsafe(24))
+    verified_at: Mapped[datetime | None]
+    verified_by_hand: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enabled_at: Mapped[datetime | None]
+    last_checked_at: Mapped[datetime | None]
+    last_manual_check_at: Mapped[datetime | None]
+    # First failed check of a domain that is still enabled; cleared by a good check.
+    failing_since: Mapped[datetime | None]
+    failed_checks: Mapped[int] = mapped_column(default=0)
+    # Records expected/found at the last check, for the records table.
+    records: Mapped[list] = mapped_column(JSON, default=list)
+    backend_checks: Mapped[list] = mapped_column(JSON, default=list)
+
+    checks: Mapped[list["DomainCheckRun"]] = relationship(
+        back_populates="domain", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="desc(DomainCheckRun.id)", lazy="dynamic")
+
+    @property
+    def unicode_name(self) -> str:
+        from portal.domains.names import to_unicode
+
+        return to_unicode(self.name)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ENABLED
+
+    def __repr__(self) -> str:
+        return f"<Domain {self.id} {self.name} {self.status}>"
+
+
+class DomainCheckRun(db.Model):
+    """One check of a domain: what was found and what it led to."""
+
+    __tablename__ = "domain_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    trigger: Mapped[str] = mapped_column(String(16))  # manual | scheduled | added | enabled
+    status_before: Mapped[str] = mapped_column(String(20))
+    status_after: Mapped[str] = mapped_column(String(20))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    records: Mapped[list] = mapped_column(JSON, default=list)
+
+    domain: Mapped[Domain] = relationship(back_populates="checks")

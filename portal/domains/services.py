@@ -1,0 +1,353 @@
+"""Domains: adding, proving, checking, the status lifecycle and its consequences.
+
+Checks run in the worker (``domain.check`` jobs): DNS look-ups and backend
+calls never happen inside a web request. Each domain has one chain of check
+jobs: a check schedules the next one, and "Check now" pulls the waiting one
+forward. People's rule for backends with their own checks (dimail): ``ok`` ->
+enabled; an external check failing -> action_required; only internal ones
+failing -> fix, then enabled or failed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Callable
+
+from flask import current_app
+
+from portal.accounts.models import Account, Membership
+from portal.accounts.services import add_member
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.backends import service as backends
+from portal.backends.base import BackendError, TransientBackendError
+from portal.domains import dns as dnscheck
+from portal.domains.models import (ACTION_REQUIRED, DISABLED, ENABLED, FAILED, PENDING, Domain,
+                                   DomainCheckRun)
+from portal.domains.names import DomainNameError, normalize
+from portal.extensions import db
+from portal.jobs.models import QUEUED, RUNNING, Job
+from portal.jobs.registry import handler
+from portal.jobs.services import enqueue
+from portal.mail.services import send
+from portal.roles.services import account_permissions
+from portal.timeutil import utcnow
+
+CHECK_KIND = "domain.check"
+MANUAL_CHECK_INTERVAL = timedelta(minutes=1)
+PENDING_CHECK_WINDOW = timedelta(hours=72)
+ENABLED_GRACE = timedelta(hours=24)
+ENABLED_GRACE_CHECKS = 3
+
+# Run when a domain becomes enabled, in the same transaction: (domain) -> None.
+activation_hooks: list[Callable[[Domain], None]] = []
+# Reasons a domain cannot be removed: (domain) -> message or None.
+removal_blockers: list[Callable[[Domain], str | None]] = []
+
+
+class DomainError(ValueError):
+    """A refusal about a domain; the message says what to do."""
+
+
+def challenge_name(domain: Domain) -> str:
+    return f"{dnscheck.CHALLENGE_PREFIX}.{domain.name}"
+
+
+def domain_in_account(account: Account, domain_id: int) -> Domain | None:
+    domain = db.session.get(Domain, domain_id)
+    return domain if domain is not None and domain.account_id == account.id else None
+
+
+def domains_of(account: Account) -> list[Domain]:
+    return list(db.session.execute(
+        db.select(Domain).where(Domain.account_id == account.id).order_by(Domain.name)).scalars())
+
+
+def claimed_elsewhere(name: str, account_id: int) -> bool:
+    return db.session.execute(db.select(Domain.id).where(
+        Domain.name == name, Domain.account_id != account_id, Domain.verified_at.is_not(None))).first() is not None
+
+
+def active_domain_for_address(address: str) -> Domain | None:
+    """The enabled domain an address belongs to, if any account has one."""
+    domain_part = address.rsplit("@", 1)[-1].lower()
+    try:
+        name = normalize(domain_part)
+    except DomainNameError:
+        return None
+    return db.session.execute(db.select(Domain).where(Domain.name == name, Domain.status == ENABLED)).scalars().first()
+
+
+# -- adding and removing ----------------------------------------------------------
+
+def add_domain(actor: User, account: Account, raw_name: str, connection: str) -> Domain:
+    try:
+        name = normalize(raw_name)
+    except DomainNameError as error:
+        raise DomainError(str(error)) from None
+    if connection not in backends.connection_names():
+        raise DomainError("Choose one of the configured mail backends.")
+    if db.session.execute(db.select(Domain.id).where(Domain.account_id == account.id,
+                                                     Domain.name == name)).first():
+        raise DomainError(f"{name} is already one of this account's domains.")
+    if claimed_elsewhere(name, account.id):
+        raise DomainError(f"{name} has already been proven to belong to another account. "
+                          "If it is yours, contact the portal's operator.")
+    domain = Domain(account_id=account.id, name=name, connection=connection, status=PENDING,
+                    status_reason="Publish the ownership TXT record below; the portal checks it automatically.")
+    db.session.add(domain)
+    db.session.flush()
+    record("domain.add", account=account, target=domain, connection=connection)
+    schedule_check(domain, trigger="added")
+    return domain
+
+
+def remove_domain(actor: User, domain: Domain) -> None:
+    for blocker in removal_blockers:
+        reason = blocker(domain)
+        if reason:
+            raise DomainError(reason)
+    record("domain.remove", account=domain.account_id, target=domain, status=domain.status)
+    db.session.delete(domain)
+    db.session.flush()
+
+
+# -- status ------------------------------------------------------------------------
+
+def set_status(domain: Domain, status: str, reason: str, *, actor: User | None = None) -> bool:
+    """Move the domain to ``status``; audit, notify and run activation when it changes."""
+    domain.status_reason = reason
+    if domain.status == status:
+        return False
+    before = domain.status
+    domain.status = status
+    record("domain.status", account=domain.account_id, target=domain, actor=actor,
+           before=before, after=status, reason=reason)
+    if status == ENABLED:
+        domain.enabled_at = utcnow()
+        for hook in activation_hooks:
+            hook(domain)
+    _notify_admins(domain, before)
+    return True
+
+
+def _notify_admins(domain: Domain, before: str) -> None:
+    account = db.session.get(Account, domain.account_id)
+    members = db.session.execute(db.select(Membership).where(Membership.account_id == account.id)).scalars()
+    for membership in members:
+        user = db.session.get(User, membership.user_id)
+        if "domains.manage" in account_permissions(user, account):
+            send(user.email, "domain_status", for_account=account, account=account, domain=domain,
+                 before=before, user=user)
+
+
+def disable(actor: User, domain: Domain) -> None:
+    if domain.status == DISABLED:
+        raise DomainError("The domain is already disabled.")
+    set_status(domain, DISABLED, "Disabled by an administrator: existing users and mailboxes keep working, "
+               "but no new users or mailboxes can be created on it.", actor=actor)
+
+
+def enable(actor: User, domain: Domain) -> None:
+    if domain.status != DISABLED:
+        raise DomainError("Only a disabled domain can be enabled again.")
+    status = ACTION_REQUIRED if domain.verified_at else PENDING
+    set_status(domain, status, "Enabled again by an administrator; checking the domain now.", actor=actor)
+    domain.failing_since, domain.failed_checks = None, 0
+    schedule_check(domain, trigger="enabled")
+
+
+def mark_verified(actor: User, domain: Domain) -> None:
+    """The superadmin vouches for ownership, for DNS the portal cannot see."""
+    if claimed_elsewhere(domain.name, domain.account_id):
+        raise DomainError("Another account has already proven this domain.")
+    domain.verified_at = domain.verified_at or utcnow()
+    domain.verified_by_hand = True
+    record("domain.mark_verified", account=domain.account_id, target=domain, actor=actor)
+    schedule_check(domain, trigger="manual")
+
+
+# -- checks ------------------------------------------------------------------------
+
+def _check_jobs(domain: Domain, statuses: tuple[str, ...]):
+    return db.select(Job).where(Job.kind == CHECK_KIND, Job.subject == f"domain:{domain.id}",
+                                Job.status.in_(statuses)).order_by(Job.run_at).limit(1)
+
+
+def waiting_check(domain: Domain) -> Job | None:
+    return db.session.execute(_check_jobs(domain, (QUEUED,))).scalar_one_or_none()
+
+
+def check_in_progress(domain: Domain) -> bool:
+    """A check is running or about to: the page keeps polling until it is done."""
+    job = db.session.execute(_check_jobs(domain, (QUEUED, RUNNING))).scalar_one_or_none()
+    return job is not None and (job.status == RUNNING or job.run_at <= utcnow() + timedelta(seconds=5))
+
+
+def schedule_check(domain: Domain, *, trigger: str, delay: timedelta = timedelta(0)) -> Job:
+    run_at = utcnow() + delay
+    job = waiting_check(domain)
+    if job is None:
+        return enqueue(CHECK_KIND, {"domain_id": domain.id, "trigger": trigger}, run_at=run_at,
+                       subject=f"domain:{domain.id}", account=domain.account_id)
+    if job.run_at > run_at:
+        job.run_at = run_at
+        job.payload = {"domain_id": domain.id, "trigger": trigger}
+    return job
+
+
+def request_check(actor: User, domain: Domain) -> None:
+    if domain.status == DISABLED:
+        raise DomainError("The domain is disabled: enable it to check it again.")
+    now = utcnow()
+    if domain.last_manual_check_at and now - domain.last_manual_check_at < MANUAL_CHECK_INTERVAL:
+        wait = MANUAL_CHECK_INTERVAL - (now - domain.last_manual_check_at)
+        raise DomainError(f"The domain was checked less than a minute ago. Try again in {int(wait.total_seconds()) + 1} seconds.")
+    domain.last_manual_check_at = now
+    schedule_check(domain, trigger="manual")
+
+
+def _lookup() -> dnscheck.Lookup:
+    settings = current_app.config["PORTAL"]
+    return dnscheck.Lookup(settings["DNS_RESOLVERS"], settings["DNS_TIMEOUT"])
+
+
+def _backend_summary(check) -> list[dict]:
+    return [{"name": item.name, "ok": item.ok, "internal": item.internal, "messages": list(item.messages)}
+            for item in check.checks]
+
+
+def run_check(domain: Domain, trigger: str) -> DomainCheckRun | None:
+    """Check ownership, records and the backend; move the status; schedule the next check."""
+    if domain.status == DISABLED:
+        return None
+    now = utcnow()
+    before = domain.status
+    lookup = _lookup()
+    ownership = dnscheck.compare(lookup, challenge_name(domain), "TXT", domain.challenge,
+                                 "Proves the domain belongs to this account")
+    results = [ownership]
+    notes: list[str] = []
+    if ownership.state == dnscheck.OK and domain.verified_at is None:
+        if claimed_elsewhere(domain.name, domain.account_id):
+            notes.append("Another account has already proven this domain.")
+        else:
+            domain.verified_at = now
+            record("domain.verify", account=domain.account_id, target=domain)
+    status, reason = _decide(domain, lookup, results, notes)
+    status, reason = _apply_grace(domain, before, status, reason, now)
+    domain.records = [result.as_dict() for result in results]
+    domain.last_checked_at = now
+    set_status(domain, status, reason)
+    run = DomainCheckRun(domain_id=domain.id, trigger=trigger, status_before=before, status_after=status,
+                         summary=reason, records=domain.records)
+    db.session.add(run)
+    _schedule_next(domain, now)
+    return run
+
+
+def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list, notes: list[str]) -> tuple[str, str]:
+    ownership = results[0]
+    if domain.verified_at is None:
+        if ownership.state == dnscheck.UNKNOWN:
+            return PENDING, f"Ownership could not be checked: {ownership.message}. The portal will try again."
+        return PENDING, " ".join(notes) or (
+            f"Publish a TXT record at {challenge_name(domain)} with the value shown below; "
+            "the portal checks it automatically.")
+    backend = backends.for_domain(domain)
+    capabilities = backend.capabilities
+    domain.backend_checks = []
+    try:
+        if capabilities.domain_api:
+            backend.ensure_domain(domain.name)
+        required = backend.required_records(domain.name)
+        backend_check = backend.check_domain(domain.name) if capabilities.domain_check else None
+        fixed = False
+        if backend_check is not None and backend_check.state == "internal_failed" and capabilities.domain_fix:
+            backend_check, fixed = backend.fix_domain(domain.name), True
+    except TransientBackendError as error:
+        return domain.status, f"The mail backend could not be reached ({error.message}). The portal will try again."
+    except BackendError as error:
+        return FAILED, f"The mail backend refused the domain: {error.message}"
+    for record_spec in required:
+        results.append(dnscheck.compare(lookup, record_spec.name, record_spec.type, record_spec.value,
+                                        record_spec.purpose))
+    if backend_check is not None:
+        domain.backend_checks = _backend_summary(backend_check)
+    if ownership.state != dnscheck.OK:
+        ownership.message = "ownership is already proven; this record may stay or go"
+    # Once ownership is proven the challenge record no longer decides anything.
+    wrong = [r for r in results[1:] if r.state in (dnscheck.MISSING, dnscheck.WRONG)]
+    unknown = [r for r in results[1:] if r.state == dnscheck.UNKNOWN]
+    if backend_check is not None and backend_check.state == "external_failed":
+        failing = ", ".join(c.name for c in backend_check.checks if not c.ok and not c.internal)
+        return ACTION_REQUIRED, f"The mail backend's checks fail: {failing}. Publish the records below as shown."
+    if wrong:
+        names = ", ".join(f"{r.type} {r.name}" for r in wrong)
+        return ACTION_REQUIRED, f"Some records are missing or wrong: {names}. Publish them as shown below."
+    if backend_check is not None and backend_check.state == "internal_failed":
+        failing = ", ".join(c.name for c in backend_check.checks if not c.ok)
+        attempted = " after an automatic repair" if fixed else ""
+        return FAILED, f"The mail backend's own set-up fails{attempted} ({failing}). Contact the portal's operator."
+    if unknown:
+        return (domain.status if domain.status != PENDING else ACTION_REQUIRED,
+                "Some records could not be checked (the DNS did not answer). The portal will try again.")
+    return ENABLED, "Every record is published and the mail backend accepts the domain."
+
+
+def _apply_grace(domain: Domain, before: str, status: str, reason: str, now) -> tuple[str, str]:
+    """One bad check must not break mail: an enabled domain degrades only after
+    checks have failed repeatedly over a whole day."""
+    if status == ENABLED:
+        domain.failing_since, domain.failed_checks = None, 0
+        return status, reason
+    domain.failed_checks += 1
+    if before != ENABLED:
+        return status, reason
+    domain.failing_since = domain.failing_since or now
+    if now - domain.failing_since < ENABLED_GRACE or domain.failed_checks < ENABLED_GRACE_CHECKS:
+        return ENABLED, (f"Still enabled, but checks have failed since {domain.failing_since:%Y-%m-%d %H:%M} UTC: "
+                         f"{reason}")
+    return status, reason
+
+
+def _schedule_next(domain: Domain, now) -> None:
+    if domain.status == ENABLED:
+        delay = timedelta(hours=1) if domain.failing_since else timedelta(days=1)
+    elif domain.status == PENDING:
+        if now - domain.created_at > PENDING_CHECK_WINDOW:
+            if not domain.status_reason.startswith("Automatic checks stopped"):
+                domain.status_reason = ("Automatic checks stopped after 72 hours without the ownership record. "
+                                        "Publish it, then click Check now.")
+                _notify_admins(domain, domain.status)
+            return
+        delay = timedelta(minutes=min(2 ** max(domain.failed_checks - 1, 0), 60))
+    else:
+        delay = timedelta(minutes=min(5 * 2 ** max(domain.failed_checks - 1, 0), 60))
+    schedule_check(domain, trigger="scheduled", delay=delay)
+
+
+@handler(CHECK_KIND, max_attempts=5, backoff_seconds=30)
+def check_job(job) -> None:
+    domain = db.session.get(Domain, job.payload["domain_id"])
+    if domain is not None:
+        run_check(domain, job.payload.get("trigger", "scheduled"))
+
+
+# -- activation: corporate users -----------------------------------------------------
+
+def assign_corporate_users(domain: Domain) -> None:
+    """Users whose login address is on the domain join its account as corporate
+    users, keeping whatever they hold elsewhere (reference 004)."""
+    account = db.session.get(Account, domain.account_id)
+    users = db.session.execute(db.select(User).where(User.email.like(f"%@{domain.name}"))).scalars().all()
+    for user in users:
+        if user.email_domain != domain.name:
+            continue
+        add_member(account, user)
+        if not user.is_corporate or user.corporate_account_id != account.id:
+            user.is_corporate, user.corporate_account_id = True, account.id
+            record("user.assign_corporate", account=account, target=user, domain=domain.name)
+
+
+activation_hooks.append(assign_corporate_users)

@@ -1,0 +1,126 @@
+from flask import Blueprint, flash, g, redirect, request, url_for
+from flask_login import current_user
+
+from portal.auth.forms import ConfirmForm
+from portal.backends import service as backends
+from portal.domains import forms, services
+from portal.domains.models import STATUSES
+from portal.extensions import db
+from portal.web.access import SUPERADMIN, member, rule
+from portal.web.loaders import load_or_404
+from portal.web.render import render
+
+bp = Blueprint("domains", __name__)
+
+
+def _add_form(formdata=None):
+    form = forms.AddDomainForm() if formdata is None else forms.AddDomainForm(formdata=formdata)
+    form.connection.choices = [(name, f"{name} ({backends.connection(name).backend_label})")
+                               for name in backends.connection_names()]
+    if not form.connection.data:
+        form.connection.data = "local"
+    return form
+
+
+def _index(form, status=200):
+    return render("domains/index.html", status=status, account=g.account, domains=services.domains_of(g.account),
+                  form=form)
+
+
+@bp.route("/accounts/<int:account_id>/domains")
+@rule(member("domains.view"))
+def index(account_id):
+    return _index(_add_form(formdata=False))
+
+
+@bp.route("/accounts/<int:account_id>/domains/new", methods=["POST"])
+@rule(member("domains.manage"))
+def add(account_id):
+    form = _add_form()
+    if form.validate_on_submit():
+        try:
+            domain = services.add_domain(current_user, g.account, form.name.data, form.connection.data)
+        except services.DomainError as error:
+            db.session.rollback()
+            form.name.errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(f"{domain.name} added. Publish the ownership record shown below.", "success")
+            return redirect(url_for("domains.show", account_id=account_id, domain_id=domain.id))
+    return _index(form, 422)
+
+
+def _page(domain, status=200, error=None):
+    return render("domains/show.html", block="live", status=status, account=g.account, domain=domain,
+                  challenge_name=services.challenge_name(domain), checking=services.check_in_progress(domain),
+                  capabilities=backends.capabilities(domain.connection).describe(),
+                  connection=backends.connection(domain.connection), history=domain.checks.limit(20).all(),
+                  error=error, form=ConfirmForm(), statuses=STATUSES)
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>")
+@rule(member("domains.view"))
+def show(account_id, domain_id):
+    return _page(load_or_404(services.domain_in_account, domain_id))
+
+
+def _act(account_id, domain_id, action, success):
+    domain = load_or_404(services.domain_in_account, domain_id)
+    try:
+        action(current_user._get_current_object(), domain)
+    except services.DomainError as error:
+        db.session.rollback()
+        return _page(domain, 409, str(error))
+    db.session.commit()
+    if success:
+        flash(success, "success")
+    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+        return _page(domain)
+    return redirect(url_for("domains.show", account_id=account_id, domain_id=domain_id))
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/check", methods=["POST"])
+@rule(member("domains.manage"))
+def check(account_id, domain_id):
+    return _act(account_id, domain_id, services.request_check, None)
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/disable", methods=["POST"])
+@rule(member("domains.manage"))
+def disable(account_id, domain_id):
+    return _act(account_id, domain_id, services.disable, "Domain disabled.")
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/enable", methods=["POST"])
+@rule(member("domains.manage"))
+def enable(account_id, domain_id):
+    return _act(account_id, domain_id, services.enable, "Domain enabled again; checking it now.")
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/verify", methods=["POST"])
+@rule(SUPERADMIN)
+def mark_verified(account_id, domain_id):
+    return _act(account_id, domain_id, services.mark_verified, "Ownership marked as verified by hand.")
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/remove", methods=["GET", "POST"])
+@rule(member("domains.manage"))
+def remove(account_id, domain_id):
+    domain = load_or_404(services.domain_in_account, domain_id)
+    form = forms.RemoveDomainForm()
+    error = None
+    if form.validate_on_submit():
+        if form.confirm.data.strip().lower() not in (domain.name, domain.unicode_name):
+            form.confirm.errors.append(f"Type {domain.unicode_name} exactly to confirm.")
+        else:
+            try:
+                services.remove_domain(current_user, domain)
+            except services.DomainError as refusal:
+                db.session.rollback()
+                error = str(refusal)
+            else:
+                db.session.commit()
+                flash(f"{domain.name} removed from the account.", "success")
+                return redirect(url_for("domains.index", account_id=account_id))
+    status = 409 if error else (422 if form.errors else 200)
+    return render("domains/remove.html", status=status, account=g.account, domain=domain, form=form, error=error)

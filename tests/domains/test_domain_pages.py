@@ -1,0 +1,78 @@
+import pytest
+
+from portal.domains.models import Domain
+from portal.extensions import db
+from tests.domains.conftest import publish_local_mail_records, publish_ownership
+
+
+@pytest.fixture
+def signed_in(client, auth, account):
+    auth.login("owner@example.org")
+    return client
+
+
+def test_add_form__creates_the_domain_and_shows_its_ownership_record(signed_in, account):
+    response = signed_in.post(f"/accounts/{account.id}/domains/new", data={"name": "Example.org", "connection": "local"})
+    assert response.status_code == 302
+    domain = db.session.execute(db.select(Domain)).scalar_one()
+    page = signed_in.get(response.headers["Location"]).get_data(as_text=True)
+    assert "_portal-challenge.example.org" in page and domain.challenge in page
+    assert f'data-copy="{domain.challenge}"' in page
+    assert "Checking…" in page and 'hx-trigger="load delay:1s"' in page
+
+
+def test_add_form__bad_name_is_refused_with_what_was_typed(signed_in, account):
+    response = signed_in.post(f"/accounts/{account.id}/domains/new", data={"name": "not a domain", "connection": "local"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'value="not a domain"' in page and "just the domain name" in page
+
+
+def test_check_button__htmx_answers_the_live_block_and_is_throttled(signed_in, account, run_jobs, dns_zone):
+    signed_in.post(f"/accounts/{account.id}/domains/new", data={"name": "example.org", "connection": "local"})
+    domain = db.session.execute(db.select(Domain)).scalar_one()
+    run_jobs()
+    publish_ownership(dns_zone, domain)
+    publish_local_mail_records(dns_zone, domain)
+    url = f"/accounts/{account.id}/domains/{domain.id}/check"
+    response = signed_in.post(url, headers={"HX-Request": "true"})
+    fragment = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert fragment.lstrip().startswith('<div id="domain-live"') and "<html" not in fragment
+    assert "Checking…" in fragment
+    run_jobs()
+    fragment = signed_in.get(f"/accounts/{account.id}/domains/{domain.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Enabled" in fragment and 'hx-trigger="load delay:1s"' not in fragment
+    response = signed_in.post(url, headers={"HX-Request": "true"})
+    assert response.status_code == 409
+    assert "less than a minute ago" in response.get_data(as_text=True)
+
+
+def test_remove__needs_the_name_typed(signed_in, account):
+    signed_in.post(f"/accounts/{account.id}/domains/new", data={"name": "example.org", "connection": "local"})
+    domain = db.session.execute(db.select(Domain)).scalar_one()
+    url = f"/accounts/{account.id}/domains/{domain.id}/remove"
+    response = signed_in.post(url, data={"confirm": "example.com"})
+    assert response.status_code == 422 and "Type example.org exactly" in response.get_data(as_text=True)
+    assert signed_in.post(url, data={"confirm": "example.org"}).status_code == 302
+    assert db.session.execute(db.select(Domain)).first() is None
+
+
+def test_mark_verified__only_for_the_superadmin(signed_in, account, make, client):
+    signed_in.post(f"/accounts/{account.id}/domains/new", data={"name": "example.org", "connection": "local"})
+    domain = db.session.execute(db.select(Domain)).scalar_one()
+    url = f"/accounts/{account.id}/domains/{domain.id}/verify"
+    assert signed_in.post(url).status_code == 403
+    make.user("root@example.net", superadmin=True)
+    client.post("/logout")
+    client.post("/login", data={"email": "root@example.net", "password": "correct horse battery"})
+    assert client.post(url).status_code == 302
+    db.session.refresh(domain)
+    assert domain.verified_by_hand
+
+
+def test_domain_page__explains_the_backends_capabilities(signed_in, account):
+    signed_in.post(f"/accounts/{account.id}/domains/new", data={"name": "example.org", "connection": "local"})
+    domain = db.session.execute(db.select(Domain)).scalar_one()
+    page = signed_in.get(f"/accounts/{account.id}/domains/{domain.id}").get_data(as_text=True)
+    assert "What the" in page and "backend can do" in page
