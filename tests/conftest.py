@@ -266,7 +266,9 @@ def run_jobs(app):
     from portal.jobs.worker import Worker
 
     def run(now=None) -> int:
-        return Worker(app, name="test-worker").run_due(now)
+        ran = Worker(app, name="test-worker").run_due(now)
+        db.session.expire_all()  # the worker committed in its own session
+        return ran
 
     return run
 

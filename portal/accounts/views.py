@@ -104,7 +104,7 @@ def add_role(account_id, membership_id):
 def revoke(account_id, membership_id, grant_id):
     membership = load_or_404(services.member_in_account, membership_id)
     grant = roles.grant_in_account(g.account, grant_id)
-    if grant is None or grant.membership_id != membership.id:
+    if grant is None or grant.membership_id != membership.id or grant.mailbox_id is not None:
         return _access_page(membership, 404, "That access was already taken away.")
     try:
         roles.revoke_grant(current_user, g.account, grant)

@@ -48,9 +48,16 @@ def membership_of(user: User, account: Account | int) -> Membership | None:
 
 
 def account_grants(membership: Membership) -> list[Grant]:
+    """The member's grants over the whole account (not those on single mailboxes)."""
     return list(db.session.execute(
-        db.select(Grant).where(Grant.membership_id == membership.id).order_by(Grant.id)
-    ).scalars())
+        db.select(Grant).where(Grant.membership_id == membership.id, Grant.mailbox_id.is_(None))
+        .order_by(Grant.id)).scalars())
+
+
+def mailbox_grants(membership: Membership, mailbox_id: int) -> list[Grant]:
+    return list(db.session.execute(
+        db.select(Grant).where(Grant.membership_id == membership.id, Grant.mailbox_id == mailbox_id)
+        .order_by(Grant.id)).scalars())
 
 
 def permissions_of_grants(grants) -> frozenset[str]:
@@ -186,8 +193,10 @@ def owner_memberships(account: Account) -> list[int]:
     ).scalars())
 
 
-def _same_grant(membership: Membership, role: Role | None, permission: str | None) -> Grant | None:
-    query = db.select(Grant).where(Grant.membership_id == membership.id)
+def _same_grant(membership: Membership, role: Role | None, permission: str | None,
+                mailbox_id: int | None = None) -> Grant | None:
+    query = db.select(Grant).where(Grant.membership_id == membership.id, Grant.mailbox_id.is_(None)
+                                   if mailbox_id is None else Grant.mailbox_id == mailbox_id)
     if role is not None:
         query = query.where(Grant.role_id == role.id)
     else:
@@ -232,11 +241,14 @@ def set_single_permissions(actor: User, account: Account, membership: Membership
 def revoke_grant(actor: User, account: Account, grant: Grant) -> None:
     membership = db.session.get(Membership, grant.membership_id)
     taken = grant.role.permissions if grant.role else {grant.permission}
-    _require_holds(actor, account, taken)
+    if grant.mailbox_id is not None:
+        _require_holds_on_mailbox(actor, account, grant.mailbox_id, set(taken))
+    else:
+        _require_holds(actor, account, taken)
     if grant.role is not None and grant.role.system_key == catalogue.OWNER:
         if owner_memberships(account) == [membership.id]:
             raise AccessError("This is the account's last owner: make someone else owner first.")
-    record("access.revoke", account=account, target=membership.user,
+    record("access.revoke", account=account, target=membership.user, mailbox_id=grant.mailbox_id,
            role=grant.role.name if grant.role else None, permission=grant.permission)
     db.session.delete(grant)
     db.session.flush()
@@ -248,3 +260,76 @@ def grant_in_account(account: Account, grant_id: int) -> Grant | None:
         return None
     membership = db.session.get(Membership, grant.membership_id)
     return grant if membership is not None and membership.account_id == account.id else None
+
+
+# -- mailbox scope ------------------------------------------------------------------
+
+def mailbox_permissions(user: User, account: Account, mailbox_id: int) -> frozenset[str]:
+    """What ``user`` may do on one mailbox: account-wide powers plus grants on it."""
+    held = account_permissions(user, account)
+    granted: set[str] = set()
+    if "mailboxes.manage" in held:
+        granted |= catalogue.codes(catalogue.MAILBOX)
+    elif "mailboxes.view" in held:
+        granted.add("mailbox.view")
+    membership = membership_of(user, account)
+    if membership is not None:
+        granted |= permissions_of_grants(mailbox_grants(membership, mailbox_id))
+    return frozenset(granted) & catalogue.codes(catalogue.MAILBOX)
+
+
+def _require_holds_on_mailbox(actor: User, account: Account, mailbox_id: int, wanted: set[str]) -> None:
+    held = mailbox_permissions(actor, account, mailbox_id)
+    if "mailbox.access" not in held:
+        raise AccessError("You may not grant access to this mailbox.")
+    missing = wanted - held
+    if missing:
+        labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing))
+        raise AccessError(f"You cannot grant permissions you do not hold on this mailbox: {labels}.")
+
+
+def grant_mailbox_role(actor: User | None, account: Account, membership: Membership, mailbox_id: int,
+                       role: Role) -> Grant:
+    """Grant a mailbox-scope role; ``actor=None`` is the portal itself (e.g. a personal mailbox's owner)."""
+    if role.scope != catalogue.MAILBOX:
+        raise AccessError("Only mailbox roles can be granted on a mailbox.")
+    if actor is not None:
+        _require_holds_on_mailbox(actor, account, mailbox_id, set(role.permissions))
+    existing = _same_grant(membership, role, None, mailbox_id)
+    if existing:
+        return existing
+    grant = Grant(membership_id=membership.id, role_id=role.id, mailbox_id=mailbox_id,
+                  granted_by_id=getattr(actor, "id", None))
+    db.session.add(grant)
+    db.session.flush()
+    record("access.grant_mailbox_role", account=account, target=membership.user, actor=actor,
+           role=role.name, mailbox_id=mailbox_id)
+    return grant
+
+
+def set_mailbox_permissions(actor: User, account: Account, membership: Membership, mailbox_id: int,
+                            wanted: set[str]) -> tuple[set[str], set[str]]:
+    unknown = wanted - catalogue.codes(catalogue.MAILBOX)
+    if unknown:
+        raise AccessError(f"Unknown mailbox permissions: {', '.join(sorted(unknown))}.")
+    current = {g.permission: g for g in mailbox_grants(membership, mailbox_id) if g.permission}
+    added, removed = wanted - set(current), set(current) - wanted
+    _require_holds_on_mailbox(actor, account, mailbox_id, added | removed)
+    for code in added:
+        db.session.add(Grant(membership_id=membership.id, permission=code, mailbox_id=mailbox_id,
+                             granted_by_id=actor.id))
+    for code in removed:
+        db.session.delete(current[code])
+    db.session.flush()
+    if added or removed:
+        record("access.set_mailbox_permissions", account=account, target=membership.user,
+               mailbox_id=mailbox_id, added=added, removed=removed)
+    return added, removed
+
+
+def mailbox_access_list(mailbox_id: int) -> list[tuple[Membership, list[Grant]]]:
+    grants = db.session.execute(db.select(Grant).where(Grant.mailbox_id == mailbox_id).order_by(Grant.id)).scalars()
+    by_member: dict[int, list[Grant]] = {}
+    for grant in grants:
+        by_member.setdefault(grant.membership_id, []).append(grant)
+    return [(db.session.get(Membership, member_id), held) for member_id, held in by_member.items()]

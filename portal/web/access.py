@@ -44,6 +44,13 @@ def member(permission: str | None = None) -> Rule:
     return Rule("account", permission)
 
 
+def on_mailbox(permission: str) -> Rule:
+    """A member holding ``permission`` on the mailbox in the URL (``mailbox_id``)."""
+    if catalogue.BY_CODE.get(permission, None) is None or catalogue.BY_CODE[permission].scope != catalogue.MAILBOX:
+        raise ValueError(f"{permission!r} is not a mailbox permission")
+    return Rule("mailbox", permission)
+
+
 def rule(access: Rule):
     def attach(view):
         view.access_rule = access
@@ -74,6 +81,16 @@ class Context:
     def can(self, permission: str) -> bool:
         return permission in self.permissions
 
+    def can_on_mailbox(self, mailbox_id: int, permission: str) -> bool:
+        from portal.roles.services import mailbox_permissions
+
+        if self.account is None or not current_user.is_authenticated:
+            return False
+        cache = self.__dict__.setdefault("_mailbox_permissions", {})
+        if mailbox_id not in cache:
+            cache[mailbox_id] = mailbox_permissions(current_user, self.account, mailbox_id)
+        return permission in cache[mailbox_id]
+
 
 def enforce() -> object | None:
     """``before_request`` hook: the single gate every request passes."""
@@ -102,12 +119,26 @@ def enforce() -> object | None:
         abort(404)
     g.access = Context(account)
     g.account = account
+    if access.kind == "mailbox":
+        from portal.mailboxes.services import mailbox_in_account
+
+        mailbox = mailbox_in_account(account, (request.view_args or {}).get("mailbox_id") or 0)
+        if mailbox is None:
+            abort(404)
+        g.mailbox = mailbox
+        if not g.access.can_on_mailbox(mailbox.id, access.permission):
+            abort(403)
+        return None
     if access.permission and not g.access.can(access.permission):
         abort(403)
     return None
 
 
-def can(permission: str) -> bool:
-    """For templates and services: may the current user do this in the current account?"""
+def can(permission: str, mailbox=None) -> bool:
+    """For templates: may the current user do this in the current account (or on ``mailbox``)?"""
     context = g.get("access")
-    return bool(context) and context.can(permission)
+    if not context:
+        return False
+    if mailbox is not None:
+        return context.can_on_mailbox(getattr(mailbox, "id", mailbox), permission)
+    return context.can(permission)

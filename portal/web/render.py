@@ -22,3 +22,14 @@ def render(template: str, block: str | None = None, status: int = 200, **context
         body = "".join(compiled.blocks[block](fragment))
         return body, status
     return render_page(template, **context), status
+
+
+def filesize(number: int | None) -> str:
+    """Bytes in the unit people use for mailbox quotas (binary multiples)."""
+    if number is None:
+        return ""
+    for unit, size in (("TB", 1024 ** 4), ("GB", 1024 ** 3), ("MB", 1024 ** 2), ("KB", 1024)):
+        if number >= size:
+            value = number / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{number} bytes"

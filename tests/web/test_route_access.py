@@ -41,10 +41,17 @@ def world(make):
 
     role = create_role(owner_a, account_a, name="Custom", scope="account", description="", permissions={"audit.view"})
     owner_grant = db.session.execute(db.select(Grant)).scalars().first()
+    from portal.domains.models import ENABLED
+    from portal.domains.services import add_domain
+    from portal.mailboxes.services import create_mailbox
+
+    domain = add_domain(owner_a, account_a, "a.example", "local")
+    domain.status = ENABLED
+    mailbox = create_mailbox(owner_a, account_a, domain, "team")
     db.session.commit()
     return {
         "account_id": account_a.id, "membership_id": nobody_membership.id, "role_id": role.id,
-        "grant_id": owner_grant.id,
+        "grant_id": owner_grant.id, "domain_id": domain.id, "mailbox_id": mailbox.id,
     }
 
 
@@ -107,12 +114,12 @@ def test_member_without_permissions__is_refused_every_permission_route(app, clie
     reached = []
     for rule, method in _routes(app):
         access = rule_for(rule.endpoint)
-        if access.kind != "account" or access.permission is None:
+        if access.kind not in ("account", "mailbox") or access.permission is None:
             continue
         response = _call(client, method, _url(rule, world))
         assert response.status_code == 403, (rule.endpoint, method, response.status_code)
         reached.append(rule.endpoint)
-    assert len(reached) >= 10
+    assert len(reached) >= 25
     assert client.get(f"/accounts/{world['account_id']}/").status_code == 200
 
 
@@ -120,12 +127,12 @@ def test_admin_of_another_account__sees_404_on_every_account_route(app, client, 
     auth.login("owner-b@example.org")
     walked = 0
     for rule, method in _routes(app):
-        if rule_for(rule.endpoint).kind != "account":
+        if rule_for(rule.endpoint).kind not in ("account", "mailbox"):
             continue
         response = _call(client, method, _url(rule, world))
         assert response.status_code == 404, (rule.endpoint, method, response.status_code)
         walked += 1
-    assert walked >= 15
+    assert walked >= 35
 
 
 def test_superadmin_only_routes__refuse_account_owners(app, client, auth, world):

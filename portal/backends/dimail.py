@@ -1,0 +1,350 @@
+"""dimail, the provisioning API in front of Open-XChange (La Suite).
+
+Wire facts this adapter is built on (see reference/BACKENDS.md):
+
+- Admin routes (``/token/``, ``POST /domains/``, a domain's ``check``,
+  ``fix/`` and ``spec/``) take HTTP Basic; mailbox, alias and single-domain
+  routes take ``Authorization: Bearer`` with a token from ``GET /token/``.
+  A bad or expired token answers 403, a missing one 401: the adapter fetches
+  a new token once, then gives up with a permanent error.
+- A duplicate mailbox, or a mailbox on an unknown domain, answers
+  500 text/plain. A create retried after a lost answer therefore looks the
+  mailbox up before deciding anything.
+- Validation errors are 422 with ``detail`` a list of ``{loc, msg}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from .base import (
+    Backend,
+    BackendError,
+    BackendNotFound,
+    Capabilities,
+    CheckResult,
+    DnsRecord,
+    DomainCheck,
+    MailboxSpec,
+    PermanentBackendError,
+    ProvisionResult,
+    RemoteMailbox,
+    UnexpectedResponse,
+    expect_list,
+    expect_mapping,
+    expect_str,
+    record_purpose,
+    split_address,
+)
+from .http import HttpClient
+from .registry import register_backend
+
+_FEATURES = ["webmail", "mailbox", "alias"]
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")
+
+
+@register_backend
+class DimailBackend(Backend):
+    name = "dimail"
+    label = "dimail (Open-XChange)"
+    required_settings = ("url", "user", "password")
+    optional_settings = {
+        "context_name": "Open-XChange context for new domains; default the domain name",
+    }
+    secret_settings = frozenset({"password"})
+    capabilities = Capabilities(
+        domain_api=True,
+        domain_check=True,
+        domain_fix=True,
+        dns_spec=True,
+        needs_subscription=False,
+        mailbox_create=True,
+        mailbox_delete=True,
+        mailbox_delete_archives=False,
+        mailbox_disable=True,
+        mailbox_password_reset=True,
+        mailbox_password_set=False,
+        mailbox_quota=False,
+        mailbox_list=True,
+        mailbox_aliases=True,
+        mailbox_admin_privilege=False,
+        protocol_flags=False,
+        notes={
+            "mailbox_password_set": "dimail always generates mailbox passwords itself.",
+            "mailbox_quota": "dimail has no quota API; quotas follow the Open-XChange context.",
+            "mailbox_admin_privilege": "Administrators are dimail API users, not mailboxes.",
+        },
+    )
+
+    def __init__(self, settings: Mapping[str, str], *, timeout: float) -> None:
+        super().__init__(settings, timeout=timeout)
+        self._http = HttpClient(self.settings["url"], service="dimail", timeout=self.timeout, scrub=self.scrub)
+        self._basic = (self.settings["user"], self.settings["password"])
+        self._token: str | None = None
+
+    # -- transport ---------------------------------------------------------
+
+    def _admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self._http.send(method, path, auth=self._basic, **kwargs)
+
+    def _user(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A Bearer call, with one token refresh when the token is refused."""
+        for _ in range(2):
+            if self._token is None:
+                self._token = self._fetch_token()
+            response = self._http.send(
+                method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs
+            )
+            if response.status_code not in (401, 403):
+                return response
+            self._token = None
+        raise PermanentBackendError(
+            f"dimail refused a freshly issued token (HTTP {response.status_code}): {self._detail(response)}; "
+            "check the API user's permissions on this domain",
+            code="auth",
+        )
+
+    def _fetch_token(self) -> str:
+        response = self._admin("GET", "/token/")
+        if response.status_code != 200:
+            raise self._http.error_for(response, self._read_error(response)[0])
+        body = expect_mapping(self._http.json(response), "dimail token")
+        token = expect_str(body, "access_token", "dimail token")
+        self.remember_secret(token)
+        return token
+
+    def _detail(self, response: requests.Response) -> str:
+        return self._read_error(response)[0] or self._http.describe_body(response)
+
+    def _read_error(self, response: requests.Response) -> tuple[str | None, dict[str, str]]:
+        """dimail's explanation of an error and, for 422, the message per field."""
+        try:
+            body = response.json()
+        except ValueError:
+            text = response.text.strip()
+            return (text if text and not text.startswith("<") else None), {}
+        detail = body.get("detail") if isinstance(body, Mapping) else None
+        if isinstance(detail, str):
+            return detail, {}
+        if isinstance(detail, list):
+            hints: dict[str, str] = {}
+            for item in detail:
+                if isinstance(item, Mapping):
+                    location = ".".join(str(part) for part in item.get("loc", []) if part != "body")
+                    hints[location or "request"] = str(item.get("msg", "invalid"))
+            return "; ".join(f"{field}: {message}" for field, message in hints.items()) or None, hints
+        return None, {}
+
+    def _error(self, response: requests.Response) -> BackendError:
+        detail, hints = self._read_error(response)
+        if self._is_missing(response):
+            return BackendNotFound(f"dimail: {self.scrub(detail or 'not found')}", code="not_found")
+        return self._http.error_for(response, detail, hints=hints)
+
+    def _is_missing(self, response: requests.Response) -> bool:
+        """Whether a 404 says an object is missing, rather than the route.
+
+        dimail names the missing object ("Mailbox not found"); FastAPI answers
+        an unknown route, such as one under a wrong url, with "Not Found".
+        """
+        return response.status_code == 404 and self._read_error(response)[0] not in (None, "Not Found")
+
+    # -- health and domains ------------------------------------------------
+
+    def _probe(self) -> str:
+        self._token = self._fetch_token()
+        return "dimail accepted the API credentials"
+
+    def ensure_domain(self, domain: str) -> None:
+        response = self._admin("POST", "/domains/", json={
+            "name": domain,
+            "context_name": self.settings.get("context_name") or domain,
+            "features": _FEATURES,
+            "delivery": "virtual",
+        })
+        if response.status_code in (200, 201):
+            return
+        if response.status_code == 409 and self._domain_exists(domain):
+            return
+        raise self._error(response)
+
+    def _domain_exists(self, domain: str) -> bool:
+        response = self._user("GET", f"/domains/{_segment(domain)}")
+        if response.status_code == 200:
+            return True
+        if self._is_missing(response):
+            return False
+        raise self._error(response)
+
+    def check_domain(self, domain: str) -> DomainCheck:
+        return self._domain_check(self._admin("GET", f"/domains/{_segment(domain)}/check"))
+
+    def fix_domain(self, domain: str) -> DomainCheck:
+        return self._domain_check(self._admin("GET", f"/domains/{_segment(domain)}/fix/"))
+
+    def _domain_check(self, response: requests.Response) -> DomainCheck:
+        if response.status_code != 200:
+            raise self._error(response)
+        body = expect_mapping(self._http.json(response), "dimail domain check")
+        state = body.get("state")
+        if state not in ("ok", "broken"):
+            raise UnexpectedResponse(f"dimail domain check: unknown state {state!r}", code="unexpected_response")
+        checks = [
+            CheckResult(
+                name=name,
+                ok=value["ok"] is True,
+                internal=value["internal"] is True,
+                messages=[
+                    self.scrub(str(error.get("detail") or error.get("code")))
+                    for error in value.get("errors") or []
+                    if isinstance(error, Mapping)
+                ],
+            )
+            for name, value in body.items()
+            if isinstance(value, Mapping) and "ok" in value and "internal" in value
+        ]
+        return DomainCheck.from_checks(checks, backend_says_ok=state == "ok")
+
+    def required_records(self, domain: str) -> list[DnsRecord]:
+        response = self._admin("GET", f"/domains/{_segment(domain)}/spec/")
+        if response.status_code != 200:
+            raise self._error(response)
+        records = []
+        for item in expect_list(self._http.json(response), "dimail domain spec"):
+            item = expect_mapping(item, "dimail domain spec record")
+            target = str(item.get("target") or "").rstrip(".")
+            record_type = expect_str(item, "type", "dimail domain spec record").upper()
+            value = expect_str(item, "value", "dimail domain spec record")
+            if target in ("", "@"):
+                name = domain
+            elif target == domain or target.endswith("." + domain):
+                name = target
+            else:
+                name = f"{target}.{domain}"
+            records.append(DnsRecord(name, record_type, value, record_purpose(name, record_type, value)))
+        return records
+
+    # -- mailboxes ---------------------------------------------------------
+
+    def _mailbox_path(self, address: str) -> str:
+        local_part, domain = split_address(address)
+        return f"/domains/{_segment(domain)}/mailboxes/{_segment(local_part)}"
+
+    def create_mailbox(self, spec: MailboxSpec) -> ProvisionResult:
+        """Create the mailbox; dimail generates its password (``spec.password`` is not used)."""
+        self.refuse_unsupported_spec(spec)
+        given_name, surname, display_name = _names(spec)
+        response = self._user("POST", self._mailbox_path(spec.address), json={
+            "givenName": given_name,
+            "surName": surname,
+            "displayName": display_name,
+        })
+        if response.status_code in (200, 201):
+            body = expect_mapping(self._http.json(response), "dimail new mailbox")
+            password = expect_str(body, "password", "dimail new mailbox")
+            self.remember_secret(password)
+            if not spec.active:
+                self.set_mailbox_active(spec.address, False)
+            backend_id = body.get("uuid")
+            return ProvisionResult(spec.address, str(backend_id) if backend_id else None, password, created=True)
+        if response.status_code >= 500:
+            # The answer dimail gives for a duplicate: see whether an earlier
+            # attempt created the mailbox before calling it a failure.
+            existing = self.get_mailbox(spec.address)
+            if existing is not None:
+                if existing.active and not spec.active:
+                    self.set_mailbox_active(spec.address, False)
+                return ProvisionResult(spec.address, existing.backend_id, None, created=False)
+            if not self._domain_exists(spec.domain):
+                raise BackendNotFound(
+                    f"dimail does not know the domain {spec.domain}; set the domain up first", code="not_found"
+                )
+        raise self._error(response)
+
+    def get_mailbox(self, address: str) -> RemoteMailbox | None:
+        response = self._user("GET", self._mailbox_path(address))
+        if self._is_missing(response):
+            return None
+        if response.status_code != 200:
+            raise self._error(response)
+        return _remote_mailbox(expect_mapping(self._http.json(response), "dimail mailbox"))
+
+    def list_mailboxes(self, domain: str) -> list[RemoteMailbox]:
+        response = self._user("GET", f"/domains/{_segment(domain)}/mailboxes/")
+        if response.status_code != 200:
+            raise self._error(response)
+        return [
+            _remote_mailbox(item)
+            for item in (
+                expect_mapping(entry, "dimail mailbox")
+                for entry in expect_list(self._http.json(response), "dimail mailboxes")
+            )
+            if item.get("type", "mailbox") == "mailbox"
+        ]
+
+    def set_mailbox_active(self, address: str, active: bool) -> None:
+        response = self._user("PATCH", self._mailbox_path(address), json={"active": "yes" if active else "no"})
+        if response.status_code != 200:
+            raise self._error(response)
+
+    def delete_mailbox(self, address: str) -> None:
+        response = self._user("DELETE", self._mailbox_path(address))
+        if response.status_code not in (200, 204) and not self._is_missing(response):
+            raise self._error(response)
+
+    def reset_password(self, address: str) -> str:
+        response = self._user("POST", self._mailbox_path(address) + "/reset_password/")
+        if response.status_code not in (200, 201):
+            raise self._error(response)
+        body = expect_mapping(self._http.json(response), "dimail password reset")
+        password = expect_str(body, "password", "dimail password reset")
+        self.remember_secret(password)
+        return password
+
+    def add_alias(self, address: str, alias: str) -> None:
+        alias_local, alias_domain = split_address(alias)
+        response = self._user("POST", f"/domains/{_segment(alias_domain)}/aliases/", json={
+            "user_name": alias_local,
+            "destination": address,
+        })
+        # dimail answers 200 (not 201) on creation and 409 when the alias exists.
+        if response.status_code not in (200, 201, 409):
+            raise self._error(response)
+
+
+def _names(spec: MailboxSpec) -> tuple[str, str, str]:
+    """givenName, surName and displayName, all of which dimail requires.
+
+    Missing parts come from the display name, then from the local part, so
+    that a shared mailbox such as ``contact@`` is named "contact".
+    """
+    display_name = spec.full_name or spec.local_part
+    words = display_name.split()
+    given_name = spec.first_name or words[0]
+    surname = spec.last_name or " ".join(words[1:]) or given_name
+    return given_name, surname, display_name
+
+
+def _remote_mailbox(body: Mapping[str, Any]) -> RemoteMailbox:
+    address = expect_str(body, "email", "dimail mailbox")
+    active = body.get("active", "yes")
+    display_name = body.get("displayName") or " ".join(
+        str(part) for part in (body.get("givenName"), body.get("surName")) if part
+    )
+    return RemoteMailbox(
+        address=address,
+        # dimail versions without enable/disable omit the field: such a
+        # mailbox cannot be anything but active.
+        active=active in ("yes", True),
+        quota_bytes=None,
+        display_name=str(display_name),
+        backend_id=str(body["uuid"]) if body.get("uuid") else None,
+        extra={"status": body.get("status")},
+    )

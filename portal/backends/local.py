@@ -1,0 +1,277 @@
+"""The built-in backend: mailboxes kept in a small SQLite file, no mail system.
+
+It lets the portal run on a laptop with nothing else installed, and it
+behaves like a real backend (domains must be set up before their mailboxes,
+every operation is idempotent) so that flows tried locally hold elsewhere.
+Several web and worker processes may share the file: writes take SQLite's
+write lock up front (``BEGIN IMMEDIATE``), the file runs in WAL mode so
+readers never wait for writers, and a busy timeout equal to the connection's
+timeout turns lock contention into waiting rather than errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+
+from .base import (
+    Backend,
+    BackendNotFound,
+    Capabilities,
+    CheckResult,
+    DnsRecord,
+    DomainCheck,
+    MailboxSpec,
+    PermanentBackendError,
+    ProvisionResult,
+    RemoteMailbox,
+    TransientBackendError,
+    generate_password,
+    is_plain_local_part,
+    mail_records,
+    split_address,
+    validate_quota,
+)
+from .registry import register_backend
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS domains (
+    name TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS mailboxes (
+    address TEXT PRIMARY KEY,
+    domain TEXT NOT NULL REFERENCES domains(name),
+    backend_id TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    quota_bytes INTEGER,
+    active INTEGER NOT NULL,
+    admin INTEGER NOT NULL,
+    password_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mailboxes_by_domain ON mailboxes(domain);
+CREATE TABLE IF NOT EXISTS aliases (
+    alias TEXT PRIMARY KEY,
+    address TEXT NOT NULL REFERENCES mailboxes(address) ON DELETE CASCADE
+);
+"""
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$")
+
+# scrypt with the parameters RFC 7914 recommends for interactive logins.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def _hash_password(password: str) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def _password_matches(password: str, stored: str) -> bool:
+    scheme, salt, digest = stored.split("$")
+    candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), **_SCRYPT)
+    return scheme == "scrypt" and hmac.compare_digest(candidate.hex(), digest)
+
+
+@register_backend
+class LocalBackend(Backend):
+    name = "local"
+    label = "Local (built in)"
+    required_settings = ("state_path",)
+    optional_settings = {
+        "mail_host": "host the MX record points at; default mail.<domain>",
+    }
+    capabilities = Capabilities(
+        domain_api=True,
+        domain_check=True,
+        domain_fix=True,
+        dns_spec=True,
+        needs_subscription=False,
+        mailbox_create=True,
+        mailbox_delete=True,
+        mailbox_delete_archives=False,
+        mailbox_disable=True,
+        mailbox_password_reset=False,
+        mailbox_password_set=True,
+        mailbox_quota=True,
+        mailbox_list=True,
+        mailbox_aliases=True,
+        mailbox_admin_privilege=True,
+        protocol_flags=False,
+        notes={
+            "domain_check": "The local backend delivers no mail, so its domains always check out.",
+        },
+    )
+
+    def __init__(self, settings: Mapping[str, str], *, timeout: float) -> None:
+        super().__init__(settings, timeout=timeout)
+        self.state_path = self.settings["state_path"]
+        directory = os.path.dirname(os.path.abspath(self.state_path))
+        os.makedirs(directory, exist_ok=True)
+        with self._connection() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    # -- storage -----------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with closing(sqlite3.connect(self.state_path, timeout=self.timeout, isolation_level=None)) as db:
+                db.execute("PRAGMA foreign_keys=ON")
+                yield db
+        except sqlite3.OperationalError as error:
+            raise TransientBackendError(f"Local backend state is unavailable: {error}", code="storage") from error
+        except sqlite3.DatabaseError as error:
+            raise PermanentBackendError(f"Local backend state is damaged: {error}", code="storage") from error
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _update_mailbox(self, address: str, assignments: str, *values: object) -> None:
+        with self._write() as db:
+            changed = db.execute(
+                f"UPDATE mailboxes SET {assignments} WHERE address = ?", (*values, address)
+            ).rowcount
+        if not changed:
+            raise BackendNotFound(f"No mailbox {address} on the local backend", code="not_found")
+
+    def _require_domain(self, db: sqlite3.Connection, domain: str) -> None:
+        if db.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone() is None:
+            raise BackendNotFound(
+                f"The local backend does not serve {domain}; set the domain up first", code="not_found"
+            )
+
+    # -- health and domains ------------------------------------------------
+
+    def _probe(self) -> str:
+        with self._connection() as db:
+            (count,) = db.execute("SELECT count(*) FROM mailboxes").fetchone()
+        return f"Local state readable ({count} mailboxes)"
+
+    def ensure_domain(self, domain: str) -> None:
+        if not _DOMAIN.match(domain):
+            raise PermanentBackendError(f"Invalid domain name: {domain!r}", code="invalid")
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO domains (name) VALUES (?)", (domain,))
+
+    def check_domain(self, domain: str) -> DomainCheck:
+        with self._connection() as db:
+            self._require_domain(db, domain)
+        return DomainCheck.from_checks([CheckResult("domain_exist", ok=True, internal=False)])
+
+    def fix_domain(self, domain: str) -> DomainCheck:
+        return self.check_domain(domain)
+
+    def required_records(self, domain: str) -> list[DnsRecord]:
+        return mail_records(domain, self.settings.get("mail_host") or f"mail.{domain}")
+
+    # -- mailboxes ---------------------------------------------------------
+
+    def create_mailbox(self, spec: MailboxSpec) -> ProvisionResult:
+        if not is_plain_local_part(spec.local_part):
+            raise PermanentBackendError(
+                f"Invalid local part {spec.local_part!r}: use lower-case letters, digits, '.', '_', '+' and '-'",
+                code="invalid",
+            )
+        password = spec.password or generate_password()
+        # Hashing is slow by design: do it before taking the write lock that
+        # other processes are waiting for.
+        password_hash = _hash_password(password)
+        with self._write() as db:
+            self._require_domain(db, spec.domain)
+            row = db.execute("SELECT backend_id FROM mailboxes WHERE address = ?", (spec.address,)).fetchone()
+            if row is not None:
+                return ProvisionResult(spec.address, row[0], generated_password=None, created=False)
+            backend_id = str(uuid.uuid4())
+            db.execute(
+                "INSERT INTO mailboxes (address, domain, backend_id, display_name, quota_bytes, active, admin,"
+                " password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (spec.address, spec.domain, backend_id, spec.full_name, spec.quota_bytes,
+                 int(spec.active), int(spec.admin), password_hash),
+            )
+        return ProvisionResult(
+            spec.address, backend_id, generated_password=None if spec.password else password, created=True
+        )
+
+    def get_mailbox(self, address: str) -> RemoteMailbox | None:
+        with self._connection() as db:
+            row = db.execute(_SELECT_MAILBOX + " WHERE address = ?", (address,)).fetchone()
+            return _remote_mailbox(db, row) if row else None
+
+    def list_mailboxes(self, domain: str) -> list[RemoteMailbox]:
+        with self._connection() as db:
+            rows = db.execute(_SELECT_MAILBOX + " WHERE domain = ? ORDER BY address", (domain,)).fetchall()
+            return [_remote_mailbox(db, row) for row in rows]
+
+    def set_mailbox_active(self, address: str, active: bool) -> None:
+        self._update_mailbox(address, "active = ?", int(active))
+
+    def delete_mailbox(self, address: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM mailboxes WHERE address = ?", (address,))
+
+    def reset_password(self, address: str) -> str:
+        password = generate_password()
+        self._update_mailbox(address, "password_hash = ?", _hash_password(password))
+        return password
+
+    def set_quota(self, address: str, quota_bytes: int | None) -> None:
+        validate_quota(quota_bytes)
+        self._update_mailbox(address, "quota_bytes = ?", quota_bytes)
+
+    def set_admin(self, address: str, admin: bool) -> None:
+        self._update_mailbox(address, "admin = ?", int(admin))
+
+    def add_alias(self, address: str, alias: str) -> None:
+        alias_local, _ = split_address(alias)
+        if not is_plain_local_part(alias_local):
+            raise PermanentBackendError(f"Invalid alias {alias!r}", code="invalid")
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM mailboxes WHERE address = ?", (address,)).fetchone() is None:
+                raise BackendNotFound(f"No mailbox {address} on the local backend", code="not_found")
+            if db.execute("SELECT 1 FROM mailboxes WHERE address = ?", (alias,)).fetchone():
+                raise PermanentBackendError(f"{alias} is a mailbox, not a free address", code="already_exists")
+            row = db.execute("SELECT address FROM aliases WHERE alias = ?", (alias,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO aliases (alias, address) VALUES (?, ?)", (alias, address))
+            elif row[0] != address:
+                raise PermanentBackendError(f"{alias} already delivers to {row[0]}", code="already_exists")
+
+    def check_password(self, address: str, password: str) -> bool:
+        """Whether ``password`` is the mailbox's current password."""
+        with self._connection() as db:
+            row = db.execute("SELECT password_hash FROM mailboxes WHERE address = ?", (address,)).fetchone()
+        return row is not None and _password_matches(password, row[0])
+
+
+_SELECT_MAILBOX = "SELECT address, backend_id, display_name, quota_bytes, active, admin FROM mailboxes"
+
+
+def _remote_mailbox(db: sqlite3.Connection, row: tuple) -> RemoteMailbox:
+    address, backend_id, display_name, quota_bytes, active, admin = row
+    aliases = [alias for (alias,) in db.execute(
+        "SELECT alias FROM aliases WHERE address = ? ORDER BY alias", (address,)
+    )]
+    return RemoteMailbox(
+        address=address,
+        active=bool(active),
+        quota_bytes=quota_bytes,
+        display_name=display_name,
+        backend_id=backend_id,
+        extra={"admin": bool(admin), "aliases": aliases},
+    )

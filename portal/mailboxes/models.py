@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+PERSONAL = "personal"
+SHARED = "shared"
+KINDS = (PERSONAL, SHARED)
+
+PENDING = "pending"            # waits for its domain to be enabled
+PROVISIONING = "provisioning"  # a job is creating it on the backend
+ENABLED = "enabled"
+DISABLED = "disabled"
+FAILED = "failed"              # the backend refused; see the last attempt, Retry
+DELETED = "deleted"            # gone from the backend (or archived there); kept for history
+STATUSES = (PENDING, PROVISIONING, ENABLED, DISABLED, FAILED, DELETED)
+
+
+class Mailbox(db.Model):
+    __tablename__ = "mailboxes"
+    __table_args__ = (UniqueConstraint("address", name="uq_mailboxes_address"),
+                      Index("ix_mailboxes_account_status", "account_id", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="RESTRICT"), index=True)
+    local_part: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(254))
+    kind: Mapped[str] = mapped_column(String(16), default=SHARED)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    quota_bytes: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    # What the admin wants; the status says what the backend has.
+    want_active: Mapped[bool] = mapped_column(default=True)
+    backend_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    domain = relationship("Domain", lazy="joined")
+    owner = relationship("User", lazy="joined")
+    attempts: Mapped[list["ProvisioningAttempt"]] = relationship(
+        back_populates="mailbox", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="desc(ProvisioningAttempt.id)", lazy="dynamic")
+
+    @property
+    def name(self) -> str:
+        return self.display_name or " ".join(p for p in (self.first_name, self.last_name) if p) or self.address
+
+    def __repr__(self) -> str:
+        return f"<Mailbox {self.id} {self.address} {self.status}>"
+
+
+class ProvisioningAttempt(db.Model):
+    """One call to the backend about a mailbox: what was asked, what came back."""
+
+    __tablename__ = "provisioning_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    operation: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | retrying | failed
+    message: Mapped[str] = mapped_column(Text, default="")
+
+    mailbox: Mapped[Mailbox] = relationship(back_populates="attempts")
+
+
+class MailboxSecret(db.Model):
+    """A password the backend generated, encrypted, shown once to someone allowed."""
+
+    __tablename__ = "mailbox_secrets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]

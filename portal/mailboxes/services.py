@@ -1,0 +1,364 @@
+"""Mailboxes: creation rules, provisioning through jobs, and every attempt recorded.
+
+A web request only writes the mailbox and a ``mailbox.provision`` job; the
+worker calls the domain's backend and records the attempt. Creation is
+idempotent on every adapter, so a retry after a lost answer finds the
+mailbox instead of making a second one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from datetime import timedelta
+
+from cryptography.fernet import Fernet, InvalidToken
+from flask import current_app
+
+from portal.accounts.models import Account, Membership
+from portal.accounts.services import add_member
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.backends import service as backends
+from portal.backends.base import BackendError, MailboxSpec, TransientBackendError
+from portal.domains import services as domains
+from portal.domains.models import DISABLED as DOMAIN_DISABLED
+from portal.domains.models import ENABLED as DOMAIN_ENABLED
+from portal.domains.models import Domain
+from portal.extensions import db
+from portal.jobs.models import FAILED as JOB_FAILED
+from portal.jobs.models import QUEUED, RUNNING, Job
+from portal.jobs.registry import PermanentJobError, handler
+from portal.jobs.services import enqueue
+from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PERSONAL, PROVISIONING, SHARED,
+                                     Mailbox, MailboxSecret, ProvisioningAttempt)
+from portal.roles import catalogue
+from portal.roles.services import grant_mailbox_role, system_role
+from portal.timeutil import utcnow
+
+PROVISION_KIND = "mailbox.provision"
+OPERATIONS = ("create", "set_active", "delete", "reset_password", "set_quota")
+SECRET_LIFETIME = timedelta(days=7)
+_LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?$")
+
+
+class MailboxError(ValueError):
+    """A refusal about a mailbox; ``field`` names the form field it concerns."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def mailbox_in_account(account: Account, mailbox_id: int) -> Mailbox | None:
+    mailbox = db.session.get(Mailbox, mailbox_id)
+    return mailbox if mailbox is not None and mailbox.account_id == account.id else None
+
+
+def capabilities_of(mailbox: Mailbox):
+    return backends.capabilities(mailbox.domain.connection)
+
+
+# -- creating ---------------------------------------------------------------------
+
+def validate_local_part(raw: str) -> str:
+    local_part = raw.strip().lower()
+    if not local_part:
+        raise MailboxError("Enter the part before the @.", "local_part")
+    if len(local_part) > 64 or not _LOCAL_PART.match(local_part) or ".." in local_part:
+        raise MailboxError("Use lower-case letters, digits and . _ + - (not at the start or end), "
+                           "at most 64 characters.", "local_part")
+    return local_part
+
+
+def create_mailbox(actor: User | None, account: Account, domain: Domain, local_part: str, *,
+                   kind: str = SHARED, owner: User | None = None, first_name: str = "", last_name: str = "",
+                   display_name: str = "", quota_bytes: int | None = None,
+                   owner_role_key: str = catalogue.MAILBOX_OWNER) -> Mailbox:
+    if domain.account_id != account.id:
+        raise MailboxError("Choose one of this account's domains.", "domain")
+    if domain.status == DOMAIN_DISABLED:
+        raise MailboxError(f"{domain.name} is disabled: no new mailboxes can be created on it.", "domain")
+    local_part = validate_local_part(local_part)
+    address = f"{local_part}@{domain.name}"
+    if db.session.execute(db.select(Mailbox.id).where(Mailbox.address == address,
+                                                      Mailbox.status != DELETED)).first():
+        raise MailboxError(f"{address} already exists.", "local_part")
+    capabilities = backends.capabilities(domain.connection)
+    if quota_bytes is not None:
+        if quota_bytes <= 0:
+            raise MailboxError("The quota must be above zero, or left empty for the default.", "quota")
+        if not capabilities.mailbox_quota:
+            raise MailboxError(f"The {domain.connection} backend does not set quotas; leave it empty.", "quota")
+    if kind not in (PERSONAL, SHARED):
+        raise MailboxError("Choose personal or shared.", "kind")
+    if kind == PERSONAL and owner is None:
+        raise MailboxError("A personal mailbox needs its owner.", "owner")
+    previous = db.session.execute(db.select(Mailbox).where(Mailbox.address == address,
+                                                           Mailbox.status == DELETED)).scalar_one_or_none()
+    if previous is not None:
+        # Re-creating a removed address: the backend may restore what it archived.
+        db.session.delete(previous)
+        db.session.flush()
+    mailbox = Mailbox(account_id=account.id, domain_id=domain.id, local_part=local_part, address=address, kind=kind,
+                      owner_id=getattr(owner, "id", None), first_name=first_name.strip(),
+                      last_name=last_name.strip(), display_name=display_name.strip(), quota_bytes=quota_bytes)
+    mailbox.domain = domain
+    db.session.add(mailbox)
+    db.session.flush()
+    if owner is not None:
+        membership = add_member(account, owner)
+        grant_mailbox_role(None, account, membership, mailbox.id, system_role(owner_role_key))
+    if domain.status == DOMAIN_ENABLED:
+        _start(mailbox, "create")
+    else:
+        mailbox.status = PENDING
+        mailbox.status_reason = f"Waits for {domain.name} to be enabled; it is created on the backend then."
+    record("mailbox.create", account=account, target=mailbox, actor=actor, kind=kind,
+           owner=getattr(owner, "email", None), status=mailbox.status)
+    return mailbox
+
+
+def provision_pending(domain: Domain) -> None:
+    """Activation hook: a domain just became enabled; create what waited for it."""
+    pending = db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id,
+                                                          Mailbox.status == PENDING)).scalars().all()
+    for mailbox in pending:
+        _start(mailbox, "create")
+
+
+def mailboxes_block_removal(domain: Domain) -> str | None:
+    count = db.session.execute(db.select(db.func.count()).select_from(Mailbox).where(
+        Mailbox.domain_id == domain.id, Mailbox.status != DELETED)).scalar_one()
+    if count:
+        return (f"{domain.name} still has {count} mailbox{'es' if count != 1 else ''}. "
+                "Delete them first, then remove the domain.")
+    return None
+
+
+domains.activation_hooks.append(provision_pending)
+domains.removal_blockers.append(mailboxes_block_removal)
+
+
+# -- changing ---------------------------------------------------------------------
+
+def _start(mailbox: Mailbox, operation: str, **extra) -> Job:
+    mailbox.status = PROVISIONING
+    mailbox.status_reason = {"create": "Being created on the backend.", "set_active": "Being updated on the backend.",
+                             "delete": "Being deleted on the backend.",
+                             "reset_password": "A new password is being set on the backend.",
+                             "set_quota": "The quota is being changed on the backend."}[operation]
+    return enqueue(PROVISION_KIND, {"mailbox_id": mailbox.id, "operation": operation, **extra},
+                   subject=f"mailbox:{mailbox.id}", account=mailbox.account_id)
+
+
+def _require_live(mailbox: Mailbox) -> None:
+    if mailbox.status == DELETED:
+        raise MailboxError("This mailbox was deleted.")
+    if mailbox.status == PENDING:
+        raise MailboxError("This mailbox waits for its domain; it can be changed once it exists on the backend.")
+    if busy(mailbox):
+        raise MailboxError("A change to this mailbox is still running; wait for it to finish.")
+
+
+def busy(mailbox: Mailbox) -> bool:
+    return db.session.execute(db.select(Job.id).where(
+        Job.subject == f"mailbox:{mailbox.id}", Job.status.in_((QUEUED, RUNNING)))).first() is not None
+
+
+def set_active(actor: User, mailbox: Mailbox, active: bool) -> None:
+    _require_live(mailbox)
+    if active and mailbox.domain.status == DOMAIN_DISABLED:
+        raise MailboxError(f"{mailbox.domain.name} is disabled: its mailboxes cannot be enabled.")
+    if not capabilities_of(mailbox).mailbox_disable:
+        raise MailboxError(f"The {mailbox.domain.connection} backend cannot disable mailboxes.")
+    mailbox.want_active = active
+    _start(mailbox, "set_active")
+    record("mailbox.enable" if active else "mailbox.disable", account=mailbox.account_id, target=mailbox, actor=actor)
+
+
+def delete(actor: User, mailbox: Mailbox) -> str:
+    """Delete where the backend can; otherwise disable, and say so."""
+    _require_live(mailbox)
+    capabilities = capabilities_of(mailbox)
+    if capabilities.can_delete_mailbox:
+        _start(mailbox, "delete")
+        record("mailbox.delete", account=mailbox.account_id, target=mailbox, actor=actor)
+        if capabilities.mailbox_delete_archives:
+            return ("The mailbox is being removed. This backend archives it: the mail stays on the server, "
+                    "and creating the same address again restores it.")
+        return "The mailbox is being deleted."
+    mailbox.want_active = False
+    _start(mailbox, "set_active")
+    record("mailbox.disable", account=mailbox.account_id, target=mailbox, actor=actor, instead_of="delete")
+    return f"The {mailbox.domain.connection} backend cannot delete mailboxes, so it is being disabled instead."
+
+
+def reset_password(actor: User, mailbox: Mailbox) -> None:
+    _require_live(mailbox)
+    if not capabilities_of(mailbox).can_reset_password:
+        raise MailboxError(f"The {mailbox.domain.connection} backend cannot reset passwords.")
+    _start(mailbox, "reset_password")
+    record("mailbox.reset_password", account=mailbox.account_id, target=mailbox, actor=actor)
+
+
+def set_quota(actor: User, mailbox: Mailbox, quota_bytes: int | None) -> None:
+    _require_live(mailbox)
+    if not capabilities_of(mailbox).mailbox_quota:
+        raise MailboxError(f"The {mailbox.domain.connection} backend does not set quotas.", "quota")
+    if quota_bytes is not None and quota_bytes <= 0:
+        raise MailboxError("The quota must be above zero, or empty for the default.", "quota")
+    before = mailbox.quota_bytes
+    mailbox.quota_bytes = quota_bytes
+    _start(mailbox, "set_quota")
+    record("mailbox.set_quota", account=mailbox.account_id, target=mailbox, actor=actor, before=before,
+           after=quota_bytes)
+
+
+def retry(actor: User, mailbox: Mailbox) -> None:
+    """Run the operation that failed again, with a fresh series of attempts."""
+    if mailbox.status != FAILED:
+        raise MailboxError("Only a failed mailbox can be retried.")
+    last = db.session.execute(db.select(Job).where(Job.subject == f"mailbox:{mailbox.id}", Job.status == JOB_FAILED)
+                              .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
+    operation = last.payload.get("operation", "create") if last is not None else "create"
+    _start(mailbox, operation)
+    record("mailbox.retry", account=mailbox.account_id, target=mailbox, actor=actor, operation=operation)
+
+
+# -- one-time passwords ------------------------------------------------------------
+
+def _fernet() -> Fernet:
+    key = hashlib.sha256(b"mailbox-secrets:" + current_app.secret_key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def keep_secret(mailbox: Mailbox, password: str) -> None:
+    db.session.execute(db.delete(MailboxSecret).where(MailboxSecret.mailbox_id == mailbox.id))
+    db.session.add(MailboxSecret(mailbox_id=mailbox.id, ciphertext=_fernet().encrypt(password.encode()),
+                                 expires_at=utcnow() + SECRET_LIFETIME))
+
+
+def waiting_secret(mailbox: Mailbox) -> MailboxSecret | None:
+    return db.session.execute(db.select(MailboxSecret).where(
+        MailboxSecret.mailbox_id == mailbox.id, MailboxSecret.expires_at > utcnow())).scalar_one_or_none()
+
+
+def reveal_secret(actor: User, mailbox: Mailbox) -> str | None:
+    """The generated password, once: it is deleted as it is read."""
+    secret = waiting_secret(mailbox)
+    if secret is None:
+        return None
+    removed = db.session.execute(db.delete(MailboxSecret).where(MailboxSecret.id == secret.id)).rowcount
+    if removed != 1:
+        return None
+    record("mailbox.reveal_password", account=mailbox.account_id, target=mailbox, actor=actor)
+    try:
+        return _fernet().decrypt(secret.ciphertext).decode()
+    except InvalidToken:
+        return None
+
+
+# -- the worker side ---------------------------------------------------------------
+
+def _spec(mailbox: Mailbox) -> MailboxSpec:
+    return MailboxSpec.for_address(mailbox.address, first_name=mailbox.first_name, last_name=mailbox.last_name,
+                                   display_name=mailbox.display_name, quota_bytes=mailbox.quota_bytes,
+                                   active=mailbox.want_active)
+
+
+def _carry_out(mailbox: Mailbox, operation: str) -> str:
+    backend = backends.for_domain(mailbox.domain)
+    if operation == "create":
+        result = backend.create_mailbox(_spec(mailbox))
+        mailbox.backend_id = result.backend_id or mailbox.backend_id
+        if result.generated_password:
+            keep_secret(mailbox, result.generated_password)
+        if not mailbox.want_active and backend.capabilities.mailbox_disable:
+            backend.set_mailbox_active(mailbox.address, False)
+        mailbox.status = ENABLED if mailbox.want_active else DISABLED
+        return "Created on the backend." if result.created else "Already on the backend (an earlier attempt made it)."
+    if operation == "set_active":
+        backend.set_mailbox_active(mailbox.address, mailbox.want_active)
+        mailbox.status = ENABLED if mailbox.want_active else DISABLED
+        return "Enabled." if mailbox.want_active else "Disabled."
+    if operation == "delete":
+        backend.delete_mailbox(mailbox.address)
+        mailbox.status = DELETED
+        return "Archived on the backend." if backend.capabilities.mailbox_delete_archives else "Deleted."
+    if operation == "reset_password":
+        keep_secret(mailbox, backend.reset_password(mailbox.address))
+        mailbox.status = ENABLED if mailbox.want_active else DISABLED
+        return "New password set; it can be revealed once on the mailbox page."
+    if operation == "set_quota":
+        backend.set_quota(mailbox.address, mailbox.quota_bytes)
+        mailbox.status = ENABLED if mailbox.want_active else DISABLED
+        return "Quota changed."
+    raise PermanentJobError(f"unknown mailbox operation {operation!r}")
+
+
+def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, message: str, *,
+                    fail: bool) -> None:
+    """Write the attempt in its own transaction: it must outlive the job's rollback."""
+    db.session.rollback()
+    db.session.add(ProvisioningAttempt(mailbox_id=mailbox_id, job_id=job_id, operation=operation, outcome=outcome,
+                                       message=message))
+    if fail:
+        mailbox = db.session.get(Mailbox, mailbox_id)
+        mailbox.status, mailbox.status_reason = FAILED, message
+    db.session.commit()
+
+
+def _fail_for_good(job, message: str) -> None:
+    mailbox = db.session.get(Mailbox, job.payload.get("mailbox_id"))
+    if mailbox is not None and mailbox.status != FAILED:
+        mailbox.status, mailbox.status_reason = FAILED, f"Gave up after {job.attempts} attempts: {message}"
+
+
+@handler(PROVISION_KIND, max_attempts=8, backoff_seconds=15, backoff_cap_seconds=1800, on_failure=_fail_for_good)
+def provision(job) -> None:
+    mailbox = db.session.get(Mailbox, job.payload["mailbox_id"])
+    if mailbox is None:
+        return
+    operation = job.payload["operation"]
+    try:
+        message = _carry_out(mailbox, operation)
+    except TransientBackendError as error:
+        final = job.attempts >= job.max_attempts
+        _record_attempt(mailbox.id, job.id, operation, "failed" if final else "retrying",
+                        f"{error.message} ({'gave up' if final else 'will retry'})", fail=final)
+        raise
+    except BackendError as error:
+        _record_attempt(mailbox.id, job.id, operation, "failed", error.message, fail=True)
+        raise PermanentJobError(error.message) from None
+    mailbox.status_reason = message
+    db.session.add(ProvisioningAttempt(mailbox_id=mailbox.id, job_id=job.id, operation=operation, outcome="ok",
+                                       message=message))
+
+
+# -- lists -------------------------------------------------------------------------
+
+def visible_mailboxes(user: User, account: Account, *, domain_id: int | None = None, status: str = "",
+                      owner: str = "", page: int = 1, per_page: int = 25):
+    """The account's mailboxes this user may see, filtered and paginated."""
+    from portal.roles.models import Grant
+    from portal.roles.services import account_permissions, membership_of
+
+    query = db.select(Mailbox).where(Mailbox.account_id == account.id)
+    if "mailboxes.view" not in account_permissions(user, account):
+        membership = membership_of(user, account)
+        query = query.where(Mailbox.id.in_(db.select(Grant.mailbox_id).where(
+            Grant.membership_id == (membership.id if membership else -1), Grant.mailbox_id.is_not(None))))
+    if domain_id:
+        query = query.where(Mailbox.domain_id == domain_id)
+    if status:
+        query = query.where(Mailbox.status == status)
+    if owner:
+        query = query.join(User, User.id == Mailbox.owner_id).where(User.email.ilike(f"%{owner}%"))
+    return db.paginate(query.order_by(Mailbox.address), page=page, per_page=per_page, error_out=False)
+
+
+def owner_candidates(account: Account) -> list[User]:
+    return list(db.session.execute(db.select(User).join(Membership, Membership.user_id == User.id)
+                                   .where(Membership.account_id == account.id).order_by(User.email)).scalars())

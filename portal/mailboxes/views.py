@@ -1,0 +1,238 @@
+from flask import Blueprint, flash, g, redirect, request, url_for
+from flask_login import current_user
+
+from portal.accounts.services import member_in_account
+from portal.auth.forms import ConfirmForm
+from portal.auth.models import User
+from portal.backends import service as backends
+from portal.domains.models import DISABLED as DOMAIN_DISABLED
+from portal.domains.services import domains_of
+from portal.extensions import db
+from portal.mailboxes import forms, services
+from portal.mailboxes.models import STATUSES
+from portal.roles import catalogue
+from portal.roles import services as roles
+from portal.roles.views import picker_state
+from portal.web.access import member, on_mailbox, rule
+from portal.web.loaders import load_or_404
+from portal.web.render import render
+
+bp = Blueprint("mailboxes", __name__)
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes")
+@rule(member())
+def index(account_id):
+    filters = {"domain": request.args.get("domain", type=int) or 0, "status": request.args.get("status", ""),
+               "owner": request.args.get("owner", "").strip()[:254]}
+    if filters["status"] not in STATUSES:
+        filters["status"] = ""
+    page = services.visible_mailboxes(current_user, g.account, domain_id=filters["domain"], status=filters["status"],
+                                      owner=filters["owner"], page=max(request.args.get("page", 1, type=int), 1))
+    return render("mailboxes/index.html", block="list", account=g.account, page=page, filters=filters,
+                  domains=domains_of(g.account), statuses=STATUSES)
+
+
+def _form(formdata=None):
+    form = forms.MailboxForm() if formdata is None else forms.MailboxForm(formdata=formdata)
+    form.domain.choices = [(d.id, f"{d.unicode_name} ({d.status.replace('_', ' ')})") for d in domains_of(g.account)
+                           if d.status != DOMAIN_DISABLED]
+    form.owner.choices = [(0, "—")] + [(u.id, u.email) for u in services.owner_candidates(g.account)]
+    return form
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/new", methods=["GET", "POST"])
+@rule(member("mailboxes.create"))
+def create(account_id):
+    form = _form()
+    if form.validate_on_submit():
+        domain = next((d for d in domains_of(g.account) if d.id == form.domain.data), None)
+        owner = db.session.get(User, form.owner.data) if form.owner.data else None
+        if owner is not None and owner not in services.owner_candidates(g.account):
+            owner = None
+        try:
+            if domain is None:
+                raise services.MailboxError("Choose one of this account's domains.", "domain")
+            mailbox = services.create_mailbox(
+                current_user, g.account, domain, form.local_part.data or "", kind=form.kind.data, owner=owner,
+                first_name=form.first_name.data or "", last_name=form.last_name.data or "",
+                display_name=form.display_name.data or "", quota_bytes=form.quota_bytes())
+        except services.MailboxError as error:
+            db.session.rollback()
+            getattr(form, error.field or "local_part").errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(f"{mailbox.address} created.", "success")
+            return redirect(url_for("mailboxes.show", account_id=account_id, mailbox_id=mailbox.id))
+    return render("mailboxes/new.html", status=422 if form.errors else 200, account=g.account, form=form,
+                  has_domains=bool(form.domain.choices))
+
+
+def _page(mailbox, status=200, error=None, password=None):
+    return render("mailboxes/show.html", block="live", status=status, account=g.account, mailbox=mailbox,
+                  busy=services.busy(mailbox), capabilities=services.capabilities_of(mailbox),
+                  connection=backends.connection(mailbox.domain.connection),
+                  attempts=mailbox.attempts.limit(50).all(), access=roles.mailbox_access_list(mailbox.id),
+                  secret=services.waiting_secret(mailbox), password=password, error=error,
+                  quota_form=forms.QuotaForm(formdata=None), form=ConfirmForm())
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>")
+@rule(on_mailbox("mailbox.view"))
+def show(account_id, mailbox_id):
+    return _page(g.mailbox)
+
+
+def _act(action, success=None):
+    mailbox = g.mailbox
+    try:
+        message = action(current_user._get_current_object(), mailbox)
+    except services.MailboxError as error:
+        db.session.rollback()
+        return _page(mailbox, 409, str(error))
+    db.session.commit()
+    text = message if isinstance(message, str) else success
+    if text:
+        flash(text, "success")
+    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+        return _page(mailbox)
+    return redirect(url_for("mailboxes.show", account_id=mailbox.account_id, mailbox_id=mailbox.id))
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/enable", methods=["POST"])
+@rule(on_mailbox("mailbox.settings"))
+def enable(account_id, mailbox_id):
+    return _act(lambda actor, mailbox: services.set_active(actor, mailbox, True), "The mailbox is being enabled.")
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/disable", methods=["POST"])
+@rule(on_mailbox("mailbox.settings"))
+def disable(account_id, mailbox_id):
+    return _act(lambda actor, mailbox: services.set_active(actor, mailbox, False), "The mailbox is being disabled.")
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/retry", methods=["POST"])
+@rule(on_mailbox("mailbox.settings"))
+def retry(account_id, mailbox_id):
+    return _act(services.retry, "Trying again.")
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/password", methods=["POST"])
+@rule(on_mailbox("mailbox.password"))
+def reset_password(account_id, mailbox_id):
+    return _act(services.reset_password, "A new password is being set; reveal it here once it is ready.")
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/password/reveal", methods=["POST"])
+@rule(on_mailbox("mailbox.password"))
+def reveal_password(account_id, mailbox_id):
+    password = services.reveal_secret(current_user, g.mailbox)
+    db.session.commit()
+    if password is None:
+        return _page(g.mailbox, 410, "There is no password to reveal: it was already shown, or it expired.")
+    return _page(g.mailbox, password=password)
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/quota", methods=["POST"])
+@rule(on_mailbox("mailbox.settings"))
+def quota(account_id, mailbox_id):
+    form = forms.QuotaForm()
+    if not form.validate_on_submit():
+        return _page(g.mailbox, 422, " ".join(form.quota.errors) or "Enter a quota.")
+    return _act(lambda actor, mailbox: services.set_quota(actor, mailbox, form.quota_bytes()),
+                "The quota is being changed.")
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/delete", methods=["GET", "POST"])
+@rule(on_mailbox("mailbox.settings"))
+def delete(account_id, mailbox_id):
+    mailbox = g.mailbox
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        return _act(services.delete)
+    return render("mailboxes/delete.html", account=g.account, mailbox=mailbox, form=form,
+                  capabilities=services.capabilities_of(mailbox))
+
+
+# -- mailbox access of a member --------------------------------------------------------
+
+def _member_mailboxes(membership, chosen_id, status=200, error=None, picker=None):
+    visible = services.visible_mailboxes(current_user, g.account, per_page=500).items
+    chosen = next((m for m in visible if m.id == chosen_id), None)
+    grants = roles.mailbox_grants(membership, chosen.id) if chosen else []
+    return render("accounts/mailbox_access.html", status=status, account=g.account, membership=membership,
+                  mailboxes=visible, chosen=chosen, grants=grants, error=error, form=ConfirmForm(),
+                  roles=roles.roles_for(g.account, catalogue.MAILBOX), picker=picker)
+
+
+@bp.route("/accounts/<int:account_id>/members/<int:membership_id>/mailboxes")
+@rule(member("members.view"))
+def member_access(account_id, membership_id):
+    membership = load_or_404(member_in_account, membership_id)
+    return _member_mailboxes(membership, request.args.get("mailbox", type=int) or 0)
+
+
+def _back(account_id, membership_id, mailbox_id):
+    return redirect(url_for("mailboxes.member_access", account_id=account_id, membership_id=membership_id,
+                            mailbox=mailbox_id))
+
+
+@bp.route("/accounts/<int:account_id>/members/<int:membership_id>/mailboxes/<int:mailbox_id>/roles",
+          methods=["POST"])
+@rule(on_mailbox("mailbox.access"))
+def add_member_role(account_id, membership_id, mailbox_id):
+    membership = load_or_404(member_in_account, membership_id)
+    role = roles.role_in_account(g.account, request.form.get("role_id", type=int) or 0)
+    try:
+        if role is None:
+            raise roles.AccessError("Choose a mailbox role.")
+        roles.grant_mailbox_role(current_user, g.account, membership, mailbox_id, role)
+    except roles.AccessError as error:
+        db.session.rollback()
+        return _member_mailboxes(membership, mailbox_id, 403, str(error))
+    db.session.commit()
+    flash(f"{membership.user.email} now has “{role.name}” on {g.mailbox.address}.", "success")
+    return _back(account_id, membership_id, mailbox_id)
+
+
+@bp.route("/accounts/<int:account_id>/members/<int:membership_id>/mailboxes/<int:mailbox_id>/advanced",
+          methods=["GET", "POST"])
+@rule(on_mailbox("mailbox.access"))
+def member_advanced(account_id, membership_id, mailbox_id):
+    membership = load_or_404(member_in_account, membership_id)
+    current = {grant.permission for grant in roles.mailbox_grants(membership, mailbox_id) if grant.permission}
+    picker = picker_state(catalogue.MAILBOX, current)
+    if request.method == "POST" and request.form.get("action") == "apply":
+        try:
+            roles.set_mailbox_permissions(current_user, g.account, membership, mailbox_id, picker.selected)
+        except roles.AccessError as error:
+            db.session.rollback()
+            return _member_mailboxes(membership, mailbox_id, 403, str(error), picker)
+        db.session.commit()
+        flash("Mailbox permissions saved.", "success")
+        return _back(account_id, membership_id, mailbox_id)
+    return render("accounts/mailbox_access.html", block="permission_picker", account=g.account,
+                  membership=membership, mailboxes=[g.mailbox], chosen=g.mailbox,
+                  grants=roles.mailbox_grants(membership, mailbox_id), error=None, form=ConfirmForm(),
+                  roles=roles.roles_for(g.account, catalogue.MAILBOX), picker=picker)
+
+
+@bp.route("/accounts/<int:account_id>/members/<int:membership_id>/mailboxes/<int:mailbox_id>/grants/"
+          "<int:grant_id>/revoke", methods=["POST"])
+@rule(on_mailbox("mailbox.access"))
+def revoke_member_grant(account_id, membership_id, mailbox_id, grant_id):
+    membership = load_or_404(member_in_account, membership_id)
+    grant = roles.grant_in_account(g.account, grant_id)
+    if grant is None or grant.membership_id != membership.id or grant.mailbox_id != mailbox_id:
+        return _member_mailboxes(membership, mailbox_id, 404, "That access was already taken away.")
+    try:
+        roles.revoke_grant(current_user, g.account, grant)
+    except roles.AccessError as error:
+        db.session.rollback()
+        return _member_mailboxes(membership, mailbox_id, 403, str(error))
+    db.session.commit()
+    flash("Mailbox access taken away.", "success")
+    return _back(account_id, membership_id, mailbox_id)
+
+
+

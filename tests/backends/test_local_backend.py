@@ -1,0 +1,120 @@
+"""The built-in local backend: its own rules and several processes at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from portal.backends.base import BackendNotFound, MailboxSpec, PermanentBackendError
+from portal.backends.local import LocalBackend
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Each process imports, says it is ready, waits for "go" (so that the
+# creations really overlap), creates the same mailboxes as the others and
+# prints how many it created.
+_WORKER = """
+import json, sys
+from portal.backends.base import MailboxSpec
+from portal.backends.local import LocalBackend
+backend = LocalBackend({"state_path": sys.argv[1]}, timeout=10)
+backend.ensure_domain("example.test")
+print("ready", flush=True)
+sys.stdin.readline()
+created = [backend.create_mailbox(MailboxSpec.for_address(f"user{n}@example.test")).created for n in range(6)]
+print(json.dumps(sum(created)))
+"""
+
+
+def test_several_processes__create_each_mailbox_exactly_once(tmp_path):
+    state_path = str(tmp_path / "shared.sqlite3")
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _WORKER, state_path], cwd=REPO_ROOT, text=True,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        for _ in range(2)
+    ]
+    for worker in workers:
+        assert worker.stdout.readline().strip() == "ready", worker.stderr.read()
+    outputs = [worker.communicate("go\n", timeout=30) for worker in workers]
+
+    assert all(worker.returncode == 0 for worker in workers), [err for _, err in outputs]
+    assert sum(json.loads(out) for out, _ in outputs) == 6
+    backend = LocalBackend({"state_path": state_path}, timeout=1)
+    assert len(backend.list_mailboxes("example.test")) == 6
+
+
+def test_state_file__runs_in_wal_mode(local):
+    with sqlite3.connect(local.settings["state_path"]) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_two_adapters__share_the_same_state(local):
+    address = local.backend.create_mailbox(local.spec()).address
+
+    assert local.open().get_mailbox(address) is not None
+
+
+def test_create_mailbox__needs_the_domain_set_up_first(local):
+    with pytest.raises(BackendNotFound) as caught:
+        local.backend.create_mailbox(MailboxSpec.for_address("jane@elsewhere.test"))
+
+    assert "elsewhere.test" in caught.value.message
+
+
+def test_ensure_domain__refuses_an_invalid_name(local):
+    with pytest.raises(PermanentBackendError):
+        local.backend.ensure_domain("not a domain")
+
+
+def test_reset_password__replaces_the_old_password(local):
+    result = local.backend.create_mailbox(local.spec())
+
+    new_password = local.backend.reset_password(result.address)
+
+    assert local.backend.check_password(result.address, new_password)
+    assert not local.backend.check_password(result.address, result.generated_password)
+
+
+def test_create_mailbox__stores_the_portals_password(local):
+    address = local.backend.create_mailbox(local.spec(password="Portal-chosen-Pw-42")).address
+
+    assert local.backend.check_password(address, "Portal-chosen-Pw-42")
+
+
+def test_add_alias__refuses_conflicts(local):
+    jane = local.backend.create_mailbox(local.spec()).address
+    john = local.backend.create_mailbox(local.spec("john")).address
+    local.backend.add_alias(jane, f"team@{local.domain}")
+
+    for alias in (f"team@{local.domain}", jane):
+        with pytest.raises(PermanentBackendError) as caught:
+            local.backend.add_alias(john, alias)
+        assert caught.value.code == "already_exists"
+    assert local.backend.get_mailbox(jane).extra["aliases"] == [f"team@{local.domain}"]
+
+
+def test_delete_mailbox__takes_its_aliases_along(local):
+    jane = local.backend.create_mailbox(local.spec()).address
+    local.backend.add_alias(jane, f"team@{local.domain}")
+
+    local.backend.delete_mailbox(jane)
+    john = local.backend.create_mailbox(local.spec("john")).address
+    local.backend.add_alias(john, f"team@{local.domain}")
+
+    assert local.backend.get_mailbox(john).extra["aliases"] == [f"team@{local.domain}"]
+
+
+def test_required_records__default_to_mail_dot_domain(tmp_path):
+    backend = LocalBackend({"state_path": str(tmp_path / "s.sqlite3")}, timeout=1)
+
+    records = backend.required_records("example.test")
+
+    assert [(r.type, r.value) for r in records] == [
+        ("MX", "10 mail.example.test."), ("TXT", "v=spf1 mx ~all")]

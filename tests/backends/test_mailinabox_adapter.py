@@ -1,0 +1,139 @@
+"""Mail-in-a-Box quirks: form bodies only, archive on remove, quota strings."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from portal.backends.base import BackendNotFound, PermanentBackendError
+from portal.backends.mailinabox import GIB, MIB, quota_bytes_from_text, quota_text
+
+
+def _posts(emulator, path: str) -> list:
+    return [r for r in emulator.requests if r.method == "POST" and r.path == f"/admin/mail/{path}"]
+
+
+def test_bodies__are_form_encoded_because_the_box_reads_json_as_empty(mailinabox):
+    mailinabox.backend.create_mailbox(mailinabox.spec(quota_bytes=GIB, admin=True))
+
+    (request,) = _posts(mailinabox.emulator, "users/add")
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert request.form()["email"] == f"jane.doe@{mailinabox.domain}"
+    assert request.form()["quota"] == "1G"
+    assert request.form()["privileges"] == "admin"
+    as_json = requests.post(
+        mailinabox.emulator.url + "/admin/mail/users/add",
+        json={"email": "x@example.test", "password": "long-enough-pw"},
+        auth=("admin@box.test", "miab-admin-secret"),
+        timeout=1,
+    )
+    assert (as_json.status_code, as_json.text) == (400, "No email address provided.")
+
+
+def test_remove__archives_and_adding_again_restores(mailinabox):
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+
+    mailinabox.backend.delete_mailbox(address)
+    archived = mailinabox.backend.get_mailbox(address)
+    restored = mailinabox.backend.create_mailbox(mailinabox.spec())
+
+    assert archived.active is False and archived.extra["archived"] is True
+    assert mailinabox.emulator.users[address]["status"] == "active"
+    assert restored.created is True
+    assert mailinabox.backend.get_mailbox(address).active is True
+    assert [m.address for m in mailinabox.backend.list_mailboxes(mailinabox.domain)] == [address]
+
+
+def test_existing_user__is_found_not_recreated(mailinabox):
+    mailinabox.backend.create_mailbox(mailinabox.spec())
+
+    retry = mailinabox.backend.create_mailbox(mailinabox.spec())
+
+    assert retry.created is False
+    assert _posts(mailinabox.emulator, "users/add")[-1].form()["email"] == retry.address
+
+
+def test_refused_credentials__are_permanent_and_never_quoted(mailinabox):
+    backend = mailinabox.open(password="wrong-box-password")
+
+    with pytest.raises(PermanentBackendError) as caught:
+        backend.create_mailbox(mailinabox.spec())
+
+    assert caught.value.code == "auth"
+    assert "Incorrect username or password" in caught.value.message
+    assert "wrong-box-password" not in str(caught.value) + repr(caught.value) + repr(backend)
+
+
+def test_not_a_user__is_not_found(mailinabox):
+    with pytest.raises(BackendNotFound) as caught:
+        mailinabox.backend.reset_password(f"ghost@{mailinabox.domain}")
+
+    assert "That's not a user" in caught.value.message
+
+
+def test_reset_password__sets_a_generated_password(mailinabox):
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+
+    password = mailinabox.backend.reset_password(address)
+
+    assert mailinabox.emulator.users[address]["password"] == password
+    assert len(password) >= 16
+
+
+def test_set_admin__adds_and_removes_the_admin_privilege(mailinabox):
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+
+    mailinabox.backend.set_admin(address, True)
+    assert mailinabox.emulator.users[address]["privileges"] == ["admin"]
+    mailinabox.backend.set_admin(address, False)
+
+    assert mailinabox.emulator.users[address]["privileges"] == []
+    assert _posts(mailinabox.emulator, "users/privileges/remove")[0].form() == {
+        "email": address, "privilege": "admin"}
+
+
+def test_add_alias__refuses_an_alias_that_forwards_elsewhere(mailinabox):
+    jane = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+    john = mailinabox.backend.create_mailbox(mailinabox.spec("john")).address
+    mailinabox.backend.add_alias(jane, f"team@{mailinabox.domain}")
+
+    with pytest.raises(PermanentBackendError) as caught:
+        mailinabox.backend.add_alias(john, f"team@{mailinabox.domain}")
+
+    assert "forwards elsewhere" in caught.value.message
+    assert mailinabox.emulator.aliases[f"team@{mailinabox.domain}"] == [jane]
+
+
+def test_required_records__point_the_mx_at_the_box(mailinabox):
+    assert mailinabox.backend.required_records("example.test")[0].value == "10 127.0.0.1."
+    backend = mailinabox.open(mx_host="box.example.net")
+
+    assert backend.required_records("example.test")[0].value == "10 box.example.net."
+
+
+@pytest.mark.parametrize(("quota_bytes", "text"), [
+    (None, "0"),
+    (5 * GIB, "5G"),
+    (1536 * MIB, "1536M"),
+    (GIB + MIB, "1025M"),
+    (MIB + 1, "2M"),
+    (1, "1M"),
+])
+def test_quota_text__writes_exact_units_and_rounds_up_to_mebibytes(quota_bytes, text):
+    assert quota_text(quota_bytes) == text
+
+
+@pytest.mark.parametrize(("text", "quota_bytes"), [
+    ("0", None),
+    ("5G", 5 * GIB),
+    ("5g", 5 * GIB),
+    ("1536M", 1536 * MIB),
+    ("1048576", 1048576),
+])
+def test_quota_bytes_from_text__reads_the_boxs_units(text, quota_bytes):
+    assert quota_bytes_from_text(text) == quota_bytes
+
+
+def test_quota_bytes_from_text__refuses_anything_else():
+    with pytest.raises(ValueError):
+        quota_bytes_from_text("1.5G")
