@@ -26,7 +26,8 @@ BLUEPRINTS = (
 )
 
 # Modules that register job handlers; imported so any process can run any job.
-JOB_MODULES = ("portal.mail.services", "portal.domains.services", "portal.mailboxes.services")
+JOB_MODULES = ("portal.mail.services", "portal.domains.services", "portal.mailboxes.services",
+               "portal.mailboxes.drift")
 
 
 def create_app(overrides: dict | None = None, environ: dict | None = None) -> Flask:

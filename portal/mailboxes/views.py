@@ -6,9 +6,9 @@ from portal.auth.forms import ConfirmForm
 from portal.auth.models import User
 from portal.backends import service as backends
 from portal.domains.models import DISABLED as DOMAIN_DISABLED
-from portal.domains.services import domains_of
+from portal.domains.services import domain_in_account, domains_of
 from portal.extensions import db
-from portal.mailboxes import forms, services
+from portal.mailboxes import drift, forms, services
 from portal.mailboxes.models import STATUSES
 from portal.roles import catalogue
 from portal.roles import services as roles
@@ -236,3 +236,62 @@ def revoke_member_grant(account_id, membership_id, mailbox_id, grant_id):
 
 
 
+
+
+# -- drift -----------------------------------------------------------------------------
+
+def _drift_page(domain, status=200, error=None):
+    return render("mailboxes/drift.html", block="live", status=status, account=g.account, domain=domain,
+                  report=drift.latest_report(domain), comparing=drift.comparing(domain), labels=drift.LABELS,
+                  capabilities=backends.capabilities(domain.connection), error=error, form=ConfirmForm())
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/drift")
+@rule(member("mailboxes.view"))
+def drift_report(account_id, domain_id):
+    return _drift_page(load_or_404(domain_in_account, domain_id))
+
+
+def _drift_act(domain_id, action):
+    domain = load_or_404(domain_in_account, domain_id)
+    try:
+        message = action(domain)
+    except services.MailboxError as error:
+        db.session.rollback()
+        return _drift_page(domain, 409, str(error))
+    db.session.commit()
+    if message:
+        flash(message, "success")
+    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+        return _drift_page(domain)
+    return redirect(url_for("mailboxes.drift_report", account_id=domain.account_id, domain_id=domain.id))
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/drift/compare", methods=["POST"])
+@rule(member("mailboxes.manage"))
+def drift_compare(account_id, domain_id):
+    return _drift_act(domain_id, lambda domain: drift.request_comparison(domain) and None)
+
+
+def _settle(domain, settle_all: bool):
+    report = drift.latest_report(domain)
+    how = request.form.get("how", "")
+    if report is None:
+        raise services.MailboxError("Compare first.")
+    if settle_all:
+        count = drift.settle_all(current_user, domain, report, how)
+        return f"{count} difference{'s' if count != 1 else ''} settled ({how})."
+    return drift.settle(current_user, domain, report, request.form.get("address", ""),
+                        request.form.get("kind", ""), how)
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/drift/settle", methods=["POST"])
+@rule(member("mailboxes.manage"))
+def drift_settle(account_id, domain_id):
+    return _drift_act(domain_id, lambda domain: _settle(domain, settle_all=False))
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/drift/settle-all", methods=["POST"])
+@rule(member("mailboxes.manage"))
+def drift_settle_all(account_id, domain_id):
+    return _drift_act(domain_id, lambda domain: _settle(domain, settle_all=True))

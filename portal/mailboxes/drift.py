@@ -1,0 +1,192 @@
+"""Drift: the backend's mailboxes against the portal's, and the two ways to settle each difference.
+
+``adopt`` makes the portal match the backend (import an unknown mailbox, take
+its status or quota); ``enforce`` makes the backend match the portal (through
+the usual provisioning jobs). Comparing is a job: it lists the backend.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from portal.accounts.models import Account, Membership
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.backends import service as backends
+from portal.backends.base import BackendError
+from portal.domains import services as domains
+from portal.domains.models import ENABLED as DOMAIN_ENABLED
+from portal.domains.models import Domain
+from portal.extensions import db
+from portal.jobs.models import QUEUED, RUNNING, Job
+from portal.jobs.registry import handler
+from portal.jobs.services import enqueue
+from portal.mail.services import send
+from portal.mailboxes.models import DELETED, DISABLED, ENABLED, PENDING, DriftReport, Mailbox
+from portal.mailboxes.services import MailboxError, _start
+from portal.roles.services import account_permissions
+from portal.timeutil import utcnow
+
+DRIFT_KIND = "domain.drift"
+MISSING_ON_BACKEND = "missing_on_backend"
+UNKNOWN_TO_PORTAL = "unknown_to_portal"
+STATUS_DIFFERS = "status_differs"
+QUOTA_DIFFERS = "quota_differs"
+LABELS = {
+    MISSING_ON_BACKEND: "In the portal, missing on the backend",
+    UNKNOWN_TO_PORTAL: "On the backend, unknown to the portal",
+    STATUS_DIFFERS: "Enabled on one side, disabled on the other",
+    QUOTA_DIFFERS: "Quotas differ",
+}
+SCHEDULE = timedelta(days=1)
+
+
+def latest_report(domain: Domain) -> DriftReport | None:
+    return db.session.execute(db.select(DriftReport).where(DriftReport.domain_id == domain.id)
+                              .order_by(DriftReport.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def comparing(domain: Domain) -> bool:
+    return db.session.execute(db.select(Job.id).where(
+        Job.kind == DRIFT_KIND, Job.subject == f"drift:{domain.id}", Job.status.in_((QUEUED, RUNNING)),
+        Job.run_at <= utcnow() + timedelta(seconds=5))).first() is not None
+
+
+def request_comparison(domain: Domain, *, notify: bool = False, delay: timedelta = timedelta(0)) -> Job:
+    if not backends.capabilities(domain.connection).mailbox_list:
+        raise MailboxError(f"The {domain.connection} backend cannot list its mailboxes, so drift cannot be checked.")
+    return enqueue(DRIFT_KIND, {"domain_id": domain.id, "notify": notify}, delay_seconds=delay.total_seconds(),
+                   subject=f"drift:{domain.id}", account=domain.account_id)
+
+
+def differences(domain: Domain) -> list[dict]:
+    remote = {box.address.lower(): box for box in backends.for_domain(domain).list_mailboxes(domain.name)}
+    local = {box.address: box for box in db.session.execute(db.select(Mailbox).where(
+        Mailbox.domain_id == domain.id, Mailbox.status.not_in((PENDING, DELETED)))).scalars()}
+    found = []
+    for address, mailbox in sorted(local.items()):
+        theirs = remote.get(address)
+        portal_side = {"status": mailbox.status, "quota_bytes": mailbox.quota_bytes}
+        if theirs is None:
+            found.append({"address": address, "kind": MISSING_ON_BACKEND, "portal": portal_side, "backend": None})
+            continue
+        backend_side = {"status": ENABLED if theirs.active else DISABLED, "quota_bytes": theirs.quota_bytes}
+        if mailbox.status in (ENABLED, DISABLED) and backend_side["status"] != mailbox.status:
+            found.append({"address": address, "kind": STATUS_DIFFERS, "portal": portal_side, "backend": backend_side})
+        if mailbox.quota_bytes is not None and theirs.quota_bytes != mailbox.quota_bytes:
+            found.append({"address": address, "kind": QUOTA_DIFFERS, "portal": portal_side, "backend": backend_side})
+    for address, theirs in sorted(remote.items()):
+        if address not in local and not db.session.execute(db.select(Mailbox.id).where(
+                Mailbox.address == address, Mailbox.status == PENDING)).first():
+            found.append({"address": address, "kind": UNKNOWN_TO_PORTAL, "portal": None,
+                          "backend": {"status": ENABLED if theirs.active else DISABLED,
+                                      "quota_bytes": theirs.quota_bytes, "display_name": theirs.display_name}})
+    return found
+
+
+def run_comparison(domain: Domain, notify: bool) -> DriftReport:
+    try:
+        report = DriftReport(domain_id=domain.id, differences=differences(domain))
+    except BackendError as error:
+        report = DriftReport(domain_id=domain.id, error=error.message)
+    db.session.add(report)
+    if notify and report.differences:
+        _mail_admins(domain, report)
+    return report
+
+
+def _mail_admins(domain: Domain, report: DriftReport) -> None:
+    account = db.session.get(Account, domain.account_id)
+    for membership in db.session.execute(db.select(Membership).where(Membership.account_id == account.id)).scalars():
+        user = db.session.get(User, membership.user_id)
+        if "mailboxes.manage" in account_permissions(user, account):
+            send(user.email, "drift_report", for_account=account, account=account, domain=domain, report=report,
+                 labels=LABELS, user=user)
+
+
+@handler(DRIFT_KIND, max_attempts=3, backoff_seconds=60)
+def drift_job(job) -> None:
+    domain = db.session.get(Domain, job.payload["domain_id"])
+    if domain is None or domain.status != DOMAIN_ENABLED:
+        return
+    run_comparison(domain, job.payload.get("notify", False))
+    if job.payload.get("notify"):
+        # The scheduled comparison keeps itself going, one a day per enabled domain.
+        request_comparison(domain, notify=True, delay=SCHEDULE)
+
+
+def schedule_daily(domain: Domain) -> None:
+    """Activation hook: start the daily comparison of a domain that can be compared."""
+    if backends.capabilities(domain.connection).mailbox_list and not db.session.execute(
+            db.select(Job.id).where(Job.kind == DRIFT_KIND, Job.subject == f"drift:{domain.id}",
+                                    Job.status == QUEUED)).first():
+        request_comparison(domain, notify=True, delay=SCHEDULE)
+
+
+# -- settling ----------------------------------------------------------------------------
+
+def _find(report: DriftReport, address: str, kind: str) -> dict:
+    for item in report.differences:
+        if item["address"] == address and item["kind"] == kind:
+            return item
+    raise MailboxError("That difference is no longer in the latest report; compare again.")
+
+
+def settle(actor: User, domain: Domain, report: DriftReport, address: str, kind: str, how: str) -> str:
+    item = _find(report, address, kind)
+    mailbox = db.session.execute(db.select(Mailbox).where(Mailbox.address == address,
+                                                          Mailbox.domain_id == domain.id)).scalar_one_or_none()
+    if how == "adopt":
+        message = _adopt(domain, item, mailbox)
+    elif how == "enforce":
+        message = _enforce(item, mailbox)
+    else:
+        raise MailboxError("Choose adopt or enforce.")
+    report.differences = [d for d in report.differences if not (d["address"] == address and d["kind"] == kind)]
+    record(f"drift.{how}", account=domain.account_id, target=mailbox or domain, actor=actor, address=address,
+           difference=kind)
+    return message
+
+
+def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
+    backend_side = item["backend"]
+    if item["kind"] == UNKNOWN_TO_PORTAL:
+        local_part = item["address"].split("@", 1)[0]
+        imported = Mailbox(account_id=domain.account_id, domain_id=domain.id, local_part=local_part,
+                           address=item["address"], kind="shared", display_name=backend_side.get("display_name") or "",
+                           quota_bytes=backend_side["quota_bytes"], status=backend_side["status"],
+                           want_active=backend_side["status"] == ENABLED,
+                           status_reason="Adopted from the backend.")
+        db.session.add(imported)
+        return f"{item['address']} is now in the portal."
+    if item["kind"] == MISSING_ON_BACKEND:
+        mailbox.status, mailbox.status_reason = DELETED, "Gone from the backend; adopted as deleted."
+        return f"{item['address']} is marked deleted, as on the backend."
+    if item["kind"] == STATUS_DIFFERS:
+        mailbox.status = backend_side["status"]
+        mailbox.want_active = mailbox.status == ENABLED
+        return f"{item['address']} is now {mailbox.status} in the portal, as on the backend."
+    mailbox.quota_bytes = backend_side["quota_bytes"]
+    return f"The portal now has the backend's quota for {item['address']}."
+
+
+def _enforce(item: dict, mailbox: Mailbox | None) -> str:
+    if item["kind"] == UNKNOWN_TO_PORTAL:
+        raise MailboxError("The portal has nothing to enforce for a mailbox it does not know: adopt it, "
+                           "or delete it on the backend.")
+    operation = {MISSING_ON_BACKEND: "create", STATUS_DIFFERS: "set_active", QUOTA_DIFFERS: "set_quota"}[item["kind"]]
+    _start(mailbox, operation)
+    return f"{item['address']}: the backend is being brought in line with the portal."
+
+
+def settle_all(actor: User, domain: Domain, report: DriftReport, how: str) -> int:
+    done = 0
+    for item in list(report.differences):
+        if how == "enforce" and item["kind"] == UNKNOWN_TO_PORTAL:
+            continue
+        settle(actor, domain, report, item["address"], item["kind"], how)
+        done += 1
+    return done
+
+
+domains.activation_hooks.append(schedule_daily)

@@ -1,0 +1,94 @@
+import uuid
+
+import pytest
+
+from portal.audit.models import AuditEvent
+from portal.extensions import db
+from portal.mailboxes import drift, services
+from portal.mailboxes.models import DELETED, DISABLED, ENABLED, Mailbox
+from tests.mailboxes.conftest import enabled_domain
+
+
+def _plant(dimail, address, active="yes"):
+    dimail.mailboxes[address] = {"givenName": "Ghost", "surName": "Box", "displayName": "Ghost Box", "active": active,
+                                 "uuid": str(uuid.uuid4()), "password": "x" * 12}
+
+
+@pytest.fixture
+def drifted(owner, account, run_jobs, dimail):
+    """Three portal mailboxes on dimail, then drift planted behind the portal's back."""
+    domain = enabled_domain(owner, account, "corp.example", "corp", dimail)
+    boxes = {name: services.create_mailbox(owner, account, domain, name, first_name="A", last_name="B")
+             for name in ("kept", "vanished", "switched")}
+    db.session.commit()
+    run_jobs()
+    del dimail.mailboxes["vanished@corp.example"]
+    dimail.mailboxes["switched@corp.example"]["active"] = "no"
+    _plant(dimail, "stranger@corp.example")
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+    return domain, boxes
+
+
+def test_comparison__finds_each_planted_difference(drifted):
+    domain, _ = drifted
+    report = drift.latest_report(domain)
+    assert sorted((d["address"], d["kind"]) for d in report.differences) == [
+        ("stranger@corp.example", drift.UNKNOWN_TO_PORTAL),
+        ("switched@corp.example", drift.STATUS_DIFFERS),
+        ("vanished@corp.example", drift.MISSING_ON_BACKEND),
+    ]
+
+
+def test_adopt__brings_the_backend_side_into_the_portal(drifted, owner):
+    domain, boxes = drifted
+    report = drift.latest_report(domain)
+    assert drift.settle_all(owner, domain, report, "adopt") == 3
+    db.session.commit()
+    stranger = db.session.execute(db.select(Mailbox).where(Mailbox.address == "stranger@corp.example")).scalar_one()
+    assert stranger.status == ENABLED and stranger.display_name == "Ghost Box"
+    assert db.session.get(Mailbox, boxes["switched"].id).status == DISABLED
+    assert db.session.get(Mailbox, boxes["vanished"].id).status == DELETED
+    assert db.session.execute(db.select(db.func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.action == "drift.adopt")).scalar_one() == 3
+
+
+def test_enforce__makes_the_backend_match_the_portal(drifted, owner, run_jobs, dimail):
+    domain, boxes = drifted
+    report = drift.latest_report(domain)
+    drift.settle(owner, domain, report, "vanished@corp.example", drift.MISSING_ON_BACKEND, "enforce")
+    drift.settle(owner, domain, report, "switched@corp.example", drift.STATUS_DIFFERS, "enforce")
+    with pytest.raises(services.MailboxError, match="adopt it"):
+        drift.settle(owner, domain, report, "stranger@corp.example", drift.UNKNOWN_TO_PORTAL, "enforce")
+    db.session.commit()
+    run_jobs()
+    assert "vanished@corp.example" in dimail.mailboxes
+    assert dimail.mailboxes["switched@corp.example"]["active"] == "yes"
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+    assert [d["address"] for d in drift.latest_report(domain).differences] == ["stranger@corp.example"]
+
+
+def test_scheduled_comparison__mails_the_administrators(drifted, run_jobs, smtp_sink):
+    domain, _ = drifted
+    drift.request_comparison(domain, notify=True)
+    db.session.commit()
+    run_jobs()
+    message = [m for m in smtp_sink.wait_for("owner@example.org") if "difference" in m["Subject"]][0]
+    assert "3 differences" in message["Subject"]
+    assert "stranger@corp.example" in smtp_sink.text(message)
+    assert drift.comparing(domain) is False  # the next one waits a day
+
+
+def test_drift_page__shows_the_differences_and_settles_one(drifted, client, auth):
+    domain, boxes = drifted
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{domain.account_id}/domains/{domain.id}/drift").get_data(as_text=True)
+    assert "stranger@corp.example" in page and "On the backend, unknown to the portal" in page
+    response = client.post(f"/accounts/{domain.account_id}/domains/{domain.id}/drift/settle",
+                           data={"address": "stranger@corp.example", "kind": drift.UNKNOWN_TO_PORTAL, "how": "adopt"})
+    assert response.status_code == 302
+    page = client.get(f"/accounts/{domain.account_id}/domains/{domain.id}/drift").get_data(as_text=True)
+    assert "On the backend, unknown to the portal" not in page
