@@ -41,6 +41,8 @@ class DimailEmulator(Emulator):
         self.aliases: dict[str, str] = {}
         self.checks: dict[str, dict[str, dict[str, Any]]] = {}
         self.creations: Counter[str] = Counter()
+        # False: /fix/ answers but repairs nothing (a broken internal service).
+        self.fix_repairs = True
 
     def expire_tokens(self) -> None:
         """Every token issued so far now answers 403."""
@@ -154,7 +156,7 @@ class DimailEmulator(Emulator):
                 {"target": "imap", "type": "cname", "value": "imap.dimail.test."},
                 {"target": "dimail._domainkey", "type": "txt", "value": "v=DKIM1; k=rsa; p=MIIBIjANBgkq"},
             ])
-        if rest == "/fix/":
+        if rest == "/fix/" and self.fix_repairs:
             for check in INTERNAL_CHECKS:
                 self.checks[domain][check] = {"ok": True, "internal": True, "errors": []}
         checks = self.checks[domain]

@@ -1,0 +1,115 @@
+import pytest
+
+from portal.extensions import db
+from portal.mailboxes.models import Mailbox
+from portal.roles.models import Role
+from tests.mailboxes.conftest import enabled_domain
+
+
+@pytest.fixture
+def setting(client, auth, owner, account):
+    domain = enabled_domain(owner, account)
+    auth.login("owner@example.org")
+    return client, account, domain
+
+
+def test_new_mailbox_form__creates_and_lands_on_the_page_that_polls(setting, run_jobs):
+    client, account, domain = setting
+    response = client.post(f"/accounts/{account.id}/mailboxes/new", data={
+        "local_part": "sales", "domain": domain.id, "kind": "shared", "owner": 0, "display_name": "Sales",
+        "quota": 2, "quota_unit": "GB"})
+    assert response.status_code == 302
+    mailbox = db.session.execute(db.select(Mailbox)).scalar_one()
+    assert mailbox.quota_bytes == 2 * 1024 ** 3
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Working…" in page and 'hx-trigger="load delay:1s"' in page
+    run_jobs()
+    fragment = client.get(response.headers["Location"], headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert fragment.lstrip().startswith('<div id="mailbox-live"')
+    assert "Enabled" in fragment and "Created on the backend." in fragment and "2 GB" in fragment
+    assert "Reveal the password once" in fragment
+
+
+def test_new_mailbox_form__errors_keep_the_input(setting):
+    client, account, domain = setting
+    response = client.post(f"/accounts/{account.id}/mailboxes/new", data={
+        "local_part": "Bad Name", "domain": domain.id, "kind": "personal", "owner": 0, "display_name": "Kept"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'value="Bad Name"' in page and 'value="Kept"' in page and "lower-case letters" in page
+
+
+def test_mailbox_list__filters_by_status_and_domain_with_htmx(setting, run_jobs, owner):
+    client, account, domain = setting
+    from portal.mailboxes import services
+
+    services.create_mailbox(owner, account, domain, "one")
+    services.create_mailbox(owner, account, domain, "two")
+    db.session.commit()
+    run_jobs()
+    services.create_mailbox(owner, account, domain, "three")
+    db.session.commit()
+    page = client.get(f"/accounts/{account.id}/mailboxes?status=provisioning",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert page.lstrip().startswith('<div id="mailbox-list"')
+    assert "three@example.org" in page and "one@example.org" not in page
+
+
+def test_member_without_mailbox_access__sees_only_their_mailboxes(client, auth, make, owner, account, run_jobs):
+    domain = enabled_domain(owner, account)
+    from portal.mailboxes import services
+
+    jane = make.user("jane@example.org")
+    make.member(account, jane)
+    mine = services.create_mailbox(owner, account, domain, "jane", kind="personal", owner=jane)
+    other = services.create_mailbox(owner, account, domain, "boss")
+    db.session.commit()
+    auth.login("jane@example.org")
+    page = client.get(f"/accounts/{account.id}/mailboxes").get_data(as_text=True)
+    assert "jane@example.org" in page and "boss@example.org" not in page
+    assert client.get(f"/accounts/{account.id}/mailboxes/{mine.id}").status_code == 200
+    assert client.get(f"/accounts/{account.id}/mailboxes/{other.id}").status_code == 403
+    assert client.post(f"/accounts/{account.id}/mailboxes/{other.id}/disable").status_code == 403
+
+
+def test_member_mailbox_tab__grants_a_mailbox_role_within_what_the_granter_holds(client, auth, make, owner, account):
+    domain = enabled_domain(owner, account)
+    from portal.mailboxes import services
+    from portal.roles.services import mailbox_permissions
+
+    mailbox = services.create_mailbox(owner, account, domain, "team")
+    bob = make.member(account, make.user("bob@example.org"))
+    jane = make.user("jane@example.org")
+    make.member(account, jane)
+    delegate = db.session.execute(db.select(Role).where(Role.system_key == "mailbox_delegate")).scalar_one()
+    mailbox_owner = db.session.execute(db.select(Role).where(Role.system_key == "mailbox_owner")).scalar_one()
+    db.session.commit()
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/{bob.id}/mailboxes/{mailbox.id}/roles"
+    assert client.post(url, data={"role_id": delegate.id}).status_code == 302
+    assert mailbox_permissions(bob.user, account, mailbox.id) == {"mailbox.view", "mailbox.read", "mailbox.send_as"}
+    page = client.get(f"/accounts/{account.id}/members/{bob.id}/mailboxes?mailbox={mailbox.id}").get_data(as_text=True)
+    assert "Mailbox Delegate" in page
+    page = client.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}").get_data(as_text=True)
+    assert "bob@example.org" in page and "Mailbox Delegate" in page
+    client.post("/logout")
+    auth.login("bob@example.org")
+    jane_membership = [m for m in account.memberships if m.user_id == jane.id][0]
+    response = client.post(f"/accounts/{account.id}/members/{jane_membership.id}/mailboxes/{mailbox.id}/roles",
+                           data={"role_id": mailbox_owner.id})
+    assert response.status_code == 403
+
+
+def test_delete_page__explains_when_the_backend_archives(setting, owner, run_jobs, app_environ):
+    client, account, domain = setting
+    from portal.mailboxes import services
+
+    mailbox = services.create_mailbox(owner, account, domain, "team")
+    db.session.commit()
+    run_jobs()
+    page = client.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}/delete").get_data(as_text=True)
+    assert "Delete the mailbox" in page
+    assert client.post(f"/accounts/{account.id}/mailboxes/{mailbox.id}/delete").status_code == 302
+    run_jobs()
+    db.session.refresh(mailbox)
+    assert mailbox.status == "deleted"
