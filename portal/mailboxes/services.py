@@ -262,22 +262,21 @@ def reveal_secret(actor: User, mailbox: Mailbox) -> str | None:
 
 # -- the worker side ---------------------------------------------------------------
 
-def _spec(mailbox: Mailbox) -> MailboxSpec:
+def _spec(mailbox: Mailbox, can_disable: bool) -> MailboxSpec:
     return MailboxSpec.for_address(mailbox.address, first_name=mailbox.first_name, last_name=mailbox.last_name,
                                    display_name=mailbox.display_name, quota_bytes=mailbox.quota_bytes,
-                                   active=mailbox.want_active)
+                                   active=mailbox.want_active or not can_disable)
 
 
 def _carry_out(mailbox: Mailbox, operation: str) -> str:
     backend = backends.for_domain(mailbox.domain)
     if operation == "create":
-        result = backend.create_mailbox(_spec(mailbox))
+        can_disable = backend.capabilities.mailbox_disable
+        result = backend.create_mailbox(_spec(mailbox, can_disable))
         mailbox.backend_id = result.backend_id or mailbox.backend_id
         if result.generated_password:
             keep_secret(mailbox, result.generated_password)
-        if not mailbox.want_active and backend.capabilities.mailbox_disable:
-            backend.set_mailbox_active(mailbox.address, False)
-        mailbox.status = ENABLED if mailbox.want_active else DISABLED
+        mailbox.status = DISABLED if not mailbox.want_active and can_disable else ENABLED
         return "Created on the backend." if result.created else "Already on the backend (an earlier attempt made it)."
     if operation == "set_active":
         backend.set_mailbox_active(mailbox.address, mailbox.want_active)
