@@ -90,6 +90,7 @@ def _import_models() -> None:
     from portal.audit import models as _audit  # noqa: F401
     from portal.auth import models as _auth  # noqa: F401
     from portal.domains import models as _domains  # noqa: F401
+    from portal.invitations import models as _invitations  # noqa: F401
     from portal.mailboxes import models as _mailboxes  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
     from portal.roles import models as _roles  # noqa: F401

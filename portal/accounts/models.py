@@ -16,6 +16,13 @@ class Account(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # People registering with an address on one of the account's active
+    # domains join it as corporate users (reference 004).
+    self_registration: Mapped[bool] = mapped_column(default=True)
+    # New corporate users get a personal mailbox, with this mailbox role.
+    personal_mailboxes: Mapped[bool] = mapped_column(default=False)
+    personal_mailbox_role_id: Mapped[int | None] = mapped_column(
+        ForeignKey("roles.id", ondelete="SET NULL", use_alter=True))
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True)

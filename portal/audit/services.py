@@ -70,9 +70,9 @@ def query_events(account_id: int, *, action: str = "", actor: str = "", since: d
                  until: date | None = None):
     query = db.select(AuditEvent).where(AuditEvent.account_id == account_id)
     if action:
-        query = query.where(AuditEvent.action.startswith(action))
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     if actor:
-        query = query.where(AuditEvent.actor_label.ilike(f"%{actor}%"))
+        query = query.where(AuditEvent.actor_label.icontains(actor, autoescape=True))
     if since:
         query = query.where(AuditEvent.at >= datetime.combine(since, time.min))
     if until:

@@ -29,6 +29,8 @@ class User(UserMixin, db.Model):
     is_corporate: Mapped[bool] = mapped_column(default=False)
     corporate_account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    # Single sign-on: the provider's subject, the first key users are matched on.
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     # Part of the session identity: rotating it ends every session of the user.
     session_nonce: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
 

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+DRAFT = "draft"          # being prepared: grants are chosen, nothing was sent
+PENDING = "pending"
+ACCEPTED = "accepted"
+DECLINED = "declined"
+EXPIRED = "expired"      # shown, never stored: a pending invitation past its expiry
+REVOKED = "revoked"
+STATUSES = (DRAFT, PENDING, ACCEPTED, DECLINED, EXPIRED, REVOKED)
+
+
+class Invitation(db.Model):
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_email_status", "email", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16), default=DRAFT)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    responded_at: Mapped[datetime | None]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    account = relationship("Account", lazy="joined")
+    invited_by = relationship("User", foreign_keys=[invited_by_id], lazy="joined")
+    grants: Mapped[list["InvitationGrant"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin", order_by="InvitationGrant.id")
+
+    @property
+    def shown_status(self) -> str:
+        if self.status == PENDING and self.expires_at is not None and self.expires_at <= utcnow():
+            return EXPIRED
+        return self.status
+
+
+class InvitationGrant(db.Model):
+    """One role or permission the invitation offers, over the account or one mailbox.
+
+    A role or mailbox deleted before acceptance leaves the row with its label,
+    so the person accepting is told what no longer exists.
+    """
+
+    __tablename__ = "invitation_grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"), index=True)
+    role_id: Mapped[int | None] = mapped_column(ForeignKey("roles.id", ondelete="SET NULL"))
+    permission: Mapped[str | None] = mapped_column(String(64))
+    on_mailbox: Mapped[bool] = mapped_column(default=False)
+    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="SET NULL"))
+    label: Mapped[str] = mapped_column(String(300))
+
+    role = relationship("Role", lazy="joined")
+    mailbox = relationship("Mailbox", lazy="joined")
+
+    @property
+    def still_exists(self) -> bool:
+        if self.role_id is None and self.permission is None:
+            return False
+        return not self.on_mailbox or self.mailbox_id is not None

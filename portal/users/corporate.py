@@ -1,0 +1,91 @@
+"""Corporate users: people whose address is on one of an account's active domains.
+
+They are assigned to that account automatically (on registration, on an
+invitation, on single sign-on, and when the domain is enabled), keep every
+permission they hold elsewhere, and may get a personal mailbox per the
+account's settings.
+"""
+
+from __future__ import annotations
+
+from portal.accounts.models import Account
+from portal.accounts.services import add_member
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.domains.models import DISABLED, ENABLED, Domain
+from portal.domains.names import DomainNameError, normalize
+from portal.extensions import db
+from portal.roles import catalogue
+
+
+class RegistrationRefused(ValueError):
+    """The address's domain does not allow new users; the message says why."""
+
+
+def _domain_name(address: str) -> str | None:
+    try:
+        return normalize(address.rsplit("@", 1)[-1])
+    except DomainNameError:
+        return None
+
+
+def claimed_domain(address: str) -> Domain | None:
+    """The proven domain the address is on, whatever its status."""
+    name = _domain_name(address)
+    if name is None:
+        return None
+    return db.session.execute(db.select(Domain).where(Domain.name == name, Domain.verified_at.is_not(None))
+                              .order_by(Domain.id)).scalars().first()
+
+
+def check_registration_allowed(address: str) -> None:
+    """Refuse self-registration on a disabled domain, or where the account closed it."""
+    domain = claimed_domain(address)
+    if domain is None:
+        return
+    if domain.status == DISABLED:
+        raise RegistrationRefused(f"New users cannot register with addresses on {domain.name}: the domain is "
+                                  "disabled. Ask its administrators for an invitation.")
+    account = db.session.get(Account, domain.account_id)
+    if domain.status == ENABLED and not account.self_registration:
+        raise RegistrationRefused(f"Addresses on {domain.name} are managed by their organisation, which does not "
+                                  "accept self-registration. Ask its administrators to create your profile.")
+
+
+def active_domain_of(address: str) -> Domain | None:
+    domain = claimed_domain(address)
+    return domain if domain is not None and domain.status == ENABLED else None
+
+
+def make_corporate(user: User, domain: Domain, *, personal_mailbox: bool | None = None, actor: User | None = None):
+    """Assign ``user`` to the domain's account as a corporate user; return the personal mailbox if one was made.
+
+    ``personal_mailbox`` None follows the account's setting.
+    """
+    from portal.mailboxes.models import DELETED, Mailbox
+    from portal.mailboxes.services import create_mailbox
+    from portal.roles.models import Role
+
+    account = db.session.get(Account, domain.account_id)
+    add_member(account, user)
+    if not user.is_corporate or user.corporate_account_id != account.id:
+        user.is_corporate, user.corporate_account_id = True, account.id
+        record("user.assign_corporate", account=account, target=user, actor=actor, domain=domain.name)
+    wanted = account.personal_mailboxes if personal_mailbox is None else personal_mailbox
+    if not wanted or domain.status != ENABLED:
+        return None
+    existing = db.session.execute(db.select(Mailbox).where(Mailbox.address == user.email,
+                                                           Mailbox.status != DELETED)).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    role = db.session.get(Role, account.personal_mailbox_role_id) if account.personal_mailbox_role_id else None
+    role_key = role.system_key if role is not None and role.system_key else catalogue.MAILBOX_OWNER
+    first, _, last = (user.name or "").partition(" ")
+    mailbox = create_mailbox(actor, account, domain, user.email.split("@", 1)[0], kind="personal", owner=user,
+                             first_name=first, last_name=last, display_name=user.name or "",
+                             owner_role_key=role_key if role is None or role.system_key else catalogue.MAILBOX_OWNER)
+    if role is not None and not role.system_key:
+        from portal.roles.services import grant_mailbox_role, membership_of
+
+        grant_mailbox_role(None, account, membership_of(user, account), mailbox.id, role)
+    return mailbox
