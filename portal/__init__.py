@@ -23,6 +23,7 @@ BLUEPRINTS = (
     "portal.audit.views",
     "portal.domains.views",
     "portal.mailboxes.views",
+    "portal.invitations.views",
 )
 
 # Modules that register job handlers; imported so any process can run any job.
@@ -128,11 +129,13 @@ def _register_web_hooks(app: Flask) -> None:
 
     @app.context_processor
     def navigation():
+        from flask import has_request_context
         from flask_login import current_user
 
         from portal.accounts.services import accounts_of
 
-        if not current_user.is_authenticated:
+        # Mail is rendered by workers too, where there is no request and no user.
+        if not has_request_context() or not current_user.is_authenticated:
             return {"my_accounts": [], "current_account": None}
         return {"my_accounts": accounts_of(current_user), "current_account": g.get("account")}
 

@@ -131,11 +131,19 @@ SETTINGS: tuple[Setting, ...] = (
             "failed log-ins per IP address in the window before log-in is refused"),
     Setting("LOGIN_WINDOW_MINUTES", _positive_int, 15, "the window for failed log-ins"),
     Setting("TOKEN_HOURS", _positive_int, 24, "how long verification and reset links stay valid"),
+    Setting("INVITATION_DAYS", _positive_int, 7, "how long an invitation link stays valid, in days"),
     Setting("PASSWORD_HASHING", _choice("strong", "fast"), "strong",
             "fast uses cheap argon2 parameters; only for test suites"),
     Setting("SECURE_COOKIES", _bool, None,
             "send cookies only over HTTPS; default on when BASE_URL is https"),
     Setting("OPEN_REGISTRATION", _bool, True, "anyone may register a profile"),
+    Setting("PASSWORD_LOGIN", _bool, True, "log-in with a local password is offered (turn off to use single sign-on only)"),
+    Setting("OIDC_ISSUER", _base_url, None, "OpenID Connect provider (its discovery document is read from "
+            "<issuer>/.well-known/openid-configuration); unset: no single sign-on"),
+    Setting("OIDC_CLIENT_ID", str, None, "the portal's client id at the provider"),
+    Setting("OIDC_CLIENT_SECRET", str, None, "the portal's client secret at the provider", secret=True),
+    Setting("OIDC_SCOPES", str, "openid email profile", "scopes asked for"),
+    Setting("OIDC_LABEL", str, "Single sign-on", "the text of the single sign-on button"),
     Setting("DNS_RESOLVERS", _resolvers, (),
             "comma-separated resolver IPs (ip or ip:port) for domain checks; default the system's"),
     Setting("DNS_TIMEOUT", _positive_float, 3.0, "seconds a DNS query may take"),
@@ -169,6 +177,10 @@ def load_settings(environ: Mapping[str, str], overrides: Mapping[str, object] | 
         except ValueError as error:
             shown = "(hidden)" if setting.secret else repr(raw)
             problems.append(f"PORTAL_{setting.name}={shown} is malformed: {error}")
+    if values.get("OIDC_ISSUER") and not (values.get("OIDC_CLIENT_ID") and values.get("OIDC_CLIENT_SECRET")):
+        problems.append("PORTAL_OIDC_ISSUER is set: PORTAL_OIDC_CLIENT_ID and PORTAL_OIDC_CLIENT_SECRET are needed too")
+    if values.get("PASSWORD_LOGIN") is False and not values.get("OIDC_ISSUER"):
+        problems.append("PORTAL_PASSWORD_LOGIN=false needs single sign-on (PORTAL_OIDC_ISSUER), or nobody can log in")
     if problems:
         raise ConfigError("Configuration problems:\n  " + "\n  ".join(problems))
     if overrides:

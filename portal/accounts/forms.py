@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, StringField
+from wtforms import BooleanField, EmailField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 
@@ -9,3 +9,10 @@ class AccountForm(FlaskForm):
 
 class AddMemberForm(FlaskForm):
     email = EmailField("E-mail address of a registered person", validators=[DataRequired(), Length(max=254)])
+
+
+class AccountSettingsForm(FlaskForm):
+    name = StringField("Account name", validators=[DataRequired("Give the account a name."), Length(max=120)])
+    self_registration = BooleanField("People registering with an address on our active domains join this account")
+    personal_mailboxes = BooleanField("New corporate users get a personal mailbox")
+    personal_mailbox_role_id = SelectField("Their role on that mailbox", coerce=int, choices=[])

@@ -81,3 +81,23 @@ def add_existing_user(actor: User, account: Account, email: str) -> Membership:
     membership = add_member(account, user)
     record("member.add", account=account, target=user, actor=actor)
     return membership
+
+
+def update_settings(actor: User, account: Account, *, name: str, self_registration: bool, personal_mailboxes: bool,
+                    personal_mailbox_role_id: int | None) -> None:
+    from portal.roles.services import role_in_account
+
+    role = role_in_account(account, personal_mailbox_role_id) if personal_mailbox_role_id else None
+    if role is not None and role.scope != catalogue.MAILBOX:
+        raise AccessError("Choose a mailbox role for personal mailboxes.")
+    before = {"name": account.name, "self_registration": account.self_registration,
+              "personal_mailboxes": account.personal_mailboxes, "role": account.personal_mailbox_role_id}
+    account.name = " ".join(name.split())
+    account.self_registration = self_registration
+    account.personal_mailboxes = personal_mailboxes
+    account.personal_mailbox_role_id = getattr(role, "id", None)
+    after = {"name": account.name, "self_registration": self_registration, "personal_mailboxes": personal_mailboxes,
+             "role": account.personal_mailbox_role_id}
+    changed = {key: after[key] for key in after if after[key] != before[key]}
+    if changed:
+        record("account.settings", account=account, target=account, actor=actor, **changed)

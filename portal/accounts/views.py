@@ -158,3 +158,27 @@ def remove(account_id, membership_id):
             return redirect(url_for("accounts.members", account_id=account_id))
     return render("accounts/remove_member.html", account=g.account, membership=membership, form=form,
                   error=error, status=403 if error else 200)
+
+
+@bp.route("/accounts/<int:account_id>/settings", methods=["GET", "POST"])
+@rule(member("account.settings"))
+def settings(account_id):
+    account = g.account
+    form = forms.AccountSettingsForm(obj=account)
+    form.personal_mailbox_role_id.choices = [(role.id, role.name) for role in roles.roles_for(account, catalogue.MAILBOX)]
+    if request.method == "GET" and account.personal_mailbox_role_id is None:
+        form.personal_mailbox_role_id.data = roles.system_role(catalogue.MAILBOX_OWNER).id
+    if form.validate_on_submit():
+        try:
+            services.update_settings(current_user, account, name=form.name.data,
+                                     self_registration=form.self_registration.data,
+                                     personal_mailboxes=form.personal_mailboxes.data,
+                                     personal_mailbox_role_id=form.personal_mailbox_role_id.data)
+        except roles.AccessError as error:
+            db.session.rollback()
+            form.personal_mailbox_role_id.errors.append(str(error))
+        else:
+            db.session.commit()
+            flash("Account settings saved.", "success")
+            return redirect(url_for("accounts.settings", account_id=account_id))
+    return render("accounts/settings.html", status=422 if form.errors else 200, account=account, form=form)

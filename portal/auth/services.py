@@ -81,6 +81,12 @@ def register(email: str, name: str, password: str) -> User | None:
     if existing is not None:
         send(existing.email, "already_registered", user=existing)
         return None
+    from portal.users import corporate
+
+    try:
+        corporate.check_registration_allowed(email)
+    except corporate.RegistrationRefused as refusal:
+        raise AuthError(str(refusal), "email") from None
     user = User(email=email, name=name.strip(), password_hash=hash_password(password))
     db.session.add(user)
     db.session.flush()
@@ -108,7 +114,18 @@ def verify_email(raw: str) -> User | None:
     if user is not None and user.email_verified_at is None:
         user.email_verified_at = utcnow()
         record("user.verify_email", target=user, actor=user)
+        assign_if_corporate(user)
     return user
+
+
+def assign_if_corporate(user: User) -> None:
+    """A proven address on an account's active domain joins that account (reference 004)."""
+    from portal.accounts.models import Account
+    from portal.users import corporate
+
+    domain = corporate.active_domain_of(user.email)
+    if domain is not None and db.session.get(Account, domain.account_id).self_registration:
+        corporate.make_corporate(user, domain, actor=user)
 
 
 def _failures_since(column, value, since) -> int:

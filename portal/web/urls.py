@@ -1,6 +1,6 @@
 from urllib.parse import urlsplit
 
-from flask import current_app, url_for
+from flask import current_app
 
 
 def safe_next(target: str | None) -> str | None:
@@ -14,5 +14,10 @@ def safe_next(target: str | None) -> str | None:
 
 
 def external_url(endpoint: str, **values) -> str:
-    """An absolute link for e-mails, on the configured public address."""
-    return current_app.config["PORTAL"]["BASE_URL"] + url_for(endpoint, **values)
+    """An absolute link for e-mails, on the configured public address.
+
+    Built from the URL map alone, so workers (no request) make the same links.
+    """
+    base = urlsplit(current_app.config["PORTAL"]["BASE_URL"])
+    adapter = current_app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
+    return adapter.build(endpoint, values, force_external=True)

@@ -20,11 +20,12 @@ from portal.web.access import rule_for
 PUBLIC_ENDPOINTS = {
     "static", "web.home", "web.healthz",
     "auth.setup", "auth.register", "auth.verify", "auth.resend_verification", "auth.login",
-    "auth.forgot_password", "auth.reset_password",
+    "auth.forgot_password", "auth.reset_password", "invitations.landing", "invitations.register",
 }
 # Routes any signed-in person may reach, whatever their accounts.
 SIGNED_IN_ENDPOINTS = {
     "auth.logout", "auth.profile", "auth.change_password", "accounts.index", "accounts.create",
+    "invitations.mine", "invitations.accept", "invitations.decline",
 }
 
 

@@ -1,0 +1,290 @@
+"""Invitations: prepared as drafts, sent with a one-time link, answered once.
+
+The link token is random (256 bits), kept only as a SHA-256 hash, expires,
+and dies when the invitation is answered, resent or revoked. Access is
+granted only on acceptance; a guarded UPDATE makes a double acceptance (two
+tabs, a double click) grant once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import update
+
+from portal.accounts.models import Account, Membership
+from portal.accounts.services import add_member
+from portal.audit.services import record
+from portal.auth import tokens
+from portal.auth.models import User
+from portal.auth.services import AuthError, find_user, normalize_email
+from portal.extensions import db
+from portal.invitations.models import (ACCEPTED, DECLINED, DRAFT, PENDING, REVOKED, Invitation,
+                                       InvitationGrant)
+from portal.mail.services import send
+from portal.roles import catalogue
+from portal.roles.models import Grant, Role
+from portal.roles.services import (AccessError, _require_holds, _require_holds_on_mailbox, membership_of,
+                                   role_in_account)
+from portal.timeutil import utcnow
+from portal.users import corporate
+
+
+class InvitationError(ValueError):
+    """A refusal about an invitation; the message says what to do."""
+
+
+def lifetime() -> timedelta:
+    return timedelta(days=current_app.config["PORTAL"]["INVITATION_DAYS"])
+
+
+def invitation_in_account(account: Account, invitation_id: int) -> Invitation | None:
+    invitation = db.session.get(Invitation, invitation_id)
+    return invitation if invitation is not None and invitation.account_id == account.id else None
+
+
+def invitations_of(account: Account, status: str = "") -> list[Invitation]:
+    query = db.select(Invitation).where(Invitation.account_id == account.id)
+    now = utcnow()
+    if status == "expired":
+        query = query.where(Invitation.status == PENDING, Invitation.expires_at <= now)
+    elif status == PENDING:
+        query = query.where(Invitation.status == PENDING, Invitation.expires_at > now)
+    elif status:
+        query = query.where(Invitation.status == status)
+    return list(db.session.execute(query.order_by(Invitation.created_at.desc(), Invitation.id.desc())).scalars())
+
+
+# -- preparing ---------------------------------------------------------------------
+
+def start(actor: User, account: Account, raw_email: str) -> Invitation:
+    """A draft invitation for the address, or the open one it already has."""
+    try:
+        email = normalize_email(raw_email)
+    except AuthError as error:
+        raise InvitationError(str(error)) from None
+    existing_user = find_user(email)
+    if existing_user is not None and membership_of(existing_user, account) is not None:
+        raise InvitationError(f"{email} is already a member of this account.")
+    open_one = db.session.execute(db.select(Invitation).where(
+        Invitation.account_id == account.id, Invitation.email == email,
+        Invitation.status.in_((DRAFT, PENDING)))).scalars().first()
+    if open_one is not None:
+        return open_one
+    invitation = Invitation(account_id=account.id, email=email, invited_by_id=actor.id, status=DRAFT)
+    db.session.add(invitation)
+    db.session.flush()
+    record("invitation.create", account=account, target=invitation, target_label=email)
+    return invitation
+
+
+def _check_grant(actor: User, account: Account, grant: InvitationGrant) -> None:
+    offered = set(grant.role.permissions) if grant.role is not None else {grant.permission}
+    if grant.on_mailbox:
+        _require_holds_on_mailbox(actor, account, grant.mailbox_id, offered)
+    else:
+        _require_holds(actor, account, offered)
+
+
+def add_grant(actor: User, invitation: Invitation, *, role_id: int | None = None, permission: str | None = None,
+              mailbox=None) -> InvitationGrant:
+    if invitation.status not in (DRAFT, PENDING):
+        raise InvitationError("This invitation was already answered or revoked.")
+    account = db.session.get(Account, invitation.account_id)
+    scope = catalogue.MAILBOX if mailbox is not None else catalogue.ACCOUNT
+    role: Role | None = None
+    if role_id:
+        role = role_in_account(account, role_id)
+        if role is None or role.scope != scope:
+            raise InvitationError(f"Choose {'a mailbox' if mailbox else 'an account'} role.")
+        label = role.name
+    elif permission in catalogue.codes(scope):
+        label = catalogue.BY_CODE[permission].label
+    else:
+        raise InvitationError("Choose a role or a permission.")
+    if mailbox is not None:
+        label = f"{label} on {mailbox.address}"
+    grant = InvitationGrant(invitation_id=invitation.id, role_id=getattr(role, "id", None),
+                            permission=None if role else permission, on_mailbox=mailbox is not None,
+                            mailbox_id=getattr(mailbox, "id", None), label=label)
+    grant.role, grant.mailbox = role, mailbox
+    try:
+        _check_grant(actor, account, grant)
+    except AccessError as error:
+        raise InvitationError(str(error)) from None
+    if any(g.label == label for g in invitation.grants):
+        raise InvitationError(f"The invitation already offers {label}.")
+    invitation.grants.append(grant)
+    db.session.flush()
+    return grant
+
+
+def remove_grant(invitation: Invitation, grant_id: int) -> None:
+    if invitation.status not in (DRAFT, PENDING):
+        raise InvitationError("This invitation was already answered or revoked.")
+    invitation.grants = [g for g in invitation.grants if g.id != grant_id]
+
+
+# -- sending -------------------------------------------------------------------------
+
+def _issue_link(invitation: Invitation) -> str:
+    raw = secrets.token_urlsafe(32)
+    invitation.token_hash = tokens.digest(raw)
+    invitation.expires_at = utcnow() + lifetime()
+    invitation.sent_at = utcnow()
+    return raw
+
+
+def _mail_invitation(invitation: Invitation, raw: str) -> None:
+    account = db.session.get(Account, invitation.account_id)
+    registered = find_user(invitation.email) is not None
+    send(invitation.email, "invitation", for_account=account, account=account, invitation=invitation, token=raw,
+         registered=registered, inviter=invitation.invited_by, days=lifetime().days)
+
+
+def send_invitation(actor: User, invitation: Invitation) -> None:
+    if invitation.status != DRAFT:
+        raise InvitationError("This invitation was already sent; resend it for a new link.")
+    account = db.session.get(Account, invitation.account_id)
+    for grant in invitation.grants:
+        try:
+            _check_grant(actor, account, grant)
+        except AccessError as error:
+            raise InvitationError(str(error)) from None
+    invitation.status = PENDING
+    invitation.invited_by_id = actor.id
+    _mail_invitation(invitation, _issue_link(invitation))
+    record("invitation.send", account=account, target=invitation, target_label=invitation.email,
+           offers=[g.label for g in invitation.grants])
+
+
+def resend(actor: User, invitation: Invitation) -> None:
+    """A new link and a new expiry; the old link stops working."""
+    if invitation.status != PENDING:
+        raise InvitationError("Only a pending or expired invitation can be sent again.")
+    _mail_invitation(invitation, _issue_link(invitation))
+    record("invitation.resend", account=invitation.account_id, target=invitation, target_label=invitation.email)
+
+
+def revoke(actor: User, invitation: Invitation) -> None:
+    if invitation.status not in (DRAFT, PENDING):
+        raise InvitationError("This invitation was already answered or revoked.")
+    invitation.status, invitation.token_hash = REVOKED, None
+    invitation.responded_at = utcnow()
+    record("invitation.revoke", account=invitation.account_id, target=invitation, target_label=invitation.email)
+
+
+# -- answering ---------------------------------------------------------------------
+
+def by_token(raw: str) -> Invitation | None:
+    """The invitation a link belongs to, whatever its state (the page says what it means)."""
+    if not raw or len(raw) > 128:
+        return None
+    return db.session.execute(db.select(Invitation).where(Invitation.token_hash == tokens.digest(raw))
+                              ).scalar_one_or_none()
+
+
+def is_open(invitation: Invitation | None) -> bool:
+    return invitation is not None and invitation.status == PENDING and invitation.expires_at > utcnow()
+
+
+def pending_for(user: User) -> list[Invitation]:
+    return list(db.session.execute(db.select(Invitation).where(
+        Invitation.email == user.email, Invitation.status == PENDING, Invitation.expires_at > utcnow())
+        .order_by(Invitation.sent_at)).scalars())
+
+
+def invitation_for_user(user: User, invitation_id: int) -> Invitation | None:
+    invitation = db.session.get(Invitation, invitation_id)
+    return invitation if invitation is not None and invitation.email == user.email else None
+
+
+def _answer(invitation: Invitation, user: User, status: str) -> None:
+    """Move pending -> ``status`` once; a second answer (another tab) is refused."""
+    changed = db.session.execute(update(Invitation).where(
+        Invitation.id == invitation.id, Invitation.status == PENDING, Invitation.expires_at > utcnow()
+    ).values(status=status, responded_at=utcnow(), user_id=user.id, token_hash=None)).rowcount
+    if changed != 1:
+        db.session.rollback()
+        raise InvitationError("This invitation was already answered, revoked or has expired.")
+    db.session.refresh(invitation)
+
+
+def accept(user: User, invitation: Invitation) -> list[str]:
+    """Grant what the invitation offers; return the labels of offers that no longer exist."""
+    if invitation.email != user.email:
+        raise InvitationError("This invitation is for another address.")
+    _answer(invitation, user, ACCEPTED)
+    account = db.session.get(Account, invitation.account_id)
+    membership = add_member(account, user)
+    gone = []
+    for offer in invitation.grants:
+        if not offer.still_exists:
+            gone.append(offer.label)
+            continue
+        _grant_once(membership, offer, invitation.invited_by_id)
+    domain = corporate.active_domain_of(user.email)
+    if domain is not None and domain.account_id == account.id:
+        corporate.make_corporate(user, domain, actor=user)
+    record("invitation.accept", account=account, target=invitation, actor=user, target_label=invitation.email,
+           granted=[g.label for g in invitation.grants if g.still_exists], gone=gone)
+    _tell_inviter(invitation, account, user, accepted=True)
+    return gone
+
+
+def _grant_once(membership: Membership, offer: InvitationGrant, granted_by: int | None) -> None:
+    query = db.select(Grant.id).where(Grant.membership_id == membership.id)
+    query = query.where(Grant.mailbox_id == offer.mailbox_id if offer.on_mailbox else Grant.mailbox_id.is_(None))
+    query = query.where(Grant.role_id == offer.role_id if offer.role_id else Grant.permission == offer.permission)
+    if db.session.execute(query).first() is None:
+        db.session.add(Grant(membership_id=membership.id, role_id=offer.role_id,
+                             permission=None if offer.role_id else offer.permission,
+                             mailbox_id=offer.mailbox_id if offer.on_mailbox else None, granted_by_id=granted_by))
+
+
+def decline(user: User, invitation: Invitation) -> None:
+    if invitation.email != user.email:
+        raise InvitationError("This invitation is for another address.")
+    _answer(invitation, user, DECLINED)
+    account = db.session.get(Account, invitation.account_id)
+    record("invitation.decline", account=account, target=invitation, actor=user, target_label=invitation.email)
+    _tell_inviter(invitation, account, user, accepted=False)
+
+
+def _tell_inviter(invitation: Invitation, account: Account, user: User, *, accepted: bool) -> None:
+    inviter = invitation.invited_by
+    if inviter is not None:
+        send(inviter.email, "invitation_answered", for_account=account, account=account, invitation=invitation,
+             invitee=user, accepted=accepted, inviter=inviter)
+
+
+def register_and_accept(raw_token: str, name: str, password: str) -> tuple[User, list[str]]:
+    """Create the invited person's profile (address fixed, proven by the link) and accept."""
+    from portal.auth.passwords import hash_password, password_problem
+
+    invitation = by_token(raw_token)
+    if not is_open(invitation):
+        raise InvitationError("This invitation link no longer works.")
+    if find_user(invitation.email) is not None:
+        raise InvitationError("This address already has a profile: log in to answer the invitation.")
+    problem = password_problem(password, invitation.email)
+    if problem:
+        raise AuthError(problem, "password")
+    user = User(email=invitation.email, name=name.strip(), password_hash=hash_password(password),
+                email_verified_at=utcnow())
+    db.session.add(user)
+    db.session.flush()
+    record("user.register", account=invitation.account_id, target=user, actor=user, via="invitation")
+    return user, accept(user, invitation)
+
+
+def withdraw_for(user: User) -> int:
+    """Revoke every open invitation to the user's address (their profile is going)."""
+    count = 0
+    for invitation in db.session.execute(db.select(Invitation).where(
+            Invitation.email == user.email, Invitation.status.in_((DRAFT, PENDING)))).scalars():
+        invitation.status, invitation.token_hash = REVOKED, None
+        count += 1
+    return count

@@ -1,0 +1,201 @@
+from flask import Blueprint, abort, flash, g, redirect, request, url_for
+from flask_login import current_user
+
+from portal.auth.forms import ConfirmForm
+from portal.auth.services import AuthError, find_user, start_session
+from portal.extensions import db
+from portal.invitations import forms, services
+from portal.invitations.models import STATUSES
+from portal.mailboxes.services import mailbox_in_account, visible_mailboxes
+from portal.roles import catalogue
+from portal.roles.services import roles_for
+from portal.web.access import PUBLIC, SIGNED_IN, member, rule
+from portal.web.loaders import load_or_404
+from portal.web.render import render
+
+bp = Blueprint("invitations", __name__)
+
+
+@bp.route("/accounts/<int:account_id>/invitations")
+@rule(member("users.invite"))
+def index(account_id):
+    status = request.args.get("status", "")
+    status = status if status in STATUSES else ""
+    return render("invitations/index.html", block="list", account=g.account, status=status, statuses=STATUSES,
+                  invitations=services.invitations_of(g.account, status), form=forms.InviteForm())
+
+
+@bp.route("/accounts/<int:account_id>/invitations/new", methods=["POST"])
+@rule(member("users.invite"))
+def create(account_id):
+    form = forms.InviteForm()
+    if form.validate_on_submit():
+        try:
+            invitation = services.start(current_user, g.account, form.email.data)
+        except services.InvitationError as error:
+            db.session.rollback()
+            form.email.errors.append(str(error))
+        else:
+            db.session.commit()
+            return redirect(url_for("invitations.edit", account_id=account_id, invitation_id=invitation.id))
+    return render("invitations/index.html", status=422, account=g.account, statuses=STATUSES, form=form,
+                  invitations=services.invitations_of(g.account))
+
+
+def _edit_page(invitation, status=200, error=None):
+    return render("invitations/edit.html", status=status, account=g.account, invitation=invitation, error=error,
+                  account_roles=roles_for(g.account, catalogue.ACCOUNT),
+                  mailbox_roles=roles_for(g.account, catalogue.MAILBOX),
+                  account_permissions=catalogue.search("", catalogue.ACCOUNT),
+                  mailbox_permissions=catalogue.search("", catalogue.MAILBOX),
+                  mailboxes=visible_mailboxes(current_user, g.account, per_page=500).items, form=ConfirmForm())
+
+
+@bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>")
+@rule(member("users.invite"))
+def edit(account_id, invitation_id):
+    return _edit_page(load_or_404(services.invitation_in_account, invitation_id))
+
+
+def _act(invitation_id, action, success):
+    invitation = load_or_404(services.invitation_in_account, invitation_id)
+    try:
+        action(invitation)
+    except services.InvitationError as error:
+        db.session.rollback()
+        return _edit_page(invitation, 409, str(error))
+    db.session.commit()
+    flash(success if isinstance(success, str) else success(invitation), "success")
+    return redirect(url_for("invitations.edit", account_id=invitation.account_id, invitation_id=invitation.id))
+
+
+@bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/grants", methods=["POST"])
+@rule(member("users.invite"))
+def add_grant(account_id, invitation_id):
+    def add(invitation):
+        mailbox = None
+        if request.form.get("scope") == "mailbox":
+            mailbox = mailbox_in_account(g.account, request.form.get("mailbox_id", type=int) or 0)
+            if mailbox is None:
+                raise services.InvitationError("Choose a mailbox.")
+        services.add_grant(current_user, invitation, role_id=request.form.get("role_id", type=int),
+                           permission=request.form.get("permission") or None, mailbox=mailbox)
+
+    return _act(invitation_id, add, "Added to the invitation.")
+
+
+@bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/grants/<int:grant_id>/remove",
+          methods=["POST"])
+@rule(member("users.invite"))
+def remove_grant(account_id, invitation_id, grant_id):
+    return _act(invitation_id, lambda invitation: services.remove_grant(invitation, grant_id),
+                "Removed from the invitation.")
+
+
+@bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/send", methods=["POST"])
+@rule(member("users.invite"))
+def send(account_id, invitation_id):
+    return _act(invitation_id, lambda invitation: services.send_invitation(current_user, invitation),
+                lambda invitation: f"Invitation sent to {invitation.email}.")
+
+
+@bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/resend", methods=["POST"])
+@rule(member("users.invite"))
+def resend(account_id, invitation_id):
+    return _act(invitation_id, lambda invitation: services.resend(current_user, invitation),
+                lambda invitation: f"A new link was sent to {invitation.email}; the old one no longer works.")
+
+
+@bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/revoke", methods=["POST"])
+@rule(member("users.invite"))
+def revoke(account_id, invitation_id):
+    return _act(invitation_id, lambda invitation: services.revoke(current_user, invitation),
+                "Invitation revoked: its link no longer works.")
+
+
+# -- the invited person --------------------------------------------------------------------
+
+def _link_dead(invitation):
+    return render("invitations/link_dead.html", status=410, invitation=invitation)
+
+
+@bp.route("/invitations/<token>")
+@rule(PUBLIC)
+def landing(token):
+    invitation = services.by_token(token)
+    if not services.is_open(invitation):
+        return _link_dead(invitation)
+    if find_user(invitation.email) is None:
+        return redirect(url_for("invitations.register", token=token))
+    if current_user.is_authenticated and current_user.email == invitation.email:
+        return redirect(url_for("invitations.mine"))
+    if current_user.is_authenticated:
+        return render("invitations/other_address.html", status=403, invitation=invitation)
+    flash(f"Log in as {invitation.email} to answer the invitation.", "info")
+    return redirect(url_for("auth.login", email=invitation.email, next=url_for("invitations.mine")))
+
+
+@bp.route("/invitations/<token>/register", methods=["GET", "POST"])
+@rule(PUBLIC)
+def register(token):
+    invitation = services.by_token(token)
+    if not services.is_open(invitation):
+        return _link_dead(invitation)
+    if find_user(invitation.email) is not None:
+        return redirect(url_for("invitations.landing", token=token))
+    form = forms.RegisterFromInvitationForm()
+    if form.validate_on_submit():
+        try:
+            user, gone = services.register_and_accept(token, form.name.data or "", form.password.data)
+        except AuthError as error:
+            db.session.rollback()
+            form.password.errors.append(str(error))
+        except services.InvitationError as error:
+            db.session.rollback()
+            return render("invitations/link_dead.html", status=409, invitation=invitation, reason=str(error))
+        else:
+            start_session(user)
+            db.session.commit()
+            flash(f"Welcome. You are now a member of {invitation.account.name}.", "success")
+            if gone:
+                flash("Some of what the invitation offered no longer exists: " + ", ".join(gone) + ".", "info")
+            return redirect(url_for("accounts.overview", account_id=invitation.account_id))
+    return render("invitations/register.html", status=422 if form.errors else 200, invitation=invitation, form=form)
+
+
+@bp.route("/profile/invites")
+@rule(SIGNED_IN)
+def mine():
+    return render("invitations/mine.html", invitations=services.pending_for(current_user), form=ConfirmForm())
+
+
+def _answer(invitation_id, accept: bool):
+    invitation = services.invitation_for_user(current_user, invitation_id)
+    if invitation is None:
+        abort(404)
+    try:
+        gone = services.accept(current_user, invitation) if accept else services.decline(current_user, invitation)
+    except services.InvitationError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("invitations.mine"))
+    db.session.commit()
+    if accept:
+        flash(f"You joined {invitation.account.name}.", "success")
+        if gone:
+            flash("Some of what the invitation offered no longer exists: " + ", ".join(gone) + ".", "info")
+        return redirect(url_for("accounts.overview", account_id=invitation.account_id))
+    flash(f"You declined the invitation from {invitation.account.name}.", "info")
+    return redirect(url_for("invitations.mine"))
+
+
+@bp.route("/profile/invites/<int:invitation_id>/accept", methods=["POST"])
+@rule(SIGNED_IN)
+def accept(invitation_id):
+    return _answer(invitation_id, accept=True)
+
+
+@bp.route("/profile/invites/<int:invitation_id>/decline", methods=["POST"])
+@rule(SIGNED_IN)
+def decline(invitation_id):
+    return _answer(invitation_id, accept=False)

@@ -1,0 +1,264 @@
+import threading
+from datetime import timedelta
+
+import pytest
+
+from portal.accounts.models import Membership
+from portal.auth.models import User
+from portal.extensions import db
+from portal.invitations import services
+from portal.invitations.models import ACCEPTED, DECLINED, PENDING, REVOKED, Invitation
+from portal.mailboxes import services as mailboxes
+from portal.roles.models import Grant, Role
+from portal.roles.services import account_permissions, mailbox_permissions, system_role
+from portal.timeutil import utcnow
+from tests.conftest import PASSWORD, first_link
+from tests.mailboxes.conftest import enabled_domain
+
+
+@pytest.fixture
+def owner(make):
+    return make.user("owner@example.org", name="Olga Owner")
+
+
+@pytest.fixture
+def account(make, owner):
+    return make.account(owner, "Acme")
+
+
+def _link(smtp_sink, address):
+    message = smtp_sink.wait_for(address)[-1]
+    return first_link(smtp_sink.text(message), "/invitations/").removeprefix("http://localhost")
+
+
+def _sent(owner, account, email, *, roles=(), run_jobs=None):
+    invitation = services.start(owner, account, email)
+    for key in roles:
+        services.add_grant(owner, invitation, role_id=system_role(key).id)
+    services.send_invitation(owner, invitation)
+    db.session.commit()
+    if run_jobs:
+        run_jobs()
+    return invitation
+
+
+def test_token__random_hashed_expiring(owner, account, run_jobs, smtp_sink):
+    invitation = _sent(owner, account, "new@example.net", run_jobs=run_jobs)
+    token = _link(smtp_sink, "new@example.net").rsplit("/", 1)[-1]
+    assert len(token) >= 43 and token not in (invitation.token_hash or "")
+    assert services.by_token(token).id == invitation.id
+    assert invitation.expires_at - utcnow() > timedelta(days=6, hours=23)
+
+
+def test_unregistered__registers_from_the_link_with_the_address_fixed_and_gets_access(
+        owner, account, client, run_jobs, smtp_sink):
+    domain = enabled_domain(owner, account)
+    mailbox = mailboxes.create_mailbox(owner, account, domain, "team")
+    invitation = services.start(owner, account, "new@example.net")
+    services.add_grant(owner, invitation, role_id=system_role("administrator").id)
+    services.add_grant(owner, invitation, role_id=system_role("mailbox_delegate").id, mailbox=mailbox)
+    services.send_invitation(owner, invitation)
+    db.session.commit()
+    run_jobs()
+    path = _link(smtp_sink, "new@example.net")
+    response = client.get(path)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/register")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'value="new@example.net" readonly' in page
+    response = client.post(response.headers["Location"], data={"name": "Nina New", "password": PASSWORD,
+                                                                "confirm": PASSWORD})
+    assert response.status_code == 302
+    user = db.session.execute(db.select(User).where(User.email == "new@example.net")).scalar_one()
+    assert user.is_verified and not user.is_corporate
+    assert "members.view" in account_permissions(user, account)
+    assert mailbox_permissions(user, account, mailbox.id) >= {"mailbox.read", "mailbox.send_as"}
+    run_jobs()
+    answered = [m for m in smtp_sink.wait_for("owner@example.org") if "accepted" in m["Subject"]]
+    assert answered and "new@example.net accepted your invitation to Acme" == answered[0]["Subject"]
+    assert client.get(path).status_code == 410
+
+
+def test_unregistered_on_an_active_domain__becomes_corporate_with_a_personal_mailbox(
+        owner, account, client, run_jobs, smtp_sink):
+    domain = enabled_domain(owner, account)
+    account.personal_mailboxes = True
+    db.session.commit()
+    _sent(owner, account, "staff@example.org", run_jobs=run_jobs)
+    path = _link(smtp_sink, "staff@example.org")
+    client.post(path + "/register", data={"name": "Sam Staff", "password": PASSWORD, "confirm": PASSWORD})
+    user = db.session.execute(db.select(User).where(User.email == "staff@example.org")).scalar_one()
+    assert user.is_corporate and user.corporate_account_id == account.id
+    from portal.mailboxes.models import Mailbox
+
+    personal = db.session.execute(db.select(Mailbox).where(Mailbox.address == "staff@example.org")).scalar_one()
+    assert personal.kind == "personal" and personal.owner_id == user.id and personal.status == "provisioning"
+    assert "mailbox.password" in mailbox_permissions(user, account, personal.id)
+    run_jobs()
+    db.session.refresh(personal)
+    assert personal.status == "enabled"
+
+
+def test_registered__accepts_one_and_declines_another_from_the_invites_tab(owner, account, make, client, auth,
+                                                                        run_jobs, smtp_sink):
+    other_owner = make.user("boss@other.example")
+    other = make.account(other_owner, "Other")
+    make.user("bob@example.net")
+    first = _sent(owner, account, "bob@example.net", roles=("administrator",))
+    second = _sent(other_owner, other, "bob@example.net")
+    run_jobs()
+    assert "log in" in smtp_sink.text(smtp_sink.wait_for("bob@example.net", count=2)[0]).lower()
+    auth.login("bob@example.net")
+    page = client.get("/profile/invites").get_data(as_text=True)
+    assert "Acme" in page and "Other" in page and "Account Administrator" in page
+    assert client.post(f"/profile/invites/{second.id}/decline").status_code == 302
+    assert client.post(f"/profile/invites/{first.id}/accept").status_code == 302
+    db.session.expire_all()
+    assert (first.status, second.status) == (ACCEPTED, DECLINED)
+    bob = db.session.execute(db.select(User).where(User.email == "bob@example.net")).scalar_one()
+    assert "members.view" in account_permissions(bob, account)
+    assert account_permissions(bob, other) == frozenset()
+    run_jobs()
+    assert any("declined" in m["Subject"] for m in smtp_sink.to("boss@other.example"))
+
+
+def test_access_is_granted_only_on_acceptance(owner, account, make):
+    bob = make.user("bob@example.net")
+    _sent(owner, account, "bob@example.net", roles=("administrator",))
+    assert account_permissions(bob, account) == frozenset()
+    assert db.session.execute(db.select(Membership).where(Membership.user_id == bob.id)).first() is None
+
+
+def test_accepting_twice_or_from_two_tabs_grants_once(owner, account, make, app, database_url):
+    bob = make.user("bob@example.net")
+    invitation = _sent(owner, account, "bob@example.net", roles=("administrator",))
+    results = []
+
+    def accept_in_another_session():
+        with app.app_context():
+            mine = db.session.get(Invitation, invitation.id)
+            me = db.session.get(User, bob.id)
+            try:
+                services.accept(me, mine)
+                db.session.commit()
+                results.append("accepted")
+            except services.InvitationError:
+                db.session.rollback()
+                results.append("refused")
+
+    threads = [threading.Thread(target=accept_in_another_session) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["accepted", "refused"]
+    grants = db.session.execute(db.select(Grant).join(Membership).where(Membership.user_id == bob.id)).scalars().all()
+    assert len(grants) == 1
+
+
+def test_resend_kills_the_old_link_and_revoke_kills_the_new(owner, account, client, run_jobs, smtp_sink):
+    invitation = _sent(owner, account, "new@example.net", run_jobs=run_jobs)
+    old = _link(smtp_sink, "new@example.net")
+    services.resend(owner, invitation)
+    db.session.commit()
+    run_jobs()
+    new = [first_link(smtp_sink.text(m), "/invitations/").removeprefix("http://localhost")
+           for m in smtp_sink.to("new@example.net")][-1]
+    assert new != old
+    assert client.get(old).status_code == 410
+    assert client.get(new).status_code == 302
+    services.revoke(owner, invitation)
+    db.session.commit()
+    response = client.get(new)
+    assert response.status_code == 410
+    assert "no longer works" in response.get_data(as_text=True)
+
+
+def test_expired_link__shows_a_clear_page_and_the_list_says_expired(owner, account, client, run_jobs, smtp_sink, auth):
+    invitation = _sent(owner, account, "new@example.net", run_jobs=run_jobs)
+    path = _link(smtp_sink, "new@example.net")
+    invitation.expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    response = client.get(path)
+    assert response.status_code == 410 and "expired" in response.get_data(as_text=True)
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/invitations?status=expired").get_data(as_text=True)
+    assert "new@example.net" in page
+
+
+@pytest.mark.parametrize("token", ["", "x", "A" * 43, "A" * 500])
+def test_tampered_or_truncated_tokens_are_refused(client, token):
+    assert client.get(f"/invitations/{token}" if token else "/invitations/").status_code in (404, 410)
+
+
+def test_nobody_invites_with_access_they_do_not_hold(owner, account, make):
+    helper = make.member(account, make.user("helper@example.org"), permissions=("users.invite",))
+    invitation = services.start(helper.user, account, "new@example.net")
+    with pytest.raises(services.InvitationError, match="do not hold"):
+        services.add_grant(helper.user, invitation, role_id=system_role("administrator").id)
+    with pytest.raises(services.InvitationError, match="do not hold"):
+        services.add_grant(helper.user, invitation, permission="account.delete")
+    services.add_grant(helper.user, invitation, permission="users.invite")
+
+
+def test_deleted_role_or_mailbox_before_acceptance__the_rest_is_granted_and_the_loss_reported(owner, account, make):
+    domain = enabled_domain(owner, account)
+    mailbox = mailboxes.create_mailbox(owner, account, domain, "team")
+    from portal.roles.services import create_role, delete_role
+
+    custom = create_role(owner, account, name="Auditors", scope="account", description="", permissions={"audit.view"})
+    bob = make.user("bob@example.net")
+    invitation = services.start(owner, account, "bob@example.net")
+    services.add_grant(owner, invitation, role_id=custom.id)
+    services.add_grant(owner, invitation, role_id=system_role("mailbox_delegate").id, mailbox=mailbox)
+    services.add_grant(owner, invitation, permission="members.view")
+    services.send_invitation(owner, invitation)
+    delete_role(owner, account, custom)
+    db.session.delete(mailbox)
+    db.session.commit()
+    db.session.expire_all()
+    gone = services.accept(bob, invitation)
+    db.session.commit()
+    assert sorted(gone) == ["Auditors", "Mailbox Delegate on team@example.org"]
+    assert account_permissions(bob, account) == {"members.view"}
+
+
+def test_deleted_account_before_acceptance__link_says_it_no_longer_works(owner, account, client, run_jobs, smtp_sink):
+    _sent(owner, account, "new@example.net", run_jobs=run_jobs)
+    path = _link(smtp_sink, "new@example.net")
+    db.session.delete(account)
+    db.session.commit()
+    assert client.get(path).status_code == 410
+
+
+def test_invitation_for_an_address_that_registers_with_another__stays_pending(owner, account, client, make, auth,
+                                                                             run_jobs, smtp_sink):
+    invitation = _sent(owner, account, "invited@example.net", run_jobs=run_jobs)
+    make.user("different@example.net")
+    auth.login("different@example.net")
+    response = client.get(_link(smtp_sink, "invited@example.net"))
+    assert response.status_code == 302 and response.headers["Location"].endswith("/register")
+    assert client.get("/profile/invites").get_data(as_text=True).count("Accept") == 0
+    assert client.post(f"/profile/invites/{invitation.id}/accept").status_code == 404
+    db.session.refresh(invitation)
+    assert invitation.status == PENDING
+
+
+def test_invitation_pages__invite_grant_send_and_list_with_status(owner, account, client, auth, run_jobs, smtp_sink):
+    auth.login("owner@example.org")
+    response = client.post(f"/accounts/{account.id}/invitations/new", data={"email": "New@Example.net"})
+    assert response.status_code == 302
+    edit = response.headers["Location"]
+    admin_role = db.session.execute(db.select(Role).where(Role.system_key == "administrator")).scalar_one()
+    assert client.post(edit + "/grants", data={"scope": "account", "role_id": admin_role.id}).status_code == 302
+    assert "Account Administrator" in client.get(edit).get_data(as_text=True)
+    assert client.post(edit + "/send").status_code == 302
+    run_jobs()
+    assert smtp_sink.wait_for("new@example.net")
+    page = client.get(f"/accounts/{account.id}/invitations?status=pending").get_data(as_text=True)
+    assert "new@example.net" in page and "Account Administrator" in page
+    assert client.post(edit + "/revoke").status_code == 302
+    page = client.get(f"/accounts/{account.id}/invitations?status=revoked", headers={"HX-Request": "true"})
+    assert "new@example.net" in page.get_data(as_text=True)
+    assert db.session.execute(db.select(Invitation)).scalar_one().status == REVOKED
+    response = client.post(f"/accounts/{account.id}/invitations/new", data={"email": "owner@example.org"})
+    assert response.status_code == 422 and "already a member" in response.get_data(as_text=True)
