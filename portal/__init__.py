@@ -63,6 +63,9 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
     for module_name in JOB_MODULES:
         __import__(module_name)
     _register_blueprints(app)
+    from portal.auth import sso
+
+    sso.init_app(app)
     _register_web_hooks(app)
     from portal.cli import portal_cli
 

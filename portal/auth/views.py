@@ -1,11 +1,11 @@
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
-from portal.auth import forms, services, tokens
+from portal.auth import forms, services, sso, tokens
 from portal.extensions import db
 from portal.web.access import PUBLIC, SIGNED_IN, rule
 from portal.web.render import render
-from portal.web.urls import safe_next
+from portal.web.urls import external_url, safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -36,6 +36,8 @@ def setup():
 @bp.route("/register", methods=["GET", "POST"])
 @rule(PUBLIC)
 def register():
+    if not current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
+        return redirect(url_for("auth.login"))
     if not current_app.config["PORTAL"]["OPEN_REGISTRATION"]:
         return render("auth/registration_closed.html", status=403)
     form = forms.RegisterForm()
@@ -83,6 +85,8 @@ def login():
     if not services.any_user_exists():
         return redirect(url_for("auth.setup"))
     form = forms.LoginForm(email=request.args.get("email", ""))
+    if request.method == "POST" and not current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
+        abort(404)
     if form.validate_on_submit():
         try:
             user = services.authenticate(form.email.data, form.password.data, request.remote_addr or "")
@@ -110,6 +114,8 @@ def logout():
 @bp.route("/password/forgot", methods=["GET", "POST"])
 @rule(PUBLIC)
 def forgot_password():
+    if not current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
+        abort(404)
     form = forms.EmailOnlyForm()
     if form.validate_on_submit():
         services.request_password_reset(form.email.data)
@@ -168,3 +174,29 @@ def change_password():
             flash("Your password is changed. Your other sessions have ended.", "success")
             return redirect(url_for("auth.profile"))
     return render("auth/profile.html", form=form, password_form=password_form, status=422)
+
+
+@bp.route("/login/sso")
+@rule(PUBLIC)
+def sso_start():
+    if not sso.enabled():
+        abort(404)
+    try:
+        return sso.start(external_url("auth.sso_callback"))
+    except sso.SsoError as error:
+        return render("auth/login.html", form=forms.LoginForm(), error=str(error), status=503)
+
+
+@bp.route("/login/sso/callback")
+@rule(PUBLIC)
+def sso_callback():
+    if not sso.enabled():
+        abort(404)
+    try:
+        user = sso.finish()
+    except sso.SsoError as error:
+        db.session.rollback()
+        return render("auth/login.html", form=forms.LoginForm(), error=str(error), status=403)
+    services.start_session(user)
+    db.session.commit()
+    return redirect(url_for("web.home"))

@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, flash, g, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user
 
 from portal.auth.forms import ConfirmForm
@@ -125,8 +125,11 @@ def landing(token):
     invitation = services.by_token(token)
     if not services.is_open(invitation):
         return _link_dead(invitation)
-    if find_user(invitation.email) is None:
+    if find_user(invitation.email) is None and current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
         return redirect(url_for("invitations.register", token=token))
+    if find_user(invitation.email) is None:
+        flash(f"Sign in as {invitation.email} to answer the invitation.", "info")
+        return redirect(url_for("auth.login", next=url_for("invitations.mine")))
     if current_user.is_authenticated and current_user.email == invitation.email:
         return redirect(url_for("invitations.mine"))
     if current_user.is_authenticated:

@@ -1,0 +1,109 @@
+"""Single sign-on through OpenID Connect (authorization code with PKCE), with Authlib.
+
+Users are matched on the provider's subject, then on a verified e-mail
+address (which links the subject to that profile); otherwise a profile is
+made, under the same rules as self-registration. A first log-in with an
+address on an account's active domain joins that account as a corporate user.
+"""
+
+from __future__ import annotations
+
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.flask_client import OAuth
+from joserfc.errors import JoseError
+from flask import Flask, current_app
+
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.auth.services import AuthError, assign_if_corporate, find_user, normalize_email
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+_oauth = OAuth()
+CLIENT = "portal_oidc"
+
+
+class SsoError(ValueError):
+    """The provider or its answer did not let the person in; the message says why."""
+
+
+def init_app(app: Flask) -> None:
+    settings = app.config["PORTAL"]
+    if not settings["OIDC_ISSUER"]:
+        return
+    _oauth.init_app(app)
+    _oauth.register(
+        CLIENT,
+        client_id=settings["OIDC_CLIENT_ID"],
+        client_secret=settings["OIDC_CLIENT_SECRET"],
+        server_metadata_url=settings["OIDC_ISSUER"].rstrip("/") + "/.well-known/openid-configuration",
+        client_kwargs={"scope": settings["OIDC_SCOPES"], "code_challenge_method": "S256", "timeout": 10},
+        overwrite=True,
+    )
+
+
+def enabled() -> bool:
+    return bool(current_app.config["PORTAL"]["OIDC_ISSUER"])
+
+
+def client():
+    return _oauth.create_client(CLIENT)
+
+
+def start(redirect_uri: str):
+    try:
+        return client().authorize_redirect(redirect_uri)
+    except OSError as error:
+        raise SsoError(f"The sign-on provider could not be reached ({error.__class__.__name__}).") from None
+
+
+def finish() -> User:
+    """Complete the code exchange and return the user to log in."""
+    try:
+        token = client().authorize_access_token()
+    except OAuthError as error:
+        if error.error == "access_denied":
+            raise SsoError("The sign-on provider did not let you in.") from None
+        raise SsoError(f"Single sign-on failed ({error.error}). Try again.") from None
+    except OSError as error:
+        raise SsoError(f"The sign-on provider could not be reached ({error.__class__.__name__}).") from None
+    except (JoseError, ValueError) as error:
+        # A token whose signature, audience, nonce or expiry does not check out.
+        raise SsoError(f"The sign-on answer could not be verified ({error.__class__.__name__}).") from None
+    claims = token.get("userinfo") or client().userinfo(token=token)
+    return reconcile(claims)
+
+
+def reconcile(claims: dict) -> User:
+    subject = str(claims.get("sub") or "")
+    if not subject:
+        raise SsoError("The sign-on provider did not say who you are.")
+    user = db.session.execute(db.select(User).where(User.oidc_subject == subject)).scalar_one_or_none()
+    if user is not None:
+        return user
+    if not claims.get("email") or not claims.get("email_verified"):
+        raise SsoError("The sign-on provider did not give a verified e-mail address for you.")
+    try:
+        email = normalize_email(claims["email"])
+    except AuthError as error:
+        raise SsoError(f"The sign-on provider gave an address the portal cannot use: {error}") from None
+    user = find_user(email)
+    if user is not None:
+        if user.oidc_subject is not None:
+            raise SsoError("Another single sign-on identity is already linked to this address.")
+        user.oidc_subject = subject
+        user.email_verified_at = user.email_verified_at or utcnow()
+        record("user.link_sso", target=user, actor=user)
+        return user
+    from portal.users import corporate
+
+    try:
+        corporate.check_registration_allowed(email)
+    except corporate.RegistrationRefused as refusal:
+        raise SsoError(str(refusal)) from None
+    user = User(email=email, name=str(claims.get("name") or ""), oidc_subject=subject, email_verified_at=utcnow())
+    db.session.add(user)
+    db.session.flush()
+    record("user.register", target=user, actor=user, via="sso")
+    assign_if_corporate(user)
+    return user

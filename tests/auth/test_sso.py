@@ -1,0 +1,115 @@
+"""Single sign-on against a real OpenID Connect provider on loopback."""
+
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from portal.auth.models import User
+from portal.extensions import db
+from portal.roles.services import account_permissions
+from tests.conftest import PASSWORD
+from tests.mailboxes.conftest import enabled_domain
+from tests.servers.oidc import OidcProvider
+
+CALLBACK = "http://localhost/login/sso/callback"
+
+
+@pytest.fixture(scope="module")
+def provider():
+    with OidcProvider() as running:
+        running.register_client("portal", "portal-client-secret", [CALLBACK])
+        yield running
+
+
+@pytest.fixture
+def app_settings(provider):
+    provider.reset()
+    return {"OIDC_ISSUER": provider.issuer, "OIDC_CLIENT_ID": "portal", "OIDC_CLIENT_SECRET": "portal-client-secret",
+            "OIDC_SCOPES": "openid email profile", "OIDC_LABEL": "Sign in with Corp ID"}
+
+
+def _sso(client):
+    """Run the browser's part of the flow: portal -> provider -> portal."""
+    start = client.get("/login/sso")
+    assert start.status_code == 302
+    authorize = requests.get(start.headers["Location"], allow_redirects=False, timeout=5)
+    back = urlsplit(authorize.headers["Location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == CALLBACK
+    return client.get(f"{back.path}?{back.query}")
+
+
+def test_sso__first_log_in_creates_a_verified_profile_linked_to_the_subject(client, provider, make):
+    make.user("root@example.net", superadmin=True)
+    assert "Sign in with Corp ID" in client.get("/login").get_data(as_text=True)
+    provider.login_as(sub="corp-123", email="Ada@Example.net", name="Ada Lovelace")
+    response = _sso(client)
+    assert response.status_code == 302
+    user = db.session.execute(db.select(User).where(User.email == "ada@example.net")).scalar_one()
+    assert user.oidc_subject == "corp-123" and user.is_verified and user.password_hash is None
+    assert client.get("/profile").status_code == 200
+    token_request = provider.last_token_request
+    assert "code_verifier" in token_request.body.decode()
+
+
+def test_sso__matches_on_the_subject_even_after_the_address_changed(client, provider, make):
+    user = make.user("old@example.net")
+    user.oidc_subject = "corp-123"
+    db.session.commit()
+    provider.login_as(sub="corp-123", email="new@example.net")
+    assert _sso(client).status_code == 302
+    assert db.session.execute(db.select(db.func.count()).select_from(User)).scalar_one() == 1
+
+
+def test_sso__links_an_existing_profile_by_verified_address(client, provider, make):
+    user = make.user("ada@example.net")
+    provider.login_as(sub="corp-9", email="ada@example.net")
+    assert _sso(client).status_code == 302
+    db.session.refresh(user)
+    assert user.oidc_subject == "corp-9"
+
+
+def test_sso__unverified_address_is_not_trusted(client, provider, make):
+    make.user("ada@example.net")
+    provider.login_as(sub="corp-9", email="ada@example.net", email_verified=False)
+    response = _sso(client)
+    assert response.status_code == 403
+    assert "verified e-mail address" in response.get_data(as_text=True)
+    assert client.get("/profile").status_code == 302
+
+
+def test_sso__on_an_active_domain_joins_the_account_as_corporate(client, provider, make):
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    enabled_domain(owner, account)
+    provider.login_as(sub="corp-77", email="cora@example.org", name="Cora")
+    assert _sso(client).status_code == 302
+    cora = db.session.execute(db.select(User).where(User.email == "cora@example.org")).scalar_one()
+    assert cora.is_corporate and cora.corporate_account_id == account.id
+    assert account_permissions(cora, account) == frozenset()
+
+
+def test_sso__denied_or_tampered_answers_do_not_log_in(client, provider, make):
+    provider.login_as(sub="corp-1", email="ada@example.net")
+    provider.deny_next()
+    response = _sso(client)
+    assert response.status_code == 403 and "did not let you in" in response.get_data(as_text=True)
+    provider.id_token_overrides = {"nonce": "not-the-portals"}
+    response = _sso(client)
+    assert response.status_code in (400, 403)
+    assert client.get("/profile").status_code == 302
+    assert db.session.execute(db.select(User).where(User.email == "ada@example.net")).first() is None
+
+
+def test_sso__forged_callback_without_a_started_flow_is_refused(client):
+    response = client.get("/login/sso/callback?code=abc&state=forged")
+    assert response.status_code == 403
+    assert client.get("/profile").status_code == 302
+
+
+def test_password_login__can_be_turned_off(app, client, make):
+    make.user("ada@example.net")
+    app.config["PORTAL"] = {**app.config["PORTAL"], "PASSWORD_LOGIN": False}
+    page = client.get("/login").get_data(as_text=True)
+    assert 'type="password"' not in page and "Sign in with Corp ID" in page
+    assert client.post("/login", data={"email": "ada@example.net", "password": PASSWORD}).status_code == 404
