@@ -24,11 +24,12 @@ BLUEPRINTS = (
     "portal.domains.views",
     "portal.mailboxes.views",
     "portal.invitations.views",
+    "portal.users.views",
 )
 
 # Modules that register job handlers; imported so any process can run any job.
 JOB_MODULES = ("portal.mail.services", "portal.domains.services", "portal.mailboxes.services",
-               "portal.mailboxes.drift")
+               "portal.mailboxes.drift", "portal.users.imports", "portal.users.reports")
 
 
 def create_app(overrides: dict | None = None, environ: dict | None = None) -> Flask:
@@ -95,6 +96,7 @@ def _import_models() -> None:
     from portal.auth import models as _auth  # noqa: F401
     from portal.domains import models as _domains  # noqa: F401
     from portal.invitations import models as _invitations  # noqa: F401
+    from portal.users import models as _users  # noqa: F401
     from portal.mailboxes import models as _mailboxes  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
     from portal.roles import models as _roles  # noqa: F401
@@ -110,6 +112,7 @@ def _register_blueprints(app: Flask) -> None:
 def _register_web_hooks(app: Flask) -> None:
     from portal.auth.services import load_user_from_session_id, session_is_current
     from portal.web import access, errors, security
+    from portal.timeutil import utcnow
     from portal.web.render import filesize
     from portal.web.urls import external_url
 
@@ -128,6 +131,7 @@ def _register_web_hooks(app: Flask) -> None:
     app.jinja_env.globals["can"] = access.can
     app.jinja_env.globals["external_url"] = external_url
     app.jinja_env.filters["filesize"] = filesize
+    app.jinja_env.globals["now"] = utcnow
     app.jinja_env.globals["ui"] = app.jinja_env.get_template("_macros.html").module
 
     @app.context_processor

@@ -137,6 +137,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECURE_COOKIES", _bool, None,
             "send cookies only over HTTPS; default on when BASE_URL is https"),
     Setting("OPEN_REGISTRATION", _bool, True, "anyone may register a profile"),
+    Setting("USER_PHONES", _bool, False, "corporate users have a phone number in their settings"),
+    Setting("IMPORT_MAX_ROWS", _positive_int, 50_000, "most users one workbook may create"),
+    Setting("IMPORT_MAX_MB", _positive_int, 20, "largest workbook accepted, in megabytes"),
     Setting("PASSWORD_LOGIN", _bool, True, "log-in with a local password is offered (turn off to use single sign-on only)"),
     Setting("OIDC_ISSUER", _base_url, None, "OpenID Connect provider (its discovery document is read from "
             "<issuer>/.well-known/openid-configuration); unset: no single sign-on"),
@@ -228,5 +231,6 @@ def flask_config(settings: dict, instance_path: Path) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": secure,
         "PREFERRED_URL_SCHEME": "https" if secure else "http",
-        "MAX_CONTENT_LENGTH": 20 * 1024 * 1024,
+        # The upload limit, with room for the form around the workbook.
+        "MAX_CONTENT_LENGTH": (settings["IMPORT_MAX_MB"] + 1) * 1024 * 1024,
     }

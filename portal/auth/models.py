@@ -29,6 +29,11 @@ class User(UserMixin, db.Model):
     is_corporate: Mapped[bool] = mapped_column(default=False)
     corporate_account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    # Corporate users' details, kept by their account's administrators.
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    recovery_email: Mapped[str | None] = mapped_column(String(254))
+    default_mailbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mailboxes.id", ondelete="SET NULL", use_alter=True))
     # Single sign-on: the provider's subject, the first key users are matched on.
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     # Part of the session identity: rotating it ends every session of the user.

@@ -4,8 +4,10 @@ change that caused it; the worker delivers it."""
 
 from __future__ import annotations
 
+import secrets
 import smtplib
 import ssl
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid, formatdate
 from pathlib import Path
@@ -17,16 +19,20 @@ from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
 
 
-def send(to: str, template: str, *, for_account=None, **context) -> None:
-    """Queue ``mail/<template>``; ``for_account`` files the job under an account."""
+def render_message(to: str, template: str, **context) -> dict:
+    """Subject, text and HTML of ``mail/<template>``: the payload of a mail job."""
     text = render_template(f"mail/{template}.txt", **context)
     first_line, _, body = text.partition("\n")
     if not first_line.startswith("Subject:"):
         raise ValueError(f"mail/{template}.txt must start with a 'Subject:' line")
     html = render_template(f"mail/{template}.html", **context)
-    enqueue("mail.send", {"to": to, "subject": first_line.removeprefix("Subject:").strip(),
-                          "text": body.lstrip("\n"), "html": html},
-            subject=f"mail:{template}", account=for_account)
+    return {"to": to, "subject": first_line.removeprefix("Subject:").strip(), "text": body.lstrip("\n"),
+            "html": html}
+
+
+def send(to: str, template: str, *, for_account=None, **context) -> None:
+    """Queue ``mail/<template>``; ``for_account`` files the job under an account."""
+    enqueue("mail.send", render_message(to, template, **context), subject=f"mail:{template}", account=for_account)
 
 
 def build_message(payload: dict, sender: str) -> EmailMessage:
@@ -42,28 +48,60 @@ def build_message(payload: dict, sender: str) -> EmailMessage:
     return message
 
 
-def _deliver_to_files(message: EmailMessage, folder: Path, job_id: int) -> None:
+def _deliver_to_files(message: EmailMessage, folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{job_id:08d}.eml").write_bytes(bytes(message))
+    (folder / f"{name}.eml").write_bytes(bytes(message))
 
 
-def _deliver_by_smtp(message: EmailMessage, url: str) -> None:
+@dataclass(frozen=True)
+class SmtpEndpoint:
+    """Where and how to hand messages over, as SMTP_URL says."""
+
+    host: str
+    port: int
+    security: str  # "plain", "starttls" or "tls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+# URL scheme: (security, default port)
+_SMTP_SCHEMES = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
+
+
+def smtp_endpoint(url: str) -> SmtpEndpoint:
     parts = urlsplit(url)
+    security, default_port = _SMTP_SCHEMES[parts.scheme]
+    if not parts.hostname:
+        raise ValueError("SMTP_URL names no mail server")
+    return SmtpEndpoint(host=parts.hostname, port=parts.port or default_port, security=security,
+                        username=unquote(parts.username) if parts.username else None,
+                        password=unquote(parts.password) if parts.password is not None else None)
+
+
+def _deliver_by_smtp(message: EmailMessage, endpoint: SmtpEndpoint) -> None:
     context = ssl.create_default_context()
-    port = parts.port or {"smtps": 465, "smtp+starttls": 587}.get(parts.scheme, 25)
     try:
-        if parts.scheme == "smtps":
-            client = smtplib.SMTP_SSL(parts.hostname, port, timeout=30, context=context)
+        if endpoint.security == "tls":
+            client = smtplib.SMTP_SSL(endpoint.host, endpoint.port, timeout=30, context=context)
         else:
-            client = smtplib.SMTP(parts.hostname, port, timeout=30)
+            client = smtplib.SMTP(endpoint.host, endpoint.port, timeout=30)
         with client:
-            if parts.scheme == "smtp+starttls":
+            if endpoint.security == "starttls":
                 client.starttls(context=context)
-            if parts.username:
-                client.login(unquote(parts.username), unquote(parts.password or ""))
+            if endpoint.username:
+                client.login(endpoint.username, endpoint.password or "")
             client.send_message(message)
     except smtplib.SMTPRecipientsRefused as error:
-        raise PermanentJobError(f"the mail server refused the recipient: {_codes(error.recipients)}") from None
+        # 4xx (greylisting, a full mailbox) asks to try again later; only 5xx is final.
+        if all(code >= 500 for code, _ in error.recipients.values()):
+            raise PermanentJobError(f"the mail server refused the recipient: {_codes(error.recipients)}") from None
+        raise ConnectionError(f"the mail server deferred the recipient: {_codes(error.recipients)}") from None
+    except smtplib.SMTPAuthenticationError as error:
+        # The portal's credentials are wrong, not the message: it waits until they are fixed.
+        raise ConnectionError(f"the mail server refused the portal's login ({error.smtp_code})") from None
+    except smtplib.SMTPNotSupportedError as error:
+        # SMTP_URL asks for STARTTLS or a login the server does not offer.
+        raise ConnectionError(f"the mail server cannot do what SMTP_URL asks: {error}") from None
     except smtplib.SMTPResponseException as error:
         if error.smtp_code >= 500:
             raise PermanentJobError(f"the mail server refused the message ({error.smtp_code})") from None
@@ -77,16 +115,27 @@ def _codes(recipients: dict) -> str:
     return ", ".join(f"{address} ({code})" for address, (code, _) in recipients.items())
 
 
-@handler("mail.send", max_attempts=20, backoff_seconds=30, backoff_cap_seconds=1800)
-def deliver(job) -> None:
+def hand_over(payload: dict, name: str) -> None:
+    """Deliver one rendered message now, as SMTP_URL says; raise to have the job retried."""
     settings = current_app.config["PORTAL"]
-    message = build_message(job.payload, settings["MAIL_FROM"])
+    message = build_message(payload, settings["MAIL_FROM"])
     url = settings["SMTP_URL"]
     if url == "file":
-        _deliver_to_files(message, Path(current_app.instance_path) / "mail", job.id)
+        _deliver_to_files(message, Path(current_app.instance_path) / "mail", name)
     elif url.startswith("file:"):
-        _deliver_to_files(message, Path(unquote(urlsplit(url).path)), job.id)
+        _deliver_to_files(message, Path(unquote(urlsplit(url).path)), name)
     else:
-        _deliver_by_smtp(message, url)
+        _deliver_by_smtp(message, smtp_endpoint(url))
+
+
+@handler("mail.send", max_attempts=20, backoff_seconds=30, backoff_cap_seconds=1800)
+def deliver(job) -> None:
+    hand_over(job.payload, f"{job.id:08d}")
     # The body may hold a one-time link: once delivered it is not kept at rest.
     job.payload = {"to": job.payload["to"], "subject": job.payload["subject"], "delivered": True}
+
+
+def deliver_now(to: str, template: str, **context) -> None:
+    """Render and deliver inside the current job, for jobs that make a one-time
+    link as they run: the link then never rests in a queued payload."""
+    hand_over(render_message(to, template, **context), f"{secrets.token_hex(8)}")

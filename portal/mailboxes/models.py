@@ -46,7 +46,7 @@ class Mailbox(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     domain = relationship("Domain", lazy="joined")
-    owner = relationship("User", lazy="joined")
+    owner = relationship("User", lazy="joined", foreign_keys=[owner_id])
     attempts: Mapped[list["ProvisioningAttempt"]] = relationship(
         back_populates="mailbox", cascade="all, delete-orphan", passive_deletes=True,
         order_by="desc(ProvisioningAttempt.id)", lazy="dynamic")

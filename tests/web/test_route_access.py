@@ -21,7 +21,7 @@ PUBLIC_ENDPOINTS = {
     "static", "web.home", "web.healthz",
     "auth.setup", "auth.register", "auth.verify", "auth.resend_verification", "auth.login",
     "auth.forgot_password", "auth.reset_password", "invitations.landing", "invitations.register",
-    "auth.sso_start", "auth.sso_callback",
+    "auth.sso_start", "auth.sso_callback", "users.welcome",
 }
 # Routes any signed-in person may reach, whatever their accounts.
 SIGNED_IN_ENDPOINTS = {

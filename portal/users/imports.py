@@ -1,0 +1,263 @@
+"""Mass creation: preview an upload, then carry out its plan in a background job.
+
+The run writes in chunks with bulk inserts and records its progress after
+each chunk, so the page (polling) shows rows done, percent and elapsed time,
+for every admin of the account and across reloads. A run that is retried, or
+the same workbook uploaded again, finds the users it already made and
+updates them instead: nobody is created twice.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+
+from openpyxl import Workbook, load_workbook
+from sqlalchemy import insert
+
+from portal.accounts.models import Account, Membership
+from portal.audit.models import AuditEvent
+from portal.audit.services import SOURCE_WORKER, record
+from portal.auth.models import User
+from portal.extensions import db
+from portal.jobs.models import Job
+from portal.jobs.registry import get_handler, handler
+from portal.jobs.services import enqueue
+from portal.mail.services import deliver_now
+from portal.mailboxes.models import DELETED, PROVISIONING, Mailbox
+from portal.mailboxes.services import PROVISION_KIND
+from portal.roles import catalogue
+from portal.roles.models import Grant, Role
+from portal.roles.services import system_role
+from portal.timeutil import utcnow
+from portal.users import workbook
+from portal.users.models import DONE, FAILED, PREVIEWED, QUEUED, RUNNING, ImportRun
+
+IMPORT_KIND = "users.import"
+ONBOARDING_KIND = "users.onboarding"
+CHUNK = 500
+
+
+class ImportError_(ValueError):
+    """A refusal about an import run; the message says why."""
+
+
+def run_in_account(account: Account, run_id: int) -> ImportRun | None:
+    run = db.session.get(ImportRun, run_id)
+    return run if run is not None and run.account_id == account.id else None
+
+
+def runs_of(account: Account) -> list[ImportRun]:
+    return list(db.session.execute(db.select(ImportRun).where(ImportRun.account_id == account.id)
+                                   .order_by(ImportRun.id.desc()).limit(20)).scalars())
+
+
+def preview(actor: User, account: Account, filename: str, data: bytes) -> ImportRun:
+    """Validate the whole workbook; store the plan and every problem. Raises WorkbookRefused."""
+    if not filename.lower().endswith(".xlsx"):
+        raise workbook.WorkbookRefused("Only .xlsx workbooks are accepted.")
+    sheets = workbook.read(data)
+    plan = workbook.plan(actor, account, sheets)
+    counts = plan.counts
+    run = ImportRun(account_id=account.id, created_by_id=actor.id, filename=filename[:255], workbook=data,
+                    plan=plan.as_dict(), problems=[p.as_dict() for p in plan.problems[:workbook.SHOWN_PROBLEMS]],
+                    problem_count=len(plan.problems), fatal=plan.fatal, to_create=counts["create"],
+                    to_update=counts["update"], to_skip=counts["skip"], total=len(plan.users))
+    db.session.add(run)
+    db.session.flush()
+    record("users.import_preview", account=account, target=run, target_label=filename, actor=actor, **counts,
+           problems=len(plan.problems))
+    return run
+
+
+def confirm(actor: User, run: ImportRun) -> None:
+    if run.status != PREVIEWED:
+        raise ImportError_("This import was already started.")
+    if run.fatal:
+        raise ImportError_(run.fatal)
+    if not run.to_create and not run.to_update:
+        raise ImportError_("Nothing to create or update: fix the problems and upload again.")
+    run.status = QUEUED
+    enqueue(IMPORT_KIND, {"run_id": run.id}, subject=f"import:{run.id}", account=run.account_id)
+    record("users.import_start", account=run.account_id, target=run, target_label=run.filename, actor=actor)
+
+
+# -- the run ------------------------------------------------------------------------
+
+class _Writer:
+    """Bulk writes for one chunk of planned users."""
+
+    def __init__(self, run: ImportRun, account: Account):
+        self.run, self.account = run, account
+        self.actor_id = run.created_by_id
+        self.actor_label = run.created_by.email if run.created_by else "system"
+        self.mailbox_owner = system_role(catalogue.MAILBOX_OWNER)
+        personal_role = db.session.get(Role, account.personal_mailbox_role_id) if account.personal_mailbox_role_id else None
+        self.personal_role = personal_role if personal_role is not None else self.mailbox_owner
+
+    def chunk(self, planned: list[dict], outcome: dict[int, tuple[str, str]]) -> None:
+        from portal.domains.models import Domain
+
+        now = utcnow()
+        emails = [p["email"] for p in planned]
+        existing = {u.email: u for u in db.session.execute(db.select(User).where(User.email.in_(emails))).scalars()}
+        new_rows = [p for p in planned if p["email"] not in existing]
+        if new_rows:
+            inserted = db.session.execute(insert(User).returning(User.id, User.email), [{
+                "email": p["email"], "name": f"{p['first_name']} {p['last_name']}", "is_corporate": True,
+                "corporate_account_id": self.account.id, "timezone": "UTC", "phone": "", "created_at": now,
+                "session_nonce": secrets.token_hex(16), "is_superadmin": False,
+            } for p in new_rows]).all()
+            ids = {email: user_id for user_id, email in inserted}
+        else:
+            ids = {}
+        for email, user in existing.items():
+            ids[email] = user.id
+            if not user.is_corporate or user.corporate_account_id != self.account.id:
+                user.is_corporate, user.corporate_account_id = True, self.account.id
+        for p in planned:
+            user = existing.get(p["email"])
+            if user is not None:
+                user.name = f"{p['first_name']} {p['last_name']}"
+        user_ids = list(ids.values())
+        members = {m.user_id: m.id for m in db.session.execute(db.select(Membership).where(
+            Membership.account_id == self.account.id, Membership.user_id.in_(user_ids))).scalars()}
+        missing = [user_id for user_id in user_ids if user_id not in members]
+        if missing:
+            for membership_id, user_id in db.session.execute(
+                    insert(Membership).returning(Membership.id, Membership.user_id),
+                    [{"account_id": self.account.id, "user_id": user_id, "created_at": now} for user_id in missing]):
+                members[user_id] = membership_id
+        held = {(g.membership_id, g.role_id, g.permission, g.mailbox_id) for g in db.session.execute(
+            db.select(Grant).where(Grant.membership_id.in_(list(members.values())))).scalars()}
+        grants = []
+
+        def want(membership_id, role_id, permission, mailbox_id):
+            key = (membership_id, role_id, permission, mailbox_id)
+            if key not in held:
+                held.add(key)
+                grants.append({"membership_id": membership_id, "role_id": role_id, "permission": permission,
+                               "mailbox_id": mailbox_id, "granted_by_id": self.actor_id, "created_at": now})
+
+        domains = {d.name: d for d in db.session.execute(db.select(Domain).where(
+            Domain.account_id == self.account.id)).scalars()}
+        personal_wanted = [p for p in planned if p["personal_mailbox"]]
+        have_mailbox = set(db.session.execute(db.select(Mailbox.address).where(
+            Mailbox.address.in_([p["email"] for p in personal_wanted]), Mailbox.status != DELETED)).scalars())
+        new_mailboxes = [p for p in personal_wanted if p["email"] not in have_mailbox]
+        mailbox_ids = {}
+        if new_mailboxes:
+            for mailbox_id, address in db.session.execute(insert(Mailbox).returning(Mailbox.id, Mailbox.address), [{
+                "account_id": self.account.id, "domain_id": domains[p["email"].rsplit("@", 1)[1]].id,
+                "local_part": p["email"].split("@", 1)[0], "address": p["email"], "kind": "personal",
+                "owner_id": ids[p["email"]], "first_name": p["first_name"], "last_name": p["last_name"],
+                "display_name": f"{p['first_name']} {p['last_name']}", "status": PROVISIONING,
+                "status_reason": "Being created on the backend.", "want_active": True, "created_at": now,
+                "updated_at": now,
+            } for p in new_mailboxes]):
+                mailbox_ids[address] = mailbox_id
+            provision = get_handler(PROVISION_KIND)
+            db.session.execute(insert(Job), [{
+                "kind": PROVISION_KIND, "payload": {"mailbox_id": mailbox_id, "operation": "create"},
+                "status": "queued", "attempts": 0, "max_attempts": provision.max_attempts, "run_at": now,
+                "subject": f"mailbox:{mailbox_id}", "account_id": self.account.id, "created_at": now,
+            } for mailbox_id in mailbox_ids.values()])
+        for p in planned:
+            membership_id = members[ids[p["email"]]]
+            for role_id in p["roles"]:
+                want(membership_id, role_id, None, None)
+            for code in p["permissions"]:
+                want(membership_id, None, code, None)
+            for mailbox_id, role_id, code in p["mailbox_grants"]:
+                want(membership_id, role_id, code, mailbox_id)
+            if p["email"] in mailbox_ids:
+                want(membership_id, self.personal_role.id, None, mailbox_ids[p["email"]])
+        if grants:
+            db.session.execute(insert(Grant), grants)
+        fresh = {r["email"] for r in new_rows}
+        created = [p for p in planned if p["email"] in fresh]
+        if created:
+            onboarding = get_handler(ONBOARDING_KIND)
+            db.session.execute(insert(Job), [{
+                "kind": ONBOARDING_KIND, "payload": {"user_id": ids[p["email"]]}, "status": "queued", "attempts": 0,
+                "max_attempts": onboarding.max_attempts, "run_at": now, "subject": f"user:{ids[p['email']]}",
+                "account_id": self.account.id, "created_at": now,
+            } for p in created])
+        db.session.execute(insert(AuditEvent), [{
+            "at": now, "actor_id": self.actor_id, "actor_label": self.actor_label, "account_id": self.account.id,
+            "action": "user.create_corporate" if p["email"] in fresh else "user.update_corporate",
+            "target_type": "user", "target_id": str(ids[p["email"]]), "target_label": p["email"],
+            "source": SOURCE_WORKER, "ip": "", "user_agent": "", "details": {"import": self.run.id, "row": p["row"]},
+        } for p in planned])
+        for p in planned:
+            outcome[p["row"]] = ("created", "") if p["email"] in fresh else ("updated", "already had a profile")
+
+
+def _import_failed(job, message: str) -> None:
+    run = db.session.get(ImportRun, job.payload.get("run_id"))
+    if run is not None:
+        run.status, run.error, run.finished_at = FAILED, message, utcnow()
+
+
+@handler(IMPORT_KIND, max_attempts=3, backoff_seconds=30, on_failure=_import_failed)
+def run_import(job) -> None:
+    run = db.session.get(ImportRun, job.payload["run_id"])
+    if run is None or run.status in (DONE, FAILED):
+        return
+    account = db.session.get(Account, run.account_id)
+    run.status, run.started_at = RUNNING, run.started_at or utcnow()
+    run.done = run.created = run.updated = run.skipped = 0
+    db.session.commit()
+    planned = run.plan["users"]
+    outcome: dict[int, tuple[str, str]] = {}
+    for p in planned:
+        if p["skip"]:
+            outcome[p["row"]] = ("skipped", p["skip"])
+    todo = [p for p in planned if not p["skip"]]
+    writer = _Writer(run, account)
+    run.skipped = len(planned) - len(todo)
+    run.done = run.skipped
+    for start in range(0, len(todo), CHUNK):
+        writer.chunk(todo[start:start + CHUNK], outcome)
+        run.done += len(todo[start:start + CHUNK])
+        db.session.commit()  # progress is visible after every chunk
+    run.created = sum(1 for status, _ in outcome.values() if status == "created")
+    run.updated = sum(1 for status, _ in outcome.values() if status == "updated")
+    run.result = result_workbook(run, outcome)
+    run.status, run.finished_at = DONE, utcnow()
+    record("users.import_done", account=account, target=run, target_label=run.filename, source=SOURCE_WORKER,
+           created=run.created, updated=run.updated, skipped=run.skipped)
+
+
+def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]]) -> bytes:
+    """The uploaded Users rows with a Status and a Message column."""
+    source = load_workbook(io.BytesIO(run.workbook), read_only=True, data_only=True)
+    out = Workbook(write_only=True)
+    sheet = out.create_sheet("Users")
+    try:
+        for number, values in enumerate(source["Users"].iter_rows(values_only=True, max_col=4), start=1):
+            if not any(value not in (None, "") for value in values):
+                continue
+            if number == 1:
+                sheet.append(list(values) + ["Status", "Message"])
+                continue
+            status, message = outcome.get(number, ("failed", "this row has problems (see the preview)"))
+            sheet.append(list(values) + [status, message])
+    finally:
+        source.close()
+    buffer = io.BytesIO()
+    out.save(buffer)
+    return buffer.getvalue()
+
+
+@handler(ONBOARDING_KIND, max_attempts=20, backoff_seconds=30, backoff_cap_seconds=1800)
+def send_onboarding(job) -> None:
+    """The onboarding mail of an imported user: the link's token is made here, so it never rests in clear."""
+    from portal.users.services import ONBOARDING_HOURS, issue_onboarding_link
+
+    user = db.session.get(User, job.payload["user_id"])
+    if user is None or user.password_hash is not None:
+        return
+    account = db.session.get(Account, user.corporate_account_id) if user.corporate_account_id else None
+    deliver_now(user.recovery_email or user.email, "onboarding", account=account, user=user,
+                link=issue_onboarding_link(user), hours=ONBOARDING_HOURS)

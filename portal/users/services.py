@@ -1,0 +1,201 @@
+"""Corporate users made by their account's administrators: one by one, their
+settings, their removal, and the onboarding link that lets them set a password."""
+
+from __future__ import annotations
+
+import secrets
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+
+from portal.accounts.models import Account, Membership
+from portal.audit.services import record
+from portal.auth import tokens
+from portal.auth.models import User
+from portal.auth.services import AuthError, find_user, normalize_email
+from portal.extensions import db
+from portal.mail.services import send
+from portal.mailboxes.models import DELETED, Mailbox
+from portal.roles.services import AccessError, account_grants, account_permissions, permissions_of_grants
+from portal.users import corporate
+from portal.web.urls import external_url
+
+ONBOARDING = "onboarding"
+ONBOARDING_HOURS = 72
+NAME_LIMIT = 100
+
+
+class UserError(ValueError):
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def _clean_name(value: str, label: str, field: str) -> str:
+    value = " ".join((value or "").split())
+    if not value:
+        raise UserError(f"Enter the {label}.", field)
+    if len(value) > NAME_LIMIT:
+        raise UserError(f"The {label} is at most {NAME_LIMIT} characters.", field)
+    return value
+
+
+def corporate_domain_for(account: Account, email: str):
+    """The account's active domain the address is on; refuses any other address with the reason."""
+    domain = corporate.claimed_domain(email)
+    if domain is None or domain.account_id != account.id:
+        raise UserError("The address must be on one of this account's active domains.", "email")
+    if not domain.is_active:
+        raise UserError(f"{domain.name} is {domain.status.replace('_', ' ')}: new users can only be created "
+                        "on enabled domains.", "email")
+    return domain
+
+
+def issue_onboarding_link(user: User) -> str:
+    raw = tokens.issue(user, ONBOARDING, ONBOARDING_HOURS)
+    return external_url("users.welcome", token=raw)
+
+
+def create_corporate_user(actor: User, account: Account, *, first_name: str, last_name: str, email: str,
+                          personal_mailbox: bool, recovery_email: str = "") -> tuple[User, str | None]:
+    """Create the user (and their mailbox through the job system); return the user and,
+    when there is no recovery address to mail it to, the onboarding link to show once."""
+    first = _clean_name(first_name, "first name", "first_name")
+    last = _clean_name(last_name, "last name", "last_name")
+    try:
+        address = normalize_email(email)
+    except AuthError as error:
+        raise UserError(str(error), "email") from None
+    domain = corporate_domain_for(account, address)
+    if find_user(address) is not None:
+        raise UserError(f"{address} already has a profile. Invite it instead.", "email")
+    recovery = None
+    if recovery_email.strip():
+        try:
+            recovery = normalize_email(recovery_email)
+        except AuthError as error:
+            raise UserError(str(error), "recovery_email") from None
+        if recovery.rsplit("@", 1)[-1] == domain.name:
+            raise UserError("The recovery address must be outside the domain, so the link reaches them "
+                            "before their mailbox works.", "recovery_email")
+    user = User(email=address, name=f"{first} {last}", recovery_email=recovery)
+    db.session.add(user)
+    db.session.flush()
+    mailbox = corporate.make_corporate(user, domain, personal_mailbox=personal_mailbox, actor=actor)
+    if mailbox is not None:
+        user.default_mailbox_id = mailbox.id
+    record("user.create_corporate", account=account, target=user, actor=actor, personal_mailbox=personal_mailbox)
+    link = issue_onboarding_link(user)
+    if recovery:
+        send(recovery, "onboarding", for_account=account, account=account, user=user, link=link,
+             hours=ONBOARDING_HOURS)
+        return user, None
+    return user, link
+
+
+def complete_onboarding(raw: str, password: str) -> User:
+    from portal.auth.passwords import hash_password, password_problem
+    from portal.timeutil import utcnow
+
+    token = tokens.peek(raw, ONBOARDING)
+    if token is None:
+        raise AuthError("This link has expired or was already used. Ask your administrator for a new one.")
+    user = db.session.get(User, token.user_id)
+    problem = password_problem(password, user.email)
+    if problem:
+        raise AuthError(problem, "password")
+    if tokens.consume(raw, ONBOARDING) is None:
+        raise AuthError("This link has expired or was already used. Ask your administrator for a new one.")
+    user.password_hash = hash_password(password)
+    user.session_nonce = secrets.token_hex(16)
+    user.email_verified_at = user.email_verified_at or utcnow()
+    record("user.onboarded", target=user, actor=user)
+    return user
+
+
+def resend_onboarding(actor: User, account: Account, user: User) -> str | None:
+    link = issue_onboarding_link(user)
+    record("user.resend_onboarding", account=account, target=user, actor=actor)
+    if user.recovery_email:
+        send(user.recovery_email, "onboarding", for_account=account, account=account, user=user, link=link,
+             hours=ONBOARDING_HOURS)
+        return None
+    return link
+
+
+# -- settings ------------------------------------------------------------------------
+
+def is_corporate_of(user: User, account: Account) -> bool:
+    return user.is_corporate and user.corporate_account_id == account.id
+
+
+def own_mailboxes(user: User, account: Account) -> list[Mailbox]:
+    return list(db.session.execute(db.select(Mailbox).where(
+        Mailbox.account_id == account.id, Mailbox.owner_id == user.id, Mailbox.status != DELETED)
+        .order_by(Mailbox.address)).scalars())
+
+
+def update_settings(actor: User, account: Account, user: User, *, first_name: str, last_name: str,
+                    timezone: str, phone: str, default_mailbox_id: int | None, recovery_email: str) -> None:
+    if not is_corporate_of(user, account):
+        raise UserError("Only corporate users of this account have settings here.")
+    name = f"{_clean_name(first_name, 'first name', 'first_name')} {_clean_name(last_name, 'last name', 'last_name')}"
+    phone = phone.strip()
+    if phone and not current_app.config["PORTAL"]["USER_PHONES"]:
+        raise UserError("Phone numbers are not enabled on this portal.", "phone")
+    if phone and (len(phone) > 40 or not all(c.isdigit() or c in "+-() ." for c in phone)):
+        raise UserError("Enter a phone number with digits, spaces and + - ( ) only.", "phone")
+    if default_mailbox_id and default_mailbox_id not in {m.id for m in own_mailboxes(user, account)}:
+        raise UserError("Choose one of the user's own mailboxes.", "default_mailbox_id")
+    recovery = None
+    if recovery_email.strip():
+        try:
+            recovery = str(validate_email(recovery_email.strip(), check_deliverability=False).normalized).lower()
+        except EmailNotValidError as error:
+            raise UserError(str(error), "recovery_email") from None
+    changes = {}
+    for attribute, value in (("name", name), ("timezone", timezone), ("phone", phone),
+                             ("default_mailbox_id", default_mailbox_id or None), ("recovery_email", recovery)):
+        if getattr(user, attribute) != value:
+            changes[attribute] = value
+            setattr(user, attribute, value)
+    if changes:
+        record("user.settings", account=account, target=user, actor=actor, changed=sorted(changes))
+
+
+# -- removal -------------------------------------------------------------------------
+
+MAILBOX_CHOICES = ("keep", "disable", "delete")
+
+
+def remove_corporate_user(actor: User, account: Account, membership: Membership, mailbox_choice: str) -> list[str]:
+    """Take a corporate user out of the account at once; their personal mailboxes kept,
+    disabled or deleted as chosen. Returns what was done to each mailbox."""
+    from portal.mailboxes import services as mailboxes
+
+    user = membership.user
+    if not is_corporate_of(user, account):
+        raise UserError("Only corporate users of this account can be removed here.")
+    if user.id == actor.id:
+        raise UserError("You cannot remove yourself.")
+    if mailbox_choice not in MAILBOX_CHOICES:
+        raise UserError("Choose what happens to their mailboxes.")
+    held = permissions_of_grants(account_grants(membership))
+    if held - account_permissions(actor, account):
+        raise AccessError("You cannot remove a user who holds permissions you do not hold.")
+    outcome = []
+    for mailbox in own_mailboxes(user, account):
+        if mailbox_choice == "keep" or mailbox.status not in ("enabled", "disabled", "failed"):
+            outcome.append(f"{mailbox.address}: kept")
+        elif mailbox_choice == "disable" and mailbox.status == "enabled":
+            mailboxes.set_active(actor, mailbox, False)
+            outcome.append(f"{mailbox.address}: being disabled")
+        elif mailbox_choice == "delete":
+            outcome.append(f"{mailbox.address}: {mailboxes.delete(actor, mailbox)}")
+    user.is_corporate, user.corporate_account_id = False, None
+    user.session_nonce = secrets.token_hex(16)  # their sessions end now
+    record("user.remove_corporate", account=account, target=user, actor=actor, mailboxes=mailbox_choice)
+    db.session.delete(membership)
+    db.session.flush()
+    return outcome
+

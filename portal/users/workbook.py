@@ -1,0 +1,429 @@
+"""The mass-creation workbook: the template, reading an upload safely, and the plan.
+
+Sheets (reference 004): Roles, Permissions, Users (first name, last name,
+e-mail, personal mailbox Y/N/empty), Account (e-mail, role, permission: one
+grant a row) and one Mailbox sheet per mailbox (its address in B1, then
+e-mail, role, permission rows). Everything is validated before anything is
+written; the preview shows every problem at once.
+
+Rules: a user whose address is not on an active domain of the account fails
+the whole import; a user referred to by a wrong row on the Account or a
+Mailbox sheet is not created (the others are).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass, field
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Font
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from portal.accounts.models import Account
+from portal.auth.models import User
+from portal.domains.models import ENABLED, Domain
+from portal.extensions import db
+from portal.mailboxes.models import DELETED, Mailbox
+from portal.roles import catalogue
+from portal.roles.services import account_permissions, mailbox_permissions, roles_for
+
+USERS_HEADER = ("First name", "Last name", "E-mail", "Personal mailbox (Y/N)")
+GRANT_HEADER = ("E-mail", "Role", "Permission")
+MAILBOX_MARKER = "Mailbox"
+MAX_CELL = 254
+MAX_NAME = 100
+MAX_UNCOMPRESSED = 200 * 1024 * 1024
+MAX_RATIO = 200
+SHOWN_PROBLEMS = 1000
+
+
+class WorkbookRefused(ValueError):
+    """The upload is refused whole; the message says why."""
+
+
+# -- the template ------------------------------------------------------------------
+
+def _mailbox_sheet_title(index: int, address: str, taken: set[str]) -> str:
+    title = address if len(address) <= 31 and not any(c in address for c in "[]:*?/\\") else f"Mailbox {index}"
+    while title.lower() in taken:
+        title = f"Mailbox {index}-{len(taken)}"
+    taken.add(title.lower())
+    return title
+
+
+def template(account: Account) -> bytes:
+    """A workbook for this account: its roles, permissions and mailboxes, with drop-down lists."""
+    book = Workbook()
+    bold = Font(bold=True)
+    roles_sheet = book.active
+    roles_sheet.title = "Roles"
+    roles_sheet.append(("Role", "Scope", "Description"))
+    account_roles = roles_for(account, catalogue.ACCOUNT)
+    mailbox_roles = roles_for(account, catalogue.MAILBOX)
+    for role in account_roles + mailbox_roles:
+        roles_sheet.append((role.name, role.scope, role.description))
+    permissions_sheet = book.create_sheet("Permissions")
+    permissions_sheet.append(("Permission", "Scope", "Label", "Group"))
+    for permission in catalogue.PERMISSIONS:
+        permissions_sheet.append((permission.code, permission.scope, permission.label, permission.group))
+    users = book.create_sheet("Users")
+    users.append(USERS_HEADER)
+    yes_no = DataValidation(type="list", formula1='"Y,N"', allow_blank=True)
+    users.add_data_validation(yes_no)
+    yes_no.add("D2:D50001")
+    account_sheet = book.create_sheet("Account")
+    account_sheet.append(GRANT_HEADER)
+    _grant_lists(account_sheet, len(account_roles), "account")
+    taken = {"roles", "permissions", "users", "account"}
+    mailboxes = db.session.execute(db.select(Mailbox).where(Mailbox.account_id == account.id,
+                                                            Mailbox.status != DELETED)
+                                   .order_by(Mailbox.address)).scalars().all()
+    for index, mailbox in enumerate(mailboxes, start=1):
+        sheet = book.create_sheet(_mailbox_sheet_title(index, mailbox.address, taken))
+        sheet.append((MAILBOX_MARKER, mailbox.address))
+        sheet.append(())
+        sheet.append(GRANT_HEADER)
+        _grant_lists(sheet, len(mailbox_roles), "mailbox", first_account_role=len(account_roles), header_row=3)
+    for sheet in book.worksheets:
+        for cell in sheet[3 if sheet.title not in ("Roles", "Permissions", "Users", "Account") else 1]:
+            cell.font = bold
+        sheet.column_dimensions["A"].width = 32
+        sheet.column_dimensions["B"].width = 28
+        sheet.column_dimensions["C"].width = 28
+    output = io.BytesIO()
+    book.save(output)
+    return output.getvalue()
+
+
+def _grant_lists(sheet, role_count: int, scope: str, first_account_role: int = 0, header_row: int = 1) -> None:
+    """Drop-down lists pointing at the Roles and Permissions sheets' rows of this scope."""
+    if role_count:
+        start = 2 + first_account_role
+        roles = DataValidation(type="list", formula1=f"=Roles!$A${start}:$A${start + role_count - 1}",
+                               allow_blank=True)
+        sheet.add_data_validation(roles)
+        roles.add(f"B{header_row + 1}:B50001")
+    codes = [p for p in catalogue.PERMISSIONS]
+    first = next(i for i, p in enumerate(codes) if p.scope == scope) + 2
+    last = max(i for i, p in enumerate(codes) if p.scope == scope) + 2
+    permissions = DataValidation(type="list", formula1=f"=Permissions!$A${first}:$A${last}", allow_blank=True)
+    sheet.add_data_validation(permissions)
+    permissions.add(f"C{header_row + 1}:C50001")
+
+
+# -- reading -----------------------------------------------------------------------
+
+@dataclass
+class Sheet:
+    title: str
+    rows: list[tuple[int, tuple]]  # (row number, cell values)
+    mailbox: str = ""
+
+
+def _check_container(data: bytes) -> None:
+    limit = current_app.config["PORTAL"]["IMPORT_MAX_MB"] * 1024 * 1024
+    if len(data) > limit:
+        raise WorkbookRefused(f"The file is larger than {limit // (1024 * 1024)} MB.")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise WorkbookRefused("This is not an .xlsx workbook (it is not a zip archive). Save it as Excel "
+                              "Workbook (.xlsx) and upload it again.") from None
+    names = set(archive.namelist())
+    if "xl/workbook.xml" not in names:
+        raise WorkbookRefused("This is not an .xlsx workbook (it has no workbook part).")
+    if any(name.startswith("xl/vbaProject") for name in names):
+        raise WorkbookRefused("Workbooks with macros (.xlsm) are not accepted; save as .xlsx.")
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        if info.file_size > 1024 * 1024 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise WorkbookRefused("The workbook expands to far more than its size (a zip bomb?); refused.")
+    if total > MAX_UNCOMPRESSED:
+        raise WorkbookRefused(f"The workbook expands to more than {MAX_UNCOMPRESSED // (1024 * 1024)} MB; refused.")
+
+
+def read(data: bytes) -> dict[str, Sheet]:
+    _check_container(data)
+    max_rows = current_app.config["PORTAL"]["IMPORT_MAX_ROWS"]
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    except Exception as error:  # openpyxl raises many kinds on a damaged file
+        raise WorkbookRefused(f"The workbook cannot be read ({error.__class__.__name__}). "
+                              "Open it in a spreadsheet program and save it again as .xlsx.") from None
+    sheets: dict[str, Sheet] = {}
+    try:
+        for worksheet in book.worksheets:
+            rows = []
+            for number, values in enumerate(worksheet.iter_rows(values_only=True, max_col=4), start=1):
+                if any(value not in (None, "") for value in values):
+                    rows.append((number, values))
+                if len(rows) > max_rows + 3:
+                    raise WorkbookRefused(f"The sheet “{worksheet.title}” has more than {max_rows} rows; "
+                                          "split the workbook.")
+            sheets[worksheet.title] = Sheet(worksheet.title, rows)
+    finally:
+        book.close()
+    for required in ("Users", "Account"):
+        if required not in sheets:
+            raise WorkbookRefused(f"The workbook has no “{required}” sheet. Start from the template.")
+    return sheets
+
+
+# -- validating --------------------------------------------------------------------
+
+@dataclass
+class Problem:
+    sheet: str
+    row: int
+    column: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"sheet": self.sheet, "row": self.row, "column": self.column, "message": self.message}
+
+
+@dataclass
+class PlannedUser:
+    row: int
+    first_name: str
+    last_name: str
+    email: str
+    personal_mailbox: bool
+    action: str = "create"           # create | update
+    roles: list[int] = field(default_factory=list)
+    permissions: list[str] = field(default_factory=list)
+    mailbox_grants: list[list] = field(default_factory=list)  # [mailbox_id, role_id | None, permission | None]
+    skip: str = ""
+
+
+@dataclass
+class Plan:
+    users: list[PlannedUser]
+    problems: list[Problem]
+    fatal: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        create = sum(1 for u in self.users if not u.skip and u.action == "create")
+        update = sum(1 for u in self.users if not u.skip and u.action == "update")
+        return {"create": create, "update": update, "skip": sum(1 for u in self.users if u.skip)}
+
+    def as_dict(self) -> dict:
+        return {"users": [vars(user) for user in self.users]}
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _is_formula(value) -> bool:
+    return isinstance(value, str) and value.startswith("=")
+
+
+def _cell(values: tuple, index: int):
+    return values[index] if index < len(values) else None
+
+
+class _Validator:
+    def __init__(self, actor: User, account: Account):
+        self.actor, self.account = actor, account
+        self.problems: list[Problem] = []
+        self.held = account_permissions(actor, account)
+        self.domains = {d.name: d for d in db.session.execute(
+            db.select(Domain).where(Domain.account_id == account.id)).scalars()}
+        self.account_roles = {r.name.lower(): r for r in roles_for(account, catalogue.ACCOUNT)}
+        self.mailbox_roles = {r.name.lower(): r for r in roles_for(account, catalogue.MAILBOX)}
+        self.mailboxes = {m.address: m for m in db.session.execute(db.select(Mailbox).where(
+            Mailbox.account_id == account.id, Mailbox.status != DELETED)).scalars()}
+        self._mailbox_held: dict[int, frozenset[str]] = {}
+
+    def problem(self, sheet: str, row: int, column: str, message: str) -> None:
+        self.problems.append(Problem(sheet, row, column, message))
+
+    def value(self, sheet: str, row: int, column: str, raw, limit: int = MAX_CELL) -> str | None:
+        if _is_formula(raw):
+            self.problem(sheet, row, column, "Formulas are not accepted: type the value itself.")
+            return None
+        text = _text(raw)
+        if len(text) > limit:
+            self.problem(sheet, row, column, f"Longer than {limit} characters.")
+            return None
+        return text
+
+    def address(self, sheet: str, row: int, column: str, raw) -> str | None:
+        text = self.value(sheet, row, column, raw)
+        if text is None:
+            return None
+        if not text:
+            self.problem(sheet, row, column, "The e-mail address is missing.")
+            return None
+        try:
+            checked = validate_email(text, check_deliverability=False)
+        except EmailNotValidError as error:
+            self.problem(sheet, row, column, f"“{text}” is not a valid address: {error}")
+            return None
+        return f"{checked.local_part}@{checked.ascii_domain}".lower()
+
+    def mailbox_held(self, mailbox_id: int) -> frozenset[str]:
+        if mailbox_id not in self._mailbox_held:
+            self._mailbox_held[mailbox_id] = mailbox_permissions(self.actor, self.account, mailbox_id)
+        return self._mailbox_held[mailbox_id]
+
+
+def plan(actor: User, account: Account, sheets: dict[str, Sheet]) -> Plan:
+    check = _Validator(actor, account)
+    users = _plan_users(check, sheets["Users"])
+    by_email = {user.email: user for user in users}
+    _plan_grants(check, sheets["Account"], by_email, None)
+    for sheet in sheets.values():
+        if sheet.title in ("Roles", "Permissions", "Users", "Account") or not sheet.rows:
+            continue
+        number, values = sheet.rows[0]
+        if _text(_cell(values, 0)) != MAILBOX_MARKER:
+            continue
+        address = _text(_cell(values, 1)).lower()
+        mailbox = check.mailboxes.get(address)
+        if mailbox is None:
+            check.problem(sheet.title, number, "B", f"“{address}” is not a mailbox of this account.")
+            for user in _referenced(sheet, by_email):
+                user.skip = user.skip or f"the sheet “{sheet.title}” names an unknown mailbox"
+            continue
+        _plan_grants(check, Sheet(sheet.title, sheet.rows[1:]), by_email, mailbox)
+    existing = _existing_users([user.email for user in users])
+    for user in users:
+        known = existing.get(user.email)
+        if known is not None:
+            if known.is_corporate and known.corporate_account_id not in (None, account.id):
+                user.skip = user.skip or "already a corporate user of another account"
+            else:
+                user.action = "update"
+    fatal = ""
+    outside = [u for u in users if u.skip.startswith("not on an active domain")]
+    if outside:
+        fatal = (f"{len(outside)} user{'s are' if len(outside) != 1 else ' is'} not on an active domain of this "
+                 f"account (first: {outside[0].email}, row {outside[0].row}). Every user must be: the import cannot "
+                 "run until they are removed or their domain is enabled.")
+    if not users and not fatal:
+        fatal = "The Users sheet lists nobody."
+    return Plan(users, check.problems, fatal)
+
+
+def _plan_users(check: _Validator, sheet: Sheet) -> list[PlannedUser]:
+    rows = sheet.rows
+    if rows and tuple(_text(v).lower() for v in rows[0][1][:3]) == tuple(h.lower() for h in USERS_HEADER[:3]):
+        rows = rows[1:]
+    seen: dict[str, int] = {}
+    users = []
+    for number, values in rows:
+        first = check.value("Users", number, "A", _cell(values, 0), MAX_NAME)
+        last = check.value("Users", number, "B", _cell(values, 1), MAX_NAME)
+        email = check.address("Users", number, "C", _cell(values, 2))
+        personal_raw = check.value("Users", number, "D", _cell(values, 3))
+        problems = []
+        if first == "":
+            problems.append(("A", "The first name is missing."))
+        if last == "":
+            problems.append(("B", "The last name is missing."))
+        personal = (personal_raw or "").upper()
+        if personal not in ("", "Y", "N"):
+            problems.append(("D", f"“{personal_raw}” is not Y, N or empty."))
+        for column, message in problems:
+            check.problem("Users", number, column, message)
+        if email is None:
+            continue
+        user = PlannedUser(number, first or "", last or "", email, personal == "Y")
+        if first is None or last is None or personal_raw is None or problems:
+            user.skip = "this row has problems"
+        if email in seen:
+            check.problem("Users", number, "C", f"{email} is listed twice (first on row {seen[email]}).")
+            continue
+        seen[email] = number
+        domain = check.domains.get(email.rsplit("@", 1)[1])
+        if domain is None or domain.status != ENABLED:
+            state = "not one of this account's domains" if domain is None else f"{domain.status.replace('_', ' ')}"
+            check.problem("Users", number, "C", f"{email} is not on an active domain of this account ({state}).")
+            user.skip = "not on an active domain"
+        users.append(user)
+    return users
+
+
+def _referenced(sheet: Sheet, by_email: dict[str, PlannedUser]) -> list[PlannedUser]:
+    found = []
+    for _, values in sheet.rows[1:]:
+        user = by_email.get(_text(_cell(values, 0)).lower())
+        if user is not None:
+            found.append(user)
+    return found
+
+
+def _plan_grants(check: _Validator, sheet: Sheet, by_email: dict[str, PlannedUser], mailbox: Mailbox | None) -> None:
+    rows = sheet.rows
+    if rows and _text(_cell(rows[0][1], 0)).lower() == "e-mail":
+        rows = rows[1:]
+    roles = check.mailbox_roles if mailbox else check.account_roles
+    codes = catalogue.codes(catalogue.MAILBOX if mailbox else catalogue.ACCOUNT)
+    held = check.mailbox_held(mailbox.id) if mailbox else check.held
+    for number, values in rows:
+        email = check.address(sheet.title, number, "A", _cell(values, 0))
+        role_name = check.value(sheet.title, number, "B", _cell(values, 1), 80)
+        code = check.value(sheet.title, number, "C", _cell(values, 2), 64)
+        user = by_email.get(email) if email else None
+        if email is not None and user is None:
+            check.problem(sheet.title, number, "A", f"{email} is not on the Users sheet.")
+            continue
+        wrong = email is None or role_name is None or code is None
+        role = None
+        if role_name:
+            role = roles.get(role_name.lower())
+            if role is None:
+                check.problem(sheet.title, number, "B", f"There is no {'mailbox' if mailbox else 'account'} role "
+                                                        f"named “{role_name}” (see the Roles sheet).")
+                wrong = True
+            elif not (role.permissions <= held) or (mailbox and "mailbox.access" not in held):
+                check.problem(sheet.title, number, "B", f"You cannot grant “{role.name}”: it holds permissions "
+                                                        "you do not hold.")
+                wrong = True
+        if code:
+            if code not in codes:
+                check.problem(sheet.title, number, "C", f"“{code}” is not a {'mailbox' if mailbox else 'account'} "
+                                                        "permission (see the Permissions sheet).")
+                wrong = True
+            elif code not in held or (mailbox and "mailbox.access" not in held):
+                check.problem(sheet.title, number, "C", f"You cannot grant “{code}”: you do not hold it.")
+                wrong = True
+        if not role_name and not code and email is not None:
+            check.problem(sheet.title, number, "B", "Give a role or a permission on this row.")
+            wrong = True
+        if user is None:
+            continue
+        if wrong:
+            user.skip = user.skip or f"a wrong row on the “{sheet.title}” sheet"
+            continue
+        if mailbox is None:
+            if role is not None and role.id not in user.roles:
+                user.roles.append(role.id)
+            if code and code not in user.permissions:
+                user.permissions.append(code)
+        else:
+            if role is not None:
+                user.mailbox_grants.append([mailbox.id, role.id, None])
+            if code:
+                user.mailbox_grants.append([mailbox.id, None, code])
+
+
+def _existing_users(emails: list[str]) -> dict[str, User]:
+    found: dict[str, User] = {}
+    for start in range(0, len(emails), 500):
+        chunk = emails[start:start + 500]
+        for user in db.session.execute(db.select(User).where(User.email.in_(chunk))).scalars():
+            found[user.email] = user
+    return found
