@@ -1,0 +1,113 @@
+import pytest
+
+from portal.accounts.models import Membership
+from portal.auth.passwords import hash_password
+from portal.timeutil import utcnow
+from portal.extensions import db
+from portal.mailboxes.models import Mailbox
+from portal.users import services
+from tests.conftest import PASSWORD, first_link
+
+
+def test_create__user_mailbox_and_onboarding_mail_to_the_recovery_address(owner, account, domain, run_jobs,
+                                                                         smtp_sink, client):
+    user, link = services.create_corporate_user(owner, account, first_name=" Jane ", last_name="Doe",
+                                                email="Jane.Doe@example.org", personal_mailbox=True,
+                                                recovery_email="jane@home.example")
+    db.session.commit()
+    assert link is None
+    assert user.is_corporate and user.corporate_account_id == account.id and user.password_hash is None
+    mailbox = db.session.execute(db.select(Mailbox).where(Mailbox.address == "jane.doe@example.org")).scalar_one()
+    assert user.default_mailbox_id == mailbox.id and mailbox.owner_id == user.id
+    run_jobs()
+    db.session.refresh(mailbox)
+    assert mailbox.status == "enabled"
+    message = smtp_sink.wait_for("jane@home.example")[0]
+    path = first_link(smtp_sink.text(message), "/welcome/").removeprefix("http://localhost")
+    response = client.post(path, data={"password": PASSWORD, "confirm": PASSWORD})
+    assert response.status_code == 302
+    db.session.refresh(user)
+    assert user.password_hash and user.is_verified
+    assert client.get(path).status_code == 410
+
+
+def test_create__without_recovery_address_the_admin_gets_the_link_once(owner, account, domain, client, auth):
+    auth.login("owner@example.org")
+    response = client.post(f"/accounts/{account.id}/users/new", data={
+        "first_name": "Jane", "last_name": "Doe", "email": "jane@example.org"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "/welcome/" in page and "shown this once" in page
+    assert db.session.execute(db.select(Mailbox)).first() is None  # the checkbox was not ticked
+
+
+@pytest.mark.parametrize("email, message", [
+    ("jane@elsewhere.example", "active domains"),
+    ("not an address", "@-sign"),
+    ("owner@example.org", "already has a profile"),
+])
+def test_create__refuses_addresses_off_the_active_domains(owner, account, domain, email, message):
+    with pytest.raises(services.UserError, match=message):
+        services.create_corporate_user(owner, account, first_name="J", last_name="D", email=email,
+                                       personal_mailbox=False)
+
+
+def test_create__refused_on_a_domain_that_is_not_enabled(owner, account, domain):
+    domain.status = "disabled"
+    with pytest.raises(services.UserError, match="disabled"):
+        services.create_corporate_user(owner, account, first_name="J", last_name="D", email="j@example.org",
+                                       personal_mailbox=False)
+
+
+def test_create_form__keeps_what_was_typed(owner, account, domain, client, auth):
+    auth.login("owner@example.org")
+    response = client.post(f"/accounts/{account.id}/users/new", data={
+        "first_name": "", "last_name": "Doe", "email": "jane@nowhere.example", "recovery_email": "r@x.example"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert 'value="Doe"' in page and 'value="jane@nowhere.example"' in page and "Enter the first name" in page
+
+
+def test_settings_tab__only_for_corporate_users_and_saves(owner, account, domain, client, auth, make, app):
+    app.config["PORTAL"] = {**app.config["PORTAL"], "USER_PHONES": True}
+    user, _ = services.create_corporate_user(owner, account, first_name="Jane", last_name="Doe",
+                                             email="jane@example.org", personal_mailbox=True)
+    outsider = make.member(account, make.user("guest@elsewhere.example"))
+    db.session.commit()
+    membership = db.session.execute(db.select(Membership).where(Membership.user_id == user.id)).scalar_one()
+    auth.login("owner@example.org")
+    assert client.get(f"/accounts/{account.id}/members/{outsider.id}/settings").status_code == 404
+    url = f"/accounts/{account.id}/members/{membership.id}/settings"
+    response = client.post(url, data={"first_name": "Janet", "last_name": "Doe", "timezone": "Europe/Paris",
+                                      "phone": "+33 1 23 45 67 89", "default_mailbox_id": user.default_mailbox_id,
+                                      "recovery_email": ""})
+    assert response.status_code == 302
+    db.session.refresh(user)
+    assert (user.name, user.timezone, user.phone) == ("Janet Doe", "Europe/Paris", "+33 1 23 45 67 89")
+    response = client.post(url, data={"first_name": "Janet", "last_name": "Doe", "timezone": "UTC",
+                                      "phone": "call me maybe", "default_mailbox_id": 0, "recovery_email": ""})
+    assert response.status_code == 422 and "digits" in response.get_data(as_text=True)
+
+
+def test_remove__revokes_access_at_once_and_disables_the_mailbox(owner, account, domain, run_jobs, app):
+    user, _ = services.create_corporate_user(owner, account, first_name="Jane", last_name="Doe",
+                                             email="jane@example.org", personal_mailbox=True)
+    db.session.commit()
+    run_jobs()
+    other_client = app.test_client()
+    user.password_hash = hash_password(PASSWORD)
+    user.email_verified_at = utcnow()
+    db.session.commit()
+    assert other_client.post("/login", data={"email": "jane@example.org", "password": PASSWORD}).status_code == 302
+    membership = db.session.execute(db.select(Membership).where(Membership.user_id == user.id)).scalar_one()
+    outcome = services.remove_corporate_user(owner, account, membership, "disable")
+    db.session.commit()
+    assert outcome == ["jane@example.org: being disabled"]
+    assert other_client.get(f"/accounts/{account.id}/").status_code == 302  # session ended
+    run_jobs()
+    mailbox = db.session.execute(db.select(Mailbox)).scalar_one()
+    assert mailbox.status == "disabled"
+    db.session.refresh(user)
+    assert not user.is_corporate
+    from portal.audit.models import AuditEvent
+
+    assert db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "user.remove_corporate")).scalar_one()

@@ -1,0 +1,187 @@
+import io
+import zipfile
+
+import pytest
+from openpyxl import load_workbook
+
+from portal.auth.models import User
+from portal.extensions import db
+from portal.jobs.models import Job
+from portal.mailboxes.models import Mailbox
+from portal.roles.services import account_permissions, mailbox_permissions
+from portal.users import imports, workbook
+from portal.users.models import DONE
+from tests.users.conftest import fill
+
+
+def _template(account):
+    return workbook.template(account)
+
+
+def _preview(owner, account, data, name="users.xlsx"):
+    run = imports.preview(owner, account, name, data)
+    db.session.commit()
+    return run
+
+
+def test_template__has_the_sheets_lists_and_this_accounts_mailboxes(owner, account, shared):
+    book = load_workbook(io.BytesIO(_template(account)))
+    assert book.sheetnames == ["Roles", "Permissions", "Users", "Account", "sales@example.org", "support@example.org"]
+    assert [c.value for c in book["Users"][1]] == list(workbook.USERS_HEADER)
+    assert book["sales@example.org"]["B1"].value == "sales@example.org"
+    roles = [row[0] for row in book["Roles"].iter_rows(min_row=2, values_only=True)]
+    assert "Account Administrator" in roles and "Mailbox Delegate" in roles
+    assert book["Users"].data_validations.dataValidation[0].formula1 == '"Y,N"'
+    assert book["Account"].data_validations.dataValidation
+
+
+def test_preview__counts_and_writes_nothing(owner, account, shared):
+    data = fill(_template(account),
+                users=[("Ann", "Able", "ann@example.org", "Y"), ("Bob", "Baker", "bob@example.org", "")],
+                account_rows=[("ann@example.org", "Account Administrator", None), ("bob@example.org", None, "audit.view")],
+                mailbox_rows={"sales@example.org": [("bob@example.org", "Mailbox Delegate", None)]})
+    run = _preview(owner, account, data)
+    assert (run.to_create, run.to_update, run.to_skip, run.problem_count, run.fatal) == (2, 0, 0, 0, "")
+    assert db.session.execute(db.select(User).where(User.email.like("%@example.org"),
+                                                   User.email != "owner@example.org")).first() is None
+
+
+def test_preview__lists_every_planted_problem_at_once(owner, account, shared):
+    data = fill(_template(account), users=[
+        ("Ann", "Able", "ann@example.org", "Y"),
+        ("", "NoFirst", "nofirst@example.org", "N"),
+        ("Dup", "Row", "ann@example.org", "N"),
+        ("Bad", "YN", "badyn@example.org", "maybe"),
+        ("Form", "=1+1", "formula@example.org", ""),
+        ("Long", "x" * 150, "long@example.org", ""),
+        ("Cat", "Account", "cat@example.org", ""),
+        ("Dan", "Mailbox", "dan@example.org", ""),
+        ("Eve", "Ok", "eve@example.org", ""),
+    ], account_rows=[
+        ("cat@example.org", "No Such Role", None),
+        ("ghost@example.org", "Account Administrator", None),
+        ("not-an-address", None, "audit.view"),
+    ], mailbox_rows={"sales@example.org": [("dan@example.org", None, "account.delete")]})
+    run = _preview(owner, account, data)
+    found = {(p["sheet"], p["row"], p["column"]) for p in run.problems}
+    assert ("Users", 3, "A") in found            # first name missing
+    assert ("Users", 4, "C") in found            # duplicate
+    assert ("Users", 5, "D") in found            # not Y/N
+    assert ("Users", 6, "B") in found            # formula
+    assert ("Users", 7, "B") in found            # over-long
+    assert ("Account", 2, "B") in found          # unknown role
+    assert ("Account", 3, "A") in found          # not on the Users sheet
+    assert ("Account", 4, "A") in found          # malformed address
+    assert ("sales@example.org", 4, "C") in found  # an account permission on a mailbox sheet
+    assert run.to_create == 2  # ann and eve; cat and dan are not created (wrong rows on Account/Mailbox)
+    assert run.fatal == ""
+
+
+def test_preview__a_user_off_the_active_domains_fails_the_whole_import(owner, account, domain):
+    data = fill(_template(account), users=[("Ann", "Able", "ann@example.org", ""),
+                                           ("Out", "Side", "out@elsewhere.example", "")])
+    run = _preview(owner, account, data)
+    assert "not on an active domain" in run.fatal and "out@elsewhere.example" in run.fatal
+    with pytest.raises(imports.ImportError_):
+        imports.confirm(owner, run)
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("users.csv", b"a,b,c", "Only .xlsx"),
+    ("users.xlsx", b"this is not a zip at all", "not an .xlsx workbook"),
+    ("users.xlsx", None, "no workbook part"),
+    ("users.xlsx", "bomb", "zip bomb"),
+])
+def test_upload__broken_files_are_refused_whole_with_the_reason(owner, account, name, data, message):
+    if data is None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("hello.txt", "hi")
+        data = buffer.getvalue()
+    elif data == "bomb":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("xl/workbook.xml", "<workbook/>")
+            archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (150 * 1024 * 1024))
+        data = buffer.getvalue()
+    with pytest.raises(workbook.WorkbookRefused, match=message):
+        imports.preview(owner, account, name, data)
+
+
+def test_upload__missing_sheets_are_refused(owner, account, domain):
+    def drop(book):
+        del book["Account"]
+
+    with pytest.raises(workbook.WorkbookRefused, match="no “Account” sheet"):
+        imports.preview(owner, account, "u.xlsx", fill(_template(account), edit=drop))
+
+
+def test_run__creates_users_access_mailboxes_and_onboarding_then_a_result_workbook(owner, account, shared, run_jobs,
+                                                                                   smtp_sink):
+    data = fill(_template(account),
+                users=[("Ann", "Able", "ann@example.org", "Y"), ("Bob", "Baker", "bob@example.org", ""),
+                       ("Cat", "Bad", "cat@example.org", "N")],
+                account_rows=[("ann@example.org", "Account Administrator", None),
+                              ("bob@example.org", None, "audit.view"), ("cat@example.org", "Nope", None)],
+                mailbox_rows={"sales@example.org": [("bob@example.org", "Mailbox Delegate", None)]})
+    run = _preview(owner, account, data)
+    imports.confirm(owner, run)
+    db.session.commit()
+    run_jobs()
+    run_jobs()
+    db.session.refresh(run)
+    assert run.status == DONE and (run.created, run.updated, run.skipped, run.done, run.total) == (2, 0, 1, 3, 3)
+    ann = db.session.execute(db.select(User).where(User.email == "ann@example.org")).scalar_one()
+    bob = db.session.execute(db.select(User).where(User.email == "bob@example.org")).scalar_one()
+    assert ann.is_corporate and "members.view" in account_permissions(ann, account)
+    assert account_permissions(bob, account) == {"audit.view"}
+    assert mailbox_permissions(bob, account, shared[0].id) >= {"mailbox.read", "mailbox.send_as"}
+    personal = db.session.execute(db.select(Mailbox).where(Mailbox.address == "ann@example.org")).scalar_one()
+    assert personal.status == "enabled" and personal.owner_id == ann.id
+    assert db.session.execute(db.select(User).where(User.email == "cat@example.org")).first() is None
+    assert smtp_sink.wait_for("ann@example.org") and smtp_sink.wait_for("bob@example.org")
+    assert "/welcome/" in smtp_sink.text(smtp_sink.to("ann@example.org")[0])
+    onboarding = db.session.execute(db.select(Job).where(Job.kind == "users.onboarding")).scalars().all()
+    assert all("token" not in str(job.payload) for job in onboarding)
+    result = load_workbook(io.BytesIO(run.result))["Users"]
+    statuses = {row[2]: (row[4], row[5]) for row in result.iter_rows(min_row=2, values_only=True)}
+    assert statuses["ann@example.org"][0] == "created" and statuses["cat@example.org"][0] == "skipped"
+    assert "Account" in statuses["cat@example.org"][1]
+
+
+def test_run__the_same_workbook_again_creates_no_duplicates(owner, account, domain, run_jobs):
+    data = fill(_template(account), users=[("Ann", "Able", "ann@example.org", "Y")])
+    for expected in ((1, 0), (0, 1)):
+        run = _preview(owner, account, data)
+        imports.confirm(owner, run)
+        db.session.commit()
+        run_jobs()
+        db.session.refresh(run)
+        assert (run.created, run.updated) == expected
+    assert db.session.execute(db.select(db.func.count()).select_from(User)
+                              .where(User.email == "ann@example.org")).scalar_one() == 1
+    assert db.session.execute(db.select(db.func.count()).select_from(Mailbox)).scalar_one() == 1
+
+
+def test_import_pages__upload_preview_confirm_progress_and_result(owner, account, domain, client, auth, run_jobs):
+    auth.login("owner@example.org")
+    template = client.get(f"/accounts/{account.id}/users/import/template")
+    assert template.status_code == 200 and template.mimetype.endswith("spreadsheetml.sheet")
+    data = fill(template.data, users=[("Ann", "Able", "ann@example.org", "")])
+    response = client.post(f"/accounts/{account.id}/users/import",
+                           data={"workbook": (io.BytesIO(data), "staff.xlsx")}, content_type="multipart/form-data")
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "1</strong> to create" in page
+    response = client.post(response.headers["Location"] + "/confirm")
+    assert response.status_code == 302
+    fragment = client.get(response.headers["Location"], headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert fragment.lstrip().startswith('<div id="import-progress"') and 'hx-trigger="load delay:1s"' in fragment
+    run_jobs()
+    fragment = client.get(response.headers["Location"], headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "1 of 1 rows" in fragment and "100%" in fragment and "Download the result workbook" in fragment
+    result = client.get(response.headers["Location"] + "/result.xlsx")
+    assert result.status_code == 200
+    response = client.post(f"/accounts/{account.id}/users/import",
+                           data={"workbook": (io.BytesIO(b"garbage"), "staff.xlsx")}, content_type="multipart/form-data")
+    assert response.status_code == 422 and "not an .xlsx workbook" in response.get_data(as_text=True)
