@@ -16,3 +16,12 @@ class AccountSettingsForm(FlaskForm):
     self_registration = BooleanField("People registering with an address on our active domains join this account")
     personal_mailboxes = BooleanField("New corporate users get a personal mailbox")
     personal_mailbox_role_id = SelectField("Their role on that mailbox", coerce=int, choices=[])
+
+
+class DeleteAccountForm(FlaskForm):
+    confirm = StringField("Type the account's name to confirm", validators=[DataRequired(), Length(max=120)])
+    delete_mailboxes = BooleanField("Delete the mailboxes where the backend can (otherwise they are disabled)")
+
+
+class DeleteProfileForm(FlaskForm):
+    confirm = StringField("Type your e-mail address to confirm", validators=[DataRequired(), Length(max=254)])

@@ -10,8 +10,14 @@ from portal.roles.services import (AccessError, account_grants, account_permissi
                                    owner_memberships, permissions_of_grants, system_role)
 
 
+class DeletionRefused(ValueError):
+    """A lifecycle change the rules forbid; the message says why."""
+
+
 def create_account(owner: User, name: str) -> Account:
     """Create an account with ``owner`` as its Account Owner."""
+    if owner.is_corporate:
+        raise DeletionRefused("Corporate users are managed by their organisation and cannot create accounts.")
     name = " ".join(name.split())
     account = Account(name=name)
     db.session.add(account)
@@ -101,3 +107,54 @@ def update_settings(actor: User, account: Account, *, name: str, self_registrati
     changed = {key: after[key] for key in after if after[key] != before[key]}
     if changed:
         record("account.settings", account=account, target=account, actor=actor, **changed)
+
+
+def delete_account(actor: User, account: Account, typed_name: str, *, delete_mailboxes: bool) -> dict:
+    """Delete the account (reference 004): members lose access to it and its mailboxes,
+    corporate users stay corporate, mailboxes are disabled (or deleted) on their
+    backends through jobs, domains are released, members are told by e-mail."""
+    from portal.domains.models import Domain
+    from portal.mail.services import send
+    from portal.mailboxes.models import Mailbox
+    from portal.mailboxes.services import decommission
+
+    if " ".join(typed_name.split()) != account.name:
+        raise DeletionRefused(f"Type the account's name, {account.name}, exactly to confirm.")
+    people = [m.user for m in members(account)]
+    mailboxes = db.session.execute(db.select(Mailbox).where(Mailbox.account_id == account.id)).scalars().all()
+    outcome = {}
+    for mailbox in mailboxes:
+        outcome[mailbox.address] = decommission(mailbox, delete_mailboxes)
+    domains = [d.name for d in db.session.execute(db.select(Domain).where(Domain.account_id == account.id)).scalars()]
+    record("account.delete", account=account, target=account, actor=actor, domains=domains,
+           mailboxes=outcome, members=len(people))
+    for person in people:
+        send(person.email, "account_deleted", account_name=account.name, user=person, actor=actor)
+    # Mailboxes first: domains refuse to go while mailboxes point at them.
+    for mailbox in mailboxes:
+        db.session.delete(mailbox)
+    db.session.flush()
+    db.session.delete(account)
+    db.session.flush()
+    return outcome
+
+
+def delete_profile(user: User, typed_email: str) -> None:
+    """A person deletes their own profile; audit entries keep their address as a tombstone."""
+    from portal.invitations.services import withdraw_for
+
+    if user.is_corporate:
+        raise DeletionRefused("Your profile is managed by your organisation as a corporate user: ask its "
+                              "administrators to remove it.")
+    if typed_email.strip().lower() != user.email:
+        raise DeletionRefused(f"Type your address, {user.email}, exactly to confirm.")
+    sole = [m.account.name for m in db.session.execute(
+        db.select(Membership).where(Membership.user_id == user.id)).scalars()
+        if owner_memberships(m.account) == [m.id]]
+    if sole:
+        raise DeletionRefused("You are the only owner of " + ", ".join(sole) + ": make someone else owner, "
+                              "or delete the account, first.")
+    withdrawn = withdraw_for(user)
+    record("user.delete_profile", target=user, actor=user, invitations_withdrawn=withdrawn)
+    db.session.delete(user)
+    db.session.flush()

@@ -25,7 +25,11 @@ def create():
     form = forms.AccountForm()
     if not form.validate_on_submit():
         return render("accounts/index.html", accounts=services.accounts_of(current_user), form=form, status=422)
-    account = services.create_account(current_user._get_current_object(), form.name.data)
+    try:
+        account = services.create_account(current_user._get_current_object(), form.name.data)
+    except services.DeletionRefused as refusal:
+        form.name.errors.append(str(refusal))
+        return render("accounts/index.html", accounts=services.accounts_of(current_user), form=form, status=403)
     db.session.commit()
     session["account_id"] = account.id
     flash(f"Account “{account.name}” created. You are its owner.", "success")
@@ -182,3 +186,53 @@ def settings(account_id):
             flash("Account settings saved.", "success")
             return redirect(url_for("accounts.settings", account_id=account_id))
     return render("accounts/settings.html", status=422 if form.errors else 200, account=account, form=form)
+
+
+@bp.route("/accounts/<int:account_id>/delete", methods=["GET", "POST"])
+@rule(member("account.delete"))
+def delete(account_id):
+    account = g.account
+    form = forms.DeleteAccountForm()
+    if form.validate_on_submit():
+        try:
+            outcome = services.delete_account(current_user._get_current_object(), account, form.confirm.data,
+                                              delete_mailboxes=form.delete_mailboxes.data)
+        except services.DeletionRefused as refusal:
+            db.session.rollback()
+            form.confirm.errors.append(str(refusal))
+        else:
+            name = account.name
+            db.session.commit()
+            session.pop("account_id", None)
+            g.pop("account", None)
+            flash(f"The account {name} was deleted; {len(outcome)} mailbox(es) are being "
+                  f"{'deleted or ' if form.delete_mailboxes.data else ''}disabled on their backends.", "success")
+            return redirect(url_for("accounts.index"))
+    from portal.mailboxes.models import Mailbox
+
+    count = db.session.execute(db.select(db.func.count()).select_from(Mailbox)
+                               .where(Mailbox.account_id == account.id)).scalar_one()
+    return render("accounts/delete.html", status=422 if form.errors else 200, account=account, form=form,
+                  mailbox_count=count, member_count=len(services.members(account)))
+
+
+@bp.route("/profile/delete", methods=["GET", "POST"])
+@rule(SIGNED_IN)
+def delete_profile():
+    from flask_login import logout_user
+
+    form = forms.DeleteProfileForm()
+    user = current_user._get_current_object()
+    if form.validate_on_submit():
+        try:
+            services.delete_profile(user, form.confirm.data)
+        except services.DeletionRefused as refusal:
+            db.session.rollback()
+            form.confirm.errors.append(str(refusal))
+        else:
+            db.session.commit()
+            logout_user()
+            session.clear()
+            flash("Your profile was deleted.", "info")
+            return redirect(url_for("auth.login"))
+    return render("accounts/delete_profile.html", status=422 if form.errors else 200, form=form)

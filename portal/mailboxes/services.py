@@ -361,3 +361,43 @@ def visible_mailboxes(user: User, account: Account, *, domain_id: int | None = N
 def owner_candidates(account: Account) -> list[User]:
     return list(db.session.execute(db.select(User).join(Membership, Membership.user_id == User.id)
                                    .where(Membership.account_id == account.id).order_by(User.email)).scalars())
+
+
+# -- decommissioning (the account is going) ----------------------------------------------
+
+DECOMMISSION_KIND = "mailbox.decommission"
+
+
+def decommission(mailbox: Mailbox, delete: bool) -> str:
+    """Queue the backend side of a mailbox whose account is being deleted: disable it,
+    or delete it where asked and the backend can. The job carries all it needs,
+    since the mailbox row goes with the account."""
+    capabilities = capabilities_of(mailbox)
+    if delete and capabilities.can_delete_mailbox:
+        action = "delete"
+    elif capabilities.mailbox_disable:
+        action = "disable"
+    elif capabilities.can_delete_mailbox:
+        action = "delete"  # a backend that cannot disable (Mail-in-a-Box) archives instead
+    else:
+        return "kept (the backend can neither disable nor delete it)"
+    if mailbox.status in (DELETED, PENDING):
+        return "nothing to do on the backend"
+    enqueue(DECOMMISSION_KIND, {"address": mailbox.address, "connection": mailbox.domain.connection,
+                                "action": action}, subject=f"decommission:{mailbox.address}")
+    return {"delete": "deleted" if not capabilities.mailbox_delete_archives else "archived",
+            "disable": "disabled"}[action]
+
+
+@handler(DECOMMISSION_KIND, max_attempts=12, backoff_seconds=60, backoff_cap_seconds=3600)
+def decommission_job(job) -> None:
+    backend = backends.adapter(job.payload["connection"])
+    try:
+        if job.payload["action"] == "delete":
+            backend.delete_mailbox(job.payload["address"])
+        else:
+            backend.set_mailbox_active(job.payload["address"], False)
+    except TransientBackendError:
+        raise
+    except BackendError as error:
+        raise PermanentJobError(error.message) from None

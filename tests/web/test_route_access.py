@@ -26,6 +26,7 @@ PUBLIC_ENDPOINTS = {
 # Routes any signed-in person may reach, whatever their accounts.
 SIGNED_IN_ENDPOINTS = {
     "auth.logout", "auth.profile", "auth.change_password", "accounts.index", "accounts.create",
+    "accounts.delete_profile",
     "invitations.mine", "invitations.accept", "invitations.decline",
 }
 
