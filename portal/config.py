@@ -70,9 +70,11 @@ def _base_url(value: str) -> str:
 
 
 def _smtp_url(value: str) -> str:
-    scheme = urlsplit(value).scheme
-    if value != "file" and scheme not in {"smtp", "smtps", "smtp+starttls", "file"}:
+    parts = urlsplit(value)
+    if value != "file" and parts.scheme not in {"smtp", "smtps", "smtp+starttls", "file"}:
         raise ValueError("expected file, file:///path, smtp://, smtp+starttls:// or smtps://")
+    if parts.scheme.startswith("smtp") and not parts.hostname:
+        raise ValueError("names no mail server host")
     return value
 
 

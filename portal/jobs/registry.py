@@ -21,9 +21,11 @@ class Handler:
     on_failure: Callable | None = None
 
     def delay_after(self, attempt: int) -> float:
-        """Exponential backoff with jitter, so failed jobs do not retry in step."""
+        """Exponential backoff with jitter, so failed jobs do not retry in step;
+        never longer than the cap."""
         base = min(self.backoff_seconds * (2 ** max(attempt - 1, 0)), self.backoff_cap_seconds)
-        return base * random.uniform(0.5, 1.0) + random.uniform(0, self.backoff_seconds / 2)
+        jittered = base * random.uniform(0.5, 1.0) + random.uniform(0, self.backoff_seconds / 2)
+        return min(jittered, self.backoff_cap_seconds)
 
 
 _handlers: dict[str, Handler] = {}

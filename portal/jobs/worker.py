@@ -82,8 +82,12 @@ class Worker:
         return (candidate, token) if claimed == 1 else None
 
     # -- running ----------------------------------------------------------
-    def run_job(self, job_id: int, token: str) -> str:
-        """Run a claimed job to its next state; return that state."""
+    def run_job(self, job_id: int, token: str, now: datetime | None = None) -> str:
+        """Run a claimed job to its next state; return that state.
+
+        ``now`` is the worker's clock (``run_due`` may run ahead of the real
+        one); a retry waits its backoff from then, not from the real time.
+        """
         session = db.session
         job = session.get(Job, job_id)
         if job is None or job.locked_by != token:
@@ -98,7 +102,7 @@ class Worker:
             handler.run(job)
             finished = session.execute(
                 update(Job).where(Job.id == job_id, Job.locked_by == token, Job.status == RUNNING)
-                .values(status=DONE, finished_at=utcnow(), locked_by=None, locked_until=None,
+                .values(status=DONE, finished_at=now or utcnow(), locked_by=None, locked_until=None,
                         last_error=None, payload=job.payload)
             ).rowcount
             if finished != 1:
@@ -109,12 +113,12 @@ class Worker:
             return DONE
         except Exception as error:  # every failure is recorded on the job, never raised
             session.rollback()
-            return self._record_failure(job_id, token, error)
+            return self._record_failure(job_id, token, error, now or utcnow())
         finally:
             with self._running_lock:
                 self._running.pop(job_id, None)
 
-    def _record_failure(self, job_id: int, token: str, error: BaseException) -> str:
+    def _record_failure(self, job_id: int, token: str, error: BaseException, now: datetime) -> str:
         session = db.session
         job = session.get(Job, job_id)
         if job is None or job.locked_by != token:
@@ -127,19 +131,33 @@ class Worker:
         except LookupError:
             handler, permanent = None, True
         if permanent or job.attempts >= job.max_attempts:
-            state, run_at, finished_at = FAILED, job.run_at, utcnow()
+            state, run_at, finished_at = FAILED, job.run_at, now
             log.warning("job %s (%s) failed: %s", job_id, job.kind, message)
-            self._on_failed(job, message)
+            try:
+                self._on_failed(job, message)
+            except Exception as hook_error:
+                # The job still fails for good (or it would come back after every
+                # lease); the hook's partial changes are dropped with the rollback.
+                log.exception("job %s (%s): on_failure raised", job_id, job.kind)
+                session.rollback()
+                hook_problem = f"{hook_error.__class__.__name__}: {_error_text(hook_error)}"
+                message = f"{message} (on_failure raised {hook_problem})"[:2000]
         else:
             state, finished_at = QUEUED, None
-            run_at = utcnow() + timedelta(seconds=handler.delay_after(job.attempts))
+            run_at = now + timedelta(seconds=handler.delay_after(job.attempts))
             log.info("job %s (%s) attempt %s failed, retrying at %s: %s",
                      job_id, job.kind, job.attempts, run_at, message)
-        session.execute(
-            update(Job).where(Job.id == job_id, Job.locked_by == token).values(
+        recorded = session.execute(
+            update(Job).where(Job.id == job_id, Job.locked_by == token, Job.status == RUNNING).values(
                 status=state, run_at=run_at, last_error=message, finished_at=finished_at,
                 locked_by=None, locked_until=None)
-        )
+        ).rowcount
+        if recorded != 1:
+            # Another worker took the job over meanwhile: its outcome counts, and
+            # on_failure's changes must not commit on behalf of this attempt.
+            session.rollback()
+            log.warning("job %s lost its lease while failing; its failure was not recorded", job_id)
+            return "lost"
         session.commit()
         return state
 
@@ -157,7 +175,7 @@ class Worker:
                 claimed = self.claim(now)
                 if claimed is None:
                     break
-                self.run_job(*claimed)
+                self.run_job(*claimed, now=now)
                 done += 1
         return done
 
@@ -186,7 +204,13 @@ class Worker:
                 if claimed is None:
                     self.stop_event.wait(self.poll_seconds)
                     continue
-                self.run_job(*claimed)
+                try:
+                    self.run_job(*claimed)
+                except Exception:
+                    # The outcome could not be written (the database went away):
+                    # the lease runs out and the job is tried again; the slot lives on.
+                    log.exception("could not record the outcome of job %s", claimed[0])
+                    db.session.rollback()
             db.session.remove()
 
     def _heartbeat(self) -> None:
