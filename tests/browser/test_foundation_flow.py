@@ -118,7 +118,7 @@ def test_foundation__register_verify_build_role_grant_it_and_audit_it(page: Page
     expect(permissions).to_contain_text("members.view")
 
     # Add the other person and grant them the role.
-    _sidebar(page, "Members").click()
+    _sidebar(page, "Users").click()
     page.get_by_label("E-mail address of a registered person").fill("grace@example.org")
     page.get_by_role("button", name="Add member").click()
     expect(page.get_by_text("grace@example.org is now a member.")).to_be_visible()
@@ -231,7 +231,7 @@ def test_foundation__pages_have_no_console_errors_or_csp_violations(page: Page, 
     visit(f"{base}/permissions", "Permission catalogue")
     page.get_by_label("Search").fill("mailbox")
     expect(page).to_have_url(re.compile(r"[?&]q=mailbox"))
-    visit(f"{base}/members", "Members")
+    visit(f"{base}/members", "Users")
     visit(f"{base}/members/{membership.id}", "member@example.org")
     visit(f"{base}/audit", "Audit log")
     page.get_by_label("Action").select_option("account.create")
