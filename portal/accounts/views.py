@@ -47,10 +47,14 @@ def overview(account_id):
 @bp.route("/accounts/<int:account_id>/members")
 @rule(member("members.view"))
 def members(account_id):
+    return _members_page(forms.AddMemberForm())
+
+
+def _members_page(form, status=200):
     memberships = services.members(g.account)
-    held = {m.id: roles.account_grants(m) for m in memberships}
-    return render("accounts/members.html", account=g.account, memberships=memberships, held=held,
-                  form=forms.AddMemberForm())
+    return render("accounts/members.html", status=status, account=g.account, memberships=memberships,
+                  held={m.id: roles.account_grants(m) for m in memberships},
+                  on_mailboxes=roles.mailbox_grant_counts(g.account), form=form)
 
 
 @bp.route("/accounts/<int:account_id>/members/add", methods=["POST"])
@@ -66,10 +70,7 @@ def add_member(account_id):
             db.session.commit()
             flash(f"{membership.user.email} is now a member. Give them access below.", "success")
             return redirect(url_for("accounts.access", account_id=account_id, membership_id=membership.id))
-    memberships = services.members(g.account)
-    held = {m.id: roles.account_grants(m) for m in memberships}
-    return render("accounts/members.html", account=g.account, memberships=memberships, held=held,
-                  form=form, status=422)
+    return _members_page(form, 422)
 
 
 def _access_page(membership, status=200, error=None):

@@ -27,6 +27,7 @@ never quotes a password, token or API key.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import inspect
 import re
 import secrets
@@ -112,6 +113,9 @@ _CAPABILITY_TEXTS: tuple[tuple[str, str, str, str], ...] = (
     ("dns_spec", "Tells the DNS records",
      "The backend states the DNS records each domain must publish.",
      "The DNS records shown come from this connection's settings."),
+    ("domain_settings", "Domain settings",
+     "Domain-wide settings (quotas, limits, aliases, spam filtering) are managed from the portal.",
+     "The backend has no domain-wide settings the portal can manage."),
     ("needs_subscription", "Needs a subscription",
      "Mailboxes are created inside the subscription set on this connection.",
      "No subscription or plan has to be chosen."),
@@ -140,13 +144,16 @@ _CAPABILITY_TEXTS: tuple[tuple[str, str, str, str], ...] = (
      "Existing mailboxes can be listed and imported.",
      "Existing mailboxes cannot be listed."),
     ("mailbox_aliases", "Adds aliases",
-     "Extra addresses can be added to a mailbox.",
+     "Extra addresses can be added to a mailbox and listed.",
      "Aliases are not managed through the API."),
+    ("mailbox_alias_remove", "Removes aliases",
+     "An alias can be taken off a mailbox again.",
+     "Aliases cannot be removed through the API; remove them on the backend."),
     ("mailbox_admin_privilege", "Mail admin privilege",
      "A mailbox can be made an administrator of the mail system.",
      "The mail system has no per-mailbox administrator privilege."),
     ("protocol_flags", "Protocol switches",
-     "Client protocols (web, Outlook, mobile, IMAP, POP) follow this connection's settings.",
+     "Client protocols (webmail, Outlook, mobile, IMAP, POP, SMTP) can be switched on and off per mailbox.",
      "Client protocols are not switched per mailbox."),
 )
 
@@ -163,6 +170,7 @@ class Capabilities:
     domain_check: bool
     domain_fix: bool
     dns_spec: bool
+    domain_settings: bool
     needs_subscription: bool
     mailbox_create: bool
     mailbox_delete: bool
@@ -173,6 +181,7 @@ class Capabilities:
     mailbox_quota: bool
     mailbox_list: bool
     mailbox_aliases: bool
+    mailbox_alias_remove: bool
     mailbox_admin_privilege: bool
     protocol_flags: bool
     notes: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -250,7 +259,10 @@ class MailboxSpec:
     ``password`` is used where the portal sets passwords; backends that
     generate their own ignore it and report the generated one instead.
     ``quota_bytes`` of ``None`` means the backend's default (unlimited where
-    the backend has no default).
+    the backend has no default). ``protocols`` switches client protocols
+    (names from ``Backend.protocols()``) at creation; ``None`` or a missing
+    name means the backend's default. A backend without protocol switches
+    refuses a spec that turns a protocol off.
     """
 
     address: str
@@ -263,12 +275,17 @@ class MailboxSpec:
     active: bool = True
     password: str | None = field(default=None, repr=False)
     admin: bool = False
+    protocols: Mapping[str, bool] | None = None
 
     def __post_init__(self) -> None:
         if self.address != f"{self.local_part}@{self.domain}":
             raise ValueError("address must be local_part@domain")
         if self.quota_bytes is not None and self.quota_bytes <= 0:
             raise ValueError("quota_bytes must be positive; None means no quota")
+        if self.protocols is not None:
+            if not all(isinstance(key, str) and isinstance(on, bool) for key, on in self.protocols.items()):
+                raise ValueError("protocols maps protocol names to True or False")
+            object.__setattr__(self, "protocols", dict(self.protocols))
 
     @classmethod
     def for_address(cls, address: str, **fields: Any) -> MailboxSpec:
@@ -313,6 +330,217 @@ class ProvisionResult:
 class HealthResult:
     ok: bool
     message: str
+
+
+# --------------------------------------------------------------------------
+# Domain settings
+
+SettingKind = Literal["int", "bool", "choice", "list", "text"]
+# How a text value, or each item of a list, must look: an e-mail address;
+# an address in the domain being set; a domain name other than it; a sender
+# or a wildcard pattern (*@spam.example); a mail header "Name: value".
+ValueFormat = Literal["address", "domain_address", "domain", "sender", "header"]
+
+_KINDS = ("int", "bool", "choice", "list", "text")
+
+
+@dataclass(frozen=True)
+class DomainSetting:
+    """One domain-wide setting a backend supports, with the backend's own limits.
+
+    The portal builds its form from these and validates with
+    ``validate_domain_settings`` before it queues a change. Values are
+    ``int`` (``kind="int"``), ``bool``, ``str`` (``"choice"``: one of the
+    ``choices`` values; ``"text"``) or ``list[str]`` (``"list"``; when
+    ``choices`` is given, items come from it). ``None`` means "not set here":
+    the backend's (or its company's) default applies. ``max_length`` limits
+    a text or each list item; ``max_items`` a list; ``min_value`` and
+    ``max_value`` a number, counted in ``unit``.
+    """
+
+    key: str
+    label: str
+    kind: SettingKind
+    help: str = ""
+    unit: str = ""
+    min_value: int | None = None
+    max_value: int | None = None
+    max_length: int | None = None
+    max_items: int | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+    value_format: ValueFormat | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"setting {self.key}: kind must be one of {', '.join(_KINDS)}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"setting {self.key}: a choice needs choices")
+
+    @property
+    def choice_values(self) -> tuple[str, ...]:
+        return tuple(value for value, _ in self.choices)
+
+
+# The portal-level settings, with the portal's words. Adapters pick the ones
+# their backend supports through ``domain_setting(key, **limits)`` so that
+# labels and value vocabularies (spam levels, services) are the same on
+# every backend, and translate them to their wire names themselves.
+_PORTAL_DOMAIN_SETTINGS: dict[str, DomainSetting] = {setting.key: setting for setting in (
+    DomainSetting("default_quota_bytes", "Default mailbox quota", "int",
+                  "The quota of new mailboxes created without one.", unit="bytes", min_value=1),
+    DomainSetting("max_quota_bytes", "Largest mailbox quota", "int",
+                  "No mailbox of the domain may be given a larger quota.", unit="bytes", min_value=1),
+    DomainSetting("max_users", "Most mailboxes", "int",
+                  "How many mailboxes the domain may have.", unit="mailboxes", min_value=0),
+    DomainSetting("max_aliases", "Most aliases", "int",
+                  "How many mailbox aliases the domain may have.", unit="aliases", min_value=0),
+    DomainSetting("domain_aliases", "Domain aliases", "list",
+                  "Other domain names whose mail goes to the same mailboxes here: "
+                  "joe@alias.example reaches joe@ this domain.", value_format="domain"),
+    DomainSetting("allow_senders", "Allowed senders", "list",
+                  "Senders whose mail is never treated as spam; wildcards such as *@partner.example "
+                  "are allowed.", value_format="sender"),
+    DomainSetting("block_senders", "Blocked senders", "list",
+                  "Senders whose mail is always treated as spam; wildcards such as *@spam.example "
+                  "are allowed.", value_format="sender"),
+    DomainSetting("catch_all", "Catch-all address", "text",
+                  "The address of the domain that receives mail sent to addresses that do not exist; "
+                  "empty for none.", value_format="domain_address"),
+    DomainSetting("spam_level", "Spam filtering", "choice", "How aggressively mail is filtered for spam.",
+                  choices=(("normal", "Normal"), ("high", "High"), ("very_high", "Very high"))),
+    DomainSetting("spam_delivery", "Spam handling", "choice", "What happens to mail found to be spam.",
+                  choices=(("quarantine", "Kept in the spam folder"),
+                           ("passthrough", "Delivered with the spam tag and header"))),
+    DomainSetting("spam_folder", "Spam folder", "text", "The folder spam is delivered to."),
+    DomainSetting("spam_tag", "Spam tag", "text", "Text added to the subject of spam."),
+    DomainSetting("spam_header", "Spam header", "text",
+                  "Header added to spam, written Name: value with a capital first letter "
+                  "(for example X-Spam: detected).", value_format="header"),
+    DomainSetting("default_services", "Services of new mailboxes", "list",
+                  "What new mailboxes of the domain may use.",
+                  choices=(("imap", "IMAP"), ("pop", "POP"), ("smtp", "Sending (SMTP)"), ("webmail", "Webmail"))),
+    DomainSetting("send_limit", "Daily sending limit", "int",
+                  "The most messages a mailbox may send in 24 hours.", unit="messages per day", min_value=0),
+    DomainSetting("password_strength", "Password strength", "choice",
+                  "The strength mailbox passwords must have.",
+                  choices=(("weak", "Weak"), ("medium", "Medium"), ("good", "Good"), ("strong", "Strong"))),
+    DomainSetting("notes", "Notes", "text", "Notes kept with the domain on the backend."),
+)}
+
+PORTAL_DOMAIN_SETTING_KEYS: tuple[str, ...] = tuple(_PORTAL_DOMAIN_SETTINGS)
+
+
+def domain_setting(key: str, **overrides: Any) -> DomainSetting:
+    """The portal-level setting ``key`` with one backend's limits (and, if need be, help)."""
+    return dataclasses.replace(_PORTAL_DOMAIN_SETTINGS[key], **overrides)
+
+
+_ADDRESS = re.compile(r"^[^@\s]+@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*$", re.IGNORECASE)
+_DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$")
+_SENDER = re.compile(
+    r"^[^@\s]+@(?:\*|(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*)$", re.IGNORECASE
+)
+_HEADER = re.compile(r"^[A-Z][!-9;-~]*:\s*\S.*$")
+
+
+def validate_domain_settings(
+    settings_spec: Sequence[DomainSetting],
+    values: Mapping[str, Any],
+    *,
+    domain: str | None = None,
+) -> dict[str, str]:
+    """What is wrong with ``values`` for a backend described by ``settings_spec``.
+
+    Returns a message per key that is refused (empty when all is well); a
+    pure function, so the portal validates before it queues a change and
+    adapters validate again before they call the backend. ``domain`` is the
+    domain being set, needed to check that a catch-all belongs to it and
+    that it is not its own alias.
+    """
+    by_key = {setting.key: setting for setting in settings_spec}
+    problems: dict[str, str] = {}
+    for key, value in values.items():
+        setting = by_key.get(key)
+        if setting is None:
+            problems[key] = "This backend has no such setting."
+        elif value is not None:
+            problem = _setting_problem(setting, value, domain)
+            if problem:
+                problems[key] = problem
+    return problems
+
+
+def _setting_problem(setting: DomainSetting, value: Any, domain: str | None) -> str | None:
+    if setting.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "Enter a whole number."
+        if setting.min_value is not None and value < setting.min_value:
+            return f"At least {setting.min_value:,}."
+        if setting.max_value is not None and value > setting.max_value:
+            return f"At most {setting.max_value:,}."
+        return None
+    if setting.kind == "bool":
+        return None if isinstance(value, bool) else "Choose yes or no."
+    if setting.kind == "choice":
+        if value not in setting.choice_values:
+            return "Choose one of: " + ", ".join(label for _, label in setting.choices) + "."
+        return None
+    if setting.kind == "text":
+        if not isinstance(value, str):
+            return "Enter text."
+        return _text_problem(setting, value, domain) if value else None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+        return "Enter a list of entries."
+    if setting.max_items is not None and len(value) > setting.max_items:
+        return f"At most {setting.max_items:,} entries; {len(value):,} given."
+    seen: set[str] = set()
+    for item in value:
+        if not item.strip():
+            return "Leave out empty entries."
+        if item.lower() in seen:
+            return f"{item} is listed twice."
+        seen.add(item.lower())
+        if setting.choices and item not in setting.choice_values:
+            return f"{item} is not one of: " + ", ".join(label for _, label in setting.choices) + "."
+        problem = _text_problem(setting, item, domain)
+        if problem:
+            return f"{item}: {problem}"
+    return None
+
+
+def _text_problem(setting: DomainSetting, text: str, domain: str | None) -> str | None:
+    if setting.max_length is not None and len(text) > setting.max_length:
+        return f"At most {setting.max_length:,} characters."
+    value_format = setting.value_format
+    if value_format in ("address", "domain_address") and not _ADDRESS.match(text):
+        return "Enter an e-mail address."
+    if value_format == "domain_address" and domain and split_address(text)[1] != domain.lower():
+        return f"Enter an address in {domain}."
+    if value_format == "domain":
+        if not _DOMAIN_NAME.match(text.lower()):
+            return "Enter a domain name."
+        if domain and text.lower() == domain.lower():
+            return "A domain cannot be its own alias."
+    if value_format == "sender" and not _SENDER.match(text):
+        return "Enter an address or a pattern such as *@example.com."
+    if value_format == "header" and not _HEADER.match(text):
+        return "Write it as Name: value, the name starting with a capital letter."
+    return None
+
+
+# --------------------------------------------------------------------------
+# Client protocols
+
+# What the UI calls each protocol name an adapter may list in ``protocols()``.
+PROTOCOL_LABELS: dict[str, str] = {
+    "owa": "Outlook on the web (OWA)",
+    "mapi": "Outlook (MAPI)",
+    "active_sync": "Mobile devices (ActiveSync)",
+    "imap4": "IMAP",
+    "pop3": "POP3",
+    "smtp": "Sending with a mail client (SMTP)",
+    "webmail": "Webmail",
+}
 
 
 # --------------------------------------------------------------------------
@@ -363,6 +591,12 @@ _OPTIONAL_OPERATIONS: dict[str, tuple[str, str]] = {
     "set_quota": ("mailbox_quota", "set mailbox quotas"),
     "set_admin": ("mailbox_admin_privilege", "grant the mail administrator privilege"),
     "add_alias": ("mailbox_aliases", "add aliases"),
+    "list_aliases": ("mailbox_aliases", "list aliases"),
+    "remove_alias": ("mailbox_alias_remove", "remove aliases"),
+    "get_domain_settings": ("domain_settings", "manage domain settings"),
+    "set_domain_settings": ("domain_settings", "manage domain settings"),
+    "get_protocols": ("protocol_flags", "switch client protocols per mailbox"),
+    "set_protocols": ("protocol_flags", "switch client protocols per mailbox"),
 }
 
 
@@ -371,7 +605,9 @@ class Backend(abc.ABC):
 
     Adapters declare ``name`` (the registry key), ``label``,
     ``capabilities``, and their settings: ``required_settings``,
-    ``optional_settings`` (key -> meaning) and ``secret_settings``.
+    ``optional_settings`` (key -> meaning) and ``secret_settings``. Those
+    with domain settings list them in ``domain_setting_specs``, those with
+    protocol switches their protocol names in ``protocol_names``.
 
     Every mutating method is idempotent: calling it again after a lost
     answer reaches the same end state without error.
@@ -383,6 +619,8 @@ class Backend(abc.ABC):
     required_settings: ClassVar[tuple[str, ...]] = ()
     optional_settings: ClassVar[Mapping[str, str]] = {}
     secret_settings: ClassVar[frozenset[str]] = frozenset()
+    domain_setting_specs: ClassVar[tuple[DomainSetting, ...]] = ()
+    protocol_names: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -396,6 +634,19 @@ class Backend(abc.ABC):
                     f"{cls.__name__}.{method} is {'implemented' if implemented else 'missing'} "
                     f"but capability {capability} is {declared}"
                 )
+        for described, capability in (("domain_setting_specs", "domain_settings"),
+                                      ("protocol_names", "protocol_flags")):
+            if bool(getattr(cls, described)) != getattr(cls.capabilities, capability):
+                raise TypeError(
+                    f"{cls.__name__}.{described} is {'set' if getattr(cls, described) else 'empty'} "
+                    f"but capability {capability} is {getattr(cls.capabilities, capability)}"
+                )
+        keys = [setting.key for setting in cls.domain_setting_specs]
+        if len(set(keys)) != len(keys):
+            raise TypeError(f"{cls.__name__} describes a domain setting twice")
+        unknown = set(cls.protocol_names) - set(PROTOCOL_LABELS)
+        if unknown:
+            raise TypeError(f"{cls.__name__} lists protocols without a label: {sorted(unknown)}")
 
     def __init__(self, settings: Mapping[str, str], *, timeout: float) -> None:
         missing = [key for key in self.required_settings if not settings.get(key)]
@@ -452,6 +703,37 @@ class Backend(abc.ABC):
     def required_records(self, domain: str) -> list[DnsRecord]:
         """The DNS records ``domain`` must publish for this backend."""
 
+    # -- domain settings ---------------------------------------------------
+
+    @classmethod
+    def domain_settings(cls) -> list[DomainSetting]:
+        """The domain-wide settings this backend supports (empty when none)."""
+        return list(cls.domain_setting_specs)
+
+    def get_domain_settings(self, domain: str) -> dict[str, Any]:
+        """Every supported setting of ``domain``, ``None`` where the backend's default applies."""
+        raise self.unsupported("get_domain_settings")
+
+    def set_domain_settings(self, domain: str, values: Mapping[str, Any]) -> None:
+        """Change the settings named in ``values`` (others stay); ``None`` returns one to the default.
+
+        The values are validated first (``validate_domain_settings``): a
+        refusal is a ``PermanentBackendError`` with code ``"invalid"`` and a
+        message per setting in ``hints``. When the backend itself refuses a
+        setting, its hints are keyed by the portal's setting names too.
+        """
+        raise self.unsupported("set_domain_settings")
+
+    def refuse_invalid_domain_settings(self, domain: str, values: Mapping[str, Any]) -> None:
+        problems = validate_domain_settings(self.domain_setting_specs, values, domain=domain)
+        if problems:
+            raise PermanentBackendError(
+                f"{self.label} cannot take these settings for {domain}: "
+                + "; ".join(f"{key}: {message}" for key, message in problems.items()),
+                hints=problems,
+                code="invalid",
+            )
+
     # -- mailboxes -------------------------------------------------------
 
     @abc.abstractmethod
@@ -484,8 +766,46 @@ class Backend(abc.ABC):
         raise self.unsupported("set_admin")
 
     def add_alias(self, address: str, alias: str) -> None:
-        """Deliver mail for ``alias`` to the mailbox ``address``; succeeds when it already does."""
+        """Deliver mail for ``alias`` to the mailbox ``address``; succeeds when it already does.
+
+        An alias that already delivers to another mailbox is refused.
+        """
         raise self.unsupported("add_alias")
+
+    def list_aliases(self, address: str) -> list[str]:
+        """The aliases that deliver to the mailbox; ``BackendNotFound`` when it does not exist."""
+        raise self.unsupported("list_aliases")
+
+    def remove_alias(self, address: str, alias: str) -> None:
+        """Stop delivering ``alias`` to ``address``; succeeds when it does not (any more)."""
+        raise self.unsupported("remove_alias")
+
+    # -- client protocols ----------------------------------------------------
+
+    @classmethod
+    def protocols(cls) -> list[str]:
+        """The client protocols switched per mailbox (names from ``PROTOCOL_LABELS``)."""
+        return list(cls.protocol_names)
+
+    def get_protocols(self, address: str) -> dict[str, bool]:
+        """Whether each protocol of ``protocols()`` is switched on for the mailbox."""
+        raise self.unsupported("get_protocols")
+
+    def set_protocols(self, address: str, values: Mapping[str, bool]) -> None:
+        """Switch the protocols named in ``values`` on or off; the others stay as they are."""
+        raise self.unsupported("set_protocols")
+
+    def refuse_unknown_protocols(self, values: Mapping[str, bool]) -> dict[str, bool]:
+        unknown = sorted(set(values) - set(self.protocol_names))
+        if unknown:
+            raise PermanentBackendError(
+                f"{self.label} has no protocol {', '.join(unknown)}; "
+                f"it switches {', '.join(self.protocol_names) or 'none'}",
+                code="invalid",
+            )
+        if not all(isinstance(on, bool) for on in values.values()):
+            raise PermanentBackendError("Protocols are switched on or off with True or False", code="invalid")
+        return dict(values)
 
     # -- helpers for adapters ---------------------------------------------
 
@@ -502,6 +822,13 @@ class Backend(abc.ABC):
             raise self.unsupported("set_mailbox_active")
         if spec.quota_bytes is not None and not self.capabilities.mailbox_quota:
             raise self.unsupported("set_quota")
+        if spec.protocols:
+            if self.capabilities.protocol_flags:
+                self.refuse_unknown_protocols(spec.protocols)
+            elif not all(spec.protocols.values()):
+                # Every protocol is on where there are no switches; only
+                # turning one off is a wish this backend cannot grant.
+                raise self.unsupported("set_protocols")
 
 
 # --------------------------------------------------------------------------

@@ -11,6 +11,11 @@ Wire facts this adapter is built on (see reference/BACKENDS.md):
   500 text/plain. A create retried after a lost answer therefore looks the
   mailbox up before deciding anything.
 - Validation errors are 422 with ``detail`` a list of ``{loc, msg}``.
+- Aliases are (name, destination) pairs under ``/domains/{d}/aliases/``:
+  ``POST`` answers 200 (not 201) and 409 when that very pair exists;
+  ``GET`` lists the domain's pairs, ``?user_name=`` one name's;
+  ``DELETE .../{user}/{destination}`` answers 204, or 404 "Not found" when
+  the pair is gone (FastAPI's unknown route says "Not Found").
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class DimailBackend(Backend):
         domain_check=True,
         domain_fix=True,
         dns_spec=True,
+        domain_settings=False,
         needs_subscription=False,
         mailbox_create=True,
         mailbox_delete=True,
@@ -74,12 +80,17 @@ class DimailBackend(Backend):
         mailbox_quota=False,
         mailbox_list=True,
         mailbox_aliases=True,
+        mailbox_alias_remove=True,
         mailbox_admin_privilege=False,
         protocol_flags=False,
         notes={
+            "domain_settings": "A dimail domain has only its features and its Open-XChange context; "
+                               "quotas, limits and spam filtering are set up in Open-XChange.",
             "mailbox_password_set": "dimail always generates mailbox passwords itself.",
             "mailbox_quota": "dimail has no quota API; quotas follow the Open-XChange context.",
+            "mailbox_aliases": "Aliases are listed and managed in the mailbox's own domain.",
             "mailbox_admin_privilege": "Administrators are dimail API users, not mailboxes.",
+            "protocol_flags": "Webmail, IMAP and SMTP come with the domain's features for every mailbox.",
         },
     )
 
@@ -310,13 +321,49 @@ class DimailBackend(Backend):
 
     def add_alias(self, address: str, alias: str) -> None:
         alias_local, alias_domain = split_address(alias)
+        # dimail would add this destination beside the others (both would
+        # get the mail); an alias here belongs to one mailbox.
+        elsewhere = [pair["destination"] for pair in self._alias_pairs(alias_domain, user_name=alias_local)
+                     if pair["destination"].lower() != address.lower()]
+        if elsewhere:
+            raise PermanentBackendError(
+                f"dimail: {alias} already delivers to {', '.join(elsewhere)}", code="already_exists"
+            )
         response = self._user("POST", f"/domains/{_segment(alias_domain)}/aliases/", json={
             "user_name": alias_local,
             "destination": address,
         })
-        # dimail answers 200 (not 201) on creation and 409 when the alias exists.
+        # dimail answers 200 (not 201) on creation and 409 when the pair exists.
         if response.status_code not in (200, 201, 409):
             raise self._error(response)
+
+    def list_aliases(self, address: str) -> list[str]:
+        """The aliases of the mailbox's own domain that deliver to it."""
+        if self.get_mailbox(address) is None:
+            raise BackendNotFound(f"dimail has no mailbox {address}", code="not_found")
+        return sorted(
+            f"{pair['username']}@{pair['domain']}"
+            for pair in self._alias_pairs(split_address(address)[1])
+            if pair["destination"].lower() == address.lower()
+        )
+
+    def remove_alias(self, address: str, alias: str) -> None:
+        alias_local, alias_domain = split_address(alias)
+        response = self._user(
+            "DELETE", f"/domains/{_segment(alias_domain)}/aliases/{_segment(alias_local)}/{_segment(address)}"
+        )
+        if response.status_code not in (200, 204) and not self._is_missing(response):
+            raise self._error(response)
+
+    def _alias_pairs(self, domain: str, **query: str) -> list[dict[str, str]]:
+        response = self._user("GET", f"/domains/{_segment(domain)}/aliases/", params=query or None)
+        if response.status_code != 200:
+            raise self._error(response)
+        pairs = []
+        for item in expect_list(self._http.json(response), "dimail aliases"):
+            item = expect_mapping(item, "dimail alias")
+            pairs.append({key: expect_str(item, key, "dimail alias") for key in ("username", "domain", "destination")})
+        return pairs
 
 
 def _names(spec: MailboxSpec) -> tuple[str, str, str]:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
+from typing import Any
 
 from .base import (
     Backend,
@@ -32,6 +34,7 @@ from .base import (
     ProvisionResult,
     RemoteMailbox,
     TransientBackendError,
+    domain_setting,
     generate_password,
     is_plain_local_part,
     mail_records,
@@ -59,7 +62,42 @@ CREATE TABLE IF NOT EXISTS aliases (
     alias TEXT PRIMARY KEY,
     address TEXT NOT NULL REFERENCES mailboxes(address) ON DELETE CASCADE
 );
+CREATE TABLE IF NOT EXISTS domain_settings (
+    domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (domain, key)
+);
+CREATE TABLE IF NOT EXISTS protocols (
+    address TEXT NOT NULL REFERENCES mailboxes(address) ON DELETE CASCADE,
+    protocol TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    PRIMARY KEY (address, protocol)
+);
 """
+
+# Every portal-level setting, with the limits the largest hosted backend
+# (OpenSRS) publishes, so that what an administrator sets up locally also
+# fits there.
+_DOMAIN_SETTINGS = (
+    domain_setting("default_quota_bytes"),
+    domain_setting("max_quota_bytes"),
+    domain_setting("max_users"),
+    domain_setting("max_aliases"),
+    domain_setting("domain_aliases", max_items=2000),
+    domain_setting("allow_senders", max_items=1000),
+    domain_setting("block_senders", max_items=1000),
+    domain_setting("catch_all"),
+    domain_setting("spam_level"),
+    domain_setting("spam_delivery"),
+    domain_setting("spam_folder", max_length=128),
+    domain_setting("spam_tag", max_length=30),
+    domain_setting("spam_header", max_length=512),
+    domain_setting("default_services"),
+    domain_setting("send_limit", max_value=10_000),
+    domain_setting("password_strength"),
+    domain_setting("notes", max_length=4096),
+)
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$")
 
@@ -87,11 +125,14 @@ class LocalBackend(Backend):
     optional_settings = {
         "mail_host": "host the MX record points at; default mail.<domain>",
     }
+    domain_setting_specs = _DOMAIN_SETTINGS
+    protocol_names = ("imap4", "pop3", "smtp", "webmail")
     capabilities = Capabilities(
         domain_api=True,
         domain_check=True,
         domain_fix=True,
         dns_spec=True,
+        domain_settings=True,
         needs_subscription=False,
         mailbox_create=True,
         mailbox_delete=True,
@@ -102,10 +143,12 @@ class LocalBackend(Backend):
         mailbox_quota=True,
         mailbox_list=True,
         mailbox_aliases=True,
+        mailbox_alias_remove=True,
         mailbox_admin_privilege=True,
-        protocol_flags=False,
+        protocol_flags=True,
         notes={
             "domain_check": "The local backend delivers no mail, so its domains always check out.",
+            "domain_settings": "Every portal setting is kept in the local state; nothing enforces them.",
         },
     )
 
@@ -180,9 +223,31 @@ class LocalBackend(Backend):
     def required_records(self, domain: str) -> list[DnsRecord]:
         return mail_records(domain, self.settings.get("mail_host") or f"mail.{domain}")
 
+    def get_domain_settings(self, domain: str) -> dict[str, Any]:
+        with self._connection() as db:
+            self._require_domain(db, domain)
+            stored = dict(db.execute("SELECT key, value FROM domain_settings WHERE domain = ?", (domain,)))
+        return {setting.key: json.loads(stored[setting.key]) if setting.key in stored else None
+                for setting in self.domain_setting_specs}
+
+    def set_domain_settings(self, domain: str, values: Mapping[str, Any]) -> None:
+        self.refuse_invalid_domain_settings(domain, values)
+        with self._write() as db:
+            self._require_domain(db, domain)
+            for key, value in values.items():
+                if value is None:
+                    db.execute("DELETE FROM domain_settings WHERE domain = ? AND key = ?", (domain, key))
+                else:
+                    db.execute(
+                        "INSERT INTO domain_settings (domain, key, value) VALUES (?, ?, ?)"
+                        " ON CONFLICT (domain, key) DO UPDATE SET value = excluded.value",
+                        (domain, key, json.dumps(list(value) if isinstance(value, tuple) else value)),
+                    )
+
     # -- mailboxes ---------------------------------------------------------
 
     def create_mailbox(self, spec: MailboxSpec) -> ProvisionResult:
+        self.refuse_unsupported_spec(spec)
         if not is_plain_local_part(spec.local_part):
             raise PermanentBackendError(
                 f"Invalid local part {spec.local_part!r}: use lower-case letters, digits, '.', '_', '+' and '-'",
@@ -204,6 +269,7 @@ class LocalBackend(Backend):
                 (spec.address, spec.domain, backend_id, spec.full_name, spec.quota_bytes,
                  int(spec.active), int(spec.admin), password_hash),
             )
+            self._store_protocols(db, spec.address, spec.protocols or {})
         return ProvisionResult(
             spec.address, backend_id, generated_password=None if spec.password else password, created=True
         )
@@ -242,8 +308,7 @@ class LocalBackend(Backend):
         if not is_plain_local_part(alias_local):
             raise PermanentBackendError(f"Invalid alias {alias!r}", code="invalid")
         with self._write() as db:
-            if db.execute("SELECT 1 FROM mailboxes WHERE address = ?", (address,)).fetchone() is None:
-                raise BackendNotFound(f"No mailbox {address} on the local backend", code="not_found")
+            self._require_mailbox(db, address)
             if db.execute("SELECT 1 FROM mailboxes WHERE address = ?", (alias,)).fetchone():
                 raise PermanentBackendError(f"{alias} is a mailbox, not a free address", code="already_exists")
             row = db.execute("SELECT address FROM aliases WHERE alias = ?", (alias,)).fetchone()
@@ -251,6 +316,38 @@ class LocalBackend(Backend):
                 db.execute("INSERT INTO aliases (alias, address) VALUES (?, ?)", (alias, address))
             elif row[0] != address:
                 raise PermanentBackendError(f"{alias} already delivers to {row[0]}", code="already_exists")
+
+    def list_aliases(self, address: str) -> list[str]:
+        with self._connection() as db:
+            self._require_mailbox(db, address)
+            return _aliases(db, address)
+
+    def remove_alias(self, address: str, alias: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM aliases WHERE alias = ? AND address = ?", (alias, address))
+
+    def get_protocols(self, address: str) -> dict[str, bool]:
+        with self._connection() as db:
+            self._require_mailbox(db, address)
+            switched = dict(db.execute("SELECT protocol, enabled FROM protocols WHERE address = ?", (address,)))
+        return {protocol: bool(switched.get(protocol, True)) for protocol in self.protocol_names}
+
+    def set_protocols(self, address: str, values: Mapping[str, bool]) -> None:
+        values = self.refuse_unknown_protocols(values)
+        with self._write() as db:
+            self._require_mailbox(db, address)
+            self._store_protocols(db, address, values)
+
+    def _store_protocols(self, db: sqlite3.Connection, address: str, values: Mapping[str, bool]) -> None:
+        db.executemany(
+            "INSERT INTO protocols (address, protocol, enabled) VALUES (?, ?, ?)"
+            " ON CONFLICT (address, protocol) DO UPDATE SET enabled = excluded.enabled",
+            [(address, protocol, int(on)) for protocol, on in values.items()],
+        )
+
+    def _require_mailbox(self, db: sqlite3.Connection, address: str) -> None:
+        if db.execute("SELECT 1 FROM mailboxes WHERE address = ?", (address,)).fetchone() is None:
+            raise BackendNotFound(f"No mailbox {address} on the local backend", code="not_found")
 
     def check_password(self, address: str, password: str) -> bool:
         """Whether ``password`` is the mailbox's current password."""
@@ -262,11 +359,13 @@ class LocalBackend(Backend):
 _SELECT_MAILBOX = "SELECT address, backend_id, display_name, quota_bytes, active, admin FROM mailboxes"
 
 
+def _aliases(db: sqlite3.Connection, address: str) -> list[str]:
+    return [alias for (alias,) in db.execute("SELECT alias FROM aliases WHERE address = ? ORDER BY alias", (address,))]
+
+
 def _remote_mailbox(db: sqlite3.Connection, row: tuple) -> RemoteMailbox:
     address, backend_id, display_name, quota_bytes, active, admin = row
-    aliases = [alias for (alias,) in db.execute(
-        "SELECT alias FROM aliases WHERE address = ? ORDER BY alias", (address,)
-    )]
+    aliases = _aliases(db, address)
     return RemoteMailbox(
         address=address,
         active=bool(active),

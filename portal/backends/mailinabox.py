@@ -12,6 +12,15 @@ Wire facts this adapter is built on (see reference/BACKENDS.md and 003):
 - "remove" archives a user: the mail folder stays, the user is listed with
   status ``inactive`` and adding the address again restores it.
 - A mailbox password is required at creation, so the adapter generates one.
+- Aliases (``/admin/mail/aliases``, ``add`` and ``remove``, confirmed in the
+  box's public source, management/daemon.py and mailconfig.py) take
+  ``address``, ``forwards_to`` (comma-separated) and ``permitted_senders``;
+  ``update_if_exists=1`` replaces an alias, otherwise a second add answers
+  400 "Alias already exists (...)."; removing a missing one answers 400
+  "That's not an alias (...).". ``?format=json`` lists
+  ``[{"domain", "aliases": [{"address", "forwards_to": [...], "permitted_senders", "required"}]}]``.
+  An alias ``@domain`` is the domain's catch-all; ``@other`` forwarding to
+  ``@domain`` makes ``other`` a domain alias of ``domain``.
 
 Quotas are strings matching ``^\\d+[GM]?$`` (``"0"`` is unlimited). Bytes are
 written as whole gibibytes (``"5G"``) when they divide exactly, otherwise as
@@ -42,6 +51,7 @@ from .base import (
     ProvisionResult,
     RemoteMailbox,
     UnexpectedResponse,
+    domain_setting,
     expect_list,
     expect_mapping,
     expect_str,
@@ -87,11 +97,18 @@ class MailInABoxBackend(Backend):
         "mx_host": "host the domains' MX record points at; default the box's host name from url",
     }
     secret_settings = frozenset({"password"})
+    domain_setting_specs = (
+        domain_setting("catch_all", help="The address that receives mail sent to addresses of the domain "
+                                         "that do not exist (a Mail-in-a-Box catch-all alias); empty for none."),
+        domain_setting("domain_aliases", help="Other domain names whose mail goes to the same addresses here "
+                                              "(Mail-in-a-Box domain aliases); the box serves them too."),
+    )
     capabilities = Capabilities(
         domain_api=False,
         domain_check=False,
         domain_fix=False,
         dns_spec=False,
+        domain_settings=True,
         needs_subscription=False,
         mailbox_create=True,
         mailbox_delete=False,
@@ -102,9 +119,15 @@ class MailInABoxBackend(Backend):
         mailbox_quota=True,
         mailbox_list=True,
         mailbox_aliases=True,
+        mailbox_alias_remove=True,
         mailbox_admin_privilege=True,
         protocol_flags=False,
         notes={
+            "domain_settings": "A catch-all and domain aliases are Mail-in-a-Box aliases; quotas, limits and "
+                               "spam filtering are box-wide and have no API.",
+            "mailbox_delete_archives": "Deleting archives the mailbox: its mail folder stays on the box, and "
+                                       "creating the address again restores that mail under a new password.",
+            "protocol_flags": "Every Mail-in-a-Box user may use IMAP, POP, SMTP and webmail.",
             "domain_api": "Mail-in-a-Box serves a domain as soon as it has a mailbox.",
             "domain_check": "Mail-in-a-Box reports domain problems on its own status page; "
                             "the portal checks DNS itself.",
@@ -131,12 +154,13 @@ class MailInABoxBackend(Backend):
         """POST a form: the box reads nothing else."""
         return self._http.send("POST", f"/admin/mail/{path}", data=form, auth=self._auth)
 
-    def _expect_text(self, response: requests.Response, prefix: str) -> None:
+    def _expect_text(self, response: requests.Response, *prefixes: str) -> None:
         if response.status_code != 200:
             raise self._error(response)
-        if not response.text.lstrip().startswith(prefix):
+        if not response.text.lstrip().startswith(prefixes):
             raise UnexpectedResponse(
-                f"Mail-in-a-Box answered {self._http.describe_body(response)} where {prefix!r} was expected",
+                f"Mail-in-a-Box answered {self._http.describe_body(response)} where "
+                f"{' or '.join(map(repr, prefixes))} was expected",
                 code="unexpected_response",
             )
 
@@ -179,7 +203,12 @@ class MailInABoxBackend(Backend):
     # -- mailboxes ---------------------------------------------------------
 
     def create_mailbox(self, spec: MailboxSpec) -> ProvisionResult:
-        """Add the user, or restore it when it was archived."""
+        """Add the user, or restore it when it was archived.
+
+        Restoring an archived address is a creation on the box (the user was
+        removed, only its mail folder stayed): it reports ``created=True``
+        with the new password, and the mail kept in the folder is there again.
+        """
         self.refuse_unsupported_spec(spec)
         password = spec.password or generate_password()
         self.remember_secret(password)
@@ -234,24 +263,121 @@ class MailInABoxBackend(Backend):
     def add_alias(self, address: str, alias: str) -> None:
         response = self._post("aliases/add", {"address": alias, "forwards_to": address, "permitted_senders": ""})
         if response.status_code == 400 and response.text.strip().startswith("Alias already exists"):
-            if address.lower() in self._alias_targets(alias):
+            if address.lower() in _targets(self._aliases().get(alias.lower())):
                 return
             raise PermanentBackendError(
                 f"Mail-in-a-Box: {alias} already exists and forwards elsewhere", code="already_exists"
             )
         self._expect_text(response, "alias added")
 
-    def _alias_targets(self, alias: str) -> list[str]:
+    def list_aliases(self, address: str) -> list[str]:
+        """The aliases forwarding to the mailbox, among other targets or alone (catch-alls left out)."""
+        if self._user(address) is None:
+            raise BackendNotFound(f"Mail-in-a-Box has no user {address}", code="not_found")
+        return sorted(alias for alias, entry in self._aliases().items()
+                      if not alias.startswith("@") and address.lower() in _targets(entry))
+
+    def remove_alias(self, address: str, alias: str) -> None:
+        """Remove the alias, or only this mailbox from an alias that also forwards elsewhere."""
+        entry = self._aliases().get(alias.lower())
+        targets = _targets(entry)
+        if address.lower() not in targets:
+            return
+        remaining = [target for target in targets if target != address.lower()]
+        if remaining:
+            self._put_alias(alias, remaining, entry, replace=True)
+        else:
+            self._remove_alias(alias)
+
+    def _put_alias(self, alias: str, targets: list[str], entry: Mapping[str, Any] | None, *, replace: bool) -> None:
+        senders = entry.get("permitted_senders") if entry else None
+        form = {"address": alias, "forwards_to": ",".join(targets),
+                "permitted_senders": ",".join(senders) if isinstance(senders, list) else ""}
+        if replace:
+            form["update_if_exists"] = "1"
+        # With update_if_exists the box says "alias updated", or "alias added"
+        # when the alias went away in the meantime.
+        self._expect_text(self._post("aliases/add", form), "alias added", "alias updated")
+
+    def _remove_alias(self, alias: str) -> None:
+        response = self._post("aliases/remove", {"address": alias})
+        if response.status_code == 400 and response.text.strip().startswith("That's not an alias"):
+            return
+        self._expect_text(response, "alias removed")
+
+    def _aliases(self) -> dict[str, Mapping[str, Any]]:
+        """Every alias on the box by lower-cased address."""
         response = self._get("aliases", {"format": "json"})
         if response.status_code != 200:
             raise self._error(response)
+        aliases = {}
         for group in expect_list(self._http.json(response), "Mail-in-a-Box aliases"):
             group = expect_mapping(group, "Mail-in-a-Box alias domain")
             for entry in expect_list(group.get("aliases"), "Mail-in-a-Box domain aliases"):
                 entry = expect_mapping(entry, "Mail-in-a-Box alias")
-                if str(entry.get("address", "")).lower() == alias.lower():
-                    return [str(target).lower() for target in entry.get("forwards_to") or []]
-        return []
+                aliases[expect_str(entry, "address", "Mail-in-a-Box alias").lower()] = entry
+        return aliases
+
+    # -- domain settings -----------------------------------------------------
+
+    def get_domain_settings(self, domain: str) -> dict[str, Any]:
+        aliases = self._aliases()
+        domain = domain.lower()
+        catch_all = _targets(aliases.get("@" + domain))
+        return {
+            "catch_all": None if not catch_all or catch_all[0].startswith("@") else ", ".join(catch_all),
+            "domain_aliases": sorted(alias[1:] for alias, entry in aliases.items()
+                                     if alias.startswith("@") and _targets(entry) == ["@" + domain]),
+        }
+
+    def set_domain_settings(self, domain: str, values: Mapping[str, Any]) -> None:
+        """Write the catch-all (alias ``@domain``) and domain aliases (``@other`` -> ``@domain``)."""
+        self.refuse_invalid_domain_settings(domain, values)
+        domain = domain.lower()
+        aliases = self._aliases()
+        if "catch_all" in values:
+            self._set_catch_all(domain, values["catch_all"] or "", aliases.get("@" + domain))
+        if "domain_aliases" in values:
+            self._set_domain_aliases(domain, [name.lower() for name in values["domain_aliases"] or []], aliases)
+
+    def _set_catch_all(self, domain: str, target: str, entry: Mapping[str, Any] | None) -> None:
+        current = _targets(entry)
+        if current and current[0].startswith("@"):
+            raise PermanentBackendError(
+                f"Mail-in-a-Box: @{domain} forwards the whole domain to {current[0]}; "
+                "remove that domain alias first",
+                hints={"catch_all": f"{domain} is a domain alias of {current[0][1:]}"},
+                code="already_exists",
+            )
+        if not target:
+            if entry is not None:
+                self._remove_alias("@" + domain)
+        elif current != [target.lower()]:
+            self._put_alias("@" + domain, [target], entry, replace=entry is not None)
+
+    def _set_domain_aliases(self, domain: str, wanted: list[str], aliases: Mapping[str, Mapping[str, Any]]) -> None:
+        forward = ["@" + domain]
+        current = {alias[1:] for alias, entry in aliases.items()
+                   if alias.startswith("@") and _targets(entry) == forward}
+        taken = {name: _targets(aliases["@" + name]) for name in wanted
+                 if "@" + name in aliases and name not in current}
+        if taken:
+            raise PermanentBackendError(
+                "Mail-in-a-Box: " + "; ".join(f"@{name} already forwards to {', '.join(targets)}"
+                                              for name, targets in taken.items()),
+                hints={"domain_aliases": ", ".join(sorted(taken)) + " already forward elsewhere"},
+                code="already_exists",
+            )
+        for name in wanted:
+            if name not in current:
+                self._put_alias("@" + name, forward, None, replace=False)
+        for name in sorted(current - set(wanted)):
+            self._remove_alias("@" + name)
+
+
+def _targets(entry: Mapping[str, Any] | None) -> list[str]:
+    """An alias's forwarding addresses, lower-cased (none for a missing alias)."""
+    return [str(target).lower() for target in (entry or {}).get("forwards_to") or []]
 
 
 def _remote_mailbox(user: Mapping[str, Any]) -> RemoteMailbox:

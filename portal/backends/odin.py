@@ -16,7 +16,15 @@ Wire facts this adapter is built on (see reference/BACKENDS.md and 002):
 
 Disabling a mailbox turns off its client protocols (``modifyMailbox`` has no
 on/off switch of its own); enabling restores the protocols configured on the
-connection (setting ``protocols``).
+connection (setting ``protocols``). A mailbox is therefore active exactly
+when at least one protocol is on: ``set_protocols`` that turns one on
+enables a disabled mailbox, and after enabling, a mailbox's own protocol
+choices must be applied again with ``set_protocols``.
+
+Alternate addresses (aliases) are added with ``addEmailAddresses`` and
+removed with ``removeEmailAddresses``; the removal method is known from
+public Operations API clients, its parameters are assumed to mirror the
+adding method's (``mailbox_id``, ``email_addresses``).
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ PROTOCOLS = ("owa", "mapi", "active_sync", "imap4", "pop3")
 _XMLRPC_INT_MAX = 2**31 - 1
 _NOT_FOUND = re.compile(r"not found|does not exist|no such", re.IGNORECASE)
 _ALREADY = re.compile(r"already", re.IGNORECASE)
+_NOT_ASSIGNED = re.compile(r"not assigned", re.IGNORECASE)
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
@@ -133,11 +142,13 @@ class OdinBackend(Backend):
         "spf_include": "domain to include in the SPF record",
     }
     secret_settings = frozenset({"password"})
+    protocol_names = PROTOCOLS
     capabilities = Capabilities(
         domain_api=False,
         domain_check=False,
         domain_fix=False,
         dns_spec=False,
+        domain_settings=False,
         needs_subscription=True,
         mailbox_create=True,
         mailbox_delete=False,
@@ -148,9 +159,16 @@ class OdinBackend(Backend):
         mailbox_quota=True,
         mailbox_list=True,
         mailbox_aliases=True,
+        mailbox_alias_remove=True,
         mailbox_admin_privilege=False,
         protocol_flags=True,
         notes={
+            "domain_settings": "Limits and mail policies belong to the Operations subscription and the "
+                               "Exchange organisation; the mailbox methods used here cannot change them.",
+            "mailbox_aliases": "Aliases are the mailbox's alternate addresses, on domains of the subscription.",
+            "protocol_flags": "OWA, Outlook (MAPI), ActiveSync, IMAP and POP are switched per mailbox; a "
+                              "mailbox with every protocol off is disabled, and enabling it restores this "
+                              "connection's protocols.",
             "domain_api": "Domains belong to the Operations subscription and are added in Operations; "
                           "the portal only checks that the subscription answers.",
             "domain_check": "Operations does not check domains; the portal checks their DNS itself.",
@@ -174,14 +192,14 @@ class OdinBackend(Backend):
             self.subscription_id = int(self.settings["subscription_id"])
         except ValueError:
             raise ConfigurationError("Odin: subscription_id must be a number") from None
-        self.protocols = tuple(
+        self.default_protocols = tuple(
             p.strip() for p in self.settings.get("protocols", ",".join(PROTOCOLS)).split(",") if p.strip()
         )
         try:
             self.default_quota_bytes = int(self.settings.get("default_quota_mb", "2048")) * 1024 * 1024
         except ValueError:
             raise ConfigurationError("Odin: default_quota_mb must be a whole number of MiB") from None
-        unknown = set(self.protocols) - set(PROTOCOLS)
+        unknown = set(self.default_protocols) - set(PROTOCOLS)
         if unknown:
             raise ConfigurationError(f"Odin: unknown protocols {sorted(unknown)}; known: {', '.join(PROTOCOLS)}")
         authorization = None
@@ -266,8 +284,10 @@ class OdinBackend(Backend):
             raise BackendNotFound(f"Operations has no mailbox {address}", code="not_found")
         return info
 
-    def _protocol_flags(self, active: bool) -> dict[str, bool]:
-        return {protocol: active and protocol in self.protocols for protocol in PROTOCOLS}
+    def _protocol_flags(self, active: bool, chosen: Mapping[str, bool] | None = None) -> dict[str, bool]:
+        """The flags to send: the connection's protocols, overridden by ``chosen``, all off when inactive."""
+        wanted = {protocol: protocol in self.default_protocols for protocol in PROTOCOLS} | dict(chosen or {})
+        return {protocol: active and wanted[protocol] for protocol in PROTOCOLS}
 
     # -- health and domains ------------------------------------------------
 
@@ -315,7 +335,7 @@ class OdinBackend(Backend):
             "alias": spec.local_part,
             "primary_email_address": spec.address,
             "size_limit": _kilobytes(spec.quota_bytes or self.default_quota_bytes),
-            **self._protocol_flags(spec.active),
+            **self._protocol_flags(spec.active, spec.protocols),
         }), "Operations addMailbox")
         mailbox_id = created.get("mailbox_id")
         return ProvisionResult(
@@ -384,6 +404,44 @@ class OdinBackend(Backend):
             if not (_ALREADY.search(error.message) and alias in _addresses(self._require(address))):
                 raise
 
+    def list_aliases(self, address: str) -> list[str]:
+        """The mailbox's alternate addresses (every address but its own)."""
+        return _alternate_addresses(self._require(address), address)
+
+    def remove_alias(self, address: str, alias: str) -> None:
+        if alias.lower() == address.lower():
+            raise PermanentBackendError(
+                f"{alias} is the mailbox's own address, not an alias", code="invalid"
+            )
+        info = self._find(address)
+        if info is None or alias.lower() not in (a.lower() for a in _alternate_addresses(info, address)):
+            return
+        try:
+            self._call("pem.exchange.removeEmailAddresses", {
+                "mailbox_id": info["mailbox_id"],
+                "email_addresses": [alias],
+            })
+        except PermanentBackendError as error:
+            # Removed meanwhile (a lost answer to an earlier attempt): done.
+            if not (_NOT_FOUND.search(error.message) or _NOT_ASSIGNED.search(error.message)):
+                raise
+            if alias.lower() in (a.lower() for a in _alternate_addresses(self._require(address), address)):
+                raise
+
+    # -- client protocols ----------------------------------------------------
+
+    def get_protocols(self, address: str) -> dict[str, bool]:
+        info = self._require(address)
+        return {protocol: info.get(protocol) is True for protocol in PROTOCOLS}
+
+    def set_protocols(self, address: str, values: Mapping[str, bool]) -> None:
+        """Switch the flags with ``modifyMailbox``; every flag off leaves the mailbox disabled."""
+        values = self.refuse_unknown_protocols(values)
+        info = self._require(address)
+        changes = {protocol: on for protocol, on in values.items() if info.get(protocol) is not on}
+        if changes:
+            self._call("pem.exchange.modifyMailbox", {"mailbox_id": info["mailbox_id"], **changes})
+
 
 def _is_active(info: Mapping[str, Any]) -> bool:
     return any(info.get(protocol) is True for protocol in PROTOCOLS)
@@ -392,6 +450,10 @@ def _is_active(info: Mapping[str, Any]) -> bool:
 def _addresses(info: Mapping[str, Any]) -> list[str]:
     addresses = info.get("email_addresses")
     return [str(a) for a in addresses] if isinstance(addresses, list) else []
+
+
+def _alternate_addresses(info: Mapping[str, Any], address: str) -> list[str]:
+    return [a for a in _addresses(info) if a.lower() != address.lower()]
 
 
 def _remote_mailbox(info: Mapping[str, Any]) -> RemoteMailbox:

@@ -16,11 +16,22 @@ Wire facts this adapter is built on (see reference/BACKENDS.md and 001):
 - User quotas are in bytes (``quota``); a service can be ``enabled``,
   ``disabled`` or ``suspended``, and suspending every service is how OpenSRS
   suspends a user.
+- ``change_domain`` also creates a missing domain, and a catch-all "cannot be
+  enabled for new domains" (001): settings are only ever sent to a domain
+  ``get_domain`` shows, so that a catch-all never rides on a creation.
+
+Client protocols and suspension share the service attributes, so they are
+kept apart by state: a protocol switched off is ``disabled``, a disabled
+mailbox has its other services ``suspended``. Enabling a mailbox turns
+``suspended`` back into ``enabled`` and leaves ``disabled`` alone, so
+protocol choices survive a disable and enable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .base import (
@@ -29,12 +40,14 @@ from .base import (
     BackendNotFound,
     Capabilities,
     DnsRecord,
+    DomainSetting,
     MailboxSpec,
     PermanentBackendError,
     ProvisionResult,
     RemoteMailbox,
     TransientBackendError,
     UnexpectedResponse,
+    domain_setting,
     expect_list,
     expect_mapping,
     expect_str,
@@ -68,10 +81,113 @@ _ERRORS: dict[int, tuple[type[BackendError], str]] = {
 }
 
 _SEARCH_PAGE = 100
+MIB = 1024**2
+
+# The portal's protocol switches and the user service each one sets. Receiving
+# (service_smtpin) and sending from webmail (service_smtprelay_webmail) are
+# not client protocols: only suspension touches them.
+_PROTOCOL_SERVICES = {
+    "imap4": "service_imap4",
+    "pop3": "service_pop3",
+    "smtp": "service_smtprelay",
+    "webmail": "service_webmail",
+}
+# The same services as the domain's defaults for new users (default_services).
+_DEFAULT_SERVICES = {
+    "imap": "service_imap4",
+    "pop": "service_pop3",
+    "smtp": "service_smtprelay",
+    "webmail": "service_webmail",
+}
 
 
-def _services(state: str) -> dict[str, str]:
-    return {service: state for service in _SERVICES}
+@dataclass(frozen=True)
+class _Attribute:
+    """How one portal domain setting is written to and read from ``change_domain`` attributes."""
+
+    setting: DomainSetting
+    attributes: tuple[str, ...]
+    to_wire: Callable[[Any], dict[str, Any]]
+    from_wire: Callable[[Mapping[str, Any]], Any]
+
+
+def _plain(setting: DomainSetting, attribute: str, *, empty_is_none: bool = False) -> _Attribute:
+    def to_wire(value: Any) -> dict[str, Any]:
+        return {attribute: None if empty_is_none and value == "" else value}
+
+    return _Attribute(setting, (attribute,), to_wire, lambda attributes: attributes.get(attribute))
+
+
+def _translated(setting: DomainSetting, attribute: str, wire_values: Mapping[str, str]) -> _Attribute:
+    portal_values = {wire: portal for portal, wire in wire_values.items()}
+
+    def to_wire(value: Any) -> dict[str, Any]:
+        return {attribute: None if value is None else wire_values[value]}
+
+    return _Attribute(setting, (attribute,), to_wire,
+                      lambda attributes: portal_values.get(attributes.get(attribute)))
+
+
+def _megabytes(setting: DomainSetting, attribute: str) -> _Attribute:
+    def to_wire(value: Any) -> dict[str, Any]:
+        # Rounded up so that no mailbox quota the administrator allowed is refused.
+        return {attribute: None if value is None else math.ceil(value / MIB)}
+
+    def from_wire(attributes: Mapping[str, Any]) -> Any:
+        megabytes = attributes.get(attribute)
+        return megabytes * MIB if isinstance(megabytes, int) and not isinstance(megabytes, bool) else None
+
+    return _Attribute(setting, (attribute,), to_wire, from_wire)
+
+
+def _service_defaults(setting: DomainSetting) -> _Attribute:
+    def to_wire(value: Any) -> dict[str, Any]:
+        if value is None:
+            return dict.fromkeys(_DEFAULT_SERVICES.values())
+        return {service: "enabled" if name in value else "disabled" for name, service in _DEFAULT_SERVICES.items()}
+
+    def from_wire(attributes: Mapping[str, Any]) -> Any:
+        if not any(attributes.get(service) for service in _DEFAULT_SERVICES.values()):
+            return None
+        return [name for name, service in _DEFAULT_SERVICES.items()
+                if attributes.get(service) not in ("disabled", "suspended")]
+
+    return _Attribute(setting, tuple(_DEFAULT_SERVICES.values()), to_wire, from_wire)
+
+
+# Portal setting -> change_domain attribute(s), with the maximums of 001.
+_DOMAIN_ATTRIBUTES: tuple[_Attribute, ...] = (
+    _plain(domain_setting("default_quota_bytes"), "quota"),
+    _megabytes(domain_setting("max_quota_bytes", min_value=MIB,
+                              help="No mailbox of the domain may be given a larger quota; "
+                                   "OpenSRS counts it in whole megabytes (rounded up)."),
+               "quota_maximum"),
+    _plain(domain_setting("max_users"), "limit_users"),
+    _plain(domain_setting("max_aliases"), "limit_aliases"),
+    _plain(domain_setting("domain_aliases", max_items=2000), "aliases"),
+    _plain(domain_setting("allow_senders", max_items=1000), "allow"),
+    _plain(domain_setting("block_senders", max_items=1000), "block"),
+    _plain(domain_setting("catch_all", help="The mailbox of the domain that receives mail sent to addresses "
+                                            "that do not exist; empty for none. OpenSRS sets it only on a "
+                                            "domain that already exists."),
+           "catchall", empty_is_none=True),
+    _translated(domain_setting("spam_level"), "spamlevel",
+                {"normal": "Normal", "high": "High", "very_high": "Very High"}),
+    _translated(domain_setting("spam_delivery"), "filterdelivery",
+                {"quarantine": "quarantine", "passthrough": "passthrough"}),
+    _plain(domain_setting("spam_folder", max_length=128), "spamfolder"),
+    _plain(domain_setting("spam_tag", max_length=30), "spamtag"),
+    _plain(domain_setting("spam_header", max_length=512), "spamheader"),
+    _service_defaults(domain_setting("default_services")),
+    _plain(domain_setting("send_limit", max_value=10_000), "smtp_sent_limit"),
+    _translated(domain_setting("password_strength"), "password_strength",
+                {"weak": "weak", "medium": "medium", "good": "good", "strong": "strong"}),
+    _plain(domain_setting("notes", max_length=4096), "notes_external"),
+)
+_SETTING_OF_ATTRIBUTE = {attribute: mapped.setting.key
+                         for mapped in _DOMAIN_ATTRIBUTES for attribute in mapped.attributes}
+# User attributes named in change_user hints, and the portal's word for them.
+_USER_HINT_NAMES = {"aliases": "aliases", **{service: "protocols" for service in _PROTOCOL_SERVICES.values()}}
 
 
 @register_backend
@@ -84,11 +200,14 @@ class OpenSrsBackend(Backend):
         "spf_include": "domain to include in the SPF record; default none (v=spf1 mx ~all)",
     }
     secret_settings = frozenset({"password"})
+    domain_setting_specs = tuple(mapped.setting for mapped in _DOMAIN_ATTRIBUTES)
+    protocol_names = tuple(_PROTOCOL_SERVICES)
     capabilities = Capabilities(
         domain_api=True,
         domain_check=False,
         domain_fix=False,
         dns_spec=False,
+        domain_settings=True,
         needs_subscription=False,
         mailbox_create=True,
         mailbox_delete=True,
@@ -99,9 +218,15 @@ class OpenSrsBackend(Backend):
         mailbox_quota=True,
         mailbox_list=True,
         mailbox_aliases=True,
+        mailbox_alias_remove=True,
         mailbox_admin_privilege=False,
-        protocol_flags=False,
+        protocol_flags=True,
         notes={
+            "domain_settings": "Quotas, limits, domain aliases, allow and block lists, catch-all, spam "
+                               "filtering, default services and notes are OpenSRS domain attributes; "
+                               "a catch-all can only be set once the domain exists.",
+            "protocol_flags": "IMAP, POP, SMTP sending and webmail are switched per mailbox; receiving "
+                              "is not a protocol switch (disable the mailbox instead).",
             "domain_check": "OpenSRS Email does not check domains; the portal checks their DNS itself.",
             "domain_fix": "OpenSRS Email has nothing to repair on its side of a domain.",
             "dns_spec": "The records shown come from this connection's mx_host and spf_include settings.",
@@ -119,15 +244,19 @@ class OpenSrsBackend(Backend):
 
     # -- transport ---------------------------------------------------------
 
-    def _call(self, method: str, **fields: Any) -> Mapping[str, Any]:
-        """One OMA call; success envelopes are returned, failures raised."""
+    def _call(self, method: str, *, hint_names: Mapping[str, str] | None = None, **fields: Any) -> Mapping[str, Any]:
+        """One OMA call; success envelopes are returned, failures raised.
+
+        ``hint_names`` renames the attributes OMA names in its hints to the
+        portal's names, so that a message can stand beside the right field.
+        """
         data = self._call_with_token(method, fields)
         if not data["success"] and data.get("error_number") == 1:
             # The session token expired or was revoked: authenticate again, once.
             self._token = None
             data = self._call_with_token(method, fields)
         if not data["success"]:
-            raise self._envelope_error(method, data)
+            raise self._envelope_error(method, data, hint_names or {})
         return data
 
     def _call_with_token(self, method: str, fields: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -154,15 +283,18 @@ class OpenSrsBackend(Backend):
             raise UnexpectedResponse(f"OpenSRS {method}: the answer has no success flag", code="unexpected_response")
         return data
 
-    def _envelope_error(self, method: str, data: Mapping[str, Any]) -> BackendError:
+    def _envelope_error(
+        self, method: str, data: Mapping[str, Any], hint_names: Mapping[str, str] | None = None
+    ) -> BackendError:
         number = data.get("error_number")
         if not isinstance(number, int) or isinstance(number, bool):
             return UnexpectedResponse(f"OpenSRS {method} failed without an error number", code="unexpected_response")
         raw_hints = data.get("hints")
-        hints = (
-            {str(key): self.scrub(str(value)) for key, value in raw_hints.items()}
-            if isinstance(raw_hints, Mapping) else {}
-        )
+        hints: dict[str, str] = {}
+        for attribute, text in (raw_hints.items() if isinstance(raw_hints, Mapping) else ()):
+            key = (hint_names or {}).get(str(attribute), str(attribute))
+            # Several attributes may stand for one setting (the default services).
+            hints[key] = "; ".join(filter(None, (hints.get(key), self.scrub(str(text)))))
         text = data.get("error") if isinstance(data.get("error"), str) else f"error {number}"
         message = f"OpenSRS {method}: {self.scrub(text)} (error {number})"
         if hints:
@@ -191,6 +323,37 @@ class OpenSrsBackend(Backend):
             self.settings.get("spf_include", ""),
         )
 
+    # -- domain settings -----------------------------------------------------
+
+    def _domain_attributes(self, domain: str) -> Mapping[str, Any]:
+        try:
+            data = self._call("get_domain", domain=domain)
+        except BackendNotFound:
+            raise BackendNotFound(
+                f"OpenSRS has no domain {domain}; set the domain up first", code="not_found"
+            ) from None
+        return expect_mapping(data.get("attributes", {}), "OpenSRS domain attributes")
+
+    def get_domain_settings(self, domain: str) -> dict[str, Any]:
+        attributes = self._domain_attributes(domain)
+        return {mapped.setting.key: mapped.from_wire(attributes) for mapped in _DOMAIN_ATTRIBUTES}
+
+    def set_domain_settings(self, domain: str, values: Mapping[str, Any]) -> None:
+        """Send the settings as ``change_domain`` attributes to a domain that exists.
+
+        A missing domain is ``BackendNotFound`` rather than created here:
+        ``change_domain`` would create it, and refuse a catch-all on it.
+        """
+        self.refuse_invalid_domain_settings(domain, values)
+        self._domain_attributes(domain)
+        attributes: dict[str, Any] = {}
+        for mapped in _DOMAIN_ATTRIBUTES:
+            if mapped.setting.key in values:
+                value = values[mapped.setting.key]
+                attributes.update(mapped.to_wire(list(value) if isinstance(value, tuple) else value))
+        if attributes:
+            self._call("change_domain", domain=domain, attributes=attributes, hint_names=_SETTING_OF_ATTRIBUTE)
+
     # -- mailboxes ---------------------------------------------------------
 
     def create_mailbox(self, spec: MailboxSpec) -> ProvisionResult:
@@ -202,10 +365,13 @@ class OpenSrsBackend(Backend):
             attributes["name"] = spec.full_name
         if spec.quota_bytes is not None:
             attributes["quota"] = spec.quota_bytes
+        for protocol, on in (spec.protocols or {}).items():
+            attributes[_PROTOCOL_SERVICES[protocol]] = "enabled" if on else "disabled"
         if not spec.active:
-            attributes.update(_services("suspended"))
+            attributes.update(_suspension(attributes))
         try:
-            self._call("change_user", user=spec.address, attributes=attributes, create_only=True)
+            self._call("change_user", user=spec.address, attributes=attributes, create_only=True,
+                       hint_names=_USER_HINT_NAMES)
         except PermanentBackendError as error:
             if error.code != "already_exists":
                 raise
@@ -233,10 +399,18 @@ class OpenSrsBackend(Backend):
             return None
         return data
 
-    def _change_existing(self, address: str, attributes: Mapping[str, Any]) -> None:
-        if self._get_user(address) is None:
+    def _require_user(self, address: str) -> Mapping[str, Any]:
+        data = self._get_user(address)
+        if data is None:
             raise BackendNotFound(f"OpenSRS has no user {address}", code="not_found")
-        self._call("change_user", user=address, attributes=dict(attributes))
+        return data
+
+    def _change_existing(self, address: str, attributes: Mapping[str, Any]) -> None:
+        self._require_user(address)
+        self._change_user(address, attributes)
+
+    def _change_user(self, address: str, attributes: Mapping[str, Any]) -> None:
+        self._call("change_user", user=address, attributes=dict(attributes), hint_names=_USER_HINT_NAMES)
 
     def get_mailbox(self, address: str) -> RemoteMailbox | None:
         data = self._get_user(address)
@@ -264,7 +438,13 @@ class OpenSrsBackend(Backend):
                 return mailboxes
 
     def set_mailbox_active(self, address: str, active: bool) -> None:
-        self._change_existing(address, _services("enabled" if active else "suspended"))
+        """Suspend every service not switched off, or turn suspended ones back on."""
+        attributes = _attributes(self._require_user(address))
+        if active:
+            changes = {service: "enabled" for service in _SERVICES if attributes.get(service) != "disabled"}
+        else:
+            changes = _suspension(attributes)
+        self._change_user(address, changes)
 
     def delete_mailbox(self, address: str) -> None:
         try:
@@ -284,16 +464,62 @@ class OpenSrsBackend(Backend):
         self._change_existing(address, {"quota": quota_bytes})
 
     def add_alias(self, address: str, alias: str) -> None:
+        """Add ``alias`` to the user's ``aliases`` (OpenSRS allows 2,000 per user)."""
+        aliases = _aliases(self._require_user(address))
+        if alias.lower() not in (existing.lower() for existing in aliases):
+            self._change_user(address, {"aliases": [*aliases, alias]})
+
+    def list_aliases(self, address: str) -> list[str]:
+        return _aliases(self._require_user(address))
+
+    def remove_alias(self, address: str, alias: str) -> None:
         data = self._get_user(address)
         if data is None:
-            raise BackendNotFound(f"OpenSRS has no user {address}", code="not_found")
-        aliases = list(_attributes(data).get("aliases") or [])
-        if alias not in aliases:
-            self._call("change_user", user=address, attributes={"aliases": [*aliases, alias]})
+            return
+        aliases = _aliases(data)
+        remaining = [existing for existing in aliases if existing.lower() != alias.lower()]
+        if remaining != aliases:
+            self._change_user(address, {"aliases": remaining})
+
+    # -- client protocols ----------------------------------------------------
+
+    def get_protocols(self, address: str) -> dict[str, bool]:
+        """A protocol is on unless its service is ``disabled``; suspension does not switch it off."""
+        attributes = _attributes(self._require_user(address))
+        return {protocol: attributes.get(service) != "disabled" for protocol, service in _PROTOCOL_SERVICES.items()}
+
+    def set_protocols(self, address: str, values: Mapping[str, bool]) -> None:
+        """Switch services on or off; a suspended one stays suspended until the mailbox is enabled."""
+        values = self.refuse_unknown_protocols(values)
+        attributes = _attributes(self._require_user(address))
+        switched_on = "suspended" if attributes.get("service_smtpin") == "suspended" else "enabled"
+        changes = {}
+        for protocol, on in values.items():
+            service = _PROTOCOL_SERVICES[protocol]
+            state = switched_on if on else "disabled"
+            if attributes.get(service) != state:
+                changes[service] = state
+        if changes:
+            self._change_user(address, changes)
 
 
 def _attributes(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return expect_mapping(data.get("attributes", {}), "OpenSRS user attributes")
+
+
+def _aliases(data: Mapping[str, Any]) -> list[str]:
+    return [str(alias) for alias in _attributes(data).get("aliases") or []]
+
+
+def _suspension(attributes: Mapping[str, Any]) -> dict[str, str]:
+    """The services to suspend: all but those switched off, and receiving always.
+
+    Receiving is never a protocol switch, so a mailbox whose protocols are
+    all off is still told apart from a disabled one.
+    """
+    changes = {service: "suspended" for service in _SERVICES if attributes.get(service) != "disabled"}
+    changes["service_smtpin"] = "suspended"
+    return changes
 
 
 def _remote_mailbox(address: str, data: Mapping[str, Any]) -> RemoteMailbox:

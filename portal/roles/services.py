@@ -333,3 +333,13 @@ def mailbox_access_list(mailbox_id: int) -> list[tuple[Membership, list[Grant]]]
     for grant in grants:
         by_member.setdefault(grant.membership_id, []).append(grant)
     return [(db.session.get(Membership, member_id), held) for member_id, held in by_member.items()]
+
+
+def mailbox_grant_counts(account: Account) -> dict[int, int]:
+    """Per membership, on how many mailboxes it holds something."""
+    rows = db.session.execute(
+        db.select(Grant.membership_id, func.count(Grant.mailbox_id.distinct()))
+        .join(Membership, Membership.id == Grant.membership_id)
+        .where(Membership.account_id == account.id, Grant.mailbox_id.is_not(None))
+        .group_by(Grant.membership_id)).all()
+    return dict(rows)

@@ -223,17 +223,19 @@ def run_import(job) -> None:
         db.session.commit()  # progress is visible after every chunk
     run.created = sum(1 for status, _ in outcome.values() if status == "created")
     run.updated = sum(1 for status, _ in outcome.values() if status == "updated")
-    run.result = result_workbook(run, outcome)
+    run.result, run.failed = result_workbook(run, outcome)
     run.status, run.finished_at = DONE, utcnow()
     record("users.import_done", account=account, target=run, target_label=run.filename, source=SOURCE_WORKER,
            created=run.created, updated=run.updated, skipped=run.skipped)
 
 
-def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]]) -> bytes:
-    """The uploaded Users rows with a Status and a Message column."""
+def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]]) -> tuple[bytes, int]:
+    """The uploaded Users rows with a Status and a Message column, and how many
+    rows failed (rows the preview could not read, so never attempted)."""
     source = load_workbook(io.BytesIO(run.workbook), read_only=True, data_only=True)
     out = Workbook(write_only=True)
     sheet = out.create_sheet("Users")
+    failed = 0
     try:
         for number, values in enumerate(source["Users"].iter_rows(values_only=True, max_col=4), start=1):
             if not any(value not in (None, "") for value in values):
@@ -242,12 +244,13 @@ def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]]) -> byte
                 sheet.append(list(values) + ["Status", "Message"])
                 continue
             status, message = outcome.get(number, ("failed", "this row has problems (see the preview)"))
+            failed += status == "failed"
             sheet.append(list(values) + [status, message])
     finally:
         source.close()
     buffer = io.BytesIO()
     out.save(buffer)
-    return buffer.getvalue()
+    return buffer.getvalue(), failed
 
 
 @handler(ONBOARDING_KIND, max_attempts=20, backoff_seconds=30, backoff_cap_seconds=1800)

@@ -4,7 +4,9 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, request, se
 from flask_login import current_user
 
 from portal.accounts.services import member_in_account
+from portal.auth import tokens
 from portal.auth.forms import ConfirmForm
+from portal.auth.models import User
 from portal.auth.services import AuthError, start_session
 from portal.extensions import db
 from portal.roles.services import AccessError
@@ -117,8 +119,6 @@ def remove(account_id, membership_id):
 @bp.route("/welcome/<token>", methods=["GET", "POST"])
 @rule(PUBLIC)
 def welcome(token):
-    from portal.auth import tokens
-
     if tokens.peek(token, services.ONBOARDING) is None:
         return render("auth/link_invalid.html", status=410, onboarding=True)
     form = forms.WelcomeForm()
@@ -133,7 +133,8 @@ def welcome(token):
             db.session.commit()
             flash("Your password is set. Welcome.", "success")
             return redirect(url_for("web.home"))
-    return render("users/welcome.html", status=422 if form.errors else 200, form=form)
+    email = db.session.get(User, tokens.peek(token, services.ONBOARDING).user_id).email
+    return render("users/welcome.html", status=422 if form.errors else 200, form=form, email=email)
 
 
 # -- mass creation --------------------------------------------------------------------
