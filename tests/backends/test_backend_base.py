@@ -7,6 +7,8 @@ import string
 import pytest
 
 from portal.backends.base import (
+    PORTAL_DOMAIN_SETTING_KEYS,
+    PROTOCOL_LABELS,
     REDACTED,
     BackendError,
     BackendNotFound,
@@ -14,6 +16,7 @@ from portal.backends.base import (
     CheckResult,
     ConfigurationError,
     DomainCheck,
+    DomainSetting,
     MailboxSpec,
     PermanentBackendError,
     ProvisionResult,
@@ -21,8 +24,10 @@ from portal.backends.base import (
     TransientBackendError,
     UnexpectedResponse,
     Unsupported,
+    domain_setting,
     generate_password,
     record_purpose,
+    validate_domain_settings,
 )
 from portal.backends.dimail import DimailBackend
 from portal.backends.local import LocalBackend
@@ -151,3 +156,119 @@ def test_every_error_is_a_backend_error():
     for error_class in (TransientBackendError, PermanentBackendError, BackendNotFound, Unsupported,
                         UnexpectedResponse):
         assert issubclass(error_class, BackendError)
+
+
+# -- domain settings ------------------------------------------------------------------
+
+_SPEC = (
+    domain_setting("default_quota_bytes"),
+    domain_setting("max_users"),
+    domain_setting("domain_aliases", max_items=2),
+    domain_setting("allow_senders", max_items=3),
+    domain_setting("catch_all"),
+    domain_setting("spam_level"),
+    domain_setting("spam_tag", max_length=5),
+    domain_setting("spam_header"),
+    domain_setting("default_services"),
+    DomainSetting("autoreply", "Auto-reply", "bool"),
+)
+
+
+def test_validate_domain_settings__accepts_good_values_and_none():
+    values = {
+        "default_quota_bytes": 1024, "max_users": 0, "domain_aliases": ["other.test"],
+        "allow_senders": ["*@partner.test", "boss@*.partner.test", "ann@partner.test"],
+        "catch_all": "postmaster@example.test", "spam_level": "very_high", "spam_tag": "[S]",
+        "spam_header": "X-Spam: yes", "default_services": ["imap", "webmail"], "autoreply": False,
+    }
+
+    assert validate_domain_settings(_SPEC, values, domain="example.test") == {}
+    assert validate_domain_settings(_SPEC, dict.fromkeys(values), domain="example.test") == {}
+    assert validate_domain_settings(_SPEC, {"catch_all": ""}, domain="example.test") == {}
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("default_quota_bytes", 0, "At least 1."),
+    ("default_quota_bytes", "5G", "Enter a whole number."),
+    ("max_users", True, "Enter a whole number."),
+    ("domain_aliases", ["a.test", "b.test", "c.test"], "At most 2 entries; 3 given."),
+    ("domain_aliases", ["example.test"], "example.test: A domain cannot be its own alias."),
+    ("domain_aliases", ["not a domain"], "not a domain: Enter a domain name."),
+    ("domain_aliases", "other.test", "Enter a list of entries."),
+    ("allow_senders", ["spam"], "spam: Enter an address or a pattern such as *@example.com."),
+    ("allow_senders", ["a@b.test", "A@b.test"], "A@b.test is listed twice."),
+    ("allow_senders", ["a@b.test", " "], "Leave out empty entries."),
+    ("catch_all", "postmaster@elsewhere.test", "Enter an address in example.test."),
+    ("catch_all", "postmaster", "Enter an e-mail address."),
+    ("spam_level", "Very High", "Choose one of: Normal, High, Very high."),
+    ("spam_tag", "[SPAM]", "At most 5 characters."),
+    ("spam_header", "x-spam yes", "Write it as Name: value, the name starting with a capital letter."),
+    ("default_services", ["imap", "gopher"], "gopher is not one of: IMAP, POP, Sending (SMTP), Webmail."),
+    ("autoreply", "yes", "Choose yes or no."),
+    ("teleport", 1, "This backend has no such setting."),
+])
+def test_validate_domain_settings__explains_each_refusal(key, value, message):
+    assert validate_domain_settings(_SPEC, {key: value}, domain="example.test") == {key: message}
+
+
+def test_validate_domain_settings__reports_every_refused_key_at_once():
+    problems = validate_domain_settings(_SPEC, {"max_users": -1, "spam_tag": "x" * 6, "max_users_typo": 3})
+
+    assert set(problems) == {"max_users", "spam_tag", "max_users_typo"}
+
+
+def test_domain_setting__keeps_the_portals_words_with_the_backends_limits():
+    setting = domain_setting("allow_senders", max_items=1000)
+
+    assert (setting.key, setting.kind, setting.max_items, setting.value_format) == (
+        "allow_senders", "list", 1000, "sender")
+    assert set(PORTAL_DOMAIN_SETTING_KEYS) >= {
+        "default_quota_bytes", "max_users", "max_aliases", "domain_aliases", "allow_senders", "block_senders",
+        "catch_all", "spam_level", "spam_folder", "spam_tag", "default_services"}
+    with pytest.raises(ValueError):
+        DomainSetting("level", "Level", "choice")
+
+
+def test_adapter_with_settings_but_no_capability__is_refused_at_import():
+    with pytest.raises(TypeError) as caught:
+        class Chatty(DimailBackend):
+            name = "chatty"
+            domain_setting_specs = (domain_setting("spam_tag"),)
+
+    assert "domain_setting_specs is set but capability domain_settings is False" in str(caught.value)
+
+
+def test_adapter_declaring_protocol_switches_without_the_methods__is_refused_at_import():
+    with pytest.raises(TypeError) as caught:
+        class Switchy(DimailBackend):
+            name = "switchy"
+            protocol_names = ("imap4",)
+            capabilities = Capabilities(**{**vars(DimailBackend.capabilities), "protocol_flags": True})
+
+    assert "get_protocols is missing but capability protocol_flags is True" in str(caught.value)
+
+
+def test_adapter_listing_protocols_without_a_label__is_refused_at_import():
+    with pytest.raises(TypeError) as caught:
+        class Gopher(LocalBackend):
+            name = "gopher"
+            protocol_names = ("imap4", "gopher")
+
+    assert "gopher" in str(caught.value)
+
+
+def test_mailbox_spec__copies_protocols_and_refuses_other_values():
+    asked = {"imap4": False}
+    spec = MailboxSpec.for_address("a@b.test", protocols=asked)
+    asked["imap4"] = True
+
+    assert spec.protocols == {"imap4": False}
+    with pytest.raises(ValueError):
+        MailboxSpec.for_address("a@b.test", protocols={"imap4": "off"})
+
+
+def test_protocol_labels__name_every_protocol_any_adapter_switches():
+    from portal.backends import registry
+
+    for name in registry.available_backends():
+        assert set(registry.backend_class(name).protocols()) <= set(PROTOCOL_LABELS)

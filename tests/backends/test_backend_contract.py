@@ -12,17 +12,20 @@ import logging
 import pytest
 
 from portal.backends.base import (
+    PROTOCOL_LABELS,
     BackendError,
     BackendNotFound,
     DnsRecord,
     DomainCheck,
+    DomainSetting,
     PermanentBackendError,
     TransientBackendError,
     UnexpectedResponse,
     Unsupported,
+    validate_domain_settings,
 )
 
-from .conftest import GIB, TIMEOUT
+from .conftest import GIB, MIB, TIMEOUT
 
 SLOWER_THAN_TIMEOUT = TIMEOUT + 0.3
 
@@ -37,9 +40,34 @@ def _operations(harness, address):
         "mailbox_quota": lambda: backend.set_quota(address, GIB),
         "mailbox_admin_privilege": lambda: backend.set_admin(address, True),
         "mailbox_aliases": lambda: backend.add_alias(address, f"alias@{harness.domain}"),
+        "mailbox_alias_remove": lambda: backend.remove_alias(address, f"alias@{harness.domain}"),
         "can_delete_mailbox": lambda: backend.delete_mailbox(address),
         "can_reset_password": lambda: backend.reset_password(address),
+        "domain_settings": lambda: backend.get_domain_settings(harness.domain),
+        "protocol_flags": lambda: backend.get_protocols(address),
     }
+
+
+def _sample_value(setting: DomainSetting, domain: str):
+    """A value every backend describing ``setting`` must accept and give back."""
+    if setting.kind == "int":
+        return 3 * MIB if setting.unit == "bytes" else max(setting.min_value or 0, 25)
+    if setting.kind == "bool":
+        return True
+    if setting.kind == "choice":
+        return setting.choice_values[-1]
+    if setting.kind == "list":
+        if setting.choices:
+            return list(setting.choice_values[:2])
+        return {"domain": ["alias-one.test", "alias-two.test"],
+                "sender": ["*@spam.test", "boss@partner.test"]}.get(setting.value_format,
+                                                                    [f"a@{domain}", f"b@{domain}"])
+    return {"domain_address": f"postmaster@{domain}", "address": f"postmaster@{domain}",
+            "header": "X-Spam: detected"}.get(setting.value_format, "Junk")
+
+
+def _samples(harness) -> dict:
+    return {setting.key: _sample_value(setting, harness.domain) for setting in harness.backend.domain_settings()}
 
 
 # -- health and domains ------------------------------------------------------
@@ -266,6 +294,208 @@ def test_delete_mailbox__removes_or_archives_and_is_idempotent(harness):
         assert remaining is None
 
 
+def test_list_aliases__shows_what_add_alias_added(harness):
+    address = harness.backend.create_mailbox(harness.spec()).address
+    other = harness.backend.create_mailbox(harness.spec("john")).address
+    harness.backend.add_alias(other, f"sales@{harness.domain}")
+
+    assert harness.backend.list_aliases(address) == []
+    harness.backend.add_alias(address, f"jd@{harness.domain}")
+    harness.backend.add_alias(address, f"jane@{harness.domain}")
+
+    assert sorted(harness.backend.list_aliases(address)) == [f"jane@{harness.domain}", f"jd@{harness.domain}"]
+    assert harness.backend.list_aliases(other) == [f"sales@{harness.domain}"]
+
+
+def test_list_aliases__of_a_missing_mailbox_is_not_found(harness):
+    with pytest.raises(BackendNotFound):
+        harness.backend.list_aliases(f"nobody@{harness.domain}")
+
+
+def test_add_alias__refuses_an_alias_delivering_to_another_mailbox(harness):
+    jane = harness.backend.create_mailbox(harness.spec()).address
+    john = harness.backend.create_mailbox(harness.spec("john")).address
+    harness.backend.add_alias(jane, f"team@{harness.domain}")
+
+    with pytest.raises(PermanentBackendError):
+        harness.backend.add_alias(john, f"team@{harness.domain}")
+
+    assert harness.aliases(jane) == [f"team@{harness.domain}"]
+    assert harness.aliases(john) == []
+
+
+def test_remove_alias__removes_it_and_is_idempotent(harness):
+    address = harness.backend.create_mailbox(harness.spec()).address
+    harness.backend.add_alias(address, f"jd@{harness.domain}")
+    harness.backend.add_alias(address, f"jane@{harness.domain}")
+
+    harness.backend.remove_alias(address, f"jd@{harness.domain}")
+    harness.backend.remove_alias(address, f"jd@{harness.domain}")
+    harness.backend.remove_alias(address, f"never-added@{harness.domain}")
+
+    assert harness.aliases(address) == [f"jane@{harness.domain}"]
+    assert harness.backend.list_aliases(address) == [f"jane@{harness.domain}"]
+
+
+def test_remove_alias__leaves_another_mailboxs_alias_alone(harness):
+    jane = harness.backend.create_mailbox(harness.spec()).address
+    john = harness.backend.create_mailbox(harness.spec("john")).address
+    harness.backend.add_alias(jane, f"team@{harness.domain}")
+
+    harness.backend.remove_alias(john, f"team@{harness.domain}")
+
+    assert harness.aliases(jane) == [f"team@{harness.domain}"]
+
+
+def test_remove_alias__of_a_missing_mailbox_succeeds(harness):
+    harness.backend.remove_alias(f"nobody@{harness.domain}", f"jd@{harness.domain}")
+
+
+# -- domain settings ----------------------------------------------------------------
+
+
+def test_domain_settings__follow_capabilities(harness):
+    backend = harness.backend
+    settings = backend.domain_settings()
+
+    assert bool(settings) == backend.capabilities.domain_settings
+    assert all(isinstance(setting, DomainSetting) for setting in settings)
+    assert type(backend).domain_settings() == settings
+    if not settings:
+        for call in (lambda: backend.get_domain_settings(harness.domain),
+                     lambda: backend.set_domain_settings(harness.domain, {"catch_all": ""})):
+            with pytest.raises(Unsupported) as caught:
+                call()
+            assert backend.capabilities.notes["domain_settings"] in caught.value.message
+
+
+def test_domain_settings__round_trip_every_setting_twice(harness):
+    if not harness.backend.capabilities.domain_settings:
+        pytest.skip("no domain settings")
+    harness.backend.create_mailbox(harness.spec("postmaster"))
+    values = _samples(harness)
+    assert validate_domain_settings(harness.backend.domain_settings(), values, domain=harness.domain) == {}
+
+    harness.backend.set_domain_settings(harness.domain, values)
+    harness.backend.set_domain_settings(harness.domain, values)
+
+    assert harness.backend.get_domain_settings(harness.domain) == values
+
+
+def test_domain_settings__change_only_the_keys_given_and_none_clears(harness):
+    if not harness.backend.capabilities.domain_settings:
+        pytest.skip("no domain settings")
+    harness.backend.create_mailbox(harness.spec("postmaster"))
+    values = _samples(harness)
+    harness.backend.set_domain_settings(harness.domain, values)
+    first, *rest = values
+
+    harness.backend.set_domain_settings(harness.domain, {first: None})
+
+    after = harness.backend.get_domain_settings(harness.domain)
+    assert after[first] in (None, [])
+    assert {key: after[key] for key in rest} == {key: values[key] for key in rest}
+
+
+def test_domain_settings__invalid_values_are_refused_before_any_call(harness):
+    if not harness.backend.capabilities.domain_settings:
+        pytest.skip("no domain settings")
+    bad = {"catch_all": "someone@elsewhere.test", "teleport": True}
+    requests_before = len(harness.emulator.requests) if harness.emulator else 0
+
+    with pytest.raises(PermanentBackendError) as caught:
+        harness.backend.set_domain_settings(harness.domain, bad)
+
+    assert caught.value.code == "invalid"
+    assert caught.value.hints["catch_all"] == f"Enter an address in {harness.domain}."
+    assert caught.value.hints["teleport"] == "This backend has no such setting."
+    assert (len(harness.emulator.requests) if harness.emulator else 0) == requests_before
+
+
+def test_domain_settings__of_a_domain_never_set_up_are_not_found(harness):
+    if not (harness.backend.capabilities.domain_settings and harness.backend.capabilities.domain_api):
+        pytest.skip("no domain settings, or domains need no set-up")
+
+    for call in (lambda: harness.backend.get_domain_settings("elsewhere.test"),
+                 lambda: harness.backend.set_domain_settings("elsewhere.test", {"spam_tag": "[SPAM]"})):
+        with pytest.raises(BackendNotFound):
+            call()
+
+    assert harness.domains() == [harness.domain]
+
+
+# -- client protocols -----------------------------------------------------------------
+
+
+def test_protocols__follow_capabilities_and_have_labels(harness):
+    protocols = harness.backend.protocols()
+
+    assert bool(protocols) == harness.backend.capabilities.protocol_flags
+    assert set(protocols) <= set(PROTOCOL_LABELS)
+    if not protocols:
+        address = harness.backend.create_mailbox(harness.spec()).address
+        with pytest.raises(Unsupported):
+            harness.backend.set_protocols(address, {"imap4": False})
+
+
+def test_protocols__switch_one_off_and_on_again(harness):
+    if not harness.backend.capabilities.protocol_flags:
+        pytest.skip("no protocol switches")
+    address = harness.backend.create_mailbox(harness.spec()).address
+    first, *others = harness.backend.protocols()
+    assert harness.backend.get_protocols(address) == dict.fromkeys(harness.backend.protocols(), True)
+
+    harness.backend.set_protocols(address, {first: False})
+    harness.backend.set_protocols(address, {first: False})
+    switched = harness.backend.get_protocols(address)
+    harness.backend.set_protocols(address, {first: True})
+
+    assert switched == {first: False, **dict.fromkeys(others, True)}
+    assert harness.backend.get_protocols(address) == dict.fromkeys(harness.backend.protocols(), True)
+    assert harness.backend.get_mailbox(address).active
+
+
+def test_create_mailbox__applies_the_specs_protocols(harness):
+    protocols = harness.backend.protocols()
+    if not protocols:
+        spec = harness.spec(protocols={"imap4": False})
+        with pytest.raises(Unsupported):
+            harness.backend.create_mailbox(spec)
+        assert harness.creations(spec.address) == 0
+        assert harness.backend.create_mailbox(harness.spec(protocols={"imap4": True})).created
+        return
+
+    address = harness.backend.create_mailbox(harness.spec(protocols={protocols[-1]: False})).address
+
+    assert harness.backend.get_protocols(address) == {**dict.fromkeys(protocols, True), protocols[-1]: False}
+
+
+def test_protocols__unknown_names_are_refused(harness):
+    if not harness.backend.capabilities.protocol_flags:
+        pytest.skip("no protocol switches")
+    address = harness.backend.create_mailbox(harness.spec()).address
+
+    with pytest.raises(PermanentBackendError) as caught:
+        harness.backend.set_protocols(address, {"gopher": True})
+    with pytest.raises(PermanentBackendError):
+        harness.backend.create_mailbox(harness.spec("john", protocols={"gopher": False}))
+
+    assert caught.value.code == "invalid"
+    assert harness.creations(f"john@{harness.domain}") == 0
+
+
+def test_protocols__of_a_missing_mailbox_are_not_found(harness):
+    if not harness.backend.capabilities.protocol_flags:
+        pytest.skip("no protocol switches")
+    address = f"nobody@{harness.domain}"
+
+    for call in (lambda: harness.backend.get_protocols(address),
+                 lambda: harness.backend.set_protocols(address, {harness.backend.protocols()[0]: False})):
+        with pytest.raises(BackendNotFound):
+            call()
+    assert harness.creations(address) == 0
+
+
 # -- capabilities -------------------------------------------------------------------
 
 
@@ -283,7 +513,7 @@ def test_unsupported_operations__raise_unsupported_and_are_declared(harness):
 def test_capabilities__describe_every_capability_for_the_ui(harness):
     rows = harness.backend.capabilities.describe()
 
-    assert len(rows) == 16
+    assert len(rows) == 18
     assert all(label and explanation for label, _, explanation in rows)
     assert ("Creates mailboxes", True) in [(label, supported) for label, supported, _ in rows]
 
@@ -302,6 +532,24 @@ def test_refused_credentials__never_show_a_secret(network_harness):
     assert caught.value.code == "auth"
     assert wrong not in shown
     assert network_harness.settings["password"] not in shown
+
+
+def test_refused_credentials__on_the_new_operations_never_show_a_secret(network_harness):
+    wrong = "wrong-password-never-shown"
+    backend = network_harness.open(password=wrong)
+    address = f"jane.doe@{network_harness.domain}"
+    calls = [lambda: backend.list_aliases(address)]
+    if backend.capabilities.domain_settings:
+        calls.append(lambda: backend.get_domain_settings(network_harness.domain))
+    if backend.capabilities.protocol_flags:
+        calls.append(lambda: backend.get_protocols(address))
+
+    for call in calls:
+        with pytest.raises(PermanentBackendError) as caught:
+            call()
+        shown = str(caught.value) + repr(caught.value) + " ".join(caught.value.hints.values())
+        assert caught.value.code == "auth"
+        assert wrong not in shown and network_harness.settings["password"] not in shown
 
 
 def test_logs__never_contain_a_secret(harness, caplog):
@@ -354,6 +602,8 @@ def test_wrong_url__fails_rather_than_reporting_mailboxes_gone(network_harness):
     calls = [lambda: backend.get_mailbox(address)]
     if backend.capabilities.can_delete_mailbox:
         calls.append(lambda: backend.delete_mailbox(address))
+    if backend.capabilities.mailbox_alias_remove:
+        calls.append(lambda: backend.remove_alias(address, f"jd@{network_harness.domain}"))
 
     for call in calls:
         with pytest.raises(PermanentBackendError) as caught:

@@ -152,10 +152,89 @@ def test_list_mailboxes__leaves_out_aliases(dimail):
     listed = dimail.backend.list_mailboxes(dimail.domain)
 
     assert [m.address for m in listed] == [address]
-    assert dimail.emulator.aliases == {f"jd@{dimail.domain}": address}
+    assert dimail.emulator.aliases == {f"jd@{dimail.domain}": [address]}
 
 
 def test_create_mailbox__reports_dimails_generated_password(dimail):
     result = dimail.backend.create_mailbox(dimail.spec(password="ignored-by-dimail"))
 
     assert result.generated_password == dimail.emulator.mailboxes[result.address]["password"]
+
+
+# -- aliases -------------------------------------------------------------------------
+
+
+def _alias_requests(emulator, method: str) -> list:
+    return [r for r in emulator.requests if r.method == method and "/aliases/" in r.path]
+
+
+def test_add_alias__takes_dimails_200_and_409_as_success(dimail):
+    address = dimail.backend.create_mailbox(dimail.spec()).address
+
+    dimail.backend.add_alias(address, f"jd@{dimail.domain}")
+    dimail.backend.add_alias(address, f"jd@{dimail.domain}")
+
+    posts = _alias_requests(dimail.emulator, "POST")
+    assert [p.json() for p in posts] == [{"user_name": "jd", "destination": address}] * 2
+    assert dimail.emulator.aliases == {f"jd@{dimail.domain}": [address]}
+
+
+def test_add_alias__never_adds_a_second_destination(dimail):
+    jane = dimail.backend.create_mailbox(dimail.spec()).address
+    john = dimail.backend.create_mailbox(dimail.spec("john")).address
+    dimail.backend.add_alias(jane, f"team@{dimail.domain}")
+
+    with pytest.raises(PermanentBackendError) as caught:
+        dimail.backend.add_alias(john, f"team@{dimail.domain}")
+
+    assert caught.value.code == "already_exists"
+    assert f"already delivers to {jane}" in caught.value.message
+    assert len(_alias_requests(dimail.emulator, "POST")) == 1
+
+
+def test_list_aliases__reads_the_domains_pairs_for_this_destination(dimail):
+    jane = dimail.backend.create_mailbox(dimail.spec()).address
+    dimail.emulator.aliases.update({f"jd@{dimail.domain}": [jane], f"all@{dimail.domain}": ["x@else.test", jane],
+                                    f"other@{dimail.domain}": ["x@else.test"]})
+
+    assert dimail.backend.list_aliases(jane) == [f"all@{dimail.domain}", f"jd@{dimail.domain}"]
+
+
+def test_remove_alias__deletes_the_pair_and_takes_404_as_gone(dimail):
+    jane = dimail.backend.create_mailbox(dimail.spec()).address
+    dimail.emulator.aliases[f"all@{dimail.domain}"] = ["x@else.test", jane]
+
+    dimail.backend.remove_alias(jane, f"all@{dimail.domain}")
+    dimail.backend.remove_alias(jane, f"all@{dimail.domain}")
+
+    deletes = _alias_requests(dimail.emulator, "DELETE")
+    assert [d.path for d in deletes] == [f"/domains/{dimail.domain}/aliases/all/jane.doe%40{dimail.domain}"] * 2
+    assert dimail.emulator.aliases == {f"all@{dimail.domain}": ["x@else.test"]}
+
+
+def test_remove_alias__under_a_wrong_url_is_not_taken_as_gone(dimail):
+    backend = dimail.open(url=dimail.emulator.url + "/v9")
+
+    with pytest.raises(PermanentBackendError) as caught:
+        backend.remove_alias(f"jane.doe@{dimail.domain}", f"jd@{dimail.domain}")
+
+    assert "HTTP 404" in caught.value.message and not isinstance(caught.value, BackendNotFound)
+
+
+def test_aliases__of_a_domain_dimail_refuses_are_an_auth_error(dimail):
+    jane = dimail.backend.create_mailbox(dimail.spec()).address
+
+    with pytest.raises(PermanentBackendError) as caught:
+        dimail.backend.add_alias(jane, "jd@not-allowed.test")
+
+    assert caught.value.code == "auth"
+    assert "Permission denied" in caught.value.message
+    assert not any(token in caught.value.message for token in dimail.emulator.tokens)
+
+
+def test_domain_settings_and_protocols__are_explained_as_unsupported(dimail):
+    rows = {label: (supported, text) for label, supported, text in dimail.backend.capabilities.describe()}
+
+    assert rows["Domain settings"][0] is False and "Open-XChange" in rows["Domain settings"][1]
+    assert rows["Protocol switches"][0] is False
+    assert rows["Removes aliases"] == (True, "An alias can be taken off a mailbox again.")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.backends.base import BackendNotFound, MailboxSpec, PermanentBackendError
+from portal.backends.base import PORTAL_DOMAIN_SETTING_KEYS, BackendNotFound, MailboxSpec, PermanentBackendError
 from portal.backends.local import LocalBackend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -118,3 +118,40 @@ def test_required_records__default_to_mail_dot_domain(tmp_path):
 
     assert [(r.type, r.value) for r in records] == [
         ("MX", "10 mail.example.test."), ("TXT", "v=spf1 mx ~all")]
+
+
+def test_domain_settings__are_kept_in_the_shared_state(local):
+    local.backend.set_domain_settings(local.domain, {"max_users": 10, "allow_senders": ("*@partner.test",)})
+
+    settings = local.open().get_domain_settings(local.domain)
+
+    assert (settings["max_users"], settings["allow_senders"], settings["spam_level"]) == (10, ["*@partner.test"], None)
+    assert set(settings) == set(PORTAL_DOMAIN_SETTING_KEYS)
+
+
+def test_domain_settings__of_a_domain_never_set_up_are_not_found(local):
+    with pytest.raises(BackendNotFound):
+        local.backend.set_domain_settings("elsewhere.test", {"max_users": 1})
+
+
+def test_protocols__go_with_the_mailbox(local):
+    address = local.backend.create_mailbox(local.spec(protocols={"pop3": False})).address
+    local.backend.set_mailbox_active(address, False)
+    local.backend.set_mailbox_active(address, True)
+    kept = local.backend.get_protocols(address)
+
+    local.backend.delete_mailbox(address)
+    local.backend.create_mailbox(local.spec())
+
+    assert kept == {"imap4": True, "pop3": False, "smtp": True, "webmail": True}
+    assert local.backend.get_protocols(address)["pop3"] is True
+
+
+def test_state_of_an_earlier_version__gains_the_new_tables(tmp_path):
+    state_path = str(tmp_path / "old.sqlite3")
+    with sqlite3.connect(state_path) as db:
+        db.executescript("CREATE TABLE domains (name TEXT PRIMARY KEY); INSERT INTO domains VALUES ('old.test');")
+
+    backend = LocalBackend({"state_path": state_path}, timeout=1)
+
+    assert backend.get_domain_settings("old.test")["catch_all"] is None

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from portal.backends.base import BackendNotFound, PermanentBackendError
-from portal.backends.mailinabox import GIB, MIB, quota_bytes_from_text, quota_text
+from portal.backends.mailinabox import GIB, MIB, MailInABoxBackend, quota_bytes_from_text, quota_text
 
 
 def _posts(emulator, path: str) -> list:
@@ -101,7 +101,7 @@ def test_add_alias__refuses_an_alias_that_forwards_elsewhere(mailinabox):
         mailinabox.backend.add_alias(john, f"team@{mailinabox.domain}")
 
     assert "forwards elsewhere" in caught.value.message
-    assert mailinabox.emulator.aliases[f"team@{mailinabox.domain}"] == [jane]
+    assert mailinabox.emulator.forwards_to(f"team@{mailinabox.domain}") == [jane]
 
 
 def test_required_records__point_the_mx_at_the_box(mailinabox):
@@ -137,3 +137,118 @@ def test_quota_bytes_from_text__reads_the_boxs_units(text, quota_bytes):
 def test_quota_bytes_from_text__refuses_anything_else():
     with pytest.raises(ValueError):
         quota_bytes_from_text("1.5G")
+
+
+# -- archive -------------------------------------------------------------------------
+
+
+def test_create_mailbox__on_an_archived_address_restores_its_mail(mailinabox):
+    first = mailinabox.backend.create_mailbox(mailinabox.spec())
+    mailinabox.emulator.deliver(first.address, 3)
+    mailinabox.backend.delete_mailbox(first.address)
+    assert mailinabox.backend.get_mailbox(first.address).extra["archived"] is True
+
+    restored = mailinabox.backend.create_mailbox(mailinabox.spec(quota_bytes=2 * GIB))
+
+    assert restored.created is True
+    assert restored.generated_password and restored.generated_password != first.generated_password
+    assert mailinabox.emulator.users[first.address]["password"] == restored.generated_password
+    assert mailinabox.emulator.folders[first.address] == 3
+    mailbox = mailinabox.backend.get_mailbox(first.address)
+    assert (mailbox.active, mailbox.extra["archived"], mailbox.quota_bytes) == (True, False, 2 * GIB)
+    assert mailinabox.emulator.creations[first.address] == 2
+
+
+# -- aliases -------------------------------------------------------------------------
+
+
+def test_remove_alias__posts_the_address_form_encoded(mailinabox):
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+    mailinabox.backend.add_alias(address, f"jd@{mailinabox.domain}")
+
+    mailinabox.backend.remove_alias(address, f"jd@{mailinabox.domain}")
+    mailinabox.backend.remove_alias(address, f"jd@{mailinabox.domain}")
+
+    (request,) = _posts(mailinabox.emulator, "aliases/remove")
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert request.form() == {"address": f"jd@{mailinabox.domain}"}
+    assert mailinabox.emulator.aliases == {}
+
+
+def test_remove_alias__from_a_shared_alias_keeps_the_others_and_the_senders(mailinabox):
+    jane = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+    john = mailinabox.backend.create_mailbox(mailinabox.spec("john")).address
+    mailinabox.emulator.aliases[f"team@{mailinabox.domain}"] = {"forwards_to": [jane, john],
+                                                              "permitted_senders": [john]}
+    assert mailinabox.backend.list_aliases(jane) == [f"team@{mailinabox.domain}"]
+
+    mailinabox.backend.remove_alias(jane, f"team@{mailinabox.domain}")
+
+    assert _posts(mailinabox.emulator, "aliases/add")[-1].form() == {
+        "address": f"team@{mailinabox.domain}", "forwards_to": john, "permitted_senders": john,
+        "update_if_exists": "1"}
+    assert mailinabox.emulator.aliases[f"team@{mailinabox.domain}"] == {"forwards_to": [john],
+                                                                      "permitted_senders": [john]}
+    assert mailinabox.backend.list_aliases(jane) == []
+
+
+def test_list_aliases__leaves_out_catch_alls(mailinabox):
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+    mailinabox.backend.set_domain_settings(mailinabox.domain, {"catch_all": address})
+
+    assert mailinabox.backend.list_aliases(address) == []
+
+
+# -- domain settings -------------------------------------------------------------------
+
+
+def test_catch_all__is_the_alias_at_domain(mailinabox):
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+    john = mailinabox.backend.create_mailbox(mailinabox.spec("john")).address
+
+    mailinabox.backend.set_domain_settings(mailinabox.domain, {"catch_all": address})
+    mailinabox.backend.set_domain_settings(mailinabox.domain, {"catch_all": address})
+    mailinabox.backend.set_domain_settings(mailinabox.domain, {"catch_all": john})
+    moved = mailinabox.emulator.forwards_to(f"@{mailinabox.domain}")
+    mailinabox.backend.set_domain_settings(mailinabox.domain, {"catch_all": ""})
+
+    assert moved == [john]
+    assert [r.form()["address"] for r in _posts(mailinabox.emulator, "aliases/add")] == [
+        f"@{mailinabox.domain}"] * 2
+    assert f"@{mailinabox.domain}" not in mailinabox.emulator.aliases
+    assert mailinabox.backend.get_domain_settings(mailinabox.domain) == {"catch_all": None, "domain_aliases": []}
+
+
+def test_domain_aliases__forward_at_other_to_at_domain(mailinabox):
+    mailinabox.backend.set_domain_settings(mailinabox.domain, {"domain_aliases": ["old-name.test", "typo.test"]})
+    mailinabox.backend.set_domain_settings(mailinabox.domain, {"domain_aliases": ["old-name.test", "brand.test"]})
+
+    assert {alias: entry["forwards_to"] for alias, entry in mailinabox.emulator.aliases.items()} == {
+        "@old-name.test": [f"@{mailinabox.domain}"], "@brand.test": [f"@{mailinabox.domain}"]}
+    assert mailinabox.backend.get_domain_settings(mailinabox.domain)["domain_aliases"] == [
+        "brand.test", "old-name.test"]
+
+
+def test_domain_aliases__refuse_a_name_that_already_forwards_elsewhere(mailinabox):
+    mailinabox.emulator.aliases["@taken.test"] = {"forwards_to": ["@other.test"], "permitted_senders": None}
+
+    with pytest.raises(PermanentBackendError) as caught:
+        mailinabox.backend.set_domain_settings(mailinabox.domain, {"domain_aliases": ["taken.test"]})
+
+    assert caught.value.hints == {"domain_aliases": "taken.test already forward elsewhere"}
+    assert mailinabox.emulator.forwards_to("@taken.test") == ["@other.test"]
+
+
+def test_catch_all__of_a_domain_that_is_itself_an_alias_is_refused(mailinabox):
+    mailinabox.emulator.aliases[f"@{mailinabox.domain}"] = {"forwards_to": ["@main.test"],
+                                                          "permitted_senders": None}
+
+    with pytest.raises(PermanentBackendError) as caught:
+        mailinabox.backend.set_domain_settings(mailinabox.domain, {"catch_all": f"jane@{mailinabox.domain}"})
+
+    assert caught.value.hints == {"catch_all": f"{mailinabox.domain} is a domain alias of main.test"}
+    assert mailinabox.backend.get_domain_settings(mailinabox.domain)["catch_all"] is None
+
+
+def test_domain_settings__are_only_the_catch_all_and_domain_aliases():
+    assert [s.key for s in MailInABoxBackend.domain_settings()] == ["catch_all", "domain_aliases"]

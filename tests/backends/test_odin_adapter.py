@@ -8,9 +8,9 @@ import xmlrpc.client
 import pytest
 
 from portal.backends.base import ConfigurationError, PermanentBackendError, UnexpectedResponse
-from portal.backends.odin import OdinBackend, decode_fault_string
+from portal.backends.odin import PROTOCOLS, OdinBackend, decode_fault_string
 from tests.servers.emu_common import Reply
-from tests.servers.emu_odin import OdinEmulator
+from tests.servers.emu_odin import OdinEmulator, OperationsError
 
 from .conftest import TIMEOUT
 
@@ -146,3 +146,107 @@ def test_configuration__is_checked_when_the_adapter_is_built(settings, message):
 
     assert message in str(caught.value)
     assert "pw@" not in str(caught.value)
+
+
+# -- client protocols -------------------------------------------------------------------
+
+
+def test_create_mailbox__sends_the_specs_flags_over_the_connections(odin):
+    backend = odin.open(protocols="owa,imap4")
+
+    backend.create_mailbox(odin.spec(protocols={"mapi": True, "imap4": False}))
+
+    (call,) = _calls(odin.emulator, "pem.exchange.addMailbox")
+    assert {p: call[p] for p in PROTOCOLS} == {
+        "owa": True, "mapi": True, "active_sync": False, "imap4": False, "pop3": False}
+
+
+def test_set_protocols__modifies_only_the_flags_that_change(odin):
+    address = odin.backend.create_mailbox(odin.spec()).address
+
+    odin.backend.set_protocols(address, {"owa": True, "pop3": False})
+    odin.backend.set_protocols(address, {"pop3": False})
+
+    (call,) = _calls(odin.emulator, "pem.exchange.modifyMailbox")
+    assert call == {"mailbox_id": odin.emulator.mailbox_by_address(address)["mailbox_id"], "pop3": False}
+    assert odin.backend.get_protocols(address) == {
+        "owa": True, "mapi": True, "active_sync": True, "imap4": True, "pop3": False}
+
+
+def test_protocols__all_off_is_a_disabled_mailbox_and_enabling_restores_the_connections(odin):
+    backend = odin.open(protocols="owa,mapi")
+    address = backend.create_mailbox(odin.spec(protocols={"mapi": False})).address
+
+    backend.set_protocols(address, {"owa": False})
+    off = backend.get_mailbox(address).active
+    backend.set_mailbox_active(address, True)
+
+    assert off is False
+    assert backend.get_protocols(address) == {
+        "owa": True, "mapi": True, "active_sync": False, "imap4": False, "pop3": False}
+
+
+def test_protocols__are_the_five_flags_of_the_reference():
+    assert OdinBackend.protocols() == ["owa", "mapi", "active_sync", "imap4", "pop3"]
+
+
+# -- aliases -----------------------------------------------------------------------------
+
+
+def test_list_aliases__leaves_out_the_mailboxs_own_address(odin):
+    address = odin.backend.create_mailbox(odin.spec()).address
+    odin.backend.add_alias(address, f"jd@{odin.domain}")
+
+    assert odin.backend.list_aliases(address) == [f"jd@{odin.domain}"]
+    assert odin.emulator.mailbox_by_address(address)["email_addresses"] == [address, f"jd@{odin.domain}"]
+
+
+def test_remove_alias__calls_remove_email_addresses_once(odin):
+    address = odin.backend.create_mailbox(odin.spec()).address
+    odin.backend.add_alias(address, f"jd@{odin.domain}")
+
+    odin.backend.remove_alias(address, f"jd@{odin.domain}")
+    odin.backend.remove_alias(address, f"jd@{odin.domain}")
+
+    (call,) = _calls(odin.emulator, "pem.exchange.removeEmailAddresses")
+    assert call == {"mailbox_id": odin.emulator.mailbox_by_address(address)["mailbox_id"],
+                    "email_addresses": [f"jd@{odin.domain}"]}
+    assert odin.backend.list_aliases(address) == []
+
+
+def test_remove_alias__refuses_the_mailboxs_own_address(odin):
+    address = odin.backend.create_mailbox(odin.spec()).address
+
+    with pytest.raises(PermanentBackendError) as caught:
+        odin.backend.remove_alias(address, address)
+
+    assert caught.value.code == "invalid"
+    assert _calls(odin.emulator, "pem.exchange.removeEmailAddresses") == []
+
+
+def test_add_alias__on_a_domain_outside_the_subscription_is_a_decoded_fault(odin):
+    odin.emulator.faults_as_xmlrpc = True
+    address = odin.backend.create_mailbox(odin.spec()).address
+
+    with pytest.raises(PermanentBackendError) as caught:
+        odin.backend.add_alias(address, "jd@elsewhere.test")
+
+    assert caught.value.code == "fault"
+    assert "Domain of jd@elsewhere.test is not registered in subscription #1001" in caught.value.message
+
+
+def test_remove_alias__a_refusal_is_permanent_with_the_operations_words(odin, monkeypatch):
+    address = odin.backend.create_mailbox(odin.spec()).address
+    odin.backend.add_alias(address, f"jd@{odin.domain}")
+    odin.emulator.faults_as_xmlrpc = True
+
+    def locked(params):
+        raise OperationsError("Mailbox is locked by task #88 (odin-basic-secret)")
+
+    monkeypatch.setattr(odin.emulator, "_pem_exchange_removeEmailAddresses", locked)
+
+    with pytest.raises(PermanentBackendError) as caught:
+        odin.backend.remove_alias(address, f"jd@{odin.domain}")
+
+    assert "Mailbox is locked by task #88" in caught.value.message
+    assert "odin-basic-secret" not in caught.value.message

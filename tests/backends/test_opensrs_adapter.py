@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+import requests
 
 from portal.backends import opensrs as opensrs_module
 from portal.backends.base import (
+    PORTAL_DOMAIN_SETTING_KEYS,
     BackendNotFound,
     PermanentBackendError,
     TransientBackendError,
 )
+from portal.backends.opensrs import OpenSrsBackend
 
 
 def _calls(emulator, method: str) -> list:
@@ -125,7 +130,8 @@ def test_updates__never_create_a_missing_user(opensrs):
     for update in (lambda: opensrs.backend.set_mailbox_active(address, False),
                    lambda: opensrs.backend.set_quota(address, 1024**3),
                    lambda: opensrs.backend.reset_password(address),
-                   lambda: opensrs.backend.add_alias(address, f"spirit@{opensrs.domain}")):
+                   lambda: opensrs.backend.add_alias(address, f"spirit@{opensrs.domain}"),
+                   lambda: opensrs.backend.set_protocols(address, {"pop3": False})):
         with pytest.raises(BackendNotFound):
             update()
 
@@ -151,3 +157,241 @@ def test_add_alias__keeps_existing_aliases(opensrs):
 
     assert opensrs.emulator.users[address]["aliases"] == [f"jd@{opensrs.domain}", f"jane@{opensrs.domain}"]
     assert opensrs.backend.get_mailbox(address).extra["aliases"] == opensrs.emulator.users[address]["aliases"]
+
+
+# -- domain settings ------------------------------------------------------------------
+
+_EVERY_SETTING = {
+    "default_quota_bytes": 2 * 1024**3,
+    "max_quota_bytes": 10 * 1024**3,
+    "max_users": 50,
+    "max_aliases": 200,
+    "domain_aliases": ["example-corporation.test"],
+    "allow_senders": ["*@partner.test", "boss@supplier.test"],
+    "block_senders": ["*@spam.test"],
+    "catch_all": "postmaster@example.test",
+    "spam_level": "very_high",
+    "spam_delivery": "quarantine",
+    "spam_folder": "Junk",
+    "spam_tag": "[SPAM]",
+    "spam_header": "X-Spam: detected",
+    "default_services": ["imap", "webmail"],
+    "send_limit": 500,
+    "password_strength": "strong",
+    "notes": "Has not paid.\nDo NOT enable without consulting Finance.",
+}
+
+
+def test_domain_settings__map_one_to_one_onto_the_change_domain_attributes(opensrs):
+    opensrs.backend.set_domain_settings(opensrs.domain, _EVERY_SETTING)
+
+    body = _calls(opensrs.emulator, "change_domain")[-1].json()
+    assert body["domain"] == opensrs.domain and "create_only" not in body
+    assert body["attributes"] == {
+        "quota": 2_147_483_648,
+        "quota_maximum": 10_240,
+        "limit_users": 50,
+        "limit_aliases": 200,
+        "aliases": ["example-corporation.test"],
+        "allow": ["*@partner.test", "boss@supplier.test"],
+        "block": ["*@spam.test"],
+        "catchall": "postmaster@example.test",
+        "spamlevel": "Very High",
+        "filterdelivery": "quarantine",
+        "spamfolder": "Junk",
+        "spamtag": "[SPAM]",
+        "spamheader": "X-Spam: detected",
+        "service_imap4": "enabled",
+        "service_pop3": "disabled",
+        "service_smtprelay": "disabled",
+        "service_webmail": "enabled",
+        "smtp_sent_limit": 500,
+        "password_strength": "strong",
+        "notes_external": "Has not paid.\nDo NOT enable without consulting Finance.",
+    }
+    assert opensrs.backend.get_domain_settings(opensrs.domain) == _EVERY_SETTING
+
+
+def test_domain_settings__describe_the_maximums_of_the_reference():
+    limits = {setting.key: setting for setting in OpenSrsBackend.domain_settings()}
+
+    assert limits["domain_aliases"].max_items == 2000
+    assert limits["allow_senders"].max_items == limits["block_senders"].max_items == 1000
+    assert limits["notes"].max_length == 4096
+    assert (limits["spam_folder"].max_length, limits["spam_tag"].max_length,
+            limits["spam_header"].max_length) == (128, 30, 512)
+    assert limits["send_limit"].max_value == 10_000
+    assert set(limits) == set(PORTAL_DOMAIN_SETTING_KEYS)
+
+
+def test_domain_settings__too_many_domain_aliases_are_refused_before_sending(opensrs):
+    before = len(_calls(opensrs.emulator, "change_domain"))
+    aliases = [f"alias{n}.test" for n in range(2001)]
+
+    with pytest.raises(PermanentBackendError) as caught:
+        opensrs.backend.set_domain_settings(opensrs.domain, {"domain_aliases": aliases})
+
+    assert caught.value.hints == {"domain_aliases": "At most 2,000 entries; 2,001 given."}
+    assert len(_calls(opensrs.emulator, "change_domain")) == before
+
+
+def test_domain_settings__opensrs_hints_stand_beside_the_portals_setting(opensrs, monkeypatch):
+    relaxed = tuple(dataclasses.replace(s, max_items=None) if s.key == "domain_aliases" else s
+                    for s in OpenSrsBackend.domain_setting_specs)
+    monkeypatch.setattr(OpenSrsBackend, "domain_setting_specs", relaxed)
+
+    with pytest.raises(PermanentBackendError) as caught:
+        opensrs.backend.set_domain_settings(opensrs.domain, {
+            "domain_aliases": [f"alias{n}.test" for n in range(2001)]})
+
+    assert caught.value.code == "invalid_attributes"
+    assert caught.value.hints == {"domain_aliases": "The maximum number of aliases is 2000"}
+    assert "domain_aliases: The maximum number of aliases is 2000" in caught.value.message
+    assert "aliases" not in opensrs.emulator.domains[opensrs.domain]
+
+
+def test_domain_settings__hints_for_grouped_and_unknown_attributes(opensrs):
+    opensrs.emulator.forced_method_errors["change_domain"] = [(6, "Badly formatted attributes", {
+        "spamtag": "Maximum 30 characters", "service_pop3": "Not allowed for this company",
+        "service_webmail": "Not allowed either", "brand": "Unknown brand"})]
+
+    with pytest.raises(PermanentBackendError) as caught:
+        opensrs.backend.set_domain_settings(opensrs.domain, {"spam_tag": "[SPAM]", "default_services": ["imap"]})
+
+    assert caught.value.hints == {
+        "spam_tag": "Maximum 30 characters",
+        "default_services": "Not allowed for this company; Not allowed either",
+        "brand": "Unknown brand",
+    }
+
+
+def test_domain_settings__a_catch_all_never_rides_on_a_domain_creation(opensrs):
+    with pytest.raises(BackendNotFound) as caught:
+        opensrs.backend.set_domain_settings("new.test", {"catch_all": "postmaster@new.test"})
+    assert "set the domain up first" in caught.value.message
+    assert "new.test" not in opensrs.emulator.domains
+
+    opensrs.backend.ensure_domain("new.test")
+    opensrs.backend.set_domain_settings("new.test", {"catch_all": "postmaster@new.test"})
+
+    assert opensrs.emulator.domains["new.test"]["catchall"] == "postmaster@new.test"
+
+
+def test_emulator__refuses_a_catch_all_on_a_domain_it_creates(opensrs):
+    """The quirk the adapter steers around, shown on the wire (reference 001)."""
+    token = opensrs.backend._session_token()
+    answer = requests.post(f"{opensrs.emulator.url}/change_domain", timeout=1, json={
+        "credentials": {"user": opensrs.emulator.user, "token": token},
+        "domain": "brand-new.test", "attributes": {"catchall": "postmaster@brand-new.test"}}).json()
+
+    assert answer["success"] is False and answer["error_number"] == 6
+    assert answer["hints"] == {"catchall": "This feature cannot be enabled for new domains"}
+
+
+def test_domain_settings__empty_catch_all_and_none_clear_the_attributes(opensrs):
+    opensrs.backend.set_domain_settings(opensrs.domain, {"catch_all": "postmaster@example.test",
+                                                         "spam_level": "high", "default_services": ["pop"]})
+
+    opensrs.backend.set_domain_settings(opensrs.domain, {"catch_all": "", "spam_level": None,
+                                                         "default_services": None})
+
+    assert _calls(opensrs.emulator, "change_domain")[-1].json()["attributes"] == {
+        "catchall": None, "spamlevel": None, "service_imap4": None, "service_pop3": None,
+        "service_smtprelay": None, "service_webmail": None}
+    settings = opensrs.backend.get_domain_settings(opensrs.domain)
+    assert (settings["catch_all"], settings["spam_level"], settings["default_services"]) == (None, None, None)
+
+
+def test_errors__never_quote_the_password_or_the_session_token(opensrs):
+    token = opensrs.backend._session_token()
+    password = opensrs.settings["password"]
+    opensrs.emulator.forced_method_errors["change_domain"] = [
+        (6, f"Rejected {password}", {"notes_external": f"token {token} and {password} are not notes"})]
+
+    with pytest.raises(PermanentBackendError) as caught:
+        opensrs.backend.set_domain_settings(opensrs.domain, {"notes": "hello"})
+
+    shown = caught.value.message + " ".join(caught.value.hints.values())
+    assert password not in shown and token not in shown
+    assert caught.value.hints["notes"] == "token ••••• and ••••• are not notes"
+
+
+# -- mailbox aliases ----------------------------------------------------------------------
+
+
+def test_remove_alias__keeps_the_other_aliases(opensrs):
+    address = opensrs.backend.create_mailbox(opensrs.spec()).address
+    for alias in ("jd", "jane", "doe"):
+        opensrs.backend.add_alias(address, f"{alias}@{opensrs.domain}")
+
+    opensrs.backend.remove_alias(address, f"jane@{opensrs.domain}")
+
+    assert opensrs.emulator.users[address]["aliases"] == [f"jd@{opensrs.domain}", f"doe@{opensrs.domain}"]
+    assert _calls(opensrs.emulator, "change_user")[-1].json()["attributes"] == {
+        "aliases": [f"jd@{opensrs.domain}", f"doe@{opensrs.domain}"]}
+
+
+def test_add_alias__the_2001st_is_refused_with_opensrs_hint(opensrs):
+    address = opensrs.backend.create_mailbox(opensrs.spec()).address
+    opensrs.emulator.users[address]["aliases"] = [f"a{n}@{opensrs.domain}" for n in range(2000)]
+
+    with pytest.raises(PermanentBackendError) as caught:
+        opensrs.backend.add_alias(address, f"one-more@{opensrs.domain}")
+
+    assert caught.value.code == "invalid_attributes"
+    assert caught.value.hints == {"aliases": "The maximum number of aliases is 2000"}
+    assert len(opensrs.emulator.users[address]["aliases"]) == 2000
+
+
+def test_add_alias__beyond_the_domains_limit_is_refused(opensrs):
+    address = opensrs.backend.create_mailbox(opensrs.spec()).address
+    opensrs.backend.set_domain_settings(opensrs.domain, {"max_aliases": 1})
+    opensrs.backend.add_alias(address, f"jd@{opensrs.domain}")
+
+    with pytest.raises(PermanentBackendError) as caught:
+        opensrs.backend.add_alias(address, f"jane@{opensrs.domain}")
+
+    assert caught.value.hints == {"aliases": "The domain allows at most 1 aliases"}
+
+
+# -- client protocols -----------------------------------------------------------------------
+
+
+def test_protocols__are_the_user_services(opensrs):
+    address = opensrs.backend.create_mailbox(opensrs.spec(protocols={"pop3": False})).address
+    assert _calls(opensrs.emulator, "change_user")[0].json()["attributes"]["service_pop3"] == "disabled"
+
+    opensrs.backend.set_protocols(address, {"smtp": False, "webmail": False, "imap4": True})
+
+    user = opensrs.emulator.users[address]
+    assert (user["service_pop3"], user["service_smtprelay"], user["service_webmail"]) == ("disabled",) * 3
+    # Unset, the domain's default would apply: switching on says so explicitly.
+    assert user["service_imap4"] == "enabled"
+    assert opensrs.backend.get_protocols(address) == {"imap4": True, "pop3": False, "smtp": False,
+                                                      "webmail": False}
+
+
+def test_protocols__survive_disabling_and_enabling(opensrs):
+    address = opensrs.backend.create_mailbox(opensrs.spec()).address
+    opensrs.backend.set_protocols(address, {"pop3": False})
+
+    opensrs.backend.set_mailbox_active(address, False)
+    disabled = dict(opensrs.emulator.users[address])
+    opensrs.backend.set_protocols(address, {"imap4": False, "pop3": True})
+    while_disabled = dict(opensrs.emulator.users[address])
+    opensrs.backend.set_mailbox_active(address, True)
+
+    assert disabled["service_pop3"] == "disabled"
+    assert {disabled[s] for s in disabled if s.startswith("service_") and s != "service_pop3"} == {"suspended"}
+    assert (while_disabled["service_imap4"], while_disabled["service_pop3"]) == ("disabled", "suspended")
+    assert opensrs.backend.get_mailbox(address).active
+    assert opensrs.backend.get_protocols(address) == {"imap4": False, "pop3": True, "smtp": True, "webmail": True}
+
+
+def test_create_mailbox__inactive_with_protocols_keeps_both_apart(opensrs):
+    address = opensrs.backend.create_mailbox(opensrs.spec(active=False, protocols={"imap4": False})).address
+
+    user = opensrs.emulator.users[address]
+    assert user["service_imap4"] == "disabled"
+    assert user["service_smtpin"] == user["service_pop3"] == "suspended"
+    assert opensrs.backend.get_mailbox(address).active is False

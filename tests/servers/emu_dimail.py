@@ -5,10 +5,14 @@
 - A duplicate mailbox, or a mailbox on an unknown domain, answers
   500 text/plain "Internal Server Error".
 - Validation errors are 422 with ``detail`` a list of ``{type, loc, msg, input}``.
-- Aliases answer 200 on creation and 409 when they exist.
+- Aliases are (name, destination) pairs: creation answers 200, and 409
+  when that very pair exists; a name may have several destinations.
+  ``GET /domains/{d}/aliases/`` lists pairs (``?user_name=`` one name's,
+  412 for ``?destination=`` alone); ``DELETE .../{user}/{destination|all}``
+  answers 204, or 404 ``{"detail": "Not found"}``.
 
 State for tests: ``domains``, ``mailboxes`` (address -> fields),
-``aliases`` (alias address -> destination), ``checks`` (domain -> check
+``aliases`` (alias address -> destinations), ``checks`` (domain -> check
 name -> ``{ok, internal, errors}``), ``creations`` (address -> how many
 times it was really created), ``tokens`` (the valid ones).
 """
@@ -20,6 +24,7 @@ import secrets
 import uuid
 from collections import Counter
 from typing import Any
+from urllib.parse import unquote
 
 from .emu_common import Emulator, RecordedRequest, Reply
 
@@ -38,7 +43,7 @@ class DimailEmulator(Emulator):
         self.issue_valid_tokens = True
         self.domains: dict[str, dict[str, Any]] = {}
         self.mailboxes: dict[str, dict[str, Any]] = {}
-        self.aliases: dict[str, str] = {}
+        self.aliases: dict[str, list[str]] = {}
         self.checks: dict[str, dict[str, dict[str, Any]]] = {}
         self.creations: Counter[str] = Counter()
         # False: /fix/ answers but repairs nothing (a broken internal service).
@@ -75,6 +80,11 @@ class DimailEmulator(Emulator):
             return self._list_mailboxes(domain)
         if rest == "/aliases/" and method == "POST":
             return self._create_alias(domain, request)
+        if rest == "/aliases/" and method == "GET":
+            return self._list_aliases(domain, request)
+        match = re.fullmatch(r"/aliases/([^/]+)/([^/]+)", rest)
+        if match and method == "DELETE":
+            return self._delete_alias(domain, *match.groups())
         match = re.fullmatch(r"/mailboxes/([^/]+)(/reset_password/)?", rest)
         if match is None:
             return Reply.json({"detail": "Not Found"}, 404)
@@ -216,13 +226,52 @@ class DimailEmulator(Emulator):
         self.mailboxes[address]["password"] = secrets.token_urlsafe(12)
         return Reply.json({"email": address, "password": self.mailboxes[address]["password"]})
 
+    def _alias_document(self, alias: str, destination: str) -> dict[str, Any]:
+        username, domain = alias.split("@")
+        return {"username": username, "domain": domain, "destination": destination, "allow_to_send": False}
+
     def _create_alias(self, domain: str, request: RecordedRequest) -> Reply:
         body = request.json()
-        alias = f"{body.get('user_name')}@{domain}"
+        missing = [key for key in ("user_name", "destination") if not isinstance(body.get(key), str)]
+        if missing:
+            return Reply.json({"detail": [
+                {"type": "missing", "loc": ["body", key], "msg": "Field required", "input": body} for key in missing
+            ]}, 422)
         if domain not in self.domains:
-            return self._no_domain()
-        if alias in self.aliases:
+            return Reply.json({"detail": "Permission denied"}, 403)
+        alias = f"{body['user_name']}@{domain}"
+        if body["destination"] in self.aliases.get(alias, []):
             return Reply.json({"detail": "Alias already exists"}, 409)
-        self.aliases[alias] = body.get("destination")
-        return Reply.json({"username": body.get("user_name"), "domain": domain,
-                           "destination": body.get("destination"), "allow_to_send": False})
+        self.aliases.setdefault(alias, []).append(body["destination"])
+        return Reply.json(self._alias_document(alias, body["destination"]))
+
+    def _list_aliases(self, domain: str, request: RecordedRequest) -> Reply:
+        if domain not in self.domains:
+            return Reply.json({"detail": "Permission denied"}, 403)
+        user_name = (request.query.get("user_name") or [""])[0]
+        destination = (request.query.get("destination") or [""])[0]
+        if destination and not user_name:
+            return Reply.json({"detail": "It is forbiden to only provide the destination in a request"}, 412)
+        pairs = [(alias, target) for alias, targets in sorted(self.aliases.items()) for target in targets
+                 if alias.endswith("@" + domain)
+                 and (not user_name or alias == f"{user_name}@{domain}")
+                 and (not destination or target == destination)]
+        if user_name and destination and not pairs:
+            return Reply.json({"detail": "Alias not found"}, 404)
+        return Reply.json([self._alias_document(alias, target) for alias, target in pairs])
+
+    def _delete_alias(self, domain: str, user_name: str, destination: str) -> Reply:
+        if domain not in self.domains:
+            return Reply.json({"detail": "Permission denied"}, 403)
+        alias = f"{unquote(user_name)}@{domain}"
+        targets = self.aliases.get(alias, [])
+        destination = unquote(destination)
+        removed = list(targets) if destination == "all" else [t for t in targets if t == destination]
+        if not removed:
+            return Reply.json({"detail": "Not found"}, 404)
+        remaining = [t for t in targets if t not in removed]
+        if remaining:
+            self.aliases[alias] = remaining
+        else:
+            del self.aliases[alias]
+        return Reply(204)

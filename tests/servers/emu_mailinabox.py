@@ -7,12 +7,19 @@
 - Errors are HTTP 400 with a plain-text explanation; success bodies start
   with a fixed text followed by extra lines, as on a real box.
 - "remove" archives: the user stays listed with status ``inactive`` and
-  adding the address again restores it.
+  its mail folder is kept; adding the address again restores it (the folder
+  with its mail, under the new password).
 - Quotas must match ``^\\d+[GM]?$``.
+- Aliases as in the box's management/mailconfig.py: ``address`` may be
+  ``@domain`` (a catch-all, or with ``forwards_to=@other`` a domain alias);
+  ``update_if_exists=1`` replaces ("alias updated"); a second add otherwise
+  answers "Alias already exists (...)."; removing a missing alias answers
+  "That's not an alias (...).".
 
 State for tests: ``users`` (address -> password, privileges, quota, status),
-``aliases`` (address -> forwards_to list), ``creations`` (address -> times
-added or restored).
+``folders`` (address -> messages in its mail folder, which outlives removal),
+``aliases`` (address -> {"forwards_to": [...], "permitted_senders": [...] or
+None}), ``creations`` (address -> times added or restored).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 from .emu_common import Emulator, RecordedRequest, Reply
 
 _ADDRESS = re.compile(r"^[a-z0-9_.-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$")
+_ALIAS = re.compile(r"^[a-z0-9_.+-]*@[a-z0-9-]+(\.[a-z0-9-]+)+$")
 _QUOTA = re.compile(r"^\d+[GM]?$")
 # A real box appends the output of its DNS and web configuration updates.
 _KICK_LINES = "updated DNS: box.test\nweb updated\n"
@@ -35,8 +43,16 @@ class MailInABoxEmulator(Emulator):
         self.users: dict[str, dict[str, Any]] = {
             admin: {"password": password, "privileges": ["admin"], "quota": "0", "status": "active"},
         }
-        self.aliases: dict[str, list[str]] = {}
+        self.aliases: dict[str, dict[str, Any]] = {}
+        self.folders: Counter[str] = Counter()
         self.creations: Counter[str] = Counter()
+
+    def deliver(self, address: str, messages: int = 1) -> None:
+        """Put mail in a user's folder, as incoming mail would."""
+        self.folders[address] += messages
+
+    def forwards_to(self, alias: str) -> list[str]:
+        return list(self.aliases.get(alias, {}).get("forwards_to", []))
 
     def handle(self, request: RecordedRequest) -> Reply:
         refusal = self._authorize(request)
@@ -55,6 +71,7 @@ class MailInABoxEmulator(Emulator):
             ("POST", "/admin/mail/users/quota"): lambda: self._set_quota(form),
             ("GET", "/admin/mail/aliases"): self._list_aliases,
             ("POST", "/admin/mail/aliases/add"): lambda: self._add_alias(form),
+            ("POST", "/admin/mail/aliases/remove"): lambda: self._remove_alias(form),
         }
         handler = handlers.get(route)
         return handler() if handler else Reply.text("Not Found", 404)
@@ -112,6 +129,7 @@ class MailInABoxEmulator(Emulator):
             return Reply.text("Invalid quota.", 400)
         if self._active(address):
             return Reply.text("User already exists.", 400)
+        # A restored user finds its folder (self.folders) as the removal left it.
         self.users[address] = {"password": password, "privileges": privileges, "quota": quota, "status": "active"}
         self.creations[address] += 1
         return Reply.text("mail user added\n" + _KICK_LINES)
@@ -166,25 +184,46 @@ class MailInABoxEmulator(Emulator):
 
     def _list_aliases(self) -> Reply:
         domains: dict[str, list[dict[str, Any]]] = {}
-        for address, targets in sorted(self.aliases.items()):
+        for address, alias in sorted(self.aliases.items()):
             domains.setdefault(address.split("@")[1], []).append(
-                {"address": address, "address_display": address, "forwards_to": targets,
-                 "permitted_senders": None, "required": False})
+                {"address": address, "address_display": address, "forwards_to": alias["forwards_to"],
+                 "permitted_senders": alias["permitted_senders"], "required": False})
         return Reply.json([{"domain": domain, "aliases": aliases} for domain, aliases in sorted(domains.items())])
 
     def _add_alias(self, form: dict[str, str]) -> Reply:
         address = form.get("address", "").strip().lower()
-        targets = [t.strip() for t in form.get("forwards_to", "").replace("\n", ",").split(",") if t.strip()]
+        forwards_to = form.get("forwards_to", "").strip()
         if not address:
             return Reply.text("No email address provided.", 400)
-        if not _ADDRESS.match(address):
+        if not _ALIAS.match(address):
             return Reply.text(f"Invalid email address ({address}).", 400)
-        if not targets:
+        if _ALIAS.match(forwards_to) and forwards_to.startswith("@"):
+            targets = [forwards_to]
+        else:
+            targets = [t.strip() for t in forwards_to.replace("\n", ",").split(",") if t.strip()]
+            for target in targets:
+                if not _ADDRESS.match(target.lower()):
+                    return Reply.text(f"Invalid receiver email address ({target}).", 400)
+        senders = [s.strip() for s in form.get("permitted_senders", "").replace("\n", ",").split(",") if s.strip()]
+        for sender in senders:
+            if self._active(sender) is None:
+                return Reply.text(f"Invalid permitted sender: {sender} is not a user on this system.", 400)
+        if not targets and not senders:
             return Reply.text("The alias must either forward to an address or have a permitted sender.", 400)
+        status = "alias added"
         if address in self.aliases:
-            return Reply.text(f"Alias already exists ({address}).", 400)
-        self.aliases[address] = targets
-        return Reply.text("alias added\n" + _KICK_LINES)
+            if form.get("update_if_exists", "") != "1":
+                return Reply.text(f"Alias already exists ({address}).", 400)
+            status = "alias updated"
+        self.aliases[address] = {"forwards_to": targets, "permitted_senders": senders or None}
+        return Reply.text(f"{status}\n" + _KICK_LINES)
+
+    def _remove_alias(self, form: dict[str, str]) -> Reply:
+        address = form.get("address", "").strip().lower()
+        if address not in self.aliases:
+            return Reply.text(f"That's not an alias ({address}).", 400)
+        del self.aliases[address]
+        return Reply.text("alias removed\n" + _KICK_LINES)
 
 
 def _password_problem(password: str) -> str | None:

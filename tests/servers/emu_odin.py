@@ -6,7 +6,8 @@ with ``faults_as_xmlrpc`` set, failures are XML-RPC faults whose
 ``faultString`` is base64-encoded, as some deployments send them.
 
 State for tests: ``subscriptions`` (id -> domains), ``mailboxes``
-(mailbox id -> properties as getMailboxInfo returns them), ``users``
+(mailbox id -> properties as getMailboxInfo returns them, the primary
+address first in ``email_addresses``), ``users``
 (service user id -> login, password, display name), ``creations``
 (address -> times created). ``basic_auth`` (user, password) makes the
 endpoint require HTTP Basic.
@@ -178,6 +179,19 @@ class OdinEmulator(Emulator):
             if self.mailbox_by_address(address):
                 raise OperationsError(f"E-mail address {address} is already in use")
             mailbox["email_addresses"].append(address)
+        return {}
+
+    def _pem_exchange_removeEmailAddresses(self, params: dict[str, Any]) -> dict[str, Any]:
+        mailbox = self._mailbox(params)
+        addresses = params.get("email_addresses")
+        if not isinstance(addresses, list) or not addresses:
+            raise OperationsError("Missing required parameter: email_addresses")
+        for address in addresses:
+            if address == mailbox["email_addresses"][0]:
+                raise OperationsError(f"E-mail address {address} is the primary address and cannot be removed")
+            if address not in mailbox["email_addresses"]:
+                raise OperationsError(f"E-mail address {address} is not assigned to this mailbox")
+        mailbox["email_addresses"] = [a for a in mailbox["email_addresses"] if a not in addresses]
         return {}
 
     def _pem_changeUserPassword(self, params: dict[str, Any]) -> dict[str, Any]:
