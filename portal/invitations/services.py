@@ -171,7 +171,8 @@ def resend(actor: User, invitation: Invitation) -> None:
 def revoke(actor: User, invitation: Invitation) -> None:
     if invitation.status not in (DRAFT, PENDING):
         raise InvitationError("This invitation was already answered or revoked.")
-    invitation.status, invitation.token_hash = REVOKED, None
+    # The hash stays, so the dead link can still say it was withdrawn.
+    invitation.status = REVOKED
     invitation.responded_at = utcnow()
     record("invitation.revoke", account=invitation.account_id, target=invitation, target_label=invitation.email)
 
@@ -205,7 +206,7 @@ def _answer(invitation: Invitation, user: User, status: str) -> None:
     """Move pending -> ``status`` once; a second answer (another tab) is refused."""
     changed = db.session.execute(update(Invitation).where(
         Invitation.id == invitation.id, Invitation.status == PENDING, Invitation.expires_at > utcnow()
-    ).values(status=status, responded_at=utcnow(), user_id=user.id, token_hash=None)).rowcount
+    ).values(status=status, responded_at=utcnow(), user_id=user.id)).rowcount
     if changed != 1:
         db.session.rollback()
         raise InvitationError("This invitation was already answered, revoked or has expired.")
@@ -285,6 +286,6 @@ def withdraw_for(user: User) -> int:
     count = 0
     for invitation in db.session.execute(db.select(Invitation).where(
             Invitation.email == user.email, Invitation.status.in_((DRAFT, PENDING)))).scalars():
-        invitation.status, invitation.token_hash = REVOKED, None
+        invitation.status = REVOKED
         count += 1
     return count

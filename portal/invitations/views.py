@@ -19,10 +19,10 @@ bp = Blueprint("invitations", __name__)
 @bp.route("/accounts/<int:account_id>/invitations")
 @rule(member("users.invite"))
 def index(account_id):
-    status = request.args.get("status", "")
-    status = status if status in STATUSES else ""
-    return render("invitations/index.html", block="list", account=g.account, status=status, statuses=STATUSES,
-                  invitations=services.invitations_of(g.account, status), form=forms.InviteForm())
+    wanted = request.args.get("status", "")
+    wanted = wanted if wanted in STATUSES else ""
+    return render("invitations/index.html", block="list", account=g.account, status_filter=wanted,
+                  statuses=STATUSES, invitations=services.invitations_of(g.account, wanted), form=forms.InviteForm())
 
 
 @bp.route("/accounts/<int:account_id>/invitations/new", methods=["POST"])
@@ -39,7 +39,7 @@ def create(account_id):
             db.session.commit()
             return redirect(url_for("invitations.edit", account_id=account_id, invitation_id=invitation.id))
     return render("invitations/index.html", status=422, account=g.account, statuses=STATUSES, form=form,
-                  invitations=services.invitations_of(g.account))
+                  status_filter="", invitations=services.invitations_of(g.account))
 
 
 def _edit_page(invitation, status=200, error=None):
@@ -78,8 +78,14 @@ def add_grant(account_id, invitation_id):
             mailbox = mailbox_in_account(g.account, request.form.get("mailbox_id", type=int) or 0)
             if mailbox is None:
                 raise services.InvitationError("Choose a mailbox.")
-        services.add_grant(current_user, invitation, role_id=request.form.get("role_id", type=int),
-                           permission=request.form.get("permission") or None, mailbox=mailbox)
+        role_id = request.form.get("role_id", type=int)
+        permission = request.form.get("permission") or None
+        if not role_id and not permission:
+            raise services.InvitationError("Choose a role, a permission, or both.")
+        if role_id:
+            services.add_grant(current_user, invitation, role_id=role_id, mailbox=mailbox)
+        if permission:
+            services.add_grant(current_user, invitation, permission=permission, mailbox=mailbox)
 
     return _act(invitation_id, add, "Added to the invitation.")
 
@@ -106,11 +112,14 @@ def resend(account_id, invitation_id):
                 lambda invitation: f"A new link was sent to {invitation.email}; the old one no longer works.")
 
 
-@bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/revoke", methods=["POST"])
+@bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/revoke", methods=["GET", "POST"])
 @rule(member("users.invite"))
 def revoke(account_id, invitation_id):
+    if request.method == "GET":
+        invitation = load_or_404(services.invitation_in_account, invitation_id)
+        return render("invitations/revoke.html", account=g.account, invitation=invitation, form=ConfirmForm())
     return _act(invitation_id, lambda invitation: services.revoke(current_user, invitation),
-                "Invitation revoked: its link no longer works.")
+                "Invitation withdrawn: its link no longer works.")
 
 
 # -- the invited person --------------------------------------------------------------------
