@@ -41,6 +41,12 @@ class Domain(db.Model):
     # Records expected/found at the last check, for the records table.
     records: Mapped[list] = mapped_column(JSON, default=list)
     backend_checks: Mapped[list] = mapped_column(JSON, default=list)
+    # Domain-wide settings the backend supports, as the admin wants them, and
+    # how far the backend has taken them: "" (none yet), pending, applied, failed.
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    settings_state: Mapped[str] = mapped_column(String(16), default="")
+    settings_message: Mapped[str] = mapped_column(Text, default="")
+    settings_hints: Mapped[dict] = mapped_column(JSON, default=dict)
 
     checks: Mapped[list["DomainCheckRun"]] = relationship(
         back_populates="domain", cascade="all, delete-orphan", passive_deletes=True,

@@ -1,9 +1,10 @@
-from flask import Blueprint, flash, g, redirect, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import current_user
 
 from portal.auth.forms import ConfirmForm
 from portal.backends import service as backends
 from portal.domains import forms, services
+from portal.domains import settings as domain_settings
 from portal.domains.models import STATUSES
 from portal.extensions import db
 from portal.web.access import SUPERADMIN, member, rule
@@ -13,8 +14,8 @@ from portal.web.render import render
 bp = Blueprint("domains", __name__)
 
 
-def _add_form(formdata=None):
-    form = forms.AddDomainForm() if formdata is None else forms.AddDomainForm(formdata=formdata)
+def _add_form():
+    form = forms.AddDomainForm()
     form.connection.choices = [(name, f"{name} ({backends.connection(name).backend_label})")
                                for name in backends.connection_names()]
     if not form.connection.data:
@@ -30,7 +31,7 @@ def _index(form, status=200):
 @bp.route("/accounts/<int:account_id>/domains")
 @rule(member("domains.view"))
 def index(account_id):
-    return _index(_add_form(formdata=False))
+    return _index(_add_form())
 
 
 @bp.route("/accounts/<int:account_id>/domains/new", methods=["POST"])
@@ -124,3 +125,31 @@ def remove(account_id, domain_id):
                 return redirect(url_for("domains.index", account_id=account_id))
     status = 409 if error else (422 if form.errors else 200)
     return render("domains/remove.html", status=status, account=g.account, domain=domain, form=form, error=error)
+
+
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/settings", methods=["GET", "POST"])
+@rule(member("domains.view"))
+def settings(account_id, domain_id):
+    domain = load_or_404(services.domain_in_account, domain_id)
+    capabilities = backends.capabilities(domain.connection)
+    values, problems = dict(domain.settings or {}), {}
+    status = 200
+    if request.method == "POST":
+        if not g.access.can("domains.manage"):
+            abort(403)
+        values, problems = domain_settings.parse_form(domain, request.form)
+        if not problems:
+            try:
+                domain_settings.save(current_user, domain, values)
+            except domain_settings.SettingsInvalid as invalid:
+                db.session.rollback()
+                problems = invalid.problems
+            else:
+                db.session.commit()
+                flash("Settings saved; they are being applied on the backend.", "success")
+                return redirect(url_for("domains.settings", account_id=account_id, domain_id=domain_id))
+        status = 422
+    return render("domains/settings.html", block="state", status=status, account=g.account, domain=domain,
+                  specs=domain_settings.specs(domain), values=values, problems=problems,
+                  hints=domain.settings_hints or {}, capabilities=capabilities,
+                  megabytes=domain_settings.shown_in_megabytes, connection=backends.connection(domain.connection))

@@ -42,11 +42,15 @@ class Mailbox(db.Model):
     # What the admin wants; the status says what the backend has.
     want_active: Mapped[bool] = mapped_column(default=True)
     backend_id: Mapped[str | None] = mapped_column(String(128))
+    # Protocol name -> allowed, where the backend has protocol switches; None: its defaults.
+    protocols: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     domain = relationship("Domain", lazy="joined")
     owner = relationship("User", lazy="joined", foreign_keys=[owner_id])
+    aliases: Mapped[list["MailboxAlias"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="MailboxAlias.address", lazy="selectin")
     attempts: Mapped[list["ProvisioningAttempt"]] = relationship(
         back_populates="mailbox", cascade="all, delete-orphan", passive_deletes=True,
         order_by="desc(ProvisioningAttempt.id)", lazy="dynamic")
@@ -57,6 +61,19 @@ class Mailbox(db.Model):
 
     def __repr__(self) -> str:
         return f"<Mailbox {self.id} {self.address} {self.status}>"
+
+
+class MailboxAlias(db.Model):
+    """An extra address delivering to a mailbox."""
+
+    __tablename__ = "mailbox_aliases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(254), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="adding")  # adding | active | removing | failed
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ProvisioningAttempt(db.Model):

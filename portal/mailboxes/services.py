@@ -22,6 +22,7 @@ from portal.audit.services import record
 from portal.auth.models import User
 from portal.backends import service as backends
 from portal.backends.base import BackendError, MailboxSpec, TransientBackendError
+from portal.backends.registry import backend_class
 from portal.domains import services as domains
 from portal.domains.models import DISABLED as DOMAIN_DISABLED
 from portal.domains.models import ENABLED as DOMAIN_ENABLED
@@ -32,7 +33,7 @@ from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
 from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PERSONAL, PROVISIONING, SHARED,
-                                     Mailbox, MailboxSecret, ProvisioningAttempt)
+                                     Mailbox, MailboxAlias, MailboxSecret, ProvisioningAttempt)
 from portal.roles import catalogue
 from portal.roles.services import grant_mailbox_role, system_role
 from portal.timeutil import utcnow
@@ -95,6 +96,13 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
         raise MailboxError("Choose personal or shared.", "kind")
     if kind == PERSONAL and owner is None:
         raise MailboxError("A personal mailbox needs its owner.", "owner")
+    from portal.domains.settings import mailbox_limit_problem
+
+    in_use = db.session.execute(db.select(db.func.count()).select_from(Mailbox).where(
+        Mailbox.domain_id == domain.id, Mailbox.status != DELETED)).scalar_one()
+    limit_problem = mailbox_limit_problem(domain, in_use)
+    if limit_problem:
+        raise MailboxError(limit_problem, "domain")
     previous = db.session.execute(db.select(Mailbox).where(Mailbox.address == address,
                                                            Mailbox.status == DELETED)).scalar_one_or_none()
     if previous is not None:
@@ -105,6 +113,7 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
                       owner_id=getattr(owner, "id", None), first_name=first_name.strip(),
                       last_name=last_name.strip(), display_name=display_name.strip(), quota_bytes=quota_bytes)
     mailbox.domain = domain
+    mailbox.protocols = default_protocols(domain)
     db.session.add(mailbox)
     db.session.flush()
     if owner is not None:
@@ -148,7 +157,10 @@ def _start(mailbox: Mailbox, operation: str, **extra) -> Job:
     mailbox.status_reason = {"create": "Being created on the backend.", "set_active": "Being updated on the backend.",
                              "delete": "Being deleted on the backend.",
                              "reset_password": "A new password is being set on the backend.",
-                             "set_quota": "The quota is being changed on the backend."}[operation]
+                             "set_quota": "The quota is being changed on the backend.",
+                             "add_alias": "An alias is being added on the backend.",
+                             "remove_alias": "An alias is being removed on the backend.",
+                             "set_protocols": "Protocol access is being changed on the backend."}[operation]
     return enqueue(PROVISION_KIND, {"mailbox_id": mailbox.id, "operation": operation, **extra},
                    subject=f"mailbox:{mailbox.id}", account=mailbox.account_id)
 
@@ -179,7 +191,12 @@ def set_active(actor: User, mailbox: Mailbox, active: bool) -> None:
 
 
 def delete(actor: User, mailbox: Mailbox) -> str:
-    """Delete where the backend can; otherwise disable, and say so."""
+    """Delete where the backend can; otherwise disable, and say so. A pending mailbox
+    never reached the backend: it goes at once."""
+    if mailbox.status == PENDING:
+        mailbox.status, mailbox.status_reason = DELETED, "Deleted before it was created on the backend."
+        record("mailbox.delete", account=mailbox.account_id, target=mailbox, actor=actor, pending=True)
+        return "The mailbox was deleted; it had not been created on the backend yet."
     _require_live(mailbox)
     capabilities = capabilities_of(mailbox)
     if capabilities.can_delete_mailbox:
@@ -265,10 +282,10 @@ def reveal_secret(actor: User, mailbox: Mailbox) -> str | None:
 def _spec(mailbox: Mailbox, can_disable: bool) -> MailboxSpec:
     return MailboxSpec.for_address(mailbox.address, first_name=mailbox.first_name, last_name=mailbox.last_name,
                                    display_name=mailbox.display_name, quota_bytes=mailbox.quota_bytes,
-                                   active=mailbox.want_active or not can_disable)
+                                   active=mailbox.want_active or not can_disable, protocols=mailbox.protocols)
 
 
-def _carry_out(mailbox: Mailbox, operation: str) -> str:
+def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None) -> str:
     backend = backends.for_domain(mailbox.domain)
     if operation == "create":
         can_disable = backend.capabilities.mailbox_disable
@@ -280,8 +297,17 @@ def _carry_out(mailbox: Mailbox, operation: str) -> str:
         return "Created on the backend." if result.created else "Already on the backend (an earlier attempt made it)."
     if operation == "set_active":
         backend.set_mailbox_active(mailbox.address, mailbox.want_active)
+        if mailbox.want_active and mailbox.protocols and backend.capabilities.protocol_flags:
+            # Some backends (Odin) restore their own defaults on enabling: put the mailbox's back.
+            backend.set_protocols(mailbox.address, mailbox.protocols)
         mailbox.status = ENABLED if mailbox.want_active else DISABLED
         return "Enabled." if mailbox.want_active else "Disabled."
+    if operation in ("add_alias", "remove_alias"):
+        return _carry_out_alias(backend, mailbox, operation, job_alias_id)
+    if operation == "set_protocols":
+        backend.set_protocols(mailbox.address, mailbox.protocols or {})
+        mailbox.status = ENABLED if mailbox.want_active else DISABLED
+        return "Protocol access changed."
     if operation == "delete":
         backend.delete_mailbox(mailbox.address)
         mailbox.status = DELETED
@@ -298,14 +324,23 @@ def _carry_out(mailbox: Mailbox, operation: str) -> str:
 
 
 def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, message: str, *,
-                    fail: bool) -> None:
-    """Write the attempt in its own transaction: it must outlive the job's rollback."""
+                    fail: bool, alias_id: int | None = None) -> None:
+    """Write the attempt in its own transaction: it must outlive the job's rollback.
+
+    A failed alias change fails the alias, not the mailbox, which still works.
+    """
     db.session.rollback()
     db.session.add(ProvisioningAttempt(mailbox_id=mailbox_id, job_id=job_id, operation=operation, outcome=outcome,
                                        message=message))
     if fail:
         mailbox = db.session.get(Mailbox, mailbox_id)
-        mailbox.status, mailbox.status_reason = FAILED, message
+        alias = db.session.get(MailboxAlias, alias_id) if alias_id else None
+        if alias is not None:
+            alias.state, alias.message = "failed", message
+            mailbox.status = ENABLED if mailbox.want_active else DISABLED
+            mailbox.status_reason = f"The alias {alias.address} could not be changed: {message}"
+        else:
+            mailbox.status, mailbox.status_reason = FAILED, message
     db.session.commit()
 
 
@@ -322,14 +357,16 @@ def provision(job) -> None:
         return
     operation = job.payload["operation"]
     try:
-        message = _carry_out(mailbox, operation)
+        message = _carry_out(mailbox, operation, job.payload.get("alias_id"))
     except TransientBackendError as error:
         final = job.attempts >= job.max_attempts
         _record_attempt(mailbox.id, job.id, operation, "failed" if final else "retrying",
-                        f"{error.message} ({'gave up' if final else 'will retry'})", fail=final)
+                        f"{error.message} ({'gave up' if final else 'will retry'})", fail=final,
+                        alias_id=job.payload.get("alias_id"))
         raise
     except BackendError as error:
-        _record_attempt(mailbox.id, job.id, operation, "failed", error.message, fail=True)
+        _record_attempt(mailbox.id, job.id, operation, "failed", error.message, fail=True,
+                        alias_id=job.payload.get("alias_id"))
         raise PermanentJobError(error.message) from None
     mailbox.status_reason = message
     db.session.add(ProvisioningAttempt(mailbox_id=mailbox.id, job_id=job.id, operation=operation, outcome="ok",
@@ -401,3 +438,98 @@ def decommission_job(job) -> None:
         raise
     except BackendError as error:
         raise PermanentJobError(error.message) from None
+
+
+# -- aliases and protocols ----------------------------------------------------------------
+
+def default_protocols(domain: Domain) -> dict[str, bool] | None:
+    """New mailboxes follow the domain's "services of new mailboxes" where the backend switches protocols."""
+    services = (domain.settings or {}).get("default_services")
+    capabilities = backends.capabilities(domain.connection)
+    if not services or not capabilities.protocol_flags:
+        return None
+    names = backend_class(backends.connection(domain.connection).backend).protocols()
+    wanted = {SERVICE_PROTOCOLS.get(service, service) for service in services}
+    return {name: name in wanted for name in names}
+
+
+SERVICE_PROTOCOLS = {"imap": "imap4", "pop": "pop3", "smtp": "smtp", "webmail": "webmail"}
+
+
+def address_in_use(account_id: int, address: str) -> bool:
+    return bool(db.session.execute(db.select(Mailbox.id).where(
+        Mailbox.account_id == account_id, Mailbox.address == address, Mailbox.status != DELETED)).first()
+        or db.session.execute(db.select(MailboxAlias.id).join(Mailbox).where(
+            Mailbox.account_id == account_id, MailboxAlias.address == address)).first())
+
+
+def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
+    from portal.auth.services import AuthError, normalize_email
+
+    _require_live(mailbox)
+    if not capabilities_of(mailbox).mailbox_aliases:
+        raise MailboxError(f"The {mailbox.domain.connection} backend has no mailbox aliases.", "alias")
+    try:
+        address = normalize_email(raw)
+    except AuthError as error:
+        raise MailboxError(str(error), "alias") from None
+    domain_name = address.rsplit("@", 1)[1]
+    domain = db.session.execute(db.select(Domain).where(Domain.account_id == mailbox.account_id,
+                                                        Domain.name == domain_name)).scalar_one_or_none()
+    if domain is None or domain.status == DOMAIN_DISABLED:
+        raise MailboxError("An alias must be on one of this account's domains that is not disabled.", "alias")
+    if address_in_use(mailbox.account_id, address):
+        raise MailboxError(f"{address} is already used in this account.", "alias")
+    alias = MailboxAlias(mailbox_id=mailbox.id, address=address, state="adding")
+    db.session.add(alias)
+    db.session.flush()
+    _start(mailbox, "add_alias", alias_id=alias.id)
+    record("mailbox.add_alias", account=mailbox.account_id, target=mailbox, actor=actor, alias=address)
+    return alias
+
+
+def remove_alias(actor: User, mailbox: Mailbox, alias_id: int) -> None:
+    _require_live(mailbox)
+    alias = next((a for a in mailbox.aliases if a.id == alias_id), None)
+    if alias is None:
+        raise MailboxError("That alias was already removed.")
+    if alias.state == "failed":
+        db.session.delete(alias)
+    else:
+        if not capabilities_of(mailbox).mailbox_alias_remove:
+            raise MailboxError(f"The {mailbox.domain.connection} backend cannot remove aliases.")
+        alias.state = "removing"
+        _start(mailbox, "remove_alias", alias_id=alias.id)
+    record("mailbox.remove_alias", account=mailbox.account_id, target=mailbox, actor=actor, alias=alias.address)
+
+
+def _carry_out_alias(backend, mailbox: Mailbox, operation: str, alias_id: int | None) -> str:
+    alias = db.session.get(MailboxAlias, alias_id) if alias_id else None
+    mailbox.status = ENABLED if mailbox.want_active else DISABLED
+    if alias is None:
+        return "Nothing to do: the alias is gone."
+    if operation == "add_alias":
+        backend.add_alias(mailbox.address, alias.address)
+        alias.state, alias.message = "active", ""
+        return f"Alias {alias.address} added."
+    backend.remove_alias(mailbox.address, alias.address)
+    db.session.delete(alias)
+    return f"Alias {alias.address} removed."
+
+
+def set_protocols(actor: User, mailbox: Mailbox, allowed: set[str]) -> None:
+    _require_live(mailbox)
+    if not capabilities_of(mailbox).protocol_flags:
+        raise MailboxError(f"The {mailbox.domain.connection} backend does not switch protocols per mailbox.")
+    names = backend_class(backends.connection(mailbox.domain.connection).backend).protocols()
+    unknown = allowed - set(names)
+    if unknown:
+        raise MailboxError(f"Unknown protocols: {', '.join(sorted(unknown))}.")
+    mailbox.protocols = {name: name in allowed for name in names}
+    _start(mailbox, "set_protocols")
+    record("mailbox.set_protocols", account=mailbox.account_id, target=mailbox, actor=actor,
+           allowed=sorted(allowed))
+
+
+def protocol_names(mailbox: Mailbox) -> list[str]:
+    return backend_class(backends.connection(mailbox.domain.connection).backend).protocols()

@@ -1,10 +1,11 @@
-from flask import Blueprint, flash, g, redirect, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import current_user
 
 from portal.accounts.services import member_in_account
 from portal.auth.forms import ConfirmForm
 from portal.auth.models import User
 from portal.backends import service as backends
+from portal.backends.base import PROTOCOL_LABELS
 from portal.domains.models import DISABLED as DOMAIN_DISABLED
 from portal.domains.services import domain_in_account, domains_of
 from portal.extensions import db
@@ -74,6 +75,7 @@ def _page(mailbox, status=200, error=None, password=None):
                   connection=backends.connection(mailbox.domain.connection),
                   attempts=mailbox.attempts.limit(50).all(), access=roles.mailbox_access_list(mailbox.id),
                   secret=services.waiting_secret(mailbox), password=password, error=error,
+                  protocol_names=services.protocol_names(mailbox), protocol_labels=PROTOCOL_LABELS,
                   quota_form=forms.QuotaForm(formdata=None), form=ConfirmForm())
 
 
@@ -141,6 +143,27 @@ def quota(account_id, mailbox_id):
         return _page(g.mailbox, 422, " ".join(form.quota.errors) or "Enter a quota.")
     return _act(lambda actor, mailbox: services.set_quota(actor, mailbox, form.quota_bytes()),
                 "The quota is being changed.")
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/aliases", methods=["POST"])
+@rule(on_mailbox("mailbox.settings"))
+def add_alias(account_id, mailbox_id):
+    return _act(lambda actor, mailbox: services.add_alias(actor, mailbox, request.form.get("alias", "")) and None,
+                "The alias is being added.")
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/aliases/<int:alias_id>/remove", methods=["POST"])
+@rule(on_mailbox("mailbox.settings"))
+def remove_alias(account_id, mailbox_id, alias_id):
+    return _act(lambda actor, mailbox: services.remove_alias(actor, mailbox, alias_id), "The alias is being removed.")
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/protocols", methods=["POST"])
+@rule(on_mailbox("mailbox.settings"))
+def protocols(account_id, mailbox_id):
+    allowed = set(request.form.getlist("protocol"))
+    return _act(lambda actor, mailbox: services.set_protocols(actor, mailbox, allowed),
+                "Protocol access is being changed.")
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/delete", methods=["GET", "POST"])
@@ -291,7 +314,14 @@ def drift_settle(account_id, domain_id):
     return _drift_act(domain_id, lambda domain: _settle(domain, settle_all=False))
 
 
-@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/drift/settle-all", methods=["POST"])
+@bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/drift/settle-all", methods=["GET", "POST"])
 @rule(member("mailboxes.manage"))
 def drift_settle_all(account_id, domain_id):
+    if request.method == "GET":
+        domain = load_or_404(domain_in_account, domain_id)
+        how = request.args.get("how", "")
+        if how not in ("adopt", "enforce"):
+            abort(404)
+        return render("mailboxes/drift_confirm.html", account=g.account, domain=domain, how=how,
+                      report=drift.latest_report(domain), labels=drift.LABELS, form=ConfirmForm())
     return _drift_act(domain_id, lambda domain: _settle(domain, settle_all=True))

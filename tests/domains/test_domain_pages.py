@@ -76,3 +76,9 @@ def test_domain_page__explains_the_backends_capabilities(signed_in, account):
     domain = db.session.execute(db.select(Domain)).scalar_one()
     page = signed_in.get(f"/accounts/{account.id}/domains/{domain.id}").get_data(as_text=True)
     assert "What the" in page and "backend can do" in page
+
+
+def test_domains_list__answers_with_the_add_form(signed_in, account):
+    response = signed_in.get(f"/accounts/{account.id}/domains")
+    assert response.status_code == 200
+    assert 'name="name"' in response.get_data(as_text=True)

@@ -177,3 +177,12 @@ def test_dimail__backend_down_then_back_every_mailbox_ends_enabled_once(owner, a
         db.session.refresh(mailbox)
         assert mailbox.status == ENABLED
         assert dimail.creations[mailbox.address] == 1
+
+
+def test_pending_mailbox__can_be_deleted_and_no_longer_blocks_its_domain(owner, account):
+    domain = domains.add_domain(owner, account, "typo.example.org", "local")
+    mailbox = services.create_mailbox(owner, account, domain, "team")
+    message = services.delete(owner, mailbox)
+    assert mailbox.status == DELETED and "had not been created" in message
+    domains.remove_domain(owner, domain)
+    db.session.commit()

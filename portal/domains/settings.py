@@ -1,0 +1,104 @@
+"""A domain's Settings tab: what its backend supports, validated with the backend's
+own limits, sent as a job, with the backend's answer shown beside each field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.backends import service as backends
+from portal.backends.base import BackendError, DomainSetting, TransientBackendError, validate_domain_settings
+from portal.backends.registry import backend_class
+from portal.domains.models import Domain
+from portal.extensions import db
+from portal.jobs.registry import PermanentJobError, handler
+from portal.jobs.services import enqueue_once
+
+SETTINGS_KIND = "domain.settings"
+MEGABYTE = 1024 * 1024
+PENDING, APPLIED, FAILED = "pending", "applied", "failed"
+
+
+class SettingsInvalid(ValueError):
+    def __init__(self, problems: dict[str, str]):
+        super().__init__("Some settings are not valid.")
+        self.problems = problems
+
+
+def specs(domain: Domain) -> list[DomainSetting]:
+    return backend_class(backends.connection(domain.connection).backend).domain_settings()
+
+
+def shown_in_megabytes(setting: DomainSetting) -> bool:
+    return setting.kind == "int" and setting.unit == "bytes"
+
+
+def parse_form(domain: Domain, form) -> tuple[dict[str, Any], dict[str, str]]:
+    """Values from the submitted form (empty means the backend's default) and typing problems."""
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for setting in specs(domain):
+        raw = form.get(setting.key, "")
+        if setting.kind == "bool":
+            values[setting.key] = setting.key in form
+        elif setting.kind == "list":
+            items = form.getlist(setting.key) if setting.choices else raw.replace(",", "\n").splitlines()
+            cleaned = [item.strip().lower() if setting.value_format else item.strip() for item in items]
+            values[setting.key] = [item for item in cleaned if item] or None
+        elif setting.kind == "int":
+            text = raw.strip()
+            if not text:
+                values[setting.key] = None
+            elif not text.isdigit():
+                problems[setting.key] = "Enter a whole number."
+            else:
+                values[setting.key] = int(text) * (MEGABYTE if shown_in_megabytes(setting) else 1)
+        else:
+            values[setting.key] = raw.strip() or None
+    return values, problems
+
+
+def save(actor: User, domain: Domain, values: dict[str, Any]) -> None:
+    problems = validate_domain_settings(specs(domain), values, domain=domain.name)
+    if problems:
+        raise SettingsInvalid(problems)
+    changed = sorted(key for key in values if (domain.settings or {}).get(key) != values[key])
+    domain.settings = values
+    domain.settings_state, domain.settings_message, domain.settings_hints = PENDING, "Being applied on the backend.", {}
+    enqueue_once(SETTINGS_KIND, {"domain_id": domain.id}, subject=f"domain-settings:{domain.id}",
+                 account=domain.account_id)
+    record("domain.settings", account=domain.account_id, target=domain, actor=actor, changed=changed)
+
+
+def mailbox_limit_problem(domain: Domain, current: int) -> str | None:
+    """The portal enforces the domain's own limit on mailboxes too."""
+    limit = (domain.settings or {}).get("max_users")
+    if limit is not None and current >= limit:
+        return f"{domain.name} allows at most {limit} mailbox{'es' if limit != 1 else ''} (see its settings)."
+    return None
+
+
+def _failed(job, message: str) -> None:
+    domain = db.session.get(Domain, job.payload.get("domain_id"))
+    if domain is not None and domain.settings_state == PENDING:
+        domain.settings_state, domain.settings_message = FAILED, message
+
+
+@handler(SETTINGS_KIND, max_attempts=8, backoff_seconds=30, on_failure=_failed)
+def apply_settings(job) -> None:
+    domain = db.session.get(Domain, job.payload["domain_id"])
+    if domain is None:
+        return
+    try:
+        backends.for_domain(domain).set_domain_settings(domain.name, domain.settings or {})
+    except TransientBackendError:
+        raise
+    except BackendError as error:
+        db.session.rollback()
+        domain = db.session.get(Domain, job.payload["domain_id"])
+        domain.settings_state, domain.settings_message = FAILED, error.message
+        domain.settings_hints = dict(error.hints or {})
+        db.session.commit()
+        raise PermanentJobError(error.message) from None
+    domain.settings_state, domain.settings_message, domain.settings_hints = APPLIED, "Applied on the backend.", {}

@@ -1,0 +1,122 @@
+import pytest
+
+from portal.backends import service as backends
+from portal.extensions import db
+from portal.mailboxes import services as mailboxes
+from portal.mailboxes.models import Mailbox, ProvisioningAttempt
+
+
+@pytest.fixture
+def mailbox(domain, owner, account, run_jobs):
+    created = mailboxes.create_mailbox(owner, account, domain, "jane", first_name="Jane", last_name="Doe")
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(created)
+    assert created.status == "enabled", created.status_reason
+    return created
+
+
+def test_aliases__added_listed_and_removed_on_the_backend(mailbox, owner, run_jobs, backend):
+    alias = mailboxes.add_alias(owner, mailbox, f"j.doe@{mailbox.domain.name}")
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(alias)
+    assert alias.state == "active", alias.message
+    adapter = backends.for_domain(mailbox.domain)
+    assert f"j.doe@{mailbox.domain.name}" in adapter.list_aliases(mailbox.address)
+    if not adapter.capabilities.mailbox_alias_remove:
+        with pytest.raises(mailboxes.MailboxError, match="cannot remove"):
+            mailboxes.remove_alias(owner, mailbox, alias.id)
+        return
+    mailboxes.remove_alias(owner, mailbox, alias.id)
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(mailbox)
+    assert mailbox.aliases == []
+    assert f"j.doe@{mailbox.domain.name}" not in adapter.list_aliases(mailbox.address)
+
+
+def test_aliases__an_address_already_used_in_the_account_is_refused(mailbox, owner, account, run_jobs):
+    other = mailboxes.create_mailbox(owner, account, mailbox.domain, "other")
+    mailboxes.add_alias(owner, mailbox, f"sales@{mailbox.domain.name}")
+    db.session.commit()
+    run_jobs()
+    with pytest.raises(mailboxes.MailboxError, match="already used"):
+        mailboxes.add_alias(owner, other, f"sales@{mailbox.domain.name}")
+    with pytest.raises(mailboxes.MailboxError, match="already used"):
+        mailboxes.add_alias(owner, other, mailbox.address)
+    with pytest.raises(mailboxes.MailboxError, match="account's domains"):
+        mailboxes.add_alias(owner, other, "sales@elsewhere.example")
+
+
+@pytest.mark.parametrize("backend", ["dimail", "opensrs", "odin", "mailinabox"], indirect=True)
+def test_aliases__a_backend_outage_delays_the_alias_then_it_is_added(mailbox, owner, run_jobs, backend):
+    backend[1].faults.fail_5xx()
+    alias = mailboxes.add_alias(owner, mailbox, f"flaky@{mailbox.domain.name}")
+    db.session.commit()
+    run_jobs()
+    attempts = db.session.execute(db.select(ProvisioningAttempt).where(
+        ProvisioningAttempt.operation == "add_alias")).scalars().all()
+    assert [a.outcome for a in attempts] == ["retrying"]
+    backend[1].faults.reset()
+    from datetime import timedelta
+
+    from portal.timeutil import utcnow
+
+    run_jobs(now=utcnow() + timedelta(hours=1))
+    db.session.refresh(alias)
+    db.session.refresh(mailbox)
+    assert alias.state == "active" and mailbox.status == "enabled"
+
+
+def test_protocols__switched_per_mailbox_where_the_backend_can(mailbox, owner, run_jobs, backend):
+    names = mailboxes.protocol_names(mailbox)
+    adapter = backends.for_domain(mailbox.domain)
+    if not adapter.capabilities.protocol_flags:
+        with pytest.raises(mailboxes.MailboxError, match="does not switch protocols"):
+            mailboxes.set_protocols(owner, mailbox, set())
+        return
+    keep = set(names[:1])
+    mailboxes.set_protocols(owner, mailbox, keep)
+    db.session.commit()
+    run_jobs()
+    on_backend = adapter.get_protocols(mailbox.address)
+    assert {name for name, allowed in on_backend.items() if allowed} == keep
+    if adapter.capabilities.mailbox_disable:
+        mailboxes.set_active(owner, mailbox, False)
+        db.session.commit()
+        run_jobs()
+        mailboxes.set_active(owner, mailbox, True)
+        db.session.commit()
+        run_jobs()
+        on_backend = adapter.get_protocols(mailbox.address)
+        assert {name for name, allowed in on_backend.items() if allowed} == keep
+
+
+@pytest.mark.parametrize("backend", ["local", "opensrs"], indirect=True)
+def test_new_mailboxes__take_the_domains_default_services(domain, owner, account, backend, run_jobs):
+    domain.settings = {"default_services": ["imap", "webmail"]}
+    db.session.commit()
+    created = mailboxes.create_mailbox(owner, account, domain, "newbie")
+    assert {name for name, allowed in created.protocols.items() if allowed} == {"imap4", "webmail"}
+
+
+@pytest.mark.parametrize("backend", ["mailinabox"], indirect=True)
+def test_mailinabox__removal_archives_and_recreating_restores(domain, owner, account, backend, run_jobs):
+    emulator = backend[1]
+    created = mailboxes.create_mailbox(owner, account, domain, "kept")
+    db.session.commit()
+    run_jobs()
+    emulator.deliver(created.address, 3)
+    message = mailboxes.delete(owner, created)
+    assert "archives it" in message and "restores it" in message
+    db.session.commit()
+    run_jobs()
+    assert emulator.users[created.address]["status"] == "inactive"
+    again = mailboxes.create_mailbox(owner, account, domain, "kept")
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(again)
+    assert again.status == "enabled"
+    assert emulator.users[again.address]["status"] == "active" and emulator.folders[again.address] == 3
+    assert db.session.execute(db.select(db.func.count()).select_from(Mailbox)).scalar_one() == 1

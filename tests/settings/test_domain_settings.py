@@ -1,0 +1,81 @@
+import pytest
+
+from portal.backends import service as backends
+from portal.domains import settings
+from portal.extensions import db
+from portal.mailboxes import services as mailboxes
+from portal.mailboxes.models import Mailbox
+
+
+def test_settings_tab__shows_only_what_the_backend_supports(domain, backend, client, auth):
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{domain.account_id}/domains/{domain.id}/settings").get_data(as_text=True)
+    specs = settings.specs(domain)
+    if not specs:
+        assert "has no domain-wide settings" in page
+        assert backend[0] in ("dimail", "odin")
+        assert not backends.capabilities(domain.connection).domain_settings
+        return
+    for spec in specs:
+        assert f'name="{spec.key}"' in page, spec.key
+    if backend[0] == "mailinabox":
+        assert 'name="spam_level"' not in page
+
+
+@pytest.mark.parametrize("backend", ["local", "opensrs", "mailinabox"], indirect=True)
+def test_settings__saved_validated_and_applied_on_the_backend(domain, backend, owner, run_jobs):
+    specs = {spec.key: spec for spec in settings.specs(domain)}
+    values = {}
+    if "catch_all" in specs:
+        values["catch_all"] = f"postmaster@{domain.name}"
+    if "domain_aliases" in specs:
+        values["domain_aliases"] = ["corp-alias.example.org"]
+    if "max_users" in specs:
+        values["max_users"] = 50
+    if "spam_level" in specs:
+        values["spam_level"] = "high"
+    if "block_senders" in specs:
+        values["block_senders"] = ["*@spam.example"]
+    settings.save(owner, domain, values)
+    db.session.commit()
+    assert domain.settings_state == "pending"
+    run_jobs()
+    db.session.refresh(domain)
+    assert domain.settings_state == "applied", domain.settings_message
+    on_backend = backends.for_domain(domain).get_domain_settings(domain.name)
+    for key, value in values.items():
+        assert on_backend[key] == value, key
+
+
+@pytest.mark.parametrize("backend", ["opensrs"], indirect=True)
+def test_settings__the_backends_limits_are_enforced_before_queueing(domain, backend, owner):
+    specs = {spec.key: spec for spec in settings.specs(domain)}
+    too_many = [f"alias{n}.example" for n in range(specs["domain_aliases"].max_items + 1)]
+    with pytest.raises(settings.SettingsInvalid) as refused:
+        settings.save(owner, domain, {"domain_aliases": too_many})
+    assert "domain_aliases" in refused.value.problems
+
+
+@pytest.mark.parametrize("backend", ["opensrs"], indirect=True)
+def test_settings__opensrs_refusal_is_shown_beside_the_field(domain, backend, owner, run_jobs, client, auth):
+    emulator = backend[1]
+    settings.save(owner, domain, {"catch_all": f"nobody@{domain.name}"})
+    db.session.commit()
+    emulator.forced_method_errors["change_domain"] = [
+        (6, "Badly formatted attributes", {"catchall": "catch-all address must be an existing mailbox"})]
+    run_jobs()
+    db.session.refresh(domain)
+    assert domain.settings_state == "failed"
+    assert domain.settings_hints.get("catch_all")
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{domain.account_id}/domains/{domain.id}/settings").get_data(as_text=True)
+    assert domain.settings_hints["catch_all"] in page
+
+
+def test_mailbox_limit__creating_beyond_it_is_refused(domain, backend, owner, account):
+    domain.settings = {"max_users": 1}
+    db.session.commit()
+    mailboxes.create_mailbox(owner, account, domain, "first")
+    with pytest.raises(mailboxes.MailboxError, match="at most 1 mailbox"):
+        mailboxes.create_mailbox(owner, account, domain, "second")
+    assert db.session.execute(db.select(db.func.count()).select_from(Mailbox)).scalar_one() == 1
