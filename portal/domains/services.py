@@ -43,6 +43,8 @@ ENABLED_GRACE_CHECKS = 3
 activation_hooks: list[Callable[[Domain], None]] = []
 # Reasons a domain cannot be removed: (domain) -> message or None.
 removal_blockers: list[Callable[[Domain], str | None]] = []
+# What goes with a domain that is removed (history that points at it): (domain) -> None.
+removal_cleanups: list[Callable[[Domain], None]] = []
 
 
 class DomainError(ValueError):
@@ -108,6 +110,8 @@ def remove_domain(actor: User, domain: Domain) -> None:
         if reason:
             raise DomainError(reason)
     record("domain.remove", account=domain.account_id, target=domain, status=domain.status)
+    for cleanup in removal_cleanups:
+        cleanup(domain)
     db.session.delete(domain)
     db.session.flush()
 

@@ -146,8 +146,17 @@ def mailboxes_block_removal(domain: Domain) -> str | None:
     return None
 
 
+def forget_deleted_mailboxes(domain: Domain) -> None:
+    """Deleted mailboxes are history of the domain; they go with it."""
+    for mailbox in db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id,
+                                                               Mailbox.status == DELETED)).scalars():
+        db.session.delete(mailbox)
+    db.session.flush()
+
+
 domains.activation_hooks.append(provision_pending)
 domains.removal_blockers.append(mailboxes_block_removal)
+domains.removal_cleanups.append(forget_deleted_mailboxes)
 
 
 # -- changing ---------------------------------------------------------------------
