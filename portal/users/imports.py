@@ -157,7 +157,7 @@ class _Writer:
             } for p in new_mailboxes]):
                 mailbox_ids[address] = mailbox_id
             provision = get_handler(PROVISION_KIND)
-            db.session.execute(insert(Job), [{
+            db.session.execute(insert(Job.__table__), [{
                 "kind": PROVISION_KIND, "payload": {"mailbox_id": mailbox_id, "operation": "create"},
                 "status": "queued", "attempts": 0, "max_attempts": provision.max_attempts, "run_at": now,
                 "subject": f"mailbox:{mailbox_id}", "account_id": self.account.id, "created_at": now,
@@ -173,17 +173,18 @@ class _Writer:
             if p["email"] in mailbox_ids:
                 want(membership_id, self.personal_role.id, None, mailbox_ids[p["email"]])
         if grants:
-            db.session.execute(insert(Grant), grants)
+            # Core insert: the ORM would split rows whose None columns differ into single INSERTs.
+            db.session.execute(insert(Grant.__table__), grants)
         fresh = {r["email"] for r in new_rows}
         created = [p for p in planned if p["email"] in fresh]
         if created:
             onboarding = get_handler(ONBOARDING_KIND)
-            db.session.execute(insert(Job), [{
+            db.session.execute(insert(Job.__table__), [{
                 "kind": ONBOARDING_KIND, "payload": {"user_id": ids[p["email"]]}, "status": "queued", "attempts": 0,
                 "max_attempts": onboarding.max_attempts, "run_at": now, "subject": f"user:{ids[p['email']]}",
                 "account_id": self.account.id, "created_at": now,
             } for p in created])
-        db.session.execute(insert(AuditEvent), [{
+        db.session.execute(insert(AuditEvent.__table__), [{
             "at": now, "actor_id": self.actor_id, "actor_label": self.actor_label, "account_id": self.account.id,
             "action": "user.create_corporate" if p["email"] in fresh else "user.update_corporate",
             "target_type": "user", "target_id": str(ids[p["email"]]), "target_label": p["email"],

@@ -245,6 +245,8 @@ class _Validator:
         self.mailboxes = {m.address: m for m in db.session.execute(db.select(Mailbox).where(
             Mailbox.account_id == account.id, Mailbox.status != DELETED)).scalars()}
         self._mailbox_held: dict[int, frozenset[str]] = {}
+        # The same addresses appear on several sheets: check each text once.
+        self._addresses: dict[str, tuple[str | None, str]] = {}
 
     def problem(self, sheet: str, row: int, column: str, message: str) -> None:
         self.problems.append(Problem(sheet, row, column, message))
@@ -266,12 +268,17 @@ class _Validator:
         if not text:
             self.problem(sheet, row, column, "The e-mail address is missing.")
             return None
-        try:
-            checked = validate_email(text, check_deliverability=False)
-        except EmailNotValidError as error:
-            self.problem(sheet, row, column, f"“{text}” is not a valid address: {error}")
-            return None
-        return f"{checked.local_part}@{checked.ascii_domain}".lower()
+        if text not in self._addresses:
+            try:
+                checked = validate_email(text, check_deliverability=False)
+            except EmailNotValidError as error:
+                self._addresses[text] = (None, f"“{text}” is not a valid address: {error}")
+            else:
+                self._addresses[text] = (f"{checked.local_part}@{checked.ascii_domain}".lower(), "")
+        address, problem = self._addresses[text]
+        if address is None:
+            self.problem(sheet, row, column, problem)
+        return address
 
     def mailbox_held(self, mailbox_id: int) -> frozenset[str]:
         if mailbox_id not in self._mailbox_held:
