@@ -19,8 +19,8 @@ from portal.auth.services import AuthError, assign_if_corporate, find_user, norm
 from portal.extensions import db
 from portal.timeutil import utcnow
 
-_oauth = OAuth()
 CLIENT = "portal_oidc"
+_EXTENSION = "portal_oauth"
 
 
 class SsoError(ValueError):
@@ -31,14 +31,15 @@ def init_app(app: Flask) -> None:
     settings = app.config["PORTAL"]
     if not settings["OIDC_ISSUER"]:
         return
-    _oauth.init_app(app)
-    _oauth.register(
+    # One registry per app: Authlib caches clients, and each app has its own provider settings.
+    oauth = OAuth(app)
+    app.extensions[_EXTENSION] = oauth
+    oauth.register(
         CLIENT,
         client_id=settings["OIDC_CLIENT_ID"],
         client_secret=settings["OIDC_CLIENT_SECRET"],
         server_metadata_url=settings["OIDC_ISSUER"].rstrip("/") + "/.well-known/openid-configuration",
         client_kwargs={"scope": settings["OIDC_SCOPES"], "code_challenge_method": "S256", "timeout": 10},
-        overwrite=True,
     )
 
 
@@ -47,7 +48,7 @@ def enabled() -> bool:
 
 
 def client():
-    return _oauth.create_client(CLIENT)
+    return current_app.extensions[_EXTENSION].create_client(CLIENT)
 
 
 def start(redirect_uri: str):
