@@ -214,9 +214,11 @@ def flask_config(settings: dict, instance_path: Path) -> dict:
     secure = settings["SECURE_COOKIES"]
     if secure is None:
         secure = str(settings["BASE_URL"]).startswith("https://")
-    engine_options: dict = {"pool_pre_ping": True}
+    # Each worker slot holds a connection while it waits on a backend: room for all of them.
+    pool = {"pool_size": settings["WORKER_CONCURRENCY"] + 5, "max_overflow": 10}
+    engine_options: dict = {"pool_pre_ping": True, **pool}
     if database_url.startswith("sqlite"):
-        engine_options = {"connect_args": {"timeout": 30}}
+        engine_options = {"connect_args": {"timeout": 30}, **pool}
     return {
         "PORTAL": settings,
         "SECRET_KEY": settings["SECRET_KEY"] or instance_secret_key(instance_path),

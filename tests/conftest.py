@@ -181,9 +181,10 @@ class CsrfClient(FlaskClient):
     def open(self, *args, **kwargs):
         # Test bodies hold the app context open, and requests reuse it; give
         # each request a clean ``g`` as it would have in production.
-        from flask import g
+        from flask import g, has_app_context
 
-        g.__dict__.clear()
+        if has_app_context():
+            g.__dict__.clear()
         return super().open(*args, **kwargs)
 
     def post(self, *args, csrf=True, **kwargs):

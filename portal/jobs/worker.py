@@ -60,26 +60,23 @@ class Worker:
         now = now or utcnow()
         token = f"{self.name}:{secrets.token_hex(6)}"[:80]
         session = db.session
+        # One statement: slots never race for the same row and come back empty-handed
+        # while jobs wait (SQLite has no SKIP LOCKED; there the writer lock orders claims).
+        candidate = (db.select(Job.id).where(_claimable(now)).order_by(Job.run_at, Job.id)
+                     .limit(1).with_for_update(skip_locked=True).scalar_subquery())
         try:
-            candidate = session.execute(
-                db.select(Job.id).where(_claimable(now)).order_by(Job.run_at, Job.id)
-                .limit(1).with_for_update(skip_locked=True)
-            ).scalar_one_or_none()
-            if candidate is None:
-                session.rollback()
-                return None
             claimed = session.execute(
                 update(Job).where(Job.id == candidate, _claimable(now)).values(
                     status=RUNNING, locked_by=token,
                     locked_until=now + timedelta(seconds=self.lease_seconds),
                     attempts=Job.attempts + 1, started_at=now,
-                )
-            ).rowcount
+                ).returning(Job.id)
+            ).scalar_one_or_none()
             session.commit()
         except Exception:
             session.rollback()
             raise
-        return (candidate, token) if claimed == 1 else None
+        return (claimed, token) if claimed is not None else None
 
     # -- running ----------------------------------------------------------
     def run_job(self, job_id: int, token: str, now: datetime | None = None) -> str:
