@@ -48,24 +48,18 @@ import re
 import resource
 import secrets
 import sys
-import tempfile
 import time
 import tracemalloc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils import get_column_letter
-from sqlalchemy import create_engine, func, insert, text
+from sqlalchemy import func, insert
 
-# Run as a script, the checkout is not on the path.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
-
-from portal import create_app  # noqa: E402
-from portal.extensions import db  # noqa: E402
+from common import DATABASE_URL_HELP, account_with_domain, migrated_app
+from portal.extensions import db
 
 DOMAIN = "bench.example"
 FLOOR_DOMAIN = "floor.example"
@@ -84,9 +78,7 @@ AIM_PEAK_MB = 300.0
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=10_000, help="users in the workbook (default 10000)")
-    parser.add_argument("--database-url", default="",
-                        help="a postgresql+psycopg:// server URL to make a throwaway database on "
-                             "(default: a fresh SQLite file)")
+    parser.add_argument("--database-url", default="", help=DATABASE_URL_HELP)
     parser.add_argument("--tracemalloc", action="store_true",
                         help="also give the Python heap peak of each phase (slows both down)")
     parser.add_argument("--profile", metavar="DIR", help="write cProfile stats of each phase to DIR")
@@ -158,55 +150,16 @@ class Meter:
 
 # -- the database and the app ------------------------------------------------------------
 
-@contextmanager
-def fresh_database(server_url: str):
-    """The URL of an empty database of this run's own, removed afterwards."""
-    if not server_url:
-        with tempfile.TemporaryDirectory(prefix="bench-import-") as folder:
-            yield f"sqlite:///{Path(folder) / 'portal.sqlite'}"
-        return
-    if not server_url.startswith("postgresql"):
-        raise SystemExit("--database-url must be a postgresql+psycopg:// URL (SQLite is the default)")
-    name = f"portal_bench_{secrets.token_hex(4)}"
-    admin = create_engine(urlsplit(server_url)._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield urlsplit(server_url)._replace(path=f"/{name}").geturl()
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
-def build_app(database_url: str, instance_path: str, users: int):
-    settings = {"DATABASE_URL": database_url, "SECRET_KEY": "bench-secret-key", "PASSWORD_HASHING": "fast",
-                "WORKER": "external", "LOG_LEVEL": "WARNING", "SMTP_URL": f"file://{instance_path}/mail",
-                "IMPORT_MAX_ROWS": max(60_000, users), "IMPORT_MAX_MB": 100}
-    return create_app(settings, environ={"PORTAL_TEST_INSTANCE_PATH": instance_path})
-
-
 def account_with_mailboxes(owner_email: str, account_name: str, domain_name: str) -> tuple[int, int, int]:
     """An owner, an account, an enabled domain and its shared mailboxes, enabled; no job left queued.
 
     Returns the owner's, the account's and the domain's ids.
     """
-    from portal.accounts.services import create_account
-    from portal.auth.models import User
-    from portal.domains.models import ENABLED
-    from portal.domains.services import add_domain
     from portal.jobs.models import Job
     from portal.mailboxes import models as mailbox_models
     from portal.mailboxes.services import create_mailbox
-    from portal.timeutil import utcnow
 
-    owner = User(email=owner_email, name="Bench owner", email_verified_at=utcnow())
-    db.session.add(owner)
-    db.session.flush()
-    account = create_account(owner, account_name)
-    domain = add_domain(owner, account, domain_name, "local")
-    domain.status, domain.verified_at = ENABLED, domain.created_at
+    owner, account, domain = account_with_domain(owner_email, account_name, domain_name)
     for local_part in SHARED_MAILBOXES:
         create_mailbox(owner, account, domain, local_part).status = mailbox_models.ENABLED
     # The domain and mailboxes are declared ready: their jobs would only be noise.
@@ -546,16 +499,11 @@ def report(*, users: int, dialect: str, workbook_bytes: int, meter: Meter, floor
 
 
 def main() -> int:
-    import flask_migrate
-
     args = parse_args()
     meter = Meter(args.tracemalloc, Path(args.profile) if args.profile else None)
     rows = [Row(number) for number in range(1, args.users + 1)]
-    with fresh_database(args.database_url) as database_url, \
-            tempfile.TemporaryDirectory(prefix="bench-instance-") as instance_path:
-        app = build_app(database_url, instance_path, args.users)
+    with migrated_app(args.database_url, {"IMPORT_MAX_ROWS": max(60_000, args.users), "IMPORT_MAX_MB": 100}) as app:
         with app.app_context():
-            flask_migrate.upgrade()
             owner_id, account_id, _ = account_with_mailboxes("owner@owner.example", "Bench", DOMAIN)
             floor_ids = account_with_mailboxes("floor@owner.example", "Floor", FLOOR_DOMAIN)
             template = account_template(account_id)
@@ -580,8 +528,6 @@ def main() -> int:
             problems += verify(rows, account_id, run_id)
             missed = report(users=args.users, dialect=db.engine.dialect.name, workbook_bytes=len(data), meter=meter,
                             floor_rows=floor_rows, floor_written=floor_written)
-            db.session.remove()
-            db.engine.dispose()
     for problem in problems:
         print(f"FAILED: {problem}")
     if not problems:

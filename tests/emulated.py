@@ -1,8 +1,15 @@
-"""Start one backend emulator and describe it as the portal's connection ``emu``."""
+"""Backend emulators described as the portal's connections.
+
+``emulated(kind)`` starts one emulator of any kind as the connection ``emu``;
+the ``dimail`` and ``app_environ`` fixtures, imported by a test module or a
+conftest, give its tests the connection ``corp`` on a dimail emulator.
+"""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+
+import pytest
 
 from tests.servers.emu_dimail import DimailEmulator
 from tests.servers.emu_mailinabox import MailInABoxEmulator
@@ -14,10 +21,36 @@ REMOTE_KINDS = ("dimail", "opensrs", "odin", "mailinabox")
 CONNECTION = "emu"
 
 
-def _env(kind: str, **settings: str) -> dict[str, str]:
-    env = {"PORTAL_BACKEND_EMU_BACKEND": kind, "PORTAL_BACKEND_EMU_TIMEOUT": "0.5"}
-    env.update({f"PORTAL_BACKEND_EMU_{key.upper()}": value for key, value in settings.items()})
+def connection_environ(connection: str, kind: str, timeout: float = 0.5, **settings: str) -> dict[str, str]:
+    """The app environment that declares the backend connection ``connection`` of kind ``kind``."""
+    prefix = f"PORTAL_BACKEND_{connection.upper()}_"
+    env = {f"{prefix}BACKEND": kind, f"{prefix}TIMEOUT": str(timeout)}
+    env.update({f"{prefix}{key.upper()}": value for key, value in settings.items()})
     return env
+
+
+def dimail_environ(emulator: DimailEmulator, connection: str = "corp", timeout: float = 0.5) -> dict[str, str]:
+    """The app environment that points the connection ``connection`` at a running dimail emulator."""
+    return connection_environ(connection, "dimail", timeout, url=emulator.url, user=emulator.user,
+                              password=emulator.password)
+
+
+def serve_on_dimail(emulator: DimailEmulator, name: str) -> None:
+    """Make ``name`` a domain the dimail emulator already serves, every check of it passing."""
+    emulator.domains[name] = {"name": name, "features": ["webmail", "mailbox", "alias"], "delivery": "virtual",
+                              "context_name": name}
+    emulator.checks[name] = {}
+
+
+@pytest.fixture
+def dimail():
+    with DimailEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def app_environ(dimail):
+    return dimail_environ(dimail)
 
 
 @contextmanager
@@ -28,18 +61,19 @@ def emulated(kind: str):
         return
     if kind == "dimail":
         with DimailEmulator() as emulator:
-            emulator.domains[DOMAIN] = {"name": DOMAIN, "features": ["webmail", "mailbox", "alias"],
-                                        "delivery": "virtual", "context_name": DOMAIN}
-            emulator.checks[DOMAIN] = {}
-            yield emulator, _env(kind, url=emulator.url, user=emulator.user, password=emulator.password), CONNECTION
+            serve_on_dimail(emulator, DOMAIN)
+            yield emulator, dimail_environ(emulator, CONNECTION), CONNECTION
     elif kind == "opensrs":
         with OpenSrsEmulator() as emulator:
-            yield emulator, _env(kind, url=emulator.url, user=emulator.user, password=emulator.password), CONNECTION
+            yield emulator, connection_environ(CONNECTION, kind, url=emulator.url, user=emulator.user,
+                                               password=emulator.password), CONNECTION
     elif kind == "odin":
         with OdinEmulator(domains=(DOMAIN,)) as emulator:
-            yield emulator, _env(kind, url=emulator.url, subscription_id=str(emulator.subscription_id)), CONNECTION
+            yield emulator, connection_environ(CONNECTION, kind, url=emulator.url,
+                                               subscription_id=str(emulator.subscription_id)), CONNECTION
     elif kind == "mailinabox":
         with MailInABoxEmulator() as emulator:
-            yield emulator, _env(kind, url=emulator.url, user="admin@box.test", password="miab-admin-secret"), CONNECTION
+            yield emulator, connection_environ(CONNECTION, kind, url=emulator.url, user="admin@box.test",
+                                               password="miab-admin-secret"), CONNECTION
     else:
         raise ValueError(kind)

@@ -17,8 +17,6 @@ with its problems, the finished progress and the Users page.
 
 from __future__ import annotations
 
-import io
-import os
 import re
 import threading
 from pathlib import Path
@@ -30,10 +28,10 @@ from playwright.sync_api import Page, expect
 from portal.extensions import db
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
-from portal.mailboxes import services as mailboxes
+from tests.browser.helpers import assert_not_reloaded, log_in, mark_window, open_section, screenshot
 from tests.conftest import PASSWORD, first_link
-from tests.mailboxes.conftest import enabled_domain
-from tests.users.conftest import fill
+from tests.users.conftest import account, domain, owner, shared  # noqa: F401  (fixtures: the users tests' account)
+from tests.users.workbooks import fill
 
 pytestmark = pytest.mark.browser
 
@@ -117,49 +115,7 @@ def held_worker(live_server):
     _Hold.gate.set()
 
 
-# -- fixtures and helpers -------------------------------------------------------------
-
-@pytest.fixture
-def owner(make):
-    return make.user("owner@example.org", name="Olga Owner")
-
-
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
-
-
-@pytest.fixture
-def domain(owner, account):
-    return enabled_domain(owner, account)
-
-
-@pytest.fixture
-def shared(owner, account, domain):
-    boxes = [mailboxes.create_mailbox(owner, account, domain, name) for name in ("sales", "support")]
-    db.session.commit()
-    return boxes
-
-
-def _screenshot(page: Page, name: str) -> None:
-    folder = os.environ.get("PORTAL_TEST_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
-
-
-def _log_in(page: Page, live_server, email: str) -> None:
-    page.goto(live_server.url("/login"))
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
-def _users_page(page: Page) -> None:
-    page.get_by_role("navigation", name="Account").get_by_role("link", name="Users", exact=True).click()
-    expect(page.get_by_role("heading", name="Users", exact=True)).to_be_visible()
-
+# -- helpers ------------------------------------------------------------------------------
 
 def _create_menu(page: Page, item: str) -> None:
     """Open the "Create user" menu of the Users page and follow one of its items."""
@@ -213,8 +169,8 @@ def _sheet_rows(path: Path, key_column: int) -> tuple[tuple, dict]:
 
 def test_import__template_planted_errors_fix_progress_result_and_report_link(
         page: Page, live_server, held_worker, owner, account, shared, smtp_sink, tmp_path):
-    _log_in(page, live_server, "owner@example.org")
-    _users_page(page)
+    log_in(page, live_server, "owner@example.org")
+    open_section(page, "Users")
     _create_menu(page, "Create users")
 
     template = _download(page, tmp_path, lambda: page.get_by_role("link", name="Download the template").click())
@@ -234,7 +190,7 @@ def test_import__template_planted_errors_fix_progress_result_and_report_link(
     for sheet, row, column, message in PLANTED_PROBLEMS:
         expect(problems.filter(has_text=message).locator("td")).to_have_text([sheet, str(row), column, message])
     expect(page.get_by_text("The 4 users with problems will not be created.")).to_be_visible()
-    _screenshot(page, "import-preview-problems")
+    screenshot(page, "import-preview-problems")
 
     # Fixed, the same workbook passes clean.
     page.get_by_role("link", name="Fix the workbook and upload again").click()
@@ -255,17 +211,17 @@ def test_import__template_planted_errors_fix_progress_result_and_report_link(
     expect(progress).to_have_attribute("aria-valuenow", "0")
     expect(page.locator(".progress")).to_contain_text("0 of 24 rows · 0%")
     expect(page.locator(".status-line")).to_have_text("Status: queued")
-    page.evaluate("window.__notReloaded = true")
+    mark_window(page)
 
     held_worker.release()
     expect(progress).to_have_attribute("aria-valuenow", "100", timeout=SLOW)
     expect(page.locator(".progress")).to_contain_text("24 of 24 rows · 100%")
     expect(page.locator(".status-line")).to_have_text("Status: done")
     expect(_tiles(page)).to_have_text(["24 created", "0 updated", "0 skipped", "0 failed"])
-    assert page.evaluate("window.__notReloaded") is True, "the progress page reloaded itself"
+    assert_not_reloaded(page, "the progress polling")
     assert page.url == run_url
     assert polls, "the page never polled: it loaded already done"
-    _screenshot(page, "import-progress-done")
+    screenshot(page, "import-progress-done")
 
     result = _download(page, tmp_path,
                        lambda: page.get_by_role("link", name="Download the result workbook").click())
@@ -276,13 +232,13 @@ def test_import__template_planted_errors_fix_progress_result_and_report_link(
     assert sorted(statuses) == sorted(expected)
     assert {email: row[4] for email, row in statuses.items()} == {email: "created" for email in expected}
 
-    _users_page(page)
+    open_section(page, "Users")
     for email in expected:
         expect(page.locator("tbody tr", has_text=email)).to_contain_text("corporate")
     expect(page.locator("tbody tr", has_text=ADMINS[0])).to_contain_text("Account Administrator")
     expect(page.locator("tbody tr", has_text=WITH_BAD_ROLE)).to_contain_text("Account Administrator")
     expect(page.locator("tbody tr", has_text=AUDITORS[0])).to_contain_text("audit.view")
-    _screenshot(page, "users-page")
+    screenshot(page, "users-page")
 
     # The report: built in the background, mailed as a link that downloads it.
     page.get_by_role("link", name="Users report").click()
@@ -322,8 +278,8 @@ def test_import__template_planted_errors_fix_progress_result_and_report_link(
 
 def test_create_user__link_shown_once_used_in_another_browser_then_settings(
         page: Page, live_server, new_context, owner, account, domain):
-    _log_in(page, live_server, "owner@example.org")
-    _users_page(page)
+    log_in(page, live_server, "owner@example.org")
+    open_section(page, "Users")
     _create_menu(page, "Create user")
     expect(page.get_by_role("heading", name="Create user")).to_be_visible()
     page.get_by_label("First name").fill("Grace")
@@ -360,12 +316,12 @@ def test_create_user__link_shown_once_used_in_another_browser_then_settings(
     assert response is not None and response.status == 410, "the link worked twice"
 
     # The admin finds them on the Users page; only corporate users have a Settings tab.
-    _users_page(page)
+    open_section(page, "Users")
     page.locator("main").get_by_role("link", name="Olga Owner").click()
     tabs = page.get_by_role("navigation", name="Access scope")
     expect(tabs.get_by_role("link", name="Account")).to_be_visible()
     expect(tabs.get_by_role("link", name="Settings")).to_have_count(0)
-    _users_page(page)
+    open_section(page, "Users")
     row = page.locator("tbody tr", has_text="grace@example.org")
     expect(row).to_contain_text("corporate")
     row.get_by_role("link", name="Grace Hopper").click()

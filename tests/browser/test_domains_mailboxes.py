@@ -15,11 +15,9 @@ keep screenshots of the domain, mailbox and drift pages.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -27,9 +25,10 @@ from playwright.sync_api import Page, expect
 from portal.domains.models import Domain
 from portal.extensions import db
 from portal.mailboxes import services as mailboxes
-from tests.conftest import PASSWORD
+from tests.browser.helpers import assert_not_reloaded, log_in, mark_window, open_section, screenshot, sidebar
 from tests.domains.conftest import publish_local_mail_records, publish_ownership
 from tests.domains.test_dimail_rule import _publish_spec
+from tests.emulated import dimail_environ
 from tests.mailboxes.conftest import enabled_domain
 from tests.servers.emu_dimail import DimailEmulator
 
@@ -64,9 +63,7 @@ def dimail():
 
 @pytest.fixture
 def app_environ(dimail):
-    return {"PORTAL_BACKEND_CORP_BACKEND": "dimail", "PORTAL_BACKEND_CORP_URL": dimail.url,
-            "PORTAL_BACKEND_CORP_USER": dimail.user, "PORTAL_BACKEND_CORP_PASSWORD": dimail.password,
-            "PORTAL_BACKEND_CORP_TIMEOUT": str(HOLD_SECONDS + 4)}
+    return dimail_environ(dimail, timeout=HOLD_SECONDS + 4)
 
 
 @pytest.fixture
@@ -74,60 +71,7 @@ def owner(make):
     return make.user("ada@people.example", name="Ada Lovelace")
 
 
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
-
-
-@pytest.fixture
-def problems(page: Page) -> list[str]:
-    """Console errors, uncaught page errors and CSP violations seen by ``page``."""
-    seen: list[str] = []
-
-    def on_console(message) -> None:
-        if message.type == "error":
-            seen.append(f"console error: {message.text} ({message.location.get('url')})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: seen.append(f"page error: {error}"))
-    page.expose_function("__reportCspViolation", lambda violation: seen.append(f"CSP: {violation}"))
-    page.add_init_script("""
-        document.addEventListener("securitypolicyviolation", (event) => {
-          window.__reportCspViolation(`${event.violatedDirective} blocked ${event.blockedURI}`
-                                      + ` at ${event.sourceFile}:${event.lineNumber}`);
-        });
-    """)
-    return seen
-
-
 # -- helpers ------------------------------------------------------------------------------
-
-def _screenshot(page: Page, name: str) -> None:
-    folder = os.environ.get("PORTAL_TEST_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
-
-
-def _log_in(page: Page, live_server, email: str) -> None:
-    page.goto(live_server.url("/login"))
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
-def _sidebar(page: Page, name: str):
-    return page.get_by_role("navigation", name="Account").get_by_role("link", name=name, exact=True)
-
-
-def _mark_window(page: Page) -> None:
-    page.evaluate("window.__notReloaded = true")
-
-
-def _assert_not_reloaded(page: Page, what: str) -> None:
-    assert page.evaluate("window.__notReloaded") is True, f"{what} reloaded the page"
-
 
 def _status(page: Page):
     return page.locator(".status-line")
@@ -138,8 +82,7 @@ def _history(page: Page):
 
 
 def _add_domain(page: Page, name: str, backend: str) -> None:
-    _sidebar(page, "Domains").click()
-    expect(page.get_by_role("heading", name="Domains", exact=True)).to_be_visible()
+    open_section(page, "Domains")
     page.get_by_label("Domain name").fill(name)
     page.get_by_label("Mail backend").select_option(backend)
     page.get_by_role("button", name="Add domain").click()
@@ -169,7 +112,7 @@ def _domain(name: str) -> Domain:
 
 def test_domain__added_in_the_form_is_enabled_by_check_now_without_reload(page: Page, live_server, owner, account,
                                                                          dns_zone, problems):
-    _log_in(page, live_server, owner.email)
+    log_in(page, live_server, owner.email)
     _add_domain(page, "acme.example", "local")
     _wait_for_first_check(page)
     expect(_status(page)).to_contain_text("Pending")
@@ -181,26 +124,25 @@ def test_domain__added_in_the_form_is_enabled_by_check_now_without_reload(page: 
     assert challenge == domain.challenge
     publish_ownership(dns_zone, domain)
     publish_local_mail_records(dns_zone, domain)
-    _screenshot(page, "domain-pending")
+    screenshot(page, "domain-pending")
 
-    _mark_window(page)
+    mark_window(page)
     page.get_by_role("button", name="Check now").click()
     expect(_status(page)).to_contain_text("Enabled", timeout=SLOW)
     expect(page.locator(".status-card")).to_contain_text(
         "Every record is published and the mail backend accepts the domain.")
     expect(page.get_by_role("alert")).to_have_count(0)  # the manual check was not refused
     expect(page.get_by_text("Checking…")).to_be_hidden()
-    _assert_not_reloaded(page, "the check")
+    assert_not_reloaded(page, "the check")
 
     records = page.locator("table.records tbody tr")
     expect(records).to_have_count(3)  # ownership, MX, SPF
     for index in range(3):
         expect(records.nth(index).locator("td").last).to_contain_text("OK")
     expect(_history(page).filter(has_text="manual")).to_contain_text(re.compile(r"Pending\s*→\s*Enabled"))
-    _screenshot(page, "domain-enabled")
+    screenshot(page, "domain-enabled")
 
-    _sidebar(page, "Domains").click()
-    expect(page.get_by_role("heading", name="Domains", exact=True)).to_be_visible()
+    open_section(page, "Domains")
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name="acme.example", exact=True))
     expect(row).to_contain_text("Enabled")
     expect(row).to_contain_text("local")
@@ -211,12 +153,12 @@ def test_domain__added_in_the_form_is_enabled_by_check_now_without_reload(page: 
 
 def test_mailbox__waits_for_its_dimail_domain_and_is_created_once_when_it_is_enabled(
         page: Page, live_server, owner, account, dns_zone, dimail, problems):
-    _log_in(page, live_server, owner.email)
+    log_in(page, live_server, owner.email)
     _add_domain(page, "corp.example", "corp")
     _wait_for_first_check(page)
     domain_url = page.url
 
-    _sidebar(page, "Mailboxes").click()
+    sidebar(page, "Mailboxes").click()
     page.get_by_role("link", name="New mailbox").click()
     expect(page.get_by_role("heading", name="New mailbox")).to_be_visible()
     page.get_by_label("Address (before the @)").fill("team")
@@ -231,7 +173,7 @@ def test_mailbox__waits_for_its_dimail_domain_and_is_created_once_when_it_is_ena
     expect(_status(page)).to_contain_text("Pending")
     expect(page.get_by_text("Waits for corp.example to be enabled; it is created on the backend then.")).to_be_visible()
     mailbox_url = page.url
-    _screenshot(page, "mailbox-pending")
+    screenshot(page, "mailbox-pending")
     assert dimail.creations["team@corp.example"] == 0 and "corp.example" not in dimail.domains
 
     # The records go up; the person asks for a check rather than wait a minute.
@@ -239,30 +181,30 @@ def test_mailbox__waits_for_its_dimail_domain_and_is_created_once_when_it_is_ena
     _publish_spec(dns_zone, "corp.example")
     dimail.creation_gate.clear()
     page.goto(domain_url)
-    _mark_window(page)
+    mark_window(page)
     page.get_by_role("button", name="Check now").click()
     expect(_status(page)).to_contain_text("Enabled", timeout=SLOW)
     expect(page.get_by_role("alert")).to_have_count(0)
-    _assert_not_reloaded(page, "the check")
+    assert_not_reloaded(page, "the check")
     expect(page.locator("table.records tbody tr")).to_have_count(5)  # ownership + dimail's four
-    _screenshot(page, "domain-dimail-enabled")
+    screenshot(page, "domain-dimail-enabled")
 
     # The mailbox is being created (dimail holds it); its page follows along by itself.
     page.goto(mailbox_url)
     expect(_status(page)).to_contain_text("Provisioning")
     expect(page.get_by_text("Working…")).to_be_visible()
-    _screenshot(page, "mailbox-provisioning")
-    _mark_window(page)
+    screenshot(page, "mailbox-provisioning")
+    mark_window(page)
     dimail.creation_gate.set()
     expect(_status(page)).to_contain_text("Enabled", timeout=SLOW)
     expect(page.get_by_text("Working…")).to_be_hidden()
-    _assert_not_reloaded(page, "provisioning")
+    assert_not_reloaded(page, "provisioning")
     history = page.locator("#mailbox-live table").last.locator("tbody tr")
     expect(history).to_have_count(1)
     expect(history).to_contain_text("create")
     expect(history).to_contain_text("ok")
     expect(page.get_by_role("button", name="Reveal the password once")).to_be_visible()
-    _screenshot(page, "mailbox-enabled")
+    screenshot(page, "mailbox-enabled")
 
     assert dimail.creations["team@corp.example"] == 1
     assert dimail.mailboxes["team@corp.example"]["displayName"]
@@ -291,7 +233,7 @@ def _wait_enabled(page: Page, live_server, account, mailbox) -> None:
 def test_drift__compare_finds_planted_differences_and_settles_them_both_ways(
         page: Page, live_server, owner, account, dimail, provisioned, problems):
     domain, boxes = provisioned
-    _log_in(page, live_server, owner.email)
+    log_in(page, live_server, owner.email)
     for mailbox in boxes.values():
         _wait_enabled(page, live_server, account, mailbox)
     assert dimail.creations == {"kept@corp.example": 1, "vanished@corp.example": 1}
@@ -302,15 +244,14 @@ def test_drift__compare_finds_planted_differences_and_settles_them_both_ways(
             "givenName": "Ghost", "surName": "Box", "displayName": "Ghost Box", "active": "yes",
             "uuid": str(uuid.uuid4()), "password": "x" * 12}
 
-    _sidebar(page, "Domains").click()
-    expect(page.get_by_role("heading", name="Domains", exact=True)).to_be_visible()
+    open_section(page, "Domains")
     page.get_by_role("link", name="corp.example", exact=True).click()
     expect(_status(page)).to_contain_text("Enabled")
     page.get_by_role("link", name="Compare with backend").click()
     expect(page.get_by_role("heading", name="Backend and portal compared")).to_be_visible()
     expect(page.get_by_text("Not compared yet.")).to_be_visible()
 
-    _mark_window(page)
+    mark_window(page)
     page.get_by_role("button", name="Compare now").click()
     rows = page.locator("#drift-live table tbody tr")
     expect(rows).to_have_count(2, timeout=SLOW)
@@ -320,8 +261,8 @@ def test_drift__compare_finds_planted_differences_and_settles_them_both_ways(
     expect(unknown).to_contain_text("On the backend, unknown to the portal")
     expect(unknown.get_by_role("button", name="Enforce")).to_have_count(0)
     expect(page.get_by_text("Comparing…")).to_be_hidden()
-    _assert_not_reloaded(page, "the comparison")
-    _screenshot(page, "drift-differences")
+    assert_not_reloaded(page, "the comparison")
+    screenshot(page, "drift-differences")
 
     missing.get_by_role("button", name="Enforce").click()
     expect(page.get_by_text("vanished@corp.example: the backend is being brought in line with the portal.")
@@ -330,7 +271,7 @@ def test_drift__compare_finds_planted_differences_and_settles_them_both_ways(
     unknown.get_by_role("button", name="Adopt").click()
     expect(page.get_by_text("stranger@corp.example is now in the portal.")).to_be_visible()
     expect(page.get_by_text("No difference: the backend and the portal agree.")).to_be_visible()
-    _assert_not_reloaded(page, "settling")  # boosted forms: the body is swapped, the window kept
+    assert_not_reloaded(page, "settling")  # boosted forms: the body is swapped, the window kept
 
     # Enforcing re-created the mailbox on dimail through the worker.
     _wait_enabled(page, live_server, account, boxes["vanished"])
@@ -338,8 +279,7 @@ def test_drift__compare_finds_planted_differences_and_settles_them_both_ways(
     assert dimail.creations["vanished@corp.example"] == 2
     assert "stranger@corp.example" not in dimail.creations  # adopted, never created by the portal
 
-    _sidebar(page, "Mailboxes").click()
-    expect(page.get_by_role("heading", name="Mailboxes", exact=True)).to_be_visible()
+    open_section(page, "Mailboxes")
     listed = page.locator("#mailbox-list tbody tr")
     expect(listed).to_have_count(3)
     expect(listed.filter(has_text="stranger@corp.example")).to_contain_text("Enabled")
@@ -358,18 +298,11 @@ def test_drift__compare_finds_planted_differences_and_settles_them_both_ways(
 # -- console and CSP --------------------------------------------------------------------------------
 
 def test_domain_and_mailbox_pages__have_no_console_errors_or_csp_violations(
-        page: Page, live_server, owner, account, dimail, provisioned, problems):
+        page: Page, live_server, owner, account, dimail, provisioned, problems, visit):
     domain, boxes = provisioned
     base = f"/accounts/{account.id}"
 
-    def visit(path: str, heading: str) -> None:
-        response = page.goto(live_server.url(path))
-        assert response is not None and response.status == 200, f"{path} answered {response and response.status}"
-        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
-        page.wait_for_load_state("networkidle")
-        assert problems == [], f"{path}: {problems}"
-
-    _log_in(page, live_server, owner.email)
+    log_in(page, live_server, owner.email)
     visit(f"{base}/domains", "Domains")
     visit(f"{base}/domains/{domain.id}", "corp.example")
     expect(_history(page).filter(has_text="added")).to_have_count(1, timeout=SLOW)

@@ -11,42 +11,23 @@ editor and the audit log for a look at the layout.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import PASSWORD, first_link
+from tests.browser.helpers import (assert_not_reloaded, confirm_and_log_in, log_in, mark_window, register,
+                                   screenshot, sidebar)
+from tests.conftest import first_link
 
 pytestmark = pytest.mark.browser
 
 ROLE_NAME = "Auditors"
 
 
-def _screenshot(page: Page, name: str) -> None:
-    folder = os.environ.get("PORTAL_TEST_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
-
-
-def _log_in(page: Page, live_server, email: str) -> None:
-    page.goto(live_server.url("/login"))
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
 def _permission(page: Page, code: str):
     """The picker's checkbox for one permission; its label shows the code."""
     return page.get_by_role("checkbox", name=code)
-
-
-def _sidebar(page: Page, name: str):
-    return page.get_by_role("navigation", name="Account").get_by_role("link", name=name, exact=True)
 
 
 def _legend(page: Page):
@@ -57,26 +38,11 @@ def test_foundation__register_verify_build_role_grant_it_and_audit_it(page: Page
     make.user("root@example.org", superadmin=True)
     make.user("grace@example.org", name="Grace Hopper")
 
-    # Register, then confirm the address from the message the worker sent.
-    page.goto(live_server.url("/register"))
-    page.get_by_label("Your name").fill("Ada Lovelace")
-    page.get_by_label("E-mail address").fill("ada@example.org")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Password again").fill(PASSWORD)
-    page.get_by_role("button", name="Register").click()
-    expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
-
+    # Register, confirm the address from the message the worker sent and log in;
+    # a person without accounts lands on the accounts page.
+    register(page, live_server, "Ada Lovelace", "ada@example.org")
     [message] = smtp_sink.wait_for("ada@example.org")
-    link = first_link(smtp_sink.text(message), "/verify/")
-    assert link.startswith(live_server.url("/verify/"))
-    page.goto(link)
-    page.get_by_role("button", name="Confirm my address").click()
-    expect(page.get_by_text("Your address is confirmed.")).to_be_visible()
-    expect(page.get_by_label("E-mail address")).to_have_value("ada@example.org")
-
-    # Log in; a person without accounts lands on the accounts page.
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    confirm_and_log_in(page, live_server, first_link(smtp_sink.text(message), "/verify/"), "ada@example.org")
     expect(page).to_have_url(live_server.url("/accounts"))
 
     page.get_by_label("Account name").fill("Analytical Engines")
@@ -85,7 +51,7 @@ def test_foundation__register_verify_build_role_grant_it_and_audit_it(page: Page
     expect(page.get_by_text("You are its owner.")).to_be_visible()
 
     # A custom role, built with the live permission search.
-    _sidebar(page, "Roles").click()
+    sidebar(page, "Roles").click()
     page.get_by_role("link", name="New account role").click()
     expect(page.get_by_role("heading", name="New account role")).to_be_visible()
     page.get_by_label("Name", exact=True).fill(ROLE_NAME)
@@ -93,13 +59,13 @@ def test_foundation__register_verify_build_role_grant_it_and_audit_it(page: Page
     _permission(page, "members.view").check()
 
     editor_url = page.url
-    page.evaluate("window.__notReloaded = true")
+    mark_window(page)
     page.get_by_label("Search permissions").fill("audit")
     expect(page.get_by_role("checkbox")).to_have_count(1)
     expect(_permission(page, "audit.view")).to_be_visible()
     expect(_legend(page)).to_have_text(re.compile(r"1 selected, 1 not shown by the filter"))
     assert page.url == editor_url
-    assert page.evaluate("window.__notReloaded") is True, "the search reloaded the page"
+    assert_not_reloaded(page, "the search")
     expect(page.get_by_label("Name", exact=True)).to_have_value(ROLE_NAME)
 
     _permission(page, "audit.view").check()
@@ -107,8 +73,8 @@ def test_foundation__register_verify_build_role_grant_it_and_audit_it(page: Page
     expect(_permission(page, "members.view")).to_be_checked()
     expect(_permission(page, "audit.view")).to_be_checked()
     expect(_legend(page)).to_have_text(re.compile(r"\(2 selected\)"))
-    assert page.evaluate("window.__notReloaded") is True
-    _screenshot(page, "role-editor")
+    assert_not_reloaded(page, "the search")
+    screenshot(page, "role-editor")
 
     page.get_by_role("button", name="Save role").click()
     expect(page.get_by_text(f"Role “{ROLE_NAME}” created.")).to_be_visible()
@@ -118,7 +84,7 @@ def test_foundation__register_verify_build_role_grant_it_and_audit_it(page: Page
     expect(permissions).to_contain_text("members.view")
 
     # Add the other person and grant them the role.
-    _sidebar(page, "Users").click()
+    sidebar(page, "Users").click()
     page.get_by_label("E-mail address of a registered person").fill("grace@example.org")
     page.get_by_role("button", name="Add member").click()
     expect(page.get_by_text("grace@example.org is now a member.")).to_be_visible()
@@ -128,16 +94,16 @@ def test_foundation__register_verify_build_role_grant_it_and_audit_it(page: Page
     expect(page.get_by_text(f"grace@example.org now has the role “{ROLE_NAME}”.")).to_be_visible()
 
     # Both changes are in the audit log, and the action filter narrows to each.
-    _sidebar(page, "Audit log").click()
+    sidebar(page, "Audit log").click()
     rows = page.locator("#events tbody tr")
     expect(rows.filter(has_text="role.create")).to_have_count(1)
     expect(rows.filter(has_text="access.grant_role")).to_have_count(1)
     expect(rows.filter(has_text="role.create")).to_contain_text(ROLE_NAME)
     expect(rows.filter(has_text="access.grant_role")).to_contain_text("grace@example.org")
     expect(rows.filter(has_text="access.grant_role")).to_contain_text(f"role: {ROLE_NAME}")
-    _screenshot(page, "audit-log")
+    screenshot(page, "audit-log")
 
-    page.evaluate("window.__notReloaded = true")
+    mark_window(page)
     action = page.get_by_label("Action")
     action.select_option("role.create")
     expect(page).to_have_url(re.compile(r"[?&]action=role\.create"))
@@ -149,7 +115,7 @@ def test_foundation__register_verify_build_role_grant_it_and_audit_it(page: Page
     expect(page).to_have_url(re.compile(r"[?&]action=access\.grant_role"))
     expect(rows).to_have_count(1)
     expect(rows).to_contain_text("access.grant_role")
-    assert page.evaluate("window.__notReloaded") is True, "the audit filter reloaded the page"
+    assert_not_reloaded(page, "the audit filter")
 
 
 @pytest.mark.browser_context_args(java_script_enabled=False)
@@ -157,7 +123,7 @@ def test_foundation__role_editor_and_grant_work_without_javascript(page: Page, l
     owner = make.user("owner@example.org")
     make.user("member@example.org")
     account = make.account(owner, "Plain HTML")
-    _log_in(page, live_server, "owner@example.org")
+    log_in(page, live_server, "owner@example.org")
     assert page.evaluate("typeof window.htmx") == "undefined", "scripts ran"
 
     page.goto(live_server.url(f"/accounts/{account.id}/roles"))
@@ -193,36 +159,14 @@ def test_foundation__role_editor_and_grant_work_without_javascript(page: Page, l
     expect(page.get_by_text("member@example.org now has the role “Members desk”.")).to_be_visible()
 
 
-def test_foundation__pages_have_no_console_errors_or_csp_violations(page: Page, live_server, make):
+def test_foundation__pages_have_no_console_errors_or_csp_violations(page: Page, live_server, make, problems, visit):
     owner = make.user("owner@example.org")
     account = make.account(owner, "Clean Console")
     membership = make.member(account, make.user("member@example.org"))
-    problems: list[str] = []
-
-    def on_console(message) -> None:
-        if message.type == "error":
-            problems.append(f"console error: {message.text} ({message.location.get('url')})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.expose_function("__reportCspViolation", lambda violation: problems.append(f"CSP: {violation}"))
-    page.add_init_script("""
-        document.addEventListener("securitypolicyviolation", (event) => {
-          window.__reportCspViolation(`${event.violatedDirective} blocked ${event.blockedURI}`
-                                      + ` at ${event.sourceFile}:${event.lineNumber}`);
-        });
-    """)
-
-    def visit(path: str, heading: str) -> None:
-        response = page.goto(live_server.url(path))
-        assert response is not None and response.status == 200, f"{path} answered {response and response.status}"
-        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
-        page.wait_for_load_state("networkidle")
-        assert problems == [], f"{path}: {problems}"
 
     base = f"/accounts/{account.id}"
     visit("/login", "Log in")
-    _log_in(page, live_server, "owner@example.org")
+    log_in(page, live_server, "owner@example.org")
     visit("/accounts", "Your accounts")
     visit(f"{base}/roles", "Roles")
     visit(f"{base}/roles/new?scope=account", "New account role")

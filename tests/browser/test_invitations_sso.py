@@ -14,9 +14,7 @@ invitation page and the Invites tab.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -25,6 +23,7 @@ from portal.extensions import db
 from portal.invitations import services as invitations
 from portal.mailboxes import services as mailboxes
 from portal.roles.services import system_role
+from tests.browser.helpers import confirm_and_log_in, log_in, open_section, register, screenshot, sidebar, watch
 from tests.conftest import PASSWORD, first_link
 from tests.mailboxes.conftest import enabled_domain
 from tests.servers.oidc import OidcProvider
@@ -60,46 +59,14 @@ def owner(make):
 
 
 @pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
-
-
-def _watch(page: Page, seen: list[str]) -> Page:
-    """Record ``page``'s console errors and uncaught errors in ``seen``; an error status logs one too."""
-    page.on("console", lambda message: seen.append(f"console error: {message.text} ({page.url})")
-            if message.type == "error" else None)
-    page.on("pageerror", lambda error: seen.append(f"page error: {error} ({page.url})"))
-    return page
-
-
-@pytest.fixture
 def problems(page: Page) -> list[str]:
-    """What went wrong in the browser: ``page`` is watched, and any page given to ``_watch``."""
+    """What went wrong in the browser: ``page`` is watched, and any page given to ``watch``; CSP is not watched."""
     seen: list[str] = []
-    _watch(page, seen)
+    watch(page, seen)
     return seen
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-def _screenshot(page: Page, name: str) -> None:
-    folder = os.environ.get("PORTAL_TEST_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
-
-
-def _log_in(page: Page, live_server, email: str) -> None:
-    page.goto(live_server.url("/login"))
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
-def _sidebar(page: Page, name: str):
-    return page.get_by_role("navigation", name="Account").get_by_role("link", name=name, exact=True)
-
 
 def _switcher(page: Page):
     return page.get_by_role("navigation", name="Accounts")
@@ -139,9 +106,8 @@ def test_invitation__unregistered_person_registers_from_the_link_and_sees_the_sh
     mailboxes.create_mailbox(owner, account, domain, "team")
     db.session.commit()
 
-    _log_in(page, live_server, "olga@acme.example")
-    _sidebar(page, "Users").click()
-    expect(page.get_by_role("heading", name="Users", exact=True)).to_be_visible()
+    log_in(page, live_server, "olga@acme.example")
+    open_section(page, "Users")
     page.locator(".page-header").get_by_role("link", name="Invite user").click()
     expect(page.get_by_role("heading", name="Invitations", exact=True)).to_be_visible()
     page.get_by_label("E-mail address to invite").fill("nina@example.net")
@@ -159,13 +125,13 @@ def test_invitation__unregistered_person_registers_from_the_link_and_sees_the_sh
     expect(page.get_by_text("Added to the invitation.")).to_be_visible()
     offers = _card(page, "What the invitation grants")
     expect(offers.get_by_text("Mailbox Delegate on team@example.org")).to_be_visible()
-    _screenshot(page, "invitation-edit-draft")
+    screenshot(page, "invitation-edit-draft")
 
     page.locator(".page-header").get_by_role("button", name="Invite user").click()
     expect(page.get_by_text("Invitation sent to nina@example.net.")).to_be_visible()
     expect(page.locator("h1 .badge")).to_have_text("pending")
     expect(page.locator(".page-header").get_by_role("button", name="Resend")).to_be_visible()
-    _screenshot(page, "invitation-edit-pending")
+    screenshot(page, "invitation-edit-pending")
 
     # The invited person, in a browser of their own, follows the e-mailed link.
     invitation_mail = _message(smtp_sink, "nina@example.net", "invites you to Acme")
@@ -174,7 +140,7 @@ def test_invitation__unregistered_person_registers_from_the_link_and_sees_the_sh
     link = first_link(body, "/invitations/")
     assert link.startswith(live_server.url("/invitations/"))
 
-    invited = _watch(new_context().new_page(), problems)
+    invited = watch(new_context().new_page(), problems)
     invited.goto(link)
     expect(invited.get_by_role("heading", name="Join Acme")).to_be_visible()
     expect(invited.get_by_text("The invitation grants: Mailbox Delegate on team@example.org.")).to_be_visible()
@@ -190,8 +156,7 @@ def test_invitation__unregistered_person_registers_from_the_link_and_sees_the_sh
     expect(invited.get_by_text("Welcome. You are now a member of Acme.")).to_be_visible()
     expect(invited.get_by_role("heading", name="Acme", exact=True)).to_be_visible()
     expect(invited.get_by_role("navigation", name="You").get_by_role("link", name="Nina New")).to_be_visible()
-    _sidebar(invited, "Mailboxes").click()
-    expect(invited.get_by_role("heading", name="Mailboxes", exact=True)).to_be_visible()
+    open_section(invited, "Mailboxes")
     rows = invited.locator("#mailbox-list tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("team@example.org")
@@ -239,7 +204,7 @@ def test_invitations__registered_person_declines_one_and_accepts_the_other_from_
     expect(acme).to_contain_text("Grants: Account Administrator")
     expect(other_card).to_contain_text("From boss@other.example")
     expect(other_card).to_contain_text("Grants: membership, no access yet")
-    _screenshot(page, "invites-tab")
+    screenshot(page, "invites-tab")
 
     other_card.get_by_role("button", name="Decline").click()
     expect(page.get_by_text("You declined the invitation from Other.")).to_be_visible()
@@ -250,7 +215,7 @@ def test_invitations__registered_person_declines_one_and_accepts_the_other_from_
     expect(page.get_by_text("You joined Acme.")).to_be_visible()
     expect(page).to_have_url(live_server.url(f"/accounts/{account.id}/"))
     expect(page.get_by_role("heading", name="Acme", exact=True)).to_be_visible()
-    expect(_sidebar(page, "Users")).to_be_visible()  # the administrator role came with it
+    expect(sidebar(page, "Users")).to_be_visible()  # the administrator role came with it
 
     switcher = _open_switcher(page)
     expect(switcher.get_by_role("link", name="Acme", exact=True)).to_be_visible()
@@ -274,8 +239,8 @@ def test_self_registration__address_on_an_active_domain_joins_the_account_with_a
         page: Page, new_context, live_server, owner, account, smtp_sink, problems):
     enabled_domain(owner, account)
 
-    _log_in(page, live_server, "olga@acme.example")
-    _sidebar(page, "Settings").click()
+    log_in(page, live_server, "olga@acme.example")
+    sidebar(page, "Settings").click()
     expect(page.get_by_role("heading", name="Account settings")).to_be_visible()
     expect(page.get_by_label("People registering with an address on our active domains join this account")
            ).to_be_checked()
@@ -284,23 +249,10 @@ def test_self_registration__address_on_an_active_domain_joins_the_account_with_a
     expect(page.get_by_text("Account settings saved.")).to_be_visible()
     expect(page.get_by_label("New corporate users get a personal mailbox")).to_be_checked()
 
-    person = _watch(new_context().new_page(), problems)
-    person.goto(live_server.url("/register"))
-    person.get_by_label("Your name").fill("Cora Corp")
-    person.get_by_label("E-mail address").fill("cora@example.org")
-    person.get_by_label("Password", exact=True).fill(PASSWORD)
-    person.get_by_label("Password again").fill(PASSWORD)
-    person.get_by_role("button", name="Register").click()
-    expect(person.get_by_role("heading", name="Check your e-mail")).to_be_visible()
-
+    person = watch(new_context().new_page(), problems)
+    register(person, live_server, "Cora Corp", "cora@example.org")
     link = first_link(smtp_sink.text(smtp_sink.wait_for("cora@example.org")[0]), "/verify/")
-    assert link.startswith(live_server.url("/verify/"))
-    person.goto(link)
-    person.get_by_role("button", name="Confirm my address").click()
-    expect(person.get_by_text("Your address is confirmed.")).to_be_visible()
-    expect(person.get_by_label("E-mail address")).to_have_value("cora@example.org")
-    person.get_by_label("Password").fill(PASSWORD)
-    person.get_by_role("button", name="Log in").click()
+    confirm_and_log_in(person, live_server, link, "cora@example.org")
 
     # Their only account is the one that owns the domain: the portal opens it.
     expect(person).to_have_url(live_server.url(f"/accounts/{account.id}/"))
@@ -309,7 +261,7 @@ def test_self_registration__address_on_an_active_domain_joins_the_account_with_a
     expect(_switcher(person).locator("summary")).to_have_text("Acme")
     expect(_open_switcher(person).get_by_role("link", name="Acme", exact=True)).to_be_visible()
 
-    _sidebar(person, "Mailboxes").click()
+    sidebar(person, "Mailboxes").click()
     rows = person.locator("#mailbox-list tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("cora@example.org")

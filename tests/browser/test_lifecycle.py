@@ -7,18 +7,11 @@ from playwright.sync_api import Page, expect
 
 from portal.extensions import db
 from portal.users import services as users
+from tests.browser.helpers import log_in
 from tests.conftest import PASSWORD
 from tests.mailboxes.conftest import enabled_domain
 
 pytestmark = pytest.mark.browser
-
-
-def _log_in(page: Page, live_server, email: str) -> None:
-    page.goto(live_server.url("/login"))
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
 def test_lifecycle__owner_deletes_the_account_and_the_corporate_user_keeps_a_locked_profile(
@@ -34,7 +27,7 @@ def test_lifecycle__owner_deletes_the_account_and_the_corporate_user_keeps_a_loc
     jane.password_hash, jane.email_verified_at = hash_password(PASSWORD), utcnow()
     db.session.commit()
 
-    _log_in(page, live_server, "owner@example.org")
+    log_in(page, live_server, "owner@example.org")
     page.goto(live_server.url(f"/accounts/{account.id}/settings"))
     page.get_by_role("link", name="Delete the account…").click()
     expect(page.get_by_role("heading", name="Delete the account Acme?")).to_be_visible()
@@ -51,7 +44,7 @@ def test_lifecycle__owner_deletes_the_account_and_the_corporate_user_keeps_a_loc
 
     corporate = browser.new_context()
     jane_page = corporate.new_page()
-    _log_in(jane_page, live_server, "jane@example.org")
+    log_in(jane_page, live_server, "jane@example.org")
     jane_page.goto(live_server.url("/profile"))
     expect(jane_page.locator(".badge", has_text="corporate user")).to_be_visible()
     expect(jane_page.get_by_text("managed by your organisation")).to_be_visible()

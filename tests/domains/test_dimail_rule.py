@@ -8,20 +8,7 @@ from portal.domains import services
 from portal.domains.models import ACTION_REQUIRED, ENABLED, FAILED
 from portal.extensions import db
 from tests.domains.conftest import publish_ownership
-from tests.servers.emu_dimail import DimailEmulator
-
-
-@pytest.fixture
-def dimail():
-    with DimailEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def app_environ(dimail):
-    return {"PORTAL_BACKEND_CORP_BACKEND": "dimail", "PORTAL_BACKEND_CORP_URL": dimail.url,
-            "PORTAL_BACKEND_CORP_USER": dimail.user, "PORTAL_BACKEND_CORP_PASSWORD": dimail.password,
-            "PORTAL_BACKEND_CORP_TIMEOUT": "0.5"}
+from tests.emulated import app_environ, dimail  # noqa: F401  (fixtures: connection corp on dimail)
 
 
 def _publish_spec(zone, name):

@@ -3,20 +3,7 @@ import pytest
 from portal.domains.models import ENABLED, Domain
 from portal.domains.services import add_domain
 from portal.extensions import db
-from tests.servers.emu_dimail import DimailEmulator
-
-
-@pytest.fixture
-def dimail():
-    with DimailEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def app_environ(dimail):
-    return {"PORTAL_BACKEND_CORP_BACKEND": "dimail", "PORTAL_BACKEND_CORP_URL": dimail.url,
-            "PORTAL_BACKEND_CORP_USER": dimail.user, "PORTAL_BACKEND_CORP_PASSWORD": dimail.password,
-            "PORTAL_BACKEND_CORP_TIMEOUT": "0.5"}
+from tests.emulated import app_environ, dimail, serve_on_dimail  # noqa: F401  (fixtures: connection corp on dimail)
 
 
 @pytest.fixture
@@ -34,8 +21,6 @@ def enabled_domain(owner, account, name="example.org", connection="local", dimai
     domain.status = ENABLED
     domain.verified_at = domain.created_at
     if dimail is not None:
-        dimail.domains[name] = {"name": name, "features": ["webmail", "mailbox", "alias"], "delivery": "virtual",
-                                "context_name": name}
-        dimail.checks[name] = {}
+        serve_on_dimail(dimail, name)
     db.session.commit()
     return domain

@@ -11,7 +11,7 @@ from portal.mailboxes.models import Mailbox
 from portal.roles.services import account_permissions, mailbox_permissions
 from portal.users import imports, workbook
 from portal.users.models import DONE
-from tests.users.conftest import fill
+from tests.users.workbooks import fill
 
 
 def _template(account):
