@@ -42,6 +42,8 @@ class Mailbox(db.Model):
     # What the admin wants; the status says what the backend has.
     want_active: Mapped[bool] = mapped_column(default=True)
     backend_id: Mapped[str | None] = mapped_column(String(128))
+    # The backend's own administrator privilege (Mail-in-a-Box admins manage the whole box).
+    backend_admin: Mapped[bool] = mapped_column(default=False)
     # Protocol name -> allowed, where the backend has protocol switches; None: its defaults.
     protocols: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

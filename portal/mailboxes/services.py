@@ -169,7 +169,8 @@ def _start(mailbox: Mailbox, operation: str, **extra) -> Job:
                              "set_quota": "The quota is being changed on the backend.",
                              "add_alias": "An alias is being added on the backend.",
                              "remove_alias": "An alias is being removed on the backend.",
-                             "set_protocols": "Protocol access is being changed on the backend."}[operation]
+                             "set_protocols": "Protocol access is being changed on the backend.",
+                             "set_admin": "The backend's administrator privilege is being changed."}[operation]
     return enqueue(PROVISION_KIND, {"mailbox_id": mailbox.id, "operation": operation, **extra},
                    subject=f"mailbox:{mailbox.id}", account=mailbox.account_id)
 
@@ -313,6 +314,11 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         return "Enabled." if mailbox.want_active else "Disabled."
     if operation in ("add_alias", "remove_alias"):
         return _carry_out_alias(backend, mailbox, operation, job_alias_id)
+    if operation == "set_admin":
+        backend.set_admin(mailbox.address, mailbox.backend_admin)
+        mailbox.status = ENABLED if mailbox.want_active else DISABLED
+        return "Administrator privilege granted on the backend." if mailbox.backend_admin else \
+            "Administrator privilege removed on the backend."
     if operation == "set_protocols":
         backend.set_protocols(mailbox.address, mailbox.protocols or {})
         mailbox.status = ENABLED if mailbox.want_active else DISABLED
@@ -542,3 +548,19 @@ def set_protocols(actor: User, mailbox: Mailbox, allowed: set[str]) -> None:
 
 def protocol_names(mailbox: Mailbox) -> list[str]:
     return backend_class(backends.connection(mailbox.domain.connection).backend).protocols()
+
+
+def set_backend_admin(actor: User, mailbox: Mailbox, admin: bool) -> None:
+    """Push the backend's own administrator privilege (box-wide on Mail-in-a-Box), so only
+    those who manage every mailbox of the account may change it."""
+    from portal.roles.services import account_permissions
+
+    _require_live(mailbox)
+    if not capabilities_of(mailbox).mailbox_admin_privilege:
+        raise MailboxError(f"The {mailbox.domain.connection} backend has no administrator privilege for mailboxes.")
+    account = db.session.get(Account, mailbox.account_id)
+    if "mailboxes.manage" not in account_permissions(actor, account):
+        raise MailboxError("Only those who manage every mailbox of the account may change this.")
+    mailbox.backend_admin = admin
+    _start(mailbox, "set_admin")
+    record("mailbox.set_backend_admin", account=mailbox.account_id, target=mailbox, actor=actor, admin=admin)

@@ -158,6 +158,14 @@ def remove_alias(account_id, mailbox_id, alias_id):
     return _act(lambda actor, mailbox: services.remove_alias(actor, mailbox, alias_id), "The alias is being removed.")
 
 
+@bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/backend-admin", methods=["POST"])
+@rule(on_mailbox("mailbox.settings"))
+def backend_admin(account_id, mailbox_id):
+    wanted = request.form.get("admin") == "yes"
+    return _act(lambda actor, mailbox: services.set_backend_admin(actor, mailbox, wanted),
+                "The administrator privilege is being changed on the backend.")
+
+
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/protocols", methods=["POST"])
 @rule(on_mailbox("mailbox.settings"))
 def protocols(account_id, mailbox_id):

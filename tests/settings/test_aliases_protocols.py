@@ -120,3 +120,25 @@ def test_mailinabox__removal_archives_and_recreating_restores(domain, owner, acc
     assert again.status == "enabled"
     assert emulator.users[again.address]["status"] == "active" and emulator.folders[again.address] == 3
     assert db.session.execute(db.select(db.func.count()).select_from(Mailbox)).scalar_one() == 1
+
+
+@pytest.mark.parametrize("backend", ["local", "mailinabox"], indirect=True)
+def test_backend_admin__pushed_to_backends_that_have_the_privilege(mailbox, owner, make, account, run_jobs, backend):
+    helper = make.member(account, make.user("helper@example.net"), permissions=("mailboxes.view",)).user
+    with pytest.raises(mailboxes.MailboxError, match="manage every mailbox"):
+        mailboxes.set_backend_admin(helper, mailbox, True)
+    mailboxes.set_backend_admin(owner, mailbox, True)
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(mailbox)
+    assert mailbox.status == "enabled" and mailbox.backend_admin
+    if backend[1] is not None:
+        assert "admin" in backend[1].users[mailbox.address]["privileges"]
+    else:
+        assert backends.for_domain(mailbox.domain).get_mailbox(mailbox.address).extra.get("admin") is True
+
+
+@pytest.mark.parametrize("backend", ["dimail", "opensrs", "odin"], indirect=True)
+def test_backend_admin__refused_where_the_backend_has_no_such_privilege(mailbox, owner, backend):
+    with pytest.raises(mailboxes.MailboxError, match="no administrator privilege"):
+        mailboxes.set_backend_admin(owner, mailbox, True)
