@@ -113,7 +113,7 @@ def _register_web_hooks(app: Flask) -> None:
     from portal.auth.services import load_user_from_session_id, session_is_current
     from portal.web import access, errors, security
     from portal.timeutil import utcnow
-    from portal.web.render import filesize
+    from portal.web.render import filesize, when
     from portal.web.urls import external_url
 
     login_manager.user_loader(load_user_from_session_id)
@@ -131,6 +131,7 @@ def _register_web_hooks(app: Flask) -> None:
     app.jinja_env.globals["can"] = access.can
     app.jinja_env.globals["external_url"] = external_url
     app.jinja_env.filters["filesize"] = filesize
+    app.jinja_env.filters["when"] = when
     app.jinja_env.globals["now"] = utcnow
     app.jinja_env.globals["ui"] = app.jinja_env.get_template("_macros.html").module
 

@@ -33,3 +33,22 @@ def filesize(number: int | None) -> str:
             value = number / size
             return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
     return f"{number} bytes"
+
+
+def when(moment, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored (naive UTC) time in the signed-in person's time zone, with the zone named."""
+    from datetime import timezone
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from flask import has_request_context
+    from flask_login import current_user
+
+    if moment is None:
+        return ""
+    zone_name = current_user.timezone if has_request_context() and current_user.is_authenticated else "UTC"
+    try:
+        zone = ZoneInfo(zone_name or "UTC")
+    except ZoneInfoNotFoundError:
+        zone = ZoneInfo("UTC")
+    local = moment.replace(tzinfo=timezone.utc).astimezone(zone)
+    return f"{local.strftime(fmt)} {local.tzname()}" if any(c in fmt for c in "HM") else local.strftime(fmt)
