@@ -136,6 +136,9 @@ def settle(actor: User, domain: Domain, report: DriftReport, address: str, kind:
     item = _find(report, address, kind)
     mailbox = db.session.execute(db.select(Mailbox).where(Mailbox.address == address,
                                                           Mailbox.domain_id == domain.id)).scalar_one_or_none()
+    if kind != UNKNOWN_TO_PORTAL and (mailbox is None or mailbox.status not in (ENABLED, DISABLED, "failed")):
+        # The portal's side changed since the comparison (deleted, being provisioned).
+        raise MailboxError(f"{address} changed since the comparison; compare again.")
     if how == "adopt":
         message = _adopt(domain, item, mailbox)
     elif how == "enforce":
@@ -151,6 +154,13 @@ def settle(actor: User, domain: Domain, report: DriftReport, address: str, kind:
 def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
     backend_side = item["backend"]
     if item["kind"] == UNKNOWN_TO_PORTAL:
+        if mailbox is not None and mailbox.status == DELETED:
+            # The portal deleted it, the backend still (or again) has it: it is back.
+            mailbox.status, mailbox.want_active = backend_side["status"], backend_side["status"] == ENABLED
+            mailbox.quota_bytes, mailbox.status_reason = backend_side["quota_bytes"], "Adopted from the backend."
+            return f"{item['address']} is back in the portal."
+        if mailbox is not None:
+            raise MailboxError(f"{item['address']} changed since the comparison; compare again.")
         local_part = item["address"].split("@", 1)[0]
         imported = Mailbox(account_id=domain.account_id, domain_id=domain.id, local_part=local_part,
                            address=item["address"], kind="shared", display_name=backend_side.get("display_name") or "",

@@ -92,3 +92,30 @@ def test_drift_page__shows_the_differences_and_settles_one(drifted, client, auth
     assert response.status_code == 302
     page = client.get(f"/accounts/{domain.account_id}/domains/{domain.id}/drift").get_data(as_text=True)
     assert "On the backend, unknown to the portal" not in page
+
+
+def test_adopt__a_mailbox_the_portal_deleted_but_the_backend_has_comes_back(drifted, owner, dimail, run_jobs):
+    domain, _ = drifted
+    report = drift.latest_report(domain)
+    drift.settle(owner, domain, report, "vanished@corp.example", drift.MISSING_ON_BACKEND, "adopt")
+    db.session.commit()
+    _plant(dimail, "vanished@corp.example")
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+    report = drift.latest_report(domain)
+    drift.settle(owner, domain, report, "vanished@corp.example", drift.UNKNOWN_TO_PORTAL, "adopt")
+    db.session.commit()
+    revived = db.session.execute(db.select(Mailbox).where(Mailbox.address == "vanished@corp.example")).scalar_one()
+    assert revived.status == ENABLED
+
+
+def test_enforce__a_stale_difference_is_refused_not_recreated(drifted, owner, dimail, run_jobs):
+    domain, boxes = drifted
+    services.delete(owner, boxes["vanished"])
+    db.session.commit()
+    run_jobs()
+    with pytest.raises(services.MailboxError, match="changed since the comparison"):
+        drift.settle(owner, domain, drift.latest_report(domain), "vanished@corp.example",
+                     drift.MISSING_ON_BACKEND, "enforce")
+    assert "vanished@corp.example" not in dimail.mailboxes
