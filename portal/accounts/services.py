@@ -59,8 +59,9 @@ def member_in_account(account: Account, membership_id: int) -> Membership | None
 
 
 def remove_member(actor: User, account: Account, membership: Membership) -> None:
-    if membership.id in owner_memberships(account) and len(owner_memberships(account)) == 1:
-        raise AccessError("This is the account's last owner and cannot be removed.")
+    from portal.roles.services import refuse_last_owner
+
+    refuse_last_owner(account, membership)
     held = permissions_of_grants(account_grants(membership))
     missing = held - account_permissions(actor, account)
     if missing:
@@ -118,6 +119,11 @@ def delete_account(actor: User, account: Account, typed_name: str, *, delete_mai
     from portal.mailboxes.models import Mailbox
     from portal.mailboxes.services import decommission
 
+    from portal.roles.services import membership_of
+
+    own = membership_of(actor, account)
+    if not actor.is_superadmin and (own is None or own.id not in owner_memberships(account)):
+        raise DeletionRefused("Only an owner of the account can delete it.")
     if " ".join(typed_name.split()) != account.name:
         raise DeletionRefused(f"Type the account's name, {account.name}, exactly to confirm.")
     people = [m.user for m in members(account)]

@@ -221,8 +221,9 @@ def accept(user: User, invitation: Invitation) -> list[str]:
     account = db.session.get(Account, invitation.account_id)
     membership = add_member(account, user)
     gone = []
+    inviter = invitation.invited_by
     for offer in invitation.grants:
-        if not offer.still_exists:
+        if not offer.still_exists or not _inviter_still_holds(inviter, account, offer):
             gone.append(offer.label)
             continue
         _grant_once(membership, offer, invitation.invited_by_id)
@@ -233,6 +234,17 @@ def accept(user: User, invitation: Invitation) -> list[str]:
            granted=[g.label for g in invitation.grants if g.still_exists], gone=gone)
     _tell_inviter(invitation, account, user, accepted=True)
     return gone
+
+
+def _inviter_still_holds(inviter: User | None, account: Account, offer: InvitationGrant) -> bool:
+    """Nobody grants what they do not hold: checked again when the offer is taken up."""
+    if inviter is None:
+        return False
+    try:
+        _check_grant(inviter, account, offer)
+    except AccessError:
+        return False
+    return True
 
 
 def _grant_once(membership: Membership, offer: InvitationGrant, granted_by: int | None) -> None:

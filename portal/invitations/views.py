@@ -153,6 +153,8 @@ def register(token):
     invitation = services.by_token(token)
     if not services.is_open(invitation):
         return _link_dead(invitation)
+    if not current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
+        return redirect(url_for("invitations.landing", token=token))
     if find_user(invitation.email) is not None:
         return redirect(url_for("invitations.landing", token=token))
     form = forms.RegisterFromInvitationForm()
@@ -170,7 +172,7 @@ def register(token):
             db.session.commit()
             flash(f"Welcome. You are now a member of {invitation.account.name}.", "success")
             if gone:
-                flash("Some of what the invitation offered no longer exists: " + ", ".join(gone) + ".", "info")
+                flash("Some of what the invitation offered is no longer available: " + ", ".join(gone) + ".", "info")
             return redirect(url_for("accounts.overview", account_id=invitation.account_id))
     return render("invitations/register.html", status=422 if form.errors else 200, invitation=invitation, form=form)
 
@@ -195,7 +197,7 @@ def _answer(invitation_id, accept: bool):
     if accept:
         flash(f"You joined {invitation.account.name}.", "success")
         if gone:
-            flash("Some of what the invitation offered no longer exists: " + ", ".join(gone) + ".", "info")
+            flash("Some of what the invitation offered is no longer available: " + ", ".join(gone) + ".", "info")
         return redirect(url_for("accounts.overview", account_id=invitation.account_id))
     flash(f"You declined the invitation from {invitation.account.name}.", "info")
     return redirect(url_for("invitations.mine"))

@@ -76,7 +76,8 @@ def validate_local_part(raw: str) -> str:
 def create_mailbox(actor: User | None, account: Account, domain: Domain, local_part: str, *,
                    kind: str = SHARED, owner: User | None = None, first_name: str = "", last_name: str = "",
                    display_name: str = "", quota_bytes: int | None = None,
-                   owner_role_key: str = catalogue.MAILBOX_OWNER) -> Mailbox:
+                   owner_role=None) -> Mailbox:
+    """``owner_role``: the mailbox role the owner gets (default Mailbox Owner)."""
     if domain.account_id != account.id:
         raise MailboxError("Choose one of this account's domains.", "domain")
     if domain.status == DOMAIN_DISABLED:
@@ -103,6 +104,11 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     limit_problem = mailbox_limit_problem(domain, in_use)
     if limit_problem:
         raise MailboxError(limit_problem, "domain")
+    holder = db.session.execute(db.select(User).where(User.email == address)).scalar_one_or_none()
+    if holder is not None and (kind != PERSONAL or owner is None or owner.id != holder.id):
+        # Whoever holds a mailbox at someone's login address could take over their profile.
+        raise MailboxError(f"{address} is {holder.email}'s login address: only their own personal mailbox "
+                           "may have it.", "owner" if kind == PERSONAL else "local_part")
     previous = db.session.execute(db.select(Mailbox).where(Mailbox.address == address,
                                                            Mailbox.status == DELETED)).scalar_one_or_none()
     if previous is not None:
@@ -118,7 +124,7 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     db.session.flush()
     if owner is not None:
         membership = add_member(account, owner)
-        grant_mailbox_role(None, account, membership, mailbox.id, system_role(owner_role_key))
+        grant_mailbox_role(None, account, membership, mailbox.id, owner_role or system_role(catalogue.MAILBOX_OWNER))
     if domain.status == DOMAIN_ENABLED:
         _start(mailbox, "create")
     else:
@@ -250,7 +256,8 @@ def retry(actor: User, mailbox: Mailbox) -> None:
     last = db.session.execute(db.select(Job).where(Job.subject == f"mailbox:{mailbox.id}", Job.status == JOB_FAILED)
                               .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
     operation = last.payload.get("operation", "create") if last is not None else "create"
-    _start(mailbox, operation)
+    extra = {"alias_id": last.payload["alias_id"]} if last is not None and last.payload.get("alias_id") else {}
+    _start(mailbox, operation, **extra)
     record("mailbox.retry", account=mailbox.account_id, target=mailbox, actor=actor, operation=operation)
 
 
@@ -360,6 +367,8 @@ def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, 
 
 
 def _fail_for_good(job, message: str) -> None:
+    if job.payload.get("alias_id"):
+        return  # the alias was marked failed with the last attempt; the mailbox still works
     mailbox = db.session.get(Mailbox, job.payload.get("mailbox_id"))
     if mailbox is not None and mailbox.status != FAILED:
         mailbox.status, mailbox.status_reason = FAILED, f"Gave up after {job.attempts} attempts: {message}"

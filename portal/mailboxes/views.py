@@ -175,9 +175,10 @@ def protocols(account_id, mailbox_id):
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/delete", methods=["GET", "POST"])
-@rule(on_mailbox("mailbox.settings"))
+@rule(member("mailboxes.manage"))
 def delete(account_id, mailbox_id):
-    mailbox = g.mailbox
+    mailbox = load_or_404(services.mailbox_in_account, mailbox_id)
+    g.mailbox = mailbox
     form = ConfirmForm()
     if form.validate_on_submit():
         return _act(services.delete)

@@ -193,6 +193,17 @@ def owner_memberships(account: Account) -> list[int]:
     ).scalars())
 
 
+def refuse_last_owner(account: Account, membership: Membership) -> None:
+    """Refuse a change that would leave the account without an owner.
+
+    The account row is locked first, so two owners removing each other at
+    once are taken one after the other.
+    """
+    db.session.execute(db.select(Account.id).where(Account.id == account.id).with_for_update())
+    if owner_memberships(account) == [membership.id]:
+        raise AccessError("This is the account's last owner: make someone else owner first.")
+
+
 def _same_grant(membership: Membership, role: Role | None, permission: str | None,
                 mailbox_id: int | None = None) -> Grant | None:
     query = db.select(Grant).where(Grant.membership_id == membership.id, Grant.mailbox_id.is_(None)
@@ -246,8 +257,7 @@ def revoke_grant(actor: User, account: Account, grant: Grant) -> None:
     else:
         _require_holds(actor, account, taken)
     if grant.role is not None and grant.role.system_key == catalogue.OWNER:
-        if owner_memberships(account) == [membership.id]:
-            raise AccessError("This is the account's last owner: make someone else owner first.")
+        refuse_last_owner(account, membership)
     record("access.revoke", account=account, target=membership.user, mailbox_id=grant.mailbox_id,
            role=grant.role.name if grant.role else None, permission=grant.permission)
     db.session.delete(grant)

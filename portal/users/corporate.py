@@ -15,7 +15,6 @@ from portal.auth.models import User
 from portal.domains.models import DISABLED, ENABLED, Domain
 from portal.domains.names import DomainNameError, normalize
 from portal.extensions import db
-from portal.roles import catalogue
 
 
 class RegistrationRefused(ValueError):
@@ -79,13 +78,6 @@ def make_corporate(user: User, domain: Domain, *, personal_mailbox: bool | None 
     if existing is not None:
         return existing
     role = db.session.get(Role, account.personal_mailbox_role_id) if account.personal_mailbox_role_id else None
-    role_key = role.system_key if role is not None and role.system_key else catalogue.MAILBOX_OWNER
     first, _, last = (user.name or "").partition(" ")
-    mailbox = create_mailbox(actor, account, domain, user.email.split("@", 1)[0], kind="personal", owner=user,
-                             first_name=first, last_name=last, display_name=user.name or "",
-                             owner_role_key=role_key if role is None or role.system_key else catalogue.MAILBOX_OWNER)
-    if role is not None and not role.system_key:
-        from portal.roles.services import grant_mailbox_role, membership_of
-
-        grant_mailbox_role(None, account, membership_of(user, account), mailbox.id, role)
-    return mailbox
+    return create_mailbox(actor, account, domain, user.email.split("@", 1)[0], kind="personal", owner=user,
+                          first_name=first, last_name=last, display_name=user.name or "", owner_role=role)

@@ -25,7 +25,7 @@ from portal.jobs.registry import get_handler, handler
 from portal.jobs.services import enqueue
 from portal.mail.services import deliver_now
 from portal.mailboxes.models import DELETED, PROVISIONING, Mailbox
-from portal.mailboxes.services import PROVISION_KIND
+from portal.mailboxes.services import PROVISION_KIND, default_protocols
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
 from portal.roles.services import system_role
@@ -146,12 +146,14 @@ class _Writer:
             Mailbox.address.in_([p["email"] for p in personal_wanted]), Mailbox.status != DELETED)).scalars())
         new_mailboxes = [p for p in personal_wanted if p["email"] not in have_mailbox]
         mailbox_ids = {}
+        protocols = {name: default_protocols(domain) for name, domain in domains.items()}
         if new_mailboxes:
             for mailbox_id, address in db.session.execute(insert(Mailbox).returning(Mailbox.id, Mailbox.address), [{
                 "account_id": self.account.id, "domain_id": domains[p["email"].rsplit("@", 1)[1]].id,
                 "local_part": p["email"].split("@", 1)[0], "address": p["email"], "kind": "personal",
                 "owner_id": ids[p["email"]], "first_name": p["first_name"], "last_name": p["last_name"],
                 "display_name": f"{p['first_name']} {p['last_name']}", "status": PROVISIONING,
+                "protocols": protocols[p["email"].rsplit("@", 1)[1]], "backend_admin": False,
                 "status_reason": "Being created on the backend.", "want_active": True, "created_at": now,
                 "updated_at": now,
             } for p in new_mailboxes]):

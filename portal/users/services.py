@@ -93,6 +93,20 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     return user, link
 
 
+def _require_outranks(actor: User, account: Account, user: User) -> None:
+    """Acting on someone's profile needs every permission they hold in the account."""
+    from portal.roles.services import membership_of
+
+    membership = membership_of(user, account)
+    held = permissions_of_grants(account_grants(membership)) if membership else frozenset()
+    if held - account_permissions(actor, account):
+        raise AccessError("You cannot change a user who holds permissions you do not hold.")
+
+
+def never_signed_in(user: User) -> bool:
+    return user.password_hash is None and user.oidc_subject is None
+
+
 def complete_onboarding(raw: str, password: str) -> User:
     from portal.auth.passwords import hash_password, password_problem
     from portal.timeutil import utcnow
@@ -101,6 +115,10 @@ def complete_onboarding(raw: str, password: str) -> User:
     if token is None:
         raise AuthError("This link has expired or was already used. Ask your administrator for a new one.")
     user = db.session.get(User, token.user_id)
+    if not never_signed_in(user):
+        # An onboarding link sets a first password; it never replaces one.
+        tokens.consume(raw, ONBOARDING)
+        raise AuthError("This profile already has a password. Log in, or ask for a password reset.")
     problem = password_problem(password, user.email)
     if problem:
         raise AuthError(problem, "password")
@@ -114,6 +132,9 @@ def complete_onboarding(raw: str, password: str) -> User:
 
 
 def resend_onboarding(actor: User, account: Account, user: User) -> str | None:
+    if not never_signed_in(user):
+        raise UserError(f"{user.email} has already set a password; they can reset it themselves.")
+    _require_outranks(actor, account, user)
     link = issue_onboarding_link(user)
     record("user.resend_onboarding", account=account, target=user, actor=actor)
     if user.recovery_email:
@@ -139,6 +160,8 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
                     timezone: str, phone: str, default_mailbox_id: int | None, recovery_email: str) -> None:
     if not is_corporate_of(user, account):
         raise UserError("Only corporate users of this account have settings here.")
+    if (recovery_email.strip().lower() or None) != user.recovery_email:
+        _require_outranks(actor, account, user)
     name = f"{_clean_name(first_name, 'first name', 'first_name')} {_clean_name(last_name, 'last name', 'last_name')}"
     phone = phone.strip()
     if phone and not current_app.config["PORTAL"]["USER_PHONES"]:
@@ -178,6 +201,9 @@ def remove_corporate_user(actor: User, account: Account, membership: Membership,
         raise UserError("Only corporate users of this account can be removed here.")
     if user.id == actor.id:
         raise UserError("You cannot remove yourself.")
+    from portal.roles.services import refuse_last_owner
+
+    refuse_last_owner(account, membership)
     if mailbox_choice not in MAILBOX_CHOICES:
         raise UserError("Choose what happens to their mailboxes.")
     held = permissions_of_grants(account_grants(membership))
@@ -188,8 +214,11 @@ def remove_corporate_user(actor: User, account: Account, membership: Membership,
         if mailbox_choice == "keep" or mailbox.status not in ("enabled", "disabled", "failed"):
             outcome.append(f"{mailbox.address}: kept")
         elif mailbox_choice == "disable" and mailbox.status == "enabled":
-            mailboxes.set_active(actor, mailbox, False)
-            outcome.append(f"{mailbox.address}: being disabled")
+            if mailboxes.capabilities_of(mailbox).mailbox_disable:
+                mailboxes.set_active(actor, mailbox, False)
+                outcome.append(f"{mailbox.address}: being disabled")
+            else:
+                outcome.append(f"{mailbox.address}: kept (its backend cannot disable mailboxes)")
         elif mailbox_choice == "delete":
             outcome.append(f"{mailbox.address}: {mailboxes.delete(actor, mailbox)}")
     user.is_corporate, user.corporate_account_id = False, None

@@ -9,6 +9,7 @@ from portal.auth.forms import ConfirmForm
 from portal.auth.models import User
 from portal.auth.services import AuthError, start_session
 from portal.extensions import db
+from portal.mailboxes.services import MailboxError
 from portal.roles.services import AccessError
 from portal.users import forms, imports, reports, services, workbook
 from portal.users.models import QUEUED, RUNNING
@@ -75,6 +76,9 @@ def settings(account_id, membership_id):
         except services.UserError as error:
             db.session.rollback()
             getattr(form, error.field or "first_name").errors.append(str(error))
+        except AccessError as error:
+            db.session.rollback()
+            form.recovery_email.errors.append(str(error))
         else:
             db.session.commit()
             flash("Settings saved.", "success")
@@ -88,7 +92,12 @@ def settings(account_id, membership_id):
 @rule(member("users.manage"))
 def resend_onboarding(account_id, membership_id):
     membership = _corporate_member(membership_id)
-    link = services.resend_onboarding(current_user, g.account, membership.user)
+    try:
+        link = services.resend_onboarding(current_user, g.account, membership.user)
+    except (services.UserError, AccessError) as refusal:
+        db.session.rollback()
+        flash(str(refusal), "error")
+        return redirect(url_for("users.settings", account_id=account_id, membership_id=membership_id))
     db.session.commit()
     if link is None:
         flash(f"A new link was sent to {membership.user.recovery_email}.", "success")
@@ -105,7 +114,7 @@ def remove(account_id, membership_id):
     if form.validate_on_submit():
         try:
             outcome = services.remove_corporate_user(current_user, g.account, membership, form.mailboxes.data)
-        except (services.UserError, AccessError) as refusal:
+        except (services.UserError, AccessError, MailboxError) as refusal:
             db.session.rollback()
             error = str(refusal)
         else:
@@ -121,6 +130,9 @@ def remove(account_id, membership_id):
 def welcome(token):
     if tokens.peek(token, services.ONBOARDING) is None:
         return render("auth/link_invalid.html", status=410, onboarding=True)
+    if not current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
+        flash("This portal signs in through single sign-on: use it with your address.", "info")
+        return redirect(url_for("auth.login"))
     form = forms.WelcomeForm()
     if form.validate_on_submit():
         try:

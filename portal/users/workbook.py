@@ -313,6 +313,7 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet]) -> Plan:
                 user.skip = user.skip or "already a corporate user of another account"
             else:
                 user.action = "update"
+    _check_mailbox_limits(check, users)
     fatal = ""
     outside = [u for u in users if u.skip.startswith("not on an active domain")]
     if outside:
@@ -322,6 +323,26 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet]) -> Plan:
     if not users and not fatal:
         fatal = "The Users sheet lists nobody."
     return Plan(users, check.problems, fatal)
+
+
+def _check_mailbox_limits(check: _Validator, users: list[PlannedUser]) -> None:
+    """Personal mailboxes count against their domain's mailbox limit, as one by one."""
+    from sqlalchemy import func
+
+    have = dict(db.session.execute(db.select(Mailbox.domain_id, func.count()).where(
+        Mailbox.account_id == check.account.id, Mailbox.status != DELETED).group_by(Mailbox.domain_id)).all())
+    existing = {m.address for m in check.mailboxes.values()}
+    for user in users:
+        if user.skip or not user.personal_mailbox or user.email in existing:
+            continue
+        domain = check.domains[user.email.rsplit("@", 1)[1]]
+        limit = (domain.settings or {}).get("max_users")
+        if limit is not None and have.get(domain.id, 0) >= limit:
+            check.problem("Users", user.row, "D", f"{domain.name} allows at most {limit} mailboxes: no personal "
+                                                  "mailbox can be made for this user.")
+            user.skip = "the domain's mailbox limit is reached"
+            continue
+        have[domain.id] = have.get(domain.id, 0) + 1
 
 
 def _plan_users(check: _Validator, sheet: Sheet) -> list[PlannedUser]:

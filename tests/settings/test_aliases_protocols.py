@@ -142,3 +142,40 @@ def test_backend_admin__pushed_to_backends_that_have_the_privilege(mailbox, owne
 def test_backend_admin__refused_where_the_backend_has_no_such_privilege(mailbox, owner, backend):
     with pytest.raises(mailboxes.MailboxError, match="no administrator privilege"):
         mailboxes.set_backend_admin(owner, mailbox, True)
+
+
+@pytest.mark.parametrize("backend", ["mailinabox"], indirect=True)
+def test_removing_a_user__a_backend_that_cannot_disable_keeps_the_mailbox(domain, owner, account, backend, run_jobs):
+    from portal.accounts.models import Membership
+    from portal.users import services as users
+
+    user, _ = users.create_corporate_user(owner, account, first_name="Jane", last_name="Doe",
+                                          email=f"jane.d@{domain.name}", personal_mailbox=True)
+    db.session.commit()
+    run_jobs()
+    membership = db.session.execute(db.select(Membership).where(Membership.user_id == user.id)).scalar_one()
+    outcome = users.remove_corporate_user(owner, account, membership, "disable")
+    assert outcome == [f"jane.d@{domain.name}: kept (its backend cannot disable mailboxes)"]
+
+
+@pytest.mark.parametrize("backend", ["dimail"], indirect=True)
+def test_aliases__retry_after_giving_up_adds_the_same_alias(mailbox, owner, run_jobs, backend):
+    from portal.jobs.models import Job
+
+    alias = mailboxes.add_alias(owner, mailbox, f"again@{mailbox.domain.name}")
+    db.session.commit()
+    backend[1].faults.fail_5xx()
+    job = db.session.execute(db.select(Job).where(Job.payload["alias_id"].as_integer() == alias.id)).scalar_one()
+    job.max_attempts = 1
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(alias)
+    db.session.refresh(mailbox)
+    assert alias.state == "failed" and mailbox.status == "enabled"
+    backend[1].faults.reset()
+    mailbox.status = "failed"
+    mailboxes.retry(owner, mailbox)
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(alias)
+    assert alias.state == "active"

@@ -185,3 +185,13 @@ def test_import_pages__upload_preview_confirm_progress_and_result(owner, account
     response = client.post(f"/accounts/{account.id}/users/import",
                            data={"workbook": (io.BytesIO(b"garbage"), "staff.xlsx")}, content_type="multipart/form-data")
     assert response.status_code == 422 and "not an .xlsx workbook" in response.get_data(as_text=True)
+
+
+def test_preview__personal_mailboxes_beyond_the_domains_limit_are_refused(owner, account, domain):
+    domain.settings = {"max_users": 1}
+    db.session.commit()
+    data = fill(_template(account), users=[("Ann", "Able", "ann@example.org", "Y"),
+                                           ("Bob", "Baker", "bob@example.org", "Y")])
+    run = _preview(owner, account, data)
+    assert run.to_create == 1 and run.to_skip == 1
+    assert any("at most 1 mailboxes" in p["message"] and p["row"] == 3 for p in run.problems)
