@@ -21,7 +21,9 @@ REMOTE_KINDS = ("dimail", "opensrs", "odin", "mailinabox")
 CONNECTION = "emu"
 
 
-def connection_environ(connection: str, kind: str, timeout: float = 0.5, **settings: str) -> dict[str, str]:
+# Generous, so a loaded CI machine does not turn a slow answer into a failure; the
+# fault switches the portal's tests use (refuse, drop, 5xx) fail at once anyway.
+def connection_environ(connection: str, kind: str, timeout: float = 3.0, **settings: str) -> dict[str, str]:
     """The app environment that declares the backend connection ``connection`` of kind ``kind``."""
     prefix = f"PORTAL_BACKEND_{connection.upper()}_"
     env = {f"{prefix}BACKEND": kind, f"{prefix}TIMEOUT": str(timeout)}
@@ -29,7 +31,7 @@ def connection_environ(connection: str, kind: str, timeout: float = 0.5, **setti
     return env
 
 
-def dimail_environ(emulator: DimailEmulator, connection: str = "corp", timeout: float = 0.5) -> dict[str, str]:
+def dimail_environ(emulator: DimailEmulator, connection: str = "corp", timeout: float = 3.0) -> dict[str, str]:
     """The app environment that points the connection ``connection`` at a running dimail emulator."""
     return connection_environ(connection, "dimail", timeout, url=emulator.url, user=emulator.user,
                               password=emulator.password)
