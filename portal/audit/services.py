@@ -17,7 +17,6 @@ from portal.extensions import db
 SOURCE_WEB = "web"
 SOURCE_WORKER = "worker"
 SOURCE_CLI = "cli"
-SOURCE_API = "api"
 
 
 def record(action: str, *, account=None, target=None, target_label: str | None = None,

@@ -70,16 +70,6 @@ def claimed_elsewhere(name: str, account_id: int) -> bool:
         Domain.name == name, Domain.account_id != account_id, Domain.verified_at.is_not(None))).first() is not None
 
 
-def active_domain_for_address(address: str) -> Domain | None:
-    """The enabled domain an address belongs to, if any account has one."""
-    domain_part = address.rsplit("@", 1)[-1].lower()
-    try:
-        name = normalize(domain_part)
-    except DomainNameError:
-        return None
-    return db.session.execute(db.select(Domain).where(Domain.name == name, Domain.status == ENABLED)).scalars().first()
-
-
 # -- adding and removing ----------------------------------------------------------
 
 def add_domain(actor: User, account: Account, raw_name: str, connection: str) -> Domain:

@@ -9,6 +9,7 @@ from portal.domains.models import STATUSES
 from portal.extensions import db
 from portal.web.access import SUPERADMIN, member, rule
 from portal.web.loaders import load_or_404
+from portal.web.htmx import is_htmx
 from portal.web.render import render
 
 bp = Blueprint("domains", __name__)
@@ -75,7 +76,7 @@ def _act(account_id, domain_id, action, success):
     db.session.commit()
     if success:
         flash(success, "success")
-    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+    if is_htmx(request):
         return _page(domain)
     return redirect(url_for("domains.show", account_id=account_id, domain_id=domain_id))
 

@@ -37,10 +37,6 @@ class Job(db.Model):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (DONE, FAILED)
-
 
 class WorkerBeat(db.Model):
     """When each worker last showed it is alive; /healthz reads it."""

@@ -53,10 +53,6 @@ def get_handler(kind: str) -> Handler:
         raise LookupError(f"no handler is registered for job kind {kind!r}") from None
 
 
-def known_kinds() -> list[str]:
-    return sorted(_handlers)
-
-
 def treat_as_permanent(*error_types: type[BaseException]) -> None:
     """Errors of these types fail a job at once instead of being retried."""
     for error_type in error_types:

@@ -16,6 +16,7 @@ from portal.roles import services as roles
 from portal.roles.views import picker_state
 from portal.web.access import member, on_mailbox, rule
 from portal.web.loaders import load_or_404
+from portal.web.htmx import is_htmx
 from portal.web.render import render
 
 bp = Blueprint("mailboxes", __name__)
@@ -96,7 +97,7 @@ def _act(action, success=None):
     text = message if isinstance(message, str) else success
     if text:
         flash(text, "success")
-    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+    if is_htmx(request):
         return _page(mailbox)
     return redirect(url_for("mailboxes.show", account_id=mailbox.account_id, mailbox_id=mailbox.id))
 
@@ -294,7 +295,7 @@ def _drift_act(domain_id, action):
     db.session.commit()
     if message:
         flash(message, "success")
-    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+    if is_htmx(request):
         return _drift_page(domain)
     return redirect(url_for("mailboxes.drift_report", account_id=domain.account_id, domain_id=domain.id))
 

@@ -171,9 +171,7 @@ def delete_role(actor: User, account: Account, role: Role) -> None:
     if role.is_system:
         raise AccessError("System roles cannot be deleted.")
     _scope_check(actor, account, role.scope, set(role.permissions))
-    holders = db.session.execute(db.select(func.count()).select_from(Grant)
-                                 .where(Grant.role_id == role.id)).scalar_one()
-    record("role.delete", account=account, target=role, holders=holders)
+    record("role.delete", account=account, target=role, holders=role_holder_count(role))
     db.session.delete(role)
     db.session.flush()
 

@@ -10,7 +10,7 @@ from portal.auth.models import User
 from portal.auth.services import AuthError, start_session
 from portal.extensions import db
 from portal.mailboxes.services import MailboxError
-from portal.roles.services import AccessError
+from portal.roles.services import AccessError, membership_of
 from portal.users import forms, imports, reports, services, workbook
 from portal.users.models import QUEUED, RUNNING
 from portal.web.access import PUBLIC, member, rule
@@ -38,15 +38,9 @@ def create(account_id):
             getattr(form, error.field or "email").errors.append(str(error))
         else:
             db.session.commit()
-            membership = next(m for m in user_memberships(user) if m.account_id == account_id)
+            membership = membership_of(user, g.account)
             return render("users/created.html", account=g.account, user=user, link=link, membership=membership)
     return render("users/new.html", status=422 if form.errors else 200, account=g.account, form=form)
-
-
-def user_memberships(user):
-    from portal.accounts.models import Membership
-
-    return db.session.execute(db.select(Membership).where(Membership.user_id == user.id)).scalars().all()
 
 
 def _corporate_member(membership_id):

@@ -19,6 +19,7 @@ from flask import abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
 from portal.accounts.models import Account
+from portal.extensions import db
 from portal.roles import catalogue
 from portal.roles.services import account_permissions, membership_of
 
@@ -114,7 +115,7 @@ def enforce() -> object | None:
     account_id = (request.view_args or {}).get("account_id")
     if access.kind == "superadmin" and account_id is None:
         return None
-    account = current_app.extensions["sqlalchemy"].session.get(Account, account_id) if account_id else None
+    account = db.session.get(Account, account_id) if account_id else None
     if account is None or not (current_user.is_superadmin or membership_of(current_user, account)):
         abort(404)
     g.access = Context(account)

@@ -7,8 +7,12 @@ markup to keep in step.
 
 from __future__ import annotations
 
-from flask import current_app, request
+from datetime import timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import current_app, has_request_context, request
 from flask import render_template as render_page
+from flask_login import current_user
 
 from portal.web.htmx import is_htmx
 
@@ -37,12 +41,6 @@ def filesize(number: int | None) -> str:
 
 def when(moment, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A stored (naive UTC) time in the signed-in person's time zone, with the zone named."""
-    from datetime import timezone
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    from flask import has_request_context
-    from flask_login import current_user
-
     if moment is None:
         return ""
     zone_name = current_user.timezone if has_request_context() and current_user.is_authenticated else "UTC"
