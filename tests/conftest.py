@@ -243,6 +243,17 @@ def make(app) -> Factory:
     return Factory(app)
 
 
+@pytest.fixture
+def owner(make):
+    """The usual account owner; a module may override it."""
+    return make.user("owner@example.org", name="Olga Owner")
+
+
+@pytest.fixture
+def account(make, owner):
+    return make.account(owner, "Acme")
+
+
 class Auth:
     def __init__(self, client):
         self.client = client

@@ -15,7 +15,7 @@ from typing import Callable
 
 from flask import current_app
 
-from portal.accounts.models import Account, Membership
+from portal.accounts.models import Account
 from portal.accounts.services import add_member
 from portal.audit.services import record
 from portal.auth.models import User
@@ -30,7 +30,7 @@ from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.mail.services import send
-from portal.roles.services import account_permissions
+from portal.roles.services import members_holding
 from portal.timeutil import utcnow
 
 CHECK_KIND = "domain.check"
@@ -127,12 +127,9 @@ def set_status(domain: Domain, status: str, reason: str, *, actor: User | None =
 
 def _notify_admins(domain: Domain, before: str) -> None:
     account = db.session.get(Account, domain.account_id)
-    members = db.session.execute(db.select(Membership).where(Membership.account_id == account.id)).scalars()
-    for membership in members:
-        user = db.session.get(User, membership.user_id)
-        if "domains.manage" in account_permissions(user, account):
-            send(user.email, "domain_status", for_account=account, account=account, domain=domain,
-                 before=before, user=user)
+    for user in members_holding(account, "domains.manage"):
+        send(user.email, "domain_status", for_account=account, account=account, domain=domain, before=before,
+             user=user)
 
 
 def disable(actor: User, domain: Domain) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from portal.accounts.models import Account, Membership
+from portal.accounts.models import Account
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.backends import service as backends
@@ -24,7 +24,7 @@ from portal.jobs.services import enqueue
 from portal.mail.services import send
 from portal.mailboxes.models import DELETED, DISABLED, ENABLED, PENDING, DriftReport, Mailbox
 from portal.mailboxes.services import MailboxError, _start
-from portal.roles.services import account_permissions
+from portal.roles.services import members_holding
 from portal.timeutil import utcnow
 
 DRIFT_KIND = "domain.drift"
@@ -97,11 +97,9 @@ def run_comparison(domain: Domain, notify: bool) -> DriftReport:
 
 def _mail_admins(domain: Domain, report: DriftReport) -> None:
     account = db.session.get(Account, domain.account_id)
-    for membership in db.session.execute(db.select(Membership).where(Membership.account_id == account.id)).scalars():
-        user = db.session.get(User, membership.user_id)
-        if "mailboxes.manage" in account_permissions(user, account):
-            send(user.email, "drift_report", for_account=account, account=account, domain=domain, report=report,
-                 labels=LABELS, user=user)
+    for user in members_holding(account, "mailboxes.manage"):
+        send(user.email, "drift_report", for_account=account, account=account, domain=domain, report=report,
+             labels=LABELS, user=user)
 
 
 @handler(DRIFT_KIND, max_attempts=3, backoff_seconds=60)

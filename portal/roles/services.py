@@ -76,6 +76,19 @@ def account_permissions(user: User, account: Account | int) -> frozenset[str]:
     return permissions_of_grants(account_grants(membership)) & catalogue.codes(catalogue.ACCOUNT)
 
 
+def members_holding(account: Account, permission: str) -> list[User]:
+    """The account's members who hold ``permission`` over the whole account: two queries,
+    whatever the number of members (for notifying administrators)."""
+    grants: dict[int, list[Grant]] = {}
+    for grant in db.session.execute(db.select(Grant).join(Membership, Membership.id == Grant.membership_id).where(
+            Membership.account_id == account.id, Grant.mailbox_id.is_(None))).scalars():
+        grants.setdefault(grant.membership_id, []).append(grant)
+    rows = db.session.execute(db.select(Membership.id, User).join(User, User.id == Membership.user_id)
+                              .where(Membership.account_id == account.id).order_by(User.email)).all()
+    return [user for membership_id, user in rows
+            if user.is_superadmin or permission in permissions_of_grants(grants.get(membership_id, []))]
+
+
 def roles_for(account: Account, scope: str | None = None) -> list[Role]:
     query = db.select(Role).where((Role.account_id == account.id) | Role.system_key.is_not(None))
     if scope:

@@ -80,7 +80,7 @@ def test_members__remove_needs_confirmation_and_protects_the_last_owner(client, 
 def test_advanced__grants_single_permissions_within_what_the_granter_holds(client, auth, make):
     owner = make.user("owner@example.org")
     account = make.account(owner, "Acme")
-    admin = make.member(account, make.user("admin@example.org"), roles=("administrator",))
+    make.member(account, make.user("admin@example.org"), roles=("administrator",))
     bob = make.member(account, make.user("bob@example.org"))
     auth.login("admin@example.org")
     url = f"/accounts/{account.id}/members/{bob.id}/advanced"

@@ -14,16 +14,6 @@ from portal.users import services as users
 from tests.mailboxes.conftest import enabled_domain
 
 
-@pytest.fixture
-def owner(make):
-    return make.user("owner@example.org")
-
-
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
-
-
 def test_delete_account__needs_the_name_typed(owner, account):
     with pytest.raises(services.DeletionRefused, match="Type the account's name"):
         services.delete_account(owner, account, "acme", delete_mailboxes=False)
@@ -31,7 +21,7 @@ def test_delete_account__needs_the_name_typed(owner, account):
 
 def test_delete_account__members_lose_access_corporate_users_stay_corporate(owner, account, make, run_jobs,
                                                                            smtp_sink):
-    domain = enabled_domain(owner, account)
+    enabled_domain(owner, account)
     jane, _ = users.create_corporate_user(owner, account, first_name="Jane", last_name="Doe",
                                           email="jane@example.org", personal_mailbox=True)
     guest = make.member(account, make.user("guest@elsewhere.example"), roles=("administrator",)).user

@@ -1,6 +1,5 @@
-"""Fixtures of the browser tests: the account under test, and a watch on what goes wrong in the browser.
+"""Fixtures of the browser tests: a watch on what goes wrong in the browser.
 
-A test module names the account's ``owner``.
 """
 
 from __future__ import annotations
@@ -9,11 +8,6 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.helpers import watch
-
-
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
 
 
 @pytest.fixture

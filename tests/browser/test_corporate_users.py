@@ -30,7 +30,7 @@ from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from tests.browser.helpers import assert_not_reloaded, log_in, mark_window, open_section, screenshot
 from tests.conftest import PASSWORD, first_link
-from tests.users.conftest import account, domain, owner, shared  # noqa: F401  (fixtures: the users tests' account)
+from tests.users.conftest import domain, shared  # noqa: F401  (fixtures: an enabled domain and two shared mailboxes)
 from tests.users.workbooks import fill
 
 pytestmark = pytest.mark.browser

@@ -4,16 +4,6 @@ from portal.domains.models import Domain
 from portal.extensions import db
 
 
-@pytest.fixture
-def owner(make):
-    return make.user("owner@example.org")
-
-
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
-
-
 def publish_ownership(zone, domain: Domain) -> None:
     zone.set(f"_portal-challenge.{domain.name}", "TXT", [domain.challenge])
 

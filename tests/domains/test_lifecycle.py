@@ -3,7 +3,6 @@ from datetime import timedelta
 import pytest
 
 from portal.audit.models import AuditEvent
-from portal.auth.models import User
 from portal.accounts.models import Membership
 from portal.domains import services
 from portal.domains.models import ACTION_REQUIRED, DISABLED, ENABLED, PENDING, Domain, DomainCheckRun

@@ -16,16 +16,6 @@ from tests.conftest import PASSWORD, first_link
 from tests.mailboxes.conftest import enabled_domain
 
 
-@pytest.fixture
-def owner(make):
-    return make.user("owner@example.org", name="Olga Owner")
-
-
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
-
-
 def _link(smtp_sink, address):
     message = smtp_sink.wait_for(address)[-1]
     return first_link(smtp_sink.text(message), "/invitations/").removeprefix("http://localhost")
@@ -81,7 +71,7 @@ def test_unregistered__registers_from_the_link_with_the_address_fixed_and_gets_a
 
 def test_unregistered_on_an_active_domain__becomes_corporate_with_a_personal_mailbox(
         owner, account, client, run_jobs, smtp_sink):
-    domain = enabled_domain(owner, account)
+    enabled_domain(owner, account)
     account.personal_mailboxes = True
     db.session.commit()
     _sent(owner, account, "staff@example.org", run_jobs=run_jobs)

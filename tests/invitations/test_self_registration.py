@@ -15,11 +15,6 @@ def owner(make):
     return make.user("owner@example.org")
 
 
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
-
-
 def _register_and_verify(client, run_jobs, smtp_sink, email):
     response = client.post("/register", data={"name": "Cora Corp", "email": email, "password": PASSWORD,
                                               "confirm": PASSWORD})

@@ -1,19 +1,7 @@
-import pytest
-
 from portal.domains.models import ENABLED, Domain
 from portal.domains.services import add_domain
 from portal.extensions import db
 from tests.emulated import app_environ, dimail, serve_on_dimail  # noqa: F401  (fixtures: connection corp on dimail)
-
-
-@pytest.fixture
-def owner(make):
-    return make.user("owner@example.org")
-
-
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
 
 
 def enabled_domain(owner, account, name="example.org", connection="local", dimail=None) -> Domain:

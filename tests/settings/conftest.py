@@ -20,16 +20,6 @@ def app_environ(backend):
 
 
 @pytest.fixture
-def owner(make):
-    return make.user("owner@example.org")
-
-
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
-
-
-@pytest.fixture
 def domain(owner, account, backend, run_jobs):
     """An enabled, proven domain on the backend under test, created there like a check would."""
     from portal.backends import service as backends

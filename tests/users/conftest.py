@@ -6,16 +6,6 @@ from tests.mailboxes.conftest import enabled_domain
 
 
 @pytest.fixture
-def owner(make):
-    return make.user("owner@example.org", name="Olga Owner")
-
-
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
-
-
-@pytest.fixture
 def domain(owner, account):
     return enabled_domain(owner, account)
 

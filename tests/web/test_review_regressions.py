@@ -16,16 +16,6 @@ from tests.mailboxes.conftest import enabled_domain
 
 
 @pytest.fixture
-def owner(make):
-    return make.user("owner@example.org")
-
-
-@pytest.fixture
-def account(make, owner):
-    return make.account(owner, "Acme")
-
-
-@pytest.fixture
 def corporate_owner(owner, account):
     """The owner's own address is on the account's domain, so enabling it made them corporate."""
     domain = enabled_domain(owner, account)
@@ -75,7 +65,7 @@ def test_remove_user__never_removes_the_last_owner(corporate_owner, owner, accou
 
 
 def test_personal_mailbox_role__a_custom_one_is_all_the_owner_gets(owner, account):
-    domain = enabled_domain(owner, account)
+    enabled_domain(owner, account)
     reader = create_role(owner, account, name="Reader", scope="mailbox", description="",
                          permissions={"mailbox.view", "mailbox.read"})
     account.personal_mailboxes, account.personal_mailbox_role_id = True, reader.id
@@ -95,7 +85,7 @@ def test_mailbox_at_someones_login_address__only_as_their_own_personal_mailbox(o
 
 
 def test_deleting_a_mailbox__needs_the_power_to_manage_every_mailbox(owner, account, client, auth, run_jobs):
-    domain = enabled_domain(owner, account)
+    enabled_domain(owner, account)
     jane, _ = users.create_corporate_user(owner, account, first_name="Jane", last_name="Doe",
                                           email="jane@example.org", personal_mailbox=True)
     jane.password_hash, jane.email_verified_at = hash_password(PASSWORD), utcnow()
