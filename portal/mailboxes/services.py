@@ -302,7 +302,14 @@ def _spec(mailbox: Mailbox, can_disable: bool) -> MailboxSpec:
                                    active=mailbox.want_active or not can_disable, protocols=mailbox.protocols)
 
 
+def _resting_status(mailbox: Mailbox) -> str:
+    """What a mailbox is once no change is running: what the admin wants of it."""
+    return ENABLED if mailbox.want_active else DISABLED
+
+
 def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None) -> str:
+    """Make the backend call; create and delete set the status, every other change leaves
+    the mailbox resting (set by the caller)."""
     backend = backends.for_domain(mailbox.domain)
     if operation == "create":
         can_disable = backend.capabilities.mailbox_disable
@@ -317,18 +324,15 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         if mailbox.want_active and mailbox.protocols and backend.capabilities.protocol_flags:
             # Some backends (Odin) restore their own defaults on enabling: put the mailbox's back.
             backend.set_protocols(mailbox.address, mailbox.protocols)
-        mailbox.status = ENABLED if mailbox.want_active else DISABLED
         return "Enabled." if mailbox.want_active else "Disabled."
     if operation in ("add_alias", "remove_alias"):
         return _carry_out_alias(backend, mailbox, operation, job_alias_id)
     if operation == "set_admin":
         backend.set_admin(mailbox.address, mailbox.backend_admin)
-        mailbox.status = ENABLED if mailbox.want_active else DISABLED
         return "Administrator privilege granted on the backend." if mailbox.backend_admin else \
             "Administrator privilege removed on the backend."
     if operation == "set_protocols":
         backend.set_protocols(mailbox.address, mailbox.protocols or {})
-        mailbox.status = ENABLED if mailbox.want_active else DISABLED
         return "Protocol access changed."
     if operation == "delete":
         backend.delete_mailbox(mailbox.address)
@@ -336,11 +340,9 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         return "Archived on the backend." if backend.capabilities.mailbox_delete_archives else "Deleted."
     if operation == "reset_password":
         keep_secret(mailbox, backend.reset_password(mailbox.address))
-        mailbox.status = ENABLED if mailbox.want_active else DISABLED
         return "New password set; it can be revealed once on the mailbox page."
     if operation == "set_quota":
         backend.set_quota(mailbox.address, mailbox.quota_bytes)
-        mailbox.status = ENABLED if mailbox.want_active else DISABLED
         return "Quota changed."
     raise PermanentJobError(f"unknown mailbox operation {operation!r}")
 
@@ -359,7 +361,7 @@ def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, 
         alias = db.session.get(MailboxAlias, alias_id) if alias_id else None
         if alias is not None:
             alias.state, alias.message = "failed", message
-            mailbox.status = ENABLED if mailbox.want_active else DISABLED
+            mailbox.status = _resting_status(mailbox)
             mailbox.status_reason = f"The alias {alias.address} could not be changed: {message}"
         else:
             mailbox.status, mailbox.status_reason = FAILED, message
@@ -392,6 +394,8 @@ def provision(job) -> None:
         _record_attempt(mailbox.id, job.id, operation, "failed", error.message, fail=True,
                         alias_id=job.payload.get("alias_id"))
         raise PermanentJobError(error.message) from None
+    if mailbox.status == PROVISIONING:
+        mailbox.status = _resting_status(mailbox)
     mailbox.status_reason = message
     db.session.add(ProvisioningAttempt(mailbox_id=mailbox.id, job_id=job.id, operation=operation, outcome="ok",
                                        message=message))
@@ -529,7 +533,6 @@ def remove_alias(actor: User, mailbox: Mailbox, alias_id: int) -> None:
 
 def _carry_out_alias(backend, mailbox: Mailbox, operation: str, alias_id: int | None) -> str:
     alias = db.session.get(MailboxAlias, alias_id) if alias_id else None
-    mailbox.status = ENABLED if mailbox.want_active else DISABLED
     if alias is None:
         return "Nothing to do: the alias is gone."
     if operation == "add_alias":
