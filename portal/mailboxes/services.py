@@ -181,13 +181,16 @@ def _start(mailbox: Mailbox, operation: str, **extra) -> Job:
                    subject=f"mailbox:{mailbox.id}", account=mailbox.account_id)
 
 
-def _require_live(mailbox: Mailbox) -> None:
+def _require_live(mailbox: Mailbox, *, allow_failed: bool = False) -> None:
+    """Changes go to a mailbox at rest on its backend; a failed one is retried (or deleted) first."""
     if mailbox.status == DELETED:
         raise MailboxError("This mailbox was deleted.")
     if mailbox.status == PENDING:
         raise MailboxError("This mailbox waits for its domain; it can be changed once it exists on the backend.")
     if busy(mailbox):
         raise MailboxError("A change to this mailbox is still running; wait for it to finish.")
+    if mailbox.status == FAILED and not allow_failed:
+        raise MailboxError("The last change to this mailbox failed: retry it (or delete the mailbox) first.")
 
 
 def busy(mailbox: Mailbox) -> bool:
@@ -213,7 +216,7 @@ def delete(actor: User, mailbox: Mailbox) -> str:
         mailbox.status, mailbox.status_reason = DELETED, "Deleted before it was created on the backend."
         record("mailbox.delete", account=mailbox.account_id, target=mailbox, actor=actor, pending=True)
         return "The mailbox was deleted; it had not been created on the backend yet."
-    _require_live(mailbox)
+    _require_live(mailbox, allow_failed=True)
     capabilities = capabilities_of(mailbox)
     if capabilities.can_delete_mailbox:
         _start(mailbox, "delete")
@@ -256,8 +259,7 @@ def retry(actor: User, mailbox: Mailbox) -> None:
     last = db.session.execute(db.select(Job).where(Job.subject == f"mailbox:{mailbox.id}", Job.status == JOB_FAILED)
                               .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
     operation = last.payload.get("operation", "create") if last is not None else "create"
-    extra = {"alias_id": last.payload["alias_id"]} if last is not None and last.payload.get("alias_id") else {}
-    _start(mailbox, operation, **extra)
+    _start(mailbox, operation)
     record("mailbox.retry", account=mailbox.account_id, target=mailbox, actor=actor, operation=operation)
 
 

@@ -159,7 +159,7 @@ def test_removing_a_user__a_backend_that_cannot_disable_keeps_the_mailbox(domain
 
 
 @pytest.mark.parametrize("backend", ["dimail"], indirect=True)
-def test_aliases__retry_after_giving_up_adds_the_same_alias(mailbox, owner, run_jobs, backend):
+def test_aliases__a_refused_alias_fails_alone_and_can_be_removed_and_added_again(mailbox, owner, run_jobs, backend):
     from portal.jobs.models import Job
 
     alias = mailboxes.add_alias(owner, mailbox, f"again@{mailbox.domain.name}")
@@ -172,10 +172,22 @@ def test_aliases__retry_after_giving_up_adds_the_same_alias(mailbox, owner, run_
     db.session.refresh(alias)
     db.session.refresh(mailbox)
     assert alias.state == "failed" and mailbox.status == "enabled"
+    assert f"again@{mailbox.domain.name}" in mailbox.status_reason
     backend[1].faults.reset()
-    mailbox.status = "failed"
-    mailboxes.retry(owner, mailbox)
+    mailboxes.remove_alias(owner, mailbox, alias.id)
+    again = mailboxes.add_alias(owner, mailbox, f"again@{mailbox.domain.name}")
     db.session.commit()
     run_jobs()
-    db.session.refresh(alias)
-    assert alias.state == "active"
+    db.session.refresh(again)
+    assert again.state == "active"
+    assert f"again@{mailbox.domain.name}" in backends.for_domain(mailbox.domain).list_aliases(mailbox.address)
+
+
+def test_changes__a_failed_mailbox_is_retried_first(mailbox, owner):
+    mailbox.status = "failed"
+    with pytest.raises(mailboxes.MailboxError, match="retry it"):
+        mailboxes.add_alias(owner, mailbox, f"late@{mailbox.domain.name}")
+    with pytest.raises(mailboxes.MailboxError, match="retry it"):
+        mailboxes.reset_password(owner, mailbox)
+    mailboxes.delete(owner, mailbox)  # deleting stays possible
+    assert mailbox.status == "provisioning"
