@@ -51,7 +51,10 @@ def test_login__secure_cookie_under_https(app_settings, make, database_url, smtp
 
     https_app = create_app(make_settings(database_url, smtp_sink.url, BASE_URL="https://portal.example.org"),
                            environ={"PORTAL_TEST_INSTANCE_PATH": str(instance_dir)})
-    assert https_app.config["SESSION_COOKIE_SECURE"] is True
+    make.user("ada@example.org")
+    response = https_app.test_client().get("/login", base_url="https://portal.example.org")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("portal_session=") and "Secure" in cookie and "HttpOnly" in cookie
 
 
 def test_logout__ends_the_session(client, make, auth):
