@@ -134,9 +134,9 @@ def landing(token):
     invitation = services.by_token(token)
     if not services.is_open(invitation):
         return _link_dead(invitation)
-    if find_user(invitation.email) is None and current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
-        return redirect(url_for("invitations.register", token=token))
     if find_user(invitation.email) is None:
+        if current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
+            return redirect(url_for("invitations.register", token=token))
         flash(f"Sign in as {invitation.email} to answer the invitation.", "info")
         return redirect(url_for("auth.login", next=url_for("invitations.mine")))
     if current_user.is_authenticated and current_user.email == invitation.email:

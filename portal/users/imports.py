@@ -20,6 +20,7 @@ from portal.audit.models import AuditEvent
 from portal.audit.services import SOURCE_WORKER, record
 from portal.auth.models import User
 from portal.extensions import db
+from portal.domains.models import Domain
 from portal.jobs.models import Job
 from portal.jobs.registry import get_handler, handler
 from portal.jobs.services import enqueue
@@ -94,10 +95,11 @@ class _Writer:
         self.mailbox_owner = system_role(catalogue.MAILBOX_OWNER)
         personal_role = db.session.get(Role, account.personal_mailbox_role_id) if account.personal_mailbox_role_id else None
         self.personal_role = personal_role if personal_role is not None else self.mailbox_owner
+        self.domains = {d.name: d for d in db.session.execute(db.select(Domain).where(
+            Domain.account_id == account.id)).scalars()}
+        self.protocols = {name: default_protocols(domain) for name, domain in self.domains.items()}
 
     def chunk(self, planned: list[dict], outcome: dict[int, tuple[str, str]]) -> None:
-        from portal.domains.models import Domain
-
         now = utcnow()
         emails = [p["email"] for p in planned]
         existing = {u.email: u for u in db.session.execute(db.select(User).where(User.email.in_(emails))).scalars()}
@@ -139,14 +141,13 @@ class _Writer:
                 grants.append({"membership_id": membership_id, "role_id": role_id, "permission": permission,
                                "mailbox_id": mailbox_id, "granted_by_id": self.actor_id, "created_at": now})
 
-        domains = {d.name: d for d in db.session.execute(db.select(Domain).where(
-            Domain.account_id == self.account.id)).scalars()}
+        domains = self.domains
         personal_wanted = [p for p in planned if p["personal_mailbox"]]
         have_mailbox = set(db.session.execute(db.select(Mailbox.address).where(
             Mailbox.address.in_([p["email"] for p in personal_wanted]), Mailbox.status != DELETED)).scalars())
         new_mailboxes = [p for p in personal_wanted if p["email"] not in have_mailbox]
         mailbox_ids = {}
-        protocols = {name: default_protocols(domain) for name, domain in domains.items()}
+        protocols = self.protocols
         if new_mailboxes:
             for mailbox_id, address in db.session.execute(insert(Mailbox).returning(Mailbox.id, Mailbox.address), [{
                 "account_id": self.account.id, "domain_id": domains[p["email"].rsplit("@", 1)[1]].id,
