@@ -95,6 +95,18 @@ class UnexpectedResponse(TransientBackendError):
     """The backend answered with a body this adapter cannot read."""
 
 
+class ChangeNotKept(PermanentBackendError):
+    """The backend accepted a change but, read back, does not have it.
+
+    ``active`` is the state the mailbox really has, so that the portal shows
+    that state (with the message) rather than the one it asked for.
+    """
+
+    def __init__(self, message: str, *, active: bool, code: str = "not_kept") -> None:
+        super().__init__(message, code=code)
+        self.active = active
+
+
 # --------------------------------------------------------------------------
 # Capabilities
 
@@ -190,6 +202,25 @@ class Capabilities:
         unknown = set(self.notes) - {name for name, *_ in _CAPABILITY_TEXTS}
         if unknown:
             raise ValueError(f"notes for unknown capabilities: {sorted(unknown)}")
+
+    def supported(self) -> dict[str, bool]:
+        """Every capability by name."""
+        return {name: getattr(self, name) for name, *_ in _CAPABILITY_TEXTS}
+
+    def without(self, reasons: Mapping[str, str]) -> Capabilities:
+        """These capabilities, less those named in ``reasons`` (name -> why it is missing)."""
+        return dataclasses.replace(self, **dict.fromkeys(reasons, False), notes={**self.notes, **reasons})
+
+    def narrowed(self, supported: Mapping[str, Any], notes: Mapping[str, Any]) -> Capabilities:
+        """These capabilities as far as ``supported`` confirms them, with ``notes`` over the declared ones.
+
+        Names this class does not know are left out, so a record written by
+        another version of the portal never breaks a page.
+        """
+        known = {name for name, *_ in _CAPABILITY_TEXTS}
+        kept = {name: getattr(self, name) and bool(value) for name, value in supported.items() if name in known}
+        return dataclasses.replace(self, **kept, notes={**self.notes, **{
+            name: str(text) for name, text in notes.items() if name in known}})
 
     @property
     def can_delete_mailbox(self) -> bool:
@@ -300,7 +331,11 @@ class MailboxSpec:
 
 @dataclass(frozen=True)
 class RemoteMailbox:
-    """A mailbox as the backend reports it."""
+    """A mailbox as the backend reports it.
+
+    ``system`` marks the backend's own account (dimail's Open-Xchange context
+    administrator ``oxadmin@``): it is listed, but never the portal's to adopt.
+    """
 
     address: str
     active: bool
@@ -308,6 +343,7 @@ class RemoteMailbox:
     display_name: str = ""
     backend_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    system: bool = False
 
 
 @dataclass(frozen=True)
@@ -658,6 +694,35 @@ class Backend(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.settings!r}>"
+
+    # -- what the connected server offers -----------------------------------
+
+    def discover(self) -> Capabilities:
+        """What this connection's server can do, learnt from it where the adapter can tell.
+
+        The class declares the most an adapter can do; a server may offer
+        less (an older version). After this call, ``self.capabilities`` is
+        the server's. The default learns nothing and makes no call.
+        """
+        return self.capabilities
+
+    # -- address rules (no network) -------------------------------------------
+
+    @classmethod
+    def address_problem(cls, local_part: str, domain: str) -> str | None:
+        """The backend's own reason it would refuse a mailbox ``local_part@domain``; None when it takes it."""
+        return None
+
+    @classmethod
+    def alias_problem(cls, local_part: str, domain: str) -> str | None:
+        """The backend's own reason it would refuse the alias ``local_part@domain``; None when it takes it."""
+        return None
+
+    def refuse_bad_address(self, spec: MailboxSpec) -> None:
+        """Refuse, before any call, an address the backend would refuse (or mishandle)."""
+        problem = self.address_problem(spec.local_part, spec.domain)
+        if problem:
+            raise PermanentBackendError(f"{self.label}: {problem}", hints={"address": problem}, code="invalid")
 
     # -- secrets ---------------------------------------------------------
 

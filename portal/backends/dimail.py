@@ -1,18 +1,38 @@
 """dimail, the provisioning API in front of Open-XChange (La Suite).
 
-Wire facts this adapter is built on (see reference/BACKENDS.md):
+Deployed dimail versions differ (reference/OBSERVED.md): the newest public
+dimail-api has no domain ``check``, ``fix/`` or ``spec/`` routes and no
+``reset_password/``, and its ``PATCH`` of a mailbox ignores ``active``;
+newer deployments have all of them. Every dimail serves ``/openapi.json``,
+so the adapter reads it once per connection (``discover()``), and reads it
+again when a route answers ``404 {"detail": "Not Found"}``. The connection's
+capabilities follow what the server lists. A change whose answer does not
+prove it (``active``) is read back, and a change the server did not keep
+fails with ``ChangeNotKept``, never a false success.
+
+Wire facts this adapter is built on (see reference/BACKENDS.md and OBSERVED.md):
 
 - Admin routes (``/token/``, ``POST /domains/``, a domain's ``check``,
-  ``fix/`` and ``spec/``) take HTTP Basic; mailbox, alias and single-domain
-  routes take ``Authorization: Bearer`` with a token from ``GET /token/``.
-  A bad or expired token answers 403, a missing one 401: the adapter fetches
-  a new token once, then gives up with a permanent error.
-- A duplicate mailbox, or a mailbox on an unknown domain, answers
-  500 text/plain. A create retried after a lost answer therefore looks the
-  mailbox up before deciding anything.
+  ``fix/`` and ``spec/``) take HTTP Basic (a wrong password answers 403
+  ``Permission denied``); mailbox, alias and single-domain routes take
+  ``Authorization: Bearer`` with a token from ``GET /token/``. A bad or
+  expired token answers 403: the adapter fetches a new token once, then
+  gives up with a permanent error.
+- A duplicate mailbox, a mailbox on an unknown domain, or a local part longer
+  than 128 characters answers 500 text/plain, and uvicorn then drops the
+  kept-alive connection without saying so (``HttpClient`` never reuses a
+  connection after a 5xx). A create therefore looks the mailbox up before
+  deciding anything. Local parts are otherwise taken as given (upper case
+  and ``..`` included), so the adapter refuses up front what dimail cannot
+  hold (``address_problem``).
+- The mailbox list includes the Open-Xchange context administrator
+  ``oxadmin@<domain>`` (status ``broken``), reported as a system mailbox;
+  documents have no ``uuid`` and, on the public version, no ``active``.
+  ``displayName`` is ignored on creation (the name is "givenName surName").
 - Validation errors are 422 with ``detail`` a list of ``{loc, msg}``.
 - Aliases are (name, destination) pairs under ``/domains/{d}/aliases/``:
-  ``POST`` answers 200 (not 201) and 409 when that very pair exists;
+  ``POST`` answers 200 (not 201), also on a domain dimail does not serve
+  (so the adapter checks the domain first), and 409 when that very pair exists;
   ``GET`` lists the domain's pairs, ``?user_name=`` one name's;
   ``DELETE .../{user}/{destination}`` answers 204, or 404 "Not found" when
   the pair is gone (FastAPI's unknown route says "Not Found").
@@ -20,9 +40,10 @@ Wire facts this adapter is built on (see reference/BACKENDS.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -31,6 +52,7 @@ from .base import (
     BackendError,
     BackendNotFound,
     Capabilities,
+    ChangeNotKept,
     CheckResult,
     DnsRecord,
     DomainCheck,
@@ -39,9 +61,11 @@ from .base import (
     ProvisionResult,
     RemoteMailbox,
     UnexpectedResponse,
+    Unsupported,
     expect_list,
     expect_mapping,
     expect_str,
+    mail_records,
     record_purpose,
     split_address,
 )
@@ -49,6 +73,31 @@ from .http import HttpClient
 from .registry import register_backend
 
 _FEATURES = ["webmail", "mailbox", "alias"]
+# The Open-Xchange context administrator every dimail domain has.
+CONTEXT_ADMIN = "oxadmin"
+# dovecot's users table keeps at most this many characters of a name (and of a domain).
+_NAME_LENGTH = 128
+_MAILBOX_ROUTE = "/domains/{}/mailboxes/{}"
+# Capability -> (method, route) that provides it, in OpenAPI path form with parameters as {}.
+_OPTIONAL_ROUTES = {
+    "domain_check": ("get", "/domains/{}/check"),
+    "domain_fix": ("get", "/domains/{}/fix/"),
+    "dns_spec": ("get", "/domains/{}/spec/"),
+    "mailbox_password_reset": ("post", _MAILBOX_ROUTE + "/reset_password/"),
+}
+_WITHOUT = {
+    "domain_check": "This dimail has no domain check (no /domains/{domain}/check route): the portal checks "
+                    "the domain's DNS records itself.",
+    "domain_fix": "This dimail cannot repair domains (no /domains/{domain}/fix/ route): problems on its side "
+                  "must be repaired by its operator.",
+    "dns_spec": "This dimail does not state the DNS records (no /domains/{domain}/spec/ route): the records "
+                "shown come from the connection's mx_host and spf_include settings.",
+    "mailbox_password_reset": "This dimail cannot reset passwords (no reset_password route): a new password "
+                              "must be set in Open-Xchange by its operator.",
+    "mailbox_disable": "This dimail ignores \"active\" when a mailbox is changed: mailboxes cannot be "
+                       "disabled here; delete them instead.",
+}
+_PATH_PARAMETER = re.compile(r"\{[^}/]*\}")
 
 
 def _segment(text: str) -> str:
@@ -62,6 +111,9 @@ class DimailBackend(Backend):
     required_settings = ("url", "user", "password")
     optional_settings = {
         "context_name": "Open-XChange context for new domains; default the domain name",
+        "mx_host": "host the domains' MX record points at, where dimail does not state the records "
+                   "(no spec route); default the host name of url",
+        "spf_include": "domain the SPF record includes, where dimail does not state the records",
     }
     secret_settings = frozenset({"password"})
     capabilities = Capabilities(
@@ -99,6 +151,81 @@ class DimailBackend(Backend):
         self._http = HttpClient(self.settings["url"], service="dimail", timeout=self.timeout, scrub=self.scrub)
         self._basic = (self.settings["user"], self.settings["password"])
         self._token: str | None = None
+        self._offer: Capabilities | None = None
+        # Set when a read-back showed the server ignoring "active" whatever its OpenAPI document says.
+        self._ignores_active = False
+
+    # -- what this dimail offers -------------------------------------------
+
+    def discover(self) -> Capabilities:
+        """The capabilities of the connected dimail, from its OpenAPI document (read once, then cached)."""
+        if self._offer is None:
+            self._offer = self._read_offer()
+            self.capabilities = self._offer
+        return self._offer
+
+    def _rediscover(self) -> Capabilities:
+        self._offer = None
+        return self.discover()
+
+    def _read_offer(self) -> Capabilities:
+        response = self._http.send("GET", "/openapi.json")
+        if response.status_code == 404:
+            raise PermanentBackendError(
+                f"dimail has no OpenAPI document at {self._http.base_url}/openapi.json (HTTP 404), which every "
+                "dimail serves: check the connection's url",
+                code="rejected",
+            )
+        if response.status_code != 200:
+            raise self._http.error_for(response, self._read_error(response)[0])
+        document = expect_mapping(self._http.json(response), "dimail OpenAPI document")
+        paths = expect_mapping(document.get("paths"), "dimail OpenAPI paths")
+        routes = {(method.lower(), _PATH_PARAMETER.sub("{}", path)): operation
+                  for path, operations in paths.items() if isinstance(operations, Mapping)
+                  for method, operation in operations.items()}
+        missing = {name: _WITHOUT[name] for name, route in _OPTIONAL_ROUTES.items() if route not in routes}
+        patch = routes.get(("patch", _MAILBOX_ROUTE))
+        fields = _request_fields(document, patch) if isinstance(patch, Mapping) else set()
+        if self._ignores_active or (fields is not None and "active" not in fields):
+            missing["mailbox_disable"] = _WITHOUT["mailbox_disable"]
+        return type(self).capabilities.without(missing)
+
+    def _unsupported(self, method: str, capability: str) -> Unsupported:
+        phrase = {"check_domain": "check domains", "fix_domain": "repair domains",
+                  "reset_password": "reset mailbox passwords"}[method]
+        note = self.capabilities.notes.get(capability, "")
+        return Unsupported(f"{self.label} cannot {phrase}. {note}".strip(), code="unsupported")
+
+    def _missing_route(self, response: requests.Response, method: str, capability: str) -> BackendError:
+        """The error for a failed call to an optional route: Unsupported when the server no longer lists it."""
+        if self._is_route_missing(response) and not getattr(self._rediscover(), capability):
+            return self._unsupported(method, capability)
+        return self._error(response)
+
+    # -- address rules -------------------------------------------------------
+
+    @classmethod
+    def address_problem(cls, local_part: str, domain: str) -> str | None:
+        """What dimail really refuses; it takes upper case, ``..`` and most characters as given."""
+        if "/" in local_part:
+            # An encoded "/" still splits the path: no route matches.
+            return "dimail cannot address a mailbox whose name contains \"/\"."
+        if len(local_part) > _NAME_LENGTH:
+            return (f"dimail keeps at most {_NAME_LENGTH} characters before the @ (it fails on longer "
+                    "names and leaves half a mailbox behind).")
+        if len(domain) > _NAME_LENGTH:
+            return f"dimail keeps domain names of at most {_NAME_LENGTH} characters."
+        if local_part == CONTEXT_ADMIN:
+            return f"{CONTEXT_ADMIN}@ is the Open-Xchange administrator dimail makes for every domain."
+        return None
+
+    @classmethod
+    def alias_problem(cls, local_part: str, domain: str) -> str | None:
+        if "/" in local_part:
+            return "dimail cannot address an alias whose name contains \"/\"."
+        if local_part == CONTEXT_ADMIN:
+            return f"{CONTEXT_ADMIN}@ is the Open-Xchange administrator dimail makes for every domain."
+        return None
 
     # -- transport ---------------------------------------------------------
 
@@ -139,8 +266,7 @@ class DimailBackend(Backend):
         try:
             body = response.json()
         except ValueError:
-            text = response.text.strip()
-            return (text if text and not text.startswith("<") else None), {}
+            return self._http.message(response), {}
         detail = body.get("detail") if isinstance(body, Mapping) else None
         if isinstance(detail, str):
             return detail, {}
@@ -166,6 +292,9 @@ class DimailBackend(Backend):
         an unknown route, such as one under a wrong url, with "Not Found".
         """
         return response.status_code == 404 and self._read_error(response)[0] not in (None, "Not Found")
+
+    def _is_route_missing(self, response: requests.Response) -> bool:
+        return response.status_code == 404 and self._read_error(response)[0] == "Not Found"
 
     # -- health and domains ------------------------------------------------
 
@@ -195,14 +324,17 @@ class DimailBackend(Backend):
         raise self._error(response)
 
     def check_domain(self, domain: str) -> DomainCheck:
-        return self._domain_check(self._admin("GET", f"/domains/{_segment(domain)}/check"))
+        return self._domain_check("check_domain", "domain_check", f"/domains/{_segment(domain)}/check")
 
     def fix_domain(self, domain: str) -> DomainCheck:
-        return self._domain_check(self._admin("GET", f"/domains/{_segment(domain)}/fix/"))
+        return self._domain_check("fix_domain", "domain_fix", f"/domains/{_segment(domain)}/fix/")
 
-    def _domain_check(self, response: requests.Response) -> DomainCheck:
+    def _domain_check(self, method: str, capability: str, path: str) -> DomainCheck:
+        if not getattr(self.discover(), capability):
+            raise self._unsupported(method, capability)
+        response = self._admin("GET", path)
         if response.status_code != 200:
-            raise self._error(response)
+            raise self._missing_route(response, method, capability)
         body = expect_mapping(self._http.json(response), "dimail domain check")
         state = body.get("state")
         if state not in ("ok", "broken"):
@@ -224,8 +356,13 @@ class DimailBackend(Backend):
         return DomainCheck.from_checks(checks, backend_says_ok=state == "ok")
 
     def required_records(self, domain: str) -> list[DnsRecord]:
+        """The records dimail states for the domain, or those of this connection's settings without a spec route."""
+        if not self.discover().dns_spec:
+            return self._configured_records(domain)
         response = self._admin("GET", f"/domains/{_segment(domain)}/spec/")
         if response.status_code != 200:
+            if self._is_route_missing(response) and not self._rediscover().dns_spec:
+                return self._configured_records(domain)
             raise self._error(response)
         records = []
         for item in expect_list(self._http.json(response), "dimail domain spec"):
@@ -242,6 +379,10 @@ class DimailBackend(Backend):
             records.append(DnsRecord(name, record_type, value, record_purpose(name, record_type, value)))
         return records
 
+    def _configured_records(self, domain: str) -> list[DnsRecord]:
+        mx_host = self.settings.get("mx_host") or urlsplit(self.settings["url"]).hostname or ""
+        return mail_records(domain, mx_host, self.settings.get("spf_include") or "")
+
     # -- mailboxes ---------------------------------------------------------
 
     def _mailbox_path(self, address: str) -> str:
@@ -249,7 +390,12 @@ class DimailBackend(Backend):
         return f"/domains/{_segment(domain)}/mailboxes/{_segment(local_part)}"
 
     def create_mailbox(self, spec: MailboxSpec) -> ProvisionResult:
-        """Create the mailbox; dimail generates its password (``spec.password`` is not used)."""
+        """Create the mailbox; dimail generates its password (``spec.password`` is not used).
+
+        dimail stores the name "givenName surName" whatever ``displayName`` says.
+        """
+        self.refuse_bad_address(spec)
+        self.discover()
         self.refuse_unsupported_spec(spec)
         given_name, surname, display_name = _names(spec)
         response = self._user("POST", self._mailbox_path(spec.address), json={
@@ -269,6 +415,12 @@ class DimailBackend(Backend):
             # The answer dimail gives for a duplicate: see whether an earlier
             # attempt created the mailbox before calling it a failure.
             existing = self.get_mailbox(spec.address)
+            if existing is not None and existing.extra.get("status") == "broken":
+                raise PermanentBackendError(
+                    f"dimail failed to create {spec.address} and now lists it as broken (only one of "
+                    "Open-Xchange and dovecot has it): its operator must repair or remove it",
+                    code="broken",
+                )
             if existing is not None:
                 if existing.active and not spec.active:
                     self.set_mailbox_active(spec.address, False)
@@ -288,6 +440,7 @@ class DimailBackend(Backend):
         return _remote_mailbox(expect_mapping(self._http.json(response), "dimail mailbox"))
 
     def list_mailboxes(self, domain: str) -> list[RemoteMailbox]:
+        """Every mailbox of the domain, the Open-Xchange context administrator marked ``system``."""
         response = self._user("GET", f"/domains/{_segment(domain)}/mailboxes/")
         if response.status_code != 200:
             raise self._error(response)
@@ -301,9 +454,24 @@ class DimailBackend(Backend):
         ]
 
     def set_mailbox_active(self, address: str, active: bool) -> None:
+        """Enable or disable, then read the mailbox back: dimail's answer does not show whether it kept it."""
+        if not self.discover().mailbox_disable:
+            raise self.unsupported("set_mailbox_active")
         response = self._user("PATCH", self._mailbox_path(address), json={"active": "yes" if active else "no"})
         if response.status_code != 200:
             raise self._error(response)
+        kept = self.get_mailbox(address)
+        if kept is None:
+            raise BackendNotFound(f"dimail has no mailbox {address}", code="not_found")
+        if kept.extra.get("reports_active") and kept.active == active:
+            return
+        self._ignores_active = True
+        self._offer = self.capabilities = self.capabilities.without({"mailbox_disable": _WITHOUT["mailbox_disable"]})
+        raise ChangeNotKept(
+            f"dimail answered the change with success but did not keep it: {address} is still "
+            f"{'enabled' if kept.active else 'disabled'}. {_WITHOUT['mailbox_disable']}",
+            active=kept.active,
+        )
 
     def delete_mailbox(self, address: str) -> None:
         response = self._user("DELETE", self._mailbox_path(address))
@@ -311,9 +479,11 @@ class DimailBackend(Backend):
             raise self._error(response)
 
     def reset_password(self, address: str) -> str:
+        if not self.discover().mailbox_password_reset:
+            raise self._unsupported("reset_password", "mailbox_password_reset")
         response = self._user("POST", self._mailbox_path(address) + "/reset_password/")
         if response.status_code not in (200, 201):
-            raise self._error(response)
+            raise self._missing_route(response, "reset_password", "mailbox_password_reset")
         body = expect_mapping(self._http.json(response), "dimail password reset")
         password = expect_str(body, "password", "dimail password reset")
         self.remember_secret(password)
@@ -321,6 +491,15 @@ class DimailBackend(Backend):
 
     def add_alias(self, address: str, alias: str) -> None:
         alias_local, alias_domain = split_address(alias)
+        problem = self.alias_problem(alias_local, alias_domain)
+        if problem:
+            raise PermanentBackendError(f"{self.label}: {problem}", hints={"alias": problem}, code="invalid")
+        if not self._domain_exists(alias_domain):
+            # dimail would take it (200) and no mail would ever reach it.
+            raise BackendNotFound(
+                f"dimail does not serve {alias_domain}: an alias there would receive no mail; "
+                "set the domain up on dimail first", code="not_found",
+            )
         # dimail would add this destination beside the others (both would
         # get the mail); an alias here belongs to one mailbox.
         elsewhere = [pair["destination"] for pair in self._alias_pairs(alias_domain, user_name=alias_local)
@@ -379,19 +558,33 @@ def _names(spec: MailboxSpec) -> tuple[str, str, str]:
     return given_name, surname, display_name
 
 
+def _request_fields(document: Mapping[str, Any], operation: Mapping[str, Any]) -> set[str] | None:
+    """The JSON fields an operation's body takes, from its schema; None when the document does not say."""
+    try:
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        reference = schema.get("$ref", "")
+        if reference.startswith("#/components/schemas/"):
+            schema = document["components"]["schemas"][reference.rsplit("/", 1)[1]]
+        properties = schema["properties"]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return set(properties) if isinstance(properties, Mapping) else None
+
+
 def _remote_mailbox(body: Mapping[str, Any]) -> RemoteMailbox:
     address = expect_str(body, "email", "dimail mailbox")
-    active = body.get("active", "yes")
     display_name = body.get("displayName") or " ".join(
         str(part) for part in (body.get("givenName"), body.get("surName")) if part
     )
+    status = body.get("status")
     return RemoteMailbox(
         address=address,
         # dimail versions without enable/disable omit the field: such a
         # mailbox cannot be anything but active.
-        active=active in ("yes", True),
+        active=body.get("active", "yes") in ("yes", True),
         quota_bytes=None,
         display_name=str(display_name),
         backend_id=str(body["uuid"]) if body.get("uuid") else None,
-        extra={"status": body.get("status")},
+        extra={"status": status, "reports_active": "active" in body},
+        system=address.rpartition("@")[0] == CONTEXT_ADMIN and status == "broken",
     )

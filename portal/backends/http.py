@@ -3,17 +3,33 @@
 One place owns timeouts, the mapping of network failures and HTTP statuses
 to typed errors, and the reading of bodies that may not be what they claim,
 so that dimail, OpenSRS and Mail-in-a-Box only deal with their own formats.
+
+Connections are pooled and kept alive, which real servers make fragile:
+
+- uvicorn (dimail) drops a kept-alive connection after a 500 without a
+  ``Connection: close`` header, so a connection is never reused after a 5xx;
+- a kept-alive connection the server closed meanwhile fails the next request
+  sent on it. A request that is safe to repeat (a read, or a call the adapter
+  marks idempotent) is then sent once more on a fresh connection; any other
+  request (a create) fails as a transient error, because the server may have
+  acted on it: the adapter's own look-up decides on the next attempt.
+
+A body is judged by what it contains, not by its ``Content-Type``: a box may
+send plain text as ``text/html`` (Mail-in-a-Box does for every message), and
+only a real HTML page is reported as one.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from .base import (
     BackendError,
@@ -26,6 +42,20 @@ from .base import (
 log = logging.getLogger(__name__)
 
 _EXCERPT_LENGTH = 300
+# Methods a server must be able to receive twice with the effect of once (RFC 9110, 9.2.2).
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_MARKUP = re.compile(r"<\s*(?:head|body|title|h[1-6]|p|div|table|pre|center|hr)\b[^>]*>", re.IGNORECASE)
+
+
+def is_html_page(text: str) -> bool:
+    """Whether a body is a real HTML page (a proxy's or a server's error page), not a message.
+
+    It starts as a document does, or it is clearly made of markup.
+    """
+    start = text.lstrip()[:200].lower()
+    if start.startswith(("<!doctype html", "<html")):
+        return True
+    return start.startswith("<") and len(_MARKUP.findall(text[:2000])) >= 2
 
 
 class HttpClient:
@@ -55,6 +85,8 @@ class HttpClient:
         self.timeout = timeout
         self.scrub = scrub
         self._session = requests.Session()
+        # Whether the pool may hold a kept-alive connection from an earlier answer.
+        self._pooled = False
 
     def send(
         self,
@@ -66,38 +98,67 @@ class HttpClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> requests.Response:
-        """Send one request; network failures become TransientBackendError."""
+        """Send one request; network failures become TransientBackendError.
+
+        ``idempotent`` says whether the request may be sent twice (default:
+        by its method); only such a request is resent, once, when a reused
+        connection turns out to be closed.
+        """
+        repeatable = method.upper() in _IDEMPOTENT_METHODS if idempotent is None else idempotent
+        arguments = {"json": json, "data": data, "params": params, "headers": headers, "auth": auth}
         started = time.monotonic()
         try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                json=json,
-                data=data,
-                params=params,
-                headers=headers,
-                auth=auth,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.Timeout as error:
-            log.info("%s %s %s: no answer within %.1f s", self.service, method, path, self.timeout)
-            raise TransientBackendError(
-                f"{self.service} did not answer within {self.timeout:g} s", code="timeout"
-            ) from error
-        except requests.RequestException as error:
-            log.info("%s %s %s: %s", self.service, method, path, type(error).__name__)
-            raise TransientBackendError(
-                f"Could not reach {self.service} at {self.host}: the connection failed "
-                "or closed before an answer",
-                code="connection",
-            ) from error
+            response = self._attempt(method, path, arguments)
+        except _ClosedConnection as closed:
+            if not repeatable:
+                raise closed.error from closed.__cause__
+            log.info("%s %s %s: the kept-alive connection was closed; sending again on a new one",
+                     self.service, method, path)
+            try:
+                response = self._attempt(method, path, arguments)
+            except _ClosedConnection as again:
+                raise again.error from again.__cause__
+        if response.status_code >= 500 or response.headers.get("Connection", "").lower() == "close":
+            # A server that failed may drop the connection without saying so (uvicorn does).
+            self._forget_connections()
+        else:
+            self._pooled = True
         log.debug(
             "%s %s %s -> %s in %.2f s",
             self.service, method, path, response.status_code, time.monotonic() - started,
         )
         return response
+
+    def _attempt(self, method: str, path: str, arguments: Mapping[str, Any]) -> requests.Response:
+        """One try; ``_ClosedConnection`` when a kept-alive connection had been closed under it."""
+        try:
+            return self._session.request(method, self.base_url + path, timeout=self.timeout,
+                                         allow_redirects=False, **arguments)
+        except requests.Timeout as error:
+            self._forget_connections()
+            log.info("%s %s %s: no answer within %.1f s", self.service, method, path, self.timeout)
+            raise TransientBackendError(
+                f"{self.service} did not answer within {self.timeout:g} s", code="timeout"
+            ) from error
+        except requests.RequestException as error:
+            reused = self._pooled and not _never_connected(error)
+            self._forget_connections()
+            log.info("%s %s %s: %s", self.service, method, path, type(error).__name__)
+            unreachable = TransientBackendError(
+                f"Could not reach {self.service} at {self.host}: the connection failed or closed before an answer",
+                code="connection",
+            )
+            if reused:
+                raise _ClosedConnection(unreachable) from error
+            raise unreachable from error
+
+    def _forget_connections(self) -> None:
+        """Close every pooled connection; the next request opens a fresh one."""
+        self._session.close()
+        self._pooled = False
+
 
     def json(self, response: requests.Response) -> Any:
         """The JSON body, or UnexpectedResponse when it is anything else."""
@@ -115,9 +176,16 @@ class HttpClient:
         text = response.text.strip()
         if not text:
             return "an empty body"
-        if "html" in response.headers.get("Content-Type", "") or text.startswith("<"):
+        if is_html_page(text):
             return "an HTML page"
         return repr(self.excerpt(text))
+
+    def message(self, response: requests.Response) -> str | None:
+        """The backend's own words in a body, whatever its ``Content-Type`` says; None for a page or nothing."""
+        text = response.text.strip()
+        if not text or is_html_page(text):
+            return None
+        return text
 
     def excerpt(self, text: str) -> str:
         text = self.scrub(" ".join(text.split()))
@@ -149,6 +217,13 @@ class HttpClient:
             return TransientBackendError(
                 f"{self.service} failed with HTTP {status}: {detail}", code="server_error"
             )
+        if 300 <= status < 400:
+            # Redirects are not followed: a server that sends one is reached at another address.
+            location = self.excerpt(response.headers.get("Location", "")) or "another address"
+            return PermanentBackendError(
+                f"{self.service} redirected the request to {location} (HTTP {status}): "
+                "check the connection's url", code="redirected"
+            )
         if status in (401, 403):
             return PermanentBackendError(
                 f"{self.service} refused the credentials (HTTP {status}): {detail}", code="auth"
@@ -163,3 +238,28 @@ class HttpClient:
         return UnexpectedResponse(
             f"{self.service} answered with unexpected HTTP {status}: {detail}", code="unexpected_response"
         )
+
+
+class _ClosedConnection(Exception):
+    """A request failed on a kept-alive connection; ``error`` is what to raise if it is not sent again."""
+
+    def __init__(self, error: TransientBackendError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _never_connected(error: requests.RequestException) -> bool:
+    """Whether a failure happened before any connection was made (refused, unresolvable):
+    nothing was sent, and a kept-alive connection was not the cause."""
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        cause = pending.pop()
+        if id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, NewConnectionError):
+            return True
+        linked = [cause.__cause__, cause.__context__, getattr(cause, "reason", None), *cause.args]
+        pending.extend(link for link in linked if isinstance(link, BaseException))
+    return False

@@ -5,12 +5,21 @@ Wire facts this adapter is built on (see reference/BACKENDS.md and 003):
 - ``{url}/admin/mail/users...`` with HTTP Basic of an administrator's
   ``email:password``. Bodies must be form-encoded: the box reads a JSON body
   as empty ("No email address provided.").
-- Errors are HTTP 400 with a plain-text explanation. Success bodies start
-  with a known text ("mail user added", "OK", ...) and may carry more lines
-  on a real box, so only the status and the prefix are checked.
+- Errors are HTTP 400 with a plain-text explanation, sent (like every text
+  answer, success included) as ``text/html``: a body is judged by its
+  content, and the box's words reach the administrator. Success bodies
+  start with a known text ("mail user added", "OK", ...) and may carry more
+  lines on a real box, so only the status and the prefix are checked.
+- The box refuses addresses that are not lowercase a-z, 0-9, ``_ - .``,
+  the six local parts used for domain control validation, and special-use
+  domains such as ``.test`` ("Invalid email address."): ``address_problem``
+  says so before any call, in the box's own words.
 - There is no domain API: a domain exists once it has a user.
-- "remove" archives a user: the mail folder stays, the user is listed with
-  status ``inactive`` and adding the address again restores it.
+- "remove" archives a user: when it has a mail folder (it received mail),
+  the folder stays, the user is listed with status ``inactive`` and adding
+  the address again restores it; a user that never received mail is simply
+  gone. Removing a user that is not there answers 400 "That's not a user
+  (...)." and counts as done.
 - A mailbox password is required at creation, so the adapter generates one.
 - Aliases (``/admin/mail/aliases``, ``add`` and ``remove``, confirmed in the
   box's public source, management/daemon.py and mailconfig.py) take
@@ -18,7 +27,10 @@ Wire facts this adapter is built on (see reference/BACKENDS.md and 003):
   ``update_if_exists=1`` replaces an alias, otherwise a second add answers
   400 "Alias already exists (...)."; removing a missing one answers 400
   "That's not an alias (...).". ``?format=json`` lists
-  ``[{"domain", "aliases": [{"address", "forwards_to": [...], "permitted_senders", "required"}]}]``.
+  ``[{"domain", "aliases": [{"address", "forwards_to": [...], "permitted_senders", "auto"}]}]``;
+  ``auto`` marks the box's own aliases (``postmaster@``, ``admin@`` and
+  ``abuse@`` of every mail domain), which forward to ``administrator@`` of
+  the box and so never show among a mailbox's aliases.
   An alias ``@domain`` is the domain's catch-all; ``@other`` forwarding to
   ``@domain`` makes ``other`` a domain alias of ``domain``.
 
@@ -66,6 +78,35 @@ from .registry import register_backend
 MIB = 1024**2
 GIB = 1024**3
 _QUOTA = re.compile(r"^(\d+)([GM]?)$")
+# The box's own words (management/mailconfig.py).
+INVALID_ADDRESS = "Invalid email address."
+NOT_LOWERCASE = ("User account email addresses may only use the lowercase ASCII letters a-z, the digits 0-9, "
+                 "underscore (_), hyphen (-), and period (.).")
+RESERVED = ("You may not make a user account for that address because it is frequently used for domain control "
+            "validation. Use an alias instead if necessary.")
+RESERVED_ALIAS = ("This alias can only have administrators of this system as destinations because the address is "
+                  "frequently used for domain control validation.")
+RESERVED_LOCAL_PARTS = ("admin", "administrator", "postmaster", "hostmaster", "webmaster", "abuse")
+# Domains the box's address check (email_validator) refuses as special-use.
+SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL_SYNTAX = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*$")
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def _valid_address(local_part: str, domain: str, *, alias: bool = False) -> bool:
+    """The box's syntax check of an address: a dot-atom local part (empty for a catch-all alias),
+    a domain of valid labels that is not special-use."""
+    if len(local_part) > 64 or not (_LOCAL_SYNTAX.match(local_part) or (alias and not local_part)):
+        return False
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+        return False
+    return labels[-1].lower() not in SPECIAL_USE_DOMAINS
+
+
+def _is_domain_control(local_part: str) -> bool:
+    return local_part.lower().split("+", 1)[0] in RESERVED_LOCAL_PARTS
 
 
 def quota_text(quota_bytes: int | None) -> str:
@@ -145,6 +186,30 @@ class MailInABoxBackend(Backend):
         )
         self._auth = (self.settings["user"], self.settings["password"])
 
+    # -- address rules -------------------------------------------------------
+
+    @classmethod
+    def address_problem(cls, local_part: str, domain: str) -> str | None:
+        """Why the box would refuse the mailbox, in its words and in the order it checks."""
+        if not _valid_address(local_part, domain):
+            return INVALID_ADDRESS
+        address = f"{local_part}@{domain}"
+        if len(address) > 255 or re.search(r"[^@.a-z0-9_-]", address):
+            return NOT_LOWERCASE
+        if _is_domain_control(local_part):
+            return RESERVED
+        return None
+
+    @classmethod
+    def alias_problem(cls, local_part: str, domain: str) -> str | None:
+        """Why the box would refuse the alias: it lower-cases aliases itself, and only its own
+        administrators may receive the domain-control addresses."""
+        if not _valid_address(local_part, domain, alias=True):
+            return f"Invalid email address ({f'{local_part}@{domain}'.lower()})."
+        if _is_domain_control(local_part):
+            return RESERVED_ALIAS
+        return None
+
     # -- transport ---------------------------------------------------------
 
     def _get(self, path: str, params: Mapping[str, str]) -> requests.Response:
@@ -165,12 +230,17 @@ class MailInABoxBackend(Backend):
             )
 
     def _error(self, response: requests.Response) -> BackendError:
-        text = response.text.strip()
-        if "html" in response.headers.get("Content-Type", "") or text.startswith("<"):
-            return self._http.error_for(response)
-        if response.status_code == 400 and text.startswith("That's not a user"):
+        """The box's own message, whatever the Content-Type (it sends plain text as text/html)."""
+        text = self._http.message(response)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, Mapping) and isinstance(body.get("reason"), str):
+            text = body["reason"]  # a refusal asked for as JSON
+        if response.status_code == 400 and text and text.startswith("That's not a user"):
             return BackendNotFound(f"Mail-in-a-Box: {self.scrub(text)}", code="not_found")
-        return self._http.error_for(response, text or None)
+        return self._http.error_for(response, text)
 
     def _users(self) -> list[Mapping[str, Any]]:
         response = self._get("users", {"format": "json"})
@@ -209,6 +279,7 @@ class MailInABoxBackend(Backend):
         removed, only its mail folder stayed): it reports ``created=True``
         with the new password, and the mail kept in the folder is there again.
         """
+        self.refuse_bad_address(spec)
         self.refuse_unsupported_spec(spec)
         password = spec.password or generate_password()
         self.remember_secret(password)
@@ -230,7 +301,7 @@ class MailInABoxBackend(Backend):
         return None if user is None else _remote_mailbox(user)
 
     def list_mailboxes(self, domain: str) -> list[RemoteMailbox]:
-        """Every mailbox of ``domain``, archived ones included (inactive)."""
+        """Every mailbox of ``domain``, archived ones (those with a mail folder) included, inactive."""
         wanted = domain.lower()
         return [
             _remote_mailbox(user)
@@ -239,7 +310,8 @@ class MailInABoxBackend(Backend):
         ]
 
     def delete_mailbox(self, address: str) -> None:
-        """Archive the mailbox (the box keeps its mail); succeeds when already archived."""
+        """Archive the mailbox (the box keeps its mail); succeeds when it is already archived or gone
+        (the box's "That's not a user")."""
         try:
             self._expect_text(self._post("users/remove", {"email": address}), "mail user removed")
         except BackendNotFound:
@@ -261,6 +333,9 @@ class MailInABoxBackend(Backend):
         self._expect_text(self._post(f"users/privileges/{action}", {"email": address, "privilege": "admin"}), "OK")
 
     def add_alias(self, address: str, alias: str) -> None:
+        problem = self.alias_problem(*split_address(alias))
+        if problem:
+            raise PermanentBackendError(f"Mail-in-a-Box: {problem}", hints={"alias": problem}, code="invalid")
         response = self._post("aliases/add", {"address": alias, "forwards_to": address, "permitted_senders": ""})
         if response.status_code == 400 and response.text.strip().startswith("Alias already exists"):
             if address.lower() in _targets(self._aliases().get(alias.lower())):
@@ -306,7 +381,7 @@ class MailInABoxBackend(Backend):
         self._expect_text(response, "alias removed")
 
     def _aliases(self) -> dict[str, Mapping[str, Any]]:
-        """Every alias on the box by lower-cased address."""
+        """Every alias on the box by lower-cased address (its automatic ones forward to its administrator)."""
         response = self._get("aliases", {"format": "json"})
         if response.status_code != 200:
             raise self._error(response)

@@ -2,7 +2,11 @@
 and an adapter for a domain chosen by data (the domain's connection).
 
 Only the worker calls adapters at run time; web views read capabilities and
-connection names, never make backend calls.
+connection names, never make backend calls. What a connection can do is
+what its adapter class declares, unless the worker learnt otherwise from the
+server (an older dimail offers less): the worker records what the adapter
+discovered (``discovered()``, ``remember_discovery()``) in ``backend_states``,
+and ``capabilities()`` reads it back for pages.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ import os
 import threading
 from pathlib import Path
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context
 
 from portal.backends.base import Backend, Capabilities, ConfigurationError
-from portal.backends.registry import Connection, load_connections
+from portal.backends.models import BackendState
+from portal.backends.registry import Connection, backend_class, load_connections
 from portal.config import ConfigError
+from portal.extensions import db
+from portal.timeutil import utcnow
 
 _EXTENSION = "portal_backends"
 
@@ -50,9 +57,56 @@ def connection(name: str) -> Connection:
 
 
 def capabilities(name: str) -> Capabilities:
-    from portal.backends.registry import backend_class
+    """What the connection can do: as discovered on its server by the worker, else as its adapter declares.
 
-    return backend_class(connection(name).backend).capabilities
+    Cheap enough for every page: within a request, one query reads every
+    connection's discovered state, once.
+    """
+    declared = backend_class(connection(name).backend).capabilities
+    state = _discovered_states().get(name)
+    return declared if state is None else declared.narrowed(*state)
+
+
+def _discovered_states() -> dict[str, tuple[dict, dict]]:
+    if not has_request_context():
+        return _load_states()
+    if "backend_states" not in g:
+        g.backend_states = _load_states()
+    return g.backend_states
+
+
+def _load_states() -> dict[str, tuple[dict, dict]]:
+    return {state.connection: (dict(state.capabilities), dict(state.notes))
+            for state in db.session.execute(db.select(BackendState)).scalars()}
+
+
+def discovered(domain) -> Backend:
+    """Worker side: the domain's adapter, told what its server offers, that knowledge recorded for pages.
+
+    Raises ``BackendError`` when the server cannot be asked.
+    """
+    backend = for_domain(domain)
+    backend.discover()
+    remember_discovery(domain.connection, backend)
+    return backend
+
+
+def remember_discovery(name: str, backend: Backend) -> None:
+    """Worker side: record what ``backend`` now knows of its server, when that changed.
+
+    Runs in the caller's transaction; an adapter that learns something while
+    a call fails is recorded again by the caller after its rollback.
+    """
+    supported, notes = backend.capabilities.supported(), dict(backend.capabilities.notes)
+    state = db.session.get(BackendState, name)
+    if state is None:
+        if backend.capabilities == type(backend).capabilities and notes == dict(type(backend).capabilities.notes):
+            return  # nothing learnt beyond what the adapter declares
+        state = BackendState(connection=name)
+        db.session.add(state)
+    elif state.capabilities == supported and state.notes == notes:
+        return
+    state.capabilities, state.notes, state.checked_at = supported, notes, utcnow()
 
 
 def adapter(name: str) -> Backend:

@@ -2,10 +2,14 @@
 
 Each adapter runs against a real HTTP server on loopback that emulates its
 backend (tests/servers/emu_*.py), or, for the local backend, against a
-SQLite file under tmp_path. A ``Harness`` bundles an adapter with what the
-contract suite needs to know about its backend: how to count what really
-got created, what a quota looks like on the wire, which request creates a
-mailbox, and the backend's own words for an invalid mailbox name.
+SQLite file under tmp_path. dimail runs twice, once per version the
+emulator reproduces: ``dimail`` (the current one, with domain checks,
+password reset and disabling) and ``dimail-public`` (the public one,
+without). A ``Harness`` bundles an adapter, already told what its server
+offers (``discover()``), with what the contract suite needs to know about
+its backend: how to count what really got created, what a quota looks like
+on the wire, which request creates a mailbox, a mailbox name the backend
+refuses and its own words for it, and how a mailbox receives mail.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ DOMAIN = "example.test"
 MIB = 1024**2
 GIB = 1024**3
 
-ALL_BACKENDS = ["local", "dimail", "opensrs", "odin", "mailinabox"]
+ALL_BACKENDS = ["local", "dimail", "dimail-public", "opensrs", "odin", "mailinabox"]
 NETWORK_BACKENDS = ALL_BACKENDS[1:]
 
 
@@ -64,9 +68,12 @@ class Harness:
     aliases: Callable[[str], list[str]]
     domains: Callable[[], list[str]]
     domain: str = DOMAIN
+    invalid_local_part: str = "Not Valid!"
+    # Mail arriving in a mailbox (Mail-in-a-Box keeps the folder of a removed user that has mail).
+    receive_mail: Callable[[str], None] = lambda address: None
 
     def open(self, timeout: float = TIMEOUT, **settings: str) -> Backend:
-        """Another adapter on the same backend, with some settings changed."""
+        """Another adapter on the same backend, with some settings changed (not yet discovered)."""
         return type(self.backend)({**self.settings, **settings}, timeout=timeout)
 
     def spec(self, local_part: str = "jane.doe", **fields: Any) -> MailboxSpec:
@@ -95,19 +102,26 @@ def _local(stack: ExitStack, tmp_path) -> Harness:
     )
 
 
-def _dimail(stack: ExitStack, tmp_path) -> Harness:
-    emulator = stack.enter_context(DimailEmulator())
+def _dimail(stack: ExitStack, tmp_path, mode: str = "current") -> Harness:
+    emulator = stack.enter_context(DimailEmulator(mode=mode))
     settings = {"url": emulator.url, "user": emulator.user, "password": emulator.password}
     return Harness(
-        name="dimail", backend=DimailBackend(settings, timeout=TIMEOUT), emulator=emulator, settings=settings,
+        name="dimail" if mode == "current" else f"dimail-{mode}", backend=DimailBackend(settings, timeout=TIMEOUT),
+        emulator=emulator, settings=settings,
         creations=lambda address: emulator.creations[address],
         wire_quota=None,
         quota_cases=[],
-        invalid_local_part_message="invalid mailbox name",
+        # dimail takes nearly any name as given, but not more than dovecot's 128 characters.
+        invalid_local_part="x" * 129,
+        invalid_local_part_message="at most 128 characters",
         is_create_request=lambda request: request.method == "POST" and "/mailboxes/" in request.path,
         aliases=lambda address: [alias for alias, targets in emulator.aliases.items() if address in targets],
         domains=lambda: list(emulator.domains),
     )
+
+
+def _dimail_public(stack: ExitStack, tmp_path) -> Harness:
+    return _dimail(stack, tmp_path, mode="public")
 
 
 def _opensrs(stack: ExitStack, tmp_path) -> Harness:
@@ -147,6 +161,9 @@ def _mailinabox(stack: ExitStack, tmp_path) -> Harness:
     emulator = stack.enter_context(MailInABoxEmulator())
     settings = {"url": emulator.url, "user": "admin@box.test", "password": "miab-admin-secret"}
     return Harness(
+        # The box refuses special-use domains such as .test ("Invalid email address.").
+        domain="example.org",
+        receive_mail=emulator.deliver,
         name="mailinabox", backend=MailInABoxBackend(settings, timeout=TIMEOUT), emulator=emulator,
         settings=settings,
         creations=lambda address: emulator.creations[address],
@@ -160,12 +177,14 @@ def _mailinabox(stack: ExitStack, tmp_path) -> Harness:
     )
 
 
-_FACTORIES = {"local": _local, "dimail": _dimail, "opensrs": _opensrs, "odin": _odin, "mailinabox": _mailinabox}
+_FACTORIES = {"local": _local, "dimail": _dimail, "dimail-public": _dimail_public, "opensrs": _opensrs,
+              "odin": _odin, "mailinabox": _mailinabox}
 
 
 def _harness(name: str, tmp_path) -> Iterator[Harness]:
     with ExitStack() as stack:
         harness = _FACTORIES[name](stack, tmp_path)
+        harness.backend.discover()
         harness.backend.ensure_domain(harness.domain)
         yield harness
 
@@ -184,7 +203,20 @@ def network_harness(request, tmp_path) -> Iterator[Harness]:
 
 @pytest.fixture
 def dimail(tmp_path) -> Iterator[Harness]:
+    """The current dimail (with checks, password reset and disabling)."""
     yield from _harness("dimail", tmp_path)
+
+
+@pytest.fixture
+def dimail_public(tmp_path) -> Iterator[Harness]:
+    """The public dimail (no checks, no password reset, ``active`` ignored)."""
+    yield from _harness("dimail-public", tmp_path)
+
+
+@pytest.fixture(params=["dimail", "dimail-public"])
+def any_dimail(request, tmp_path) -> Iterator[Harness]:
+    """Each dimail version in turn."""
+    yield from _harness(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
-"""Mail-in-a-Box quirks: form bodies only, archive on remove, quota strings."""
+"""Mail-in-a-Box quirks: form bodies only, text sent as text/html, archive on remove
+(when the user has mail), the box's address rules, quota strings."""
 
 from __future__ import annotations
 
 import pytest
 import requests
 
-from portal.backends.base import BackendNotFound, PermanentBackendError
-from portal.backends.mailinabox import GIB, MIB, MailInABoxBackend, quota_bytes_from_text, quota_text
+from portal.backends.base import BackendNotFound, PermanentBackendError, TransientBackendError
+from portal.backends.mailinabox import (GIB, MIB, NOT_LOWERCASE, RESERVED, RESERVED_ALIAS, MailInABoxBackend,
+                                        quota_bytes_from_text, quota_text)
 
 
 def _posts(emulator, path: str) -> list:
@@ -32,6 +34,7 @@ def test_bodies__are_form_encoded_because_the_box_reads_json_as_empty(mailinabox
 
 def test_remove__archives_and_adding_again_restores(mailinabox):
     address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+    mailinabox.emulator.deliver(address)
 
     mailinabox.backend.delete_mailbox(address)
     archived = mailinabox.backend.get_mailbox(address)
@@ -60,7 +63,7 @@ def test_refused_credentials__are_permanent_and_never_quoted(mailinabox):
         backend.create_mailbox(mailinabox.spec())
 
     assert caught.value.code == "auth"
-    assert "Incorrect username or password" in caught.value.message
+    assert "Incorrect email address or password." in caught.value.message
     assert "wrong-box-password" not in str(caught.value) + repr(caught.value) + repr(backend)
 
 
@@ -172,7 +175,7 @@ def test_remove_alias__posts_the_address_form_encoded(mailinabox):
     (request,) = _posts(mailinabox.emulator, "aliases/remove")
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     assert request.form() == {"address": f"jd@{mailinabox.domain}"}
-    assert mailinabox.emulator.aliases == {}
+    assert f"jd@{mailinabox.domain}" not in mailinabox.emulator.aliases
 
 
 def test_remove_alias__from_a_shared_alias_keeps_the_others_and_the_senders(mailinabox):
@@ -220,35 +223,205 @@ def test_catch_all__is_the_alias_at_domain(mailinabox):
 
 
 def test_domain_aliases__forward_at_other_to_at_domain(mailinabox):
-    mailinabox.backend.set_domain_settings(mailinabox.domain, {"domain_aliases": ["old-name.test", "typo.test"]})
-    mailinabox.backend.set_domain_settings(mailinabox.domain, {"domain_aliases": ["old-name.test", "brand.test"]})
+    mailinabox.backend.set_domain_settings(mailinabox.domain, {"domain_aliases": ["old-name.net", "typo.net"]})
+    mailinabox.backend.set_domain_settings(mailinabox.domain, {"domain_aliases": ["old-name.net", "brand.net"]})
 
-    assert {alias: entry["forwards_to"] for alias, entry in mailinabox.emulator.aliases.items()} == {
-        "@old-name.test": [f"@{mailinabox.domain}"], "@brand.test": [f"@{mailinabox.domain}"]}
+    assert {alias: entry["forwards_to"] for alias, entry in mailinabox.emulator.aliases.items()
+            if alias.startswith("@")} == {
+        "@old-name.net": [f"@{mailinabox.domain}"], "@brand.net": [f"@{mailinabox.domain}"]}
     assert mailinabox.backend.get_domain_settings(mailinabox.domain)["domain_aliases"] == [
-        "brand.test", "old-name.test"]
+        "brand.net", "old-name.net"]
 
 
 def test_domain_aliases__refuse_a_name_that_already_forwards_elsewhere(mailinabox):
-    mailinabox.emulator.aliases["@taken.test"] = {"forwards_to": ["@other.test"], "permitted_senders": None}
+    mailinabox.emulator.aliases["@taken.net"] = {"forwards_to": ["@other.net"], "permitted_senders": None}
 
     with pytest.raises(PermanentBackendError) as caught:
-        mailinabox.backend.set_domain_settings(mailinabox.domain, {"domain_aliases": ["taken.test"]})
+        mailinabox.backend.set_domain_settings(mailinabox.domain, {"domain_aliases": ["taken.net"]})
 
-    assert caught.value.hints == {"domain_aliases": "taken.test already forward elsewhere"}
-    assert mailinabox.emulator.forwards_to("@taken.test") == ["@other.test"]
+    assert caught.value.hints == {"domain_aliases": "taken.net already forward elsewhere"}
+    assert mailinabox.emulator.forwards_to("@taken.net") == ["@other.net"]
 
 
 def test_catch_all__of_a_domain_that_is_itself_an_alias_is_refused(mailinabox):
-    mailinabox.emulator.aliases[f"@{mailinabox.domain}"] = {"forwards_to": ["@main.test"],
+    mailinabox.emulator.aliases[f"@{mailinabox.domain}"] = {"forwards_to": ["@main.net"],
                                                           "permitted_senders": None}
 
     with pytest.raises(PermanentBackendError) as caught:
         mailinabox.backend.set_domain_settings(mailinabox.domain, {"catch_all": f"jane@{mailinabox.domain}"})
 
-    assert caught.value.hints == {"catch_all": f"{mailinabox.domain} is a domain alias of main.test"}
+    assert caught.value.hints == {"catch_all": f"{mailinabox.domain} is a domain alias of main.net"}
     assert mailinabox.backend.get_domain_settings(mailinabox.domain)["catch_all"] is None
 
 
 def test_domain_settings__are_only_the_catch_all_and_domain_aliases():
     assert [s.key for s in MailInABoxBackend.domain_settings()] == ["catch_all", "domain_aliases"]
+
+
+# -- what the real box does (reference/OBSERVED.md) --------------------------------------
+
+
+def test_messages__sent_as_text_html_are_the_boxs_own_words(mailinabox):
+    mailinabox.backend.create_mailbox(mailinabox.spec())
+    (refused,) = [r for r in _posts(mailinabox.emulator, "users/add")]
+    answer = requests.post(mailinabox.emulator.url + "/admin/mail/users/add", data=refused.form(),
+                           auth=("admin@box.test", "miab-admin-secret"), timeout=1)
+    assert answer.headers["content-type"] == "text/html; charset=utf-8"
+
+    with pytest.raises(PermanentBackendError) as caught:
+        mailinabox.backend.set_quota(f"ghost@{mailinabox.domain}", GIB)
+
+    assert caught.value.message == f"Mail-in-a-Box: That's not a user (ghost@{mailinabox.domain})."
+    assert answer.text == "User already exists."
+
+
+def test_delete_mailbox__a_user_the_box_no_longer_has_counts_as_deleted(mailinabox):
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+    requests.post(mailinabox.emulator.url + "/admin/mail/users/remove", data={"email": address},
+                  auth=("admin@box.test", "miab-admin-secret"), timeout=1)
+
+    mailinabox.backend.delete_mailbox(address)
+
+    (_, again) = _posts(mailinabox.emulator, "users/remove")
+    assert again.form() == {"email": address}
+    assert mailinabox.backend.get_mailbox(address) is None
+
+
+def test_delete_mailbox__a_user_that_never_received_mail_is_gone_not_archived(mailinabox):
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+
+    mailinabox.backend.delete_mailbox(address)
+
+    assert mailinabox.backend.get_mailbox(address) is None
+    assert mailinabox.backend.list_mailboxes(mailinabox.domain) == []
+
+
+def test_html_page__is_reported_as_a_page_not_quoted(mailinabox):
+    backend = mailinabox.open(url=mailinabox.emulator.url + "/admin/mail/users")  # every path gets a slash more
+
+    with pytest.raises(PermanentBackendError) as caught:
+        backend.get_mailbox(f"jane@{mailinabox.domain}")
+
+    assert caught.value.message == "Mail-in-a-Box rejected the request (HTTP 404): an HTML page"
+
+
+def test_trailing_slash__on_an_api_path_is_the_boxs_html_404_page(mailinabox):
+    answer = requests.get(mailinabox.emulator.url + "/admin/mail/users/", params={"format": "json"},
+                          auth=("admin@box.test", "miab-admin-secret"), timeout=1)
+
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "text/html; charset=utf-8"
+    assert answer.text.startswith("<!doctype html>")
+
+
+@pytest.mark.parametrize(("local_part", "domain", "message"), [
+    ("Jane", "example.org", NOT_LOWERCASE),
+    ("jane+tag", "example.org", NOT_LOWERCASE),
+    ("jane", "example.test", "Invalid email address."),
+    ("jane", "box.localhost", "Invalid email address."),
+    ("jane..doe", "example.org", "Invalid email address."),
+    ("postmaster", "example.org", RESERVED),
+    ("admin", "example.org", RESERVED),
+    ("administrator", "example.org", RESERVED),
+    ("hostmaster", "example.org", RESERVED),
+    ("webmaster", "example.org", RESERVED),
+    ("abuse", "example.org", RESERVED),
+    ("abuse+reports", "example.org", NOT_LOWERCASE),
+])
+def test_address_problem__is_the_boxs_own_refusal(mailinabox, local_part, domain, message):
+    problem = MailInABoxBackend.address_problem(local_part, domain)
+    answer = requests.post(mailinabox.emulator.url + "/admin/mail/users/add",
+                           data={"email": f"{local_part}@{domain}", "password": "long-enough-pw"},
+                           auth=("admin@box.test", "miab-admin-secret"), timeout=1)
+
+    assert problem == message
+    assert (answer.status_code, answer.text) == (400, message)
+
+
+def test_address_problem__accepts_what_the_box_accepts():
+    for local_part in ("jane.doe", "j_doe", "jane-doe", "admins", "postmaster2"):
+        assert MailInABoxBackend.address_problem(local_part, "example.org") is None
+
+
+def test_create_mailbox__a_reserved_address_is_refused_before_any_call(mailinabox):
+    requests_before = len(mailinabox.emulator.requests)
+
+    with pytest.raises(PermanentBackendError) as caught:
+        mailinabox.backend.create_mailbox(mailinabox.spec("postmaster"))
+
+    assert caught.value.message == f"Mail-in-a-Box: {RESERVED}"
+    assert len(mailinabox.emulator.requests) == requests_before
+
+
+def test_alias_problem__the_domain_control_aliases_are_for_the_boxs_administrators(mailinabox):
+    jane = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+    answer = requests.post(mailinabox.emulator.url + "/admin/mail/aliases/add",
+                           data={"address": f"abuse@{mailinabox.domain}", "forwards_to": jane},
+                           auth=("admin@box.test", "miab-admin-secret"), timeout=1)
+
+    assert MailInABoxBackend.alias_problem("abuse", mailinabox.domain) == RESERVED_ALIAS == answer.text
+    assert MailInABoxBackend.alias_problem("Sales", mailinabox.domain) is None  # the box lower-cases aliases
+    assert MailInABoxBackend.alias_problem("sales", "example.test") == "Invalid email address (sales@example.test)."
+    with pytest.raises(PermanentBackendError):
+        mailinabox.backend.add_alias(jane, f"abuse@{mailinabox.domain}")
+
+
+def test_set_quota__a_decimal_quota_is_refused_by_the_box_in_its_words(mailinabox):
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+
+    answer = requests.post(mailinabox.emulator.url + "/admin/mail/users/quota", data={"email": address,
+                                                                                       "quota": "1.5G"},
+                           auth=("admin@box.test", "miab-admin-secret"), timeout=1)
+    mailinabox.backend.set_quota(address, 1536 * MIB)
+
+    assert (answer.status_code, answer.text) == (400, "Quotas cannot contain spaces, commas, or decimal points.")
+    assert _posts(mailinabox.emulator, "users/quota")[-1].form()["quota"] == "1536M"
+
+
+def test_aliases__the_boxs_automatic_aliases_are_listed_as_auto_and_belong_to_no_mailbox(mailinabox):
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+    listed = requests.get(mailinabox.emulator.url + "/admin/mail/aliases", params={"format": "json"},
+                          auth=("admin@box.test", "miab-admin-secret"), timeout=1).json()
+    automatic = sorted(entry["address"] for group in listed for entry in group["aliases"] if entry["auto"])
+
+    assert automatic == sorted([f"{local}@{domain}" for local in ("abuse", "admin", "postmaster")
+                                for domain in ("box.test", mailinabox.domain)] + ["hostmaster@box.test"])
+    assert all("required" not in entry for group in listed for entry in group["aliases"])
+    assert mailinabox.backend.list_aliases(address) == []
+    # The box's automatic aliases all forward to administrator@, itself an alias of the first admin.
+    assert mailinabox.backend.list_aliases("admin@box.test") == ["administrator@box.test"]
+    assert mailinabox.backend.get_domain_settings(mailinabox.domain) == {"catch_all": None, "domain_aliases": []}
+
+
+def test_refused_credentials__say_why_with_the_realm_and_a_reason(mailinabox):
+    plain = requests.get(mailinabox.emulator.url + "/admin/mail/users", auth=("admin@box.test", "nope"), timeout=1)
+    as_json = requests.get(mailinabox.emulator.url + "/admin/mail/users", auth=("admin@box.test", "nope"),
+                           headers={"Accept": "application/json"}, timeout=1)
+    anonymous = requests.get(mailinabox.emulator.url + "/admin/mail/users", timeout=1)
+
+    assert (plain.status_code, plain.text) == (401, "Incorrect email address or password.\n")
+    assert plain.headers["WWW-Authenticate"] == 'Basic realm="Mail-in-a-Box Management Server"'
+    assert plain.headers["X-Reason"] == "Incorrect email address or password."
+    assert as_json.json() == {"status": "error", "reason": "Incorrect email address or password."}
+    assert anonymous.text == "Authorization header invalid.\n"
+
+
+def test_success_lines__about_dns_come_only_when_the_mail_domains_change(mailinabox):
+    first = requests.post(mailinabox.emulator.url + "/admin/mail/users/add",
+                          data={"email": f"a@{mailinabox.domain}", "password": "long-enough-pw"},
+                          auth=("admin@box.test", "miab-admin-secret"), timeout=1)
+    second = requests.post(mailinabox.emulator.url + "/admin/mail/users/add",
+                           data={"email": f"b@{mailinabox.domain}", "password": "long-enough-pw"},
+                           auth=("admin@box.test", "miab-admin-secret"), timeout=1)
+
+    assert first.text.startswith("mail user added\nupdated DNS: ")
+    assert second.text == "mail user added\n"
+
+
+def test_server_error__from_the_proxy_is_transient_and_the_page_is_not_quoted(mailinabox):
+    mailinabox.emulator.faults.fail_5xx(1)
+
+    with pytest.raises(TransientBackendError) as caught:
+        mailinabox.backend.list_mailboxes(mailinabox.domain)
+
+    assert caught.value.message == "Mail-in-a-Box failed with HTTP 503: an HTML page"

@@ -15,6 +15,13 @@ background thread, keeps its state in memory, and records every request.
 - ``garbage()``: answer every request with an HTML 200 page, without acting;
 - ``reset()``: behave again.
 
+Connections are HTTP/1.1 and kept alive, as real servers keep them, so a
+client's pool reuses them. A reply with ``close_silently`` set is written
+normally, without a ``Connection: close`` header, and the server then drops
+the connection: the next request sent on it is read, never acted on, and
+the connection closes without an answer (uvicorn after a 500, as observed,
+in its worst case). Refusing or stopping closes every open connection too.
+
 Subclasses implement ``handle(request) -> Reply``; it runs under
 ``emulator.lock`` so state changes are atomic.
 """
@@ -25,6 +32,7 @@ import abc
 import base64
 import json
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -69,8 +77,9 @@ class RecordedRequest:
 class Reply:
     status: int
     body: bytes = b""
-    content_type: str = "application/json"
+    content_type: str | None = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    close_silently: bool = False
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> Reply:
@@ -133,10 +142,20 @@ class Faults:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.0: one request per connection, so a dropped answer never leaves
-    # a half-used connection in a client's pool.
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.1"
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle's algorithm holds
+        # the body back until the client acknowledges, which a kept-alive client delays.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection)
+        self._doomed = False
+
+    def finish(self) -> None:
+        self.server.untrack(self.connection)
+        super().finish()
 
     def do_GET(self) -> None:
         self._serve()
@@ -154,6 +173,10 @@ class _Handler(BaseHTTPRequestHandler):
             headers={key.lower(): value for key, value in self.headers.items()},
             body=self.rfile.read(length),
         )
+        if self._doomed:
+            # The server already dropped this connection: nothing is acted on or answered.
+            self.close_connection = True
+            return
         emulator.requests.append(request)
         if emulator.faults.delay:
             time.sleep(emulator.faults.delay)
@@ -165,13 +188,18 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             with emulator.lock:
                 reply = emulator.handle(request)
-            if fault != "drop":
+            if fault == "drop":
+                # The answer is lost on the way back: the connection goes with it.
+                self.close_connection = True
+            else:
                 self._write(reply)
+                self._doomed = reply.close_silently
 
     def _write(self, reply: Reply) -> None:
         try:
             self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
+            if reply.content_type:
+                self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
             for key, value in reply.headers.items():
                 self.send_header(key, value)
@@ -187,6 +215,29 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     emulator: Emulator
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def track(self, connection: socket.socket) -> None:
+        with self._open_lock:
+            self._open.add(connection)
+
+    def untrack(self, connection: socket.socket) -> None:
+        with self._open_lock:
+            self._open.discard(connection)
+
+    def close_connections(self) -> None:
+        """Hang up on every kept-alive connection, as a server that goes away does."""
+        with self._open_lock:
+            connections, self._open = set(self._open), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def handle_error(self, request, client_address) -> None:
         pass  # clients that time out and hang up are part of the tests
@@ -236,4 +287,5 @@ class Emulator(abc.ABC):
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.close_connections()
             self._server = None
