@@ -3,11 +3,21 @@
 ``adopt`` makes the portal match the backend (import an unknown mailbox, take
 its status or quota); ``enforce`` makes the backend match the portal (through
 the usual provisioning jobs). Comparing is a job: it lists the backend.
+
+Only real differences are reported. What the backend lists that is not one
+is set apart, labelled, and never offered for adoption: the backend's own
+system mailboxes (dimail's Open-Xchange context administrator ``oxadmin@``)
+and mailboxes it archived (Mail-in-a-Box keeps a removed user's mail), such
+as those the portal itself deleted. A mailbox whose creation failed for good
+never reached the backend, so it is not "missing" there.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from portal.accounts.models import Account
 from portal.audit.services import record
@@ -22,7 +32,8 @@ from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.mail.services import send
-from portal.mailboxes.models import DELETED, DISABLED, ENABLED, PENDING, DriftReport, Mailbox
+from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, DriftReport, Mailbox,
+                                     ProvisioningAttempt)
 from portal.mailboxes.services import MailboxError, _start
 from portal.roles.services import members_holding
 from portal.timeutil import utcnow
@@ -39,6 +50,36 @@ LABELS = {
     QUOTA_DIFFERS: "Quotas differ",
 }
 SCHEDULE = timedelta(days=1)
+# What the backend lists that is not a difference.
+SYSTEM = "system"
+ARCHIVED = "archived"
+SET_APART_LABELS = {
+    SYSTEM: "The backend's own mailbox",
+    ARCHIVED: "Archived on the backend",
+}
+
+
+class DriftSetApart(db.Model):
+    """A mailbox a comparison found on the backend and set apart: not a difference, never adopted.
+
+    It belongs to its report (``report.set_apart``), as the differences do.
+    """
+
+    __tablename__ = "drift_set_apart"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("drift_reports.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(254))
+    kind: Mapped[str] = mapped_column(String(16))  # system | archived
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    report = relationship(DriftReport, backref=backref(
+        "set_apart", cascade="all, delete-orphan", passive_deletes=True, order_by="DriftSetApart.address",
+        lazy="selectin"))
+
+    @property
+    def label(self) -> str:
+        return SET_APART_LABELS[self.kind]
 
 
 def latest_report(domain: Domain) -> DriftReport | None:
@@ -59,36 +100,71 @@ def request_comparison(domain: Domain, *, notify: bool = False, delay: timedelta
                    subject=f"drift:{domain.id}", account=domain.account_id)
 
 
-def differences(domain: Domain) -> list[dict]:
+def compare(domain: Domain) -> tuple[list[dict], list[dict]]:
+    """(differences, set apart) between the backend's mailboxes of ``domain`` and the portal's."""
     remote = {box.address.lower(): box for box in backends.for_domain(domain).list_mailboxes(domain.name)}
     local = {box.address: box for box in db.session.execute(db.select(Mailbox).where(
         Mailbox.domain_id == domain.id, Mailbox.status.not_in((PENDING, DELETED)))).scalars()}
+    never_created = _never_created([box for box in local.values() if box.status == FAILED])
     found = []
     for address, mailbox in sorted(local.items()):
+        if mailbox.id in never_created:
+            continue
         theirs = remote.get(address)
         portal_side = {"status": mailbox.status, "quota_bytes": mailbox.quota_bytes}
-        if theirs is None:
-            found.append({"address": address, "kind": MISSING_ON_BACKEND, "portal": portal_side, "backend": None})
+        if theirs is None or theirs.extra.get("archived"):
+            backend_side = None if theirs is None else {"status": ARCHIVED, "quota_bytes": None}
+            found.append({"address": address, "kind": MISSING_ON_BACKEND, "portal": portal_side,
+                          "backend": backend_side})
             continue
         backend_side = {"status": ENABLED if theirs.active else DISABLED, "quota_bytes": theirs.quota_bytes}
         if mailbox.status in (ENABLED, DISABLED) and backend_side["status"] != mailbox.status:
             found.append({"address": address, "kind": STATUS_DIFFERS, "portal": portal_side, "backend": backend_side})
         if mailbox.quota_bytes is not None and theirs.quota_bytes != mailbox.quota_bytes:
             found.append({"address": address, "kind": QUOTA_DIFFERS, "portal": portal_side, "backend": backend_side})
+    elsewhere = dict(db.session.execute(db.select(Mailbox.address, Mailbox.status).where(
+        Mailbox.domain_id == domain.id, Mailbox.status.in_((PENDING, DELETED)))).all())
+    set_apart = []
     for address, theirs in sorted(remote.items()):
-        if address not in local and not db.session.execute(db.select(Mailbox.id).where(
-                Mailbox.address == address, Mailbox.status == PENDING)).first():
+        if address in local:
+            continue
+        if theirs.system:
+            set_apart.append({"address": address, "kind": SYSTEM, "note": (
+                f"{theirs.display_name or 'A system account'}: the backend keeps it for itself; "
+                "it is not the portal's to adopt.")})
+        elif theirs.extra.get("archived"):
+            set_apart.append({"address": address, "kind": ARCHIVED, "note": (
+                "Deleted in the portal; the backend keeps its mail, and creating the address again restores it."
+                if elsewhere.get(address) == DELETED else
+                "Removed on the backend, which keeps its mail; the portal has no such mailbox.")})
+        elif elsewhere.get(address) != PENDING:
             found.append({"address": address, "kind": UNKNOWN_TO_PORTAL, "portal": None,
                           "backend": {"status": ENABLED if theirs.active else DISABLED,
                                       "quota_bytes": theirs.quota_bytes, "display_name": theirs.display_name}})
-    return found
+    return found, set_apart
+
+
+def _never_created(failed: list[Mailbox]) -> set[int]:
+    """The failed mailboxes that never reached the backend: their last attempt was a create that
+    failed, or they never had one (refused before provisioning)."""
+    if not failed:
+        return set()
+    ids = [box.id for box in failed]
+    last = db.select(db.func.max(ProvisioningAttempt.id)).where(
+        ProvisioningAttempt.mailbox_id.in_(ids)).group_by(ProvisioningAttempt.mailbox_id)
+    last_operation = dict(db.session.execute(db.select(ProvisioningAttempt.mailbox_id, ProvisioningAttempt.operation)
+                                             .where(ProvisioningAttempt.id.in_(last))).all())
+    return {box_id for box_id in ids if last_operation.get(box_id, "create") == "create"}
 
 
 def run_comparison(domain: Domain, notify: bool) -> DriftReport:
     try:
-        report = DriftReport(domain_id=domain.id, differences=differences(domain))
+        found, set_apart = compare(domain)
     except BackendError as error:
         report = DriftReport(domain_id=domain.id, error=error.message)
+    else:
+        report = DriftReport(domain_id=domain.id, differences=found)
+        report.set_apart = [DriftSetApart(**item) for item in set_apart]
     db.session.add(report)
     if notify and report.differences:
         _mail_admins(domain, report)

@@ -5,8 +5,24 @@ import pytest
 from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.mailboxes import drift, services
-from portal.mailboxes.models import DELETED, DISABLED, ENABLED, Mailbox
+from portal.mailboxes.models import DELETED, DISABLED, ENABLED, FAILED, Mailbox
+from tests.emulated import connection_environ, dimail_environ
 from tests.mailboxes.conftest import enabled_domain
+from tests.servers.emu_common import Reply
+from tests.servers.emu_mailinabox import MailInABoxEmulator
+
+
+@pytest.fixture
+def box():
+    with MailInABoxEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def app_environ(dimail, box):
+    """The connection corp on dimail, and box on Mail-in-a-Box."""
+    return {**dimail_environ(dimail), **connection_environ("box", "mailinabox", url=box.url, user="admin@box.test",
+                                                           password="miab-admin-secret")}
 
 
 def _plant(dimail, address, active="yes"):
@@ -119,3 +135,127 @@ def test_enforce__a_stale_difference_is_refused_not_recreated(drifted, owner, di
         drift.settle(owner, domain, drift.latest_report(domain), "vanished@corp.example",
                      drift.MISSING_ON_BACKEND, "enforce")
     assert "vanished@corp.example" not in dimail.mailboxes
+
+
+# -- only real differences -------------------------------------------------------------------
+
+
+def _compare(domain, run_jobs):
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+    return drift.latest_report(domain)
+
+
+def test_comparison__the_backends_system_mailbox_is_set_apart_never_offered(drifted, owner, run_jobs):
+    domain, _ = drifted
+    report = drift.latest_report(domain)
+
+    assert "oxadmin@corp.example" not in [d["address"] for d in report.differences]
+    assert [(item.address, item.kind) for item in report.set_apart] == [("oxadmin@corp.example", drift.SYSTEM)]
+    assert report.set_apart[0].note.startswith("Context Admin: the backend keeps it for itself")
+    with pytest.raises(services.MailboxError, match="no longer in the latest report"):
+        drift.settle(owner, domain, report, "oxadmin@corp.example", drift.UNKNOWN_TO_PORTAL, "adopt")
+    drift.settle_all(owner, domain, report, "adopt")
+    db.session.commit()
+    assert db.session.execute(db.select(Mailbox).where(Mailbox.address == "oxadmin@corp.example")).first() is None
+
+
+def test_drift_page__lists_the_set_apart_mailboxes_with_their_label_and_no_button(drifted, client, auth):
+    domain, _ = drifted
+    auth.login("owner@example.org")
+
+    page = client.get(f"/accounts/{domain.account_id}/domains/{domain.id}/drift").get_data(as_text=True)
+
+    apart = page[page.index("Listed apart"):]
+    assert "oxadmin@corp.example" in apart and "The backend&#39;s own mailbox" in apart
+    assert 'value="oxadmin@corp.example"' not in page
+
+
+@pytest.fixture
+def boxed(owner, account, run_jobs, box):
+    """Two portal mailboxes on Mail-in-a-Box, both received mail."""
+    domain = enabled_domain(owner, account, "corp.example", "box")
+    boxes = {name: services.create_mailbox(owner, account, domain, name, first_name="A", last_name="B")
+             for name in ("kept", "gone")}
+    db.session.commit()
+    run_jobs()
+    for mailbox in boxes.values():
+        box.deliver(mailbox.address)
+    return domain, boxes
+
+
+def test_comparison__a_mailbox_the_portal_deleted_and_the_backend_archived_is_archived_not_unknown(
+        boxed, owner, run_jobs, box):
+    domain, boxes = boxed
+    services.delete(owner, boxes["gone"])
+    db.session.commit()
+    run_jobs()
+    assert box.users["gone@corp.example"]["status"] == "inactive"
+
+    report = _compare(domain, run_jobs)
+
+    assert report.differences == []
+    assert [(item.address, item.kind, item.label) for item in report.set_apart] == [
+        ("gone@corp.example", drift.ARCHIVED, "Archived on the backend")]
+    assert report.set_apart[0].note.startswith("Deleted in the portal")
+
+
+def test_comparison__a_live_mailbox_the_backend_archived_behind_the_portals_back_is_missing(boxed, run_jobs, box):
+    domain, boxes = boxed
+    box.users["kept@corp.example"].update(status="inactive", privileges=[])  # removed on the box, mail kept
+
+    report = _compare(domain, run_jobs)
+
+    assert [(d["address"], d["kind"], d["backend"]) for d in report.differences] == [
+        ("kept@corp.example", drift.MISSING_ON_BACKEND, {"status": drift.ARCHIVED, "quota_bytes": None})]
+    assert report.set_apart == []
+
+
+def test_comparison__a_mailbox_removed_on_the_backend_alone_is_set_apart_as_archived(boxed, run_jobs, box):
+    domain, _ = boxed
+    box.users["stranger@corp.example"] = {"password": "x" * 12, "privileges": [], "quota": "0",
+                                          "status": "inactive"}
+
+    report = _compare(domain, run_jobs)
+
+    assert report.differences == []
+    assert [(i.address, i.kind) for i in report.set_apart] == [("stranger@corp.example", drift.ARCHIVED)]
+    assert report.set_apart[0].note.startswith("Removed on the backend")
+
+
+def test_comparison__a_mailbox_whose_creation_failed_for_good_is_not_missing(owner, account, run_jobs, dimail,
+                                                                              monkeypatch):
+    domain = enabled_domain(owner, account, "corp.example", "corp", dimail)
+    monkeypatch.setattr(dimail, "_create_mailbox", lambda domain, local_part, request: Reply.json(
+        {"detail": "Feature 'mailbox' not available on the domain"}, 422))
+    refused = services.create_mailbox(owner, account, domain, "refused", first_name="A", last_name="B")
+    db.session.commit()
+    run_jobs()
+    monkeypatch.undo()
+    db.session.refresh(refused)
+    assert refused.status == FAILED
+
+    report = _compare(domain, run_jobs)
+
+    assert report.differences == []
+
+
+def test_comparison__a_failed_mailbox_that_was_created_and_then_vanished_is_missing(owner, account, run_jobs,
+                                                                                   dimail, monkeypatch):
+    domain = enabled_domain(owner, account, "corp.example", "corp", dimail)
+    mailbox = services.create_mailbox(owner, account, domain, "made", first_name="A", last_name="B")
+    db.session.commit()
+    run_jobs()
+    monkeypatch.setattr(dimail, "_reset_password", lambda address: Reply.json({"detail": "No way"}, 409))
+    services.reset_password(owner, mailbox)
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(mailbox)
+    assert mailbox.status == FAILED
+    del dimail.mailboxes["made@corp.example"]
+
+    report = _compare(domain, run_jobs)
+
+    assert [(d["address"], d["kind"]) for d in report.differences] == [
+        ("made@corp.example", drift.MISSING_ON_BACKEND)]
