@@ -245,10 +245,12 @@ def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list, notes: list[
         return PENDING, " ".join(notes) or (
             f"Publish a TXT record at {challenge_name(domain)} with the value shown below; "
             "the portal checks it automatically.")
-    backend = backends.for_domain(domain)
-    capabilities = backend.capabilities
     domain.backend_checks = []
     try:
+        # What this connection's server offers decides the rule: a dimail without checks of its
+        # own is checked by the portal's DNS checks alone, as OpenSRS and Odin are.
+        backend = backends.discovered(domain)
+        capabilities = backend.capabilities
         if capabilities.domain_api:
             backend.ensure_domain(domain.name)
         required = backend.required_records(domain.name)

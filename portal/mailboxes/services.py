@@ -21,7 +21,7 @@ from portal.accounts.services import add_member
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.backends import service as backends
-from portal.backends.base import BackendError, MailboxSpec, TransientBackendError
+from portal.backends.base import BackendError, ChangeNotKept, MailboxSpec, TransientBackendError, Unsupported
 from portal.backends.registry import backend_class
 from portal.domains import services as domains
 from portal.domains.models import DISABLED as DOMAIN_DISABLED
@@ -312,7 +312,7 @@ def _resting_status(mailbox: Mailbox) -> str:
 def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None) -> str:
     """Make the backend call; create and delete set the status, every other change leaves
     the mailbox resting (set by the caller)."""
-    backend = backends.for_domain(mailbox.domain)
+    backend = backends.discovered(mailbox.domain)
     if operation == "create":
         can_disable = backend.capabilities.mailbox_disable
         result = backend.create_mailbox(_spec(mailbox, can_disable))
@@ -358,8 +358,10 @@ def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, 
     db.session.rollback()
     db.session.add(ProvisioningAttempt(mailbox_id=mailbox_id, job_id=job_id, operation=operation, outcome=outcome,
                                        message=message))
+    mailbox = db.session.get(Mailbox, mailbox_id)
+    # What the adapter learnt of its server while the call failed (a route gone) must reach the pages too.
+    backends.remember_discovery(mailbox.domain.connection, backends.for_domain(mailbox.domain))
     if fail:
-        mailbox = db.session.get(Mailbox, mailbox_id)
         alias = db.session.get(MailboxAlias, alias_id) if alias_id else None
         if alias is not None:
             alias.state, alias.message = "failed", message
@@ -368,6 +370,22 @@ def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, 
         else:
             mailbox.status, mailbox.status_reason = FAILED, message
     db.session.commit()
+
+
+def _state_on_backend(mailbox: Mailbox, operation: str, error: BackendError) -> bool | None:
+    """Whether the mailbox is active on the backend after a refusal that changed nothing there
+    (a state change the server did not keep or cannot make, a reset it cannot do); None otherwise."""
+    if isinstance(error, ChangeNotKept):
+        return error.active
+    if not isinstance(error, Unsupported) or operation not in ("set_active", "reset_password"):
+        return None
+    if operation == "reset_password":
+        return mailbox.want_active
+    try:
+        remote = backends.for_domain(mailbox.domain).get_mailbox(mailbox.address)
+    except BackendError:
+        return None
+    return None if remote is None else remote.active
 
 
 def _fail_for_good(job, message: str) -> None:
@@ -393,6 +411,15 @@ def provision(job) -> None:
                         alias_id=job.payload.get("alias_id"))
         raise
     except BackendError as error:
+        active = _state_on_backend(mailbox, operation, error)
+        if active is not None:
+            # The backend did not (or cannot) make the change: the mailbox shows what it really is, and why.
+            mailbox.want_active, mailbox.status, mailbox.status_reason = active, ENABLED if active else DISABLED, \
+                error.message
+            db.session.add(ProvisioningAttempt(mailbox_id=mailbox.id, job_id=job.id, operation=operation,
+                                               outcome="failed", message=error.message))
+            backends.remember_discovery(mailbox.domain.connection, backends.for_domain(mailbox.domain))
+            return
         _record_attempt(mailbox.id, job.id, operation, "failed", error.message, fail=True,
                         alias_id=job.payload.get("alias_id"))
         raise PermanentJobError(error.message) from None
