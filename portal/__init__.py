@@ -92,6 +92,7 @@ def _tune_sqlite(engine) -> None:
 
 def _import_models() -> None:
     from portal.accounts import models as _accounts  # noqa: F401
+    from portal.backends import models as _backends  # noqa: F401
     from portal.audit import models as _audit  # noqa: F401
     from portal.auth import models as _auth  # noqa: F401
     from portal.domains import models as _domains  # noqa: F401
