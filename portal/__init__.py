@@ -29,7 +29,8 @@ BLUEPRINTS = (
 
 # Modules that register job handlers; imported so any process can run any job.
 JOB_MODULES = ("portal.mail.services", "portal.domains.services", "portal.mailboxes.services",
-               "portal.mailboxes.drift", "portal.users.imports", "portal.users.reports")
+               "portal.mailboxes.drift", "portal.users.services", "portal.users.imports",
+               "portal.users.reports")
 
 
 def create_app(overrides: dict | None = None, environ: dict | None = None) -> Flask:
@@ -38,6 +39,10 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
     instance_path = Path(environ.get("PORTAL_TEST_INSTANCE_PATH") or PROJECT_ROOT / "instance")
     app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=False,
                 template_folder=str(PROJECT_ROOT / "templates"), static_folder=str(PROJECT_ROOT / "static"))
+    from portal.web.inputs import IdConverter
+
+    # Before any route is added: every <int:...> in a path is an id the database can hold.
+    app.url_map.converters["int"] = IdConverter
     settings = load_settings(environ, overrides)
     instance_path.mkdir(parents=True, exist_ok=True)
     app.config.update(flask_config(settings, instance_path))
@@ -111,20 +116,21 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_web_hooks(app: Flask) -> None:
-    from portal.auth.services import load_user_from_session_id, session_is_current
-    from portal.web import access, errors, security
+    from portal.auth import sessions
+    from portal.web import access, errors, inputs, security
     from portal.timeutil import utcnow
     from portal.web.render import filesize, when
     from portal.web.urls import external_url
 
-    login_manager.user_loader(load_user_from_session_id)
+    login_manager.user_loader(sessions.load_user)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to see that page."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
     app.view_functions["static"].access_rule = access.PUBLIC
-    app.before_request(session_is_current)
+    app.before_request(inputs.refuse_nul_bytes)
+    app.before_request(sessions.load_early)
     app.before_request(access.enforce)
     app.after_request(security.add_security_headers)
     errors.register(app)

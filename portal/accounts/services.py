@@ -71,25 +71,6 @@ def remove_member(actor: User, account: Account, membership: Membership) -> None
     db.session.flush()
 
 
-def add_existing_user(actor: User, account: Account, email: str) -> Membership:
-    """Make a registered, verified person a member with no access yet."""
-    from portal.auth.services import AuthError, find_user, normalize_email
-
-    try:
-        user = find_user(normalize_email(email))
-    except AuthError as error:
-        raise AccessError(str(error)) from None
-    if user is None or not user.is_verified:
-        raise AccessError("Nobody with a confirmed profile has this address. "
-                          "They need to register first.")
-    if db.session.execute(db.select(Membership.id).where(
-            Membership.account_id == account.id, Membership.user_id == user.id)).first():
-        raise AccessError(f"{user.email} is already a member.")
-    membership = add_member(account, user)
-    record("member.add", account=account, target=user, actor=actor)
-    return membership
-
-
 def update_settings(actor: User, account: Account, *, name: str, self_registration: bool, personal_mailboxes: bool,
                     personal_mailbox_role_id: int | None) -> None:
     from portal.roles.services import role_in_account

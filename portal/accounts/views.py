@@ -8,6 +8,7 @@ from portal.roles import catalogue
 from portal.roles import services as roles
 from portal.web.access import SIGNED_IN, member, rule
 from portal.web.loaders import load_or_404
+from portal.web.inputs import form_id
 from portal.web.render import render
 
 bp = Blueprint("accounts", __name__)
@@ -47,30 +48,10 @@ def overview(account_id):
 @bp.route("/accounts/<int:account_id>/members")
 @rule(member("members.view"))
 def members(account_id):
-    return _members_page(forms.AddMemberForm())
-
-
-def _members_page(form, status=200):
     memberships = services.members(g.account)
-    return render("accounts/members.html", status=status, account=g.account, memberships=memberships,
+    return render("accounts/members.html", account=g.account, memberships=memberships,
                   held={m.id: roles.account_grants(m) for m in memberships},
-                  on_mailboxes=roles.mailbox_grant_counts(g.account), form=form)
-
-
-@bp.route("/accounts/<int:account_id>/members/add", methods=["POST"])
-@rule(member("members.add"))
-def add_member(account_id):
-    form = forms.AddMemberForm()
-    if form.validate_on_submit():
-        try:
-            membership = services.add_existing_user(current_user, g.account, form.email.data)
-        except roles.AccessError as error:
-            form.email.errors.append(str(error))
-        else:
-            db.session.commit()
-            flash(f"{membership.user.email} is now a member. Give them access below.", "success")
-            return redirect(url_for("accounts.access", account_id=account_id, membership_id=membership.id))
-    return _members_page(form, 422)
+                  on_mailboxes=roles.mailbox_grant_counts(g.account))
 
 
 def _access_page(membership, status=200, error=None):
@@ -90,7 +71,7 @@ def access(account_id, membership_id):
 def add_role(account_id, membership_id):
     membership = load_or_404(services.member_in_account, membership_id)
     form = ConfirmForm()
-    role = roles.role_in_account(g.account, request.form.get("role_id", type=int) or 0)
+    role = roles.role_in_account(g.account, form_id("role_id") or 0)
     if not form.validate_on_submit() or role is None:
         return _access_page(membership, 422, "Choose a role to add.")
     try:

@@ -5,6 +5,7 @@ from flask import Blueprint, g, request
 from portal.audit.services import known_actions, query_events
 from portal.extensions import db
 from portal.web.access import member, rule
+from portal.web.inputs import arg_page
 from portal.web.render import render
 
 bp = Blueprint("audit", __name__)
@@ -29,7 +30,7 @@ def index(account_id):
     }
     problems = [f"“{filters[key]}” is not a date (use YYYY-MM-DD)." for key in ("since", "until")
                 if filters[key] and _date(filters[key]) is None]
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = arg_page()
     query = query_events(account_id, action=filters["action"], actor=filters["actor"],
                          since=_date(filters["since"]), until=_date(filters["until"]))
     events = db.paginate(query, page=page, per_page=PAGE_SIZE, error_out=False)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -36,12 +35,6 @@ class User(UserMixin, db.Model):
         ForeignKey("mailboxes.id", ondelete="SET NULL", use_alter=True))
     # Single sign-on: the provider's subject, the first key users are matched on.
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
-    # Part of the session identity: rotating it ends every session of the user.
-    session_nonce: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
-
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_nonce}"
-
     @property
     def email_domain(self) -> str:
         return self.email.rsplit("@", 1)[-1]
@@ -72,14 +65,35 @@ class UserToken(db.Model):
     used_at: Mapped[datetime | None]
 
 
+class UserSession(db.Model):
+    """One signed-in browser. The cookie holds a random key; only its hash is kept here."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (Index("ix_user_sessions_user_ended", "user_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str] = mapped_column(String(40), default="")
+
+
 class LoginFailure(db.Model):
     """One failed log-in, counted per address and per IP over a sliding window."""
 
     __tablename__ = "login_failures"
     __table_args__ = (Index("ix_login_failures_email_at", "email", "at"),
-                      Index("ix_login_failures_ip_at", "ip", "at"))
+                      Index("ix_login_failures_ip_at", "ip", "at"),
+                      Index("ix_login_failures_device_at", "device", "at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254))
     ip: Mapped[str] = mapped_column(String(64))
+    # A browser the person logged in from before (its device cookie): counted on its own, so a
+    # stranger's guesses never lock the owner's own browser out.
+    device: Mapped[str] = mapped_column(String(64), default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)

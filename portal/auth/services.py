@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import secrets
-import time
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, flash, session
-from flask_login import current_user, login_user, logout_user
-from sqlalchemy import func
+from flask import current_app
+from flask_login import current_user
+from sqlalchemy import delete, func
 
 from portal.audit.services import record
-from portal.auth import tokens
+from portal.auth import sessions, tokens
 from portal.auth.models import LoginFailure, User
 from portal.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from portal.extensions import db
-from portal.mail.services import send
+from portal.jobs.registry import handler
+from portal.jobs.services import enqueue
+from portal.mail.services import deliver_now, send
 from portal.timeutil import utcnow
+
+
+ADDRESS_MAIL_KIND = "auth.address_mail"
 
 
 class AuthError(ValueError):
@@ -77,17 +80,19 @@ def register(email: str, name: str, password: str) -> User | None:
     problem = password_problem(password, email)
     if problem:
         raise AuthError(problem, "password")
-    existing = find_user(email)
-    if existing is not None:
-        send(existing.email, "already_registered", user=existing)
-        return None
     from portal.users import corporate
 
     try:
         corporate.check_registration_allowed(email)
     except corporate.RegistrationRefused as refusal:
         raise AuthError(str(refusal), "email") from None
-    user = User(email=email, name=name.strip(), password_hash=hash_password(password))
+    # Hashed either way, so that a registered address takes as long as a new one.
+    password_hash = hash_password(password)
+    existing = find_user(email)
+    if existing is not None:
+        send(existing.email, "already_registered", user=existing)
+        return None
+    user = User(email=email, name=name.strip(), password_hash=password_hash)
     db.session.add(user)
     db.session.flush()
     send_verification(user)
@@ -101,12 +106,11 @@ def send_verification(user: User) -> None:
 
 
 def resend_verification(email: str) -> None:
+    """Queue the look-up: the answer, and the time it takes, are the same for every address."""
     try:
-        user = find_user(normalize_email(email))
+        enqueue(ADDRESS_MAIL_KIND, {"email": normalize_email(email), "purpose": tokens.VERIFY_EMAIL})
     except AuthError:
         return
-    if user is not None and not user.is_verified:
-        send_verification(user)
 
 
 def verify_email(raw: str) -> User | None:
@@ -128,26 +132,41 @@ def assign_if_corporate(user: User) -> None:
         corporate.make_corporate(user, domain, actor=user)
 
 
-def _failures_since(column, value, since) -> int:
-    return db.session.execute(db.select(func.count()).select_from(LoginFailure)
-                              .where(column == value, LoginFailure.at >= since)).scalar_one()
+def _failures_since(since, **match) -> int:
+    query = db.select(func.count()).select_from(LoginFailure).where(LoginFailure.at >= since)
+    for column, value in match.items():
+        query = query.where(getattr(LoginFailure, column) == value)
+    return db.session.execute(query).scalar_one()
 
 
-def authenticate(email: str, password: str, ip: str) -> User:
-    """Check credentials under the failure limits; return the user or raise AuthError."""
+def authenticate(email: str, password: str, ip: str, device: str | None = None) -> User:
+    """Check credentials under the failure limits; return the user or raise AuthError.
+
+    The same work is done whether the address is registered or not (a password is always
+    verified, against a decoy hash when there is none), so answers and timings are equal.
+    Failures from a browser the person logged in from before (``device``, see ``devices``)
+    are counted for that browser alone: a stranger's guesses lock strangers out, not the owner.
+    """
+    from portal.auth import devices
+
     settings = _settings()
-    email = email.strip().lower()
+    email = email.strip().lower()[:254]
     window = settings["LOGIN_WINDOW_MINUTES"]
     since = utcnow() - timedelta(minutes=window)
-    if _failures_since(LoginFailure.email, email, since) >= settings["LOGIN_MAX_FAILURES"]:
+    user = find_user(email)
+    trusted = devices.device_id_for(device, user)
+    if trusted:
+        if _failures_since(since, device=trusted) >= settings["LOGIN_MAX_FAILURES"]:
+            raise AuthError(f"Too many failed log-ins from this browser. Wait {window} minutes, "
+                            "or reset your password.", code="rate_limited")
+    elif _failures_since(since, email=email, device="") >= settings["LOGIN_MAX_FAILURES"]:
         raise AuthError(f"Too many failed log-ins for this address. Wait {window} minutes, "
                         "or reset your password.", code="rate_limited")
-    if _failures_since(LoginFailure.ip, ip, since) >= settings["LOGIN_MAX_FAILURES_PER_IP"]:
+    if _failures_since(since, ip=ip[:64]) >= settings["LOGIN_MAX_FAILURES_PER_IP"]:
         raise AuthError(f"Too many failed log-ins from your network. Wait {window} minutes and try again.",
                         code="rate_limited")
-    user = find_user(email)
-    if user is None or not verify_password(user.password_hash, password):
-        db.session.add(LoginFailure(email=email[:254], ip=ip[:64]))
+    if not verify_password(user.password_hash if user is not None else None, password) or user is None:
+        db.session.add(LoginFailure(email=email, ip=ip[:64], device=trusted or ""))
         db.session.commit()
         raise AuthError("That address and password do not match.")
     if not user.is_verified:
@@ -158,51 +177,43 @@ def authenticate(email: str, password: str, ip: str) -> User:
 
 
 def start_session(user: User) -> None:
-    session.clear()
-    session.permanent = True
-    login_user(user)
-    session["login_at"] = time.time()
+    sessions.start(user)
     user.last_login_at = utcnow()
     record("user.login", target=user, actor=user)
+
+
+def record_session_end(user: User, which: str, **details) -> None:
+    record("user.end_sessions", target=user, actor=user, which=which, **details)
 
 
 def end_session() -> None:
     if current_user.is_authenticated:
         record("user.logout", target=current_user._get_current_object())
-    logout_user()
-    session.clear()
-
-
-def load_user_from_session_id(session_id: str) -> User | None:
-    user_id, _, nonce = session_id.partition(":")
-    if not user_id.isdigit():
-        return None
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.session_nonce == nonce else None
-
-
-def session_is_current():
-    """End sessions older than the absolute limit, whatever their activity."""
-    if not current_user.is_authenticated:
-        return None
-    started = session.get("login_at", 0)
-    if time.time() - started > _settings()["SESSION_MAX_HOURS"] * 3600:
-        logout_user()
-        session.clear()
-        flash("Your session has ended. Please log in again.", "info")
-    return None
+    sessions.end_current()
 
 
 def request_password_reset(email: str) -> None:
+    """Queue the look-up: the answer, and the time it takes, are the same for every address."""
     try:
-        user = find_user(normalize_email(email))
+        enqueue(ADDRESS_MAIL_KIND, {"email": normalize_email(email), "purpose": tokens.RESET_PASSWORD})
     except AuthError:
         return
-    if user is None:
+
+
+@handler(ADDRESS_MAIL_KIND, max_attempts=20, backoff_seconds=30, backoff_cap_seconds=1800)
+def mail_to_address(job) -> None:
+    """A verification or reset link asked for by address. The token is made here and the mail
+    delivered at once, so no usable link rests in the queue."""
+    user = find_user(job.payload["email"])
+    purpose = job.payload["purpose"]
+    if user is None or (purpose == tokens.VERIFY_EMAIL and user.is_verified):
         return
-    raw = tokens.issue(user, tokens.RESET_PASSWORD, _settings()["TOKEN_HOURS"])
-    send(user.email, "reset_password", user=user, token=raw, hours=_settings()["TOKEN_HOURS"])
-    record("user.request_password_reset", target=user, actor=user)
+    hours = _settings()["TOKEN_HOURS"]
+    raw = tokens.issue(user, purpose, hours)
+    template = "verify_email" if purpose == tokens.VERIFY_EMAIL else "reset_password"
+    deliver_now(user.email, template, user=user, token=raw, hours=hours)
+    if purpose == tokens.RESET_PASSWORD:
+        record("user.request_password_reset", target=user, actor=user)
 
 
 def reset_password(raw: str, password: str) -> User:
@@ -218,6 +229,8 @@ def reset_password(raw: str, password: str) -> User:
     _set_password(user, password)
     # The link arrived in their mailbox: that proves the address too.
     user.email_verified_at = user.email_verified_at or utcnow()
+    # Whoever guessed at the password before no longer keeps the owner out.
+    db.session.execute(delete(LoginFailure).where(LoginFailure.email == user.email))
     record("user.reset_password", target=user, actor=user)
     return user
 
@@ -234,7 +247,7 @@ def change_password(user: User, current: str, new: str) -> None:
 
 def _set_password(user: User, password: str) -> None:
     user.password_hash = hash_password(password)
-    user.session_nonce = secrets.token_hex(16)  # ends every other session
+    sessions.end_all(user, sessions.PASSWORD_CHANGED)
 
 
 def update_profile(user: User, name: str, timezone: str) -> None:

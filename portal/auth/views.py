@@ -1,7 +1,7 @@
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
-from portal.auth import forms, services, sso, tokens
+from portal.auth import devices, forms, services, sessions, sso, tokens
 from portal.extensions import db
 from portal.web.access import PUBLIC, SIGNED_IN, rule
 from portal.web.render import render
@@ -89,7 +89,8 @@ def login():
         abort(404)
     if form.validate_on_submit():
         try:
-            user = services.authenticate(form.email.data, form.password.data, request.remote_addr or "")
+            user = services.authenticate(form.email.data, form.password.data, request.remote_addr or "",
+                                         request.cookies.get(devices.COOKIE))
         except services.AuthError as error:
             db.session.rollback()
             status = 429 if error.code == "rate_limited" else 422
@@ -98,7 +99,9 @@ def login():
                               email=form.email.data, formdata=None))
         services.start_session(user)
         db.session.commit()
-        return redirect(safe_next(request.args.get("next")) or url_for("web.home"))
+        response = redirect(safe_next(request.args.get("next")) or url_for("web.home"))
+        devices.remember(response, user, request.cookies.get(devices.COOKIE))
+        return response
     return render("auth/login.html", form=form, status=422 if form.errors else 200)
 
 
@@ -153,8 +156,13 @@ def profile():
         db.session.commit()
         flash("Your profile is saved.", "success")
         return redirect(url_for("auth.profile"))
-    return render("auth/profile.html", form=form, password_form=password_form,
-                  status=422 if form.errors else 200)
+    return _profile(form, password_form, 422 if form.errors else 200)
+
+
+def _profile(form, password_form, status=200):
+    return render("auth/profile.html", form=form, password_form=password_form, status=status,
+                  sessions=sessions.live_sessions(current_user), this_session=sessions.current(),
+                  browser=sessions.browser_label, end_form=forms.ConfirmForm())
 
 
 @bp.route("/profile/password", methods=["POST"])
@@ -169,11 +177,35 @@ def change_password():
         except services.AuthError as error:
             _fail(password_form, error.field or "password", str(error))
         else:
-            services.start_session(user)
+            services.start_session(user)  # every session ended with the change; this browser gets a new one
             db.session.commit()
             flash("Your password is changed. Your other sessions have ended.", "success")
             return redirect(url_for("auth.profile"))
-    return render("auth/profile.html", form=form, password_form=password_form, status=422)
+    return _profile(form, password_form, 422)
+
+
+@bp.route("/profile/sessions/<int:session_id>/end", methods=["POST"])
+@rule(SIGNED_IN)
+def end_session(session_id):
+    if forms.ConfirmForm().validate_on_submit():
+        if sessions.end_one(current_user, session_id):
+            services.record_session_end(current_user, "one")
+            flash("That session is signed out.", "success")
+        else:
+            flash("That session had already ended.", "info")
+        db.session.commit()
+    return redirect(url_for("auth.profile") + "#sessions")
+
+
+@bp.route("/profile/sessions/end-others", methods=["POST"])
+@rule(SIGNED_IN)
+def end_other_sessions():
+    if forms.ConfirmForm().validate_on_submit():
+        count = sessions.end_all(current_user, sessions.SIGNED_OUT_ELSEWHERE, keep=sessions.current())
+        services.record_session_end(current_user, "others", count=count)
+        db.session.commit()
+        flash(f"Signed out everywhere else ({count} session{'s' if count != 1 else ''}).", "success")
+    return redirect(url_for("auth.profile") + "#sessions")
 
 
 @bp.route("/login/sso")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -14,13 +14,18 @@ ACTION_REQUIRED = "action_required"  # proven, but records or the backend's exte
 FAILED = "failed"                    # the backend's internal checks fail even after a fix
 ENABLED = "enabled"
 DISABLED = "disabled"                # set by an admin
-STATUSES = (PENDING, ACTION_REQUIRED, FAILED, ENABLED, DISABLED)
+TAKEN = "taken"                      # another account proved the name first: this copy is over
+STATUSES = (PENDING, ACTION_REQUIRED, FAILED, ENABLED, DISABLED, TAKEN)
 
 
 class Domain(db.Model):
     __tablename__ = "domains"
     __table_args__ = (UniqueConstraint("account_id", "name", name="uq_domains_account_name"),
-                      Index("ix_domains_name", "name"))
+                      Index("ix_domains_name", "name"),
+                      # One account at most holds a proven copy of a name.
+                      Index("uq_domains_proven_name", "name", unique=True,
+                            sqlite_where=text("verified_at IS NOT NULL"),
+                            postgresql_where=text("verified_at IS NOT NULL")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

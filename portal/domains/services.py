@@ -22,8 +22,9 @@ from portal.auth.models import User
 from portal.backends import service as backends
 from portal.backends.base import BackendError, TransientBackendError
 from portal.domains import dns as dnscheck
-from portal.domains.models import (ACTION_REQUIRED, DISABLED, ENABLED, FAILED, PENDING, Domain,
+from portal.domains.models import (ACTION_REQUIRED, DISABLED, ENABLED, FAILED, PENDING, TAKEN, Domain,
                                    DomainCheckRun)
+from portal.domains.ownership import proven_elsewhere
 from portal.domains.names import DomainNameError, normalize
 from portal.extensions import db
 from portal.jobs.models import QUEUED, RUNNING, Job
@@ -41,10 +42,16 @@ ENABLED_GRACE_CHECKS = 3
 
 # Run when a domain becomes enabled, in the same transaction: (domain) -> None.
 activation_hooks: list[Callable[[Domain], None]] = []
+# Run when another account proves a domain and this copy is taken: (domain) -> None.
+taken_hooks: list[Callable[[Domain], None]] = []
 # Reasons a domain cannot be removed: (domain) -> message or None.
 removal_blockers: list[Callable[[Domain], str | None]] = []
 # What goes with a domain that is removed (history that points at it): (domain) -> None.
 removal_cleanups: list[Callable[[Domain], None]] = []
+
+
+TAKEN_REASON = ("Another account proved that {name} is theirs. This account can no longer use it: remove it, "
+                "or, if the domain is yours, contact the portal's operator.")
 
 
 class DomainError(ValueError):
@@ -65,11 +72,6 @@ def domains_of(account: Account) -> list[Domain]:
         db.select(Domain).where(Domain.account_id == account.id).order_by(Domain.name)).scalars())
 
 
-def claimed_elsewhere(name: str, account_id: int) -> bool:
-    return db.session.execute(db.select(Domain.id).where(
-        Domain.name == name, Domain.account_id != account_id, Domain.verified_at.is_not(None))).first() is not None
-
-
 # -- adding and removing ----------------------------------------------------------
 
 def add_domain(actor: User, account: Account, raw_name: str, connection: str) -> Domain:
@@ -82,7 +84,7 @@ def add_domain(actor: User, account: Account, raw_name: str, connection: str) ->
     if db.session.execute(db.select(Domain.id).where(Domain.account_id == account.id,
                                                      Domain.name == name)).first():
         raise DomainError(f"{name} is already one of this account's domains.")
-    if claimed_elsewhere(name, account.id):
+    if proven_elsewhere(name, account.id):
         raise DomainError(f"{name} has already been proven to belong to another account. "
                           "If it is yours, contact the portal's operator.")
     domain = Domain(account_id=account.id, name=name, connection=connection, status=PENDING,
@@ -133,6 +135,8 @@ def _notify_admins(domain: Domain, before: str) -> None:
 
 
 def disable(actor: User, domain: Domain) -> None:
+    if domain.status == TAKEN:
+        raise DomainError("Another account proved this domain; there is nothing left to disable here.")
     if domain.status == DISABLED:
         raise DomainError("The domain is already disabled.")
     set_status(domain, DISABLED, "Disabled by an administrator: existing users and mailboxes keep working, "
@@ -150,12 +154,28 @@ def enable(actor: User, domain: Domain) -> None:
 
 def mark_verified(actor: User, domain: Domain) -> None:
     """The superadmin vouches for ownership, for DNS the portal cannot see."""
-    if claimed_elsewhere(domain.name, domain.account_id):
+    if proven_elsewhere(domain.name, domain.account_id):
         raise DomainError("Another account has already proven this domain.")
-    domain.verified_at = domain.verified_at or utcnow()
+    if domain.verified_at is None:
+        domain.verified_at = utcnow()
+        end_other_claims(domain)
     domain.verified_by_hand = True
+    if domain.status == TAKEN:
+        set_status(domain, PENDING, "Ownership was vouched for by the portal's operator; checking the domain now.",
+                   actor=actor)
     record("domain.mark_verified", account=domain.account_id, target=domain, actor=actor)
     schedule_check(domain, trigger="manual")
+
+
+def end_other_claims(domain: Domain) -> None:
+    """``domain`` was just proven: every other account's copy of the name is over, and its admins are told."""
+    db.session.flush()  # the partial unique index refuses a second proven copy here, under a race
+    others = db.session.execute(db.select(Domain).where(
+        Domain.name == domain.name, Domain.id != domain.id, Domain.status != TAKEN)).scalars().all()
+    for other in others:
+        set_status(other, TAKEN, TAKEN_REASON.format(name=other.name))
+        for hook in taken_hooks:
+            hook(other)
 
 
 # -- checks ------------------------------------------------------------------------
@@ -188,6 +208,8 @@ def schedule_check(domain: Domain, *, trigger: str, delay: timedelta = timedelta
 
 
 def request_check(actor: User, domain: Domain) -> None:
+    if domain.status == TAKEN and proven_elsewhere(domain.name, domain.account_id):
+        raise DomainError("Another account has proven this domain; it cannot be checked for this account.")
     if domain.status == DISABLED:
         raise DomainError("The domain is disabled: enable it to check it again.")
     now = utcnow()
@@ -212,20 +234,24 @@ def run_check(domain: Domain, trigger: str) -> DomainCheckRun | None:
     """Check ownership, records and the backend; move the status; schedule the next check."""
     if domain.status == DISABLED:
         return None
+    if proven_elsewhere(domain.name, domain.account_id):
+        if domain.status != TAKEN:
+            set_status(domain, TAKEN, TAKEN_REASON.format(name=domain.name))
+        return None
+    if domain.status == TAKEN:
+        # The account that proved it gave the name up: this copy may be proven again.
+        set_status(domain, PENDING, "The account that had proven this domain removed it; checking again.")
     now = utcnow()
     before = domain.status
     lookup = _lookup()
     ownership = dnscheck.compare(lookup, challenge_name(domain), "TXT", domain.challenge,
                                  "Proves the domain belongs to this account")
     results = [ownership]
-    notes: list[str] = []
     if ownership.state == dnscheck.OK and domain.verified_at is None:
-        if claimed_elsewhere(domain.name, domain.account_id):
-            notes.append("Another account has already proven this domain.")
-        else:
-            domain.verified_at = now
-            record("domain.verify", account=domain.account_id, target=domain)
-    status, reason = _decide(domain, lookup, results, notes)
+        domain.verified_at = now
+        record("domain.verify", account=domain.account_id, target=domain)
+        end_other_claims(domain)
+    status, reason = _decide(domain, lookup, results)
     status, reason = _apply_grace(domain, before, status, reason, now)
     domain.records = [result.as_dict() for result in results]
     domain.last_checked_at = now
@@ -237,12 +263,12 @@ def run_check(domain: Domain, trigger: str) -> DomainCheckRun | None:
     return run
 
 
-def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list, notes: list[str]) -> tuple[str, str]:
+def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list) -> tuple[str, str]:
     ownership = results[0]
     if domain.verified_at is None:
         if ownership.state == dnscheck.UNKNOWN:
             return PENDING, f"Ownership could not be checked: {ownership.message}. The portal will try again."
-        return PENDING, " ".join(notes) or (
+        return PENDING, (
             f"Publish a TXT record at {challenge_name(domain)} with the value shown below; "
             "the portal checks it automatically.")
     domain.backend_checks = []

@@ -10,6 +10,7 @@ from portal.auth.models import User
 from portal.backends import service as backends
 from portal.backends.base import BackendError, DomainSetting, TransientBackendError, validate_domain_settings
 from portal.backends.registry import backend_class
+from portal.domains import ownership
 from portal.domains.models import Domain
 from portal.extensions import db
 from portal.jobs.registry import PermanentJobError, handler
@@ -52,6 +53,8 @@ def parse_form(domain: Domain, form) -> tuple[dict[str, Any], dict[str, str]]:
                 values[setting.key] = None
             elif not text.isdigit():
                 problems[setting.key] = "Enter a whole number."
+            elif len(text) > 12:
+                problems[setting.key] = "That number is far too large."
             else:
                 values[setting.key] = int(text) * (MEGABYTE if shown_in_megabytes(setting) else 1)
         else:
@@ -59,8 +62,29 @@ def parse_form(domain: Domain, form) -> tuple[dict[str, Any], dict[str, str]]:
     return values, problems
 
 
+def ownership_problems(domain: Domain, values: dict[str, Any]) -> dict[str, str]:
+    """Settings that route mail (domain aliases, a catch-all) may only name what the account proved."""
+    problems: dict[str, str] = {}
+    routing = [key for key in ("domain_aliases", "catch_all") if values.get(key)]
+    if not routing:
+        return problems
+    try:
+        ownership.usable_domain(domain.account_id, domain, ownership.ROUTE)
+    except ownership.NameRefused as refusal:
+        return {key: str(refusal) for key in routing}
+    for name in values.get("domain_aliases") or []:
+        try:
+            ownership.usable_domain(domain.account_id, name, ownership.ROUTE)
+        except ownership.NameRefused as refusal:
+            problems["domain_aliases"] = f"{name}: {refusal} Only this account's own proven domains can be aliases."
+            break
+    return problems
+
+
 def save(actor: User, domain: Domain, values: dict[str, Any]) -> None:
     problems = validate_domain_settings(specs(domain), values, domain=domain.name)
+    problems.update({key: message for key, message in ownership_problems(domain, values).items()
+                     if key not in problems})
     if problems:
         raise SettingsInvalid(problems)
     changed = sorted(key for key in values if (domain.settings or {}).get(key) != values[key])
@@ -90,6 +114,13 @@ def apply_settings(job) -> None:
     domain = db.session.get(Domain, job.payload["domain_id"])
     if domain is None:
         return
+    refused = ownership_problems(domain, domain.settings or {})
+    if refused:
+        # Ownership may have changed since the settings were saved: nothing is routed on a stale claim.
+        message = "; ".join(refused.values())
+        domain.settings_state, domain.settings_message, domain.settings_hints = FAILED, message, refused
+        db.session.commit()
+        raise PermanentJobError(message)
     try:
         backends.for_domain(domain).set_domain_settings(domain.name, domain.settings or {})
     except TransientBackendError:

@@ -20,6 +20,7 @@ from portal.audit.services import record
 from portal.auth import tokens
 from portal.auth.models import User
 from portal.auth.services import AuthError, find_user, normalize_email
+from portal.domains import ownership
 from portal.extensions import db
 from portal.invitations.models import (ACCEPTED, DECLINED, DRAFT, PENDING, REVOKED, Invitation,
                                        InvitationGrant)
@@ -68,6 +69,7 @@ def start(actor: User, account: Account, raw_email: str) -> Invitation:
     existing_user = find_user(email)
     if existing_user is not None and membership_of(existing_user, account) is not None:
         raise InvitationError(f"{email} is already a member of this account.")
+    _refuse_unusable_personal_mailbox(account, email)
     open_one = db.session.execute(db.select(Invitation).where(
         Invitation.account_id == account.id, Invitation.email == email,
         Invitation.status.in_((DRAFT, PENDING)))).scalars().first()
@@ -78,6 +80,19 @@ def start(actor: User, account: Account, raw_email: str) -> Invitation:
     db.session.flush()
     record("invitation.create", account=account, target=invitation, target_label=email)
     return invitation
+
+
+def _refuse_unusable_personal_mailbox(account: Account, email: str) -> None:
+    """Someone invited at an address on the account's active domain gets a personal mailbox on
+    accepting (when the account gives them): refuse now an address its backend would refuse then."""
+    domain = corporate.active_domain_of(email)
+    if domain is None or domain.account_id != account.id or not account.personal_mailboxes:
+        return
+    try:
+        ownership.address_for(account.id, domain, email.split("@", 1)[0], ownership.ROUTE, field="email")
+    except ownership.NameRefused as refusal:
+        if not ownership.address_taken(domain, email):
+            raise InvitationError(f"No personal mailbox can have this address: {refusal}") from None
 
 
 def _check_grant(actor: User, account: Account, grant: InvitationGrant) -> None:

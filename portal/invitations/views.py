@@ -1,5 +1,6 @@
-from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from portal.auth.forms import ConfirmForm
 from portal.auth.services import AuthError, find_user, start_session
@@ -11,6 +12,7 @@ from portal.roles import catalogue
 from portal.roles.services import roles_for
 from portal.web.access import PUBLIC, SIGNED_IN, member, rule
 from portal.web.loaders import load_or_404
+from portal.web.inputs import form_id
 from portal.web.render import render
 
 bp = Blueprint("invitations", __name__)
@@ -75,10 +77,10 @@ def add_grant(account_id, invitation_id):
     def add(invitation):
         mailbox = None
         if request.form.get("scope") == "mailbox":
-            mailbox = mailbox_in_account(g.account, request.form.get("mailbox_id", type=int) or 0)
+            mailbox = mailbox_in_account(g.account, form_id("mailbox_id") or 0)
             if mailbox is None:
                 raise services.InvitationError("Choose a mailbox.")
-        role_id = request.form.get("role_id", type=int)
+        role_id = form_id("role_id")
         permission = request.form.get("permission") or None
         if not role_id and not permission:
             raise services.InvitationError("Choose a role, a permission, or both.")
@@ -161,15 +163,21 @@ def register(token):
     if form.validate_on_submit():
         try:
             user, gone = services.register_and_accept(token, form.name.data or "", form.password.data)
+            start_session(user)
+            db.session.commit()
         except AuthError as error:
             db.session.rollback()
             form.password.errors.append(str(error))
         except services.InvitationError as error:
             db.session.rollback()
             return render("invitations/link_dead.html", status=409, invitation=invitation, reason=str(error))
+        except IntegrityError:
+            # The same link was used at the same moment (a double click): the other request registered.
+            db.session.rollback()
+            session.clear()
+            return render("invitations/link_dead.html", status=409, invitation=invitation,
+                          reason="This invitation was just used to register; log in instead.")
         else:
-            start_session(user)
-            db.session.commit()
             flash(f"Welcome. You are now a member of {invitation.account.name}.", "success")
             if gone:
                 flash("Some of what the invitation offered is no longer available: " + ", ".join(gone) + ".", "info")

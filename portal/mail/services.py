@@ -4,6 +4,7 @@ change that caused it; the worker delivers it."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import smtplib
 import ssl
@@ -17,6 +18,7 @@ from flask import current_app, render_template
 
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
+from portal.sealing import QUEUED_MAIL, seal, unseal
 
 
 def render_message(to: str, template: str, **context) -> dict:
@@ -31,8 +33,24 @@ def render_message(to: str, template: str, **context) -> dict:
 
 
 def send(to: str, template: str, *, for_account=None, **context) -> None:
-    """Queue ``mail/<template>``; ``for_account`` files the job under an account."""
-    enqueue("mail.send", render_message(to, template, **context), subject=f"mail:{template}", account=for_account)
+    """Queue ``mail/<template>``; ``for_account`` files the job under an account.
+
+    The body may hold a one-time link: while it waits in the queue it is sealed (encrypted
+    with a key derived from the portal's secret), and only the recipient and subject are clear.
+    """
+    message = render_message(to, template, **context)
+    body = json.dumps({"text": message["text"], "html": message["html"]})
+    payload = {"to": message["to"], "subject": message["subject"],
+               "sealed": seal(QUEUED_MAIL, body).decode("ascii")}
+    enqueue("mail.send", payload, subject=f"mail:{template}", account=for_account)
+
+
+def _opened(payload: dict) -> dict:
+    body = unseal(QUEUED_MAIL, payload["sealed"].encode("ascii"))
+    if body is None:
+        raise PermanentJobError("the message was sealed with another secret key and cannot be read; "
+                                "the portal's secret key changed while it waited")
+    return {"to": payload["to"], "subject": payload["subject"], **json.loads(body)}
 
 
 def build_message(payload: dict, sender: str) -> EmailMessage:
@@ -130,7 +148,7 @@ def hand_over(payload: dict, name: str) -> None:
 
 @handler("mail.send", max_attempts=20, backoff_seconds=30, backoff_cap_seconds=1800)
 def deliver(job) -> None:
-    hand_over(job.payload, f"{job.id:08d}")
+    hand_over(_opened(job.payload), f"{job.id:08d}")
     # The body may hold a one-time link: once delivered it is not kept at rest.
     job.payload = {"to": job.payload["to"], "subject": job.payload["subject"], "delivered": True}
 

@@ -5,8 +5,21 @@ from wtforms.validators import Length, NumberRange, Optional
 UNITS = {"MB": 1024 ** 2, "GB": 1024 ** 3}
 
 
+class WholeNumberField(IntegerField):
+    """A whole number as people type it: ASCII digits, short enough to compare (WTForms' range
+    check overflows on a 300-digit number)."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and valuelist[0].strip():
+            text = valuelist[0].strip()
+            if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 12:
+                self.data = None
+                raise ValueError("Enter a whole number of at most 12 digits.")
+        super().process_formdata(valuelist)
+
+
 class QuotaMixin:
-    quota = IntegerField("Quota", validators=[Optional(), NumberRange(min=1, max=1024 * 1024,
+    quota = WholeNumberField("Quota", validators=[Optional(), NumberRange(min=1, max=1024 * 1024,
                                                                       message="Enter a whole number above zero.")])
     quota_unit = SelectField("Unit", choices=[("MB", "MB"), ("GB", "GB")], default="GB")
 

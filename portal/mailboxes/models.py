@@ -23,7 +23,9 @@ STATUSES = (PENDING, PROVISIONING, ENABLED, DISABLED, FAILED, DELETED)
 
 class Mailbox(db.Model):
     __tablename__ = "mailboxes"
-    __table_args__ = (UniqueConstraint("address", name="uq_mailboxes_address"),
+    # An address is unique within one account's copy of a domain: a copy that is not proven
+    # never blocks (or reveals) the addresses of the account that proved the name.
+    __table_args__ = (UniqueConstraint("domain_id", "address", name="uq_mailboxes_domain_address"),
                       Index("ix_mailboxes_account_status", "account_id", "status"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -42,6 +44,8 @@ class Mailbox(db.Model):
     # What the admin wants; the status says what the backend has.
     want_active: Mapped[bool] = mapped_column(default=True)
     backend_id: Mapped[str | None] = mapped_column(String(128))
+    # The backend made the mailbox but its answer, with the first password, was lost.
+    password_lost: Mapped[bool] = mapped_column(default=False)
     # The backend's own administrator privilege (Mail-in-a-Box admins manage the whole box).
     backend_admin: Mapped[bool] = mapped_column(default=False)
     # Protocol name -> allowed, where the backend has protocol switches; None: its defaults.

@@ -8,13 +8,7 @@ mailbox instead of making a second one.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 from datetime import timedelta
-
-from cryptography.fernet import Fernet, InvalidToken
-from flask import current_app
 
 from portal.accounts.models import Account, Membership
 from portal.accounts.services import add_member
@@ -23,6 +17,7 @@ from portal.auth.models import User
 from portal.backends import service as backends
 from portal.backends.base import BackendError, ChangeNotKept, MailboxSpec, TransientBackendError, Unsupported
 from portal.backends.registry import backend_class
+from portal.domains import ownership
 from portal.domains import services as domains
 from portal.domains.models import DISABLED as DOMAIN_DISABLED
 from portal.domains.models import ENABLED as DOMAIN_ENABLED
@@ -36,12 +31,12 @@ from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING
                                      Mailbox, MailboxAlias, MailboxSecret, ProvisioningAttempt)
 from portal.roles import catalogue
 from portal.roles.services import grant_mailbox_role, system_role
+from portal.sealing import MAILBOX_PASSWORD, seal, unseal
 from portal.timeutil import utcnow
 
 PROVISION_KIND = "mailbox.provision"
 OPERATIONS = ("create", "set_active", "delete", "reset_password", "set_quota")
 SECRET_LIFETIME = timedelta(days=7)
-_LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?$")
 
 
 class MailboxError(ValueError):
@@ -63,14 +58,13 @@ def capabilities_of(mailbox: Mailbox):
 
 # -- creating ---------------------------------------------------------------------
 
-def validate_local_part(raw: str) -> str:
-    local_part = raw.strip().lower()
-    if not local_part:
-        raise MailboxError("Enter the part before the @.", "local_part")
-    if len(local_part) > 64 or not _LOCAL_PART.match(local_part) or ".." in local_part:
-        raise MailboxError("Use lower-case letters, digits and . _ + - (not at the start or end), "
-                           "at most 64 characters.", "local_part")
-    return local_part
+def _login_holder_problem(address: str, kind: str, owner: User | None) -> str | None:
+    """Whoever holds a mailbox at someone's login address could take over their profile: only
+    that person's own personal mailbox may have it."""
+    holder = db.session.execute(db.select(User).where(User.email == address)).scalar_one_or_none()
+    if holder is not None and (kind != PERSONAL or owner is None or owner.id != holder.id):
+        return f"{address} is {holder.email}'s login address: only their own personal mailbox may have it."
+    return None
 
 
 def create_mailbox(actor: User | None, account: Account, domain: Domain, local_part: str, *,
@@ -78,15 +72,11 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
                    display_name: str = "", quota_bytes: int | None = None,
                    owner_role=None) -> Mailbox:
     """``owner_role``: the mailbox role the owner gets (default Mailbox Owner)."""
-    if domain.account_id != account.id:
-        raise MailboxError("Choose one of this account's domains.", "domain")
-    if domain.status == DOMAIN_DISABLED:
-        raise MailboxError(f"{domain.name} is disabled: no new mailboxes can be created on it.", "domain")
-    local_part = validate_local_part(local_part)
-    address = f"{local_part}@{domain.name}"
-    if db.session.execute(db.select(Mailbox.id).where(Mailbox.address == address,
-                                                      Mailbox.status != DELETED)).first():
-        raise MailboxError(f"{address} already exists.", "local_part")
+    try:
+        domain, address = ownership.address_for(account.id, domain, local_part, ownership.RESERVE)
+    except ownership.NameRefused as refusal:
+        raise MailboxError(str(refusal), refusal.field) from None
+    local_part = address.split("@", 1)[0]
     capabilities = backends.capabilities(domain.connection)
     if quota_bytes is not None:
         if quota_bytes <= 0:
@@ -104,12 +94,12 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     limit_problem = mailbox_limit_problem(domain, in_use)
     if limit_problem:
         raise MailboxError(limit_problem, "domain")
-    holder = db.session.execute(db.select(User).where(User.email == address)).scalar_one_or_none()
-    if holder is not None and (kind != PERSONAL or owner is None or owner.id != holder.id):
-        # Whoever holds a mailbox at someone's login address could take over their profile.
-        raise MailboxError(f"{address} is {holder.email}'s login address: only their own personal mailbox "
-                           "may have it.", "owner" if kind == PERSONAL else "local_part")
-    previous = db.session.execute(db.select(Mailbox).where(Mailbox.address == address,
+    # On a copy of a domain that is not proven yet, nothing about who holds which address on
+    # the real domain may be revealed: this is checked again when the mailbox is provisioned.
+    holder_problem = _login_holder_problem(address, kind, owner) if domain.verified_at else None
+    if holder_problem:
+        raise MailboxError(holder_problem, "owner" if kind == PERSONAL else "local_part")
+    previous = db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id, Mailbox.address == address,
                                                            Mailbox.status == DELETED)).scalar_one_or_none()
     if previous is not None:
         # Re-creating a removed address: the backend may restore what it archived.
@@ -136,11 +126,25 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
 
 
 def provision_pending(domain: Domain) -> None:
-    """Activation hook: a domain just became enabled; create what waited for it."""
+    """Activation hook: a domain just became enabled; create what waited for it, unless the
+    address turned out to be someone's login address (checked only now that the domain is proven)."""
     pending = db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id,
                                                           Mailbox.status == PENDING)).scalars().all()
     for mailbox in pending:
+        problem = _login_holder_problem(mailbox.address, mailbox.kind, mailbox.owner)
+        if problem:
+            mailbox.status, mailbox.status_reason = FAILED, f"Not created: {problem}"
+            continue
         _start(mailbox, "create")
+
+
+def stop_on_taken_domain(domain: Domain) -> None:
+    """Another account proved the domain: what waited on this account's copy will never be created."""
+    for mailbox in db.session.execute(db.select(Mailbox).where(
+            Mailbox.domain_id == domain.id, Mailbox.status.in_((PENDING, PROVISIONING)))).scalars():
+        mailbox.status = FAILED
+        mailbox.status_reason = (f"Not created: another account proved that {domain.name} is theirs. "
+                                 "Delete this mailbox.")
 
 
 def mailboxes_block_removal(domain: Domain) -> str | None:
@@ -161,6 +165,7 @@ def forget_deleted_mailboxes(domain: Domain) -> None:
 
 
 domains.activation_hooks.append(provision_pending)
+domains.taken_hooks.append(stop_on_taken_domain)
 domains.removal_blockers.append(mailboxes_block_removal)
 domains.removal_cleanups.append(forget_deleted_mailboxes)
 
@@ -231,8 +236,22 @@ def delete(actor: User, mailbox: Mailbox) -> str:
     return f"The {mailbox.domain.connection} backend cannot delete mailboxes, so it is being disabled instead."
 
 
+def _require_outranks_holder(actor: User, mailbox: Mailbox) -> None:
+    """The password of a mailbox at someone's login address opens their profile too (a password
+    reset mail arrives there): only someone who holds every right that person holds may get it."""
+    from portal.roles.services import outranks
+
+    holder = db.session.execute(db.select(User).where(User.email == mailbox.address)).scalar_one_or_none()
+    if holder is None or holder.id == actor.id:
+        return
+    if not outranks(actor, db.session.get(Account, mailbox.account_id), holder):
+        raise MailboxError(f"{mailbox.address} is {holder.email}'s login address, and they hold rights you do "
+                           "not hold: only they, or someone who holds all their rights, may get its password.")
+
+
 def reset_password(actor: User, mailbox: Mailbox) -> None:
     _require_live(mailbox)
+    _require_outranks_holder(actor, mailbox)
     if not capabilities_of(mailbox).can_reset_password:
         raise MailboxError(f"The {mailbox.domain.connection} backend cannot reset passwords.")
     _start(mailbox, "reset_password")
@@ -265,14 +284,9 @@ def retry(actor: User, mailbox: Mailbox) -> None:
 
 # -- one-time passwords ------------------------------------------------------------
 
-def _fernet() -> Fernet:
-    key = hashlib.sha256(b"mailbox-secrets:" + current_app.secret_key.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
 def keep_secret(mailbox: Mailbox, password: str) -> None:
     db.session.execute(db.delete(MailboxSecret).where(MailboxSecret.mailbox_id == mailbox.id))
-    db.session.add(MailboxSecret(mailbox_id=mailbox.id, ciphertext=_fernet().encrypt(password.encode()),
+    db.session.add(MailboxSecret(mailbox_id=mailbox.id, ciphertext=seal(MAILBOX_PASSWORD, password),
                                  expires_at=utcnow() + SECRET_LIFETIME))
 
 
@@ -283,6 +297,7 @@ def waiting_secret(mailbox: Mailbox) -> MailboxSecret | None:
 
 def reveal_secret(actor: User, mailbox: Mailbox) -> str | None:
     """The generated password, once: it is deleted as it is read."""
+    _require_outranks_holder(actor, mailbox)
     secret = waiting_secret(mailbox)
     if secret is None:
         return None
@@ -290,10 +305,7 @@ def reveal_secret(actor: User, mailbox: Mailbox) -> str | None:
     if removed != 1:
         return None
     record("mailbox.reveal_password", account=mailbox.account_id, target=mailbox, actor=actor)
-    try:
-        return _fernet().decrypt(secret.ciphertext).decode()
-    except InvalidToken:
-        return None
+    return unseal(MAILBOX_PASSWORD, secret.ciphertext)
 
 
 # -- the worker side ---------------------------------------------------------------
@@ -319,6 +331,8 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         mailbox.backend_id = result.backend_id or mailbox.backend_id
         if result.generated_password:
             keep_secret(mailbox, result.generated_password)
+        # Made by an earlier attempt whose answer was lost: nobody has its first password.
+        mailbox.password_lost = not result.created and waiting_secret(mailbox) is None
         mailbox.status = DISABLED if not mailbox.want_active and can_disable else ENABLED
         return "Created on the backend." if result.created else "Already on the backend (an earlier attempt made it)."
     if operation == "set_active":
@@ -342,6 +356,7 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         return "Archived on the backend." if backend.capabilities.mailbox_delete_archives else "Deleted."
     if operation == "reset_password":
         keep_secret(mailbox, backend.reset_password(mailbox.address))
+        mailbox.password_lost = False
         return "New password set; it can be revealed once on the mailbox page."
     if operation == "set_quota":
         backend.set_quota(mailbox.address, mailbox.quota_bytes)
@@ -513,30 +528,19 @@ def default_protocols(domain: Domain) -> dict[str, bool] | None:
 SERVICE_PROTOCOLS = {"imap": "imap4", "pop": "pop3", "smtp": "smtp", "webmail": "webmail"}
 
 
-def address_in_use(account_id: int, address: str) -> bool:
-    return bool(db.session.execute(db.select(Mailbox.id).where(
-        Mailbox.account_id == account_id, Mailbox.address == address, Mailbox.status != DELETED)).first()
-        or db.session.execute(db.select(MailboxAlias.id).join(Mailbox).where(
-            Mailbox.account_id == account_id, MailboxAlias.address == address)).first())
-
-
 def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
-    from portal.auth.services import AuthError, normalize_email
-
     _require_live(mailbox)
     if not capabilities_of(mailbox).mailbox_aliases:
         raise MailboxError(f"The {mailbox.domain.connection} backend has no mailbox aliases.", "alias")
     try:
-        address = normalize_email(raw)
-    except AuthError as error:
-        raise MailboxError(str(error), "alias") from None
-    domain_name = address.rsplit("@", 1)[1]
-    domain = db.session.execute(db.select(Domain).where(Domain.account_id == mailbox.account_id,
-                                                        Domain.name == domain_name)).scalar_one_or_none()
-    if domain is None or domain.status == DOMAIN_DISABLED:
-        raise MailboxError("An alias must be on one of this account's domains that is not disabled.", "alias")
-    if address_in_use(mailbox.account_id, address):
-        raise MailboxError(f"{address} is already used in this account.", "alias")
+        local_part, domain_name = ownership.split(raw, "alias")
+        domain, address = ownership.address_for(mailbox.account_id, domain_name, local_part, ownership.ROUTE,
+                                                field="alias", alias=True)
+    except ownership.NameRefused as refusal:
+        raise MailboxError(str(refusal), "alias") from None
+    if domain.connection != mailbox.domain.connection:
+        raise MailboxError(f"An alias must be on a domain served by the same mail system as the mailbox "
+                           f"({mailbox.domain.connection}).", "alias")
     alias = MailboxAlias(mailbox_id=mailbox.id, address=address, state="adding")
     db.session.add(alias)
     db.session.flush()

@@ -7,6 +7,7 @@ from portal.auth.models import User
 from portal.backends import service as backends
 from portal.backends.base import PROTOCOL_LABELS
 from portal.domains.models import DISABLED as DOMAIN_DISABLED
+from portal.domains.models import TAKEN as DOMAIN_TAKEN
 from portal.domains.services import domain_in_account, domains_of
 from portal.extensions import db
 from portal.mailboxes import drift, forms, services
@@ -17,6 +18,7 @@ from portal.roles.views import picker_state
 from portal.web.access import member, on_mailbox, rule
 from portal.web.loaders import load_or_404
 from portal.web.htmx import is_htmx
+from portal.web.inputs import arg_id, arg_page, form_id
 from portal.web.render import render
 
 bp = Blueprint("mailboxes", __name__)
@@ -25,12 +27,12 @@ bp = Blueprint("mailboxes", __name__)
 @bp.route("/accounts/<int:account_id>/mailboxes")
 @rule(member())
 def index(account_id):
-    filters = {"domain": request.args.get("domain", type=int) or 0, "status": request.args.get("status", ""),
+    filters = {"domain": arg_id("domain") or 0, "status": request.args.get("status", ""),
                "owner": request.args.get("owner", "").strip()[:254]}
     if filters["status"] not in STATUSES:
         filters["status"] = ""
     page = services.visible_mailboxes(current_user, g.account, domain_id=filters["domain"], status=filters["status"],
-                                      owner=filters["owner"], page=max(request.args.get("page", 1, type=int), 1))
+                                      owner=filters["owner"], page=arg_page())
     return render("mailboxes/index.html", block="list", account=g.account, page=page, filters=filters,
                   domains=domains_of(g.account), statuses=STATUSES)
 
@@ -38,7 +40,7 @@ def index(account_id):
 def _form(formdata=None):
     form = forms.MailboxForm() if formdata is None else forms.MailboxForm(formdata=formdata)
     form.domain.choices = [(d.id, f"{d.unicode_name} ({d.status.replace('_', ' ')})") for d in domains_of(g.account)
-                           if d.status != DOMAIN_DISABLED]
+                           if d.status not in (DOMAIN_DISABLED, DOMAIN_TAKEN)]
     form.owner.choices = [(0, "—")] + [(u.id, u.email) for u in services.owner_candidates(g.account)]
     return form
 
@@ -129,7 +131,11 @@ def reset_password(account_id, mailbox_id):
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/password/reveal", methods=["POST"])
 @rule(on_mailbox("mailbox.password"))
 def reveal_password(account_id, mailbox_id):
-    password = services.reveal_secret(current_user, g.mailbox)
+    try:
+        password = services.reveal_secret(current_user, g.mailbox)
+    except services.MailboxError as refusal:
+        db.session.rollback()
+        return _page(g.mailbox, 403, str(refusal))
     db.session.commit()
     if password is None:
         return _page(g.mailbox, 410, "There is no password to reveal: it was already shown, or it expired.")
@@ -202,7 +208,7 @@ def _member_mailboxes(membership, chosen_id, status=200, error=None, picker=None
 @rule(member("members.view"))
 def member_access(account_id, membership_id):
     membership = load_or_404(member_in_account, membership_id)
-    return _member_mailboxes(membership, request.args.get("mailbox", type=int) or 0)
+    return _member_mailboxes(membership, arg_id("mailbox") or 0)
 
 
 def _back(account_id, membership_id, mailbox_id):
@@ -215,7 +221,7 @@ def _back(account_id, membership_id, mailbox_id):
 @rule(on_mailbox("mailbox.access"))
 def add_member_role(account_id, membership_id, mailbox_id):
     membership = load_or_404(member_in_account, membership_id)
-    role = roles.role_in_account(g.account, request.form.get("role_id", type=int) or 0)
+    role = roles.role_in_account(g.account, form_id("role_id") or 0)
     try:
         if role is None:
             raise roles.AccessError("Choose a mailbox role.")

@@ -30,8 +30,6 @@ PERMISSIONS: tuple[Permission, ...] = (
                "Delete the account; every member loses access to it.", ACCOUNT, "Account"),
     Permission("members.view", "See members",
                "List the account's members and their access.", ACCOUNT, "Members"),
-    Permission("members.add", "Add members",
-               "Add people who already have a profile to the account.", ACCOUNT, "Members"),
     Permission("members.remove", "Remove members",
                "Take a member out of the account, with all their access.", ACCOUNT, "Members"),
     Permission("access.grant", "Grant access",

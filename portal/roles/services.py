@@ -299,6 +299,32 @@ def mailbox_permissions(user: User, account: Account, mailbox_id: int) -> frozen
     return frozenset(granted) & catalogue.codes(catalogue.MAILBOX)
 
 
+def outranks(actor: User, account: Account, user: User) -> bool:
+    """Whether ``actor`` holds every right ``user`` holds: in this account, on each of its
+    mailboxes, and anywhere else. Only then may ``actor`` obtain the means to act as ``user``
+    (an onboarding link, a reset of their second factors)."""
+    if actor.is_superadmin:
+        return True
+    if user.is_superadmin:
+        return False
+    held: dict[tuple[int, int | None], list[Grant]] = {}
+    for grant, account_id in db.session.execute(
+            db.select(Grant, Membership.account_id).join(Membership, Membership.id == Grant.membership_id)
+            .where(Membership.user_id == user.id)).all():
+        if account_id != account.id:
+            return False  # rights in an account the actor cannot see, let alone hold
+        held.setdefault((account_id, grant.mailbox_id), []).append(grant)
+    actor_account = account_permissions(actor, account)
+    for (_, mailbox_id), grants in held.items():
+        wanted = permissions_of_grants(grants)
+        if mailbox_id is None:
+            if wanted - actor_account:
+                return False
+        elif "mailboxes.manage" not in actor_account and wanted - mailbox_permissions(actor, account, mailbox_id):
+            return False
+    return True
+
+
 def _require_holds_on_mailbox(actor: User, account: Account, mailbox_id: int, wanted: set[str]) -> None:
     held = mailbox_permissions(actor, account, mailbox_id)
     if "mailbox.access" not in held:

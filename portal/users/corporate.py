@@ -14,6 +14,7 @@ from portal.audit.services import record
 from portal.auth.models import User
 from portal.domains.models import DISABLED, ENABLED, Domain
 from portal.domains.names import DomainNameError, normalize
+from portal.domains.ownership import proven_copy
 from portal.extensions import db
 
 
@@ -31,10 +32,7 @@ def _domain_name(address: str) -> str | None:
 def claimed_domain(address: str) -> Domain | None:
     """The proven domain the address is on, whatever its status."""
     name = _domain_name(address)
-    if name is None:
-        return None
-    return db.session.execute(db.select(Domain).where(Domain.name == name, Domain.verified_at.is_not(None))
-                              .order_by(Domain.id)).scalars().first()
+    return proven_copy(name) if name is not None else None
 
 
 def check_registration_allowed(address: str) -> None:
@@ -62,7 +60,7 @@ def make_corporate(user: User, domain: Domain, *, personal_mailbox: bool | None 
     ``personal_mailbox`` None follows the account's setting.
     """
     from portal.mailboxes.models import DELETED, Mailbox
-    from portal.mailboxes.services import create_mailbox
+    from portal.mailboxes.services import MailboxError, create_mailbox
     from portal.roles.models import Role
 
     account = db.session.get(Account, domain.account_id)
@@ -73,11 +71,16 @@ def make_corporate(user: User, domain: Domain, *, personal_mailbox: bool | None 
     wanted = account.personal_mailboxes if personal_mailbox is None else personal_mailbox
     if not wanted or domain.status != ENABLED:
         return None
-    existing = db.session.execute(db.select(Mailbox).where(Mailbox.address == user.email,
+    existing = db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id, Mailbox.address == user.email,
                                                            Mailbox.status != DELETED)).scalar_one_or_none()
     if existing is not None:
         return existing
     role = db.session.get(Role, account.personal_mailbox_role_id) if account.personal_mailbox_role_id else None
     first, _, last = (user.name or "").partition(" ")
-    return create_mailbox(actor, account, domain, user.email.split("@", 1)[0], kind="personal", owner=user,
-                          first_name=first, last_name=last, display_name=user.name or "", owner_role=role)
+    try:
+        return create_mailbox(actor, account, domain, user.email.split("@", 1)[0], kind="personal", owner=user,
+                              first_name=first, last_name=last, display_name=user.name or "", owner_role=role)
+    except MailboxError as refusal:
+        # The person joins all the same; the admins see why no mailbox was made.
+        record("user.personal_mailbox_refused", account=account, target=user, actor=actor, reason=str(refusal))
+        return None

@@ -10,7 +10,6 @@ updates them instead: nobody is created twice.
 from __future__ import annotations
 
 import io
-import secrets
 
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import insert
@@ -24,18 +23,19 @@ from portal.domains.models import Domain
 from portal.jobs.models import Job
 from portal.jobs.registry import get_handler, handler
 from portal.jobs.services import enqueue
-from portal.mail.services import deliver_now
 from portal.mailboxes.models import DELETED, PROVISIONING, Mailbox
 from portal.mailboxes.services import PROVISION_KIND, default_protocols
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
 from portal.roles.services import system_role
+from portal.spreadsheets import cells
 from portal.timeutil import utcnow
 from portal.users import workbook
-from portal.users.models import DONE, FAILED, PREVIEWED, QUEUED, RUNNING, ImportRun
+from portal.users.models import CHECKING, DONE, FAILED, PREVIEWED, QUEUED, REFUSED, RUNNING, ImportRun
+from portal.users.services import ONBOARDING_KIND
 
 IMPORT_KIND = "users.import"
-ONBOARDING_KIND = "users.onboarding"
+PREVIEW_KIND = "users.import_preview"
 CHUNK = 500
 
 
@@ -53,22 +53,55 @@ def runs_of(account: Account) -> list[ImportRun]:
                                    .order_by(ImportRun.id.desc()).limit(20)).scalars())
 
 
-def preview(actor: User, account: Account, filename: str, data: bytes) -> ImportRun:
-    """Validate the whole workbook; store the plan and every problem. Raises WorkbookRefused."""
+def receive(actor: User, account: Account, filename: str, data: bytes) -> ImportRun:
+    """Keep an upload whose container passes the quick checks, and queue its reading.
+
+    The web request never parses the workbook: reading and validating every row happens in
+    the worker (``users.import_preview``), and the page shows the preview when it is ready.
+    Raises WorkbookRefused.
+    """
     if not filename.lower().endswith(".xlsx"):
         raise workbook.WorkbookRefused("Only .xlsx workbooks are accepted.")
-    sheets = workbook.read(data)
-    plan = workbook.plan(actor, account, sheets)
-    counts = plan.counts
+    workbook.check_container(data)
     run = ImportRun(account_id=account.id, created_by_id=actor.id, filename=filename[:255], workbook=data,
-                    plan=plan.as_dict(), problems=[p.as_dict() for p in plan.problems[:workbook.SHOWN_PROBLEMS]],
-                    problem_count=len(plan.problems), fatal=plan.fatal, to_create=counts["create"],
-                    to_update=counts["update"], to_skip=counts["skip"], total=len(plan.users))
+                    status=CHECKING)
     db.session.add(run)
     db.session.flush()
-    record("users.import_preview", account=account, target=run, target_label=filename, actor=actor, **counts,
-           problems=len(plan.problems))
+    enqueue(PREVIEW_KIND, {"run_id": run.id}, subject=f"import:{run.id}", account=account)
+    record("users.import_upload", account=account, target=run, target_label=filename, actor=actor)
     return run
+
+
+def _preview_failed(job, message: str) -> None:
+    run = db.session.get(ImportRun, job.payload.get("run_id"))
+    if run is not None and run.status == CHECKING:
+        run.status, run.fatal = REFUSED, f"The workbook could not be read: {message}"
+
+
+@handler(PREVIEW_KIND, max_attempts=2, backoff_seconds=10, on_failure=_preview_failed)
+def preview(job) -> None:
+    """Validate the whole workbook; store the plan and every problem, or why it was refused."""
+    run = db.session.get(ImportRun, job.payload["run_id"])
+    if run is None or run.status != CHECKING:
+        return
+    account = db.session.get(Account, run.account_id)
+    actor = run.created_by
+    try:
+        if actor is None:
+            raise workbook.WorkbookRefused("The person who uploaded the workbook no longer has a profile.")
+        plan = workbook.plan(actor, account, workbook.read(run.workbook))
+    except workbook.WorkbookRefused as refusal:
+        run.status, run.fatal = REFUSED, str(refusal)
+        record("users.import_refused", account=account, target=run, target_label=run.filename, actor=actor,
+               reason=str(refusal))
+        return
+    counts = plan.counts
+    run.plan, run.problems = plan.as_dict(), [p.as_dict() for p in plan.problems[:workbook.SHOWN_PROBLEMS]]
+    run.problem_count, run.fatal, run.total = len(plan.problems), plan.fatal, len(plan.users)
+    run.to_create, run.to_update, run.to_skip = counts["create"], counts["update"], counts["skip"]
+    run.status = PREVIEWED
+    record("users.import_preview", account=account, target=run, target_label=run.filename, actor=actor, **counts,
+           problems=len(plan.problems))
 
 
 def confirm(actor: User, run: ImportRun) -> None:
@@ -108,7 +141,7 @@ class _Writer:
             inserted = db.session.execute(insert(User).returning(User.id, User.email), [{
                 "email": p["email"], "name": f"{p['first_name']} {p['last_name']}", "is_corporate": True,
                 "corporate_account_id": self.account.id, "timezone": "UTC", "phone": "", "created_at": now,
-                "session_nonce": secrets.token_hex(16), "is_superadmin": False,
+                "is_superadmin": False,
             } for p in new_rows]).all()
             ids = {email: user_id for user_id, email in inserted}
         else:
@@ -144,7 +177,8 @@ class _Writer:
         domains = self.domains
         personal_wanted = [p for p in planned if p["personal_mailbox"]]
         have_mailbox = set(db.session.execute(db.select(Mailbox.address).where(
-            Mailbox.address.in_([p["email"] for p in personal_wanted]), Mailbox.status != DELETED)).scalars())
+            Mailbox.account_id == self.account.id, Mailbox.address.in_([p["email"] for p in personal_wanted]),
+            Mailbox.status != DELETED)).scalars())
         new_mailboxes = [p for p in personal_wanted if p["email"] not in have_mailbox]
         mailbox_ids = {}
         protocols = self.protocols
@@ -179,7 +213,9 @@ class _Writer:
             # Core insert: the ORM would split rows whose None columns differ into single INSERTs.
             db.session.execute(insert(Grant.__table__), grants)
         fresh = {r["email"] for r in new_rows}
-        created = [p for p in planned if p["email"] in fresh]
+        # The onboarding link goes where only the person reads it: their new personal mailbox,
+        # once it works. Anyone else needs a link from an administrator, as the result says.
+        created = [p for p in planned if p["email"] in fresh and p["email"] in mailbox_ids]
         if created:
             onboarding = get_handler(ONBOARDING_KIND)
             db.session.execute(insert(Job.__table__), [{
@@ -194,7 +230,13 @@ class _Writer:
             "source": SOURCE_WORKER, "ip": "", "user_agent": "", "details": {"import": self.run.id, "row": p["row"]},
         } for p in planned])
         for p in planned:
-            outcome[p["row"]] = ("created", "") if p["email"] in fresh else ("updated", "already had a profile")
+            if p["email"] not in fresh:
+                outcome[p["row"]] = ("updated", "already had a profile")
+            elif p["email"] in mailbox_ids:
+                outcome[p["row"]] = ("created", "their onboarding link is e-mailed to their mailbox once it works")
+            else:
+                outcome[p["row"]] = ("created", "no mailbox to e-mail a link to: send them an onboarding link "
+                                                "from their page")
 
 
 def _import_failed(job, message: str) -> None:
@@ -245,11 +287,11 @@ def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]]) -> tupl
             if not any(value not in (None, "") for value in values):
                 continue
             if number == 1:
-                sheet.append(list(values) + ["Status", "Message"])
+                sheet.append(cells(sheet, list(values) + ["Status", "Message"]))
                 continue
             status, message = outcome.get(number, ("failed", "this row has problems (see the preview)"))
             failed += status == "failed"
-            sheet.append(list(values) + [status, message])
+            sheet.append(cells(sheet, list(values) + [status, message]))
     finally:
         source.close()
     buffer = io.BytesIO()
@@ -257,14 +299,3 @@ def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]]) -> tupl
     return buffer.getvalue(), failed
 
 
-@handler(ONBOARDING_KIND, max_attempts=20, backoff_seconds=30, backoff_cap_seconds=1800)
-def send_onboarding(job) -> None:
-    """The onboarding mail of an imported user: the link's token is made here, so it never rests in clear."""
-    from portal.users.services import ONBOARDING_HOURS, issue_onboarding_link
-
-    user = db.session.get(User, job.payload["user_id"])
-    if user is None or user.password_hash is not None:
-        return
-    account = db.session.get(Account, user.corporate_account_id) if user.corporate_account_id else None
-    deliver_now(user.recovery_email or user.email, "onboarding", account=account, user=user,
-                link=issue_onboarding_link(user), hours=ONBOARDING_HOURS)

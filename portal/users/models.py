@@ -8,6 +8,8 @@ from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 from portal.extensions import db
 from portal.timeutil import utcnow
 
+CHECKING = "checking"     # uploaded; the worker is reading and validating it
+REFUSED = "refused"       # could not be read (damaged, a zip bomb, not a users workbook): see ``fatal``
 PREVIEWED = "previewed"   # validated, waiting for the admin to confirm
 QUEUED = "queued"
 RUNNING = "running"

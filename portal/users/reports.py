@@ -21,6 +21,7 @@ from portal.jobs.services import enqueue
 from portal.mail.services import send
 from portal.mailboxes.models import Mailbox
 from portal.roles.models import Grant
+from portal.spreadsheets import cells
 from portal.timeutil import utcnow
 from portal.users.models import DONE, FAILED, QUEUED, UsersReport
 from portal.web.urls import external_url
@@ -104,7 +105,7 @@ def build_report(job) -> None:
     sheet.append(HEADER)
     count = 0
     for row in rows(account):
-        sheet.append(row)
+        sheet.append(cells(sheet, row))
         count += 1
     buffer = io.BytesIO()
     book.save(buffer)

@@ -3,24 +3,28 @@ settings, their removal, and the onboarding link that lets them set a password."
 
 from __future__ import annotations
 
-import secrets
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
-from portal.auth import tokens
+from portal.auth import sessions, tokens
 from portal.auth.models import User
 from portal.auth.services import AuthError, find_user, normalize_email
+from portal.domains import ownership
 from portal.extensions import db
-from portal.mail.services import send
-from portal.mailboxes.models import DELETED, Mailbox
-from portal.roles.services import AccessError, account_grants, account_permissions, permissions_of_grants
+from portal.jobs.registry import PermanentJobError, handler
+from portal.jobs.services import enqueue
+from portal.mail.services import deliver_now, send
+from portal.mailboxes.models import DELETED, ENABLED, FAILED, Mailbox
+from portal.roles.services import (AccessError, account_grants, account_permissions, outranks,
+                                   permissions_of_grants)
 from portal.users import corporate
 from portal.web.urls import external_url
 
 ONBOARDING = "onboarding"
+ONBOARDING_KIND = "users.onboarding"
 ONBOARDING_HOURS = 72
 NAME_LIMIT = 100
 
@@ -40,14 +44,23 @@ def _clean_name(value: str, label: str, field: str) -> str:
     return value
 
 
-def corporate_domain_for(account: Account, email: str):
-    """The account's active domain the address is on; refuses any other address with the reason."""
-    domain = corporate.claimed_domain(email)
-    if domain is None or domain.account_id != account.id:
-        raise UserError("The address must be on one of this account's active domains.", "email")
+def corporate_domain_for(account: Account, email: str, *, personal_mailbox: bool = False):
+    """The account's active domain the address is on; refuses any other address with the reason.
+    With a personal mailbox, the address must also be one the account may use for a mailbox."""
+    local_part, _, domain_name = email.rpartition("@")
+    try:
+        domain = ownership.usable_domain(account.id, domain_name, ownership.ROUTE, "email")
+    except ownership.NameRefused as refusal:
+        raise UserError(f"The address must be on one of this account's active domains: {refusal}",
+                        "email") from None
     if not domain.is_active:
         raise UserError(f"{domain.name} is {domain.status.replace('_', ' ')}: new users can only be created "
                         "on enabled domains.", "email")
+    if personal_mailbox:
+        try:
+            ownership.address_for(account.id, domain, local_part, ownership.ROUTE, field="email")
+        except ownership.NameRefused as refusal:
+            raise UserError(f"No personal mailbox can have this address: {refusal}", "email") from None
     return domain
 
 
@@ -66,7 +79,7 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         address = normalize_email(email)
     except AuthError as error:
         raise UserError(str(error), "email") from None
-    domain = corporate_domain_for(account, address)
+    domain = corporate_domain_for(account, address, personal_mailbox=personal_mailbox)
     if find_user(address) is not None:
         raise UserError(f"{address} already has a profile. Invite it instead.", "email")
     recovery = None
@@ -85,22 +98,14 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     if mailbox is not None:
         user.default_mailbox_id = mailbox.id
     record("user.create_corporate", account=account, target=user, actor=actor, personal_mailbox=personal_mailbox)
-    link = issue_onboarding_link(user)
-    if recovery:
-        send(recovery, "onboarding", for_account=account, account=account, user=user, link=link,
-             hours=ONBOARDING_HOURS)
-        return user, None
-    return user, link
+    return user, send_onboarding(actor, account, user)
 
 
 def _require_outranks(actor: User, account: Account, user: User) -> None:
-    """Acting on someone's profile needs every permission they hold in the account."""
-    from portal.roles.services import membership_of
-
-    membership = membership_of(user, account)
-    held = permissions_of_grants(account_grants(membership)) if membership else frozenset()
-    if held - account_permissions(actor, account):
-        raise AccessError("You cannot change a user who holds permissions you do not hold.")
+    """Acting on someone's profile needs every right they hold, in this account and elsewhere."""
+    if not outranks(actor, account, user):
+        raise AccessError("You cannot do this for a user who holds rights you do not hold (in this account, "
+                          "on one of its mailboxes, or in another account).")
 
 
 def never_signed_in(user: User) -> bool:
@@ -125,23 +130,58 @@ def complete_onboarding(raw: str, password: str) -> User:
     if tokens.consume(raw, ONBOARDING) is None:
         raise AuthError("This link has expired or was already used. Ask your administrator for a new one.")
     user.password_hash = hash_password(password)
-    user.session_nonce = secrets.token_hex(16)
     user.email_verified_at = user.email_verified_at or utcnow()
     record("user.onboarded", target=user, actor=user)
     return user
 
 
-def resend_onboarding(actor: User, account: Account, user: User) -> str | None:
+def onboarding_mailbox(user: User) -> Mailbox | None:
+    """The personal mailbox at the person's own address, the one their onboarding mail may go to."""
+    return db.session.execute(db.select(Mailbox).where(
+        Mailbox.owner_id == user.id, Mailbox.address == user.email, Mailbox.status.not_in((DELETED, FAILED)))
+        .limit(1)).scalar_one_or_none()
+
+
+def send_onboarding(actor: User, account: Account, user: User) -> str | None:
+    """Get the onboarding link to the person: by e-mail to their recovery address, else to their
+    personal mailbox once it works (``users.onboarding`` job); return it to show to ``actor`` only
+    when neither exists, and only when ``actor`` holds every right the person holds (the link
+    lets whoever has it act as them)."""
     if not never_signed_in(user):
         raise UserError(f"{user.email} has already set a password; they can reset it themselves.")
-    _require_outranks(actor, account, user)
-    link = issue_onboarding_link(user)
-    record("user.resend_onboarding", account=account, target=user, actor=actor)
-    if user.recovery_email:
-        send(user.recovery_email, "onboarding", for_account=account, account=account, user=user, link=link,
-             hours=ONBOARDING_HOURS)
+    if user.recovery_email or onboarding_mailbox(user) is not None:
+        enqueue(ONBOARDING_KIND, {"user_id": user.id}, subject=f"user:{user.id}", account=account)
+        record("user.send_onboarding", account=account, target=user, actor=actor,
+               to=user.recovery_email or user.email)
         return None
-    return link
+    _require_outranks(actor, account, user)
+    record("user.send_onboarding", account=account, target=user, actor=actor, to="shown to the administrator")
+    return issue_onboarding_link(user)
+
+
+@handler(ONBOARDING_KIND, max_attempts=40, backoff_seconds=30, backoff_cap_seconds=1800)
+def deliver_onboarding(job) -> None:
+    """Mail the onboarding link; its token is made here, so it never rests in clear in the queue.
+    A personal mailbox still being created is waited for."""
+    user = db.session.get(User, job.payload["user_id"])
+    if user is None or not never_signed_in(user):
+        return
+    to = user.recovery_email
+    if to is None:
+        mailbox = onboarding_mailbox(user)
+        if mailbox is None:
+            raise PermanentJobError(f"{user.email} has no recovery address and no working personal mailbox: "
+                                    "an administrator must give them a link.")
+        if mailbox.status != ENABLED:
+            raise OnboardingWaits(f"waits for the mailbox {mailbox.address} to be created")
+        to = user.email
+    account = db.session.get(Account, user.corporate_account_id) if user.corporate_account_id else None
+    deliver_now(to, "onboarding", account=account, user=user, link=issue_onboarding_link(user),
+                hours=ONBOARDING_HOURS)
+
+
+class OnboardingWaits(Exception):
+    """The onboarding mail waits for something; the job is tried again later."""
 
 
 # -- settings ------------------------------------------------------------------------
@@ -222,7 +262,7 @@ def remove_corporate_user(actor: User, account: Account, membership: Membership,
         elif mailbox_choice == "delete":
             outcome.append(f"{mailbox.address}: {mailboxes.delete(actor, mailbox)}")
     user.is_corporate, user.corporate_account_id = False, None
-    user.session_nonce = secrets.token_hex(16)  # their sessions end now
+    sessions.end_all(user, sessions.REMOVED)  # their sessions end now
     record("user.remove_corporate", account=account, target=user, actor=actor, mailboxes=mailbox_choice)
     db.session.delete(membership)
     db.session.flush()

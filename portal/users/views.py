@@ -12,7 +12,7 @@ from portal.extensions import db
 from portal.mailboxes.services import MailboxError
 from portal.roles.services import AccessError, membership_of
 from portal.users import forms, imports, reports, services, workbook
-from portal.users.models import QUEUED, RUNNING
+from portal.users.models import CHECKING, QUEUED, RUNNING
 from portal.web.access import PUBLIC, member, rule
 from portal.web.loaders import load_or_404
 from portal.web.render import render
@@ -87,14 +87,14 @@ def settings(account_id, membership_id):
 def resend_onboarding(account_id, membership_id):
     membership = _corporate_member(membership_id)
     try:
-        link = services.resend_onboarding(current_user, g.account, membership.user)
+        link = services.send_onboarding(current_user, g.account, membership.user)
     except (services.UserError, AccessError) as refusal:
         db.session.rollback()
         flash(str(refusal), "error")
         return redirect(url_for("users.settings", account_id=account_id, membership_id=membership_id))
     db.session.commit()
     if link is None:
-        flash(f"A new link was sent to {membership.user.recovery_email}.", "success")
+        flash(f"A new link is being sent to {membership.user.recovery_email or membership.user.email}.", "success")
         return redirect(url_for("users.settings", account_id=account_id, membership_id=membership_id))
     return render("users/created.html", account=g.account, user=membership.user, link=link, membership=membership)
 
@@ -122,8 +122,10 @@ def remove(account_id, membership_id):
 @bp.route("/welcome/<token>", methods=["GET", "POST"])
 @rule(PUBLIC)
 def welcome(token):
-    if tokens.peek(token, services.ONBOARDING) is None:
+    link = tokens.peek(token, services.ONBOARDING)
+    if link is None:
         return render("auth/link_invalid.html", status=410, onboarding=True)
+    email = db.session.get(User, link.user_id).email
     if not current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
         flash("This portal signs in through single sign-on: use it with your address.", "info")
         return redirect(url_for("auth.login"))
@@ -139,7 +141,6 @@ def welcome(token):
             db.session.commit()
             flash("Your password is set. Welcome.", "success")
             return redirect(url_for("web.home"))
-    email = db.session.get(User, tokens.peek(token, services.ONBOARDING).user_id).email
     return render("users/welcome.html", status=422 if form.errors else 200, form=form, email=email)
 
 
@@ -156,7 +157,7 @@ def import_upload(account_id):
             error = "Choose the .xlsx workbook to upload."
         else:
             try:
-                run = imports.preview(current_user, g.account, upload.filename, upload.read())
+                run = imports.receive(current_user, g.account, upload.filename, upload.read())
             except workbook.WorkbookRefused as refusal:
                 db.session.rollback()
                 error = str(refusal)
@@ -175,7 +176,7 @@ def import_template(account_id):
 
 
 def _run_page(run, status=200, error=None):
-    busy = run.status in (QUEUED, RUNNING)
+    busy = run.status in (CHECKING, QUEUED, RUNNING)
     return render("users/import_run.html", block="progress", status=status, account=g.account, run=run, busy=busy,
                   error=error, form=ConfirmForm())
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
+from xml.parsers import expat
 from dataclasses import dataclass, field
 
 from email_validator import EmailNotValidError, validate_email
@@ -25,19 +27,27 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from portal.accounts.models import Account
 from portal.auth.models import User
+from portal.domains import ownership
 from portal.domains.models import ENABLED, Domain
 from portal.extensions import db
 from portal.mailboxes.models import DELETED, Mailbox
 from portal.roles import catalogue
 from portal.roles.services import account_permissions, mailbox_permissions, roles_for
+from portal.spreadsheets import cells, looks_like_formula
 
 USERS_HEADER = ("First name", "Last name", "E-mail", "Personal mailbox (Y/N)")
 GRANT_HEADER = ("E-mail", "Role", "Permission")
 MAILBOX_MARKER = "Mailbox"
 MAX_CELL = 254
 MAX_NAME = 100
-MAX_UNCOMPRESSED = 200 * 1024 * 1024
-MAX_RATIO = 200
+# Bounds on what an upload may expand to; a 50,000-user workbook needs a fraction of them.
+MAX_UNCOMPRESSED = 64 * 1024 * 1024
+MAX_ENTRY = 48 * 1024 * 1024
+MAX_ENTRIES = 2000
+MAX_RATIO = 100
+RATIO_FROM = 256 * 1024
+MAX_XML_DEPTH = 40
+_ARCHIVE_SUFFIXES = (".zip", ".xlsx", ".xlsm", ".docx", ".gz", ".bin", ".jar", ".7z", ".rar")
 SHOWN_PROBLEMS = 1000
 
 
@@ -65,7 +75,7 @@ def template(account: Account) -> bytes:
     account_roles = roles_for(account, catalogue.ACCOUNT)
     mailbox_roles = roles_for(account, catalogue.MAILBOX)
     for role in account_roles + mailbox_roles:
-        roles_sheet.append((role.name, role.scope, role.description))
+        roles_sheet.append(cells(roles_sheet, (role.name, role.scope, role.description)))
     permissions_sheet = book.create_sheet("Permissions")
     permissions_sheet.append(("Permission", "Scope", "Label", "Group"))
     for permission in catalogue.PERMISSIONS:
@@ -84,7 +94,7 @@ def template(account: Account) -> bytes:
                                    .order_by(Mailbox.address)).scalars().all()
     for index, mailbox in enumerate(mailboxes, start=1):
         sheet = book.create_sheet(_mailbox_sheet_title(index, mailbox.address, taken))
-        sheet.append((MAILBOX_MARKER, mailbox.address))
+        sheet.append(cells(sheet, (MAILBOX_MARKER, mailbox.address)))
         sheet.append(())
         sheet.append(GRANT_HEADER)
         _grant_lists(sheet, len(mailbox_roles), "mailbox", first_account_role=len(account_roles), header_row=3)
@@ -124,50 +134,122 @@ class Sheet:
     mailbox: str = ""
 
 
-def _check_container(data: bytes) -> None:
+def check_container(data: bytes) -> None:
+    """What can be checked without expanding anything (the web request does only this):
+    the size, that it is a zip holding a workbook and nothing else, and what its entries
+    declare. Python's zipfile never expands an entry past its declared size, so these
+    declarations bound everything read later."""
     limit = current_app.config["PORTAL"]["IMPORT_MAX_MB"] * 1024 * 1024
     if len(data) > limit:
         raise WorkbookRefused(f"The file is larger than {limit // (1024 * 1024)} MB.")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+        entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
         raise WorkbookRefused("This is not an .xlsx workbook (it is not a zip archive). Save it as Excel "
                               "Workbook (.xlsx) and upload it again.") from None
-    names = set(archive.namelist())
+    if len(entries) > MAX_ENTRIES:
+        raise WorkbookRefused(f"The workbook has {len(entries)} parts; a users workbook has far fewer "
+                              f"(at most {MAX_ENTRIES}). Start from the template.")
+    names = {entry.filename for entry in entries}
     if "xl/workbook.xml" not in names:
         raise WorkbookRefused("This is not an .xlsx workbook (it has no workbook part).")
     if any(name.startswith("xl/vbaProject") for name in names):
         raise WorkbookRefused("Workbooks with macros (.xlsm) are not accepted; save as .xlsx.")
     total = 0
-    for info in archive.infolist():
-        total += info.file_size
-        if info.file_size > 1024 * 1024 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+    for entry in entries:
+        name = entry.filename.lower()
+        if name.endswith(_ARCHIVE_SUFFIXES) or name.startswith(("xl/embeddings/", "xl/activex")):
+            raise WorkbookRefused("The workbook holds another file or archive inside it; a users workbook "
+                                  "holds only sheets. Copy the rows into the template.")
+        if entry.flag_bits & 0x1:
+            raise WorkbookRefused("The workbook is encrypted; save it without a password.")
+        total += entry.file_size
+        if entry.file_size > MAX_ENTRY or (entry.file_size > RATIO_FROM
+                                           and entry.file_size > MAX_RATIO * max(entry.compress_size, 1)):
             raise WorkbookRefused("The workbook expands to far more than its size (a zip bomb?); refused.")
     if total > MAX_UNCOMPRESSED:
         raise WorkbookRefused(f"The workbook expands to more than {MAX_UNCOMPRESSED // (1024 * 1024)} MB; refused.")
 
 
+class _XmlTooDeep(Exception):
+    pass
+
+
+def _scan_xml(stream, name: str) -> None:
+    """Stream one XML part through expat, in constant memory: no DTD or entity (the billion
+    laughs), nothing nested deeper than any real workbook nests, nothing that is not XML."""
+    parser = expat.ParserCreate()
+    depth = 0
+
+    def start(_tag, _attributes):
+        nonlocal depth
+        depth += 1
+        if depth > MAX_XML_DEPTH:
+            raise _XmlTooDeep(name)
+
+    def end(_tag):
+        nonlocal depth
+        depth -= 1
+
+    def refuse_doctype(*_args):
+        raise _XmlTooDeep(name)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.StartDoctypeDeclHandler = refuse_doctype
+    parser.EntityDeclHandler = refuse_doctype
+    while chunk := stream.read(256 * 1024):
+        parser.Parse(chunk, False)
+    parser.Parse(b"", True)
+
+
+def deep_scan(data: bytes) -> None:
+    """Read every part once, as openpyxl would, but streaming and bounded: run in the worker
+    before the workbook is opened, so a bomb is refused after a few seconds of reading."""
+    check_container(data)
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    for entry in archive.infolist():
+        if not entry.filename.lower().endswith((".xml", ".rels")):
+            continue
+        try:
+            with archive.open(entry) as stream:
+                _scan_xml(stream, entry.filename)
+        except _XmlTooDeep:
+            raise WorkbookRefused(f"The part {entry.filename} of the workbook is built to exhaust the reader "
+                                  "(nesting, entities or a DTD); refused.") from None
+        except expat.ExpatError as error:
+            raise WorkbookRefused(f"The part {entry.filename} of the workbook is not valid XML "
+                                  f"({expat.ErrorString(error.code)}, line {error.lineno}). Open the workbook "
+                                  "in a spreadsheet program and save it again as .xlsx.") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError):
+            raise WorkbookRefused(f"The part {entry.filename} of the workbook is damaged. Open the workbook in "
+                                  "a spreadsheet program and save it again as .xlsx.") from None
+
+
 def read(data: bytes) -> dict[str, Sheet]:
-    _check_container(data)
+    deep_scan(data)
     max_rows = current_app.config["PORTAL"]["IMPORT_MAX_ROWS"]
+    sheets: dict[str, Sheet] = {}
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+        try:
+            for worksheet in book.worksheets:
+                rows = []
+                for number, values in enumerate(worksheet.iter_rows(values_only=True, max_col=4), start=1):
+                    if any(value not in (None, "") for value in values):
+                        rows.append((number, values))
+                    if len(rows) > max_rows + 3:
+                        raise WorkbookRefused(f"The sheet “{worksheet.title}” has more than {max_rows} rows; "
+                                              "split the workbook.")
+                sheets[worksheet.title] = Sheet(worksheet.title, rows)
+        finally:
+            book.close()
+    except WorkbookRefused:
+        raise
     except Exception as error:  # openpyxl raises many kinds on a damaged file
         raise WorkbookRefused(f"The workbook cannot be read ({error.__class__.__name__}). "
                               "Open it in a spreadsheet program and save it again as .xlsx.") from None
-    sheets: dict[str, Sheet] = {}
-    try:
-        for worksheet in book.worksheets:
-            rows = []
-            for number, values in enumerate(worksheet.iter_rows(values_only=True, max_col=4), start=1):
-                if any(value not in (None, "") for value in values):
-                    rows.append((number, values))
-                if len(rows) > max_rows + 3:
-                    raise WorkbookRefused(f"The sheet “{worksheet.title}” has more than {max_rows} rows; "
-                                          "split the workbook.")
-            sheets[worksheet.title] = Sheet(worksheet.title, rows)
-    finally:
-        book.close()
     for required in ("Users", "Account"):
         if required not in sheets:
             raise WorkbookRefused(f"The workbook has no “{required}” sheet. Start from the template.")
@@ -218,15 +300,12 @@ class Plan:
 
 
 def _text(value) -> str:
+    """A cell's value as the portal stores it: text, without the white space around it."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip()
-
-
-def _is_formula(value) -> bool:
-    return isinstance(value, str) and value.startswith("=")
 
 
 def _cell(values: tuple, index: int):
@@ -252,10 +331,16 @@ class _Validator:
         self.problems.append(Problem(sheet, row, column, message))
 
     def value(self, sheet: str, row: int, column: str, raw, limit: int = MAX_CELL) -> str | None:
-        if _is_formula(raw):
-            self.problem(sheet, row, column, "Formulas are not accepted: type the value itself.")
-            return None
+        """The cell's text as it will be stored, once it passes the checks (checked as stored)."""
         text = _text(raw)
+        if looks_like_formula(text):
+            self.problem(sheet, row, column, "Formulas, and values starting with = + - or @, are not accepted: "
+                                             "type the value itself.")
+            return None
+        if any(ord(character) < 32 or 0xD800 <= ord(character) <= 0xDFFF or ord(character) in (0xFFFE, 0xFFFF)
+               for character in text):
+            self.problem(sheet, row, column, "The value holds invisible control characters; type it again.")
+            return None
         if len(text) > limit:
             self.problem(sheet, row, column, f"Longer than {limit} characters.")
             return None
@@ -279,6 +364,14 @@ class _Validator:
         if address is None:
             self.problem(sheet, row, column, problem)
         return address
+
+    def mailbox_address_problem(self, domain: Domain, address: str) -> str | None:
+        """What the mailbox rules (the portal's and the backend's) say against a personal mailbox here."""
+        try:
+            local_part = ownership.validate_local_part(address.split("@", 1)[0])
+        except ownership.NameRefused as refusal:
+            return str(refusal)
+        return ownership.backend_problem(domain, local_part)
 
     def mailbox_held(self, mailbox_id: int) -> frozenset[str]:
         if mailbox_id not in self._mailbox_held:
@@ -380,6 +473,11 @@ def _plan_users(check: _Validator, sheet: Sheet) -> list[PlannedUser]:
             state = "not one of this account's domains" if domain is None else f"{domain.status.replace('_', ' ')}"
             check.problem("Users", number, "C", f"{email} is not on an active domain of this account ({state}).")
             user.skip = "not on an active domain"
+        elif user.personal_mailbox:
+            problem = check.mailbox_address_problem(domain, email)
+            if problem:
+                check.problem("Users", number, "D", f"No personal mailbox can have this address: {problem}")
+                user.skip = user.skip or "no personal mailbox can have this address"
         users.append(user)
     return users
 

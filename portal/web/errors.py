@@ -1,6 +1,17 @@
+"""Error pages. Every failure ends in a page that says what happened, never a bare 500:
+the transaction is rolled back first, so the page itself can still read the database,
+and a page that cannot be rendered at all falls back to plain markup."""
+
+from __future__ import annotations
+
+from html import escape
+
 from flask import Flask, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
 
+from portal.extensions import db
 from portal.web.render import render
 
 MESSAGES = {
@@ -9,6 +20,8 @@ MESSAGES = {
     403: ("Not allowed", "You do not have the permission this page needs. Ask an administrator of the account."),
     404: ("Not found", "There is nothing here, or it is not yours to see."),
     405: ("Not allowed", "That action is not available this way."),
+    409: ("Changed meanwhile", "Someone changed this at the same moment. Reload the page and try again."),
+    410: ("No longer available", "This link or item is no longer available."),
     413: ("Too large", "The upload is larger than this portal accepts."),
     429: ("Slow down", "Too many attempts. Wait a moment and try again."),
     500: ("Something went wrong", "The error has been logged. Try again in a moment."),
@@ -17,7 +30,19 @@ MESSAGES = {
 
 def _page(code: int, detail: str | None = None):
     title, text = MESSAGES.get(code, ("Error", "Something went wrong."))
-    return render("errors/error.html", status=code, code=code, title=title, text=detail or text)
+    try:
+        db.session.rollback()
+        return render("errors/error.html", status=code, code=code, title=title, text=detail or text)
+    except Exception:  # the database or a template is unusable: still answer
+        db.session.rollback()
+        body = (f"<!doctype html><html lang=\"en\"><title>{escape(title)}</title><main><h1>{escape(title)}</h1>"
+                f"<p>{escape(detail or text)}</p><p>Error {code}</p></main></html>")
+        return body, code, {"Content-Type": "text/html; charset=utf-8"}
+
+
+def _detail(error: HTTPException) -> str | None:
+    """The description given to ``abort(code, description=...)``, not Werkzeug's generic one."""
+    return error.description if error.description and error.description != type(error).description else None
 
 
 def register(app: Flask) -> None:
@@ -25,15 +50,18 @@ def register(app: Flask) -> None:
     def csrf_error(error):
         return _page(400, "The form had expired or was not sent by this portal. Reload the page and try again.")
 
-    for code in MESSAGES:
-        app.register_error_handler(code, lambda error, code=code: _page(code))
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        return _page(error.code or 500, _detail(error))
+
+    @app.errorhandler(IntegrityError)
+    def conflict(error):
+        # Two requests raced for the same row (a double click, two tabs): the loser is told, nothing is half-done.
+        app.logger.info("integrity conflict on %s %s: %s", request.method, request.path, error.orig)
+        return _page(409)
 
     @app.errorhandler(Exception)
     def unexpected(error):
-        from werkzeug.exceptions import HTTPException
-
-        if isinstance(error, HTTPException):
-            return _page(error.code or 500)
         if app.testing:
             raise error
         app.logger.exception("unhandled error on %s %s", request.method, request.path)

@@ -5,6 +5,7 @@ exactly once. Workers here are real threads and real processes."""
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from portal.extensions import db
 from portal.jobs.models import DONE, FAILED, QUEUED, RUNNING, Job
 from portal.jobs.services import counts, enqueue
 from portal.jobs.worker import Worker
+from portal.sealing import QUEUED_MAIL, seal
 from portal.timeutil import utcnow
 from tests.jobs.conftest import PROJECT_ROOT, clean_environ, wait_until
 from tests.jobs.handlers import THIEF, read_lines
@@ -230,8 +232,8 @@ def test_worker__four_worker_processes_run_500_jobs_exactly_once(app, tmp_path, 
 def test_worker_command__sigterm_finishes_the_running_job_and_takes_no_new_one(app, database_url, tmp_path):
     slow_server = ScriptedSmtpSink(data_delay=1.5).start()
     try:
-        first, second = (enqueue("mail.send", {"to": f"{name}@example.org", "subject": name,
-                                               "text": "Hello", "html": "<p>Hello</p>"})
+        body = seal(QUEUED_MAIL, json.dumps({"text": "Hello", "html": "<p>Hello</p>"})).decode()
+        first, second = (enqueue("mail.send", {"to": f"{name}@example.org", "subject": name, "sealed": body})
                          for name in ("first", "second"))
         db.session.commit()
         env = clean_environ() | {

@@ -51,7 +51,7 @@ def test_create__waits_on_a_pending_domain_and_is_provisioned_when_it_is_enabled
 def test_create__refused_on_a_disabled_domain_with_the_reason(owner, account):
     domain = enabled_domain(owner, account)
     domain.status = DOMAIN_DISABLED
-    with pytest.raises(services.MailboxError, match="disabled: no new mailboxes"):
+    with pytest.raises(services.MailboxError, match="disabled: no new addresses"):
         services.create_mailbox(owner, account, domain, "team")
 
 
@@ -65,7 +65,7 @@ def test_create__bad_addresses_are_refused(owner, account, local_part):
 def test_create__duplicate_address_is_refused(owner, account):
     domain = enabled_domain(owner, account)
     services.create_mailbox(owner, account, domain, "team")
-    with pytest.raises(services.MailboxError, match="already exists"):
+    with pytest.raises(services.MailboxError, match="already used in this account"):
         services.create_mailbox(owner, account, domain, "TEAM")
 
 

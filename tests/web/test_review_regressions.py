@@ -34,7 +34,7 @@ def _membership(user, account):
 def test_onboarding_link__never_replaces_a_password(corporate_owner, owner, account, make):
     admin = make.member(account, make.user("admin@elsewhere.example"), roles=("administrator",)).user
     with pytest.raises(users.UserError, match="already set a password"):
-        users.resend_onboarding(admin, account, owner)
+        users.send_onboarding(admin, account, owner)
     link = users.issue_onboarding_link(owner)
     with pytest.raises(Exception, match="already has a password"):
         users.complete_onboarding(link.rsplit("/", 1)[-1], "a brand new password")

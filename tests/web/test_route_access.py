@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from werkzeug.routing import IntegerConverter
 
 from portal.roles.models import Grant
 from portal.extensions import db
@@ -25,7 +26,8 @@ PUBLIC_ENDPOINTS = {
 }
 # Routes any signed-in person may reach, whatever their accounts.
 SIGNED_IN_ENDPOINTS = {
-    "auth.logout", "auth.profile", "auth.change_password", "accounts.index", "accounts.create",
+    "auth.logout", "auth.profile", "auth.change_password", "auth.end_session", "auth.end_other_sessions",
+    "accounts.index", "accounts.create",
     "accounts.delete_profile",
     "invitations.mine", "invitations.accept", "invitations.decline",
 }
@@ -65,7 +67,7 @@ def _url(rule, ids: dict) -> str:
             values[argument] = ids[argument]
         elif argument == "filename":
             values[argument] = "css/portal.css"
-        elif rule._converters[argument].__class__.__name__ == "IntegerConverter":
+        elif isinstance(rule._converters[argument], IntegerConverter):
             values[argument] = 1
         else:
             values[argument] = "some-token"

@@ -1,0 +1,65 @@
+"""What every request's input must be before any view sees it.
+
+Ids in paths and forms are whole numbers the database can hold: anything
+else is "not found" (paths) or "nothing chosen" (forms), never an overflow
+in the database driver. No value may carry a NUL character, which
+PostgreSQL refuses in text: such a request is refused whole, with a message.
+"""
+
+from __future__ import annotations
+
+from flask import abort, request
+from werkzeug.routing import IntegerConverter
+
+# Primary keys are 32-bit signed integers on every database we run on.
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in routes: a positive id the database can hold; otherwise the route does not match."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("min", 0)
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+def parse_id(value) -> int | None:
+    """An id from a form or query value, or None when it is not one the database can hold."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
+
+def form_id(name: str) -> int | None:
+    return parse_id(request.form.get(name))
+
+
+def arg_id(name: str) -> int | None:
+    return parse_id(request.args.get(name))
+
+
+def arg_page() -> int:
+    """The page number asked for in the query, 1 when absent or absurd."""
+    text = request.args.get("page", "1").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 7:
+        return 1
+    return max(int(text), 1)
+
+
+def _has_nul(values) -> bool:
+    return any("\x00" in key or any("\x00" in value for value in values.getlist(key)) for key in values)
+
+
+def refuse_nul_bytes():
+    """``before_request``: a NUL anywhere in the path, the query or a form field refuses the request."""
+    if "\x00" in request.path or _has_nul(request.args):
+        abort(400, description="The address contains a NUL character, which is not allowed.")
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
+            "application/x-www-form-urlencoded", "multipart/form-data") and _has_nul(request.form):
+        abort(400, description="A field contains a NUL character, which is not allowed. Remove it and try again.")
+    return None
