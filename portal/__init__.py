@@ -9,10 +9,11 @@ from pathlib import Path
 
 from flask import Flask, g
 
-from portal.config import ConfigError, flask_config, load_settings
+from portal.config import SETTINGS, ConfigError, flask_config, load_settings
 from portal.extensions import csrf, db, login_manager, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SETTING_NAMES = frozenset(setting.name for setting in SETTINGS)
 
 # Feature blueprints, in navigation order. Each module exposes ``bp``.
 BLUEPRINTS = (
@@ -25,12 +26,13 @@ BLUEPRINTS = (
     "portal.mailboxes.views",
     "portal.invitations.views",
     "portal.users.views",
+    "portal.bulk.views",
 )
 
 # Modules that register job handlers; imported so any process can run any job.
 JOB_MODULES = ("portal.mail.services", "portal.domains.services", "portal.mailboxes.services",
                "portal.mailboxes.drift", "portal.users.services", "portal.users.imports",
-               "portal.users.reports")
+               "portal.users.reports", "portal.bulk.services")
 
 
 def create_app(overrides: dict | None = None, environ: dict | None = None) -> Flask:
@@ -46,8 +48,9 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
     settings = load_settings(environ, overrides)
     instance_path.mkdir(parents=True, exist_ok=True)
     app.config.update(flask_config(settings, instance_path))
+    # Flask's own keys (TESTING...) among the overrides go to Flask; the portal's settings do not.
     app.config.update({key: value for key, value in (overrides or {}).items() if key.isupper()
-                       and key not in settings})
+                       and key not in SETTING_NAMES})
     logging.basicConfig(level=settings["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -99,6 +102,7 @@ def _import_models() -> None:
     from portal.accounts import models as _accounts  # noqa: F401
     from portal.backends import models as _backends  # noqa: F401
     from portal.audit import models as _audit  # noqa: F401
+    from portal.bulk import models as _bulk  # noqa: F401
     from portal.auth import models as _auth  # noqa: F401
     from portal.domains import models as _domains  # noqa: F401
     from portal.invitations import models as _invitations  # noqa: F401

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from sqlalchemy import func
+
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
 from portal.auth.models import User
@@ -51,6 +53,72 @@ def members(account: Account) -> list[Membership]:
     return list(db.session.execute(
         db.select(Membership).join(User).where(Membership.account_id == account.id)
         .order_by(User.email)).scalars())
+
+
+def member_count(account: Account) -> int:
+    return db.session.execute(db.select(func.count()).select_from(Membership)
+                              .where(Membership.account_id == account.id)).scalar_one()
+
+
+MEMBER_SORTS = ("name", "email", "last_login", "joined")
+MEMBER_KINDS = ("corporate", "other")
+MEMBER_STATES = ("active", "never_signed_in", "suspended")
+
+
+def member_query(account: Account, listing):
+    """(Membership, User) rows of the account as ``listing`` filters and sorts them."""
+    from portal.mailboxes.models import DELETED, PERSONAL, Mailbox
+    from portal.web.inputs import parse_id
+    from portal.web.lists import like
+
+    query = (db.select(Membership, User).join(User, User.id == Membership.user_id)
+             .where(Membership.account_id == account.id))
+    if listing.q:
+        pattern = like(listing.q)
+        query = query.where(func.lower(User.email).like(pattern, escape="\\")
+                            | func.lower(User.name).like(pattern, escape="\\"))
+    role_id = parse_id(listing.filters.get("role"))
+    if role_id:
+        query = query.where(db.select(Grant.id).where(Grant.membership_id == Membership.id, Grant.role_id == role_id,
+                                                      Grant.mailbox_id.is_(None)).exists())
+    corporate = User.is_corporate & (User.corporate_account_id == account.id)
+    if listing.filters.get("kind") == "corporate":
+        query = query.where(corporate)
+    elif listing.filters.get("kind") == "other":
+        query = query.where(~corporate)
+    personal = db.select(Mailbox.id).where(Mailbox.owner_id == User.id, Mailbox.account_id == account.id,
+                                           Mailbox.kind == PERSONAL, Mailbox.status != DELETED).exists()
+    if listing.filters.get("mailbox") == "yes":
+        query = query.where(personal)
+    elif listing.filters.get("mailbox") == "no":
+        query = query.where(~personal)
+    state = listing.filters.get("status")
+    signed_in = User.password_hash.is_not(None) | User.oidc_subject.is_not(None)
+    if state == "active":
+        query = query.where(signed_in, User.suspended_at.is_(None))
+    elif state == "never_signed_in":
+        query = query.where(~signed_in)
+    elif state == "suspended":
+        query = query.where(User.suspended_at.is_not(None))
+    column = {"name": func.lower(User.name), "email": User.email, "last_login": User.last_login_at,
+              "joined": Membership.created_at}[listing.sort]
+    return query.order_by(column.desc() if listing.descending else column.asc(), User.email, Membership.id)
+
+
+def member_details(memberships: list[Membership]) -> dict[int, dict]:
+    """What the Users list shows of each member on the page: two statements for the whole page."""
+    ids = [membership.id for membership in memberships]
+    details = {membership_id: {"grants": [], "mailboxes": 0} for membership_id in ids}
+    if not ids:
+        return details
+    for grant in db.session.execute(db.select(Grant).where(Grant.membership_id.in_(ids), Grant.mailbox_id.is_(None))
+                                    .order_by(Grant.id)).scalars():
+        details[grant.membership_id]["grants"].append(grant)
+    for membership_id, count in db.session.execute(
+            db.select(Grant.membership_id, func.count(Grant.mailbox_id.distinct()))
+            .where(Grant.membership_id.in_(ids), Grant.mailbox_id.is_not(None)).group_by(Grant.membership_id)):
+        details[membership_id]["mailboxes"] = count
+    return details
 
 
 def member_in_account(account: Account, membership_id: int) -> Membership | None:

@@ -6,6 +6,7 @@ from portal.auth.forms import ConfirmForm
 from portal.extensions import db
 from portal.roles import catalogue
 from portal.roles import services as roles
+from portal.web import lists
 from portal.web.access import SIGNED_IN, member, rule
 from portal.web.loaders import load_or_404
 from portal.web.inputs import form_id
@@ -41,17 +42,23 @@ def create():
 @rule(member())
 def overview(account_id):
     session["account_id"] = account_id
-    return render("accounts/overview.html", account=g.account,
-                  member_count=len(services.members(g.account)))
+    return render("accounts/overview.html", account=g.account, member_count=services.member_count(g.account))
+
+
+def member_listing():
+    return lists.read({"role": None, "kind": services.MEMBER_KINDS, "mailbox": ("yes", "no"),
+                       "status": services.MEMBER_STATES}, services.MEMBER_SORTS, "email")
 
 
 @bp.route("/accounts/<int:account_id>/members")
 @rule(member("members.view"))
 def members(account_id):
-    memberships = services.members(g.account)
-    return render("accounts/members.html", account=g.account, memberships=memberships,
-                  held={m.id: roles.account_grants(m) for m in memberships},
-                  on_mailboxes=roles.mailbox_grant_counts(g.account))
+    listing = member_listing()
+    page = lists.fetch(services.member_query(g.account, listing), listing, scalars=False)
+    account_roles = roles.roles_for(g.account, catalogue.ACCOUNT)
+    return render("accounts/members.html", block="list", account=g.account, listing=listing, page=page,
+                  details=services.member_details([membership for membership, _ in page.items]),
+                  roles=account_roles, role_options=[(str(role.id), role.name) for role in account_roles])
 
 
 def _access_page(membership, status=200, error=None):
@@ -195,7 +202,7 @@ def delete(account_id):
     count = db.session.execute(db.select(db.func.count()).select_from(Mailbox)
                                .where(Mailbox.account_id == account.id)).scalar_one()
     return render("accounts/delete.html", status=422 if form.errors else 200, account=account, form=form,
-                  mailbox_count=count, member_count=len(services.members(account)))
+                  mailbox_count=count, member_count=services.member_count(account))
 
 
 @bp.route("/profile/delete", methods=["GET", "POST"])

@@ -33,6 +33,8 @@ class User(UserMixin, db.Model):
     recovery_email: Mapped[str | None] = mapped_column(String(254))
     default_mailbox_id: Mapped[int | None] = mapped_column(
         ForeignKey("mailboxes.id", ondelete="SET NULL", use_alter=True))
+    # A corporate user their account suspended: no log-in, personal mailboxes disabled, access kept.
+    suspended_at: Mapped[datetime | None]
     # Single sign-on: the provider's subject, the first key users are matched on.
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     @property

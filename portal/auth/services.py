@@ -21,6 +21,7 @@ from portal.timeutil import utcnow
 
 
 ADDRESS_MAIL_KIND = "auth.address_mail"
+SUSPENDED_MESSAGE = "Your organisation has suspended your access to the portal. Ask its administrators."
 
 
 class AuthError(ValueError):
@@ -171,6 +172,8 @@ def authenticate(email: str, password: str, ip: str, device: str | None = None) 
         raise AuthError("That address and password do not match.")
     if not user.is_verified:
         raise AuthError("Confirm your address first: open the link we e-mailed you.", code="unverified")
+    if user.suspended_at is not None:
+        raise AuthError(SUSPENDED_MESSAGE, code="suspended")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user

@@ -29,6 +29,7 @@ LOGOUT = "logged out"
 PASSWORD_CHANGED = "password changed"
 SIGNED_OUT_ELSEWHERE = "signed out from another session"
 REMOVED = "removed from the account"
+SUSPENDED = "suspended by the account"
 EXPIRED = "expired"
 
 
@@ -71,7 +72,7 @@ def load_user(user_id: str) -> User | None:
     found = db.session.execute(db.select(UserSession, User).join(User, User.id == UserSession.user_id)
                                .where(UserSession.token_hash == _digest(str(raw)))).first()
     now = utcnow()
-    if found is None or found[1].id != int(user_id) or not _live(found[0], now):
+    if found is None or found[1].id != int(user_id) or not _live(found[0], now) or found[1].suspended_at:
         if found is not None and found[0].ended_at is None:
             found[0].ended_at, found[0].end_reason = now, EXPIRED
             db.session.commit()

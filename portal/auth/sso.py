@@ -15,7 +15,7 @@ from flask import Flask, current_app
 
 from portal.audit.services import record
 from portal.auth.models import User
-from portal.auth.services import AuthError, assign_if_corporate, find_user, normalize_email
+from portal.auth.services import SUSPENDED_MESSAGE, AuthError, assign_if_corporate, find_user, normalize_email
 from portal.extensions import db
 from portal.timeutil import utcnow
 
@@ -81,6 +81,8 @@ def reconcile(claims: dict) -> User:
         raise SsoError("The sign-on provider did not say who you are.")
     user = db.session.execute(db.select(User).where(User.oidc_subject == subject)).scalar_one_or_none()
     if user is not None:
+        if user.suspended_at is not None:
+            raise SsoError(SUSPENDED_MESSAGE)
         return user
     if not claims.get("email") or not claims.get("email_verified"):
         raise SsoError("The sign-on provider did not give a verified e-mail address for you.")
@@ -90,6 +92,8 @@ def reconcile(claims: dict) -> User:
         raise SsoError(f"The sign-on provider gave an address the portal cannot use: {error}") from None
     user = find_user(email)
     if user is not None:
+        if user.suspended_at is not None:
+            raise SsoError(SUSPENDED_MESSAGE)
         if user.oidc_subject is not None:
             raise SsoError("Another single sign-on identity is already linked to this address.")
         user.oidc_subject = subject

@@ -92,8 +92,8 @@ def backend_problem(domain: Domain, local_part: str, *, alias: bool = False) -> 
     from portal.backends.registry import backend_class
 
     adapter_class = backend_class(backends.connection(domain.connection).backend)
-    rules = getattr(adapter_class, "alias_problem" if alias else "address_problem", None)
-    return rules(local_part, domain.name) if rules is not None else None
+    rules = adapter_class.alias_problem if alias else adapter_class.address_problem
+    return rules(local_part, domain.name)
 
 
 def address_taken(domain: Domain, address: str) -> bool:

@@ -7,7 +7,7 @@ from portal.auth.services import AuthError, find_user, start_session
 from portal.extensions import db
 from portal.invitations import forms, services
 from portal.invitations.models import STATUSES
-from portal.mailboxes.services import mailbox_in_account, visible_mailboxes
+from portal.mailboxes.services import mailbox_in_account, pick_mailboxes
 from portal.roles import catalogue
 from portal.roles.services import roles_for
 from portal.web.access import PUBLIC, SIGNED_IN, member, rule
@@ -44,13 +44,14 @@ def create(account_id):
                   status_filter="", invitations=services.invitations_of(g.account))
 
 
-def _edit_page(invitation, status=200, error=None):
+def _edit_page(invitation, status=200, error=None, mailbox_query=""):
     return render("invitations/edit.html", status=status, account=g.account, invitation=invitation, error=error,
                   account_roles=roles_for(g.account, catalogue.ACCOUNT),
                   mailbox_roles=roles_for(g.account, catalogue.MAILBOX),
                   account_permissions=catalogue.search("", catalogue.ACCOUNT),
-                  mailbox_permissions=catalogue.search("", catalogue.MAILBOX),
-                  mailboxes=visible_mailboxes(current_user, g.account, per_page=500).items, form=ConfirmForm())
+                  mailbox_permissions=catalogue.search("", catalogue.MAILBOX), mailbox_query=mailbox_query,
+                  mailbox_choices=pick_mailboxes(current_user, g.account, mailbox_query) if mailbox_query else [],
+                  form=ConfirmForm())
 
 
 @bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>")
@@ -74,6 +75,11 @@ def _act(invitation_id, action, success):
 @bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/grants", methods=["POST"])
 @rule(member("users.invite"))
 def add_grant(account_id, invitation_id):
+    if request.form.get("action") == "find-mailbox":
+        # Without JavaScript, finding a mailbox re-shows the page with the matches to choose from.
+        invitation = load_or_404(services.invitation_in_account, invitation_id)
+        return _edit_page(invitation, mailbox_query=request.form.get("mailbox_q", "").strip()[:254])
+
     def add(invitation):
         mailbox = None
         if request.form.get("scope") == "mailbox":

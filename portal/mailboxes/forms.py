@@ -32,7 +32,6 @@ class MailboxForm(QuotaMixin, FlaskForm):
     domain = SelectField("Domain", coerce=int, choices=[])
     kind = RadioField("Kind", choices=[("shared", "Shared (a team address)"), ("personal", "Personal (one person's)")],
                       default="shared")
-    owner = SelectField("Owner (personal mailboxes)", coerce=int, choices=[])
     first_name = StringField("First name", validators=[Length(max=100)])
     last_name = StringField("Last name", validators=[Length(max=100)])
     display_name = StringField("Display name", validators=[Length(max=200)])

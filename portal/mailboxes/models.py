@@ -26,7 +26,8 @@ class Mailbox(db.Model):
     # An address is unique within one account's copy of a domain: a copy that is not proven
     # never blocks (or reveals) the addresses of the account that proved the name.
     __table_args__ = (UniqueConstraint("domain_id", "address", name="uq_mailboxes_domain_address"),
-                      Index("ix_mailboxes_account_status", "account_id", "status"))
+                      Index("ix_mailboxes_account_status", "account_id", "status"),
+                      Index("ix_mailboxes_account_address", "account_id", "address"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

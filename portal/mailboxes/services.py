@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import func
+
 from portal.accounts.models import Account, Membership
 from portal.accounts.services import add_member
 from portal.audit.services import record
@@ -447,29 +449,66 @@ def provision(job) -> None:
 
 # -- lists -------------------------------------------------------------------------
 
-def visible_mailboxes(user: User, account: Account, *, domain_id: int | None = None, status: str = "",
-                      owner: str = "", page: int = 1, per_page: int = 25):
-    """The account's mailboxes this user may see, filtered and paginated."""
+MAILBOX_SORTS = ("address", "status", "created", "kind")
+
+
+def mailbox_query(user: User, account: Account, listing):
+    """The account's mailboxes ``user`` may see, as ``listing`` filters and sorts them."""
     from portal.roles.models import Grant
     from portal.roles.services import account_permissions, membership_of
+    from portal.web.inputs import parse_id
+    from portal.web.lists import like
 
     query = db.select(Mailbox).where(Mailbox.account_id == account.id)
     if "mailboxes.view" not in account_permissions(user, account):
         membership = membership_of(user, account)
         query = query.where(Mailbox.id.in_(db.select(Grant.mailbox_id).where(
             Grant.membership_id == (membership.id if membership else -1), Grant.mailbox_id.is_not(None))))
+    if listing.q:
+        pattern = like(listing.q)
+        query = query.where(Mailbox.address.like(pattern, escape="\\")
+                            | func.lower(Mailbox.display_name).like(pattern, escape="\\"))
+    domain_id = parse_id(listing.filters.get("domain"))
     if domain_id:
         query = query.where(Mailbox.domain_id == domain_id)
-    if status:
-        query = query.where(Mailbox.status == status)
-    if owner:
-        query = query.join(User, User.id == Mailbox.owner_id).where(User.email.ilike(f"%{owner}%"))
-    return db.paginate(query.order_by(Mailbox.address), page=page, per_page=per_page, error_out=False)
+    if listing.filters.get("status"):
+        query = query.where(Mailbox.status == listing.filters["status"])
+    if listing.filters.get("kind"):
+        query = query.where(Mailbox.kind == listing.filters["kind"])
+    if listing.filters.get("owner"):
+        query = query.where(Mailbox.owner_id.in_(db.select(User.id).where(
+            User.email.like(like(listing.filters["owner"]), escape="\\"))))
+    column = {"address": Mailbox.address, "status": Mailbox.status, "created": Mailbox.created_at,
+              "kind": Mailbox.kind}[listing.sort]
+    return query.order_by(column.desc() if listing.descending else column.asc(), Mailbox.address, Mailbox.id)
 
 
-def owner_candidates(account: Account) -> list[User]:
+def pick_mailboxes(user: User, account: Account, text: str, limit: int = 20) -> list[Mailbox]:
+    """The first mailboxes ``user`` may see whose address holds ``text``: a picker's choices."""
+    from portal.web.lists import Listing
+
+    return list(db.session.execute(mailbox_query(user, account, Listing(q=text, sort="address"))
+                                   .where(Mailbox.status != DELETED).limit(limit)).scalars())
+
+
+def owner_candidates(account: Account, text: str, limit: int = 20) -> list[User]:
+    """Members whose address or name holds ``text``, the choices of the owner picker."""
+    from portal.web.lists import like
+
+    pattern = like(text)
     return list(db.session.execute(db.select(User).join(Membership, Membership.user_id == User.id)
-                                   .where(Membership.account_id == account.id).order_by(User.email)).scalars())
+                                   .where(Membership.account_id == account.id,
+                                          func.lower(User.email).like(pattern, escape="\\")
+                                          | func.lower(User.name).like(pattern, escape="\\"))
+                                   .order_by(User.email).limit(limit)).scalars())
+
+
+def member_user(account: Account, user_id: int | None) -> User | None:
+    """The member of the account with this user id (a picked owner), or None."""
+    if not user_id:
+        return None
+    return db.session.execute(db.select(User).join(Membership, Membership.user_id == User.id)
+                              .where(Membership.account_id == account.id, User.id == user_id)).scalar_one_or_none()
 
 
 # -- decommissioning (the account is going) ----------------------------------------------

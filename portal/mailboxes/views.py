@@ -11,37 +11,39 @@ from portal.domains.models import TAKEN as DOMAIN_TAKEN
 from portal.domains.services import domain_in_account, domains_of
 from portal.extensions import db
 from portal.mailboxes import drift, forms, services
-from portal.mailboxes.models import STATUSES
+from portal.mailboxes.models import KINDS, PERSONAL, STATUSES
 from portal.roles import catalogue
 from portal.roles import services as roles
 from portal.roles.views import picker_state
+from portal.web import lists
 from portal.web.access import member, on_mailbox, rule
 from portal.web.loaders import load_or_404
 from portal.web.htmx import is_htmx
-from portal.web.inputs import arg_id, arg_page, form_id
+from portal.web.inputs import arg_id, form_id
 from portal.web.render import render
 
 bp = Blueprint("mailboxes", __name__)
 
 
+def mailbox_listing():
+    return lists.read({"domain": None, "status": STATUSES, "kind": KINDS, "owner": None}, services.MAILBOX_SORTS,
+                      "address")
+
+
 @bp.route("/accounts/<int:account_id>/mailboxes")
 @rule(member())
 def index(account_id):
-    filters = {"domain": arg_id("domain") or 0, "status": request.args.get("status", ""),
-               "owner": request.args.get("owner", "").strip()[:254]}
-    if filters["status"] not in STATUSES:
-        filters["status"] = ""
-    page = services.visible_mailboxes(current_user, g.account, domain_id=filters["domain"], status=filters["status"],
-                                      owner=filters["owner"], page=arg_page())
-    return render("mailboxes/index.html", block="list", account=g.account, page=page, filters=filters,
-                  domains=domains_of(g.account), statuses=STATUSES)
+    listing = mailbox_listing()
+    page = lists.fetch(services.mailbox_query(current_user, g.account, listing), listing)
+    return render("mailboxes/index.html", block="list", account=g.account, page=page, listing=listing,
+                  domain_options=[(str(d.id), d.unicode_name) for d in domains_of(g.account)],
+                  status_options=[(status, status.capitalize()) for status in STATUSES])
 
 
-def _form(formdata=None):
-    form = forms.MailboxForm() if formdata is None else forms.MailboxForm(formdata=formdata)
+def _form():
+    form = forms.MailboxForm()
     form.domain.choices = [(d.id, f"{d.unicode_name} ({d.status.replace('_', ' ')})") for d in domains_of(g.account)
                            if d.status not in (DOMAIN_DISABLED, DOMAIN_TAKEN)]
-    form.owner.choices = [(0, "—")] + [(u.id, u.email) for u in services.owner_candidates(g.account)]
     return form
 
 
@@ -49,27 +51,54 @@ def _form(formdata=None):
 @rule(member("mailboxes.create"))
 def create(account_id):
     form = _form()
-    if form.validate_on_submit():
+    owner = services.member_user(g.account, form_id("owner") if request.method == "POST" else None)
+    finding = request.form.get("action") == "find-owner"
+    owner_errors: list[str] = []
+    if not finding and form.validate_on_submit():
         domain = next((d for d in domains_of(g.account) if d.id == form.domain.data), None)
-        owner = db.session.get(User, form.owner.data) if form.owner.data else None
-        if owner is not None and owner not in services.owner_candidates(g.account):
-            owner = None
         try:
             if domain is None:
                 raise services.MailboxError("Choose one of this account's domains.", "domain")
             mailbox = services.create_mailbox(
-                current_user, g.account, domain, form.local_part.data or "", kind=form.kind.data, owner=owner,
+                current_user, g.account, domain, form.local_part.data or "", kind=form.kind.data,
+                owner=owner if form.kind.data == PERSONAL else None,
                 first_name=form.first_name.data or "", last_name=form.last_name.data or "",
                 display_name=form.display_name.data or "", quota_bytes=form.quota_bytes())
         except services.MailboxError as error:
             db.session.rollback()
-            getattr(form, error.field or "local_part").errors.append(str(error))
+            if error.field == "owner":
+                owner_errors.append(str(error))
+            else:
+                getattr(form, error.field or "local_part").errors.append(str(error))
         else:
             db.session.commit()
             flash(f"{mailbox.address} created.", "success")
             return redirect(url_for("mailboxes.show", account_id=account_id, mailbox_id=mailbox.id))
-    return render("mailboxes/new.html", status=422 if form.errors else 200, account=g.account, form=form,
-                  has_domains=bool(form.domain.choices))
+    owner_query = request.form.get("owner_q", "").strip()[:254]
+    candidates = services.owner_candidates(g.account, owner_query) if finding else []
+    return render("mailboxes/new.html", status=422 if form.errors or owner_errors else 200, account=g.account,
+                  form=form, has_domains=bool(form.domain.choices), owner=owner, owner_query=owner_query,
+                  candidates=candidates, owner_errors=owner_errors)
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/pick-owner")
+@rule(member("mailboxes.create"))
+def pick_owner(account_id):
+    """The owner picker's choices as one types (htmx), at most 20."""
+    text = request.args.get("owner_q", "").strip()[:254]
+    return render("mailboxes/new.html", block="owner_choices", account=g.account, owner=None,
+                  candidates=services.owner_candidates(g.account, text) if text else [], owner_query=text,
+                  owner_errors=[])
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/pick")
+@rule(member())
+def pick_mailbox(account_id):
+    """Mailboxes this person may see whose address holds the text typed, for a picker (htmx), at most 20."""
+    text = request.args.get("mailbox_q", "").strip()[:254]
+    return render("mailboxes/_pick.html", account=g.account, field=request.args.get("field", "mailbox_id"),
+                  choices=services.pick_mailboxes(current_user, g.account, text) if text else [], query=text,
+                  chosen=None)
 
 
 def _page(mailbox, status=200, error=None, password=None):
@@ -196,12 +225,16 @@ def delete(account_id, mailbox_id):
 # -- mailbox access of a member --------------------------------------------------------
 
 def _member_mailboxes(membership, chosen_id, status=200, error=None, picker=None):
-    visible = services.visible_mailboxes(current_user, g.account, per_page=500).items
-    chosen = next((m for m in visible if m.id == chosen_id), None)
+    chosen = services.mailbox_in_account(g.account, chosen_id) if chosen_id else None
+    if chosen is not None and not g.access.can_on_mailbox(chosen.id, "mailbox.view"):
+        chosen = None
+    query = request.args.get("mailbox_q", "").strip()[:254]
     grants = roles.mailbox_grants(membership, chosen.id) if chosen else []
     return render("accounts/mailbox_access.html", status=status, account=g.account, membership=membership,
-                  mailboxes=visible, chosen=chosen, grants=grants, error=error, form=ConfirmForm(),
-                  roles=roles.roles_for(g.account, catalogue.MAILBOX), picker=picker)
+                  chosen=chosen, grants=grants, error=error, form=ConfirmForm(), query=query,
+                  choices=services.pick_mailboxes(current_user, g.account, query) if query else [],
+                  held_on=roles.mailboxes_held_by(membership), roles=roles.roles_for(g.account, catalogue.MAILBOX),
+                  picker=picker)
 
 
 @bp.route("/accounts/<int:account_id>/members/<int:membership_id>/mailboxes")
@@ -251,8 +284,8 @@ def member_advanced(account_id, membership_id, mailbox_id):
         flash("Mailbox permissions saved.", "success")
         return _back(account_id, membership_id, mailbox_id)
     return render("accounts/mailbox_access.html", block="permission_picker", account=g.account,
-                  membership=membership, mailboxes=[g.mailbox], chosen=g.mailbox,
-                  grants=roles.mailbox_grants(membership, mailbox_id), error=None, form=ConfirmForm(),
+                  membership=membership, chosen=g.mailbox, grants=roles.mailbox_grants(membership, mailbox_id),
+                  error=None, form=ConfirmForm(), query="", choices=[], held_on=[],
                   roles=roles.roles_for(g.account, catalogue.MAILBOX), picker=picker)
 
 

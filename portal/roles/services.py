@@ -382,6 +382,15 @@ def mailbox_access_list(mailbox_id: int) -> list[tuple[Membership, list[Grant]]]
     return [(db.session.get(Membership, member_id), held) for member_id, held in by_member.items()]
 
 
+def mailboxes_held_by(membership: Membership, limit: int = 100) -> list:
+    """The mailboxes the member holds a role or permission on (one statement, at most ``limit``)."""
+    from portal.mailboxes.models import Mailbox
+
+    return list(db.session.execute(db.select(Mailbox).where(Mailbox.id.in_(
+        db.select(Grant.mailbox_id).where(Grant.membership_id == membership.id, Grant.mailbox_id.is_not(None))))
+        .order_by(Mailbox.address).limit(limit)).scalars())
+
+
 def mailbox_grant_counts(account: Account) -> dict[int, int]:
     """Per membership, on how many mailboxes it holds something."""
     rows = db.session.execute(

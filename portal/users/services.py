@@ -142,7 +142,7 @@ def onboarding_mailbox(user: User) -> Mailbox | None:
         .limit(1)).scalar_one_or_none()
 
 
-def send_onboarding(actor: User, account: Account, user: User) -> str | None:
+def send_onboarding(actor: User, account: Account, user: User, *, may_show: bool = True) -> str | None:
     """Get the onboarding link to the person: by e-mail to their recovery address, else to their
     personal mailbox once it works (``users.onboarding`` job); return it to show to ``actor`` only
     when neither exists, and only when ``actor`` holds every right the person holds (the link
@@ -154,6 +154,9 @@ def send_onboarding(actor: User, account: Account, user: User) -> str | None:
         record("user.send_onboarding", account=account, target=user, actor=actor,
                to=user.recovery_email or user.email)
         return None
+    if not may_show:
+        raise UserError(f"{user.email} has no recovery address and no personal mailbox: open their page to "
+                        "get a link to give them.")
     _require_outranks(actor, account, user)
     record("user.send_onboarding", account=account, target=user, actor=actor, to="shown to the administrator")
     return issue_onboarding_link(user)
@@ -224,6 +227,53 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
             setattr(user, attribute, value)
     if changes:
         record("user.settings", account=account, target=user, actor=actor, changed=sorted(changes))
+
+
+# -- suspension ----------------------------------------------------------------------
+
+def suspend(actor: User, account: Account, user: User) -> str:
+    """Stop a corporate user of the account for now: no log-in, sessions ended, personal
+    mailboxes disabled where their backend can; every right is kept for their return."""
+    from portal.mailboxes import services as mailboxes
+    from portal.timeutil import utcnow
+
+    if not is_corporate_of(user, account):
+        raise UserError(f"{user.email} is not a corporate user of this account; only those can be suspended.")
+    if user.id == actor.id:
+        raise UserError("You cannot suspend yourself.")
+    _require_outranks(actor, account, user)
+    if user.suspended_at is not None:
+        return "already suspended"
+    user.suspended_at = utcnow()
+    sessions.end_all(user, sessions.SUSPENDED)
+    disabled = []
+    for mailbox in own_mailboxes(user, account):
+        if mailbox.status == ENABLED and mailboxes.capabilities_of(mailbox).mailbox_disable:
+            mailboxes.set_active(actor, mailbox, False)
+            disabled.append(mailbox.address)
+    record("user.suspend", account=account, target=user, actor=actor, mailboxes_disabled=disabled)
+    return "suspended" + (f"; {', '.join(disabled)} being disabled" if disabled else "")
+
+
+def restore(actor: User, account: Account, user: User) -> str:
+    """Undo ``suspend``: log-in allowed again, their disabled personal mailboxes enabled again."""
+    from portal.domains.models import ENABLED as DOMAIN_ENABLED
+    from portal.mailboxes import services as mailboxes
+    from portal.mailboxes.models import DISABLED
+
+    if not is_corporate_of(user, account):
+        raise UserError(f"{user.email} is not a corporate user of this account.")
+    _require_outranks(actor, account, user)
+    if user.suspended_at is None:
+        return "was not suspended"
+    user.suspended_at = None
+    enabled = []
+    for mailbox in own_mailboxes(user, account):
+        if mailbox.status == DISABLED and mailbox.domain.status == DOMAIN_ENABLED:
+            mailboxes.set_active(actor, mailbox, True)
+            enabled.append(mailbox.address)
+    record("user.restore", account=account, target=user, actor=actor, mailboxes_enabled=enabled)
+    return "restored" + (f"; {', '.join(enabled)} being enabled" if enabled else "")
 
 
 # -- removal -------------------------------------------------------------------------

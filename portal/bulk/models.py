@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+QUEUED = "queued"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+
+MEMBERS = "members"
+MAILBOXES = "mailboxes"
+
+
+class BulkRun(db.Model):
+    """One action on many people or mailboxes, run as one job with progress."""
+
+    __tablename__ = "bulk_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    target: Mapped[str] = mapped_column(String(16))   # members | mailboxes
+    action: Mapped[str] = mapped_column(String(32))
+    # The action's choices (a role, what happens to mailboxes) and its label as confirmed.
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    # {"ids": [...]} for the rows ticked, {"filters": {...}} for every row a filtered list matched.
+    selection: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    total: Mapped[int] = mapped_column(default=0)
+    done: Mapped[int] = mapped_column(default=0)
+    succeeded: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    # The first refusals, with whom they concern: [{"label", "message"}].
+    problems: Mapped[list] = mapped_column(JSON, default=list)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    created_by = relationship("User", lazy="joined")
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(self.done * 100 / self.total)

@@ -1,0 +1,245 @@
+"""Acting on many people or mailboxes at once: the admin ticks rows (or takes every row the
+filtered list matches), confirms, and one job carries the action out row by row through the
+same services as a single change, each row in its own savepoint (a refusal for one person
+leaves the others done), each audited as if done by hand, with progress on the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from portal.accounts.models import Account, Membership
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.bulk.models import DONE, FAILED, MAILBOXES, MEMBERS, QUEUED, RUNNING, BulkRun
+from portal.extensions import db
+from portal.jobs.registry import handler
+from portal.jobs.services import enqueue
+from portal.roles import catalogue
+from portal.roles.services import AccessError, account_permissions, role_in_account
+from portal.timeutil import utcnow
+from portal.web.inputs import parse_id
+from portal.web.lists import Listing
+
+BULK_KIND = "bulk.run"
+CHUNK = 100
+MAX_PROBLEMS = 500
+
+
+@dataclass(frozen=True)
+class Action:
+    permission: str
+    label: str
+    destructive: bool = False
+
+
+MEMBER_ACTIONS = {
+    "grant_role": Action("access.grant", "Grant the role “{role}”"),
+    "remove_role": Action("access.grant", "Take away the role “{role}”", destructive=True),
+    "send_onboarding": Action("users.manage", "Send onboarding links again"),
+    "suspend": Action("users.manage", "Suspend (corporate users)", destructive=True),
+    "restore": Action("users.manage", "Restore (corporate users)"),
+    "remove": Action("members.remove", "Remove from the account", destructive=True),
+}
+MAILBOX_ACTIONS = {
+    "enable": Action("mailboxes.manage", "Enable"),
+    "disable": Action("mailboxes.manage", "Disable", destructive=True),
+    "delete": Action("mailboxes.manage", "Delete", destructive=True),
+}
+ACTIONS = {MEMBERS: MEMBER_ACTIONS, MAILBOXES: MAILBOX_ACTIONS}
+MAILBOX_CHOICES = ("keep", "disable", "delete")
+
+
+class BulkError(ValueError):
+    """The bulk action cannot be started as asked; the message says why."""
+
+
+def run_in_account(account: Account, run_id: int) -> BulkRun | None:
+    run = db.session.get(BulkRun, run_id)
+    return run if run is not None and run.account_id == account.id else None
+
+
+def _listing(filters: dict[str, str]) -> Listing:
+    from portal.accounts.services import MEMBER_SORTS
+
+    return Listing(q=filters.get("q", ""), filters={key: value for key, value in filters.items()
+                                                     if key not in ("q", "sort", "dir")},
+                   sort=filters.get("sort") if filters.get("sort") in MEMBER_SORTS else "email")
+
+
+def _selected_ids(run: BulkRun, actor: User, account: Account) -> list[int]:
+    """The rows the run acts on, resolved now: those ticked, or what the filters match today."""
+    from portal.accounts.services import member_query
+    from portal.mailboxes.services import mailbox_query
+
+    if "ids" in run.selection:
+        return [int(value) for value in run.selection["ids"]]
+    listing = _listing(run.selection.get("filters", {}))
+    if run.target == MEMBERS:
+        query = member_query(account, listing).with_only_columns(Membership.id)
+    else:
+        from portal.mailboxes.models import Mailbox
+
+        query = mailbox_query(actor, account, listing).with_only_columns(Mailbox.id)
+    return list(db.session.execute(query).scalars())
+
+
+def prepare(actor: User, account: Account, target: str, form) -> BulkRun:
+    """The run the submitted list form asks for, checked and counted, not saved yet."""
+    actions = ACTIONS[target]
+    action = form.get("action", "")
+    if action not in actions:
+        raise BulkError("Choose what to do.")
+    if actions[action].permission not in account_permissions(actor, account):
+        raise AccessError("You do not hold the permission this action needs.")
+    params: dict = {}
+    if action in ("grant_role", "remove_role"):
+        role = role_in_account(account, parse_id(form.get("role_id")) or 0)
+        if role is None or role.scope != catalogue.ACCOUNT:
+            raise BulkError("Choose an account role.")
+        params = {"role_id": role.id, "role": role.name}
+    if action == "remove":
+        choice = form.get("mailboxes", "keep")
+        params["mailboxes"] = choice if choice in MAILBOX_CHOICES else "keep"
+    if form.get("all_matching") == "yes":
+        selection = {"filters": {key.removeprefix("filter-"): value[:254] for key, value in form.items()
+                                 if key.startswith("filter-") and key != "filter-page"}}
+    else:
+        ids = sorted({number for number in (parse_id(value) for value in form.getlist(_row_field(target)))
+                      if number})
+        if not ids:
+            raise BulkError("Tick the rows to act on, or choose every row the list matches.")
+        selection = {"ids": ids}
+    run = BulkRun(account_id=account.id, created_by_id=actor.id, target=target, action=action, params=params,
+                  selection=selection)
+    run.total = len(_owned_ids(run, actor, account))
+    if not run.total:
+        raise BulkError("None of the chosen rows is in this account any more.")
+    return run
+
+
+def _row_field(target: str) -> str:
+    return "member" if target == MEMBERS else "mailbox"
+
+
+def _owned_ids(run: BulkRun, actor: User, account: Account) -> list[int]:
+    """The selected ids that belong to the account (ticked ids from a form are only a wish)."""
+    from portal.mailboxes.models import Mailbox
+
+    ids = _selected_ids(run, actor, account)
+    if "ids" not in run.selection:
+        return ids
+    model = Membership if run.target == MEMBERS else Mailbox
+    return list(db.session.execute(db.select(model.id).where(model.id.in_(ids), model.account_id == account.id)
+                                   .order_by(model.id)).scalars())
+
+
+def label(run: BulkRun) -> str:
+    return ACTIONS[run.target][run.action].label.format(**run.params)
+
+
+def start(actor: User, account: Account, run: BulkRun) -> BulkRun:
+    db.session.add(run)
+    db.session.flush()
+    enqueue(BULK_KIND, {"run_id": run.id}, subject=f"bulk:{run.id}", account=account)
+    record("bulk.start", account=account, target=run, target_label=label(run), actor=actor, rows=run.total,
+           selection="every row matching the filters" if "filters" in run.selection else "rows ticked")
+    return run
+
+
+# -- the job -----------------------------------------------------------------------
+
+def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Membership) -> str:
+    from portal.accounts.services import remove_member
+    from portal.roles.models import Grant
+    from portal.roles.services import grant_role, revoke_grant
+    from portal.users import services as users
+
+    user = membership.user
+    if run.action == "grant_role":
+        role = role_in_account(account, run.params["role_id"])
+        if role is None:
+            raise BulkError(f"The role “{run.params['role']}” no longer exists.")
+        grant_role(actor, account, membership, role)
+        return "granted"
+    if run.action == "remove_role":
+        grant = db.session.execute(db.select(Grant).where(
+            Grant.membership_id == membership.id, Grant.role_id == run.params["role_id"],
+            Grant.mailbox_id.is_(None))).scalar_one_or_none()
+        if grant is None:
+            return "did not hold it"
+        revoke_grant(actor, account, grant)
+        return "taken away"
+    if run.action == "send_onboarding":
+        users.send_onboarding(actor, account, user, may_show=False)
+        return "link sent"
+    if run.action == "suspend":
+        return users.suspend(actor, account, user)
+    if run.action == "restore":
+        return users.restore(actor, account, user)
+    if users.is_corporate_of(user, account):
+        return "; ".join(users.remove_corporate_user(actor, account, membership, run.params["mailboxes"])) or "removed"
+    if user.id == actor.id:
+        raise AccessError("You cannot remove yourself this way.")
+    remove_member(actor, account, membership)
+    return "removed"
+
+
+def _act_on_mailbox(run: BulkRun, actor: User, mailbox) -> str:
+    from portal.mailboxes import services as mailboxes
+
+    if run.action == "delete":
+        return mailboxes.delete(actor, mailbox)
+    wanted = run.action == "enable"
+    if mailbox.want_active == wanted and mailbox.status in ("enabled", "disabled"):
+        return "already " + ("enabled" if wanted else "disabled")
+    mailboxes.set_active(actor, mailbox, wanted)
+    return "being " + ("enabled" if wanted else "disabled")
+
+
+def _failed(job, message: str) -> None:
+    run = db.session.get(BulkRun, job.payload.get("run_id"))
+    if run is not None:
+        run.status, run.error, run.finished_at = FAILED, message, utcnow()
+
+
+@handler(BULK_KIND, max_attempts=3, backoff_seconds=30, on_failure=_failed)
+def run_bulk(job) -> None:
+    from portal.mailboxes.models import Mailbox
+    from portal.mailboxes.services import MailboxError
+    from portal.users.services import UserError
+
+    run = db.session.get(BulkRun, job.payload["run_id"])
+    if run is None or run.status in (DONE, FAILED):
+        return
+    account = db.session.get(Account, run.account_id)
+    actor = run.created_by
+    if actor is None:
+        raise BulkError("The person who started this no longer has a profile.")
+    ids = _owned_ids(run, actor, account)
+    run.status, run.total, run.done, run.succeeded, run.failed, run.problems = RUNNING, len(ids), 0, 0, 0, []
+    db.session.commit()
+    model = Membership if run.target == MEMBERS else Mailbox
+    problems: list[dict] = []
+    for start_at in range(0, len(ids), CHUNK):
+        chunk = db.session.execute(db.select(model).where(model.id.in_(ids[start_at:start_at + CHUNK]))
+                                   .order_by(model.id)).scalars().all()
+        for row in chunk:
+            name = row.user.email if run.target == MEMBERS else row.address
+            try:
+                with db.session.begin_nested():
+                    if run.target == MEMBERS:
+                        _act_on_member(run, actor, account, row)
+                    else:
+                        _act_on_mailbox(run, actor, row)
+                run.succeeded += 1
+            except (AccessError, UserError, MailboxError, BulkError) as refusal:
+                run.failed += 1
+                if len(problems) < MAX_PROBLEMS:
+                    problems.append({"label": name, "message": str(refusal)})
+        run.done = min(start_at + CHUNK, len(ids))
+        run.problems = list(problems)
+        db.session.commit()  # progress is visible after every chunk
+    run.status, run.finished_at = DONE, utcnow()
+    record("bulk.done", account=account, target=run, target_label=label(run), actor=actor,
+           succeeded=run.succeeded, failed=run.failed)

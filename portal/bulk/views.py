@@ -1,0 +1,78 @@
+from flask import Blueprint, Response, abort, g, redirect, request, url_for
+from flask_login import current_user
+
+from portal.auth.forms import ConfirmForm
+from portal.bulk import exports, services
+from portal.bulk.models import MAILBOXES, MEMBERS, QUEUED, RUNNING
+from portal.extensions import db
+from portal.roles.services import AccessError
+from portal.web.access import member, rule
+from portal.web.loaders import load_or_404
+from portal.web.render import render
+
+bp = Blueprint("bulk", __name__)
+
+LIST_ENDPOINTS = {MEMBERS: "accounts.members", MAILBOXES: "mailboxes.index"}
+
+
+def _start(target: str):
+    """Checked and counted, the action is shown for confirmation; confirmed, it starts."""
+    form = ConfirmForm()
+    back = url_for(LIST_ENDPOINTS[target], account_id=g.account.id)
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        run = services.prepare(current_user, g.account, target, request.form)
+    except services.BulkError as refusal:
+        return render("bulk/refused.html", status=422, account=g.account, message=str(refusal), back=back)
+    except AccessError as refusal:
+        return render("bulk/refused.html", status=403, account=g.account, message=str(refusal), back=back)
+    if request.form.get("confirmed") != "yes":
+        db.session.rollback()
+        return render("bulk/confirm.html", account=g.account, run=run, label=services.label(run), back=back,
+                      fields=[(key, value) for key in request.form for value in request.form.getlist(key)
+                              if key not in ("csrf_token", "confirmed", "mailboxes")], form=form)
+    services.start(current_user, g.account, run)
+    db.session.commit()
+    return redirect(url_for("bulk.show", account_id=g.account.id, run_id=run.id))
+
+
+@bp.route("/accounts/<int:account_id>/members/bulk", methods=["POST"])
+@rule(member("members.view"))
+def start_members(account_id):
+    return _start(MEMBERS)
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/bulk", methods=["POST"])
+@rule(member("mailboxes.manage"))
+def start_mailboxes(account_id):
+    return _start(MAILBOXES)
+
+
+@bp.route("/accounts/<int:account_id>/bulk/<int:run_id>")
+@rule(member())
+def show(account_id, run_id):
+    run = load_or_404(services.run_in_account, run_id)
+    if run.created_by_id != current_user.id and not g.access.can(services.ACTIONS[run.target][run.action].permission):
+        abort(404)
+    return render("bulk/run.html", block="progress", account=g.account, run=run, label=services.label(run),
+                  busy=run.status in (QUEUED, RUNNING), back=url_for(LIST_ENDPOINTS[run.target], account_id=account_id))
+
+
+def _download(target: str, fmt: str) -> Response:
+    if fmt not in exports.FORMATS:
+        abort(404)
+    body, mimetype, name = exports.export(current_user, g.account, target, fmt)
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.route("/accounts/<int:account_id>/members/export.<format>")
+@rule(member("members.view"))
+def export_members(account_id, format):
+    return _download(MEMBERS, format)
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/export.<format>")
+@rule(member())
+def export_mailboxes(account_id, format):
+    return _download(MAILBOXES, format)

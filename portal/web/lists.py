@@ -1,0 +1,117 @@
+"""Lists sized for 10,000 rows: search, filters, sort and pages kept in the URL.
+
+A view declares what its list can be filtered and sorted by; ``read`` takes those from the query
+string (anything unknown falls back to the default, never an error) and ``fetch`` runs exactly
+two statements, the count and the page, whatever the size of the table. Templates build their
+links from ``Listing.args`` so that the state survives sorting, paging and the back button.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from math import ceil
+
+from flask import request
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.web.inputs import arg_page
+
+PER_PAGE = 50
+SEARCH_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One list's state, read from the query string."""
+
+    q: str = ""
+    filters: dict[str, str] = field(default_factory=dict)
+    sort: str = ""
+    descending: bool = False
+    page: int = 1
+    per_page: int = PER_PAGE
+
+    def args(self, **changes) -> dict[str, str | int]:
+        """Query arguments for a link to this list with ``changes`` (sort, page, a filter...)."""
+        values: dict[str, str | int] = {"q": self.q, **self.filters, "sort": self.sort,
+                                        "dir": "desc" if self.descending else "asc", "page": self.page}
+        values.update(changes)
+        return {key: value for key, value in values.items() if value not in ("", None) and
+                not (key == "page" and value == 1)}
+
+    def sorted_by(self, key: str) -> Listing:
+        """The listing sorted by ``key``: the other way round if it already is."""
+        return replace(self, sort=key, descending=not self.descending if key == self.sort else False, page=1)
+
+    def sort_args(self, key: str) -> dict[str, str | int]:
+        toggled = self.sorted_by(key)
+        return self.args(sort=toggled.sort, dir="desc" if toggled.descending else "asc", page=1)
+
+    def aria_sort(self, key: str) -> str:
+        if key != self.sort:
+            return "none"
+        return "descending" if self.descending else "ascending"
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.q or any(self.filters.values()))
+
+
+def read(filters: dict[str, tuple[str, ...] | None], sorts: tuple[str, ...], default_sort: str, *,
+         descending: bool = False, per_page: int = PER_PAGE) -> Listing:
+    """The listing the query string asks for. ``filters`` maps each filter to its allowed values
+    (``None``: any short text); unknown values are dropped, so a bad link shows the whole list."""
+    chosen = {}
+    for name, allowed in filters.items():
+        value = request.args.get(name, "").strip()[:254]
+        chosen[name] = value if (allowed is None or value in allowed) else ""
+    sort = request.args.get("sort", "")
+    direction = request.args.get("dir", "")
+    return Listing(q=request.args.get("q", "").strip()[:254], filters=chosen,
+                   sort=sort if sort in sorts else default_sort,
+                   descending=(direction == "desc") if direction in ("asc", "desc") and sort in sorts else descending,
+                   page=arg_page(), per_page=per_page)
+
+
+@dataclass
+class Page:
+    items: list
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(ceil(self.total / self.per_page), 1)
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def first(self) -> int:
+        return 0 if not self.total else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last(self) -> int:
+        return min(self.page * self.per_page, self.total)
+
+
+def fetch(query, listing: Listing, *, scalars: bool = True) -> Page:
+    """Count the rows ``query`` selects and load the page asked for: two statements."""
+    total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    page = min(listing.page, max(ceil(total / listing.per_page), 1))
+    rows = db.session.execute(query.limit(listing.per_page).offset((page - 1) * listing.per_page))
+    items = list(rows.scalars() if scalars else rows.all())
+    return Page(items=items, total=total, page=page, per_page=listing.per_page)
+
+
+def like(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, its own wildcards taken literally."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
