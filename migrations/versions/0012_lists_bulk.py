@@ -1,4 +1,4 @@
-"""built for 10,000: suspended corporate users, bulk runs, list indexes
+"""built for 10,000: suspended corporate users, bulk runs, list indexes, domains watched after a check
 
 Revision ID: 0012_lists_bulk
 Revises: 0011_tenant_safety
@@ -47,8 +47,13 @@ def upgrade():
     with op.batch_alter_table('mailboxes', schema=None) as batch_op:
         batch_op.create_index('ix_mailboxes_account_address', ['account_id', 'address'], unique=False)
 
+    with op.batch_alter_table('domains', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('watch_until', sa.DateTime(), nullable=True))
+
 
 def downgrade():
+    with op.batch_alter_table('domains', schema=None) as batch_op:
+        batch_op.drop_column('watch_until')
     with op.batch_alter_table('mailboxes', schema=None) as batch_op:
         batch_op.drop_index('ix_mailboxes_account_address')
     with op.batch_alter_table('bulk_runs', schema=None) as batch_op:

@@ -2,6 +2,7 @@ from flask import Blueprint, flash, g, redirect, request, session, url_for
 from flask_login import current_user
 
 from portal.accounts import forms, services
+from portal.accounts import overview as dashboard
 from portal.auth.forms import ConfirmForm
 from portal.extensions import db
 from portal.roles import catalogue
@@ -42,7 +43,7 @@ def create():
 @rule(member())
 def overview(account_id):
     session["account_id"] = account_id
-    return render("accounts/overview.html", account=g.account, member_count=services.member_count(g.account))
+    return render("accounts/overview.html", account=g.account, view=dashboard.build(g.account, g.access.can))
 
 
 def member_listing():

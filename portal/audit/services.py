@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 
 from flask import has_request_context, request
 from flask_login import current_user
+from sqlalchemy import func
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
@@ -65,22 +66,27 @@ def _jsonable(details: dict) -> dict:
     return clean
 
 
-def query_events(account_id: int, *, action: str = "", actor: str = "", since: date | None = None,
-                 until: date | None = None):
+# The kinds of actions, by the prefix of their names, for the log's filter.
+FAMILIES = (("account", "Account"), ("member", "Members"), ("access", "Access"), ("role", "Roles"),
+            ("domain", "Domains"), ("drift", "Drift"), ("mailbox", "Mailboxes"), ("invitation", "Invitations"),
+            ("user", "People"), ("users", "Imports and reports"), ("bulk", "Bulk actions"))
+
+
+def query_events(account_id: int, *, family: str = "", actor: str = "", target: str = "", since: date | None = None,
+                 until: date | None = None, oldest_first: bool = False):
+    from portal.web.lists import like
+
     query = db.select(AuditEvent).where(AuditEvent.account_id == account_id)
-    if action:
-        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
+    if family:
+        query = query.where(AuditEvent.action.startswith(family + ".", autoescape=True))
     if actor:
-        query = query.where(AuditEvent.actor_label.icontains(actor, autoescape=True))
+        query = query.where(func.lower(AuditEvent.actor_label).like(like(actor), escape="\\"))
+    if target:
+        query = query.where(func.lower(AuditEvent.target_label).like(like(target), escape="\\"))
     if since:
         query = query.where(AuditEvent.at >= datetime.combine(since, time.min))
     if until:
         query = query.where(AuditEvent.at < datetime.combine(until + timedelta(days=1), time.min))
+    if oldest_first:
+        return query.order_by(AuditEvent.at, AuditEvent.id)
     return query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-
-
-def known_actions(account_id: int) -> list[str]:
-    rows = db.session.execute(
-        db.select(AuditEvent.action).where(AuditEvent.account_id == account_id).distinct()
-    ).scalars()
-    return sorted(rows)

@@ -40,6 +40,8 @@ class Domain(db.Model):
     enabled_at: Mapped[datetime | None]
     last_checked_at: Mapped[datetime | None]
     last_manual_check_at: Mapped[datetime | None]
+    # Until then the domain is checked often, since someone asked (the page keeps checking).
+    watch_until: Mapped[datetime | None]
     # First failed check of a domain that is still enabled; cleared by a good check.
     failing_since: Mapped[datetime | None]
     failed_checks: Mapped[int] = mapped_column(default=0)

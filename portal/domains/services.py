@@ -36,6 +36,9 @@ from portal.timeutil import utcnow
 
 CHECK_KIND = "domain.check"
 MANUAL_CHECK_INTERVAL = timedelta(minutes=1)
+# After "Check now", the domain is checked every WATCH_INTERVAL for WATCH.
+WATCH = timedelta(minutes=15)
+WATCH_INTERVAL = timedelta(seconds=20)
 PENDING_CHECK_WINDOW = timedelta(hours=72)
 ENABLED_GRACE = timedelta(hours=24)
 ENABLED_GRACE_CHECKS = 3
@@ -70,6 +73,21 @@ def domain_in_account(account: Account, domain_id: int) -> Domain | None:
 def domains_of(account: Account) -> list[Domain]:
     return list(db.session.execute(
         db.select(Domain).where(Domain.account_id == account.id).order_by(Domain.name)).scalars())
+
+
+DOMAIN_SORTS = ("name", "status", "checked")
+
+
+def domain_query(account: Account, listing):
+    from portal.web.lists import like
+
+    query = db.select(Domain).where(Domain.account_id == account.id)
+    if listing.q:
+        query = query.where(Domain.name.like(like(listing.q), escape="\\"))
+    if listing.filters.get("status"):
+        query = query.where(Domain.status == listing.filters["status"])
+    column = {"name": Domain.name, "status": Domain.status, "checked": Domain.last_checked_at}[listing.sort]
+    return query.order_by(column.desc() if listing.descending else column.asc(), Domain.name)
 
 
 # -- adding and removing ----------------------------------------------------------
@@ -208,16 +226,30 @@ def schedule_check(domain: Domain, *, trigger: str, delay: timedelta = timedelta
 
 
 def request_check(actor: User, domain: Domain) -> None:
+    """Check now, or as soon as allowed (one asked-for check a minute); then keep checking often
+    for a while (``WATCH``), so records published in one pass enable the domain with no other click."""
     if domain.status == TAKEN and proven_elsewhere(domain.name, domain.account_id):
         raise DomainError("Another account has proven this domain; it cannot be checked for this account.")
     if domain.status == DISABLED:
         raise DomainError("The domain is disabled: enable it to check it again.")
     now = utcnow()
+    run_at = now
     if domain.last_manual_check_at and now - domain.last_manual_check_at < MANUAL_CHECK_INTERVAL:
-        wait = MANUAL_CHECK_INTERVAL - (now - domain.last_manual_check_at)
-        raise DomainError(f"The domain was checked less than a minute ago. Try again in {int(wait.total_seconds()) + 1} seconds.")
-    domain.last_manual_check_at = now
-    schedule_check(domain, trigger="manual")
+        run_at = domain.last_manual_check_at + MANUAL_CHECK_INTERVAL
+    domain.last_manual_check_at = run_at
+    domain.watch_until = now + WATCH
+    schedule_check(domain, trigger="manual", delay=run_at - now)
+
+
+def next_check_at(domain: Domain):
+    job = waiting_check(domain)
+    return job.run_at if job is not None else None
+
+
+def watching(domain: Domain) -> bool:
+    """The page keeps checking by itself: someone asked for a check a short while ago."""
+    return domain.status not in (ENABLED, DISABLED, TAKEN) and domain.watch_until is not None \
+        and domain.watch_until > utcnow()
 
 
 def _lookup() -> dnscheck.Lookup:
@@ -225,9 +257,23 @@ def _lookup() -> dnscheck.Lookup:
     return dnscheck.Lookup(settings["DNS_RESOLVERS"], settings["DNS_TIMEOUT"])
 
 
+# What the backends' own check names mean, in words an administrator reads.
+CHECK_LABELS = {
+    "domain_exist": "The domain exists in the DNS", "mx": "Mail is delivered to the mail system (MX)",
+    "cname_imap": "Mail client address for reading (IMAP)", "cname_smtp": "Mail client address for sending (SMTP)",
+    "cname_webmail": "Webmail address", "spf": "Sending is allowed (SPF)", "dkim": "Signatures (DKIM)",
+    "dmarc": "Policy for unsigned mail (DMARC)", "postfix": "The mail server's own set-up",
+    "ox": "The webmail's own set-up", "cert": "The security certificate",
+}
+
+
+def check_label(name: str) -> str:
+    return CHECK_LABELS.get(name, "A check of the mail system")
+
+
 def _backend_summary(check) -> list[dict]:
-    return [{"name": item.name, "ok": item.ok, "internal": item.internal, "messages": list(item.messages)}
-            for item in check.checks]
+    return [{"name": check_label(item.name), "ok": item.ok, "internal": item.internal,
+             "messages": list(item.messages)} for item in check.checks]
 
 
 def run_check(domain: Domain, trigger: str) -> DomainCheckRun | None:
@@ -263,14 +309,40 @@ def run_check(domain: Domain, trigger: str) -> DomainCheckRun | None:
     return run
 
 
+def _records_before_proof(domain: Domain, lookup: dnscheck.Lookup, results: list) -> None:
+    """Every record the domain will need, shown (and checked) from the start, so that they are all
+    published in one pass: where the backend names them from its settings alone. A backend that
+    states them itself (dimail's spec) only does so once the domain is set up on it, after proof."""
+    try:
+        backend = backends.discovered(domain)
+        if backend.capabilities.dns_spec:
+            return
+        required = backend.required_records(domain.name)
+    except BackendError:
+        return  # the next check tries again; ownership alone decides for now
+    results.extend(dnscheck.compare(lookup, spec.name, spec.type, spec.value, spec.purpose) for spec in required)
+
+
+def _missing_summary(records: list) -> str:
+    """Which records are still missing or wrong, and what was found instead."""
+    parts = []
+    for result in records:
+        found = ", ".join(result.found)
+        parts.append(f"{result.type} {result.name}" + (f" (found {found} instead)" if found else " (nothing found)"))
+    return "; ".join(parts)
+
+
 def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list) -> tuple[str, str]:
     ownership = results[0]
     if domain.verified_at is None:
+        _records_before_proof(domain, lookup, results)
         if ownership.state == dnscheck.UNKNOWN:
             return PENDING, f"Ownership could not be checked: {ownership.message}. The portal will try again."
-        return PENDING, (
-            f"Publish a TXT record at {challenge_name(domain)} with the value shown below; "
-            "the portal checks it automatically.")
+        others = [r for r in results[1:] if r.state in (dnscheck.MISSING, dnscheck.WRONG)]
+        return PENDING, (f"Waiting for the ownership record (TXT {challenge_name(domain)}): "
+                         + ("publish it" + (" and the other records marked missing" if others else "")
+                            if ownership.state != dnscheck.OK else "found")
+                         + ". The portal checks again by itself.")
     domain.backend_checks = []
     try:
         # What this connection's server offers decides the rule: a dimail without checks of its
@@ -299,13 +371,12 @@ def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list) -> tuple[str
     wrong = [r for r in results[1:] if r.state in (dnscheck.MISSING, dnscheck.WRONG)]
     unknown = [r for r in results[1:] if r.state == dnscheck.UNKNOWN]
     if backend_check is not None and backend_check.state == "external_failed":
-        failing = ", ".join(c.name for c in backend_check.checks if not c.ok and not c.internal)
+        failing = ", ".join(check_label(c.name) for c in backend_check.checks if not c.ok and not c.internal)
         return ACTION_REQUIRED, f"The mail backend's checks fail: {failing}. Publish the records below as shown."
     if wrong:
-        names = ", ".join(f"{r.type} {r.name}" for r in wrong)
-        return ACTION_REQUIRED, f"Some records are missing or wrong: {names}. Publish them as shown below."
+        return ACTION_REQUIRED, f"Still missing or wrong: {_missing_summary(wrong)}. Publish them as shown below."
     if backend_check is not None and backend_check.state == "internal_failed":
-        failing = ", ".join(c.name for c in backend_check.checks if not c.ok)
+        failing = ", ".join(check_label(c.name) for c in backend_check.checks if not c.ok)
         attempted = " after an automatic repair" if fixed else ""
         return FAILED, f"The mail backend's own set-up fails{attempted} ({failing}). Contact the portal's operator."
     if unknown:
@@ -331,6 +402,9 @@ def _apply_grace(domain: Domain, before: str, status: str, reason: str, now) -> 
 
 
 def _schedule_next(domain: Domain, now) -> None:
+    if domain.status not in (ENABLED, DISABLED) and domain.watch_until is not None and domain.watch_until > now:
+        schedule_check(domain, trigger="scheduled", delay=WATCH_INTERVAL)
+        return
     if domain.status == ENABLED:
         delay = timedelta(hours=1) if domain.failing_since else timedelta(days=1)
     elif domain.status == PENDING:

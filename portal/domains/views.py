@@ -7,6 +7,8 @@ from portal.domains import forms, services
 from portal.domains import settings as domain_settings
 from portal.domains.models import STATUSES
 from portal.extensions import db
+from portal.timeutil import utcnow
+from portal.web import lists
 from portal.web.access import SUPERADMIN, member, rule
 from portal.web.loaders import load_or_404
 from portal.web.htmx import is_htmx
@@ -25,8 +27,10 @@ def _add_form():
 
 
 def _index(form, status=200):
-    return render("domains/index.html", status=status, account=g.account, domains=services.domains_of(g.account),
-                  form=form)
+    listing = lists.read({"status": STATUSES}, services.DOMAIN_SORTS, "name")
+    page = lists.fetch(services.domain_query(g.account, listing), listing)
+    return render("domains/index.html", block="list", status=status, account=g.account, page=page, listing=listing,
+                  status_options=[(value, value.replace("_", " ").capitalize()) for value in STATUSES], form=form)
 
 
 @bp.route("/accounts/<int:account_id>/domains")
@@ -53,9 +57,13 @@ def add(account_id):
 
 
 def _page(domain, status=200, error=None):
+    next_check = services.next_check_at(domain)
+    capabilities = backends.capabilities(domain.connection)
+    seconds = max(int((next_check - utcnow()).total_seconds()), 0) if next_check else None
     return render("domains/show.html", block="live", status=status, account=g.account, domain=domain,
                   challenge_name=services.challenge_name(domain), checking=services.check_in_progress(domain),
-                  capabilities=backends.capabilities(domain.connection).describe(),
+                  watching=services.watching(domain), next_check_seconds=seconds,
+                  capabilities=capabilities.describe(), names_records_later=capabilities.dns_spec,
                   connection=backends.connection(domain.connection), history=domain.checks.limit(20).all(),
                   error=error, form=ConfirmForm(), statuses=STATUSES)
 

@@ -46,16 +46,27 @@ def invitation_in_account(account: Account, invitation_id: int) -> Invitation | 
     return invitation if invitation is not None and invitation.account_id == account.id else None
 
 
-def invitations_of(account: Account, status: str = "") -> list[Invitation]:
+INVITATION_SORTS = ("created", "email", "status", "expires")
+
+
+def invitation_query(account: Account, listing):
+    """The account's invitations as ``listing`` filters and sorts them (expired is shown, never stored)."""
+    from portal.web.lists import like
+
     query = db.select(Invitation).where(Invitation.account_id == account.id)
     now = utcnow()
+    status = listing.filters.get("status")
     if status == "expired":
         query = query.where(Invitation.status == PENDING, Invitation.expires_at <= now)
     elif status == PENDING:
         query = query.where(Invitation.status == PENDING, Invitation.expires_at > now)
     elif status:
         query = query.where(Invitation.status == status)
-    return list(db.session.execute(query.order_by(Invitation.created_at.desc(), Invitation.id.desc())).scalars())
+    if listing.q:
+        query = query.where(Invitation.email.like(like(listing.q), escape="\\"))
+    column = {"created": Invitation.created_at, "email": Invitation.email, "status": Invitation.status,
+              "expires": Invitation.expires_at}[listing.sort]
+    return query.order_by(column.desc() if listing.descending else column.asc(), Invitation.id.desc())
 
 
 # -- preparing ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ from portal.invitations.models import STATUSES
 from portal.mailboxes.services import mailbox_in_account, pick_mailboxes
 from portal.roles import catalogue
 from portal.roles.services import roles_for
+from portal.web import lists
 from portal.web.access import PUBLIC, SIGNED_IN, member, rule
 from portal.web.loaders import load_or_404
 from portal.web.inputs import form_id
@@ -18,13 +19,17 @@ from portal.web.render import render
 bp = Blueprint("invitations", __name__)
 
 
+def _index(form, status=200):
+    listing = lists.read({"status": STATUSES}, services.INVITATION_SORTS, "created", descending=True)
+    page = lists.fetch(services.invitation_query(g.account, listing), listing)
+    return render("invitations/index.html", block="list", status=status, account=g.account, listing=listing,
+                  page=page, status_options=[(value, value.capitalize()) for value in STATUSES], form=form)
+
+
 @bp.route("/accounts/<int:account_id>/invitations")
 @rule(member("users.invite"))
 def index(account_id):
-    wanted = request.args.get("status", "")
-    wanted = wanted if wanted in STATUSES else ""
-    return render("invitations/index.html", block="list", account=g.account, status_filter=wanted,
-                  statuses=STATUSES, invitations=services.invitations_of(g.account, wanted), form=forms.InviteForm())
+    return _index(forms.InviteForm())
 
 
 @bp.route("/accounts/<int:account_id>/invitations/new", methods=["POST"])
@@ -40,8 +45,7 @@ def create(account_id):
         else:
             db.session.commit()
             return redirect(url_for("invitations.edit", account_id=account_id, invitation_id=invitation.id))
-    return render("invitations/index.html", status=422, account=g.account, statuses=STATUSES, form=form,
-                  status_filter="", invitations=services.invitations_of(g.account))
+    return _index(form, 422)
 
 
 def _edit_page(invitation, status=200, error=None, mailbox_query=""):

@@ -184,14 +184,31 @@ def delete_role(actor: User, account: Account, role: Role) -> None:
     if role.is_system:
         raise AccessError("System roles cannot be deleted.")
     _scope_check(actor, account, role.scope, set(role.permissions))
-    record("role.delete", account=account, target=role, holders=role_holder_count(role))
+    record("role.delete", account=account, target=role, holders=role_holder_count(account, role))
     db.session.delete(role)
     db.session.flush()
 
 
-def role_holder_count(role: Role) -> int:
-    return db.session.execute(db.select(func.count()).select_from(Grant)
-                              .where(Grant.role_id == role.id)).scalar_one()
+def role_holder_count(account: Account, role: Role) -> int:
+    """How many members of the account hold the role (over the account or a mailbox)."""
+    return db.session.execute(db.select(func.count(Grant.membership_id.distinct()))
+                              .join(Membership, Membership.id == Grant.membership_id)
+                              .where(Membership.account_id == account.id, Grant.role_id == role.id)).scalar_one()
+
+
+def holder_counts(account: Account) -> dict[int, int]:
+    """Per role, how many members of the account hold it: one statement for every role."""
+    return dict(db.session.execute(
+        db.select(Grant.role_id, func.count(Grant.membership_id.distinct()))
+        .join(Membership, Membership.id == Grant.membership_id)
+        .where(Membership.account_id == account.id, Grant.role_id.is_not(None)).group_by(Grant.role_id)).all())
+
+
+def holders_query(account: Account, role: Role):
+    """(Membership, User) of the members of the account holding the role, by address."""
+    holding = db.select(Grant.membership_id).where(Grant.role_id == role.id)
+    return (db.select(Membership, User).join(User, User.id == Membership.user_id)
+            .where(Membership.account_id == account.id, Membership.id.in_(holding)).order_by(User.email))
 
 
 # -- grants -----------------------------------------------------------------

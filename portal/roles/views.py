@@ -7,6 +7,7 @@ from portal.auth.forms import ConfirmForm
 from portal.extensions import db
 from portal.roles import catalogue, services
 from portal.roles.forms import RoleForm
+from portal.web import lists
 from portal.web.access import member, rule
 from portal.web.loaders import load_or_404
 from portal.web.render import render
@@ -54,10 +55,8 @@ def picker_state(scope: str | None, current: set[str]) -> PickerState:
 @bp.route("/accounts/<int:account_id>/roles")
 @rule(member("roles.view"))
 def index(account_id):
-    all_roles = services.roles_for(g.account)
-    return render("roles/index.html", account=g.account, roles=all_roles,
-                  holders={role.id: services.role_holder_count(role) for role in all_roles if not role.is_system},
-                  form=ConfirmForm())
+    return render("roles/index.html", account=g.account, roles=services.roles_for(g.account),
+                  holders=services.holder_counts(g.account), form=ConfirmForm())
 
 
 @bp.route("/accounts/<int:account_id>/permissions")
@@ -79,8 +78,10 @@ def _role_or_404(account, role_id):
 def show(account_id, role_id):
     role = load_or_404(_role_or_404, role_id)
     granted = [catalogue.BY_CODE[code] for code in sorted(role.permissions) if code in catalogue.BY_CODE]
-    return render("roles/show.html", account=g.account, role=role, granted=granted, form=ConfirmForm(),
-                  holders=services.role_holder_count(role))
+    listing = lists.read({}, ("email",), "email")
+    page = lists.fetch(services.holders_query(g.account, role), listing, scalars=False)
+    return render("roles/show.html", block="holders", account=g.account, role=role, granted=granted,
+                  form=ConfirmForm(), page=page, listing=listing)
 
 
 def _editor(role, scope, form, picker, status=200, error=None):
@@ -163,4 +164,4 @@ def delete(account_id, role_id):
             flash(f"Role “{role.name}” deleted.", "success")
             return redirect(url_for("roles.index", account_id=account_id))
     return render("roles/delete.html", account=g.account, role=role, form=form, error=error,
-                  holders=services.role_holder_count(role), status=403 if error else 200)
+                  holders=services.role_holder_count(g.account, role), status=403 if error else 200)

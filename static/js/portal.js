@@ -11,4 +11,12 @@
       setTimeout(function () { button.textContent = label; }, 1500);
     });
   });
+  // Countdowns: <span data-countdown="seconds">; the page's own polling brings the outcome.
+  setInterval(function () {
+    document.querySelectorAll("[data-countdown]").forEach(function (counter) {
+      var left = Math.max(parseInt(counter.getAttribute("data-countdown"), 10) - 1, 0);
+      counter.setAttribute("data-countdown", String(left));
+      counter.textContent = String(left);
+    });
+  }, 1000);
 })();

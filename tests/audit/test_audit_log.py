@@ -20,7 +20,7 @@ def test_audit_log__lists_events_with_who_what_where(client, auth, make):
     assert "role.create" in page and "account.create" in page and "Auditors" in page
 
 
-def test_audit_log__filters_by_action_actor_and_dates(client, auth, make):
+def test_audit_log__filters_by_kind_of_action_actor_target_and_dates(client, auth, make):
     owner = make.user("owner@example.org")
     account = make.account(owner, "Acme")
     old = AuditEvent(action="role.delete", account_id=account.id, actor_label="someone@example.org",
@@ -29,8 +29,10 @@ def test_audit_log__filters_by_action_actor_and_dates(client, auth, make):
     db.session.commit()
     auth.login("owner@example.org")
     base = f"/accounts/{account.id}/audit"
-    page = client.get(f"{base}?action=role.delete").get_data(as_text=True)
+    page = client.get(f"{base}?family=role").get_data(as_text=True)
     assert "someone@example.org" in page and "<code>account.create</code>" not in page
+    page = client.get(f"{base}?q=acme").get_data(as_text=True)
+    assert "<code>account.create</code>" in page and "someone@example.org" not in page
     page = client.get(f"{base}?actor=owner@").get_data(as_text=True)
     assert "someone@example.org" not in page and "account.create" in page
     since = (utcnow() - timedelta(days=2)).date().isoformat()
@@ -38,7 +40,7 @@ def test_audit_log__filters_by_action_actor_and_dates(client, auth, make):
     assert "someone@example.org" not in page
     response = client.get(f"{base}?since=yesterday")
     assert "is not a date" in response.get_data(as_text=True)
-    fragment = client.get(f"{base}?action=role.delete", headers={"HX-Request": "true"}).get_data(as_text=True)
+    fragment = client.get(f"{base}?family=role", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert fragment.lstrip().startswith('<div id="events">')
 
 

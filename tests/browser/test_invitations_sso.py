@@ -108,10 +108,10 @@ def test_invitation__unregistered_person_registers_from_the_link_and_sees_the_sh
 
     log_in(page, live_server, "olga@acme.example")
     open_section(page, "Users")
-    page.locator(".page-header").get_by_role("link", name="Invite user").click()
+    page.locator(".page-header").get_by_role("link", name="New invitation").click()
     expect(page.get_by_role("heading", name="Invitations", exact=True)).to_be_visible()
     page.get_by_label("E-mail address to invite").fill("nina@example.net")
-    page.get_by_role("button", name="Invite user").click()
+    page.get_by_role("button", name="New invitation").click()
 
     # The draft's page: give it a mailbox role, then send it.
     expect(page.get_by_role("heading", name=re.compile(r"^nina@example\.net"))).to_be_visible()
@@ -127,7 +127,7 @@ def test_invitation__unregistered_person_registers_from_the_link_and_sees_the_sh
     expect(offers.get_by_text("Mailbox Delegate on team@example.org")).to_be_visible()
     screenshot(page, "invitation-edit-draft")
 
-    page.locator(".page-header").get_by_role("button", name="Invite user").click()
+    page.locator(".page-header").get_by_role("button", name="Send invitation").click()
     expect(page.get_by_text("Invitation sent to nina@example.net.")).to_be_visible()
     expect(page.locator("h1 .badge")).to_have_text("pending")
     expect(page.locator(".page-header").get_by_role("button", name="Resend")).to_be_visible()

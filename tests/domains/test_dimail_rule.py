@@ -43,7 +43,7 @@ def test_dimail__external_check_failing_is_action_required(proven, check, dimail
     assert domain.status == ENABLED  # an enabled domain is not degraded by one failed check
     domain.status = ACTION_REQUIRED  # from a state that is not enabled, the rule applies at once
     services.run_check(domain, "manual")
-    assert domain.status == ACTION_REQUIRED and "dkim" in domain.status_reason
+    assert domain.status == ACTION_REQUIRED and "Signatures (DKIM)" in domain.status_reason
 
 
 def test_dimail__internal_only_failure_is_fixed_then_enabled(proven, check, dimail):

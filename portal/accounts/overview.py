@@ -1,0 +1,112 @@
+"""The Overview: what the account holds and what needs an administrator, from a few aggregate
+statements whatever its size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import case, func
+
+from portal.accounts.models import Account, Membership
+from portal.audit.models import AuditEvent
+from portal.auth.models import User
+from portal.domains.models import ACTION_REQUIRED, ENABLED, FAILED, PENDING, Domain
+from portal.extensions import db
+from portal.invitations.models import PENDING as INVITATION_PENDING
+from portal.invitations.models import Invitation
+from portal.mailboxes.models import FAILED as MAILBOX_FAILED
+from portal.mailboxes.models import Mailbox
+from portal.timeutil import utcnow
+from portal.users.models import CHECKING, QUEUED, RUNNING, ImportRun
+
+SHOWN = 5
+EXPIRING_WITHIN = timedelta(days=2)
+
+
+@dataclass
+class Step:
+    label: str
+    done: bool
+    endpoint: str
+    hint: str
+
+
+@dataclass
+class Overview:
+    members: int = 0
+    corporate: int = 0
+    domains: dict[str, int] = field(default_factory=dict)
+    mailboxes: dict[str, int] = field(default_factory=dict)
+    pending_invitations: int = 0
+    expiring_invitations: list = field(default_factory=list)
+    invitations_sent: int = 0
+    domains_needing_records: list = field(default_factory=list)
+    failed_mailboxes: list = field(default_factory=list)
+    imports_running: list = field(default_factory=list)
+    recent: list = field(default_factory=list)
+    checklist: list[Step] = field(default_factory=list)
+
+    @property
+    def needs_action(self) -> bool:
+        return bool(self.domains_needing_records or self.failed_mailboxes or self.imports_running
+                    or self.expiring_invitations)
+
+    @property
+    def getting_started(self) -> bool:
+        return not all(step.done for step in self.checklist)
+
+
+def build(account: Account, can) -> Overview:
+    """``can(permission)`` decides what the person may see; each part costs one or two statements."""
+    view = Overview()
+    now = utcnow()
+    if can("members.view"):
+        view.members, view.corporate = db.session.execute(
+            db.select(func.count(), func.coalesce(func.sum(case(
+                (User.is_corporate & (User.corporate_account_id == account.id), 1), else_=0)), 0))
+            .select_from(Membership).join(User, User.id == Membership.user_id)
+            .where(Membership.account_id == account.id)).one()
+    if can("domains.view"):
+        view.domains = dict(db.session.execute(db.select(Domain.status, func.count()).where(
+            Domain.account_id == account.id).group_by(Domain.status)).all())
+        view.domains_needing_records = list(db.session.execute(db.select(Domain).where(
+            Domain.account_id == account.id, Domain.status.in_((PENDING, ACTION_REQUIRED, FAILED)))
+            .order_by(Domain.name).limit(SHOWN)).scalars())
+    if can("mailboxes.view"):
+        view.mailboxes = dict(db.session.execute(db.select(Mailbox.status, func.count()).where(
+            Mailbox.account_id == account.id).group_by(Mailbox.status)).all())
+        view.failed_mailboxes = list(db.session.execute(db.select(Mailbox).where(
+            Mailbox.account_id == account.id, Mailbox.status == MAILBOX_FAILED)
+            .order_by(Mailbox.updated_at.desc()).limit(SHOWN)).scalars())
+    if can("users.invite"):
+        pending = (Invitation.status == INVITATION_PENDING) & (Invitation.expires_at > now)
+        view.pending_invitations, view.invitations_sent = db.session.execute(
+            db.select(func.coalesce(func.sum(case((pending, 1), else_=0)), 0), func.count())
+            .where(Invitation.account_id == account.id)).one()
+        view.expiring_invitations = list(db.session.execute(db.select(Invitation).where(
+            Invitation.account_id == account.id, pending, Invitation.expires_at <= now + EXPIRING_WITHIN)
+            .order_by(Invitation.expires_at).limit(SHOWN)).scalars())
+    if can("users.create"):
+        view.imports_running = list(db.session.execute(db.select(ImportRun).where(
+            ImportRun.account_id == account.id, ImportRun.status.in_((CHECKING, QUEUED, RUNNING)))
+            .order_by(ImportRun.id.desc()).limit(SHOWN)).scalars())
+    if can("audit.view"):
+        view.recent = list(db.session.execute(db.select(AuditEvent).where(AuditEvent.account_id == account.id)
+                                              .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+                                              .limit(8)).scalars())
+    if can("domains.view"):
+        proven = sum(count for status, count in view.domains.items() if status not in (PENDING, "taken"))
+        view.checklist = [
+            Step("Add a domain", bool(view.domains), "domains.index",
+                 "The mail domain your addresses will be on, such as example.org."),
+            Step("Prove it is yours", proven > 0, "domains.index",
+                 "Publish its ownership TXT record; the portal checks it by itself."),
+            Step("Publish its mail records", view.domains.get(ENABLED, 0) > 0, "domains.index",
+                 "MX, SPF and the records the mail backend needs; the domain is then enabled."),
+            Step("Create the first mailbox", sum(view.mailboxes.values()) > 0, "mailboxes.create",
+                 "A shared address or someone's personal mailbox."),
+            Step("Invite someone", view.invitations_sent > 0, "invitations.index",
+                 "Colleagues join by accepting an invitation, with the access you offer."),
+        ]
+    return view
