@@ -34,19 +34,21 @@ class PickerState:
         return catalogue.groups(self.scope)
 
     @property
-    def hidden_selected(self) -> list[str]:
+    def hidden_selected(self) -> list:
+        """The selected permissions the search or group filter hides, still listed (and untickable)."""
         shown_codes = {p.code for p in self.shown}
-        return sorted(self.selected - shown_codes)
+        return [catalogue.BY_CODE[code] for code in sorted(self.selected - shown_codes)]
 
 
 def picker_state(scope: str | None, current: set[str]) -> PickerState:
     source = request.form if request.method == "POST" else request.args
     query = source.get("q", "").strip()[:100]
     group = source.get("group", "")
+    allowed = catalogue.codes(scope) if scope else set(catalogue.BY_CODE)
     if request.method == "POST":
-        selected = {code for code in request.form.getlist("permission") if code in catalogue.BY_CODE}
+        selected = {code for code in request.form.getlist("permission") if code in allowed}
     else:
-        selected = set(current)
+        selected = set(current) & allowed
     state = PickerState(scope, query, group if group in catalogue.groups(scope) else "", selected)
     state.shown = catalogue.search(query, scope, state.group or None)
     return state

@@ -31,8 +31,17 @@ def test_role_editor__filtering_keeps_ticks_and_typed_values(owner_client):
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert 'value="Half typed"' in page
-    assert 'type="hidden" name="permission" value="members.view"' in page
+    assert 'name="permission" value="members.view" id="perm-kept-members.view" checked' in page
+    assert "1 selected, 1 of them hidden by the filter" in page
     assert "perm-audit.view" in page and "perm-domains.manage" not in page
+
+
+def test_role_editor__counts_only_permissions_of_the_roles_scope(owner_client):
+    client, account = owner_client
+    response = client.post(f"/accounts/{account.id}/roles/new", data={
+        "scope": "mailbox", "name": "Mixed", "permission": ["mailbox.read", "members.view", "nope"],
+        "action": "filter"})
+    assert "(1 selected)" in response.get_data(as_text=True)
 
 
 def test_role_editor__htmx_filter_answers_only_the_picker(owner_client):
