@@ -59,12 +59,15 @@ def run_in_account(account: Account, run_id: int) -> BulkRun | None:
     return run if run is not None and run.account_id == account.id else None
 
 
-def _listing(filters: dict[str, str]) -> Listing:
+def _listing(target: str, filters: dict[str, str]) -> Listing:
+    """The list as it was filtered on the page when "every row matching" was chosen."""
     from portal.accounts.services import MEMBER_SORTS
+    from portal.mailboxes.services import MAILBOX_SORTS
 
+    sorts, default = (MEMBER_SORTS, "email") if target == MEMBERS else (MAILBOX_SORTS, "address")
     return Listing(q=filters.get("q", ""), filters={key: value for key, value in filters.items()
                                                      if key not in ("q", "sort", "dir")},
-                   sort=filters.get("sort") if filters.get("sort") in MEMBER_SORTS else "email")
+                   sort=filters.get("sort") if filters.get("sort") in sorts else default)
 
 
 def _selected_ids(run: BulkRun, actor: User, account: Account) -> list[int]:
@@ -74,7 +77,7 @@ def _selected_ids(run: BulkRun, actor: User, account: Account) -> list[int]:
 
     if "ids" in run.selection:
         return [int(value) for value in run.selection["ids"]]
-    listing = _listing(run.selection.get("filters", {}))
+    listing = _listing(run.target, run.selection.get("filters", {}))
     if run.target == MEMBERS:
         query = member_query(account, listing).with_only_columns(Membership.id)
     else:

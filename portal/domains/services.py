@@ -311,15 +311,12 @@ def run_check(domain: Domain, trigger: str) -> DomainCheckRun | None:
 
 def _records_before_proof(domain: Domain, lookup: dnscheck.Lookup, results: list) -> None:
     """Every record the domain will need, shown (and checked) from the start, so that they are all
-    published in one pass: where the backend names them from its settings alone. A backend that
-    states them itself (dimail's spec) only does so once the domain is set up on it, after proof."""
+    published in one pass. A backend that only names them once the domain is set up on it (dimail's
+    spec, after proof) refuses here, and the page says the rest comes after proof."""
     try:
-        backend = backends.discovered(domain)
-        if backend.capabilities.dns_spec:
-            return
-        required = backend.required_records(domain.name)
+        required = backends.discovered(domain).required_records(domain.name)
     except BackendError:
-        return  # the next check tries again; ownership alone decides for now
+        return  # ownership alone decides for now; the next check asks again
     results.extend(dnscheck.compare(lookup, spec.name, spec.type, spec.value, spec.purpose) for spec in required)
 
 

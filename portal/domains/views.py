@@ -58,12 +58,11 @@ def add(account_id):
 
 def _page(domain, status=200, error=None):
     next_check = services.next_check_at(domain)
-    capabilities = backends.capabilities(domain.connection)
     seconds = max(int((next_check - utcnow()).total_seconds()), 0) if next_check else None
     return render("domains/show.html", block="live", status=status, account=g.account, domain=domain,
                   challenge_name=services.challenge_name(domain), checking=services.check_in_progress(domain),
                   watching=services.watching(domain), next_check_seconds=seconds,
-                  capabilities=capabilities.describe(), names_records_later=capabilities.dns_spec,
+                  capabilities=backends.capabilities(domain.connection).describe(),
                   connection=backends.connection(domain.connection), history=domain.checks.limit(20).all(),
                   error=error, form=ConfirmForm(), statuses=STATUSES)
 

@@ -87,3 +87,49 @@ def test_domains_list__answers_with_the_add_form(signed_in, account):
     response = signed_in.get(f"/accounts/{account.id}/domains")
     assert response.status_code == 200
     assert 'name="name"' in response.get_data(as_text=True)
+
+
+def test_one_pass__every_record_is_shown_from_the_start_and_one_check_now_is_enough(
+        signed_in, account, run_jobs, dns_zone):
+    """Issue 11: the mail records are listed before ownership is proven, so an admin publishes
+    everything at once; after one "Check now" the portal keeps checking until the domain is enabled."""
+    from datetime import timedelta
+
+    from portal.timeutil import utcnow
+
+    signed_in.post(f"/accounts/{account.id}/domains/new", data={"name": "example.org", "connection": "local"})
+    domain = db.session.execute(db.select(Domain)).scalar_one()
+    run_jobs()
+    page = signed_in.get(f"/accounts/{account.id}/domains/{domain.id}").get_data(as_text=True)
+    assert "_portal-challenge.example.org" in page and "mail.example.org" in page and "v=spf1 mx ~all" in page
+    db.session.refresh(domain)
+    assert [record["type"] for record in domain.records] == ["TXT", "MX", "TXT"]
+    assert domain.status == "pending"
+
+    signed_in.post(f"/accounts/{account.id}/domains/{domain.id}/check")
+    run_jobs()
+    fragment = signed_in.get(f"/accounts/{account.id}/domains/{domain.id}",
+                             headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Next check in" in fragment and 'hx-trigger="load delay:5s"' in fragment, "the page keeps checking"
+
+    publish_ownership(dns_zone, domain)
+    publish_local_mail_records(dns_zone, domain)
+    run_jobs(now=utcnow() + timedelta(seconds=30))  # the next watched check, with nobody clicking
+    db.session.expire_all()
+    domain = db.session.get(Domain, domain.id)
+    assert domain.status == "enabled" and domain.verified_at is not None
+    fragment = signed_in.get(f"/accounts/{account.id}/domains/{domain.id}",
+                             headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Enabled" in fragment and "hx-trigger" not in fragment
+
+
+def test_missing_record__says_what_was_found_instead(signed_in, account, run_jobs, dns_zone):
+    signed_in.post(f"/accounts/{account.id}/domains/new", data={"name": "example.org", "connection": "local"})
+    domain = db.session.execute(db.select(Domain)).scalar_one()
+    publish_ownership(dns_zone, domain)
+    dns_zone.set("example.org", "MX", ["10 old-mail.example.net"])
+    run_jobs()
+    db.session.refresh(domain)
+    assert domain.status == "action_required"
+    assert "MX example.org (found 10 old-mail.example.net instead)" in domain.status_reason
+    assert "TXT example.org (nothing found)" in domain.status_reason
