@@ -73,7 +73,7 @@ PLANTED_PROBLEMS = [
     ("Users", NO_FIRST_ROW, "A", "The first name is missing."),
     ("Users", DUPLICATE_ROW, "C", f"{ADDRESSES[1]} is listed twice (first on row 3)."),
     ("Users", BAD_YES_NO_ROW, "D", "“maybe” is not Y, N or empty."),
-    ("Users", FORMULA_ROW, "B", "Formulas are not accepted: type the value itself."),
+    ("Users", FORMULA_ROW, "B", "Formulas, and values starting with = + - or @, are not accepted: type the value itself."),
     ("Account", BAD_ROLE_ROW, "B", "There is no account role named “Chief Wizard” (see the Roles sheet)."),
     ("Account", GHOST_ROW, "A", "ghost@example.org is not on the Users sheet."),
 ]
@@ -118,9 +118,9 @@ def held_worker(live_server):
 # -- helpers ------------------------------------------------------------------------------
 
 def _create_menu(page: Page, item: str) -> None:
-    """Open the "Create user" menu of the Users page and follow one of its items."""
-    page.locator("details.menu summary", has_text="Create user").click()
-    page.get_by_role("link", name=item, exact=True).click()
+    """Follow one of the Users page's creation links."""
+    labels = {"Create users": "Create users from a workbook", "Create user": "Create user"}
+    page.locator(".page-header").get_by_role("link", name=labels[item], exact=True).click()
 
 
 def _upload(page: Page, path: Path) -> None:
@@ -286,6 +286,8 @@ def test_create_user__link_shown_once_used_in_another_browser_then_settings(
     page.get_by_label("Last name").fill("Hopper")
     page.get_by_label("E-mail address").fill("grace@example.org")
     expect(page.get_by_label("Recovery address (outside the domain)")).to_have_value("")
+    # No mailbox and no recovery address: the link can only go through the administrator.
+    page.get_by_label("Create a personal mailbox").uncheck()
     page.get_by_role("button", name="Create", exact=True).click()
 
     expect(page.get_by_role("heading", name="Grace Hopper is ready")).to_be_visible()
@@ -317,14 +319,14 @@ def test_create_user__link_shown_once_used_in_another_browser_then_settings(
 
     # The admin finds them on the Users page; only corporate users have a Settings tab.
     open_section(page, "Users")
-    page.locator("main").get_by_role("link", name="Olga Owner").click()
+    page.locator("main").get_by_role("link", name="owner@example.org").click()
     tabs = page.get_by_role("navigation", name="Access scope")
     expect(tabs.get_by_role("link", name="Account")).to_be_visible()
     expect(tabs.get_by_role("link", name="Settings")).to_have_count(0)
     open_section(page, "Users")
     row = page.locator("tbody tr", has_text="grace@example.org")
     expect(row).to_contain_text("corporate")
-    row.get_by_role("link", name="Grace Hopper").click()
+    row.get_by_role("link", name="grace@example.org").click()
     page.get_by_role("navigation", name="Access scope").get_by_role("link", name="Settings").click()
     expect(page.get_by_role("heading", name="Grace Hopper")).to_be_visible()
     expect(page.get_by_text("Last log-in:")).to_be_visible()

@@ -164,8 +164,8 @@ def test_mailbox__waits_for_its_dimail_domain_and_is_created_once_when_it_is_ena
     page.get_by_label("Address (before the @)").fill("team")
     page.get_by_label("Domain", exact=True).select_option(label="corp.example (pending)")
     expect(page.get_by_label("Shared (a team address)")).to_be_checked()
-    page.get_by_label("First name").fill("Team")
-    page.get_by_label("Last name").fill("Corp")
+    expect(page.get_by_label("First name")).to_be_hidden()  # names and owner are for personal mailboxes
+    page.get_by_label("Display name").fill("Team Corp")
     page.get_by_role("button", name="Create mailbox").click()
 
     expect(page.get_by_role("heading", name="team@corp.example")).to_be_visible()
@@ -312,7 +312,7 @@ def test_domain_and_mailbox_pages__have_no_console_errors_or_csp_violations(
     visit(f"{base}/mailboxes", "Mailboxes")
     page.get_by_label("Owner").fill("nobody")  # the live filter, an htmx swap
     expect(page).to_have_url(re.compile(r"[?&]owner=nobody"))
-    expect(page.get_by_text("No mailbox matches.")).to_be_visible()
+    expect(page.get_by_text("No mailbox matches these filters.")).to_be_visible()
     visit(f"{base}/mailboxes/new", "New mailbox")
     visit(f"{base}/mailboxes/{boxes['kept'].id}", "kept@corp.example")
     expect(_status(page)).to_contain_text("Enabled", timeout=SLOW)
