@@ -284,10 +284,21 @@ def test_delete_mailbox__a_user_the_box_no_longer_has_counts_as_deleted(mailinab
 
     (_, again) = _posts(mailinabox.emulator, "users/remove")
     assert again.form() == {"email": address}
-    assert mailinabox.backend.get_mailbox(address) is None
+    assert mailinabox.backend.get_mailbox(address).extra["archived"] is True
 
 
-def test_delete_mailbox__a_user_that_never_received_mail_is_gone_not_archived(mailinabox):
+def test_delete_mailbox__a_new_user_already_has_a_folder_so_removal_archives(mailinabox):
+    # A real box makes the folder when it adds the user (its quota recalculation opens it).
+    address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
+
+    mailinabox.backend.delete_mailbox(address)
+
+    archived = mailinabox.backend.get_mailbox(address)
+    assert (archived.active, archived.extra["archived"]) == (False, True)
+
+
+def test_delete_mailbox__a_user_without_a_folder_is_gone_not_archived(mailinabox):
+    mailinabox.emulator.folders_on_creation = False  # a user that never received mail, as once observed
     address = mailinabox.backend.create_mailbox(mailinabox.spec()).address
 
     mailinabox.backend.delete_mailbox(address)

@@ -129,7 +129,7 @@ def test_scenario__a_day_on_the_backend_ends_with_the_portal_and_the_server_agre
     assert [(d["address"], d["kind"]) for d in report.differences] == [(f"zed@{DOMAIN}", drift.UNKNOWN_TO_PORTAL)]
     expected_apart = {"dimail-public": [(f"oxadmin@{DOMAIN}", drift.SYSTEM)],
                       "dimail-current": [(f"oxadmin@{DOMAIN}", drift.SYSTEM)],
-                      "mailinabox": [(f"cid@{DOMAIN}", drift.ARCHIVED)]}[server.kind]
+                      "mailinabox": [(f"cid@{DOMAIN}", drift.ARCHIVED), (f"eve@{DOMAIN}", drift.ARCHIVED)]}[server.kind]
     assert [(item.address, item.kind) for item in report.set_apart] == expected_apart
 
     # -- and the portal shows what the server has, mailbox by mailbox

@@ -24,8 +24,12 @@ management daemon was seen doing (reference/OBSERVED.md), behind the
 - Success bodies start with a fixed text; "updated DNS: ..." and "web
   updated" lines follow only when the set of mail domains changed.
 - "remove" deletes the user; its mail folder stays when it has one, and the
-  user is then listed with status ``inactive``; a user that never received
-  mail disappears from the list. Adding the address again restores the
+  user is then listed with status ``inactive``; a user without a folder
+  disappears from the list. On a real box the folder is made when the user
+  is added (the daemon runs ``doveadm quota recalc`` for it), so
+  ``folders_on_creation`` is on; a box where it is not (the OBSERVED row: a
+  user that never received mail is gone) sets it off, and ``deliver()``
+  then gives a user its folder. Adding the address again restores the
   folder. Removing a user that does not exist answers 400 ``That's not a
   user (<address>).``.
 - Aliases as in the box's management/mailconfig.py: ``address`` may be
@@ -39,8 +43,8 @@ management daemon was seen doing (reference/OBSERVED.md), behind the
   forwarding to ``administrator@<box>``.
 
 State for tests: ``users`` (address -> password, privileges, quota, status),
-``folders`` (address -> messages in its mail folder, which outlives removal:
-``deliver()`` is the switch that gives a user a folder), ``aliases``
+``folders`` (address -> messages in its mail folder; an address is there
+once it has a folder, which outlives removal), ``aliases``
 (address -> {"forwards_to": [...], "permitted_senders": [...] or None}),
 ``creations`` (address -> times added or restored).
 """
@@ -105,6 +109,7 @@ class MailInABoxEmulator(Emulator):
         }
         self.folders: Counter[str] = Counter()
         self.creations: Counter[str] = Counter()
+        self.folders_on_creation = True
 
     def deliver(self, address: str, messages: int = 1) -> None:
         """Put mail in a user's folder, as incoming mail would: the folder now outlives removal."""
@@ -220,6 +225,8 @@ class MailInABoxEmulator(Emulator):
         # A restored user finds its folder (self.folders) as the removal left it.
         self.users[address] = {"password": password, "privileges": privileges, "quota": quota, "status": "active"}
         self.creations[address] += 1
+        if self.folders_on_creation:
+            self.folders[address] += 0  # the folder exists, empty
         return self._kicked("mail user added", before)
 
     def _remove(self, form: dict[str, str]) -> Reply:
@@ -227,7 +234,7 @@ class MailInABoxEmulator(Emulator):
         if self._active(address) is None:
             return self._not_a_user(address)
         before = self._mail_domains()
-        if self.folders[address]:
+        if address in self.folders:
             self.users[address].update(status="inactive", privileges=[])
         else:
             del self.users[address]
