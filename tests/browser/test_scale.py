@@ -1,0 +1,126 @@
+"""Issue 11 in Chromium: an account of 500 people searched, filtered, paged and given a role in
+bulk; the Overview's checklist on a new account; a domain published in one pass enabled with
+one "Check now" and no other click."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from portal.accounts.models import Membership
+from portal.bulk.models import BulkRun
+from portal.domains import services as domain_services
+from portal.domains.models import ENABLED, Domain
+from portal.domains.services import add_domain
+from portal.extensions import db
+from portal.roles.models import Grant
+from portal.roles.services import create_role
+from tests.browser.helpers import log_in, mark_window, assert_not_reloaded, open_section, screenshot
+from tests.domains.conftest import publish_local_mail_records, publish_ownership
+from tests.seeding import seed
+
+pytestmark = pytest.mark.browser
+SLOW = 20_000
+
+
+@pytest.fixture
+def crowd(owner, account):
+    domain = add_domain(owner, account, "example.org", "local")
+    domain.status, domain.verified_at = ENABLED, domain.created_at
+    staff = create_role(owner, account, name="Staff", scope="account", description="", permissions={"members.view"})
+    auditors = create_role(owner, account, name="Auditors", scope="account", description="",
+                           permissions={"audit.view"})
+    db.session.commit()
+    seed(account, domain, staff, 500, 0)
+    return {"staff": staff, "auditors": auditors}
+
+
+def test_users__search_filter_page_and_grant_a_role_to_every_match(page: Page, live_server, account, crowd):
+    log_in(page, live_server, "owner@example.org")
+    open_section(page, "Users")
+    rows = page.locator("#member-list tbody tr")
+    pager = page.locator("#member-list nav.pager [role=status]")
+    expect(pager).to_have_text("1–50 of 501 people")
+    expect(rows).to_have_count(50)
+
+    mark_window(page)
+    page.get_by_label("Search").fill("person1")  # person1, person10-19, person100-199
+    expect(page).to_have_url(re.compile(r"[?&]q=person1"))
+    expect(pager).to_have_text("1–50 of 111 people")
+    page.get_by_label("Kind").select_option("corporate")  # every second person seeded is corporate
+    expect(pager).to_have_text("1–50 of 55 people")
+    page.locator("#member-list nav.pager").get_by_role("link", name="Next →").click()
+    expect(pager).to_have_text("51–55 of 55 people")
+    expect(rows).to_have_count(5)
+    expect(page).to_have_url(re.compile(r"page=2"))
+    assert_not_reloaded(page, "searching, filtering and paging")
+    page.go_back()
+    expect(pager).to_have_text("1–50 of 55 people")
+    page.reload()  # the state is in the URL
+    expect(page.get_by_label("Search")).to_have_value("person1")
+    expect(pager).to_have_text("1–50 of 55 people")
+
+    bulk = page.get_by_role("group", name="With the selected people")
+    bulk.get_by_label(re.compile(r"^All 55 matching")).check()
+    bulk.get_by_label("Action").select_option("grant_role")
+    bulk.get_by_label("Role", exact=True).select_option(label="Auditors")
+    page.get_by_role("button", name="Apply…").click()
+    expect(page.get_by_role("heading", name="Grant the role “Auditors”")).to_be_visible()
+    expect(page.get_by_text("55 people")).to_be_visible()
+    page.get_by_role("button", name=re.compile(r"^Grant the role “Auditors”: 55")).click()
+    progress = page.locator("#bulk-progress")
+    expect(progress).to_contain_text("55 of 55", timeout=SLOW)
+    expect(progress).to_contain_text("done")
+    screenshot(page, "bulk-grant-done")
+    db.session.expire_all()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert (run.succeeded, run.failed) == (55, 0)
+    holders = db.session.execute(db.select(db.func.count()).select_from(Grant).join(
+        Membership, Membership.id == Grant.membership_id).where(
+        Membership.account_id == account.id, Grant.role_id == crowd["auditors"].id)).scalar_one()
+    assert holders == 55
+
+    page.goto(live_server.url(f"/accounts/{account.id}/members?role={crowd['auditors'].id}"))
+    expect(pager).to_have_text("1–50 of 55 people")
+
+
+def test_overview__a_new_account_shows_what_to_do_first(page: Page, live_server, owner):
+    log_in(page, live_server, "owner@example.org")
+    page.goto(live_server.url("/accounts"))
+    page.get_by_label("Account name").fill("Fresh Start")
+    page.get_by_role("button", name="Create account").click()
+    checklist = page.get_by_role("region", name="Getting started")
+    expect(checklist).to_be_visible()
+    for step in ("Add a domain", "Prove it is yours", "Publish its mail records", "Create the first mailbox",
+                 "Invite someone"):
+        expect(checklist).to_contain_text(step)
+    expect(checklist.get_by_text("To do")).to_have_count(5)
+    checklist.get_by_role("link", name="Add a domain").click()
+    expect(page.get_by_role("heading", name="Domains")).to_be_visible()
+
+
+def test_domain__published_in_one_pass_is_enabled_after_one_check_now(page: Page, live_server, account, dns_zone,
+                                                                      monkeypatch):
+    monkeypatch.setattr(domain_services, "WATCH_INTERVAL", domain_services.timedelta(seconds=1))
+    log_in(page, live_server, "owner@example.org")
+    open_section(page, "Domains")
+    page.get_by_label("Domain name").fill("example.org")
+    page.get_by_role("button", name="Add domain").click()
+    records = page.locator("table.records tbody")
+    # Every record is listed from the start, not only the ownership record.
+    expect(records).to_contain_text("_portal-challenge.example.org", timeout=SLOW)
+    expect(records).to_contain_text("mail.example.org", timeout=SLOW)
+    expect(records).to_contain_text("v=spf1 mx ~all")
+    mark_window(page)
+    page.get_by_role("button", name="Check now").click()
+    expect(page.locator("#domain-live[hx-trigger]")).to_have_count(1)  # the page keeps checking by itself
+
+    domain = db.session.execute(db.select(Domain)).scalar_one()
+    publish_ownership(dns_zone, domain)
+    publish_local_mail_records(dns_zone, domain)
+    expect(page.locator(".status-line .badge")).to_have_text("Enabled", timeout=SLOW)
+    assert_not_reloaded(page, "waiting for the domain")
+    expect(page.get_by_role("button", name="Check now")).to_be_enabled()
+    screenshot(page, "domain-enabled-in-one-pass")
