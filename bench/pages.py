@@ -25,9 +25,10 @@ Then, in the same run:
   same database, the owner logged in through the Flask test client, an
   SQLAlchemy ``before_cursor_execute`` listener counting what one request of
   each page executes (after a first request that warms the caches). The HTML
-  size is that request's body; the in-process time is the median of 20 more
-  requests (no HTTP, no concurrency), given with the time the statements took
-  to execute (on SQLite, fetching rows after the first is not included).
+  size is that request's body; the in-process times are medians over 20
+  requests (no HTTP, no concurrency): of the request, and of the time its
+  statements took to execute (on SQLite, fetching rows after the first is
+  not included).
 - Throughput and latency over HTTP: the portal (``app:app``) and the floor
   (``bench/floor.py``: one ORM query of 50 users through a Jinja template)
   each served by gunicorn, 2 sync workers, on 127.0.0.1, configured by
@@ -51,8 +52,8 @@ The aim (issue 11): every page at 0.5x the floor's throughput or more, with a
 p99 of 100 ms or less; the statement count should be the same at 1,000 and
 10,000 members. For each page that misses the aim the run prints its
 statements, one line each with their time in this process; ``--explain PAGE``
-prints them in full with their parameters, ``--profile PAGE`` where the
-Python time of the page goes.
+prints them in full with their parameters (and the plan of those taking
+0.5 ms or more), ``--profile PAGE`` where the Python time of the page goes.
 
 Exits non-zero when a page answers anything but 200 (in process or over HTTP).
 """
@@ -110,6 +111,7 @@ AIM_RATIO = 0.5
 AIM_P99_MS = 100.0
 WRK_TIMEOUT = "60s"
 TIMED_REQUESTS = 20
+PLAN_FROM_MS = 0.5
 
 
 @dataclass(frozen=True)
@@ -342,16 +344,17 @@ class Statement:
 
 @dataclass
 class InProcess:
-    """One page requested in this process: its answer, its statements, and its time without HTTP."""
+    """One page requested in this process: its answer, its statements, and its time without HTTP.
+
+    Times are medians over the timed requests: of the whole request, of the time its statements
+    took to execute, and of each statement's own (where every request made the same statements).
+    """
 
     status: int
     html_bytes: int
     statements: list[Statement]
-    request_ms: float = 0.0  # median over TIMED_REQUESTS
-
-    @property
-    def sql_ms(self) -> float:
-        return sum(statement.seconds for statement in self.statements) * 1000
+    request_ms: float
+    sql_ms: float
 
 
 class StatementLog:
@@ -405,21 +408,30 @@ def logged_in_client(app):
 
 
 def measure_in_process(client, engine, path: str, timed: int) -> InProcess:
-    """A first request (caches warm), one with its statements recorded, then ``timed`` more timed."""
+    """A first request (caches warm), then ``timed`` requests with their statements recorded."""
+    client.get(path)
     log = StatementLog(engine)
+    requests = []
     try:
-        client.get(path)
-        with log.record() as statements:
-            response = client.get(path)
+        for _ in range(timed):
+            with log.record() as statements:
+                started = time.perf_counter()
+                response = client.get(path)
+                elapsed = time.perf_counter() - started
+            requests.append((elapsed, statements, response))
     finally:
         log.close()
-    times = []
-    for _ in range(timed):
-        started = time.perf_counter()
-        client.get(path)
-        times.append(time.perf_counter() - started)
-    return InProcess(response.status_code, len(response.get_data()), statements,
-                     statistics.median(times) * 1000 if times else 0.0)
+    _, statements, response = requests[0]
+    alike = [recorded for _, recorded, _ in requests
+             if [statement.sql for statement in recorded] == [statement.sql for statement in statements]]
+    typical = [Statement(statement.sql, statement.parameters,
+                         statistics.median(recorded[number].seconds for recorded in alike))
+               for number, statement in enumerate(statements)]
+    status = next((answer.status_code for _, _, answer in requests if answer.status_code != 200), 200)
+    return InProcess(status, len(response.get_data()), typical,
+                     statistics.median(elapsed for elapsed, _, _ in requests) * 1000,
+                     statistics.median(sum(statement.seconds for statement in recorded)
+                                       for _, recorded, _ in requests) * 1000)
 
 
 def count_statements(app, paths: dict[str, str], timed: int = TIMED_REQUESTS) -> dict[str, InProcess]:
@@ -459,21 +471,37 @@ def profile(app, path: str, requests: int = 50) -> None:
     stats.sort_stats("cumulative").print_stats(40)
 
 
+COLUMN_LIST = re.compile(r"SELECT ((?:\w+\.\w+(?: AS \w+)?, )+\w+\.\w+(?: AS \w+)?) FROM")
+
+
 def one_line(sql: str) -> str:
-    return " ".join(sql.split())
+    """The statement on one line, each plain list of columns replaced by how many there are."""
+    return COLUMN_LIST.sub(lambda found: f"SELECT [{found.group(1).count(',') + 1} columns] FROM", " ".join(sql.split()))
 
 
-def explain(measured: dict[str, InProcess], keys: list[str]) -> None:
-    for key in keys:
-        found = measured[key]
-        page = next(page for page in PAGES if page.key == key)
-        print(f"== {page.label} ({key}): status {found.status}, {len(found.statements)} statements, "
-              f"{found.sql_ms:.1f} ms executing them, {found.html_bytes:,} bytes of HTML; "
-              f"{found.request_ms:.1f} ms per request in process")
-        for number, statement in enumerate(found.statements, start=1):
-            print(f"-- {number}: {statement.seconds * 1000:.2f} ms; parameters {statement.parameters!r}")
-            print(statement.sql.strip() + ";")
-        print()
+def explain(engine, measured: dict[str, InProcess], keys: list[str]) -> None:
+    """Each statement of the pages in full, with its parameters, and the plan of those over PLAN_FROM_MS."""
+    plan_prefix = "EXPLAIN ANALYZE " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+    connection = engine.raw_connection()
+    try:
+        for key in keys:
+            found = measured[key]
+            page = next(page for page in PAGES if page.key == key)
+            print(f"== {page.label} ({key}): status {found.status}, {len(found.statements)} statements taking "
+                  f"{found.sql_ms:.1f} ms to execute, {found.html_bytes:,} bytes of HTML; "
+                  f"{found.request_ms:.1f} ms per request in process")
+            for number, statement in enumerate(found.statements, start=1):
+                print(f"-- {number}: {statement.seconds * 1000:.2f} ms; parameters {statement.parameters!r}")
+                print(statement.sql.strip() + ";")
+                if statement.seconds * 1000 >= PLAN_FROM_MS and statement.sql.lstrip().upper().startswith("SELECT"):
+                    cursor = connection.cursor()
+                    cursor.execute(plan_prefix + statement.sql, statement.parameters)
+                    print("\n".join(f"--   plan: {' '.join(str(value) for value in row)}" for row in cursor.fetchall()))
+                    cursor.close()
+            print()
+    finally:
+        connection.rollback()
+        connection.close()
 
 
 # -- serving ----------------------------------------------------------------------------
@@ -765,9 +793,10 @@ def main() -> int:
         if args.profile:
             profile(app, paths[args.profile])
             return 0
-        counted = count_statements(app, paths, 0 if args.explain else TIMED_REQUESTS)
+        counted = count_statements(app, paths)
         if args.explain:
-            explain(counted, list(PAGE_KEYS) if "all" in args.explain else args.explain)
+            with app.app_context():
+                explain(db.engine, counted, list(PAGE_KEYS) if "all" in args.explain else args.explain)
             return 0 if all(found.status == 200 for found in counted.values()) else 1
         database_url = app.config["SQLALCHEMY_DATABASE_URI"]
         floor_counted = count_floor_statements(database_url)
