@@ -97,7 +97,7 @@ def preview(job) -> None:
         return
     counts = plan.counts
     run.plan, run.problems = plan.as_dict(), [p.as_dict() for p in plan.problems[:workbook.SHOWN_PROBLEMS]]
-    run.problem_count, run.fatal, run.total = len(plan.problems), plan.fatal, len(plan.users)
+    run.problem_count, run.fatal, run.total = len(plan.problems), plan.fatal, plan.rows
     run.to_create, run.to_update, run.to_skip = counts["create"], counts["update"], counts["skip"]
     run.status = PREVIEWED
     record("users.import_preview", account=account, target=run, target_label=run.filename, actor=actor, **counts,
@@ -140,6 +140,7 @@ class _Writer:
         if new_rows:
             inserted = db.session.execute(insert(User).returning(User.id, User.email), [{
                 "email": p["email"], "name": f"{p['first_name']} {p['last_name']}", "is_corporate": True,
+                "recovery_email": p.get("recovery_email"),
                 "corporate_account_id": self.account.id, "timezone": "UTC", "phone": "", "created_at": now,
                 "is_superadmin": False,
             } for p in new_rows]).all()
@@ -213,9 +214,10 @@ class _Writer:
             # Core insert: the ORM would split rows whose None columns differ into single INSERTs.
             db.session.execute(insert(Grant.__table__), grants)
         fresh = {r["email"] for r in new_rows}
-        # The onboarding link goes where only the person reads it: their new personal mailbox,
-        # once it works. Anyone else needs a link from an administrator, as the result says.
-        created = [p for p in planned if p["email"] in fresh and p["email"] in mailbox_ids]
+        # The onboarding link goes where only the person reads it: their recovery address, else
+        # their new personal mailbox once it works. Anyone else needs a link from an administrator.
+        reachable = {p["email"] for p in planned if p.get("recovery_email") or p["email"] in mailbox_ids}
+        created = [p for p in planned if p["email"] in fresh and p["email"] in reachable]
         if created:
             onboarding = get_handler(ONBOARDING_KIND)
             db.session.execute(insert(Job.__table__), [{
@@ -232,6 +234,8 @@ class _Writer:
         for p in planned:
             if p["email"] not in fresh:
                 outcome[p["row"]] = ("updated", "already had a profile")
+            elif p.get("recovery_email"):
+                outcome[p["row"]] = ("created", f"their onboarding link is e-mailed to {p['recovery_email']}")
             elif p["email"] in mailbox_ids:
                 outcome[p["row"]] = ("created", "their onboarding link is e-mailed to their mailbox once it works")
             else:
@@ -262,7 +266,8 @@ def run_import(job) -> None:
     todo = [p for p in planned if not p["skip"]]
     writer = _Writer(run, account)
     run.skipped = len(planned) - len(todo)
-    run.done = run.skipped
+    # Rows the preview could not read at all were never going to run: they count as done.
+    run.done = run.total - len(todo)
     for start in range(0, len(todo), CHUNK):
         writer.chunk(todo[start:start + CHUNK], outcome)
         run.done += len(todo[start:start + CHUNK])
@@ -283,7 +288,7 @@ def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]]) -> tupl
     sheet = out.create_sheet("Users")
     failed = 0
     try:
-        for number, values in enumerate(source["Users"].iter_rows(values_only=True, max_col=4), start=1):
+        for number, values in enumerate(source["Users"].iter_rows(values_only=True, max_col=5), start=1):
             if not any(value not in (None, "") for value in values):
                 continue
             if number == 1:

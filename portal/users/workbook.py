@@ -35,7 +35,7 @@ from portal.roles import catalogue
 from portal.roles.services import account_permissions, mailbox_permissions, roles_for
 from portal.spreadsheets import cells, looks_like_formula
 
-USERS_HEADER = ("First name", "Last name", "E-mail", "Personal mailbox (Y/N)")
+USERS_HEADER = ("First name", "Last name", "E-mail", "Personal mailbox (Y/N)", "Recovery address (optional)")
 GRANT_HEADER = ("E-mail", "Role", "Permission")
 MAILBOX_MARKER = "Mailbox"
 MAX_CELL = 254
@@ -236,7 +236,7 @@ def read(data: bytes) -> dict[str, Sheet]:
         try:
             for worksheet in book.worksheets:
                 rows = []
-                for number, values in enumerate(worksheet.iter_rows(values_only=True, max_col=4), start=1):
+                for number, values in enumerate(worksheet.iter_rows(values_only=True, max_col=5), start=1):
                     if any(value not in (None, "") for value in values):
                         rows.append((number, values))
                     if len(rows) > max_rows + 3:
@@ -276,6 +276,7 @@ class PlannedUser:
     last_name: str
     email: str
     personal_mailbox: bool
+    recovery_email: str | None = None
     action: str = "create"           # create | update
     roles: list[int] = field(default_factory=list)
     permissions: list[str] = field(default_factory=list)
@@ -288,12 +289,19 @@ class Plan:
     users: list[PlannedUser]
     problems: list[Problem]
     fatal: str = ""
+    # Rows of the Users sheet that name nobody the import can use (no valid address, a repeat).
+    unreadable: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.users) + self.unreadable
 
     @property
     def counts(self) -> dict[str, int]:
+        """What happens to each row of the Users sheet: the three add up to ``rows``."""
         create = sum(1 for u in self.users if not u.skip and u.action == "create")
         update = sum(1 for u in self.users if not u.skip and u.action == "update")
-        return {"create": create, "update": update, "skip": sum(1 for u in self.users if u.skip)}
+        return {"create": create, "update": update, "skip": sum(1 for u in self.users if u.skip) + self.unreadable}
 
     def as_dict(self) -> dict:
         return {"users": [vars(user) for user in self.users]}
@@ -365,6 +373,20 @@ class _Validator:
             self.problem(sheet, row, column, problem)
         return address
 
+    def recovery(self, sheet: str, row: int, column: str, raw, email: str | None) -> str | None:
+        """The optional recovery address ("" when none); None when the cell is wrong (a problem is noted)."""
+        text = self.value(sheet, row, column, raw)
+        if not text:
+            return text
+        address = self.address(sheet, row, column, text)
+        if address is None:
+            return None
+        if email and address.rsplit("@", 1)[1] == email.rsplit("@", 1)[1]:
+            self.problem(sheet, row, column, "The recovery address must be outside the user's domain, so the "
+                                             "link reaches them before their mailbox works.")
+            return None
+        return address
+
     def mailbox_address_problem(self, domain: Domain, address: str) -> str | None:
         """What the mailbox rules (the portal's and the backend's) say against a personal mailbox here."""
         try:
@@ -381,7 +403,7 @@ class _Validator:
 
 def plan(actor: User, account: Account, sheets: dict[str, Sheet]) -> Plan:
     check = _Validator(actor, account)
-    users = _plan_users(check, sheets["Users"])
+    users, unreadable = _plan_users(check, sheets["Users"])
     by_email = {user.email: user for user in users}
     _plan_grants(check, sheets["Account"], by_email, None)
     for sheet in sheets.values():
@@ -415,7 +437,7 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet]) -> Plan:
                  "run until they are removed or their domain is enabled.")
     if not users and not fatal:
         fatal = "The Users sheet lists nobody."
-    return Plan(users, check.problems, fatal)
+    return Plan(users, check.problems, fatal, unreadable)
 
 
 def _check_mailbox_limits(check: _Validator, users: list[PlannedUser]) -> None:
@@ -438,7 +460,8 @@ def _check_mailbox_limits(check: _Validator, users: list[PlannedUser]) -> None:
         have[domain.id] = have.get(domain.id, 0) + 1
 
 
-def _plan_users(check: _Validator, sheet: Sheet) -> list[PlannedUser]:
+def _plan_users(check: _Validator, sheet: Sheet) -> tuple[list[PlannedUser], int]:
+    """The users the sheet names, and how many of its rows name nobody usable."""
     rows = sheet.rows
     if rows and tuple(_text(v).lower() for v in rows[0][1][:3]) == tuple(h.lower() for h in USERS_HEADER[:3]):
         rows = rows[1:]
@@ -449,6 +472,7 @@ def _plan_users(check: _Validator, sheet: Sheet) -> list[PlannedUser]:
         last = check.value("Users", number, "B", _cell(values, 1), MAX_NAME)
         email = check.address("Users", number, "C", _cell(values, 2))
         personal_raw = check.value("Users", number, "D", _cell(values, 3))
+        recovery = check.recovery("Users", number, "E", _cell(values, 4), email)
         problems = []
         if first == "":
             problems.append(("A", "The first name is missing."))
@@ -461,8 +485,8 @@ def _plan_users(check: _Validator, sheet: Sheet) -> list[PlannedUser]:
             check.problem("Users", number, column, message)
         if email is None:
             continue
-        user = PlannedUser(number, first or "", last or "", email, personal == "Y")
-        if first is None or last is None or personal_raw is None or problems:
+        user = PlannedUser(number, first or "", last or "", email, personal == "Y", recovery or None)
+        if first is None or last is None or personal_raw is None or recovery is None or problems:
             user.skip = "this row has problems"
         if email in seen:
             check.problem("Users", number, "C", f"{email} is listed twice (first on row {seen[email]}).")
@@ -479,7 +503,7 @@ def _plan_users(check: _Validator, sheet: Sheet) -> list[PlannedUser]:
                 check.problem("Users", number, "D", f"No personal mailbox can have this address: {problem}")
                 user.skip = user.skip or "no personal mailbox can have this address"
         users.append(user)
-    return users
+    return users, len(rows) - len(users)
 
 
 def _referenced(sheet: Sheet, by_email: dict[str, PlannedUser]) -> list[PlannedUser]:

@@ -162,7 +162,7 @@ def test_run__creates_users_access_mailboxes_and_onboarding_then_a_result_workbo
     onboarding = db.session.execute(db.select(Job).where(Job.kind == "users.onboarding")).scalars().all()
     assert all("token" not in str(job.payload) for job in onboarding)
     result = load_workbook(io.BytesIO(run.result))["Users"]
-    statuses = {row[2]: (row[4], row[5]) for row in result.iter_rows(min_row=2, values_only=True)}
+    statuses = {row[2]: (row[5], row[6]) for row in result.iter_rows(min_row=2, values_only=True)}
     assert statuses["ann@example.org"][0] == "created" and statuses["cat@example.org"][0] == "skipped"
     assert "Account" in statuses["cat@example.org"][1]
     assert "e-mailed to their mailbox" in statuses["ann@example.org"][1]
@@ -218,3 +218,35 @@ def test_preview__personal_mailboxes_beyond_the_domains_limit_are_refused(owner,
     run = _preview(owner, account, data)
     assert run.to_create == 1 and run.to_skip == 1
     assert any("at most 1 mailboxes" in p["message"] and p["row"] == 3 for p in run.problems)
+
+
+def test_preview__counts_add_up_to_the_rows_of_the_users_sheet(owner, account, domain):
+    data = fill(_template(account), users=[("Ann", "Able", "ann@example.org", ""), ("Bob", "Baker", "not an address", ""),
+                                           ("Ann", "Again", "ann@example.org", ""), ("Cat", "", "cat@example.org", "")])
+    run = _preview(owner, account, data)
+    assert run.total == 4
+    assert (run.to_create, run.to_update, run.to_skip) == (1, 0, 3)
+    assert run.to_create + run.to_update + run.to_skip == run.total
+
+
+def test_recovery_column__the_link_goes_there_and_the_result_says_so(owner, account, domain, run_jobs, smtp_sink):
+    data = fill(_template(account), users=[("Ann", "Able", "ann@example.org", "N", "ann.private@elsewhere.example"),
+                                           ("Bob", "Baker", "bob@example.org", "N", ""),
+                                           ("Cat", "Cole", "cat@example.org", "N", "cat@example.org")])
+    run = _preview(owner, account, data)
+    assert (run.to_create, run.to_skip) == (2, 1)
+    assert any("outside the user's domain" in p["message"] for p in run.problems)
+    imports.confirm(owner, run)
+    db.session.commit()
+    run_jobs()
+    run_jobs()
+    db.session.refresh(run)
+    [message] = smtp_sink.wait_for("ann.private@elsewhere.example")
+    assert "/welcome/" in smtp_sink.text(message)
+    assert smtp_sink.to("bob@example.org") == []
+    ann = db.session.execute(db.select(User).where(User.email == "ann@example.org")).scalar_one()
+    assert ann.recovery_email == "ann.private@elsewhere.example"
+    result = load_workbook(io.BytesIO(run.result))["Users"]
+    messages = {row[2]: row[6] for row in result.iter_rows(min_row=2, values_only=True)}
+    assert "ann.private@elsewhere.example" in messages["ann@example.org"]
+    assert "send them an onboarding link" in messages["bob@example.org"]
