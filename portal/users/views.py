@@ -79,7 +79,7 @@ def settings(account_id, membership_id):
             return redirect(url_for("users.settings", account_id=account_id, membership_id=membership_id))
     return render("users/settings.html", status=422 if form.errors else 200, account=g.account,
                   membership=membership, form=form, phones=current_app.config["PORTAL"]["USER_PHONES"],
-                  confirm=ConfirmForm())
+                  has_mailbox=services.onboarding_mailbox(user) is not None, confirm=ConfirmForm())
 
 
 @bp.route("/accounts/<int:account_id>/members/<int:membership_id>/onboarding", methods=["POST"])
