@@ -189,7 +189,7 @@ def test_import__template_planted_errors_fix_progress_result_and_report_link(
     expect(problems).to_have_count(len(PLANTED_PROBLEMS))
     for sheet, row, column, message in PLANTED_PROBLEMS:
         expect(problems.filter(has_text=message).locator("td")).to_have_text([sheet, str(row), column, message])
-    expect(page.get_by_text("The 4 users with problems will not be created.")).to_be_visible()
+    expect(page.get_by_text("The 5 rows with problems will not be created.")).to_be_visible()
     screenshot(page, "import-preview-problems")
 
     # Fixed, the same workbook passes clean.
@@ -226,11 +226,11 @@ def test_import__template_planted_errors_fix_progress_result_and_report_link(
     result = _download(page, tmp_path,
                        lambda: page.get_by_role("link", name="Download the result workbook").click())
     header, statuses = _sheet_rows(result, key_column=2)
-    assert header[4:] == ("Status", "Message")
+    assert header[4:] == ("Recovery address (optional)", "Status", "Message")
     expected = ADDRESSES + ["nora.nofirst@example.org", "duplicate.row@example.org", "maybe.baker@example.org",
                             "fiona.formula@example.org"]
     assert sorted(statuses) == sorted(expected)
-    assert {email: row[4] for email, row in statuses.items()} == {email: "created" for email in expected}
+    assert {email: row[5] for email, row in statuses.items()} == {email: "created" for email in expected}
 
     open_section(page, "Users")
     for email in expected:
