@@ -12,6 +12,7 @@ without the permission gets 403.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -50,6 +51,12 @@ def on_mailbox(permission: str) -> Rule:
     if catalogue.BY_CODE.get(permission, None) is None or catalogue.BY_CODE[permission].scope != catalogue.MAILBOX:
         raise ValueError(f"{permission!r} is not a mailbox permission")
     return Rule("mailbox", permission)
+
+
+# Further conditions on signed-in requests, registered by the features that need them (a policy
+# that requires two-factor sign-in, say): ``gate(rule, account) -> response | None``; the first
+# response returned is answered instead of the page. They run after the rule is satisfied.
+gates: list[Callable[[Rule, Account | None], object | None]] = []
 
 
 def rule(access: Rule):
@@ -109,12 +116,12 @@ def enforce() -> object | None:
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         abort(401)
     if access.kind == "signed_in":
-        return None
+        return _gated(access, None)
     if access.kind == "superadmin" and not current_user.is_superadmin:
         abort(403)
     account_id = (request.view_args or {}).get("account_id")
     if access.kind == "superadmin" and account_id is None:
-        return None
+        return _gated(access, None)
     account = db.session.get(Account, account_id) if account_id else None
     if account is None or not (current_user.is_superadmin or membership_of(current_user, account)):
         abort(404)
@@ -129,9 +136,17 @@ def enforce() -> object | None:
         g.mailbox = mailbox
         if not g.access.can_on_mailbox(mailbox.id, access.permission):
             abort(403)
-        return None
+        return _gated(access, account)
     if access.permission and not g.access.can(access.permission):
         abort(403)
+    return _gated(access, account)
+
+
+def _gated(access: Rule, account: Account | None):
+    for gate in gates:
+        response = gate(access, account)
+        if response is not None:
+            return response
     return None
 
 
