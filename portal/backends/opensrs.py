@@ -274,7 +274,9 @@ class OpenSrsBackend(Backend):
         return self._token
 
     def _post(self, method: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        response = self._http.send("POST", f"/{method}", json=body)
+        # Every method is a POST; those that only read (and a new session token) are safe to send twice.
+        response = self._http.send("POST", f"/{method}", json=body,
+                                   idempotent=method.startswith(("get_", "search_")) or method == "authenticate")
         if response.status_code != 200:
             text = response.text.strip()
             raise self._http.error_for(response, text if text and not text.startswith("<") else None)

@@ -395,3 +395,28 @@ def test_create_mailbox__inactive_with_protocols_keeps_both_apart(opensrs):
     assert user["service_imap4"] == "disabled"
     assert user["service_smtpin"] == user["service_pop3"] == "suspended"
     assert opensrs.backend.get_mailbox(address).active is False
+
+
+def _drop_connection_after(emulator, method: str) -> None:
+    """The server closes its kept-alive connection after answering ``method`` (a keep-alive timeout, say)."""
+    handle = emulator.handle
+
+    def handle_then_close(request):
+        reply = handle(request)
+        reply.close_silently = request.path.endswith(f"/{method}")
+        return reply
+
+    emulator.handle = handle_then_close
+
+
+def test_closed_connection__a_read_is_sent_again_a_change_is_not(opensrs):
+    address = opensrs.backend.create_mailbox(opensrs.spec()).address
+    _drop_connection_after(opensrs.emulator, "get_user")
+    opensrs.backend.get_mailbox(address)
+
+    assert opensrs.backend.get_mailbox(address) is not None  # its first try met the closed connection
+    with pytest.raises(TransientBackendError) as caught:
+        opensrs.backend.set_quota(address, 2 * 1024**3)
+
+    assert caught.value.code == "connection"
+    assert [r.path.rsplit("/", 1)[1] for r in opensrs.emulator.requests][-2:] == ["get_user", "get_user"]
