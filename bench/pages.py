@@ -17,27 +17,28 @@ enabled domain, each with a personal mailbox, the others people from
 elsewhere; most hold an account role (system or custom) or a single
 permission, some a role over a shared mailbox. The account has as many
 mailboxes as members in all, 3 % as many invitations, five custom roles,
-eight domains in every state and ten audit entries per member.
+eight domains in every state and ten audit entries per member. On
+PostgreSQL the tables are then analyzed, as autovacuum would do soon after.
 
 Then, in the same run:
 
 - SQL statements per request, counted in this process: the same app on the
   same database, the owner logged in through the Flask test client, an
-  SQLAlchemy ``before_cursor_execute`` listener counting what one request of
-  each page executes (after a first request that warms the caches). The HTML
-  size is that request's body; the in-process times are medians over 20
-  requests (no HTTP, no concurrency): of the request, and of the time its
-  statements took to execute (on SQLite, fetching rows after the first is
-  not included).
+  SQLAlchemy ``before_cursor_execute`` listener recording what each of 20
+  requests of a page executes, after a first one that warms the caches. The
+  statements and HTML size are those of the first of them; the in-process
+  times are medians over the 20 (no HTTP, no concurrency): of the request,
+  and of the time its statements took to execute (on SQLite, fetching rows
+  after the first is not included).
 - Throughput and latency over HTTP: the portal (``app:app``) and the floor
   (``bench/floor.py``: one ORM query of 50 users through a Jinja template)
   each served by gunicorn, 2 sync workers, on 127.0.0.1, configured by
   environment variables. The owner logs in with a POST to /login (the CSRF
   token read from the login page); the load driver sends that session
-  cookie. After a warm-up of one second on every URL, each round drives
-  the floor, then each page, with a floor run
-  between every two pages and after the last one, ``--seconds`` each, so
-  that whatever else the machine does hits both; a page's ratio in a round is
+  cookie. After a warm-up of one second on every URL, each round drives the
+  floor, then each page, with a floor run between every two pages and after
+  the last one, ``--seconds`` each, so that whatever else the machine does
+  hits both; a page's ratio in a round is
   its req/s over the mean req/s of the two floor runs around it, and the
   table gives the median ratio over the rounds (the range in brackets).
 
@@ -148,8 +149,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=10_000,
                         help="members of the account (default 10000); mailboxes as many, audit entries 10x")
     parser.add_argument("--database-url", default="", help=DATABASE_URL_HELP)
-    parser.add_argument("--seconds", type=float, default=3,
-                        help="length of each run of a page or of the floor (default 3)")
+    parser.add_argument("--seconds", type=int, default=3,
+                        help="length of each run of a page or of the floor, whole seconds (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over every page (default 3)")
     parser.add_argument("--explain", action="append", choices=PAGE_KEYS + ("all",), metavar="PAGE",
@@ -160,6 +161,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.members < 100:
         parser.error("--members must be 100 or more")
+    if args.seconds < 1 or args.rounds < 1 or args.connections < 1:
+        parser.error("--seconds, --rounds and --connections must be 1 or more")
     return args
 
 
@@ -646,7 +649,7 @@ class Run:
 
 
 class Driver:
-    def __init__(self, folder: Path, connections: int, seconds: float):
+    def __init__(self, folder: Path, connections: int, seconds: int):
         self.folder, self.connections, self.seconds = folder, connections, seconds
         self.script = folder / "bench.lua"
         self.script.write_text(WRK_SCRIPT)
@@ -654,7 +657,7 @@ class Driver:
 
     def run(self, url: str, cookie: str = "") -> Run:
         environ = {**os.environ, "BENCH_COOKIE": cookie, "BENCH_HISTOGRAM": str(self.histogram)}
-        command = ["wrk", "-t1", f"-c{self.connections}", f"-d{self.seconds:g}s",
+        command = ["wrk", "-t1", f"-c{self.connections}", f"-d{self.seconds}s",
                    f"--timeout={WRK_TIMEOUT}", "-s", str(self.script), url]
         finished = subprocess.run(command, capture_output=True, text=True, env=environ)
         lines = [line.split()[1:] for line in finished.stdout.splitlines() if line.startswith("BENCH ")]
@@ -707,7 +710,7 @@ def drive(driver: Driver, floor_url: str, portal_url: str, cookie: str, paths: d
     """Rounds of floor, page, floor, page ... floor; each page's ratio against the floor runs around it."""
     floor = Measured()
     pages = {key: Measured() for key in paths}
-    warm_up = Driver(driver.folder, driver.connections, min(1.0, driver.seconds))
+    warm_up = Driver(driver.folder, driver.connections, 1)
     for url in [floor_url] + [portal_url + path for path in paths.values()]:
         warm_up.run(url, "" if url == floor_url else cookie)
     for number in range(1, rounds + 1):
@@ -816,7 +819,7 @@ def main() -> int:
             floor, pages = drive(driver, floor_url + "/", portal_url, cookie, paths, args.rounds)
             load_seconds, load_after = time.monotonic() - load_started, os.getloadavg()[0]
 
-    print(f"\n{args.members:,} members on {dialect}; {args.rounds} rounds of {args.seconds:g} s per run, "
+    print(f"\n{args.members:,} members on {dialect}; {args.rounds} rounds of {args.seconds} s per run, "
           f"{args.connections} connections (wrk), gunicorn 2 sync workers each; {os.cpu_count()} CPUs, "
           f"load average {load_before:.1f} before the load, {load_after:.1f} after\n")
     missed, failed = report(floor, floor_counted, pages, counted)
