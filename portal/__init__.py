@@ -19,6 +19,7 @@ SETTING_NAMES = frozenset(setting.name for setting in SETTINGS)
 BLUEPRINTS = (
     "portal.web.views",
     "portal.auth.views",
+    "portal.security.views",
     "portal.accounts.views",
     "portal.roles.views",
     "portal.audit.views",
@@ -110,6 +111,7 @@ def _import_models() -> None:
     from portal.mailboxes import models as _mailboxes  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
     from portal.roles import models as _roles  # noqa: F401
+    from portal.security import models as _security  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:

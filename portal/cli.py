@@ -53,3 +53,24 @@ def sync_roles() -> None:
     ensure_system_roles()
     db.session.commit()
     click.echo("System roles are in place.")
+
+
+@portal_cli.command("reset-two-factor")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset_two_factor(email: str, yes: bool) -> None:
+    """Remove one person's second factors (authenticator app, passkeys, recovery codes) and end
+    their sessions, for someone who lost every factor; they are told by e-mail."""
+    from portal.auth.services import find_user
+    from portal.security.services import reset_by_operator
+
+    user = find_user(email.strip())
+    if user is None:
+        raise click.ClickException(f"No profile has the address {email.strip()}.")
+    if not yes:
+        click.confirm(f"Reset the two-factor sign-in of {user.email} and end their sessions?", abort=True)
+    removed = reset_by_operator(user)
+    db.session.commit()
+    click.echo(f"Two-factor sign-in of {user.email} reset: {removed['app']} authenticator app, "
+               f"{removed['passkeys']} passkey(s), {removed['recovery_codes']} recovery code(s) removed. "
+               "They log in with their password alone and set it up again.")

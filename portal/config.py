@@ -138,6 +138,8 @@ SETTINGS: tuple[Setting, ...] = (
             "fast uses cheap argon2 parameters; only for test suites"),
     Setting("SECURE_COOKIES", _bool, None,
             "send cookies only over HTTPS; default on when BASE_URL is https"),
+    Setting("REQUIRE_2FA_SUPERADMIN", _bool, None,
+            "superadmins must use two-factor sign-in; default on when BASE_URL is https"),
     Setting("OPEN_REGISTRATION", _bool, True, "anyone may register a profile"),
     Setting("USER_PHONES", _bool, False, "corporate users have a phone number in their settings"),
     Setting("IMPORT_MAX_ROWS", _positive_int, 50_000, "most users one workbook may create"),
@@ -190,6 +192,9 @@ def load_settings(environ: Mapping[str, str], overrides: Mapping[str, object] | 
         raise ConfigError("Configuration problems:\n  " + "\n  ".join(problems))
     if overrides:
         values.update(overrides)
+    if values.get("REQUIRE_2FA_SUPERADMIN") is None:
+        # As for secure cookies: on for a deployment served over https, off for a local trial.
+        values["REQUIRE_2FA_SUPERADMIN"] = str(values["BASE_URL"]).startswith("https://")
     return values
 
 

@@ -1,5 +1,6 @@
 """Encryption at rest for what must be stored but must not be readable in the database:
-passwords a backend generated, and queued e-mails (which may hold one-time links).
+passwords a backend generated, queued e-mails (which may hold one-time links), and the
+secrets of authenticator apps.
 
 Each purpose has its own key, derived from the portal's secret key; a value sealed
 under a key that has since changed cannot be opened (``None``), never half-read.
@@ -15,6 +16,7 @@ from flask import current_app
 
 MAILBOX_PASSWORD = b"mailbox-secrets"
 QUEUED_MAIL = b"queued-mail"
+AUTHENTICATOR_SECRET = b"authenticator-secrets"
 
 
 def _fernet(purpose: bytes) -> Fernet:

@@ -12,6 +12,7 @@ class AccountSettingsForm(FlaskForm):
     self_registration = BooleanField("People registering with an address on our active domains join this account")
     personal_mailboxes = BooleanField("New corporate users get a personal mailbox")
     personal_mailbox_role_id = SelectField("Their role on that mailbox", coerce=int, choices=[])
+    require_two_factor = BooleanField("Members who administer this account must use two-factor sign-in")
 
 
 class DeleteAccountForm(FlaskForm):

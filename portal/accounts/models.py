@@ -23,6 +23,8 @@ class Account(db.Model):
     personal_mailboxes: Mapped[bool] = mapped_column(default=False)
     personal_mailbox_role_id: Mapped[int | None] = mapped_column(
         ForeignKey("roles.id", ondelete="SET NULL", use_alter=True))
+    # Members who administer the account must use two-factor sign-in (portal.security.policy).
+    require_two_factor: Mapped[bool] = mapped_column(default=False)
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True)

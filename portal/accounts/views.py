@@ -7,6 +7,8 @@ from portal.auth.forms import ConfirmForm
 from portal.extensions import db
 from portal.roles import catalogue
 from portal.roles import services as roles
+from portal.security import policy as two_factor_policy
+from portal.security.confirmation import require_fresh
 from portal.web import lists
 from portal.web.access import SIGNED_IN, member, rule
 from portal.web.loaders import load_or_404
@@ -100,6 +102,8 @@ def revoke(account_id, membership_id, grant_id):
     grant = roles.grant_in_account(g.account, grant_id)
     if grant is None or grant.membership_id != membership.id or grant.mailbox_id is not None:
         return _access_page(membership, 404, "That access was already taken away.")
+    if grant.role is not None and grant.role.system_key == catalogue.OWNER:
+        require_fresh(url_for("accounts.access", account_id=account_id, membership_id=membership_id))
     try:
         roles.revoke_grant(current_user, g.account, grant)
     except roles.AccessError as error:
@@ -138,6 +142,8 @@ def advanced(account_id, membership_id):
 @rule(member("members.remove"))
 def remove(account_id, membership_id):
     membership = load_or_404(services.member_in_account, membership_id)
+    if membership.id in roles.owner_memberships(g.account):
+        require_fresh()
     form = ConfirmForm()
     error = None
     if form.validate_on_submit():
@@ -168,6 +174,7 @@ def settings(account_id):
                                      self_registration=form.self_registration.data,
                                      personal_mailboxes=form.personal_mailboxes.data,
                                      personal_mailbox_role_id=form.personal_mailbox_role_id.data)
+            two_factor_policy.set_account_policy(current_user, account, form.require_two_factor.data)
         except roles.AccessError as error:
             db.session.rollback()
             form.personal_mailbox_role_id.errors.append(str(error))
@@ -181,6 +188,7 @@ def settings(account_id):
 @bp.route("/accounts/<int:account_id>/delete", methods=["GET", "POST"])
 @rule(member("account.delete"))
 def delete(account_id):
+    require_fresh()
     account = g.account
     form = forms.DeleteAccountForm()
     if form.validate_on_submit():

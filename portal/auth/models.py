@@ -82,6 +82,11 @@ class UserSession(db.Model):
     user_agent: Mapped[str] = mapped_column(String(300), default="")
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str] = mapped_column(String(40), default="")
+    # How the person proved who they were: "password", "second_factor" or "single_sign_on".
+    signed_in_with: Mapped[str] = mapped_column(String(20), default="password")
+    # When they last proved it (log-in, or the confirmation page): the most dangerous actions
+    # need this to be recent (portal.security.confirmation).
+    confirmed_at: Mapped[datetime | None]
 
 
 class LoginFailure(db.Model):

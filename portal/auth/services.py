@@ -179,10 +179,18 @@ def authenticate(email: str, password: str, ip: str, device: str | None = None) 
     return user
 
 
-def start_session(user: User) -> None:
-    sessions.start(user)
+# How the person of a session proved who they were (``UserSession.signed_in_with``).
+WITH_PASSWORD = "password"
+WITH_SECOND_FACTOR = "second_factor"
+WITH_SINGLE_SIGN_ON = "single_sign_on"
+
+
+def start_session(user: User, signed_in_with: str = WITH_PASSWORD) -> None:
+    """Start ``user``'s session; the log-in counts as a confirmation of who they are."""
+    row = sessions.start(user)
+    row.signed_in_with, row.confirmed_at = signed_in_with, utcnow()
     user.last_login_at = utcnow()
-    record("user.login", target=user, actor=user)
+    record("user.login", target=user, actor=user, signed_in_with=signed_in_with)
 
 
 def record_session_end(user: User, which: str, **details) -> None:

@@ -1,13 +1,16 @@
-from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user
 
 from portal.auth import devices, forms, services, sessions, sso, tokens
 from portal.extensions import db
+from portal.security import second_step
 from portal.web.access import PUBLIC, SIGNED_IN, rule
 from portal.web.render import render
 from portal.web.urls import external_url, safe_next
 
 bp = Blueprint("auth", __name__)
+# Where a single sign-on started from a page (to confirm it is you, say) comes back to.
+SSO_NEXT = "sso_next"
 
 
 def _fail(form, field, message):
@@ -97,6 +100,9 @@ def login():
             return render("auth/login.html", form=form, error=str(error), status=status,
                           unverified=error.code == "unverified", resend_form=forms.EmailOnlyForm(
                               email=form.email.data, formdata=None))
+        if second_step.needed_for(user):
+            db.session.commit()
+            return second_step.begin(user, safe_next(request.args.get("next")))
         services.start_session(user)
         db.session.commit()
         response = redirect(safe_next(request.args.get("next")) or url_for("web.home"))
@@ -213,6 +219,7 @@ def end_other_sessions():
 def sso_start():
     if not sso.enabled():
         abort(404)
+    session[SSO_NEXT] = safe_next(request.args.get("next"))
     try:
         return sso.start(external_url("auth.sso_callback"))
     except sso.SsoError as error:
@@ -229,6 +236,7 @@ def sso_callback():
     except sso.SsoError as error:
         db.session.rollback()
         return render("auth/login.html", form=forms.LoginForm(), error=str(error), status=403)
-    services.start_session(user)
+    next_path = session.pop(SSO_NEXT, None)
+    services.start_session(user, services.WITH_SINGLE_SIGN_ON)
     db.session.commit()
-    return redirect(url_for("web.home"))
+    return redirect(next_path or url_for("web.home"))

@@ -15,6 +15,7 @@ from portal.mailboxes.models import KINDS, PERSONAL, STATUSES
 from portal.roles import catalogue
 from portal.roles import services as roles
 from portal.roles.views import picker_state
+from portal.security.confirmation import require_fresh
 from portal.web import lists
 from portal.web.access import member, on_mailbox, rule
 from portal.web.loaders import load_or_404
@@ -160,6 +161,7 @@ def reset_password(account_id, mailbox_id):
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/password/reveal", methods=["POST"])
 @rule(on_mailbox("mailbox.password"))
 def reveal_password(account_id, mailbox_id):
+    require_fresh(url_for("mailboxes.show", account_id=account_id, mailbox_id=mailbox_id))
     try:
         password = services.reveal_secret(current_user, g.mailbox)
     except services.MailboxError as refusal:

@@ -10,7 +10,8 @@ from portal.auth.models import User
 from portal.auth.services import AuthError, start_session
 from portal.extensions import db
 from portal.mailboxes.services import MailboxError
-from portal.roles.services import AccessError, membership_of
+from portal.roles.services import AccessError, membership_of, owner_memberships
+from portal.security.confirmation import require_fresh
 from portal.users import forms, imports, reports, services, workbook
 from portal.users.models import CHECKING, QUEUED, RUNNING
 from portal.web.access import PUBLIC, member, rule
@@ -103,6 +104,8 @@ def resend_onboarding(account_id, membership_id):
 @rule(member("users.manage"))
 def remove(account_id, membership_id):
     membership = _corporate_member(membership_id)
+    if membership.id in owner_memberships(g.account):
+        require_fresh()
     form = forms.RemoveForm()
     error = None
     if form.validate_on_submit():
