@@ -111,6 +111,7 @@ def _import_models() -> None:
     from portal.mailboxes import models as _mailboxes  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
     from portal.roles import models as _roles  # noqa: F401
+    from portal.scim import models as _scim  # noqa: F401
     from portal.security import models as _security  # noqa: F401
 
 

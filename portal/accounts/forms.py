@@ -13,6 +13,10 @@ class AccountSettingsForm(FlaskForm):
     personal_mailboxes = BooleanField("New corporate users get a personal mailbox")
     personal_mailbox_role_id = SelectField("Their role on that mailbox", coerce=int, choices=[])
     require_two_factor = BooleanField("Members who administer this account must use two-factor sign-in")
+    deprovisioned_mailboxes = SelectField(
+        "When your identity provider removes someone (SCIM), their personal mailboxes are",
+        choices=[("disable", "Disabled: their mail is kept, nobody can use it"), ("keep", "Kept as they are"),
+                 ("delete", "Deleted, with their mail, where the backend can")])
 
 
 class DeleteAccountForm(FlaskForm):

@@ -25,6 +25,9 @@ class Account(db.Model):
         ForeignKey("roles.id", ondelete="SET NULL", use_alter=True))
     # Members who administer the account must use two-factor sign-in (portal.security.policy).
     require_two_factor: Mapped[bool] = mapped_column(default=False)
+    # What happens to the personal mailboxes of someone the account's identity provider removes
+    # (SCIM): keep, disable or delete, as when an admin removes a corporate user by hand.
+    deprovisioned_mailboxes: Mapped[str] = mapped_column(String(8), default="disable")
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True)

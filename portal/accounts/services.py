@@ -140,20 +140,26 @@ def remove_member(actor: User, account: Account, membership: Membership) -> None
 
 
 def update_settings(actor: User, account: Account, *, name: str, self_registration: bool, personal_mailboxes: bool,
-                    personal_mailbox_role_id: int | None) -> None:
+                    personal_mailbox_role_id: int | None, deprovisioned_mailboxes: str | None = None) -> None:
+    """``deprovisioned_mailboxes`` None leaves that setting as it is."""
     from portal.roles.services import role_in_account
+    from portal.users.services import MAILBOX_CHOICES
 
     role = role_in_account(account, personal_mailbox_role_id) if personal_mailbox_role_id else None
     if role is not None and role.scope != catalogue.MAILBOX:
         raise AccessError("Choose a mailbox role for personal mailboxes.")
+    if deprovisioned_mailboxes is not None and deprovisioned_mailboxes not in MAILBOX_CHOICES:
+        raise AccessError("Choose what happens to the mailboxes of someone your identity provider removes.")
     before = {"name": account.name, "self_registration": account.self_registration,
-              "personal_mailboxes": account.personal_mailboxes, "role": account.personal_mailbox_role_id}
+              "personal_mailboxes": account.personal_mailboxes, "role": account.personal_mailbox_role_id,
+              "deprovisioned_mailboxes": account.deprovisioned_mailboxes}
     account.name = " ".join(name.split())
     account.self_registration = self_registration
     account.personal_mailboxes = personal_mailboxes
     account.personal_mailbox_role_id = getattr(role, "id", None)
+    account.deprovisioned_mailboxes = deprovisioned_mailboxes or account.deprovisioned_mailboxes
     after = {"name": account.name, "self_registration": self_registration, "personal_mailboxes": personal_mailboxes,
-             "role": account.personal_mailbox_role_id}
+             "role": account.personal_mailbox_role_id, "deprovisioned_mailboxes": account.deprovisioned_mailboxes}
     changed = {key: after[key] for key in after if after[key] != before[key]}
     if changed:
         record("account.settings", account=account, target=account, actor=actor, **changed)

@@ -173,7 +173,8 @@ def settings(account_id):
             services.update_settings(current_user, account, name=form.name.data,
                                      self_registration=form.self_registration.data,
                                      personal_mailboxes=form.personal_mailboxes.data,
-                                     personal_mailbox_role_id=form.personal_mailbox_role_id.data)
+                                     personal_mailbox_role_id=form.personal_mailbox_role_id.data,
+                                     deprovisioned_mailboxes=form.deprovisioned_mailboxes.data)
             two_factor_policy.set_account_policy(current_user, account, form.require_two_factor.data)
         except roles.AccessError as error:
             db.session.rollback()

@@ -89,12 +89,15 @@ def members_holding(account: Account, permission: str) -> list[User]:
             if user.is_superadmin or permission in permissions_of_grants(grants.get(membership_id, []))]
 
 
-def roles_for(account: Account, scope: str | None = None) -> list[Role]:
+def roles_query(account: Account, scope: str | None = None):
+    """The roles the account may use (the system roles and its own), as a query to filter and page."""
     query = db.select(Role).where((Role.account_id == account.id) | Role.system_key.is_not(None))
-    if scope:
-        query = query.where(Role.scope == scope)
+    return query.where(Role.scope == scope) if scope else query
+
+
+def roles_for(account: Account, scope: str | None = None) -> list[Role]:
     return list(db.session.execute(
-        query.order_by(Role.system_key.is_(None), Role.scope, Role.name)).scalars())
+        roles_query(account, scope).order_by(Role.system_key.is_(None), Role.scope, Role.name)).scalars())
 
 
 def role_in_account(account: Account, role_id: int) -> Role | None:

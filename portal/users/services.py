@@ -70,9 +70,12 @@ def issue_onboarding_link(user: User) -> str:
 
 
 def create_corporate_user(actor: User, account: Account, *, first_name: str, last_name: str, email: str,
-                          personal_mailbox: bool, recovery_email: str = "") -> tuple[User, str | None]:
+                          personal_mailbox: bool, recovery_email: str = "",
+                          link_shown: bool = True) -> tuple[User, str | None]:
     """Create the user (and their mailbox through the job system); return the user and,
-    when there is no recovery address to mail it to, the onboarding link to show once."""
+    when there is no recovery address to mail it to, the onboarding link to show once.
+    ``link_shown`` False (an identity provider creating them: nobody to show it to) makes no
+    link then: they sign in through single sign-on, or an admin gives them one from their page."""
     first = _clean_name(first_name, "first name", "first_name")
     last = _clean_name(last_name, "last name", "last_name")
     try:
@@ -98,6 +101,8 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     if mailbox is not None:
         user.default_mailbox_id = mailbox.id
     record("user.create_corporate", account=account, target=user, actor=actor, personal_mailbox=personal_mailbox)
+    if not link_shown and not (user.recovery_email or onboarding_mailbox(user)):
+        return user, None
     return user, send_onboarding(actor, account, user)
 
 

@@ -1,0 +1,488 @@
+"""SCIM resources onto the portal: Users are the account's corporate users, Groups its roles at
+account scope.
+
+This module only translates. Every change goes through the service that owns its rules
+(``users.services`` to create, rename, suspend, restore and remove people; ``roles.services`` to
+create, rename and delete roles and to grant and take them away), so SCIM can do nothing the
+pages could not, and is refused for the same reasons, in SCIM's words. What the portal has no
+column for (an identity provider's ids, the enterprise attributes) is kept in ``ScimProfile`` and
+``ScimGroup``.
+
+A write (POST, PUT, PATCH) builds the resource as the identity provider wants it, then
+``_apply_user`` / ``_apply_group`` compare it with the resource as it is and call a service for
+each difference: PATCH is applied by scim2-models to the current resource first, so every PATCH
+shape an identity provider sends (paths or none, filters, any case of ``op``) ends the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from flask import abort, g
+from scim2_models import (Context, InvalidValueException, ListResponse, MutabilityException, NotFoundException,
+                          PatchOp, SearchRequest, UniquenessException)
+from sqlalchemy import and_, exists, func, select
+
+from portal.accounts.models import Account, Membership
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.auth.services import AuthError, find_user, normalize_email
+from portal.extensions import db
+from portal.roles import catalogue
+from portal.roles import services as roles
+from portal.roles.models import Grant, Role
+from portal.scim import filters, schema
+from portal.scim.models import ScimGroup, ScimProfile
+from portal.timeutil import utcnow
+from portal.users import services as users
+from portal.web.inputs import parse_id
+from portal.web.urls import external_url
+
+ENTERPRISE = str(schema.EnterpriseUser.__schema__)
+# The longest text each kept attribute may hold (the columns of ScimProfile).
+LIMITS = {"externalId": 255, "displayName": 200, "employeeNumber": 100, "department": 200}
+
+
+@dataclass
+class Page:
+    total: int
+    start_index: int
+    resources: list
+
+    def to_list_response(self, model) -> ListResponse:
+        return ListResponse[model](total_results=self.total, start_index=self.start_index,
+                                   items_per_page=len(self.resources), resources=self.resources)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=timezone.utc) if moment is not None else None
+
+
+def _paged(query, search: SearchRequest, attributes: dict, order_by) -> tuple[int, int, list]:
+    """Filter, count and page ``query`` as the search asks: (total, start index, rows)."""
+    if search.filter is not None:
+        query = query.where(filters.to_sql(search.filter.ast, attributes))
+    total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    start = search.start_index or 1
+    count = schema.DEFAULT_COUNT if search.count is None else min(search.count, schema.MAX_RESULTS)
+    rows = db.session.execute(query.order_by(order_by).offset(start - 1).limit(count)).all() if count else []
+    return total, start, rows
+
+
+def _clean(value: str | None, attribute: str) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(value.split()) if attribute != "externalId" else value
+    if len(value) > LIMITS[attribute]:
+        raise InvalidValueException(detail=f"{attribute} is at most {LIMITS[attribute]} characters.")
+    return value or None
+
+
+# -- users ------------------------------------------------------------------------------------
+
+def user_query(account: Account):
+    """(User, ScimProfile or None) of every corporate user of the account: the /Users collection."""
+    return (select(User, ScimProfile)
+            .join(Membership, and_(Membership.user_id == User.id, Membership.account_id == account.id))
+            .outerjoin(ScimProfile, and_(ScimProfile.user_id == User.id, ScimProfile.account_id == account.id))
+            .where(User.is_corporate, User.corporate_account_id == account.id))
+
+
+def _visible_user(account: Account, user_id: int):
+    return (select(User.id).join(Membership, and_(Membership.user_id == User.id, Membership.account_id == account.id))
+            .where(User.id == user_id, User.is_corporate, User.corporate_account_id == account.id))
+
+
+def _user_attributes() -> dict[str, filters.Attribute]:
+    shown_name = db.case((ScimProfile.id.is_(None), User.name), else_=ScimProfile.display_name)
+    address = filters.text(User.email, stored_lower=True)
+    return {
+        "id": filters.identifier(User.id),
+        "username": address,
+        "externalid": filters.text(ScimProfile.external_id, case_exact=True),
+        "displayname": filters.text(shown_name),
+        "active": filters.boolean(User.suspended_at.is_(None)),
+        "emails.value": address,
+        "emails.type": filters.constant("work"),
+        "emails.primary": filters.constant(True),
+        f"{ENTERPRISE.lower()}:employeenumber": filters.text(ScimProfile.employee_number),
+        f"{ENTERPRISE.lower()}:department": filters.text(ScimProfile.department),
+        f"{ENTERPRISE.lower()}:manager.value": filters.identifier(ScimProfile.manager_id),
+    }
+
+
+def user_in_account(account: Account, user_id: str) -> tuple[User, ScimProfile | None]:
+    number = parse_id(user_id)
+    row = db.session.execute(user_query(account).where(User.id == number)).first() if number else None
+    if row is None:
+        raise NotFoundException(detail=f"No user {user_id[:40]} in this account.")
+    return row[0], row[1]
+
+
+def search_users(account: Account, search: SearchRequest) -> Page:
+    total, start, rows = _paged(user_query(account), search, _user_attributes(), User.id)
+    managers = _visible_managers(account, [profile.manager_id for _, profile in rows if profile is not None])
+    return Page(total, start, [user_resource(user, profile, managers) for user, profile in rows])
+
+
+def _visible_managers(account: Account, ids: list[int | None]) -> set[int]:
+    wanted = {manager_id for manager_id in ids if manager_id}
+    if not wanted:
+        return set()
+    return set(db.session.execute(user_query(account).with_only_columns(User.id).where(User.id.in_(wanted))).scalars())
+
+
+def _name_parts(user: User, profile: ScimProfile | None) -> tuple[str, str]:
+    """The name as the identity provider split it, unless the portal's name changed since."""
+    if profile is not None and profile.given_name and profile.family_name \
+            and f"{profile.given_name} {profile.family_name}" == user.name:
+        return profile.given_name, profile.family_name
+    first, _, last = (user.name or "").partition(" ")
+    return first, last
+
+
+def user_location(user_id: int) -> str:
+    return external_url("scim.user", user_id=str(user_id))
+
+
+def user_resource(user: User, profile: ScimProfile | None, managers: set[int] | None = None) -> schema.UserResource:
+    given, family = _name_parts(user, profile)
+    resource = schema.UserResource(
+        id=str(user.id), user_name=user.email,
+        name=schema.Name(given_name=given or None, family_name=family or None),
+        display_name=profile.display_name if profile is not None else (user.name or None),
+        active=user.suspended_at is None,
+        emails=[schema.Email(value=user.email, type="work", primary=True)],
+        external_id=profile.external_id if profile is not None else None,
+        meta={"resourceType": "User", "created": _aware(user.created_at),
+              "lastModified": _aware(max(user.created_at, profile.updated_at) if profile else user.created_at),
+              "location": user_location(user.id)},
+    )
+    if profile is not None and (profile.employee_number or profile.department or profile.manager_id):
+        manager = None
+        if profile.manager_id and (managers is None or profile.manager_id in managers):
+            manager = schema.Manager(value=str(profile.manager_id), ref=user_location(profile.manager_id))
+        resource[schema.EnterpriseUser] = schema.EnterpriseUser(
+            employee_number=profile.employee_number, department=profile.department, manager=manager)
+    return resource
+
+
+def _manager_id(account: Account, wanted: schema.EnterpriseUser | None) -> int | None:
+    manager = wanted.manager if wanted is not None else None
+    if manager is None or not (manager.value or manager.ref):
+        return None
+    reference = manager.value or str(manager.ref).rstrip("/").rsplit("/", 1)[-1]
+    number = parse_id(reference)
+    if number is None or db.session.execute(_visible_user(account, number)).first() is None:
+        raise InvalidValueException(detail=f"The manager {reference[:40]} is not a user of this account.")
+    return number
+
+
+def _names(wanted: schema.UserResource, given: str | None, family: str | None) -> tuple[str | None, str | None]:
+    """The first and last names asked for; a part left out keeps ``given``/``family``, and a
+    provider that sends only a display name ("Barbara Jensen") has it split as the pages do."""
+    if wanted.name is not None:
+        given = wanted.name.given_name or given
+        family = wanted.name.family_name or family
+    if not (given and family) and wanted.display_name:
+        first, _, last = " ".join(wanted.display_name.split()).partition(" ")
+        given, family = given or first or None, family or last or None
+    return given, family
+
+
+def _profile(account: Account, user: User) -> ScimProfile:
+    profile = db.session.execute(select(ScimProfile).where(
+        ScimProfile.account_id == account.id, ScimProfile.user_id == user.id)).scalar_one_or_none()
+    if profile is None:
+        profile = ScimProfile(account_id=account.id, user_id=user.id)
+        db.session.add(profile)
+    return profile
+
+
+def _apply_profile(actor: User, account: Account, user: User, profile: ScimProfile,
+                   wanted: schema.UserResource) -> list[str]:
+    """Keep what the portal has no column for; return the attributes that changed."""
+    extension = wanted[schema.EnterpriseUser]
+    values = {
+        "external_id": _clean(wanted.external_id, "externalId"),
+        "display_name": _clean(wanted.display_name, "displayName"),
+        "employee_number": _clean(extension.employee_number if extension else None, "employeeNumber"),
+        "department": _clean(extension.department if extension else None, "department"),
+        "manager_id": _manager_id(account, extension),
+    }
+    changed = sorted(key for key, value in values.items() if getattr(profile, key) != value)
+    for key in changed:
+        setattr(profile, key, values[key])
+    if changed:
+        record("user.scim_profile", account=account, target=user, actor=actor, changed=changed)
+    return changed
+
+
+def create_user(actor: User, account: Account, wanted: schema.UserResource) -> User:
+    """POST /Users: a corporate user made as the pages make one (personal mailbox per the
+    account's setting; the onboarding link mailed where it can be, never shown)."""
+    if not wanted.user_name:
+        raise InvalidValueException(detail="userName is required: the person's address on one of the account's "
+                                           "enabled domains.")
+    try:
+        address = normalize_email(wanted.user_name)
+    except AuthError as error:
+        raise InvalidValueException(detail=f"userName: {error}") from None
+    existing = find_user(address)
+    if existing is not None:
+        mine = users.is_corporate_of(existing, account)
+        raise UniquenessException(detail=f"{address} is already a user of this account." if mine else
+                                  f"{address} already has a profile in the portal: invite them from the account's "
+                                  "pages instead.")
+    given, family = _names(wanted, None, None)
+    user, _link = users.create_corporate_user(actor, account, first_name=given or "", last_name=family or "",
+                                              email=address, personal_mailbox=account.personal_mailboxes,
+                                              link_shown=False)
+    profile = _profile(account, user)
+    profile.given_name, profile.family_name = _cleaned_name(given), _cleaned_name(family)
+    _apply_profile(actor, account, user, profile, wanted)
+    if wanted.active is False:
+        users.suspend(actor, account, user)
+    db.session.flush()
+    return user
+
+
+def _cleaned_name(value: str | None) -> str | None:
+    return " ".join(value.split()) if value else None
+
+
+def replace_user(actor: User, account: Account, user: User, profile: ScimProfile | None,
+                 wanted: schema.UserResource) -> None:
+    """PUT /Users/<id>, and the end of every PATCH: make the person what ``wanted`` says.
+    The attributes SCIM requires (name, active) keep their value when left out."""
+    if wanted.user_name and wanted.user_name.lower() != user.email:
+        raise MutabilityException(detail="userName is the person's login address, which cannot be changed.")
+    given, family = _name_parts(user, profile)
+    new_given, new_family = (_cleaned_name(part) for part in _names(wanted, given, family))
+    profile = profile or _profile(account, user)
+    if f"{new_given} {new_family}" != user.name:
+        users.update_settings(actor, account, user, first_name=new_given or "", last_name=new_family or "",
+                              timezone=user.timezone, phone=user.phone, default_mailbox_id=user.default_mailbox_id,
+                              recovery_email=user.recovery_email or "")
+    profile.given_name, profile.family_name = new_given, new_family
+    _apply_profile(actor, account, user, profile, wanted)
+    if wanted.active is False and user.suspended_at is None:
+        users.suspend(actor, account, user)
+    elif wanted.active is True and user.suspended_at is not None:
+        users.restore(actor, account, user)
+    profile.updated_at = utcnow()
+    db.session.flush()
+
+
+def patch_user(actor: User, account: Account, user: User, profile: ScimProfile | None, patch: PatchOp) -> None:
+    resource = user_resource(user, profile)
+    with schema.POLICY:
+        patch.patch(resource)
+    replace_user(actor, account, user, profile, resource)
+
+
+def delete_user(actor: User, account: Account, user: User) -> list[str]:
+    """DELETE /Users/<id>: removed as an admin removes a corporate user, their personal
+    mailboxes kept, disabled or deleted as the account's setting says."""
+    membership = roles.membership_of(user, account)
+    outcome = users.remove_corporate_user(actor, account, membership, account.deprovisioned_mailboxes)
+    db.session.execute(db.delete(ScimProfile).where(ScimProfile.account_id == account.id,
+                                                    ScimProfile.user_id == user.id))
+    return outcome
+
+
+# -- groups -----------------------------------------------------------------------------------
+
+def group_query(account: Account):
+    """(Role, ScimGroup or None) of the account's roles at account scope: the /Groups collection."""
+    return (roles.roles_query(account, catalogue.ACCOUNT).add_columns(ScimGroup)
+            .outerjoin(ScimGroup, and_(ScimGroup.role_id == Role.id, ScimGroup.account_id == account.id)))
+
+
+def _holders(account: Account):
+    """(role id, user id) of the account-wide grants held by the account's corporate users."""
+    return (select(Grant.role_id, User.id).join(Membership, Membership.id == Grant.membership_id)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.account_id == account.id, Grant.mailbox_id.is_(None),
+                   User.is_corporate, User.corporate_account_id == account.id))
+
+
+def _group_attributes(account: Account) -> dict[str, filters.Attribute]:
+    def member(op, value):
+        if op is None:
+            return exists(_holders(account).where(Grant.role_id == Role.id))
+        number = parse_id(value) if isinstance(value, str) else None
+        if op != filters.CompareOperator.eq or number is None:
+            raise filters.InvalidFilterException(detail='Members are filtered with value eq "<user id>" only.')
+        return exists(_holders(account).where(Grant.role_id == Role.id, User.id == number))
+
+    return {
+        "id": filters.identifier(Role.id),
+        "displayname": filters.text(Role.name),
+        "externalid": filters.text(ScimGroup.external_id, case_exact=True),
+        "members.value": member,
+    }
+
+
+def _member_ids(account: Account, role_ids: list[int]) -> dict[int, list[int]]:
+    members: dict[int, list[int]] = {role_id: [] for role_id in role_ids}
+    if role_ids:
+        for role_id, user_id in db.session.execute(_holders(account).where(Grant.role_id.in_(role_ids))
+                                                   .order_by(User.id)):
+            members[role_id].append(user_id)
+    return members
+
+
+def group_location(role_id: int) -> str:
+    return external_url("scim.group", role_id=str(role_id))
+
+
+def group_resource(role: Role, link: ScimGroup | None, member_ids: list[int] | None) -> schema.Group:
+    members = None if member_ids is None else [
+        schema.GroupMember(value=str(user_id), ref=user_location(user_id)) for user_id in member_ids]
+    updated = max(role.updated_at, link.updated_at) if link is not None else role.updated_at
+    return schema.Group(id=str(role.id), display_name=role.name, members=members or None,
+                        external_id=link.external_id if link is not None else None,
+                        meta={"resourceType": "Group", "created": _aware(role.created_at),
+                              "lastModified": _aware(max(updated, role.created_at)),
+                              "location": group_location(role.id)})
+
+
+def group_in_account(account: Account, role_id: str) -> tuple[Role, ScimGroup | None]:
+    number = parse_id(role_id)
+    row = db.session.execute(group_query(account).where(Role.id == number)).first() if number else None
+    if row is None:
+        raise NotFoundException(detail=f"No group {role_id[:40]} in this account.")
+    return row[0], row[1]
+
+
+def search_groups(account: Account, search: SearchRequest, with_members: bool) -> Page:
+    total, start, rows = _paged(group_query(account), search, _group_attributes(account), Role.id)
+    members = _member_ids(account, [role.id for role, _ in rows]) if with_members else {}
+    return Page(total, start, [group_resource(role, link, members.get(role.id) if with_members else None)
+                               for role, link in rows])
+
+
+def member_ids(account: Account, role: Role) -> list[int]:
+    """The ids of the account's corporate users holding the role: the group's members."""
+    return _member_ids(account, [role.id])[role.id]
+
+
+def group_with_members(account: Account, role: Role, link: ScimGroup | None) -> schema.Group:
+    return group_resource(role, link, member_ids(account, role))
+
+
+def _same_name_taken(account: Account, name: str, role: Role | None) -> bool:
+    clash = db.session.execute(roles.roles_query(account, catalogue.ACCOUNT).with_only_columns(Role.id)
+                               .where(func.lower(Role.name) == " ".join(name.split()).lower())).scalars().all()
+    return any(role_id != getattr(role, "id", None) for role_id in clash)
+
+
+def _wanted_member_ids(account: Account, wanted: schema.Group) -> list[int]:
+    ids: list[int] = []
+    for member in wanted.members or []:
+        reference = member.value or (str(member.ref).rstrip("/").rsplit("/", 1)[-1] if member.ref else "")
+        number = parse_id(reference)
+        if number is None or db.session.execute(_visible_user(account, number)).first() is None:
+            raise InvalidValueException(detail=f"Member {reference[:40]} is not a user of this account.")
+        if number not in ids:
+            ids.append(number)
+    return ids
+
+
+def _set_members(actor: User, account: Account, role: Role, wanted_ids: list[int], current_ids: list[int]) -> None:
+    for user_id in wanted_ids:
+        if user_id not in current_ids:
+            membership = db.session.execute(select(Membership).where(
+                Membership.account_id == account.id, Membership.user_id == user_id)).scalar_one()
+            roles.grant_role(actor, account, membership, role)
+    for user_id in current_ids:
+        if user_id not in wanted_ids:
+            grant = db.session.execute(select(Grant).join(Membership, Membership.id == Grant.membership_id).where(
+                Membership.account_id == account.id, Membership.user_id == user_id, Grant.role_id == role.id,
+                Grant.mailbox_id.is_(None))).scalar_one()
+            roles.revoke_grant(actor, account, grant)
+
+
+def _set_external_id(account: Account, role: Role, link: ScimGroup | None, external_id: str | None) -> ScimGroup:
+    external_id = _clean(external_id, "externalId")
+    if link is None:
+        link = ScimGroup(account_id=account.id, role_id=role.id)
+        db.session.add(link)
+    if link.external_id != external_id:
+        link.external_id = external_id
+    link.updated_at = utcnow()
+    return link
+
+
+def create_group(actor: User, account: Account, wanted: schema.Group) -> Role:
+    """POST /Groups: a custom role at account scope granting nothing yet (an administrator
+    chooses its permissions in the pages), held by the members given."""
+    name = wanted.display_name or ""
+    if _same_name_taken(account, name, None):
+        raise UniquenessException(detail=f"A role named “{' '.join(name.split())}” already exists in this account.")
+    member_ids = _wanted_member_ids(account, wanted)
+    role = roles.create_role(actor, account, name=name, scope=catalogue.ACCOUNT, permissions=set(),
+                             description="Made by an identity provider (SCIM). It grants nothing until an "
+                                         "administrator gives it permissions.")
+    _set_external_id(account, role, None, wanted.external_id)
+    _set_members(actor, account, role, member_ids, [])
+    db.session.flush()
+    return role
+
+
+def replace_group(actor: User, account: Account, role: Role, link: ScimGroup | None, wanted: schema.Group,
+                  current_members: list[int] | None) -> None:
+    """PUT /Groups/<id>, and the end of every PATCH. ``current_members`` None: the members
+    are not being changed (a PATCH that does not touch them)."""
+    name = " ".join((wanted.display_name or role.name).split())
+    if name != role.name:
+        if not g.access.can("roles.manage"):
+            abort(403, description="Renaming a group renames its role, which needs the permission to manage roles.")
+        if _same_name_taken(account, name, role):
+            raise UniquenessException(detail=f"A role named “{name}” already exists in this account.")
+        roles.update_role(actor, account, role, name=name, description=role.description,
+                          permissions=set(role.permissions))
+    if current_members is not None:
+        _set_members(actor, account, role, _wanted_member_ids(account, wanted), current_members)
+    _set_external_id(account, role, link, wanted.external_id)
+    db.session.flush()
+
+
+def patch_group(actor: User, account: Account, role: Role, link: ScimGroup | None, patch: PatchOp) -> None:
+    touches_members = any(operation.path is None or str(operation.path).lower().startswith("members")
+                          for operation in patch.operations or [])
+    current = member_ids(account, role) if touches_members else None
+    resource = group_resource(role, link, current)
+    with schema.POLICY:
+        patch.patch(resource)
+    replace_group(actor, account, role, link, resource, current)
+
+
+def delete_group(actor: User, account: Account, role: Role) -> None:
+    """DELETE /Groups/<id>: the custom role deleted (its holders lose it); system roles stay."""
+    roles.delete_role(actor, account, role)
+
+
+# -- reading requests -------------------------------------------------------------------------
+
+def read(model, payload, context: Context):
+    """A request body as the model, under the tolerant policy (see ``schema``)."""
+    return model.model_validate(payload, scim_ctx=context, scim_policy=schema.POLICY)
+
+
+def search_request(model, values: dict) -> SearchRequest:
+    return SearchRequest[model].model_validate(values, scim_ctx=Context.SEARCH_REQUEST, scim_policy=schema.POLICY)
+
+
+def members_wanted(search: SearchRequest) -> bool:
+    """Whether a group answer lists members: not when the caller left them out (Entra ID
+    asks ``excludedAttributes=members`` for exactly this)."""
+    def named(paths):
+        return any(str(path).lower().split(".")[0].rsplit(":", 1)[-1] == "members" for path in paths or [])
+
+    if search.attributes:
+        return named(search.attributes)
+    return not named(search.excluded_attributes)
+
