@@ -28,6 +28,8 @@ BLUEPRINTS = (
     "portal.invitations.views",
     "portal.users.views",
     "portal.bulk.views",
+    "portal.api.views",
+    "portal.tokens.views",
 )
 
 # Modules that register job handlers; imported so any process can run any job.
@@ -73,6 +75,9 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
     for module_name in JOB_MODULES:
         __import__(module_name)
     _register_blueprints(app)
+    from portal.api.views import init_app as init_api
+
+    init_api(app)
     from portal.auth import sso
 
     sso.init_app(app)
@@ -104,6 +109,7 @@ def _import_models() -> None:
     from portal.backends import models as _backends  # noqa: F401
     from portal.audit import models as _audit  # noqa: F401
     from portal.bulk import models as _bulk  # noqa: F401
+    from portal.tokens import models as _tokens  # noqa: F401
     from portal.auth import models as _auth  # noqa: F401
     from portal.domains import models as _domains  # noqa: F401
     from portal.invitations import models as _invitations  # noqa: F401

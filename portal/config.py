@@ -142,6 +142,7 @@ SETTINGS: tuple[Setting, ...] = (
             "superadmins must use two-factor sign-in; default on when BASE_URL is https"),
     Setting("OPEN_REGISTRATION", _bool, True, "anyone may register a profile"),
     Setting("USER_PHONES", _bool, False, "corporate users have a phone number in their settings"),
+    Setting("API_RATE_LIMIT", _positive_int, 600, "requests one API token may make in a minute (HTTP 429 beyond)"),
     Setting("IMPORT_MAX_ROWS", _positive_int, 50_000, "most users one workbook may create"),
     Setting("IMPORT_MAX_MB", _positive_int, 20, "largest workbook accepted, in megabytes"),
     Setting("PASSWORD_LOGIN", _bool, True, "log-in with a local password is offered (turn off to use single sign-on only)"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import func
 
@@ -16,6 +16,7 @@ from portal.audit.models import AuditEvent
 from portal.extensions import db
 
 SOURCE_WEB = "web"
+SOURCE_API = "api"
 SOURCE_WORKER = "worker"
 SOURCE_CLI = "cli"
 
@@ -38,7 +39,10 @@ def record(action: str, *, account=None, target=None, target_label: str | None =
     elif target_label:
         event.target_label = target_label
     if has_request_context():
-        event.source = source or SOURCE_WEB
+        token = g.get("api_token")
+        event.source = source or (SOURCE_API if token is not None else SOURCE_WEB)
+        if token is not None:
+            event.details = {**event.details, "token": token.name}
         event.ip = request.remote_addr or ""
         event.user_agent = (request.user_agent.string or "")[:300]
     else:
@@ -69,7 +73,7 @@ def _jsonable(details: dict) -> dict:
 # The kinds of actions, by the prefix of their names, for the log's filter.
 FAMILIES = (("account", "Account"), ("member", "Members"), ("access", "Access"), ("role", "Roles"),
             ("domain", "Domains"), ("drift", "Drift"), ("mailbox", "Mailboxes"), ("invitation", "Invitations"),
-            ("user", "People"), ("users", "Imports and reports"), ("bulk", "Bulk actions"))
+            ("user", "People"), ("users", "Imports and reports"), ("bulk", "Bulk actions"), ("token", "API tokens"))
 
 
 def query_events(account_id: int, *, family: str = "", actor: str = "", target: str = "", since: date | None = None,

@@ -34,7 +34,11 @@ from portal.users import corporate
 
 
 class InvitationError(ValueError):
-    """A refusal about an invitation; the message says what to do."""
+    """A refusal about an invitation; the message says what to do, ``field`` which field is wrong."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def lifetime() -> timedelta:
@@ -76,10 +80,10 @@ def start(actor: User, account: Account, raw_email: str) -> Invitation:
     try:
         email = normalize_email(raw_email)
     except AuthError as error:
-        raise InvitationError(str(error)) from None
+        raise InvitationError(str(error), field="email") from None
     existing_user = find_user(email)
     if existing_user is not None and membership_of(existing_user, account) is not None:
-        raise InvitationError(f"{email} is already a member of this account.")
+        raise InvitationError(f"{email} is already a member of this account.", field="email")
     _refuse_unusable_personal_mailbox(account, email)
     open_one = db.session.execute(db.select(Invitation).where(
         Invitation.account_id == account.id, Invitation.email == email,

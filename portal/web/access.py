@@ -22,7 +22,10 @@ from flask_login import current_user
 from portal.accounts.models import Account
 from portal.extensions import db
 from portal.roles import catalogue
+from portal.api.auth import uses_token
 from portal.roles.services import account_permissions, membership_of
+from portal.tokens.services import mailbox_permissions_of as token_mailbox_permissions
+from portal.tokens.services import permissions_of as token_permissions
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,10 @@ class Context:
     def permissions(self) -> frozenset[str]:
         if self.account is None or not current_user.is_authenticated:
             return frozenset()
-        return account_permissions(current_user, self.account)
+        held = account_permissions(current_user, self.account)
+        token = g.get("api_token")
+        # A token acts as its creator, within its scopes.
+        return held & token_permissions(token.scopes, writing=_writing()) if token is not None else held
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -96,8 +102,16 @@ class Context:
             return False
         cache = self.__dict__.setdefault("_mailbox_permissions", {})
         if mailbox_id not in cache:
-            cache[mailbox_id] = mailbox_permissions(current_user, self.account, mailbox_id)
+            held = mailbox_permissions(current_user, self.account, mailbox_id)
+            token = g.get("api_token")
+            cache[mailbox_id] = (held & token_mailbox_permissions(token.scopes, writing=_writing())
+                                 if token is not None else held)
         return permission in cache[mailbox_id]
+
+
+def _writing() -> bool:
+    """Whether this request may change something (any method but GET and HEAD)."""
+    return request.method not in ("GET", "HEAD", "OPTIONS")
 
 
 def enforce() -> object | None:
@@ -112,17 +126,21 @@ def enforce() -> object | None:
     if access.kind == "public":
         return None
     if not current_user.is_authenticated:
-        if request.method == "GET":
+        if request.method == "GET" and not uses_token():
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         abort(401)
     if access.kind == "signed_in":
         return _gated(access, None)
     if access.kind == "superadmin" and not current_user.is_superadmin:
         abort(403)
-    account_id = (request.view_args or {}).get("account_id")
+    token = g.get("api_token")
+    # Routes without an account in their path (SCIM) concern the account of the token used.
+    account_id = (request.view_args or {}).get("account_id") or (token.account_id if token is not None else None)
     if access.kind == "superadmin" and account_id is None:
         return _gated(access, None)
     account = db.session.get(Account, account_id) if account_id else None
+    if token is not None and account is not None and account.id != token.account_id:
+        abort(404)  # a token works on its own account only; another's looks like nothing
     if account is None or not (current_user.is_superadmin or membership_of(current_user, account)):
         abort(404)
     g.access = Context(account)

@@ -4,9 +4,10 @@ and a page that cannot be rendered at all falls back to plain markup."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -28,7 +29,26 @@ MESSAGES = {
 }
 
 
-def _page(code: int, detail: str | None = None):
+# Blueprints that answer errors in a format of their own (the JSON API: problem details; SCIM:
+# its error schema): blueprint name -> renderer(status, detail, headers).
+renderers: dict[str, Callable] = {}
+
+
+def _blueprint_by_path() -> str:
+    """For a URL that matched no route: the blueprint with a renderer whose prefix it is under
+    (``/api/v1/accounts/1/mailboxes/-3`` is still the API's, and answers as the API does)."""
+    for name, blueprint in current_app.blueprints.items():
+        prefix = blueprint.url_prefix
+        if name in renderers and prefix and (request.path + "/").startswith(prefix.rstrip("/") + "/"):
+            return name
+    return ""
+
+
+def _page(code: int, detail: str | None = None, headers: dict[str, str] | None = None):
+    renderer = renderers.get(request.blueprint or _blueprint_by_path())
+    if renderer is not None:
+        db.session.rollback()
+        return renderer(code, detail or MESSAGES.get(code, ("Error", ""))[1], headers)
     title, text = MESSAGES.get(code, ("Error", "Something went wrong."))
     try:
         db.session.rollback()
@@ -52,7 +72,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error):
-        return _page(error.code or 500, _detail(error))
+        retry = dict(error.get_headers()).get("Retry-After")
+        return _page(error.code or 500, _detail(error), {"Retry-After": retry} if retry else None)
 
     @app.errorhandler(IntegrityError)
     def conflict(error):

@@ -1,0 +1,77 @@
+"""``Idempotency-Key`` on creating requests: a retried POST never creates twice.
+
+The key is claimed (in its own committed row) before the work starts, so two copies of the same
+request racing each other do the work once; the answer is kept with the key, and a later request
+with the same key and the same content gets that answer again. The same key with other content
+is refused. The kept answer is sealed (it may hold a one-time onboarding link).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from flask import Response, request
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from portal.api.problems import problem
+from portal.extensions import db
+from portal.sealing import seal, unseal
+from portal.timeutil import utcnow
+from portal.tokens.models import IdempotentRequest
+
+HEADER = "Idempotency-Key"
+ANSWERS = b"api-idempotent-answers"
+# How long a key is remembered; after that the same key starts a new request.
+KEPT_FOR = timedelta(hours=24)
+
+
+def _fingerprint() -> str:
+    return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n"
+                          + request.get_data(cache=True)).hexdigest()
+
+
+def _replay(row: IdempotentRequest) -> Response:
+    if not row.status:
+        return problem(409, "A request with this Idempotency-Key is still being carried out; try again shortly.")
+    body = unseal(ANSWERS, row.body.encode())
+    if body is None:
+        return problem(409, f"The first answer to this {HEADER} can no longer be read; send a new key.")
+    headers = {"Idempotent-Replayed": "true", **({"Location": row.location} if row.location else {})}
+    mimetype = "application/problem+json" if row.status >= 400 else "application/json"
+    return Response(body, status=row.status, mimetype=mimetype, headers=headers)
+
+
+def once(token, run) -> Response:
+    """Run ``run()`` at most once for this token and key; answer what it answered."""
+    key = request.headers.get(HEADER, "").strip()
+    if not key:
+        return run()
+    if len(key) > 255:
+        return problem(400, f"{HEADER} is at most 255 characters.")
+    fingerprint = _fingerprint()
+    db.session.execute(delete(IdempotentRequest).where(IdempotentRequest.token_id == token.id,
+                                                       IdempotentRequest.created_at < utcnow() - KEPT_FOR))
+    claim = IdempotentRequest(token_id=token.id, key=key, fingerprint=fingerprint)
+    db.session.add(claim)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        earlier = db.session.execute(db.select(IdempotentRequest).where(
+            IdempotentRequest.token_id == token.id, IdempotentRequest.key == key)).scalar_one()
+        if earlier.fingerprint != fingerprint:
+            return problem(422, f"This {HEADER} was used for another request.",
+                           errors={f"header.{HEADER}": "already used for a different request"})
+        return _replay(earlier)
+    response = run()
+    claim = db.session.get(IdempotentRequest, claim.id)
+    if response.status_code >= 500:
+        db.session.delete(claim)  # nothing was done: the same key may be tried again
+    else:
+        claim.status = response.status_code
+        claim.body = seal(ANSWERS, response.get_data(as_text=True)).decode()
+        claim.location = response.headers.get("Location", "")[:500]
+    db.session.commit()
+    return response

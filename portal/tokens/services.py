@@ -1,0 +1,216 @@
+"""API tokens: scoped, revocable, hashed at rest, never stronger than their creator.
+
+A token acts as the member who made it, within its scopes: each scope stands for a set of
+permissions, the token may only be made with scopes whose permissions its creator holds, and
+it stops working (401, with no hint why) when it is revoked, expired, used from a network it
+does not allow, or when its creator leaves the account or no longer holds what its scopes need.
+Requests are counted per token in the database, so the limit holds across every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import case, update
+
+from portal.accounts.models import Account, Membership
+from portal.audit.services import record
+from portal.auth.models import User
+from portal.extensions import db
+from portal.roles import catalogue
+from portal.roles.services import account_permissions
+from portal.timeutil import utcnow
+from portal.tokens.models import ApiToken
+
+TOKEN_PREFIX = "mpt_"
+RATE_WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Area:
+    key: str
+    label: str
+    read: frozenset[str]
+    write: frozenset[str]
+
+
+def _codes(*codes: str) -> frozenset[str]:
+    unknown = set(codes) - set(catalogue.BY_CODE)
+    if unknown:
+        raise ValueError(f"unknown permissions {sorted(unknown)}")
+    return frozenset(codes)
+
+
+# What each scope lets a token do, as permissions of its creator's.
+AREAS = (
+    Area("account", "Account settings", _codes(), _codes("account.settings")),
+    Area("domains", "Domains", _codes("domains.view"), _codes("domains.view", "domains.manage")),
+    Area("mailboxes", "Mailboxes", _codes("mailboxes.view"),
+         _codes("mailboxes.view", "mailboxes.create", "mailboxes.manage")),
+    Area("users", "Users and their access", _codes("members.view"),
+         _codes("members.view", "members.remove", "access.grant", "users.create", "users.manage")),
+    Area("roles", "Roles", _codes("roles.view"), _codes("roles.view", "roles.manage")),
+    Area("invitations", "Invitations", _codes("users.invite"), _codes("users.invite")),
+    Area("imports", "Imports", _codes("users.create"), _codes("users.create")),
+    Area("reports", "Users reports", _codes("users.report"), _codes("users.report")),
+    Area("audit", "Audit log", _codes("audit.view"), frozenset()),
+    Area("scim", "SCIM provisioning (identity providers)", _codes("members.view", "roles.view"),
+         _codes("members.view", "roles.view", "roles.manage", "access.grant", "users.create", "users.manage")),
+)
+SCOPES: dict[str, frozenset[str]] = {}
+for _area in AREAS:
+    SCOPES[f"{_area.key}:read"] = _area.read
+    if _area.write:
+        SCOPES[f"{_area.key}:write"] = _area.write
+
+
+class TokenError(ValueError):
+    """A token cannot be made as asked; ``field`` names the form field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+def digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def permissions_of(scopes, *, writing: bool = False) -> frozenset[str]:
+    """The account permissions the scopes stand for; for a request that changes something
+    (``writing``), only those of its ``:write`` scopes: a read scope never changes anything."""
+    held: set[str] = set()
+    for scope in scopes:
+        if not writing or scope.endswith(":write"):
+            held |= SCOPES.get(scope, frozenset())
+    return frozenset(held)
+
+
+def mailbox_permissions_of(scopes, *, writing: bool = False) -> frozenset[str]:
+    """The mailbox permissions the scopes reach: every one through mailboxes:write, seeing through :read."""
+    if "mailboxes:write" in scopes:
+        return catalogue.codes(catalogue.MAILBOX)
+    return frozenset({"mailbox.view"}) if "mailboxes:read" in scopes and not writing else frozenset()
+
+
+def tokens_of(account: Account) -> list[ApiToken]:
+    return list(db.session.execute(db.select(ApiToken).where(ApiToken.account_id == account.id)
+                                   .order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
+                                   .limit(200)).scalars())
+
+
+def token_in_account(account: Account, token_id: int) -> ApiToken | None:
+    token = db.session.get(ApiToken, token_id)
+    return token if token is not None and token.account_id == account.id else None
+
+
+def _networks(text: str) -> list[str]:
+    networks = []
+    for item in text.replace(",", "\n").split():
+        try:
+            networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError:
+            raise TokenError(f"“{item[:60]}” is not an address or a network such as 192.0.2.0/24.",
+                             "networks") from None
+    if len(networks) > 50:
+        raise TokenError("At most 50 networks.", "networks")
+    return networks
+
+
+def create(actor: User, account: Account, *, name: str, scopes: set[str], expires_at: datetime | None,
+           networks: str = "") -> tuple[ApiToken, str]:
+    """Make a token; return it and its secret, which is shown this once and never kept."""
+    name = " ".join(name.split())
+    if not name:
+        raise TokenError("Give the token a name, such as the script or system that uses it.", "name")
+    if len(name) > 80:
+        raise TokenError("At most 80 characters.", "name")
+    unknown = scopes - set(SCOPES)
+    if unknown or not scopes:
+        raise TokenError("Choose at least one scope." if not scopes else "Unknown scopes.", "scopes")
+    missing = permissions_of(scopes) - account_permissions(actor, account)
+    if missing:
+        labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing))
+        raise TokenError(f"A token cannot hold more than you do: you lack {labels}.", "scopes")
+    if expires_at is not None and expires_at <= utcnow():
+        raise TokenError("The expiry must be in the future.", "expires")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(account_id=account.id, created_by_id=actor.id, name=name, token_hash=digest(raw),
+                     prefix=raw[:12], scopes=sorted(scopes), allowed_networks=_networks(networks),
+                     expires_at=expires_at)
+    db.session.add(token)
+    db.session.flush()
+    record("token.create", account=account, target=token, target_label=name, actor=actor, scopes=sorted(scopes),
+           expires=expires_at, networks=token.allowed_networks)
+    return token, raw
+
+
+def revoke(actor: User, token: ApiToken) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        record("token.revoke", account=token.account_id, target=token, target_label=token.name, actor=actor)
+
+
+def status(token: ApiToken, now: datetime | None = None) -> str:
+    now = now or utcnow()
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def _from_allowed_network(token: ApiToken, ip: str) -> bool:
+    if not token.allowed_networks:
+        return True
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(network) for network in token.allowed_networks)
+
+
+def authenticate(raw: str, ip: str) -> ApiToken | None:
+    """The live token ``raw`` is, counted against its rate limit; None for any reason it is not.
+    Raises RateLimited when the token made too many requests in the current window."""
+    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 100:
+        return None
+    token = db.session.execute(db.select(ApiToken).where(ApiToken.token_hash == digest(raw))).scalar_one_or_none()
+    now = utcnow()
+    if token is None or status(token, now) != "active" or not _from_allowed_network(token, ip):
+        return None
+    creator = token.created_by
+    member = creator is not None and db.session.execute(db.select(Membership.id).where(
+        Membership.account_id == token.account_id, Membership.user_id == creator.id)).first() is not None
+    if not member or creator.suspended_at is not None:
+        return None
+    if permissions_of(token.scopes) - account_permissions(creator, token.account_id):
+        return None  # the creator no longer holds what the scopes need
+    _count(token, now, ip)
+    return token
+
+
+def _count(token: ApiToken, now: datetime, ip: str) -> None:
+    """One request more in the token's window, in one guarded statement every process shares."""
+    limit = current_app.config["PORTAL"]["API_RATE_LIMIT"]
+    window_over = (ApiToken.window_started_at.is_(None)) | (ApiToken.window_started_at <= now - RATE_WINDOW)
+    started, count = db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(
+        window_started_at=case((window_over, now), else_=ApiToken.window_started_at),
+        window_count=case((window_over, 1), else_=ApiToken.window_count + 1),
+        last_used_at=now, last_used_ip=ip[:64],
+    ).returning(ApiToken.window_started_at, ApiToken.window_count)).one()
+    db.session.commit()
+    db.session.refresh(token)
+    if count > limit:
+        raise RateLimited(max(int((started + RATE_WINDOW - now).total_seconds()), 1))

@@ -1,0 +1,69 @@
+from datetime import datetime, time
+
+from flask import Blueprint, g, redirect, request, url_for
+from flask_login import current_user
+
+from portal.auth.forms import ConfirmForm
+from portal.extensions import db
+from portal.security.confirmation import is_fresh, require_fresh
+from portal.tokens import services
+from portal.web.access import member, rule
+from portal.web.inputs import parse_id
+from portal.web.loaders import load_or_404
+from portal.web.render import render
+
+bp = Blueprint("tokens", __name__)
+
+
+def _page(status=200, problems=None, values=None, shown=None):
+    return render("tokens/index.html", status=status, account=g.account, tokens=services.tokens_of(g.account),
+                  areas=services.AREAS, scopes=services.SCOPES, problems=problems or {}, values=values or {},
+                  shown=shown, status_of=services.status, form=ConfirmForm(), fresh=is_fresh())
+
+
+@bp.route("/accounts/<int:account_id>/settings/tokens")
+@rule(member("api_tokens.manage"))
+def index(account_id):
+    return _page()
+
+
+def _expiry(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.combine(datetime.fromisoformat(text).date(), time(23, 59, 59))
+    except ValueError:
+        raise services.TokenError("Write the expiry as a date (YYYY-MM-DD).", "expires") from None
+
+
+@bp.route("/accounts/<int:account_id>/settings/tokens", methods=["POST"])
+@rule(member("api_tokens.manage"))
+def create(account_id):
+    """The token is shown this once, on the answer to this request, and never again. Making one
+    needs a recent proof of who the person is, as the other dangerous actions do."""
+    require_fresh(url_for("tokens.index", account_id=account_id))
+    form = ConfirmForm()
+    values = {"name": request.form.get("name", "")[:200], "scopes": request.form.getlist("scope"),
+              "expires": request.form.get("expires", "")[:20], "networks": request.form.get("networks", "")[:2000]}
+    if not form.validate_on_submit():
+        return _page(400, {"name": "The form had expired; try again."}, values)
+    try:
+        token, raw = services.create(current_user, g.account, name=values["name"], scopes=set(values["scopes"]),
+                                     expires_at=_expiry(values["expires"]), networks=values["networks"])
+    except services.TokenError as refusal:
+        db.session.rollback()
+        return _page(422, {refusal.field or "name": str(refusal)}, values)
+    db.session.commit()
+    return _page(201, shown={"token": token, "secret": raw})
+
+
+@bp.route("/accounts/<int:account_id>/settings/tokens/<int:token_id>/revoke", methods=["GET", "POST"])
+@rule(member("api_tokens.manage"))
+def revoke(account_id, token_id):
+    token = load_or_404(services.token_in_account, token_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        services.revoke(current_user, token)
+        db.session.commit()
+        return redirect(url_for("tokens.index", account_id=account_id))
+    return render("tokens/revoke.html", account=g.account, token=token, form=form)

@@ -1,0 +1,97 @@
+"""Settings → API tokens: made by those who may, with a fresh proof of who they are; shown once,
+kept as a hash; refused when stronger than their maker; revoked for good; another account's
+tokens are out of reach."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from portal.auth.models import UserSession
+from portal.extensions import db
+from portal.timeutil import utcnow
+from portal.tokens import services as tokens
+from portal.tokens.models import ApiToken
+from tests.api.conftest import bearer
+
+
+def _page(world) -> str:
+    return f"/accounts/{world['account'].id}/settings/tokens"
+
+
+def _make(client, world, **fields):
+    data = {"name": "nightly export", "scope": ["domains:read", "mailboxes:read"], "expires": "", "networks": ""}
+    data.update(fields)
+    return client.post(_page(world), data=data)
+
+
+def test_token__shown_once_and_kept_only_as_a_hash(client, world, auth):
+    auth.login("owner@example.org")
+    response = _make(client, world)
+    assert response.status_code == 201
+    html = response.get_data(as_text=True)
+    raw = html.split('<code class="value">')[1].split("</code>")[0]
+    assert raw.startswith("mpt_") and len(raw) > 40
+    row = db.session.execute(db.select(ApiToken).where(ApiToken.name == "nightly export")).scalar_one()
+    assert row.token_hash == tokens.digest(raw) and raw not in (row.prefix, row.token_hash)
+    assert raw not in client.get(_page(world)).get_data(as_text=True)
+    # It works, and the page then says when and from where it was last used.
+    assert client.get(f"/api/v1/accounts/{world['account'].id}/domains", headers=bearer(raw)).status_code == 200
+    listing = client.get(_page(world)).get_data(as_text=True)
+    assert "127.0.0.1" in listing and "never" not in listing.split("nightly export")[1].split("</tr>")[0]
+
+
+def test_token__refused_when_stronger_than_its_maker_or_badly_filled(client, world, auth, make):
+    helper = make.member(world["account"], make.user("helper@example.org"),
+                         permissions=("api_tokens.manage", "domains.view"))
+    auth.login(helper.user.email)
+    refused = _make(client, world, scope=["domains:write"])
+    assert refused.status_code == 422 and "cannot hold more than you do" in refused.get_data(as_text=True)
+    for fields, words in (({"name": "  "}, "Give the token a name"),
+                          ({"scope": []}, "Choose at least one scope"),
+                          ({"scope": ["galaxy:write"]}, "Unknown scopes"),
+                          ({"expires": "yesterday"}, "as a date"),
+                          ({"expires": "2001-01-01"}, "in the future"),
+                          ({"networks": "10.0.0.0/33"}, "is not an address or a network"),
+                          ({"scope": ["domains:read"], "name": "x" * 81}, "At most 80")):
+        response = _make(client, world, **{"scope": ["domains:read"], **fields})
+        assert response.status_code == 422 and words in response.get_data(as_text=True), fields
+    assert db.session.execute(db.select(db.func.count()).select_from(ApiToken)).scalar_one() == 0
+    kept = _make(client, world, scope=["domains:read"], name="helper's", networks="192.0.2.7, 2001:db8::/32")
+    assert kept.status_code == 201
+    row = db.session.execute(db.select(ApiToken)).scalar_one()
+    assert row.allowed_networks == ["192.0.2.7/32", "2001:db8::/32"] and row.scopes == ["domains:read"]
+
+
+def test_token__needs_a_fresh_proof_of_who_one_is(client, world, auth):
+    auth.login("owner@example.org")
+    db.session.execute(db.update(UserSession).values(confirmed_at=utcnow() - timedelta(hours=1)))
+    db.session.commit()
+    page = client.get(_page(world)).get_data(as_text=True)
+    assert "Confirm it’s you" in page and 'name="scope"' not in page
+    response = _make(client, world)
+    assert response.status_code in (302, 303) and "/confirm" in response.headers["Location"]
+    assert db.session.execute(db.select(db.func.count()).select_from(ApiToken)).scalar_one() == 0
+
+
+def test_token__only_for_those_who_manage_tokens_and_only_this_accounts(client, world, auth, make, other_token):
+    viewer = make.member(world["account"], make.user("viewer@example.org"), permissions=("domains.view",))
+    auth.login(viewer.user.email)
+    assert client.get(_page(world)).status_code == 403
+    assert _make(client, world).status_code == 403
+    auth.logout()
+    auth.login("owner@example.org")
+    theirs = db.session.execute(db.select(ApiToken).where(ApiToken.name == "theirs")).scalar_one()
+    url = f"{_page(world)}/{theirs.id}/revoke"
+    assert client.get(url).status_code == 404 and client.post(url).status_code == 404
+    assert theirs.revoked_at is None and "theirs" not in client.get(_page(world)).get_data(as_text=True)
+
+
+def test_token__revoked_for_good(client, world, auth, token):
+    auth.login("owner@example.org")
+    row = db.session.execute(db.select(ApiToken).where(ApiToken.name == "automation")).scalar_one()
+    url = f"/api/v1/accounts/{world['account'].id}"
+    assert client.get(url, headers=bearer(token)).status_code == 200
+    assert "Revoke" in client.get(f"{_page(world)}/{row.id}/revoke").get_data(as_text=True)
+    assert client.post(f"{_page(world)}/{row.id}/revoke").status_code == 302
+    assert client.get(url, headers=bearer(token)).status_code == 401
+    assert "revoked" in client.get(_page(world)).get_data(as_text=True)
