@@ -30,6 +30,7 @@ BLUEPRINTS = (
     "portal.bulk.views",
     "portal.api.views",
     "portal.tokens.views",
+    "portal.scim.views",
 )
 
 # Modules that register job handlers; imported so any process can run any job.
@@ -78,6 +79,9 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
     from portal.api.views import init_app as init_api
 
     init_api(app)
+    from portal.scim.views import init_app as init_scim
+
+    init_scim(app)
     from portal.auth import sso
 
     sso.init_app(app)

@@ -180,14 +180,10 @@ def _manager_id(account: Account, wanted: schema.EnterpriseUser | None) -> int |
 
 
 def _names(wanted: schema.UserResource, given: str | None, family: str | None) -> tuple[str | None, str | None]:
-    """The first and last names asked for; a part left out keeps ``given``/``family``, and a
-    provider that sends only a display name ("Barbara Jensen") has it split as the pages do."""
+    """The first and last names asked for; a part left out keeps ``given``/``family``."""
     if wanted.name is not None:
         given = wanted.name.given_name or given
         family = wanted.name.family_name or family
-    if not (given and family) and wanted.display_name:
-        first, _, last = " ".join(wanted.display_name.split()).partition(" ")
-        given, family = given or first or None, family or last or None
     return given, family
 
 
@@ -261,18 +257,71 @@ def replace_user(actor: User, account: Account, user: User, profile: ScimProfile
     given, family = _name_parts(user, profile)
     new_given, new_family = (_cleaned_name(part) for part in _names(wanted, given, family))
     profile = profile or _profile(account, user)
+    changed = (new_given, new_family) != (profile.given_name, profile.family_name)
     if f"{new_given} {new_family}" != user.name:
         users.update_settings(actor, account, user, first_name=new_given or "", last_name=new_family or "",
                               timezone=user.timezone, phone=user.phone, default_mailbox_id=user.default_mailbox_id,
                               recovery_email=user.recovery_email or "")
+        changed = True
     profile.given_name, profile.family_name = new_given, new_family
-    _apply_profile(actor, account, user, profile, wanted)
+    changed = bool(_apply_profile(actor, account, user, profile, wanted)) or changed
     if wanted.active is False and user.suspended_at is None:
         users.suspend(actor, account, user)
+        changed = True
     elif wanted.active is True and user.suspended_at is not None:
         users.restore(actor, account, user)
-    profile.updated_at = utcnow()
+        changed = True
+    if changed:
+        profile.updated_at = utcnow()
     db.session.flush()
+
+
+MANAGER = f"{ENTERPRISE}:manager"
+
+
+def _manager_value(value):
+    """Entra ID sends the manager as its id alone, or as a list of one value."""
+    if isinstance(value, str):
+        return {"value": value}
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        return value[0]
+    return value
+
+
+def _only_address(value, address: str) -> bool:
+    if isinstance(value, str):
+        return value.lower() == address
+    if isinstance(value, dict):
+        return str(value.get("value", "")).lower() == address
+    return isinstance(value, list) and bool(value) and all(_only_address(item, address) for item in value)
+
+
+def _as_rfc_operation(operation, address: str):
+    """A PATCH operation as identity providers write it, in the form RFC 7644 gives it; None when
+    it only restates the person's address (``emails`` is read-only: the login address)."""
+    if not isinstance(operation, dict):
+        return operation
+    path, value = operation.get("path"), operation.get("value")
+    if isinstance(path, str) and path.strip().lower() in ("manager", MANAGER.lower()):
+        return {**operation, "path": MANAGER, "value": _manager_value(value)}
+    if isinstance(path, str) and path.strip().lower().startswith("emails") and _only_address(value, address):
+        return None
+    if path is None and isinstance(value, dict):
+        return {**operation, "value": {key: _manager_value(item) if str(key).lower() == MANAGER.lower() else item
+                                       for key, item in value.items()}}
+    return operation
+
+
+def read_user_patch(payload: dict, user: User) -> PatchOp | None:
+    """The PATCH request for ``user``; None when nothing in it changes anything."""
+    operations = payload.get("Operations", payload.get("operations"))
+    if isinstance(operations, list):
+        kept = [operation for operation in (_as_rfc_operation(item, user.email) for item in operations)
+                if operation is not None]
+        if operations and not kept:
+            return None
+        payload = {**{key: item for key, item in payload.items() if key.lower() != "operations"}, "Operations": kept}
+    return read(PatchOp[schema.UserResource], payload, Context.RESOURCE_PATCH_REQUEST)
 
 
 def patch_user(actor: User, account: Account, user: User, profile: ScimProfile | None, patch: PatchOp) -> None:
@@ -437,7 +486,9 @@ def replace_group(actor: User, account: Account, role: Role, link: ScimGroup | N
     """PUT /Groups/<id>, and the end of every PATCH. ``current_members`` None: the members
     are not being changed (a PATCH that does not touch them)."""
     name = " ".join((wanted.display_name or role.name).split())
-    if name != role.name:
+    # A system role's name differing only in case is the same name (displayName is not case-exact):
+    # an identity provider that matched it that way may send it back as it spells it.
+    if name != role.name and not (role.is_system and name.lower() == role.name.lower()):
         if not g.access.can("roles.manage"):
             abort(403, description="Renaming a group renames its role, which needs the permission to manage roles.")
         if _same_name_taken(account, name, role):

@@ -234,10 +234,11 @@ def user_replace(user_id):
 @rule(member("users.manage"))
 def user_patch(user_id):
     found, profile = services.user_in_account(g.account, user_id)
-    patch = services.read(PatchOp[schema.UserResource], _body(), Context.RESOURCE_PATCH_REQUEST)
+    patch = services.read_user_patch(_body(), found)
     parameters = _response_parameters(schema.UserResource)
-    services.patch_user(current_user, g.account, found, profile, patch)
-    db.session.commit()
+    if patch is not None:
+        services.patch_user(current_user, g.account, found, profile, patch)
+        db.session.commit()
     return _resource(services.user_resource(*services.user_in_account(g.account, user_id)),
                      Context.RESOURCE_PATCH_RESPONSE, parameters=parameters)
 
