@@ -143,6 +143,12 @@ def usable_passkeys(user: User) -> list[Passkey]:
     return [passkey for passkey in services.passkeys_of(user) if passkey.rp_id == party]
 
 
+def hosts_elsewhere(user: User) -> list[str]:
+    """The other hosts the person's passkeys were made for (each works only there)."""
+    party = relying_party().id
+    return sorted({passkey.rp_id for passkey in services.passkeys_of(user) if passkey.rp_id != party})
+
+
 def authentication_options(user: User) -> str:
     """The JSON options of ``navigator.credentials.get()`` for one of ``user``'s passkeys."""
     passkeys = usable_passkeys(user)

@@ -30,7 +30,7 @@ ADMINISTERING = frozenset({
     "users.invite", "users.create", "users.manage", "account.settings", "account.delete", "api_tokens.manage",
 })
 
-# The person's own profile pages, reachable whatever the policy (the Security pages are too).
+# The person's own profile pages, reachable whatever the policy (their Security pages are too).
 OWN_PAGES = frozenset({
     "auth.logout", "auth.profile", "auth.change_password", "auth.end_session", "auth.end_other_sessions",
     "accounts.delete_profile", "invitations.mine", "invitations.accept", "invitations.decline",
@@ -52,7 +52,7 @@ def applies_in(user: User, account: Account) -> bool:
 def gate(access: Rule, account: Account | None):
     """The access gate's condition (``portal.web.access.gates``): the enrolment page instead of a
     page the policy covers, for someone it applies to who has no second factor."""
-    if request.blueprint == "security" or request.endpoint in OWN_PAGES:
+    if account is None and (request.blueprint == "security" or request.endpoint in OWN_PAGES):
         return None
     session_row = sessions.current()
     # No browser session (an API token has its own rules), or one the identity provider vouched for.

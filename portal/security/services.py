@@ -21,7 +21,7 @@ from markupsafe import Markup
 from sqlalchemy import delete, func, update
 
 from portal.accounts.models import Account
-from portal.audit.services import record
+from portal.audit.services import SOURCE_CLI, record
 from portal.auth import sessions
 from portal.auth.models import User
 from portal.extensions import db
@@ -50,7 +50,7 @@ class SecurityError(ValueError):
 
 @dataclass(frozen=True)
 class Factors:
-    """What a person has enrolled, for their Security page and the second step."""
+    """What a person has enrolled, for their Security page and their admin's reset page."""
 
     app: AuthenticatorApp | None
     passkeys: list[Passkey]
@@ -61,10 +61,14 @@ class Factors:
         return self.app is not None or bool(self.passkeys)
 
 
-def _audit(action: str, user: User, *, actor: User | None = None, **details) -> None:
-    """A person's own security events are filed under their organisation when they are corporate."""
-    record(action, account=user.corporate_account_id if user.is_corporate else None, target=user,
-           actor=actor or user, **details)
+def _account_of(user: User) -> int | None:
+    """A person's security events are filed under their organisation when they are corporate."""
+    return user.corporate_account_id if user.is_corporate else None
+
+
+def _audit(action: str, user: User, **details) -> None:
+    """An event of the person's own doing (or of someone who had their password)."""
+    record(action, account=_account_of(user), target=user, actor=user, **details)
 
 
 def confirmed_app(user: User) -> AuthenticatorApp | None:
@@ -351,10 +355,7 @@ def reset_by_admin(actor: User, account: Account, user: User) -> dict[str, int]:
 
 def reset_by_operator(user: User) -> dict[str, int]:
     """The instance operator resets someone's second factors (``flask portal reset-two-factor``)."""
-    from portal.audit.services import SOURCE_CLI
-
     removed = _remove_every_factor(user)
-    record("security.reset_by_operator", account=user.corporate_account_id if user.is_corporate else None,
-           target=user, actor=None, source=SOURCE_CLI, removed=removed)
+    record("security.reset_by_operator", account=_account_of(user), target=user, source=SOURCE_CLI, removed=removed)
     send(user.email, "two_factor_reset", user=user, by="the portal's operator", account_name=None)
     return removed

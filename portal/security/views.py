@@ -45,7 +45,8 @@ def _second_step_page(user: User, status: int = 200, error: str | None = None, *
                   recovery_form=forms_given.get("recovery_form") or forms.RecoveryCodeForm(formdata=None),
                   passkey_form=forms.PasskeyForm(formdata=None),
                   has_app=services.confirmed_app(user) is not None, passkeys=passkeys.usable_passkeys(user),
-                  passkey_problem=passkeys.unavailable_reason(), show_recovery="recovery_form" in forms_given)
+                  passkeys_elsewhere=passkeys.hosts_elsewhere(user), passkey_problem=passkeys.unavailable_reason(),
+                  show_recovery="recovery_form" in forms_given)
 
 
 def _pending_user_or_login() -> User:
@@ -281,7 +282,7 @@ def _confirm_page(status: int = 200, error: str | None = None, **forms_given):
                   app_form=forms_given.get("app_form") or forms.AppCodeForm(formdata=None),
                   passkey_form=forms.PasskeyForm(formdata=None), has_password=bool(user.password_hash),
                   has_app=services.confirmed_app(user) is not None, passkeys=passkeys.usable_passkeys(user),
-                  passkey_problem=passkeys.unavailable_reason(),
+                  passkeys_elsewhere=passkeys.hosts_elsewhere(user), passkey_problem=passkeys.unavailable_reason(),
                   single_sign_on=sso.enabled() and user.oidc_subject is not None)
 
 

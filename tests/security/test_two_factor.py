@@ -213,6 +213,16 @@ def test_login__people_without_a_second_factor_are_not_asked(client, ada):
     assert signed_in(client)
 
 
+@pytest.mark.parametrize("value", ["", " ", "٣٣٣٣٣٣", "１２３４５６", "12 34 56", "-1", "9" * 400, "x" * 5000,
+                                   "<script>", "=1+1", "\ufeff123456", "🙂" * 8])
+def test_second_step__hostile_values_are_refused_without_an_error(client, enrolled, value):
+    password_step(client, EMAIL)
+    assert client.post("/login/two-factor", data={"code": value}).status_code in (422, 429)
+    assert client.post("/login/two-factor/recovery-code", data={"recovery_code": value}).status_code in (422, 429)
+    assert client.post("/login/two-factor/passkey", data={"credential": value}).status_code == 422
+    assert not signed_in(client)
+
+
 # -- recovery codes -----------------------------------------------------------------------------
 
 def test_recovery_code__signs_in_once(app, client, ada, enrolled):

@@ -204,3 +204,11 @@ class TestAnotherHostThanTheConfiguredOne:
                                data={"name": "x", "credential": key.create(options)})
         assert response.status_code == 200
         assert db.session.execute(db.select(Passkey.rp_id)).scalar_one() == "localhost"
+
+
+def test_second_step__passkeys_made_for_another_host_are_explained(client, enrolled):
+    password_step(client, EMAIL)
+    client.set_cookie("portal_session", client.get_cookie("portal_session").value, domain="mail.example.net")
+    page = client.get("/login/two-factor", base_url="http://mail.example.net").get_data(as_text=True)
+    assert "Your passkeys work only where they were made (localhost)" in page
+    assert 'data-passkey="sign-in"' not in page
