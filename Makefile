@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test worker migrate install browser clean
+.PHONY: run test worker migrate install browser translations clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# After changing texts: extract them and bring the catalogues up to date (new texts come empty,
+# never guessed); then translate the empty entries of portal/translations/*/LC_MESSAGES/messages.po.
+translations: $(STAMP)
+	mkdir -p instance
+	$(BIN)/pybabel extract --no-location --omit-header -F portal/babel.cfg -k _l -k lazy_gettext -o instance/messages.pot .
+	$(BIN)/pybabel update --no-fuzzy-matching --omit-header -i instance/messages.pot -d portal/translations
 
 clean:
 	rm -rf $(VENV) .pytest_cache

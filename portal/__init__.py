@@ -65,6 +65,9 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
+    from portal import i18n
+
+    i18n.init_app(app)
     from portal.web import htmx
 
     htmx.init_app(app)
@@ -136,7 +139,6 @@ def _register_web_hooks(app: Flask) -> None:
     from portal.auth import sessions
     from portal.web import access, errors, inputs, security
     from portal.timeutil import utcnow
-    from portal.web.render import filesize, when
     from portal.web.urls import external_url
 
     login_manager.user_loader(sessions.load_user)
@@ -154,8 +156,6 @@ def _register_web_hooks(app: Flask) -> None:
 
     app.jinja_env.globals["can"] = access.can
     app.jinja_env.globals["external_url"] = external_url
-    app.jinja_env.filters["filesize"] = filesize
-    app.jinja_env.filters["when"] = when
     app.jinja_env.globals["now"] = utcnow
     app.jinja_env.globals["ui"] = app.jinja_env.get_template("_macros.html").module
 

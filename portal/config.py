@@ -157,6 +157,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DNS_TIMEOUT", _positive_float, 3.0, "seconds a DNS query may take"),
     Setting("BACKENDS_FILE", str, None,
             "JSON file of backend connections; default instance/backends.json when it exists"),
+    Setting("DEFAULT_LOCALE", _choice("en", "fr"), "en",
+            "language for whoever has not chosen one and whose browser asks for none the portal has"),
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "log level"),
 )
 

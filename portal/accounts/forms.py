@@ -2,6 +2,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
+from portal.i18n import LANGUAGES, _l
+
 
 class AccountForm(FlaskForm):
     name = StringField("Account name", validators=[DataRequired("Give the account a name."), Length(max=120)])
@@ -17,6 +19,9 @@ class AccountSettingsForm(FlaskForm):
         "When your identity provider removes someone (SCIM), their personal mailboxes are",
         choices=[("disable", "Disabled: their mail is kept, nobody can use it"), ("keep", "Kept as they are"),
                  ("delete", "Deleted, with their mail, where the backend can")])
+    default_locale = SelectField(_l("Language of invitations to people without a profile"),
+                                 choices=[("", _l("The portal's default")), *LANGUAGES.items()],
+                                 validate_choice=False)  # anything else reads as "no choice" (portal.i18n.chosen)
 
 
 class DeleteAccountForm(FlaskForm):

@@ -25,6 +25,9 @@ class Account(db.Model):
         ForeignKey("roles.id", ondelete="SET NULL", use_alter=True))
     # Members who administer the account must use two-factor sign-in (portal.security.policy).
     require_two_factor: Mapped[bool] = mapped_column(default=False)
+    # The language of what the account sends to people without a profile (invitations); None:
+    # the portal's default.
+    default_locale: Mapped[str | None] = mapped_column(String(8))
     # What happens to the personal mailboxes of someone the account's identity provider removes
     # (SCIM): keep, disable or delete, as when an admin removes a corporate user by hand.
     deprovisioned_mailboxes: Mapped[str] = mapped_column(String(8), default="disable")

@@ -140,8 +140,12 @@ def remove_member(actor: User, account: Account, membership: Membership) -> None
 
 
 def update_settings(actor: User, account: Account, *, name: str, self_registration: bool, personal_mailboxes: bool,
-                    personal_mailbox_role_id: int | None, deprovisioned_mailboxes: str | None = None) -> None:
-    """``deprovisioned_mailboxes`` None leaves that setting as it is."""
+                    personal_mailbox_role_id: int | None, deprovisioned_mailboxes: str | None = None,
+                    default_locale: str | None = None) -> None:
+    """``deprovisioned_mailboxes`` and ``default_locale`` None leave those settings as they are
+    (``default_locale`` "": the portal's default language)."""
+    from portal.i18n import chosen
+
     from portal.roles.services import role_in_account
     from portal.users.services import MAILBOX_CHOICES
 
@@ -152,14 +156,17 @@ def update_settings(actor: User, account: Account, *, name: str, self_registrati
         raise AccessError("Choose what happens to the mailboxes of someone your identity provider removes.")
     before = {"name": account.name, "self_registration": account.self_registration,
               "personal_mailboxes": account.personal_mailboxes, "role": account.personal_mailbox_role_id,
-              "deprovisioned_mailboxes": account.deprovisioned_mailboxes}
+              "deprovisioned_mailboxes": account.deprovisioned_mailboxes, "default_locale": account.default_locale}
+    if default_locale is not None:
+        account.default_locale = chosen(default_locale)
     account.name = " ".join(name.split())
     account.self_registration = self_registration
     account.personal_mailboxes = personal_mailboxes
     account.personal_mailbox_role_id = getattr(role, "id", None)
     account.deprovisioned_mailboxes = deprovisioned_mailboxes or account.deprovisioned_mailboxes
     after = {"name": account.name, "self_registration": self_registration, "personal_mailboxes": personal_mailboxes,
-             "role": account.personal_mailbox_role_id, "deprovisioned_mailboxes": account.deprovisioned_mailboxes}
+             "role": account.personal_mailbox_role_id, "deprovisioned_mailboxes": account.deprovisioned_mailboxes,
+             "default_locale": account.default_locale}
     changed = {key: after[key] for key in after if after[key] != before[key]}
     if changed:
         record("account.settings", account=account, target=account, actor=actor, **changed)

@@ -174,7 +174,8 @@ def settings(account_id):
                                      self_registration=form.self_registration.data,
                                      personal_mailboxes=form.personal_mailboxes.data,
                                      personal_mailbox_role_id=form.personal_mailbox_role_id.data,
-                                     deprovisioned_mailboxes=form.deprovisioned_mailboxes.data)
+                                     deprovisioned_mailboxes=form.deprovisioned_mailboxes.data,
+                                     default_locale=form.default_locale.data or "")
             two_factor_policy.set_account_policy(current_user, account, form.require_two_factor.data)
         except roles.AccessError as error:
             db.session.rollback()

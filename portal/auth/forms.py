@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from portal.i18n import LANGUAGES, _l
+
 TIMEZONES = sorted(available_timezones())
 
 
@@ -39,6 +41,9 @@ class ResetPasswordForm(FlaskForm):
 class ProfileForm(FlaskForm):
     name = StringField("Name", validators=[Length(max=200)])
     timezone = SelectField("Time zone", choices=TIMEZONES)
+    # Each language is named in itself, so whoever reads only one finds theirs.
+    locale = SelectField(_l("Language"), choices=[("", _l("The one my browser asks for")), *LANGUAGES.items()],
+                         validate_choice=False)  # anything else reads as "no choice" (portal.i18n.chosen)
 
 
 class ChangePasswordForm(FlaskForm):

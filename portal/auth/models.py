@@ -20,6 +20,8 @@ class User(UserMixin, db.Model):
     email_verified_at: Mapped[datetime | None]
     is_superadmin: Mapped[bool] = mapped_column(default=False)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # The language the person chose ("en", "fr"); None: the browser's, else the portal's default.
+    locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
     # A corporate user's address is on an account's active domain; they stay

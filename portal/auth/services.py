@@ -261,8 +261,14 @@ def _set_password(user: User, password: str) -> None:
     sessions.end_all(user, sessions.PASSWORD_CHANGED)
 
 
-def update_profile(user: User, name: str, timezone: str) -> None:
+def update_profile(user: User, name: str, timezone: str, locale: str | None = None) -> None:
+    from portal.i18n import chosen
+
     changed = {}
+    locale = chosen(locale)
+    if user.locale != locale:
+        changed["locale"] = locale or ""
+        user.locale = locale
     if user.name != name.strip():
         changed["name"] = name.strip()
     if user.timezone != timezone:

@@ -158,7 +158,7 @@ def profile():
     form = forms.ProfileForm(obj=user)
     password_form = forms.ChangePasswordForm(prefix="pw")
     if form.validate_on_submit():
-        services.update_profile(user, form.name.data or "", form.timezone.data)
+        services.update_profile(user, form.name.data or "", form.timezone.data, form.locale.data or None)
         db.session.commit()
         flash("Your profile is saved.", "success")
         return redirect(url_for("auth.profile"))

@@ -170,8 +170,10 @@ def _issue_link(invitation: Invitation) -> str:
 def _mail_invitation(invitation: Invitation, raw: str) -> None:
     account = db.session.get(Account, invitation.account_id)
     registered = find_user(invitation.email) is not None
-    send(invitation.email, "invitation", for_account=account, account=account, invitation=invitation, token=raw,
-         registered=registered, inviter=invitation.invited_by, days=lifetime().days)
+    # Someone with a profile reads it in their language; anyone else in the account's.
+    send(invitation.email, "invitation", for_account=account, language=None if registered else account.default_locale,
+         account=account, invitation=invitation, token=raw, registered=registered, inviter=invitation.invited_by,
+         days=lifetime().days)
 
 
 def send_invitation(actor: User, invitation: Invitation) -> None:

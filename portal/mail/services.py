@@ -8,6 +8,7 @@ import json
 import secrets
 import smtplib
 import ssl
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid, formatdate
@@ -21,8 +22,26 @@ from portal.jobs.services import enqueue
 from portal.sealing import QUEUED_MAIL, seal, unseal
 
 
-def render_message(to: str, template: str, **context) -> dict:
-    """Subject, text and HTML of ``mail/<template>``: the payload of a mail job."""
+def render_message(to: str, template: str, *, language: str | None = None, **context) -> dict:
+    """Subject, text and HTML of ``mail/<template>``: the payload of a mail job, written in
+    ``language`` (default: the language of the person with that address, else the portal's)."""
+    with _in_recipients_language(to, language):
+        return _render(to, template, **context)
+
+
+@contextmanager
+def _in_recipients_language(to: str, language: str | None):
+    from portal.auth.models import User
+    from portal.extensions import db
+    from portal.i18n import in_language, language_of
+
+    person = db.session.execute(db.select(User).where(User.email == to.lower())).scalar_one_or_none()
+    code = language or (language_of(person) if person is not None else None)
+    with in_language(code, getattr(person, "timezone", None) or "UTC"):
+        yield
+
+
+def _render(to: str, template: str, **context) -> dict:
     text = render_template(f"mail/{template}.txt", **context)
     first_line, _, body = text.partition("\n")
     if not first_line.startswith("Subject:"):
@@ -32,13 +51,14 @@ def render_message(to: str, template: str, **context) -> dict:
             "html": html}
 
 
-def send(to: str, template: str, *, for_account=None, **context) -> None:
-    """Queue ``mail/<template>``; ``for_account`` files the job under an account.
+def send(to: str, template: str, *, for_account=None, language: str | None = None, **context) -> None:
+    """Queue ``mail/<template>`` in the recipient's language (``language`` for someone without a
+    profile); ``for_account`` files the job under an account.
 
     The body may hold a one-time link: while it waits in the queue it is sealed (encrypted
     with a key derived from the portal's secret), and only the recipient and subject are clear.
     """
-    message = render_message(to, template, **context)
+    message = render_message(to, template, language=language, **context)
     body = json.dumps({"text": message["text"], "html": message["html"]})
     payload = {"to": message["to"], "subject": message["subject"],
                "sealed": seal(QUEUED_MAIL, body).decode("ascii")}
@@ -153,7 +173,7 @@ def deliver(job) -> None:
     job.payload = {"to": job.payload["to"], "subject": job.payload["subject"], "delivered": True}
 
 
-def deliver_now(to: str, template: str, **context) -> None:
+def deliver_now(to: str, template: str, *, language: str | None = None, **context) -> None:
     """Render and deliver inside the current job, for jobs that make a one-time
     link as they run: the link then never rests in a queued payload."""
-    hand_over(render_message(to, template, **context), f"{secrets.token_hex(8)}")
+    hand_over(render_message(to, template, language=language, **context), f"{secrets.token_hex(8)}")

@@ -7,6 +7,9 @@ def safe_next(target: str | None) -> str | None:
     """Only same-site paths may be redirect targets after log-in."""
     if not target:
         return None
+    # Browsers read "\\" as "/" ("/\\evil.example" goes off-site) and drop tabs and newlines.
+    if "\\" in target or any(ord(character) < 32 or ord(character) == 127 for character in target):
+        return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None

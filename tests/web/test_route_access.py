@@ -23,7 +23,7 @@ PUBLIC_ENDPOINTS = {
     "auth.setup", "auth.register", "auth.verify", "auth.resend_verification", "auth.login",
     "auth.forgot_password", "auth.reset_password", "invitations.landing", "invitations.register",
     "auth.sso_start", "auth.sso_callback", "users.welcome",
-    "api.openapi", "api.reference",
+    "api.openapi", "api.reference", "web.language", "web.accessibility",
 }
 # Blueprints reached with a bearer token, never a session: walked as outsiders by their own
 # tests (tests/api, tests/scim), where a session cookie gets 401 and changes use PUT and DELETE.

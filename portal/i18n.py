@@ -1,0 +1,169 @@
+"""Languages: every text a person reads is in their language (Flask-Babel).
+
+The language of a request is, in order: the signed-in person's choice (their profile), the
+choice made with the footer's switch before signing in (a cookie), the browser's
+``Accept-Language``, and ``PORTAL_DEFAULT_LOCALE``. Times are shown in the person's time zone.
+Work done for someone else (an e-mail, a workbook made by the worker) runs inside
+``in_language(code)`` with the recipient's language.
+
+The French catalogues are ``portal/translations/fr/<area>.po`` (see ``portal.catalogues``);
+they are compiled into the instance folder when the app starts (and whenever a .po is newer),
+so no compiled file lives in the source tree.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel.messages.mofile import write_mo
+from flask import Flask, current_app, g, has_request_context, request
+from babel.dates import format_skeleton, get_datetime_format
+from flask_babel import Babel, force_locale, format_date, format_decimal, get_locale, gettext
+from flask_babel import lazy_gettext as _l  # noqa: F401  (texts defined before any request: forms, constants)
+from flask_login import current_user
+
+SOURCE = Path(__file__).resolve().parent / "translations"
+# The languages a person may choose: code -> its name, written in that language.
+LANGUAGES = {"en": "English", "fr": "Français"}
+COOKIE = "portal_language"
+
+
+def init_app(app: Flask) -> None:
+    compiled = Path(app.instance_path) / "translations"
+    compile_catalogues(compiled)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
+    app.config["BABEL_DEFAULT_LOCALE"] = app.config["PORTAL"]["DEFAULT_LOCALE"]
+    Babel(app, locale_selector=select_language, timezone_selector=select_timezone)
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
+    app.jinja_env.globals.update(languages=LANGUAGES, current_language=current_language)
+    app.jinja_env.filters.update(when=when, day=day, number=number, filesize=filesize)
+
+
+def compile_catalogues(target: Path) -> None:
+    """Compile each language's area catalogues (``portal/translations/<language>/*.po``) into
+    one ``messages.mo`` under ``target`` when it is missing or older than one of them."""
+    from portal.catalogues import files, merged
+
+    for folder in SOURCE.iterdir():
+        sources = files(folder.name) if folder.is_dir() else []
+        if not sources:
+            continue
+        mo = target / folder.name / "LC_MESSAGES" / "messages.mo"
+        if mo.exists() and mo.stat().st_mtime >= max(path.stat().st_mtime for path in sources):
+            continue
+        mo.parent.mkdir(parents=True, exist_ok=True)
+        partial = mo.with_suffix(f".{os.getpid()}.tmp")
+        with partial.open("wb") as out:
+            write_mo(out, merged(folder.name), use_fuzzy=False)
+        partial.replace(mo)  # atomic: another process starting at once never reads half a file
+
+
+def chosen(code: str | None) -> str | None:
+    """``code`` when it is one of the portal's languages."""
+    return code if code in LANGUAGES else None
+
+
+def select_language() -> str:
+    if has_request_context():
+        if current_user and current_user.is_authenticated and chosen(getattr(current_user, "locale", None)):
+            return current_user.locale
+        if chosen(request.cookies.get(COOKIE)):
+            return request.cookies[COOKIE]
+        best = request.accept_languages.best_match(tuple(LANGUAGES))
+        if best:
+            return best
+    return current_app.config["PORTAL"]["DEFAULT_LOCALE"]
+
+
+def select_timezone() -> str:
+    zone = g.get("portal_timezone")
+    if zone:
+        return zone
+    if has_request_context() and current_user and current_user.is_authenticated:
+        return current_user.timezone or "UTC"
+    return "UTC"
+
+
+def current_language() -> str:
+    locale = get_locale()
+    return locale.language if locale is not None else current_app.config["PORTAL"]["DEFAULT_LOCALE"]
+
+
+@contextmanager
+def in_language(code: str | None, zone: str | None = None):
+    """Run the block in ``code`` (a language of the portal, else the default) and time zone."""
+    code = chosen(code) or current_app.config["PORTAL"]["DEFAULT_LOCALE"]
+    earlier = g.get("portal_timezone")
+    g.portal_timezone = zone
+    context = getattr(g, "_flask_babel", None)
+    if context is not None:
+        context.babel_tzinfo = None
+    try:
+        with force_locale(code):
+            yield
+    finally:
+        g.portal_timezone = earlier
+        if context is not None:
+            context.babel_tzinfo = None
+
+
+def language_of(user) -> str:
+    """The language to write to ``user`` in (their choice, else the portal's default)."""
+    return chosen(getattr(user, "locale", None)) or current_app.config["PORTAL"]["DEFAULT_LOCALE"]
+
+
+@contextmanager
+def for_person(user):
+    """Run the block in ``user``'s language and time zone (for what is made for them)."""
+    with in_language(language_of(user), getattr(user, "timezone", None) or "UTC"):
+        yield
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+def _zone() -> ZoneInfo:
+    try:
+        return ZoneInfo(select_timezone() or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def when(moment: datetime | None, fmt: str | None = None) -> str:
+    """A stored (naive UTC) time in the person's time zone and language: the date alone when
+    ``fmt`` holds no hour, else the date and time with the zone named."""
+    if moment is None:
+        return ""
+    local = moment.replace(tzinfo=timezone.utc).astimezone(_zone()) if moment.tzinfo is None else \
+        moment.astimezone(_zone())
+    locale = get_locale() or "en"
+    if fmt is not None and not any(mark in fmt for mark in ("%H", "%M")):
+        return format_skeleton("yMMMd", local, locale=locale)
+    day_part = format_skeleton("yMMMd", local, locale=locale)
+    time_part = format_skeleton("Hm", local, locale=locale)
+    return f"{get_datetime_format('medium', locale=locale).format(time_part, day_part)} {local.tzname()}"
+
+
+def day(value: date | None) -> str:
+    """A calendar date, written out the locale's way (4 December 2026 / 4 décembre 2026)."""
+    return "" if value is None else format_date(value, "long")
+
+
+def number(value) -> str:
+    """A count or amount written the locale's way (1,234 / 1 234)."""
+    return "" if value is None else format_decimal(value)
+
+
+def filesize(value: int | None) -> str:
+    """Bytes in the binary units mail quotas use, written the locale's way."""
+    if value is None:
+        return ""
+    for unit, size in (((gettext("TB"), 1024 ** 4)), (gettext("GB"), 1024 ** 3), (gettext("MB"), 1024 ** 2),
+                       (gettext("KB"), 1024)):
+        if value >= size:
+            amount = value / size
+            return f"{format_decimal(round(amount, 1), format='#,##0.#')}\u00a0{unit}"
+    return gettext("%(count)s bytes", count=format_decimal(value))
