@@ -40,7 +40,7 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_language, timezone_selector=select_timezone)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.jinja_env.globals.update(languages=LANGUAGES, current_language=current_language)
-    app.jinja_env.filters.update(when=when, day=day, number=number, filesize=filesize)
+    app.jinja_env.filters.update(when=when, day=day, number=number, filesize=filesize, label=label)
 
 
 def compile_catalogues(target: Path) -> None:
@@ -121,6 +121,25 @@ def for_person(user):
     """Run the block in ``user``'s language and time zone (for what is made for them)."""
     with in_language(language_of(user), getattr(user, "timezone", None) or "UTC"):
         yield
+
+
+# -- labels of stored values ---------------------------------------------------------------
+
+# (kind, stored value) -> what people read: statuses, kinds and other values kept as codes.
+LABELS: dict[tuple[str, str], object] = {}
+
+
+def labels(kind: str, mapping: dict[str, object]) -> None:
+    """Declare how the values of ``kind`` (a status, a kind...) read, with ``_l`` texts; an
+    area declares its own at import (``labels("mailbox.status", {"enabled": _l("enabled")})``)."""
+    LABELS.update({(kind, value): text for value, text in mapping.items()})
+
+
+def label(value, kind: str) -> str:
+    """``{{ mailbox.status|label("mailbox.status") }}``: the value as people read it in their
+    language (the value itself when it has no label)."""
+    text = LABELS.get((kind, str(value)))
+    return str(text) if text is not None else ("" if value is None else str(value))
 
 
 # -- formatting -----------------------------------------------------------------------------
