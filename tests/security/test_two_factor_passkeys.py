@@ -212,3 +212,14 @@ def test_second_step__passkeys_made_for_another_host_are_explained(client, enrol
     page = client.get("/login/two-factor", base_url="http://mail.example.net").get_data(as_text=True)
     assert "Your passkeys work only where they were made (localhost)" in page
     assert 'data-passkey="sign-in"' not in page
+
+
+def test_login__a_challenge_serves_one_answer_only(client, enrolled):
+    password_step(client, EMAIL)
+    options = _sign_in_options(client)
+    impostor = SoftAuthenticator()
+    impostor.credential_id = enrolled.credential_id  # the right id, signed with another key
+    assert client.post("/login/two-factor/passkey", data={"credential": impostor.get(options)}).status_code == 422
+    late = client.post("/login/two-factor/passkey", data={"credential": enrolled.get(options)})
+    assert late.status_code == 422 and "expired" in late.get_data(as_text=True)
+    assert not signed_in(client)

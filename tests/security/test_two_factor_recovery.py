@@ -159,3 +159,14 @@ def test_operator_reset__asks_first_and_names_an_unknown_address(app, carol):
     assert declined.exit_code != 0 and services.uses_two_factor(find_user(CAROL))
     unknown = runner.invoke(args=["portal", "reset-two-factor", "nobody@example.org", "--yes"])
     assert unknown.exit_code != 0 and "No profile has the address nobody@example.org" in unknown.output
+
+
+def test_admin_reset__the_service_refuses_anyone_not_corporate_of_the_account(make, owner, account, carol):
+    membership, _ = carol
+    other = make.account(make.user("bob@example.net"), "Elsewhere")
+    guest = make.member(account, make.user("guest@elsewhere.example"))
+    with pytest.raises(AccessError, match="corporate users"):
+        services.reset_by_admin(owner, account, guest.user)
+    with pytest.raises(AccessError, match="corporate users"):
+        services.reset_by_admin(find_user("bob@example.net"), other, membership.user)
+    assert services.uses_two_factor(membership.user)
