@@ -429,14 +429,20 @@ def _same_name_taken(account: Account, name: str, role: Role | None) -> bool:
 
 
 def _wanted_member_ids(account: Account, wanted: schema.Group) -> list[int]:
-    ids: list[int] = []
-    for member in wanted.members or []:
-        reference = member.value or (str(member.ref).rstrip("/").rsplit("/", 1)[-1] if member.ref else "")
-        number = parse_id(reference)
-        if number is None or db.session.execute(_visible_user(account, number)).first() is None:
+    """The user ids the group should have, each checked to be a user of the account (one
+    statement per thousand, however many members a provider sends)."""
+    references = [member.value or (str(member.ref).rstrip("/").rsplit("/", 1)[-1] if member.ref else "")
+                  for member in wanted.members or []]
+    ids = list(dict.fromkeys(parse_id(reference) for reference in references))
+    known: set[int] = set()
+    numbers = [number for number in ids if number is not None]
+    for start in range(0, len(numbers), 1000):
+        chunk = numbers[start:start + 1000]
+        known |= set(db.session.execute(user_query(account).with_only_columns(User.id)
+                                        .where(User.id.in_(chunk))).scalars())
+    for reference in references:
+        if parse_id(reference) not in known:
             raise InvalidValueException(detail=f"Member {reference[:40]} is not a user of this account.")
-        if number not in ids:
-            ids.append(number)
     return ids
 
 

@@ -8,7 +8,7 @@ import pytest
 from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.roles import catalogue
-from portal.roles.models import Grant, Role
+from portal.roles.models import Role
 from portal.roles.services import account_permissions, system_role
 from tests.scim.conftest import ERROR_SCHEMA, GROUP_SCHEMA, new_user
 
@@ -45,8 +45,10 @@ def test_groups__are_the_account_roles_system_ones_included(scim, owner, account
 def test_a_group_named_like_a_system_role__membership_grants_that_role(scim, people, account):
     administrators = _group_named(scim, "account administrator")  # displayName compares without case
     response = scim.patch(f"/Groups/{administrators['id']}",
-                          {"op": "Add", "path": "members", "value": [{"value": people["Ann"]}, {"value": people["Bob"]}]})
-    assert sorted(member["value"] for member in _status(response, 200)["members"]) == sorted([people["Ann"], people["Bob"]])
+                          {"op": "Add", "path": "members",
+                           "value": [{"value": people["Ann"]}, {"value": people["Bob"]}]})
+    members = _status(response, 200)["members"]
+    assert sorted(member["value"] for member in members) == sorted([people["Ann"], people["Bob"]])
     role = system_role(catalogue.ADMINISTRATOR)
     from portal.auth.models import User
 
@@ -149,7 +151,7 @@ def test_renaming_needs_the_permission_to_manage_roles(client, make, scim, peopl
                                        "users.manage"))
     raw = make_token(granter.user, account, scopes=("users:write", "roles:read"), name="granter")
     caller = Scim(client, raw)
-    _status(caller.patch(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": people["Bob"]}]}),
-            200)
+    add = {"op": "add", "path": "members", "value": [{"value": people["Bob"]}]}
+    _status(caller.patch(f"/Groups/{group['id']}", add), 200)
     _status(caller.patch(f"/Groups/{group['id']}", {"op": "replace", "path": "displayName", "value": "Renamed"}), 403)
     _status(caller.post("/Groups", {"displayName": "Another"}), 403)

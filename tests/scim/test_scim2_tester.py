@@ -40,8 +40,8 @@ def test_scim2_tester__finds_no_failure_in_what_the_service_provider_config_decl
         results = check_server(OnTheDomain(http))
     failures = [result for result in results if result.status in (Status.ERROR, Status.CRITICAL)]
     ran = [result for result in results if result.status != Status.SKIPPED]
-    assert not failures, "\n\n".join(
-        f"{result.resource_type or ''} {result.title}: {result.reason}\n{str(result.data)[:1500]}" for result in failures)
+    assert not failures, "\n\n".join(f"{result.resource_type or ''} {result.title}: {result.reason}\n"
+                                     f"{str(result.data)[:1500]}" for result in failures)
     assert len(ran) > 60
     titles = {result.title for result in ran}
     assert {"check_add_attribute", "check_remove_attribute", "check_replace_attribute", "object_replacement",

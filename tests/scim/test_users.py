@@ -34,7 +34,8 @@ def test_create__a_corporate_user_with_the_enterprise_attributes(scim, account, 
                                             **{ENTERPRISE: {"employeeNumber": "701", "department": "Sales"}}))
     assert response.status_code == 201
     created = response.get_json()
-    assert response.headers["Location"] == created["meta"]["location"] == f"http://localhost/scim/v2/Users/{created['id']}"
+    location = f"http://localhost/scim/v2/Users/{created['id']}"
+    assert response.headers["Location"] == created["meta"]["location"] == location
     assert created["userName"] == "jane.doe@example.org" and created["active"] is True
     assert created["name"] == {"givenName": "Jane", "familyName": "Doe"} and created["displayName"] == "Jane D."
     assert created["emails"] == [{"value": "jane.doe@example.org", "type": "work", "primary": True}]
@@ -318,13 +319,19 @@ def test_delete__removes_the_corporate_user_with_the_accounts_mailbox_choice(sci
     _error(scim.delete(f"/Users/{created['id']}"), 404)
 
 
-def test_account_settings_page__keeps_the_deprovisioning_choice(client, auth, owner, account):
+def test_account_settings__the_deprovisioning_choice(client, auth, owner, account):
+    from portal.accounts.services import update_settings
+    from portal.roles.services import AccessError
+
     auth.login("owner@example.org")
     page = client.get(f"/accounts/{account.id}/settings").get_data(as_text=True)
-    assert "identity provider removes someone" in page
-    response = client.post(f"/accounts/{account.id}/settings", data={
-        "name": "Acme", "personal_mailbox_role_id": account.personal_mailbox_role_id or 3,
-        "deprovisioned_mailboxes": "delete"})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    db.session.refresh(account)
+    assert "identity provider removes someone" in page and '<option selected value="disable">' in page
+    update_settings(owner, account, name=account.name, self_registration=True, personal_mailboxes=False,
+                    personal_mailbox_role_id=None, deprovisioned_mailboxes="delete")
+    db.session.commit()
     assert account.deprovisioned_mailboxes == "delete"
+    event = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "account.settings")).scalar_one()
+    assert event.details["deprovisioned_mailboxes"] == "delete"
+    with pytest.raises(AccessError):
+        update_settings(owner, account, name=account.name, self_registration=True, personal_mailboxes=False,
+                        personal_mailbox_role_id=None, deprovisioned_mailboxes="shred")
