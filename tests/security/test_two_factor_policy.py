@@ -274,3 +274,19 @@ class TestSingleSignOn:
         provider.login_as(sub="corp-sso", email="sso@example.org")
         response = self._sso(client, "/login/sso?next=/profile/security")
         assert response.status_code == 302 and response.headers["Location"] == "/profile/security"
+
+
+def test_open_routes__the_only_two_factor_pages_open_without_an_account_rule_are_these(app):
+    """The second step is public (no session yet); the person's own Security pages need a session;
+    the reset of someone else's factors is an account page."""
+    kinds = {rule.endpoint: rule_for(rule.endpoint).kind for rule in app.url_map.iter_rules()
+             if rule.endpoint.startswith("security.")}
+    assert {endpoint for endpoint, kind in kinds.items() if kind == "public"} == {
+        "security.second_step", "security.second_step_recovery", "security.second_step_passkey_options",
+        "security.second_step_passkey"}
+    assert {endpoint for endpoint, kind in kinds.items() if kind == "signed_in"} == {
+        "security.index", "security.app_setup", "security.confirm_app", "security.remove_app",
+        "security.passkey_options", "security.add_passkey", "security.remove_passkey", "security.new_recovery_codes",
+        "security.confirm", "security.confirm_code", "security.confirm_passkey_options", "security.confirm_passkey"}
+    assert kinds["security.admin_reset"] == "account"
+    assert rule_for("security.admin_reset").permission == "users.manage"
