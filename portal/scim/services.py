@@ -36,7 +36,7 @@ from portal.scim import filters, schema
 from portal.scim.models import ScimGroup, ScimProfile
 from portal.timeutil import utcnow
 from portal.users import services as users
-from portal.web.inputs import parse_id
+from portal.web.inputs import MAX_ID, parse_id
 from portal.web.urls import external_url
 
 ENTERPRISE = str(schema.EnterpriseUser.__schema__)
@@ -64,7 +64,7 @@ def _paged(query, search: SearchRequest, attributes: dict, order_by) -> tuple[in
     if search.filter is not None:
         query = query.where(filters.to_sql(search.filter.ast, attributes))
     total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
-    start = search.start_index or 1
+    start = min(search.start_index or 1, MAX_ID)  # beyond every row; and an offset the database can take
     count = schema.DEFAULT_COUNT if search.count is None else min(search.count, schema.MAX_RESULTS)
     rows = db.session.execute(query.order_by(order_by).offset(start - 1).limit(count)).all() if count else []
     return total, start, rows
@@ -530,6 +530,10 @@ def read(model, payload, context: Context):
 
 
 def search_request(model, values: dict) -> SearchRequest:
+    """A search (query parameters or a /.search body). Sorting is not offered
+    (ServiceProviderConfig says so), so ``sortBy`` and ``sortOrder`` are ignored, as RFC 7644
+    §3.4.2.3 lets a service provider do."""
+    values = {key: value for key, value in values.items() if key not in ("sortBy", "sortOrder")}
     return SearchRequest[model].model_validate(values, scim_ctx=Context.SEARCH_REQUEST, scim_policy=schema.POLICY)
 
 

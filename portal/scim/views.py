@@ -124,7 +124,7 @@ def _listed(page: services.Page, model, parameters: ResponseParameters) -> Respo
 
 
 def _search_values() -> dict:
-    wanted = ("filter", "startIndex", "count", "attributes", "excludedAttributes", "sortBy", "sortOrder")
+    wanted = ("filter", "startIndex", "count", "attributes", "excludedAttributes")
     return {name: request.args[name] for name in wanted if name in request.args}
 
 

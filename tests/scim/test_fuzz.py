@@ -65,11 +65,16 @@ def _answered_properly(response) -> None:
         assert document["schemas"] == [ERROR_SCHEMA] and document["status"] == str(response.status_code)
 
 
+numbers = st.one_of(st.integers(-2**80, 2**80).map(str), st.text(max_size=8))
+attribute_lists = st.lists(st.one_of(st.sampled_from(ATTRIBUTES), st.text(max_size=12)), max_size=3).map(",".join)
+
+
 @FUZZ
-@given(expression=filters())
-def test_fuzz__user_and_group_filters(scim, expression):
+@given(expression=filters(), start=numbers, count=numbers, attributes=attribute_lists,
+       which=st.sampled_from(["attributes", "excludedAttributes", "sortBy"]))
+def test_fuzz__user_and_group_filters_and_paging(scim, expression, start, count, attributes, which):
     for path in ("/Users", "/Groups"):
-        response = scim.get(path, filter=expression, startIndex="1", count="5")
+        response = scim.get(path, filter=expression, startIndex=start, count=count, **{which: attributes})
         _answered_properly(response)
         assert response.status_code in (200, 400)
 

@@ -177,6 +177,8 @@ def test_paging__start_index_count_and_total(scim, people):
     only_count = scim.get("/Users", count=0).get_json()
     assert (only_count["totalResults"], only_count["Resources"]) == (4, [])
     assert scim.get("/Users", startIndex=-5).get_json()["startIndex"] == 1
+    beyond = scim.get("/Users", startIndex="9" * 30, count="9" * 30).get_json()
+    assert (beyond["totalResults"], beyond["Resources"]) == (4, [])
     _error(scim.get("/Users", count="many"), 400, "invalidValue")
 
 
