@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import abort, request, url_for
+from flask_babel import gettext as _
 
 from portal.auth import sessions
 from portal.auth.models import User
@@ -64,5 +65,5 @@ def confirm_with_password(user: User, password: str) -> None:
     services.refuse_if_rate_limited(user)
     if not user.password_hash or not verify_password(user.password_hash, password):
         services.record_failure(user, "password", "confirmation")
-        raise services.SecurityError("That password is not right.")
+        raise services.SecurityError(_("That password is not right."))
     mark_confirmed()

@@ -2,17 +2,19 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from portal.i18n import _l
+
 ONE_TIME_CODE = {"inputmode": "numeric", "autocomplete": "one-time-code", "spellcheck": "false"}
 
 
 class AppCodeForm(FlaskForm):
-    code = StringField("Code from your authenticator app", validators=[
-        DataRequired("Enter the 6-digit code your app shows."), Length(max=20)], render_kw=ONE_TIME_CODE)
+    code = StringField(_l("Code from your authenticator app"), validators=[
+        DataRequired(_l("Enter the 6-digit code your app shows.")), Length(max=20)], render_kw=ONE_TIME_CODE)
 
 
 class RecoveryCodeForm(FlaskForm):
-    recovery_code = StringField("Recovery code", validators=[
-        DataRequired("Enter one of your recovery codes."), Length(max=40)],
+    recovery_code = StringField(_l("Recovery code"), validators=[
+        DataRequired(_l("Enter one of your recovery codes.")), Length(max=40)],
         render_kw={"autocomplete": "off", "spellcheck": "false"})
 
 
@@ -23,9 +25,10 @@ class PasskeyForm(FlaskForm):
 
 
 class NewPasskeyForm(PasskeyForm):
-    name = StringField("Name of the passkey", validators=[Length(max=60)],
-                       render_kw={"placeholder": "e.g. work laptop, phone"})
+    name = StringField(_l("Name of the passkey"), validators=[Length(max=60)],
+                       render_kw={"placeholder": _l("e.g. work laptop, phone")})
 
 
 class PasswordConfirmForm(FlaskForm):
-    password = PasswordField("Your password", validators=[DataRequired("Enter your password."), Length(max=256)])
+    password = PasswordField(_l("Your password"), validators=[DataRequired(_l("Enter your password.")),
+                                                               Length(max=256)])

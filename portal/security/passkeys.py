@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, request, session
+from flask_babel import gettext as _
 from webauthn import (generate_authentication_options, generate_registration_options, options_to_json,
                       verify_authentication_response, verify_registration_response)
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
@@ -67,8 +68,9 @@ def unavailable_reason() -> str | None:
     except ValueError:
         return None
     port = urlsplit(f"//{request.host}").port
-    return (f"Browsers refuse passkeys on an IP address such as {host}: open the portal by name "
-            f"(for a trial on this computer, http://localhost{f':{port}' if port else ''}).")
+    by_name = f"http://localhost:{port}" if port else "http://localhost"
+    return _("Browsers refuse passkeys on an IP address such as %(host)s: open the portal by name (for a trial "
+             "on this computer, %(address)s).", host=host, address=by_name)
 
 
 def _user_handle(user: User) -> bytes:
@@ -85,21 +87,21 @@ def _take_challenge(purpose: str, user: User) -> bytes:
     kept = session.pop(CHALLENGE_KEY, None)
     if (not isinstance(kept, dict) or kept.get("purpose") != purpose or kept.get("user") != user.id
             or not isinstance(kept.get("at"), int) or time.time() - kept["at"] > CHALLENGE_SECONDS):
-        raise PasskeyError("The passkey request expired. Try again.")
+        raise PasskeyError(_("The passkey request expired. Try again."))
     return base64url_to_bytes(kept["challenge"])
 
 
 def _parsed(raw: str) -> dict:
     if not raw:
-        raise PasskeyError("Using a passkey needs JavaScript in your browser. Turn it on, or use a code.")
+        raise PasskeyError(_("Using a passkey needs JavaScript in your browser. Turn it on, or use a code."))
     if len(raw) > MAX_CREDENTIAL_LENGTH:
-        raise PasskeyError("That is not a passkey's answer.")
+        raise PasskeyError(_("That is not a passkey's answer."))
     try:
         credential = json.loads(raw)
     except ValueError:
-        raise PasskeyError("That is not a passkey's answer.") from None
+        raise PasskeyError(_("That is not a passkey's answer.")) from None
     if not isinstance(credential, dict) or not isinstance(credential.get("rawId"), str):
-        raise PasskeyError("That is not a passkey's answer.")
+        raise PasskeyError(_("That is not a passkey's answer."))
     return credential
 
 
@@ -127,9 +129,9 @@ def register(user: User, name: str, raw_credential: str) -> tuple[Passkey, list[
                                                 expected_rp_id=party.id, expected_origin=party.origin)
     except (WebAuthnException, ValueError, TypeError, KeyError) as error:
         current_app.logger.info("passkey registration refused for user %s: %s", user.id, error)
-        raise PasskeyError("Your browser's passkey answer could not be verified. Try again.") from None
+        raise PasskeyError(_("Your browser's passkey answer could not be verified. Try again.")) from None
     if db.session.execute(db.select(Passkey.id).where(Passkey.credential_id == verified.credential_id)).first():
-        raise PasskeyError("That passkey is already registered.")
+        raise PasskeyError(_("That passkey is already registered."))
     transports = credential.get("response", {}).get("transports")
     return services.add_passkey(
         user, name=name, credential_id=verified.credential_id, public_key=verified.credential_public_key,
@@ -153,7 +155,7 @@ def authentication_options(user: User) -> str:
     """The JSON options of ``navigator.credentials.get()`` for one of ``user``'s passkeys."""
     passkeys = usable_passkeys(user)
     if not passkeys:
-        raise PasskeyError("You have no passkey for this address of the portal.")
+        raise PasskeyError(_("You have no passkey for this address of the portal."))
     options = generate_authentication_options(
         rp_id=relying_party().id, user_verification=UserVerificationRequirement.PREFERRED,
         allow_credentials=[PublicKeyCredentialDescriptor(id=passkey.credential_id) for passkey in passkeys])
@@ -169,11 +171,11 @@ def authenticate(user: User, raw_credential: str, stage: str) -> Passkey:
     try:
         credential_id = base64url_to_bytes(credential["rawId"])
     except ValueError:
-        raise PasskeyError("That is not a passkey's answer.") from None
+        raise PasskeyError(_("That is not a passkey's answer.")) from None
     passkey = next((item for item in usable_passkeys(user) if item.credential_id == credential_id), None)
     if passkey is None:
         services.record_failure(user, "passkey", stage)
-        raise PasskeyError("That passkey is not one of yours here.")
+        raise PasskeyError(_("That passkey is not one of yours here."))
     party = relying_party()
     try:
         verified = verify_authentication_response(
@@ -183,6 +185,6 @@ def authenticate(user: User, raw_credential: str, stage: str) -> Passkey:
     except (WebAuthnException, ValueError, TypeError, KeyError) as error:
         current_app.logger.info("passkey sign-in refused for user %s: %s", user.id, error)
         services.record_failure(user, "passkey", stage)
-        raise PasskeyError("Your passkey's answer could not be verified. Try again.") from None
+        raise PasskeyError(_("Your passkey's answer could not be verified. Try again.")) from None
     services.record_passkey_use(passkey, verified.new_sign_count)
     return passkey

@@ -10,6 +10,7 @@ asked: the identity provider's own rules apply to them.
 from __future__ import annotations
 
 from flask import current_app, g, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.accounts.models import Account, Membership
@@ -74,14 +75,14 @@ def reasons_to_enrol(user: User, required_by: int | None = None) -> list[str]:
     """Why ``user`` must use two-factor sign-in, in words; empty when nothing requires it."""
     reasons = []
     if user.is_superadmin and superadmins_must_enrol():
-        reasons.append("This portal requires its superadmins to use two-factor sign-in.")
+        reasons.append(_("This portal requires its superadmins to use two-factor sign-in."))
     accounts = list(db.session.execute(
         db.select(Account).join(Membership, Membership.account_id == Account.id)
         .where(Membership.user_id == user.id, Account.require_two_factor).order_by(Account.name)).scalars())
     if required_by is not None and required_by not in {account.id for account in accounts}:
         asking = db.session.get(Account, required_by)
         accounts += [asking] if asking is not None else []
-    reasons += [f"{account.name} requires the members who administer it to use two-factor sign-in."
+    reasons += [_("%(account)s requires the members who administer it to use two-factor sign-in.", account=account.name)
                 for account in accounts if applies_in(user, account)]
     return reasons
 

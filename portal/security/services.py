@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import pyotp
 import segno
+from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy import delete, func, update
 
@@ -25,6 +26,7 @@ from portal.audit.services import SOURCE_CLI, record
 from portal.auth import sessions
 from portal.auth.models import User
 from portal.extensions import db
+from portal.i18n import _l
 from portal.mail.services import send
 from portal.roles.services import AccessError, outranks
 from portal.sealing import AUTHENTICATOR_SECRET, seal, unseal
@@ -95,15 +97,15 @@ def factors_of(user: User) -> Factors:
 
 # The security events of a person, as their Security page names them.
 EVENT_LABELS = {
-    "security.app_added": "Authenticator app added",
-    "security.app_removed": "Authenticator app removed",
-    "security.passkey_added": "Passkey added",
-    "security.passkey_removed": "Passkey removed",
-    "security.recovery_codes_issued": "New recovery codes made",
-    "security.recovery_code_used": "Recovery code used",
-    "security.factor_refused": "Wrong code, password or passkey refused",
-    "security.reset_by_admin": "Second factors reset by an administrator",
-    "security.reset_by_operator": "Second factors reset by the portal's operator",
+    "security.app_added": _l("Authenticator app added"),
+    "security.app_removed": _l("Authenticator app removed"),
+    "security.passkey_added": _l("Passkey added"),
+    "security.passkey_removed": _l("Passkey removed"),
+    "security.recovery_codes_issued": _l("New recovery codes made"),
+    "security.recovery_code_used": _l("Recovery code used"),
+    "security.factor_refused": _l("Wrong code, password or passkey refused"),
+    "security.reset_by_admin": _l("Second factors reset by an administrator"),
+    "security.reset_by_operator": _l("Second factors reset by the portal's operator"),
 }
 
 
@@ -125,8 +127,8 @@ def refuse_if_rate_limited(user: User) -> None:
         FactorFailure.user_id == user.id, FactorFailure.at >= since)).scalar_one()
     if failures >= MAX_FAILURES:
         minutes = int(FAILURE_WINDOW.total_seconds() // 60)
-        raise SecurityError(f"Too many wrong codes. Wait {minutes} minutes and try again, or use a passkey.",
-                            "rate_limited")
+        raise SecurityError(_("Too many wrong codes. Wait %(minutes)s minutes and try again, or use a passkey.",
+                              minutes=minutes), "rate_limited")
 
 
 def record_failure(user: User, kind: str, stage: str) -> None:
@@ -146,7 +148,7 @@ def pending_app(user: User) -> AuthenticatorApp | None:
 def start_app(user: User) -> AuthenticatorApp:
     """A new secret for the person's authenticator app, waiting for a first code to confirm it."""
     if confirmed_app(user) is not None:
-        raise SecurityError("You already use an authenticator app: remove it first to set up another.")
+        raise SecurityError(_("You already use an authenticator app: remove it first to set up another."))
     app = pending_app(user)
     if app is None:
         app = AuthenticatorApp(user_id=user.id)
@@ -190,11 +192,11 @@ def confirm_app(user: User, code: str) -> list[str] | None:
     person's first second factor (to be shown once), else None."""
     app = pending_app(user)
     if app is None:
-        raise SecurityError("There is no authenticator app being set up: start again.")
+        raise SecurityError(_("There is no authenticator app being set up: start again."))
     secret = app_secret(app)
     step = _matching_step(secret, code) if secret else None
     if step is None:
-        raise SecurityError("That code is not the one your app shows now. Check the app's clock and try again.")
+        raise SecurityError(_("That code is not the one your app shows now. Check the app's clock and try again."))
     first = not uses_two_factor(user)
     app.confirmed_at, app.last_used_step, app.last_used_at = utcnow(), step, utcnow()
     _audit("security.app_added", user)
@@ -207,11 +209,11 @@ def check_app_code(user: User, code: str, stage: str) -> None:
     refuse_if_rate_limited(user)
     app = confirmed_app(user)
     if app is None:
-        raise SecurityError("You have no authenticator app.")
+        raise SecurityError(_("You have no authenticator app."))
     secret = app_secret(app)
     if secret is None:
-        raise SecurityError("Your authenticator app can no longer be checked (the portal's secret key changed): "
-                            "use a passkey or a recovery code, then set the app up again.")
+        raise SecurityError(_("Your authenticator app can no longer be checked (the portal's secret key changed): "
+                              "use a passkey or a recovery code, then set the app up again."))
     step = _matching_step(secret, code)
     accepted = step is not None and db.session.execute(
         update(AuthenticatorApp).where(AuthenticatorApp.id == app.id, AuthenticatorApp.last_used_step < step)
@@ -219,14 +221,14 @@ def check_app_code(user: User, code: str, stage: str) -> None:
     if not accepted:
         record_failure(user, "app_code", stage)
         if step is not None:
-            raise SecurityError("That code was already used. Wait for your app to show the next one.", "replayed")
-        raise SecurityError("That code is not right. Enter the code your app shows now.")
+            raise SecurityError(_("That code was already used. Wait for your app to show the next one."), "replayed")
+        raise SecurityError(_("That code is not right. Enter the code your app shows now."))
 
 
 def remove_app(user: User) -> None:
     app = confirmed_app(user) or pending_app(user)
     if app is None:
-        raise SecurityError("You have no authenticator app.")
+        raise SecurityError(_("You have no authenticator app."))
     was_confirmed = app.confirmed_at is not None
     db.session.delete(app)
     db.session.flush()
@@ -258,7 +260,7 @@ def passkey_of(user: User, passkey_id: int) -> Passkey | None:
 def remove_passkey(user: User, passkey_id: int) -> str:
     passkey = passkey_of(user, passkey_id)
     if passkey is None:
-        raise SecurityError("That passkey was already removed.", "gone")
+        raise SecurityError(_("That passkey was already removed."), "gone")
     name = passkey.name
     db.session.delete(passkey)
     db.session.flush()
@@ -289,9 +291,9 @@ def _new_code() -> str:
 def issue_recovery_codes(user: User) -> list[str]:
     """Replace the person's recovery codes with 10 new ones, returned once and kept only hashed."""
     if not uses_two_factor(user):
-        raise SecurityError("Recovery codes back up an authenticator app or a passkey: add one first.")
+        raise SecurityError(_("Recovery codes back up an authenticator app or a passkey: add one first."))
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    codes = [_new_code() for _ in range(RECOVERY_CODE_COUNT)]
+    codes = [_new_code() for number in range(RECOVERY_CODE_COUNT)]
     db.session.add_all(RecoveryCode(user_id=user.id, code_hash=_code_hash(_normalised(code))) for code in codes)
     db.session.flush()
     _audit("security.recovery_codes_issued", user, count=len(codes))
@@ -311,7 +313,7 @@ def use_recovery_code(user: User, code: str, stage: str) -> int:
         RecoveryCode.used_at.is_(None)).values(used_at=utcnow())).rowcount == 1
     if not used:
         record_failure(user, "recovery_code", stage)
-        raise SecurityError("That recovery code is not right, or was already used.")
+        raise SecurityError(_("That recovery code is not right, or was already used."))
     left = recovery_codes_left(user)
     _audit("security.recovery_code_used", user, left=left)
     return left
@@ -340,15 +342,15 @@ def reset_by_admin(actor: User, account: Account, user: User) -> dict[str, int]:
     them: only theirs, only when the admin holds every right the person holds; the person's
     sessions end and they are told by e-mail."""
     if not is_corporate_of(user, account):
-        raise AccessError("Only the second factors of this account's corporate users can be reset here.")
+        raise AccessError(_("Only the second factors of this account's corporate users can be reset here."))
     if user.id == actor.id:
-        raise AccessError("You cannot reset your own second factors: manage them on your Security page.")
+        raise AccessError(_("You cannot reset your own second factors: manage them on your Security page."))
     if not outranks(actor, account, user):
-        raise AccessError("You cannot reset the second factors of someone who holds rights you do not hold "
-                          "(in this account, on one of its mailboxes, or in another account).")
+        raise AccessError(_("You cannot reset the second factors of someone who holds rights you do not hold "
+                            "(in this account, on one of its mailboxes, or in another account)."))
     removed = _remove_every_factor(user)
     record("security.reset_by_admin", account=account, target=user, actor=actor, removed=removed)
-    send(user.email, "two_factor_reset", for_account=account, user=user, by=actor.display_name,
+    send(user.email, "two_factor_reset", for_account=account, user=user, admin=actor.display_name,
          account_name=account.name)
     return removed
 
@@ -357,5 +359,5 @@ def reset_by_operator(user: User) -> dict[str, int]:
     """The instance operator resets someone's second factors (``flask portal reset-two-factor``)."""
     removed = _remove_every_factor(user)
     record("security.reset_by_operator", account=_account_of(user), target=user, source=SOURCE_CLI, removed=removed)
-    send(user.email, "two_factor_reset", user=user, by="the portal's operator", account_name=None)
+    send(user.email, "two_factor_reset", user=user, admin=None, account_name=None)
     return removed

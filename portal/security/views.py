@@ -1,4 +1,5 @@
 from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.accounts.services import member_in_account
@@ -53,7 +54,7 @@ def _pending_user_or_login() -> User:
     user = step.pending_user()
     if user is None:
         step.abandon()
-        flash("Log in again: the second step of a log-in waits ten minutes at most.", "info")
+        flash(_("Log in again: the second step of a log-in waits ten minutes at most."), "info")
         abort(redirect(url_for("auth.login")))
     return user
 
@@ -88,8 +89,8 @@ def second_step_recovery():
             form.recovery_code.errors.append(str(error))
             return _second_step_page(user, _status(error), recovery_form=form)
         response = step.finish(user)
-        flash(f"You used a recovery code: {left} left. Make new ones on your Security page if you are running out.",
-              "info")
+        flash(_("You used a recovery code: %(left)s left. Make new ones on your Security page if you are running out.",
+                left=left), "info")
         return response
     return _second_step_page(user, 422, recovery_form=form)
 
@@ -118,7 +119,7 @@ def second_step_passkey():
             db.session.commit()
             return _second_step_page(user, 422, str(error))
         return step.finish(user)
-    return _second_step_page(user, 422, "The passkey form had expired. Try again.")
+    return _second_step_page(user, 422, _("The passkey form had expired. Try again."))
 
 
 # -- the Security tab of the profile ------------------------------------------------------------
@@ -165,11 +166,11 @@ def app_setup():
 def _app_setup_page(user: User, form, status: int = 200):
     app = services.pending_app(user)
     if app is None:
-        return _to_security_page("Start setting up an authenticator app here.", "info")
+        return _to_security_page(_("Start setting up an authenticator app here."), "info")
     secret = services.app_secret(app)
     if secret is None:
-        return _to_security_page("That set-up can no longer be read (the portal's secret key changed): start again.",
-                                 "error")
+        return _to_security_page(
+            _("That set-up can no longer be read (the portal's secret key changed): start again."), "error")
     uri = services.provisioning_uri(user, secret, passkeys.relying_party().id)
     return render("security/app_setup.html", status=status, form=form, qr_code=services.qr_code_svg(uri),
                   secret=" ".join(secret[index:index + 4] for index in range(0, len(secret), 4)), next=_next())
@@ -192,7 +193,7 @@ def confirm_app():
     db.session.commit()
     if codes is not None:
         return _recovery_codes_page(codes, first=True)
-    return _to_security_page("Your authenticator app is set up.")
+    return _to_security_page(_("Your authenticator app is set up."))
 
 
 @bp.route("/profile/security/app/remove", methods=["POST"])
@@ -200,20 +201,20 @@ def confirm_app():
 def remove_app():
     require_fresh(url_for("security.index"))
     if not ConfirmForm().validate_on_submit():
-        return _to_security_page("The form had expired. Try again.", "error")
+        return _to_security_page(_("The form had expired. Try again."), "error")
     try:
         services.remove_app(_user())
     except services.SecurityError as error:
         db.session.rollback()
         return _to_security_page(str(error), "info")
     db.session.commit()
-    return _to_security_page(_removed_message("Your authenticator app is removed."))
+    return _to_security_page(_removed_message(_("Your authenticator app is removed.")))
 
 
 def _removed_message(done: str) -> str:
     if services.uses_two_factor(_user()):
         return done
-    return done + " Two-factor sign-in is now off: your password alone signs you in."
+    return _("%(done)s Two-factor sign-in is now off: your password alone signs you in.", done=done)
 
 
 @bp.route("/profile/security/passkeys/options", methods=["POST"])
@@ -231,7 +232,7 @@ def add_passkey():
     user = _user()
     form = forms.NewPasskeyForm()
     if not form.validate_on_submit():
-        return _to_security_page(" ".join(form.name.errors) or "The form had expired. Try again.", "error")
+        return _to_security_page(" ".join(form.name.errors) or _("The form had expired. Try again."), "error")
     try:
         passkey, codes = passkeys.register(user, form.name.data or "", form.credential.data or "")
     except passkeys.PasskeyError as error:
@@ -240,7 +241,7 @@ def add_passkey():
     db.session.commit()
     if codes is not None:
         return _recovery_codes_page(codes, first=True)
-    return _to_security_page(f"The passkey “{passkey.name}” is added.")
+    return _to_security_page(_("The passkey “%(name)s” is added.", name=passkey.name))
 
 
 @bp.route("/profile/security/passkeys/<int:passkey_id>/remove", methods=["POST"])
@@ -248,14 +249,14 @@ def add_passkey():
 def remove_passkey(passkey_id):
     require_fresh(url_for("security.index"))
     if not ConfirmForm().validate_on_submit():
-        return _to_security_page("The form had expired. Try again.", "error")
+        return _to_security_page(_("The form had expired. Try again."), "error")
     try:
         name = services.remove_passkey(_user(), passkey_id)
     except services.SecurityError as error:
         db.session.rollback()
         return _to_security_page(str(error), "info")
     db.session.commit()
-    return _to_security_page(_removed_message(f"The passkey “{name}” is removed."))
+    return _to_security_page(_removed_message(_("The passkey “%(name)s” is removed.", name=name)))
 
 
 @bp.route("/profile/security/recovery-codes", methods=["POST"])
@@ -263,7 +264,7 @@ def remove_passkey(passkey_id):
 def new_recovery_codes():
     require_fresh(url_for("security.index"))
     if not ConfirmForm().validate_on_submit():
-        return _to_security_page("The form had expired. Try again.", "error")
+        return _to_security_page(_("The form had expired. Try again."), "error")
     try:
         codes = services.issue_recovery_codes(_user())
     except services.SecurityError as error:
@@ -337,7 +338,7 @@ def confirm_passkey_options():
 def confirm_passkey():
     form = forms.PasskeyForm()
     if not form.validate_on_submit():
-        return _confirm_page(422, "The passkey form had expired. Try again.")
+        return _confirm_page(422, _("The passkey form had expired. Try again."))
     try:
         passkeys.authenticate(_user(), form.credential.data or "", "confirmation")
     except passkeys.PasskeyError as error:
@@ -367,8 +368,8 @@ def admin_reset(account_id, membership_id):
             error = str(refusal)
         else:
             db.session.commit()
-            flash(f"The second factors of {person.email} are reset; they were told by e-mail. They sign in with "
-                  "their password and set up two-factor sign-in again.", "success")
+            flash(_("The second factors of %(email)s are reset; they were told by e-mail. They sign in with their "
+                    "password and set up two-factor sign-in again.", email=person.email), "success")
             return redirect(url_for("users.settings", account_id=account_id, membership_id=membership_id))
     return render("security/admin_reset.html", status=403 if error else 200, account=g.account,
                   membership=membership, factors=services.factors_of(person), form=form, error=error)

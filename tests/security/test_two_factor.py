@@ -333,3 +333,11 @@ def test_log_in__counts_as_a_fresh_confirmation(client, ada):
     client.post("/login", data={"email": EMAIL, "password": "correct horse battery"})
     assert client.post("/profile/security/app").status_code == 302
     assert client.get("/profile/security/app").status_code == 200
+
+
+def test_pages__speak_the_persons_language(client, ada, enrolled):
+    response = password_step(client, EMAIL)
+    page = client.get(response.headers["Location"], headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert "Double authentification" in page and "Utiliser un code de secours" in page
+    wrong = client.post("/login/two-factor", data={"code": "12345x"}, headers={"Accept-Language": "fr"})
+    assert "Ce code n’est pas le bon." in wrong.get_data(as_text=True)

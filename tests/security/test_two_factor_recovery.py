@@ -58,7 +58,7 @@ def test_admin_reset__removes_every_factor_ends_the_sessions_tells_the_person_an
     membership, carols_browser = carol
     auth.login("helpdesk@example.org")
     page = client.get(_reset_url(account, membership)).get_data(as_text=True)
-    assert "an authenticator app" in page and "10 recovery codes left" in page
+    assert "An authenticator app" in page and "10 recovery codes left" in page
     response = client.post(_reset_url(account, membership))
     assert response.status_code == 302
     assert response.headers["Location"] == f"/accounts/{account.id}/members/{membership.id}/settings"
@@ -71,7 +71,8 @@ def test_admin_reset__removes_every_factor_ends_the_sessions_tells_the_person_an
     run_jobs()
     [message] = smtp_sink.wait_for(CAROL)
     assert message["Subject"] == "Your two-factor sign-in was reset"
-    assert f"helpdesk@example.org reset the two-factor sign-in of {CAROL} for Acme" in smtp_sink.text(message)
+    assert f"helpdesk@example.org, an administrator of Acme, reset the two-factor sign-in of {CAROL}" in \
+        smtp_sink.text(message)
 
     carols_browser.post("/login", data={"email": CAROL, "password": PASSWORD})
     assert signed_in(carols_browser), "her password alone lets her in again, to set it up anew"
