@@ -9,7 +9,7 @@ column for (an identity provider's ids, the enterprise attributes) is kept in ``
 ``ScimGroup``.
 
 A write (POST, PUT, PATCH) builds the resource as the identity provider wants it, then
-``_apply_user`` / ``_apply_group`` compare it with the resource as it is and call a service for
+``replace_user`` / ``replace_group`` compare it with the resource as it is and call a service for
 each difference: PATCH is applied by scim2-models to the current resource first, so every PATCH
 shape an identity provider sends (paths or none, filters, any case of ``op``) ends the same way.
 """
@@ -89,11 +89,6 @@ def user_query(account: Account):
             .where(User.is_corporate, User.corporate_account_id == account.id))
 
 
-def _visible_user(account: Account, user_id: int):
-    return (select(User.id).join(Membership, and_(Membership.user_id == User.id, Membership.account_id == account.id))
-            .where(User.id == user_id, User.is_corporate, User.corporate_account_id == account.id))
-
-
 def _user_attributes() -> dict[str, filters.Attribute]:
     shown_name = db.case((ScimProfile.id.is_(None), User.name), else_=ScimProfile.display_name)
     address = filters.text(User.email, stored_lower=True)
@@ -120,6 +115,11 @@ def user_in_account(account: Account, user_id: str) -> tuple[User, ScimProfile |
     return row[0], row[1]
 
 
+def user_by_id(account: Account, user_id: str) -> schema.UserResource:
+    user, profile = user_in_account(account, user_id)
+    return user_resource(user, profile, _visible_managers(account, [profile.manager_id] if profile else []))
+
+
 def search_users(account: Account, search: SearchRequest) -> Page:
     total, start, rows = _paged(user_query(account), search, _user_attributes(), User.id)
     managers = _visible_managers(account, [profile.manager_id for _, profile in rows if profile is not None])
@@ -127,6 +127,7 @@ def search_users(account: Account, search: SearchRequest) -> Page:
 
 
 def _visible_managers(account: Account, ids: list[int | None]) -> set[int]:
+    """Which of ``ids`` are users of the account, in one statement."""
     wanted = {manager_id for manager_id in ids if manager_id}
     if not wanted:
         return set()
@@ -146,7 +147,9 @@ def user_location(user_id: int) -> str:
     return external_url("scim.user", user_id=str(user_id))
 
 
-def user_resource(user: User, profile: ScimProfile | None, managers: set[int] | None = None) -> schema.UserResource:
+def user_resource(user: User, profile: ScimProfile | None, managers: set[int]) -> schema.UserResource:
+    """The User resource; ``managers``: the ids among the managers named that are still users of
+    the account (a manager who left is not named)."""
     given, family = _name_parts(user, profile)
     resource = schema.UserResource(
         id=str(user.id), user_name=user.email,
@@ -159,10 +162,12 @@ def user_resource(user: User, profile: ScimProfile | None, managers: set[int] | 
               "lastModified": _aware(max(user.created_at, profile.updated_at) if profile else user.created_at),
               "location": user_location(user.id)},
     )
-    if profile is not None and (profile.employee_number or profile.department or profile.manager_id):
-        manager = None
-        if profile.manager_id and (managers is None or profile.manager_id in managers):
-            manager = schema.Manager(value=str(profile.manager_id), ref=user_location(profile.manager_id))
+    if profile is None:
+        return resource
+    manager = None
+    if profile.manager_id in managers:
+        manager = schema.Manager(value=str(profile.manager_id), ref=user_location(profile.manager_id))
+    if profile.employee_number or profile.department or manager:
         resource[schema.EnterpriseUser] = schema.EnterpriseUser(
             employee_number=profile.employee_number, department=profile.department, manager=manager)
     return resource
@@ -174,7 +179,7 @@ def _manager_id(account: Account, wanted: schema.EnterpriseUser | None) -> int |
         return None
     reference = manager.value or str(manager.ref).rstrip("/").rsplit("/", 1)[-1]
     number = parse_id(reference)
-    if number is None or db.session.execute(_visible_user(account, number)).first() is None:
+    if number is None or not _visible_managers(account, [number]):
         raise InvalidValueException(detail=f"The manager {reference[:40]} is not a user of this account.")
     return number
 
@@ -325,7 +330,7 @@ def read_user_patch(payload: dict, user: User) -> PatchOp | None:
 
 
 def patch_user(actor: User, account: Account, user: User, profile: ScimProfile | None, patch: PatchOp) -> None:
-    resource = user_resource(user, profile)
+    resource = user_resource(user, profile, _visible_managers(account, [profile.manager_id] if profile else []))
     with schema.POLICY:
         patch.patch(resource)
     replace_user(actor, account, user, profile, resource)

@@ -13,8 +13,8 @@ import json
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask_login import current_user
 from pydantic import ValidationError
-from scim2_models import (Context, Error, InvalidSyntaxException, NotFoundException, PatchOp, ResourceType,
-                          ResponseParameters, SCIMException, Schema)
+from scim2_models import (Context, Error, InvalidSyntaxException, ListResponse, NotFoundException, PatchOp,
+                          ResourceType, ResponseParameters, SCIMException, Schema)
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import csrf, db
@@ -106,16 +106,16 @@ def _body() -> dict:
 
 
 def _response_parameters(model) -> ResponseParameters:
-    values = {key: request.args[name] for key, name in (("attributes", "attributes"),
-                                                          ("excludedAttributes", "excludedAttributes"))
-              if name in request.args}
-    return ResponseParameters[model].model_validate(values)
+    """``attributes`` or ``excludedAttributes``, which every answer holding a resource honours."""
+    wanted = ("attributes", "excludedAttributes")
+    return ResponseParameters[model].model_validate({name: request.args[name] for name in wanted
+                                                     if name in request.args})
 
 
-def _resource(resource, context: Context, status: int = 200, parameters: ResponseParameters | None = None,
-              headers: dict | None = None) -> Response:
+def _resource(resource, context: Context, status: int = 200,
+              parameters: ResponseParameters | None = None) -> Response:
     payload = resource.model_dump(scim_ctx=context, response_parameters=parameters)
-    return _answer(payload, status, {"Location": resource.meta.location, **(headers or {})})
+    return _answer(payload, status, {"Location": resource.meta.location})
 
 
 def _listed(page: services.Page, model, parameters: ResponseParameters) -> Response:
@@ -131,8 +131,6 @@ def _search_values() -> dict:
 # -- discovery ------------------------------------------------------------------------------
 
 def _discovered(resources: list, model) -> Response:
-    from scim2_models import ListResponse
-
     listing = ListResponse[model](total_results=len(resources), start_index=1, items_per_page=len(resources),
                                   resources=resources)
     return _answer(listing.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
@@ -206,15 +204,14 @@ def user_create():
     parameters = _response_parameters(schema.UserResource)
     user = services.create_user(current_user, g.account, wanted)
     db.session.commit()
-    return _resource(services.user_resource(*services.user_in_account(g.account, str(user.id))),
+    return _resource(services.user_by_id(g.account, str(user.id)),
                      Context.RESOURCE_CREATION_RESPONSE, 201, parameters)
 
 
 @bp.get("/Users/<user_id>")
 @rule(member("members.view"))
 def user(user_id):
-    found, profile = services.user_in_account(g.account, user_id)
-    return _resource(services.user_resource(found, profile, None), Context.RESOURCE_QUERY_RESPONSE,
+    return _resource(services.user_by_id(g.account, user_id), Context.RESOURCE_QUERY_RESPONSE,
                      parameters=_response_parameters(schema.UserResource))
 
 
@@ -226,7 +223,7 @@ def user_replace(user_id):
     parameters = _response_parameters(schema.UserResource)
     services.replace_user(current_user, g.account, found, profile, wanted)
     db.session.commit()
-    return _resource(services.user_resource(*services.user_in_account(g.account, user_id)),
+    return _resource(services.user_by_id(g.account, user_id),
                      Context.RESOURCE_REPLACEMENT_RESPONSE, parameters=parameters)
 
 
@@ -239,7 +236,7 @@ def user_patch(user_id):
     if patch is not None:
         services.patch_user(current_user, g.account, found, profile, patch)
         db.session.commit()
-    return _resource(services.user_resource(*services.user_in_account(g.account, user_id)),
+    return _resource(services.user_by_id(g.account, user_id),
                      Context.RESOURCE_PATCH_RESPONSE, parameters=parameters)
 
 
