@@ -2,13 +2,16 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from portal.i18n import _l
+
 
 class InviteForm(FlaskForm):
-    email = EmailField("E-mail address to invite", validators=[DataRequired("Enter the address to invite."),
-                                                               Length(max=254)])
+    email = EmailField(_l("E-mail address to invite"), validators=[DataRequired(_l("Enter the address to invite.")),
+                                                                   Length(max=254)])
 
 
 class RegisterFromInvitationForm(FlaskForm):
-    name = StringField("Your name", validators=[Length(max=200)])
-    password = PasswordField("Password", validators=[DataRequired()])
-    confirm = PasswordField("Password again", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
+    name = StringField(_l("Your name"), validators=[Length(max=200)])
+    password = PasswordField(_l("Password"), validators=[DataRequired()])
+    confirm = PasswordField(_l("Password again"), validators=[DataRequired(),
+                                                              EqualTo("password", _l("The passwords differ."))])

@@ -6,6 +6,7 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
+from portal.i18n import _l, labels
 from portal.timeutil import utcnow
 
 DRAFT = "draft"          # being prepared: grants are chosen, nothing was sent
@@ -15,6 +16,8 @@ DECLINED = "declined"
 EXPIRED = "expired"      # shown, never stored: a pending invitation past its expiry
 REVOKED = "revoked"
 STATUSES = (DRAFT, PENDING, ACCEPTED, DECLINED, EXPIRED, REVOKED)
+labels("invitation.status", {DRAFT: _l("draft"), PENDING: _l("pending"), ACCEPTED: _l("accepted"),
+                             DECLINED: _l("declined"), EXPIRED: _l("expired"), REVOKED: _l("revoked")})
 
 
 class Invitation(db.Model):
@@ -70,3 +73,28 @@ class InvitationGrant(db.Model):
         if self.role_id is None and self.permission is None:
             return False
         return not self.on_mailbox or self.mailbox_id is not None
+
+    def same_offer(self, other: "InvitationGrant") -> bool:
+        return (self.role_id, self.permission, self.on_mailbox, self.mailbox_id) == \
+            (other.role_id, other.permission, other.on_mailbox, other.mailbox_id)
+
+    @property
+    def shown_label(self) -> str:
+        """The offer in the reader's language; the label kept when it was added once what it
+        names is gone."""
+        from flask_babel import gettext
+
+        from portal.i18n import label
+        from portal.roles.catalogue import BY_CODE
+
+        if self.role is not None:
+            offer = label(self.role.name, "role")
+        elif self.permission in BY_CODE:
+            offer = str(BY_CODE[self.permission].label)
+        else:
+            return self.label
+        if not self.on_mailbox:
+            return offer
+        if self.mailbox is None:
+            return self.label
+        return gettext("%(offer)s on %(mailbox)s", offer=offer, mailbox=self.mailbox.address)

@@ -12,6 +12,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import update
 
 from portal.accounts.models import Account, Membership
@@ -83,7 +84,7 @@ def start(actor: User, account: Account, raw_email: str) -> Invitation:
         raise InvitationError(str(error), field="email") from None
     existing_user = find_user(email)
     if existing_user is not None and membership_of(existing_user, account) is not None:
-        raise InvitationError(f"{email} is already a member of this account.", field="email")
+        raise InvitationError(_("%(email)s is already a member of this account.", email=email), field="email")
     _refuse_unusable_personal_mailbox(account, email)
     open_one = db.session.execute(db.select(Invitation).where(
         Invitation.account_id == account.id, Invitation.email == email,
@@ -107,7 +108,7 @@ def _refuse_unusable_personal_mailbox(account: Account, email: str) -> None:
         ownership.address_for(account.id, domain, email.split("@", 1)[0], ownership.ROUTE, field="email")
     except ownership.NameRefused as refusal:
         if not ownership.address_taken(domain, email):
-            raise InvitationError(f"No personal mailbox can have this address: {refusal}") from None
+            raise InvitationError(_("No personal mailbox can have this address: %(reason)s", reason=refusal)) from None
 
 
 def _check_grant(actor: User, account: Account, grant: InvitationGrant) -> None:
@@ -121,21 +122,21 @@ def _check_grant(actor: User, account: Account, grant: InvitationGrant) -> None:
 def add_grant(actor: User, invitation: Invitation, *, role_id: int | None = None, permission: str | None = None,
               mailbox=None) -> InvitationGrant:
     if invitation.status not in (DRAFT, PENDING):
-        raise InvitationError("This invitation was already answered or revoked.")
+        raise InvitationError(_("This invitation was already answered or revoked."))
     account = db.session.get(Account, invitation.account_id)
     scope = catalogue.MAILBOX if mailbox is not None else catalogue.ACCOUNT
     role: Role | None = None
     if role_id:
         role = role_in_account(account, role_id)
         if role is None or role.scope != scope:
-            raise InvitationError(f"Choose {'a mailbox' if mailbox else 'an account'} role.")
+            raise InvitationError(_("Choose a mailbox role.") if mailbox else _("Choose an account role."))
         label = role.name
     elif permission in catalogue.codes(scope):
-        label = catalogue.BY_CODE[permission].label
+        label = str(catalogue.BY_CODE[permission].label)
     else:
-        raise InvitationError("Choose a role or a permission.")
+        raise InvitationError(_("Choose a role or a permission."))
     if mailbox is not None:
-        label = f"{label} on {mailbox.address}"
+        label = _("%(offer)s on %(mailbox)s", offer=label, mailbox=mailbox.address)
     grant = InvitationGrant(invitation_id=invitation.id, role_id=getattr(role, "id", None),
                             permission=None if role else permission, on_mailbox=mailbox is not None,
                             mailbox_id=getattr(mailbox, "id", None), label=label)
@@ -144,8 +145,8 @@ def add_grant(actor: User, invitation: Invitation, *, role_id: int | None = None
         _check_grant(actor, account, grant)
     except AccessError as error:
         raise InvitationError(str(error)) from None
-    if any(g.label == label for g in invitation.grants):
-        raise InvitationError(f"The invitation already offers {label}.")
+    if any(g.same_offer(grant) for g in invitation.grants):
+        raise InvitationError(_("The invitation already offers %(offer)s.", offer=label))
     invitation.grants.append(grant)
     db.session.flush()
     return grant
@@ -153,7 +154,7 @@ def add_grant(actor: User, invitation: Invitation, *, role_id: int | None = None
 
 def remove_grant(invitation: Invitation, grant_id: int) -> None:
     if invitation.status not in (DRAFT, PENDING):
-        raise InvitationError("This invitation was already answered or revoked.")
+        raise InvitationError(_("This invitation was already answered or revoked."))
     invitation.grants = [g for g in invitation.grants if g.id != grant_id]
 
 
@@ -178,7 +179,7 @@ def _mail_invitation(invitation: Invitation, raw: str) -> None:
 
 def send_invitation(actor: User, invitation: Invitation) -> None:
     if invitation.status != DRAFT:
-        raise InvitationError("This invitation was already sent; resend it for a new link.")
+        raise InvitationError(_("This invitation was already sent; resend it for a new link."))
     account = db.session.get(Account, invitation.account_id)
     for grant in invitation.grants:
         try:
@@ -195,14 +196,14 @@ def send_invitation(actor: User, invitation: Invitation) -> None:
 def resend(actor: User, invitation: Invitation) -> None:
     """A new link and a new expiry; the old link stops working."""
     if invitation.status != PENDING:
-        raise InvitationError("Only a pending or expired invitation can be sent again.")
+        raise InvitationError(_("Only a pending or expired invitation can be sent again."))
     _mail_invitation(invitation, _issue_link(invitation))
     record("invitation.resend", account=invitation.account_id, target=invitation, target_label=invitation.email)
 
 
 def revoke(actor: User, invitation: Invitation) -> None:
     if invitation.status not in (DRAFT, PENDING):
-        raise InvitationError("This invitation was already answered or revoked.")
+        raise InvitationError(_("This invitation was already answered or revoked."))
     # The hash stays, so the dead link can still say it was withdrawn.
     invitation.status = REVOKED
     invitation.responded_at = utcnow()
@@ -241,14 +242,14 @@ def _answer(invitation: Invitation, user: User, status: str) -> None:
     ).values(status=status, responded_at=utcnow(), user_id=user.id)).rowcount
     if changed != 1:
         db.session.rollback()
-        raise InvitationError("This invitation was already answered, revoked or has expired.")
+        raise InvitationError(_("This invitation was already answered, revoked or has expired."))
     db.session.refresh(invitation)
 
 
 def accept(user: User, invitation: Invitation) -> list[str]:
     """Grant what the invitation offers; return the labels of offers that no longer exist."""
     if invitation.email != user.email:
-        raise InvitationError("This invitation is for another address.")
+        raise InvitationError(_("This invitation is for another address."))
     _answer(invitation, user, ACCEPTED)
     account = db.session.get(Account, invitation.account_id)
     membership = add_member(account, user)
@@ -256,7 +257,7 @@ def accept(user: User, invitation: Invitation) -> list[str]:
     inviter = invitation.invited_by
     for offer in invitation.grants:
         if not offer.still_exists or not _inviter_still_holds(inviter, account, offer):
-            gone.append(offer.label)
+            gone.append(offer.shown_label)
             continue
         _grant_once(membership, offer, invitation.invited_by_id)
     domain = corporate.active_domain_of(user.email)
@@ -291,7 +292,7 @@ def _grant_once(membership: Membership, offer: InvitationGrant, granted_by: int 
 
 def decline(user: User, invitation: Invitation) -> None:
     if invitation.email != user.email:
-        raise InvitationError("This invitation is for another address.")
+        raise InvitationError(_("This invitation is for another address."))
     _answer(invitation, user, DECLINED)
     account = db.session.get(Account, invitation.account_id)
     record("invitation.decline", account=account, target=invitation, actor=user, target_label=invitation.email)
@@ -311,9 +312,9 @@ def register_and_accept(raw_token: str, name: str, password: str) -> tuple[User,
 
     invitation = by_token(raw_token)
     if not is_open(invitation):
-        raise InvitationError("This invitation link no longer works.")
+        raise InvitationError(_("This invitation link no longer works."))
     if find_user(invitation.email) is not None:
-        raise InvitationError("This address already has a profile: log in to answer the invitation.")
+        raise InvitationError(_("This address already has a profile: log in to answer the invitation."))
     problem = password_problem(password, invitation.email)
     if problem:
         raise AuthError(problem, "password")

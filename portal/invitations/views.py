@@ -1,10 +1,12 @@
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from portal.auth.forms import ConfirmForm
 from portal.auth.services import AuthError, find_user, start_session
 from portal.extensions import db
+from portal.i18n import label
 from portal.invitations import forms, services
 from portal.invitations.models import STATUSES
 from portal.mailboxes.services import mailbox_in_account, pick_mailboxes
@@ -23,7 +25,8 @@ def _index(form, status=200):
     listing = lists.read({"status": STATUSES}, services.INVITATION_SORTS, "created", descending=True)
     page = lists.fetch(services.invitation_query(g.account, listing), listing)
     return render("invitations/index.html", block="list", status=status, account=g.account, listing=listing,
-                  page=page, status_options=[(value, value.capitalize()) for value in STATUSES], form=form)
+                  page=page, form=form,
+                  status_options=[(value, label(value, "invitation.status").capitalize()) for value in STATUSES])
 
 
 @bp.route("/accounts/<int:account_id>/invitations")
@@ -72,7 +75,7 @@ def _act(invitation_id, action, success):
         db.session.rollback()
         return _edit_page(invitation, 409, str(error))
     db.session.commit()
-    flash(success if isinstance(success, str) else success(invitation), "success")
+    flash(success(invitation), "success")
     return redirect(url_for("invitations.edit", account_id=invitation.account_id, invitation_id=invitation.id))
 
 
@@ -89,17 +92,17 @@ def add_grant(account_id, invitation_id):
         if request.form.get("scope") == "mailbox":
             mailbox = mailbox_in_account(g.account, form_id("mailbox_id") or 0)
             if mailbox is None:
-                raise services.InvitationError("Choose a mailbox.")
+                raise services.InvitationError(_("Choose a mailbox."))
         role_id = form_id("role_id")
         permission = request.form.get("permission") or None
         if not role_id and not permission:
-            raise services.InvitationError("Choose a role, a permission, or both.")
+            raise services.InvitationError(_("Choose a role, a permission, or both."))
         if role_id:
             services.add_grant(current_user, invitation, role_id=role_id, mailbox=mailbox)
         if permission:
             services.add_grant(current_user, invitation, permission=permission, mailbox=mailbox)
 
-    return _act(invitation_id, add, "Added to the invitation.")
+    return _act(invitation_id, add, lambda invitation: _("Added to the invitation."))
 
 
 @bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/grants/<int:grant_id>/remove",
@@ -107,21 +110,22 @@ def add_grant(account_id, invitation_id):
 @rule(member("users.invite"))
 def remove_grant(account_id, invitation_id, grant_id):
     return _act(invitation_id, lambda invitation: services.remove_grant(invitation, grant_id),
-                "Removed from the invitation.")
+                lambda invitation: _("Removed from the invitation."))
 
 
 @bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/send", methods=["POST"])
 @rule(member("users.invite"))
 def send(account_id, invitation_id):
     return _act(invitation_id, lambda invitation: services.send_invitation(current_user, invitation),
-                lambda invitation: f"Invitation sent to {invitation.email}.")
+                lambda invitation: _("Invitation sent to %(email)s.", email=invitation.email))
 
 
 @bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/resend", methods=["POST"])
 @rule(member("users.invite"))
 def resend(account_id, invitation_id):
     return _act(invitation_id, lambda invitation: services.resend(current_user, invitation),
-                lambda invitation: f"A new link was sent to {invitation.email}; the old one no longer works.")
+                lambda invitation: _("A new link was sent to %(email)s; the old one no longer works.",
+                                     email=invitation.email))
 
 
 @bp.route("/accounts/<int:account_id>/invitations/<int:invitation_id>/revoke", methods=["GET", "POST"])
@@ -131,7 +135,7 @@ def revoke(account_id, invitation_id):
         invitation = load_or_404(services.invitation_in_account, invitation_id)
         return render("invitations/revoke.html", account=g.account, invitation=invitation, form=ConfirmForm())
     return _act(invitation_id, lambda invitation: services.revoke(current_user, invitation),
-                "Invitation withdrawn: its link no longer works.")
+                lambda invitation: _("Invitation withdrawn: its link no longer works."))
 
 
 # -- the invited person --------------------------------------------------------------------
@@ -149,13 +153,13 @@ def landing(token):
     if find_user(invitation.email) is None:
         if current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
             return redirect(url_for("invitations.register", token=token))
-        flash(f"Sign in as {invitation.email} to answer the invitation.", "info")
+        flash(_("Sign in as %(email)s to answer the invitation.", email=invitation.email), "info")
         return redirect(url_for("auth.login", next=url_for("invitations.mine")))
     if current_user.is_authenticated and current_user.email == invitation.email:
         return redirect(url_for("invitations.mine"))
     if current_user.is_authenticated:
         return render("invitations/other_address.html", status=403, invitation=invitation)
-    flash(f"Log in as {invitation.email} to answer the invitation.", "info")
+    flash(_("Log in as %(email)s to answer the invitation.", email=invitation.email), "info")
     return redirect(url_for("auth.login", email=invitation.email, next=url_for("invitations.mine")))
 
 
@@ -186,11 +190,12 @@ def register(token):
             db.session.rollback()
             session.clear()
             return render("invitations/link_dead.html", status=409, invitation=invitation,
-                          reason="This invitation was just used to register; log in instead.")
+                          reason=_("This invitation was just used to register; log in instead."))
         else:
-            flash(f"Welcome. You are now a member of {invitation.account.name}.", "success")
+            flash(_("Welcome. You are now a member of %(account)s.", account=invitation.account.name), "success")
             if gone:
-                flash("Some of what the invitation offered is no longer available: " + ", ".join(gone) + ".", "info")
+                flash(_("Some of what the invitation offered is no longer available: %(offers)s.",
+                        offers=", ".join(gone)), "info")
             return redirect(url_for("accounts.overview", account_id=invitation.account_id))
     return render("invitations/register.html", status=422 if form.errors else 200, invitation=invitation, form=form)
 
@@ -213,11 +218,12 @@ def _answer(invitation_id, accept: bool):
         return redirect(url_for("invitations.mine"))
     db.session.commit()
     if accept:
-        flash(f"You joined {invitation.account.name}.", "success")
+        flash(_("You joined %(account)s.", account=invitation.account.name), "success")
         if gone:
-            flash("Some of what the invitation offered is no longer available: " + ", ".join(gone) + ".", "info")
+            flash(_("Some of what the invitation offered is no longer available: %(offers)s.",
+                    offers=", ".join(gone)), "info")
         return redirect(url_for("accounts.overview", account_id=invitation.account_id))
-    flash(f"You declined the invitation from {invitation.account.name}.", "info")
+    flash(_("You declined the invitation from %(account)s.", account=invitation.account.name), "info")
     return redirect(url_for("invitations.mine"))
 
 
