@@ -22,6 +22,12 @@ Error taxonomy (the job layer decides on retries from the class alone):
 ``message`` is always text an administrator may read: it comes from the
 backend (scrubbed of any secret this adapter knows) or from the adapter, and
 never quotes a password, token or API key.
+
+The portal's own words here (capabilities, domain settings, protocols, record
+purposes, setting refusals) are marked with Flask-Babel's gettext, the one
+thing of Flask this module uses: in the portal they are in the reader's
+language (the worker's job's, for what a job stores); anywhere else, without
+an app, they are the English written here.
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+
+from babel.numbers import format_decimal
+from flask_babel import gettext as _
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 
 REDACTED = "••••• (set)"
 _SCRUBBED = "•••••"
@@ -112,61 +123,61 @@ class ChangeNotKept(PermanentBackendError):
 
 # (name, label, explanation when supported, explanation when not), in the
 # order the UI lists them.
-_CAPABILITY_TEXTS: tuple[tuple[str, str, str, str], ...] = (
-    ("domain_api", "Creates domains",
-     "The portal registers new domains on the backend.",
-     "Domains are not created through the API; they exist once the backend serves them."),
-    ("domain_check", "Checks domains",
-     "The backend verifies the domain's DNS and its own set-up.",
-     "The backend does not check domains; the portal relies on its own DNS checks."),
-    ("domain_fix", "Repairs domains",
-     "The backend can repair its own side of a domain's set-up.",
-     "Problems on the backend's side must be repaired by its operator."),
-    ("dns_spec", "Tells the DNS records",
-     "The backend states the DNS records each domain must publish.",
-     "The DNS records shown come from this connection's settings."),
-    ("domain_settings", "Domain settings",
-     "Domain-wide settings (quotas, limits, aliases, spam filtering) are managed from the portal.",
-     "The backend has no domain-wide settings the portal can manage."),
-    ("needs_subscription", "Needs a subscription",
-     "Mailboxes are created inside the subscription set on this connection.",
-     "No subscription or plan has to be chosen."),
-    ("mailbox_create", "Creates mailboxes",
-     "Mailboxes are provisioned on the backend.",
-     "Mailboxes cannot be created through the API."),
-    ("mailbox_delete", "Deletes mailboxes",
-     "Deleting a mailbox removes it from the backend.",
-     "Mailboxes cannot be removed for good through the API."),
-    ("mailbox_delete_archives", "Archives on delete",
-     "Deleting a mailbox archives it: its mail stays on the server and re-creating the address restores it.",
-     "Deleting does not keep an archive."),
-    ("mailbox_disable", "Disables mailboxes",
-     "A mailbox can be disabled and enabled again.",
-     "Mailboxes cannot be disabled; delete them instead."),
-    ("mailbox_password_reset", "Backend resets passwords",
-     "The backend generates new mailbox passwords.",
-     "The backend does not generate passwords."),
-    ("mailbox_password_set", "Portal sets passwords",
-     "The portal generates a strong password and sets it on the backend.",
-     "The portal cannot choose mailbox passwords."),
-    ("mailbox_quota", "Mailbox quotas",
-     "Each mailbox's storage quota can be set.",
-     "Quotas are not managed through the API."),
-    ("mailbox_list", "Lists mailboxes",
-     "Existing mailboxes can be listed and imported.",
-     "Existing mailboxes cannot be listed."),
-    ("mailbox_aliases", "Adds aliases",
-     "Extra addresses can be added to a mailbox and listed.",
-     "Aliases are not managed through the API."),
-    ("mailbox_alias_remove", "Removes aliases",
-     "An alias can be taken off a mailbox again.",
-     "Aliases cannot be removed through the API; remove them on the backend."),
-    ("mailbox_admin_privilege", "Mail admin privilege",
-     "A mailbox can be made an administrator of the mail system.",
-     "The mail system has no per-mailbox administrator privilege."),
-    ("protocol_flags", "Protocol switches",
-     "Client protocols (webmail, Outlook, mobile, IMAP, POP, SMTP) can be switched on and off per mailbox.",
-     "Client protocols are not switched per mailbox."),
+_CAPABILITY_TEXTS: tuple[tuple[str, Any, Any, Any], ...] = (
+    ("domain_api", _l("Creates domains"),
+     _l("The portal registers new domains on the backend."),
+     _l("Domains are not created through the API; they exist once the backend serves them.")),
+    ("domain_check", _l("Checks domains"),
+     _l("The backend verifies the domain's DNS and its own set-up."),
+     _l("The backend does not check domains; the portal relies on its own DNS checks.")),
+    ("domain_fix", _l("Repairs domains"),
+     _l("The backend can repair its own side of a domain's set-up."),
+     _l("Problems on the backend's side must be repaired by its operator.")),
+    ("dns_spec", _l("Tells the DNS records"),
+     _l("The backend states the DNS records each domain must publish."),
+     _l("The DNS records shown come from this connection's settings.")),
+    ("domain_settings", _l("Domain settings"),
+     _l("Domain-wide settings (quotas, limits, aliases, spam filtering) are managed from the portal."),
+     _l("The backend has no domain-wide settings the portal can manage.")),
+    ("needs_subscription", _l("Needs a subscription"),
+     _l("Mailboxes are created inside the subscription set on this connection."),
+     _l("No subscription or plan has to be chosen.")),
+    ("mailbox_create", _l("Creates mailboxes"),
+     _l("Mailboxes are provisioned on the backend."),
+     _l("Mailboxes cannot be created through the API.")),
+    ("mailbox_delete", _l("Deletes mailboxes"),
+     _l("Deleting a mailbox removes it from the backend."),
+     _l("Mailboxes cannot be removed for good through the API.")),
+    ("mailbox_delete_archives", _l("Archives on delete"),
+     _l("Deleting a mailbox archives it: its mail stays on the server and re-creating the address restores it."),
+     _l("Deleting does not keep an archive.")),
+    ("mailbox_disable", _l("Disables mailboxes"),
+     _l("A mailbox can be disabled and enabled again."),
+     _l("Mailboxes cannot be disabled; delete them instead.")),
+    ("mailbox_password_reset", _l("Backend resets passwords"),
+     _l("The backend generates new mailbox passwords."),
+     _l("The backend does not generate passwords.")),
+    ("mailbox_password_set", _l("Portal sets passwords"),
+     _l("The portal generates a strong password and sets it on the backend."),
+     _l("The portal cannot choose mailbox passwords.")),
+    ("mailbox_quota", _l("Mailbox quotas"),
+     _l("Each mailbox's storage quota can be set."),
+     _l("Quotas are not managed through the API.")),
+    ("mailbox_list", _l("Lists mailboxes"),
+     _l("Existing mailboxes can be listed and imported."),
+     _l("Existing mailboxes cannot be listed.")),
+    ("mailbox_aliases", _l("Adds aliases"),
+     _l("Extra addresses can be added to a mailbox and listed."),
+     _l("Aliases are not managed through the API.")),
+    ("mailbox_alias_remove", _l("Removes aliases"),
+     _l("An alias can be taken off a mailbox again."),
+     _l("Aliases cannot be removed through the API; remove them on the backend.")),
+    ("mailbox_admin_privilege", _l("Mail admin privilege"),
+     _l("A mailbox can be made an administrator of the mail system."),
+     _l("The mail system has no per-mailbox administrator privilege.")),
+    ("protocol_flags", _l("Protocol switches"),
+     _l("Client protocols (webmail, Outlook, mobile, IMAP, POP, SMTP) can be switched on and off per mailbox."),
+     _l("Client protocols are not switched per mailbox.")),
 )
 
 
@@ -232,11 +243,12 @@ class Capabilities:
 
     def describe(self) -> list[tuple[str, bool, str]]:
         """(label, supported, explanation) for every capability, UI order."""
-        rows = []
-        for name, label, when_yes, when_no in _CAPABILITY_TEXTS:
-            supported = getattr(self, name)
-            rows.append((label, supported, self.notes.get(name, when_yes if supported else when_no)))
-        return rows
+        return [(label, getattr(self, name), self.explanation(name)) for name, label, *_texts in _CAPABILITY_TEXTS]
+
+    def explanation(self, name: str) -> str:
+        """Why the capability ``name`` is there or not: this backend's note, else the generic words."""
+        when_yes, when_no = next(texts for known, _label, *texts in _CAPABILITY_TEXTS if known == name)
+        return self.notes.get(name, when_yes if getattr(self, name) else when_no)
 
 
 # --------------------------------------------------------------------------
@@ -398,6 +410,7 @@ class DomainSetting:
     label: str
     kind: SettingKind
     help: str = ""
+    # A unit's code (bytes, mailboxes, aliases, messages per day); the portal words it for people.
     unit: str = ""
     min_value: int | None = None
     max_value: int | None = None
@@ -422,45 +435,47 @@ class DomainSetting:
 # labels and value vocabularies (spam levels, services) are the same on
 # every backend, and translate them to their wire names themselves.
 _PORTAL_DOMAIN_SETTINGS: dict[str, DomainSetting] = {setting.key: setting for setting in (
-    DomainSetting("default_quota_bytes", "Default mailbox quota", "int",
-                  "The quota of new mailboxes created without one.", unit="bytes", min_value=1),
-    DomainSetting("max_quota_bytes", "Largest mailbox quota", "int",
-                  "No mailbox of the domain may be given a larger quota.", unit="bytes", min_value=1),
-    DomainSetting("max_users", "Most mailboxes", "int",
-                  "How many mailboxes the domain may have.", unit="mailboxes", min_value=0),
-    DomainSetting("max_aliases", "Most aliases", "int",
-                  "How many mailbox aliases the domain may have.", unit="aliases", min_value=0),
-    DomainSetting("domain_aliases", "Domain aliases", "list",
-                  "Other domain names whose mail goes to the same mailboxes here: "
-                  "joe@alias.example reaches joe@ this domain.", value_format="domain"),
-    DomainSetting("allow_senders", "Allowed senders", "list",
-                  "Senders whose mail is never treated as spam; wildcards such as *@partner.example "
-                  "are allowed.", value_format="sender"),
-    DomainSetting("block_senders", "Blocked senders", "list",
-                  "Senders whose mail is always treated as spam; wildcards such as *@spam.example "
-                  "are allowed.", value_format="sender"),
-    DomainSetting("catch_all", "Catch-all address", "text",
-                  "The address of the domain that receives mail sent to addresses that do not exist; "
-                  "empty for none.", value_format="domain_address"),
-    DomainSetting("spam_level", "Spam filtering", "choice", "How aggressively mail is filtered for spam.",
-                  choices=(("normal", "Normal"), ("high", "High"), ("very_high", "Very high"))),
-    DomainSetting("spam_delivery", "Spam handling", "choice", "What happens to mail found to be spam.",
-                  choices=(("quarantine", "Kept in the spam folder"),
-                           ("passthrough", "Delivered with the spam tag and header"))),
-    DomainSetting("spam_folder", "Spam folder", "text", "The folder spam is delivered to."),
-    DomainSetting("spam_tag", "Spam tag", "text", "Text added to the subject of spam."),
-    DomainSetting("spam_header", "Spam header", "text",
-                  "Header added to spam, written Name: value with a capital first letter "
-                  "(for example X-Spam: detected).", value_format="header"),
-    DomainSetting("default_services", "Services of new mailboxes", "list",
-                  "What new mailboxes of the domain may use.",
-                  choices=(("imap", "IMAP"), ("pop", "POP"), ("smtp", "Sending (SMTP)"), ("webmail", "Webmail"))),
-    DomainSetting("send_limit", "Daily sending limit", "int",
-                  "The most messages a mailbox may send in 24 hours.", unit="messages per day", min_value=0),
-    DomainSetting("password_strength", "Password strength", "choice",
-                  "The strength mailbox passwords must have.",
-                  choices=(("weak", "Weak"), ("medium", "Medium"), ("good", "Good"), ("strong", "Strong"))),
-    DomainSetting("notes", "Notes", "text", "Notes kept with the domain on the backend."),
+    DomainSetting("default_quota_bytes", _l("Default mailbox quota"), "int",
+                  _l("The quota of new mailboxes created without one."), unit="bytes", min_value=1),
+    DomainSetting("max_quota_bytes", _l("Largest mailbox quota"), "int",
+                  _l("No mailbox of the domain may be given a larger quota."), unit="bytes", min_value=1),
+    DomainSetting("max_users", _l("Most mailboxes"), "int",
+                  _l("How many mailboxes the domain may have."), unit="mailboxes", min_value=0),
+    DomainSetting("max_aliases", _l("Most aliases"), "int",
+                  _l("How many mailbox aliases the domain may have."), unit="aliases", min_value=0),
+    DomainSetting("domain_aliases", _l("Domain aliases"), "list",
+                  _l("Other domain names whose mail goes to the same mailboxes here: "
+                     "joe@alias.example reaches joe@ this domain."), value_format="domain"),
+    DomainSetting("allow_senders", _l("Allowed senders"), "list",
+                  _l("Senders whose mail is never treated as spam; wildcards such as *@partner.example "
+                     "are allowed."), value_format="sender"),
+    DomainSetting("block_senders", _l("Blocked senders"), "list",
+                  _l("Senders whose mail is always treated as spam; wildcards such as *@spam.example "
+                     "are allowed."), value_format="sender"),
+    DomainSetting("catch_all", _l("Catch-all address"), "text",
+                  _l("The address of the domain that receives mail sent to addresses that do not exist; "
+                     "empty for none."), value_format="domain_address"),
+    DomainSetting("spam_level", _l("Spam filtering"), "choice", _l("How aggressively mail is filtered for spam."),
+                  choices=(("normal", _l("Normal")), ("high", _l("High")), ("very_high", _l("Very high")))),
+    DomainSetting("spam_delivery", _l("Spam handling"), "choice", _l("What happens to mail found to be spam."),
+                  choices=(("quarantine", _l("Kept in the spam folder")),
+                           ("passthrough", _l("Delivered with the spam tag and header")))),
+    DomainSetting("spam_folder", _l("Spam folder"), "text", _l("The folder spam is delivered to.")),
+    DomainSetting("spam_tag", _l("Spam tag"), "text", _l("Text added to the subject of spam.")),
+    DomainSetting("spam_header", _l("Spam header"), "text",
+                  _l("Header added to spam, written Name: value with a capital first letter "
+                     "(for example X-Spam: detected)."), value_format="header"),
+    DomainSetting("default_services", _l("Services of new mailboxes"), "list",
+                  _l("What new mailboxes of the domain may use."),
+                  choices=(("imap", "IMAP"), ("pop", "POP"), ("smtp", _l("Sending (SMTP)")),
+                           ("webmail", _l("Webmail")))),
+    DomainSetting("send_limit", _l("Daily sending limit"), "int",
+                  _l("The most messages a mailbox may send in 24 hours."), unit="messages per day", min_value=0),
+    DomainSetting("password_strength", _l("Password strength"), "choice",
+                  _l("The strength mailbox passwords must have."),
+                  choices=(("weak", _l("Weak")), ("medium", _l("Medium")), ("good", _l("Good")),
+                           ("strong", _l("Strong")))),
+    DomainSetting("notes", _l("Notes"), "text", _l("Notes kept with the domain on the backend.")),
 )}
 
 PORTAL_DOMAIN_SETTING_KEYS: tuple[str, ...] = tuple(_PORTAL_DOMAIN_SETTINGS)
@@ -498,7 +513,7 @@ def validate_domain_settings(
     for key, value in values.items():
         setting = by_key.get(key)
         if setting is None:
-            problems[key] = "This backend has no such setting."
+            problems[key] = _("This backend has no such setting.")
         elif value is not None:
             problem = _setting_problem(setting, value, domain)
             if problem:
@@ -506,61 +521,71 @@ def validate_domain_settings(
     return problems
 
 
+def _number(value: int) -> str:
+    """A count written the reader's way (1,000 / 1 000)."""
+    return format_decimal(value, locale=get_locale() or "en")
+
+
+def _choices(setting: DomainSetting) -> str:
+    return ", ".join(str(label) for _value, label in setting.choices)
+
+
 def _setting_problem(setting: DomainSetting, value: Any, domain: str | None) -> str | None:
     if setting.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            return "Enter a whole number."
+            return _("Enter a whole number.")
         if setting.min_value is not None and value < setting.min_value:
-            return f"At least {setting.min_value:,}."
+            return _("At least %(number)s.", number=_number(setting.min_value))
         if setting.max_value is not None and value > setting.max_value:
-            return f"At most {setting.max_value:,}."
+            return _("At most %(number)s.", number=_number(setting.max_value))
         return None
     if setting.kind == "bool":
-        return None if isinstance(value, bool) else "Choose yes or no."
+        return None if isinstance(value, bool) else _("Choose yes or no.")
     if setting.kind == "choice":
         if value not in setting.choice_values:
-            return "Choose one of: " + ", ".join(label for _, label in setting.choices) + "."
+            return _("Choose one of: %(choices)s.", choices=_choices(setting))
         return None
     if setting.kind == "text":
         if not isinstance(value, str):
-            return "Enter text."
+            return _("Enter text.")
         return _text_problem(setting, value, domain) if value else None
     if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
-        return "Enter a list of entries."
+        return _("Enter a list of entries.")
     if setting.max_items is not None and len(value) > setting.max_items:
-        return f"At most {setting.max_items:,} entries; {len(value):,} given."
+        return _("At most %(most)s entries; %(given)s given.", most=_number(setting.max_items),
+                 given=_number(len(value)))
     seen: set[str] = set()
     for item in value:
         if not item.strip():
-            return "Leave out empty entries."
+            return _("Leave out empty entries.")
         if item.lower() in seen:
-            return f"{item} is listed twice."
+            return _("%(entry)s is listed twice.", entry=item)
         seen.add(item.lower())
         if setting.choices and item not in setting.choice_values:
-            return f"{item} is not one of: " + ", ".join(label for _, label in setting.choices) + "."
+            return _("%(entry)s is not one of: %(choices)s.", entry=item, choices=_choices(setting))
         problem = _text_problem(setting, item, domain)
         if problem:
-            return f"{item}: {problem}"
+            return _("%(entry)s: %(problem)s", entry=item, problem=problem)
     return None
 
 
 def _text_problem(setting: DomainSetting, text: str, domain: str | None) -> str | None:
     if setting.max_length is not None and len(text) > setting.max_length:
-        return f"At most {setting.max_length:,} characters."
+        return _("At most %(number)s characters.", number=_number(setting.max_length))
     value_format = setting.value_format
     if value_format in ("address", "domain_address") and not _ADDRESS.match(text):
-        return "Enter an e-mail address."
+        return _("Enter an e-mail address.")
     if value_format == "domain_address" and domain and split_address(text)[1] != domain.lower():
-        return f"Enter an address in {domain}."
+        return _("Enter an address in %(domain)s.", domain=domain)
     if value_format == "domain":
         if not _DOMAIN_NAME.match(text.lower()):
-            return "Enter a domain name."
+            return _("Enter a domain name.")
         if domain and text.lower() == domain.lower():
-            return "A domain cannot be its own alias."
+            return _("A domain cannot be its own alias.")
     if value_format == "sender" and not _SENDER.match(text):
-        return "Enter an address or a pattern such as *@example.com."
+        return _("Enter an address or a pattern such as *@example.com.")
     if value_format == "header" and not _HEADER.match(text):
-        return "Write it as Name: value, the name starting with a capital letter."
+        return _("Write it as Name: value, the name starting with a capital letter.")
     return None
 
 
@@ -568,14 +593,14 @@ def _text_problem(setting: DomainSetting, text: str, domain: str | None) -> str 
 # Client protocols
 
 # What the UI calls each protocol name an adapter may list in ``protocols()``.
-PROTOCOL_LABELS: dict[str, str] = {
-    "owa": "Outlook on the web (OWA)",
+PROTOCOL_LABELS: dict[str, Any] = {
+    "owa": _l("Outlook on the web (OWA)"),
     "mapi": "Outlook (MAPI)",
-    "active_sync": "Mobile devices (ActiveSync)",
+    "active_sync": _l("Mobile devices (ActiveSync)"),
     "imap4": "IMAP",
     "pop3": "POP3",
-    "smtp": "Sending with a mail client (SMTP)",
-    "webmail": "Webmail",
+    "smtp": _l("Sending with a mail client (SMTP)"),
+    "webmail": _l("Webmail"),
 }
 
 
@@ -951,8 +976,8 @@ def mail_records(domain: str, mx_host: str, spf_include: str = "") -> list[DnsRe
     mx_host = mx_host.rstrip(".")
     spf = f"v=spf1 include:{spf_include} ~all" if spf_include else "v=spf1 mx ~all"
     return [
-        DnsRecord(domain, "MX", f"10 {mx_host}.", "Delivers the domain's mail to the mail system"),
-        DnsRecord(domain, "TXT", spf, "SPF: allows the mail system to send for the domain"),
+        DnsRecord(domain, "MX", f"10 {mx_host}.", _("Delivers the domain's mail to the mail system")),
+        DnsRecord(domain, "TXT", spf, _("SPF: allows the mail system to send for the domain")),
     ]
 
 
@@ -961,16 +986,16 @@ def record_purpose(name: str, record_type: str, value: str) -> str:
     record_type = record_type.upper()
     label = name.split(".", 1)[0].lower()
     if record_type == "MX":
-        return "Delivers the domain's mail to the mail system"
+        return _("Delivers the domain's mail to the mail system")
     if record_type == "TXT" and value.lower().startswith("v=spf1"):
-        return "SPF: allows the mail system to send for the domain"
+        return _("SPF: allows the mail system to send for the domain")
     if "_domainkey" in name.lower():
-        return "DKIM: lets receivers verify the domain's signatures"
+        return _("DKIM: lets receivers verify the domain's signatures")
     if label == "_dmarc":
-        return "DMARC: tells receivers what to do with unauthenticated mail"
+        return _("DMARC: tells receivers what to do with unauthenticated mail")
     if record_type == "CNAME":
-        return f"Points {label} at the mail system (client set-up)"
-    return f"{record_type} record required by the mail system"
+        return _("Points %(name)s at the mail system (client set-up)", name=label)
+    return _("%(type)s record required by the mail system", type=record_type)
 
 
 def expect_mapping(value: Any, what: str) -> Mapping[str, Any]:
