@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 import dns.exception
 import dns.resolver
+from flask_babel import gettext as _
 
 CHALLENGE_PREFIX = "_portal-challenge"
 
@@ -50,11 +51,11 @@ class Lookup:
         except dns.resolver.NXDOMAIN:
             return [], ""
         except dns.exception.Timeout:
-            return None, "the DNS did not answer in time"
+            return None, _("the DNS did not answer in time")
         except dns.resolver.NoNameservers:
-            return None, "the DNS servers failed to answer (SERVFAIL)"
+            return None, _("the DNS servers failed to answer (SERVFAIL)")
         except dns.exception.DNSException as error:
-            return None, f"the DNS lookup failed ({error.__class__.__name__})"
+            return None, _("the DNS lookup failed (%(error)s)", error=error.__class__.__name__)
         found = []
         for item in answer.rrset or []:
             if rtype == "TXT":
@@ -104,10 +105,10 @@ def compare(lookup: Lookup, name: str, rtype: str, expected: str, purpose: str) 
         result.state = OK
     elif have:
         result.state = WRONG
-        result.message = "a different value is published"
+        result.message = _("a different value is published")
     else:
         result.state = MISSING
-        result.message = "nothing is published"
+        result.message = _("nothing is published")
     return result
 
 

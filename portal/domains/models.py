@@ -7,6 +7,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
+from portal.i18n import _l, labels
 from portal.timeutil import utcnow
 
 PENDING = "pending"                  # ownership not proven yet
@@ -16,6 +17,17 @@ ENABLED = "enabled"
 DISABLED = "disabled"                # set by an admin
 TAKEN = "taken"                      # another account proved the name first: this copy is over
 STATUSES = (PENDING, ACTION_REQUIRED, FAILED, ENABLED, DISABLED, TAKEN)
+
+labels("domain.status", {PENDING: _l("Pending"), ACTION_REQUIRED: _l("Action required"), FAILED: _l("Failed"),
+                         ENABLED: _l("Enabled"), DISABLED: _l("Disabled"), TAKEN: _l("Proven by another account")})
+# Why a check ran (DomainCheckRun.trigger).
+labels("domain.check_trigger", {"manual": _l("manual"), "scheduled": _l("scheduled"), "added": _l("added"),
+                                "enabled": _l("enabled again")})
+# How a record compares with what is published (portal.domains.dns).
+labels("domain.record_state", {"ok": _l("OK"), "missing": _l("Missing"), "wrong": _l("Wrong"),
+                               "unknown": _l("Not checked")})
+# How far the backend has taken the domain's settings (Domain.settings_state).
+labels("domain.settings_state", {"pending": _l("pending"), "applied": _l("applied"), "failed": _l("failed")})
 
 
 class Domain(db.Model):

@@ -22,6 +22,8 @@ taken (see ``domains.services.end_other_claims``).
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from portal.backends.base import is_plain_local_part
 from portal.domains.models import DISABLED, TAKEN, Domain
 from portal.domains.names import DomainNameError, normalize
@@ -66,23 +68,25 @@ def usable_domain(account_id: int, domain: Domain | str, use: str, field: str | 
     else:
         found, name = (domain if domain.account_id == account_id else None), domain.name
     if found is None:
-        raise NameRefused(f"{name} is not one of this account's domains.", field)
+        raise NameRefused(_("%(domain)s is not one of this account's domains.", domain=name), field)
     if found.status == TAKEN or proven_elsewhere(found.name, account_id):
-        raise NameRefused(f"{found.name} was proven by another account: this account can no longer use it.", field)
+        raise NameRefused(_("%(domain)s was proven by another account: this account can no longer use it.",
+                            domain=found.name), field)
     if found.status == DISABLED:
-        raise NameRefused(f"{found.name} is disabled: no new addresses can be used on it.", field)
+        raise NameRefused(_("%(domain)s is disabled: no new addresses can be used on it.", domain=found.name), field)
     if use == ROUTE and found.verified_at is None:
-        raise NameRefused(f"{found.name} is not proven yet: publish its ownership record first.", field)
+        raise NameRefused(_("%(domain)s is not proven yet: publish its ownership record first.", domain=found.name),
+                          field)
     return found
 
 
 def validate_local_part(raw: str, field: str = "local_part") -> str:
     local_part = raw.strip().lower()
     if not local_part:
-        raise NameRefused("Enter the part before the @.", field)
+        raise NameRefused(_("Enter the part before the @."), field)
     if len(local_part) > 64 or not is_plain_local_part(local_part):
-        raise NameRefused("Use lower-case letters, digits and . _ + - (not at the start or end), "
-                          "at most 64 characters.", field)
+        raise NameRefused(_("Use lower-case letters, digits and . _ + - (not at the start or end), "
+                            "at most 64 characters."), field)
     return local_part
 
 
@@ -117,7 +121,7 @@ def address_for(account_id: int, domain: Domain | str, local_part: str, use: str
         raise NameRefused(problem, field)
     address = f"{local_part}@{found.name}"
     if address_taken(found, address):
-        raise NameRefused(f"{address} is already used in this account.", field)
+        raise NameRefused(_("%(address)s is already used in this account.", address=address), field)
     return found, address
 
 
@@ -125,7 +129,7 @@ def split(raw: str, field: str) -> tuple[str, str]:
     """(local part, domain name) of a typed address, with a readable refusal."""
     local_part, at, domain = raw.strip().rpartition("@")
     if not at or not local_part or not domain:
-        raise NameRefused("Enter a full address, such as name@example.org.", field)
+        raise NameRefused(_("Enter a full address, such as name@example.org."), field)
     try:
         return local_part, normalize(domain)
     except DomainNameError as error:

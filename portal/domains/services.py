@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Callable
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from portal.accounts.models import Account
 from portal.accounts.services import add_member
@@ -27,6 +28,7 @@ from portal.domains.models import (ACTION_REQUIRED, DISABLED, ENABLED, FAILED, P
 from portal.domains.ownership import proven_elsewhere
 from portal.domains.names import DomainNameError, normalize
 from portal.extensions import db
+from portal.i18n import _l, when
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
@@ -35,6 +37,7 @@ from portal.roles.services import members_holding
 from portal.timeutil import utcnow
 
 CHECK_KIND = "domain.check"
+OWNERSHIP_PURPOSE = _l("Proves the domain belongs to this account")
 MANUAL_CHECK_INTERVAL = timedelta(minutes=1)
 # After "Check now", the domain is checked every WATCH_INTERVAL for WATCH.
 WATCH = timedelta(minutes=15)
@@ -53,8 +56,9 @@ removal_blockers: list[Callable[[Domain], str | None]] = []
 removal_cleanups: list[Callable[[Domain], None]] = []
 
 
-TAKEN_REASON = ("Another account proved that {name} is theirs. This account can no longer use it: remove it, "
-                "or, if the domain is yours, contact the portal's operator.")
+def taken_reason(name: str) -> str:
+    return _("Another account proved that %(domain)s is theirs. This account can no longer use it: remove it, "
+             "or, if the domain is yours, contact the portal's operator.", domain=name)
 
 
 class DomainError(ValueError):
@@ -98,15 +102,15 @@ def add_domain(actor: User, account: Account, raw_name: str, connection: str) ->
     except DomainNameError as error:
         raise DomainError(str(error)) from None
     if connection not in backends.connection_names():
-        raise DomainError("Choose one of the configured mail backends.")
+        raise DomainError(_("Choose one of the configured mail backends."))
     if db.session.execute(db.select(Domain.id).where(Domain.account_id == account.id,
                                                      Domain.name == name)).first():
-        raise DomainError(f"{name} is already one of this account's domains.")
+        raise DomainError(_("%(domain)s is already one of this account's domains.", domain=name))
     if proven_elsewhere(name, account.id):
-        raise DomainError(f"{name} has already been proven to belong to another account. "
-                          "If it is yours, contact the portal's operator.")
+        raise DomainError(_("%(domain)s has already been proven to belong to another account. "
+                            "If it is yours, contact the portal's operator.", domain=name))
     domain = Domain(account_id=account.id, name=name, connection=connection, status=PENDING,
-                    status_reason="Publish the ownership TXT record below; the portal checks it automatically.")
+                    status_reason=_("Publish the ownership TXT record below; the portal checks it automatically."))
     db.session.add(domain)
     db.session.flush()
     record("domain.add", account=account, target=domain, connection=connection)
@@ -154,18 +158,18 @@ def _notify_admins(domain: Domain, before: str) -> None:
 
 def disable(actor: User, domain: Domain) -> None:
     if domain.status == TAKEN:
-        raise DomainError("Another account proved this domain; there is nothing left to disable here.")
+        raise DomainError(_("Another account proved this domain; there is nothing left to disable here."))
     if domain.status == DISABLED:
-        raise DomainError("The domain is already disabled.")
-    set_status(domain, DISABLED, "Disabled by an administrator: existing users and mailboxes keep working, "
-               "but no new users or mailboxes can be created on it.", actor=actor)
+        raise DomainError(_("The domain is already disabled."))
+    set_status(domain, DISABLED, _("Disabled by an administrator: existing users and mailboxes keep working, "
+                                  "but no new users or mailboxes can be created on it."), actor=actor)
 
 
 def enable(actor: User, domain: Domain) -> None:
     if domain.status != DISABLED:
-        raise DomainError("Only a disabled domain can be enabled again.")
+        raise DomainError(_("Only a disabled domain can be enabled again."))
     status = ACTION_REQUIRED if domain.verified_at else PENDING
-    set_status(domain, status, "Enabled again by an administrator; checking the domain now.", actor=actor)
+    set_status(domain, status, _("Enabled again by an administrator; checking the domain now."), actor=actor)
     domain.failing_since, domain.failed_checks = None, 0
     schedule_check(domain, trigger="enabled")
 
@@ -173,13 +177,13 @@ def enable(actor: User, domain: Domain) -> None:
 def mark_verified(actor: User, domain: Domain) -> None:
     """The superadmin vouches for ownership, for DNS the portal cannot see."""
     if proven_elsewhere(domain.name, domain.account_id):
-        raise DomainError("Another account has already proven this domain.")
+        raise DomainError(_("Another account has already proven this domain."))
     if domain.verified_at is None:
         domain.verified_at = utcnow()
         end_other_claims(domain)
     domain.verified_by_hand = True
     if domain.status == TAKEN:
-        set_status(domain, PENDING, "Ownership was vouched for by the portal's operator; checking the domain now.",
+        set_status(domain, PENDING, _("Ownership was vouched for by the portal's operator; checking the domain now."),
                    actor=actor)
     record("domain.mark_verified", account=domain.account_id, target=domain, actor=actor)
     schedule_check(domain, trigger="manual")
@@ -191,7 +195,7 @@ def end_other_claims(domain: Domain) -> None:
     others = db.session.execute(db.select(Domain).where(
         Domain.name == domain.name, Domain.id != domain.id, Domain.status != TAKEN)).scalars().all()
     for other in others:
-        set_status(other, TAKEN, TAKEN_REASON.format(name=other.name))
+        set_status(other, TAKEN, taken_reason(other.name))
         for hook in taken_hooks:
             hook(other)
 
@@ -229,9 +233,9 @@ def request_check(actor: User, domain: Domain) -> None:
     """Check now, or as soon as allowed (one asked-for check a minute); then keep checking often
     for a while (``WATCH``), so records published in one pass enable the domain with no other click."""
     if domain.status == TAKEN and proven_elsewhere(domain.name, domain.account_id):
-        raise DomainError("Another account has proven this domain; it cannot be checked for this account.")
+        raise DomainError(_("Another account has proven this domain; it cannot be checked for this account."))
     if domain.status == DISABLED:
-        raise DomainError("The domain is disabled: enable it to check it again.")
+        raise DomainError(_("The domain is disabled: enable it to check it again."))
     now = utcnow()
     run_at = now
     if domain.last_manual_check_at and now - domain.last_manual_check_at < MANUAL_CHECK_INTERVAL:
@@ -259,16 +263,17 @@ def _lookup() -> dnscheck.Lookup:
 
 # What the backends' own check names mean, in words an administrator reads.
 CHECK_LABELS = {
-    "domain_exist": "The domain exists in the DNS", "mx": "Mail is delivered to the mail system (MX)",
-    "cname_imap": "Mail client address for reading (IMAP)", "cname_smtp": "Mail client address for sending (SMTP)",
-    "cname_webmail": "Webmail address", "spf": "Sending is allowed (SPF)", "dkim": "Signatures (DKIM)",
-    "dmarc": "Policy for unsigned mail (DMARC)", "postfix": "The mail server's own set-up",
-    "ox": "The webmail's own set-up", "cert": "The security certificate",
+    "domain_exist": _l("The domain exists in the DNS"), "mx": _l("Mail is delivered to the mail system (MX)"),
+    "cname_imap": _l("Mail client address for reading (IMAP)"),
+    "cname_smtp": _l("Mail client address for sending (SMTP)"),
+    "cname_webmail": _l("Webmail address"), "spf": _l("Sending is allowed (SPF)"), "dkim": _l("Signatures (DKIM)"),
+    "dmarc": _l("Policy for unsigned mail (DMARC)"), "postfix": _l("The mail server's own set-up"),
+    "ox": _l("The webmail's own set-up"), "cert": _l("The security certificate"),
 }
 
 
 def check_label(name: str) -> str:
-    return CHECK_LABELS.get(name, "A check of the mail system")
+    return str(CHECK_LABELS.get(name, _l("A check of the mail system")))
 
 
 def _backend_summary(check) -> list[dict]:
@@ -282,16 +287,16 @@ def run_check(domain: Domain, trigger: str) -> DomainCheckRun | None:
         return None
     if proven_elsewhere(domain.name, domain.account_id):
         if domain.status != TAKEN:
-            set_status(domain, TAKEN, TAKEN_REASON.format(name=domain.name))
+            set_status(domain, TAKEN, taken_reason(domain.name))
         return None
     if domain.status == TAKEN:
         # The account that proved it gave the name up: this copy may be proven again.
-        set_status(domain, PENDING, "The account that had proven this domain removed it; checking again.")
+        set_status(domain, PENDING, _("The account that had proven this domain removed it; checking again."))
     now = utcnow()
     before = domain.status
     lookup = _lookup()
     ownership = dnscheck.compare(lookup, challenge_name(domain), "TXT", domain.challenge,
-                                 "Proves the domain belongs to this account")
+                                 str(OWNERSHIP_PURPOSE))
     results = [ownership]
     if ownership.state == dnscheck.OK and domain.verified_at is None:
         domain.verified_at = now
@@ -325,8 +330,10 @@ def _missing_summary(records: list) -> str:
     parts = []
     for result in records:
         found = ", ".join(result.found)
-        parts.append(f"{result.type} {result.name}" + (f" (found {found} instead)" if found else " (nothing found)"))
-    return "; ".join(parts)
+        parts.append(_("%(type)s %(name)s (found %(found)s instead)", type=result.type, name=result.name, found=found)
+                     if found else _("%(type)s %(name)s (nothing found)", type=result.type, name=result.name))
+    # Each part may hold commas: a semicolon, spaced as the language writes it, sets them apart.
+    return _("; ").join(parts)
 
 
 def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list) -> tuple[str, str]:
@@ -334,12 +341,18 @@ def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list) -> tuple[str
     if domain.verified_at is None:
         _records_before_proof(domain, lookup, results)
         if ownership.state == dnscheck.UNKNOWN:
-            return PENDING, f"Ownership could not be checked: {ownership.message}. The portal will try again."
+            return PENDING, _("Ownership could not be checked: %(problem)s. The portal will try again.",
+                              problem=ownership.message)
         others = [r for r in results[1:] if r.state in (dnscheck.MISSING, dnscheck.WRONG)]
-        return PENDING, (f"Waiting for the ownership record (TXT {challenge_name(domain)}): "
-                         + ("publish it" + (" and the other records marked missing" if others else "")
-                            if ownership.state != dnscheck.OK else "found")
-                         + ". The portal checks again by itself.")
+        record = challenge_name(domain)
+        if ownership.state == dnscheck.OK:
+            return PENDING, _("Waiting for the ownership record (TXT %(record)s): found. The portal checks again "
+                              "by itself.", record=record)
+        if others:
+            return PENDING, _("Waiting for the ownership record (TXT %(record)s): publish it and the other records "
+                              "marked missing. The portal checks again by itself.", record=record)
+        return PENDING, _("Waiting for the ownership record (TXT %(record)s): publish it. The portal checks again "
+                          "by itself.", record=record)
     domain.backend_checks = []
     try:
         # What this connection's server offers decides the rule: a dimail without checks of its
@@ -354,32 +367,38 @@ def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list) -> tuple[str
         if backend_check is not None and backend_check.state == "internal_failed" and capabilities.domain_fix:
             backend_check, fixed = backend.fix_domain(domain.name), True
     except TransientBackendError as error:
-        return domain.status, f"The mail backend could not be reached ({error.message}). The portal will try again."
+        return domain.status, _("The mail backend could not be reached (%(detail)s). The portal will try again.",
+                                detail=error.message)
     except BackendError as error:
-        return FAILED, f"The mail backend refused the domain: {error.message}"
+        return FAILED, _("The mail backend refused the domain: %(detail)s", detail=error.message)
     for record_spec in required:
         results.append(dnscheck.compare(lookup, record_spec.name, record_spec.type, record_spec.value,
                                         record_spec.purpose))
     if backend_check is not None:
         domain.backend_checks = _backend_summary(backend_check)
     if ownership.state != dnscheck.OK:
-        ownership.message = "ownership is already proven; this record may stay or go"
+        ownership.message = _("ownership is already proven; this record may stay or go")
     # Once ownership is proven the challenge record no longer decides anything.
     wrong = [r for r in results[1:] if r.state in (dnscheck.MISSING, dnscheck.WRONG)]
     unknown = [r for r in results[1:] if r.state == dnscheck.UNKNOWN]
     if backend_check is not None and backend_check.state == "external_failed":
         failing = ", ".join(check_label(c.name) for c in backend_check.checks if not c.ok and not c.internal)
-        return ACTION_REQUIRED, f"The mail backend's checks fail: {failing}. Publish the records below as shown."
+        return ACTION_REQUIRED, _("The mail backend's checks fail: %(checks)s. Publish the records below as shown.",
+                                  checks=failing)
     if wrong:
-        return ACTION_REQUIRED, f"Still missing or wrong: {_missing_summary(wrong)}. Publish them as shown below."
+        return ACTION_REQUIRED, _("Still missing or wrong: %(records)s. Publish them as shown below.",
+                                  records=_missing_summary(wrong))
     if backend_check is not None and backend_check.state == "internal_failed":
         failing = ", ".join(check_label(c.name) for c in backend_check.checks if not c.ok)
-        attempted = " after an automatic repair" if fixed else ""
-        return FAILED, f"The mail backend's own set-up fails{attempted} ({failing}). Contact the portal's operator."
+        if fixed:
+            return FAILED, _("The mail backend's own set-up fails after an automatic repair (%(checks)s). Contact "
+                             "the portal's operator.", checks=failing)
+        return FAILED, _("The mail backend's own set-up fails (%(checks)s). Contact the portal's operator.",
+                         checks=failing)
     if unknown:
         return (domain.status if domain.status != PENDING else ACTION_REQUIRED,
-                "Some records could not be checked (the DNS did not answer). The portal will try again.")
-    return ENABLED, "Every record is published and the mail backend accepts the domain."
+                _("Some records could not be checked (the DNS did not answer). The portal will try again."))
+    return ENABLED, _("Every record is published and the mail backend accepts the domain.")
 
 
 def _apply_grace(domain: Domain, before: str, status: str, reason: str, now) -> tuple[str, str]:
@@ -393,8 +412,8 @@ def _apply_grace(domain: Domain, before: str, status: str, reason: str, now) -> 
         return status, reason
     domain.failing_since = domain.failing_since or now
     if now - domain.failing_since < ENABLED_GRACE or domain.failed_checks < ENABLED_GRACE_CHECKS:
-        return ENABLED, (f"Still enabled, but checks have failed since {domain.failing_since:%Y-%m-%d %H:%M} UTC: "
-                         f"{reason}")
+        return ENABLED, _("Still enabled, but checks have failed since %(moment)s: %(reason)s",
+                          moment=when(domain.failing_since, "%Y-%m-%d %H:%M"), reason=reason)
     return status, reason
 
 
@@ -406,9 +425,10 @@ def _schedule_next(domain: Domain, now) -> None:
         delay = timedelta(hours=1) if domain.failing_since else timedelta(days=1)
     elif domain.status == PENDING:
         if now - domain.created_at > PENDING_CHECK_WINDOW:
-            if not domain.status_reason.startswith("Automatic checks stopped"):
-                domain.status_reason = ("Automatic checks stopped after 72 hours without the ownership record. "
-                                        "Publish it, then click Check now.")
+            stopped = _("Automatic checks stopped after 72 hours without the ownership record. "
+                        "Publish it, then click Check now.")
+            if domain.status_reason != stopped:
+                domain.status_reason = stopped
                 _notify_admins(domain, domain.status)
             return
         delay = timedelta(minutes=min(2 ** max(domain.failed_checks - 1, 0), 60))

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.backends import service as backends
@@ -13,6 +16,7 @@ from portal.backends.registry import backend_class
 from portal.domains import ownership
 from portal.domains.models import Domain
 from portal.extensions import db
+from portal.i18n import _l, labels
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue_once
 
@@ -20,10 +24,14 @@ SETTINGS_KIND = "domain.settings"
 MEGABYTE = 1024 * 1024
 PENDING, APPLIED, FAILED = "pending", "applied", "failed"
 
+# The units a backend counts a setting in (DomainSetting.unit), as people read them.
+labels("domain.setting_unit", {"bytes": _l("bytes"), "mailboxes": _l("mailboxes"), "aliases": _l("aliases"),
+                               "messages per day": _l("messages per day")})
+
 
 class SettingsInvalid(ValueError):
     def __init__(self, problems: dict[str, str]):
-        super().__init__("Some settings are not valid.")
+        super().__init__(_("Some settings are not valid."))
         self.problems = problems
 
 
@@ -52,9 +60,9 @@ def parse_form(domain: Domain, form) -> tuple[dict[str, Any], dict[str, str]]:
             if not text:
                 values[setting.key] = None
             elif not text.isdigit():
-                problems[setting.key] = "Enter a whole number."
+                problems[setting.key] = _("Enter a whole number.")
             elif len(text) > 12:
-                problems[setting.key] = "That number is far too large."
+                problems[setting.key] = _("That number is far too large.")
             else:
                 values[setting.key] = int(text) * (MEGABYTE if shown_in_megabytes(setting) else 1)
         else:
@@ -76,7 +84,8 @@ def ownership_problems(domain: Domain, values: dict[str, Any]) -> dict[str, str]
         try:
             ownership.usable_domain(domain.account_id, name, ownership.ROUTE)
         except ownership.NameRefused as refusal:
-            problems["domain_aliases"] = f"{name}: {refusal} Only this account's own proven domains can be aliases."
+            problems["domain_aliases"] = _("%(domain)s: %(refusal)s Only this account's own proven domains can be "
+                                            "aliases.", domain=name, refusal=str(refusal))
             break
     return problems
 
@@ -89,7 +98,8 @@ def save(actor: User, domain: Domain, values: dict[str, Any]) -> None:
         raise SettingsInvalid(problems)
     changed = sorted(key for key in values if (domain.settings or {}).get(key) != values[key])
     domain.settings = values
-    domain.settings_state, domain.settings_message, domain.settings_hints = PENDING, "Being applied on the backend.", {}
+    domain.settings_state, domain.settings_hints = PENDING, {}
+    domain.settings_message = _("Being applied on the backend.")
     enqueue_once(SETTINGS_KIND, {"domain_id": domain.id}, subject=f"domain-settings:{domain.id}",
                  account=domain.account_id)
     record("domain.settings", account=domain.account_id, target=domain, actor=actor, changed=changed)
@@ -99,7 +109,8 @@ def mailbox_limit_problem(domain: Domain, current: int) -> str | None:
     """The portal enforces the domain's own limit on mailboxes too."""
     limit = (domain.settings or {}).get("max_users")
     if limit is not None and current >= limit:
-        return f"{domain.name} allows at most {limit} mailbox{'es' if limit != 1 else ''} (see its settings)."
+        return ngettext("%(domain)s allows at most %(num)d mailbox (see its settings).",
+                        "%(domain)s allows at most %(num)d mailboxes (see its settings).", limit, domain=domain.name)
     return None
 
 
@@ -117,7 +128,7 @@ def apply_settings(job) -> None:
     refused = ownership_problems(domain, domain.settings or {})
     if refused:
         # Ownership may have changed since the settings were saved: nothing is routed on a stale claim.
-        message = "; ".join(refused.values())
+        message = _("; ").join(refused.values())
         domain.settings_state, domain.settings_message, domain.settings_hints = FAILED, message, refused
         db.session.commit()
         raise PermanentJobError(message)
@@ -132,4 +143,5 @@ def apply_settings(job) -> None:
         domain.settings_hints = dict(error.hints or {})
         db.session.commit()
         raise PermanentJobError(error.message) from None
-    domain.settings_state, domain.settings_message, domain.settings_hints = APPLIED, "Applied on the backend.", {}
+    domain.settings_state, domain.settings_hints = APPLIED, {}
+    domain.settings_message = _("Applied on the backend.")

@@ -1,4 +1,5 @@
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.auth.forms import ConfirmForm
@@ -7,6 +8,7 @@ from portal.domains import forms, services
 from portal.domains import settings as domain_settings
 from portal.domains.models import STATUSES
 from portal.extensions import db
+from portal.i18n import label
 from portal.timeutil import utcnow
 from portal.web import lists
 from portal.web.access import SUPERADMIN, member, rule
@@ -30,7 +32,7 @@ def _index(form, status=200):
     listing = lists.read({"status": STATUSES}, services.DOMAIN_SORTS, "name")
     page = lists.fetch(services.domain_query(g.account, listing), listing)
     return render("domains/index.html", block="list", status=status, account=g.account, page=page, listing=listing,
-                  status_options=[(value, value.replace("_", " ").capitalize()) for value in STATUSES], form=form)
+                  status_options=[(value, label(value, "domain.status")) for value in STATUSES], form=form)
 
 
 @bp.route("/accounts/<int:account_id>/domains")
@@ -51,7 +53,7 @@ def add(account_id):
             form.name.errors.append(str(error))
         else:
             db.session.commit()
-            flash(f"{domain.name} added. Publish the ownership record shown below.", "success")
+            flash(_("%(domain)s added. Publish the ownership record shown below.", domain=domain.name), "success")
             return redirect(url_for("domains.show", account_id=account_id, domain_id=domain.id))
     return _index(form, 422)
 
@@ -97,19 +99,19 @@ def check(account_id, domain_id):
 @bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/disable", methods=["POST"])
 @rule(member("domains.manage"))
 def disable(account_id, domain_id):
-    return _act(account_id, domain_id, services.disable, "Domain disabled.")
+    return _act(account_id, domain_id, services.disable, _("Domain disabled."))
 
 
 @bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/enable", methods=["POST"])
 @rule(member("domains.manage"))
 def enable(account_id, domain_id):
-    return _act(account_id, domain_id, services.enable, "Domain enabled again; checking it now.")
+    return _act(account_id, domain_id, services.enable, _("Domain enabled again; checking it now."))
 
 
 @bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/verify", methods=["POST"])
 @rule(SUPERADMIN)
 def mark_verified(account_id, domain_id):
-    return _act(account_id, domain_id, services.mark_verified, "Ownership marked as verified by hand.")
+    return _act(account_id, domain_id, services.mark_verified, _("Ownership marked as verified by hand."))
 
 
 @bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/remove", methods=["GET", "POST"])
@@ -120,7 +122,7 @@ def remove(account_id, domain_id):
     error = None
     if form.validate_on_submit():
         if form.confirm.data.strip().lower() not in (domain.name, domain.unicode_name):
-            form.confirm.errors.append(f"Type {domain.unicode_name} exactly to confirm.")
+            form.confirm.errors.append(_("Type %(domain)s exactly to confirm.", domain=domain.unicode_name))
         else:
             try:
                 services.remove_domain(current_user, domain)
@@ -129,7 +131,7 @@ def remove(account_id, domain_id):
                 error = str(refusal)
             else:
                 db.session.commit()
-                flash(f"{domain.name} removed from the account.", "success")
+                flash(_("%(domain)s removed from the account.", domain=domain.name), "success")
                 return redirect(url_for("domains.index", account_id=account_id))
     status = 409 if error else (422 if form.errors else 200)
     return render("domains/remove.html", status=status, account=g.account, domain=domain, form=form, error=error)
@@ -154,7 +156,7 @@ def settings(account_id, domain_id):
                 problems = invalid.problems
             else:
                 db.session.commit()
-                flash("Settings saved; they are being applied on the backend.", "success")
+                flash(_("Settings saved; they are being applied on the backend."), "success")
                 return redirect(url_for("domains.settings", account_id=account_id, domain_id=domain_id))
         status = 422
     return render("domains/settings.html", block="state", status=status, account=g.account, domain=domain,
