@@ -37,6 +37,19 @@ class Role(db.Model):
         return self.system_key is not None
 
     @property
+    def label(self) -> str:
+        """The name as people read it: a system role's in their language (``name`` keeps the
+        English one, which workbooks and identity providers match)."""
+        definition = catalogue.SYSTEM_BY_KEY.get(self.system_key or "")
+        return str(definition.name) if definition is not None else self.name
+
+    @property
+    def summary(self) -> str:
+        """The description as people read it (a system role's in their language)."""
+        definition = catalogue.SYSTEM_BY_KEY.get(self.system_key or "")
+        return str(definition.description) if definition is not None else (self.description or "")
+
+    @property
     def permissions(self) -> frozenset[str]:
         if self.system_key:
             return catalogue.SYSTEM_BY_KEY[self.system_key].permissions

@@ -8,6 +8,7 @@ a role, a permission they do not hold themselves.
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import func
 
 from portal.accounts.models import Account, Membership
@@ -23,16 +24,19 @@ class AccessError(ValueError):
 
 
 def ensure_system_roles() -> None:
-    """Create the rows of the system roles that are missing; keep names in step with code."""
+    """Create the rows of the system roles that are missing; keep names in step with code.
+    The rows hold the English names (workbooks and identity providers match on them); pages show
+    ``Role.label``, in the reader's language."""
     existing = {role.system_key: role for role in db.session.execute(
         db.select(Role).where(Role.system_key.is_not(None))).scalars()}
     for definition in catalogue.SYSTEM_ROLES:
+        name, description = catalogue.english(definition.name), catalogue.english(definition.description)
         role = existing.get(definition.key)
         if role is None:
             db.session.add(Role(system_key=definition.key, scope=definition.scope,
-                                name=definition.name, description=definition.description))
+                                name=name, description=description))
         else:
-            role.name, role.description, role.scope = definition.name, definition.description, definition.scope
+            role.name, role.description, role.scope = name, description, definition.scope
     db.session.flush()
 
 
@@ -113,7 +117,7 @@ def _require_holds(actor: User, account: Account, wanted: frozenset[str] | set[s
     missing = set(wanted) - account_permissions(actor, account)
     if missing:
         labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing if code in catalogue.BY_CODE))
-        raise AccessError(f"You cannot grant permissions you do not hold yourself: {labels}.")
+        raise AccessError(_("You cannot grant permissions you do not hold yourself: %(labels)s.", labels=labels))
 
 
 # -- custom roles -----------------------------------------------------------
@@ -121,18 +125,19 @@ def _require_holds(actor: User, account: Account, wanted: frozenset[str] | set[s
 def _validate_role(account: Account, name: str, scope: str, permissions: set[str], role: Role | None) -> str:
     name = " ".join(name.split())
     if not name:
-        raise AccessError("Give the role a name.")
+        raise AccessError(_("Give the role a name."))
     if scope not in catalogue.SCOPES:
-        raise AccessError("Choose the account or the mailbox scope.")
+        raise AccessError(_("Choose the account or the mailbox scope."))
     unknown = permissions - catalogue.codes(scope)
     if unknown:
-        raise AccessError(f"These permissions do not exist at {scope} scope: {', '.join(sorted(unknown))}.")
+        raise AccessError(_("These permissions do not exist at this scope: %(codes)s.",
+                            codes=", ".join(sorted(unknown))))
     clash = db.session.execute(
         db.select(Role.id).where(func.lower(Role.name) == name.lower(), Role.scope == scope,
                                  (Role.account_id == account.id) | Role.system_key.is_not(None))
     ).scalars().all()
     if any(role_id != getattr(role, "id", None) for role_id in clash):
-        raise AccessError(f"A role named “{name}” already exists at this scope.")
+        raise AccessError(_("A role named “%(name)s” already exists at this scope.", name=name))
     return name
 
 
@@ -160,7 +165,7 @@ def create_role(actor: User, account: Account, *, name: str, scope: str, descrip
 def update_role(actor: User, account: Account, role: Role, *, name: str, description: str,
                 permissions: set[str]) -> Role:
     if role.is_system:
-        raise AccessError("System roles cannot be changed; copy one to make your own.")
+        raise AccessError(_("System roles cannot be changed; copy one to make your own."))
     name = _validate_role(account, name, role.scope, permissions, role)
     added = permissions - role.permissions
     removed = role.permissions - permissions
@@ -173,19 +178,19 @@ def update_role(actor: User, account: Account, role: Role, *, name: str, descrip
 
 
 def copy_role(actor: User, account: Account, role: Role) -> Role:
-    base = f"Copy of {role.name}"
+    base = _("Copy of %(name)s", name=role.label)
     name, number = base, 2
     while db.session.execute(db.select(Role.id).where(
             Role.name == name, Role.scope == role.scope,
             (Role.account_id == account.id) | Role.system_key.is_not(None))).first():
         name, number = f"{base} ({number})", number + 1
-    return create_role(actor, account, name=name, scope=role.scope, description=role.description,
+    return create_role(actor, account, name=name, scope=role.scope, description=role.summary,
                        permissions=set(role.permissions))
 
 
 def delete_role(actor: User, account: Account, role: Role) -> None:
     if role.is_system:
-        raise AccessError("System roles cannot be deleted.")
+        raise AccessError(_("System roles cannot be deleted."))
     _scope_check(actor, account, role.scope, set(role.permissions))
     record("role.delete", account=account, target=role, holders=role_holder_count(account, role))
     db.session.delete(role)
@@ -232,7 +237,7 @@ def refuse_last_owner(account: Account, membership: Membership) -> None:
     """
     db.session.execute(db.select(Account.id).where(Account.id == account.id).with_for_update())
     if owner_memberships(account) == [membership.id]:
-        raise AccessError("This is the account's last owner: make someone else owner first.")
+        raise AccessError(_("This is the account's last owner: make someone else owner first."))
 
 
 def _same_grant(membership: Membership, role: Role | None, permission: str | None,
@@ -248,7 +253,7 @@ def _same_grant(membership: Membership, role: Role | None, permission: str | Non
 
 def grant_role(actor: User, account: Account, membership: Membership, role: Role) -> Grant:
     if role.scope != catalogue.ACCOUNT:
-        raise AccessError("Mailbox roles are granted on a mailbox.")
+        raise AccessError(_("Mailbox roles are granted on a mailbox."))
     _require_holds(actor, account, role.permissions)
     existing = _same_grant(membership, role, None)
     if existing:
@@ -265,7 +270,7 @@ def set_single_permissions(actor: User, account: Account, membership: Membership
     """Make the member's single account permissions exactly ``wanted``."""
     unknown = wanted - catalogue.codes(catalogue.ACCOUNT)
     if unknown:
-        raise AccessError(f"Unknown permissions: {', '.join(sorted(unknown))}.")
+        raise AccessError(_("Unknown permissions: %(codes)s.", codes=", ".join(sorted(unknown))))
     current = {grant.permission: grant for grant in account_grants(membership) if grant.permission}
     added, removed = wanted - set(current), set(current) - wanted
     _require_holds(actor, account, added | removed)
@@ -335,7 +340,7 @@ def outranks(actor: User, account: Account, user: User) -> bool:
             return False  # rights in an account the actor cannot see, let alone hold
         held.setdefault((account_id, grant.mailbox_id), []).append(grant)
     actor_account = account_permissions(actor, account)
-    for (_, mailbox_id), grants in held.items():
+    for (_account_id, mailbox_id), grants in held.items():
         wanted = permissions_of_grants(grants)
         if mailbox_id is None:
             if wanted - actor_account:
@@ -348,18 +353,19 @@ def outranks(actor: User, account: Account, user: User) -> bool:
 def _require_holds_on_mailbox(actor: User, account: Account, mailbox_id: int, wanted: set[str]) -> None:
     held = mailbox_permissions(actor, account, mailbox_id)
     if "mailbox.access" not in held:
-        raise AccessError("You may not grant access to this mailbox.")
+        raise AccessError(_("You may not grant access to this mailbox."))
     missing = wanted - held
     if missing:
         labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing))
-        raise AccessError(f"You cannot grant permissions you do not hold on this mailbox: {labels}.")
+        raise AccessError(_("You cannot grant permissions you do not hold on this mailbox: %(labels)s.",
+                            labels=labels))
 
 
 def grant_mailbox_role(actor: User | None, account: Account, membership: Membership, mailbox_id: int,
                        role: Role) -> Grant:
     """Grant a mailbox-scope role; ``actor=None`` is the portal itself (e.g. a personal mailbox's owner)."""
     if role.scope != catalogue.MAILBOX:
-        raise AccessError("Only mailbox roles can be granted on a mailbox.")
+        raise AccessError(_("Only mailbox roles can be granted on a mailbox."))
     if actor is not None:
         _require_holds_on_mailbox(actor, account, mailbox_id, set(role.permissions))
     existing = _same_grant(membership, role, None, mailbox_id)
@@ -378,7 +384,7 @@ def set_mailbox_permissions(actor: User, account: Account, membership: Membershi
                             wanted: set[str]) -> tuple[set[str], set[str]]:
     unknown = wanted - catalogue.codes(catalogue.MAILBOX)
     if unknown:
-        raise AccessError(f"Unknown mailbox permissions: {', '.join(sorted(unknown))}.")
+        raise AccessError(_("Unknown mailbox permissions: %(codes)s.", codes=", ".join(sorted(unknown))))
     current = {g.permission: g for g in mailbox_grants(membership, mailbox_id) if g.permission}
     added, removed = wanted - set(current), set(current) - wanted
     _require_holds_on_mailbox(actor, account, mailbox_id, added | removed)

@@ -1,6 +1,7 @@
 from dataclasses import dataclass, field
 
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.auth.forms import ConfirmForm
@@ -107,7 +108,7 @@ def create(account_id):
             db.session.rollback()
             return _editor(None, scope, form, picker, 422, str(error))
         db.session.commit()
-        flash(f"Role “{role.name}” created.", "success")
+        flash(_("Role “%(name)s” created.", name=role.name), "success")
         return redirect(url_for("roles.show", account_id=account_id, role_id=role.id))
     return _editor(None, scope, form, picker, 422 if form.errors else 200)
 
@@ -117,7 +118,7 @@ def create(account_id):
 def edit(account_id, role_id):
     role = load_or_404(_role_or_404, role_id)
     if role.is_system:
-        flash("System roles cannot be changed; copy one to make your own.", "info")
+        flash(_("System roles cannot be changed; copy one to make your own."), "info")
         return redirect(url_for("roles.show", account_id=account_id, role_id=role_id))
     form = RoleForm(obj=role)
     picker = picker_state(role.scope, set(role.permissions))
@@ -129,7 +130,7 @@ def edit(account_id, role_id):
             db.session.rollback()
             return _editor(role, role.scope, form, picker, 422, str(error))
         db.session.commit()
-        flash(f"Role “{role.name}” saved.", "success")
+        flash(_("Role “%(name)s” saved.", name=role.name), "success")
         return redirect(url_for("roles.show", account_id=account_id, role_id=role.id))
     return _editor(role, role.scope, form, picker, 422 if form.errors else 200)
 
@@ -145,7 +146,7 @@ def copy(account_id, role_id):
         flash(str(error), "error")
         return redirect(url_for("roles.show", account_id=account_id, role_id=role_id))
     db.session.commit()
-    flash(f"Copied as “{new_role.name}”. Adjust it and save.", "success")
+    flash(_("Copied as “%(name)s”. Adjust it and save.", name=new_role.name), "success")
     return redirect(url_for("roles.edit", account_id=account_id, role_id=new_role.id))
 
 
@@ -154,7 +155,7 @@ def copy(account_id, role_id):
 def delete(account_id, role_id):
     role = load_or_404(_role_or_404, role_id)
     form = ConfirmForm()
-    error = "System roles cannot be deleted." if role.is_system else None
+    error = _("System roles cannot be deleted.") if role.is_system else None
     if error is None and form.validate_on_submit():
         try:
             services.delete_role(current_user, g.account, role)
@@ -163,7 +164,7 @@ def delete(account_id, role_id):
             error = str(refusal)
         else:
             db.session.commit()
-            flash(f"Role “{role.name}” deleted.", "success")
+            flash(_("Role “%(name)s” deleted.", name=role.name), "success")
             return redirect(url_for("roles.index", account_id=account_id))
     return render("roles/delete.html", account=g.account, role=role, form=form, error=error,
                   holders=services.role_holder_count(g.account, role), status=403 if error else 200)
