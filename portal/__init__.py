@@ -137,13 +137,15 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_web_hooks(app: Flask) -> None:
     from portal.auth import sessions
+    from portal.i18n import _l
     from portal.web import access, errors, inputs, security
     from portal.timeutil import utcnow
     from portal.web.urls import external_url
 
     login_manager.user_loader(sessions.load_user)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message = _l("Please log in to see that page.")
+    login_manager.localize_callback = str  # flashed in the visitor's language (the session keeps text)
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 

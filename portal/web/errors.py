@@ -8,25 +8,29 @@ from collections.abc import Callable
 from html import escape
 
 from flask import Flask, current_app, request
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
+from portal.i18n import _l, current_language
 from portal.web.render import render
 
 MESSAGES = {
-    400: ("Bad request", "The request could not be understood. Go back, reload the page and try again."),
-    401: ("Please log in", "You need to log in to do that."),
-    403: ("Not allowed", "You do not have the permission this page needs. Ask an administrator of the account."),
-    404: ("Not found", "There is nothing here, or it is not yours to see."),
-    405: ("Not allowed", "That action is not available this way."),
-    409: ("Changed meanwhile", "Someone changed this at the same moment. Reload the page and try again."),
-    410: ("No longer available", "This link or item is no longer available."),
-    413: ("Too large", "The upload is larger than this portal accepts."),
-    429: ("Slow down", "Too many attempts. Wait a moment and try again."),
-    500: ("Something went wrong", "The error has been logged. Try again in a moment."),
+    400: (_l("Bad request"), _l("The request could not be understood. Go back, reload the page and try again.")),
+    401: (_l("Please log in"), _l("You need to log in to do that.")),
+    403: (_l("Not allowed"),
+          _l("You do not have the permission this page needs. Ask an administrator of the account.")),
+    404: (_l("Not found"), _l("There is nothing here, or it is not yours to see.")),
+    405: (_l("Not allowed"), _l("That action is not available this way.")),
+    409: (_l("Changed meanwhile"), _l("Someone changed this at the same moment. Reload the page and try again.")),
+    410: (_l("No longer available"), _l("This link or item is no longer available.")),
+    413: (_l("Too large"), _l("The upload is larger than this portal accepts.")),
+    429: (_l("Slow down"), _l("Too many attempts. Wait a moment and try again.")),
+    500: (_l("Something went wrong"), _l("The error has been logged. Try again in a moment.")),
 }
+OTHER = (_l("Error"), _l("Something went wrong."))
 
 
 # Blueprints that answer errors in a format of their own (the JSON API: problem details; SCIM:
@@ -48,15 +52,16 @@ def _page(code: int, detail: str | None = None, headers: dict[str, str] | None =
     renderer = renderers.get(request.blueprint or _blueprint_by_path())
     if renderer is not None:
         db.session.rollback()
-        return renderer(code, detail or MESSAGES.get(code, ("Error", ""))[1], headers)
-    title, text = MESSAGES.get(code, ("Error", "Something went wrong."))
+        return renderer(code, str(detail or (MESSAGES[code][1] if code in MESSAGES else "")), headers)
+    title, text = (str(part) for part in MESSAGES.get(code, OTHER))
     try:
         db.session.rollback()
         return render("errors/error.html", status=code, code=code, title=title, text=detail or text)
     except Exception:  # the database or a template is unusable: still answer
         db.session.rollback()
-        body = (f"<!doctype html><html lang=\"en\"><title>{escape(title)}</title><main><h1>{escape(title)}</h1>"
-                f"<p>{escape(detail or text)}</p><p>Error {code}</p></main></html>")
+        body = (f"<!doctype html><html lang=\"{escape(current_language())}\"><title>{escape(title)}</title><main>"
+                f"<h1>{escape(title)}</h1><p>{escape(str(detail or text))}</p>"
+                f"<p>{escape(_('Error %(code)s', code=code))}</p></main></html>")
         return body, code, {"Content-Type": "text/html; charset=utf-8"}
 
 
@@ -68,7 +73,7 @@ def _detail(error: HTTPException) -> str | None:
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return _page(400, "The form had expired or was not sent by this portal. Reload the page and try again.")
+        return _page(400, _("The form had expired or was not sent by this portal. Reload the page and try again."))
 
     @app.errorhandler(HTTPException)
     def http_error(error):

@@ -9,6 +9,7 @@ PostgreSQL refuses in text: such a request is refused whole, with a message.
 from __future__ import annotations
 
 from flask import abort, request
+from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter
 
 # Primary keys are 32-bit signed integers on every database we run on.
@@ -58,8 +59,8 @@ def _has_nul(values) -> bool:
 def refuse_nul_bytes():
     """``before_request``: a NUL anywhere in the path, the query or a form field refuses the request."""
     if "\x00" in request.path or _has_nul(request.args):
-        abort(400, description="The address contains a NUL character, which is not allowed.")
+        abort(400, description=_("The address contains a NUL character, which is not allowed."))
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
             "application/x-www-form-urlencoded", "multipart/form-data") and _has_nul(request.form):
-        abort(400, description="A field contains a NUL character, which is not allowed. Remove it and try again.")
+        abort(400, description=_("A field contains a NUL character, which is not allowed. Remove it and try again."))
     return None
