@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import case, func
 
 from portal.accounts.models import Account, Membership
@@ -98,15 +99,15 @@ def build(account: Account, can) -> Overview:
     if can("domains.view"):
         proven = sum(count for status, count in view.domains.items() if status not in (PENDING, "taken"))
         view.checklist = [
-            Step("Add a domain", bool(view.domains), "domains.index",
-                 "The mail domain your addresses will be on, such as example.org."),
-            Step("Prove it is yours", proven > 0, "domains.index",
-                 "Publish its ownership TXT record; the portal checks it by itself."),
-            Step("Publish its mail records", view.domains.get(ENABLED, 0) > 0, "domains.index",
-                 "MX, SPF and the records the mail backend needs; the domain is then enabled."),
-            Step("Create the first mailbox", sum(view.mailboxes.values()) > 0, "mailboxes.create",
-                 "A shared address or someone's personal mailbox."),
-            Step("Invite someone", view.invitations_sent > 0, "invitations.index",
-                 "Colleagues join by accepting an invitation, with the access you offer."),
+            Step(_("Add a domain"), bool(view.domains), "domains.index",
+                 _("The mail domain your addresses will be on, such as example.org.")),
+            Step(_("Prove it is yours"), proven > 0, "domains.index",
+                 _("Publish its ownership TXT record; the portal checks it by itself.")),
+            Step(_("Publish its mail records"), view.domains.get(ENABLED, 0) > 0, "domains.index",
+                 _("MX, SPF and the records the mail backend needs; the domain is then enabled.")),
+            Step(_("Create the first mailbox"), sum(view.mailboxes.values()) > 0, "mailboxes.create",
+                 _("A shared address or someone's personal mailbox.")),
+            Step(_("Invite someone"), view.invitations_sent > 0, "invitations.index",
+                 _("Colleagues join by accepting an invitation, with the access you offer.")),
         ]
     return view

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import func
 
 from portal.accounts.models import Account, Membership
@@ -19,7 +20,7 @@ class DeletionRefused(ValueError):
 def create_account(owner: User, name: str) -> Account:
     """Create an account with ``owner`` as its Account Owner."""
     if owner.is_corporate:
-        raise DeletionRefused("Corporate users are managed by their organisation and cannot create accounts.")
+        raise DeletionRefused(_("Corporate users are managed by their organisation and cannot create accounts."))
     name = " ".join(name.split())
     account = Account(name=name)
     db.session.add(account)
@@ -133,7 +134,7 @@ def remove_member(actor: User, account: Account, membership: Membership) -> None
     held = permissions_of_grants(account_grants(membership))
     missing = held - account_permissions(actor, account)
     if missing:
-        raise AccessError("You cannot remove a member who holds permissions you do not hold.")
+        raise AccessError(_("You cannot remove a member who holds permissions you do not hold."))
     record("member.remove", account=account, target=membership.user)
     db.session.delete(membership)
     db.session.flush()
@@ -151,9 +152,9 @@ def update_settings(actor: User, account: Account, *, name: str, self_registrati
 
     role = role_in_account(account, personal_mailbox_role_id) if personal_mailbox_role_id else None
     if role is not None and role.scope != catalogue.MAILBOX:
-        raise AccessError("Choose a mailbox role for personal mailboxes.")
+        raise AccessError(_("Choose a mailbox role for personal mailboxes."))
     if deprovisioned_mailboxes is not None and deprovisioned_mailboxes not in MAILBOX_CHOICES:
-        raise AccessError("Choose what happens to the mailboxes of someone your identity provider removes.")
+        raise AccessError(_("Choose what happens to the mailboxes of someone your identity provider removes."))
     before = {"name": account.name, "self_registration": account.self_registration,
               "personal_mailboxes": account.personal_mailboxes, "role": account.personal_mailbox_role_id,
               "deprovisioned_mailboxes": account.deprovisioned_mailboxes, "default_locale": account.default_locale}
@@ -185,9 +186,9 @@ def delete_account(actor: User, account: Account, typed_name: str, *, delete_mai
 
     own = membership_of(actor, account)
     if not actor.is_superadmin and (own is None or own.id not in owner_memberships(account)):
-        raise DeletionRefused("Only an owner of the account can delete it.")
+        raise DeletionRefused(_("Only an owner of the account can delete it."))
     if " ".join(typed_name.split()) != account.name:
-        raise DeletionRefused(f"Type the account's name, {account.name}, exactly to confirm.")
+        raise DeletionRefused(_("Type the account's name, %(name)s, exactly to confirm.", name=account.name))
     people = [m.user for m in members(account)]
     mailboxes = db.session.execute(db.select(Mailbox).where(Mailbox.account_id == account.id)).scalars().all()
     outcome = {}
@@ -212,16 +213,16 @@ def delete_profile(user: User, typed_email: str) -> None:
     from portal.invitations.services import withdraw_for
 
     if user.is_corporate:
-        raise DeletionRefused("Your profile is managed by your organisation as a corporate user: ask its "
-                              "administrators to remove it.")
+        raise DeletionRefused(_("Your profile is managed by your organisation as a corporate user: ask its "
+                                "administrators to remove it."))
     if typed_email.strip().lower() != user.email:
-        raise DeletionRefused(f"Type your address, {user.email}, exactly to confirm.")
+        raise DeletionRefused(_("Type your address, %(email)s, exactly to confirm.", email=user.email))
     sole = [m.account.name for m in db.session.execute(
         db.select(Membership).where(Membership.user_id == user.id)).scalars()
         if owner_memberships(m.account) == [m.id]]
     if sole:
-        raise DeletionRefused("You are the only owner of " + ", ".join(sole) + ": make someone else owner, "
-                              "or delete the account, first.")
+        raise DeletionRefused(_("You are the only owner of %(accounts)s: make someone else owner, or delete the "
+                                "account, first.", accounts=", ".join(sole)))
     withdrawn = withdraw_for(user)
     record("user.delete_profile", target=user, actor=user, invitations_withdrawn=withdrawn)
     db.session.delete(user)

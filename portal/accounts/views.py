@@ -1,4 +1,6 @@
 from flask import Blueprint, flash, g, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.accounts import forms, services
@@ -37,7 +39,7 @@ def create():
         return render("accounts/index.html", accounts=services.accounts_of(current_user), form=form, status=403)
     db.session.commit()
     session["account_id"] = account.id
-    flash(f"Account “{account.name}” created. You are its owner.", "success")
+    flash(_("Account “%(name)s” created. You are its owner.", name=account.name), "success")
     return redirect(url_for("accounts.overview", account_id=account.id))
 
 
@@ -61,7 +63,7 @@ def members(account_id):
     account_roles = roles.roles_for(g.account, catalogue.ACCOUNT)
     return render("accounts/members.html", block="list", account=g.account, listing=listing, page=page,
                   details=services.member_details([membership for membership, _ in page.items]),
-                  roles=account_roles, role_options=[(str(role.id), role.name) for role in account_roles])
+                  roles=account_roles, role_options=[(str(role.id), role.label) for role in account_roles])
 
 
 def _access_page(membership, status=200, error=None):
@@ -83,14 +85,14 @@ def add_role(account_id, membership_id):
     form = ConfirmForm()
     role = roles.role_in_account(g.account, form_id("role_id") or 0)
     if not form.validate_on_submit() or role is None:
-        return _access_page(membership, 422, "Choose a role to add.")
+        return _access_page(membership, 422, _("Choose a role to add."))
     try:
         roles.grant_role(current_user, g.account, membership, role)
     except roles.AccessError as error:
         db.session.rollback()
         return _access_page(membership, 403, str(error))
     db.session.commit()
-    flash(f"{membership.user.email} now has the role “{role.name}”.", "success")
+    flash(_("%(email)s now has the role “%(role)s”.", email=membership.user.email, role=role.label), "success")
     return redirect(url_for("accounts.access", account_id=account_id, membership_id=membership_id))
 
 
@@ -101,7 +103,7 @@ def revoke(account_id, membership_id, grant_id):
     membership = load_or_404(services.member_in_account, membership_id)
     grant = roles.grant_in_account(g.account, grant_id)
     if grant is None or grant.membership_id != membership.id or grant.mailbox_id is not None:
-        return _access_page(membership, 404, "That access was already taken away.")
+        return _access_page(membership, 404, _("That access was already taken away."))
     if grant.role is not None and grant.role.system_key == catalogue.OWNER:
         require_fresh(url_for("accounts.access", account_id=account_id, membership_id=membership_id))
     try:
@@ -110,7 +112,7 @@ def revoke(account_id, membership_id, grant_id):
         db.session.rollback()
         return _access_page(membership, 403, str(error))
     db.session.commit()
-    flash("Access taken away.", "success")
+    flash(_("Access taken away."), "success")
     return redirect(url_for("accounts.access", account_id=account_id, membership_id=membership_id))
 
 
@@ -132,7 +134,8 @@ def advanced(account_id, membership_id):
             return render("accounts/advanced.html", status=403, account=g.account, membership=membership,
                           picker=picker, form=form, error=str(error))
         db.session.commit()
-        flash(f"Single permissions saved ({len(added)} added, {len(removed)} removed).", "success")
+        flash(_("Single permissions saved (%(added)s added, %(removed)s removed).", added=len(added),
+                removed=len(removed)), "success")
         return redirect(url_for("accounts.access", account_id=account_id, membership_id=membership_id))
     return render("accounts/advanced.html", block="permission_picker", account=g.account,
                   membership=membership, picker=picker, form=form)
@@ -154,7 +157,7 @@ def remove(account_id, membership_id):
             error = str(refusal)
         else:
             db.session.commit()
-            flash(f"{membership.user.email} is no longer a member.", "success")
+            flash(_("%(email)s is no longer a member.", email=membership.user.email), "success")
             return redirect(url_for("accounts.members", account_id=account_id))
     return render("accounts/remove_member.html", account=g.account, membership=membership, form=form,
                   error=error, status=403 if error else 200)
@@ -165,7 +168,8 @@ def remove(account_id, membership_id):
 def settings(account_id):
     account = g.account
     form = forms.AccountSettingsForm(obj=account)
-    form.personal_mailbox_role_id.choices = [(role.id, role.name) for role in roles.roles_for(account, catalogue.MAILBOX)]
+    form.personal_mailbox_role_id.choices = [(role.id, role.label)
+                                             for role in roles.roles_for(account, catalogue.MAILBOX)]
     if request.method == "GET" and account.personal_mailbox_role_id is None:
         form.personal_mailbox_role_id.data = roles.system_role(catalogue.MAILBOX_OWNER).id
     if form.validate_on_submit():
@@ -182,7 +186,7 @@ def settings(account_id):
             form.personal_mailbox_role_id.errors.append(str(error))
         else:
             db.session.commit()
-            flash("Account settings saved.", "success")
+            flash(_("Account settings saved."), "success")
             return redirect(url_for("accounts.settings", account_id=account_id))
     return render("accounts/settings.html", status=422 if form.errors else 200, account=account, form=form)
 
@@ -205,8 +209,15 @@ def delete(account_id):
             db.session.commit()
             session.pop("account_id", None)
             g.pop("account", None)
-            flash(f"The account {name} was deleted; {len(outcome)} mailbox(es) are being "
-                  f"{'deleted or ' if form.delete_mailboxes.data else ''}disabled on their backends.", "success")
+            if form.delete_mailboxes.data:
+                done = ngettext("The account %(name)s was deleted; %(num)d mailbox is being deleted or disabled on "
+                                "its backend.", "The account %(name)s was deleted; %(num)d mailboxes are being deleted "
+                                "or disabled on their backends.", len(outcome), name=name)
+            else:
+                done = ngettext("The account %(name)s was deleted; %(num)d mailbox is being disabled on its backend.",
+                                "The account %(name)s was deleted; %(num)d mailboxes are being disabled on their "
+                                "backends.", len(outcome), name=name)
+            flash(done, "success")
             return redirect(url_for("accounts.index"))
     from portal.mailboxes.models import Mailbox
 
@@ -233,6 +244,6 @@ def delete_profile():
             db.session.commit()
             logout_user()
             session.clear()
-            flash("Your profile was deleted.", "info")
+            flash(_("Your profile was deleted."), "info")
             return redirect(url_for("auth.login"))
     return render("accounts/delete_profile.html", status=422 if form.errors else 200, form=form)
