@@ -2,11 +2,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from portal.audit import actions  # noqa: F401  (declares how actions and sources read)
 from portal.extensions import db
+from portal.i18n import label
 from portal.timeutil import utcnow
+
+SYSTEM_ACTOR = "system"
 
 
 class AuditEvent(db.Model):
@@ -19,7 +24,7 @@ class AuditEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
-    actor_label: Mapped[str] = mapped_column(String(254), default="system")
+    actor_label: Mapped[str] = mapped_column(String(254), default=SYSTEM_ACTOR)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     action: Mapped[str] = mapped_column(String(64), index=True)
     target_type: Mapped[str] = mapped_column(String(32), default="")
@@ -29,3 +34,17 @@ class AuditEvent(db.Model):
     ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(300), default="")
     details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    @property
+    def description(self) -> str:
+        """What was done, in the reader's language (the code itself for an action not described)."""
+        return label(self.action, "audit.action")
+
+    @property
+    def actor_shown(self) -> str:
+        """Who did it: their address, or the portal itself."""
+        return _("the portal") if self.actor_label == SYSTEM_ACTOR else self.actor_label
+
+    @property
+    def source_shown(self) -> str:
+        return label(self.source, "audit.source")

@@ -12,8 +12,9 @@ from flask import g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import func
 
-from portal.audit.models import AuditEvent
+from portal.audit.models import SYSTEM_ACTOR, AuditEvent
 from portal.extensions import db
+from portal.i18n import _l
 
 SOURCE_WEB = "web"
 SOURCE_API = "api"
@@ -29,7 +30,7 @@ def record(action: str, *, account=None, target=None, target_label: str | None =
         action=action,
         account_id=getattr(account, "id", account),
         actor_id=getattr(actor, "id", None),
-        actor_label=actor.email if actor is not None else "system",
+        actor_label=actor.email if actor is not None else SYSTEM_ACTOR,
         details=_jsonable(details),
     )
     if target is not None:
@@ -71,9 +72,10 @@ def _jsonable(details: dict) -> dict:
 
 
 # The kinds of actions, by the prefix of their names, for the log's filter.
-FAMILIES = (("account", "Account"), ("member", "Members"), ("access", "Access"), ("role", "Roles"),
-            ("domain", "Domains"), ("drift", "Drift"), ("mailbox", "Mailboxes"), ("invitation", "Invitations"),
-            ("user", "People"), ("users", "Imports and reports"), ("bulk", "Bulk actions"), ("token", "API tokens"))
+FAMILIES = (("account", _l("Account")), ("member", _l("Members")), ("access", _l("Access")), ("role", _l("Roles")),
+            ("domain", _l("Domains")), ("drift", _l("Drift")), ("mailbox", _l("Mailboxes")),
+            ("invitation", _l("Invitations")), ("user", _l("People")), ("users", _l("Imports and reports")),
+            ("bulk", _l("Bulk actions")), ("token", _l("API tokens")))
 
 
 def query_events(account_id: int, *, family: str = "", actor: str = "", target: str = "", since: date | None = None,

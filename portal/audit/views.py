@@ -1,6 +1,7 @@
 from datetime import date
 
 from flask import Blueprint, g
+from flask_babel import gettext as _
 
 from portal.audit.services import FAMILIES, query_events
 from portal.web import lists
@@ -20,10 +21,10 @@ def _date(value: str) -> date | None:
 @bp.route("/accounts/<int:account_id>/audit")
 @rule(member("audit.view"))
 def index(account_id):
-    listing = lists.read({"family": tuple(name for name, _ in FAMILIES), "actor": None, "since": None,
+    listing = lists.read({"family": tuple(name for name, _label in FAMILIES), "actor": None, "since": None,
                           "until": None}, ("at",), "at", descending=True)
-    problems = [f"“{listing.filters[key]}” is not a date (use YYYY-MM-DD)." for key in ("since", "until")
-                if listing.filters[key] and _date(listing.filters[key]) is None]
+    problems = [_("“%(value)s” is not a date (use YYYY-MM-DD).", value=listing.filters[key])
+                for key in ("since", "until") if listing.filters[key] and _date(listing.filters[key]) is None]
     query = query_events(account_id, family=listing.filters["family"], actor=listing.filters["actor"],
                          target=listing.q, since=_date(listing.filters["since"]),
                          until=_date(listing.filters["until"]), oldest_first=not listing.descending)
