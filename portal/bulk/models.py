@@ -6,6 +6,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
+from portal.i18n import _l, labels
 from portal.timeutil import utcnow
 
 QUEUED = "queued"
@@ -15,6 +16,8 @@ FAILED = "failed"
 
 MEMBERS = "members"
 MAILBOXES = "mailboxes"
+
+labels("bulk.status", {QUEUED: _l("Queued"), RUNNING: _l("Running"), DONE: _l("Done"), FAILED: _l("Failed")})
 
 
 class BulkRun(db.Model):

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.bulk.models import DONE, FAILED, MAILBOXES, MEMBERS, QUEUED, RUNNING, BulkRun
 from portal.extensions import db
+from portal.i18n import _l, label as label_of
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.roles import catalogue
@@ -29,22 +32,22 @@ MAX_PROBLEMS = 500
 @dataclass(frozen=True)
 class Action:
     permission: str
-    label: str
+    label: object  # a lazy text; ``%(role)s`` stands for the role's name
     destructive: bool = False
 
 
 MEMBER_ACTIONS = {
-    "grant_role": Action("access.grant", "Grant the role “{role}”"),
-    "remove_role": Action("access.grant", "Take away the role “{role}”", destructive=True),
-    "send_onboarding": Action("users.manage", "Send onboarding links again"),
-    "suspend": Action("users.manage", "Suspend (corporate users)", destructive=True),
-    "restore": Action("users.manage", "Restore (corporate users)"),
-    "remove": Action("members.remove", "Remove from the account", destructive=True),
+    "grant_role": Action("access.grant", _l("Grant the role “%(role)s”")),
+    "remove_role": Action("access.grant", _l("Take away the role “%(role)s”"), destructive=True),
+    "send_onboarding": Action("users.manage", _l("Send onboarding links again")),
+    "suspend": Action("users.manage", _l("Suspend (corporate users)"), destructive=True),
+    "restore": Action("users.manage", _l("Restore (corporate users)")),
+    "remove": Action("members.remove", _l("Remove from the account"), destructive=True),
 }
 MAILBOX_ACTIONS = {
-    "enable": Action("mailboxes.manage", "Enable"),
-    "disable": Action("mailboxes.manage", "Disable", destructive=True),
-    "delete": Action("mailboxes.manage", "Delete", destructive=True),
+    "enable": Action("mailboxes.manage", _l("Enable")),
+    "disable": Action("mailboxes.manage", _l("Disable"), destructive=True),
+    "delete": Action("mailboxes.manage", _l("Delete"), destructive=True),
 }
 ACTIONS = {MEMBERS: MEMBER_ACTIONS, MAILBOXES: MAILBOX_ACTIONS}
 MAILBOX_CHOICES = ("keep", "disable", "delete")
@@ -92,14 +95,14 @@ def prepare(actor: User, account: Account, target: str, form) -> BulkRun:
     actions = ACTIONS[target]
     action = form.get("action", "")
     if action not in actions:
-        raise BulkError("Choose what to do.")
+        raise BulkError(_("Choose what to do."))
     if actions[action].permission not in account_permissions(actor, account):
-        raise AccessError("You do not hold the permission this action needs.")
+        raise AccessError(_("You do not hold the permission this action needs."))
     params: dict = {}
     if action in ("grant_role", "remove_role"):
         role = role_in_account(account, parse_id(form.get("role_id")) or 0)
         if role is None or role.scope != catalogue.ACCOUNT:
-            raise BulkError("Choose an account role.")
+            raise BulkError(_("Choose an account role."))
         params = {"role_id": role.id, "role": role.name}
     if action == "remove":
         choice = form.get("mailboxes", "keep")
@@ -111,13 +114,13 @@ def prepare(actor: User, account: Account, target: str, form) -> BulkRun:
         ids = sorted({number for number in (parse_id(value) for value in form.getlist(_row_field(target)))
                       if number})
         if not ids:
-            raise BulkError("Tick the rows to act on, or choose every row the list matches.")
+            raise BulkError(_("Tick the rows to act on, or choose every row the list matches."))
         selection = {"ids": ids}
     run = BulkRun(account_id=account.id, created_by_id=actor.id, target=target, action=action, params=params,
                   selection=selection)
     run.total = len(_owned_ids(run, actor, account))
     if not run.total:
-        raise BulkError("None of the chosen rows is in this account any more.")
+        raise BulkError(_("None of the chosen rows is in this account any more."))
     return run
 
 
@@ -138,7 +141,9 @@ def _owned_ids(run: BulkRun, actor: User, account: Account) -> list[int]:
 
 
 def label(run: BulkRun) -> str:
-    return ACTIONS[run.target][run.action].label.format(**run.params)
+    """The action as people read it, in their language (a system role named in it too)."""
+    params = {"role": label_of(run.params["role"], "role")} if "role" in run.params else {}
+    return str(ACTIONS[run.target][run.action].label) % params
 
 
 def start(actor: User, account: Account, run: BulkRun) -> BulkRun:
@@ -162,7 +167,7 @@ def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Memb
     if run.action == "grant_role":
         role = role_in_account(account, run.params["role_id"])
         if role is None:
-            raise BulkError(f"The role “{run.params['role']}” no longer exists.")
+            raise BulkError(_("The role “%(role)s” no longer exists.", role=label_of(run.params["role"], "role")))
         grant_role(actor, account, membership, role)
         return "granted"
     if run.action == "remove_role":
@@ -183,7 +188,7 @@ def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Memb
     if users.is_corporate_of(user, account):
         return "; ".join(users.remove_corporate_user(actor, account, membership, run.params["mailboxes"])) or "removed"
     if user.id == actor.id:
-        raise AccessError("You cannot remove yourself this way.")
+        raise AccessError(_("You cannot remove yourself this way."))
     remove_member(actor, account, membership)
     return "removed"
 
@@ -218,7 +223,7 @@ def run_bulk(job) -> None:
     account = db.session.get(Account, run.account_id)
     actor = run.created_by
     if actor is None:
-        raise BulkError("The person who started this no longer has a profile.")
+        raise BulkError(_("The person who started this no longer has a profile."))
     ids = _owned_ids(run, actor, account)
     run.status, run.total, run.done, run.succeeded, run.failed, run.problems = RUNNING, len(ids), 0, 0, 0, []
     db.session.commit()
