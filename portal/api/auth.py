@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from flask import g, request
+from flask_babel import gettext as _
 from flask_login import AnonymousUserMixin
 from werkzeug.exceptions import TooManyRequests
 
@@ -24,11 +25,11 @@ def uses_token() -> bool:
 def load_token():
     if not uses_token():
         return None
-    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    scheme, _space, raw = request.headers.get("Authorization", "").partition(" ")
     try:
         token = tokens.authenticate(raw.strip(), request.remote_addr or "") if scheme.lower() == "bearer" else None
     except tokens.RateLimited as limited:
-        raise TooManyRequests("This token made too many requests; wait and try again.",
+        raise TooManyRequests(_("This token made too many requests; wait and try again."),
                               retry_after=limited.retry_after) from None
     g.api_token = token
     # Flask-Login reads the request's user from g: the token's creator, or nobody.

@@ -15,12 +15,14 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, g, make_response, request, url_for
-from pydantic import BaseModel, Field, ValidationError
+from flask_babel import gettext as _
+from pydantic import BaseModel, ValidationError
 from spectree import Response as Documented
 from spectree import SecurityScheme, SpecTree
 from spectree.models import SecuritySchemeData
 
 from portal.api import idempotency
+from portal.api.documentation import API, BODY_ANSWERS, GENERIC_ANSWERS, IdempotencyHeaders
 from portal.api.problems import PROBLEM_TYPE, Problem, problem, validation_problem
 from portal.extensions import db
 from portal.web.access import Rule
@@ -29,19 +31,12 @@ from portal.web.lists import Page
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 spec = SpecTree(
     "flask", mode="strict", title="Mail portal API", version="1",
-    description="Every action of the portal's pages, for scripts. Authenticate with an API token made in an "
-                "account's Settings: `Authorization: Bearer <token>`. A token acts as its creator within its "
-                "scopes, on its own account only.",
+    description=API,
     naming_strategy=lambda model: model.__name__, nested_naming_strategy=lambda _parent, child: child,
     validation_error_model=Problem, annotations=False,
     security_schemes=[SecurityScheme(name="token", data=SecuritySchemeData(type="http", scheme="bearer"))],
     security={"token": []},
 )
-
-
-class IdempotencyHeaders(BaseModel):
-    idempotency_key: str | None = Field(None, alias="Idempotency-Key", max_length=255,
-                                        description="Send the same key again and the request is not done twice.")
 
 
 def endpoint(access: Rule, *, query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
@@ -69,7 +64,7 @@ def endpoint(access: Rule, *, query: type[BaseModel] | None = None, body: type[B
                 data = request.get_json(silent=True)
                 if data is None:
                     return problem(415 if request.mimetype != "application/json" else 400,
-                                   "Send a JSON object as the body, with Content-Type: application/json.")
+                                   _("Send a JSON object as the body, with Content-Type: application/json."))
                 try:
                     kwargs["body"] = body.model_validate(data)
                 except ValidationError as error:
@@ -191,23 +186,6 @@ def openapi_document(app) -> dict:
                 answers.setdefault(code, {"description": description,
                                           "content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
     return document
-
-
-# Answers any operation may give, whatever it does.
-GENERIC_ANSWERS = {
-    "400": "The request cannot be read: a value holds a NUL character, or the body is not a JSON object.",
-    "401": "No valid token: missing, wrong, revoked, expired or used from a network it does not allow.",
-    "403": "The token (or its maker) may not do this.",
-    "404": "No such account for this token, or no such object in it.",
-    "422": "A path or query value is not valid; ``errors`` names each.",
-    "429": "Too many requests from this token; wait ``Retry-After`` seconds.",
-}
-# Answers an operation with a body may give as well.
-BODY_ANSWERS = {
-    "409": "The state of an object refuses the action, or a request with this Idempotency-Key is still running.",
-    "413": "The body is too large.",
-    "415": "The body is not sent as application/json.",
-}
 
 
 def token():

@@ -12,6 +12,7 @@ import hashlib
 from datetime import timedelta
 
 from flask import Response, request
+from flask_babel import gettext as _
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
@@ -34,10 +35,12 @@ def _fingerprint() -> str:
 
 def _replay(row: IdempotentRequest) -> Response:
     if not row.status:
-        return problem(409, "A request with this Idempotency-Key is still being carried out; try again shortly.")
+        return problem(409, _("A request with this %(header)s is still being carried out; try again shortly.",
+                              header=HEADER))
     body = unseal(ANSWERS, row.body.encode())
     if body is None:
-        return problem(409, f"The first answer to this {HEADER} can no longer be read; send a new key.")
+        return problem(409, _("The first answer to this %(header)s can no longer be read; send a new key.",
+                              header=HEADER))
     headers = {"Idempotent-Replayed": "true", **({"Location": row.location} if row.location else {})}
     mimetype = "application/problem+json" if row.status >= 400 else "application/json"
     return Response(body, status=row.status, mimetype=mimetype, headers=headers)
@@ -49,7 +52,7 @@ def once(token, run) -> Response:
     if not key:
         return run()
     if len(key) > 255:
-        return problem(400, f"{HEADER} is at most 255 characters.")
+        return problem(400, _("%(header)s is at most 255 characters.", header=HEADER))
     fingerprint = _fingerprint()
     db.session.execute(delete(IdempotentRequest).where(IdempotentRequest.token_id == token.id,
                                                        IdempotentRequest.created_at < utcnow() - KEPT_FOR))
@@ -62,8 +65,8 @@ def once(token, run) -> Response:
         earlier = db.session.execute(db.select(IdempotentRequest).where(
             IdempotentRequest.token_id == token.id, IdempotentRequest.key == key)).scalar_one()
         if earlier.fingerprint != fingerprint:
-            return problem(422, f"This {HEADER} was used for another request.",
-                           errors={f"header.{HEADER}": "already used for a different request"})
+            return problem(422, _("This %(header)s was used for another request.", header=HEADER),
+                           errors={f"header.{HEADER}": _("already used for a different request")})
         return _replay(earlier)
     response = run()
     claim = db.session.get(IdempotentRequest, claim.id)

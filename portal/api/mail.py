@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, g, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.api import out, schemas
@@ -61,13 +62,15 @@ def add_domain(account_id, body: schemas.DomainIn):
 def domain(account_id, domain_id):
     """The domain, its status and why, and every record to publish with what was found."""
     found = _domain(domain_id)
-    return json_response(_domain_out(found)) if found else problem(404, "No such domain in this account.")
+    if found is None:
+        return problem(404, _("No such domain in this account."))
+    return json_response(_domain_out(found))
 
 
 def _domain_action(domain_id, action):
     found = _domain(domain_id)
     if found is None:
-        return problem(404, "No such domain in this account.")
+        return problem(404, _("No such domain in this account."))
     action(current_user, found)
     db.session.commit()
     return json_response(_domain_out(found))
@@ -98,7 +101,7 @@ def remove_domain(account_id, domain_id):
     """Remove the domain from the account (its mailboxes must be deleted first)."""
     found = _domain(domain_id)
     if found is None:
-        return problem(404, "No such domain in this account.")
+        return problem(404, _("No such domain in this account."))
     domains.remove_domain(current_user, found)
     db.session.commit()
     return Response(status=204)
@@ -114,7 +117,9 @@ def _settings_out(domain) -> schemas.DomainSettingsOut:
 def domain_settings_get(account_id, domain_id):
     """The domain-wide settings as wanted, and how far the backend has taken them."""
     found = _domain(domain_id)
-    return json_response(_settings_out(found)) if found else problem(404, "No such domain in this account.")
+    if found is None:
+        return problem(404, _("No such domain in this account."))
+    return json_response(_settings_out(found))
 
 
 @bp.put("/accounts/<int:account_id>/domains/<int:domain_id>/settings")
@@ -124,7 +129,7 @@ def domain_settings_put(account_id, domain_id, body: schemas.DomainSettingsIn):
     """Set the domain-wide settings (validated with the backend's own limits); applied by a job."""
     found = _domain(domain_id)
     if found is None:
-        return problem(404, "No such domain in this account.")
+        return problem(404, _("No such domain in this account."))
     domain_settings.save(current_user, found, body.values)
     db.session.commit()
     return accepted(url_for("api.domain_settings_get", account_id=account_id, domain_id=domain_id, _external=True),
@@ -149,7 +154,9 @@ def _drift_out(domain) -> schemas.DriftOut:
 def drift_report(account_id, domain_id):
     """The latest comparison of the backend's mailboxes with the portal's."""
     found = _domain(domain_id)
-    return json_response(_drift_out(found)) if found else problem(404, "No such domain in this account.")
+    if found is None:
+        return problem(404, _("No such domain in this account."))
+    return json_response(_drift_out(found))
 
 
 @bp.post("/accounts/<int:account_id>/domains/<int:domain_id>/drift/compare")
@@ -158,7 +165,7 @@ def drift_compare(account_id, domain_id):
     """Compare again (a job lists the backend); poll the report."""
     found = _domain(domain_id)
     if found is None:
-        return problem(404, "No such domain in this account.")
+        return problem(404, _("No such domain in this account."))
     drift.request_comparison(found)
     db.session.commit()
     return accepted(url_for("api.drift_report", account_id=account_id, domain_id=domain_id, _external=True),
@@ -173,8 +180,8 @@ def drift_settle(account_id, domain_id, body: schemas.SettleIn):
     found = _domain(domain_id)
     report = drift.latest_report(found) if found else None
     if report is None:
-        return problem(404 if found is None else 409, "No such domain in this account." if found is None
-                       else "Compare first.")
+        return problem(404 if found is None else 409, _("No such domain in this account.") if found is None
+                       else _("Compare first."))
     drift.settle(current_user, found, report, body.address, body.kind, body.how)
     db.session.commit()
     return json_response(_drift_out(found))
@@ -187,8 +194,8 @@ def drift_settle_all(account_id, domain_id, body: schemas.SettleAllIn):
     found = _domain(domain_id)
     report = drift.latest_report(found) if found else None
     if report is None:
-        return problem(404 if found is None else 409, "No such domain in this account." if found is None
-                       else "Compare first.")
+        return problem(404 if found is None else 409, _("No such domain in this account.") if found is None
+                       else _("Compare first."))
     drift.settle_all(current_user, found, report, body.how)
     db.session.commit()
     return json_response(_drift_out(found))
@@ -220,10 +227,12 @@ def create_mailbox(account_id, body: schemas.MailboxIn):
     """Create a mailbox: it is provisioned by a job (202); its status says how far it got."""
     domain = domains.domain_in_account(g.account, body.domain_id)
     if domain is None:
-        return problem(422, "Choose one of this account's domains.", errors={"body.domain_id": "not in this account"})
+        return problem(422, _("Choose one of this account's domains."),
+                       errors={"body.domain_id": _("not in this account")})
     owner = mailboxes.member_user(g.account, body.owner_id)
     if body.owner_id and owner is None:
-        return problem(422, "The owner must be a member of the account.", errors={"body.owner_id": "not a member"})
+        return problem(422, _("The owner must be a member of the account."),
+                       errors={"body.owner_id": _("not a member")})
     mailbox = mailboxes.create_mailbox(current_user, g.account, domain, body.local_part, kind=body.kind, owner=owner,
                                        first_name=body.first_name, last_name=body.last_name,
                                        display_name=body.display_name, quota_bytes=body.quota_bytes)
@@ -269,7 +278,7 @@ def mailbox_reveal_password(account_id, mailbox_id):
     password = mailboxes.reveal_secret(current_user, g.mailbox)
     db.session.commit()
     if password is None:
-        return problem(410, "There is no password to reveal: it was already shown, or it expired.")
+        return problem(410, _("There is no password to reveal: it was already shown, or it expired."))
     return json_response(schemas.PasswordOut(password=password))
 
 
@@ -316,7 +325,7 @@ def mailbox_delete(account_id, mailbox_id):
     """Delete the mailbox where its backend can (otherwise it is disabled, and the status says so)."""
     found = mailboxes.mailbox_in_account(g.account, mailbox_id)
     if found is None:
-        return problem(404, "No such mailbox in this account.")
+        return problem(404, _("No such mailbox in this account."))
     g.mailbox = found
     return _mailbox_action(mailboxes.delete)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, g, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.accounts import services as accounts
@@ -74,7 +75,7 @@ def members(account_id, query: schemas.MemberQuery):
     """The account's members, searched, filtered, sorted and paged as on the Users page."""
     listing = _member_listing(query)
     page = lists.fetch(accounts.member_query(g.account, listing), listing, scalars=False)
-    details = accounts.member_details([membership for membership, _ in page.items])
+    details = accounts.member_details([membership for membership, _user in page.items])
     items = [out.member(membership, user, details[membership.id], account_id).model_dump(mode="json")
              for membership, user in page.items]
     return listed(page, items, "api.members", account_id=account_id)
@@ -86,7 +87,7 @@ def member_access(account_id, membership_id):
     """One member and everything they hold, over the account and on mailboxes."""
     membership = _membership(membership_id)
     if membership is None:
-        return problem(404, "No such member in this account.")
+        return problem(404, _("No such member in this account."))
     return json_response(_access_out(membership))
 
 
@@ -98,7 +99,7 @@ def grant_role(account_id, membership_id, body: schemas.RoleGrantIn):
     membership = _membership(membership_id)
     role = roles.role_in_account(g.account, body.role_id)
     if membership is None or role is None:
-        return problem(404, "No such member or role in this account.")
+        return problem(404, _("No such member or role in this account."))
     roles.grant_role(current_user, g.account, membership, role)
     db.session.commit()
     return json_response(_access_out(membership))
@@ -111,7 +112,7 @@ def set_permissions(account_id, membership_id, body: schemas.PermissionsIn):
     """Make the member's single account permissions exactly these."""
     membership = _membership(membership_id)
     if membership is None:
-        return problem(404, "No such member in this account.")
+        return problem(404, _("No such member in this account."))
     roles.set_single_permissions(current_user, g.account, membership, set(body.permissions))
     db.session.commit()
     return json_response(_access_out(membership))
@@ -125,7 +126,7 @@ def grant_mailbox_role(account_id, membership_id, mailbox_id, body: schemas.Role
     membership = _membership(membership_id)
     role = roles.role_in_account(g.account, body.role_id)
     if membership is None or role is None:
-        return problem(404, "No such member or role in this account.")
+        return problem(404, _("No such member or role in this account."))
     roles.grant_mailbox_role(current_user, g.account, membership, mailbox_id, role)
     db.session.commit()
     return json_response(_access_out(membership))
@@ -138,7 +139,7 @@ def set_mailbox_permissions(account_id, membership_id, mailbox_id, body: schemas
     """Make the member's single permissions on one mailbox exactly these."""
     membership = _membership(membership_id)
     if membership is None:
-        return problem(404, "No such member in this account.")
+        return problem(404, _("No such member in this account."))
     roles.set_mailbox_permissions(current_user, g.account, membership, mailbox_id, set(body.permissions))
     db.session.commit()
     return json_response(_access_out(membership))
@@ -150,7 +151,7 @@ def revoke(account_id, membership_id, grant_id):
     """Take away one role or permission (the account's last owner stays)."""
     grant = roles.grant_in_account(g.account, grant_id)
     if grant is None or grant.membership_id != membership_id:
-        return problem(404, "No such grant for this member.")
+        return problem(404, _("No such grant for this member."))
     roles.revoke_grant(current_user, g.account, grant)
     db.session.commit()
     return Response(status=204)
@@ -162,7 +163,7 @@ def remove_member(account_id, membership_id):
     """Take a member out of the account (corporate users: see DELETE .../users/{id})."""
     membership = _membership(membership_id)
     if membership is None:
-        return problem(404, "No such member in this account.")
+        return problem(404, _("No such member in this account."))
     accounts.remove_member(current_user, g.account, membership)
     db.session.commit()
     return Response(status=204)
@@ -188,7 +189,7 @@ def role_list(account_id):
 def role(account_id, role_id):
     found = roles.role_in_account(g.account, role_id)
     if found is None:
-        return problem(404, "No such role in this account.")
+        return problem(404, _("No such role in this account."))
     return json_response(_role_out(found))
 
 
@@ -209,7 +210,7 @@ def create_role(account_id, body: schemas.RoleIn):
 def update_role(account_id, role_id, body: schemas.RoleUpdateIn):
     found = roles.role_in_account(g.account, role_id)
     if found is None:
-        return problem(404, "No such role in this account.")
+        return problem(404, _("No such role in this account."))
     roles.update_role(current_user, g.account, found, name=body.name, description=body.description,
                       permissions=set(body.permissions))
     db.session.commit()
@@ -222,7 +223,7 @@ def update_role(account_id, role_id, body: schemas.RoleUpdateIn):
 def copy_role(account_id, role_id):
     found = roles.role_in_account(g.account, role_id)
     if found is None:
-        return problem(404, "No such role in this account.")
+        return problem(404, _("No such role in this account."))
     made = roles.copy_role(current_user, g.account, found)
     db.session.commit()
     return created(url_for("api.role", account_id=account_id, role_id=made.id, _external=True), _role_out(made))
@@ -233,7 +234,7 @@ def copy_role(account_id, role_id):
 def delete_role(account_id, role_id):
     found = roles.role_in_account(g.account, role_id)
     if found is None:
-        return problem(404, "No such role in this account.")
+        return problem(404, _("No such role in this account."))
     roles.delete_role(current_user, g.account, found)
     db.session.commit()
     return Response(status=204)

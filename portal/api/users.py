@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from flask import Response, g, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.accounts import services as accounts
@@ -35,9 +36,9 @@ def _add_offer(invitation, offer: schemas.OfferIn) -> None:
     if offer.mailbox_id:
         mailbox = mailbox_in_account(g.account, offer.mailbox_id)
         if mailbox is None:
-            raise invitations.InvitationError("Choose a mailbox of this account.")
+            raise invitations.InvitationError(_("Choose a mailbox of this account."))
     if not offer.role_id and not offer.permission:
-        raise invitations.InvitationError("An offer is a role, a permission, or both.")
+        raise invitations.InvitationError(_("An offer is a role, a permission, or both."))
     if offer.role_id:
         invitations.add_grant(current_user, invitation, role_id=offer.role_id, mailbox=mailbox)
     if offer.permission:
@@ -75,13 +76,13 @@ def invite(account_id, body: schemas.InvitationIn):
 @endpoint(member("users.invite"), responses={200: schemas.InvitationOut, 404: None}, tags=("invitations",))
 def invitation(account_id, invitation_id):
     found = _invitation(invitation_id)
-    return json_response(out.invitation(found)) if found else problem(404, "No such invitation in this account.")
+    return json_response(out.invitation(found)) if found else problem(404, _("No such invitation in this account."))
 
 
 def _invitation_action(invitation_id, action):
     found = _invitation(invitation_id)
     if found is None:
-        return problem(404, "No such invitation in this account.")
+        return problem(404, _("No such invitation in this account."))
     action(found)
     db.session.commit()
     return json_response(out.invitation(found))
@@ -163,7 +164,7 @@ def user_settings(account_id, membership_id, body: schemas.UserSettingsIn):
     """A corporate user's settings: name, time zone, phone, default mailbox, recovery address."""
     membership = _corporate(membership_id)
     if membership is None:
-        return problem(404, "No such corporate user in this account.")
+        return problem(404, _("No such corporate user in this account."))
     users.update_settings(current_user, g.account, membership.user, first_name=body.first_name,
                           last_name=body.last_name, timezone=body.timezone, phone=body.phone,
                           default_mailbox_id=body.default_mailbox_id, recovery_email=body.recovery_email)
@@ -178,7 +179,7 @@ def user_onboarding(account_id, membership_id):
     """A new onboarding link: e-mailed where it can be, else given here to someone who outranks the person."""
     membership = _corporate(membership_id)
     if membership is None:
-        return problem(404, "No such corporate user in this account.")
+        return problem(404, _("No such corporate user in this account."))
     link = users.send_onboarding(current_user, g.account, membership.user)
     db.session.commit()
     return json_response(_onboarding(membership.user, link))
@@ -190,7 +191,7 @@ def user_onboarding(account_id, membership_id):
 def user_suspend(account_id, membership_id):
     membership = _corporate(membership_id)
     if membership is None:
-        return problem(404, "No such corporate user in this account.")
+        return problem(404, _("No such corporate user in this account."))
     users.suspend(current_user, g.account, membership.user)
     db.session.commit()
     return json_response(_member_out(membership))
@@ -202,7 +203,7 @@ def user_suspend(account_id, membership_id):
 def user_restore(account_id, membership_id):
     membership = _corporate(membership_id)
     if membership is None:
-        return problem(404, "No such corporate user in this account.")
+        return problem(404, _("No such corporate user in this account."))
     users.restore(current_user, g.account, membership.user)
     db.session.commit()
     return json_response(_member_out(membership))
@@ -215,7 +216,7 @@ def user_remove(account_id, membership_id, query: schemas.RemoveUserIn):
     """Remove a corporate user; ``mailboxes`` says what happens to their personal mailboxes."""
     membership = _corporate(membership_id)
     if membership is None:
-        return problem(404, "No such corporate user in this account.")
+        return problem(404, _("No such corporate user in this account."))
     users.remove_corporate_user(current_user, g.account, membership, query.mailboxes)
     db.session.commit()
     return Response(status=204)
@@ -234,7 +235,7 @@ def import_upload(account_id, query: schemas.UploadQuery):
     """Upload a workbook as the request body (Content-Type: the .xlsx media type). It is read and
     checked in the background (202): the import's page shows the preview, with every problem."""
     if request.mimetype != XLSX:
-        return problem(415, f"Send the workbook as the body with Content-Type: {XLSX}.")
+        return problem(415, _("Send the workbook as the body with Content-Type: %(type)s.", type=XLSX))
     try:
         run = imports.receive(current_user, g.account, query.filename, request.get_data())
     except workbook.WorkbookRefused as refusal:
@@ -250,7 +251,7 @@ def import_upload(account_id, query: schemas.UploadQuery):
 def import_run(account_id, run_id):
     """The import: its preview (counts and every problem), then its progress and result."""
     run = _import(run_id)
-    return json_response(out.import_run(run)) if run else problem(404, "No such import in this account.")
+    return json_response(out.import_run(run)) if run else problem(404, _("No such import in this account."))
 
 
 @bp.post("/accounts/<int:account_id>/imports/<int:run_id>/confirm")
@@ -259,7 +260,7 @@ def import_confirm(account_id, run_id):
     """Carry out the plan the preview showed (in the background: poll the import)."""
     run = _import(run_id)
     if run is None:
-        return problem(404, "No such import in this account.")
+        return problem(404, _("No such import in this account."))
     imports.confirm(current_user, run)
     db.session.commit()
     return accepted(url_for("api.import_run", account_id=account_id, run_id=run.id, _external=True),
@@ -272,7 +273,7 @@ def import_result(account_id, run_id):
     """The result workbook: each row of the Users sheet with what became of it."""
     run = _import(run_id)
     if run is None or run.result is None:
-        return problem(404, "No result for this import (yet).")
+        return problem(404, _("No result for this import (yet)."))
     return send_file(io.BytesIO(run.result), mimetype=XLSX, as_attachment=True,
                      download_name=f"import-{run.id}-result.xlsx")
 
@@ -293,7 +294,7 @@ def report_request(account_id):
 @endpoint(member("users.report"), responses={200: schemas.ReportOut, 404: None}, tags=("reports",))
 def report(account_id, report_id):
     found = reports.report_in_account(g.account, report_id)
-    return json_response(out.report(found)) if found else problem(404, "No such report in this account.")
+    return json_response(out.report(found)) if found else problem(404, _("No such report in this account."))
 
 
 @bp.get("/accounts/<int:account_id>/reports/<int:report_id>/download")
@@ -301,7 +302,7 @@ def report(account_id, report_id):
 def report_download(account_id, report_id):
     found = reports.report_in_account(g.account, report_id)
     if found is None or found.content is None:
-        return problem(404, "No such finished report in this account.")
+        return problem(404, _("No such finished report in this account."))
     return send_file(io.BytesIO(found.content), mimetype=XLSX, as_attachment=True,
                      download_name=f"users-report-{found.id}.xlsx")
 
@@ -322,11 +323,12 @@ def _date(text: str, field: str):
 def audit(account_id, query: schemas.AuditQuery):
     """Who did what, when and from where (web, api, worker), filtered like the Audit log page."""
     if query.family and query.family not in dict(FAMILIES):
-        return problem(422, "Unknown kind of action.", errors={"query.family": f"one of {', '.join(dict(FAMILIES))}"})
+        return problem(422, _("Unknown kind of action."),
+                       errors={"query.family": _("one of %(families)s", families=", ".join(dict(FAMILIES)))})
     try:
         since, until = _date(query.since, "since"), _date(query.until, "until")
     except ValueError as wrong:
-        return problem(422, "Dates are written YYYY-MM-DD.", errors={f"query.{wrong}": "not a date"})
+        return problem(422, _("Dates are written YYYY-MM-DD."), errors={f"query.{wrong}": _("not a date")})
     listing = lists.Listing(page=query.page, per_page=query.per_page)
     page = lists.fetch(query_events(account_id, family=query.family, actor=query.actor, target=query.q, since=since,
                                     until=until, oldest_first=query.dir == "asc"), listing)

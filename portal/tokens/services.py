@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import case, update
 
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.extensions import db
+from portal.i18n import _l, labels
 from portal.roles import catalogue
 from portal.roles.services import account_permissions
 from portal.timeutil import utcnow
@@ -34,7 +36,7 @@ RATE_WINDOW = timedelta(minutes=1)
 @dataclass(frozen=True)
 class Area:
     key: str
-    label: str
+    label: object  # a lazy text
     read: frozenset[str]
     write: frozenset[str]
 
@@ -48,25 +50,35 @@ def _codes(*codes: str) -> frozenset[str]:
 
 # What each scope lets a token do, as permissions of its creator's.
 AREAS = (
-    Area("account", "Account settings", _codes(), _codes("account.settings")),
-    Area("domains", "Domains", _codes("domains.view"), _codes("domains.view", "domains.manage")),
-    Area("mailboxes", "Mailboxes", _codes("mailboxes.view"),
+    Area("account", _l("Account settings"), _codes(), _codes("account.settings")),
+    Area("domains", _l("Domains"), _codes("domains.view"), _codes("domains.view", "domains.manage")),
+    Area("mailboxes", _l("Mailboxes"), _codes("mailboxes.view"),
          _codes("mailboxes.view", "mailboxes.create", "mailboxes.manage")),
-    Area("users", "Users and their access", _codes("members.view"),
+    Area("users", _l("Users and their access"), _codes("members.view"),
          _codes("members.view", "members.remove", "access.grant", "users.create", "users.manage")),
-    Area("roles", "Roles", _codes("roles.view"), _codes("roles.view", "roles.manage")),
-    Area("invitations", "Invitations", _codes("users.invite"), _codes("users.invite")),
-    Area("imports", "Imports", _codes("users.create"), _codes("users.create")),
-    Area("reports", "Users reports", _codes("users.report"), _codes("users.report")),
-    Area("audit", "Audit log", _codes("audit.view"), frozenset()),
-    Area("scim", "SCIM provisioning (identity providers)", _codes("members.view", "roles.view"),
+    Area("roles", _l("Roles"), _codes("roles.view"), _codes("roles.view", "roles.manage")),
+    Area("invitations", _l("Invitations"), _codes("users.invite"), _codes("users.invite")),
+    Area("imports", _l("Imports"), _codes("users.create"), _codes("users.create")),
+    Area("reports", _l("Users reports"), _codes("users.report"), _codes("users.report")),
+    Area("audit", _l("Audit log"), _codes("audit.view"), frozenset()),
+    Area("scim", _l("SCIM provisioning (identity providers)"), _codes("members.view", "roles.view"),
          _codes("members.view", "roles.view", "roles.manage", "access.grant", "users.create", "users.manage")),
 )
+AREAS_BY_KEY = {area.key: area for area in AREAS}
 SCOPES: dict[str, frozenset[str]] = {}
 for _area in AREAS:
     SCOPES[f"{_area.key}:read"] = _area.read
     if _area.write:
         SCOPES[f"{_area.key}:write"] = _area.write
+
+
+def scope_label(scope: str) -> str:
+    """A scope as people read it: its area, and whether it reads or changes."""
+    key, _colon, kind = scope.partition(":")
+    area = AREAS_BY_KEY.get(key)
+    if area is None or kind not in ("read", "write"):
+        return scope
+    return _("%(area)s: read", area=area.label) if kind == "read" else _("%(area)s: change", area=area.label)
 
 
 class TokenError(ValueError):
@@ -121,10 +133,10 @@ def _networks(text: str) -> list[str]:
         try:
             networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
         except ValueError:
-            raise TokenError(f"“{item[:60]}” is not an address or a network such as 192.0.2.0/24.",
+            raise TokenError(_("“%(value)s” is not an address or a network such as 192.0.2.0/24.", value=item[:60]),
                              "networks") from None
     if len(networks) > 50:
-        raise TokenError("At most 50 networks.", "networks")
+        raise TokenError(_("At most 50 networks."), "networks")
     return networks
 
 
@@ -133,18 +145,18 @@ def create(actor: User, account: Account, *, name: str, scopes: set[str], expire
     """Make a token; return it and its secret, which is shown this once and never kept."""
     name = " ".join(name.split())
     if not name:
-        raise TokenError("Give the token a name, such as the script or system that uses it.", "name")
+        raise TokenError(_("Give the token a name, such as the script or system that uses it."), "name")
     if len(name) > 80:
-        raise TokenError("At most 80 characters.", "name")
+        raise TokenError(_("At most 80 characters."), "name")
     unknown = scopes - set(SCOPES)
     if unknown or not scopes:
-        raise TokenError("Choose at least one scope." if not scopes else "Unknown scopes.", "scopes")
+        raise TokenError(_("Choose at least one scope.") if not scopes else _("Unknown scopes."), "scopes")
     missing = permissions_of(scopes) - account_permissions(actor, account)
     if missing:
         labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing))
-        raise TokenError(f"A token cannot hold more than you do: you lack {labels}.", "scopes")
+        raise TokenError(_("A token cannot hold more than you do: you lack %(labels)s.", labels=labels), "scopes")
     if expires_at is not None and expires_at <= utcnow():
-        raise TokenError("The expiry must be in the future.", "expires")
+        raise TokenError(_("The expiry must be in the future."), "expires")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(account_id=account.id, created_by_id=actor.id, name=name, token_hash=digest(raw),
                      prefix=raw[:12], scopes=sorted(scopes), allowed_networks=_networks(networks),
@@ -160,6 +172,9 @@ def revoke(actor: User, token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         record("token.revoke", account=token.account_id, target=token, target_label=token.name, actor=actor)
+
+
+labels("token.status", {"active": _l("Active"), "expired": _l("Expired"), "revoked": _l("Revoked")})
 
 
 def status(token: ApiToken, now: datetime | None = None) -> str:

@@ -1,6 +1,7 @@
 from datetime import datetime, time
 
 from flask import Blueprint, g, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.auth.forms import ConfirmForm
@@ -18,7 +19,8 @@ bp = Blueprint("tokens", __name__)
 def _page(status=200, problems=None, values=None, shown=None):
     return render("tokens/index.html", status=status, account=g.account, tokens=services.tokens_of(g.account),
                   areas=services.AREAS, scopes=services.SCOPES, problems=problems or {}, values=values or {},
-                  shown=shown, status_of=services.status, form=ConfirmForm(), fresh=is_fresh())
+                  shown=shown, status_of=services.status, scope_label=services.scope_label, form=ConfirmForm(),
+                  fresh=is_fresh())
 
 
 @bp.route("/accounts/<int:account_id>/settings/tokens")
@@ -33,7 +35,7 @@ def _expiry(text: str) -> datetime | None:
     try:
         return datetime.combine(datetime.fromisoformat(text).date(), time(23, 59, 59))
     except ValueError:
-        raise services.TokenError("Write the expiry as a date (YYYY-MM-DD).", "expires") from None
+        raise services.TokenError(_("Write the expiry as a date (YYYY-MM-DD)."), "expires") from None
 
 
 @bp.route("/accounts/<int:account_id>/settings/tokens", methods=["POST"])
@@ -46,7 +48,7 @@ def create(account_id):
     values = {"name": request.form.get("name", "")[:200], "scopes": request.form.getlist("scope"),
               "expires": request.form.get("expires", "")[:20], "networks": request.form.get("networks", "")[:2000]}
     if not form.validate_on_submit():
-        return _page(400, {"name": "The form had expired; try again."}, values)
+        return _page(400, {"name": _("The form had expired; try again.")}, values)
     try:
         token, raw = services.create(current_user, g.account, name=values["name"], scopes=set(values["scopes"]),
                                      expires_at=_expiry(values["expires"]), networks=values["networks"])
