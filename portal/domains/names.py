@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import idna
-
 from flask_babel import gettext as _
+
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 

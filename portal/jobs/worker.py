@@ -18,6 +18,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
+from flask_babel import ngettext
 from sqlalchemy import or_, update
 
 from portal.extensions import db
@@ -94,7 +95,9 @@ class Worker:
             self._running[job_id] = token
         try:
             if job.attempts > job.max_attempts:
-                raise _LeaseExhausted(f"gave up after {job.max_attempts} attempts (worker lost the job)")
+                raise _LeaseExhausted(ngettext("gave up after %(num)d attempt (worker lost the job)",
+                                               "gave up after %(num)d attempts (worker lost the job)",
+                                               job.max_attempts))
             handler = get_handler(job.kind)
             handler.run(job)
             finished = session.execute(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
@@ -28,11 +29,12 @@ from portal.domains import services as domains
 from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.domains.models import Domain
 from portal.extensions import db
+from portal.i18n import _l, labels
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.mail.services import send
-from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, DriftReport, Mailbox,
+from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PROVISIONING, DriftReport, Mailbox,
                                      ProvisioningAttempt)
 from portal.mailboxes.services import MailboxError, _start
 from portal.roles.services import members_holding
@@ -43,20 +45,36 @@ MISSING_ON_BACKEND = "missing_on_backend"
 UNKNOWN_TO_PORTAL = "unknown_to_portal"
 STATUS_DIFFERS = "status_differs"
 QUOTA_DIFFERS = "quota_differs"
-LABELS = {
-    MISSING_ON_BACKEND: "In the portal, missing on the backend",
-    UNKNOWN_TO_PORTAL: "On the backend, unknown to the portal",
-    STATUS_DIFFERS: "Enabled on one side, disabled on the other",
-    QUOTA_DIFFERS: "Quotas differ",
-}
+
+
+class _Texts(dict):
+    """Texts by code, each read as a plain string in the language of the moment: a page's, an
+    e-mail's recipient's, an API request's."""
+
+    def __getitem__(self, key):
+        return str(super().__getitem__(key))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
+LABELS = _Texts({
+    MISSING_ON_BACKEND: _l("In the portal, missing on the backend"),
+    UNKNOWN_TO_PORTAL: _l("On the backend, unknown to the portal"),
+    STATUS_DIFFERS: _l("Enabled on one side, disabled on the other"),
+    QUOTA_DIFFERS: _l("Quotas differ"),
+})
 SCHEDULE = timedelta(days=1)
 # What the backend lists that is not a difference.
 SYSTEM = "system"
 ARCHIVED = "archived"
-SET_APART_LABELS = {
-    SYSTEM: "The backend's own mailbox",
-    ARCHIVED: "Archived on the backend",
-}
+SET_APART_LABELS = _Texts({
+    SYSTEM: _l("The backend's own mailbox"),
+    ARCHIVED: _l("Archived on the backend"),
+})
+# A side of a difference: a mailbox's status, or archived on the backend.
+labels("drift.side", {ENABLED: _l("enabled"), DISABLED: _l("disabled"), FAILED: _l("failed"),
+                      PROVISIONING: _l("provisioning"), ARCHIVED: _l("archived")})
 
 
 class DriftSetApart(db.Model):
@@ -95,7 +113,8 @@ def comparing(domain: Domain) -> bool:
 
 def request_comparison(domain: Domain, *, notify: bool = False, delay: timedelta = timedelta(0)) -> Job:
     if not backends.capabilities(domain.connection).mailbox_list:
-        raise MailboxError(f"The {domain.connection} backend cannot list its mailboxes, so drift cannot be checked.")
+        raise MailboxError(_("The %(backend)s backend cannot list its mailboxes, so drift cannot be checked.",
+                             backend=domain.connection))
     return enqueue(DRIFT_KIND, {"domain_id": domain.id, "notify": notify}, delay_seconds=delay.total_seconds(),
                    subject=f"drift:{domain.id}", account=domain.account_id)
 
@@ -130,13 +149,14 @@ def compare(domain: Domain) -> tuple[list[dict], list[dict]]:
             continue
         if theirs.system:
             set_apart.append({"address": address, "kind": SYSTEM, "note": (
-                f"{theirs.display_name or 'A system account'}: the backend keeps it for itself; "
-                "it is not the portal's to adopt.")})
+                _("%(name)s: the backend keeps it for itself; it is not the portal's to adopt.",
+                  name=theirs.display_name) if theirs.display_name else
+                _("A system account: the backend keeps it for itself; it is not the portal's to adopt."))})
         elif theirs.extra.get("archived"):
             set_apart.append({"address": address, "kind": ARCHIVED, "note": (
-                "Deleted in the portal; the backend keeps its mail, and creating the address again restores it."
+                _("Deleted in the portal; the backend keeps its mail, and creating the address again restores it.")
                 if elsewhere.get(address) == DELETED else
-                "Removed on the backend, which keeps its mail; the portal has no such mailbox.")})
+                _("Removed on the backend, which keeps its mail; the portal has no such mailbox."))})
         elif elsewhere.get(address) != PENDING:
             found.append({"address": address, "kind": UNKNOWN_TO_PORTAL, "portal": None,
                           "backend": {"status": ENABLED if theirs.active else DISABLED,
@@ -203,7 +223,7 @@ def _find(report: DriftReport, address: str, kind: str) -> dict:
     for item in report.differences:
         if item["address"] == address and item["kind"] == kind:
             return item
-    raise MailboxError("That difference is no longer in the latest report; compare again.")
+    raise MailboxError(_("That difference is no longer in the latest report; compare again."))
 
 
 def settle(actor: User, domain: Domain, report: DriftReport, address: str, kind: str, how: str) -> str:
@@ -212,13 +232,13 @@ def settle(actor: User, domain: Domain, report: DriftReport, address: str, kind:
                                                           Mailbox.domain_id == domain.id)).scalar_one_or_none()
     if kind != UNKNOWN_TO_PORTAL and (mailbox is None or mailbox.status not in (ENABLED, DISABLED, "failed")):
         # The portal's side changed since the comparison (deleted, being provisioned).
-        raise MailboxError(f"{address} changed since the comparison; compare again.")
+        raise MailboxError(_("%(address)s changed since the comparison; compare again.", address=address))
     if how == "adopt":
         message = _adopt(domain, item, mailbox)
     elif how == "enforce":
         message = _enforce(item, mailbox)
     else:
-        raise MailboxError("Choose adopt or enforce.")
+        raise MailboxError(_("Choose adopt or enforce."))
     report.differences = [d for d in report.differences if not (d["address"] == address and d["kind"] == kind)]
     record(f"drift.{how}", account=domain.account_id, target=mailbox or domain, actor=actor, address=address,
            difference=kind)
@@ -231,36 +251,38 @@ def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
         if mailbox is not None and mailbox.status == DELETED:
             # The portal deleted it, the backend still (or again) has it: it is back.
             mailbox.status, mailbox.want_active = backend_side["status"], backend_side["status"] == ENABLED
-            mailbox.quota_bytes, mailbox.status_reason = backend_side["quota_bytes"], "Adopted from the backend."
-            return f"{item['address']} is back in the portal."
+            mailbox.quota_bytes, mailbox.status_reason = backend_side["quota_bytes"], _("Adopted from the backend.")
+            return _("%(address)s is back in the portal.", address=item["address"])
         if mailbox is not None:
-            raise MailboxError(f"{item['address']} changed since the comparison; compare again.")
+            raise MailboxError(_("%(address)s changed since the comparison; compare again.", address=item["address"]))
         local_part = item["address"].split("@", 1)[0]
         imported = Mailbox(account_id=domain.account_id, domain_id=domain.id, local_part=local_part,
                            address=item["address"], kind="shared", display_name=backend_side.get("display_name") or "",
                            quota_bytes=backend_side["quota_bytes"], status=backend_side["status"],
                            want_active=backend_side["status"] == ENABLED,
-                           status_reason="Adopted from the backend.")
+                           status_reason=_("Adopted from the backend."))
         db.session.add(imported)
-        return f"{item['address']} is now in the portal."
+        return _("%(address)s is now in the portal.", address=item["address"])
     if item["kind"] == MISSING_ON_BACKEND:
-        mailbox.status, mailbox.status_reason = DELETED, "Gone from the backend; adopted as deleted."
-        return f"{item['address']} is marked deleted, as on the backend."
+        mailbox.status, mailbox.status_reason = DELETED, _("Gone from the backend; adopted as deleted.")
+        return _("%(address)s is marked deleted, as on the backend.", address=item["address"])
     if item["kind"] == STATUS_DIFFERS:
         mailbox.status = backend_side["status"]
         mailbox.want_active = mailbox.status == ENABLED
-        return f"{item['address']} is now {mailbox.status} in the portal, as on the backend."
+        if mailbox.status == ENABLED:
+            return _("%(address)s is now enabled in the portal, as on the backend.", address=item["address"])
+        return _("%(address)s is now disabled in the portal, as on the backend.", address=item["address"])
     mailbox.quota_bytes = backend_side["quota_bytes"]
-    return f"The portal now has the backend's quota for {item['address']}."
+    return _("The portal now has the backend's quota for %(address)s.", address=item["address"])
 
 
 def _enforce(item: dict, mailbox: Mailbox | None) -> str:
     if item["kind"] == UNKNOWN_TO_PORTAL:
-        raise MailboxError("The portal has nothing to enforce for a mailbox it does not know: adopt it, "
-                           "or delete it on the backend.")
+        raise MailboxError(_("The portal has nothing to enforce for a mailbox it does not know: adopt it, "
+                             "or delete it on the backend."))
     operation = {MISSING_ON_BACKEND: "create", STATUS_DIFFERS: "set_active", QUOTA_DIFFERS: "set_quota"}[item["kind"]]
     _start(mailbox, operation)
-    return f"{item['address']}: the backend is being brought in line with the portal."
+    return _("%(address)s: the backend is being brought in line with the portal.", address=item["address"])
 
 
 def settle_all(actor: User, domain: Domain, report: DriftReport, how: str) -> int:

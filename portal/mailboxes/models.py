@@ -6,6 +6,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
+from portal.i18n import _l, labels
 from portal.timeutil import utcnow
 
 PERSONAL = "personal"
@@ -19,6 +20,18 @@ DISABLED = "disabled"
 FAILED = "failed"              # the backend refused; see the last attempt, Retry
 DELETED = "deleted"            # gone from the backend (or archived there); kept for history
 STATUSES = (PENDING, PROVISIONING, ENABLED, DISABLED, FAILED, DELETED)
+
+labels("mailbox.kind", {PERSONAL: _l("personal"), SHARED: _l("shared")})
+labels("mailbox.status", {PENDING: _l("Pending"), PROVISIONING: _l("Provisioning"), ENABLED: _l("Enabled"),
+                          DISABLED: _l("Disabled"), FAILED: _l("Failed"), DELETED: _l("Deleted")})
+# What each call to the backend did (ProvisioningAttempt.operation) and how it ended (outcome).
+labels("mailbox.operation", {"create": _l("create"), "set_active": _l("set active"), "delete": _l("delete"),
+                             "reset_password": _l("reset password"), "set_quota": _l("set quota"),
+                             "add_alias": _l("add alias"), "remove_alias": _l("remove alias"),
+                             "set_protocols": _l("set protocols"), "set_admin": _l("set admin")})
+labels("mailbox.attempt_outcome", {"ok": _l("ok"), "retrying": _l("retrying"), "failed": _l("failed")})
+labels("mailbox.alias_state", {"adding": _l("adding"), "active": _l("active"), "removing": _l("removing"),
+                               "failed": _l("failed")})
 
 
 class Mailbox(db.Model):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func
 
 from portal.accounts.models import Account, Membership
@@ -25,6 +27,7 @@ from portal.domains.models import DISABLED as DOMAIN_DISABLED
 from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.domains.models import Domain
 from portal.extensions import db
+from portal.i18n import _l
 from portal.jobs.models import FAILED as JOB_FAILED
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import PermanentJobError, handler
@@ -65,7 +68,8 @@ def _login_holder_problem(address: str, kind: str, owner: User | None) -> str | 
     that person's own personal mailbox may have it."""
     holder = db.session.execute(db.select(User).where(User.email == address)).scalar_one_or_none()
     if holder is not None and (kind != PERSONAL or owner is None or owner.id != holder.id):
-        return f"{address} is {holder.email}'s login address: only their own personal mailbox may have it."
+        return _("%(address)s is %(person)s's login address: only their own personal mailbox may have it.",
+                 address=address, person=holder.email)
     return None
 
 
@@ -82,13 +86,14 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     capabilities = backends.capabilities(domain.connection)
     if quota_bytes is not None:
         if quota_bytes <= 0:
-            raise MailboxError("The quota must be above zero, or left empty for the default.", "quota")
+            raise MailboxError(_("The quota must be above zero, or left empty for the default."), "quota")
         if not capabilities.mailbox_quota:
-            raise MailboxError(f"The {domain.connection} backend does not set quotas; leave it empty.", "quota")
+            raise MailboxError(_("The %(backend)s backend does not set quotas; leave it empty.",
+                                 backend=domain.connection), "quota")
     if kind not in (PERSONAL, SHARED):
-        raise MailboxError("Choose personal or shared.", "kind")
+        raise MailboxError(_("Choose personal or shared."), "kind")
     if kind == PERSONAL and owner is None:
-        raise MailboxError("A personal mailbox needs its owner.", "owner")
+        raise MailboxError(_("A personal mailbox needs its owner."), "owner")
     from portal.domains.settings import mailbox_limit_problem
 
     in_use = db.session.execute(db.select(db.func.count()).select_from(Mailbox).where(
@@ -121,7 +126,8 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
         _start(mailbox, "create")
     else:
         mailbox.status = PENDING
-        mailbox.status_reason = f"Waits for {domain.name} to be enabled; it is created on the backend then."
+        mailbox.status_reason = _("Waits for %(domain)s to be enabled; it is created on the backend then.",
+                                  domain=domain.name)
     record("mailbox.create", account=account, target=mailbox, actor=actor, kind=kind,
            owner=getattr(owner, "email", None), status=mailbox.status)
     return mailbox
@@ -135,7 +141,7 @@ def provision_pending(domain: Domain) -> None:
     for mailbox in pending:
         problem = _login_holder_problem(mailbox.address, mailbox.kind, mailbox.owner)
         if problem:
-            mailbox.status, mailbox.status_reason = FAILED, f"Not created: {problem}"
+            mailbox.status, mailbox.status_reason = FAILED, _("Not created: %(reason)s", reason=problem)
             continue
         _start(mailbox, "create")
 
@@ -145,16 +151,17 @@ def stop_on_taken_domain(domain: Domain) -> None:
     for mailbox in db.session.execute(db.select(Mailbox).where(
             Mailbox.domain_id == domain.id, Mailbox.status.in_((PENDING, PROVISIONING)))).scalars():
         mailbox.status = FAILED
-        mailbox.status_reason = (f"Not created: another account proved that {domain.name} is theirs. "
-                                 "Delete this mailbox.")
+        mailbox.status_reason = _("Not created: another account proved that %(domain)s is theirs. "
+                                  "Delete this mailbox.", domain=domain.name)
 
 
 def mailboxes_block_removal(domain: Domain) -> str | None:
     count = db.session.execute(db.select(db.func.count()).select_from(Mailbox).where(
         Mailbox.domain_id == domain.id, Mailbox.status != DELETED)).scalar_one()
     if count:
-        return (f"{domain.name} still has {count} mailbox{'es' if count != 1 else ''}. "
-                "Delete them first, then remove the domain.")
+        return ngettext("%(domain)s still has %(num)d mailbox. Delete it first, then remove the domain.",
+                        "%(domain)s still has %(num)d mailboxes. Delete them first, then remove the domain.",
+                        count, domain=domain.name)
     return None
 
 
@@ -174,16 +181,20 @@ domains.removal_cleanups.append(forget_deleted_mailboxes)
 
 # -- changing ---------------------------------------------------------------------
 
+# What a mailbox says while the backend carries an operation out (its status reason).
+UNDER_WAY = {"create": _l("Being created on the backend."), "set_active": _l("Being updated on the backend."),
+             "delete": _l("Being deleted on the backend."),
+             "reset_password": _l("A new password is being set on the backend."),
+             "set_quota": _l("The quota is being changed on the backend."),
+             "add_alias": _l("An alias is being added on the backend."),
+             "remove_alias": _l("An alias is being removed on the backend."),
+             "set_protocols": _l("Protocol access is being changed on the backend."),
+             "set_admin": _l("The backend's administrator privilege is being changed.")}
+
+
 def _start(mailbox: Mailbox, operation: str, **extra) -> Job:
     mailbox.status = PROVISIONING
-    mailbox.status_reason = {"create": "Being created on the backend.", "set_active": "Being updated on the backend.",
-                             "delete": "Being deleted on the backend.",
-                             "reset_password": "A new password is being set on the backend.",
-                             "set_quota": "The quota is being changed on the backend.",
-                             "add_alias": "An alias is being added on the backend.",
-                             "remove_alias": "An alias is being removed on the backend.",
-                             "set_protocols": "Protocol access is being changed on the backend.",
-                             "set_admin": "The backend's administrator privilege is being changed."}[operation]
+    mailbox.status_reason = str(UNDER_WAY[operation])
     return enqueue(PROVISION_KIND, {"mailbox_id": mailbox.id, "operation": operation, **extra},
                    subject=f"mailbox:{mailbox.id}", account=mailbox.account_id)
 
@@ -191,13 +202,13 @@ def _start(mailbox: Mailbox, operation: str, **extra) -> Job:
 def _require_live(mailbox: Mailbox, *, allow_failed: bool = False) -> None:
     """Changes go to a mailbox at rest on its backend; a failed one is retried (or deleted) first."""
     if mailbox.status == DELETED:
-        raise MailboxError("This mailbox was deleted.")
+        raise MailboxError(_("This mailbox was deleted."))
     if mailbox.status == PENDING:
-        raise MailboxError("This mailbox waits for its domain; it can be changed once it exists on the backend.")
+        raise MailboxError(_("This mailbox waits for its domain; it can be changed once it exists on the backend."))
     if busy(mailbox):
-        raise MailboxError("A change to this mailbox is still running; wait for it to finish.")
+        raise MailboxError(_("A change to this mailbox is still running; wait for it to finish."))
     if mailbox.status == FAILED and not allow_failed:
-        raise MailboxError("The last change to this mailbox failed: retry it (or delete the mailbox) first.")
+        raise MailboxError(_("The last change to this mailbox failed: retry it (or delete the mailbox) first."))
 
 
 def busy(mailbox: Mailbox) -> bool:
@@ -208,9 +219,9 @@ def busy(mailbox: Mailbox) -> bool:
 def set_active(actor: User, mailbox: Mailbox, active: bool) -> None:
     _require_live(mailbox)
     if active and mailbox.domain.status == DOMAIN_DISABLED:
-        raise MailboxError(f"{mailbox.domain.name} is disabled: its mailboxes cannot be enabled.")
+        raise MailboxError(_("%(domain)s is disabled: its mailboxes cannot be enabled.", domain=mailbox.domain.name))
     if not capabilities_of(mailbox).mailbox_disable:
-        raise MailboxError(f"The {mailbox.domain.connection} backend cannot disable mailboxes.")
+        raise MailboxError(_("The %(backend)s backend cannot disable mailboxes.", backend=mailbox.domain.connection))
     mailbox.want_active = active
     _start(mailbox, "set_active")
     record("mailbox.enable" if active else "mailbox.disable", account=mailbox.account_id, target=mailbox, actor=actor)
@@ -220,22 +231,23 @@ def delete(actor: User, mailbox: Mailbox) -> str:
     """Delete where the backend can; otherwise disable, and say so. A pending mailbox
     never reached the backend: it goes at once."""
     if mailbox.status == PENDING:
-        mailbox.status, mailbox.status_reason = DELETED, "Deleted before it was created on the backend."
+        mailbox.status, mailbox.status_reason = DELETED, _("Deleted before it was created on the backend.")
         record("mailbox.delete", account=mailbox.account_id, target=mailbox, actor=actor, pending=True)
-        return "The mailbox was deleted; it had not been created on the backend yet."
+        return _("The mailbox was deleted; it had not been created on the backend yet.")
     _require_live(mailbox, allow_failed=True)
     capabilities = capabilities_of(mailbox)
     if capabilities.can_delete_mailbox:
         _start(mailbox, "delete")
         record("mailbox.delete", account=mailbox.account_id, target=mailbox, actor=actor)
         if capabilities.mailbox_delete_archives:
-            return ("The mailbox is being removed. This backend archives it: the mail stays on the server, "
-                    "and creating the same address again restores it.")
-        return "The mailbox is being deleted."
+            return _("The mailbox is being removed. This backend archives it: the mail stays on the server, "
+                     "and creating the same address again restores it.")
+        return _("The mailbox is being deleted.")
     mailbox.want_active = False
     _start(mailbox, "set_active")
     record("mailbox.disable", account=mailbox.account_id, target=mailbox, actor=actor, instead_of="delete")
-    return f"The {mailbox.domain.connection} backend cannot delete mailboxes, so it is being disabled instead."
+    return _("The %(backend)s backend cannot delete mailboxes, so it is being disabled instead.",
+             backend=mailbox.domain.connection)
 
 
 def _require_outranks_holder(actor: User, mailbox: Mailbox) -> None:
@@ -247,15 +259,16 @@ def _require_outranks_holder(actor: User, mailbox: Mailbox) -> None:
     if holder is None or holder.id == actor.id:
         return
     if not outranks(actor, db.session.get(Account, mailbox.account_id), holder):
-        raise MailboxError(f"{mailbox.address} is {holder.email}'s login address, and they hold rights you do "
-                           "not hold: only they, or someone who holds all their rights, may get its password.")
+        raise MailboxError(_("%(address)s is %(person)s's login address, and they hold rights you do not hold: "
+                             "only they, or someone who holds all their rights, may get its password.",
+                             address=mailbox.address, person=holder.email))
 
 
 def reset_password(actor: User, mailbox: Mailbox) -> None:
     _require_live(mailbox)
     _require_outranks_holder(actor, mailbox)
     if not capabilities_of(mailbox).can_reset_password:
-        raise MailboxError(f"The {mailbox.domain.connection} backend cannot reset passwords.")
+        raise MailboxError(_("The %(backend)s backend cannot reset passwords.", backend=mailbox.domain.connection))
     _start(mailbox, "reset_password")
     record("mailbox.reset_password", account=mailbox.account_id, target=mailbox, actor=actor)
 
@@ -263,9 +276,10 @@ def reset_password(actor: User, mailbox: Mailbox) -> None:
 def set_quota(actor: User, mailbox: Mailbox, quota_bytes: int | None) -> None:
     _require_live(mailbox)
     if not capabilities_of(mailbox).mailbox_quota:
-        raise MailboxError(f"The {mailbox.domain.connection} backend does not set quotas.", "quota")
+        raise MailboxError(_("The %(backend)s backend does not set quotas.", backend=mailbox.domain.connection),
+                           "quota")
     if quota_bytes is not None and quota_bytes <= 0:
-        raise MailboxError("The quota must be above zero, or empty for the default.", "quota")
+        raise MailboxError(_("The quota must be above zero, or empty for the default."), "quota")
     before = mailbox.quota_bytes
     mailbox.quota_bytes = quota_bytes
     _start(mailbox, "set_quota")
@@ -276,7 +290,7 @@ def set_quota(actor: User, mailbox: Mailbox, quota_bytes: int | None) -> None:
 def retry(actor: User, mailbox: Mailbox) -> None:
     """Run the operation that failed again, with a fresh series of attempts."""
     if mailbox.status != FAILED:
-        raise MailboxError("Only a failed mailbox can be retried.")
+        raise MailboxError(_("Only a failed mailbox can be retried."))
     last = db.session.execute(db.select(Job).where(Job.subject == f"mailbox:{mailbox.id}", Job.status == JOB_FAILED)
                               .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
     operation = last.payload.get("operation", "create") if last is not None else "create"
@@ -336,34 +350,35 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         # Made by an earlier attempt whose answer was lost: nobody has its first password.
         mailbox.password_lost = not result.created and waiting_secret(mailbox) is None
         mailbox.status = DISABLED if not mailbox.want_active and can_disable else ENABLED
-        return "Created on the backend." if result.created else "Already on the backend (an earlier attempt made it)."
+        return _("Created on the backend.") if result.created else \
+            _("Already on the backend (an earlier attempt made it).")
     if operation == "set_active":
         backend.set_mailbox_active(mailbox.address, mailbox.want_active)
         if mailbox.want_active and mailbox.protocols and backend.capabilities.protocol_flags:
             # Some backends (Odin) restore their own defaults on enabling: put the mailbox's back.
             backend.set_protocols(mailbox.address, mailbox.protocols)
-        return "Enabled." if mailbox.want_active else "Disabled."
+        return _("Enabled.") if mailbox.want_active else _("Disabled.")
     if operation in ("add_alias", "remove_alias"):
         return _carry_out_alias(backend, mailbox, operation, job_alias_id)
     if operation == "set_admin":
         backend.set_admin(mailbox.address, mailbox.backend_admin)
-        return "Administrator privilege granted on the backend." if mailbox.backend_admin else \
-            "Administrator privilege removed on the backend."
+        return _("Administrator privilege granted on the backend.") if mailbox.backend_admin else \
+            _("Administrator privilege removed on the backend.")
     if operation == "set_protocols":
         backend.set_protocols(mailbox.address, mailbox.protocols or {})
-        return "Protocol access changed."
+        return _("Protocol access changed.")
     if operation == "delete":
         backend.delete_mailbox(mailbox.address)
         mailbox.status = DELETED
-        return "Archived on the backend." if backend.capabilities.mailbox_delete_archives else "Deleted."
+        return _("Archived on the backend.") if backend.capabilities.mailbox_delete_archives else _("Deleted.")
     if operation == "reset_password":
         keep_secret(mailbox, backend.reset_password(mailbox.address))
         mailbox.password_lost = False
-        return "New password set; it can be revealed once on the mailbox page."
+        return _("New password set; it can be revealed once on the mailbox page.")
     if operation == "set_quota":
         backend.set_quota(mailbox.address, mailbox.quota_bytes)
-        return "Quota changed."
-    raise PermanentJobError(f"unknown mailbox operation {operation!r}")
+        return _("Quota changed.")
+    raise PermanentJobError(_("unknown mailbox operation %(operation)s", operation=repr(operation)))
 
 
 def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, message: str, *,
@@ -383,7 +398,8 @@ def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, 
         if alias is not None:
             alias.state, alias.message = "failed", message
             mailbox.status = _resting_status(mailbox)
-            mailbox.status_reason = f"The alias {alias.address} could not be changed: {message}"
+            mailbox.status_reason = _("The alias %(alias)s could not be changed: %(detail)s", alias=alias.address,
+                                      detail=message)
         else:
             mailbox.status, mailbox.status_reason = FAILED, message
     db.session.commit()
@@ -410,7 +426,9 @@ def _fail_for_good(job, message: str) -> None:
         return  # the alias was marked failed with the last attempt; the mailbox still works
     mailbox = db.session.get(Mailbox, job.payload.get("mailbox_id"))
     if mailbox is not None and mailbox.status != FAILED:
-        mailbox.status, mailbox.status_reason = FAILED, f"Gave up after {job.attempts} attempts: {message}"
+        mailbox.status, mailbox.status_reason = FAILED, ngettext(
+            "Gave up after %(num)d attempt: %(detail)s", "Gave up after %(num)d attempts: %(detail)s", job.attempts,
+            detail=message)
 
 
 @handler(PROVISION_KIND, max_attempts=8, backoff_seconds=15, backoff_cap_seconds=1800, on_failure=_fail_for_good)
@@ -424,7 +442,8 @@ def provision(job) -> None:
     except TransientBackendError as error:
         final = job.attempts >= job.max_attempts
         _record_attempt(mailbox.id, job.id, operation, "failed" if final else "retrying",
-                        f"{error.message} ({'gave up' if final else 'will retry'})", fail=final,
+                        _("%(detail)s (gave up)", detail=error.message) if final else
+                        _("%(detail)s (will retry)", detail=error.message), fail=final,
                         alias_id=job.payload.get("alias_id"))
         raise
     except BackendError as error:
@@ -570,7 +589,8 @@ SERVICE_PROTOCOLS = {"imap": "imap4", "pop": "pop3", "smtp": "smtp", "webmail": 
 def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
     _require_live(mailbox)
     if not capabilities_of(mailbox).mailbox_aliases:
-        raise MailboxError(f"The {mailbox.domain.connection} backend has no mailbox aliases.", "alias")
+        raise MailboxError(_("The %(backend)s backend has no mailbox aliases.", backend=mailbox.domain.connection),
+                           "alias")
     try:
         local_part, domain_name = ownership.split(raw, "alias")
         domain, address = ownership.address_for(mailbox.account_id, domain_name, local_part, ownership.ROUTE,
@@ -578,8 +598,8 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
     except ownership.NameRefused as refusal:
         raise MailboxError(str(refusal), "alias") from None
     if domain.connection != mailbox.domain.connection:
-        raise MailboxError(f"An alias must be on a domain served by the same mail system as the mailbox "
-                           f"({mailbox.domain.connection}).", "alias")
+        raise MailboxError(_("An alias must be on a domain served by the same mail system as the mailbox "
+                             "(%(backend)s).", backend=mailbox.domain.connection), "alias")
     alias = MailboxAlias(mailbox_id=mailbox.id, address=address, state="adding")
     db.session.add(alias)
     db.session.flush()
@@ -592,12 +612,12 @@ def remove_alias(actor: User, mailbox: Mailbox, alias_id: int) -> None:
     _require_live(mailbox)
     alias = next((a for a in mailbox.aliases if a.id == alias_id), None)
     if alias is None:
-        raise MailboxError("That alias was already removed.")
+        raise MailboxError(_("That alias was already removed."))
     if alias.state == "failed":
         db.session.delete(alias)
     else:
         if not capabilities_of(mailbox).mailbox_alias_remove:
-            raise MailboxError(f"The {mailbox.domain.connection} backend cannot remove aliases.")
+            raise MailboxError(_("The %(backend)s backend cannot remove aliases.", backend=mailbox.domain.connection))
         alias.state = "removing"
         _start(mailbox, "remove_alias", alias_id=alias.id)
     record("mailbox.remove_alias", account=mailbox.account_id, target=mailbox, actor=actor, alias=alias.address)
@@ -606,24 +626,25 @@ def remove_alias(actor: User, mailbox: Mailbox, alias_id: int) -> None:
 def _carry_out_alias(backend, mailbox: Mailbox, operation: str, alias_id: int | None) -> str:
     alias = db.session.get(MailboxAlias, alias_id) if alias_id else None
     if alias is None:
-        return "Nothing to do: the alias is gone."
+        return _("Nothing to do: the alias is gone.")
     if operation == "add_alias":
         backend.add_alias(mailbox.address, alias.address)
         alias.state, alias.message = "active", ""
-        return f"Alias {alias.address} added."
+        return _("Alias %(alias)s added.", alias=alias.address)
     backend.remove_alias(mailbox.address, alias.address)
     db.session.delete(alias)
-    return f"Alias {alias.address} removed."
+    return _("Alias %(alias)s removed.", alias=alias.address)
 
 
 def set_protocols(actor: User, mailbox: Mailbox, allowed: set[str]) -> None:
     _require_live(mailbox)
     if not capabilities_of(mailbox).protocol_flags:
-        raise MailboxError(f"The {mailbox.domain.connection} backend does not switch protocols per mailbox.")
+        raise MailboxError(_("The %(backend)s backend does not switch protocols per mailbox.",
+                             backend=mailbox.domain.connection))
     names = backend_class(backends.connection(mailbox.domain.connection).backend).protocols()
     unknown = allowed - set(names)
     if unknown:
-        raise MailboxError(f"Unknown protocols: {', '.join(sorted(unknown))}.")
+        raise MailboxError(_("Unknown protocols: %(protocols)s.", protocols=", ".join(sorted(unknown))))
     mailbox.protocols = {name: name in allowed for name in names}
     _start(mailbox, "set_protocols")
     record("mailbox.set_protocols", account=mailbox.account_id, target=mailbox, actor=actor,
@@ -641,10 +662,11 @@ def set_backend_admin(actor: User, mailbox: Mailbox, admin: bool) -> None:
 
     _require_live(mailbox)
     if not capabilities_of(mailbox).mailbox_admin_privilege:
-        raise MailboxError(f"The {mailbox.domain.connection} backend has no administrator privilege for mailboxes.")
+        raise MailboxError(_("The %(backend)s backend has no administrator privilege for mailboxes.",
+                             backend=mailbox.domain.connection))
     account = db.session.get(Account, mailbox.account_id)
     if "mailboxes.manage" not in account_permissions(actor, account):
-        raise MailboxError("Only those who manage every mailbox of the account may change this.")
+        raise MailboxError(_("Only those who manage every mailbox of the account may change this."))
     mailbox.backend_admin = admin
     _start(mailbox, "set_admin")
     record("mailbox.set_backend_admin", account=mailbox.account_id, target=mailbox, actor=actor, admin=admin)

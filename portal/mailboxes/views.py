@@ -1,4 +1,6 @@
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.accounts.services import member_in_account
@@ -10,6 +12,7 @@ from portal.domains.models import DISABLED as DOMAIN_DISABLED
 from portal.domains.models import TAKEN as DOMAIN_TAKEN
 from portal.domains.services import domain_in_account, domains_of
 from portal.extensions import db
+from portal.i18n import label
 from portal.mailboxes import drift, forms, services
 from portal.mailboxes.models import KINDS, PERSONAL, STATUSES
 from portal.roles import catalogue
@@ -38,13 +41,13 @@ def index(account_id):
     page = lists.fetch(services.mailbox_query(current_user, g.account, listing), listing)
     return render("mailboxes/index.html", block="list", account=g.account, page=page, listing=listing,
                   domain_options=[(str(d.id), d.unicode_name) for d in domains_of(g.account)],
-                  status_options=[(status, status.capitalize()) for status in STATUSES])
+                  status_options=[(status, label(status, "mailbox.status")) for status in STATUSES])
 
 
 def _form():
     form = forms.MailboxForm()
-    form.domain.choices = [(d.id, f"{d.unicode_name} ({d.status.replace('_', ' ')})") for d in domains_of(g.account)
-                           if d.status not in (DOMAIN_DISABLED, DOMAIN_TAKEN)]
+    form.domain.choices = [(d.id, f"{d.unicode_name} ({label(d.status, 'domain.status').lower()})")
+                           for d in domains_of(g.account) if d.status not in (DOMAIN_DISABLED, DOMAIN_TAKEN)]
     return form
 
 
@@ -59,7 +62,7 @@ def create(account_id):
         domain = next((d for d in domains_of(g.account) if d.id == form.domain.data), None)
         try:
             if domain is None:
-                raise services.MailboxError("Choose one of this account's domains.", "domain")
+                raise services.MailboxError(_("Choose one of this account's domains."), "domain")
             mailbox = services.create_mailbox(
                 current_user, g.account, domain, form.local_part.data or "", kind=form.kind.data,
                 owner=owner if form.kind.data == PERSONAL else None,
@@ -73,7 +76,7 @@ def create(account_id):
                 getattr(form, error.field or "local_part").errors.append(str(error))
         else:
             db.session.commit()
-            flash(f"{mailbox.address} created.", "success")
+            flash(_("%(address)s created.", address=mailbox.address), "success")
             return redirect(url_for("mailboxes.show", account_id=account_id, mailbox_id=mailbox.id))
     owner_query = request.form.get("owner_q", "").strip()[:254]
     candidates = services.owner_candidates(g.account, owner_query) if finding else []
@@ -137,25 +140,26 @@ def _act(action, success=None):
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/enable", methods=["POST"])
 @rule(on_mailbox("mailbox.settings"))
 def enable(account_id, mailbox_id):
-    return _act(lambda actor, mailbox: services.set_active(actor, mailbox, True), "The mailbox is being enabled.")
+    return _act(lambda actor, mailbox: services.set_active(actor, mailbox, True), _("The mailbox is being enabled."))
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/disable", methods=["POST"])
 @rule(on_mailbox("mailbox.settings"))
 def disable(account_id, mailbox_id):
-    return _act(lambda actor, mailbox: services.set_active(actor, mailbox, False), "The mailbox is being disabled.")
+    return _act(lambda actor, mailbox: services.set_active(actor, mailbox, False),
+                _("The mailbox is being disabled."))
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/retry", methods=["POST"])
 @rule(on_mailbox("mailbox.settings"))
 def retry(account_id, mailbox_id):
-    return _act(services.retry, "Trying again.")
+    return _act(services.retry, _("Trying again."))
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/password", methods=["POST"])
 @rule(on_mailbox("mailbox.password"))
 def reset_password(account_id, mailbox_id):
-    return _act(services.reset_password, "A new password is being set; reveal it here once it is ready.")
+    return _act(services.reset_password, _("A new password is being set; reveal it here once it is ready."))
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/password/reveal", methods=["POST"])
@@ -169,7 +173,7 @@ def reveal_password(account_id, mailbox_id):
         return _page(g.mailbox, 403, str(refusal))
     db.session.commit()
     if password is None:
-        return _page(g.mailbox, 410, "There is no password to reveal: it was already shown, or it expired.")
+        return _page(g.mailbox, 410, _("There is no password to reveal: it was already shown, or it expired."))
     return _page(g.mailbox, password=password)
 
 
@@ -178,22 +182,23 @@ def reveal_password(account_id, mailbox_id):
 def quota(account_id, mailbox_id):
     form = forms.QuotaForm()
     if not form.validate_on_submit():
-        return _page(g.mailbox, 422, " ".join(form.quota.errors) or "Enter a quota.")
+        return _page(g.mailbox, 422, " ".join(str(error) for error in form.quota.errors) or _("Enter a quota."))
     return _act(lambda actor, mailbox: services.set_quota(actor, mailbox, form.quota_bytes()),
-                "The quota is being changed.")
+                _("The quota is being changed."))
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/aliases", methods=["POST"])
 @rule(on_mailbox("mailbox.settings"))
 def add_alias(account_id, mailbox_id):
     return _act(lambda actor, mailbox: services.add_alias(actor, mailbox, request.form.get("alias", "")) and None,
-                "The alias is being added.")
+                _("The alias is being added."))
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/aliases/<int:alias_id>/remove", methods=["POST"])
 @rule(on_mailbox("mailbox.settings"))
 def remove_alias(account_id, mailbox_id, alias_id):
-    return _act(lambda actor, mailbox: services.remove_alias(actor, mailbox, alias_id), "The alias is being removed.")
+    return _act(lambda actor, mailbox: services.remove_alias(actor, mailbox, alias_id),
+                _("The alias is being removed."))
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/backend-admin", methods=["POST"])
@@ -201,7 +206,7 @@ def remove_alias(account_id, mailbox_id, alias_id):
 def backend_admin(account_id, mailbox_id):
     wanted = request.form.get("admin") == "yes"
     return _act(lambda actor, mailbox: services.set_backend_admin(actor, mailbox, wanted),
-                "The administrator privilege is being changed on the backend.")
+                _("The administrator privilege is being changed on the backend."))
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/protocols", methods=["POST"])
@@ -209,7 +214,7 @@ def backend_admin(account_id, mailbox_id):
 def protocols(account_id, mailbox_id):
     allowed = set(request.form.getlist("protocol"))
     return _act(lambda actor, mailbox: services.set_protocols(actor, mailbox, allowed),
-                "Protocol access is being changed.")
+                _("Protocol access is being changed."))
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes/<int:mailbox_id>/delete", methods=["GET", "POST"])
@@ -259,13 +264,14 @@ def add_member_role(account_id, membership_id, mailbox_id):
     role = roles.role_in_account(g.account, form_id("role_id") or 0)
     try:
         if role is None:
-            raise roles.AccessError("Choose a mailbox role.")
+            raise roles.AccessError(_("Choose a mailbox role."))
         roles.grant_mailbox_role(current_user, g.account, membership, mailbox_id, role)
     except roles.AccessError as error:
         db.session.rollback()
         return _member_mailboxes(membership, mailbox_id, 403, str(error))
     db.session.commit()
-    flash(f"{membership.user.email} now has “{role.name}” on {g.mailbox.address}.", "success")
+    flash(_("%(email)s now has “%(role)s” on %(address)s.", email=membership.user.email, role=role.name,
+            address=g.mailbox.address), "success")
     return _back(account_id, membership_id, mailbox_id)
 
 
@@ -283,7 +289,7 @@ def member_advanced(account_id, membership_id, mailbox_id):
             db.session.rollback()
             return _member_mailboxes(membership, mailbox_id, 403, str(error), picker)
         db.session.commit()
-        flash("Mailbox permissions saved.", "success")
+        flash(_("Mailbox permissions saved."), "success")
         return _back(account_id, membership_id, mailbox_id)
     return render("accounts/mailbox_access.html", block="permission_picker", account=g.account,
                   membership=membership, chosen=g.mailbox, grants=roles.mailbox_grants(membership, mailbox_id),
@@ -298,14 +304,14 @@ def revoke_member_grant(account_id, membership_id, mailbox_id, grant_id):
     membership = load_or_404(member_in_account, membership_id)
     grant = roles.grant_in_account(g.account, grant_id)
     if grant is None or grant.membership_id != membership.id or grant.mailbox_id != mailbox_id:
-        return _member_mailboxes(membership, mailbox_id, 404, "That access was already taken away.")
+        return _member_mailboxes(membership, mailbox_id, 404, _("That access was already taken away."))
     try:
         roles.revoke_grant(current_user, g.account, grant)
     except roles.AccessError as error:
         db.session.rollback()
         return _member_mailboxes(membership, mailbox_id, 403, str(error))
     db.session.commit()
-    flash("Mailbox access taken away.", "success")
+    flash(_("Mailbox access taken away."), "success")
     return _back(account_id, membership_id, mailbox_id)
 
 
@@ -351,10 +357,14 @@ def _settle(domain, settle_all: bool):
     report = drift.latest_report(domain)
     how = request.form.get("how", "")
     if report is None:
-        raise services.MailboxError("Compare first.")
+        raise services.MailboxError(_("Compare first."))
     if settle_all:
+        if how not in ("adopt", "enforce"):
+            raise services.MailboxError(_("Choose adopt or enforce."))
         count = drift.settle_all(current_user, domain, report, how)
-        return f"{count} difference{'s' if count != 1 else ''} settled ({how})."
+        if how == "adopt":
+            return ngettext("%(num)d difference settled (adopted).", "%(num)d differences settled (adopted).", count)
+        return ngettext("%(num)d difference settled (enforced).", "%(num)d differences settled (enforced).", count)
     return drift.settle(current_user, domain, report, request.form.get("address", ""),
                         request.form.get("kind", ""), how)
 

@@ -187,8 +187,8 @@ def test_worker__job_whose_worker_died_on_its_last_attempt_fails_saying_so(app, 
     assert rescuer.run_job(*claimed) == FAILED
     db.session.expire_all()
     assert (job.status, job.attempts) == (FAILED, 2)
-    assert job.last_error == "gave up after 1 attempts (worker lost the job)"
-    assert user.name == "failed: gave up after 1 attempts (worker lost the job)"
+    assert job.last_error == "gave up after 1 attempt (worker lost the job)"
+    assert user.name == "failed: gave up after 1 attempt (worker lost the job)"
 
 
 # -- many workers -----------------------------------------------------------------------

@@ -26,7 +26,7 @@ def test_new_mailbox_form__creates_and_lands_on_the_page_that_polls(setting, run
     run_jobs()
     fragment = client.get(response.headers["Location"], headers={"HX-Request": "true"}).get_data(as_text=True)
     assert fragment.lstrip().startswith('<div id="mailbox-live"')
-    assert "Enabled" in fragment and "Created on the backend." in fragment and "2 GB" in fragment
+    assert "Enabled" in fragment and "Created on the backend." in fragment and "2\u00a0GB" in fragment
     assert "Reveal the password once" in fragment
 
 
