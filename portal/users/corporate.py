@@ -8,6 +8,8 @@ account's settings.
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from portal.accounts.models import Account
 from portal.accounts.services import add_member
 from portal.audit.services import record
@@ -41,12 +43,13 @@ def check_registration_allowed(address: str) -> None:
     if domain is None:
         return
     if domain.status == DISABLED:
-        raise RegistrationRefused(f"New users cannot register with addresses on {domain.name}: the domain is "
-                                  "disabled. Ask its administrators for an invitation.")
+        raise RegistrationRefused(_("New users cannot register with addresses on %(domain)s: the domain is "
+                                    "disabled. Ask its administrators for an invitation.", domain=domain.name))
     account = db.session.get(Account, domain.account_id)
     if domain.status == ENABLED and not account.self_registration:
-        raise RegistrationRefused(f"Addresses on {domain.name} are managed by their organisation, which does not "
-                                  "accept self-registration. Ask its administrators to create your profile.")
+        raise RegistrationRefused(_("Addresses on %(domain)s are managed by their organisation, which does not "
+                                    "accept self-registration. Ask its administrators to create your profile.",
+                                    domain=domain.name))
 
 
 def active_domain_of(address: str) -> Domain | None:
@@ -76,7 +79,7 @@ def make_corporate(user: User, domain: Domain, *, personal_mailbox: bool | None 
     if existing is not None:
         return existing
     role = db.session.get(Role, account.personal_mailbox_role_id) if account.personal_mailbox_role_id else None
-    first, _, last = (user.name or "").partition(" ")
+    first, _space, last = (user.name or "").partition(" ")
     try:
         return create_mailbox(actor, account, domain, user.email.split("@", 1)[0], kind="personal", owner=user,
                               first_name=first, last_name=last, display_name=user.name or "", owner_role=role)

@@ -4,36 +4,39 @@ from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectF
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from portal.auth.forms import TIMEZONES
+from portal.i18n import _l
 
 
 class CreateUserForm(FlaskForm):
-    first_name = StringField("First name", validators=[Length(max=100)])
-    last_name = StringField("Last name", validators=[Length(max=100)])
-    email = EmailField("E-mail address", validators=[DataRequired("Enter the user's address."), Length(max=254)])
-    personal_mailbox = BooleanField("Create a personal mailbox", default=True)
-    recovery_email = EmailField("Recovery address (outside the domain)", validators=[Length(max=254)])
+    first_name = StringField(_l("First name"), validators=[Length(max=100)])
+    last_name = StringField(_l("Last name"), validators=[Length(max=100)])
+    email = EmailField(_l("E-mail address"),
+                       validators=[DataRequired(_l("Enter the user's address.")), Length(max=254)])
+    personal_mailbox = BooleanField(_l("Create a personal mailbox"), default=True)
+    recovery_email = EmailField(_l("Recovery address (outside the domain)"), validators=[Length(max=254)])
 
 
 class SettingsForm(FlaskForm):
-    first_name = StringField("First name", validators=[Length(max=100)])
-    last_name = StringField("Last name", validators=[Length(max=100)])
-    timezone = SelectField("Time zone", choices=TIMEZONES)
-    phone = StringField("Phone", validators=[Length(max=40)])
-    default_mailbox_id = SelectField("Default mailbox", coerce=int, choices=[])
-    recovery_email = EmailField("Recovery address", validators=[Length(max=254)])
+    first_name = StringField(_l("First name"), validators=[Length(max=100)])
+    last_name = StringField(_l("Last name"), validators=[Length(max=100)])
+    timezone = SelectField(_l("Time zone"), choices=TIMEZONES)
+    phone = StringField(_l("Phone"), validators=[Length(max=40)])
+    default_mailbox_id = SelectField(_l("Default mailbox"), coerce=int, choices=[])
+    recovery_email = EmailField(_l("Recovery address"), validators=[Length(max=254)])
 
 
 class RemoveForm(FlaskForm):
-    mailboxes = RadioField("Their personal mailboxes", default="disable", choices=[
-        ("disable", "Disable them (mail is kept, nobody can log in)"),
-        ("keep", "Keep them as they are"),
-        ("delete", "Delete them (where the backend can)")])
+    mailboxes = RadioField(_l("Their personal mailboxes"), default="disable", choices=[
+        ("disable", _l("Disable them (mail is kept, nobody can log in)")),
+        ("keep", _l("Keep them as they are")),
+        ("delete", _l("Delete them (where the backend can)"))])
 
 
 class UploadForm(FlaskForm):
-    workbook = FileField("Workbook (.xlsx)")
+    workbook = FileField(_l("Workbook (.xlsx)"))
 
 
 class WelcomeForm(FlaskForm):
-    password = PasswordField("Password", validators=[DataRequired()])
-    confirm = PasswordField("Password again", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
+    password = PasswordField(_l("Password"), validators=[DataRequired()])
+    confirm = PasswordField(_l("Password again"),
+                            validators=[DataRequired(), EqualTo("password", _l("The passwords differ."))])

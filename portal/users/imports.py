@@ -10,7 +10,9 @@ updates them instead: nobody is created twice.
 from __future__ import annotations
 
 import io
+from contextlib import nullcontext
 
+from flask_babel import gettext as _
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import insert
 
@@ -20,6 +22,7 @@ from portal.audit.services import SOURCE_WORKER, record
 from portal.auth.models import User
 from portal.extensions import db
 from portal.domains.models import Domain
+from portal.i18n import _l, for_person, label, labels
 from portal.jobs.models import Job
 from portal.jobs.registry import get_handler, handler
 from portal.jobs.services import enqueue
@@ -37,6 +40,10 @@ from portal.users.services import ONBOARDING_KIND
 IMPORT_KIND = "users.import"
 PREVIEW_KIND = "users.import_preview"
 CHUNK = 500
+# What became of each row of the Users sheet (the result workbook's Status column).
+CREATED, UPDATED, SKIPPED, ROW_FAILED = "created", "updated", "skipped", "failed"
+labels("import.row", {CREATED: _l("created"), UPDATED: _l("updated"), SKIPPED: _l("skipped"),
+                      ROW_FAILED: _l("failed")})
 
 
 class ImportError_(ValueError):
@@ -61,7 +68,7 @@ def receive(actor: User, account: Account, filename: str, data: bytes) -> Import
     Raises WorkbookRefused.
     """
     if not filename.lower().endswith(".xlsx"):
-        raise workbook.WorkbookRefused("Only .xlsx workbooks are accepted.")
+        raise workbook.WorkbookRefused(_("Only .xlsx workbooks are accepted."))
     workbook.check_container(data)
     run = ImportRun(account_id=account.id, created_by_id=actor.id, filename=filename[:255], workbook=data,
                     status=CHECKING)
@@ -72,15 +79,22 @@ def receive(actor: User, account: Account, filename: str, data: bytes) -> Import
     return run
 
 
+def _in_language_of(person):
+    """Work for ``person`` in their language; without them, in the job's."""
+    return for_person(person) if person is not None else nullcontext()
+
+
 def _preview_failed(job, message: str) -> None:
     run = db.session.get(ImportRun, job.payload.get("run_id"))
     if run is not None and run.status == CHECKING:
-        run.status, run.fatal = REFUSED, f"The workbook could not be read: {message}"
+        with _in_language_of(run.created_by):
+            run.status, run.fatal = REFUSED, _("The workbook could not be read: %(reason)s", reason=message)
 
 
 @handler(PREVIEW_KIND, max_attempts=2, backoff_seconds=10, on_failure=_preview_failed)
 def preview(job) -> None:
-    """Validate the whole workbook; store the plan and every problem, or why it was refused."""
+    """Validate the whole workbook; store the plan and every problem, or why it was refused.
+    What is written in words is written in the language of the person who uploaded it."""
     run = db.session.get(ImportRun, job.payload["run_id"])
     if run is None or run.status != CHECKING:
         return
@@ -88,8 +102,9 @@ def preview(job) -> None:
     actor = run.created_by
     try:
         if actor is None:
-            raise workbook.WorkbookRefused("The person who uploaded the workbook no longer has a profile.")
-        plan = workbook.plan(actor, account, workbook.read(run.workbook))
+            raise workbook.WorkbookRefused(_("The person who uploaded the workbook no longer has a profile."))
+        with for_person(actor):
+            plan = workbook.plan(actor, account, workbook.read(run.workbook))
     except workbook.WorkbookRefused as refusal:
         run.status, run.fatal = REFUSED, str(refusal)
         record("users.import_refused", account=account, target=run, target_label=run.filename, actor=actor,
@@ -106,13 +121,14 @@ def preview(job) -> None:
 
 def confirm(actor: User, run: ImportRun) -> None:
     if run.status != PREVIEWED:
-        raise ImportError_("This import was already started.")
+        raise ImportError_(_("This import was already started."))
     if run.fatal:
         raise ImportError_(run.fatal)
     if not run.to_create and not run.to_update:
-        raise ImportError_("Nothing to create or update: fix the problems and upload again.")
+        raise ImportError_(_("Nothing to create or update: fix the problems and upload again."))
     run.status = QUEUED
-    enqueue(IMPORT_KIND, {"run_id": run.id}, subject=f"import:{run.id}", account=run.account_id)
+    # ``by``: the result is written in the language of the person who started the run.
+    enqueue(IMPORT_KIND, {"run_id": run.id, "by": actor.id}, subject=f"import:{run.id}", account=run.account_id)
     record("users.import_start", account=run.account_id, target=run, target_label=run.filename, actor=actor)
 
 
@@ -190,7 +206,7 @@ class _Writer:
                 "owner_id": ids[p["email"]], "first_name": p["first_name"], "last_name": p["last_name"],
                 "display_name": f"{p['first_name']} {p['last_name']}", "status": PROVISIONING,
                 "protocols": protocols[p["email"].rsplit("@", 1)[1]], "backend_admin": False,
-                "status_reason": "Being created on the backend.", "want_active": True, "created_at": now,
+                "status_reason": _("Being created on the backend."), "want_active": True, "created_at": now,
                 "updated_at": now,
             } for p in new_mailboxes]):
                 mailbox_ids[address] = mailbox_id
@@ -233,14 +249,15 @@ class _Writer:
         } for p in planned])
         for p in planned:
             if p["email"] not in fresh:
-                outcome[p["row"]] = ("updated", "already had a profile")
+                outcome[p["row"]] = (UPDATED, _("already had a profile"))
             elif p.get("recovery_email"):
-                outcome[p["row"]] = ("created", f"their onboarding link is e-mailed to {p['recovery_email']}")
+                outcome[p["row"]] = (CREATED, _("their onboarding link is e-mailed to %(email)s",
+                                                email=p["recovery_email"]))
             elif p["email"] in mailbox_ids:
-                outcome[p["row"]] = ("created", "their onboarding link is e-mailed to their mailbox once it works")
+                outcome[p["row"]] = (CREATED, _("their onboarding link is e-mailed to their mailbox once it works"))
             else:
-                outcome[p["row"]] = ("created", "no mailbox to e-mail a link to: send them an onboarding link "
-                                                "from their page")
+                outcome[p["row"]] = (CREATED, _("no mailbox to e-mail a link to: send them an onboarding link "
+                                                "from their page"))
 
 
 def _import_failed(job, message: str) -> None:
@@ -251,9 +268,17 @@ def _import_failed(job, message: str) -> None:
 
 @handler(IMPORT_KIND, max_attempts=3, backoff_seconds=30, on_failure=_import_failed)
 def run_import(job) -> None:
+    """Carry out the plan; the result workbook (and what is stored in words) is written in the
+    language of the person who started the run."""
     run = db.session.get(ImportRun, job.payload["run_id"])
     if run is None or run.status in (DONE, FAILED):
         return
+    starter = db.session.get(User, job.payload["by"]) if job.payload.get("by") else None
+    with _in_language_of(starter or run.created_by):
+        _run(run)
+
+
+def _run(run: ImportRun) -> None:
     account = db.session.get(Account, run.account_id)
     run.status, run.started_at = RUNNING, run.started_at or utcnow()
     run.done = run.created = run.updated = run.skipped = 0
@@ -262,7 +287,7 @@ def run_import(job) -> None:
     outcome: dict[int, tuple[str, str]] = {}
     for p in planned:
         if p["skip"]:
-            outcome[p["row"]] = ("skipped", p["skip"])
+            outcome[p["row"]] = (SKIPPED, workbook.skip_message(p))
     todo = [p for p in planned if not p["skip"]]
     writer = _Writer(run, account)
     run.skipped = len(planned) - len(todo)
@@ -272,8 +297,8 @@ def run_import(job) -> None:
         writer.chunk(todo[start:start + CHUNK], outcome)
         run.done += len(todo[start:start + CHUNK])
         db.session.commit()  # progress is visible after every chunk
-    run.created = sum(1 for status, _ in outcome.values() if status == "created")
-    run.updated = sum(1 for status, _ in outcome.values() if status == "updated")
+    run.created = sum(1 for status, _message in outcome.values() if status == CREATED)
+    run.updated = sum(1 for status, _message in outcome.values() if status == UPDATED)
     run.result, run.failed = result_workbook(run, outcome)
     run.status, run.finished_at = DONE, utcnow()
     record("users.import_done", account=account, target=run, target_label=run.filename, source=SOURCE_WORKER,
@@ -282,21 +307,22 @@ def run_import(job) -> None:
 
 def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]]) -> tuple[bytes, int]:
     """The uploaded Users rows with a Status and a Message column, and how many
-    rows failed (rows the preview could not read, so never attempted)."""
+    rows failed (rows the preview could not read, so never attempted), in the current language."""
     source = load_workbook(io.BytesIO(run.workbook), read_only=True, data_only=True)
     out = Workbook(write_only=True)
-    sheet = out.create_sheet("Users")
+    sheet = out.create_sheet(workbook.sheet_name(workbook.USERS))
     failed = 0
     try:
-        for number, values in enumerate(source["Users"].iter_rows(values_only=True, max_col=5), start=1):
+        users = workbook.find_sheet(source.sheetnames, workbook.USERS)
+        for number, values in enumerate(source[users].iter_rows(values_only=True, max_col=5), start=1):
             if not any(value not in (None, "") for value in values):
                 continue
             if number == 1:
-                sheet.append(cells(sheet, list(values) + ["Status", "Message"]))
+                sheet.append(cells(sheet, list(values) + [_("Status"), _("Message")]))
                 continue
-            status, message = outcome.get(number, ("failed", "this row has problems (see the preview)"))
-            failed += status == "failed"
-            sheet.append(cells(sheet, list(values) + [status, message]))
+            status, message = outcome.get(number, (ROW_FAILED, _("this row has problems (see the preview)")))
+            failed += status == ROW_FAILED
+            sheet.append(cells(sheet, list(values) + [label(status, "import.row"), message]))
     finally:
         source.close()
     buffer = io.BytesIO()

@@ -6,6 +6,7 @@ from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from portal.extensions import db
+from portal.i18n import _l, labels
 from portal.timeutil import utcnow
 
 CHECKING = "checking"     # uploaded; the worker is reading and validating it
@@ -16,6 +17,10 @@ RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
 CANCELLED = "cancelled"
+labels("import.status", {CHECKING: _l("checking"), REFUSED: _l("refused"), PREVIEWED: _l("previewed"),
+                         QUEUED: _l("queued"), RUNNING: _l("running"), DONE: _l("done"), FAILED: _l("failed"),
+                         CANCELLED: _l("cancelled")})
+labels("report.status", {QUEUED: _l("queued"), RUNNING: _l("running"), DONE: _l("done"), FAILED: _l("failed")})
 
 
 class ImportRun(db.Model):

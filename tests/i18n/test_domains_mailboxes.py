@@ -1,0 +1,121 @@
+"""Domains and mailboxes in French for a person whose profile says so: the domain page, the
+mailbox list and a mailbox's page, and what a domain check and a failed provisioning write."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.domains import services as domains
+from portal.domains.models import Domain
+from portal.extensions import db
+from portal.i18n import in_language
+from portal.jobs.models import Job
+from portal.jobs.registry import PermanentJobError
+from portal.mailboxes import services as mailboxes
+from portal.mailboxes.models import Mailbox
+from tests.emulated import app_environ, dimail  # noqa: F401  (fixtures: connection corp on dimail)
+from tests.mailboxes.conftest import enabled_domain
+
+NBSP = "\u00a0"
+
+
+@pytest.fixture
+def french(client, auth, owner, account):
+    """The owner reads the portal in French (their profile's choice), signed in."""
+    owner.locale = "fr"
+    db.session.commit()
+    auth.login("owner@example.org")
+    return client
+
+
+def test_domain_page__is_in_french_for_a_french_profile(french, account):
+    response = french.post(f"/accounts/{account.id}/domains/new", data={"name": "example.org", "connection": "local"})
+    assert response.status_code == 302
+    page = french.get(response.headers["Location"]).get_data(as_text=True)
+    assert '<html lang="fr">' in page
+    assert "example.org a été ajouté. Publiez l’enregistrement de propriété indiqué ci-dessous." in page
+    assert "Enregistrements à publier" in page and "Vérifier maintenant" in page
+    assert f"Statut{NBSP}:" in page and f"Propriété{NBSP}: pas encore prouvée" in page
+    assert "Publiez l’enregistrement TXT de propriété ci-dessous" in page  # the status reason, made in French
+    assert "Prouve que le domaine appartient à ce compte" in page
+    assert "Ce que permet le serveur de messagerie" in page and "Crée les boîtes aux lettres" in page
+    assert "Records to publish" not in page and "Check now" not in page
+
+
+def test_domain_list_and_settings__are_in_french(french, owner, account):
+    domain = enabled_domain(owner, account)
+    listing = french.get(f"/accounts/{account.id}/domains").get_data(as_text=True)
+    assert "Ajouter un domaine" in listing and "Tous les statuts" in listing and "Activé" in listing
+    settings = french.get(f"/accounts/{account.id}/domains/{domain.id}/settings").get_data(as_text=True)
+    assert "Paramètres de example.org" in settings and "Quota par défaut des boîtes aux lettres" in settings
+    assert "Valeur par défaut du serveur" in settings and "Enregistrer les paramètres" in settings
+    response = french.post(f"/accounts/{account.id}/domains/{domain.id}/settings", data={"max_users": "lots"})
+    assert response.status_code == 422
+    assert "Saisissez un nombre entier." in response.get_data(as_text=True)
+
+
+def test_domain_check__writes_its_result_in_the_language_it_runs_in(french, owner, account):
+    domain = domains.add_domain(owner, account, "example.org", "local")
+    db.session.commit()
+    with in_language("fr"):
+        domains.run_check(domain, "manual")
+    db.session.commit()
+    assert domain.status_reason == (
+        f"En attente de l’enregistrement de propriété (TXT _portal-challenge.example.org){NBSP}: publiez-le, ainsi "
+        "que les autres enregistrements marqués comme absents. Le portail vérifie de nouveau de lui-même.")
+    assert {record["message"] for record in domain.records} == {"rien n’est publié"}
+    page = french.get(f"/accounts/{account.id}/domains/{domain.id}").get_data(as_text=True)
+    assert "rien n’est publié" in page and "<td>à la demande</td>" in page
+    assert "Remet le courrier du domaine au serveur de messagerie" in page
+
+
+def test_mailbox_list__is_in_french_for_a_french_profile(french, owner, account):
+    domain = enabled_domain(owner, account)
+    mailboxes.create_mailbox(owner, account, domain, "sales", display_name="Ventes")
+    pending = domains.add_domain(owner, account, "later.example", "local")
+    mailboxes.create_mailbox(owner, account, pending, "info")
+    db.session.commit()
+    page = french.get(f"/accounts/{account.id}/mailboxes").get_data(as_text=True)
+    assert '<html lang="fr">' in page
+    assert "Nouvelle boîte aux lettres" in page and "Tous les domaines" in page and "Tous les types" in page
+    assert "<td>partagée</td>" in page and "En attente" in page and "Mise en service" in page
+    assert f"Exporter toutes les boîtes aux lettres{NBSP}:" in page
+    assert "Sélectionner sales@example.org" in page and "Avec les boîtes aux lettres sélectionnées" in page
+    assert "New mailbox" not in page and "Shared" not in page
+
+
+def test_mailbox_page__is_in_french_with_its_history(french, owner, account, run_jobs):
+    domain = enabled_domain(owner, account)
+    mailbox = mailboxes.create_mailbox(owner, account, domain, "sales", quota_bytes=2 * 1024 ** 3)
+    db.session.commit()
+    run_jobs()
+    page = french.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}").get_data(as_text=True)
+    assert '<html lang="fr">' in page
+    assert "<dd>partagée</dd>" in page and f"2{NBSP}Go" in page and "(activé)" in page
+    assert "Historique de mise en service" in page and "<td>création</td>" in page and "Réponse du serveur" in page
+    assert "Qui a accès" in page and "Supprimer…" in page and "Désactiver" in page
+    new = french.get(f"/accounts/{account.id}/mailboxes/new").get_data(as_text=True)
+    assert "Adresse (avant le @)" in new and "Partagée (l’adresse d’une équipe)" in new
+    assert "Créer la boîte aux lettres" in new
+
+
+def test_provisioning_failure__is_worded_in_the_language_the_job_runs_in(french, owner, account, dimail):
+    domain = enabled_domain(owner, account, "corp.example", "corp", dimail)
+    mailbox = mailboxes.create_mailbox(owner, account, domain, "jane", first_name="Jane", last_name="Doe")
+    db.session.commit()
+    job = db.session.execute(db.select(Job).where(Job.subject == f"mailbox:{mailbox.id}")).scalar_one()
+    dimail.faults.refuse()
+    with in_language("fr"), pytest.raises(Exception) as raised:
+        mailboxes.provision(job)
+    assert not isinstance(raised.value, PermanentJobError)  # the backend is down: the job is retried
+    db.session.expire_all()
+    attempt = db.session.get(Mailbox, mailbox.id).attempts.first()
+    assert (attempt.operation, attempt.outcome) == ("create", "retrying")
+    assert attempt.message.endswith("(nouvel essai prévu)")
+    page = french.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}").get_data(as_text=True)
+    assert "(nouvel essai prévu)</td>" in page and "<td>création</td>" in page
+    db.session.expire_all()
+    domain = db.session.get(Domain, domain.id)
+    with in_language("fr"):
+        refusal = mailboxes.mailboxes_block_removal(domain)
+    assert refusal == "corp.example a encore 1 boîte aux lettres. Supprimez-la d’abord, puis retirez le domaine."
