@@ -7,8 +7,10 @@ and only until it expires (the signature).
 from __future__ import annotations
 
 import io
+from contextlib import nullcontext
 
 from flask import current_app
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from openpyxl import Workbook
 
@@ -16,6 +18,7 @@ from portal.accounts.models import Account, Membership
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.extensions import db
+from portal.i18n import _l, for_person, label, language_of
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.mail.services import send
@@ -28,8 +31,8 @@ from portal.web.urls import external_url
 
 REPORT_KIND = "users.report"
 LINK_DAYS = 7
-HEADER = ("Name", "E-mail", "Corporate", "Status", "Account roles", "Account permissions",
-          "Mailboxes with access", "Last log-in (UTC)")
+HEADER = (_l("Name"), _l("E-mail"), _l("Corporate"), _l("Status"), _l("Account roles"), _l("Account permissions"),
+          _l("Mailboxes with access"), _l("Last log-in (UTC)"))
 
 
 def _signer() -> URLSafeTimedSerializer:
@@ -69,6 +72,7 @@ def request_report(actor: User, account: Account) -> UsersReport:
 
 
 def rows(account: Account):
+    """The report's rows, worded in the current language."""
     members = db.session.execute(db.select(Membership, User).join(User, User.id == Membership.user_id)
                                  .where(Membership.account_id == account.id).order_by(User.email)).all()
     grants: dict[int, list[Grant]] = {}
@@ -79,13 +83,14 @@ def rows(account: Account):
         Mailbox.account_id == account.id)).all())
     for membership, user in members:
         held = grants.get(membership.id, [])
-        roles = sorted({g.role.name for g in held if g.role is not None and g.mailbox_id is None})
+        roles = sorted({label(g.role.name, "role") for g in held if g.role is not None and g.mailbox_id is None})
         permissions = sorted({g.permission for g in held if g.permission and g.mailbox_id is None})
         mailboxes = sorted({addresses[g.mailbox_id] for g in held if g.mailbox_id in addresses})
         corporate = user.is_corporate and user.corporate_account_id == account.id
-        status = "active" if user.password_hash or user.oidc_subject else "invited, no password yet"
-        yield (user.name, user.email, "yes" if corporate else "no", status, ", ".join(roles), ", ".join(permissions),
-               ", ".join(mailboxes), user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never")
+        status = _("active") if user.password_hash or user.oidc_subject else _("invited, no password yet")
+        yield (user.name, user.email, _("yes") if corporate else _("no"), status, ", ".join(roles),
+               ", ".join(permissions), ", ".join(mailboxes),
+               user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else _("never"))
 
 
 def _failed(job, message: str) -> None:
@@ -96,13 +101,20 @@ def _failed(job, message: str) -> None:
 
 @handler(REPORT_KIND, max_attempts=3, backoff_seconds=30, on_failure=_failed)
 def build_report(job) -> None:
+    """The workbook and the e-mail are written in the language of the person who asked."""
     report = db.session.get(UsersReport, job.payload["report_id"])
     if report is None:
         return
+    requester = report.requested_by
+    with for_person(requester) if requester is not None else nullcontext():
+        _build(report, requester)
+
+
+def _build(report: UsersReport, requester: User | None) -> None:
     account = db.session.get(Account, report.account_id)
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("Users")
-    sheet.append(HEADER)
+    sheet = book.create_sheet(_("Users"))
+    sheet.append([str(header) for header in HEADER])
     count = 0
     for row in rows(account):
         sheet.append(cells(sheet, row))
@@ -110,7 +122,6 @@ def build_report(job) -> None:
     buffer = io.BytesIO()
     book.save(buffer)
     report.content, report.rows, report.status, report.finished_at = buffer.getvalue(), count, DONE, utcnow()
-    requester = report.requested_by
     if requester is not None:
-        send(requester.email, "users_report", for_account=account, account=account, report=report, user=requester,
-             link=signed_link(report), days=LINK_DAYS)
+        send(requester.email, "users_report", for_account=account, language=language_of(requester), account=account,
+             report=report, user=requester, link=signed_link(report), days=LINK_DAYS)

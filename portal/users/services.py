@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import gettext as _
 
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
@@ -14,6 +15,7 @@ from portal.auth.models import User
 from portal.auth.services import AuthError, find_user, normalize_email
 from portal.domains import ownership
 from portal.extensions import db
+from portal.i18n import chosen, label
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
 from portal.mail.services import deliver_now, send
@@ -35,32 +37,37 @@ class UserError(ValueError):
         self.field = field
 
 
-def _clean_name(value: str, label: str, field: str) -> str:
+def _clean_name(value: str, field: str) -> str:
+    """``value`` with its spaces tidied; ``field`` is "first_name" or "last_name"."""
     value = " ".join((value or "").split())
+    first = field == "first_name"
     if not value:
-        raise UserError(f"Enter the {label}.", field)
+        raise UserError(_("Enter the first name.") if first else _("Enter the last name."), field)
     if len(value) > NAME_LIMIT:
-        raise UserError(f"The {label} is at most {NAME_LIMIT} characters.", field)
+        raise UserError(_("The first name is at most %(limit)s characters.", limit=NAME_LIMIT) if first else
+                        _("The last name is at most %(limit)s characters.", limit=NAME_LIMIT), field)
     return value
 
 
 def corporate_domain_for(account: Account, email: str, *, personal_mailbox: bool = False):
     """The account's active domain the address is on; refuses any other address with the reason.
     With a personal mailbox, the address must also be one the account may use for a mailbox."""
-    local_part, _, domain_name = email.rpartition("@")
+    local_part, _at, domain_name = email.rpartition("@")
     try:
         domain = ownership.usable_domain(account.id, domain_name, ownership.ROUTE, "email")
     except ownership.NameRefused as refusal:
-        raise UserError(f"The address must be on one of this account's active domains: {refusal}",
-                        "email") from None
+        raise UserError(_("The address must be on one of this account's active domains: %(reason)s",
+                          reason=refusal), "email") from None
     if not domain.is_active:
-        raise UserError(f"{domain.name} is {domain.status.replace('_', ' ')}: new users can only be created "
-                        "on enabled domains.", "email")
+        raise UserError(_("%(domain)s is %(status)s: new users can only be created on enabled domains.",
+                          domain=domain.name, status=label(domain.status, "domain.status").lower().replace("_", " ")),
+                        "email")
     if personal_mailbox:
         try:
             ownership.address_for(account.id, domain, local_part, ownership.ROUTE, field="email")
         except ownership.NameRefused as refusal:
-            raise UserError(f"No personal mailbox can have this address: {refusal}", "email") from None
+            raise UserError(_("No personal mailbox can have this address: %(reason)s", reason=refusal),
+                            "email") from None
     return domain
 
 
@@ -76,15 +83,15 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     when there is no recovery address to mail it to, the onboarding link to show once.
     ``link_shown`` False (an identity provider creating them: nobody to show it to) makes no
     link then: they sign in through single sign-on, or an admin gives them one from their page."""
-    first = _clean_name(first_name, "first name", "first_name")
-    last = _clean_name(last_name, "last name", "last_name")
+    first = _clean_name(first_name, "first_name")
+    last = _clean_name(last_name, "last_name")
     try:
         address = normalize_email(email)
     except AuthError as error:
         raise UserError(str(error), "email") from None
     domain = corporate_domain_for(account, address, personal_mailbox=personal_mailbox)
     if find_user(address) is not None:
-        raise UserError(f"{address} already has a profile. Invite it instead.", "email")
+        raise UserError(_("%(email)s already has a profile. Invite it instead.", email=address), "email")
     recovery = None
     if recovery_email.strip():
         try:
@@ -92,8 +99,8 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         except AuthError as error:
             raise UserError(str(error), "recovery_email") from None
         if recovery.rsplit("@", 1)[-1] == domain.name:
-            raise UserError("The recovery address must be outside the domain, so the link reaches them "
-                            "before their mailbox works.", "recovery_email")
+            raise UserError(_("The recovery address must be outside the domain, so the link reaches them "
+                              "before their mailbox works."), "recovery_email")
     user = User(email=address, name=f"{first} {last}", recovery_email=recovery)
     db.session.add(user)
     db.session.flush()
@@ -109,8 +116,8 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
 def _require_outranks(actor: User, account: Account, user: User) -> None:
     """Acting on someone's profile needs every right they hold, in this account and elsewhere."""
     if not outranks(actor, account, user):
-        raise AccessError("You cannot do this for a user who holds rights you do not hold (in this account, "
-                          "on one of its mailboxes, or in another account).")
+        raise AccessError(_("You cannot do this for a user who holds rights you do not hold (in this account, "
+                            "on one of its mailboxes, or in another account)."))
 
 
 def never_signed_in(user: User) -> bool:
@@ -123,17 +130,17 @@ def complete_onboarding(raw: str, password: str) -> User:
 
     token = tokens.peek(raw, ONBOARDING)
     if token is None:
-        raise AuthError("This link has expired or was already used. Ask your administrator for a new one.")
+        raise AuthError(_("This link has expired or was already used. Ask your administrator for a new one."))
     user = db.session.get(User, token.user_id)
     if not never_signed_in(user):
         # An onboarding link sets a first password; it never replaces one.
         tokens.consume(raw, ONBOARDING)
-        raise AuthError("This profile already has a password. Log in, or ask for a password reset.")
+        raise AuthError(_("This profile already has a password. Log in, or ask for a password reset."))
     problem = password_problem(password, user.email)
     if problem:
         raise AuthError(problem, "password")
     if tokens.consume(raw, ONBOARDING) is None:
-        raise AuthError("This link has expired or was already used. Ask your administrator for a new one.")
+        raise AuthError(_("This link has expired or was already used. Ask your administrator for a new one."))
     user.password_hash = hash_password(password)
     user.email_verified_at = user.email_verified_at or utcnow()
     record("user.onboarded", target=user, actor=user)
@@ -153,15 +160,15 @@ def send_onboarding(actor: User, account: Account, user: User, *, may_show: bool
     when neither exists, and only when ``actor`` holds every right the person holds (the link
     lets whoever has it act as them)."""
     if not never_signed_in(user):
-        raise UserError(f"{user.email} has already set a password; they can reset it themselves.")
+        raise UserError(_("%(email)s has already set a password; they can reset it themselves.", email=user.email))
     if user.recovery_email or onboarding_mailbox(user) is not None:
         enqueue(ONBOARDING_KIND, {"user_id": user.id}, subject=f"user:{user.id}", account=account)
         record("user.send_onboarding", account=account, target=user, actor=actor,
                to=user.recovery_email or user.email)
         return None
     if not may_show:
-        raise UserError(f"{user.email} has no recovery address and no personal mailbox: open their page to "
-                        "get a link to give them.")
+        raise UserError(_("%(email)s has no recovery address and no personal mailbox: open their page to "
+                          "get a link to give them.", email=user.email))
     _require_outranks(actor, account, user)
     record("user.send_onboarding", account=account, target=user, actor=actor, to="shown to the administrator")
     return issue_onboarding_link(user)
@@ -178,13 +185,16 @@ def deliver_onboarding(job) -> None:
     if to is None:
         mailbox = onboarding_mailbox(user)
         if mailbox is None:
-            raise PermanentJobError(f"{user.email} has no recovery address and no working personal mailbox: "
-                                    "an administrator must give them a link.")
+            raise PermanentJobError(_("%(email)s has no recovery address and no working personal mailbox: "
+                                      "an administrator must give them a link.", email=user.email))
         if mailbox.status != ENABLED:
-            raise OnboardingWaits(f"waits for the mailbox {mailbox.address} to be created")
+            raise OnboardingWaits(_("waits for the mailbox %(address)s to be created", address=mailbox.address))
         to = user.email
     account = db.session.get(Account, user.corporate_account_id) if user.corporate_account_id else None
-    deliver_now(to, "onboarding", account=account, user=user, link=issue_onboarding_link(user),
+    # The recovery address has no profile of its own, and a new person has chosen no language
+    # yet: they read their account's.
+    language = chosen(user.locale) or (account.default_locale if account is not None else None)
+    deliver_now(to, "onboarding", language=language, account=account, user=user, link=issue_onboarding_link(user),
                 hours=ONBOARDING_HOURS)
 
 
@@ -207,17 +217,17 @@ def own_mailboxes(user: User, account: Account) -> list[Mailbox]:
 def update_settings(actor: User, account: Account, user: User, *, first_name: str, last_name: str,
                     timezone: str, phone: str, default_mailbox_id: int | None, recovery_email: str) -> None:
     if not is_corporate_of(user, account):
-        raise UserError("Only corporate users of this account have settings here.")
+        raise UserError(_("Only corporate users of this account have settings here."))
     if (recovery_email.strip().lower() or None) != user.recovery_email:
         _require_outranks(actor, account, user)
-    name = f"{_clean_name(first_name, 'first name', 'first_name')} {_clean_name(last_name, 'last name', 'last_name')}"
+    name = f"{_clean_name(first_name, 'first_name')} {_clean_name(last_name, 'last_name')}"
     phone = phone.strip()
     if phone and not current_app.config["PORTAL"]["USER_PHONES"]:
-        raise UserError("Phone numbers are not enabled on this portal.", "phone")
+        raise UserError(_("Phone numbers are not enabled on this portal."), "phone")
     if phone and (len(phone) > 40 or not all(c.isdigit() or c in "+-() ." for c in phone)):
-        raise UserError("Enter a phone number with digits, spaces and + - ( ) only.", "phone")
+        raise UserError(_("Enter a phone number with digits, spaces and + - ( ) only."), "phone")
     if default_mailbox_id and default_mailbox_id not in {m.id for m in own_mailboxes(user, account)}:
-        raise UserError("Choose one of the user's own mailboxes.", "default_mailbox_id")
+        raise UserError(_("Choose one of the user's own mailboxes."), "default_mailbox_id")
     recovery = None
     if recovery_email.strip():
         try:
@@ -243,12 +253,13 @@ def suspend(actor: User, account: Account, user: User) -> str:
     from portal.timeutil import utcnow
 
     if not is_corporate_of(user, account):
-        raise UserError(f"{user.email} is not a corporate user of this account; only those can be suspended.")
+        raise UserError(_("%(email)s is not a corporate user of this account; only those can be suspended.",
+                          email=user.email))
     if user.id == actor.id:
-        raise UserError("You cannot suspend yourself.")
+        raise UserError(_("You cannot suspend yourself."))
     _require_outranks(actor, account, user)
     if user.suspended_at is not None:
-        return "already suspended"
+        return _("already suspended")
     user.suspended_at = utcnow()
     sessions.end_all(user, sessions.SUSPENDED)
     disabled = []
@@ -257,7 +268,9 @@ def suspend(actor: User, account: Account, user: User) -> str:
             mailboxes.set_active(actor, mailbox, False)
             disabled.append(mailbox.address)
     record("user.suspend", account=account, target=user, actor=actor, mailboxes_disabled=disabled)
-    return "suspended" + (f"; {', '.join(disabled)} being disabled" if disabled else "")
+    if disabled:
+        return _("suspended; %(mailboxes)s being disabled", mailboxes=", ".join(disabled))
+    return _("suspended")
 
 
 def restore(actor: User, account: Account, user: User) -> str:
@@ -267,10 +280,10 @@ def restore(actor: User, account: Account, user: User) -> str:
     from portal.mailboxes.models import DISABLED
 
     if not is_corporate_of(user, account):
-        raise UserError(f"{user.email} is not a corporate user of this account.")
+        raise UserError(_("%(email)s is not a corporate user of this account.", email=user.email))
     _require_outranks(actor, account, user)
     if user.suspended_at is None:
-        return "was not suspended"
+        return _("was not suspended")
     user.suspended_at = None
     enabled = []
     for mailbox in own_mailboxes(user, account):
@@ -278,7 +291,9 @@ def restore(actor: User, account: Account, user: User) -> str:
             mailboxes.set_active(actor, mailbox, True)
             enabled.append(mailbox.address)
     record("user.restore", account=account, target=user, actor=actor, mailboxes_enabled=enabled)
-    return "restored" + (f"; {', '.join(enabled)} being enabled" if enabled else "")
+    if enabled:
+        return _("restored; %(mailboxes)s being enabled", mailboxes=", ".join(enabled))
+    return _("restored")
 
 
 # -- removal -------------------------------------------------------------------------
@@ -293,29 +308,30 @@ def remove_corporate_user(actor: User, account: Account, membership: Membership,
 
     user = membership.user
     if not is_corporate_of(user, account):
-        raise UserError("Only corporate users of this account can be removed here.")
+        raise UserError(_("Only corporate users of this account can be removed here."))
     if user.id == actor.id:
-        raise UserError("You cannot remove yourself.")
+        raise UserError(_("You cannot remove yourself."))
     from portal.roles.services import refuse_last_owner
 
     refuse_last_owner(account, membership)
     if mailbox_choice not in MAILBOX_CHOICES:
-        raise UserError("Choose what happens to their mailboxes.")
+        raise UserError(_("Choose what happens to their mailboxes."))
     held = permissions_of_grants(account_grants(membership))
     if held - account_permissions(actor, account):
-        raise AccessError("You cannot remove a user who holds permissions you do not hold.")
+        raise AccessError(_("You cannot remove a user who holds permissions you do not hold."))
     outcome = []
     for mailbox in own_mailboxes(user, account):
         if mailbox_choice == "keep" or mailbox.status not in ("enabled", "disabled", "failed"):
-            outcome.append(f"{mailbox.address}: kept")
+            outcome.append(_("%(address)s: kept", address=mailbox.address))
         elif mailbox_choice == "disable" and mailbox.status == "enabled":
             if mailboxes.capabilities_of(mailbox).mailbox_disable:
                 mailboxes.set_active(actor, mailbox, False)
-                outcome.append(f"{mailbox.address}: being disabled")
+                outcome.append(_("%(address)s: being disabled", address=mailbox.address))
             else:
-                outcome.append(f"{mailbox.address}: kept (its backend cannot disable mailboxes)")
+                outcome.append(_("%(address)s: kept (its backend cannot disable mailboxes)", address=mailbox.address))
         elif mailbox_choice == "delete":
-            outcome.append(f"{mailbox.address}: {mailboxes.delete(actor, mailbox)}")
+            outcome.append(_("%(address)s: %(outcome)s", address=mailbox.address,
+                             outcome=mailboxes.delete(actor, mailbox)))
     user.is_corporate, user.corporate_account_id = False, None
     sessions.end_all(user, sessions.REMOVED)  # their sessions end now
     record("user.remove_corporate", account=account, target=user, actor=actor, mailboxes=mailbox_choice)

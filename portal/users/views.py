@@ -1,6 +1,7 @@
 import io
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.accounts.services import member_in_account
@@ -56,7 +57,7 @@ def _corporate_member(membership_id):
 def settings(account_id, membership_id):
     membership = _corporate_member(membership_id)
     user = membership.user
-    first, _, last = user.name.partition(" ")
+    first, _space, last = user.name.partition(" ")
     form = forms.SettingsForm(data={"first_name": first, "last_name": last, "timezone": user.timezone,
                                     "phone": user.phone, "default_mailbox_id": user.default_mailbox_id or 0,
                                     "recovery_email": user.recovery_email or ""})
@@ -76,7 +77,7 @@ def settings(account_id, membership_id):
             form.recovery_email.errors.append(str(error))
         else:
             db.session.commit()
-            flash("Settings saved.", "success")
+            flash(_("Settings saved."), "success")
             return redirect(url_for("users.settings", account_id=account_id, membership_id=membership_id))
     return render("users/settings.html", status=422 if form.errors else 200, account=g.account,
                   membership=membership, form=form, phones=current_app.config["PORTAL"]["USER_PHONES"],
@@ -95,7 +96,8 @@ def resend_onboarding(account_id, membership_id):
         return redirect(url_for("users.settings", account_id=account_id, membership_id=membership_id))
     db.session.commit()
     if link is None:
-        flash(f"A new link is being sent to {membership.user.recovery_email or membership.user.email}.", "success")
+        flash(_("A new link is being sent to %(email)s.",
+                email=membership.user.recovery_email or membership.user.email), "success")
         return redirect(url_for("users.settings", account_id=account_id, membership_id=membership_id))
     return render("users/created.html", account=g.account, user=membership.user, link=link, membership=membership)
 
@@ -116,7 +118,8 @@ def remove(account_id, membership_id):
             error = str(refusal)
         else:
             db.session.commit()
-            flash(f"{membership.user.email} was removed. " + "; ".join(outcome), "success")
+            flash(_("%(email)s was removed. %(mailboxes)s", email=membership.user.email, mailboxes="; ".join(outcome))
+                  if outcome else _("%(email)s was removed.", email=membership.user.email), "success")
             return redirect(url_for("accounts.members", account_id=account_id))
     return render("users/remove.html", status=403 if error else 200, account=g.account, membership=membership,
                   form=form, error=error, mailboxes=services.own_mailboxes(membership.user, g.account))
@@ -130,7 +133,7 @@ def welcome(token):
         return render("auth/link_invalid.html", status=410, onboarding=True)
     email = db.session.get(User, link.user_id).email
     if not current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
-        flash("This portal signs in through single sign-on: use it with your address.", "info")
+        flash(_("This portal signs in through single sign-on: use it with your address."), "info")
         return redirect(url_for("auth.login"))
     form = forms.WelcomeForm()
     if form.validate_on_submit():
@@ -142,7 +145,7 @@ def welcome(token):
         else:
             start_session(user)
             db.session.commit()
-            flash("Your password is set. Welcome.", "success")
+            flash(_("Your password is set. Welcome."), "success")
             return redirect(url_for("web.home"))
     return render("users/welcome.html", status=422 if form.errors else 200, form=form, email=email)
 
@@ -157,7 +160,7 @@ def import_upload(account_id):
     if form.validate_on_submit():
         upload = request.files.get("workbook")
         if upload is None or not upload.filename:
-            error = "Choose the .xlsx workbook to upload."
+            error = _("Choose the .xlsx workbook to upload.")
         else:
             try:
                 run = imports.receive(current_user, g.account, upload.filename, upload.read())
@@ -181,7 +184,7 @@ def import_template(account_id):
 def _run_page(run, status=200, error=None):
     busy = run.status in (CHECKING, QUEUED, RUNNING)
     return render("users/import_run.html", block="progress", status=status, account=g.account, run=run, busy=busy,
-                  error=error, form=ConfirmForm())
+                  error=error, form=ConfirmForm(), problem_message=workbook.problem_message)
 
 
 @bp.route("/accounts/<int:account_id>/users/import/<int:run_id>")
@@ -221,7 +224,7 @@ def report(account_id):
     if request.method == "POST" and ConfirmForm().validate_on_submit():
         reports.request_report(current_user, g.account)
         db.session.commit()
-        flash("The report is being generated; it will be e-mailed to you and listed here.", "success")
+        flash(_("The report is being generated; it will be e-mailed to you and listed here."), "success")
         return redirect(url_for("users.report", account_id=account_id))
     listed = reports.reports_of(g.account)
     return render("users/reports.html", block="list", account=g.account, reports=listed, form=ConfirmForm(),

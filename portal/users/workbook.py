@@ -9,11 +9,17 @@ written; the preview shows every problem at once.
 Rules: a user whose address is not on an active domain of the account fails
 the whole import; a user referred to by a wrong row on the Account or a
 Mailbox sheet is not created (the others are).
+
+Languages: the template is written in the language of the person who downloads it (sheet
+names, headers, notes); a workbook is read in any of the portal's languages, and with the
+reference's English names, which every template made before carries. The preview's problems
+are kept as a code and values and put into words when shown, in the reader's language.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 import zlib
 from xml.parsers import expat
@@ -21,7 +27,9 @@ from dataclasses import dataclass, field
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import gettext as _, ngettext
 from openpyxl import Workbook, load_workbook
+from openpyxl.comments import Comment
 from openpyxl.styles import Font
 from openpyxl.worksheet.datavalidation import DataValidation
 
@@ -30,14 +38,18 @@ from portal.auth.models import User
 from portal.domains import ownership
 from portal.domains.models import ENABLED, Domain
 from portal.extensions import db
+from portal.i18n import LANGUAGES, _l, in_language, label
 from portal.mailboxes.models import DELETED, Mailbox
 from portal.roles import catalogue
 from portal.roles.services import account_permissions, mailbox_permissions, roles_for
 from portal.spreadsheets import cells, looks_like_formula
 
-USERS_HEADER = ("First name", "Last name", "E-mail", "Personal mailbox (Y/N)", "Recovery address (optional)")
-GRANT_HEADER = ("E-mail", "Role", "Permission")
-MAILBOX_MARKER = "Mailbox"
+USERS_HEADER = (_l("First name"), _l("Last name"), _l("E-mail"), _l("Personal mailbox (Y/N)"),
+                _l("Recovery address (optional)"))
+GRANT_HEADER = (_l("E-mail"), _l("Role"), _l("Permission"))
+# The reference's sheets, by the English names that are also their keys here.
+ROLES, PERMISSIONS, USERS, ACCOUNT = "Roles", "Permissions", "Users", "Account"
+MAILBOX_MARKER = "Mailbox"  # A1 of a mailbox sheet, in English
 MAX_CELL = 254
 MAX_NAME = 100
 # Bounds on what an upload may expand to; a 50,000-user workbook needs a fraction of them.
@@ -55,51 +67,134 @@ class WorkbookRefused(ValueError):
     """The upload is refused whole; the message says why."""
 
 
+# -- the words of the workbook, in each language ------------------------------------
+
+def sheet_name(key: str) -> str:
+    """The name of one of the reference's sheets in the current language."""
+    return {ROLES: _("Roles"), PERMISSIONS: _("Permissions"),
+            USERS: _("Users"), ACCOUNT: _("Account")}[key]
+
+
+def _mailbox_marker() -> str:
+    return _("Mailbox")
+
+
+def _yes_no() -> tuple[str, str]:
+    """The letters that answer "personal mailbox?" in the current language."""
+    return _("Y"), _("N")
+
+
+def _in_every_language(make) -> set:
+    """What ``make()`` gives in each of the portal's languages (English among them)."""
+    found = set()
+    for code in LANGUAGES:
+        with in_language(code):
+            found.add(make())
+    return found
+
+
+def _sheet_names(key: str) -> set[str]:
+    return {key.casefold()} | _in_every_language(lambda: sheet_name(key).casefold())
+
+
+def find_sheet(titles, key: str) -> str | None:
+    """The title, among ``titles``, of one of the reference's sheets, in whatever language."""
+    spellings = _sheet_names(key)
+    return next((title for title in titles if title.casefold() in spellings), None)
+
+
+def _header_starts() -> dict[str, set[tuple[str, ...]]]:
+    """The first cells of a header row, as every language writes them: rows to skip."""
+    return {"users": _in_every_language(lambda: tuple(str(h).casefold() for h in USERS_HEADER[:3])),
+            "grants": _in_every_language(lambda: str(GRANT_HEADER[0]).casefold())}
+
+
+def _role_texts(role) -> tuple[str, str]:
+    """A role's name and description as the reader reads them (a system role's in their
+    language; the reader accepts those names in every language, and the stored one)."""
+    definition = catalogue.SYSTEM_BY_KEY.get(role.system_key or "")
+    if definition is None:
+        return role.name, role.description or ""
+    return str(definition.name), str(definition.description)
+
+
+def _roles_by_name(roles) -> dict:
+    """Roles by their names in lower case: as stored, and a system role's in every language."""
+    found = {}
+    for role in roles:
+        found[role.name.lower()] = role
+        if role.system_key in catalogue.SYSTEM_BY_KEY:
+            for name in _in_every_language(lambda: _role_texts(role)[0].lower()):
+                found.setdefault(name, role)
+    return found
+
+
 # -- the template ------------------------------------------------------------------
 
 def _mailbox_sheet_title(index: int, address: str, taken: set[str]) -> str:
-    title = address if len(address) <= 31 and not any(c in address for c in "[]:*?/\\") else f"Mailbox {index}"
+    title = address if len(address) <= 31 and not any(c in address for c in "[]:*?/\\") else \
+        _("Mailbox %(number)s", number=index)
     while title.lower() in taken:
-        title = f"Mailbox {index}-{len(taken)}"
+        number = f"{index}-{len(taken)}"
+        title = _("Mailbox %(number)s", number=number)
     taken.add(title.lower())
     return title
 
 
+def _note(cell, text: str) -> None:
+    cell.comment = Comment(text, _("Mail portal"), width=320, height=110)
+
+
 def template(account: Account) -> bytes:
-    """A workbook for this account: its roles, permissions and mailboxes, with drop-down lists."""
+    """A workbook for this account: its roles, permissions and mailboxes, with drop-down lists,
+    written in the current language."""
     book = Workbook()
     bold = Font(bold=True)
+    names = {key: sheet_name(key) for key in (ROLES, PERMISSIONS, USERS, ACCOUNT)}
     roles_sheet = book.active
-    roles_sheet.title = "Roles"
-    roles_sheet.append(("Role", "Scope", "Description"))
+    roles_sheet.title = names[ROLES]
+    roles_sheet.append((_("Role"), _("Scope"), _("Description")))
     account_roles = roles_for(account, catalogue.ACCOUNT)
     mailbox_roles = roles_for(account, catalogue.MAILBOX)
     for role in account_roles + mailbox_roles:
-        roles_sheet.append(cells(roles_sheet, (role.name, role.scope, role.description)))
-    permissions_sheet = book.create_sheet("Permissions")
-    permissions_sheet.append(("Permission", "Scope", "Label", "Group"))
+        name, description = _role_texts(role)
+        roles_sheet.append(cells(roles_sheet, (name, label(role.scope, "scope"), description)))
+    permissions_sheet = book.create_sheet(names[PERMISSIONS])
+    permissions_sheet.append((_("Permission"), _("Scope"), _("Label"), _("Group")))
     for permission in catalogue.PERMISSIONS:
-        permissions_sheet.append((permission.code, permission.scope, permission.label, permission.group))
-    users = book.create_sheet("Users")
-    users.append(USERS_HEADER)
-    yes_no = DataValidation(type="list", formula1='"Y,N"', allow_blank=True)
+        permissions_sheet.append(cells(permissions_sheet, (
+            permission.code, label(permission.scope, "scope"), str(permission.label),
+            label(permission.group, "permission.group"))))
+    users = book.create_sheet(names[USERS])
+    users.append([str(header) for header in USERS_HEADER])
+    yes, no = _yes_no()
+    _note(users["D1"], _("%(yes)s: a personal mailbox is created at the user's address. %(no)s or empty: none is.",
+                         yes=yes, no=no))
+    _note(users["E1"], _("Optional, outside the user's domain: where the link to choose a password is e-mailed. "
+                         "Without it, the link goes to their new personal mailbox once it works."))
+    yes_no = DataValidation(type="list", formula1=f'"{yes},{no}"', allow_blank=True)
     users.add_data_validation(yes_no)
     yes_no.add("D2:D50001")
-    account_sheet = book.create_sheet("Account")
-    account_sheet.append(GRANT_HEADER)
-    _grant_lists(account_sheet, len(account_roles), "account")
-    taken = {"roles", "permissions", "users", "account"}
+    account_sheet = book.create_sheet(names[ACCOUNT])
+    account_sheet.append([str(header) for header in GRANT_HEADER])
+    _note(account_sheet["A1"], _("One role or one permission of the account a row; repeat the address for more. "
+                                 "Every address must be on the %(users)s sheet.", users=names[USERS]))
+    _grant_lists(account_sheet, len(account_roles), "account", names)
+    taken = {name.lower() for name in names.values()}
     mailboxes = db.session.execute(db.select(Mailbox).where(Mailbox.account_id == account.id,
                                                             Mailbox.status != DELETED)
                                    .order_by(Mailbox.address)).scalars().all()
     for index, mailbox in enumerate(mailboxes, start=1):
         sheet = book.create_sheet(_mailbox_sheet_title(index, mailbox.address, taken))
-        sheet.append(cells(sheet, (MAILBOX_MARKER, mailbox.address)))
+        sheet.append(cells(sheet, (_mailbox_marker(), mailbox.address)))
         sheet.append(())
-        sheet.append(GRANT_HEADER)
-        _grant_lists(sheet, len(mailbox_roles), "mailbox", first_account_role=len(account_roles), header_row=3)
+        sheet.append([str(header) for header in GRANT_HEADER])
+        _note(sheet["A3"], _("One role or one permission on the mailbox named in B1 a row; repeat the address "
+                             "for more. Every address must be on the %(users)s sheet.", users=names[USERS]))
+        _grant_lists(sheet, len(mailbox_roles), "mailbox", names, first_account_role=len(account_roles),
+                     header_row=3)
     for sheet in book.worksheets:
-        for cell in sheet[3 if sheet.title not in ("Roles", "Permissions", "Users", "Account") else 1]:
+        for cell in sheet[1 if sheet.title in names.values() else 3]:
             cell.font = bold
         sheet.column_dimensions["A"].width = 32
         sheet.column_dimensions["B"].width = 28
@@ -109,18 +204,21 @@ def template(account: Account) -> bytes:
     return output.getvalue()
 
 
-def _grant_lists(sheet, role_count: int, scope: str, first_account_role: int = 0, header_row: int = 1) -> None:
+def _grant_lists(sheet, role_count: int, scope: str, names: dict[str, str], first_account_role: int = 0,
+                 header_row: int = 1) -> None:
     """Drop-down lists pointing at the Roles and Permissions sheets' rows of this scope."""
+    roles_sheet, permissions_sheet = (names[key].replace("'", "''") for key in (ROLES, PERMISSIONS))
     if role_count:
         start = 2 + first_account_role
-        roles = DataValidation(type="list", formula1=f"=Roles!$A${start}:$A${start + role_count - 1}",
+        roles = DataValidation(type="list", formula1=f"='{roles_sheet}'!$A${start}:$A${start + role_count - 1}",
                                allow_blank=True)
         sheet.add_data_validation(roles)
         roles.add(f"B{header_row + 1}:B50001")
     codes = [p for p in catalogue.PERMISSIONS]
     first = next(i for i, p in enumerate(codes) if p.scope == scope) + 2
     last = max(i for i, p in enumerate(codes) if p.scope == scope) + 2
-    permissions = DataValidation(type="list", formula1=f"=Permissions!$A${first}:$A${last}", allow_blank=True)
+    permissions = DataValidation(type="list", formula1=f"='{permissions_sheet}'!$A${first}:$A${last}",
+                                 allow_blank=True)
     sheet.add_data_validation(permissions)
     permissions.add(f"C{header_row + 1}:C50001")
 
@@ -141,35 +239,36 @@ def check_container(data: bytes) -> None:
     declarations bound everything read later."""
     limit = current_app.config["PORTAL"]["IMPORT_MAX_MB"] * 1024 * 1024
     if len(data) > limit:
-        raise WorkbookRefused(f"The file is larger than {limit // (1024 * 1024)} MB.")
+        raise WorkbookRefused(_("The file is larger than %(size)s MB.", size=limit // (1024 * 1024)))
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
     except (zipfile.BadZipFile, ValueError, OSError):
-        raise WorkbookRefused("This is not an .xlsx workbook (it is not a zip archive). Save it as Excel "
-                              "Workbook (.xlsx) and upload it again.") from None
+        raise WorkbookRefused(_("This is not an .xlsx workbook (it is not a zip archive). Save it as Excel "
+                                "Workbook (.xlsx) and upload it again.")) from None
     if len(entries) > MAX_ENTRIES:
-        raise WorkbookRefused(f"The workbook has {len(entries)} parts; a users workbook has far fewer "
-                              f"(at most {MAX_ENTRIES}). Start from the template.")
+        raise WorkbookRefused(_("The workbook has %(parts)s parts; a users workbook has far fewer "
+                                "(at most %(limit)s). Start from the template.", parts=len(entries), limit=MAX_ENTRIES))
     names = {entry.filename for entry in entries}
     if "xl/workbook.xml" not in names:
-        raise WorkbookRefused("This is not an .xlsx workbook (it has no workbook part).")
+        raise WorkbookRefused(_("This is not an .xlsx workbook (it has no workbook part)."))
     if any(name.startswith("xl/vbaProject") for name in names):
-        raise WorkbookRefused("Workbooks with macros (.xlsm) are not accepted; save as .xlsx.")
+        raise WorkbookRefused(_("Workbooks with macros (.xlsm) are not accepted; save as .xlsx."))
     total = 0
     for entry in entries:
         name = entry.filename.lower()
         if name.endswith(_ARCHIVE_SUFFIXES) or name.startswith(("xl/embeddings/", "xl/activex")):
-            raise WorkbookRefused("The workbook holds another file or archive inside it; a users workbook "
-                                  "holds only sheets. Copy the rows into the template.")
+            raise WorkbookRefused(_("The workbook holds another file or archive inside it; a users workbook "
+                                    "holds only sheets. Copy the rows into the template."))
         if entry.flag_bits & 0x1:
-            raise WorkbookRefused("The workbook is encrypted; save it without a password.")
+            raise WorkbookRefused(_("The workbook is encrypted; save it without a password."))
         total += entry.file_size
         if entry.file_size > MAX_ENTRY or (entry.file_size > RATIO_FROM
                                            and entry.file_size > MAX_RATIO * max(entry.compress_size, 1)):
-            raise WorkbookRefused("The workbook expands to far more than its size (a zip bomb?); refused.")
+            raise WorkbookRefused(_("The workbook expands to far more than its size (a zip bomb?); refused."))
     if total > MAX_UNCOMPRESSED:
-        raise WorkbookRefused(f"The workbook expands to more than {MAX_UNCOMPRESSED // (1024 * 1024)} MB; refused.")
+        raise WorkbookRefused(_("The workbook expands to more than %(size)s MB; refused.",
+                                size=MAX_UNCOMPRESSED // (1024 * 1024)))
 
 
 class _XmlTooDeep(Exception):
@@ -216,18 +315,21 @@ def deep_scan(data: bytes) -> None:
             with archive.open(entry) as stream:
                 _scan_xml(stream, entry.filename)
         except _XmlTooDeep:
-            raise WorkbookRefused(f"The part {entry.filename} of the workbook is built to exhaust the reader "
-                                  "(nesting, entities or a DTD); refused.") from None
+            raise WorkbookRefused(_("The part %(part)s of the workbook is built to exhaust the reader "
+                                    "(nesting, entities or a DTD); refused.", part=entry.filename)) from None
         except expat.ExpatError as error:
-            raise WorkbookRefused(f"The part {entry.filename} of the workbook is not valid XML "
-                                  f"({expat.ErrorString(error.code)}, line {error.lineno}). Open the workbook "
-                                  "in a spreadsheet program and save it again as .xlsx.") from None
+            raise WorkbookRefused(_("The part %(part)s of the workbook is not valid XML (%(error)s, line %(line)s). "
+                                    "Open the workbook in a spreadsheet program and save it again as .xlsx.",
+                                    part=entry.filename, error=expat.ErrorString(error.code),
+                                    line=error.lineno)) from None
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError):
-            raise WorkbookRefused(f"The part {entry.filename} of the workbook is damaged. Open the workbook in "
-                                  "a spreadsheet program and save it again as .xlsx.") from None
+            raise WorkbookRefused(_("The part %(part)s of the workbook is damaged. Open the workbook in "
+                                    "a spreadsheet program and save it again as .xlsx.", part=entry.filename)) from None
 
 
 def read(data: bytes) -> dict[str, Sheet]:
+    """The workbook's sheets by title; the reference's sheets by their English names too,
+    whatever language their titles are in."""
     deep_scan(data)
     max_rows = current_app.config["PORTAL"]["IMPORT_MAX_ROWS"]
     sheets: dict[str, Sheet] = {}
@@ -240,33 +342,112 @@ def read(data: bytes) -> dict[str, Sheet]:
                     if any(value not in (None, "") for value in values):
                         rows.append((number, values))
                     if len(rows) > max_rows + 3:
-                        raise WorkbookRefused(f"The sheet “{worksheet.title}” has more than {max_rows} rows; "
-                                              "split the workbook.")
+                        raise WorkbookRefused(_("The sheet “%(sheet)s” has more than %(limit)s rows; "
+                                                "split the workbook.", sheet=worksheet.title, limit=max_rows))
                 sheets[worksheet.title] = Sheet(worksheet.title, rows)
         finally:
             book.close()
     except WorkbookRefused:
         raise
     except Exception as error:  # openpyxl raises many kinds on a damaged file
-        raise WorkbookRefused(f"The workbook cannot be read ({error.__class__.__name__}). "
-                              "Open it in a spreadsheet program and save it again as .xlsx.") from None
-    for required in ("Users", "Account"):
-        if required not in sheets:
-            raise WorkbookRefused(f"The workbook has no “{required}” sheet. Start from the template.")
+        raise WorkbookRefused(_("The workbook cannot be read (%(error)s). "
+                                "Open it in a spreadsheet program and save it again as .xlsx.",
+                                error=error.__class__.__name__)) from None
+    titles = list(sheets)
+    for key in (ROLES, PERMISSIONS, USERS, ACCOUNT):
+        found = find_sheet(titles, key)
+        if found is not None:
+            sheets[key] = sheets[found]
+        elif key in (USERS, ACCOUNT):
+            raise WorkbookRefused(_("The workbook has no “%(sheet)s” sheet. Start from the template.",
+                                    sheet=sheet_name(key)))
     return sheets
 
 
 # -- validating --------------------------------------------------------------------
+
+# What the preview can find wrong with a cell, by code: a problem keeps its code and values
+# and is put into words when shown, in the reader's language.
+PROBLEMS = {
+    "formula": _l("Formulas, and values starting with = + - or @, are not accepted: type the value itself."),
+    "control_characters": _l("The value holds invisible control characters; type it again."),
+    "too_long": _l("Longer than %(limit)s characters."),
+    "address_missing": _l("The e-mail address is missing."),
+    "address_invalid": _l("“%(value)s” is not a valid address: %(reason)s"),
+    "recovery_on_domain": _l("The recovery address must be outside the user's domain, so the link reaches them "
+                             "before their mailbox works."),
+    "unknown_mailbox": _l("“%(address)s” is not a mailbox of this account."),
+    "mailbox_limit": _l("%(domain)s allows at most %(limit)s mailboxes: no personal mailbox can be made for this "
+                        "user."),
+    "first_name_missing": _l("The first name is missing."),
+    "last_name_missing": _l("The last name is missing."),
+    "not_yes_no": _l("“%(value)s” is not Y, N or empty."),
+    "listed_twice": _l("%(email)s is listed twice (first on row %(first)s)."),
+    "not_a_domain": _l("%(email)s is not on an active domain of this account (not one of this account's domains)."),
+    "domain_not_active": _l("%(email)s is not on an active domain of this account (%(status)s)."),
+    "no_personal_mailbox": _l("No personal mailbox can have this address: %(reason)s"),
+    "not_on_users_sheet": _l("%(email)s is not on the %(sheet)s sheet."),
+    "unknown_account_role": _l("There is no account role named “%(role)s” (see the %(sheet)s sheet)."),
+    "unknown_mailbox_role": _l("There is no mailbox role named “%(role)s” (see the %(sheet)s sheet)."),
+    "role_not_held": _l("You cannot grant “%(role)s”: it holds permissions you do not hold."),
+    "not_account_permission": _l("“%(code)s” is not an account permission (see the %(sheet)s sheet)."),
+    "not_mailbox_permission": _l("“%(code)s” is not a mailbox permission (see the %(sheet)s sheet)."),
+    "permission_not_held": _l("You cannot grant “%(code)s”: you do not hold it."),
+    "no_grant": _l("Give a role or a permission on this row."),
+}
+
+# Why a row of the Users sheet is skipped, by code (written into the result workbook).
+SKIPS = {
+    "row_problems": _l("this row has problems"),
+    "unknown_mailbox_sheet": _l("the sheet “%(sheet)s” names an unknown mailbox"),
+    "other_account": _l("already a corporate user of another account"),
+    "mailbox_limit": _l("the domain's mailbox limit is reached"),
+    "not_on_active_domain": _l("not on an active domain"),
+    "no_personal_mailbox": _l("no personal mailbox can have this address"),
+    "wrong_row": _l("a wrong row on the “%(sheet)s” sheet"),
+}
+
+
+def _worded(texts: dict, code: str, values: dict) -> str | None:
+    text = texts.get(code)
+    if text is None:
+        return None
+    values = dict(values)
+    if "status" in values:  # a domain's status, worded in the reader's language too
+        values["status"] = label(values["status"], "domain.status").lower().replace("_", " ")
+    if "role" in values:  # a system role's stored (English) name, in the reader's language
+        values["role"] = label(values["role"], "role")
+    return str(text) % values if values else str(text)
+
+
+def problem_message(problem: dict) -> str:
+    """A stored problem of the preview in the current language (as written when it was found,
+    for a problem stored before problems had codes)."""
+    worded = _worded(PROBLEMS, problem.get("code", ""), problem.get("values") or {})
+    return worded if worded is not None else problem.get("message", "")
+
+
+def skip_message(planned: dict) -> str:
+    """Why a planned row is skipped, in the current language."""
+    worded = _worded(SKIPS, planned.get("skip", ""), planned.get("skip_values") or {})
+    return worded if worded is not None else planned.get("skip", "")
+
 
 @dataclass
 class Problem:
     sheet: str
     row: int
     column: str
-    message: str
+    code: str
+    values: dict = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return _worded(PROBLEMS, self.code, self.values)
 
     def as_dict(self) -> dict:
-        return {"sheet": self.sheet, "row": self.row, "column": self.column, "message": self.message}
+        return {"sheet": self.sheet, "row": self.row, "column": self.column, "code": self.code,
+                "values": self.values, "message": self.message}
 
 
 @dataclass
@@ -281,7 +462,13 @@ class PlannedUser:
     roles: list[int] = field(default_factory=list)
     permissions: list[str] = field(default_factory=list)
     mailbox_grants: list[list] = field(default_factory=list)  # [mailbox_id, role_id | None, permission | None]
-    skip: str = ""
+    skip: str = ""                   # why the row is skipped: a code of SKIPS
+    skip_values: dict = field(default_factory=dict)
+
+    def skip_for(self, code: str, **values) -> None:
+        """Skip the row for this reason, unless it is skipped already."""
+        if not self.skip:
+            self.skip, self.skip_values = code, values
 
 
 @dataclass
@@ -320,37 +507,46 @@ def _cell(values: tuple, index: int):
     return values[index] if index < len(values) else None
 
 
+# Control characters, lone surrogates and non-characters: what no one types in a cell (one regular
+# expression, not a test per character: a workbook of 50,000 people has half a million cells).
+_INVISIBLE = re.compile(r"[\x00-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 class _Validator:
-    def __init__(self, actor: User, account: Account):
+    def __init__(self, actor: User, account: Account, sheets: dict[str, Sheet]):
         self.actor, self.account = actor, account
         self.problems: list[Problem] = []
         self.held = account_permissions(actor, account)
         self.domains = {d.name: d for d in db.session.execute(
             db.select(Domain).where(Domain.account_id == account.id)).scalars()}
-        self.account_roles = {r.name.lower(): r for r in roles_for(account, catalogue.ACCOUNT)}
-        self.mailbox_roles = {r.name.lower(): r for r in roles_for(account, catalogue.MAILBOX)}
+        self.account_roles = _roles_by_name(roles_for(account, catalogue.ACCOUNT))
+        self.mailbox_roles = _roles_by_name(roles_for(account, catalogue.MAILBOX))
         self.mailboxes = {m.address: m for m in db.session.execute(db.select(Mailbox).where(
             Mailbox.account_id == account.id, Mailbox.status != DELETED)).scalars()}
         self._mailbox_held: dict[int, frozenset[str]] = {}
         # The same addresses appear on several sheets: check each text once.
-        self._addresses: dict[str, tuple[str | None, str]] = {}
+        self._addresses: dict[str, tuple[str | None, dict]] = {}
+        # Problems name the sheets as this workbook does (a sheet it lacks, as the reader's template would).
+        self.titles = {key: sheets[key].title if key in sheets else sheet_name(key)
+                       for key in (ROLES, PERMISSIONS, USERS, ACCOUNT)}
+        spellings = _in_every_language(_yes_no)
+        self.yes = {"Y"} | {yes for yes, _no in spellings}
+        self.no = {"N"} | {no for _yes, no in spellings}
 
-    def problem(self, sheet: str, row: int, column: str, message: str) -> None:
-        self.problems.append(Problem(sheet, row, column, message))
+    def problem(self, sheet: str, row: int, column: str, code: str, /, **values) -> None:
+        self.problems.append(Problem(sheet, row, column, code, values))
 
     def value(self, sheet: str, row: int, column: str, raw, limit: int = MAX_CELL) -> str | None:
         """The cell's text as it will be stored, once it passes the checks (checked as stored)."""
         text = _text(raw)
         if looks_like_formula(text):
-            self.problem(sheet, row, column, "Formulas, and values starting with = + - or @, are not accepted: "
-                                             "type the value itself.")
+            self.problem(sheet, row, column, "formula")
             return None
-        if any(ord(character) < 32 or 0xD800 <= ord(character) <= 0xDFFF or ord(character) in (0xFFFE, 0xFFFF)
-               for character in text):
-            self.problem(sheet, row, column, "The value holds invisible control characters; type it again.")
+        if _INVISIBLE.search(text):
+            self.problem(sheet, row, column, "control_characters")
             return None
         if len(text) > limit:
-            self.problem(sheet, row, column, f"Longer than {limit} characters.")
+            self.problem(sheet, row, column, "too_long", limit=limit)
             return None
         return text
 
@@ -359,18 +555,18 @@ class _Validator:
         if text is None:
             return None
         if not text:
-            self.problem(sheet, row, column, "The e-mail address is missing.")
+            self.problem(sheet, row, column, "address_missing")
             return None
         if text not in self._addresses:
             try:
                 checked = validate_email(text, check_deliverability=False)
             except EmailNotValidError as error:
-                self._addresses[text] = (None, f"“{text}” is not a valid address: {error}")
+                self._addresses[text] = (None, {"value": text, "reason": str(error)})
             else:
-                self._addresses[text] = (f"{checked.local_part}@{checked.ascii_domain}".lower(), "")
-        address, problem = self._addresses[text]
+                self._addresses[text] = (f"{checked.local_part}@{checked.ascii_domain}".lower(), {})
+        address, values = self._addresses[text]
         if address is None:
-            self.problem(sheet, row, column, problem)
+            self.problem(sheet, row, column, "address_invalid", **values)
         return address
 
     def recovery(self, sheet: str, row: int, column: str, raw, email: str | None) -> str | None:
@@ -382,8 +578,7 @@ class _Validator:
         if address is None:
             return None
         if email and address.rsplit("@", 1)[1] == email.rsplit("@", 1)[1]:
-            self.problem(sheet, row, column, "The recovery address must be outside the user's domain, so the "
-                                             "link reaches them before their mailbox works.")
+            self.problem(sheet, row, column, "recovery_on_domain")
             return None
         return address
 
@@ -402,22 +597,27 @@ class _Validator:
 
 
 def plan(actor: User, account: Account, sheets: dict[str, Sheet]) -> Plan:
-    check = _Validator(actor, account)
-    users, unreadable = _plan_users(check, sheets["Users"])
+    check = _Validator(actor, account, sheets)
+    users_sheet = sheets[USERS]
+    users, unreadable = _plan_users(check, users_sheet)
     by_email = {user.email: user for user in users}
-    _plan_grants(check, sheets["Account"], by_email, None)
+    _plan_grants(check, sheets[ACCOUNT], by_email, None)
+    reference = {id(sheets[key]) for key in (ROLES, PERMISSIONS, USERS, ACCOUNT) if key in sheets}
+    markers = {MAILBOX_MARKER.casefold()} | _in_every_language(lambda: _mailbox_marker().casefold())
+    seen_sheets: set[int] = set()
     for sheet in sheets.values():
-        if sheet.title in ("Roles", "Permissions", "Users", "Account") or not sheet.rows:
+        if id(sheet) in reference or id(sheet) in seen_sheets or not sheet.rows:
             continue
+        seen_sheets.add(id(sheet))
         number, values = sheet.rows[0]
-        if _text(_cell(values, 0)) != MAILBOX_MARKER:
+        if _text(_cell(values, 0)).casefold() not in markers:
             continue
         address = _text(_cell(values, 1)).lower()
         mailbox = check.mailboxes.get(address)
         if mailbox is None:
-            check.problem(sheet.title, number, "B", f"“{address}” is not a mailbox of this account.")
+            check.problem(sheet.title, number, "B", "unknown_mailbox", address=address)
             for user in _referenced(sheet, by_email):
-                user.skip = user.skip or f"the sheet “{sheet.title}” names an unknown mailbox"
+                user.skip_for("unknown_mailbox_sheet", sheet=sheet.title)
             continue
         _plan_grants(check, Sheet(sheet.title, sheet.rows[1:]), by_email, mailbox)
     existing = _existing_users([user.email for user in users])
@@ -425,18 +625,21 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet]) -> Plan:
         known = existing.get(user.email)
         if known is not None:
             if known.is_corporate and known.corporate_account_id not in (None, account.id):
-                user.skip = user.skip or "already a corporate user of another account"
+                user.skip_for("other_account")
             else:
                 user.action = "update"
     _check_mailbox_limits(check, users)
     fatal = ""
-    outside = [u for u in users if u.skip.startswith("not on an active domain")]
+    outside = [u for u in users if u.skip == "not_on_active_domain"]
     if outside:
-        fatal = (f"{len(outside)} user{'s are' if len(outside) != 1 else ' is'} not on an active domain of this "
-                 f"account (first: {outside[0].email}, row {outside[0].row}). Every user must be: the import cannot "
-                 "run until they are removed or their domain is enabled.")
+        fatal = ngettext("%(num)d user is not on an active domain of this account (first: %(email)s, row %(row)s). "
+                         "Every user must be: the import cannot run until they are removed or their domain is "
+                         "enabled.",
+                         "%(num)d users are not on an active domain of this account (first: %(email)s, row "
+                         "%(row)s). Every user must be: the import cannot run until they are removed or their "
+                         "domain is enabled.", len(outside), email=outside[0].email, row=outside[0].row)
     if not users and not fatal:
-        fatal = "The Users sheet lists nobody."
+        fatal = _("The %(sheet)s sheet lists nobody.", sheet=users_sheet.title)
     return Plan(users, check.problems, fatal, unreadable)
 
 
@@ -453,9 +656,8 @@ def _check_mailbox_limits(check: _Validator, users: list[PlannedUser]) -> None:
         domain = check.domains[user.email.rsplit("@", 1)[1]]
         limit = (domain.settings or {}).get("max_users")
         if limit is not None and have.get(domain.id, 0) >= limit:
-            check.problem("Users", user.row, "D", f"{domain.name} allows at most {limit} mailboxes: no personal "
-                                                  "mailbox can be made for this user.")
-            user.skip = "the domain's mailbox limit is reached"
+            check.problem(check.titles[USERS], user.row, "D", "mailbox_limit", domain=domain.name, limit=limit)
+            user.skip_for("mailbox_limit")
             continue
         have[domain.id] = have.get(domain.id, 0) + 1
 
@@ -463,52 +665,55 @@ def _check_mailbox_limits(check: _Validator, users: list[PlannedUser]) -> None:
 def _plan_users(check: _Validator, sheet: Sheet) -> tuple[list[PlannedUser], int]:
     """The users the sheet names, and how many of its rows name nobody usable."""
     rows = sheet.rows
-    if rows and tuple(_text(v).lower() for v in rows[0][1][:3]) == tuple(h.lower() for h in USERS_HEADER[:3]):
+    title = sheet.title
+    if rows and tuple(_text(v).casefold() for v in rows[0][1][:3]) in _header_starts()["users"]:
         rows = rows[1:]
     seen: dict[str, int] = {}
     users = []
     for number, values in rows:
-        first = check.value("Users", number, "A", _cell(values, 0), MAX_NAME)
-        last = check.value("Users", number, "B", _cell(values, 1), MAX_NAME)
-        email = check.address("Users", number, "C", _cell(values, 2))
-        personal_raw = check.value("Users", number, "D", _cell(values, 3))
-        recovery = check.recovery("Users", number, "E", _cell(values, 4), email)
+        first = check.value(title, number, "A", _cell(values, 0), MAX_NAME)
+        last = check.value(title, number, "B", _cell(values, 1), MAX_NAME)
+        email = check.address(title, number, "C", _cell(values, 2))
+        personal_raw = check.value(title, number, "D", _cell(values, 3))
+        recovery = check.recovery(title, number, "E", _cell(values, 4), email)
         problems = []
         if first == "":
-            problems.append(("A", "The first name is missing."))
+            problems.append(("A", "first_name_missing", {}))
         if last == "":
-            problems.append(("B", "The last name is missing."))
+            problems.append(("B", "last_name_missing", {}))
         personal = (personal_raw or "").upper()
-        if personal not in ("", "Y", "N"):
-            problems.append(("D", f"“{personal_raw}” is not Y, N or empty."))
-        for column, message in problems:
-            check.problem("Users", number, column, message)
+        if personal not in check.yes | check.no | {""}:
+            problems.append(("D", "not_yes_no", {"value": personal_raw}))
+        for column, code, details in problems:
+            check.problem(title, number, column, code, **details)
         if email is None:
             continue
-        user = PlannedUser(number, first or "", last or "", email, personal == "Y", recovery or None)
+        user = PlannedUser(number, first or "", last or "", email, personal in check.yes, recovery or None)
         if first is None or last is None or personal_raw is None or recovery is None or problems:
-            user.skip = "this row has problems"
+            user.skip = "row_problems"
         if email in seen:
-            check.problem("Users", number, "C", f"{email} is listed twice (first on row {seen[email]}).")
+            check.problem(title, number, "C", "listed_twice", email=email, first=seen[email])
             continue
         seen[email] = number
         domain = check.domains.get(email.rsplit("@", 1)[1])
-        if domain is None or domain.status != ENABLED:
-            state = "not one of this account's domains" if domain is None else f"{domain.status.replace('_', ' ')}"
-            check.problem("Users", number, "C", f"{email} is not on an active domain of this account ({state}).")
-            user.skip = "not on an active domain"
+        if domain is None:
+            check.problem(title, number, "C", "not_a_domain", email=email)
+            user.skip, user.skip_values = "not_on_active_domain", {}
+        elif domain.status != ENABLED:
+            check.problem(title, number, "C", "domain_not_active", email=email, status=domain.status)
+            user.skip, user.skip_values = "not_on_active_domain", {}
         elif user.personal_mailbox:
             problem = check.mailbox_address_problem(domain, email)
             if problem:
-                check.problem("Users", number, "D", f"No personal mailbox can have this address: {problem}")
-                user.skip = user.skip or "no personal mailbox can have this address"
+                check.problem(title, number, "D", "no_personal_mailbox", reason=problem)
+                user.skip_for("no_personal_mailbox")
         users.append(user)
     return users, len(rows) - len(users)
 
 
 def _referenced(sheet: Sheet, by_email: dict[str, PlannedUser]) -> list[PlannedUser]:
     found = []
-    for _, values in sheet.rows[1:]:
+    for _number, values in sheet.rows[1:]:
         user = by_email.get(_text(_cell(values, 0)).lower())
         if user is not None:
             found.append(user)
@@ -517,7 +722,7 @@ def _referenced(sheet: Sheet, by_email: dict[str, PlannedUser]) -> list[PlannedU
 
 def _plan_grants(check: _Validator, sheet: Sheet, by_email: dict[str, PlannedUser], mailbox: Mailbox | None) -> None:
     rows = sheet.rows
-    if rows and _text(_cell(rows[0][1], 0)).lower() == "e-mail":
+    if rows and _text(_cell(rows[0][1], 0)).casefold() in {"e-mail"} | _header_starts()["grants"]:
         rows = rows[1:]
     roles = check.mailbox_roles if mailbox else check.account_roles
     codes = catalogue.codes(catalogue.MAILBOX if mailbox else catalogue.ACCOUNT)
@@ -528,35 +733,35 @@ def _plan_grants(check: _Validator, sheet: Sheet, by_email: dict[str, PlannedUse
         code = check.value(sheet.title, number, "C", _cell(values, 2), 64)
         user = by_email.get(email) if email else None
         if email is not None and user is None:
-            check.problem(sheet.title, number, "A", f"{email} is not on the Users sheet.")
+            check.problem(sheet.title, number, "A", "not_on_users_sheet", email=email, sheet=check.titles[USERS])
             continue
         wrong = email is None or role_name is None or code is None
         role = None
         if role_name:
             role = roles.get(role_name.lower())
             if role is None:
-                check.problem(sheet.title, number, "B", f"There is no {'mailbox' if mailbox else 'account'} role "
-                                                        f"named “{role_name}” (see the Roles sheet).")
+                check.problem(sheet.title, number, "B", "unknown_mailbox_role" if mailbox else "unknown_account_role",
+                              role=role_name, sheet=check.titles[ROLES])
                 wrong = True
             elif not (role.permissions <= held) or (mailbox and "mailbox.access" not in held):
-                check.problem(sheet.title, number, "B", f"You cannot grant “{role.name}”: it holds permissions "
-                                                        "you do not hold.")
+                check.problem(sheet.title, number, "B", "role_not_held", role=role.name)
                 wrong = True
         if code:
             if code not in codes:
-                check.problem(sheet.title, number, "C", f"“{code}” is not a {'mailbox' if mailbox else 'account'} "
-                                                        "permission (see the Permissions sheet).")
+                check.problem(sheet.title, number, "C",
+                              "not_mailbox_permission" if mailbox else "not_account_permission", code=code,
+                              sheet=check.titles[PERMISSIONS])
                 wrong = True
             elif code not in held or (mailbox and "mailbox.access" not in held):
-                check.problem(sheet.title, number, "C", f"You cannot grant “{code}”: you do not hold it.")
+                check.problem(sheet.title, number, "C", "permission_not_held", code=code)
                 wrong = True
         if not role_name and not code and email is not None:
-            check.problem(sheet.title, number, "B", "Give a role or a permission on this row.")
+            check.problem(sheet.title, number, "B", "no_grant")
             wrong = True
         if user is None:
             continue
         if wrong:
-            user.skip = user.skip or f"a wrong row on the “{sheet.title}” sheet"
+            user.skip_for("wrong_row", sheet=sheet.title)
             continue
         if mailbox is None:
             if role is not None and role.id not in user.roles:
