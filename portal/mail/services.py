@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app, render_template
+from flask_babel import gettext as _
 
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
@@ -43,7 +44,7 @@ def _in_recipients_language(to: str, language: str | None):
 
 def _render(to: str, template: str, **context) -> dict:
     text = render_template(f"mail/{template}.txt", **context)
-    first_line, _, body = text.partition("\n")
+    first_line, _newline, body = text.partition("\n")
     if not first_line.startswith("Subject:"):
         raise ValueError(f"mail/{template}.txt must start with a 'Subject:' line")
     html = render_template(f"mail/{template}.html", **context)
@@ -68,8 +69,8 @@ def send(to: str, template: str, *, for_account=None, language: str | None = Non
 def _opened(payload: dict) -> dict:
     body = unseal(QUEUED_MAIL, payload["sealed"].encode("ascii"))
     if body is None:
-        raise PermanentJobError("the message was sealed with another secret key and cannot be read; "
-                                "the portal's secret key changed while it waited")
+        raise PermanentJobError(_("the message was sealed with another secret key and cannot be read; "
+                                  "the portal's secret key changed while it waited"))
     return {"to": payload["to"], "subject": payload["subject"], **json.loads(body)}
 
 
@@ -131,26 +132,31 @@ def _deliver_by_smtp(message: EmailMessage, endpoint: SmtpEndpoint) -> None:
             client.send_message(message)
     except smtplib.SMTPRecipientsRefused as error:
         # 4xx (greylisting, a full mailbox) asks to try again later; only 5xx is final.
-        if all(code >= 500 for code, _ in error.recipients.values()):
-            raise PermanentJobError(f"the mail server refused the recipient: {_codes(error.recipients)}") from None
-        raise ConnectionError(f"the mail server deferred the recipient: {_codes(error.recipients)}") from None
+        if all(code >= 500 for code, _reply in error.recipients.values()):
+            raise PermanentJobError(_("the mail server refused the recipient: %(codes)s",
+                                      codes=_codes(error.recipients))) from None
+        raise ConnectionError(_("the mail server deferred the recipient: %(codes)s",
+                                codes=_codes(error.recipients))) from None
     except smtplib.SMTPAuthenticationError as error:
         # The portal's credentials are wrong, not the message: it waits until they are fixed.
-        raise ConnectionError(f"the mail server refused the portal's login ({error.smtp_code})") from None
+        raise ConnectionError(_("the mail server refused the portal's login (%(code)s)",
+                                code=error.smtp_code)) from None
     except smtplib.SMTPNotSupportedError as error:
         # SMTP_URL asks for STARTTLS or a login the server does not offer.
-        raise ConnectionError(f"the mail server cannot do what SMTP_URL asks: {error}") from None
+        raise ConnectionError(_("the mail server cannot do what SMTP_URL asks: %(error)s", error=error)) from None
     except smtplib.SMTPResponseException as error:
         if error.smtp_code >= 500:
-            raise PermanentJobError(f"the mail server refused the message ({error.smtp_code})") from None
-        raise ConnectionError(f"the mail server deferred the message ({error.smtp_code})") from None
+            raise PermanentJobError(_("the mail server refused the message (%(code)s)",
+                                      code=error.smtp_code)) from None
+        raise ConnectionError(_("the mail server deferred the message (%(code)s)", code=error.smtp_code)) from None
     except (OSError, smtplib.SMTPException) as error:
         # Host and credentials stay out of the message: it lands in the jobs table.
-        raise ConnectionError(f"the mail server could not be reached ({error.__class__.__name__})") from None
+        raise ConnectionError(_("the mail server could not be reached (%(error)s)",
+                                error=error.__class__.__name__)) from None
 
 
 def _codes(recipients: dict) -> str:
-    return ", ".join(f"{address} ({code})" for address, (code, _) in recipients.items())
+    return ", ".join(f"{address} ({code})" for address, (code, _reply) in recipients.items())
 
 
 def hand_over(payload: dict, name: str) -> None:
