@@ -140,7 +140,7 @@ def _register_web_hooks(app: Flask) -> None:
     from portal.i18n import _l
     from portal.web import access, errors, inputs, security
     from portal.timeutil import utcnow
-    from portal.web.urls import external_url
+    from portal.web.urls import RowLinks, external_url
 
     login_manager.user_loader(sessions.load_user)
     login_manager.login_view = "auth.login"
@@ -158,6 +158,7 @@ def _register_web_hooks(app: Flask) -> None:
 
     app.jinja_env.globals["can"] = access.can
     app.jinja_env.globals["external_url"] = external_url
+    app.jinja_env.globals["row_links"] = RowLinks
     app.jinja_env.globals["now"] = utcnow
     app.jinja_env.globals["ui"] = app.jinja_env.get_template("_macros.html").module
 

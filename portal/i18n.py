@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel.messages.mofile import write_mo
 from flask import Flask, current_app, g, has_request_context, request
 from babel.dates import format_skeleton, get_datetime_format
-from flask_babel import Babel, force_locale, format_date, format_decimal, get_locale, gettext
+from flask_babel import Babel, force_locale, format_date, format_decimal, get_locale, get_translations, gettext
 from flask_babel import lazy_gettext as _l  # noqa: F401  (texts defined before any request: forms, constants)
 from flask_login import current_user
 
@@ -38,6 +39,12 @@ def init_app(app: Flask) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
     app.config["BABEL_DEFAULT_LOCALE"] = app.config["PORTAL"]["DEFAULT_LOCALE"]
     Babel(app, locale_selector=select_language, timezone_selector=select_timezone)
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda text: _translations().ugettext(text),
+        ngettext=lambda text, plural, count: _translations().ungettext(text, plural, count),
+        pgettext=lambda context, text: _translations().upgettext(context, text),
+        npgettext=lambda context, text, plural, count: _translations().unpgettext(context, text, plural, count),
+        newstyle=True)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.jinja_env.globals.update(languages=LANGUAGES, current_language=current_language)
     app.jinja_env.filters.update(when=when, day=day, number=number, filesize=filesize, label=label)
@@ -60,6 +67,19 @@ def compile_catalogues(target: Path) -> None:
         with partial.open("wb") as out:
             write_mo(out, merged(folder.name), use_fuzzy=False)
         partial.replace(mo)  # atomic: another process starting at once never reads half a file
+
+
+def _translations():
+    """The request's translations. Flask-Babel looks them up anew for each text, through several
+    context look-ups, and a page has hundreds of texts: they are kept in the slot Flask-Babel's
+    ``force_locale`` (so ``in_language``) and ``refresh`` set and clear."""
+    context = getattr(g, "_flask_babel", None) if g else None
+    translations = getattr(context, "babel_translations", None)
+    if translations is None:
+        translations = get_translations()
+        if context is not None:
+            context.babel_translations = translations
+    return translations
 
 
 def chosen(code: str | None) -> str | None:
@@ -144,11 +164,37 @@ def label(value, kind: str) -> str:
 
 # -- formatting -----------------------------------------------------------------------------
 
-def _zone() -> ZoneInfo:
+@lru_cache(maxsize=256)
+def _zone_named(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(select_timezone() or "UTC")
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+def _zone() -> ZoneInfo:
+    """The request's time zone, worked out once: kept where Flask-Babel keeps it, which
+    ``in_language`` (and Flask-Babel's ``refresh``) clear."""
+    context = getattr(g, "_flask_babel", None) if g else None
+    zone = getattr(context, "babel_tzinfo", None)
+    if zone is None:
+        zone = _zone_named(select_timezone() or "UTC")
+        if context is not None:
+            context.babel_tzinfo = zone
+    return zone
+
+
+# A list shows a date or a time on every row, and babel works each one out from the locale's
+# data: each text is made once per process (it depends on nothing else).
+@lru_cache(maxsize=4096)
+def _day_text(day: date, locale: str) -> str:
+    return format_skeleton("yMMMd", day, locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _date_time_text(day: date, hour: int, minute: int, locale: str) -> str:
+    time_part = format_skeleton("Hm", datetime(day.year, day.month, day.day, hour, minute), locale=locale)
+    return get_datetime_format("medium", locale=locale).format(time_part, _day_text(day, locale))
 
 
 def when(moment: datetime | None, fmt: str | None = None) -> str:
@@ -158,12 +204,10 @@ def when(moment: datetime | None, fmt: str | None = None) -> str:
         return ""
     local = moment.replace(tzinfo=timezone.utc).astimezone(_zone()) if moment.tzinfo is None else \
         moment.astimezone(_zone())
-    locale = get_locale() or "en"
+    locale = str(get_locale() or "en")
     if fmt is not None and not any(mark in fmt for mark in ("%H", "%M")):
-        return format_skeleton("yMMMd", local, locale=locale)
-    day_part = format_skeleton("yMMMd", local, locale=locale)
-    time_part = format_skeleton("Hm", local, locale=locale)
-    return f"{get_datetime_format('medium', locale=locale).format(time_part, day_part)} {local.tzname()}"
+        return _day_text(local.date(), locale)
+    return f"{_date_time_text(local.date(), local.hour, local.minute, locale)} {local.tzname()}"
 
 
 def day(value: date | None) -> str:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import case, func
+from sqlalchemy.orm import lazyload
 
 from portal.accounts.models import Account, Membership
 from portal.audit.models import AuditEvent
@@ -79,6 +80,7 @@ def build(account: Account, can) -> Overview:
             Mailbox.account_id == account.id).group_by(Mailbox.status)).all())
         view.failed_mailboxes = list(db.session.execute(db.select(Mailbox).where(
             Mailbox.account_id == account.id, Mailbox.status == MAILBOX_FAILED)
+            .options(lazyload(Mailbox.domain), lazyload(Mailbox.owner), lazyload(Mailbox.aliases))
             .order_by(Mailbox.updated_at.desc()).limit(SHOWN)).scalars())
     if can("users.invite"):
         pending = (Invitation.status == INVITATION_PENDING) & (Invitation.expires_at > now)
@@ -87,11 +89,12 @@ def build(account: Account, can) -> Overview:
             .where(Invitation.account_id == account.id)).one()
         view.expiring_invitations = list(db.session.execute(db.select(Invitation).where(
             Invitation.account_id == account.id, pending, Invitation.expires_at <= now + EXPIRING_WITHIN)
+            .options(lazyload(Invitation.account), lazyload(Invitation.invited_by), lazyload(Invitation.grants))
             .order_by(Invitation.expires_at).limit(SHOWN)).scalars())
     if can("users.create"):
         view.imports_running = list(db.session.execute(db.select(ImportRun).where(
             ImportRun.account_id == account.id, ImportRun.status.in_((CHECKING, QUEUED, RUNNING)))
-            .order_by(ImportRun.id.desc()).limit(SHOWN)).scalars())
+            .options(lazyload(ImportRun.created_by)).order_by(ImportRun.id.desc()).limit(SHOWN)).scalars())
     if can("audit.view"):
         view.recent = list(db.session.execute(db.select(AuditEvent).where(AuditEvent.account_id == account.id)
                                               .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())

@@ -47,7 +47,10 @@ def create():
 @rule(member())
 def overview(account_id):
     session["account_id"] = account_id
-    return render("accounts/overview.html", account=g.account, view=dashboard.build(g.account, g.access.can))
+    view = dashboard.build(g.account, g.access.can)
+    # The page offers Retry where the person may: one look-up for all the failed mailboxes.
+    g.access.load_mailboxes(mailbox.id for mailbox in view.failed_mailboxes)
+    return render("accounts/overview.html", account=g.account, view=view)
 
 
 def member_listing():
@@ -60,7 +63,7 @@ def member_listing():
 def members(account_id):
     listing = member_listing()
     page = lists.fetch(services.member_query(g.account, listing), listing, scalars=False)
-    account_roles = roles.roles_for(g.account, catalogue.ACCOUNT)
+    account_roles = roles.roles_for(g.account, catalogue.ACCOUNT, permissions=False)
     return render("accounts/members.html", block="list", account=g.account, listing=listing, page=page,
                   details=services.member_details([membership for membership, _ in page.items]),
                   roles=account_roles, role_options=[(str(role.id), role.label) for role in account_roles])

@@ -10,6 +10,9 @@ from portal.web.render import render
 
 bp = Blueprint("audit", __name__)
 
+# The log only grows: past this many entries it is counted no further (the page says "more than").
+COUNT_LIMIT = 10_000
+
 
 def _date(value: str) -> date | None:
     try:
@@ -28,5 +31,6 @@ def index(account_id):
     query = query_events(account_id, family=listing.filters["family"], actor=listing.filters["actor"],
                          target=listing.q, since=_date(listing.filters["since"]),
                          until=_date(listing.filters["until"]), oldest_first=not listing.descending)
-    return render("audit/index.html", block="events", account=g.account, page=lists.fetch(query, listing),
+    return render("audit/index.html", block="events", account=g.account,
+                  page=lists.fetch(query, listing, count_limit=COUNT_LIMIT),
                   listing=listing, families=FAMILIES, problems=problems)

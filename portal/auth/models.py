@@ -12,6 +12,15 @@ from portal.timeutil import utcnow
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    # Searching people by any part of their address or name (ILIKE '%text%'): trigram indexes,
+    # on PostgreSQL only, where the pg_trgm extension could be installed (migration 0017).
+    __table_args__ = (
+        Index("ix_users_email_trgm", "email", postgresql_using="gin",
+              postgresql_ops={"email": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        Index("ix_users_name_trgm", "name", postgresql_using="gin",
+              postgresql_ops={"name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+    )
+
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)

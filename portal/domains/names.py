@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import idna
 from flask_babel import gettext as _
@@ -46,7 +47,9 @@ def normalize(raw: str) -> str:
     return ascii_name
 
 
+@lru_cache(maxsize=4096)
 def to_unicode(ascii_name: str) -> str:
+    # Pages show many names, each several times: decoding is slow and its answer never changes.
     try:
         return idna.decode(ascii_name)
     except idna.IDNAError:

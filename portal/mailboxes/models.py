@@ -39,7 +39,8 @@ class Mailbox(db.Model):
     # An address is unique within one account's copy of a domain: a copy that is not proven
     # never blocks (or reveals) the addresses of the account that proved the name.
     __table_args__ = (UniqueConstraint("domain_id", "address", name="uq_mailboxes_domain_address"),
-                      Index("ix_mailboxes_account_status", "account_id", "status"),
+                      # The list filtered by status and kind, newest first; its prefix serves counts by status.
+                      Index("ix_mailboxes_account_status_kind_created", "account_id", "status", "kind", "created_at"),
                       Index("ix_mailboxes_account_address", "account_id", "address"))
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -471,18 +471,21 @@ def provision(job) -> None:
 MAILBOX_SORTS = ("address", "status", "created", "kind")
 
 
-def mailbox_query(user: User, account: Account, listing):
-    """The account's mailboxes ``user`` may see, as ``listing`` filters and sorts them."""
+def mailbox_query(user: User, account: Account, listing, held: tuple[int | None, frozenset[str]] | None = None):
+    """The account's mailboxes ``user`` may see, as ``listing`` filters and sorts them.
+
+    ``held`` is the user's membership id and account permissions when the caller has read them
+    already (the request's access context), else they are read here."""
     from portal.roles.models import Grant
-    from portal.roles.services import account_permissions, membership_of
+    from portal.roles.services import held_in
     from portal.web.inputs import parse_id
     from portal.web.lists import like
 
+    membership_id, permissions = held if held is not None else held_in(user, account)
     query = db.select(Mailbox).where(Mailbox.account_id == account.id)
-    if "mailboxes.view" not in account_permissions(user, account):
-        membership = membership_of(user, account)
+    if not user.is_superadmin and "mailboxes.view" not in permissions:
         query = query.where(Mailbox.id.in_(db.select(Grant.mailbox_id).where(
-            Grant.membership_id == (membership.id if membership else -1), Grant.mailbox_id.is_not(None))))
+            Grant.membership_id == (membership_id or -1), Grant.mailbox_id.is_not(None))))
     if listing.q:
         pattern = like(listing.q)
         query = query.where(Mailbox.address.like(pattern, escape="\\")
@@ -517,8 +520,8 @@ def owner_candidates(account: Account, text: str, limit: int = 20) -> list[User]
     pattern = like(text)
     return list(db.session.execute(db.select(User).join(Membership, Membership.user_id == User.id)
                                    .where(Membership.account_id == account.id,
-                                          func.lower(User.email).like(pattern, escape="\\")
-                                          | func.lower(User.name).like(pattern, escape="\\"))
+                                          User.email.ilike(pattern, escape="\\")
+                                          | User.name.ilike(pattern, escape="\\"))
                                    .order_by(User.email).limit(limit)).scalars())
 
 

@@ -2,6 +2,7 @@ from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
+from sqlalchemy.orm import lazyload
 
 from portal.accounts.services import member_in_account
 from portal.auth.forms import ConfirmForm
@@ -14,7 +15,7 @@ from portal.domains.services import domain_in_account, domains_of
 from portal.extensions import db
 from portal.i18n import label
 from portal.mailboxes import drift, forms, services
-from portal.mailboxes.models import KINDS, PERSONAL, STATUSES
+from portal.mailboxes.models import KINDS, PERSONAL, STATUSES, Mailbox
 from portal.roles import catalogue
 from portal.roles import services as roles
 from portal.roles.views import picker_state
@@ -38,7 +39,9 @@ def mailbox_listing():
 @rule(member())
 def index(account_id):
     listing = mailbox_listing()
-    page = lists.fetch(services.mailbox_query(current_user, g.account, listing), listing)
+    query = services.mailbox_query(current_user, g.account, listing, (g.access.membership_id, g.access.held))
+    # The list shows neither domains nor aliases: load neither.
+    page = lists.fetch(query.options(lazyload(Mailbox.domain), lazyload(Mailbox.aliases)), listing)
     return render("mailboxes/index.html", block="list", account=g.account, page=page, listing=listing,
                   domain_options=[(str(d.id), d.unicode_name) for d in domains_of(g.account)],
                   status_options=[(status, label(status, "mailbox.status")) for status in STATUSES])

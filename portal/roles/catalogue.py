@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
 
 from flask_babel import force_locale
 
@@ -113,6 +114,7 @@ BY_CODE: dict[str, Permission] = {permission.code: permission for permission in 
 labels("permission", {permission.code: permission.text for permission in PERMISSIONS})
 
 
+@cache
 def codes(scope: str) -> frozenset[str]:
     return frozenset(p.code for p in PERMISSIONS if p.scope == scope)
 

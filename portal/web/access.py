@@ -20,10 +20,9 @@ from flask import abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
 from portal.accounts.models import Account
-from portal.extensions import db
 from portal.roles import catalogue
 from portal.api.auth import uses_token
-from portal.roles.services import account_permissions, membership_of
+from portal.roles.services import access_to, granted_on_mailboxes, mailbox_powers
 from portal.tokens.services import mailbox_permissions_of as token_mailbox_permissions
 from portal.tokens.services import permissions_of as token_permissions
 
@@ -78,35 +77,57 @@ def rule_for(endpoint: str | None) -> Rule | None:
 
 
 class Context:
-    """What the current request may do in the account it concerns."""
+    """What the current request may do in the account it concerns.
 
-    def __init__(self, account: Account | None):
+    The membership and what its grants hold are read once, by ``enforce``; views, templates and
+    services of the same request ask this object instead of the database.
+    """
+
+    def __init__(self, account: Account | None, membership_id: int | None = None,
+                 held: frozenset[str] = frozenset()):
         self.account = account
+        self.membership_id = membership_id
+        self._held = held
+        self._mailbox_permissions: dict[int, frozenset[str]] = {}
+
+    @cached_property
+    def held(self) -> frozenset[str]:
+        """The account permissions the signed-in person holds, before any API token's scopes."""
+        if self.account is None or not current_user.is_authenticated:
+            return frozenset()
+        if current_user.is_superadmin:
+            return catalogue.codes(catalogue.ACCOUNT)
+        return self._held & catalogue.codes(catalogue.ACCOUNT)
 
     @cached_property
     def permissions(self) -> frozenset[str]:
-        if self.account is None or not current_user.is_authenticated:
-            return frozenset()
-        held = account_permissions(current_user, self.account)
         token = g.get("api_token")
         # A token acts as its creator, within its scopes.
-        return held & token_permissions(token.scopes, writing=_writing()) if token is not None else held
+        return self.held & token_permissions(token.scopes, writing=_writing()) if token is not None else self.held
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
 
-    def can_on_mailbox(self, mailbox_id: int, permission: str) -> bool:
-        from portal.roles.services import mailbox_permissions
+    def load_mailboxes(self, mailbox_ids) -> None:
+        """Read what the person may do on each of these mailboxes at once (for a list that asks ``can``)."""
+        if self.account is None or not current_user.is_authenticated:
+            return
+        wanted = [mailbox_id for mailbox_id in mailbox_ids if mailbox_id not in self._mailbox_permissions]
+        powers = mailbox_powers(self.held)
+        every = catalogue.codes(catalogue.MAILBOX)
+        granted = granted_on_mailboxes(self.membership_id, wanted) if wanted and powers != every else {}
+        token = g.get("api_token")
+        for mailbox_id in wanted:
+            held = (powers | granted.get(mailbox_id, frozenset())) & every
+            self._mailbox_permissions[mailbox_id] = (
+                held & token_mailbox_permissions(token.scopes, writing=_writing()) if token is not None else held)
 
+    def can_on_mailbox(self, mailbox_id: int, permission: str) -> bool:
         if self.account is None or not current_user.is_authenticated:
             return False
-        cache = self.__dict__.setdefault("_mailbox_permissions", {})
-        if mailbox_id not in cache:
-            held = mailbox_permissions(current_user, self.account, mailbox_id)
-            token = g.get("api_token")
-            cache[mailbox_id] = (held & token_mailbox_permissions(token.scopes, writing=_writing())
-                                 if token is not None else held)
-        return permission in cache[mailbox_id]
+        if mailbox_id not in self._mailbox_permissions:
+            self.load_mailboxes([mailbox_id])
+        return permission in self._mailbox_permissions[mailbox_id]
 
 
 def _writing() -> bool:
@@ -138,12 +159,12 @@ def enforce() -> object | None:
     account_id = (request.view_args or {}).get("account_id") or (token.account_id if token is not None else None)
     if access.kind == "superadmin" and account_id is None:
         return _gated(access, None)
-    account = db.session.get(Account, account_id) if account_id else None
+    account, membership_id, held = access_to(current_user, account_id) if account_id else (None, None, frozenset())
     if token is not None and account is not None and account.id != token.account_id:
         abort(404)  # a token works on its own account only; another's looks like nothing
-    if account is None or not (current_user.is_superadmin or membership_of(current_user, account)):
+    if account is None or not (current_user.is_superadmin or membership_id is not None):
         abort(404)
-    g.access = Context(account)
+    g.access = Context(account, membership_id, held)
     g.account = account
     if access.kind == "mailbox":
         from portal.mailboxes.services import mailbox_in_account

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from math import ceil
 
 from flask import request
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 
 from portal.extensions import db
 from portal.web.inputs import arg_page
@@ -80,6 +80,8 @@ class Page:
     total: int
     page: int
     per_page: int
+    # The rows were counted up to a limit and there are more: ``total`` is a lower bound.
+    more: bool = False
 
     @property
     def pages(self) -> int:
@@ -91,7 +93,7 @@ class Page:
 
     @property
     def has_next(self) -> bool:
-        return self.page < self.pages
+        return self.more or self.page < self.pages
 
     @property
     def first(self) -> int:
@@ -102,13 +104,24 @@ class Page:
         return min(self.page * self.per_page, self.total)
 
 
-def fetch(query, listing: Listing, *, scalars: bool = True) -> Page:
-    """Count the rows ``query`` selects and load the page asked for: two statements."""
-    total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | None = None) -> Page:
+    """Count the rows ``query`` selects and load the page asked for: two statements.
+
+    With ``count_limit`` the count stops past that many rows (or past the page asked for, when it
+    is further), so a list of any length costs the same to count; the page then says "more than"."""
+    counted = query.order_by(None)
+    limit = None
+    if count_limit is not None:
+        limit = max(count_limit, listing.page * listing.per_page) + 1
+        counted = counted.with_only_columns(literal_column("1"), maintain_column_froms=True).limit(limit)
+    total = db.session.execute(select(func.count()).select_from(counted.subquery())).scalar_one()
+    more = limit is not None and total == limit
+    if more:
+        total = limit - 1
     page = min(listing.page, max(ceil(total / listing.per_page), 1))
     rows = db.session.execute(query.limit(listing.per_page).offset((page - 1) * listing.per_page))
     items = list(rows.scalars() if scalars else rows.all())
-    return Page(items=items, total=total, page=page, per_page=listing.per_page)
+    return Page(items=items, total=total, page=page, per_page=listing.per_page, more=more)
 
 
 def like(text: str) -> str:

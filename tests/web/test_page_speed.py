@@ -1,0 +1,101 @@
+"""What keeps pages cheap at 10,000 people: the access check read once per request, permissions
+on a list of mailboxes read together, row links built once, long logs counted only so far."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert
+
+from portal.audit.models import AuditEvent
+from portal.domains.models import ENABLED
+from portal.domains.services import add_domain
+from portal.extensions import db
+from portal.mailboxes.models import Mailbox
+from portal.roles.models import Grant
+from portal.roles.services import system_role
+from portal.timeutil import utcnow
+from tests.web.test_list_statements import counted
+
+
+def _failed_mailboxes(owner, account, count: int) -> list[Mailbox]:
+    domain = add_domain(owner, account, "example.org", "local")
+    domain.status, domain.verified_at = ENABLED, domain.created_at
+    db.session.flush()
+    boxes = [Mailbox(account_id=account.id, domain_id=domain.id, local_part=f"box{n}", address=f"box{n}@example.org",
+                     kind="shared", status="failed", status_reason="The backend refused it.") for n in range(count)]
+    db.session.add_all(boxes)
+    db.session.commit()
+    return boxes
+
+
+def test_overview__offers_retry_only_where_the_member_may_and_reads_that_at_once(client, auth, make, owner, account):
+    boxes = _failed_mailboxes(owner, account, 5)
+    helper = make.member(account, make.user("helper@example.org"), permissions=("mailboxes.view",))
+    db.session.add(Grant(membership_id=helper.id, role_id=system_role("mailbox_owner").id, mailbox_id=boxes[2].id))
+    db.session.commit()
+    auth.login("helper@example.org")
+    url = f"/accounts/{account.id}/"
+    client.get(url)
+    db.session.expunge_all()
+    with counted() as statements:
+        page = client.get(url).get_data(as_text=True)
+    retries = [line for line in page.splitlines() if "/retry" in line]
+    assert len(retries) == 1 and f"/mailboxes/{boxes[2].id}/retry" in retries[0]
+    grant_lookups = [sql for sql in statements if "FROM grants" in sql and "mailbox_id IN" in sql]
+    assert len(grant_lookups) == 1, "\n".join(statements)
+
+
+def test_overview__an_administrator_needs_no_look_up_per_mailbox(client, auth, owner, account):
+    _failed_mailboxes(owner, account, 5)
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/"
+    client.get(url)
+    db.session.expunge_all()
+    with counted() as statements:
+        page = client.get(url).get_data(as_text=True)
+    assert page.count("/retry") == 5
+    assert not [sql for sql in statements if "FROM grants" in sql and "mailbox_id IN" in sql]
+
+
+def test_account_page__reads_the_account_and_the_access_in_one_statement(client, auth, account):
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/domains"
+    client.get(url)
+    db.session.expunge_all()
+    with counted() as statements:
+        assert client.get(url).status_code == 200
+    assert not [sql for sql in statements if "FROM memberships" in sql and "FROM accounts" not in sql], \
+        "\n".join(statements)
+
+
+def test_list_rows__link_where_url_for_would(app, client, auth, account):
+    from flask import url_for
+
+    from portal.web.urls import RowLinks
+
+    with app.test_request_context():
+        link = RowLinks("mailboxes.show", "mailbox_id", account_id=account.id)
+        assert link(7) == url_for("mailboxes.show", account_id=account.id, mailbox_id=7)
+        assert link(2**31 - 1) == url_for("mailboxes.show", account_id=account.id, mailbox_id=2**31 - 1)
+
+
+def test_audit_log__counts_so_far_then_says_more_than(client, auth, account, monkeypatch):
+    from portal.audit import views
+
+    monkeypatch.setattr(views, "COUNT_LIMIT", 120)
+    now = utcnow()
+    db.session.execute(insert(AuditEvent.__table__), [
+        {"at": now, "actor_label": "seed@example.org", "account_id": account.id, "action": "user.update",
+         "target_type": "user", "target_id": str(n), "target_label": f"someone{n}", "source": "web", "ip": "",
+         "user_agent": "", "details": {}} for n in range(200)])
+    db.session.commit()
+    auth.login("owner@example.org")
+    base = f"/accounts/{account.id}/audit"
+    page = client.get(base).get_data(as_text=True)
+    assert "of more than 120 events" in page and "Next" in page and "Page 1 of" not in page
+    # Past the limit the count goes as far as the page asked for, and no further.
+    page = client.get(f"{base}?page=4").get_data(as_text=True)
+    assert "151–200 of more than 200 events" in page
+    page = client.get(f"{base}?page=5").get_data(as_text=True)
+    assert "of 201 events" in page and "Next" not in page
+    page = client.get(f"{base}?family=account").get_data(as_text=True)
+    assert "of 1 events" in page or "1–1 of 1" in page
