@@ -1,0 +1,43 @@
+"""Every text is translated: the catalogues hold every marked text of the code, translated,
+none fuzzy, with the same placeholders; and nothing meant for people is left unmarked."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal import catalogues
+from tests.i18n import unmarked
+
+
+@pytest.mark.parametrize("language", ["fr"])
+def test_catalogues__cover_every_text_of_the_code(language):
+    problems = list(catalogues.problems(language))
+    assert problems == [], f"{len(problems)} problems; run `make translations` and translate:\n" + "\n".join(
+        problems[:200])
+
+
+def test_templates__hold_no_text_left_unmarked():
+    found = list(unmarked.in_templates())
+    assert found == [], f"{len(found)} texts of templates are not marked for translation:\n" + "\n".join(found[:300])
+
+
+def test_python__holds_no_message_left_unmarked():
+    found = list(unmarked.in_python())
+    assert found == [], f"{len(found)} messages in Python are not marked for translation:\n" + "\n".join(found[:300])
+
+
+def test_unmarked__the_checks_find_what_they_look_for(tmp_path):
+    """The two checks are not blind: a planted unmarked text is found, a marked one is not."""
+    page = tmp_path / "page.html"
+    page.write_text('<h1>Delete the domain</h1>\n<p>{{ _("Kept") }}</p>\n<input placeholder="Search people">\n'
+                    '{% trans %}Also kept{% endtrans %}\n<td>{{ x if x else "never seen" }}</td>\n'
+                    '<script>var a = "not text";</script>')
+    found = list(unmarked.in_template(page, "page.html"))
+    assert [line.split(": ", 1)[1] for line in found] == ["'Delete the domain'", "placeholder 'Search people'",
+                                                          "'never seen'"]
+    module = tmp_path / "module.py"
+    module.write_text('from flask import flash\nflash("Saved.")\nflash(_("Kept."))\n'
+                      'raise UserError(f"{x} is taken.")\nraise UserError(_("%(x)s is kept.", x=x))\n'
+                      'name = StringField("Name")\nlog.info("not for people")\n')
+    found = list(unmarked.in_module(module, "module.py"))
+    assert [line.split(": ", 1)[1] for line in found] == ["'Saved.'", "'{x} is taken.'", "'Name'"]
