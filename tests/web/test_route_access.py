@@ -24,6 +24,10 @@ PUBLIC_ENDPOINTS = {
     "auth.forgot_password", "auth.reset_password", "invitations.landing", "invitations.register",
     "auth.sso_start", "auth.sso_callback", "users.welcome",
     "api.openapi", "api.reference", "web.language", "web.accessibility",
+    # The second step of a password log-in: the person has proved their password, not yet
+    # their second factor, so is not signed in (portal.security.second_step).
+    "security.second_step", "security.second_step_recovery", "security.second_step_passkey",
+    "security.second_step_passkey_options",
 }
 # Blueprints reached with a bearer token, never a session: walked as outsiders by their own
 # tests (tests/api, tests/scim), where a session cookie gets 401 and changes use PUT and DELETE.
@@ -34,6 +38,9 @@ SIGNED_IN_ENDPOINTS = {
     "accounts.index", "accounts.create",
     "accounts.delete_profile",
     "invitations.mine", "invitations.accept", "invitations.decline",
+    "security.index", "security.app_setup", "security.confirm_app", "security.remove_app",
+    "security.passkey_options", "security.add_passkey", "security.remove_passkey", "security.new_recovery_codes",
+    "security.confirm", "security.confirm_code", "security.confirm_passkey_options", "security.confirm_passkey",
 }
 
 
