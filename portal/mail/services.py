@@ -25,19 +25,34 @@ from portal.sealing import QUEUED_MAIL, seal, unseal
 
 def render_message(to: str, template: str, *, language: str | None = None, **context) -> dict:
     """Subject, text and HTML of ``mail/<template>``: the payload of a mail job, written in
-    ``language`` (default: the language of the person with that address, else the portal's)."""
+    ``language`` (default: the language of the person with that address, see ``_recipients_language``)."""
     with _in_recipients_language(to, language):
         return _render(to, template, **context)
+
+
+def _recipients_language(person) -> str | None:
+    """The language they chose; else, for a corporate user (made by their organisation, who
+    may never have chosen one), their account's; else None: the portal's."""
+    from portal.accounts.models import Account
+    from portal.extensions import db
+    from portal.i18n import chosen
+
+    if chosen(person.locale):
+        return person.locale
+    if person.corporate_account_id is not None:
+        account = db.session.get(Account, person.corporate_account_id)
+        return chosen(account.default_locale) if account is not None else None
+    return None
 
 
 @contextmanager
 def _in_recipients_language(to: str, language: str | None):
     from portal.auth.models import User
     from portal.extensions import db
-    from portal.i18n import in_language, language_of
+    from portal.i18n import in_language
 
     person = db.session.execute(db.select(User).where(User.email == to.lower())).scalar_one_or_none()
-    code = language or (language_of(person) if person is not None else None)
+    code = language or (_recipients_language(person) if person is not None else None)
     with in_language(code, getattr(person, "timezone", None) or "UTC"):
         yield
 

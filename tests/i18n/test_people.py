@@ -121,6 +121,21 @@ def test_onboarding_mail__to_a_new_corporate_user_is_in_their_accounts_language(
     assert "Choisir mon mot de passe" in html and first_link(text, "/welcome/")
 
 
+def test_mail__a_corporate_user_who_chose_no_language_reads_their_accounts(owner, account, domain, run_jobs,
+                                                                             smtp_sink):
+    account.default_locale = "fr"
+    db.session.commit()
+    users.create_corporate_user(owner, account, first_name="Jeanne", last_name="Dupont", email="jeanne@example.org",
+                                personal_mailbox=False)
+    db.session.commit()
+    auth.request_password_reset("jeanne@example.org")
+    db.session.commit()
+    run_jobs()
+    subject, text, _html = _parts(smtp_sink.wait_for("jeanne@example.org")[0])
+    assert subject == "Choisissez un nouveau mot de passe pour le portail de messagerie"
+    assert "Quelqu’un a demandé la réinitialisation du mot de passe de jeanne@example.org" in text
+
+
 def test_onboarding_mail__a_french_speaking_user_reads_it_in_french_whatever_the_account(owner, account, domain,
                                                                                         run_jobs, smtp_sink):
     user, link = users.create_corporate_user(owner, account, first_name="Paul", last_name="Martin",
