@@ -32,7 +32,17 @@ browser:
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium; \
 	  else echo "Install Chromium (apt-get install chromium) for the browser tests." >&2; exit 1; fi; }
 
-test: $(STAMP) browser
+# axe-core for the accessibility tests, pinned in tests/package-lock.json (npm; Debian's when missing).
+AXE := tests/node_modules/axe-core/axe.min.js
+$(AXE): tests/package.json tests/package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq npm; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq npm; \
+	  else echo "Install npm (apt-get install npm) for the accessibility tests." >&2; exit 1; fi; }
+	npm ci --prefix tests --no-audit --no-fund
+	touch $(AXE)
+
+test: $(STAMP) browser $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # After changing texts: extract them and bring the catalogues up to date (new texts come empty,
@@ -43,4 +53,4 @@ translations: $(STAMP)
 	$(BIN)/pybabel update --no-fuzzy-matching --omit-header -i instance/messages.pot -d portal/translations
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache tests/node_modules

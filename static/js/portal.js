@@ -19,4 +19,153 @@
       counter.textContent = String(left);
     });
   }, 1000);
+
+  // -- After htmx swaps: what screen readers hear, and where the focus goes. ----------------------
+
+  // A live region that was not in the page before a change is seldom read out, and every swap
+  // brings new elements; so one polite region (#announcer, kept across swaps by hx-preserve)
+  // speaks for them. An element marked data-announce="key" is read out when a swap changes its
+  // text (a domain check, provisioning, an import's progress, a list's count), at most every
+  // QUIET_MS while its region polls itself and always once it stops. A sentence with a ticking
+  // countdown is left out. The words are taken away after SPOKEN_MS, once read, so that nobody
+  // reading the page later finds them at its end.
+  var QUIET_MS = 10000, SPOKEN_MS = 7000;
+  var said = {}, spokenAt = {}, clearing = null;
+
+  function textOf(element) { return element.textContent.replace(/\s+/g, " ").trim(); }
+
+  function statusText(element) {
+    var copy = element.cloneNode(true);
+    copy.querySelectorAll("[data-countdown]").forEach(function (counter) {
+      (counter.parentElement && counter.parentElement !== copy ? counter.parentElement : counter).remove();
+    });
+    return textOf(copy);
+  }
+
+  function within(root, selector) {
+    var found = Array.prototype.slice.call(root.querySelectorAll(selector));
+    if (root.matches && root.matches(selector)) { found.unshift(root); }
+    return found;
+  }
+
+  function changedStatuses(root, polling) {
+    var changed = [], now = Date.now();
+    within(root, "[data-announce]").forEach(function (element) {
+      var key = element.getAttribute("data-announce"), text = statusText(element);
+      if (!text || said[key] === text || (polling && now - (spokenAt[key] || 0) < QUIET_MS)) { return; }
+      changed.push(text);
+      said[key] = text;
+      spokenAt[key] = now;
+    });
+    return changed;
+  }
+
+  function announce(messages) {
+    var region = document.getElementById("announcer");
+    if (!region || !messages.length) { return; }
+    region.textContent = "";
+    clearTimeout(clearing);
+    // Emptied first, so that the same words said again are read again.
+    setTimeout(function () { region.textContent = messages.join(" "); }, 100);
+    clearing = setTimeout(function () { region.textContent = ""; }, SPOKEN_MS);
+  }
+
+  // Focus: when a swap removes the element that had it, it goes to the first field the server
+  // marked invalid; else, on a new page, to its flash messages (what the action did) or its heading;
+  // within a part of the page, to the same control in the new content (htmx already does this for
+  // one with an id), else to the page's heading. Never left on the page's body.
+  var FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), " +
+                  "select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex='-1'])";
+  var lostFocus = null;
+
+  function signature(element) {
+    return [element.tagName, element.getAttribute("href") || "", element.getAttribute("name") || "",
+            element.getAttribute("value") || "", textOf(element)].join("|");
+  }
+
+  function focusOn(element) {
+    if (!element.matches(FOCUSABLE) && !element.hasAttribute("tabindex")) { element.setAttribute("tabindex", "-1"); }
+    element.focus({preventScroll: element.getBoundingClientRect().top >= 0 &&
+                                  element.getBoundingClientRect().bottom <= window.innerHeight});
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var active = document.activeElement, target = event.detail.target;
+    lostFocus = null;
+    if (active && active !== document.body && target && target.contains(active)) {
+      lostFocus = {signature: signature(active)};
+    }
+  });
+
+  function swappedRegion(target) {
+    if (target && target.isConnected) { return target; }
+    return target && target.id ? document.getElementById(target.id) : null;
+  }
+
+  function settleFocus(region) {
+    var lost = lostFocus, active = document.activeElement;
+    lostFocus = null;
+    if (!lost || (active && active !== document.body && active.isConnected)) { return; }
+    var invalid = region.querySelector("[aria-invalid='true']");
+    if (invalid) { focusOn(invalid); return; }
+    var same = region === document.body ? [] : within(region, FOCUSABLE).filter(function (element) {
+      return signature(element) === lost.signature;
+    });
+    if (same.length) { focusOn(same[0]); return; }
+    var flashes = region === document.body ? document.querySelector("main .flashes") : null;
+    if (flashes) { focusOn(flashes); return; }
+    var heading = document.querySelector("main h1");
+    if (heading) { focusOn(heading); }
+  }
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var region = swappedRegion(event.detail.target);
+    if (!region) { return; }
+    if (region === document.body) {
+      said = {};
+      spokenAt = {};
+      changedStatuses(region, false);
+    } else {
+      announce(changedStatuses(region, region.hasAttribute("hx-trigger") && /\bload\b/.test(region.getAttribute("hx-trigger"))));
+    }
+    settleFocus(region);
+  });
+
+  // A table too wide for the screen scrolls in its own box (.table-scroll). When nothing in the box
+  // takes the focus, the box itself does, as a region named by the heading above it, so that the
+  // keyboard can scroll it too.
+  function headingBefore(element) {
+    var headings = Array.prototype.slice.call(document.querySelectorAll("main h1, main h2, main h3"));
+    return headings.filter(function (heading) {
+      return heading.compareDocumentPosition(element) & Node.DOCUMENT_POSITION_FOLLOWING;
+    }).pop();
+  }
+
+  function reachableScrollers() {
+    document.querySelectorAll(".table-scroll").forEach(function (box) {
+      var needed = box.scrollWidth > box.clientWidth && !box.querySelector(FOCUSABLE);
+      if (needed && !box.hasAttribute("tabindex")) {
+        var heading = headingBefore(box);
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "region");
+        if (heading) {
+          heading.id = heading.id || "heading-" + Math.random().toString(36).slice(2);
+          box.setAttribute("aria-labelledby", heading.id);
+        }
+      } else if (!needed && box.getAttribute("tabindex") === "0") {
+        ["tabindex", "role", "aria-labelledby"].forEach(function (name) { box.removeAttribute(name); });
+      }
+    });
+  }
+
+  var resizing = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizing);
+    resizing = setTimeout(reachableScrollers, 150);
+  });
+  document.addEventListener("htmx:afterSettle", reachableScrollers);
+  document.addEventListener("DOMContentLoaded", function () {
+    changedStatuses(document.body, false);
+    reachableScrollers();
+  });
 })();

@@ -94,7 +94,7 @@ def _add_domain(page: Page, name: str, backend: str) -> None:
 def _wait_for_first_check(page: Page) -> None:
     """The check that runs as the domain is added; manual checks are refused while it is due."""
     expect(_history(page).filter(has_text="added")).to_have_count(1, timeout=SLOW)
-    expect(page.get_by_text("Checking…")).to_be_hidden()
+    expect(page.locator("main").get_by_text("Checking…")).to_be_hidden()
     expect(page.get_by_role("button", name="Check now")).to_be_enabled()
 
 
@@ -132,7 +132,7 @@ def test_domain__added_in_the_form_is_enabled_by_check_now_without_reload(page: 
     expect(page.locator(".status-card")).to_contain_text(
         "Every record is published and the mail backend accepts the domain.")
     expect(page.get_by_role("alert")).to_have_count(0)  # the manual check was not refused
-    expect(page.get_by_text("Checking…")).to_be_hidden()
+    expect(page.locator("main").get_by_text("Checking…")).to_be_hidden()
     assert_not_reloaded(page, "the check")
 
     records = page.locator("table.records tbody tr")
@@ -192,12 +192,12 @@ def test_mailbox__waits_for_its_dimail_domain_and_is_created_once_when_it_is_ena
     # The mailbox is being created (dimail holds it); its page follows along by itself.
     page.goto(mailbox_url)
     expect(_status(page)).to_contain_text("Provisioning")
-    expect(page.get_by_text("Working…")).to_be_visible()
+    expect(page.locator("main").get_by_text("Working…")).to_be_visible()
     screenshot(page, "mailbox-provisioning")
     mark_window(page)
     dimail.creation_gate.set()
     expect(_status(page)).to_contain_text("Enabled", timeout=SLOW)
-    expect(page.get_by_text("Working…")).to_be_hidden()
+    expect(page.locator("main").get_by_text("Working…")).to_be_hidden()
     assert_not_reloaded(page, "provisioning")
     history = page.locator("#mailbox-live table").last.locator("tbody tr")
     expect(history).to_have_count(1)
@@ -260,7 +260,7 @@ def test_drift__compare_finds_planted_differences_and_settles_them_both_ways(
     expect(missing).to_contain_text("In the portal, missing on the backend")
     expect(unknown).to_contain_text("On the backend, unknown to the portal")
     expect(unknown.get_by_role("button", name="Enforce")).to_have_count(0)
-    expect(page.get_by_text("Comparing…")).to_be_hidden()
+    expect(page.locator("main").get_by_text("Comparing…")).to_be_hidden()
     assert_not_reloaded(page, "the comparison")
     screenshot(page, "drift-differences")
 
@@ -289,7 +289,7 @@ def test_drift__compare_finds_planted_differences_and_settles_them_both_ways(
     page.goto(live_server.url(f"/accounts/{account.id}/domains/{domain.id}/drift"))
     with page.expect_response(lambda response: response.url.endswith("/drift/compare")):
         page.get_by_role("button", name="Compare now").click()
-    expect(page.get_by_text("Comparing…")).to_be_hidden(timeout=SLOW)
+    expect(page.locator("main").get_by_text("Comparing…")).to_be_hidden(timeout=SLOW)
     expect(page.get_by_text("No difference: the backend and the portal agree.")).to_be_visible()
     expect(rows).to_have_count(0)
     assert problems == [], problems

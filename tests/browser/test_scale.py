@@ -41,7 +41,7 @@ def test_users__search_filter_page_and_grant_a_role_to_every_match(page: Page, l
     log_in(page, live_server, "owner@example.org")
     open_section(page, "Users")
     rows = page.locator("#member-list tbody tr")
-    pager = page.locator("#member-list nav.pager [role=status]")
+    pager = page.locator("#member-list nav.pager [data-announce]")
     expect(pager).to_have_text("1–50 of 501 people")
     expect(rows).to_have_count(50)
 
