@@ -841,8 +841,8 @@ class Backend(abc.ABC):
     def set_mailbox_active(self, address: str, active: bool) -> None:
         raise self.unsupported("set_mailbox_active")
 
-    def delete_mailbox(self, address: str) -> None:
-        """Remove the mailbox; succeeds when it is already gone."""
+    def delete_mailbox(self, address: str) -> bool:
+        """Remove the mailbox; succeeds when it is already gone, and then returns False."""
         raise self.unsupported("delete_mailbox")
 
     def reset_password(self, address: str) -> str:

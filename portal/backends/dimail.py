@@ -473,10 +473,13 @@ class DimailBackend(Backend):
             active=kept.active,
         )
 
-    def delete_mailbox(self, address: str) -> None:
+    def delete_mailbox(self, address: str) -> bool:
         response = self._user("DELETE", self._mailbox_path(address))
-        if response.status_code not in (200, 204) and not self._is_missing(response):
-            raise self._error(response)
+        if response.status_code in (200, 204):
+            return True
+        if self._is_missing(response):
+            return False
+        raise self._error(response)
 
     def reset_password(self, address: str) -> str:
         if not self.discover().mailbox_password_reset:

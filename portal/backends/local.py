@@ -287,9 +287,9 @@ class LocalBackend(Backend):
     def set_mailbox_active(self, address: str, active: bool) -> None:
         self._update_mailbox(address, "active = ?", int(active))
 
-    def delete_mailbox(self, address: str) -> None:
+    def delete_mailbox(self, address: str) -> bool:
         with self._write() as db:
-            db.execute("DELETE FROM mailboxes WHERE address = ?", (address,))
+            return db.execute("DELETE FROM mailboxes WHERE address = ?", (address,)).rowcount > 0
 
     def reset_password(self, address: str) -> str:
         password = generate_password()

@@ -309,13 +309,14 @@ class MailInABoxBackend(Backend):
             if "@" in str(user.get("email", "")) and split_address(str(user["email"]))[1] == wanted
         ]
 
-    def delete_mailbox(self, address: str) -> None:
-        """Archive the mailbox (the box keeps its mail); succeeds when it is already archived or gone
-        (the box's "That's not a user")."""
+    def delete_mailbox(self, address: str) -> bool:
+        """Remove the user; the box archives its mail folder, where it has one. Succeeds, returning False,
+        when the box no longer has the user (its "That's not a user": already removed, or never made)."""
         try:
             self._expect_text(self._post("users/remove", {"email": address}), "mail user removed")
         except BackendNotFound:
-            pass
+            return False
+        return True
 
     def reset_password(self, address: str) -> str:
         password = generate_password()

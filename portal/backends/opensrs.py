@@ -448,11 +448,12 @@ class OpenSrsBackend(Backend):
             changes = _suspension(attributes)
         self._change_user(address, changes)
 
-    def delete_mailbox(self, address: str) -> None:
+    def delete_mailbox(self, address: str) -> bool:
         try:
             self._call("delete_user", user=address)
         except BackendNotFound:
-            pass
+            return False
+        return True
 
     def reset_password(self, address: str) -> str:
         password = generate_password()

@@ -13,6 +13,7 @@ from datetime import timedelta
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import func
+from sqlalchemy.orm import lazyload
 
 from portal.accounts.models import Account, Membership
 from portal.accounts.services import add_member
@@ -344,11 +345,11 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
     if operation == "create":
         can_disable = backend.capabilities.mailbox_disable
         result = backend.create_mailbox(_spec(mailbox, can_disable))
-        mailbox.backend_id = result.backend_id or mailbox.backend_id
         if result.generated_password:
             keep_secret(mailbox, result.generated_password)
         # Made by an earlier attempt whose answer was lost: nobody has its first password.
         mailbox.password_lost = not result.created and waiting_secret(mailbox) is None
+        mailbox.backend_id = result.backend_id or mailbox.backend_id
         mailbox.status = DISABLED if not mailbox.want_active and can_disable else ENABLED
         return _("Created on the backend.") if result.created else \
             _("Already on the backend (an earlier attempt made it).")
@@ -368,9 +369,13 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         backend.set_protocols(mailbox.address, mailbox.protocols or {})
         return _("Protocol access changed.")
     if operation == "delete":
-        backend.delete_mailbox(mailbox.address)
+        removed = backend.delete_mailbox(mailbox.address)
         mailbox.status = DELETED
-        return _("Archived on the backend.") if backend.capabilities.mailbox_delete_archives else _("Deleted.")
+        archives = backend.capabilities.mailbox_delete_archives
+        if not removed:
+            return _("The backend no longer had this mailbox: nothing was left to archive.") if archives else \
+                _("The backend no longer had this mailbox: nothing was left to delete.")
+        return _("Removed on the backend, which keeps any mail it held archived.") if archives else _("Deleted.")
     if operation == "reset_password":
         keep_secret(mailbox, backend.reset_password(mailbox.address))
         mailbox.password_lost = False
@@ -433,7 +438,9 @@ def _fail_for_good(job, message: str) -> None:
 
 @handler(PROVISION_KIND, max_attempts=8, backoff_seconds=15, backoff_cap_seconds=1800, on_failure=_fail_for_good)
 def provision(job) -> None:
-    mailbox = db.session.get(Mailbox, job.payload["mailbox_id"])
+    # One statement: the mailbox with its domain; aliases and owner only if an operation needs them.
+    mailbox = db.session.execute(db.select(Mailbox).where(Mailbox.id == job.payload["mailbox_id"])
+                                 .options(lazyload(Mailbox.aliases), lazyload(Mailbox.owner))).scalar_one_or_none()
     if mailbox is None:
         return
     operation = job.payload["operation"]
