@@ -16,7 +16,9 @@ Users sheet (every other user asks for a personal mailbox), one Account row a
 user (a role or a permission) and the two Mailbox sheets (half the users
 each). Then, as the portal does:
 
-- preview: ``imports.preview`` and the commit of its request (the web side);
+- preview: ``imports.receive`` and the commit of its request (the web
+  side), then the ``users.import_preview`` job it queues, claimed and run by
+  a Worker (reading and checking every row);
 - run: the ``users.import`` job claimed and run by a Worker, alone: the
   provisioning and onboarding jobs it queues are left queued.
 
@@ -60,6 +62,7 @@ from sqlalchemy import func, insert
 
 from common import DATABASE_URL_HELP, account_with_domain, migrated_app
 from portal.extensions import db
+from portal.users.imports import IMPORT_KIND
 
 DOMAIN = "bench.example"
 FLOOR_DOMAIN = "floor.example"
@@ -241,22 +244,25 @@ def build_workbook(template: bytes, rows: list[Row]) -> bytes:
 
 # -- the phases --------------------------------------------------------------------------
 
-def preview(owner_id: int, account_id: int, data: bytes) -> int:
-    """What the upload request does: the preview, committed. Returns the run's id."""
+def preview(app, owner_id: int, account_id: int, data: bytes) -> int:
+    """What the upload request does (the workbook received, committed with its preview job), then
+    that job claimed and run as a worker slot does. Returns the run's id."""
     from portal.accounts.models import Account
     from portal.auth.models import User
     from portal.users import imports
 
     owner, account = db.session.get(User, owner_id), db.session.get(Account, account_id)
-    run = imports.preview(owner, account, "users.xlsx", data)
+    run_id = imports.receive(owner, account, "users.xlsx", data).id
     db.session.commit()
-    return run.id
+    state = run_job_alone(app, imports.PREVIEW_KIND)
+    if state != "done":
+        raise SystemExit(f"the preview job ended {state}")
+    return run_id
 
 
-def confirm(owner_id: int, run_id: int) -> int:
-    """What the confirm request does; returns the queued job's id."""
+def confirm(owner_id: int, run_id: int) -> None:
+    """What the confirm request does: the run queued."""
     from portal.auth.models import User
-    from portal.jobs.models import Job
     from portal.users import imports
     from portal.users.models import ImportRun
 
@@ -265,18 +271,20 @@ def confirm(owner_id: int, run_id: int) -> int:
         raise SystemExit(f"the preview found problems: {run.fatal or run.problems[:3]}")
     imports.confirm(db.session.get(User, owner_id), run)
     db.session.commit()
-    return db.session.execute(db.select(Job.id).where(Job.kind == imports.IMPORT_KIND)).scalar_one()
 
 
-def run_import_job(app, job_id: int) -> str:
-    """Claim and run the import job the way a worker slot does; only that job."""
+def run_job_alone(app, kind: str) -> str:
+    """Claim and run the one queued job of ``kind`` the way a worker slot does; only that job."""
+    from portal.jobs.models import QUEUED, Job
     from portal.jobs.worker import Worker
 
-    worker = Worker(app, name="bench-worker")
     with app.app_context():
+        job_id = db.session.execute(db.select(Job.id).where(Job.kind == kind, Job.status == QUEUED)).scalar_one()
+        db.session.commit()
+        worker = Worker(app, name="bench-worker")
         claimed = worker.claim()
         if claimed is None or claimed[0] != job_id:
-            raise SystemExit(f"expected to claim the import job {job_id}, got {claimed}")
+            raise SystemExit(f"expected to claim the {kind} job {job_id}, got {claimed}")
         return worker.run_job(*claimed)
 
 
@@ -332,9 +340,10 @@ def floor_insert(rows: list[Row], account_id: int, domain_id: int, actor_id: int
                  "status": "queued", "attempts": 0, "max_attempts": 8, "run_at": now,
                  "subject": f"mailbox:{mailbox_id}", "account_id": account_id, "created_at": now}
                 for mailbox_id in mailbox_ids.values()]
+        # Onboarding links for those with a new personal mailbox (the workbook has no recovery addresses).
         jobs += [{"kind": "users.onboarding", "payload": {"user_id": user_id}, "status": "queued", "attempts": 0,
                   "max_attempts": 20, "run_at": now, "subject": f"user:{user_id}", "account_id": account_id,
-                  "created_at": now} for user_id in user_ids.values()]
+                  "created_at": now} for user_id in (user_ids[emails[row.number]] for row in personal)]
         connection.execute(insert(Job.__table__), jobs)
         connection.execute(insert(AuditEvent.__table__), [{
             "at": now, "actor_id": actor_id, "actor_label": "floor", "account_id": account_id,
@@ -413,15 +422,20 @@ def verify(rows: list[Row], account_id: int, run_id: int) -> list[str]:
                                                  User.corporate_account_id == account_id)).scalar_one()
     if memberships != len(rows):
         problems.append(f"{memberships} memberships for {len(rows)} users")
+    # No recovery addresses in the workbook: the onboarding link goes to the new personal mailbox,
+    # and those without one need a link from an administrator.
     queued = dict(db.session.execute(db.select(Job.kind, func.count()).where(
         Job.status == QUEUED, Job.account_id == account_id).group_by(Job.kind)).all())
-    if queued.get("mailbox.provision") != len(wanted_personal) or queued.get("users.onboarding") != len(rows):
+    if queued.get("mailbox.provision") != len(wanted_personal) or \
+            queued.get("users.onboarding") != len(wanted_personal):
         problems.append(f"queued follow-up jobs {queued}; wanted {len(wanted_personal)} provisioning "
-                        f"and {len(rows)} onboarding")
+                        f"and {len(wanted_personal)} onboarding")
     created = 0
     if run.result:
         result = load_workbook(io.BytesIO(run.result), read_only=True)
-        created = sum(1 for values in result["Users"].iter_rows(min_row=2, values_only=True) if values[4] == "created")
+        lines = result["Users"].iter_rows(values_only=True)
+        status = list(next(lines)).index("Status")
+        created = sum(1 for values in lines if values[status] == "created")
         result.close()
     if created != len(rows):
         problems.append(f"the result workbook says {created} created")
@@ -512,11 +526,11 @@ def main() -> int:
         with meter.phase("build workbook"):
             data = build_workbook(template, rows)
         with app.app_context(), meter.phase("preview", profiled=True):
-            run_id = preview(owner_id, account_id, data)
+            run_id = preview(app, owner_id, account_id, data)
         with app.app_context(), meter.phase("confirm"):
-            job_id = confirm(owner_id, run_id)
+            confirm(owner_id, run_id)
         with meter.phase("run", profiled=True):
-            state = run_import_job(app, job_id)
+            state = run_job_alone(app, IMPORT_KIND)
         with meter.phase("floor: read"):
             floor_rows = floor_read(data)
         with app.app_context(), meter.phase("floor: insert"):

@@ -21,7 +21,6 @@ class User(UserMixin, db.Model):
               postgresql_ops={"name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
-
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")

@@ -22,6 +22,7 @@ only a real HTML page is reported as one.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -85,6 +86,11 @@ class HttpClient:
         self.timeout = timeout
         self.scrub = scrub
         self._session = requests.Session()
+        # The environment's proxy and CA bundle settings are read here, once: left to requests, every
+        # request scans the whole environment twice and looks for a ~/.netrc (credentials are settings).
+        self._session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        self._session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._session.trust_env = False
         # Whether the pool may hold a kept-alive connection from an earlier answer.
         self._pooled = False
 

@@ -7,12 +7,19 @@ what its adapter class declares, unless the worker learnt otherwise from the
 server (an older dimail offers less): the worker records what the adapter
 discovered (``discovered()``, ``remember_discovery()``) in ``backend_states``,
 and ``capabilities()`` reads it back for pages.
+
+A worker process keeps what it last found in ``backend_states`` for each
+connection, so a job whose adapter learnt nothing new does not read it again;
+that memory is dropped when the process writes the row (read back once the
+write committed) and after ``RECORDED_STATE_SECONDS``, so a row another
+process wrote is seen, and answered, within that time.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 from flask import Flask, current_app, g, has_request_context
@@ -25,6 +32,7 @@ from portal.extensions import db
 from portal.timeutil import utcnow
 
 _EXTENSION = "portal_backends"
+RECORDED_STATE_SECONDS = 60.0
 
 
 def init_app(app: Flask, environ: dict) -> None:
@@ -38,7 +46,8 @@ def init_app(app: Flask, environ: dict) -> None:
                                        local_state_path=str(instance / "local-backend.sqlite"))
     except ConfigurationError as error:
         raise ConfigError(f"Backend connections: {error}") from None
-    app.extensions[_EXTENSION] = {"connections": connections, "adapters": threading.local()}
+    app.extensions[_EXTENSION] = {"connections": connections, "adapters": threading.local(),
+                                  "recorded": {}}
 
 
 def connections() -> dict[str, Connection]:
@@ -98,14 +107,26 @@ def remember_discovery(name: str, backend: Backend) -> None:
     a call fails is recorded again by the caller after its rollback.
     """
     supported, notes = backend.capabilities.supported(), dict(backend.capabilities.notes)
+    recorded = current_app.extensions[_EXTENSION]["recorded"]
+    known = recorded.get(name)
+    if known is not None and known[0] == supported and known[1] == notes and time.monotonic() < known[2]:
+        return
+    # A row this transaction wrote is not known to be in the database until it commits.
+    written = db.session.info.setdefault("backend_states_written", {})
     state = db.session.get(BackendState, name)
     if state is None:
         if backend.capabilities == type(backend).capabilities and notes == dict(type(backend).capabilities.notes):
-            return  # nothing learnt beyond what the adapter declares
+            # Nothing learnt beyond what the adapter declares.
+            recorded[name] = (supported, notes, time.monotonic() + RECORDED_STATE_SECONDS)
+            return
         state = BackendState(connection=name)
         db.session.add(state)
     elif state.capabilities == supported and state.notes == notes:
+        if written.get(name) is not db.session().get_transaction():
+            recorded[name] = (supported, notes, time.monotonic() + RECORDED_STATE_SECONDS)
         return
+    recorded.pop(name, None)
+    written[name] = db.session().get_transaction()
     state.capabilities, state.notes, state.checked_at = supported, notes, utcnow()
 
 

@@ -7,6 +7,10 @@ A job whose lease ran out (its worker died) is claimable again. A handler's
 own changes commit in the same transaction that marks the job done, guarded
 by the claim token, so a worker that lost its lease cannot commit over the
 one that took the job over.
+
+A slot makes two transactions per job: the claim, which returns everything
+the handler is given (``ClaimedJob``), and the handler's work committed with
+the job's outcome. The job row is not read again in between.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import secrets
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import ngettext
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
 
 from portal.extensions import db
 from portal.jobs.models import DONE, FAILED, QUEUED, RUNNING, Job, WorkerBeat
@@ -29,11 +34,62 @@ from portal.timeutil import utcnow
 log = logging.getLogger("portal.worker")
 
 
-def _claimable(now: datetime):
+def _job_update():
+    """An UPDATE of jobs that leaves the session's objects alone: every one of them commits
+    (and so expires what the session holds) at once."""
+    return update(Job).execution_options(synchronize_session=False)
+
+
+def _claimable(now):
     return or_(
         (Job.status == QUEUED) & (Job.run_at <= now),
         (Job.status == RUNNING) & (Job.locked_until < now),
     )
+
+
+_CLAIMED_COLUMNS = (Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts, Job.run_at, Job.subject,
+                    Job.account_id, Job.locked_by, Job.locked_until)
+
+# The two statements every job makes, built once (a slot runs them thousands of times).
+# One statement claims: slots never race for the same row and come back empty-handed while
+# jobs wait (SQLite has no SKIP LOCKED; there the writer lock orders claims).
+_CLAIM = (
+    update(Job.__table__)
+    .where(Job.id == (db.select(Job.id).where(_claimable(bindparam("now"))).order_by(Job.run_at, Job.id)
+                      .limit(1).with_for_update(skip_locked=True).scalar_subquery()),
+           _claimable(bindparam("now")))
+    .values(status=RUNNING, locked_by=bindparam("token"), locked_until=bindparam("until"),
+            attempts=Job.attempts + 1, started_at=bindparam("now"))
+    .returning(*_CLAIMED_COLUMNS)
+)
+# Done, only while the claim still holds: a worker that lost its lease commits nothing.
+_FINISH = (
+    update(Job.__table__)
+    .where(Job.id == bindparam("job_id"), Job.locked_by == bindparam("token"), Job.status == RUNNING)
+    .values(status=DONE, finished_at=bindparam("finished_at"), locked_by=None, locked_until=None, last_error=None,
+            payload=bindparam("new_payload", type_=Job.payload.type))
+)
+
+
+@dataclass
+class ClaimedJob:
+    """A job as its claim returned it: what a handler reads. A handler may replace or change
+    ``payload``; it is written back with the job's outcome."""
+
+    id: int
+    kind: str
+    payload: dict
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    subject: str | None
+    account_id: int | None
+    locked_by: str
+    locked_until: datetime
+
+    @classmethod
+    def from_row(cls, row) -> ClaimedJob:
+        return cls(*row)
 
 
 def _error_text(error: BaseException) -> str:
@@ -58,39 +114,54 @@ class Worker:
     # -- claiming ---------------------------------------------------------
     def claim(self, now: datetime | None = None) -> tuple[int, str] | None:
         """Take one due job; return (job id, claim token) or None."""
+        claimed = self.claim_job(now)
+        return (claimed.id, claimed.locked_by) if claimed is not None else None
+
+    def claim_job(self, now: datetime | None = None) -> ClaimedJob | None:
+        """Take one due job; return it as claimed, or None."""
         now = now or utcnow()
         token = f"{self.name}:{secrets.token_hex(6)}"[:80]
         session = db.session
-        # One statement: slots never race for the same row and come back empty-handed
-        # while jobs wait (SQLite has no SKIP LOCKED; there the writer lock orders claims).
-        candidate = (db.select(Job.id).where(_claimable(now)).order_by(Job.run_at, Job.id)
-                     .limit(1).with_for_update(skip_locked=True).scalar_subquery())
+        if session().in_transaction():
+            session.commit()  # what the caller wrote commits first, as it would with the claim
         try:
-            claimed = session.execute(
-                update(Job).where(Job.id == candidate, _claimable(now)).values(
-                    status=RUNNING, locked_by=token,
-                    locked_until=now + timedelta(seconds=self.lease_seconds),
-                    attempts=Job.attempts + 1, started_at=now,
-                ).returning(Job.id)
-            ).scalar_one_or_none()
+            # The claim is one statement, atomic on its own: run without a transaction around it, it
+            # costs one round trip to the database instead of three (BEGIN, the claim, COMMIT).
+            row = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"}).execute(_CLAIM, {
+                "now": now, "token": token, "until": now + timedelta(seconds=self.lease_seconds)}).one_or_none()
             session.commit()
         except Exception:
             session.rollback()
             raise
-        return (claimed, token) if claimed is not None else None
+        return ClaimedJob.from_row(row) if row is not None else None
 
     # -- running ----------------------------------------------------------
     def run_job(self, job_id: int, token: str, now: datetime | None = None) -> str:
+        """Run a job claimed under ``token`` to its next state; return that state ("lost" when
+        the job is no longer held under that token)."""
+        return self._run(self._still_held(job_id, token), now)
+
+    @staticmethod
+    def _still_held(job_id: int, token: str) -> ClaimedJob | None:
+        row = db.session.execute(db.select(*_CLAIMED_COLUMNS).where(
+            Job.id == job_id, Job.locked_by == token, Job.status == RUNNING)).one_or_none()
+        return ClaimedJob.from_row(row) if row is not None else None
+
+    def _run(self, job: ClaimedJob | None, now: datetime | None = None) -> str:
         """Run a claimed job to its next state; return that state.
 
         ``now`` is the worker's clock (``run_due`` may run ahead of the real
         one); a retry waits its backoff from then, not from the real time.
+        A claim whose lease has run out by the real clock is checked again
+        in the database first: another worker may hold the job now.
         """
         session = db.session
-        job = session.get(Job, job_id)
-        if job is None or job.locked_by != token:
+        if job is not None and utcnow() >= job.locked_until:
+            job = self._still_held(job.id, job.locked_by)
+        if job is None:
             session.rollback()
             return "lost"
+        job_id, token = job.id, job.locked_by
         with self._running_lock:
             self._running[job_id] = token
         try:
@@ -100,11 +171,10 @@ class Worker:
                                                job.max_attempts))
             handler = get_handler(job.kind)
             handler.run(job)
-            finished = session.execute(
-                update(Job).where(Job.id == job_id, Job.locked_by == token, Job.status == RUNNING)
-                .values(status=DONE, finished_at=now or utcnow(), locked_by=None, locked_until=None,
-                        last_error=None, payload=job.payload)
-            ).rowcount
+            session.flush()
+            finished = session.connection().execute(_FINISH, {
+                "job_id": job_id, "token": token, "finished_at": now or utcnow(), "new_payload": job.payload,
+            }).rowcount
             if finished != 1:
                 session.rollback()
                 log.warning("job %s lost its lease while running; its work was rolled back", job_id)
@@ -113,17 +183,16 @@ class Worker:
             return DONE
         except Exception as error:  # every failure is recorded on the job, never raised
             session.rollback()
-            return self._record_failure(job_id, token, error, now or utcnow())
+            return self._record_failure(job, error, now or utcnow())
         finally:
             with self._running_lock:
                 self._running.pop(job_id, None)
 
-    def _record_failure(self, job_id: int, token: str, error: BaseException, now: datetime) -> str:
+    def _record_failure(self, job: ClaimedJob, error: BaseException, now: datetime) -> str:
+        """Record a failed attempt: retry later, or fail for good (then ``on_failure`` runs in the
+        same transaction). Nothing commits unless the job is still held under this claim."""
         session = db.session
-        job = session.get(Job, job_id)
-        if job is None or job.locked_by != token:
-            session.rollback()
-            return "lost"
+        job_id, token = job.id, job.locked_by
         message = _error_text(error)
         permanent = is_permanent(error) or isinstance(error, _LeaseExhausted)
         try:
@@ -148,7 +217,7 @@ class Worker:
             log.info("job %s (%s) attempt %s failed, retrying at %s: %s",
                      job_id, job.kind, job.attempts, run_at, message)
         recorded = session.execute(
-            update(Job).where(Job.id == job_id, Job.locked_by == token, Job.status == RUNNING).values(
+            _job_update().where(Job.id == job_id, Job.locked_by == token, Job.status == RUNNING).values(
                 status=state, run_at=run_at, last_error=message, finished_at=finished_at,
                 locked_by=None, locked_until=None)
         ).rowcount
@@ -162,7 +231,7 @@ class Worker:
         return state
 
     @staticmethod
-    def _on_failed(job: Job, message: str) -> None:
+    def _on_failed(job: ClaimedJob, message: str) -> None:
         """Let the handler record the final failure (e.g. on the mailbox it concerns)."""
         if _known(job.kind) and get_handler(job.kind).on_failure is not None:
             get_handler(job.kind).on_failure(job, message)
@@ -172,10 +241,10 @@ class Worker:
         done = 0
         with self.app.app_context():
             while done < limit:
-                claimed = self.claim(now)
+                claimed = self.claim_job(now)
                 if claimed is None:
                     break
-                self.run_job(*claimed, now=now)
+                self._run(claimed, now=now)
                 done += 1
         return done
 
@@ -188,7 +257,7 @@ class Worker:
             return
         until = utcnow() + timedelta(seconds=self.lease_seconds)
         for job_id, token in running.items():
-            db.session.execute(update(Job).where(Job.id == job_id, Job.locked_by == token)
+            db.session.execute(_job_update().where(Job.id == job_id, Job.locked_by == token)
                                .values(locked_until=until))
         db.session.commit()
 
@@ -196,7 +265,7 @@ class Worker:
         with self.app.app_context():
             while not self.stop_event.is_set():
                 try:
-                    claimed = self.claim()
+                    claimed = self.claim_job()
                 except Exception:
                     log.exception("could not claim a job; the database may be unavailable")
                     db.session.rollback()
@@ -205,11 +274,11 @@ class Worker:
                     self.stop_event.wait(self.poll_seconds)
                     continue
                 try:
-                    self.run_job(*claimed)
+                    self._run(claimed)
                 except Exception:
                     # The outcome could not be written (the database went away):
                     # the lease runs out and the job is tried again; the slot lives on.
-                    log.exception("could not record the outcome of job %s", claimed[0])
+                    log.exception("could not record the outcome of job %s", claimed.id)
                     db.session.rollback()
             db.session.remove()
 

@@ -174,8 +174,6 @@ def roles_for(account: Account, scope: str | None = None, *, permissions: bool =
     return list(db.session.execute(query).scalars())
 
 
-
-
 def role_in_account(account: Account, role_id: int) -> Role | None:
     role = db.session.get(Role, role_id)
     if role is None or (role.account_id not in (None, account.id)):
