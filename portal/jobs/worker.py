@@ -23,10 +23,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
 from flask_babel import ngettext
 from sqlalchemy import bindparam, or_, update
 
 from portal.extensions import db
+from portal.i18n import in_language
 from portal.jobs.models import DONE, FAILED, QUEUED, RUNNING, Job, WorkerBeat
 from portal.jobs.registry import get_handler, is_permanent
 from portal.timeutil import utcnow
@@ -90,6 +92,31 @@ class ClaimedJob:
     @classmethod
     def from_row(cls, row) -> ClaimedJob:
         return cls(*row)
+
+
+# How long a worker process trusts what it read of an account's language.
+ACCOUNT_LANGUAGE_SECONDS = 60.0
+
+
+def account_language(account_id: int | None) -> str | None:
+    """The language an account's work is written in (its default language; None: the portal's).
+
+    What the worker writes for people (statuses, reasons, attempt messages) is kept as text, so a job
+    runs in its account's language. A process keeps what it read per account for
+    ``ACCOUNT_LANGUAGE_SECONDS``: one statement per account and minute, not one per job; a change of
+    the account's language reaches the worker's texts within that time.
+    """
+    if account_id is None:
+        return None
+    from portal.accounts.models import Account
+
+    known = current_app.extensions.setdefault("portal_account_languages", {})
+    found = known.get(account_id)
+    if found is not None and time.monotonic() - found[1] < ACCOUNT_LANGUAGE_SECONDS:
+        return found[0]
+    code = db.session.execute(db.select(Account.default_locale).where(Account.id == account_id)).scalar_one_or_none()
+    known[account_id] = (code, time.monotonic())
+    return code
 
 
 def _error_text(error: BaseException) -> str:
@@ -164,6 +191,17 @@ class Worker:
         job_id, token = job.id, job.locked_by
         with self._running_lock:
             self._running[job_id] = token
+        try:
+            language = account_language(job.account_id)
+        except Exception:
+            session.rollback()
+            language = None
+        with in_language(language):
+            return self._run_held(job, now)
+
+    def _run_held(self, job: ClaimedJob, now: datetime | None) -> str:
+        session = db.session
+        job_id, token = job.id, job.locked_by
         try:
             if job.attempts > job.max_attempts:
                 raise _LeaseExhausted(ngettext("gave up after %(num)d attempt (worker lost the job)",
