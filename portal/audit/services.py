@@ -75,7 +75,8 @@ def _jsonable(details: dict) -> dict:
 FAMILIES = (("account", _l("Account")), ("member", _l("Members")), ("access", _l("Access")), ("role", _l("Roles")),
             ("domain", _l("Domains")), ("drift", _l("Drift")), ("mailbox", _l("Mailboxes")),
             ("invitation", _l("Invitations")), ("user", _l("People")), ("users", _l("Imports and reports")),
-            ("bulk", _l("Bulk actions")), ("token", _l("API tokens")))
+            ("bulk", _l("Bulk actions")), ("token", _l("API tokens")),
+            ("security", _l("Two-factor sign-in")))
 
 
 def query_events(account_id: int, *, family: str = "", actor: str = "", target: str = "", since: date | None = None,

@@ -171,3 +171,25 @@ def test_admin_reset__the_service_refuses_anyone_not_corporate_of_the_account(ma
     with pytest.raises(AccessError, match="corporate users"):
         services.reset_by_admin(find_user("bob@example.net"), other, membership.user)
     assert services.uses_two_factor(membership.user)
+
+
+def test_admin_reset__is_reached_from_the_users_settings_and_found_in_the_audit_filter(
+        client, auth, account, carol, helpdesk):
+    membership, _browser = carol
+    auth.login("helpdesk@example.org")
+    settings = client.get(f"/accounts/{account.id}/members/{membership.id}/settings").get_data(as_text=True)
+    assert f'href="{_reset_url(account, membership)}"' in settings and "Reset two-factor sign-in…" in settings
+    assert client.post(_reset_url(account, membership)).status_code == 302
+    auth.login("owner@example.org")
+    log = client.get(f"/accounts/{account.id}/audit?family=security")
+    assert log.status_code == 200
+    page = log.get_data(as_text=True)
+    assert '<option value="security" selected>Two-factor sign-in</option>' in page
+    assert "Second factors reset by an administrator" in page
+    assert "Authenticator app added" in page  # Carol's own enrolment, in the same family
+
+
+def test_profile_tabs__every_tab_of_ones_profile_reaches_security(client, auth, owner):
+    auth.login("owner@example.org")
+    for path in ("/profile", "/profile/invites", "/profile/security"):
+        assert 'href="/profile/security"' in client.get(path).get_data(as_text=True), path
