@@ -46,11 +46,10 @@ test: $(STAMP) browser $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # After changing texts: extract them and bring the catalogues up to date (new texts come empty,
-# never guessed); then translate the empty entries of portal/translations/*/LC_MESSAGES/messages.po.
+# never guessed, in portal/translations/<language>/<area>.po); then translate the empty entries.
 translations: $(STAMP)
-	mkdir -p instance
-	$(BIN)/pybabel extract --no-location --omit-header -F portal/babel.cfg -k _l -k lazy_gettext -o instance/messages.pot .
-	$(BIN)/pybabel update --no-fuzzy-matching --omit-header -i instance/messages.pot -d portal/translations
+	$(BIN)/python -c "from portal import catalogues; from portal.i18n import LANGUAGES; \
+	  [print(code, catalogues.update(code) or 'nothing new') for code in LANGUAGES if code != 'en']"
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/node_modules
