@@ -40,7 +40,7 @@ def test_tokens__made_in_settings_used_by_a_script_and_revoked(page: Page, live_
     expect(page.locator("code.value")).to_have_count(0)  # never shown again
     row.get_by_role("link", name="Revoke…").click()
     page.get_by_role("button", name="Revoke").click()
-    expect(page.get_by_role("row", name="nightly export")).to_contain_text("revoked")
+    expect(page.get_by_role("row", name="nightly export")).to_contain_text("Revoked")
     answer = session.get(api, headers={"Authorization": f"Bearer {secret}"}, timeout=10)
     assert answer.status_code == 401 and answer.headers["Content-Type"] == "application/problem+json"
     assert problems == []
