@@ -373,6 +373,9 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         mailbox.status = DELETED
         archives = backend.capabilities.mailbox_delete_archives
         if not removed:
+            if archives and _archived_on_backend(backend, mailbox.address):
+                # Removed behind the portal's back, its mail folder kept (Mail-in-a-Box lists it inactive).
+                return _("The backend had already removed this mailbox; it keeps the mail it held archived.")
             return _("The backend no longer had this mailbox: nothing was left to archive.") if archives else \
                 _("The backend no longer had this mailbox: nothing was left to delete.")
         return _("Removed on the backend, which keeps any mail it held archived.") if archives else _("Deleted.")
@@ -384,6 +387,13 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         backend.set_quota(mailbox.address, mailbox.quota_bytes)
         return _("Quota changed.")
     raise PermanentJobError(_("unknown mailbox operation %(operation)s", operation=repr(operation)))
+
+
+def _archived_on_backend(backend, address: str) -> bool:
+    """Whether the backend still holds the address as an archive (a read error retries the job: the
+    delete is idempotent, and the page must not guess)."""
+    remote = backend.get_mailbox(address)
+    return remote is not None and not remote.active and bool(remote.extra.get("archived"))
 
 
 def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, message: str, *,
