@@ -62,7 +62,8 @@ def member_listing():
 @rule(member("members.view"))
 def members(account_id):
     listing = member_listing()
-    page = lists.fetch(services.member_query(g.account, listing), listing, scalars=False)
+    page = lists.fetch(services.member_query(g.account, listing), listing, scalars=False,
+                       counted=services.member_count_query(g.account, listing))
     account_roles = roles.roles_for(g.account, catalogue.ACCOUNT, permissions=False)
     return render("accounts/members.html", block="list", account=g.account, listing=listing, page=page,
                   details=services.member_details([membership for membership, _ in page.items]),

@@ -74,7 +74,8 @@ def _membership(membership_id: int):
 def members(account_id, query: schemas.MemberQuery):
     """The account's members, searched, filtered, sorted and paged as on the Users page."""
     listing = _member_listing(query)
-    page = lists.fetch(accounts.member_query(g.account, listing), listing, scalars=False)
+    page = lists.fetch(accounts.member_query(g.account, listing), listing, scalars=False,
+                       counted=accounts.member_count_query(g.account, listing))
     details = accounts.member_details([membership for membership, _user in page.items])
     items = [out.member(membership, user, details[membership.id], account_id).model_dump(mode="json")
              for membership, user in page.items]
@@ -179,9 +180,10 @@ def _role_out(role) -> schemas.RoleOut:
 @endpoint(member("roles.view"), responses={200: None}, tags=("roles",))
 def role_list(account_id):
     """Every role of the account: the system ones and its own."""
-    holders = roles.holder_counts(g.account)
+    account_roles = roles.roles_for(g.account)
+    holders = roles.holder_counts(g.account, account_roles)
     return json_response({"items": [out.role(role, holders.get(role.id, 0)).model_dump(mode="json")
-                                    for role in roles.roles_for(g.account)]})
+                                    for role in account_roles]})
 
 
 @bp.get("/accounts/<int:account_id>/roles/<int:role_id>")

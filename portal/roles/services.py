@@ -274,12 +274,16 @@ def role_holder_count(account: Account, role: Role) -> int:
                               .where(Membership.account_id == account.id, Grant.role_id == role.id)).scalar_one()
 
 
-def holder_counts(account: Account) -> dict[int, int]:
-    """Per role, how many members of the account hold it: one statement for every role."""
+def holder_counts(account: Account, roles: list[Role]) -> dict[int, int]:
+    """Per role of ``roles``, how many members of the account hold it: one statement for them all.
+
+    Naming the roles lets the database walk the (role, membership) index of each one instead of
+    every grant of every member; the join keeps a system role's count to this account's members."""
     return dict(db.session.execute(
         db.select(Grant.role_id, func.count(Grant.membership_id.distinct()))
         .join(Membership, Membership.id == Grant.membership_id)
-        .where(Membership.account_id == account.id, Grant.role_id.is_not(None)).group_by(Grant.role_id)).all())
+        .where(Membership.account_id == account.id, Grant.role_id.in_([role.id for role in roles]))
+        .group_by(Grant.role_id)).all())
 
 
 def holders_query(account: Account, role: Role):

@@ -58,8 +58,9 @@ def picker_state(scope: str | None, current: set[str]) -> PickerState:
 @bp.route("/accounts/<int:account_id>/roles")
 @rule(member("roles.view"))
 def index(account_id):
-    return render("roles/index.html", account=g.account, roles=services.roles_for(g.account),
-                  holders=services.holder_counts(g.account), form=ConfirmForm())
+    account_roles = services.roles_for(g.account)
+    return render("roles/index.html", account=g.account, roles=account_roles,
+                  holders=services.holder_counts(g.account, account_roles), form=ConfirmForm())
 
 
 @bp.route("/accounts/<int:account_id>/permissions")

@@ -104,12 +104,14 @@ class Page:
         return min(self.page * self.per_page, self.total)
 
 
-def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | None = None) -> Page:
+def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | None = None,
+          counted=None) -> Page:
     """Count the rows ``query`` selects and load the page asked for: two statements.
 
     With ``count_limit`` the count stops past that many rows (or past the page asked for, when it
-    is further), so a list of any length costs the same to count; the page then says "more than"."""
-    counted = query.order_by(None)
+    is further), so a list of any length costs the same to count; the page then says "more than".
+    ``counted``, when given, selects as many rows as ``query`` more cheaply (fewer joins)."""
+    counted = (query if counted is None else counted).order_by(None)
     limit = None
     if count_limit is not None:
         limit = max(count_limit, listing.page * listing.per_page) + 1
