@@ -10,10 +10,11 @@ TIMEZONES = sorted(available_timezones())
 
 
 class SetupForm(FlaskForm):
-    name = StringField("Your name", validators=[Length(max=200)])
-    email = EmailField("E-mail address", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired()])
-    confirm = PasswordField("Password again", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
+    name = StringField(_l("Your name"), validators=[Length(max=200)])
+    email = EmailField(_l("E-mail address"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired()])
+    confirm = PasswordField(_l("Password again"), validators=[DataRequired(),
+                                                              EqualTo("password", _l("The passwords differ."))])
 
 
 class RegisterForm(SetupForm):
@@ -21,12 +22,12 @@ class RegisterForm(SetupForm):
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail address", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    email = EmailField(_l("E-mail address"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)])
 
 
 class EmailOnlyForm(FlaskForm):
-    email = EmailField("E-mail address", validators=[DataRequired(), Length(max=254)])
+    email = EmailField(_l("E-mail address"), validators=[DataRequired(), Length(max=254)])
 
 
 class ConfirmForm(FlaskForm):
@@ -34,19 +35,21 @@ class ConfirmForm(FlaskForm):
 
 
 class ResetPasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[DataRequired()])
-    confirm = PasswordField("New password again", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
+    password = PasswordField(_l("New password"), validators=[DataRequired()])
+    confirm = PasswordField(_l("New password again"), validators=[DataRequired(),
+                                                                  EqualTo("password", _l("The passwords differ."))])
 
 
 class ProfileForm(FlaskForm):
-    name = StringField("Name", validators=[Length(max=200)])
-    timezone = SelectField("Time zone", choices=TIMEZONES)
+    name = StringField(_l("Name"), validators=[Length(max=200)])
+    timezone = SelectField(_l("Time zone"), choices=TIMEZONES)
     # Each language is named in itself, so whoever reads only one finds theirs.
     locale = SelectField(_l("Language"), choices=[("", _l("The one my browser asks for")), *LANGUAGES.items()],
                          validate_choice=False)  # anything else reads as "no choice" (portal.i18n.chosen)
 
 
 class ChangePasswordForm(FlaskForm):
-    current = PasswordField("Current password", validators=[DataRequired()])
-    password = PasswordField("New password", validators=[DataRequired()])
-    confirm = PasswordField("New password again", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
+    current = PasswordField(_l("Current password"), validators=[DataRequired()])
+    password = PasswordField(_l("New password"), validators=[DataRequired()])
+    confirm = PasswordField(_l("New password again"), validators=[DataRequired(),
+                                                                  EqualTo("password", _l("The passwords differ."))])

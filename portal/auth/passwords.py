@@ -5,6 +5,7 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import gettext as _, ngettext
 
 MIN_LENGTH = 10
 MAX_LENGTH = 256
@@ -43,11 +44,11 @@ def needs_rehash(stored: str) -> bool:
 
 def password_problem(password: str, email: str = "") -> str | None:
     if len(password) < MIN_LENGTH:
-        return f"Use at least {MIN_LENGTH} characters."
+        return ngettext("Use at least %(num)d character.", "Use at least %(num)d characters.", MIN_LENGTH)
     if len(password) > MAX_LENGTH:
-        return f"Use at most {MAX_LENGTH} characters."
+        return ngettext("Use at most %(num)d character.", "Use at most %(num)d characters.", MAX_LENGTH)
     if email and password.lower() == email.lower():
-        return "Do not use your e-mail address as your password."
+        return _("Do not use your e-mail address as your password.")
     if len(set(password)) < 4:
-        return "Use a less repetitive password."
+        return _("Use a less repetitive password.")
     return None

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import gettext as _, ngettext
 from flask_login import current_user
 from sqlalchemy import delete, func
 
@@ -14,6 +15,7 @@ from portal.auth import sessions, tokens
 from portal.auth.models import LoginFailure, User
 from portal.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from portal.extensions import db
+from portal.i18n import _l
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.mail.services import deliver_now, send
@@ -21,7 +23,7 @@ from portal.timeutil import utcnow
 
 
 ADDRESS_MAIL_KIND = "auth.address_mail"
-SUSPENDED_MESSAGE = "Your organisation has suspended your access to the portal. Ask its administrators."
+SUSPENDED_MESSAGE = _l("Your organisation has suspended your access to the portal. Ask its administrators.")
 
 
 class AuthError(ValueError):
@@ -61,7 +63,7 @@ def create_superadmin(email: str, name: str, password: str, *, source: str = "we
     if problem:
         raise AuthError(problem, "password")
     if find_user(email):
-        raise AuthError("A profile with this address already exists.", "email")
+        raise AuthError(_("A profile with this address already exists."), "email")
     user = User(email=email, name=name.strip(), password_hash=hash_password(password),
                 is_superadmin=True, email_verified_at=utcnow())
     db.session.add(user)
@@ -158,22 +160,27 @@ def authenticate(email: str, password: str, ip: str, device: str | None = None) 
     trusted = devices.device_id_for(device, user)
     if trusted:
         if _failures_since(since, device=trusted) >= settings["LOGIN_MAX_FAILURES"]:
-            raise AuthError(f"Too many failed log-ins from this browser. Wait {window} minutes, "
-                            "or reset your password.", code="rate_limited")
+            raise AuthError(ngettext("Too many failed log-ins from this browser. Wait %(num)d minute, "
+                                     "or reset your password.",
+                                     "Too many failed log-ins from this browser. Wait %(num)d minutes, "
+                                     "or reset your password.", window), code="rate_limited")
     elif _failures_since(since, email=email, device="") >= settings["LOGIN_MAX_FAILURES"]:
-        raise AuthError(f"Too many failed log-ins for this address. Wait {window} minutes, "
-                        "or reset your password.", code="rate_limited")
+        raise AuthError(ngettext("Too many failed log-ins for this address. Wait %(num)d minute, "
+                                 "or reset your password.",
+                                 "Too many failed log-ins for this address. Wait %(num)d minutes, "
+                                 "or reset your password.", window), code="rate_limited")
     if _failures_since(since, ip=ip[:64]) >= settings["LOGIN_MAX_FAILURES_PER_IP"]:
-        raise AuthError(f"Too many failed log-ins from your network. Wait {window} minutes and try again.",
-                        code="rate_limited")
+        raise AuthError(ngettext("Too many failed log-ins from your network. Wait %(num)d minute and try again.",
+                                 "Too many failed log-ins from your network. Wait %(num)d minutes and try again.",
+                                 window), code="rate_limited")
     if not verify_password(user.password_hash if user is not None else None, password) or user is None:
         db.session.add(LoginFailure(email=email, ip=ip[:64], device=trusted or ""))
         db.session.commit()
-        raise AuthError("That address and password do not match.")
+        raise AuthError(_("That address and password do not match."))
     if not user.is_verified:
-        raise AuthError("Confirm your address first: open the link we e-mailed you.", code="unverified")
+        raise AuthError(_("Confirm your address first: open the link we e-mailed you."), code="unverified")
     if user.suspended_at is not None:
-        raise AuthError(SUSPENDED_MESSAGE, code="suspended")
+        raise AuthError(str(SUSPENDED_MESSAGE), code="suspended")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
@@ -230,13 +237,13 @@ def mail_to_address(job) -> None:
 def reset_password(raw: str, password: str) -> User:
     token = tokens.peek(raw, tokens.RESET_PASSWORD)
     if token is None:
-        raise AuthError("This reset link has expired or was already used. Ask for a new one.")
+        raise AuthError(_("This reset link has expired or was already used. Ask for a new one."))
     user = db.session.get(User, token.user_id)
     problem = password_problem(password, user.email)
     if problem:
         raise AuthError(problem, "password")
     if tokens.consume(raw, tokens.RESET_PASSWORD) is None:
-        raise AuthError("This reset link has expired or was already used. Ask for a new one.")
+        raise AuthError(_("This reset link has expired or was already used. Ask for a new one."))
     _set_password(user, password)
     # The link arrived in their mailbox: that proves the address too.
     user.email_verified_at = user.email_verified_at or utcnow()
@@ -248,7 +255,7 @@ def reset_password(raw: str, password: str) -> User:
 
 def change_password(user: User, current: str, new: str) -> None:
     if not verify_password(user.password_hash, current):
-        raise AuthError("Your current password is not right.", "current")
+        raise AuthError(_("Your current password is not right."), "current")
     problem = password_problem(new, user.email)
     if problem:
         raise AuthError(problem, "password")

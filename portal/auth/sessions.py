@@ -14,6 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, flash, g, has_request_context, request, session
+from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import update
 
@@ -77,7 +78,9 @@ def load_user(user_id: str) -> User | None:
             found[0].ended_at, found[0].end_reason = now, EXPIRED
             db.session.commit()
         session.clear()
-        flash("Your session has ended. Please log in again.", "info")
+        # Translated once the session is cleared: choosing the language asks who is signed in,
+        # and the answer is now nobody, so the browser's language is used.
+        flash(_("Your session has ended. Please log in again."), "info")
         return None
     row, user = found
     if now - row.last_seen_at >= TOUCH_EVERY:
@@ -135,8 +138,8 @@ def browser_label(user_agent: str) -> str:
     agent = user_agent or ""
     browser = next((name for key, name in (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
                                            ("Chrome/", "Chrome"), ("Safari/", "Safari"), ("curl/", "curl"))
-                    if key in agent), "Unknown browser")
+                    if key in agent), _("Unknown browser"))
     system = next((name for key, name in (("Windows", "Windows"), ("Android", "Android"), ("iPhone", "iOS"),
                                           ("iPad", "iPadOS"), ("Mac OS X", "macOS"), ("Linux", "Linux"))
                    if key in agent), "")
-    return f"{browser} on {system}" if system else browser
+    return _("%(browser)s on %(system)s", browser=browser, system=system) if system else browser

@@ -12,6 +12,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import OAuth
 from joserfc.errors import JoseError
 from flask import Flask, current_app
+from flask_babel import gettext as _
 
 from portal.audit.services import record
 from portal.auth.models import User
@@ -55,7 +56,8 @@ def start(redirect_uri: str):
     try:
         return client().authorize_redirect(redirect_uri)
     except OSError as error:
-        raise SsoError(f"The sign-on provider could not be reached ({error.__class__.__name__}).") from None
+        raise SsoError(_("The sign-on provider could not be reached (%(error)s).",
+                         error=error.__class__.__name__)) from None
 
 
 def finish() -> User:
@@ -64,13 +66,15 @@ def finish() -> User:
         token = client().authorize_access_token()
     except OAuthError as error:
         if error.error == "access_denied":
-            raise SsoError("The sign-on provider did not let you in.") from None
-        raise SsoError(f"Single sign-on failed ({error.error}). Try again.") from None
+            raise SsoError(_("The sign-on provider did not let you in.")) from None
+        raise SsoError(_("Single sign-on failed (%(error)s). Try again.", error=error.error)) from None
     except OSError as error:
-        raise SsoError(f"The sign-on provider could not be reached ({error.__class__.__name__}).") from None
+        raise SsoError(_("The sign-on provider could not be reached (%(error)s).",
+                         error=error.__class__.__name__)) from None
     except (JoseError, ValueError) as error:
         # A token whose signature, audience, nonce or expiry does not check out.
-        raise SsoError(f"The sign-on answer could not be verified ({error.__class__.__name__}).") from None
+        raise SsoError(_("The sign-on answer could not be verified (%(error)s).",
+                         error=error.__class__.__name__)) from None
     claims = token.get("userinfo") or client().userinfo(token=token)
     return reconcile(claims)
 
@@ -78,24 +82,25 @@ def finish() -> User:
 def reconcile(claims: dict) -> User:
     subject = str(claims.get("sub") or "")
     if not subject:
-        raise SsoError("The sign-on provider did not say who you are.")
+        raise SsoError(_("The sign-on provider did not say who you are."))
     user = db.session.execute(db.select(User).where(User.oidc_subject == subject)).scalar_one_or_none()
     if user is not None:
         if user.suspended_at is not None:
-            raise SsoError(SUSPENDED_MESSAGE)
+            raise SsoError(str(SUSPENDED_MESSAGE))
         return user
     if not claims.get("email") or not claims.get("email_verified"):
-        raise SsoError("The sign-on provider did not give a verified e-mail address for you.")
+        raise SsoError(_("The sign-on provider did not give a verified e-mail address for you."))
     try:
         email = normalize_email(claims["email"])
     except AuthError as error:
-        raise SsoError(f"The sign-on provider gave an address the portal cannot use: {error}") from None
+        raise SsoError(_("The sign-on provider gave an address the portal cannot use: %(reason)s",
+                         reason=str(error))) from None
     user = find_user(email)
     if user is not None:
         if user.suspended_at is not None:
-            raise SsoError(SUSPENDED_MESSAGE)
+            raise SsoError(str(SUSPENDED_MESSAGE))
         if user.oidc_subject is not None:
-            raise SsoError("Another single sign-on identity is already linked to this address.")
+            raise SsoError(_("Another single sign-on identity is already linked to this address."))
         user.oidc_subject = subject
         user.email_verified_at = user.email_verified_at or utcnow()
         record("user.link_sso", target=user, actor=user)

@@ -1,4 +1,5 @@
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _, ngettext
 from flask_login import current_user
 
 from portal.auth import devices, forms, services, sessions, sso, tokens
@@ -31,7 +32,7 @@ def setup():
         else:
             services.start_session(user)
             db.session.commit()
-            flash("Welcome. You are the superadmin of this portal. Create your first account.", "success")
+            flash(_("Welcome. You are the superadmin of this portal. Create your first account."), "success")
             return redirect(url_for("accounts.index"))
     return render("auth/setup.html", form=form, status=422 if form.errors else 200)
 
@@ -66,7 +67,7 @@ def verify(token):
         db.session.commit()
         if user is None:
             return render("auth/link_invalid.html", status=410, resend=True, form=forms.EmailOnlyForm())
-        flash("Your address is confirmed. You can log in now.", "success")
+        flash(_("Your address is confirmed. You can log in now."), "success")
         return redirect(url_for("auth.login", email=user.email))
     return render("auth/verify.html", form=form)
 
@@ -116,7 +117,7 @@ def login():
 def logout():
     services.end_session()
     db.session.commit()
-    flash("You are logged out.", "info")
+    flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -146,7 +147,7 @@ def reset_password(token):
             _fail(form, error.field or "password", str(error))
         else:
             db.session.commit()
-            flash("Your password is changed. Log in with it now.", "success")
+            flash(_("Your password is changed. Log in with it now."), "success")
             return redirect(url_for("auth.login"))
     return render("auth/reset.html", form=form, status=422 if form.errors else 200)
 
@@ -160,7 +161,7 @@ def profile():
     if form.validate_on_submit():
         services.update_profile(user, form.name.data or "", form.timezone.data, form.locale.data or None)
         db.session.commit()
-        flash("Your profile is saved.", "success")
+        flash(_("Your profile is saved."), "success")
         return redirect(url_for("auth.profile"))
     return _profile(form, password_form, 422 if form.errors else 200)
 
@@ -185,7 +186,7 @@ def change_password():
         else:
             services.start_session(user)  # every session ended with the change; this browser gets a new one
             db.session.commit()
-            flash("Your password is changed. Your other sessions have ended.", "success")
+            flash(_("Your password is changed. Your other sessions have ended."), "success")
             return redirect(url_for("auth.profile"))
     return _profile(form, password_form, 422)
 
@@ -196,9 +197,9 @@ def end_session(session_id):
     if forms.ConfirmForm().validate_on_submit():
         if sessions.end_one(current_user, session_id):
             services.record_session_end(current_user, "one")
-            flash("That session is signed out.", "success")
+            flash(_("That session is signed out."), "success")
         else:
-            flash("That session had already ended.", "info")
+            flash(_("That session had already ended."), "info")
         db.session.commit()
     return redirect(url_for("auth.profile") + "#sessions")
 
@@ -210,7 +211,8 @@ def end_other_sessions():
         count = sessions.end_all(current_user, sessions.SIGNED_OUT_ELSEWHERE, keep=sessions.current())
         services.record_session_end(current_user, "others", count=count)
         db.session.commit()
-        flash(f"Signed out everywhere else ({count} session{'s' if count != 1 else ''}).", "success")
+        flash(ngettext("Signed out everywhere else (%(num)d session).",
+                       "Signed out everywhere else (%(num)d sessions).", count), "success")
     return redirect(url_for("auth.profile") + "#sessions")
 
 
