@@ -29,8 +29,9 @@ KEPT_FOR = timedelta(hours=24)
 
 
 def _fingerprint() -> str:
-    return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n"
-                          + request.get_data(cache=True)).hexdigest()
+    """The request as far as its content goes: method, path with its query, media type and body."""
+    described = f"{request.method} {request.full_path}\n{request.mimetype}\n".encode()
+    return hashlib.sha256(described + request.get_data(cache=True)).hexdigest()
 
 
 def _replay(row: IdempotentRequest) -> Response:
@@ -68,7 +69,11 @@ def once(token, run) -> Response:
             return problem(422, _("This %(header)s was used for another request.", header=HEADER),
                            errors={f"header.{HEADER}": _("already used for a different request")})
         return _replay(earlier)
-    response = run()
+    try:
+        response = run()
+    except BaseException:
+        _release(claim.id)
+        raise
     claim = db.session.get(IdempotentRequest, claim.id)
     if response.status_code >= 500:
         db.session.delete(claim)  # nothing was done: the same key may be tried again
@@ -78,3 +83,11 @@ def once(token, run) -> Response:
         claim.location = response.headers.get("Location", "")[:500]
     db.session.commit()
     return response
+
+
+def _release(claim_id: int) -> None:
+    """The work failed before it answered (its transaction is rolled back): free the key, so a
+    retry with it is carried out instead of being told it is still under way."""
+    db.session.rollback()
+    db.session.execute(delete(IdempotentRequest).where(IdempotentRequest.id == claim_id))
+    db.session.commit()

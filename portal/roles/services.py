@@ -183,8 +183,17 @@ def role_in_account(account: Account, role_id: int) -> Role | None:
 
 # -- escalation -----------------------------------------------------------
 
+def _handed_on(actor: User, account_id: int, held: frozenset[str], *, mailbox: bool = False) -> frozenset[str]:
+    """What ``actor`` may hand on of ``held``: all of it, unless they act through an API token,
+    which hands on no more than its scopes reach (a token made for people's settings makes nobody owner)."""
+    from portal.tokens.services import reach
+
+    limit = reach(actor.id, account_id, mailbox=mailbox)
+    return held if limit is None else held & limit
+
+
 def _require_holds(actor: User, account: Account, wanted: frozenset[str] | set[str]) -> None:
-    missing = set(wanted) - account_permissions(actor, account)
+    missing = set(wanted) - _handed_on(actor, account.id, account_permissions(actor, account))
     if missing:
         labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing if code in catalogue.BY_CODE))
         raise AccessError(_("You cannot grant permissions you do not hold yourself: %(labels)s.", labels=labels))
@@ -397,7 +406,8 @@ def outranks(actor: User, account: Account, user: User) -> bool:
     """Whether ``actor`` holds every right ``user`` holds: in this account, on each of its
     mailboxes, and anywhere else. Only then may ``actor`` obtain the means to act as ``user``
     (an onboarding link, a reset of their second factors)."""
-    if actor.is_superadmin:
+    every = catalogue.codes(catalogue.ACCOUNT)
+    if actor.is_superadmin and _handed_on(actor, account.id, every) == every:
         return True
     if user.is_superadmin:
         return False
@@ -408,19 +418,20 @@ def outranks(actor: User, account: Account, user: User) -> bool:
         if account_id != account.id:
             return False  # rights in an account the actor cannot see, let alone hold
         held.setdefault((account_id, grant.mailbox_id), []).append(grant)
-    actor_account = account_permissions(actor, account)
+    actor_account = _handed_on(actor, account.id, account_permissions(actor, account))
     for (_account_id, mailbox_id), grants in held.items():
         wanted = permissions_of_grants(grants)
         if mailbox_id is None:
             if wanted - actor_account:
                 return False
-        elif "mailboxes.manage" not in actor_account and wanted - mailbox_permissions(actor, account, mailbox_id):
+        elif "mailboxes.manage" not in actor_account and wanted - _handed_on(
+                actor, account.id, mailbox_permissions(actor, account, mailbox_id), mailbox=True):
             return False
     return True
 
 
 def _require_holds_on_mailbox(actor: User, account: Account, mailbox_id: int, wanted: set[str]) -> None:
-    held = mailbox_permissions(actor, account, mailbox_id)
+    held = _handed_on(actor, account.id, mailbox_permissions(actor, account, mailbox_id), mailbox=True)
     if "mailbox.access" not in held:
         raise AccessError(_("You may not grant access to this mailbox."))
     missing = wanted - held
