@@ -22,6 +22,9 @@ from portal.web.inputs import parse_id
 Attribute = Callable[[CompareOperator | None, object], ColumnElement]
 
 CORE_URNS = ("urn:ietf:params:scim:schemas:core:2.0:user", "urn:ietf:params:scim:schemas:core:2.0:group")
+# The most comparisons one filter may make: far above what identity providers send (one or two),
+# and below what a database can plan (SQLite refuses an expression a thousand deep).
+MAX_TERMS = 100
 
 
 def _escape_like(text: str) -> str:
@@ -115,11 +118,15 @@ def _key(attr_path: AttrPath, prefix: str = "") -> str:
 
 
 class _ToSql(FilterVisitor[ColumnElement]):
-    def __init__(self, attributes: dict[str, Attribute], prefix: str = ""):
+    def __init__(self, attributes: dict[str, Attribute], prefix: str = "", terms: list[int] | None = None):
         self.attributes = attributes
         self.prefix = prefix
+        self.terms = terms if terms is not None else [0]  # shared with the visitors of inner filters
 
     def _attribute(self, attr_path: AttrPath) -> Attribute:
+        self.terms[0] += 1
+        if self.terms[0] > MAX_TERMS:
+            raise InvalidFilterException(detail=f"A filter makes at most {MAX_TERMS} comparisons.")
         key = _key(attr_path, self.prefix)
         attribute = self.attributes.get(key) or self.attributes.get(f"{key}.value")
         if attribute is None:
@@ -142,7 +149,7 @@ class _ToSql(FilterVisitor[ColumnElement]):
     def visit_value_path(self, node: ValuePath) -> ColumnElement:
         # Every multi-valued attribute here has its values in one row (one address, or a
         # membership test built as EXISTS), so the inner filter reads the same row.
-        inner = _ToSql(self.attributes, prefix=_key(node.attr_path, self.prefix) + ".")
+        inner = _ToSql(self.attributes, prefix=_key(node.attr_path, self.prefix) + ".", terms=self.terms)
         return inner.visit(node.val_filter)
 
 

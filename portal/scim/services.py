@@ -230,6 +230,9 @@ def create_user(actor: User, account: Account, wanted: schema.UserResource) -> U
         address = normalize_email(wanted.user_name)
     except AuthError as error:
         raise InvalidValueException(detail=f"userName: {error}") from None
+    # Off the account's own active domains the answer is the same whoever has a profile there: the
+    # portal's people are no business of another account's identity provider.
+    users.corporate_domain_for(account, address)
     existing = find_user(address)
     if existing is not None:
         mine = users.is_corporate_of(existing, account)
