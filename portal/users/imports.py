@@ -75,9 +75,28 @@ def receive(actor: User, account: Account, filename: str, data: bytes) -> Import
                     status=CHECKING)
     db.session.add(run)
     db.session.flush()
-    enqueue(PREVIEW_KIND, {"run_id": run.id}, subject=f"import:{run.id}", account=account)
+    enqueue(PREVIEW_KIND, {"run_id": run.id, **_reach_of_request(actor, account)}, subject=f"import:{run.id}",
+            account=account)
     record("users.import_upload", account=account, target=run, target_label=filename, actor=actor)
     return run
+
+
+def _reach_of_request(actor: User, account: Account) -> dict:
+    """What this request may hand on beyond what ``actor`` holds, for the preview the worker makes:
+    an upload through an API token grants no more than the token's scopes reach (the worker does
+    not know the token). Empty for an upload from the pages."""
+    from portal.tokens.services import reach
+
+    limit, mailbox_limit = reach(actor.id, account.id), reach(actor.id, account.id, mailbox=True)
+    if limit is None and mailbox_limit is None:
+        return {}
+    return {"limit": sorted(limit) if limit is not None else None,
+            "mailbox_limit": sorted(mailbox_limit) if mailbox_limit is not None else None}
+
+
+def _limit(payload: dict, key: str) -> frozenset[str] | None:
+    value = payload.get(key)
+    return frozenset(value) if value is not None else None
 
 
 def _in_language_of(person):
@@ -105,7 +124,8 @@ def preview(job) -> None:
         if actor is None:
             raise workbook.WorkbookRefused(_("The person who uploaded the workbook no longer has a profile."))
         with for_person(actor):
-            plan = workbook.plan(actor, account, workbook.read(run.workbook))
+            plan = workbook.plan(actor, account, workbook.read(run.workbook), limit=_limit(job.payload, "limit"),
+                                 mailbox_limit=_limit(job.payload, "mailbox_limit"))
     except workbook.WorkbookRefused as refusal:
         run.status, run.fatal = REFUSED, str(refusal)
         record("users.import_refused", account=account, target=run, target_label=run.filename, actor=actor,

@@ -513,10 +513,15 @@ _INVISIBLE = re.compile(r"[\x00-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class _Validator:
-    def __init__(self, actor: User, account: Account, sheets: dict[str, Sheet]):
+    def __init__(self, actor: User, account: Account, sheets: dict[str, Sheet], *,
+                 limit: frozenset[str] | None = None, mailbox_limit: frozenset[str] | None = None):
         self.actor, self.account = actor, account
+        # What the upload may hand on: the actor's rights, within the API token's reach when it came
+        # through one (``limit``, ``mailbox_limit``: None when nothing limits it).
+        self.limit, self.mailbox_limit = limit, mailbox_limit
         self.problems: list[Problem] = []
-        self.held = account_permissions(actor, account)
+        held = account_permissions(actor, account)
+        self.held = held if limit is None else held & limit
         self.domains = {d.name: d for d in db.session.execute(
             db.select(Domain).where(Domain.account_id == account.id)).scalars()}
         self.account_roles = _roles_by_name(roles_for(account, catalogue.ACCOUNT))
@@ -592,12 +597,16 @@ class _Validator:
 
     def mailbox_held(self, mailbox_id: int) -> frozenset[str]:
         if mailbox_id not in self._mailbox_held:
-            self._mailbox_held[mailbox_id] = mailbox_permissions(self.actor, self.account, mailbox_id)
+            held = mailbox_permissions(self.actor, self.account, mailbox_id)
+            self._mailbox_held[mailbox_id] = held if self.mailbox_limit is None else held & self.mailbox_limit
         return self._mailbox_held[mailbox_id]
 
 
-def plan(actor: User, account: Account, sheets: dict[str, Sheet]) -> Plan:
-    check = _Validator(actor, account, sheets)
+def plan(actor: User, account: Account, sheets: dict[str, Sheet], *, limit: frozenset[str] | None = None,
+         mailbox_limit: frozenset[str] | None = None) -> Plan:
+    """Check every row against the account and what ``actor`` may hand on (within ``limit`` and
+    ``mailbox_limit`` when the upload came through an API token)."""
+    check = _Validator(actor, account, sheets, limit=limit, mailbox_limit=mailbox_limit)
     users_sheet = sheets[USERS]
     users, unreadable = _plan_users(check, users_sheet)
     by_email = {user.email: user for user in users}
