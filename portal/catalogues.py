@@ -121,13 +121,19 @@ def problems(language: str) -> Iterator[str]:
     """What keeps the language's catalogues from covering every text, correctly."""
     texts = extract()
     seen: dict = {}
+    keyed: dict = {}
     for path in files(language):
         for message in read(path, language):
             if not message.id:
                 continue
-            where = f"{path.relative_to(ROOT)}: {message.id if isinstance(message.id, str) else message.id[0]!r}"
-            if message.id in seen and seen[message.id][0] != message.string:
-                yield f"{where} is translated differently in {seen[message.id][1]}"
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            where = f"{shown}: {message.id if isinstance(message.id, str) else message.id[0]!r}"
+            # Compiled together, a text and a plural text with the same singular are one entry: the
+            # first file's translation would be shown for both.
+            key = message.id if isinstance(message.id, str) else message.id[0]
+            if key in keyed and keyed[key][0] != message.string:
+                yield f"{where} is translated differently in {keyed[key][1]}"
+            keyed[key] = (message.string, path.name)
             seen[message.id] = (message.string, path.name)
             if message.fuzzy:
                 yield f"{where} is fuzzy"

@@ -46,6 +46,13 @@ def init_app(app: Flask) -> None:
         npgettext=lambda context, text, plural, count: _translations().unpgettext(context, text, plural, count),
         newstyle=True)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
+
+    @app.after_request
+    def content_language(response):
+        # Pages say their language: a boosted navigation sets <html lang> from it (static/js/portal.js).
+        if response.mimetype == "text/html" and "Content-Language" not in response.headers:
+            response.headers["Content-Language"] = current_language()
+        return response
     app.jinja_env.globals.update(languages=LANGUAGES, current_language=current_language)
     app.jinja_env.filters.update(when=when, day=day, number=number, filesize=filesize, label=label)
 

@@ -15,7 +15,7 @@ from portal.auth import sessions, tokens
 from portal.auth.models import LoginFailure, User
 from portal.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from portal.extensions import db
-from portal.i18n import _l
+from portal.i18n import _l, chosen, current_language
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.mail.services import deliver_now, send
@@ -95,7 +95,9 @@ def register(email: str, name: str, password: str) -> User | None:
     if existing is not None:
         send(existing.email, "already_registered", user=existing)
         return None
-    user = User(email=email, name=name.strip(), password_hash=password_hash)
+    # They read the portal in the language of the pages they registered on: their profile keeps it
+    # (they change it there), so what it sends them is written in it too.
+    user = User(email=email, name=name.strip(), password_hash=password_hash, locale=current_language())
     db.session.add(user)
     db.session.flush()
     send_verification(user)
@@ -111,7 +113,8 @@ def send_verification(user: User) -> None:
 def resend_verification(email: str) -> None:
     """Queue the look-up: the answer, and the time it takes, are the same for every address."""
     try:
-        enqueue(ADDRESS_MAIL_KIND, {"email": normalize_email(email), "purpose": tokens.VERIFY_EMAIL})
+        enqueue(ADDRESS_MAIL_KIND, {"email": normalize_email(email), "purpose": tokens.VERIFY_EMAIL,
+                                    "language": current_language()})
     except AuthError:
         return
 
@@ -213,7 +216,8 @@ def end_session() -> None:
 def request_password_reset(email: str) -> None:
     """Queue the look-up: the answer, and the time it takes, are the same for every address."""
     try:
-        enqueue(ADDRESS_MAIL_KIND, {"email": normalize_email(email), "purpose": tokens.RESET_PASSWORD})
+        enqueue(ADDRESS_MAIL_KIND, {"email": normalize_email(email), "purpose": tokens.RESET_PASSWORD,
+                                    "language": current_language()})
     except AuthError:
         return
 
@@ -229,7 +233,11 @@ def mail_to_address(job) -> None:
     hours = _settings()["TOKEN_HOURS"]
     raw = tokens.issue(user, purpose, hours)
     template = "verify_email" if purpose == tokens.VERIFY_EMAIL else "reset_password"
-    deliver_now(user.email, template, user=user, token=raw, hours=hours)
+    # Someone who never chose a language (and has no organisation's language) reads it in the one of
+    # the page they asked from.
+    mine = chosen(user.locale) or user.corporate_account_id is not None
+    language = None if mine else chosen(job.payload.get("language"))
+    deliver_now(user.email, template, language=language, user=user, token=raw, hours=hours)
     if purpose == tokens.RESET_PASSWORD:
         record("user.request_password_reset", target=user, actor=user)
 

@@ -89,6 +89,15 @@
                                   element.getBoundingClientRect().bottom <= window.innerHeight});
   }
 
+  // A boosted page swaps the body in and leaves <html> alone: its language comes with the answer's
+  // Content-Language, so <html lang> stays that of the page shown (a log-in may change it).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr, language = xhr && xhr.getResponseHeader("Content-Language");
+    if (event.detail.boosted && language && /^[a-z]{2,3}(-[A-Za-z0-9]+)*$/.test(language)) {
+      document.documentElement.lang = language;
+    }
+  });
+
   document.addEventListener("htmx:beforeSwap", function (event) {
     var active = document.activeElement, target = event.detail.target;
     lostFocus = null;

@@ -98,7 +98,7 @@ def test_bulk__refusals_are_listed_and_do_not_stop_the_others(client, auth, acco
     assert run.status == "done" and run.failed == 1 and run.succeeded == 1
     assert run.problems[0]["label"] == "owner@example.org" and "do not hold" in run.problems[0]["message"]
     page = client.get(f"/accounts/{account.id}/bulk/{run.id}").get_data(as_text=True)
-    assert "owner@example.org" in page and "refused" in page
+    assert "owner@example.org" in page and "1</strong> refusal<" in page
     assert helper.user_id  # the helper's own membership is untouched
 
 

@@ -72,7 +72,7 @@ def test_users__search_filter_page_and_grant_a_role_to_every_match(page: Page, l
     page.get_by_role("button", name=re.compile(r"^Grant the role “Auditors”: 55")).click()
     progress = page.locator("#bulk-progress")
     expect(progress).to_contain_text("55 of 55", timeout=SLOW)
-    expect(progress).to_contain_text("done")
+    expect(progress).to_contain_text("Done")
     screenshot(page, "bulk-grant-done")
     db.session.expire_all()
     run = db.session.execute(db.select(BulkRun)).scalar_one()

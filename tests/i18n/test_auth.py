@@ -207,3 +207,33 @@ def test_profile_page__is_english_for_an_english_browser_and_a_new_choice_answer
     switched = _page(client.post("/profile", data={"name": "Ada", "timezone": "UTC", "locale": "fr"},
                                  follow_redirects=True))
     assert '<html lang="fr">' in switched and "Votre profil est enregistré." in switched
+
+
+# -- e-mails to someone who never chose a language: the language of the page they used ------------
+
+def test_register__keeps_the_pages_language_as_the_profiles_and_mails_the_link_in_it(client, run_jobs, smtp_sink):
+    from portal.auth.models import User
+
+    _browser(client, "fr")
+    response = client.post("/register", data={"name": "Léa Dupont", "email": "lea@example.org",
+                                              "password": PASSWORD, "confirm": PASSWORD})
+    assert response.status_code in (200, 302), response.get_data(as_text=True)[:1000]
+    lea = db.session.execute(db.select(User).where(User.email == "lea@example.org")).scalar_one()
+    assert lea.locale == "fr"
+    run_jobs()
+    [message] = smtp_sink.wait_for("lea@example.org")
+    assert message["Subject"] == "Confirmez votre adresse pour le portail de messagerie"
+    assert "Bonjour Léa Dupont," in smtp_sink.text(message)
+
+
+@pytest.mark.parametrize(("language", "subject"), [("fr", "Choisissez un nouveau mot de passe pour le portail de "
+                                                           "messagerie"),
+                                                   ("en", "Choose a new password for the mail portal")])
+def test_password_reset__to_someone_without_a_language_is_in_the_language_of_the_page_asked_from(
+        language, subject, client, ada, run_jobs, smtp_sink):
+    assert ada.locale is None
+    _browser(client, language)
+    assert client.post("/password/forgot", data={"email": "ada@example.org"}).status_code in (200, 302)
+    run_jobs()
+    [message] = smtp_sink.wait_for("ada@example.org")
+    assert message["Subject"] == subject

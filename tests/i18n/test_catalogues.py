@@ -41,3 +41,14 @@ def test_unmarked__the_checks_find_what_they_look_for(tmp_path):
                       'name = StringField("Name")\nlog.info("not for people")\n')
     found = list(unmarked.in_module(module, "module.py"))
     assert [line.split(": ", 1)[1] for line in found] == ["'Saved.'", "'{x} is taken.'", "'Name'"]
+
+
+def test_catalogues__a_text_and_a_plural_text_with_one_singular_translated_apart_are_found(tmp_path, monkeypatch):
+    """Compiled together they are one entry, so one of the two translations would never be shown."""
+    (tmp_path / "fr").mkdir()
+    (tmp_path / "fr" / "a.po").write_text('msgid "done"\nmsgstr "terminé"\n', encoding="utf-8")
+    (tmp_path / "fr" / "b.po").write_text('msgid "done"\nmsgid_plural "done"\nmsgstr[0] "réussite"\n'
+                                          'msgstr[1] "réussites"\n', encoding="utf-8")
+    monkeypatch.setattr(catalogues, "TRANSLATIONS", tmp_path)
+    found = [problem for problem in catalogues.problems("fr") if "translated differently" in problem]
+    assert len(found) == 1 and "'done'" in found[0], found
