@@ -136,3 +136,12 @@ def test_api_problem__names_each_field_in_french(client, account, token):
     refused = client.get(f"/api/v1/accounts/{account.id}/domains", headers={"Authorization": "Bearer nope",
                                                                              "Accept-Language": "fr"})
     assert refused.status_code == 401 and refused.get_json()["title"] == "Non authentifié"
+
+
+def test_list_counts__agree_with_their_number_in_french(french, account):
+    """One of a kind is singular, two are plural, in every list's pager and the Users bulk choice."""
+    two = _page(french, f"/accounts/{account.id}/members")
+    assert "1–2 sur 2 personnes" in two and "Les 2 personnes, pas seulement celles cochées" in two
+    one = _page(french, f"/accounts/{account.id}/members?q=bob")
+    assert "1–1 sur 1 personne<" in one
+    assert "Toute la liste (1 résultat), cochée ou non" in one
