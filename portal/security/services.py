@@ -26,7 +26,6 @@ from portal.audit.services import SOURCE_CLI, record
 from portal.auth import sessions
 from portal.auth.models import User
 from portal.extensions import db
-from portal.i18n import _l
 from portal.mail.services import send
 from portal.roles.services import AccessError, outranks
 from portal.sealing import AUTHENTICATOR_SECRET, seal, unseal
@@ -93,20 +92,6 @@ def uses_two_factor(user: User) -> bool:
 
 def factors_of(user: User) -> Factors:
     return Factors(app=confirmed_app(user), passkeys=passkeys_of(user), recovery_codes_left=recovery_codes_left(user))
-
-
-# The security events of a person, as their Security page names them.
-EVENT_LABELS = {
-    "security.app_added": _l("Authenticator app added"),
-    "security.app_removed": _l("Authenticator app removed"),
-    "security.passkey_added": _l("Passkey added"),
-    "security.passkey_removed": _l("Passkey removed"),
-    "security.recovery_codes_issued": _l("New recovery codes made"),
-    "security.recovery_code_used": _l("Recovery code used"),
-    "security.factor_refused": _l("Wrong code, password or passkey refused"),
-    "security.reset_by_admin": _l("Second factors reset by an administrator"),
-    "security.reset_by_operator": _l("Second factors reset by the portal's operator"),
-}
 
 
 def recent_events(user: User, limit: int = 10) -> list:

@@ -134,7 +134,7 @@ def index():
                   reasons=policy.reasons_to_enrol(user, arg_id("required_by")), next=_next(),
                   passkey_form=forms.NewPasskeyForm(formdata=None), passkey_problem=passkeys.unavailable_reason(),
                   host=passkeys.relying_party().id, events=services.recent_events(user),
-                  event_labels=services.EVENT_LABELS, fresh=is_fresh())
+                  fresh=is_fresh())
 
 
 def _to_security_page(message: str, category: str = "success"):
