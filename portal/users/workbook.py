@@ -322,6 +322,7 @@ def deep_scan(data: bytes) -> None:
                                     "Open the workbook in a spreadsheet program and save it again as .xlsx.",
                                     part=entry.filename, error=expat.ErrorString(error.code),
                                     line=error.lineno)) from None
+        # NotImplementedError: zipfile's answer to a compression method it does not implement.
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError):
             raise WorkbookRefused(_("The part %(part)s of the workbook is damaged. Open the workbook in "
                                     "a spreadsheet program and save it again as .xlsx.", part=entry.filename)) from None

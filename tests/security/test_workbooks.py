@@ -193,3 +193,36 @@ def test_import_result__rows_that_look_like_formulas_stay_text(owner, account, c
     db.session.refresh(run)
     sheet_xml = zipfile.ZipFile(io.BytesIO(run.result)).read("xl/worksheets/sheet1.xml")
     assert b"<f>" not in sheet_xml
+
+
+def _with_compression(data: bytes, part: str, method: int) -> bytes:
+    """``data`` with ``part`` claiming another compression method (in its local and central headers)."""
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    entry = archive.getinfo(part)
+    patched = bytearray(data)
+    patched[entry.header_offset + 8:entry.header_offset + 10] = method.to_bytes(2, "little")
+    position = archive.start_dir
+    while True:
+        position = patched.index(b"PK\x01\x02", position)
+        name_length = int.from_bytes(patched[position + 28:position + 30], "little")
+        if patched[position + 46:position + 46 + name_length].decode() == part:
+            patched[position + 10:position + 12] = method.to_bytes(2, "little")
+            return bytes(patched)
+        position += 46 + name_length
+
+
+def test_upload__a_part_compressed_in_a_way_the_reader_lacks_is_refused_as_damaged(owner, account, corp, run_jobs):
+    """zipfile raises NotImplementedError for a compression method it does not implement (here 99,
+    AES): the worker refuses the workbook with its reason, never fails the job with that error."""
+    data = fill(workbook.template(account), users=[("Ann", "Able", "ann@example.org", "")])
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    users_sheet = next(name for name in names
+                       if b"ann@example.org" in zipfile.ZipFile(io.BytesIO(data)).read(name))
+    odd = _with_compression(data, users_sheet, 99)
+    with pytest.raises(NotImplementedError):
+        zipfile.ZipFile(io.BytesIO(odd)).read(users_sheet)
+    run = imports.receive(owner, account, "odd.xlsx", odd)
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(run)
+    assert run.status == "refused" and f"The part {users_sheet} of the workbook is damaged" in run.fatal
