@@ -24,8 +24,11 @@ from babel.messages.mofile import write_mo
 from flask import Flask, current_app, g, has_request_context, request
 from babel.dates import format_skeleton, get_datetime_format
 from flask_babel import Babel, force_locale, format_date, format_decimal, get_locale, get_translations, gettext
+from flask_babel.speaklater import LazyString
 from flask_babel import lazy_gettext as _l  # noqa: F401  (texts defined before any request: forms, constants)
 from flask_login import current_user
+from jinja2 import pass_eval_context
+from markupsafe import Markup
 
 SOURCE = Path(__file__).resolve().parent / "translations"
 # The languages a person may choose: code -> its name, written in that language.
@@ -39,12 +42,15 @@ def init_app(app: Flask) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
     app.config["BABEL_DEFAULT_LOCALE"] = app.config["PORTAL"]["DEFAULT_LOCALE"]
     Babel(app, locale_selector=select_language, timezone_selector=select_timezone)
-    app.jinja_env.install_gettext_callables(
-        gettext=lambda text: _translations().ugettext(text),
-        ngettext=lambda text, plural, count: _translations().ungettext(text, plural, count),
-        pgettext=lambda context, text: _translations().upgettext(context, text),
-        npgettext=lambda context, text, plural, count: _translations().unpgettext(context, text, plural, count),
-        newstyle=True)
+    # Newstyle gettext (texts take their values by name and are escaped in HTML), with the
+    # template callables written here rather than Jinja's wrappers: a list page has hundreds of
+    # texts, and each of Jinja's goes through two context calls and a look-up of the gettext
+    # function by name before reaching the same translations.
+    app.jinja_env.install_gettext_callables(gettext=_template_gettext, ngettext=_template_ngettext,
+                                            pgettext=_template_pgettext, npgettext=_template_npgettext,
+                                            newstyle=True)
+    app.jinja_env.globals.update(gettext=_template_gettext, _=_template_gettext, ngettext=_template_ngettext,
+                                 pgettext=_template_pgettext, npgettext=_template_npgettext)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
 
     @app.after_request
@@ -55,6 +61,39 @@ def init_app(app: Flask) -> None:
         return response
     app.jinja_env.globals.update(languages=LANGUAGES, current_language=current_language)
     app.jinja_env.filters.update(when=when, day=day, number=number, filesize=filesize, label=label)
+
+
+def _filled(eval_context, text: str, variables: dict):
+    """What Jinja's newstyle gettext does with a translated text: mark it safe where the template
+    escapes (so the values put in are escaped, not the text) and put the values in by name.
+    The callables take their own arguments by position only, so that any name is free for a value."""
+    if eval_context.autoescape:
+        text = Markup(text)
+    if not variables and "%" not in text:
+        return text
+    return text % variables
+
+
+@pass_eval_context
+def _template_gettext(eval_context, text: str, /, **variables):
+    return _filled(eval_context, _translations().ugettext(text), variables)
+
+
+@pass_eval_context
+def _template_ngettext(eval_context, text: str, plural: str, count, /, **variables):
+    variables.setdefault("num", count)
+    return _filled(eval_context, _translations().ungettext(text, plural, count), variables)
+
+
+@pass_eval_context
+def _template_pgettext(eval_context, context: str, text: str, /, **variables):
+    return _filled(eval_context, _translations().upgettext(context, text), variables)
+
+
+@pass_eval_context
+def _template_npgettext(eval_context, context: str, text: str, plural: str, count, /, **variables):
+    variables.setdefault("num", count)
+    return _filled(eval_context, _translations().unpgettext(context, text, plural, count), variables)
 
 
 def compile_catalogues(target: Path) -> None:
@@ -166,7 +205,13 @@ def label(value, kind: str) -> str:
     """``{{ mailbox.status|label("mailbox.status") }}``: the value as people read it in their
     language (the value itself when it has no label)."""
     text = LABELS.get((kind, str(value)))
-    return str(text) if text is not None else ("" if value is None else str(value))
+    if text is None:
+        return "" if value is None else str(value)
+    if isinstance(text, LazyString) and not text._kwargs and len(text._args) == 1:
+        # A list shows one per row: read it through the request's translations at hand rather
+        # than have the lazy text look them up anew (what str(text) does).
+        return _translations().ugettext(text._args[0])
+    return str(text)
 
 
 # -- formatting -----------------------------------------------------------------------------
