@@ -97,14 +97,12 @@ def _membership_filters(account: Account, listing) -> list:
 
 
 def _user_filters(account: Account, listing) -> list:
+    from portal.auth.models import people_matching
     from portal.mailboxes.models import DELETED, PERSONAL, Mailbox
-    from portal.web.lists import like
 
     conditions = []
     if listing.q:
-        pattern = like(listing.q)
-        # ILIKE rather than lower(): PostgreSQL's trigram indexes on both columns serve it.
-        conditions.append(User.email.ilike(pattern, escape="\\") | User.name.ilike(pattern, escape="\\"))
+        conditions.append(people_matching(listing.q))
     corporate = User.is_corporate & (User.corporate_account_id == account.id)
     if listing.filters.get("kind") == "corporate":
         conditions.append(corporate)

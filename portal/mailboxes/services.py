@@ -532,13 +532,10 @@ def pick_mailboxes(user: User, account: Account, text: str, limit: int = 20) -> 
 
 def owner_candidates(account: Account, text: str, limit: int = 20) -> list[User]:
     """Members whose address or name holds ``text``, the choices of the owner picker."""
-    from portal.web.lists import like
+    from portal.auth.models import people_matching
 
-    pattern = like(text)
     return list(db.session.execute(db.select(User).join(Membership, Membership.user_id == User.id)
-                                   .where(Membership.account_id == account.id,
-                                          User.email.ilike(pattern, escape="\\")
-                                          | User.name.ilike(pattern, escape="\\"))
+                                   .where(Membership.account_id == account.id, people_matching(text))
                                    .order_by(User.email).limit(limit)).scalars())
 
 
