@@ -138,7 +138,7 @@ def _register_blueprints(app: Flask) -> None:
 def _register_web_hooks(app: Flask) -> None:
     from portal.auth import sessions
     from portal.i18n import _l
-    from portal.web import access, errors, inputs, security
+    from portal.web import access, badges, errors, inputs, security
     from portal.timeutil import utcnow
     from portal.web.urls import RowLinks, external_url
 
@@ -160,6 +160,7 @@ def _register_web_hooks(app: Flask) -> None:
     app.jinja_env.globals["external_url"] = external_url
     app.jinja_env.globals["row_links"] = RowLinks
     app.jinja_env.globals["now"] = utcnow
+    badges.register(app)
     app.jinja_env.globals["ui"] = app.jinja_env.get_template("_macros.html").module
 
     @app.context_processor

@@ -55,17 +55,18 @@ def test_texts_follow_the_language_in_force(app):
 
 
 def test_status_badges_read_their_labels_in_the_language_in_force(app):
-    source = ('{% import "_macros.html" as ui %}{{ ui.mailbox_status("provisioning") }}'
-              '{{ ui.domain_status("action_required") }}{{ ui.record_state("missing") }}')
+    source = ('{{ mailbox_status("provisioning") }}{{ domain_status("action_required") }}'
+              '{{ record_state("missing") }}{{ badge(name, "plain") }}')
     with app.test_request_context("/"):
-        english = render_template_string(source)
+        english = render_template_string(source, name="<i>Ops & co</i>")
         with in_language("fr"):
-            french = render_template_string(source)
+            french = render_template_string(source, name="x")
     assert 'class="badge badge-info">Provisioning<' in english
     assert 'class="badge badge-warn">Action required<' in english
     assert 'class="badge badge-danger">Missing<' in english
+    assert '<span class="badge badge-plain">&lt;i&gt;Ops &amp; co&lt;/i&gt;</span>' in english
     assert "Provisioning" not in french and "Action required" not in french and "Missing" not in french
-    assert french.count('class="badge') == 3
+    assert french.count('class="badge') == 4
 
 
 def test_an_e_mail_text_body_keeps_values_unescaped(app):
