@@ -115,11 +115,21 @@ def compile_catalogues(target: Path) -> None:
         partial.replace(mo)  # atomic: another process starting at once never reads half a file
 
 
+def _babel_context():
+    """Where Flask-Babel keeps the context's language, translations and zone (None outside an
+    app context), reached through the ``g`` proxy once rather than at each look-up."""
+    try:
+        found = g._get_current_object()
+    except RuntimeError:
+        return None
+    return getattr(found, "_flask_babel", None)
+
+
 def _translations():
     """The request's translations. Flask-Babel looks them up anew for each text, through several
     context look-ups, and a page has hundreds of texts: they are kept in the slot Flask-Babel's
     ``force_locale`` (so ``in_language``) and ``refresh`` set and clear."""
-    context = getattr(g, "_flask_babel", None) if g else None
+    context = _babel_context()
     translations = getattr(context, "babel_translations", None)
     if translations is None:
         translations = get_translations()
@@ -227,7 +237,7 @@ def _zone_named(name: str) -> ZoneInfo:
 def _zone() -> ZoneInfo:
     """The request's time zone, worked out once: kept where Flask-Babel keeps it, which
     ``in_language`` (and Flask-Babel's ``refresh``) clear."""
-    context = getattr(g, "_flask_babel", None) if g else None
+    context = _babel_context()
     zone = getattr(context, "babel_tzinfo", None)
     if zone is None:
         zone = _zone_named(select_timezone() or "UTC")
@@ -254,9 +264,10 @@ def when(moment: datetime | None, fmt: str | None = None) -> str:
     ``fmt`` holds no hour, else the date and time with the zone named."""
     if moment is None:
         return ""
-    local = moment.replace(tzinfo=timezone.utc).astimezone(_zone()) if moment.tzinfo is None else \
-        moment.astimezone(_zone())
-    locale = str(get_locale() or "en")
+    zone = _zone()
+    local = moment.replace(tzinfo=timezone.utc).astimezone(zone) if moment.tzinfo is None else moment.astimezone(zone)
+    locale = getattr(_babel_context(), "babel_locale", None) or get_locale()
+    locale = str(locale or "en")
     if fmt is not None and not any(mark in fmt for mark in ("%H", "%M")):
         return _day_text(local.date(), locale)
     return f"{_date_time_text(local.date(), local.hour, local.minute, locale)} {local.tzname()}"
