@@ -12,6 +12,7 @@ from sqlalchemy import delete, func
 
 from portal.audit.services import record
 from portal.auth import sessions, tokens
+from portal.auth.addresses import address_problem
 from portal.auth.models import LoginFailure, User
 from portal.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from portal.extensions import db
@@ -40,7 +41,7 @@ def normalize_email(raw: str) -> str:
     try:
         checked = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as error:
-        raise AuthError(str(error), "email") from None
+        raise AuthError(address_problem(error), "email") from None
     # The domain is kept in its ASCII (IDNA) form, as domains are, so the two compare.
     return f"{checked.local_part}@{checked.ascii_domain}".lower()
 

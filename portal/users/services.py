@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
 from portal.auth import sessions, tokens
+from portal.auth.addresses import address_problem
 from portal.auth.models import User
 from portal.auth.services import AuthError, find_user, normalize_email
 from portal.domains import ownership
@@ -97,7 +98,7 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         try:
             recovery = normalize_email(recovery_email)
         except AuthError as error:
-            raise UserError(str(error), "recovery_email") from None
+            raise UserError(address_problem(error), "recovery_email") from None
         if recovery.rsplit("@", 1)[-1] == domain.name:
             raise UserError(_("The recovery address must be outside the domain, so the link reaches them "
                               "before their mailbox works."), "recovery_email")
@@ -233,7 +234,7 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
         try:
             recovery = str(validate_email(recovery_email.strip(), check_deliverability=False).normalized).lower()
         except EmailNotValidError as error:
-            raise UserError(str(error), "recovery_email") from None
+            raise UserError(address_problem(error), "recovery_email") from None
     changes = {}
     for attribute, value in (("name", name), ("timezone", timezone), ("phone", phone),
                              ("default_mailbox_id", default_mailbox_id or None), ("recovery_email", recovery)):

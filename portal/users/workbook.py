@@ -34,6 +34,7 @@ from openpyxl.styles import Font
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from portal.accounts.models import Account
+from portal.auth.addresses import address_problem
 from portal.auth.models import User
 from portal.domains import ownership
 from portal.domains.models import ENABLED, Domain
@@ -418,6 +419,8 @@ def _worded(texts: dict, code: str, values: dict) -> str | None:
         values["status"] = label(values["status"], "domain.status").lower().replace("_", " ")
     if "role" in values:  # a system role's stored (English) name, in the reader's language
         values["role"] = label(values["role"], "role")
+    if code == "address_invalid":  # the address check's (English) explanation, in the reader's language
+        values["reason"] = address_problem(values.get("reason", ""))
     return str(text) % values if values else str(text)
 
 

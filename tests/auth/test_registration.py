@@ -48,7 +48,7 @@ def test_registration__invalid_input_keeps_values_and_says_why(client, make):
     assert response.status_code == 422
     assert 'value="not-an-address"' in page
     assert 'value="Ada"' in page
-    assert "@-sign" in page or "valid" in page.lower()
+    assert "An address needs an @ sign." in page
     response = _register(client, email="ada@example.org", password="short")
     assert response.status_code == 422
     assert "at least 10 characters" in response.get_data(as_text=True)

@@ -237,3 +237,18 @@ def test_password_reset__to_someone_without_a_language_is_in_the_language_of_the
     run_jobs()
     [message] = smtp_sink.wait_for("ada@example.org")
     assert message["Subject"] == subject
+
+
+@pytest.mark.parametrize("language, email, expected", [
+    ("fr", "ada.example.org", "Une adresse doit contenir un @."),
+    ("fr", "ada@localhost", "La partie après le @ doit être un nom de domaine avec un point, comme example.org."),
+    ("fr", "ada @example.org", "La partie avant le @ contient des caractères interdits dans une adresse."),
+    ("en", "ada.example.org", "An address needs an @ sign."),
+])
+def test_registration__an_invalid_address_is_explained_in_the_browsers_language(language, email, expected, client,
+                                                                                ada):
+    _browser(client, language)
+    page = _page(client.post("/register", data={"name": "Ada", "email": email, "password": PASSWORD,
+                                                "confirm": PASSWORD}), 422)
+    assert expected in page
+    assert "@-sign" not in page

@@ -336,3 +336,26 @@ def test_users_report__workbook_and_mail_in_the_language_of_who_asked(french_adm
                            "Droits sur le compte")
     member = next(row for row in rows[1:] if row[1] == "membre@example.org")
     assert member[2:5] == ("non", "actif", "Administrateur du compte")
+
+
+def test_import__an_invalid_address_says_why_in_the_readers_language(owner, account, domain, make, client, auth,
+                                                                     run_jobs):
+    data = _book({"Users": [("First name", "Last name", "E-mail"), ("Ann", "Able", "ann.example.org"),
+                            ("Bob", "Baker", "bob..baker@example.org")],
+                  "Account": [("E-mail", "Role", "Permission")]})
+    run = imports.receive(owner, account, "staff.xlsx", data)
+    db.session.commit()
+    run_jobs()
+    auth.login("owner@example.org")
+    english = client.get(f"/accounts/{account.id}/users/import/{run.id}").get_data(as_text=True)
+    assert "is not a valid address: An address needs an @ sign." in english
+    assert "is not a valid address: An address cannot have two periods in a row." in english
+    reader = make.user("lecteur@example.org")
+    reader.locale = "fr"
+    make.member(account, reader, roles=("administrator",))
+    auth.logout()
+    auth.login("lecteur@example.org")
+    french = client.get(f"/accounts/{account.id}/users/import/{run.id}").get_data(as_text=True)
+    assert f"«{NBSP}ann.example.org{NBSP}» n’est pas une adresse valide{NBSP}: Une adresse doit contenir un @." in french
+    assert "Une adresse ne peut pas contenir deux points de suite." in french
+    assert "@-sign" not in french and "@-sign" not in english

@@ -42,7 +42,7 @@ def test_create__without_recovery_address_the_admin_gets_the_link_once(owner, ac
 
 @pytest.mark.parametrize("email, message", [
     ("jane@elsewhere.example", "active domains"),
-    ("not an address", "@-sign"),
+    ("not an address", "An address needs an @ sign."),
     ("owner@example.org", "already has a profile"),
 ])
 def test_create__refuses_addresses_off_the_active_domains(owner, account, domain, email, message):
