@@ -35,7 +35,7 @@ def _trigrams_installed(bind) -> bool:
 
 def upgrade():
     with op.batch_alter_table('users') as batch_op:
-        batch_op.add_column(sa.Column('search_text', sa.String(length=460), server_default='', nullable=False))
+        batch_op.add_column(sa.Column('search_text', sa.Text(), server_default='', nullable=False))
     bind = op.get_bind()
     users = sa.table('users', sa.column('id', sa.Integer), sa.column('email', sa.String),
                      sa.column('name', sa.String), sa.column('search_text', sa.String))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from portal.extensions import db
@@ -65,8 +65,9 @@ class User(UserMixin, db.Model):
     suspended_at: Mapped[datetime | None]
     # Single sign-on: the provider's subject, the first key users are matched on.
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
-    # search_text(email, name), kept by the ORM (below) and by the insert default.
-    search_text: Mapped[str] = mapped_column(String(460), default=_search_text_default, server_default="")
+    # search_text(email, name), kept by the ORM (below) and by the insert default. Text, not a
+    # bounded string: case-folding lengthens some names (ß -> ss; some letters to three).
+    search_text: Mapped[str] = mapped_column(Text, default=_search_text_default, server_default="")
 
     @validates("email", "name")
     def _keep_search_text(self, key: str, value):

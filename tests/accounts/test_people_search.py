@@ -68,3 +68,13 @@ def test_owner_picker__finds_members_only_in_any_case(client, auth, account, own
     assert answer.status_code == 200
     page = answer.get_data(as_text=True)
     assert "elodie@example.org" in page and "elodie.outsider@example.org" not in page
+
+
+def test_a_name_that_lengthens_when_case_folded_is_kept_and_found(client, auth, account, owner, make):
+    # "ß" folds to "ss" and "ΐ" to three characters: the longest name and address still fit.
+    person = make.user(("x" * 64) + "@" + ("d" * 60) + ".example.org", name="ß" * 100 + "ΐ" * 100)
+    make.member(account, person)
+    db.session.commit()
+    assert len(db.session.get(User, person.id).search_text) > 454
+    auth.login(owner.email)
+    assert person.email in _listed(client, account, "SSSS")
