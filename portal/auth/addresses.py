@@ -7,46 +7,59 @@ listed reads as the general text, never as English inside a French sentence."""
 from __future__ import annotations
 
 from email_validator import EmailNotValidError
-from flask_babel import gettext as _
 
-# (the start of the library's explanation, what the portal says), most specific first.
+from portal.i18n import _l
+
+_TEXTS = {
+    "no_at": _l("An address needs an @ sign."),
+    "nothing_before": _l("Something must come before the @ sign."),
+    "nothing_after": _l("Something must come after the @ sign."),
+    "two_periods": _l("An address cannot have two periods in a row."),
+    "starts_with_period": _l("The address cannot start with a period."),
+    "period_before_at": _l("A period cannot come just before the @ sign."),
+    "bad_end": _l("The address cannot end with a period or a hyphen."),
+    "too_long": _l("The address is too long."),
+    "domain_without_period": _l("The part after the @ sign must be a domain name with a period, such as "
+                                "example.org."),
+    "reserved_domain": _l("The part after the @ sign is a reserved name that cannot receive mail."),
+    "unknown_top_level": _l("The part after the @ sign does not end with a real top-level domain."),
+    "bad_domain": _l("The part after the @ sign is not a valid domain name."),
+    "ip_literal": _l("An address on an IP address in brackets is not accepted."),
+    "display_name": _l("Write the address alone, without a name or < >."),
+    "bad_local_characters": _l("The part before the @ sign holds characters an address cannot have."),
+    "quoted_local": _l("The part before the @ sign cannot be in quotes."),
+    "bad_characters": _l("The address holds characters an address cannot have."),
+}
+GENERAL = _l("It holds characters or a form an address cannot have.")
+
+# (the start of the library's explanation, what it is about), most specific first.
 _REASONS = (
-    ("An email address must have an @-sign", lambda: _("An address needs an @ sign.")),
-    ("There must be something before the @-sign", lambda: _("Something must come before the @ sign.")),
-    ("There must be something after the @-sign", lambda: _("Something must come after the @ sign.")),
-    ("An email address cannot have two periods in a row",
-     lambda: _("An address cannot have two periods in a row.")),
-    ("An email address cannot start with a", lambda: _("The address cannot start with a period.")),
-    ("An email address cannot have a period immediately before the @-sign",
-     lambda: _("A period cannot come just before the @ sign.")),
-    ("An email address cannot end with a", lambda: _("The address cannot end with a period or a hyphen.")),
-    ("An email address cannot have a", lambda: _("The part after the @ sign is not a valid domain name.")),
-    ("An email address cannot have two letters followed by two dashes",
-     lambda: _("The part after the @ sign is not a valid domain name.")),
-    ("The email address is too long", lambda: _("The address is too long.")),
-    ("The part after the @-sign is not valid. It should have a period",
-     lambda: _("The part after the @ sign must be a domain name with a period, such as example.org.")),
-    ("The part after the @-sign is a special-use or reserved name",
-     lambda: _("The part after the @ sign is a reserved name that cannot receive mail.")),
-    ("The part after the @-sign is not valid. It is not within a valid top-level domain",
-     lambda: _("The part after the @ sign does not end with a real top-level domain.")),
-    ("The email address contains invalid characters after the @-sign",
-     lambda: _("The part after the @ sign is not a valid domain name.")),
-    ("The part after the @-sign", lambda: _("The part after the @ sign is not a valid domain name.")),
-    ("After the @-sign", lambda: _("The part after the @ sign is not a valid domain name.")),
-    ("A bracketed IP address", lambda: _("An address on an IP address in brackets is not accepted.")),
-    ("The address in brackets", lambda: _("An address on an IP address in brackets is not accepted.")),
-    ("The IPv6 address in brackets", lambda: _("An address on an IP address in brackets is not accepted.")),
-    ("A display name and angle brackets", lambda: _("Write the address alone, without a name or < >.")),
-    ("An open angle bracket", lambda: _("Write the address alone, without a name or < >.")),
-    ("Internationalized characters before the @-sign",
-     lambda: _("The part before the @ sign holds characters an address cannot have.")),
-    ("The email address contains invalid characters before the @-sign",
-     lambda: _("The part before the @ sign holds characters an address cannot have.")),
-    ("Quoting the part before the @-sign", lambda: _("The part before the @ sign cannot be in quotes.")),
-    ("The email address contains", lambda: _("The address holds characters an address cannot have.")),
-    ("The email address is not valid ASCII", lambda: _("The address holds characters an address cannot have.")),
-    ("The email address has the", lambda: _("The address holds characters an address cannot have.")),
+    ("An email address must have an @-sign", "no_at"),
+    ("There must be something before the @-sign", "nothing_before"),
+    ("There must be something after the @-sign", "nothing_after"),
+    ("An email address cannot have two periods in a row", "two_periods"),
+    ("An email address cannot start with a", "starts_with_period"),
+    ("An email address cannot have a period immediately before the @-sign", "period_before_at"),
+    ("An email address cannot end with a", "bad_end"),
+    ("An email address cannot have", "bad_domain"),  # a hyphen after the @, a period beside a hyphen...
+    ("The email address is too long", "too_long"),
+    ("The part after the @-sign is not valid. It should have a period", "domain_without_period"),
+    ("The part after the @-sign is a special-use or reserved name", "reserved_domain"),
+    ("The part after the @-sign is not valid. It is not within a valid top-level domain", "unknown_top_level"),
+    ("The email address contains invalid characters after the @-sign", "bad_domain"),
+    ("The part after the @-sign", "bad_domain"),
+    ("After the @-sign", "bad_domain"),
+    ("A bracketed IP address", "ip_literal"),
+    ("The address in brackets", "ip_literal"),
+    ("The IPv6 address in brackets", "ip_literal"),
+    ("A display name and angle brackets", "display_name"),
+    ("An open angle bracket", "display_name"),
+    ("Internationalized characters before the @-sign", "bad_local_characters"),
+    ("The email address contains invalid characters before the @-sign", "bad_local_characters"),
+    ("Quoting the part before the @-sign", "quoted_local"),
+    ("The email address contains", "bad_characters"),
+    ("The email address is not valid ASCII", "bad_characters"),
+    ("The email address has the", "bad_characters"),
 )
 
 
@@ -54,7 +67,7 @@ def address_problem(error: EmailNotValidError | str) -> str:
     """What to tell a person about ``error`` (or the check's explanation, as stored with an
     import's problems), in the language in force."""
     explanation = str(error)
-    for start, text in _REASONS:
+    for start, about in _REASONS:
         if explanation.startswith(start):
-            return text()
-    return _("It holds characters or a form an address cannot have.")
+            return str(_TEXTS[about])
+    return str(GENERAL)
