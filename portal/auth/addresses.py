@@ -24,13 +24,13 @@ _TEXTS = {
     "reserved_domain": _l("The part after the @ sign is a reserved name that cannot receive mail."),
     "unknown_top_level": _l("The part after the @ sign does not end with a real top-level domain."),
     "bad_domain": _l("The part after the @ sign is not a valid domain name."),
-    "ip_literal": _l("An address on an IP address in brackets is not accepted."),
+    "ip_literal": _l("An IP address in brackets is not accepted after the @ sign."),
     "display_name": _l("Write the address alone, without a name or < >."),
     "bad_local_characters": _l("The part before the @ sign holds characters an address cannot have."),
     "quoted_local": _l("The part before the @ sign cannot be in quotes."),
     "bad_characters": _l("The address holds characters an address cannot have."),
 }
-GENERAL = _l("It holds characters or a form an address cannot have.")
+GENERAL = _l("The address has a form or characters an address cannot have.")
 
 # (the start of the library's explanation, what it is about), most specific first.
 _REASONS = (

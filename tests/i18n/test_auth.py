@@ -252,3 +252,17 @@ def test_registration__an_invalid_address_is_explained_in_the_browsers_language(
                                                 "confirm": PASSWORD}), 422)
     assert expected in page
     assert "@-sign" not in page
+
+
+def test_address_refusals__an_explanation_not_listed_reads_as_the_general_text(app):
+    from portal.auth.addresses import address_problem
+    from portal.i18n import in_language
+
+    with app.test_request_context("/"):
+        assert address_problem("A new explanation the check may give one day.") == \
+            "The address has a form or characters an address cannot have."
+        assert address_problem("A bracketed IP address after the @-sign is not allowed here.") == \
+            "An IP address in brackets is not accepted after the @ sign."
+        with in_language("fr"):
+            assert address_problem("Anything else.") == \
+                "L’adresse a une forme ou des caractères qu’une adresse ne peut pas avoir."
