@@ -5,11 +5,9 @@ macro call costs Jinja several times what this does. Templates call them as glob
 
 from __future__ import annotations
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from portal.i18n import label
-
-_BADGE = Markup('<span class="badge badge-{}">{}</span>')
 
 # How each status looks; any other value is "neutral".
 _DOMAIN_KINDS = {"enabled": "ok", "pending": "warn", "action_required": "warn", "failed": "danger", "taken": "danger"}
@@ -18,8 +16,9 @@ _MAILBOX_KINDS = {"enabled": "ok", "pending": "warn", "provisioning": "info", "f
 
 
 def badge(text, kind: str = "neutral") -> Markup:
-    """``text`` (escaped unless it is markup already) in a badge of ``kind``."""
-    return _BADGE.format(kind, text)
+    """``text`` (escaped unless it is markup already) in a badge of ``kind``. Written with
+    ``escape`` rather than ``Markup.format``, whose formatter costs several times more."""
+    return Markup(f'<span class="badge badge-{escape(kind)}">{escape(text)}</span>')
 
 
 def domain_status(status: str) -> Markup:
