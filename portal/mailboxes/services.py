@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import func
-from sqlalchemy.orm import lazyload
+from sqlalchemy import bindparam, func
+from sqlalchemy.orm import joinedload, lazyload
 
 from portal.accounts.models import Account, Membership
 from portal.accounts.services import add_member
@@ -301,10 +301,16 @@ def retry(actor: User, mailbox: Mailbox) -> None:
 
 # -- one-time passwords ------------------------------------------------------------
 
+# Written by the worker for every creation: plain statements built once, since nothing is read back
+# from them and no object of the session holds a secret.
+_FORGET_SECRETS = db.delete(MailboxSecret.__table__).where(MailboxSecret.mailbox_id == bindparam("mailbox_id"))
+_KEEP_SECRET = db.insert(MailboxSecret.__table__)
+
+
 def keep_secret(mailbox: Mailbox, password: str) -> None:
-    db.session.execute(db.delete(MailboxSecret).where(MailboxSecret.mailbox_id == mailbox.id))
-    db.session.add(MailboxSecret(mailbox_id=mailbox.id, ciphertext=seal(MAILBOX_PASSWORD, password),
-                                 expires_at=utcnow() + SECRET_LIFETIME))
+    db.session.execute(_FORGET_SECRETS, {"mailbox_id": mailbox.id})
+    db.session.execute(_KEEP_SECRET, {"mailbox_id": mailbox.id, "ciphertext": seal(MAILBOX_PASSWORD, password),
+                                      "expires_at": utcnow() + SECRET_LIFETIME})
 
 
 def waiting_secret(mailbox: Mailbox) -> MailboxSecret | None:
@@ -396,6 +402,15 @@ def _archived_on_backend(backend, address: str) -> bool:
     return remote is not None and not remote.active and bool(remote.extra.get("archived"))
 
 
+_ADD_ATTEMPT = db.insert(ProvisioningAttempt.__table__)
+
+
+def _add_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, message: str) -> None:
+    """Record one call to the backend (a plain insert: nothing reads the row back in the job)."""
+    db.session.execute(_ADD_ATTEMPT, {"mailbox_id": mailbox_id, "job_id": job_id, "operation": operation,
+                                      "outcome": outcome, "message": message})
+
+
 def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, message: str, *,
                     fail: bool, alias_id: int | None = None) -> None:
     """Write the attempt in its own transaction: it must outlive the job's rollback.
@@ -403,8 +418,7 @@ def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, 
     A failed alias change fails the alias, not the mailbox, which still works.
     """
     db.session.rollback()
-    db.session.add(ProvisioningAttempt(mailbox_id=mailbox_id, job_id=job_id, operation=operation, outcome=outcome,
-                                       message=message))
+    _add_attempt(mailbox_id, job_id, operation, outcome, message)
     mailbox = db.session.get(Mailbox, mailbox_id)
     # What the adapter learnt of its server while the call failed (a route gone) must reach the pages too.
     backends.remember_discovery(mailbox.domain.connection, backends.for_domain(mailbox.domain))
@@ -446,11 +460,16 @@ def _fail_for_good(job, message: str) -> None:
             detail=message)
 
 
+# One statement: the mailbox with what a job reads of its domain (not the JSON of its records and
+# settings); aliases and owner only if an operation needs them. Built once: every job runs it.
+_MAILBOX_FOR_JOB = (db.select(Mailbox).where(Mailbox.id == bindparam("mailbox_id"))
+                    .options(joinedload(Mailbox.domain).load_only(Domain.name, Domain.connection, Domain.status),
+                             lazyload(Mailbox.aliases), lazyload(Mailbox.owner)))
+
+
 @handler(PROVISION_KIND, max_attempts=8, backoff_seconds=15, backoff_cap_seconds=1800, on_failure=_fail_for_good)
 def provision(job) -> None:
-    # One statement: the mailbox with its domain; aliases and owner only if an operation needs them.
-    mailbox = db.session.execute(db.select(Mailbox).where(Mailbox.id == job.payload["mailbox_id"])
-                                 .options(lazyload(Mailbox.aliases), lazyload(Mailbox.owner))).scalar_one_or_none()
+    mailbox = db.session.execute(_MAILBOX_FOR_JOB, {"mailbox_id": job.payload["mailbox_id"]}).scalar_one_or_none()
     if mailbox is None:
         return
     operation = job.payload["operation"]
@@ -469,8 +488,7 @@ def provision(job) -> None:
             # The backend did not (or cannot) make the change: the mailbox shows what it really is, and why.
             mailbox.want_active, mailbox.status, mailbox.status_reason = active, ENABLED if active else DISABLED, \
                 error.message
-            db.session.add(ProvisioningAttempt(mailbox_id=mailbox.id, job_id=job.id, operation=operation,
-                                               outcome="failed", message=error.message))
+            _add_attempt(mailbox.id, job.id, operation, "failed", error.message)
             backends.remember_discovery(mailbox.domain.connection, backends.for_domain(mailbox.domain))
             return
         _record_attempt(mailbox.id, job.id, operation, "failed", error.message, fail=True,
@@ -479,8 +497,7 @@ def provision(job) -> None:
     if mailbox.status == PROVISIONING:
         mailbox.status = _resting_status(mailbox)
     mailbox.status_reason = message
-    db.session.add(ProvisioningAttempt(mailbox_id=mailbox.id, job_id=job.id, operation=operation, outcome="ok",
-                                       message=message))
+    _add_attempt(mailbox.id, job.id, operation, "ok", message)
 
 
 # -- lists -------------------------------------------------------------------------
