@@ -148,18 +148,14 @@ class Worker:
         """Take one due job; return it as claimed, or None."""
         now = now or utcnow()
         token = f"{self.name}:{secrets.token_hex(6)}"[:80]
-        session = db.session
-        if session().in_transaction():
-            session.commit()  # what the caller wrote commits first, as it would with the claim
-        try:
-            # The claim is one statement, atomic on its own: run without a transaction around it, it
-            # costs one round trip to the database instead of three (BEGIN, the claim, COMMIT).
-            row = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"}).execute(_CLAIM, {
+        if db.session().in_transaction():
+            db.session.commit()  # what the caller wrote commits first, as it would with the claim
+        # The claim is one statement, atomic on its own: run on a connection of its own without a
+        # transaction around it, it costs one round trip to the database instead of three (BEGIN, the
+        # claim, COMMIT), and none of the session's bookkeeping.
+        with db.engine.connect() as connection:
+            row = connection.execution_options(isolation_level="AUTOCOMMIT").execute(_CLAIM, {
                 "now": now, "token": token, "until": now + timedelta(seconds=self.lease_seconds)}).one_or_none()
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
         return ClaimedJob.from_row(row) if row is not None else None
 
     # -- running ----------------------------------------------------------

@@ -301,15 +301,16 @@ def retry(actor: User, mailbox: Mailbox) -> None:
 
 # -- one-time passwords ------------------------------------------------------------
 
-# Written by the worker for every creation: plain statements built once, since nothing is read back
-# from them and no object of the session holds a secret.
+# Written by the worker for every creation: plain statements built once and run on the session's
+# connection, since nothing is read back from them and no object of the session holds a secret.
 _FORGET_SECRETS = db.delete(MailboxSecret.__table__).where(MailboxSecret.mailbox_id == bindparam("mailbox_id"))
 _KEEP_SECRET = db.insert(MailboxSecret.__table__)
 
 
 def keep_secret(mailbox: Mailbox, password: str) -> None:
-    db.session.execute(_FORGET_SECRETS, {"mailbox_id": mailbox.id})
-    db.session.execute(_KEEP_SECRET, {"mailbox_id": mailbox.id, "ciphertext": seal(MAILBOX_PASSWORD, password),
+    connection = db.session.connection()
+    connection.execute(_FORGET_SECRETS, {"mailbox_id": mailbox.id})
+    connection.execute(_KEEP_SECRET, {"mailbox_id": mailbox.id, "ciphertext": seal(MAILBOX_PASSWORD, password),
                                       "expires_at": utcnow() + SECRET_LIFETIME})
 
 
@@ -406,9 +407,10 @@ _ADD_ATTEMPT = db.insert(ProvisioningAttempt.__table__)
 
 
 def _add_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, message: str) -> None:
-    """Record one call to the backend (a plain insert: nothing reads the row back in the job)."""
-    db.session.execute(_ADD_ATTEMPT, {"mailbox_id": mailbox_id, "job_id": job_id, "operation": operation,
-                                      "outcome": outcome, "message": message})
+    """Record one call to the backend (a plain insert on the session's connection: nothing reads the
+    row back in the job)."""
+    db.session.connection().execute(_ADD_ATTEMPT, {"mailbox_id": mailbox_id, "job_id": job_id,
+                                                   "operation": operation, "outcome": outcome, "message": message})
 
 
 def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, message: str, *,
