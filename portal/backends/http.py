@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NewConnectionError
 
 from .base import (
@@ -86,10 +87,18 @@ class HttpClient:
         self.timeout = timeout
         self.scrub = scrub
         self._session = requests.Session()
-        # The environment's proxy and CA bundle settings are read here, once: left to requests, every
-        # request scans the whole environment twice and looks for a ~/.netrc (credentials are settings).
-        self._session.proxies = requests.utils.get_environ_proxies(self.base_url)
-        self._session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        # The environment's proxy (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY) and CA bundle (REQUESTS_CA_BUNDLE,
+        # CURL_CA_BUNDLE) settings are read here, once, as requests would read them for this url on every
+        # call (scanning the whole environment twice and looking for a ~/.netrc, which is not read:
+        # credentials are the connection's settings). Requests are then prepared and sent with them.
+        self._send_options = {
+            "timeout": timeout,
+            "allow_redirects": False,
+            "proxies": requests.utils.get_environ_proxies(self.base_url),
+            "verify": os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True,
+            "stream": False,
+            "cert": None,
+        }
         self._session.trust_env = False
         # Whether the pool may hold a kept-alive connection from an earlier answer.
         self._pooled = False
@@ -140,8 +149,7 @@ class HttpClient:
     def _attempt(self, method: str, path: str, arguments: Mapping[str, Any]) -> requests.Response:
         """One try; ``_ClosedConnection`` when a kept-alive connection had been closed under it."""
         try:
-            return self._session.request(method, self.base_url + path, timeout=self.timeout,
-                                         allow_redirects=False, **arguments)
+            return self._session.send(self._prepare(method, path, arguments), **self._send_options)
         except requests.Timeout as error:
             self._forget_connections()
             log.info("%s %s %s: no answer within %.1f s", self.service, method, path, self.timeout)
@@ -159,6 +167,15 @@ class HttpClient:
             if reused:
                 raise _ClosedConnection(unreachable) from error
             raise unreachable from error
+
+    def _prepare(self, method: str, path: str, arguments: Mapping[str, Any]) -> requests.PreparedRequest:
+        """The request as the session would prepare it, without merging settings it does not have
+        (default auth or query parameters) into each one: its headers, cookies and hooks are added."""
+        headers = CaseInsensitiveDict(self._session.headers)
+        headers.update(arguments["headers"] or {})
+        return requests.Request(method.upper(), self.base_url + path, headers=headers, json=arguments["json"],
+                                data=arguments["data"], params=arguments["params"], auth=arguments["auth"],
+                                cookies=self._session.cookies, hooks=self._session.hooks).prepare()
 
     def _forget_connections(self) -> None:
         """Close every pooled connection; the next request opens a fresh one."""

@@ -112,6 +112,43 @@ def test_http__a_dropped_answer_closes_the_connection_and_the_next_read_works(se
     assert server.acted == ["GET /warm-up", "POST /lost", "GET /next"]
 
 
+PROXY_SETTINGS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                  "no_proxy", "NO_PROXY")
+
+
+def test_http__goes_through_the_proxy_the_environment_names_unless_no_proxy_exempts_the_host(server, monkeypatch):
+    for name in PROXY_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    with Scripted() as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        through_proxy = HttpClient("http://mail-api.example", service="Box", timeout=TIMEOUT, scrub=lambda text: text)
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        direct = HttpClient(server.url, service="Box", timeout=TIMEOUT, scrub=lambda text: text)
+        # The environment is read when a client is made (a worker's adapter): later changes do not reach it.
+        monkeypatch.delenv("http_proxy")
+
+        proxied_answer = through_proxy.send("GET", "/status")
+        direct_answer = direct.send("GET", "/status")
+
+    assert (proxied_answer.status_code, direct_answer.status_code) == (200, 200)
+    assert [(sent.method, sent.headers["host"], sent.path) for sent in proxy.requests] == [
+        ("GET", "mail-api.example", "/status")]
+    assert server.acted == ["GET /status"]
+
+
+def test_http__sends_the_cookies_a_server_set_and_the_callers_headers(server, client):
+    server.replies["/login"] = Reply(200, b"{}", headers={"Set-Cookie": "session=abc; Path=/"})
+    client.send("GET", "/login")
+
+    client.send("POST", "/next", headers={"Authorization": "Bearer token"}, json={"name": "x"})
+
+    sent = server.requests[-1]
+    assert sent.headers["cookie"] == "session=abc"
+    assert sent.headers["authorization"] == "Bearer token"
+    assert sent.headers["user-agent"].startswith("python-requests/")
+    assert (sent.headers["content-type"], sent.json()) == ("application/json", {"name": "x"})
+
+
 @pytest.mark.parametrize(("content_type", "body"), [
     ("text/html; charset=utf-8", "That's not a user (jane@example.org)."),
     ("text/plain", "Invalid quota."),
