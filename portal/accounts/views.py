@@ -4,6 +4,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.accounts import forms, services
+from portal.accounts.models import Membership
 from portal.accounts import overview as dashboard
 from portal.auth.forms import ConfirmForm
 from portal.extensions import db
@@ -63,7 +64,7 @@ def member_listing():
 def members(account_id):
     listing = member_listing()
     page = lists.fetch(services.member_query(g.account, listing), listing, scalars=False,
-                       counted=services.member_count_query(g.account, listing))
+                       counted=services.member_count_query(g.account, listing), key=Membership.id)
     account_roles = roles.roles_for(g.account, catalogue.ACCOUNT, permissions=False)
     return render("accounts/members.html", block="list", account=g.account, listing=listing, page=page,
                   details=services.member_details([membership for membership, _ in page.items]),

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.accounts import services as accounts
+from portal.accounts.models import Membership
 from portal.api import out, schemas
 from portal.api.core import bp, created, endpoint, json_response, listed
 from portal.api.problems import problem
@@ -75,7 +76,7 @@ def members(account_id, query: schemas.MemberQuery):
     """The account's members, searched, filtered, sorted and paged as on the Users page."""
     listing = _member_listing(query)
     page = lists.fetch(accounts.member_query(g.account, listing), listing, scalars=False,
-                       counted=accounts.member_count_query(g.account, listing))
+                       counted=accounts.member_count_query(g.account, listing), key=Membership.id)
     details = accounts.member_details([membership for membership, _user in page.items])
     items = [out.member(membership, user, details[membership.id], account_id).model_dump(mode="json")
              for membership, user in page.items]

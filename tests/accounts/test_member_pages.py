@@ -1,0 +1,102 @@
+"""The Users list read page by page, in every sort and both directions, shows each member of the
+account exactly once and in the right order (the page loads its rows by a deferred join: the sort
+and the offset run over the keys, then the page's rows are read); the API pages the same way."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import insert
+
+from portal.accounts.models import Membership
+from portal.auth.models import User
+from portal.extensions import db
+from portal.tokens import services as tokens
+
+PEOPLE = 124
+BASE = datetime(2026, 1, 5, 8, 0)
+
+
+@pytest.fixture
+def crowd(account, make):
+    """The account's members (as listed): the owner and 124 people, names with ties and mixed case,
+    log-ins and joins with ties; and a stranger account whose members must never be listed."""
+    rows = [{"email": f"p{n:03d}@example.org", "name": f"{'nAME' if n % 2 else 'Name'}{n % 30:02d}",
+             "last_login_at": BASE + timedelta(minutes=n % 40)} for n in range(PEOPLE)]
+    ids = db.session.execute(insert(User.__table__).returning(User.id), rows).scalars().all()
+    db.session.execute(insert(Membership.__table__), [
+        {"account_id": account.id, "user_id": user_id, "created_at": BASE + timedelta(hours=n % 7)}
+        for n, user_id in enumerate(ids)])
+    stranger = make.account(make.user("zz-stranger@example.org", name="Name00"), "Elsewhere")
+    make.member(stranger, make.user("p500@example.org", name="Name01"))
+    db.session.commit()
+    people = db.session.execute(db.select(Membership, User).join(User, User.id == Membership.user_id)
+                                .where(Membership.account_id == account.id)).all()
+    return [(membership.id, user, membership.created_at) for membership, user in people]
+
+
+def _expected(crowd, sort: str, descending: bool) -> list[str]:
+    def key(row):
+        membership_id, user, joined = row
+        first = {"email": user.email, "name": (user.name or "").lower(), "last_login": user.last_login_at,
+                 "joined": joined}[sort]
+        return first
+    # The list sorts by the column in the direction asked, then by address and membership, ascending.
+    ordered = sorted(crowd, key=lambda row: (row[1].email, row[0]))
+    ordered.sort(key=key, reverse=descending)
+    return [user.email for _, user, _ in ordered]
+
+
+def _emails_on(html: str) -> list[str]:
+    return re.findall(r'aria-label="Select ([^"]+)"', html)
+
+
+@pytest.mark.parametrize("sort", ["email", "name", "last_login", "joined"])
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_users_list__pages_show_everyone_once_in_order(client, auth, account, owner, crowd, sort, direction):
+    auth.login(owner.email)
+    everyone = crowd
+    if sort == "last_login":  # the owner's log-in is now, after everyone else's
+        everyone = [row for row in everyone if row[1].id != owner.id]
+    seen = []
+    for page in (1, 2, 3):
+        answer = client.get(f"/accounts/{account.id}/members",
+                            query_string={"sort": sort, "dir": direction, "page": page})
+        assert answer.status_code == 200
+        seen += _emails_on(answer.get_data(as_text=True))
+    if sort == "last_login":
+        seen = [email for email in seen if email != owner.email]
+    assert seen == _expected(everyone, sort, direction == "desc")
+    assert len(seen) == len(set(seen)) and "p500@example.org" not in seen
+
+
+def test_users_list__a_page_past_the_end_shows_the_last_one(client, auth, account, owner, crowd):
+    auth.login(owner.email)
+    last = client.get(f"/accounts/{account.id}/members", query_string={"page": 3}).get_data(as_text=True)
+    past = client.get(f"/accounts/{account.id}/members", query_string={"page": 999}).get_data(as_text=True)
+    assert _emails_on(past) == _emails_on(last) and len(_emails_on(last)) == PEOPLE + 1 - 100
+
+
+def test_users_list__search_pages_in_order(client, auth, account, owner, crowd):
+    auth.login(owner.email)
+    matching = sorted(user.email for _, user, _ in crowd if user.name.lower().startswith("name1"))
+    seen = _emails_on(client.get(f"/accounts/{account.id}/members",
+                                 query_string={"q": "NAME1", "sort": "email", "dir": "desc"}).get_data(as_text=True))
+    assert seen == sorted(matching, reverse=True) and len(seen) == 40
+
+
+def test_members_api__pages_in_order(client, account, owner, crowd):
+    _, raw = tokens.create(owner, account, name="reader", scopes={"users:read"}, expires_at=None)
+    db.session.commit()
+    seen = []
+    for page in (1, 2, 3, 4, 5):
+        answer = client.get(f"/api/v1/accounts/{account.id}/members",
+                            query_string={"sort": "joined", "dir": "desc", "page": page, "per_page": 30},
+                            headers={"Authorization": f"Bearer {raw}"})
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        seen += [item["email"] for item in answer.get_json()["items"]]
+    assert len(crowd) == PEOPLE + 1
+    assert seen == _expected(crowd, "joined", True)
+    assert len(seen) == PEOPLE + 1
