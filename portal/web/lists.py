@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from math import ceil
 
 from flask import request
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import any_, func, literal_column, select
 
 from portal.extensions import db
 from portal.web.inputs import arg_page
@@ -115,9 +115,10 @@ def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | N
     ``key``, a column unique to each row (the primary key of the first table), makes the page a
     "deferred join", still one statement: the sort and the offset run over the key and the sort
     columns alone, and only the rows of the page are read in full. Worth it when the sort cannot
-    follow an index (it sorts every row the filters keep) and the rows are wide: on SQLite, the
-    Users list of 10,000 members loads its first page in 2.1 ms instead of 2.8, its 100th in 6 ms
-    instead of 16."""
+    follow an index (it sorts every row the filters keep) and the rows are wide. Users list of
+    10,000 members: SQLite 2.7 -> 2.3 ms for the first page by address, 13.7 -> 6.9 ms for the 100th,
+    3.5 -> 3.2 ms for the first by name; PostgreSQL 8.8 -> 6.2 ms for the first by name, 17.2 -> 12.1 ms
+    for the 100th, but 0.56 -> 0.77 ms for the first by address (which follows the address index)."""
     counted = (query if counted is None else counted).order_by(None)
     limit = None
     if count_limit is not None:
@@ -132,8 +133,14 @@ def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | N
     if key is None:
         rows = db.session.execute(query.limit(listing.per_page).offset(offset))
     else:
-        keys = query.with_only_columns(key).limit(listing.per_page).offset(offset)
-        rows = db.session.execute(query.where(key.in_(keys)))
+        keys = query.with_only_columns(key.label("page_key")).limit(listing.per_page).offset(offset)
+        if db.session.get_bind().dialect.name == "postgresql":
+            # ``= ANY(ARRAY(...))``: the page's rows are read by their key, where a join or an ``IN``
+            # makes PostgreSQL hash the whole filtered table against the 50 keys.
+            rows = db.session.execute(query.where(key == any_(func.array(keys.scalar_subquery()))))
+        else:
+            keys = keys.subquery()
+            rows = db.session.execute(query.join(keys, key == keys.c.page_key))
     items = list(rows.scalars() if scalars else rows.all())
     return Page(items=items, total=total, page=page, per_page=listing.per_page, more=more)
 
