@@ -149,7 +149,10 @@ def member_details(memberships: list[Membership]) -> dict[int, dict]:
     for membership_id, permission, role_id, role_name, system_key in db.session.execute(
             db.select(Grant.membership_id, Grant.permission, Role.id, Role.name, Role.system_key)
             .outerjoin(Role, Role.id == Grant.role_id)
-            .where(Grant.membership_id.in_(ids), Grant.mailbox_id.is_(None)).order_by(Grant.id)):
+            .where(Grant.membership_id.in_(ids), Grant.mailbox_id.is_(None))
+            # By member, as the (membership_id, mailbox_id) index gives them: ordered by id alone,
+            # SQLite walked every account-wide grant of the table in id order (2 ms at 14,000).
+            .order_by(Grant.membership_id, Grant.id)):
         role = HeldRole(role_id, role_name, system_key is not None) if role_id is not None else None
         details[membership_id]["grants"].append(HeldGrant(role, permission))
     for membership_id, count in db.session.execute(

@@ -75,10 +75,14 @@ class Grant(db.Model):
         CheckConstraint("(role_id IS NULL) <> (permission IS NULL)", name="role_xor_permission"),
         # A role's holders are counted from this index alone (the Roles page, a role's page).
         Index("ix_grants_role_membership", "role_id", "membership_id"),
+        # A member's grants over the account (``mailbox_id`` empty) or over mailboxes, for one member
+        # or the 50 of a page: without the second column SQLite read the page's account grants by
+        # walking the ``mailbox_id IS NULL`` entries of every member (2 ms at 14,000 grants).
+        Index("ix_grants_membership_mailbox", "membership_id", "mailbox_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"), index=True)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"))
     role_id: Mapped[int | None] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"))
     permission: Mapped[str | None] = mapped_column(String(64))
     mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
