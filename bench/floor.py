@@ -53,10 +53,13 @@ class User(Base):
     created_at: Mapped[datetime]
 
 
-def create_app(database_url: str | None = None) -> Flask:
-    """The floor app on ``database_url`` (default: the FLOOR_DATABASE_URL variable)."""
+def create_app(database_url: str | None = None, sqlite_connection=None) -> Flask:
+    """The floor app on ``database_url`` (default: the FLOOR_DATABASE_URL variable);
+    ``sqlite_connection``: the class of its SQLite connections (the bench's, timing fetches)."""
     url = database_url or os.environ["FLOOR_DATABASE_URL"]
     options = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    if sqlite_connection is not None and url.startswith("sqlite"):
+        options["connect_args"]["factory"] = sqlite_connection
     engine = create_engine(url, **options)
     app = Flask(__name__)
     app.jinja_loader = DictLoader({"users.html": TEMPLATE})

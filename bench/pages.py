@@ -28,8 +28,11 @@ Then, in the same run:
   requests of a page executes, after a first one that warms the caches. The
   statements and HTML size are those of the first of them; the in-process
   times are medians over the 20 (no HTTP, no concurrency): of the request,
-  and of the time its statements took to execute (on SQLite, fetching rows
-  after the first is not included).
+  and of the time its statements took to execute, fetching their rows
+  included (SQLite does most of a statement's work as its rows are fetched:
+  the in-process app's SQLite connections time their cursors' fetches and
+  add them to the statement being recorded; PostgreSQL's rows have all
+  arrived when the statement returns).
 - Throughput and latency over HTTP: the portal (``app:app``) and the floor
   (``bench/floor.py``: one ORM query of 50 users through a Jinja template)
   each served by gunicorn, 2 sync workers, on 127.0.0.1, configured by
@@ -67,6 +70,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -365,8 +369,38 @@ class InProcess:
     sql_ms: float
 
 
+class FetchTimedCursor(sqlite3.Cursor):
+    """A cursor whose fetches add their time to the statement being recorded (see ``StatementLog``)."""
+
+    recording: StatementLog | None = None
+
+    def _timed(self, fetch, *arguments):
+        started = time.perf_counter()
+        try:
+            return fetch(*arguments)
+        finally:
+            log = FetchTimedCursor.recording
+            if log is not None and log.recording and log.statements:
+                log.statements[-1].seconds += time.perf_counter() - started
+
+    def fetchone(self):
+        return self._timed(super().fetchone)
+
+    def fetchmany(self, *size):
+        return self._timed(super().fetchmany, *size)
+
+    def fetchall(self):
+        return self._timed(super().fetchall)
+
+
+class FetchTimedConnection(sqlite3.Connection):
+    def cursor(self, factory=FetchTimedCursor):
+        return super().cursor(factory)
+
+
 class StatementLog:
-    """Every statement an engine executes while ``recording`` is on."""
+    """Every statement an engine executes while ``recording`` is on, with the time it took to
+    execute (and, on SQLite connections made by ``FetchTimedConnection``, to fetch its rows)."""
 
     def __init__(self, engine):
         self.engine, self.statements, self.recording = engine, [], False
@@ -385,10 +419,12 @@ class StatementLog:
     @contextmanager
     def record(self):
         self.statements, self.recording = [], True
+        FetchTimedCursor.recording = self
         try:
             yield self.statements
         finally:
             self.recording = False
+            FetchTimedCursor.recording = None
 
     def close(self):
         event.remove(self.engine, "before_cursor_execute", self.before)
@@ -453,7 +489,7 @@ def count_statements(app, paths: dict[str, str], timed: int = TIMED_REQUESTS) ->
 def count_floor_statements(database_url: str) -> InProcess:
     from floor import create_app as create_floor
 
-    floor = create_floor(database_url)
+    floor = create_floor(database_url, FetchTimedConnection)
     try:
         return measure_in_process(floor.test_client(), floor.extensions["floor_engine"], "/", TIMED_REQUESTS)
     finally:
@@ -788,7 +824,12 @@ def main() -> int:
     if not (args.explain or args.profile) and shutil.which("wrk") is None:
         raise SystemExit("wrk is needed to drive the pages: apt-get install wrk")
     started = time.monotonic()
-    with migrated_app(args.database_url) as app, tempfile.TemporaryDirectory(prefix="bench-pages-") as folder:
+    # The in-process app's SQLite connections time the fetching of rows too (gunicorn's app reads
+    # its configuration from the environment: it is not affected).
+    settings = None if args.database_url else {
+        "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"timeout": 30, "factory": FetchTimedConnection}}}
+    with migrated_app(args.database_url, settings) as app, \
+            tempfile.TemporaryDirectory(prefix="bench-pages-") as folder:
         with app.app_context():
             seeding_started = time.monotonic()
             seeded = seed(args.members)
