@@ -13,6 +13,8 @@ from portal.config import SETTINGS, ConfigError, flask_config, load_settings
 from portal.extensions import csrf, db, login_manager, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# How many of a person's accounts the switcher at the top of every page names (by name).
+SWITCHER_ACCOUNTS = 8
 SETTING_NAMES = frozenset(setting.name for setting in SETTINGS)
 
 # Feature blueprints, in navigation order. Each module exposes ``bp``.
@@ -172,8 +174,11 @@ def _register_web_hooks(app: Flask) -> None:
 
         # Mail is rendered by workers too, where there is no request and no user.
         if not has_request_context() or not current_user.is_authenticated:
-            return {"my_accounts": [], "current_account": None}
-        return {"my_accounts": accounts_of(current_user), "current_account": g.get("account")}
+            return {"my_accounts": [], "more_accounts": False, "current_account": None}
+        # The switcher shows a few accounts; the accounts page lists them all, in pages.
+        shown = accounts_of(current_user, limit=SWITCHER_ACCOUNTS + 1)
+        return {"my_accounts": shown[:SWITCHER_ACCOUNTS], "more_accounts": len(shown) > SWITCHER_ACCOUNTS,
+                "current_account": g.get("account")}
 
 
 def _start_inprocess_worker(app: Flask) -> None:

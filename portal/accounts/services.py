@@ -45,11 +45,30 @@ def add_member(account: Account, user: User) -> Membership:
     return membership
 
 
-def accounts_of(user: User) -> list[Account]:
-    query = db.select(Account).order_by(Account.name, Account.id)
+def accounts_query(user: User, q: str = "", *, descending: bool = False):
+    """The accounts ``user`` may open (a superadmin: every one), by name; ``q``: part of the name."""
+    from portal.web.lists import like
+
+    query = db.select(Account)
     if not user.is_superadmin:
         query = query.join(Membership).where(Membership.user_id == user.id)
-    return list(db.session.execute(query).scalars())
+    if q:
+        query = query.where(func.lower(Account.name).like(like(q), escape="\\"))
+    return query.order_by(Account.name.desc(), Account.id.desc()) if descending else \
+        query.order_by(Account.name, Account.id)
+
+
+def accounts_of(user: User, limit: int | None = None) -> list[Account]:
+    """The first ``limit`` accounts ``user`` may open, by name (all of them without a limit: a
+    superadmin of a large instance may open thousands; pages show a few, or a list in pages)."""
+    return list(db.session.execute(accounts_query(user).limit(limit)).scalars())
+
+
+def account_to_open(user: User, account_id) -> Account | None:
+    """The account of that id if ``user`` may open it."""
+    if not isinstance(account_id, int):
+        return None
+    return db.session.execute(accounts_query(user).where(Account.id == account_id)).scalar_one_or_none()
 
 
 def members(account: Account) -> list[Membership]:

@@ -21,10 +21,18 @@ from portal.web.render import render
 bp = Blueprint("accounts", __name__)
 
 
+def _accounts_page(form, status=200):
+    """The accounts the person may open, searched by name and in pages (a superadmin may open
+    thousands), and the form for a new one."""
+    listing = lists.read({}, ("name",), "name")
+    page = lists.fetch(services.accounts_query(current_user, listing.q, descending=listing.descending), listing)
+    return render("accounts/index.html", block="list", status=status, page=page, listing=listing, form=form)
+
+
 @bp.route("/accounts")
 @rule(SIGNED_IN)
 def index():
-    return render("accounts/index.html", accounts=services.accounts_of(current_user), form=forms.AccountForm())
+    return _accounts_page(forms.AccountForm())
 
 
 @bp.route("/accounts/new", methods=["POST"])
@@ -32,12 +40,12 @@ def index():
 def create():
     form = forms.AccountForm()
     if not form.validate_on_submit():
-        return render("accounts/index.html", accounts=services.accounts_of(current_user), form=form, status=422)
+        return _accounts_page(form, 422)
     try:
         account = services.create_account(current_user._get_current_object(), form.name.data)
     except services.DeletionRefused as refusal:
         form.name.errors.append(str(refusal))
-        return render("accounts/index.html", accounts=services.accounts_of(current_user), form=form, status=403)
+        return _accounts_page(form, 403)
     db.session.commit()
     session["account_id"] = account.id
     flash(_("Account “%(name)s” created. You are its owner.", name=account.name), "success")

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, jsonify, redirect, request, session, u
 from flask_login import current_user
 from sqlalchemy import text
 
-from portal.accounts.services import accounts_of
+from portal.accounts.services import account_to_open, accounts_of
 from portal.auth.services import any_user_exists
 from portal.extensions import db
 from portal.i18n import COOKIE, chosen
@@ -27,10 +27,10 @@ def home():
         return redirect(url_for("auth.setup"))
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
-    accounts = accounts_of(current_user)
-    chosen = next((a for a in accounts if a.id == session.get("account_id")), None)
-    if chosen is None and len(accounts) == 1:
-        chosen = accounts[0]
+    chosen = account_to_open(current_user, session.get("account_id"))
+    if chosen is None:
+        accounts = accounts_of(current_user, limit=2)
+        chosen = accounts[0] if len(accounts) == 1 else None
     if chosen is not None:
         return redirect(url_for("accounts.overview", account_id=chosen.id))
     return redirect(url_for("accounts.index"))
