@@ -85,7 +85,7 @@ def query_events(account_id: int, *, family: str = "", actor: str = "", target: 
 
     query = db.select(AuditEvent).where(AuditEvent.account_id == account_id)
     if family:
-        query = query.where(AuditEvent.action.startswith(family + ".", autoescape=True))
+        query = query.where(AuditEvent.family == family)
     if actor:
         query = query.where(func.lower(AuditEvent.actor_label).like(like(actor), escape="\\"))
     if target:

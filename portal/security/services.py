@@ -100,7 +100,7 @@ def recent_events(user: User, limit: int = 10) -> list:
 
     return list(db.session.execute(db.select(AuditEvent).where(
         AuditEvent.target_type == "user", AuditEvent.target_id == str(user.id),
-        AuditEvent.action.startswith("security.", autoescape=True))
+        AuditEvent.family == "security")
         .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)).scalars())
 
 

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
+from portal.i18n import label
 from portal.timeutil import utcnow
 
 
@@ -62,3 +63,44 @@ def test_audit_entry__keeps_the_actor_label_when_the_profile_is_gone(make):
     db.session.commit()
     db.session.refresh(event)
     assert event.actor_id is None and event.actor_label == "gone@example.org"
+
+
+def test_audit_entries__carry_their_family_however_they_are_written(client, auth, make):
+    """The family filter reads a column filled from the action: for the ORM's inserts and for bulk
+    inserts (an import writes its entries that way) alike."""
+    from sqlalchemy import insert
+
+    from portal.audit.services import record
+
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    record("role.delete", account=account, actor=owner)
+    db.session.execute(insert(AuditEvent.__table__), [
+        {"action": "user.create_corporate", "account_id": account.id, "target_label": f"bulk{n}@example.org"}
+        for n in range(3)] + [{"action": "nodot", "account_id": account.id, "target_label": ""}])
+    db.session.commit()
+    families = dict(db.session.execute(db.select(AuditEvent.action, AuditEvent.family)).all())
+    assert families["role.delete"] == "role" and families["user.create_corporate"] == "user"
+    assert families["nodot"] == "nodot" and families["account.create"] == "account"
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/audit?family=user").get_data(as_text=True)
+    assert all(f"bulk{n}@example.org" in page for n in range(3))
+    assert "<code>role.delete</code>" not in page and "<code>account.create</code>" not in page
+    page = client.get(f"/accounts/{account.id}/audit?family=role").get_data(as_text=True)
+    assert "<code>role.delete</code>" in page and "bulk0@example.org" not in page
+
+
+def test_security_page__shows_the_persons_own_security_events_only(client, auth, make):
+    from portal.audit.services import record
+
+    me, other = make.user("me@example.org"), make.user("other@example.org")
+    account = make.account(me, "Acme")
+    record("security.reset_by_admin", account=account, target=me, actor=me)
+    record("security.reset_by_operator", account=account, target=other, actor=me)
+    record("member.add", account=account, target=me, actor=me)
+    db.session.commit()
+    auth.login("me@example.org")
+    events = client.get("/profile/security").get_data(as_text=True).split('id="events"', 1)[1]
+    mine = label("security.reset_by_admin", "audit.action")
+    theirs = label("security.reset_by_operator", "audit.action")
+    assert mine in events and theirs not in events and label("member.add", "audit.action") not in events
