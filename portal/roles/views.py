@@ -4,6 +4,7 @@ from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from portal.accounts.models import Membership
 from portal.auth.forms import ConfirmForm
 from portal.extensions import db
 from portal.roles import catalogue, services
@@ -83,7 +84,8 @@ def show(account_id, role_id):
     role = load_or_404(_role_or_404, role_id)
     granted = [catalogue.BY_CODE[code] for code in sorted(role.permissions) if code in catalogue.BY_CODE]
     listing = lists.read({}, ("email",), "email")
-    page = lists.fetch(services.holders_query(g.account, role), listing, scalars=False)
+    page = lists.fetch(services.holders_query(g.account, role), listing, scalars=False,
+                       counted=services.holders_count_query(g.account, role))
     return render("roles/show.html", block="holders", account=g.account, role=role, granted=granted,
                   form=ConfirmForm(), page=page, listing=listing)
 

@@ -83,3 +83,19 @@ def test_permission_catalogue__search_and_filters_with_and_without_htmx(owner_cl
                           headers={"HX-Request": "true"}).get_data(as_text=True)
     assert fragment.lstrip().startswith('<div id="results">')
     assert "roles.manage" in fragment and "audit.view" not in fragment
+
+
+def test_role_page__lists_and_counts_each_holder_once_and_only_this_accounts(client, auth, make, owner, account):
+    from portal.roles.models import Grant
+
+    owner_role = db.session.execute(db.select(Role).where(Role.system_key == "owner")).scalar_one()
+    twice = make.member(account, make.user("twice@example.org"), roles=("owner",))
+    db.session.add(Grant(membership_id=twice.id, role_id=owner_role.id))  # the same role held twice
+    make.member(account, make.user("plain@example.org"))
+    make.account(make.user("elsewhere@example.org"), "Elsewhere")  # owner of another account
+    db.session.commit()
+    auth.login(owner.email)
+    page = client.get(f"/accounts/{account.id}/roles/{owner_role.id}").get_data(as_text=True)
+    assert page.count("twice@example.org") == 1 and owner.email in page
+    assert "plain@example.org" not in page and "elsewhere@example.org" not in page
+    assert "1–2 of 2 members" in page
