@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.extensions import db
 from portal.i18n import _l, labels
@@ -34,6 +34,25 @@ labels("mailbox.alias_state", {"adding": _l("adding"), "active": _l("active"), "
                                "failed": _l("failed")})
 
 
+def mailbox_search_text(address: str | None, display_name: str | None) -> str:
+    """What mailboxes are searched in: their address and display name, case-folded (any
+    language's capitals: SQLite's lower() and LIKE fold only ASCII ones), one per line."""
+    return f"{address or ''}\n{display_name or ''}".casefold()
+
+
+def _mailbox_search_default(context) -> str:
+    # Rows inserted without the ORM (an import's bulk insert) get it from their own values.
+    values = context.get_current_parameters()
+    return mailbox_search_text(values.get("address"), values.get("display_name"))
+
+
+def mailboxes_matching(text: str):
+    """The condition on ``Mailbox`` for mailboxes whose address or display name holds ``text``."""
+    from portal.web.lists import like
+
+    return Mailbox.search_text.like(like(text.replace("\n", " ").casefold()), escape="\\")
+
+
 class Mailbox(db.Model):
     __tablename__ = "mailboxes"
     # An address is unique within one account's copy of a domain: a copy that is not proven
@@ -41,7 +60,11 @@ class Mailbox(db.Model):
     __table_args__ = (UniqueConstraint("domain_id", "address", name="uq_mailboxes_domain_address"),
                       # The list filtered by status and kind, newest first; its prefix serves counts by status.
                       Index("ix_mailboxes_account_status_kind_created", "account_id", "status", "kind", "created_at"),
-                      Index("ix_mailboxes_account_address", "account_id", "address"))
+                      Index("ix_mailboxes_account_address", "account_id", "address"),
+                      # Searching by any part of the address or display name (LIKE '%text%' on
+                      # search_text): a trigram index on PostgreSQL where pg_trgm is installed.
+                      Index("ix_mailboxes_search_trgm", "search_text", postgresql_using="gin",
+                            postgresql_ops={"search_text": "gin_trgm_ops"}).ddl_if(dialect="postgresql"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
@@ -67,6 +90,8 @@ class Mailbox(db.Model):
     protocols: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # mailbox_search_text(address, display_name), kept by the ORM (below) and the insert default.
+    search_text: Mapped[str] = mapped_column(Text, default=_mailbox_search_default, server_default="")
 
     domain = relationship("Domain", lazy="joined")
     owner = relationship("User", lazy="joined", foreign_keys=[owner_id])
@@ -75,6 +100,12 @@ class Mailbox(db.Model):
     attempts: Mapped[list["ProvisioningAttempt"]] = relationship(
         back_populates="mailbox", cascade="all, delete-orphan", passive_deletes=True,
         order_by="desc(ProvisioningAttempt.id)", lazy="dynamic")
+
+    @validates("address", "display_name")
+    def _keep_search_text(self, key: str, value):
+        self.search_text = mailbox_search_text(value if key == "address" else self.address,
+                                               value if key == "display_name" else self.display_name)
+        return value
 
     @property
     def name(self) -> str:

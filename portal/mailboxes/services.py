@@ -34,7 +34,7 @@ from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
 from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PERSONAL, PROVISIONING, SHARED,
-                                     Mailbox, MailboxAlias, MailboxSecret, ProvisioningAttempt)
+                                     Mailbox, MailboxAlias, MailboxSecret, ProvisioningAttempt, mailboxes_matching)
 from portal.roles import catalogue
 from portal.roles.services import grant_mailbox_role, system_role
 from portal.sealing import MAILBOX_PASSWORD, seal, unseal
@@ -531,9 +531,7 @@ def mailbox_query(user: User, account: Account, listing, held: tuple[int | None,
         query = query.where(Mailbox.id.in_(db.select(Grant.mailbox_id).where(
             Grant.membership_id == (membership_id or -1), Grant.mailbox_id.is_not(None))))
     if listing.q:
-        pattern = like(listing.q)
-        query = query.where(Mailbox.address.like(pattern, escape="\\")
-                            | func.lower(Mailbox.display_name).like(pattern, escape="\\"))
+        query = query.where(mailboxes_matching(listing.q))
     domain_id = parse_id(listing.filters.get("domain"))
     if domain_id:
         query = query.where(Mailbox.domain_id == domain_id)
