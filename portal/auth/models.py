@@ -7,26 +7,18 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from portal.extensions import db
+from portal.search import folded, holding, insert_default
 from portal.timeutil import utcnow
 
 
 def search_text(email: str | None, name: str | None) -> str:
-    """What people are searched in: their address and name, case-folded (any language's
-    capitals: SQLite's lower() and LIKE fold only ASCII ones), one per line."""
-    return f"{email or ''}\n{name or ''}".casefold()
-
-
-def _search_text_default(context) -> str:
-    # Rows inserted without the ORM (an import's bulk insert) get it from their own values.
-    values = context.get_current_parameters()
-    return search_text(values.get("email"), values.get("name"))
+    """What people are searched in: their address and name (see ``portal.search``)."""
+    return folded(email, name)
 
 
 def people_matching(text: str):
     """The condition on ``User`` for people whose address or name holds ``text``, in any case."""
-    from portal.web.lists import like
-
-    return User.search_text.like(like(text.replace("\n", " ").casefold()), escape="\\")
+    return holding(User.search_text, text)
 
 
 class User(UserMixin, db.Model):
@@ -67,7 +59,7 @@ class User(UserMixin, db.Model):
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     # search_text(email, name), kept by the ORM (below) and by the insert default. Text, not a
     # bounded string: case-folding lengthens some names (ß -> ss; some letters to three).
-    search_text: Mapped[str] = mapped_column(Text, default=_search_text_default, server_default="")
+    search_text: Mapped[str] = mapped_column(Text, default=insert_default("email", "name"), server_default="")
 
     @validates("email", "name")
     def _keep_search_text(self, key: str, value):

@@ -6,6 +6,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String,
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.extensions import db
+from portal.search import folded, holding, insert_default
 from portal.i18n import _l, labels
 from portal.timeutil import utcnow
 
@@ -35,22 +36,13 @@ labels("mailbox.alias_state", {"adding": _l("adding"), "active": _l("active"), "
 
 
 def mailbox_search_text(address: str | None, display_name: str | None) -> str:
-    """What mailboxes are searched in: their address and display name, case-folded (any
-    language's capitals: SQLite's lower() and LIKE fold only ASCII ones), one per line."""
-    return f"{address or ''}\n{display_name or ''}".casefold()
-
-
-def _mailbox_search_default(context) -> str:
-    # Rows inserted without the ORM (an import's bulk insert) get it from their own values.
-    values = context.get_current_parameters()
-    return mailbox_search_text(values.get("address"), values.get("display_name"))
+    """What mailboxes are searched in: their address and display name (see ``portal.search``)."""
+    return folded(address, display_name)
 
 
 def mailboxes_matching(text: str):
     """The condition on ``Mailbox`` for mailboxes whose address or display name holds ``text``."""
-    from portal.web.lists import like
-
-    return Mailbox.search_text.like(like(text.replace("\n", " ").casefold()), escape="\\")
+    return holding(Mailbox.search_text, text)
 
 
 class Mailbox(db.Model):
@@ -91,7 +83,7 @@ class Mailbox(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # mailbox_search_text(address, display_name), kept by the ORM (below) and the insert default.
-    search_text: Mapped[str] = mapped_column(Text, default=_mailbox_search_default, server_default="")
+    search_text: Mapped[str] = mapped_column(Text, default=insert_default("address", "display_name"), server_default="")
 
     domain = relationship("Domain", lazy="joined")
     owner = relationship("User", lazy="joined", foreign_keys=[owner_id])
