@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.auth.models import User
 from portal.extensions import db
+from portal.search import folded, insert_default
 from portal.timeutil import utcnow
 
 
@@ -32,8 +33,16 @@ class Account(db.Model):
     # (SCIM): keep, disable or delete, as when an admin removes a corporate user by hand.
     deprovisioned_mailboxes: Mapped[str] = mapped_column(String(8), default="disable")
 
+    # The name, case-folded (portal.search): the accounts page searches it in any case.
+    search_text: Mapped[str] = mapped_column(Text, default=insert_default("name"), server_default="")
+
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True)
+
+    @validates("name")
+    def _keep_search_text(self, _key: str, value):
+        self.search_text = folded(value)
+        return value
 
     def __repr__(self) -> str:
         return f"<Account {self.id} {self.name}>"

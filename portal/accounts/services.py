@@ -11,6 +11,7 @@ from portal.auth.models import User
 from portal.extensions import db
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
+from portal.search import holding
 from portal.roles.services import (AccessError, account_grants, account_permissions,
                                    owner_memberships, permissions_of_grants, system_role)
 
@@ -47,13 +48,11 @@ def add_member(account: Account, user: User) -> Membership:
 
 def accounts_query(user: User, q: str = "", *, descending: bool = False):
     """The accounts ``user`` may open (a superadmin: every one), by name; ``q``: part of the name."""
-    from portal.web.lists import like
-
     query = db.select(Account)
     if not user.is_superadmin:
         query = query.join(Membership).where(Membership.user_id == user.id)
     if q:
-        query = query.where(func.lower(Account.name).like(like(q), escape="\\"))
+        query = query.where(holding(Account.search_text, q))
     return query.order_by(Account.name.desc(), Account.id.desc()) if descending else \
         query.order_by(Account.name, Account.id)
 

@@ -68,6 +68,14 @@ def test_superadmin__switcher_names_a_few_and_the_list_pages_them_all(client, au
     assert len(_switcher(page)) == SWITCHER_ACCOUNTS
 
 
+def test_accounts_page__finds_a_name_in_any_case_and_any_languages_capitals(client, auth, make, owner, account):
+    make.account(owner, "École Ærø-Straße")
+    auth.login(owner.email)
+    for text in ("école", "ÉCOLE", "ærø", "STRASSE", "straße"):
+        found = client.get("/accounts", query_string={"q": text}).get_data(as_text=True)
+        assert _listed(found) == ["École Ærø-Straße"], text
+
+
 def test_member__sees_and_finds_only_their_own_accounts(client, auth, make, owner, account):
     make.account(owner, "Second")
     make.account(make.user("stranger@example.org"), "Stranger's")
