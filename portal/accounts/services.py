@@ -11,9 +11,9 @@ from portal.auth.models import User
 from portal.extensions import db
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
-from portal.search import holding
 from portal.roles.services import (AccessError, account_grants, account_permissions,
                                    owner_memberships, permissions_of_grants, system_role)
+from portal.search import holding
 
 
 class DeletionRefused(ValueError):

@@ -6,8 +6,8 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String,
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.extensions import db
-from portal.search import folded, holding, insert_default
 from portal.i18n import _l, labels
+from portal.search import folded, holding, insert_default
 from portal.timeutil import utcnow
 
 PERSONAL = "personal"

@@ -298,15 +298,16 @@ def holder_counts(account: Account, roles: list[Role]) -> dict[int, int]:
 def holders_query(account: Account, role: Role):
     """(Membership, User) of the members of the account holding the role, by address."""
     return (db.select(Membership, User).join(User, User.id == Membership.user_id)
-            .where(*_holding(account, role)).order_by(User.email, Membership.id))
+            .where(*_holders_of(account, role)).order_by(User.email, Membership.id))
 
 
 def holders_count_query(account: Account, role: Role):
     """What ``holders_query`` selects, for counting: from the memberships alone."""
-    return db.select(Membership.id).where(*_holding(account, role))
+    return db.select(Membership.id).where(*_holders_of(account, role))
 
 
-def _holding(account: Account, role: Role) -> tuple:
+def _holders_of(account: Account, role: Role) -> tuple:
+    """The conditions on ``Membership`` for the account's members holding the role (once each)."""
     return (Membership.account_id == account.id,
             Membership.id.in_(db.select(Grant.membership_id).where(Grant.role_id == role.id)))
 

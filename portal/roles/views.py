@@ -4,7 +4,6 @@ from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal.accounts.models import Membership
 from portal.auth.forms import ConfirmForm
 from portal.extensions import db
 from portal.roles import catalogue, services

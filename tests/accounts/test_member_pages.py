@@ -38,14 +38,14 @@ def crowd(account, make):
 
 
 def _expected(crowd, sort: str, descending: bool) -> list[str]:
-    def key(row):
-        membership_id, user, joined = row
-        first = {"email": user.email, "name": (user.name or "").lower(), "last_login": user.last_login_at,
-                 "joined": joined}[sort]
-        return first
-    # The list sorts by the column in the direction asked, then by address and membership, ascending.
+    def column(row):
+        _membership_id, user, joined = row
+        return {"email": user.email, "name": (user.name or "").lower(), "last_login": user.last_login_at,
+                "joined": joined}[sort]
+    # The list sorts by the column in the direction asked, then by address and membership, ascending
+    # (Python's sort is stable: ties keep the order of the first sort).
     ordered = sorted(crowd, key=lambda row: (row[1].email, row[0]))
-    ordered.sort(key=key, reverse=descending)
+    ordered.sort(key=column, reverse=descending)
     return [user.email for _, user, _ in ordered]
 
 
