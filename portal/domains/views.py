@@ -6,7 +6,7 @@ from portal.auth.forms import ConfirmForm
 from portal.backends import service as backends
 from portal.domains import forms, services
 from portal.domains import settings as domain_settings
-from portal.domains.models import STATUSES
+from portal.domains.models import DISABLED, ENABLED, STATUSES, TAKEN
 from portal.extensions import db
 from portal.i18n import label
 from portal.timeutil import utcnow
@@ -15,6 +15,10 @@ from portal.web.access import SUPERADMIN, member, rule
 from portal.web.loaders import load_or_404
 from portal.web.htmx import is_htmx
 from portal.web.render import render
+
+# A domain in these states is not followed by its page (no polling): read a moment early, it is
+# only a moment old. In any other, the page follows it and must not stop on a state it has left.
+SETTLED = (ENABLED, DISABLED, TAKEN)
 
 bp = Blueprint("domains", __name__)
 
@@ -59,10 +63,16 @@ def add(account_id):
 
 
 def _page(domain, status=200, error=None):
+    checking = services.check_in_progress(domain)
+    if not checking and domain.status not in SETTLED:
+        # The domain was read before its checks were looked for; on PostgreSQL each statement sees
+        # what has committed by then, so a check may have ended in between: read the domain again
+        # rather than show a state it has left on a page that stops looking.
+        db.session.refresh(domain)
     next_check = services.next_check_at(domain)
     seconds = max(int((next_check - utcnow()).total_seconds()), 0) if next_check else None
     return render("domains/show.html", block="live", status=status, account=g.account, domain=domain,
-                  challenge_name=services.challenge_name(domain), checking=services.check_in_progress(domain),
+                  challenge_name=services.challenge_name(domain), checking=checking,
                   watching=services.watching(domain), next_check_seconds=seconds,
                   capabilities=backends.capabilities(domain.connection).describe(),
                   connection=backends.connection(domain.connection), history=domain.checks.limit(20).all(),

@@ -15,7 +15,7 @@ from portal.domains.services import domain_in_account, domains_of
 from portal.extensions import db
 from portal.i18n import label
 from portal.mailboxes import drift, forms, services
-from portal.mailboxes.models import KINDS, PERSONAL, STATUSES, Mailbox
+from portal.mailboxes.models import KINDS, PERSONAL, PROVISIONING, STATUSES, Mailbox
 from portal.roles import catalogue
 from portal.roles import services as roles
 from portal.roles.views import picker_state
@@ -109,8 +109,13 @@ def pick_mailbox(account_id):
 
 
 def _page(mailbox, status=200, error=None, password=None):
+    # Provisioning means a change is under way, even when its job is already done: the mailbox row
+    # was read before the job was looked for, and on PostgreSQL each statement sees what has committed
+    # by then, so the job may have finished in between. The page then looks again (once) rather than
+    # stop following a status that has already moved on.
+    busy = mailbox.status == PROVISIONING or services.busy(mailbox)
     return render("mailboxes/show.html", block="live", status=status, account=g.account, mailbox=mailbox,
-                  busy=services.busy(mailbox), capabilities=services.capabilities_of(mailbox),
+                  busy=busy, capabilities=services.capabilities_of(mailbox),
                   connection=backends.connection(mailbox.domain.connection),
                   attempts=mailbox.attempts.limit(50).all(), access=roles.mailbox_access_list(mailbox.id),
                   secret=services.waiting_secret(mailbox), password=password, error=error,
@@ -324,8 +329,11 @@ def revoke_member_grant(account_id, membership_id, mailbox_id, grant_id):
 # -- drift -----------------------------------------------------------------------------
 
 def _drift_page(domain, status=200, error=None):
+    # Whether a comparison runs is read before the latest report: a comparison that ends in between
+    # leaves a page that looks again once, never an old report the page stops following.
+    comparing = drift.comparing(domain)
     return render("mailboxes/drift.html", block="live", status=status, account=g.account, domain=domain,
-                  report=drift.latest_report(domain), comparing=drift.comparing(domain), labels=drift.LABELS,
+                  report=drift.latest_report(domain), comparing=comparing, labels=drift.LABELS,
                   capabilities=backends.capabilities(domain.connection), error=error, form=ConfirmForm())
 
 

@@ -1,3 +1,4 @@
+import threading
 import uuid
 
 import pytest
@@ -259,3 +260,42 @@ def test_comparison__a_failed_mailbox_that_was_created_and_then_vanished_is_miss
 
     assert [(d["address"], d["kind"]) for d in report.differences] == [
         ("made@corp.example", drift.MISSING_ON_BACKEND)]
+
+
+def test_drift_page__a_comparison_ending_while_the_page_is_read_is_followed_not_lost(drifted, client, auth, app, dimail):
+    """The page reads whether a comparison runs and the latest report. On PostgreSQL each statement
+    sees what has committed by then: a comparison that ends between the two reads must not leave the
+    previous report on a page that has stopped looking (it did in the browser test, now and then)."""
+    from sqlalchemy import event
+
+    from portal.jobs.worker import Worker
+
+    domain, _ = drifted
+    _plant(dimail, "late@corp.example")
+    drift.request_comparison(domain)
+    db.session.commit()
+    auth.login("owner@example.org")
+    seen_report, finished = [], []
+
+    def finish_the_comparison_after_the_report_is_read(conn, cursor, statement, *args):
+        if finished:
+            return
+        if seen_report:  # the statement after the report's: the comparison commits now, from another thread
+            finished.append(True)
+            worker = threading.Thread(target=Worker(app, name="racing-worker").run_due)
+            worker.start()
+            worker.join()
+        elif "FROM drift_reports" in statement:
+            seen_report.append(True)
+
+    event.listen(db.engine, "before_cursor_execute", finish_the_comparison_after_the_report_is_read)
+    try:
+        page = client.get(f"/accounts/{domain.account_id}/domains/{domain.id}/drift").get_data(as_text=True)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", finish_the_comparison_after_the_report_is_read)
+    assert finished, "the comparison did not run while the page was read"
+    assert "late@corp.example" not in page  # the report read before the comparison ended
+    assert 'id="drift-live" hx-get=' in page and "Comparing…" in page  # so the page looks again
+    followed = client.get(f"/accounts/{domain.account_id}/domains/{domain.id}/drift",
+                          headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "late@corp.example" in followed and "hx-get=" not in followed.split(">", 1)[0]
