@@ -35,7 +35,10 @@ from tests.servers.emu_mailinabox import MailInABoxEmulator
 from tests.servers.emu_odin import OdinEmulator
 from tests.servers.emu_opensrs import OpenSrsEmulator
 
-TIMEOUT = 0.5
+# Generous: the emulators answer from threads of the test process, which a loaded machine can
+# stall for a moment (the set-up's first call once timed out at 0.5 s in CI). The test of a slow
+# answer opens an adapter with a timeout of its own.
+TIMEOUT = 2.0
 DOMAIN = "example.test"
 MIB = 1024**2
 GIB = 1024**3

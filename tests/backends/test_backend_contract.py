@@ -26,9 +26,10 @@ from portal.backends.base import (
     validate_domain_settings,
 )
 
-from .conftest import GIB, MIB, TIMEOUT
+from .conftest import GIB, MIB
 
-SLOWER_THAN_TIMEOUT = TIMEOUT + 0.3
+SHORT_TIMEOUT = 0.5
+SLOWER_THAN_TIMEOUT = SHORT_TIMEOUT + 0.3
 
 
 def _operations(harness, address):
@@ -610,10 +611,12 @@ def test_refused_connection__is_transient(network_harness):
 
 
 def test_slow_answer__times_out_as_transient(network_harness):
+    backend = network_harness.open(timeout=SHORT_TIMEOUT)
+    backend.discover()
     network_harness.emulator.faults.slow(SLOWER_THAN_TIMEOUT)
 
     with pytest.raises(TransientBackendError) as caught:
-        network_harness.backend.list_mailboxes(network_harness.domain)
+        backend.list_mailboxes(network_harness.domain)
 
     assert caught.value.code == "timeout"
 
