@@ -23,7 +23,7 @@ class Account(db.Model):
     # New corporate users get a personal mailbox, with this mailbox role.
     personal_mailboxes: Mapped[bool] = mapped_column(default=False)
     personal_mailbox_role_id: Mapped[int | None] = mapped_column(
-        ForeignKey("roles.id", ondelete="SET NULL", use_alter=True))
+        ForeignKey("roles.id", ondelete="SET NULL", use_alter=True), index=True)
     # Members who administer the account must use two-factor sign-in (portal.security.policy).
     require_two_factor: Mapped[bool] = mapped_column(default=False)
     # The language of what the account sends to people without a profile (invitations); None:

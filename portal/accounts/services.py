@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from flask_babel import gettext as _
-from sqlalchemy import func
+from sqlalchemy import func, inspect
+from sqlalchemy.orm import aliased
 
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.extensions import db
+from portal.jobs.registry import handler
+from portal.jobs.services import enqueue
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
 from portal.roles.services import (AccessError, account_grants, account_permissions,
@@ -234,11 +239,15 @@ def update_settings(actor: User, account: Account, *, name: str, self_registrati
 def delete_account(actor: User, account: Account, typed_name: str, *, delete_mailboxes: bool) -> dict:
     """Delete the account (reference 004): members lose access to it and its mailboxes,
     corporate users stay corporate, mailboxes are disabled (or deleted) on their
-    backends through jobs, domains are released, members are told by e-mail."""
+    backends through jobs, domains are released, members are told by e-mail.
+
+    A fixed number of statements whatever the account holds: the mailboxes' jobs are one insert,
+    the members are told by a job (``DELETED_NOTICE_KIND``) that carries who they are, and the rows
+    go by two deletes, the database removing what hangs off them (ON DELETE CASCADE / SET NULL).
+    Returns what becomes of each mailbox, by address."""
     from portal.domains.models import Domain
-    from portal.mail.services import send
     from portal.mailboxes.models import Mailbox
-    from portal.mailboxes.services import decommission
+    from portal.mailboxes.services import decommission_all
 
     from portal.roles.services import membership_of
 
@@ -247,23 +256,63 @@ def delete_account(actor: User, account: Account, typed_name: str, *, delete_mai
         raise DeletionRefused(_("Only an owner of the account can delete it."))
     if " ".join(typed_name.split()) != account.name:
         raise DeletionRefused(_("Type the account's name, %(name)s, exactly to confirm.", name=account.name))
-    people = [m.user for m in members(account)]
-    mailboxes = db.session.execute(db.select(Mailbox).where(Mailbox.account_id == account.id)).scalars().all()
-    outcome = {}
-    for mailbox in mailboxes:
-        outcome[mailbox.address] = decommission(mailbox, delete_mailboxes)
-    domains = [d.name for d in db.session.execute(db.select(Domain).where(Domain.account_id == account.id)).scalars()]
+    outcome = decommission_all(account.id, delete_mailboxes)
+    domains = list(db.session.execute(db.select(Domain.name).where(Domain.account_id == account.id)
+                                      .order_by(Domain.name)).scalars())
+    recipients = _told_of_deletion(account)
     record("account.delete", account=account, target=account, actor=actor, domains=domains,
-           mailboxes=outcome, members=len(people))
-    for person in people:
-        send(person.email, "account_deleted", account_name=account.name, user=person, actor=actor)
+           mailboxes=dict(Counter(outcome.values())), members=len(recipients))
+    enqueue(DELETED_NOTICE_KIND, {"account_name": account.name, "actor": actor.display_name,
+                                  "recipients": recipients}, subject=f"account-deleted:{account.id}")
+    db.session.flush()
     # Mailboxes first: domains refuse to go while mailboxes point at them.
-    for mailbox in mailboxes:
-        db.session.delete(mailbox)
-    db.session.flush()
-    db.session.delete(account)
-    db.session.flush()
+    db.session.execute(db.delete(Mailbox).where(Mailbox.account_id == account.id),
+                       execution_options={"synchronize_session": False})
+    db.session.execute(db.delete(Account).where(Account.id == account.id),
+                       execution_options={"synchronize_session": False})
+    for held in list(db.session.identity_map.values()):  # what the session held of it went with it
+        if held is account or inspect(held).dict.get("account_id") == account.id:  # (loads nothing)
+            db.session.expunge(held)
     return outcome
+
+
+def _told_of_deletion(account: Account) -> list[list]:
+    """[user id, language] of each member, in one statement: the language they chose, else (a
+    corporate user, who may never have chosen one) their organisation's, read now, while the
+    account that made them still is."""
+    from portal.i18n import chosen
+
+    corporate = aliased(Account)
+    rows = db.session.execute(
+        db.select(User.id, User.locale, corporate.default_locale)
+        .join(Membership, Membership.user_id == User.id)
+        .outerjoin(corporate, corporate.id == User.corporate_account_id)
+        .where(Membership.account_id == account.id).order_by(User.id)).all()
+    return [[user_id, chosen(locale) or (chosen(organisation) if organisation is not None else None)]
+            for user_id, locale, organisation in rows]
+
+
+DELETED_NOTICE_KIND = "account.deleted_notice"
+# Members told per run of the notice job; it queues itself again for the rest.
+NOTICE_BATCH = 200
+
+
+@handler(DELETED_NOTICE_KIND, max_attempts=8, backoff_seconds=30)
+def deleted_notice(job) -> None:
+    """E-mail the members of a deleted account, a batch at a time: each message is its own mail job
+    (retried on its own); the rest go to a job of their own, queued with this batch."""
+    from portal.mail.services import send
+
+    payload = job.payload
+    batch, rest = payload["recipients"][:NOTICE_BATCH], payload["recipients"][NOTICE_BATCH:]
+    languages = dict((user_id, language) for user_id, language in batch)
+    actor = SimpleNamespace(display_name=payload["actor"])
+    for person in db.session.execute(db.select(User).where(User.id.in_(list(languages)))
+                                     .order_by(User.id)).scalars():
+        send(person.email, "account_deleted", language=languages[person.id], account_name=payload["account_name"],
+             user=person, actor=actor)
+    if rest:
+        enqueue(DELETED_NOTICE_KIND, {**payload, "recipients": rest}, subject=job.subject)
 
 
 def delete_profile(user: User, typed_email: str) -> None:

@@ -52,7 +52,7 @@ class User(UserMixin, db.Model):
     phone: Mapped[str] = mapped_column(String(40), default="")
     recovery_email: Mapped[str | None] = mapped_column(String(254))
     default_mailbox_id: Mapped[int | None] = mapped_column(
-        ForeignKey("mailboxes.id", ondelete="SET NULL", use_alter=True))
+        ForeignKey("mailboxes.id", ondelete="SET NULL", use_alter=True), index=True)
     # A corporate user their account suspended: no log-in, personal mailboxes disabled, access kept.
     suspended_at: Mapped[datetime | None]
     # Single sign-on: the provider's subject, the first key users are matched on.

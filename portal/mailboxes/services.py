@@ -32,7 +32,7 @@ from portal.i18n import _l
 from portal.jobs.models import FAILED as JOB_FAILED
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import PermanentJobError, handler
-from portal.jobs.services import enqueue
+from portal.jobs.services import enqueue, enqueue_many
 from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PERSONAL, PROVISIONING, SHARED,
                                      Mailbox, MailboxAlias, MailboxSecret, ProvisioningAttempt, mailboxes_matching)
 from portal.roles import catalogue
@@ -577,11 +577,26 @@ def member_user(account: Account, user_id: int | None) -> User | None:
 DECOMMISSION_KIND = "mailbox.decommission"
 
 
-def decommission(mailbox: Mailbox, delete: bool) -> str:
-    """Queue the backend side of a mailbox whose account is being deleted: disable it,
-    or delete it where asked and the backend can. The job carries all it needs,
-    since the mailbox row goes with the account."""
-    capabilities = capabilities_of(mailbox)
+def decommission_all(account_id: int, delete: bool) -> dict[str, str]:
+    """Queue the backend side of every mailbox of an account that is being deleted: disable each,
+    or delete it where asked and its backend can. Each job carries all it needs, since the mailbox
+    rows go with the account. One read of the mailboxes and one insert of the jobs, whatever their
+    number; returns what becomes of each mailbox, by address."""
+    rows = db.session.execute(db.select(Mailbox.address, Mailbox.status, Domain.connection)
+                              .join(Domain, Domain.id == Mailbox.domain_id)
+                              .where(Mailbox.account_id == account_id).order_by(Mailbox.address)).all()
+    outcome, jobs = {}, []
+    for address, status, connection in rows:
+        action, outcome[address] = _decommission_plan(backends.capabilities(connection), status, delete)
+        if action is not None:
+            jobs.append(({"address": address, "connection": connection, "action": action},
+                         f"decommission:{address}"))
+    enqueue_many(DECOMMISSION_KIND, jobs)
+    return outcome
+
+
+def _decommission_plan(capabilities, status: str, delete: bool) -> tuple[str | None, str]:
+    """(the backend call to make, or None; what becomes of the mailbox, in the audit's words)."""
     if delete and capabilities.can_delete_mailbox:
         action = "delete"
     elif capabilities.mailbox_disable:
@@ -589,13 +604,11 @@ def decommission(mailbox: Mailbox, delete: bool) -> str:
     elif capabilities.can_delete_mailbox:
         action = "delete"  # a backend that cannot disable (Mail-in-a-Box) archives instead
     else:
-        return "kept (the backend can neither disable nor delete it)"
-    if mailbox.status in (DELETED, PENDING):
-        return "nothing to do on the backend"
-    enqueue(DECOMMISSION_KIND, {"address": mailbox.address, "connection": mailbox.domain.connection,
-                                "action": action}, subject=f"decommission:{mailbox.address}")
-    return {"delete": "deleted" if not capabilities.mailbox_delete_archives else "archived",
-            "disable": "disabled"}[action]
+        return None, "kept (the backend can neither disable nor delete it)"
+    if status in (DELETED, PENDING):
+        return None, "nothing to do on the backend"
+    return action, {"delete": "deleted" if not capabilities.mailbox_delete_archives else "archived",
+                    "disable": "disabled"}[action]
 
 
 @handler(DECOMMISSION_KIND, max_attempts=12, backoff_seconds=60, backoff_cap_seconds=3600)

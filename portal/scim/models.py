@@ -32,7 +32,7 @@ class ScimProfile(db.Model):
     display_name: Mapped[str | None] = mapped_column(String(200))
     employee_number: Mapped[str | None] = mapped_column(String(100))
     department: Mapped[str | None] = mapped_column(String(200))
-    manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
