@@ -8,13 +8,14 @@ import io
 
 from flask_babel import gettext as _
 from openpyxl import Workbook
+from sqlalchemy.orm import aliased
 
 from portal.accounts.models import Account, Membership
 from portal.auth.models import User
 from portal.bulk.models import MEMBERS
 from portal.extensions import db
 from portal.i18n import _l, label, labels
-from portal.roles.models import Grant
+from portal.roles.models import Grant, Role
 from portal.spreadsheets import cells, looks_like_formula
 
 FORMATS = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -29,37 +30,55 @@ labels("member.state", {"active": _l("active"), "never_signed_in": _l("never sig
 
 
 def _member_rows(actor: User, account: Account):
+    """The listed members as plain columns (no ORM object per row: 10,000 people made 34,000 of
+    them), their grants as plain columns too, restricted to those members."""
     from portal.accounts.services import member_query
     from portal.accounts.views import member_listing
 
-    listing = member_listing()
-    rows = db.session.execute(member_query(account, listing)).all()
-    grants: dict[int, list[Grant]] = {}
-    for grant in db.session.execute(db.select(Grant).join(Membership, Membership.id == Grant.membership_id)
-                                    .where(Membership.account_id == account.id)).scalars():
-        grants.setdefault(grant.membership_id, []).append(grant)
-    for membership, user in rows:
-        held = grants.get(membership.id, [])
-        corporate = user.is_corporate and user.corporate_account_id == account.id
-        status = ("suspended" if user.suspended_at else
-                  "active" if user.password_hash or user.oidc_subject else "never_signed_in")
-        yield (user.email, user.name, _("yes") if corporate else _("no"), label(status, "member.state"),
-               ", ".join(sorted({g.role.label for g in held if g.role is not None and g.mailbox_id is None})),
-               ", ".join(sorted({g.permission for g in held if g.permission and g.mailbox_id is None})),
-               len({g.mailbox_id for g in held if g.mailbox_id is not None}),
-               user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "",
-               membership.created_at.strftime("%Y-%m-%d %H:%M"))
+    listed = member_query(account, member_listing())
+    rows = db.session.execute(listed.with_only_columns(
+        Membership.id, Membership.created_at, User.email, User.name, User.is_corporate, User.corporate_account_id,
+        User.suspended_at, User.password_hash, User.oidc_subject, User.last_login_at)).all()
+    grants: dict[int, list[tuple]] = {}
+    for membership_id, role_id, permission, mailbox_id in db.session.execute(
+            db.select(Grant.membership_id, Grant.role_id, Grant.permission, Grant.mailbox_id)
+            .where(Grant.membership_id.in_(listed.with_only_columns(Membership.id).order_by(None)))):
+        grants.setdefault(membership_id, []).append((role_id, permission, mailbox_id))
+    role_ids = {role_id for held in grants.values() for role_id, _p, mailbox_id in held
+                if role_id is not None and mailbox_id is None}
+    roles = {role.id: role.label for role in db.session.execute(
+        db.select(Role).where(Role.id.in_(role_ids))).scalars()} if role_ids else {}
+    for (membership_id, joined, email, name, is_corporate, corporate_account_id, suspended_at, password_hash,
+         oidc_subject, last_login_at) in rows:
+        held = grants.get(membership_id, [])
+        corporate = is_corporate and corporate_account_id == account.id
+        status = ("suspended" if suspended_at else
+                  "active" if password_hash or oidc_subject else "never_signed_in")
+        yield (email, name, _("yes") if corporate else _("no"), label(status, "member.state"),
+               ", ".join(sorted({roles[r] for r, _p, m in held if r is not None and m is None})),
+               ", ".join(sorted({p for _r, p, m in held if p and m is None})),
+               len({m for _r, _p, m in held if m is not None}),
+               last_login_at.strftime("%Y-%m-%d %H:%M") if last_login_at else "",
+               joined.strftime("%Y-%m-%d %H:%M"))
 
 
 def _mailbox_rows(actor: User, account: Account):
+    """The listed mailboxes as plain columns, with their owner's address and their domain's name."""
+    from portal.domains.models import Domain
+    from portal.mailboxes.models import Mailbox
     from portal.mailboxes.services import mailbox_query
     from portal.mailboxes.views import mailbox_listing
 
-    for mailbox in db.session.execute(mailbox_query(actor, account, mailbox_listing())).scalars():
-        yield (mailbox.address, mailbox.name if mailbox.name != mailbox.address else "",
-               label(mailbox.kind, "mailbox.kind"), mailbox.owner.email if mailbox.owner else "", mailbox.domain.name,
-               label(mailbox.status, "mailbox.status"),
-               mailbox.quota_bytes, mailbox.created_at.strftime("%Y-%m-%d %H:%M"))
+    owner = aliased(User)
+    listed = (mailbox_query(actor, account, mailbox_listing()).with_only_columns(
+        Mailbox.address, Mailbox.display_name, Mailbox.first_name, Mailbox.last_name, Mailbox.kind, owner.email,
+        Domain.name, Mailbox.status, Mailbox.quota_bytes, Mailbox.created_at)
+        .join(Domain, Domain.id == Mailbox.domain_id).outerjoin(owner, owner.id == Mailbox.owner_id))
+    for (address, display_name, first_name, last_name, kind, owner_email, domain, status, quota_bytes,
+         created_at) in db.session.execute(listed):
+        name = display_name or " ".join(part for part in (first_name, last_name) if part)
+        yield (address, name if name != address else "", label(kind, "mailbox.kind"), owner_email or "", domain,
+               label(status, "mailbox.status"), quota_bytes, created_at.strftime("%Y-%m-%d %H:%M"))
 
 
 def export(actor: User, account: Account, target: str, fmt: str) -> tuple[bytes, str, str]:

@@ -195,3 +195,73 @@ def test_overview__a_new_account_gets_the_getting_started_checklist(client, auth
     auth.login("owner@example.org")
     page = client.get(f"/accounts/{account.id}/").get_data(as_text=True)
     assert "Getting started" in page and page.count("To do") == 5
+
+
+def test_export__every_column_as_the_lists_show_it_and_only_what_the_person_may_see(
+        client, auth, owner, account, staff, make, run_jobs):
+    from portal.roles.services import create_role, grant_mailbox_role
+    from portal.timeutil import utcnow
+
+    people = staff["people"]
+    role = create_role(owner, account, name="Staff", scope="account", description="", permissions={"members.view"})
+    membership = {p.email: db.session.execute(db.select(Membership).where(Membership.user_id == p.id,
+                                                                          Membership.account_id == account.id))
+                  .scalar_one() for p in people}
+    first = membership["staff01@corp.example.org"]
+    db.session.add_all([Grant(membership_id=first.id, role_id=role.id),
+                        Grant(membership_id=first.id, role_id=_administrator().id),
+                        Grant(membership_id=first.id, permission="audit.view")])
+    people[3].suspended_at = utcnow()
+    people[4].oidc_subject = "sub-4"
+    team = create_mailbox(owner, account, staff["domain"], "team", display_name="The Team")
+    create_mailbox(owner, account, staff["domain"], "sales", first_name="Sal", last_name="Es")
+    create_mailbox(owner, account, staff["domain"], "bare")
+    db.session.commit()
+    run_jobs()
+    auth.login("owner@example.org")
+    text = client.get(f"/accounts/{account.id}/members/export.csv").data.decode("utf-8-sig")
+    rows = {row[0]: row for row in csv.reader(io.StringIO(text))}
+    assert rows["staff01@corp.example.org"][1:7] == [
+        "Staff Member 01", "yes", "never signed in", "Account Administrator, Staff", "audit.view", "1"]
+    assert rows["staff03@corp.example.org"][3] == "suspended" and rows["staff04@corp.example.org"][3] == "active"
+    assert rows["owner@example.org"][2:5] == ["no", "active", "Account Owner"]
+    assert rows["staff05@corp.example.org"][4:7] == ["", "", "0"]
+    text = client.get(f"/accounts/{account.id}/mailboxes/export.csv").data.decode("utf-8-sig")
+    boxes = {row[0]: row for row in csv.reader(io.StringIO(text))}
+    assert boxes["team@corp.example.org"][1:6] == ["The Team", "shared", "", "corp.example.org", "Enabled"]
+    assert boxes["sales@corp.example.org"][1] == "Sal Es" and boxes["bare@corp.example.org"][1] == ""
+    assert boxes["staff00@corp.example.org"][2:4] == ["personal", "staff00@corp.example.org"]
+    assert len(boxes) == 1 + 6  # the header, three personal mailboxes and three shared ones
+    # A member with no right over the account's mailboxes exports the one they were given, no other.
+    grant_mailbox_role(owner, account, staff["outsider"], team.id, db.session.execute(
+        db.select(Role).where(Role.system_key == "mailbox_delegate")).scalar_one())
+    db.session.commit()
+    client.post("/logout")
+    auth.login("guest@elsewhere.example")
+    text = client.get(f"/accounts/{account.id}/mailboxes/export.csv").data.decode("utf-8-sig")
+    assert [row[0] for row in csv.reader(io.StringIO(text))][1:] == ["team@corp.example.org"]
+    assert client.get(f"/accounts/{account.id}/members/export.csv").status_code == 403
+
+
+@pytest.mark.parametrize("path", ["members/export.csv", "members/export.xlsx?kind=corporate",
+                                  "mailboxes/export.csv", "mailboxes/export.xlsx?q=box"])
+def test_export__as_many_statements_for_many_rows_as_for_few(client, auth, owner, account, path):
+    from portal.roles.services import create_role
+    from tests.seeding import seed
+    from tests.web.test_list_statements import counted
+
+    domain = add_domain(owner, account, "example.org", "local")
+    domain.status, domain.verified_at = ENABLED, domain.created_at
+    role = create_role(owner, account, name="Staff", scope="account", description="", permissions={"members.view"})
+    db.session.commit()
+    auth.login("owner@example.org")
+    counts, seeded = [], 0
+    for size in (3, 40):
+        seed(account, domain, role, size, seeded)
+        seeded += size
+        client.get(f"/accounts/{account.id}/{path}")  # what the process keeps is read before counting
+        with counted() as statements:
+            response = client.get(f"/accounts/{account.id}/{path}")
+        assert response.status_code == 200
+        counts.append(len(statements))
+    assert counts[0] == counts[1], counts
