@@ -139,11 +139,7 @@ def test_domain_page__a_check_ending_while_the_page_is_read_is_shown_not_lost(si
     """The domain is read, then whether a check runs for it. On PostgreSQL each statement sees what has
     committed by then: a check that ends between the two reads must not leave "Pending" on a page that
     has stopped looking."""
-    import threading
-
-    from sqlalchemy import event
-
-    from portal.jobs.worker import Worker
+    from tests.racing import jobs_finishing_midway
 
     signed_in.post(f"/accounts/{account.id}/domains/new", data={"name": "example.org", "connection": "local"})
     domain = db.session.execute(db.select(Domain)).scalar_one()
@@ -151,20 +147,8 @@ def test_domain_page__a_check_ending_while_the_page_is_read_is_shown_not_lost(si
     publish_local_mail_records(dns_zone, domain)
     assert domain.status == "pending"  # read now, as the request will hold it (the client shares this session)
     url = f"/accounts/{account.id}/domains/{domain.id}"
-    finished = []
-
-    def finish_the_check_once_the_request_runs(conn, cursor, statement, *args):
-        if not finished:  # the first check commits now, from another thread
-            finished.append(True)
-            worker = threading.Thread(target=Worker(app, name="racing-worker").run_due)
-            worker.start()
-            worker.join()
-
-    event.listen(db.engine, "before_cursor_execute", finish_the_check_once_the_request_runs)
-    try:
+    with jobs_finishing_midway(app) as finished:  # before the request's first statement
         page = signed_in.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", finish_the_check_once_the_request_runs)
     assert finished, "the check did not run while the page was read"
     status_line = page.split('class="status-line"', 1)[1].split("</p>", 1)[0]
     assert "Enabled" in status_line and "Pending" not in status_line

@@ -1,4 +1,3 @@
-import threading
 import uuid
 
 import pytest
@@ -266,33 +265,16 @@ def test_drift_page__a_comparison_ending_while_the_page_is_read_is_followed_not_
     """The page reads whether a comparison runs and the latest report. On PostgreSQL each statement
     sees what has committed by then: a comparison that ends between the two reads must not leave the
     previous report on a page that has stopped looking (it did in the browser test, now and then)."""
-    from sqlalchemy import event
-
-    from portal.jobs.worker import Worker
+    from tests.racing import jobs_finishing_midway
 
     domain, _ = drifted
     _plant(dimail, "late@corp.example")
     drift.request_comparison(domain)
     db.session.commit()
     auth.login("owner@example.org")
-    seen_report, finished = [], []
-
-    def finish_the_comparison_after_the_report_is_read(conn, cursor, statement, *args):
-        if finished:
-            return
-        if seen_report:  # the statement after the report's: the comparison commits now, from another thread
-            finished.append(True)
-            worker = threading.Thread(target=Worker(app, name="racing-worker").run_due)
-            worker.start()
-            worker.join()
-        elif "FROM drift_reports" in statement:
-            seen_report.append(True)
-
-    event.listen(db.engine, "before_cursor_execute", finish_the_comparison_after_the_report_is_read)
-    try:
+    # The comparison commits just after the latest report is read.
+    with jobs_finishing_midway(app, after=lambda statement: "FROM drift_reports" in statement) as finished:
         page = client.get(f"/accounts/{domain.account_id}/domains/{domain.id}/drift").get_data(as_text=True)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", finish_the_comparison_after_the_report_is_read)
     assert finished, "the comparison did not run while the page was read"
     assert "late@corp.example" not in page  # the report read before the comparison ended
     assert 'id="drift-live" hx-get=' in page and "Comparing…" in page  # so the page looks again

@@ -119,12 +119,8 @@ def test_mailbox_page__a_job_ending_while_the_page_is_read_is_followed_not_lost(
     """The mailbox is read, then whether a job runs for it. On PostgreSQL each statement sees what has
     committed by then: a job that ends between the two reads must not leave "Provisioning" on a page
     that has stopped looking (the browser test saw it now and then)."""
-    import threading
-
-    from sqlalchemy import event
-
-    from portal.jobs.worker import Worker
     from portal.mailboxes import services
+    from tests.racing import jobs_finishing_midway
 
     client, account, domain = setting
     mailbox = services.create_mailbox(owner, account, domain, "team")
@@ -132,20 +128,8 @@ def test_mailbox_page__a_job_ending_while_the_page_is_read_is_followed_not_lost(
     # Read now, as the request will hold it (the test client's requests share this session).
     url = f"/accounts/{account.id}/mailboxes/{mailbox.id}"
     assert mailbox.status == "provisioning"
-    finished = []
-
-    def finish_the_job_once_the_request_runs(conn, cursor, statement, *args):
-        if not finished:  # the job commits now, from another thread
-            finished.append(True)
-            worker = threading.Thread(target=Worker(app, name="racing-worker").run_due)
-            worker.start()
-            worker.join()
-
-    event.listen(db.engine, "before_cursor_execute", finish_the_job_once_the_request_runs)
-    try:
+    with jobs_finishing_midway(app) as finished:  # before the request's first statement
         page = client.get(url).get_data(as_text=True)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", finish_the_job_once_the_request_runs)
     assert finished, "the job did not run while the page was read"
     assert "Provisioning" in page  # the mailbox as read before the job ended
     assert 'id="mailbox-live" hx-get=' in page and 'hx-trigger="load delay:1s"' in page  # so the page looks again

@@ -1,0 +1,39 @@
+"""A worker committing from another thread in the middle of a request, between two of its statements:
+what PostgreSQL's read committed lets a page see (each statement sees what has committed by then)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from portal.extensions import db
+
+
+@contextmanager
+def jobs_finishing_midway(app, after: Callable[[str], bool] | None = None) -> Iterator[list]:
+    """Run every due job, from another thread, once: just before the first statement that follows one
+    ``after`` accepts (without ``after``: before the first statement). Yields a list that holds True
+    once the jobs have run."""
+    finished, seen = [], []
+
+    def finish(_connection, _cursor, statement, *_args) -> None:
+        if finished:
+            return
+        if after is None or seen:
+            finished.append(True)
+            from portal.jobs.worker import Worker
+
+            worker = threading.Thread(target=Worker(app, name="racing-worker").run_due)
+            worker.start()
+            worker.join()
+        elif after(statement):
+            seen.append(True)
+
+    event.listen(db.engine, "before_cursor_execute", finish)
+    try:
+        yield finished
+    finally:
+        event.remove(db.engine, "before_cursor_execute", finish)
