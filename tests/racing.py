@@ -7,9 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import event
-
-from portal.extensions import db
+from tests.sql import on_each_statement
 
 
 @contextmanager
@@ -19,7 +17,7 @@ def jobs_finishing_midway(app, after: Callable[[str], bool] | None = None) -> It
     once the jobs have run."""
     finished, seen = [], []
 
-    def finish(_connection, _cursor, statement, *_args) -> None:
+    def finish(statement: str) -> None:
         if finished:
             return
         if after is None or seen:
@@ -32,8 +30,5 @@ def jobs_finishing_midway(app, after: Callable[[str], bool] | None = None) -> It
         elif after(statement):
             seen.append(True)
 
-    event.listen(db.engine, "before_cursor_execute", finish)
-    try:
+    with on_each_statement(finish):
         yield finished
-    finally:
-        event.remove(db.engine, "before_cursor_execute", finish)

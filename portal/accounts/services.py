@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from flask_babel import gettext as _
-from sqlalchemy import func, inspect
+from sqlalchemy import func
 from sqlalchemy.orm import aliased
 
 from portal.accounts.models import Account, Membership
@@ -73,12 +73,6 @@ def account_to_open(user: User, account_id) -> Account | None:
     if not isinstance(account_id, int):
         return None
     return db.session.execute(accounts_query(user).where(Account.id == account_id)).scalar_one_or_none()
-
-
-def members(account: Account) -> list[Membership]:
-    return list(db.session.execute(
-        db.select(Membership).join(User).where(Membership.account_id == account.id)
-        .order_by(User.email)).scalars())
 
 
 def member_count(account: Account) -> int:
@@ -270,9 +264,7 @@ def delete_account(actor: User, account: Account, typed_name: str, *, delete_mai
                        execution_options={"synchronize_session": False})
     db.session.execute(db.delete(Account).where(Account.id == account.id),
                        execution_options={"synchronize_session": False})
-    for held in list(db.session.identity_map.values()):  # what the session held of it went with it
-        if held is account or inspect(held).dict.get("account_id") == account.id:  # (loads nothing)
-            db.session.expunge(held)
+    db.session.expunge(account)  # gone: the session must not try to load it again
     return outcome
 
 
@@ -305,7 +297,7 @@ def deleted_notice(job) -> None:
 
     payload = job.payload
     batch, rest = payload["recipients"][:NOTICE_BATCH], payload["recipients"][NOTICE_BATCH:]
-    languages = dict((user_id, language) for user_id, language in batch)
+    languages = dict(batch)
     actor = SimpleNamespace(display_name=payload["actor"])
     for person in db.session.execute(db.select(User).where(User.id.in_(list(languages)))
                                      .order_by(User.id)).scalars():

@@ -30,12 +30,12 @@ def enqueue(kind: str, payload: dict | None = None, *, delay_seconds: float = 0,
     return job
 
 
-def enqueue_many(kind: str, jobs: list[tuple[dict, str | None]], *, account=None) -> int:
-    """Queue one job of ``kind`` per (payload, subject), due now, in one statement (a Core insert:
-    nothing is read back, and thousands cost one round trip); return how many."""
+def enqueue_many(kind: str, jobs: list[tuple[dict, str | None]], *, account=None, now: datetime | None = None) -> int:
+    """Queue one job of ``kind`` per (payload, subject), due ``now`` (default: now), in one statement
+    (a Core insert: nothing is read back, and thousands cost one round trip); return how many."""
     if not jobs:
         return 0
-    now, max_attempts = utcnow(), get_handler(kind).max_attempts
+    now, max_attempts = now or utcnow(), get_handler(kind).max_attempts
     account_id = getattr(account, "id", account)
     db.session.execute(insert(Job.__table__), [{
         "kind": kind, "payload": payload, "status": QUEUED, "attempts": 0, "max_attempts": max_attempts,

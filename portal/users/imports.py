@@ -24,9 +24,8 @@ from portal.auth.models import User
 from portal.extensions import db
 from portal.domains.models import Domain
 from portal.i18n import _l, for_person, label, labels
-from portal.jobs.models import Job
-from portal.jobs.registry import get_handler, handler
-from portal.jobs.services import enqueue
+from portal.jobs.registry import handler
+from portal.jobs.services import enqueue, enqueue_many
 from portal.mailboxes.models import DELETED, PROVISIONING, Mailbox
 from portal.mailboxes.services import PROVISION_KIND, default_protocols
 from portal.roles import catalogue
@@ -234,12 +233,8 @@ class _Writer:
         reachable = {p["email"] for p in planned if p.get("recovery_email") or p["email"] in mailbox_ids}
         created = [p for p in planned if p["email"] in fresh and p["email"] in reachable]
         if created:
-            onboarding = get_handler(ONBOARDING_KIND)
-            db.session.execute(insert(Job.__table__), [{
-                "kind": ONBOARDING_KIND, "payload": {"user_id": ids[p["email"]]}, "status": "queued", "attempts": 0,
-                "max_attempts": onboarding.max_attempts, "run_at": now, "subject": f"user:{ids[p['email']]}",
-                "account_id": self.account_id, "created_at": now,
-            } for p in created])
+            enqueue_many(ONBOARDING_KIND, [({"user_id": ids[p["email"]]}, f"user:{ids[p['email']]}") for p in created],
+                         account=self.account_id, now=now)
         db.session.execute(insert(AuditEvent.__table__), [{
             "at": now, "actor_id": self.actor_id, "actor_label": self.actor_label, "account_id": self.account_id,
             "action": "user.create_corporate" if p["email"] in fresh else "user.update_corporate",
@@ -286,12 +281,8 @@ class _Writer:
                 mailbox_ids.update({address: mailbox_id for mailbox_id, address in db.session.execute(
                     statement, [rows[address] for address in removed])})
         if mailbox_ids:
-            provision = get_handler(PROVISION_KIND)
-            db.session.execute(insert(Job.__table__), [{
-                "kind": PROVISION_KIND, "payload": {"mailbox_id": mailbox_id, "operation": "create"},
-                "status": "queued", "attempts": 0, "max_attempts": provision.max_attempts, "run_at": now,
-                "subject": f"mailbox:{mailbox_id}", "account_id": self.account_id, "created_at": now,
-            } for mailbox_id in mailbox_ids.values()])
+            enqueue_many(PROVISION_KIND, [({"mailbox_id": mailbox_id, "operation": "create"}, f"mailbox:{mailbox_id}")
+                                          for mailbox_id in mailbox_ids.values()], account=self.account_id, now=now)
         return mailbox_ids
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 
 from portal.accounts.models import Membership
 from portal.domains.models import ENABLED
@@ -14,20 +13,14 @@ from portal.domains.services import add_domain
 from portal.extensions import db
 from portal.roles.services import create_role
 from tests.seeding import seed
+from tests.sql import on_each_statement
 
 
 @contextmanager
 def counted():
     statements: list[str] = []
-
-    def count(_connection, _cursor, statement, *_args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with on_each_statement(statements.append):
         yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 @pytest.fixture
