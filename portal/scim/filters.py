@@ -34,6 +34,8 @@ def _escape_like(text: str) -> str:
 def _as_text(value: object) -> str:
     if not isinstance(value, str):
         raise InvalidFilterException(detail=f"{value!r} is not a string")
+    if "\x00" in value:  # written \u0000 in the filter; no database column may hold one
+        raise InvalidFilterException(detail="A filter value cannot hold a NUL character.")
     return value
 
 

@@ -13,8 +13,8 @@ import json
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask_login import current_user
 from pydantic import ValidationError
-from scim2_models import (Context, Error, InvalidSyntaxException, ListResponse, NotFoundException, PatchOp,
-                          ResourceType, ResponseParameters, SCIMException, Schema)
+from scim2_models import (Context, Error, InvalidSyntaxException, InvalidValueException, ListResponse,
+                          NotFoundException, PatchOp, ResourceType, ResponseParameters, SCIMException, Schema)
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import csrf, db
@@ -23,6 +23,7 @@ from portal.scim import schema, services
 from portal.users.services import UserError
 from portal.web import errors
 from portal.web.access import member, rule
+from portal.web.inputs import holds_nul
 from portal.web.urls import external_url
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
@@ -102,6 +103,8 @@ def _body() -> dict:
     payload = request.get_json(force=True, silent=True)
     if not isinstance(payload, dict):
         raise InvalidSyntaxException(detail="Send a JSON object as the body.")
+    if holds_nul(payload):
+        raise InvalidValueException(detail="A value holds a NUL character, which is not allowed.")
     return payload
 
 

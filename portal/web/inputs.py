@@ -56,6 +56,24 @@ def _has_nul(values) -> bool:
     return any("\x00" in key or any("\x00" in value for value in values.getlist(key)) for key in values)
 
 
+def holds_nul(document) -> bool:
+    """Whether a decoded JSON document holds a NUL character (``\\u0000`` in JSON) in any key or
+    text; walked without recursion, so no depth of nesting can exhaust the stack."""
+    waiting = [document]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            if any(isinstance(key, str) and "\x00" in key for key in item):
+                return True
+            waiting.extend(item.values())
+        elif isinstance(item, list):
+            waiting.extend(item)
+    return False
+
+
 def refuse_nul_bytes():
     """``before_request``: a NUL anywhere in the path, the query or a form field refuses the request."""
     if "\x00" in request.path or _has_nul(request.args):
