@@ -238,8 +238,10 @@ def flask_config(settings: dict, instance_path: Path) -> dict:
         "SESSION_COOKIE_NAME": "portal_session",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": secure,
-        "PERMANENT_SESSION_LIFETIME": timedelta(hours=settings["SESSION_HOURS"]),
-        "SESSION_REFRESH_EACH_REQUEST": True,
+        # The session's row on the server holds its idle and absolute limits (auth/sessions.py); the
+        # cookie only has to outlive them, so it is signed when it changes, not again on every page.
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=settings["SESSION_MAX_HOURS"]),
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": secure,
         "PREFERRED_URL_SCHEME": "https" if secure else "http",

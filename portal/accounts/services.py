@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from types import SimpleNamespace
 
 from flask_babel import gettext as _
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy.orm import aliased
 
 from portal.accounts.models import Account, Membership
@@ -65,7 +66,18 @@ def accounts_query(user: User, q: str = "", *, descending: bool = False):
 def accounts_of(user: User, limit: int | None = None) -> list[Account]:
     """The first ``limit`` accounts ``user`` may open, by name (all of them without a limit: a
     superadmin of a large instance may open thousands; pages show a few, or a list in pages)."""
-    return list(db.session.execute(accounts_query(user).limit(limit)).scalars())
+    if limit is not None:  # the switcher of every page: its statement is built once
+        values = {"limit": limit} if user.is_superadmin else {"user_id": user.id, "limit": limit}
+        return list(db.session.execute(_first_accounts(user.is_superadmin), values).scalars())
+    return list(db.session.execute(accounts_query(user)).scalars())
+
+
+@cache
+def _first_accounts(superadmin: bool):
+    query = db.select(Account)
+    if not superadmin:
+        query = query.join(Membership).where(Membership.user_id == bindparam("user_id"))
+    return query.order_by(Account.name, Account.id).limit(bindparam("limit"))
 
 
 def account_to_open(user: User, account_id) -> Account | None:
@@ -87,11 +99,16 @@ MEMBER_STATES = ("active", "never_signed_in", "suspended")
 
 def member_query(account: Account, listing):
     """(Membership, User) rows of the account as ``listing`` filters and sorts them."""
-    column = {"name": func.lower(User.name), "email": User.email, "last_login": User.last_login_at,
-              "joined": Membership.created_at}[listing.sort]
     return (db.select(Membership, User).join(User, User.id == Membership.user_id)
             .where(*_membership_filters(account, listing), *_user_filters(account, listing))
-            .order_by(column.desc() if listing.descending else column.asc(), User.email, Membership.id))
+            .order_by(*member_order(listing)))
+
+
+def member_order(listing) -> tuple:
+    """The clauses ``member_query`` sorts by."""
+    column = {"name": func.lower(User.name), "email": User.email, "last_login": User.last_login_at,
+              "joined": Membership.created_at}[listing.sort]
+    return column.desc() if listing.descending else column.asc(), User.email, Membership.id
 
 
 def member_count_query(account: Account, listing):

@@ -72,7 +72,8 @@ def member_listing():
 def members(account_id):
     listing = member_listing()
     page = lists.fetch(services.member_query(g.account, listing), listing, scalars=False,
-                       counted=services.member_count_query(g.account, listing), key=Membership.id)
+                       counted=services.member_count_query(g.account, listing), key=Membership.id,
+                       ordered_by=services.member_order(listing) if listing.q else None)
     account_roles = roles.roles_for(g.account, catalogue.ACCOUNT, permissions=False)
     return render("accounts/members.html", block="list", account=g.account, listing=listing, page=page,
                   details=services.member_details([membership for membership, _ in page.items]),

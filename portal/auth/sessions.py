@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import cache
 from datetime import datetime, timedelta
 
 from flask import current_app, flash, g, has_request_context, request, session
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from portal.auth.models import User, UserSession
 from portal.extensions import db
@@ -65,13 +66,19 @@ def _live(row: UserSession | None, now: datetime) -> bool:
     return now - row.last_seen_at < idle and now - row.created_at < absolute
 
 
+@cache
+def _session_statement():
+    """The live-session look-up every request makes, built once."""
+    return db.select(UserSession, User).join(User, User.id == UserSession.user_id)\
+        .where(UserSession.token_hash == bindparam("token_hash"))
+
+
 def load_user(user_id: str) -> User | None:
     """Flask-Login's loader: the user of the live session the cookie points at, or nobody."""
     raw = session.get(SESSION_KEY)
     if not raw or not user_id.isdigit():
         return None
-    found = db.session.execute(db.select(UserSession, User).join(User, User.id == UserSession.user_id)
-                               .where(UserSession.token_hash == _digest(str(raw)))).first()
+    found = db.session.execute(_session_statement(), {"token_hash": _digest(str(raw))}).first()
     now = utcnow()
     if found is None or found[1].id != int(user_id) or not _live(found[0], now) or found[1].suspended_at:
         if found is not None and found[0].ended_at is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from math import ceil
 
 from flask import request
-from sqlalchemy import any_, func, literal_column, select
+from sqlalchemy import any_, case, func, literal_column, select
 
 from portal.extensions import db
 from portal.web.inputs import arg_page
@@ -105,7 +105,7 @@ class Page:
 
 
 def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | None = None,
-          counted=None, key=None) -> Page:
+          counted=None, key=None, ordered_by=None) -> Page:
     """Count the rows ``query`` selects and load the page asked for: two statements.
 
     With ``count_limit`` the count stops past that many rows (or past the page asked for, when it
@@ -118,7 +118,19 @@ def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | N
     follow an index (it sorts every row the filters keep) and the rows are wide. Users list of
     10,000 members: SQLite 2.7 -> 2.3 ms for the first page by address, 13.7 -> 6.9 ms for the 100th,
     3.5 -> 3.2 ms for the first by name; PostgreSQL 8.8 -> 6.2 ms for the first by name, 17.2 -> 12.1 ms
-    for the 100th, but 0.56 -> 0.77 ms for the first by address (which follows the address index)."""
+    for the 100th, but 0.56 -> 0.77 ms for the first by address (which follows the address index).
+
+    ``ordered_by`` (with ``key``; the clauses ``query`` is ordered by): the count and the page's keys
+    come from one pass over the rows the filters keep, numbered in that order (``count(*) OVER ()``,
+    ``row_number() OVER (ORDER BY ...)``), then the page's rows by their keys; still two statements.
+    For a search, whose count would test every row again: Users list of 10,000 members searched
+    for a name 500 have, SQLite 4.0 -> 2.5 ms for count and keys. Not for a whole list or a cheap
+    filter, whose count reads an index or little more (5,000 corporate users: 3.0 -> 6.3 ms)."""
+    if ordered_by is not None and key is not None and count_limit is None:
+        keys, total, page = _fetch_counting_keys(query, listing, key, ordered_by)
+        rows = db.session.execute(query.where(key.in_(keys))) if keys else None
+        items = list(rows.scalars() if scalars else rows.all()) if rows is not None else []
+        return Page(items=items, total=total, page=page, per_page=listing.per_page)
     counted = (query if counted is None else counted).order_by(None)
     limit = None
     if count_limit is not None:
@@ -143,6 +155,24 @@ def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | N
             rows = db.session.execute(query.join(keys, key == keys.c.page_key))
     items = list(rows.scalars() if scalars else rows.all())
     return Page(items=items, total=total, page=page, per_page=listing.per_page, more=more)
+
+
+def _fetch_counting_keys(query, listing: Listing, key, order) -> tuple[list, int, int]:
+    """The keys of the page asked for (or of the last page, when it is past the end), how many
+    rows there are and the page shown: one statement, numbering the rows the filters keep."""
+    per_page = listing.per_page
+    numbered = query.order_by(None).with_only_columns(
+        key.label("page_key"), func.count().over().label("total"),
+        func.row_number().over(order_by=order).label("number")).subquery()
+    last_start = (numbered.c.total - 1) // per_page * per_page
+    asked_start = (listing.page - 1) * per_page
+    start = case((last_start < asked_start, last_start), else_=asked_start)
+    found = db.session.execute(select(numbered.c.page_key, numbered.c.total, numbered.c.number)
+                               .where(numbered.c.number > start, numbered.c.number <= start + per_page)
+                               .order_by(numbered.c.number)).all()
+    if not found:
+        return [], 0, 1
+    return [row[0] for row in found], found[0][1], (found[0][2] - 1) // per_page + 1
 
 
 def like(text: str) -> str:

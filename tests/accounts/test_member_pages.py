@@ -87,6 +87,32 @@ def test_users_list__search_pages_in_order(client, auth, account, owner, crowd):
     assert seen == sorted(matching, reverse=True) and len(seen) == 40
 
 
+@pytest.mark.parametrize("sort", ["email", "name", "last_login", "joined"])
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_users_list__a_search_pages_everyone_once_in_order_and_counts_them(client, auth, account, owner, crowd,
+                                                                          sort, direction):
+    """A search counts its matches and numbers the page's rows in one pass: the same pages, the
+    same order and the same count as a list that is not searched, the last page for one past the end."""
+    auth.login(owner.email)
+    pages = {}
+    for page in (1, 2, 3, 99):
+        html = client.get(f"/accounts/{account.id}/members", query_string={
+            "q": "@EXAMPLE.org", "sort": sort, "dir": direction, "page": page}).get_data(as_text=True)
+        assert f"{PEOPLE + 1} people" in html
+        pages[page] = _emails_on(html)
+    seen = pages[1] + pages[2] + pages[3]
+    assert len(seen) == len(set(seen)) == PEOPLE + 1 and "p500@example.org" not in seen
+    assert pages[99] == pages[3] and len(pages[3]) == PEOPLE + 1 - 100
+    everyone = crowd
+    if sort == "last_login":  # the owner's log-in is now, after everyone else's
+        everyone = [row for row in crowd if row[1].id != owner.id]
+        seen = [email for email in seen if email != owner.email]
+    assert seen == _expected(everyone, sort, direction == "desc")
+    nobody = client.get(f"/accounts/{account.id}/members", query_string={"q": "no-such-person", "page": 4})
+    assert nobody.status_code == 200 and _emails_on(nobody.get_data(as_text=True)) == []
+    assert "Nobody matches these filters." in nobody.get_data(as_text=True)
+
+
 def test_members_api__pages_in_order(client, account, owner, crowd):
     _, raw = tokens.create(owner, account, name="reader", scopes={"users:read"}, expires_at=None)
     db.session.commit()

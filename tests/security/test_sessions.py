@@ -112,3 +112,39 @@ def test_removed_corporate_user__is_signed_out(app, client, make, auth, owner, a
     response = client.post(f"/accounts/{account.id}/members/{membership.id}/remove-user", data={"mailboxes": "keep"})
     assert response.status_code == 302
     assert worker_client.get("/profile").status_code == 302
+
+
+def test_session_cookie__is_signed_at_log_in_for_the_whole_session_not_again_on_each_page(app, client, make, auth):
+    """The idle and absolute limits are the server's (the session's row): the cookie is set once,
+    to outlive the absolute limit, and a page that changes nothing in it sends no new one."""
+    from datetime import datetime, timedelta, timezone
+    from email.utils import parsedate_to_datetime
+
+    make.user("ada@example.org")
+    client.get("/login")
+    answer = client.post("/login", data={"email": "ada@example.org", "password": PASSWORD})
+    cookie = next(value for value in answer.headers.getlist("Set-Cookie") if value.startswith("portal_session="))
+    expires = parsedate_to_datetime(next(part.split("=", 1)[1] for part in cookie.split("; ")
+                                         if part.lower().startswith("expires=")))
+    hours = app.config["PORTAL"]["SESSION_MAX_HOURS"]
+    assert abs(expires - (datetime.now(timezone.utc) + timedelta(hours=hours))) < timedelta(minutes=5)
+    # The first page after log-in puts a CSRF token in the new session (log-in clears the old one).
+    first = client.get("/profile")
+    assert first.status_code == 200 and [value for value in first.headers.getlist("Set-Cookie")
+                                         if value.startswith("portal_session=")]
+    page = client.get("/profile")
+    assert page.status_code == 200 and not [value for value in page.headers.getlist("Set-Cookie")
+                                            if value.startswith("portal_session=")]
+
+
+def test_session__ends_at_the_absolute_limit_however_active(app, client, make, auth):
+    from datetime import timedelta
+
+    make.user("ada@example.org")
+    auth.login("ada@example.org")
+    row = db.session.execute(db.select(UserSession)).scalar_one()
+    row.created_at -= timedelta(hours=app.config["PORTAL"]["SESSION_MAX_HOURS"], minutes=1)
+    db.session.commit()
+    assert client.get("/profile").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(UserSession, row.id).end_reason == "expired"
