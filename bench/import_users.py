@@ -333,8 +333,9 @@ def floor_insert(rows: list[Row], account_id: int, domain_id: int, actor_id: int
         for row in rows:
             membership_id = member_ids[user_ids[emails[row.number]]]
             for role, permission, mailbox_id in planned_grants(row, roles, shared, mailbox_ids.get(emails[row.number])):
-                grants.append({"membership_id": membership_id, "role_id": role, "permission": permission,
-                               "mailbox_id": mailbox_id, "granted_by_id": actor_id, "created_at": now})
+                grants.append({"membership_id": membership_id, "account_id": account_id, "role_id": role,
+                               "permission": permission, "mailbox_id": mailbox_id, "granted_by_id": actor_id,
+                               "created_at": now})
         connection.execute(insert(Grant.__table__), grants)
         jobs = [{"kind": "mailbox.provision", "payload": {"mailbox_id": mailbox_id, "operation": "create"},
                  "status": "queued", "attempts": 0, "max_attempts": 8, "run_at": now,

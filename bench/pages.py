@@ -279,8 +279,8 @@ def seed(members: int) -> Seeded:
                     4: role_ids["Mail manager"], 5: role_ids["Mail manager"], 6: role_ids["Auditor"]}
     grants = []
     for number in numbers:
-        grant = {"membership_id": membership_of[number], "role_id": None, "permission": None, "mailbox_id": None,
-                 "granted_by_id": owner_id, "created_at": now}
+        grant = {"membership_id": membership_of[number], "account_id": account_id, "role_id": None, "permission": None,
+                 "mailbox_id": None, "granted_by_id": owner_id, "created_at": now}
         if number % 10 in account_role:
             grants.append({**grant, "role_id": account_role[number % 10]})
         elif number % 10 == 7:

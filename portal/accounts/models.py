@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.auth.models import User
@@ -50,7 +50,9 @@ class Account(db.Model):
 
 class Membership(db.Model):
     __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("account_id", "user_id", name="uq_memberships_account_user"),)
+    __table_args__ = (UniqueConstraint("account_id", "user_id", name="uq_memberships_account_user"),
+                      # What grants refer to: a grant's account is its membership's (see Grant).
+                      Index("uq_memberships_id_account", "id", "account_id", unique=True))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

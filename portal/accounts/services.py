@@ -35,7 +35,7 @@ def create_account(owner: User, name: str) -> Account:
     db.session.add(account)
     db.session.flush()
     membership = add_member(account, owner)
-    db.session.add(Grant(membership_id=membership.id, role_id=system_role(catalogue.OWNER).id,
+    db.session.add(Grant(membership_id=membership.id, account_id=account.id, role_id=system_role(catalogue.OWNER).id,
                          granted_by_id=owner.id))
     record("account.create", account=account, target=account, actor=owner)
     return account

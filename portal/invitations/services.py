@@ -285,8 +285,8 @@ def _grant_once(membership: Membership, offer: InvitationGrant, granted_by: int 
     query = query.where(Grant.mailbox_id == offer.mailbox_id if offer.on_mailbox else Grant.mailbox_id.is_(None))
     query = query.where(Grant.role_id == offer.role_id if offer.role_id else Grant.permission == offer.permission)
     if db.session.execute(query).first() is None:
-        db.session.add(Grant(membership_id=membership.id, role_id=offer.role_id,
-                             permission=None if offer.role_id else offer.permission,
+        db.session.add(Grant(membership_id=membership.id, account_id=membership.account_id,
+                             role_id=offer.role_id, permission=None if offer.role_id else offer.permission,
                              mailbox_id=offer.mailbox_id if offer.on_mailbox else None, granted_by_id=granted_by))
 
 

@@ -211,8 +211,9 @@ class _Writer:
             key = (membership_id, role_id, permission, mailbox_id)
             if key not in held:
                 held.add(key)
-                grants.append({"membership_id": membership_id, "role_id": role_id, "permission": permission,
-                               "mailbox_id": mailbox_id, "granted_by_id": self.actor_id, "created_at": now})
+                grants.append({"membership_id": membership_id, "account_id": self.account_id, "role_id": role_id,
+                               "permission": permission, "mailbox_id": mailbox_id, "granted_by_id": self.actor_id,
+                               "created_at": now})
 
         mailbox_ids = self._personal_mailboxes([p for p in planned if p["personal_mailbox"]], ids, now)
         for p in planned:

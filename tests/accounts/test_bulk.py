@@ -208,9 +208,9 @@ def test_export__every_column_as_the_lists_show_it_and_only_what_the_person_may_
                                                                           Membership.account_id == account.id))
                   .scalar_one() for p in people}
     first = membership["staff01@corp.example.org"]
-    db.session.add_all([Grant(membership_id=first.id, role_id=role.id),
-                        Grant(membership_id=first.id, role_id=_administrator().id),
-                        Grant(membership_id=first.id, permission="audit.view")])
+    db.session.add_all([Grant(membership_id=first.id, account_id=first.account_id, role_id=role.id),
+                        Grant(membership_id=first.id, account_id=first.account_id, role_id=_administrator().id),
+                        Grant(membership_id=first.id, account_id=first.account_id, permission="audit.view")])
     people[3].suspended_at = utcnow()
     people[4].oidc_subject = "sub-4"
     team = create_mailbox(owner, account, staff["domain"], "team", display_name="The Team")

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from portal.extensions import db
@@ -90,7 +92,8 @@ def test_role_page__lists_and_counts_each_holder_once_and_only_this_accounts(cli
 
     owner_role = db.session.execute(db.select(Role).where(Role.system_key == "owner")).scalar_one()
     twice = make.member(account, make.user("twice@example.org"), roles=("owner",))
-    db.session.add(Grant(membership_id=twice.id, role_id=owner_role.id))  # the same role held twice
+    # the same role held twice
+    db.session.add(Grant(membership_id=twice.id, account_id=twice.account_id, role_id=owner_role.id))
     make.member(account, make.user("plain@example.org"))
     make.account(make.user("elsewhere@example.org"), "Elsewhere")  # owner of another account
     db.session.commit()
@@ -99,3 +102,28 @@ def test_role_page__lists_and_counts_each_holder_once_and_only_this_accounts(cli
     assert page.count("twice@example.org") == 1 and owner.email in page
     assert "plain@example.org" not in page and "elsewhere@example.org" not in page
     assert "1–2 of 2 members" in page
+
+
+def test_roles_page__counts_each_roles_holders_in_this_account_only(client, auth, make, owner, account):
+    """System roles are shared by every account: their holders are counted per account (from the
+    grants' account), a member holding a role twice once."""
+    from portal.roles.models import Grant
+
+    owner_role = db.session.execute(db.select(Role).where(Role.system_key == "owner")).scalar_one()
+    twice = make.member(account, make.user("twice@example.org"), roles=("owner", "administrator"))
+    db.session.add(Grant(membership_id=twice.id, account_id=account.id, role_id=owner_role.id))
+    make.member(account, make.user("admin@example.org"), roles=("administrator",))
+    other = make.account(make.user("elsewhere@example.org"), "Elsewhere")
+    for number in range(3):
+        make.member(other, make.user(f"other{number}@example.org"), roles=("owner", "administrator"))
+    db.session.commit()
+    auth.login(owner.email)
+    page = client.get(f"/accounts/{account.id}/roles").get_data(as_text=True)
+
+    def holders_of(label: str) -> str:
+        row = next(row for row in page.split("<tr") if f">{label}</a>" in row)
+        return re.search(r"#holders\">([^<]+)</a>", row).group(1)
+
+    assert holders_of("Account Owner") == "2 members"  # owner and twice; not the four of Elsewhere
+    assert holders_of("Account Administrator") == "2 members"
+    assert holders_of("Mailbox Owner") == "0 members"

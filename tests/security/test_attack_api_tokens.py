@@ -65,7 +65,7 @@ def test_users_scoped_token__a_new_corporate_user_cannot_become_an_owner_through
 def test_users_scoped_token__gets_no_onboarding_link_of_someone_holding_more_than_its_scopes(client, world):
     raw = _users_only_token(world)
     carol = _corporate(world, "carol@example.org")
-    db.session.add(Grant(membership_id=carol.id, permission="domains.manage"))
+    db.session.add(Grant(membership_id=carol.id, account_id=carol.account_id, permission="domains.manage"))
     db.session.commit()
     response = client.post(f"/api/v1/accounts/{world['account'].id}/users/{carol.id}/onboarding", headers=bearer(raw))
     assert response.status_code == 403, response.get_data(as_text=True)
