@@ -105,7 +105,7 @@ class Page:
 
 
 def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | None = None,
-          counted=None, key=None, ordered_by=None) -> Page:
+          counted=None, key=None, ordered_by=None, unfiltered=None) -> Page:
     """Count the rows ``query`` selects and load the page asked for: two statements.
 
     With ``count_limit`` the count stops past that many rows (or past the page asked for, when it
@@ -120,15 +120,17 @@ def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | N
     3.5 -> 3.2 ms for the first by name; PostgreSQL 8.8 -> 6.2 ms for the first by name, 17.2 -> 12.1 ms
     for the 100th, but 0.56 -> 0.77 ms for the first by address (which follows the address index).
 
-    ``ordered_by`` (with ``key``; the clauses ``query`` is ordered by): the count and the page's keys
-    come from one pass over the rows the filters keep, numbered in that order (``count(*) OVER ()``,
-    ``row_number() OVER (ORDER BY ...)``), then the page's rows by their keys; still two statements.
+    ``ordered_by`` (with ``key``; the clauses ``query`` is ordered by) and ``unfiltered`` (``query``
+    without the listing's filters): the count and the page's keys come from one pass over the rows
+    the filters keep, numbered in that order (``count(*) OVER ()``, ``row_number() OVER (ORDER BY
+    ...)``), then the page's rows are read from ``unfiltered`` by their keys (with the filters again,
+    PostgreSQL looked for every match a second time); still two statements.
     For a search, whose count would test every row again: Users list of 10,000 members searched
     for a name 500 have, SQLite 4.0 -> 2.5 ms for count and keys. Not for a whole list or a cheap
     filter, whose count reads an index or little more (5,000 corporate users: 3.0 -> 6.3 ms)."""
-    if ordered_by is not None and key is not None and count_limit is None:
+    if ordered_by is not None and unfiltered is not None and key is not None and count_limit is None:
         keys, total, page = _fetch_counting_keys(query, listing, key, ordered_by)
-        rows = db.session.execute(query.where(key.in_(keys))) if keys else None
+        rows = db.session.execute(unfiltered.where(key.in_(keys))) if keys else None
         items = list(rows.scalars() if scalars else rows.all()) if rows is not None else []
         return Page(items=items, total=total, page=page, per_page=listing.per_page)
     counted = (query if counted is None else counted).order_by(None)
