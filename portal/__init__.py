@@ -64,6 +64,9 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
             _tune_sqlite(db.engine)
+    from portal import readonly
+
+    readonly.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)

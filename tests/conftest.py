@@ -232,7 +232,8 @@ class Factory:
         user = user or self.user()
         membership = add_member(account, user)
         for key in roles:
-            db.session.add(Grant(membership_id=membership.id, account_id=membership.account_id, role_id=system_role(key).id))
+            db.session.add(Grant(membership_id=membership.id, account_id=membership.account_id,
+                                 role_id=system_role(key).id))
         for code in permissions:
             db.session.add(Grant(membership_id=membership.id, account_id=membership.account_id, permission=code))
         db.session.commit()

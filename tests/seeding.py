@@ -37,12 +37,12 @@ def seed(account, domain, role, size: int, start: int) -> None:
         for n in range(size)]).scalars().all()
     owner_role = system_role("mailbox_owner")
     db.session.execute(insert(Grant.__table__), [
-        {"membership_id": memberships[n], "account_id": account.id, "role_id": role.id, "permission": None, "mailbox_id": None,
-         "created_at": now} for n in range(size)] + [
-        {"membership_id": memberships[n], "account_id": account.id, "role_id": owner_role.id, "permission": None, "mailbox_id": mailboxes[n],
-         "created_at": now} for n in range(size)] + [
-        {"membership_id": memberships[n], "account_id": account.id, "role_id": None, "permission": "audit.view", "mailbox_id": None,
-         "created_at": now} for n in range(size)])
+        {"membership_id": memberships[n], "account_id": account.id, "role_id": role.id, "permission": None,
+         "mailbox_id": None, "created_at": now} for n in range(size)] + [
+        {"membership_id": memberships[n], "account_id": account.id, "role_id": owner_role.id, "permission": None,
+         "mailbox_id": mailboxes[n], "created_at": now} for n in range(size)] + [
+        {"membership_id": memberships[n], "account_id": account.id, "role_id": None, "permission": "audit.view",
+         "mailbox_id": None, "created_at": now} for n in range(size)])
     invitations = db.session.execute(insert(Invitation).returning(Invitation.id), [
         {"account_id": account.id, "email": f"guest{start + n}-{tag}@elsewhere.example", "status": "pending",
          "created_at": now, "sent_at": now, "expires_at": now} for n in range(size)]).scalars().all()

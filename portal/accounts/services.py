@@ -35,8 +35,8 @@ def create_account(owner: User, name: str) -> Account:
     db.session.add(account)
     db.session.flush()
     membership = add_member(account, owner)
-    db.session.add(Grant(membership_id=membership.id, account_id=account.id, role_id=system_role(catalogue.OWNER).id,
-                         granted_by_id=owner.id))
+    db.session.add(Grant(membership_id=membership.id, account_id=account.id,
+                         role_id=system_role(catalogue.OWNER).id, granted_by_id=owner.id))
     record("account.create", account=account, target=account, actor=owner)
     return account
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from functools import cache
 from datetime import datetime, timedelta
+from functools import cache
 
 from flask import current_app, flash, g, has_request_context, request, session
 from flask_babel import gettext as _

@@ -97,6 +97,7 @@ def test_migration_0025__gives_each_grant_its_memberships_account_and_keeps_them
     finally:
         if admin is not None:
             with admin.connect() as connection:
-                connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+                connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        f"WHERE datname = '{name}'"))
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
             admin.dispose()

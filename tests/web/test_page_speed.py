@@ -30,7 +30,8 @@ def _failed_mailboxes(owner, account, count: int) -> list[Mailbox]:
 def test_overview__offers_retry_only_where_the_member_may_and_reads_that_at_once(client, auth, make, owner, account):
     boxes = _failed_mailboxes(owner, account, 5)
     helper = make.member(account, make.user("helper@example.org"), permissions=("mailboxes.view",))
-    db.session.add(Grant(membership_id=helper.id, account_id=helper.account_id, role_id=system_role("mailbox_owner").id, mailbox_id=boxes[2].id))
+    db.session.add(Grant(membership_id=helper.id, account_id=helper.account_id, role_id=system_role("mailbox_owner").id,
+                         mailbox_id=boxes[2].id))
     db.session.commit()
     auth.login("helper@example.org")
     url = f"/accounts/{account.id}/"
