@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from types import SimpleNamespace
 
@@ -54,9 +54,14 @@ def add_member(account: Account, user: User) -> Membership:
 
 def accounts_query(user: User, q: str = "", *, descending: bool = False):
     """The accounts ``user`` may open (a superadmin: every one), by name; ``q``: part of the name."""
+    return _accounts(user.is_superadmin, user.id, q, descending=descending)
+
+
+def _accounts(superadmin: bool, user_id, q: str = "", *, descending: bool = False):
+    """``accounts_query`` for a user of that id (a value or a bind parameter)."""
     query = db.select(Account)
-    if not user.is_superadmin:
-        query = query.join(Membership).where(Membership.user_id == user.id)
+    if not superadmin:
+        query = query.join(Membership).where(Membership.user_id == user_id)
     if q:
         query = query.where(holding(Account.search_text, q))
     return query.order_by(Account.name.desc(), Account.id.desc()) if descending else \
@@ -74,10 +79,7 @@ def accounts_of(user: User, limit: int | None = None) -> list[Account]:
 
 @cache
 def _first_accounts(superadmin: bool):
-    query = db.select(Account)
-    if not superadmin:
-        query = query.join(Membership).where(Membership.user_id == bindparam("user_id"))
-    return query.order_by(Account.name, Account.id).limit(bindparam("limit"))
+    return _accounts(superadmin, bindparam("user_id")).limit(bindparam("limit"))
 
 
 def account_to_open(user: User, account_id) -> Account | None:
@@ -102,6 +104,15 @@ def member_query(account: Account, listing):
     return (db.select(Membership, User).join(User, User.id == Membership.user_id)
             .where(*_membership_filters(account, listing), *_user_filters(account, listing))
             .order_by(*member_order(listing)))
+
+
+def member_search(account: Account, listing) -> dict:
+    """``lists.fetch``'s arguments for a search of the members (none for a list not searched): the
+    matches are counted and numbered in one pass, the page's rows read from the unsearched list."""
+    if not listing.q:
+        return {}
+    return {"ordered_by": member_order(listing),
+            "unfiltered": member_query(account, replace(listing, q="", filters={}))}
 
 
 def member_order(listing) -> tuple:

@@ -1,5 +1,3 @@
-from dataclasses import replace
-
 from flask import Blueprint, flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -75,8 +73,7 @@ def members(account_id):
     listing = member_listing()
     page = lists.fetch(services.member_query(g.account, listing), listing, scalars=False,
                        counted=services.member_count_query(g.account, listing), key=Membership.id,
-                       ordered_by=services.member_order(listing) if listing.q else None,
-                       unfiltered=services.member_query(g.account, replace(listing, q="", filters={})))
+                       **services.member_search(g.account, listing))
     account_roles = roles.roles_for(g.account, catalogue.ACCOUNT, permissions=False)
     return render("accounts/members.html", block="list", account=g.account, listing=listing, page=page,
                   details=services.member_details([membership for membership, _ in page.items]),

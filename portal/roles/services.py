@@ -286,8 +286,7 @@ def delete_role(actor: User, account: Account, role: Role) -> None:
 
 def role_holder_count(account: Account, role: Role) -> int:
     """How many members of the account hold the role (over the account or a mailbox)."""
-    return db.session.execute(db.select(func.count(Grant.membership_id.distinct()))
-                              .where(Grant.account_id == account.id, Grant.role_id == role.id)).scalar_one()
+    return holder_counts(account, [role]).get(role.id, 0)
 
 
 def holder_counts(account: Account, roles: list[Role]) -> dict[int, int]:
