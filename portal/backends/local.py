@@ -6,7 +6,11 @@ every operation is idempotent) so that flows tried locally hold elsewhere.
 Several web and worker processes may share the file: writes take SQLite's
 write lock up front (``BEGIN IMMEDIATE``), the file runs in WAL mode so
 readers never wait for writers, and a busy timeout equal to the connection's
-timeout turns lock contention into waiting rather than errors.
+timeout turns lock contention into waiting rather than errors. Putting a new
+file into WAL mode is the one step SQLite does not wait for: it reads the
+file, then upgrades to writing, and a reader that must upgrade while another
+process holds the write lock gets "database is locked" at once (waiting could
+deadlock). So that step is retried until the same timeout runs out.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -105,6 +110,12 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
+def _is_busy(error: BaseException | None) -> bool:
+    """Whether SQLite refused because another connection holds a lock (SQLITE_BUSY or SQLITE_LOCKED)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(error, sqlite3.OperationalError) and code is not None and code & 0xFF in (5, 6)
+
+
 def _hash_password(password: str) -> str:
     salt = os.urandom(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
@@ -157,9 +168,28 @@ class LocalBackend(Backend):
         self.state_path = self.settings["state_path"]
         directory = os.path.dirname(os.path.abspath(self.state_path))
         os.makedirs(directory, exist_ok=True)
-        with self._connection() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """Put the file in WAL mode and create the schema, however many processes start at once."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                with self._connection() as db:
+                    if db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal":
+                        db.executescript(_SCHEMA)
+                        return
+            except TransientBackendError as error:
+                if not _is_busy(error.__cause__) or time.monotonic() >= deadline:
+                    raise
+            else:
+                # SQLite answers with the mode it kept when it could not change it.
+                if time.monotonic() >= deadline:
+                    raise TransientBackendError(
+                        "Local backend state is unavailable: its file could not be put in WAL mode",
+                        code="storage",
+                    )
+            time.sleep(0.02)
 
     # -- storage -----------------------------------------------------------
 

@@ -7,11 +7,19 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from portal.backends.base import PORTAL_DOMAIN_SETTING_KEYS, BackendNotFound, MailboxSpec, PermanentBackendError
+from portal.backends.base import (
+    PORTAL_DOMAIN_SETTING_KEYS,
+    BackendNotFound,
+    MailboxSpec,
+    PermanentBackendError,
+    TransientBackendError,
+)
 from portal.backends.local import LocalBackend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +56,61 @@ def test_several_processes__create_each_mailbox_exactly_once(tmp_path):
     assert sum(json.loads(out) for out, _ in outputs) == 6
     backend = LocalBackend({"state_path": state_path}, timeout=1)
     assert len(backend.list_mailboxes("example.test")) == 6
+
+
+def _hold_write_lock(path: str) -> sqlite3.Connection:
+    """Another process's view: a new file, still in rollback mode, whose write lock is taken."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE someone_elses (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_new_state_file__waits_for_a_process_holding_the_write_lock(tmp_path):
+    # Switching to WAL reads the file, then upgrades to writing; SQLite refuses
+    # that upgrade at once, without its busy timeout, while another process
+    # writes. Two processes starting on a new file met this in CI.
+    state_path = str(tmp_path / "shared.sqlite3")
+    holder = _hold_write_lock(state_path)
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    started = time.monotonic()
+    try:
+        backend = LocalBackend({"state_path": state_path}, timeout=5)
+    finally:
+        release.join()
+        holder.close()
+
+    assert time.monotonic() - started >= 0.25
+    backend.ensure_domain("example.test")
+    assert backend.create_mailbox(MailboxSpec.for_address("ada@example.test")).created
+    with sqlite3.connect(state_path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_new_state_file__gives_up_when_the_lock_outlasts_the_timeout(tmp_path):
+    state_path = str(tmp_path / "shared.sqlite3")
+    holder = _hold_write_lock(state_path)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientBackendError) as caught:
+            LocalBackend({"state_path": state_path}, timeout=0.3)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    assert 0.25 <= time.monotonic() - started < 3
+    assert "locked" in caught.value.message
+
+
+def test_state_file_that_cannot_be_opened__fails_at_once(tmp_path):
+    directory = tmp_path / "state"
+    directory.mkdir()
+    started = time.monotonic()
+    with pytest.raises(TransientBackendError):
+        LocalBackend({"state_path": str(directory)}, timeout=5)  # a directory, not a file
+
+    assert time.monotonic() - started < 1
 
 
 def test_state_file__runs_in_wal_mode(local):
