@@ -5,11 +5,15 @@ small HTML table: what Flask, SQLAlchemy, Jinja, the database and the WSGI
 server cost anyway, with nothing of the portal (no session, no access check).
 ``pages.py`` serves it with gunicorn beside the portal:
 
-    FLOOR_DATABASE_URL=sqlite:////tmp/portal.sqlite gunicorn --pythonpath bench 'floor:create_app()'
+    FLOOR_DATABASE_URL=sqlite:////tmp/portal.sqlite gunicorn --pythonpath bench 'floor:served()'
+
+``served()`` freezes the objects of start-up as the portal's ``app.py`` does, so that
+neither side pays for full garbage collections over what start-up made.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from datetime import datetime
 
@@ -71,4 +75,12 @@ def create_app(database_url: str | None = None, sqlite_connection=None) -> Flask
             rows = session.execute(select(User).order_by(User.email).limit(ROWS)).scalars().all()
             return render_template("users.html", users=rows)
 
+    return app
+
+
+def served() -> Flask:
+    """The floor app as gunicorn serves it: built, then its start-up objects frozen (as ``app.py`` does)."""
+    app = create_app()
+    gc.collect()
+    gc.freeze()
     return app

@@ -34,7 +34,8 @@ Then, in the same run:
   add them to the statement being recorded; PostgreSQL's rows have all
   arrived when the statement returns).
 - Throughput and latency over HTTP: the portal (``app:app``) and the floor
-  (``bench/floor.py``: one ORM query of 50 users through a Jinja template)
+  (``bench/floor.py``: one ORM query of 50 users through a Jinja template; its start-up
+  objects frozen as the portal's ``app.py`` freezes its own)
   each served by gunicorn, 2 sync workers, on 127.0.0.1, configured by
   environment variables. The owner logs in with a POST to /login (the CSRF
   token read from the login page); the load driver sends that session
@@ -856,7 +857,7 @@ def main() -> int:
         floor_environ = {**environ, "FLOOR_DATABASE_URL": database_url}
         driver = Driver(Path(folder), args.connections, args.seconds)
         with gunicorn("portal", "app:app", environ, Path(folder)) as portal_url, \
-                gunicorn("floor", "floor:create_app()", floor_environ, Path(folder), BENCH_DIR) as floor_url:
+                gunicorn("floor", "floor:served()", floor_environ, Path(folder), BENCH_DIR) as floor_url:
             cookie = log_in(portal_url)
             load_started, load_before = time.monotonic(), os.getloadavg()[0]
             floor, pages = drive(driver, floor_url + "/", portal_url, cookie, paths, args.rounds)
