@@ -321,7 +321,8 @@ def floor_insert(rows: list[Row], account_id: int, domain_id: int, actor_id: int
             "session_nonce": secrets.token_hex(16), "is_superadmin": False} for row in rows]).all())
         member_ids = dict(connection.execute(
             insert(Membership.__table__).returning(Membership.user_id, Membership.id),
-            [{"account_id": account_id, "user_id": user_id, "created_at": now} for user_id in user_ids.values()]).all())
+            [{"account_id": account_id, "user_id": user_id, "email": email, "created_at": now}
+             for email, user_id in user_ids.items()]).all())
         personal = [row for row in rows if row.personal]
         mailbox_ids = dict(connection.execute(insert(Mailbox.__table__).returning(Mailbox.address, Mailbox.id), [{
             "account_id": account_id, "domain_id": domain_id, "local_part": emails[row.number].split("@")[0],

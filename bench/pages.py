@@ -248,8 +248,8 @@ def seed(members: int) -> Seeded:
         "created_at": now - timedelta(minutes=2 * number)} for number, (name, email) in people.items()]).all())
     user_of = {number: user_ids[email] for number, (_, email) in people.items()}
     membership_ids = dict(execute(insert(Membership.__table__).returning(Membership.user_id, Membership.id), [
-        {"account_id": account_id, "user_id": user_id, "created_at": now - timedelta(minutes=number)}
-        for number, user_id in user_of.items()]).all())
+        {"account_id": account_id, "user_id": user_id, "email": people[number][1],
+         "created_at": now - timedelta(minutes=number)} for number, user_id in user_of.items()]).all())
     membership_of = {number: membership_ids[user_id] for number, user_id in user_of.items()}
 
     def mailbox_state(number: int) -> dict:

@@ -23,12 +23,14 @@ def seed(account, domain, role, size: int, start: int) -> None:
     grants), mailboxes, invitations with offers, audit entries and domains."""
     now = utcnow()
     tag = secrets.token_hex(3)
-    users = db.session.execute(insert(User).returning(User.id), [{
+    people = db.session.execute(insert(User).returning(User.id, User.email), [{
         "email": f"person{start + n}-{tag}@{domain.name}", "name": f"Person {start + n}", "is_corporate": n % 2 == 0,
         "corporate_account_id": account.id if n % 2 == 0 else None, "timezone": "UTC", "phone": "",
-        "created_at": now, "is_superadmin": False} for n in range(size)]).scalars().all()
+        "created_at": now, "is_superadmin": False} for n in range(size)]).all()
+    users = [user_id for user_id, _email in people]
     memberships = db.session.execute(insert(Membership).returning(Membership.id), [
-        {"account_id": account.id, "user_id": user_id, "created_at": now} for user_id in users]).scalars().all()
+        {"account_id": account.id, "user_id": user_id, "email": email, "created_at": now}
+        for user_id, email in people]).scalars().all()
     mailboxes = db.session.execute(insert(Mailbox).returning(Mailbox.id), [{
         "account_id": account.id, "domain_id": domain.id, "local_part": f"box{start + n}-{tag}",
         "address": f"box{start + n}-{tag}@{domain.name}", "kind": "personal", "owner_id": users[n],

@@ -46,7 +46,7 @@ def add_member(account: Account, user: User) -> Membership:
         db.select(Membership).where(Membership.account_id == account.id, Membership.user_id == user.id)
     ).scalar_one_or_none()
     if membership is None:
-        membership = Membership(account_id=account.id, user_id=user.id)
+        membership = Membership(account_id=account.id, user_id=user.id, email=user.email)
         db.session.add(membership)
         db.session.flush()
     return membership
@@ -117,9 +117,11 @@ def member_search(account: Account, listing) -> dict:
 
 def member_order(listing) -> tuple:
     """The clauses ``member_query`` sorts by."""
-    column = {"name": func.lower(User.name), "email": User.email, "last_login": User.last_login_at,
+    column = {"name": func.lower(User.name), "email": Membership.email, "last_login": User.last_login_at,
               "joined": Membership.created_at}[listing.sort]
-    return column.desc() if listing.descending else column.asc(), User.email, Membership.id
+    if listing.sort == "email":  # one member per address: the index on (account, email) is the order
+        return (column.desc() if listing.descending else column.asc(),)
+    return column.desc() if listing.descending else column.asc(), Membership.email
 
 
 def member_count_query(account: Account, listing):

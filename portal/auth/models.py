@@ -63,6 +63,9 @@ class User(UserMixin, db.Model):
 
     @validates("email", "name")
     def _keep_search_text(self, key: str, value):
+        if key == "email" and self.email is not None and value != self.email:
+            # Memberships keep a copy of the address (the Users list's order): it is set once.
+            raise ValueError("A person's address does not change once they exist.")
         self.search_text = search_text(value if key == "email" else self.email,
                                        value if key == "name" else self.name)
         return value

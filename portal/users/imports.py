@@ -199,11 +199,12 @@ class _Writer:
             Membership.user_id.in_([user.id for user in existing.values()]))).scalars()} if existing else {}
         held = {(g.membership_id, g.role_id, g.permission, g.mailbox_id) for g in db.session.execute(
             db.select(Grant).where(Grant.membership_id.in_(list(members.values())))).scalars()} if members else set()
-        missing = [user_id for user_id in ids.values() if user_id not in members]
+        missing = [(user_id, email) for email, user_id in ids.items() if user_id not in members]
         if missing:
             for membership_id, user_id in db.session.execute(
                     insert(Membership.__table__).returning(Membership.id, Membership.user_id),
-                    [{"account_id": self.account_id, "user_id": user_id, "created_at": now} for user_id in missing]):
+                    [{"account_id": self.account_id, "user_id": user_id, "email": email, "created_at": now}
+                     for user_id, email in missing]):
                 members[user_id] = membership_id
         grants = []
 

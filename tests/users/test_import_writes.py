@@ -95,6 +95,21 @@ def test_run__someone_with_a_profile_is_updated_keeping_their_membership_and_gra
     assert account_permissions(bob, account) == {"audit.view"}
 
 
+def test_run__each_membership_carries_its_members_address(owner, account, domain, run_jobs, make):
+    """A member already, someone with a profile who is not a member, someone new: every membership of
+    the account has its person's address (the Users list sorts by it)."""
+    make.member(account, make.user("ann@example.org"))
+    make.user("cyd@example.org")
+
+    _run(owner, account, run_jobs, [("Ann", "Able", "ann@example.org", "N"), ("Cyd", "Cole", "cyd@example.org", "N"),
+                                    ("Bob", "Baker", "bob@example.org", "N")])
+
+    pairs = db.session.execute(db.select(Membership.email, User.email).join(User, User.id == Membership.user_id)
+                               .where(Membership.account_id == account.id)).all()
+    assert sorted(pairs) == sorted((email, email) for email in
+                                   (owner.email, "ann@example.org", "bob@example.org", "cyd@example.org"))
+
+
 def test_run__a_personal_mailbox_at_the_address_of_a_deleted_one_is_made_again(owner, account, domain, run_jobs):
     shared = mailboxes.create_mailbox(owner, account, domain, "ann")
     db.session.commit()

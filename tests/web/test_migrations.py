@@ -31,11 +31,11 @@ def test_migrations__seed_the_system_roles(migrated):
     assert migrated["system_roles"] == set(SYSTEM_BY_KEY)
 
 
-def test_migration_0025__gives_each_grant_its_memberships_account_and_keeps_them_equal(database_url, smtp_sink,
-                                                                                        tmp_path):
+def test_migrations_0025_0026__give_grants_their_account_and_memberships_their_address(database_url, smtp_sink,
+                                                                                       tmp_path):
     """On a database of its own: grants made before 0025 get their membership's account; the
-    database then refuses a grant whose account is not its membership's; down and up again keep
-    every grant."""
+    database then refuses a grant whose account is not its membership's; memberships get their
+    member's address (0026); down and up again keep every grant and membership."""
     import secrets
     from urllib.parse import urlsplit
 
@@ -78,6 +78,9 @@ def test_migration_0025__gives_each_grant_its_memberships_account_and_keeps_them
 
             flask_migrate.upgrade()
             assert run(text("SELECT id, account_id FROM grants ORDER BY id")).all() == [(1, 1), (2, 2), (3, 2)]
+            # 0026: each membership gets its member's address.
+            assert run(text("SELECT id, email FROM memberships ORDER BY id")).all() == [
+                (10, "a@example.org"), (20, "a@example.org"), (30, "b@example.org")]
             with pytest.raises(IntegrityError):  # membership 30 is of account 2
                 run(text("INSERT INTO grants (membership_id, account_id, permission, created_at) "
                          "VALUES (30, 1, 'roles.view', CURRENT_TIMESTAMP)"))
@@ -92,6 +95,8 @@ def test_migration_0025__gives_each_grant_its_memberships_account_and_keeps_them
             db.session.commit()
             flask_migrate.upgrade()
             assert run(text("SELECT id, account_id FROM grants ORDER BY id")).all() == [(1, 1), (3, 2)]
+            assert run(text("SELECT id, email FROM memberships ORDER BY id")).all() == [
+                (10, "a@example.org"), (30, "b@example.org")]
             db.session.remove()
             db.engine.dispose()
     finally:
