@@ -124,14 +124,13 @@ def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | N
     without the listing's filters): the count and the page's keys come from one pass over the rows
     the filters keep, numbered in that order (``count(*) OVER ()``, ``row_number() OVER (ORDER BY
     ...)``), then the page's rows are read from ``unfiltered`` by their keys (with the filters again,
-    PostgreSQL looked for every match a second time); still two statements.
+    PostgreSQL looked for every match a second time) and put in the keys' order; still two statements.
     For a search, whose count would test every row again: Users list of 10,000 members searched
     for a name 500 have, SQLite 4.0 -> 2.5 ms for count and keys. Not for a whole list or a cheap
     filter, whose count reads an index or little more (5,000 corporate users: 3.0 -> 6.3 ms)."""
     if ordered_by is not None and unfiltered is not None and key is not None and count_limit is None:
         keys, total, page = _fetch_counting_keys(query, listing, key, ordered_by)
-        rows = db.session.execute(unfiltered.where(key.in_(keys))) if keys else None
-        items = list(rows.scalars() if scalars else rows.all()) if rows is not None else []
+        items = _rows_by_keys(unfiltered, key, keys, scalars) if keys else []
         return Page(items=items, total=total, page=page, per_page=listing.per_page)
     counted = (query if counted is None else counted).order_by(None)
     limit = None
@@ -157,6 +156,16 @@ def fetch(query, listing: Listing, *, scalars: bool = True, count_limit: int | N
             rows = db.session.execute(query.join(keys, key == keys.c.page_key))
     items = list(rows.scalars() if scalars else rows.all())
     return Page(items=items, total=total, page=page, per_page=listing.per_page, more=more)
+
+
+def _rows_by_keys(query, key, keys: list, scalars: bool) -> list:
+    """The rows of ``query`` whose ``key`` is in ``keys``, in the order of ``keys``. They are put in
+    order here: sorting 50 rows in SQL made SQLite read them in that order instead, along an index
+    of the whole account, rather than by their keys (10,000 members: 0.7 ms against 0.04)."""
+    position = {value: number for number, value in enumerate(keys)}
+    rows = db.session.execute(query.order_by(None).add_columns(key.label("page_key")).where(key.in_(keys))).all()
+    rows.sort(key=lambda row: position[row[-1]])
+    return [row[0] for row in rows] if scalars else [tuple(row[:-1]) for row in rows]
 
 
 def _fetch_counting_keys(query, listing: Listing, key, order) -> tuple[list, int, int]:
