@@ -14,7 +14,7 @@ from contextlib import nullcontext
 
 from flask_babel import gettext as _
 from openpyxl import Workbook, load_workbook
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from portal.accounts.models import Account, Membership
@@ -325,12 +325,30 @@ def _run(run: ImportRun) -> None:
         writer.chunk(todo[start:start + CHUNK], outcome)
         run.done += len(todo[start:start + CHUNK])
         db.session.commit()  # progress is visible after every chunk
+        if start == 0:
+            _analyze_after_first_chunk()
     run.created = sum(1 for status, _message in outcome.values() if status == CREATED)
     run.updated = sum(1 for status, _message in outcome.values() if status == UPDATED)
     run.result, run.failed = result_workbook(run, outcome)
     run.status, run.finished_at = DONE, utcnow()
     record("users.import_done", account=account, target=run, target_label=run.filename, source=SOURCE_WORKER,
            created=run.created, updated=run.updated, skipped=run.skipped)
+
+
+# The tables whose rows the database looks up for each row the import inserts (foreign keys).
+ANALYZED = ("memberships", "users", "mailboxes")
+
+
+def _analyze_after_first_chunk() -> None:
+    """PostgreSQL: refresh the statistics of the tables the import fills once its first chunk is in.
+    The database checks each grant's membership (a foreign key on membership and account) with a
+    plan made once per connection; on a table it has no statistics for (a new portal, an account's
+    first import) every index starting with the account looked as good as the key, and with one of
+    them each check read every membership of the account made so far: 10,000 people took 15 s
+    instead of 5, 50,000 four minutes. With statistics the plan is remade and reads the key."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text(f"ANALYZE {', '.join(ANALYZED)}"))
+        db.session.commit()
 
 
 def _insert_skipping_taken(table, *unique_columns: str):
