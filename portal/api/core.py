@@ -26,7 +26,7 @@ from portal.api.documentation import API, BODY_ANSWERS, GENERIC_ANSWERS, Idempot
 from portal.api.problems import PROBLEM_TYPE, Problem, problem, validation_problem
 from portal.extensions import db
 from portal.web.access import Rule
-from portal.web.inputs import holds_nul
+from portal.web.inputs import holds_unstorable
 from portal.web.lists import Page
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -66,8 +66,8 @@ def endpoint(access: Rule, *, query: type[BaseModel] | None = None, body: type[B
                 if data is None:
                     return problem(415 if request.mimetype != "application/json" else 400,
                                    _("Send a JSON object as the body, with Content-Type: application/json."))
-                if holds_nul(data):
-                    return problem(400, _("A value holds a NUL character, which is not allowed."))
+                if holds_unstorable(data):
+                    return problem(400, _("A value holds a character no text may hold (NUL, or half of a UTF-16 surrogate pair), which is not allowed."))
                 try:
                     kwargs["body"] = body.model_validate(data)
                 except ValidationError as error:

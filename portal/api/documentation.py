@@ -24,7 +24,8 @@ PROBLEM_ERRORS = "What is wrong with each field."
 
 # Answers any operation may give, whatever it does.
 GENERIC_ANSWERS = {
-    "400": "The request cannot be read: a value holds a NUL character, or the body is not a JSON object.",
+    "400": "The request cannot be read: a value holds a NUL character or half of a UTF-16 surrogate pair, "
+           "or the body is not a JSON object.",
     "401": "No valid token: missing, wrong, revoked, expired or used from a network it does not allow.",
     "403": "The token (or its maker) may not do this.",
     "404": "No such account for this token, or no such object in it.",

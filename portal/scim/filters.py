@@ -16,7 +16,7 @@ from scim2_models.path import (AttrPath, CompareOperator, Comparison, FilterNode
 from sqlalchemy import and_, false, func, literal, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from portal.web.inputs import parse_id
+from portal.web.inputs import parse_id, unstorable
 
 # An attribute in SQL: given the operator (None for ``pr``) and the filter's value, the clause.
 Attribute = Callable[[CompareOperator | None, object], ColumnElement]
@@ -34,8 +34,9 @@ def _escape_like(text: str) -> str:
 def _as_text(value: object) -> str:
     if not isinstance(value, str):
         raise InvalidFilterException(detail=f"{value!r} is not a string")
-    if "\x00" in value:  # written \u0000 in the filter; no database column may hold one
-        raise InvalidFilterException(detail="A filter value cannot hold a NUL character.")
+    if unstorable(value):  # written \u0000 or a lone \ud800 in the filter; no database text may hold one
+        raise InvalidFilterException(detail="A filter value cannot hold a NUL character or half of a "
+                                            "UTF-16 surrogate pair.")
     return value
 
 

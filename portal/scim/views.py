@@ -23,7 +23,7 @@ from portal.scim import schema, services
 from portal.users.services import UserError
 from portal.web import errors
 from portal.web.access import member, rule
-from portal.web.inputs import holds_nul
+from portal.web.inputs import holds_unstorable
 from portal.web.urls import external_url
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
@@ -103,8 +103,8 @@ def _body() -> dict:
     payload = request.get_json(force=True, silent=True)
     if not isinstance(payload, dict):
         raise InvalidSyntaxException(detail="Send a JSON object as the body.")
-    if holds_nul(payload):
-        raise InvalidValueException(detail="A value holds a NUL character, which is not allowed.")
+    if holds_unstorable(payload):
+        raise InvalidValueException(detail="A value holds a character no text may hold (NUL, or half of a UTF-16 surrogate pair), which is not allowed.")
     return payload
 
 

@@ -4,13 +4,22 @@ Ids in paths and forms are whole numbers the database can hold: anything
 else is "not found" (paths) or "nothing chosen" (forms), never an overflow
 in the database driver. No value may carry a NUL character, which
 PostgreSQL refuses in text: such a request is refused whole, with a message.
+JSON documents are also refused when a text holds half of a UTF-16 surrogate
+pair (``"\\ud800"`` alone decodes to a string no database driver can encode);
+forms and query strings cannot hold one (undecodable bytes become U+FFFD).
 """
 
 from __future__ import annotations
 
+import re
+
 from flask import abort, request
 from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter
+
+# Characters no text column can hold: NUL (PostgreSQL refuses it) and lone UTF-16 surrogates
+# (neither driver can encode them).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 # Primary keys are 32-bit signed integers on every database we run on.
 MAX_ID = 2**31 - 1
@@ -56,17 +65,23 @@ def _has_nul(values) -> bool:
     return any("\x00" in key or any("\x00" in value for value in values.getlist(key)) for key in values)
 
 
-def holds_nul(document) -> bool:
-    """Whether a decoded JSON document holds a NUL character (``\\u0000`` in JSON) in any key or
-    text; walked without recursion, so no depth of nesting can exhaust the stack."""
+def unstorable(text: str) -> bool:
+    """Whether ``text`` holds a character no database text can hold (see ``UNSTORABLE``)."""
+    return UNSTORABLE.search(text) is not None
+
+
+def holds_unstorable(document) -> bool:
+    """Whether a decoded JSON document holds, in any key or text, a NUL character (``\\u0000`` in
+    JSON) or half of a surrogate pair (``\\ud800`` alone); walked without recursion, so no depth of
+    nesting can exhaust the stack."""
     waiting = [document]
     while waiting:
         item = waiting.pop()
         if isinstance(item, str):
-            if "\x00" in item:
+            if unstorable(item):
                 return True
         elif isinstance(item, dict):
-            if any(isinstance(key, str) and "\x00" in key for key in item):
+            if any(isinstance(key, str) and unstorable(key) for key in item):
                 return True
             waiting.extend(item.values())
         elif isinstance(item, list):

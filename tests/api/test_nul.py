@@ -14,7 +14,10 @@ def test_api_body__a_nul_anywhere_is_refused(client, world, token):
     url = f"/api/v1/accounts/{world['account'].id}/mailboxes"
     for body in ({"local_part": "te\u0000am", "domain_id": world["domain"].id},
                  {"local_part": "team2", "domain_id": world["domain"].id, "display_name": "\u0000"},
-                 {"local_part": "team3", "domain_id": world["domain"].id, "\u0000": "x"}):
+                 {"local_part": "team3", "domain_id": world["domain"].id, "\u0000": "x"},
+                 # Half of a surrogate pair (JSON "\ud800" alone): no database driver can encode it.
+                 {"local_part": "team4", "domain_id": world["domain"].id, "display_name": "A\ud800"},
+                 {"local_part": "team5", "domain_id": world["domain"].id, "\udfff": "x"}):
         response = client.post(url, data=json.dumps(body), content_type="application/json",
                                headers={**bearer(token), "Idempotency-Key": json.dumps(body)[:60]})
         assert response.status_code == 400, response.get_data(as_text=True)
