@@ -30,6 +30,16 @@ def app_settings():
     ("DELETE FROM users", True),
     ("LOCK TABLE users", True),
     ("SET LOCAL statement_timeout = 1000", True),
+    # Reads that are not sure: they change something, or could hide what does.
+    ("SELECT set_config('search_path', 'elsewhere', false)", True),
+    ("SELECT pg_notify('channel', 'x')", True),
+    ("SELECT nextval('jobs_id_seq')", True),
+    ("SELECT pg_advisory_lock(1)", True),
+    ("SELECT lo_create(0)", True),
+    ("SELECT id, name INTO copied FROM accounts", True),
+    ("SELECT 1; DELETE FROM users", True),
+    ("SELECT id FROM jobs FOR/**/UPDATE", True),
+    ("SELECT id FROM jobs FOR--\nUPDATE", True),
 ])
 def test_wrote__only_plain_reads_count_as_reads(statement, writes):
     assert wrote(statement, None) is writes
@@ -75,6 +85,20 @@ def test_request_that_wrote__is_rolled_back(app, make, is_postgres):
     assert ended == ["rollback", "rollback", "rollback"]
     with app.app_context():
         assert db.session.execute(select(Account.name).where(Account.id == account_id)).scalar_one() == "Acme"
+
+
+def test_request_answered_with_an_error__is_rolled_back(app, is_postgres):
+    """A view that catches a failure and answers 4xx itself may have done part of something: its
+    transaction is rolled back, even when all it ran counted as reads; below 400 it commits."""
+    _postgres_only(is_postgres)
+    ended = []
+    db.event.listen(db.engine, "commit", lambda _connection: ended.append("commit"))
+    db.event.listen(db.engine, "rollback", lambda _connection: ended.append("rollback"))
+    for status in (422, 400, 200, 302):
+        with app.app_context(), app.test_request_context("/"):
+            db.session.execute(select(Account.id)).all()
+            app.process_response(app.make_response(("answer", status)))
+    assert ended == ["rollback", "rollback", "commit", "commit"]
 
 
 def test_request_that_raised__is_rolled_back(app, is_postgres):
