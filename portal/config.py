@@ -8,6 +8,7 @@ typo in a deployment never silently falls back to a default.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
 from dataclasses import dataclass
@@ -38,8 +39,8 @@ def _positive_int(value: str) -> int:
 
 def _positive_float(value: str) -> float:
     number = float(value)
-    if number <= 0:
-        raise ValueError("expected a number above zero")
+    if not 0 < number < math.inf:  # "nan" and "inf" parse as floats too
+        raise ValueError("expected a finite number above zero")
     return number
 
 

@@ -24,6 +24,8 @@ def test_settings__unknown_variable_stops_start_up_naming_it():
     ("PORTAL_BASE_URL", "portal.example.org", "absolute http"),
     ("PORTAL_DATABASE_URL", "mysql://x", "sqlite"),
     ("PORTAL_WORKER_CONCURRENCY", "0", "above zero"),
+    ("PORTAL_DNS_TIMEOUT", "nan", "finite number above zero"),
+    ("PORTAL_WORKER_POLL_SECONDS", "inf", "finite number above zero"),
     ("PORTAL_SESSION_HOURS", "many", "invalid literal"),
     ("PORTAL_DNS_RESOLVERS", "8.8.8.8, not-an-ip", "does not appear to be an IPv4 or IPv6"),
     ("PORTAL_SECURE_COOKIES", "perhaps", "true/false"),
