@@ -122,8 +122,7 @@ def member_order(listing) -> tuple:
     index the database would test every member in turn until a page is found, where it otherwise
     sorts the members the filters keep (SQLite, 10,000 members: suspended people 10.8 ms along the
     index, 1.5 ms sorting; a search 11.4 and 2.4 ms)."""
-    whole = not listing.q and not any(listing.filters.values())
-    email = Membership.email if whole else User.email
+    email = User.email if listing.filtered else Membership.email
     column = {"name": func.lower(User.name), "email": email, "last_login": User.last_login_at,
               "joined": Membership.created_at}[listing.sort]
     if listing.sort == "email":  # one member per address

@@ -67,7 +67,8 @@ def endpoint(access: Rule, *, query: type[BaseModel] | None = None, body: type[B
                     return problem(415 if request.mimetype != "application/json" else 400,
                                    _("Send a JSON object as the body, with Content-Type: application/json."))
                 if holds_unstorable(data):
-                    return problem(400, _("A value holds a character no text may hold (NUL, or half of a UTF-16 surrogate pair), which is not allowed."))
+                    return problem(400, _("A value holds a character no text may hold (NUL, or half of a "
+                                          "UTF-16 surrogate pair), which is not allowed."))
                 try:
                     kwargs["body"] = body.model_validate(data)
                 except ValidationError as error:

@@ -104,7 +104,8 @@ def _body() -> dict:
     if not isinstance(payload, dict):
         raise InvalidSyntaxException(detail="Send a JSON object as the body.")
     if holds_unstorable(payload):
-        raise InvalidValueException(detail="A value holds a character no text may hold (NUL, or half of a UTF-16 surrogate pair), which is not allowed.")
+        raise InvalidValueException(detail="A value holds a character no text may hold (NUL, or half of a "
+                                           "UTF-16 surrogate pair), which is not allowed.")
     return payload
 
 
