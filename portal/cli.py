@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from portal.audit.services import SOURCE_CLI
+from portal.config import MOST_WORKER_SLOTS
 from portal.extensions import db
 
 portal_cli = AppGroup("portal", help="Operate the mail portal.")
@@ -31,7 +32,8 @@ def create_admin(email: str, name: str, password: str) -> None:
 
 
 @portal_cli.command("worker")
-@click.option("--concurrency", type=int, default=None, help="Jobs run at once (default PORTAL_WORKER_CONCURRENCY).")
+@click.option("--concurrency", type=click.IntRange(1, MOST_WORKER_SLOTS), default=None,
+              help="Jobs run at once (default PORTAL_WORKER_CONCURRENCY).")
 def worker(concurrency: int | None) -> None:
     """Run background jobs until stopped (SIGTERM or Ctrl-C finishes running jobs first)."""
     from portal.jobs.worker import Worker

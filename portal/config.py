@@ -8,13 +8,16 @@ typo in a deployment never silently falls back to a default.
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
+
+
+# The most jobs one worker process runs at once (a thread and a database connection each).
+MOST_WORKER_SLOTS = 256
 
 
 class ConfigError(RuntimeError):
@@ -30,18 +33,32 @@ def _bool(value: str) -> bool:
     raise ValueError("expected one of true/false, yes/no, on/off, 1/0")
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("expected a whole number above zero")
-    return number
+def _whole(most: int) -> Callable[[str], int]:
+    """A whole number from 1 to ``most``. Each setting has a ceiling that makes sense for it: past
+    some size a duration no longer fits a date (a session of 10**9 hours ends after year 9999, so
+    every log-in failed) and a count starts that many threads or reads that much."""
+    def parse(value: str) -> int:
+        number = int(value)
+        if not 0 < number <= most:
+            raise ValueError(f"expected a whole number from 1 to {most:,}")
+        return number
+
+    parse.most = most
+    return parse
 
 
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not 0 < number < math.inf:  # "nan" and "inf" parse as floats too
-        raise ValueError("expected a finite number above zero")
-    return number
+def _seconds(most: float) -> Callable[[str], float]:
+    """Seconds above zero and at most ``most``. "nan" and "inf" parse as floats too, and a finite
+    but huge wait is refused by the waits themselves (an idle worker's wait raised OverflowError
+    past threading.TIMEOUT_MAX and its slot stopped running jobs)."""
+    def parse(value: str) -> float:
+        number = float(value)
+        if not 0 < number <= most:  # NaN compares false
+            raise ValueError(f"expected a number of seconds above zero and at most {most:,g}")
+        return number
+
+    parse.most = most
+    return parse
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -122,19 +139,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKER", _choice("inprocess", "external"), "external",
             "inprocess runs a worker thread inside the web process (make run); "
             "external expects `flask --app app portal worker`"),
-    Setting("WORKER_CONCURRENCY", _positive_int, 4, "jobs a worker runs at once"),
-    Setting("WORKER_POLL_SECONDS", _positive_float, 1.0, "how often an idle worker looks for jobs"),
-    Setting("JOB_LEASE_SECONDS", _positive_int, 300,
+    Setting("WORKER_CONCURRENCY", _whole(MOST_WORKER_SLOTS), 4, "jobs a worker runs at once"),
+    Setting("WORKER_POLL_SECONDS", _seconds(3_600), 1.0, "how often an idle worker looks for jobs"),
+    Setting("JOB_LEASE_SECONDS", _whole(604_800), 300,
             "how long a claimed job is held before another worker may take it over"),
-    Setting("SESSION_HOURS", _positive_int, 12, "a session ends after this many hours idle"),
-    Setting("SESSION_MAX_HOURS", _positive_int, 72, "a session ends this many hours after log-in"),
-    Setting("LOGIN_MAX_FAILURES", _positive_int, 5,
+    Setting("SESSION_HOURS", _whole(8_760), 12, "a session ends after this many hours idle"),
+    Setting("SESSION_MAX_HOURS", _whole(8_760), 72, "a session ends this many hours after log-in"),
+    Setting("LOGIN_MAX_FAILURES", _whole(1_000_000), 5,
             "failed log-ins per address in the window before log-in is refused"),
-    Setting("LOGIN_MAX_FAILURES_PER_IP", _positive_int, 30,
+    Setting("LOGIN_MAX_FAILURES_PER_IP", _whole(1_000_000), 30,
             "failed log-ins per IP address in the window before log-in is refused"),
-    Setting("LOGIN_WINDOW_MINUTES", _positive_int, 15, "the window for failed log-ins"),
-    Setting("TOKEN_HOURS", _positive_int, 24, "how long verification and reset links stay valid"),
-    Setting("INVITATION_DAYS", _positive_int, 7, "how long an invitation link stays valid, in days"),
+    Setting("LOGIN_WINDOW_MINUTES", _whole(525_600), 15, "the window for failed log-ins"),
+    Setting("TOKEN_HOURS", _whole(8_760), 24, "how long verification and reset links stay valid"),
+    Setting("INVITATION_DAYS", _whole(365), 7, "how long an invitation link stays valid, in days"),
     Setting("PASSWORD_HASHING", _choice("strong", "fast"), "strong",
             "fast uses cheap argon2 parameters; only for test suites"),
     Setting("SECURE_COOKIES", _bool, None,
@@ -143,9 +160,9 @@ SETTINGS: tuple[Setting, ...] = (
             "superadmins must use two-factor sign-in; default on when BASE_URL is https"),
     Setting("OPEN_REGISTRATION", _bool, True, "anyone may register a profile"),
     Setting("USER_PHONES", _bool, False, "corporate users have a phone number in their settings"),
-    Setting("API_RATE_LIMIT", _positive_int, 600, "requests one API token may make in a minute (HTTP 429 beyond)"),
-    Setting("IMPORT_MAX_ROWS", _positive_int, 50_000, "most users one workbook may create"),
-    Setting("IMPORT_MAX_MB", _positive_int, 20, "largest workbook accepted, in megabytes"),
+    Setting("API_RATE_LIMIT", _whole(1_000_000), 600, "requests one API token may make in a minute (HTTP 429 beyond)"),
+    Setting("IMPORT_MAX_ROWS", _whole(1_000_000), 50_000, "most users one workbook may create"),
+    Setting("IMPORT_MAX_MB", _whole(1_024), 20, "largest workbook accepted, in megabytes"),
     Setting("PASSWORD_LOGIN", _bool, True, "log-in with a local password is offered (turn off to use single sign-on only)"),
     Setting("OIDC_ISSUER", _base_url, None, "OpenID Connect provider (its discovery document is read from "
             "<issuer>/.well-known/openid-configuration); unset: no single sign-on"),
@@ -155,7 +172,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OIDC_LABEL", str, "Single sign-on", "the text of the single sign-on button"),
     Setting("DNS_RESOLVERS", _resolvers, (),
             "comma-separated resolver IPs (ip or ip:port) for domain checks; default the system's"),
-    Setting("DNS_TIMEOUT", _positive_float, 3.0, "seconds a DNS query may take"),
+    Setting("DNS_TIMEOUT", _seconds(60), 3.0, "seconds a DNS query may take"),
     Setting("BACKENDS_FILE", str, None,
             "JSON file of backend connections; default instance/backends.json when it exists"),
     Setting("DEFAULT_LOCALE", _choice("en", "fr"), "en",

@@ -23,9 +23,18 @@ def test_settings__unknown_variable_stops_start_up_naming_it():
     ("PORTAL_WORKER", "sometimes", "expected one of inprocess, external"),
     ("PORTAL_BASE_URL", "portal.example.org", "absolute http"),
     ("PORTAL_DATABASE_URL", "mysql://x", "sqlite"),
-    ("PORTAL_WORKER_CONCURRENCY", "0", "above zero"),
-    ("PORTAL_DNS_TIMEOUT", "nan", "finite number above zero"),
-    ("PORTAL_WORKER_POLL_SECONDS", "inf", "finite number above zero"),
+    ("PORTAL_WORKER_CONCURRENCY", "0", "from 1 to 256"),
+    ("PORTAL_WORKER_CONCURRENCY", "257", "from 1 to 256"),
+    ("PORTAL_DNS_TIMEOUT", "nan", "above zero and at most 60"),
+    ("PORTAL_WORKER_POLL_SECONDS", "inf", "above zero and at most 3,600"),
+    # Finite but past what a wait takes (threading.TIMEOUT_MAX): an idle worker slot died on it.
+    ("PORTAL_WORKER_POLL_SECONDS", "1e10", "above zero and at most 3,600"),
+    ("PORTAL_DNS_TIMEOUT", "9999999999", "above zero and at most 60"),
+    # Past the dates a session, a log-in window or an invitation can end on (year 9999).
+    ("PORTAL_SESSION_HOURS", "1000000000", "from 1 to 8,760"),
+    ("PORTAL_LOGIN_WINDOW_MINUTES", "10000000000", "from 1 to 525,600"),
+    ("PORTAL_INVITATION_DAYS", "3000000", "from 1 to 365"),
+    ("PORTAL_IMPORT_MAX_MB", "1025", "from 1 to 1,024"),
     ("PORTAL_SESSION_HOURS", "many", "invalid literal"),
     ("PORTAL_DNS_RESOLVERS", "8.8.8.8, not-an-ip", "does not appear to be an IPv4 or IPv6"),
     ("PORTAL_SECURE_COOKIES", "perhaps", "true/false"),
@@ -34,6 +43,54 @@ def test_settings__malformed_value_stops_start_up_with_the_reason(name, value, m
     with pytest.raises(ConfigError) as caught:
         load_settings({name: value})
     assert name in str(caught.value) and message in str(caught.value)
+
+
+def test_settings__every_number_has_a_ceiling_and_the_ceiling_itself_is_accepted():
+    import threading
+
+    from portal.config import SETTINGS
+
+    numbers = [setting for setting in SETTINGS if isinstance(setting.default, (int, float))
+               and not isinstance(setting.default, bool)]
+    assert len(numbers) == 14 and all(hasattr(setting.parse, "most") for setting in numbers)
+    for setting in numbers:
+        most = setting.parse.most
+        assert load_settings({f"PORTAL_{setting.name}": str(most)})[setting.name] == most
+        assert setting.default <= most
+        with pytest.raises(ConfigError, match=f"PORTAL_{setting.name}"):
+            load_settings({f"PORTAL_{setting.name}": str(most * 2)})
+        if isinstance(setting.default, float):
+            assert most < threading.TIMEOUT_MAX
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text().splitlines()
+    for setting in numbers:  # the configuration table says each range
+        [row] = [line for line in readme if line.startswith(f"| `PORTAL_{setting.name}` |")]
+        assert f" {int(setting.parse.most)} |" in row or f" {int(setting.parse.most)} (" in row, row
+
+
+def test_settings__a_portal_at_every_ceiling_still_signs_in_limits_and_sends_links(app, client, make, owner,
+                                                                                    account, run_jobs, smtp_sink):
+    """The ceilings are values the portal works with: each duration still ends on a date, and the
+    pages that use them answer (a session of 10**9 hours made every log-in fail past year 9999)."""
+    from portal.config import SETTINGS
+    from portal.extensions import db
+    from portal.invitations import services as invitations
+    from tests.conftest import PASSWORD, first_link
+
+    app.config["PORTAL"] = {**app.config["PORTAL"], **{
+        setting.name: setting.parse.most for setting in SETTINGS if hasattr(setting.parse, "most")}}
+    make.user("ada@example.org")
+    assert client.post("/login", data={"email": "ada@example.org", "password": "wrong password!"}).status_code == 422
+    assert client.post("/login", data={"email": "ada@example.org", "password": PASSWORD}).status_code == 302
+    assert client.get("/profile").status_code == 200
+    assert client.post("/password/forgot", data={"email": "ada@example.org"}).status_code == 200
+    invitation = invitations.start(owner, account, "new@example.net")
+    invitations.send_invitation(owner, invitation)
+    db.session.commit()
+    run_jobs()
+    assert invitation.expires_at.year >= 2026
+    for address, path in (("ada@example.org", "/password/reset/"), ("new@example.net", "/invitations/")):
+        link = first_link(smtp_sink.text(smtp_sink.wait_for(address)[-1]), path).removeprefix("http://localhost")
+        assert client.get(link).status_code in (200, 302)
 
 
 def test_settings__secret_values_are_not_echoed_in_errors():
@@ -94,3 +151,13 @@ def test_readme__documents_every_setting():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [f"PORTAL_{s.name}" for s in SETTINGS if f"`PORTAL_{s.name}`" not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize("given", ["0", "-3", "257"])
+def test_worker_command__a_slot_count_out_of_range_is_refused_before_it_starts(app, given, monkeypatch):
+    # 0 used to fall back to the setting without a word; a huge count started that many threads.
+    from portal.jobs.worker import Worker
+
+    monkeypatch.setattr(Worker, "run_forever", lambda self: print("Worker ran"))
+    result = app.test_cli_runner().invoke(args=["portal", "worker", "--concurrency", given])
+    assert result.exit_code == 2 and "1<=x<=256" in result.output and "Worker" not in result.output
