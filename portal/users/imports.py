@@ -325,7 +325,7 @@ def _run(run: ImportRun) -> None:
         writer.chunk(todo[start:start + CHUNK], outcome)
         run.done += len(todo[start:start + CHUNK])
         db.session.commit()  # progress is visible after every chunk
-        if start == 0:
+        if start == 0 and len(todo) > CHUNK:  # one chunk: nothing is inserted after it
             _analyze_after_first_chunk()
     run.created = sum(1 for status, _message in outcome.values() if status == CREATED)
     run.updated = sum(1 for status, _message in outcome.values() if status == UPDATED)

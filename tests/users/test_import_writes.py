@@ -162,3 +162,7 @@ def test_run__postgresql_analyzes_the_tables_it_fills_after_the_first_chunk(owne
     after = analyzed()
     assert set(after) == {"memberships", "users", "mailboxes"}
     assert all(after[table] == before.get(table, 0) + 1 for table in after), (before, after)
+    # A workbook of one chunk is done when its statistics would be refreshed: none are (ANALYZE
+    # samples the whole tables, and waits behind a vacuum of them).
+    run, _ = _run(owner, account, run_jobs, [("A", "B", f"single{n}@example.org", "Y") for n in range(2)])
+    assert run.created == 2 and analyzed() == after
