@@ -306,7 +306,8 @@ def _only_address(value, address: str) -> bool:
 
 def _as_rfc_operation(operation, address: str):
     """A PATCH operation as identity providers write it, in the form RFC 7644 gives it; None when
-    it only restates the person's address (``emails`` is read-only: the login address)."""
+    it only restates the person's address (``emails`` is read-only and ``userName`` immutable: the
+    login address, which is not case-exact, so restated in another case it is the same)."""
     if not isinstance(operation, dict):
         return operation
     path, value = operation.get("path"), operation.get("value")
@@ -314,10 +315,18 @@ def _as_rfc_operation(operation, address: str):
         return {**operation, "path": MANAGER, "value": _manager_value(value)}
     if isinstance(path, str) and path.strip().lower().startswith("emails") and _only_address(value, address):
         return None
+    if isinstance(path, str) and path.strip().lower() == "username" and _same_address(value, address):
+        return None
     if path is None and isinstance(value, dict):
-        return {**operation, "value": {key: _manager_value(item) if str(key).lower() == MANAGER.lower() else item
-                                       for key, item in value.items()}}
+        kept = {key: _manager_value(item) if str(key).lower() == MANAGER.lower() else item
+                for key, item in value.items()
+                if not (str(key).lower() == "username" and _same_address(item, address))}
+        return {**operation, "value": kept} if kept or not value else None
     return operation
+
+
+def _same_address(value, address: str) -> bool:
+    return isinstance(value, str) and value.strip().lower() == address
 
 
 def read_user_patch(payload: dict, user: User) -> PatchOp | None:

@@ -286,6 +286,13 @@ def test_patch__that_changes_nothing_changes_nothing(scim, people):
     response = scim.patch(path, {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "ANN@example.org"},
                           {"op": "replace", "path": "name.givenName", "value": "Ann"})
     assert response.status_code == 200
+    # userName restated in another case is the same address (userName is not case-exact), as a
+    # PUT restating it already was: an identity provider sends it in the case it holds.
+    for restated in ({"op": "Replace", "path": "userName", "value": "Ann@Example.org"},
+                     {"op": "replace", "value": {"userName": "ANN@example.org", "name.givenName": "Ann"}}):
+        response = scim.patch(path, restated)
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["userName"] == "ann@example.org"
     assert db.session.execute(db.select(db.func.count()).select_from(AuditEvent)).scalar_one() == before
 
 
