@@ -260,7 +260,7 @@ def replace_user(actor: User, account: Account, user: User, profile: ScimProfile
                  wanted: schema.UserResource) -> None:
     """PUT /Users/<id>, and the end of every PATCH: make the person what ``wanted`` says.
     The attributes SCIM requires (name, active) keep their value when left out."""
-    if wanted.user_name and wanted.user_name.lower() != user.email:
+    if wanted.user_name and not _same_address(wanted.user_name, user.email):
         raise MutabilityException(detail="userName is the person's login address, which cannot be changed.")
     given, family = _name_parts(user, profile)
     new_given, new_family = (_cleaned_name(part) for part in _names(wanted, given, family))
@@ -298,9 +298,9 @@ def _manager_value(value):
 
 def _only_address(value, address: str) -> bool:
     if isinstance(value, str):
-        return value.lower() == address
+        return _same_address(value, address)
     if isinstance(value, dict):
-        return str(value.get("value", "")).lower() == address
+        return _same_address(str(value.get("value", "")), address)
     return isinstance(value, list) and bool(value) and all(_only_address(item, address) for item in value)
 
 
@@ -326,7 +326,16 @@ def _as_rfc_operation(operation, address: str):
 
 
 def _same_address(value, address: str) -> bool:
-    return isinstance(value, str) and value.strip().lower() == address
+    """Whether ``value`` names the stored ``address``: in any case, with spaces around it, or with
+    its domain in Unicode (addresses are kept lower-cased, the domain in its ASCII form)."""
+    if not isinstance(value, str):
+        return False
+    if value.strip().lower() == address:
+        return True
+    try:
+        return normalize_email(value) == address
+    except AuthError:
+        return False
 
 
 def read_user_patch(payload: dict, user: User) -> PatchOp | None:

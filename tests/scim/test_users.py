@@ -220,6 +220,26 @@ def test_put__cannot_change_the_user_name(scim, people):
     assert "login address" in document["detail"]
 
 
+def test_put_and_patch__the_address_restated_as_a_provider_writes_it_changes_nothing(scim, people, owner, account):
+    """userName compares as the address it names: in another case, with spaces around it, or with its
+    domain in Unicode where the portal keeps the ASCII (IDNA) form."""
+    from tests.mailboxes.conftest import enabled_domain
+
+    enabled_domain(owner, account, "bücher.example")
+    created = scim.post("/Users", new_user(user_name="Lena@Bücher.example", given="Lena", family="Lind")).get_json()
+    assert created["userName"] == "lena@xn--bcher-kva.example"
+    for path, written in ((f"/Users/{people['Ann']}", " ANN@Example.org "), (f"/Users/{created['id']}", "lena@bücher.example"),
+                          (f"/Users/{created['id']}", "LENA@BÜCHER.EXAMPLE")):
+        given, family = ("Ann", "Alder") if "ann" in written.lower() else ("Lena", "Lind")
+        response = scim.put(path, new_user(user_name=written, given=given, family=family))
+        assert response.status_code == 200, (written, response.get_json())
+        response = scim.patch(path, {"op": "replace", "path": "userName", "value": written})
+        assert response.status_code == 200, (written, response.get_json())
+        assert response.get_json()["userName"] == scim.get(path).get_json()["userName"]
+    _error(scim.put(f"/Users/{created['id']}", new_user(user_name="lena@example.org", given="Lena", family="Lind")),
+           400, "mutability")
+
+
 def test_name_parts_with_spaces__come_back_as_sent(scim, people):
     path = f"/Users/{people['Ann']}"
     patched = scim.patch(path, {"op": "replace", "path": "name", "value": {"givenName": "Mary Ann",
