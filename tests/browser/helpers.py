@@ -64,9 +64,18 @@ def sidebar(page: Page, name: str):
 
 
 def open_section(page: Page, name: str) -> None:
-    """Follow the sidebar's link ``name`` to the page of the same heading."""
+    """Follow the sidebar's link ``name`` to the page of the same heading, and wait until htmx has
+    settled it."""
     sidebar(page, name).click()
     expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
+    settled(page)
+
+
+def settled(page: Page) -> None:
+    """Wait until no htmx request, swap or settle is under way. htmx gives swapped-in content its
+    behaviour when it settles (20 ms after the swap): a field typed into before that (as a test
+    can, a person cannot) sends no request."""
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
 
 
 def mark_window(page: Page) -> None:

@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 from portal.auth.models import User
 from portal.extensions import db
 from tests.browser.helpers import (assert_not_reloaded, confirm_and_log_in, log_in, mark_window, register,
-                                   screenshot, sidebar)
+                                   open_section, screenshot, sidebar)
 from tests.conftest import first_link
 
 pytestmark = pytest.mark.browser
@@ -96,7 +96,7 @@ def test_foundation__register_verify_build_role_grant_it_and_audit_it(page: Page
     # The other person joined (people join by accepting an invitation; that flow has its own
     # tests): find them in the Users list and grant them the role.
     _joined(make, "Analytical Engines", "grace@example.org")
-    sidebar(page, "Users").click()
+    open_section(page, "Users")
     page.get_by_label("Search").fill("grace")
     expect(page.locator("#member-list tbody tr")).to_have_count(1)
     page.get_by_role("link", name="grace@example.org").click()
