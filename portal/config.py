@@ -33,32 +33,21 @@ def _bool(value: str) -> bool:
     raise ValueError("expected one of true/false, yes/no, on/off, 1/0")
 
 
-def _whole(most: int) -> Callable[[str], int]:
-    """A whole number from 1 to ``most``. Each setting has a ceiling that makes sense for it: past
-    some size a duration no longer fits a date (a session of 10**9 hours ends after year 9999, so
-    every log-in failed) and a count starts that many threads or reads that much."""
-    def parse(value: str) -> int:
-        number = int(value)
-        if not 0 < number <= most:
-            raise ValueError(f"expected a whole number from 1 to {most:,}")
+@dataclass(frozen=True)
+class _Number:
+    """A number above zero and at most ``most`` (whole, or seconds). Each setting has a ceiling
+    that the portal works with: past some size a duration no longer fits a date (a session of
+    10**9 hours ends after year 9999, so every log-in failed), a wait overflows (an idle worker's
+    wait past threading.TIMEOUT_MAX killed its slot) and a count starts that many threads."""
+    most: float
+    whole: bool = True
+
+    def __call__(self, value: str) -> float:
+        number = int(value) if self.whole else float(value)
+        if not 0 < number <= self.most:  # "nan" parses as a float, and compares false
+            unit = "a whole number from 1 to" if self.whole else "a number of seconds above zero and at most"
+            raise ValueError(f"expected {unit} {self.most:,}")
         return number
-
-    parse.most = most
-    return parse
-
-
-def _seconds(most: float) -> Callable[[str], float]:
-    """Seconds above zero and at most ``most``. "nan" and "inf" parse as floats too, and a finite
-    but huge wait is refused by the waits themselves (an idle worker's wait raised OverflowError
-    past threading.TIMEOUT_MAX and its slot stopped running jobs)."""
-    def parse(value: str) -> float:
-        number = float(value)
-        if not 0 < number <= most:  # NaN compares false
-            raise ValueError(f"expected a number of seconds above zero and at most {most:,g}")
-        return number
-
-    parse.most = most
-    return parse
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -139,19 +128,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKER", _choice("inprocess", "external"), "external",
             "inprocess runs a worker thread inside the web process (make run); "
             "external expects `flask --app app portal worker`"),
-    Setting("WORKER_CONCURRENCY", _whole(MOST_WORKER_SLOTS), 4, "jobs a worker runs at once"),
-    Setting("WORKER_POLL_SECONDS", _seconds(3_600), 1.0, "how often an idle worker looks for jobs"),
-    Setting("JOB_LEASE_SECONDS", _whole(604_800), 300,
+    Setting("WORKER_CONCURRENCY", _Number(MOST_WORKER_SLOTS), 4, "jobs a worker runs at once"),
+    Setting("WORKER_POLL_SECONDS", _Number(3_600, whole=False), 1.0, "how often an idle worker looks for jobs"),
+    Setting("JOB_LEASE_SECONDS", _Number(604_800), 300,
             "how long a claimed job is held before another worker may take it over"),
-    Setting("SESSION_HOURS", _whole(8_760), 12, "a session ends after this many hours idle"),
-    Setting("SESSION_MAX_HOURS", _whole(8_760), 72, "a session ends this many hours after log-in"),
-    Setting("LOGIN_MAX_FAILURES", _whole(1_000_000), 5,
+    Setting("SESSION_HOURS", _Number(8_760), 12, "a session ends after this many hours idle"),
+    Setting("SESSION_MAX_HOURS", _Number(8_760), 72, "a session ends this many hours after log-in"),
+    Setting("LOGIN_MAX_FAILURES", _Number(1_000_000), 5,
             "failed log-ins per address in the window before log-in is refused"),
-    Setting("LOGIN_MAX_FAILURES_PER_IP", _whole(1_000_000), 30,
+    Setting("LOGIN_MAX_FAILURES_PER_IP", _Number(1_000_000), 30,
             "failed log-ins per IP address in the window before log-in is refused"),
-    Setting("LOGIN_WINDOW_MINUTES", _whole(525_600), 15, "the window for failed log-ins"),
-    Setting("TOKEN_HOURS", _whole(8_760), 24, "how long verification and reset links stay valid"),
-    Setting("INVITATION_DAYS", _whole(365), 7, "how long an invitation link stays valid, in days"),
+    Setting("LOGIN_WINDOW_MINUTES", _Number(525_600), 15, "the window for failed log-ins"),
+    Setting("TOKEN_HOURS", _Number(8_760), 24, "how long verification and reset links stay valid"),
+    Setting("INVITATION_DAYS", _Number(365), 7, "how long an invitation link stays valid, in days"),
     Setting("PASSWORD_HASHING", _choice("strong", "fast"), "strong",
             "fast uses cheap argon2 parameters; only for test suites"),
     Setting("SECURE_COOKIES", _bool, None,
@@ -160,9 +149,9 @@ SETTINGS: tuple[Setting, ...] = (
             "superadmins must use two-factor sign-in; default on when BASE_URL is https"),
     Setting("OPEN_REGISTRATION", _bool, True, "anyone may register a profile"),
     Setting("USER_PHONES", _bool, False, "corporate users have a phone number in their settings"),
-    Setting("API_RATE_LIMIT", _whole(1_000_000), 600, "requests one API token may make in a minute (HTTP 429 beyond)"),
-    Setting("IMPORT_MAX_ROWS", _whole(1_000_000), 50_000, "most users one workbook may create"),
-    Setting("IMPORT_MAX_MB", _whole(1_024), 20, "largest workbook accepted, in megabytes"),
+    Setting("API_RATE_LIMIT", _Number(1_000_000), 600, "requests one API token may make in a minute (HTTP 429 beyond)"),
+    Setting("IMPORT_MAX_ROWS", _Number(1_000_000), 50_000, "most users one workbook may create"),
+    Setting("IMPORT_MAX_MB", _Number(1_024), 20, "largest workbook accepted, in megabytes"),
     Setting("PASSWORD_LOGIN", _bool, True, "log-in with a local password is offered (turn off to use single sign-on only)"),
     Setting("OIDC_ISSUER", _base_url, None, "OpenID Connect provider (its discovery document is read from "
             "<issuer>/.well-known/openid-configuration); unset: no single sign-on"),
@@ -172,7 +161,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OIDC_LABEL", str, "Single sign-on", "the text of the single sign-on button"),
     Setting("DNS_RESOLVERS", _resolvers, (),
             "comma-separated resolver IPs (ip or ip:port) for domain checks; default the system's"),
-    Setting("DNS_TIMEOUT", _seconds(60), 3.0, "seconds a DNS query may take"),
+    Setting("DNS_TIMEOUT", _Number(60, whole=False), 3.0, "seconds a DNS query may take"),
     Setting("BACKENDS_FILE", str, None,
             "JSON file of backend connections; default instance/backends.json when it exists"),
     Setting("DEFAULT_LOCALE", _choice("en", "fr"), "en",
