@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from functools import cached_property
 from pathlib import Path
 
 from flask import Flask, g
@@ -173,15 +174,33 @@ def _register_web_hooks(app: Flask) -> None:
         from flask import has_request_context
         from flask_login import current_user
 
-        from portal.accounts.services import accounts_of
-
         # Mail is rendered by workers too, where there is no request and no user.
         if not has_request_context() or not current_user.is_authenticated:
-            return {"my_accounts": [], "more_accounts": False, "current_account": None}
-        # The switcher shows a few accounts; the accounts page lists them all, in pages.
-        shown = accounts_of(current_user, limit=SWITCHER_ACCOUNTS + 1)
-        return {"my_accounts": shown[:SWITCHER_ACCOUNTS], "more_accounts": len(shown) > SWITCHER_ACCOUNTS,
-                "current_account": g.get("account")}
+            return {"switcher": Switcher(None), "current_account": None}
+        return {"switcher": Switcher(current_user), "current_account": g.get("account")}
+
+
+class Switcher:
+    """The accounts the top bar offers to switch to: a few, by name (the accounts page lists them
+    all, in pages). Read when the layout first asks, so a fragment, which has no top bar, costs
+    no statement for it."""
+
+    def __init__(self, user):
+        self.user = user
+
+    @cached_property
+    def _shown(self) -> list:
+        from portal.accounts.services import accounts_of
+
+        return [] if self.user is None else accounts_of(self.user, limit=SWITCHER_ACCOUNTS + 1)
+
+    @property
+    def accounts(self) -> list:
+        return self._shown[:SWITCHER_ACCOUNTS]
+
+    @property
+    def more(self) -> bool:
+        return len(self._shown) > SWITCHER_ACCOUNTS
 
 
 def _start_inprocess_worker(app: Flask) -> None:

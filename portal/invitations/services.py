@@ -74,6 +74,21 @@ def invitation_query(account: Account, listing):
     return query.order_by(column.desc() if listing.descending else column.asc(), Invitation.id.desc())
 
 
+def offer_labels(invitation_ids: list[int]) -> dict[int, str]:
+    """What each invitation offers, as a list shows it: its offers' labels in the reader's
+    language, joined (one statement for the page)."""
+    from portal.i18n import label  # (add_grant below names its own ``label``)
+
+    offers: dict[int, list[str]] = {}
+    if invitation_ids:
+        for invitation_id, text in db.session.execute(
+                db.select(InvitationGrant.invitation_id, InvitationGrant.label)
+                .where(InvitationGrant.invitation_id.in_(invitation_ids))
+                .order_by(InvitationGrant.invitation_id, InvitationGrant.id)):
+            offers.setdefault(invitation_id, []).append(label(text, "role"))
+    return {invitation_id: ", ".join(texts) for invitation_id, texts in offers.items()}
+
+
 # -- preparing ---------------------------------------------------------------------
 
 def start(actor: User, account: Account, raw_email: str) -> Invitation:

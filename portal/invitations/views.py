@@ -2,14 +2,15 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, request, se
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import lazyload, selectinload
+from sqlalchemy.orm import joinedload, lazyload
 
 from portal.auth.forms import ConfirmForm
+from portal.auth.models import User
 from portal.auth.services import AuthError, find_user, start_session
 from portal.extensions import db
 from portal.i18n import label
 from portal.invitations import forms, services
-from portal.invitations.models import STATUSES, Invitation, InvitationGrant
+from portal.invitations.models import STATUSES, Invitation
 from portal.mailboxes.services import mailbox_in_account, pick_mailboxes
 from portal.roles import catalogue
 from portal.roles.services import roles_for
@@ -24,13 +25,13 @@ bp = Blueprint("invitations", __name__)
 
 def _index(form, status=200):
     listing = lists.read({"status": STATUSES}, services.INVITATION_SORTS, "created", descending=True)
-    # The list shows each offer's label, and nothing of the account or of the offers' roles and mailboxes.
+    # The list shows the inviter's address and each offer's label, and nothing of the account or of
+    # the offers' roles and mailboxes: no object per offer, nor a whole person per inviter.
     query = services.invitation_query(g.account, listing).options(
-        lazyload(Invitation.account), selectinload(Invitation.grants).options(
-            lazyload(InvitationGrant.role), lazyload(InvitationGrant.mailbox)))
+        lazyload(Invitation.account), lazyload(Invitation.grants), joinedload(Invitation.invited_by).load_only(User.email))
     page = lists.fetch(query, listing)
     return render("invitations/index.html", block="list", status=status, account=g.account, listing=listing,
-                  page=page, form=form,
+                  page=page, form=form, offers=services.offer_labels([invitation.id for invitation in page.items]),
                   status_options=[(value, label(value, "invitation.status").capitalize()) for value in STATUSES])
 
 

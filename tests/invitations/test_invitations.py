@@ -262,3 +262,29 @@ def test_invitation_pages__invite_grant_send_and_list_with_status(owner, account
     assert db.session.execute(db.select(Invitation)).scalar_one().status == REVOKED
     response = client.post(f"/accounts/{account.id}/invitations/new", data={"email": "owner@example.org"})
     assert response.status_code == 422 and "already a member" in response.get_data(as_text=True)
+
+
+def test_invitation_list__shows_each_invitations_offers_in_order_in_the_readers_language(owner, account, make, client,
+                                                                                         auth):
+    import re
+
+    from portal.roles.services import create_role
+
+    custom = create_role(owner, account, name="Auditors", scope="account", description="", permissions={"audit.view"})
+    first = services.start(owner, account, "first@example.net")
+    services.add_grant(owner, first, role_id=system_role("administrator").id)
+    services.add_grant(owner, first, role_id=custom.id)
+    services.start(owner, account, "second@example.net")
+    other = make.user("other@example.org")
+    services.start(other, make.account(other, "Elsewhere"), "stranger@example.net")
+    owner.locale = "fr"
+    db.session.commit()
+    auth.login("owner@example.org")
+    for headers in ({}, {"HX-Request": "true"}):
+        page = client.get(f"/accounts/{account.id}/invitations", headers=headers).get_data(as_text=True)
+        rows = {re.search(r">([^<>]+@example\.net)</a>", row).group(1): row
+                for row in re.findall(r"<tr>.*?</tr>", page, re.S) if "@example.net</a>" in row}
+        assert set(rows) == {"first@example.net", "second@example.net"}
+        assert "<td>Administrateur du compte, Auditors</td>" in rows["first@example.net"]
+        assert "<td>—</td>" in rows["second@example.net"]
+        assert "<td>owner@example.org</td>" in rows["first@example.net"]

@@ -100,3 +100,20 @@ def test_audit_log__counts_so_far_then_says_more_than(client, auth, account, mon
     assert "of 201 events" in page and "Next" not in page
     page = client.get(f"{base}?family=account").get_data(as_text=True)
     assert "of 1 events" in page or "1–1 of 1" in page
+
+
+def test_list_fragment__reads_nothing_for_the_top_bar_it_does_not_show(client, auth, account):
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members?q=owner"
+    client.get(url)
+    db.session.expunge_all()
+    with counted() as page_statements:
+        page = client.get(url).get_data(as_text=True)
+    db.session.expunge_all()
+    with counted() as fragment_statements:
+        fragment = client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'class="switcher"' in page and 'class="switcher"' not in fragment
+    assert "owner@example.org" in fragment
+    switcher = [sql for sql in page_statements if sql not in fragment_statements]
+    assert len(switcher) == 1 and "FROM accounts" in switcher[0], "\n".join(page_statements)
+    assert len(fragment_statements) == len(page_statements) - 1
