@@ -11,16 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def cells(sheet, values: Iterable) -> list:
-    """A row for ``sheet.append``: strings become text cells that can never be formulas."""
+    """A row for ``sheet.append``: strings become text cells that can never be formulas. A control
+    character the file format cannot hold (a profile named "Bob<ESC>", a pasted bell) is written
+    as U+FFFD, where it would otherwise stop the whole workbook from being written."""
     row = []
     for value in values:
         if isinstance(value, str) and value:
-            cell = WriteOnlyCell(sheet, value=value)
+            cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
             cell.data_type = "s"
             if value.startswith(FORMULA_STARTS):
                 cell.quotePrefix = True

@@ -7,6 +7,7 @@ leaves the others done), each audited as if done by hand, with progress on the p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask_babel import gettext as _
 
@@ -15,11 +16,11 @@ from portal.audit.services import record
 from portal.auth.models import User
 from portal.bulk.models import DONE, FAILED, MAILBOXES, MEMBERS, QUEUED, RUNNING, BulkRun
 from portal.extensions import db
-from portal.i18n import _l, label as label_of
+from portal.i18n import _l, label as label_of, number
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.roles import catalogue
-from portal.roles.services import AccessError, account_permissions, role_in_account
+from portal.roles.services import AccessError, account_permissions, owner_memberships, role_in_account, system_role
 from portal.timeutil import utcnow
 from portal.web.inputs import parse_id
 from portal.web.lists import Listing
@@ -27,6 +28,14 @@ from portal.web.lists import Listing
 BULK_KIND = "bulk.run"
 CHUNK = 100
 MAX_PROBLEMS = 500
+# Rows ticked on a list's page (50 a page): far more than a person ticks, so that one form cannot
+# name a table's worth; every row of a list is "every row the list matches".
+MAX_TICKED = 1_000
+# The filters a run may keep, per list: those its page offers (anything else is dropped).
+LIST_FILTERS = {MEMBERS: ("q", "role", "kind", "mailbox", "status", "sort", "dir"),
+                MAILBOXES: ("q", "domain", "status", "kind", "owner", "sort", "dir")}
+# The same confirmation posted again within this long starts nothing new (a double click, a resend).
+REPEAT_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -108,11 +117,15 @@ def prepare(actor: User, account: Account, target: str, form) -> BulkRun:
         choice = form.get("mailboxes", "keep")
         params["mailboxes"] = choice if choice in MAILBOX_CHOICES else "keep"
     if form.get("all_matching") == "yes":
-        selection = {"filters": {key.removeprefix("filter-"): value[:254] for key, value in form.items()
-                                 if key.startswith("filter-") and key != "filter-page"}}
+        kept = LIST_FILTERS[target]
+        selection = {"filters": {name: form.get(f"filter-{name}", "")[:254] for name in kept
+                                 if form.get(f"filter-{name}")}}
     else:
-        ids = sorted({number for number in (parse_id(value) for value in form.getlist(_row_field(target)))
-                      if number})
+        ticked = form.getlist(_row_field(target))
+        if len(ticked) > MAX_TICKED:
+            raise BulkError(_("Tick at most %(count)s rows; to act on more, choose every row the list matches.",
+                              count=number(MAX_TICKED)))
+        ids = sorted({number for number in (parse_id(value) for value in ticked) if number})
         if not ids:
             raise BulkError(_("Tick the rows to act on, or choose every row the list matches."))
         selection = {"ids": ids}
@@ -146,7 +159,32 @@ def label(run: BulkRun) -> str:
     return str(ACTIONS[run.target][run.action].label) % params
 
 
-def start(actor: User, account: Account, run: BulkRun) -> BulkRun:
+def touches_an_owner(actor: User, account: Account, run: BulkRun) -> bool:
+    """Whether the run takes the Owner role from people or removes an owner from the account:
+    what, done by hand, needs a session whose password was confirmed a moment ago."""
+    if run.target != MEMBERS:
+        return False
+    if run.action == "remove_role":
+        return run.params["role_id"] == system_role(catalogue.OWNER).id
+    if run.action == "remove":
+        return not set(owner_memberships(account)).isdisjoint(_owned_ids(run, actor, account))
+    return False
+
+
+def repeated(actor: User, account: Account, key: str) -> BulkRun | None:
+    """The run this person already started from the same confirmation (``key``), if any: the same
+    form posted again (a double click, a page sent again) starts nothing new."""
+    since = utcnow() - timedelta(seconds=REPEAT_SECONDS)
+    for run in db.session.execute(db.select(BulkRun).where(
+            BulkRun.account_id == account.id, BulkRun.created_by_id == actor.id, BulkRun.created_at > since)
+            .order_by(BulkRun.id.desc()).limit(100)).scalars():
+        if run.params.get("key") == key:
+            return run
+    return None
+
+
+def start(actor: User, account: Account, run: BulkRun, key: str) -> BulkRun:
+    run.params = {**run.params, "key": key}
     db.session.add(run)
     db.session.flush()
     enqueue(BULK_KIND, {"run_id": run.id}, subject=f"bulk:{run.id}", account=account)
@@ -157,7 +195,7 @@ def start(actor: User, account: Account, run: BulkRun) -> BulkRun:
 
 # -- the job -----------------------------------------------------------------------
 
-def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Membership) -> str:
+def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Membership, held: frozenset[str]) -> str:
     from portal.accounts.services import remove_member
     from portal.roles.models import Grant
     from portal.roles.services import grant_role, revoke_grant
@@ -186,6 +224,10 @@ def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Memb
     if run.action == "restore":
         return users.restore(actor, account, user)
     if users.is_corporate_of(user, account):
+        # By hand, removing a corporate user (and choosing what becomes of their mailboxes) is
+        # the users page's, which needs users.manage; the members page removes other people.
+        if "users.manage" not in held:
+            raise AccessError(_("Removing a corporate user needs the permission to manage users."))
         return "; ".join(users.remove_corporate_user(actor, account, membership, run.params["mailboxes"])) or "removed"
     if user.id == actor.id:
         raise AccessError(_("You cannot remove yourself this way."))
@@ -222,8 +264,16 @@ def run_bulk(job) -> None:
         return
     account = db.session.get(Account, run.account_id)
     actor = run.created_by
-    if actor is None:
-        raise BulkError(_("The person who started this no longer has a profile."))
+    # Checked again now: the run may have waited in the queue while its author lost the right.
+    held = account_permissions(actor, account) if actor is not None else frozenset()
+    if ACTIONS[run.target][run.action].permission not in held:
+        run.status, run.finished_at = FAILED, utcnow()
+        run.error = (_("The person who started this no longer has a profile.") if actor is None else
+                     _("%(email)s no longer holds the permission this action needs; nothing was done.",
+                       email=actor.email))
+        record("bulk.done", account=account, target=run, target_label=label(run), actor=actor, succeeded=0,
+               failed=0, refused=run.error)
+        return
     ids = _owned_ids(run, actor, account)
     run.status, run.total, run.done, run.succeeded, run.failed, run.problems = RUNNING, len(ids), 0, 0, 0, []
     db.session.commit()
@@ -237,7 +287,7 @@ def run_bulk(job) -> None:
             try:
                 with db.session.begin_nested():
                     if run.target == MEMBERS:
-                        _act_on_member(run, actor, account, row)
+                        _act_on_member(run, actor, account, row, held)
                     else:
                         _act_on_mailbox(run, actor, row)
                 run.succeeded += 1

@@ -1,3 +1,6 @@
+import re
+import secrets
+
 from flask import Blueprint, Response, abort, g, redirect, request, url_for
 from flask_login import current_user
 
@@ -6,6 +9,7 @@ from portal.bulk import exports, services
 from portal.bulk.models import MAILBOXES, MEMBERS, QUEUED, RUNNING
 from portal.extensions import db
 from portal.roles.services import AccessError
+from portal.security.confirmation import require_fresh
 from portal.web.access import member, rule
 from portal.web.loaders import load_or_404
 from portal.web.render import render
@@ -13,6 +17,8 @@ from portal.web.render import render
 bp = Blueprint("bulk", __name__)
 
 LIST_ENDPOINTS = {MEMBERS: "accounts.members", MAILBOXES: "mailboxes.index"}
+# Each confirmation page carries its own key: posted twice, it starts one run.
+RUN_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 def _start(target: str):
@@ -27,14 +33,22 @@ def _start(target: str):
         return render("bulk/refused.html", status=422, account=g.account, message=str(refusal), back=back)
     except AccessError as refusal:
         return render("bulk/refused.html", status=403, account=g.account, message=str(refusal), back=back)
-    if request.form.get("confirmed") != "yes":
+    if services.touches_an_owner(current_user, g.account, run):
+        require_fresh(back)
+    key = request.form.get("run_key", "")
+    if request.form.get("confirmed") != "yes" or not RUN_KEY.fullmatch(key):
         db.session.rollback()
         return render("bulk/confirm.html", account=g.account, run=run, label=services.label(run), back=back,
-                      fields=[(key, value) for key in request.form for value in request.form.getlist(key)
-                              if key not in ("csrf_token", "confirmed", "mailboxes")], form=form)
-    services.start(current_user, g.account, run)
-    db.session.commit()
-    return redirect(url_for("bulk.show", account_id=g.account.id, run_id=run.id))
+                      fields=[(name, value) for name in request.form for value in request.form.getlist(name)
+                              if name not in ("csrf_token", "confirmed", "mailboxes", "run_key")],
+                      run_key=secrets.token_hex(16), form=form)
+    earlier = services.repeated(current_user, g.account, key)
+    if earlier is None:
+        earlier = services.start(current_user, g.account, run, key)
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return redirect(url_for("bulk.show", account_id=g.account.id, run_id=earlier.id))
 
 
 @bp.route("/accounts/<int:account_id>/members/bulk", methods=["POST"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from openpyxl import load_workbook
@@ -38,6 +39,18 @@ def staff(owner, account, make):
     return {"domain": domain, "people": people, "outsider": outsider}
 
 
+RUN_KEY = re.compile(r'name="run_key" value="([0-9a-f]{32})"')
+
+
+def _confirm(client, url: str, data: dict):
+    """The list's form posted, then its confirmation page's form: as a person starts a bulk action."""
+    asked = {key: value for key, value in data.items() if key != "confirmed"}
+    page = client.post(url, data=asked)
+    assert page.status_code == 200, page.get_data(as_text=True)
+    key = RUN_KEY.search(page.get_data(as_text=True)).group(1)
+    return client.post(url, data={**asked, "confirmed": "yes", "run_key": key})
+
+
 def _administrator() -> Role:
     return db.session.execute(db.select(Role).where(Role.system_key == "administrator")).scalar_one()
 
@@ -57,7 +70,7 @@ def test_bulk_grant__to_every_person_matching_a_search_after_confirmation(client
     page = client.post(f"/accounts/{account.id}/members/bulk", data=form)
     assert page.status_code == 200 and "10 people" in page.get_data(as_text=True), "asks for confirmation first"
     assert db.session.execute(db.select(BulkRun)).first() is None
-    response = client.post(f"/accounts/{account.id}/members/bulk", data={**form, "confirmed": "yes"})
+    response = _confirm(client, f"/accounts/{account.id}/members/bulk", data={**form, "confirmed": "yes"})
     assert response.status_code == 302
     progress = client.get(response.headers["Location"], headers={"HX-Request": "true"}).get_data(as_text=True)
     assert 'hx-trigger="load delay:1s"' in progress
@@ -75,7 +88,7 @@ def test_bulk__ticked_rows_only_and_only_this_accounts(client, auth, account, st
     theirs = make.member(other, make.user("victim@elsewhere.example"))
     ticked = _ids(account, "staff01@corp.example.org", "staff02@corp.example.org") + [str(theirs.id)]
     auth.login("owner@example.org")
-    client.post(f"/accounts/{account.id}/members/bulk",
+    _confirm(client, f"/accounts/{account.id}/members/bulk",
                 data={"action": "grant_role", "role_id": _administrator().id, "member": ticked, "confirmed": "yes"})
     run_jobs()
     run = db.session.execute(db.select(BulkRun)).scalar_one()
@@ -89,7 +102,7 @@ def test_bulk__refusals_are_listed_and_do_not_stop_the_others(client, auth, acco
     auth.login("helper@example.org")
     ticked = _ids(account, "staff01@corp.example.org", "owner@example.org")
     everything = db.session.execute(db.select(Role).where(Role.system_key == "owner")).scalar_one()
-    response = client.post(f"/accounts/{account.id}/members/bulk",
+    response = _confirm(client, f"/accounts/{account.id}/members/bulk",
                            data={"action": "remove_role", "role_id": everything.id, "member": ticked,
                                  "confirmed": "yes"})
     assert response.status_code == 302
@@ -123,7 +136,7 @@ def test_bulk_suspend__signs_out_disables_mailboxes_and_restore_undoes_it(app, c
     assert theirs.post("/login", data={"email": person.email, "password": PASSWORD}).status_code == 302
     auth.login("owner@example.org")
     ticked = _ids(account, person.email)
-    client.post(f"/accounts/{account.id}/members/bulk", data={"action": "suspend", "member": ticked,
+    _confirm(client, f"/accounts/{account.id}/members/bulk", data={"action": "suspend", "member": ticked,
                                                              "confirmed": "yes"})
     run_jobs()
     run_jobs()
@@ -135,7 +148,7 @@ def test_bulk_suspend__signs_out_disables_mailboxes_and_restore_undoes_it(app, c
     assert login.status_code == 422 and "suspended" in login.get_data(as_text=True)
     page = client.get(f"/accounts/{account.id}/members?status=suspended").get_data(as_text=True)
     assert person.email in page and "staff01@" not in page
-    client.post(f"/accounts/{account.id}/members/bulk", data={"action": "restore", "member": ticked,
+    _confirm(client, f"/accounts/{account.id}/members/bulk", data={"action": "restore", "member": ticked,
                                                              "confirmed": "yes"})
     run_jobs()
     run_jobs()
@@ -150,7 +163,7 @@ def test_bulk_mailboxes__disable_every_match(client, auth, owner, account, staff
     db.session.commit()
     run_jobs()
     auth.login("owner@example.org")
-    response = client.post(f"/accounts/{account.id}/mailboxes/bulk",
+    response = _confirm(client, f"/accounts/{account.id}/mailboxes/bulk",
                            data={"action": "disable", "all_matching": "yes", "filter-kind": "shared",
                                  "confirmed": "yes"})
     assert response.status_code == 302
@@ -265,3 +278,171 @@ def test_export__as_many_statements_for_many_rows_as_for_few(client, auth, owner
         assert response.status_code == 200
         counts.append(len(statements))
     assert counts[0] == counts[1], counts
+
+
+# -- what an attacker-side review found: a bulk action may do no more than the same change by hand
+
+def test_bulk_remove__a_corporate_user_needs_the_right_to_manage_users_as_by_hand(client, auth, account, staff,
+                                                                                 run_jobs, make):
+    run_jobs()  # the personal mailboxes are made
+    make.member(account, make.user("remover@example.org"), permissions=("members.view", "members.remove"))
+    person = staff["people"][0]
+    mailbox = db.session.execute(db.select(Mailbox).where(Mailbox.owner_id == person.id)).scalar_one()
+    auth.login("remover@example.org")
+    [corporate] = _ids(account, person.email)
+    outsider = staff["outsider"].id
+    ticked = [corporate, str(outsider)]
+    by_hand = client.post(f"/accounts/{account.id}/members/{corporate}/remove-user", data={"mailboxes": "delete"})
+    assert by_hand.status_code == 403
+    _confirm(client, f"/accounts/{account.id}/members/bulk",
+             {"action": "remove", "member": ticked, "mailboxes": "delete"})
+    run_jobs()
+    run_jobs()
+    db.session.expire_all()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert (run.status, run.succeeded, run.failed) == ("done", 1, 1)
+    assert run.problems == [{"label": person.email,
+                             "message": "Removing a corporate user needs the permission to manage users."}]
+    assert db.session.get(Mailbox, mailbox.id).status == "enabled"
+    assert person.corporate_account_id == account.id
+    assert db.session.get(Membership, int(corporate)) is not None, "the corporate user is still a member"
+    assert db.session.get(Membership, outsider) is None, "someone from elsewhere is removed"
+
+
+def _stale_session(owner) -> None:
+    from datetime import timedelta
+
+    from portal.auth.models import UserSession
+    from portal.timeutil import utcnow
+
+    for row in db.session.execute(db.select(UserSession).where(UserSession.user_id == owner.id)).scalars():
+        row.confirmed_at = utcnow() - timedelta(hours=2)
+    db.session.commit()
+
+
+def test_bulk__taking_owner_away_or_removing_an_owner_asks_for_the_password_as_by_hand(client, auth, owner, account,
+                                                                                      staff, make, run_jobs):
+    co_owner = make.member(account, make.user("co-owner@example.org"), roles=("owner",))
+    owner_role = db.session.execute(db.select(Role).where(Role.system_key == "owner")).scalar_one()
+    auth.login("owner@example.org")
+    _stale_session(owner)
+    url = f"/accounts/{account.id}/members/bulk"
+    for form in ({"action": "remove_role", "role_id": owner_role.id, "member": [str(co_owner.id)]},
+                 {"action": "remove", "member": [str(co_owner.id)]},
+                 {"action": "remove", "all_matching": "yes", "filter-q": "co-owner"}):
+        for step in ({}, {"confirmed": "yes", "run_key": "0" * 32}):
+            answer = client.post(url, data={**form, **step})
+            assert answer.status_code == 302 and answer.headers["Location"].startswith("/profile/confirm?next="), form
+    run_jobs()
+    assert db.session.execute(db.select(BulkRun)).first() is None
+    assert db.session.execute(db.select(Grant).where(Grant.membership_id == co_owner.id)).scalar_one()
+    # Neither another role nor people who are not owners ask for it.
+    asked = client.post(url, data={"action": "grant_role", "role_id": _administrator().id,
+                                   "member": [str(co_owner.id)]})
+    assert asked.status_code == 200 and 'name="run_key"' in asked.get_data(as_text=True)
+    asked = client.post(url, data={"action": "remove", "member": _ids(account, "staff05@corp.example.org")})
+    assert asked.status_code == 200
+    # With the password confirmed, the owner's change goes ahead.
+    assert client.post("/profile/confirm", data={"password": PASSWORD}).status_code == 302
+    _confirm(client, url, {"action": "remove_role", "role_id": owner_role.id, "member": [str(co_owner.id)]})
+    run_jobs()
+    assert db.session.execute(db.select(Grant).where(Grant.membership_id == co_owner.id)).first() is None
+
+
+@pytest.mark.parametrize("loss", ["removed from the account", "permission taken away"])
+def test_bulk__a_queued_run_does_nothing_once_its_author_lost_the_right(client, auth, owner, account, staff, make,
+                                                                        run_jobs, loss):
+    for name in ("sales", "support"):
+        create_mailbox(owner, account, staff["domain"], name)
+    db.session.commit()
+    run_jobs()
+    helper = make.member(account, make.user("mailbox-admin@example.org"),
+                         permissions=("mailboxes.manage", "mailboxes.view"))
+    auth.login("mailbox-admin@example.org")
+    shared = [str(number) for number in db.session.execute(db.select(Mailbox.id).where(Mailbox.kind == "shared"))
+              .scalars()]
+    assert _confirm(client, f"/accounts/{account.id}/mailboxes/bulk",
+                    {"action": "delete", "mailbox": shared}).status_code == 302
+    if loss == "removed from the account":
+        db.session.delete(helper)
+    else:
+        db.session.execute(db.delete(Grant).where(Grant.membership_id == helper.id,
+                                                  Grant.permission == "mailboxes.manage"))
+    db.session.commit()
+    run_jobs()
+    run_jobs()
+    db.session.expire_all()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert run.status == "failed" and run.done == 0
+    assert run.error == ("mailbox-admin@example.org no longer holds the permission this action needs; "
+                         "nothing was done.")
+    statuses = dict(db.session.execute(db.select(Mailbox.address, Mailbox.status)).all())
+    assert statuses["sales@corp.example.org"] == statuses["support@corp.example.org"] == "enabled"
+    ended = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "bulk.done")).scalar_one()
+    assert ended.details["refused"] == run.error
+
+
+def test_bulk__the_same_confirmation_posted_twice_starts_one_run(client, auth, account, staff, run_jobs):
+    from portal.jobs.models import Job
+
+    for person in staff["people"]:
+        person.recovery_email = person.email.replace("@", ".home@")
+    db.session.commit()
+    run_jobs()
+
+    def onboarding_jobs() -> int:
+        return len(db.session.execute(db.select(Job).where(Job.kind == "users.onboarding")).all())
+
+    before = onboarding_jobs()
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/bulk"
+    form = {"action": "send_onboarding", "member": _ids(account, "staff05@corp.example.org",
+                                                        "staff06@corp.example.org")}
+    page = client.post(url, data=form).get_data(as_text=True)
+    confirmed = {**form, "confirmed": "yes", "run_key": RUN_KEY.search(page).group(1)}
+    first, again = client.post(url, data=confirmed), client.post(url, data=confirmed)
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    run_jobs()
+    assert len(db.session.execute(db.select(BulkRun)).all()) == 1
+    assert onboarding_jobs() == before + 2
+    # A confirmation without its page's key is shown again, not run; a new page's key starts a new run.
+    assert client.post(url, data={**form, "confirmed": "yes"}).status_code == 200
+    assert client.post(url, data={**form, "confirmed": "yes", "run_key": "x" * 32}).status_code == 200
+    assert _confirm(client, url, form).headers["Location"] != first.headers["Location"]
+
+
+def test_bulk__a_form_naming_too_many_rows_or_unknown_filters_is_refused_or_trimmed(client, auth, account, staff):
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/bulk"
+    too_many = client.post(url, data={"action": "suspend", "member": [str(n) for n in range(1, 1_002)]})
+    assert too_many.status_code == 422
+    assert "Tick at most 1,000 rows; to act on more, choose every row the list matches." in too_many.get_data(
+        as_text=True)
+    page = client.post(url, data={"action": "suspend", "all_matching": "yes", "filter-q": "staff0",
+                                  "filter-kind": "corporate", **{f"filter-junk{n}": "x" * 300 for n in range(50)}})
+    assert page.status_code == 200 and "10 people" in page.get_data(as_text=True)
+    hidden = re.findall(r'name="(filter-[^"]+)"', page.get_data(as_text=True))
+    assert set(hidden) >= {"filter-q", "filter-kind"}
+    confirmed = client.post(url, data={"action": "suspend", "all_matching": "yes", "filter-q": "staff0",
+                                       "filter-kind": "corporate", "filter-junk": "x", "confirmed": "yes",
+                                       "run_key": re.search(r'name="run_key" value="(\w+)"',
+                                                            page.get_data(as_text=True)).group(1)})
+    assert confirmed.status_code == 302
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert run.selection == {"filters": {"q": "staff0", "kind": "corporate"}}
+
+
+def test_export__a_control_character_in_a_name_is_written_as_a_replacement_mark(client, auth, owner, account, staff,
+                                                                                make):
+    staff["people"][1].name = "Bob\x1bEvil"
+    create_mailbox(owner, account, staff["domain"], "bell", display_name="Team\x07bell")
+    db.session.commit()
+    auth.login("owner@example.org")
+    users_sheet = client.get(f"/accounts/{account.id}/members/export.xlsx")
+    boxes_sheet = client.get(f"/accounts/{account.id}/mailboxes/export.xlsx")
+    assert users_sheet.status_code == boxes_sheet.status_code == 200
+    names = {row[1] for row in load_workbook(io.BytesIO(users_sheet.data))["Users"].iter_rows(values_only=True)}
+    assert "Bob\ufffdEvil" in names
+    sheet = load_workbook(io.BytesIO(boxes_sheet.data)).worksheets[0]
+    assert "Team\ufffdbell" in {row[1] for row in sheet.iter_rows(values_only=True)}
