@@ -260,6 +260,9 @@ def replace_user(actor: User, account: Account, user: User, profile: ScimProfile
                  wanted: schema.UserResource) -> None:
     """PUT /Users/<id>, and the end of every PATCH: make the person what ``wanted`` says.
     The attributes SCIM requires (name, active) keep their value when left out."""
+    if wanted.user_name is not None and not wanted.user_name.strip():
+        raise InvalidValueException(detail="userName is required: the person's login address, which cannot be "
+                                           "changed.")
     if wanted.user_name and not _same_address(wanted.user_name, user.email):
         raise MutabilityException(detail="userName is the person's login address, which cannot be changed.")
     given, family = _name_parts(user, profile)

@@ -220,6 +220,21 @@ def test_put__cannot_change_the_user_name(scim, people):
     assert "login address" in document["detail"]
 
 
+@pytest.mark.parametrize("written", ["", "   ", None])
+def test_put_and_patch__a_blank_or_missing_user_name_is_a_400_and_keeps_the_address(scim, people, written):
+    path = f"/Users/{people['Ann']}"
+    body = new_user(user_name=written, given="Ann", family="Alder")
+    if written is None:
+        del body["userName"]
+    document = _error(scim.put(path, body), 400, "invalidValue")
+    assert "userName" in document["detail"]
+    if written is not None:  # replaced by another value than the address: the attribute cannot change
+        document = _error(scim.patch(path, {"op": "replace", "path": "userName", "value": written}), 400,
+                          "mutability")
+        assert "userName" in document["detail"]
+    assert scim.get(path).get_json()["userName"] == "ann@example.org"
+
+
 def test_put_and_patch__the_address_restated_as_a_provider_writes_it_changes_nothing(scim, people, owner, account):
     """userName compares as the address it names: in another case, with spaces around it, or with its
     domain in Unicode where the portal keeps the ASCII (IDNA) form."""
