@@ -66,6 +66,10 @@ class User(UserMixin, db.Model):
         if key == "email" and self.email is not None and value != self.email:
             # Memberships keep a copy of the address (the Users list's order): it is set once.
             raise ValueError("A person's address does not change once they exist.")
+        if key == "name" and value is not None:
+            # One line, whatever path it came by (a form, single sign-on, SCIM): a name goes into
+            # e-mail subjects, where a line break makes the message unsendable.
+            value = " ".join(value.split())
         self.search_text = search_text(value if key == "email" else self.email,
                                        value if key == "name" else self.name)
         return value

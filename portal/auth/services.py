@@ -281,14 +281,15 @@ def update_profile(user: User, name: str, timezone: str, locale: str | None = No
     from portal.i18n import chosen
 
     changed = {}
+    name = " ".join(name.split())
     locale = chosen(locale)
     if user.locale != locale:
         changed["locale"] = locale or ""
         user.locale = locale
-    if user.name != name.strip():
-        changed["name"] = name.strip()
+    if user.name != name:
+        changed["name"] = name
     if user.timezone != timezone:
         changed["timezone"] = timezone
-    user.name, user.timezone = name.strip(), timezone
+    user.name, user.timezone = name, timezone
     if changed:
         record("user.update_profile", target=user, **changed)

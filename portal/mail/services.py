@@ -63,7 +63,9 @@ def _render(to: str, template: str, **context) -> dict:
     if not first_line.startswith("Subject:"):
         raise ValueError(f"mail/{template}.txt must start with a 'Subject:' line")
     html = render_template(f"mail/{template}.html", **context)
-    return {"to": to, "subject": first_line.removeprefix("Subject:").strip(), "text": body.lstrip("\n"),
+    # One line whatever the names put in it hold: a line break in a header makes a message unsendable.
+    subject = " ".join(first_line.removeprefix("Subject:").split())
+    return {"to": to, "subject": subject, "text": body.lstrip("\n"),
             "html": html}
 
 

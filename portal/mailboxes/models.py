@@ -93,8 +93,12 @@ class Mailbox(db.Model):
         back_populates="mailbox", cascade="all, delete-orphan", passive_deletes=True,
         order_by="desc(ProvisioningAttempt.id)", lazy="dynamic")
 
-    @validates("address", "display_name")
+    @validates("address", "display_name", "first_name", "last_name")
     def _keep_search_text(self, key: str, value):
+        if key != "address" and value is not None:
+            value = " ".join(value.split())  # one line: the backend is given these names
+        if key == "first_name" or key == "last_name":
+            return value
         self.search_text = mailbox_search_text(value if key == "address" else self.address,
                                                value if key == "display_name" else self.display_name)
         return value
