@@ -80,6 +80,22 @@ def usable_domain(account_id: int, domain: Domain | str, use: str, field: str | 
     return found
 
 
+def require_held(domain: Domain) -> None:
+    """The account that has this copy of the domain holds the name: it proved it, and no other
+    account has since. Nothing is sent to a backend by a name its account does not hold: what a
+    copy that was never proven, or was taken, still has (failed mailboxes, settings) stays in the
+    portal, since the name on the backend is, or may become, another account's."""
+    if domain.status == TAKEN:
+        raise NameRefused(_("%(domain)s was proven by another account: this account can no longer use it.",
+                            domain=domain.name))
+    if domain.verified_at is None:
+        raise NameRefused(_("%(domain)s is not proven yet: publish its ownership record first.", domain=domain.name))
+
+
+def holds(domain: Domain) -> bool:
+    return domain.status != TAKEN and domain.verified_at is not None
+
+
 def validate_local_part(raw: str, field: str = "local_part") -> str:
     local_part = raw.strip().lower()
     if not local_part:

@@ -71,8 +71,14 @@ def parse_form(domain: Domain, form) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def ownership_problems(domain: Domain, values: dict[str, Any]) -> dict[str, str]:
-    """Settings that route mail (domain aliases, a catch-all) may only name what the account proved."""
+    """Settings are sent to the backend by the domain's name: only for a domain the account holds
+    (proven, not taken since). Those that route mail (domain aliases, a catch-all) may only name
+    what the account proved."""
     problems: dict[str, str] = {}
+    try:
+        ownership.require_held(domain)
+    except ownership.NameRefused as refusal:
+        return {key: str(refusal) for key in values} or {"domain": str(refusal)}
     routing = [key for key in ("domain_aliases", "catch_all") if values.get(key)]
     if not routing:
         return problems

@@ -26,6 +26,7 @@ from portal.domains import ownership
 from portal.domains import services as domains
 from portal.domains.models import DISABLED as DOMAIN_DISABLED
 from portal.domains.models import ENABLED as DOMAIN_ENABLED
+from portal.domains.models import TAKEN as DOMAIN_TAKEN
 from portal.domains.models import Domain
 from portal.extensions import db
 from portal.i18n import _l
@@ -206,6 +207,10 @@ def _require_live(mailbox: Mailbox, *, allow_failed: bool = False) -> None:
         raise MailboxError(_("This mailbox was deleted."))
     if mailbox.status == PENDING:
         raise MailboxError(_("This mailbox waits for its domain; it can be changed once it exists on the backend."))
+    try:
+        ownership.require_held(mailbox.domain)
+    except ownership.NameRefused as refusal:
+        raise MailboxError(str(refusal)) from None
     if busy(mailbox):
         raise MailboxError(_("A change to this mailbox is still running; wait for it to finish."))
     if mailbox.status == FAILED and not allow_failed:
@@ -235,6 +240,15 @@ def delete(actor: User, mailbox: Mailbox) -> str:
         mailbox.status, mailbox.status_reason = DELETED, _("Deleted before it was created on the backend.")
         record("mailbox.delete", account=mailbox.account_id, target=mailbox, actor=actor, pending=True)
         return _("The mailbox was deleted; it had not been created on the backend yet.")
+    if not ownership.holds(mailbox.domain) and mailbox.status != DELETED:
+        # The name is not this account's (any more): the address on the backend is, or may be,
+        # another account's, so the portal forgets it and sends nothing.
+        mailbox.status = DELETED
+        mailbox.status_reason = _("Deleted from the portal only: %(domain)s is not this account's.",
+                                  domain=mailbox.domain.name)
+        record("mailbox.delete", account=mailbox.account_id, target=mailbox, actor=actor, portal_only=True)
+        return _("The mailbox was deleted from the portal; %(domain)s is not this account's, so nothing was sent "
+                 "to the backend.", domain=mailbox.domain.name)
     _require_live(mailbox, allow_failed=True)
     capabilities = capabilities_of(mailbox)
     if capabilities.can_delete_mailbox:
@@ -292,6 +306,10 @@ def retry(actor: User, mailbox: Mailbox) -> None:
     """Run the operation that failed again, with a fresh series of attempts."""
     if mailbox.status != FAILED:
         raise MailboxError(_("Only a failed mailbox can be retried."))
+    try:
+        ownership.require_held(mailbox.domain)
+    except ownership.NameRefused as refusal:
+        raise MailboxError(str(refusal)) from None
     last = db.session.execute(db.select(Job).where(Job.subject == f"mailbox:{mailbox.id}", Job.status == JOB_FAILED)
                               .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
     operation = last.payload.get("operation", "create") if last is not None else "create"
@@ -473,7 +491,8 @@ def _fail_for_good(job, message: str) -> None:
 # One statement: the mailbox with what a job reads of its domain (not the JSON of its records and
 # settings); aliases and owner only if an operation needs them. Built once: every job runs it.
 _MAILBOX_FOR_JOB = (db.select(Mailbox).where(Mailbox.id == bindparam("mailbox_id"))
-                    .options(joinedload(Mailbox.domain).load_only(Domain.name, Domain.connection, Domain.status),
+                    .options(joinedload(Mailbox.domain).load_only(Domain.name, Domain.connection, Domain.status,
+                                                                  Domain.verified_at),
                              lazyload(Mailbox.aliases), lazyload(Mailbox.owner)))
 
 
@@ -483,6 +502,13 @@ def provision(job) -> None:
     if mailbox is None:
         return
     operation = job.payload["operation"]
+    try:
+        # Checked when the job runs: another account may have proven the domain since it was queued.
+        ownership.require_held(mailbox.domain)
+    except ownership.NameRefused as refusal:
+        _record_attempt(mailbox.id, job.id, operation, "failed", str(refusal), fail=True,
+                        alias_id=job.payload.get("alias_id"))
+        raise PermanentJobError(str(refusal)) from None
     try:
         message, changes = _carry_out(mailbox, operation, job.payload.get("alias_id"))
     except TransientBackendError as error:
@@ -582,11 +608,16 @@ def decommission_all(account_id: int, delete: bool) -> dict[str, str]:
     or delete it where asked and its backend can. Each job carries all it needs, since the mailbox
     rows go with the account. One read of the mailboxes and one insert of the jobs, whatever their
     number; returns what becomes of each mailbox, by address."""
-    rows = db.session.execute(db.select(Mailbox.address, Mailbox.status, Domain.connection)
+    rows = db.session.execute(db.select(Mailbox.address, Mailbox.status, Domain.connection, Domain.status,
+                                        Domain.verified_at)
                               .join(Domain, Domain.id == Mailbox.domain_id)
                               .where(Mailbox.account_id == account_id).order_by(Mailbox.address)).all()
     outcome, jobs = {}, []
-    for address, status, connection in rows:
+    for address, status, connection, domain_status, verified_at in rows:
+        if domain_status == DOMAIN_TAKEN or verified_at is None:
+            # On a name the account does not hold, the address on the backend is not its to touch.
+            outcome[address] = "nothing to do on the backend (its domain is not this account's)"
+            continue
         action, outcome[address] = _decommission_plan(backends.capabilities(connection), status, delete)
         if action is not None:
             jobs.append(({"address": address, "connection": connection, "action": action},
