@@ -167,6 +167,29 @@ def mailboxes_block_removal(domain: Domain) -> str | None:
     return None
 
 
+def routing_blocks_removal(domain: Domain) -> str | None:
+    """Mail routed to names on the domain (an alias on it, or another domain of the account that has
+    it as a domain alias or sends its catch-all there) stays on the backend once the domain is gone,
+    and would reach this account from names that may become another account's: removed first."""
+    suffix = "@" + domain.name
+    aliases = list(db.session.execute(
+        db.select(MailboxAlias.address).join(Mailbox, Mailbox.id == MailboxAlias.mailbox_id)
+        .where(Mailbox.account_id == domain.account_id, MailboxAlias.address.endswith(suffix, autoescape=True))
+        .order_by(MailboxAlias.address).limit(3)).scalars())
+    if aliases:
+        return _("%(domain)s still has aliases (%(aliases)s). Remove them first, then remove the domain.",
+                 domain=domain.name, aliases=", ".join(aliases))
+    for other in db.session.execute(db.select(Domain).where(Domain.account_id == domain.account_id,
+                                                             Domain.id != domain.id)).scalars():
+        settings = other.settings or {}
+        catch_all = settings.get("catch_all") or ""
+        if domain.name in (settings.get("domain_aliases") or []) or \
+                (isinstance(catch_all, str) and catch_all.lower().endswith(suffix)):
+            return _("%(other)s routes mail to %(domain)s (a domain alias or its catch-all, in its settings). "
+                     "Change that first, then remove the domain.", other=other.name, domain=domain.name)
+    return None
+
+
 def forget_deleted_mailboxes(domain: Domain) -> None:
     """Deleted mailboxes are history of the domain; they go with it."""
     for mailbox in db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id,
@@ -178,6 +201,7 @@ def forget_deleted_mailboxes(domain: Domain) -> None:
 domains.activation_hooks.append(provision_pending)
 domains.taken_hooks.append(stop_on_taken_domain)
 domains.removal_blockers.append(mailboxes_block_removal)
+domains.removal_blockers.append(routing_blocks_removal)
 domains.removal_cleanups.append(forget_deleted_mailboxes)
 
 

@@ -15,7 +15,7 @@ from portal.backends import service as backends
 from portal.domains.models import TAKEN, Domain
 from portal.domains.services import add_domain
 from portal.extensions import db
-from portal.mailboxes.models import Mailbox
+from portal.mailboxes.models import Mailbox, MailboxAlias
 from portal.mailboxes.services import create_mailbox
 from tests.emulated import emulated
 from tests.security.conftest import prove
@@ -122,3 +122,35 @@ def test_taken_copy__its_settings_are_refused_and_never_sent(squat, backend, cli
     run_jobs()
     assert squat["adapter"].get_domain_settings(SHARED) == before
     assert not db.session.get(Domain, squat["copy_b"].id).settings_state, "nothing was queued"
+
+
+def test_removing_a_domain__waits_until_nothing_routes_mail_to_it(make, backend, dns_zone, run_jobs, client, auth):
+    """Removing a domain left its aliases and a domain alias naming it on the backend: whoever proved
+    the name next had its mail routed to the old holder (found by the same review)."""
+    connection = backend[3]
+    owner = make.user("mallory@b-owners.example")
+    account = make.account(owner, "Attacker")
+    x, y = (prove(dns_zone, run_jobs, domain) for domain in (add_domain(owner, account, SHARED, connection),
+                                                            add_domain(owner, account, "own.example.org",
+                                                                       connection)))
+    db.session.commit()
+    inbox = create_mailbox(owner, account, y, "inbox")
+    db.session.commit()
+    run_jobs()
+    auth.login("mallory@b-owners.example")
+    assert client.post(f"/accounts/{account.id}/mailboxes/{inbox.id}/aliases",
+                       data={"alias": f"sales@{SHARED}"}).status_code == 302
+    run_jobs()
+    remove = f"/accounts/{account.id}/domains/{x.id}/remove"
+    refused = client.post(remove, data={"confirm": SHARED})
+    assert refused.status_code == 409
+    assert f"still has aliases (sales@{SHARED})" in refused.get_data(as_text=True)
+    y.settings = {**(y.settings or {}), "domain_aliases": [SHARED]}
+    db.session.execute(db.delete(MailboxAlias))
+    db.session.commit()
+    refused = client.post(remove, data={"confirm": SHARED})
+    assert refused.status_code == 409 and "own.example.org routes mail to" in refused.get_data(as_text=True)
+    y.settings = {**y.settings, "domain_aliases": []}
+    db.session.commit()
+    assert client.post(remove, data={"confirm": SHARED}).status_code == 302
+    assert db.session.get(Domain, x.id) is None
