@@ -102,7 +102,14 @@ def reconcile(claims: dict) -> User:
         if user.oidc_subject is not None:
             raise SsoError(_("Another single sign-on identity is already linked to this address."))
         user.oidc_subject = subject
-        user.email_verified_at = user.email_verified_at or utcnow()
+        if user.email_verified_at is None:
+            # Nobody had proven the address: its password may be a stranger's who registered it
+            # first, waiting for the real person to confirm it. It goes, with any session of it.
+            user.password_hash = None
+            from portal.auth import sessions
+
+            sessions.end_all(user, sessions.EXPIRED)
+            user.email_verified_at = utcnow()
         record("user.link_sso", target=user, actor=user)
         return user
     from portal.users import corporate

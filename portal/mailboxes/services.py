@@ -707,6 +707,11 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
                                                 field="alias", alias=True)
     except ownership.NameRefused as refusal:
         raise MailboxError(str(refusal), "alias") from None
+    # Mail to someone's login address opens their profile (a password reset arrives there): only
+    # their own personal mailbox may receive it, as for a mailbox at that address.
+    holder_problem = _login_holder_problem(address, mailbox.kind, mailbox.owner)
+    if holder_problem:
+        raise MailboxError(holder_problem, "alias")
     if domain.connection != mailbox.domain.connection:
         raise MailboxError(_("An alias must be on a domain served by the same mail system as the mailbox "
                              "(%(backend)s).", backend=mailbox.domain.connection), "alias")

@@ -93,6 +93,11 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     domain = corporate_domain_for(account, address, personal_mailbox=personal_mailbox)
     if find_user(address) is not None:
         raise UserError(_("%(email)s already has a profile. Invite it instead.", email=address), "email")
+    from portal.mailboxes.models import MailboxAlias
+
+    if db.session.execute(db.select(MailboxAlias.id).where(MailboxAlias.address == address)).first() is not None:
+        # Its mail (a password reset among it) would reach the aliased mailbox, not this person.
+        raise UserError(_("%(email)s is an alias of a mailbox: remove the alias first.", email=address), "email")
     recovery = None
     if recovery_email.strip():
         try:

@@ -113,3 +113,29 @@ def test_password_login__can_be_turned_off(app, client, make):
     page = client.get("/login").get_data(as_text=True)
     assert 'type="password"' not in page and "Sign in with Corp ID" in page
     assert client.post("/login", data={"email": "ada@example.net", "password": PASSWORD}).status_code == 404
+
+
+def test_sso__linking_a_profile_nobody_confirmed_drops_the_password_it_was_registered_with(app, client, provider):
+    """Someone registers a person's address first with a password of their choosing; the real person
+    later signs in through the provider, which links the profile by address. The stranger's password
+    must not keep working (found by an attacker-side review)."""
+    stranger = app.test_client()
+    assert stranger.post("/register", data={"email": "Ada@Example.net", "name": "Ada",
+                                            "password": PASSWORD, "confirm": PASSWORD}).status_code in (200, 302)
+    user = db.session.execute(db.select(User).where(User.email == "ada@example.net")).scalar_one()
+    assert user.email_verified_at is None and user.password_hash
+    provider.login_as(sub="corp-9", email="ada@example.net")
+    assert _sso(client).status_code == 302
+    db.session.expire_all()
+    user = db.session.get(User, user.id)
+    assert user.oidc_subject == "corp-9" and user.email_verified_at is not None and user.password_hash is None
+    answer = stranger.post("/login", data={"email": "ada@example.net", "password": PASSWORD})
+    assert answer.status_code == 422
+    assert client.get("/profile").status_code == 200, "the person who signed in through the provider is in"
+
+
+def test_sso__linking_a_confirmed_profile_keeps_its_password(app, client, provider, make):
+    make.user("ada@example.net")
+    provider.login_as(sub="corp-9", email="ada@example.net")
+    assert _sso(client).status_code == 302
+    assert app.test_client().post("/login", data={"email": "ada@example.net", "password": PASSWORD}).status_code == 302

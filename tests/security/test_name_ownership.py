@@ -231,3 +231,41 @@ def make_verified(email: str) -> User:
     db.session.add(user)
     db.session.commit()
     return user
+
+
+# -- someone's login address: mail to it opens their profile (found by an attacker-side review)
+
+def test_alias__at_someone_elses_login_address_is_refused_and_their_own_mailbox_may_have_it(
+        client, auth, owner, account, run_jobs):
+    from portal.auth.passwords import hash_password
+    from portal.mailboxes.models import Mailbox, MailboxAlias
+    from portal.timeutil import utcnow
+    from portal.users import services as users
+    from tests.conftest import PASSWORD
+    from tests.mailboxes.conftest import enabled_domain
+
+    enabled_domain(owner, account, "corp.example.org")
+    users.create_corporate_user(owner, account, first_name="Big", last_name="Boss", email="boss@corp.example.org",
+                                personal_mailbox=False)
+    eve, _ = users.create_corporate_user(owner, account, first_name="Eve", last_name="Low",
+                                         email="eve@corp.example.org", personal_mailbox=True)
+    eve.password_hash, eve.email_verified_at = hash_password(PASSWORD), utcnow()
+    db.session.commit()
+    run_jobs()
+    box = db.session.execute(db.select(Mailbox).where(Mailbox.address == "eve@corp.example.org")).scalar_one()
+    auth.login("eve@corp.example.org")
+    refused = client.post(f"/accounts/{account.id}/mailboxes/{box.id}/aliases", data={"alias": "Boss@corp.example.org"})
+    assert refused.status_code in (409, 422)
+    assert "boss@corp.example.org is boss@corp.example.org&#39;s login address" in refused.get_data(as_text=True)
+    assert db.session.execute(db.select(MailboxAlias)).first() is None
+    # An address nobody signs in with is fine.
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box.id}/aliases",
+                       data={"alias": "sales@corp.example.org"}).status_code == 302
+    # And nobody is then created at an address an alias holds: their mail would reach the mailbox.
+    try:
+        users.create_corporate_user(owner, account, first_name="Sal", last_name="Es", email="sales@corp.example.org",
+                                    personal_mailbox=False)
+    except users.UserError as refusal:
+        assert str(refusal) == "sales@corp.example.org is an alias of a mailbox: remove the alias first."
+    else:
+        raise AssertionError("a person was created at an alias's address")
