@@ -275,6 +275,8 @@ def change_password(user: User, current: str, new: str) -> None:
 def _set_password(user: User, password: str) -> None:
     user.password_hash = hash_password(password)
     sessions.end_all(user, sessions.PASSWORD_CHANGED)
+    # A reset link asked for before the change would undo it: it stops working too.
+    tokens.retire(user, tokens.RESET_PASSWORD)
 
 
 def update_profile(user: User, name: str, timezone: str, locale: str | None = None) -> None:

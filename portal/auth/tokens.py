@@ -20,12 +20,17 @@ def digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def retire(user: User, purpose: str) -> None:
+    """Every unused link of ``user`` for ``purpose`` stops working."""
+    db.session.execute(update(UserToken).where(
+        UserToken.user_id == user.id, UserToken.purpose == purpose, UserToken.used_at.is_(None)
+    ).values(used_at=utcnow()))
+
+
 def issue(user: User, purpose: str, hours: int) -> str:
     """Create a link token, retiring any earlier unused one for the same purpose."""
     now = utcnow()
-    db.session.execute(update(UserToken).where(
-        UserToken.user_id == user.id, UserToken.purpose == purpose, UserToken.used_at.is_(None)
-    ).values(used_at=now))
+    retire(user, purpose)
     raw = secrets.token_urlsafe(32)
     db.session.add(UserToken(user_id=user.id, purpose=purpose, token_hash=digest(raw),
                              expires_at=now + timedelta(hours=hours)))

@@ -177,3 +177,24 @@ def test_create_admin_command__creates_a_superadmin(app):
                                  "--password", PASSWORD])
     assert result.exit_code != 0
     assert "already exists" in result.output
+
+
+def test_password_reset__a_link_asked_for_before_a_password_change_no_longer_works(app, client, auth, make, run_jobs,
+                                                                                  smtp_sink):
+    """Found by an attacker-side review: the old link set a new password after the person had
+    changed theirs in their profile (thinking that settled a reset they had not asked for)."""
+    import re
+
+    make.user("ada@example.net")
+    client.post("/password/forgot", data={"email": "ada@example.net"})
+    run_jobs()
+    [mail] = smtp_sink.wait_for("ada@example.net")
+    path = re.search(r"http://localhost(/password/reset/\S+)", smtp_sink.text(mail)).group(1)
+    auth.login("ada@example.net")
+    changed = client.post("/profile/password", data={"pw-current": PASSWORD, "pw-password": "new ada secret 77",
+                                                     "pw-confirm": "new ada secret 77"})
+    assert changed.status_code == 302
+    other = app.test_client()
+    other.post(path, data={"password": "mallory was here 1", "confirm": "mallory was here 1"})
+    assert other.post("/login", data={"email": "ada@example.net", "password": "mallory was here 1"}).status_code == 422
+    assert other.post("/login", data={"email": "ada@example.net", "password": "new ada secret 77"}).status_code == 302
