@@ -222,8 +222,11 @@ def authenticate(raw: str, ip: str) -> ApiToken | None:
     if token is None or status(token, now) != "active" or not _from_allowed_network(token, ip):
         return None
     creator = token.created_by
+    # A member since before the token was made: a maker who left the account and came back later
+    # does not bring it back to life (leaving ended it).
     member = creator is not None and db.session.execute(db.select(Membership.id).where(
-        Membership.account_id == token.account_id, Membership.user_id == creator.id)).first() is not None
+        Membership.account_id == token.account_id, Membership.user_id == creator.id,
+        Membership.created_at <= token.created_at)).first() is not None
     if not member or creator.suspended_at is not None:
         return None
     if permissions_of(token.scopes) - account_permissions(creator, token.account_id):

@@ -101,3 +101,31 @@ def test_api__allowed_networks_and_expiry(client, world):
     soon.expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
     assert client.get(url, headers=bearer(expiring)).status_code == 401
+
+
+def test_token__stays_dead_when_its_maker_leaves_the_account_and_comes_back(client, owner, account, make):
+    """Found by an attacker-side review: leaving ended the token, and re-joining brought it back."""
+    from datetime import timedelta
+
+    from portal.accounts.models import Membership
+    from portal.accounts.services import add_member, remove_member
+    from portal.roles.models import Grant
+    from portal.roles.services import system_role
+    from portal.tokens import services as tokens
+
+    bob = make.user("bob@example.net")
+    membership = make.member(account, bob, roles=("administrator",))
+    token, raw = tokens.create(bob, account, name="bob's script", scopes={"users:write"}, expires_at=None)
+    # The membership began before the token was made (a test runs within one clock tick).
+    membership.created_at = token.created_at - timedelta(seconds=1)
+    db.session.commit()
+    url, headers = f"/api/v1/accounts/{account.id}/members", {"Authorization": f"Bearer {raw}"}
+    assert client.get(url, headers=headers).status_code == 200
+    remove_member(owner, account, membership)
+    db.session.commit()
+    assert client.get(url, headers=headers).status_code == 401
+    back = add_member(account, bob)
+    db.session.add(Grant(membership_id=back.id, account_id=account.id, role_id=system_role("administrator").id))
+    db.session.commit()
+    assert db.session.get(Membership, back.id).created_at >= token.created_at
+    assert client.get(url, headers=headers).status_code == 401
