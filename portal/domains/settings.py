@@ -96,8 +96,28 @@ def ownership_problems(domain: Domain, values: dict[str, Any]) -> dict[str, str]
     return problems
 
 
+def _catch_all_problem(actor: User, domain: Domain, values: dict[str, Any]) -> str | None:
+    """A catch-all receives the mail of every address of the domain that has no mailbox, people's
+    login addresses among them (a password reset arrives there): only an owner of the account, who
+    outranks everyone in it, may point it somewhere new."""
+    from portal.accounts.models import Account
+    from portal.roles.services import membership_of, owner_memberships
+
+    wanted = values.get("catch_all")
+    if not wanted or wanted == (domain.settings or {}).get("catch_all") or actor.is_superadmin:
+        return None
+    membership = membership_of(actor, domain.account_id)
+    if membership is not None and membership.id in owner_memberships(db.session.get(Account, domain.account_id)):
+        return None
+    return _("Only an owner of the account can set a catch-all: it receives the mail of every address of the "
+             "domain without a mailbox, people's login addresses among them.")
+
+
 def save(actor: User, domain: Domain, values: dict[str, Any]) -> None:
     problems = validate_domain_settings(specs(domain), values, domain=domain.name)
+    catch_all = _catch_all_problem(actor, domain, values)
+    if catch_all and "catch_all" not in problems:
+        problems["catch_all"] = catch_all
     problems.update({key: message for key, message in ownership_problems(domain, values).items()
                      if key not in problems})
     if problems:

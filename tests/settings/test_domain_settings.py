@@ -84,3 +84,22 @@ def test_mailbox_limit__creating_beyond_it_is_refused(domain, backend, owner, ac
     with pytest.raises(mailboxes.MailboxError, match="at most 1 mailbox"):
         mailboxes.create_mailbox(owner, account, domain, "second")
     assert db.session.execute(db.select(db.func.count()).select_from(Mailbox)).scalar_one() == 1
+
+
+def test_settings__only_an_owner_sets_a_catch_all(domain, backend, owner, make):
+    """A catch-all catches people's login addresses that have no mailbox, and password resets with
+    them: a member who manages domains pointed it at a mailbox of theirs and could take over an
+    administrator (found by an attacker-side review)."""
+    if "catch_all" not in {spec.key for spec in settings.specs(domain)}:
+        pytest.skip("this backend has no catch-all")
+    account = db.session.get(Account, domain.account_id)
+    manager = make.member(account, make.user("manager@example.org"), permissions=("domains.view", "domains.manage"))
+    with pytest.raises(settings.SettingsInvalid) as refused:
+        settings.save(manager.user, domain, {"catch_all": f"postmaster@{domain.name}"})
+    assert refused.value.problems["catch_all"].startswith("Only an owner of the account can set a catch-all")
+    db.session.rollback()
+    settings.save(owner, domain, {"catch_all": f"postmaster@{domain.name}"})
+    db.session.commit()
+    # What an owner set stays when someone else saves the other settings as they are.
+    settings.save(manager.user, domain, {"catch_all": f"postmaster@{domain.name}"})
+    assert domain.settings["catch_all"] == f"postmaster@{domain.name}"
