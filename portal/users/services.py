@@ -98,6 +98,12 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     if db.session.execute(db.select(MailboxAlias.id).where(MailboxAlias.address == address)).first() is not None:
         # Its mail (a password reset among it) would reach the aliased mailbox, not this person.
         raise UserError(_("%(email)s is an alias of a mailbox: remove the alias first.", email=address), "email")
+    if link_shown and _invitation_waits(address):
+        # The onboarding link goes to whoever creates the profile (or the recovery address they
+        # give), and the profile may then answer every invitation to the address, another
+        # account's among them: the person answers it with a profile of their own.
+        raise UserError(_("An invitation is waiting for %(email)s: the person answers it with a profile of their "
+                          "own. Withdraw it first to create them here.", email=address), "email")
     recovery = None
     if recovery_email.strip():
         try:
@@ -117,6 +123,14 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     if not link_shown and not (user.recovery_email or onboarding_mailbox(user)):
         return user, None
     return user, send_onboarding(actor, account, user)
+
+
+def _invitation_waits(address: str) -> bool:
+    from portal.invitations.models import PENDING, Invitation
+    from portal.timeutil import utcnow
+
+    return db.session.execute(db.select(Invitation.id).where(
+        Invitation.email == address, Invitation.status == PENDING, Invitation.expires_at > utcnow())).first() is not None
 
 
 def _require_outranks(actor: User, account: Account, user: User) -> None:

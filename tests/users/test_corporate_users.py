@@ -1,6 +1,7 @@
 import pytest
 
 from portal.accounts.models import Membership
+from portal.auth.models import User
 from portal.auth.passwords import hash_password
 from portal.timeutil import utcnow
 from portal.extensions import db
@@ -111,3 +112,29 @@ def test_remove__revokes_access_at_once_and_disables_the_mailbox(owner, account,
     from portal.audit.models import AuditEvent
 
     assert db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "user.remove_corporate")).scalar_one()
+
+
+@pytest.mark.parametrize("inviting", ["this account", "another account"])
+def test_create__not_at_an_address_an_invitation_waits_for(client, auth, owner, account, make, run_jobs, inviting):
+    """Found by an attacker-side review: someone who may only create users created one at an invited
+    address, set its password through the link shown to them, and accepted the invitation (as this
+    account's administrator, or another account's)."""
+    from portal.invitations import services as invitations
+    from portal.roles.services import system_role
+    from tests.mailboxes.conftest import enabled_domain
+
+    enabled_domain(owner, account, "corp.example.org")
+    inviter = owner if inviting == "this account" else make.user("boss@partner.example")
+    where = account if inviting == "this account" else make.account(inviter, "Partner")
+    invitation = invitations.start(inviter, where, "cto@corp.example.org")
+    invitations.add_grant(inviter, invitation, role_id=system_role("administrator").id)
+    invitations.send_invitation(inviter, invitation)
+    db.session.commit()
+    make.member(account, make.user("hr@example.org"), permissions=("members.view", "users.create"))
+    auth.login("hr@example.org")
+    answer = client.post(f"/accounts/{account.id}/users/new", data={"first_name": "C", "last_name": "To",
+                                                                    "email": "CTO@corp.example.org"})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and "An invitation is waiting for cto@corp.example.org" in page
+    assert "/welcome/" not in page
+    assert db.session.execute(db.select(User).where(User.email == "cto@corp.example.org")).first() is None
