@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 
 from portal.audit.services import record
+from portal.auth import sessions
 from portal.auth.models import User
 from portal.auth.services import SUSPENDED_MESSAGE, AuthError, assign_if_corporate, find_user, normalize_email
 from portal.extensions import db
@@ -106,8 +107,6 @@ def reconcile(claims: dict) -> User:
             # Nobody had proven the address: its password may be a stranger's who registered it
             # first, waiting for the real person to confirm it. It goes, with any session of it.
             user.password_hash = None
-            from portal.auth import sessions
-
             sessions.end_all(user, sessions.EXPIRED)
             user.email_verified_at = utcnow()
         record("user.link_sso", target=user, actor=user)

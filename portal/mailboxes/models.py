@@ -94,7 +94,7 @@ class Mailbox(db.Model):
         order_by="desc(ProvisioningAttempt.id)", lazy="dynamic")
 
     @validates("address", "display_name", "first_name", "last_name")
-    def _keep_search_text(self, key: str, value):
+    def _keep_names_and_search_text(self, key: str, value):
         if key != "address" and value is not None:
             value = " ".join(value.split())  # one line: the backend is given these names
         if key == "first_name" or key == "last_name":

@@ -17,21 +17,11 @@ from portal.domains.services import add_domain
 from portal.extensions import db
 from portal.mailboxes.models import Mailbox, MailboxAlias
 from portal.mailboxes.services import create_mailbox
-from tests.emulated import emulated
 from tests.security.conftest import prove
+# The same emulated backends (local, Mail-in-a-Box) as the other name-ownership tests.
+from tests.security.test_name_ownership import app_environ, backend  # noqa: F401
 
 SHARED = "victim.example.org"
-
-
-@pytest.fixture(params=["local", "mailinabox"])
-def backend(request):
-    with emulated(request.param) as (emulator, environ, connection):
-        yield request.param, emulator, environ, connection
-
-
-@pytest.fixture
-def app_environ(backend):
-    return backend[2]
 
 
 @pytest.fixture
