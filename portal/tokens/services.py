@@ -190,7 +190,41 @@ def revoke(actor: User, token: ApiToken) -> None:
         record("token.revoke", account=token.account_id, target=token, target_label=token.name, actor=actor)
 
 
-labels("token.status", {"active": _l("Active"), "expired": _l("Expired"), "revoked": _l("Revoked")})
+labels("token.status", {"active": _l("Active"), "expired": _l("Expired"), "revoked": _l("Revoked"),
+                         "ended": _l("Not working")})
+ENDED_WHY = {
+    "left": _l("its maker is no longer a member of the account (or joined again after making it)"),
+    "suspended": _l("its maker is suspended"),
+    "rights": _l("its maker no longer holds what its scopes need"),
+}
+
+
+def ended(tokens: list[ApiToken]) -> dict[int, str]:
+    """Why each token that is neither revoked nor expired does not work, by id (authenticate's checks
+    on its maker, for a list): one statement, plus one per distinct maker who is still a member."""
+    live = [token for token in tokens if status(token) == "active"]
+    if not live:
+        return {}
+    since = {(account_id, user_id): created_at for account_id, user_id, created_at in db.session.execute(
+        db.select(Membership.account_id, Membership.user_id, Membership.created_at).where(
+            Membership.account_id.in_({t.account_id for t in live}),
+            Membership.user_id.in_({t.created_by_id for t in live if t.created_by_id is not None})))}
+    held: dict[tuple[int, int], frozenset[str]] = {}
+    why = {}
+    for token in live:
+        creator = token.created_by
+        joined = since.get((token.account_id, token.created_by_id))
+        if creator is None or joined is None or joined > token.created_at:
+            why[token.id] = "left"
+        elif creator.suspended_at is not None:
+            why[token.id] = "suspended"
+        else:
+            key = (token.account_id, creator.id)
+            if key not in held:
+                held[key] = account_permissions(creator, token.account_id)
+            if permissions_of(token.scopes) - held[key]:
+                why[token.id] = "rights"
+    return why
 
 
 def status(token: ApiToken, now: datetime | None = None) -> str:

@@ -17,10 +17,13 @@ bp = Blueprint("tokens", __name__)
 
 
 def _page(status=200, problems=None, values=None, shown=None):
-    return render("tokens/index.html", status=status, account=g.account, tokens=services.tokens_of(g.account),
-                  areas=services.AREAS, scopes=services.SCOPES, problems=problems or {}, values=values or {},
-                  shown=shown, status_of=services.status, scope_label=services.scope_label, form=ConfirmForm(),
-                  fresh=is_fresh())
+    tokens = services.tokens_of(g.account)
+    ended = services.ended(tokens)
+    return render("tokens/index.html", status=status, account=g.account, tokens=tokens, ended=ended,
+                  ended_why=services.ENDED_WHY, areas=services.AREAS, scopes=services.SCOPES,
+                  problems=problems or {}, values=values or {}, shown=shown,
+                  status_of=lambda token: "ended" if token.id in ended else services.status(token),
+                  scope_label=services.scope_label, form=ConfirmForm(), fresh=is_fresh())
 
 
 @bp.route("/accounts/<int:account_id>/settings/tokens")

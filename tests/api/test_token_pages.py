@@ -95,3 +95,29 @@ def test_token__revoked_for_good(client, world, auth, token):
     assert client.post(f"{_page(world)}/{row.id}/revoke").status_code == 302
     assert client.get(url, headers=bearer(token)).status_code == 401
     assert "revoked" in client.get(_page(world)).get_data(as_text=True)
+
+
+def test_token__listed_as_not_working_with_the_reason_once_its_maker_cannot_use_it(client, world, auth, make):
+    """Found by an attacker-side review: the list said "Active" for a token that no longer worked because
+    its maker had left (an admin reviewing tokens could not tell which ones scripts still use)."""
+    from portal.accounts.services import remove_member
+
+    account = world["account"]
+    leaver = make.member(account, make.user("leaver@example.org"), permissions=("api_tokens.manage", "domains.view"))
+    weak = make.member(account, make.user("weak@example.org"), permissions=("api_tokens.manage", "domains.view"))
+    tokens.create(leaver.user, account, name="leaver's", scopes={"domains:read"}, expires_at=None)
+    tokens.create(weak.user, account, name="weak's", scopes={"domains:read"}, expires_at=None)
+    tokens.create(world["owner"], account, name="owner's", scopes={"domains:read"}, expires_at=None)
+    db.session.commit()
+    remove_member(world["owner"], account, leaver)
+    from portal.roles.models import Grant
+
+    db.session.execute(db.delete(Grant).where(Grant.membership_id == weak.id, Grant.permission == "domains.view"))
+    db.session.commit()
+    auth.login("owner@example.org")
+    rows = {row.split("</strong>")[0].rsplit(">", 1)[-1]: row
+            for row in client.get(_page(world)).get_data(as_text=True).split("<tr>")[2:]}
+    assert "Not working" in rows["leaver&#39;s"] and "no longer a member" in rows["leaver&#39;s"]
+    assert "Not working" in rows["weak&#39;s"] and "no longer holds what its scopes need" in rows["weak&#39;s"]
+    assert "Active" in rows["owner&#39;s"] and "Not working" not in rows["owner&#39;s"]
+    assert "Revoke…" in rows["leaver&#39;s"]
