@@ -29,3 +29,20 @@ def insert_default(*columns: str):
         return folded(*(values.get(column) for column in columns))
 
     return default
+
+
+# Bidirectional embeddings, overrides and isolates: in a name they reorder what follows it on the
+# page or in a mail ("moc.elpmaxe@..." shown as an address), and a name never needs them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def one_line(value: str) -> str:
+    """A name as kept: on one line (it goes into e-mail subjects, where a line break makes the
+    message unsendable, and to backends), without control characters (escape, bell: they break
+    exports and terminals) or bidirectional overrides, its spaces collapsed."""
+    import unicodedata
+
+    kept = "".join(" " if character.isspace() else character for character in value
+                   if character.isspace() or (unicodedata.category(character) != "Cc"
+                                              and character not in _BIDI_CONTROLS))
+    return " ".join(kept.split())

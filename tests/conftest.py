@@ -210,7 +210,8 @@ class Factory:
 
         user = User(email=(email or f"user-{secrets.token_hex(4)}@example.org").lower(), name=name,
                     password_hash=hash_password(password), is_superadmin=superadmin,
-                    email_verified_at=utcnow() if verified else None)
+                    email_verified_at=utcnow() if verified else None,
+                    address_proven_at=utcnow() if verified else None)  # confirmed through the mailed link
         db.session.add(user)
         db.session.commit()
         return user

@@ -34,6 +34,11 @@ class ConfirmForm(FlaskForm):
     """A form with nothing but its CSRF token: one-button actions."""
 
 
+class VerifyForm(FlaskForm):
+    """Confirming a registration: the password chosen then (not asked in the browser that registered)."""
+    password = PasswordField(_l("The password you chose when you registered"), validators=[Length(max=256)])
+
+
 class ResetPasswordForm(FlaskForm):
     password = PasswordField(_l("New password"), validators=[DataRequired()])
     confirm = PasswordField(_l("New password again"), validators=[DataRequired(),

@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from portal.extensions import db
-from portal.search import folded, holding, insert_default
+from portal.search import folded, holding, insert_default, one_line
 from portal.timeutil import utcnow
 
 
@@ -36,6 +36,10 @@ class User(UserMixin, db.Model):
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(255))
     email_verified_at: Mapped[datetime | None]
+    # When a link mailed to the address itself was opened (confirmation, reset, invitation) or a
+    # sign-on provider vouched for it. An onboarding link (shown to an administrator, or mailed to
+    # a recovery address) lets the profile sign in but proves nothing about who reads the address.
+    address_proven_at: Mapped[datetime | None]
     is_superadmin: Mapped[bool] = mapped_column(default=False)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     # The language the person chose ("en", "fr"); None: the browser's, else the portal's default.
@@ -67,9 +71,8 @@ class User(UserMixin, db.Model):
             # Memberships keep a copy of the address (the Users list's order): it is set once.
             raise ValueError("A person's address does not change once they exist.")
         if key == "name" and value is not None:
-            # One line, whatever path it came by (a form, single sign-on, SCIM): a name goes into
-            # e-mail subjects, where a line break makes the message unsendable.
-            value = " ".join(value.split())
+            # One line, whatever path it came by (a form, single sign-on, SCIM): see one_line.
+            value = one_line(value)
         self.search_text = search_text(value if key == "email" else self.email,
                                        value if key == "name" else self.name)
         return value
@@ -85,6 +88,16 @@ class User(UserMixin, db.Model):
     @property
     def is_verified(self) -> bool:
         return self.email_verified_at is not None
+
+    @property
+    def address_proven(self) -> bool:
+        return self.address_proven_at is not None
+
+    def prove_address(self) -> None:
+        """A link mailed to the address was opened (or a provider vouched for it)."""
+        now = utcnow()
+        self.email_verified_at = self.email_verified_at or now
+        self.address_proven_at = self.address_proven_at or now
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"

@@ -66,7 +66,7 @@ def create_superadmin(email: str, name: str, password: str, *, source: str = "we
     if find_user(email):
         raise AuthError(_("A profile with this address already exists."), "email")
     user = User(email=email, name=name.strip(), password_hash=hash_password(password),
-                is_superadmin=True, email_verified_at=utcnow())
+                is_superadmin=True, email_verified_at=utcnow(), address_proven_at=utcnow())
     db.session.add(user)
     db.session.flush()
     record("user.create_superadmin", target=user, actor=user, source=source)
@@ -120,12 +120,37 @@ def resend_verification(email: str) -> None:
         return
 
 
-def verify_email(raw: str) -> User | None:
-    user = tokens.consume(raw, tokens.VERIFY_EMAIL)
-    if user is not None and user.email_verified_at is None:
-        user.email_verified_at = utcnow()
-        record("user.verify_email", target=user, actor=user)
-        assign_if_corporate(user)
+def verify_email(raw: str, *, password: str | None = None, new_password: str | None = None,
+                 registered_here: bool = False) -> User | None:
+    """Confirm the address of a registration through the link mailed to it.
+
+    Whoever registered chose a password, and anyone may register anyone's address: opening the
+    link proves the mailbox, not the password. So the link confirms the registration only in the
+    browser that registered, or with the password chosen then; otherwise the person who opened it
+    chooses a new password, and the one chosen at registration (a stranger's, perhaps) goes.
+    None when the link is unknown, used or expired; AuthError when the password is wrong or weak.
+    """
+    token = tokens.peek(raw, tokens.VERIFY_EMAIL)
+    if token is None:
+        return None
+    user = db.session.get(User, token.user_id)
+    if user.is_verified:
+        tokens.consume(raw, tokens.VERIFY_EMAIL)
+        return user
+    if new_password is not None:
+        problem = password_problem(new_password, user.email)
+        if problem:
+            raise AuthError(problem, "new_password")
+    elif not registered_here and not verify_password(user.password_hash, password or ""):
+        raise AuthError(_("This is not the password chosen when the address was registered. Choose a new "
+                          "password below instead."), "password")
+    if tokens.consume(raw, tokens.VERIFY_EMAIL) is None:
+        return None
+    if new_password is not None:
+        _set_password(user, new_password)
+    user.prove_address()
+    record("user.verify_email", target=user, actor=user, new_password=new_password is not None)
+    assign_if_corporate(user)
     return user
 
 
@@ -135,7 +160,13 @@ def assign_if_corporate(user: User) -> None:
     from portal.users import corporate
 
     domain = corporate.active_domain_of(user.email)
-    if domain is not None and db.session.get(Account, domain.account_id).self_registration:
+    if domain is None:
+        return
+    # Registered before the domain was enabled (enabling it skips registrations nobody confirmed):
+    # they would have joined then, whatever the account now says of self-registration.
+    enabled = domain.enabled_at or domain.verified_at
+    earlier = enabled is not None and user.created_at <= enabled
+    if earlier or db.session.get(Account, domain.account_id).self_registration:
         corporate.make_corporate(user, domain, actor=user)
 
 
@@ -231,16 +262,39 @@ def mail_to_address(job) -> None:
     purpose = job.payload["purpose"]
     if user is None or (purpose == tokens.VERIFY_EMAIL and user.is_verified):
         return
-    hours = _settings()["TOKEN_HOURS"]
-    raw = tokens.issue(user, purpose, hours)
-    template = "verify_email" if purpose == tokens.VERIFY_EMAIL else "reset_password"
     # Someone who never chose a language (and has no organisation's language) reads it in the one of
     # the page they asked from.
     mine = chosen(user.locale) or user.corporate_account_id is not None
     language = None if mine else chosen(job.payload.get("language"))
+    if purpose == tokens.RESET_PASSWORD:
+        given_to = reset_withheld(user)
+        if given_to is not None:
+            deliver_now(user.email, "reset_withheld", language=language, user=user, mailbox=given_to)
+            record("user.reset_withheld", target=user, actor=user, mailbox=given_to.address)
+            return
+    hours = _settings()["TOKEN_HOURS"]
+    raw = tokens.issue(user, purpose, hours)
+    template = "verify_email" if purpose == tokens.VERIFY_EMAIL else "reset_password"
     deliver_now(user.email, template, language=language, user=user, token=raw, hours=hours)
     if purpose == tokens.RESET_PASSWORD:
         record("user.request_password_reset", target=user, actor=user)
+
+
+def reset_withheld(user: User):
+    """The mailbox at ``user``'s address whose password was last given to someone who does not hold
+    every right ``user`` holds (someone who held them then, before ``user`` got more), if any: a
+    reset link mailed there would let that person take the profile over."""
+    from portal.accounts.models import Account
+    from portal.mailboxes.models import DELETED, Mailbox
+    from portal.roles.services import outranks
+
+    for mailbox in db.session.execute(db.select(Mailbox).where(
+            Mailbox.address == user.email, Mailbox.status != DELETED,
+            Mailbox.password_given_to_id.is_not(None), Mailbox.password_given_to_id != user.id)).scalars():
+        given_to = db.session.get(User, mailbox.password_given_to_id)
+        if given_to is None or not outranks(given_to, db.session.get(Account, mailbox.account_id), user):
+            return mailbox
+    return None
 
 
 def reset_password(raw: str, password: str) -> User:
@@ -254,8 +308,11 @@ def reset_password(raw: str, password: str) -> User:
     if tokens.consume(raw, tokens.RESET_PASSWORD) is None:
         raise AuthError(_("This reset link has expired or was already used. Ask for a new one."))
     _set_password(user, password)
-    # The link arrived in their mailbox: that proves the address too.
-    user.email_verified_at = user.email_verified_at or utcnow()
+    # The link arrived in their mailbox: that proves the address too (and confirms a registration).
+    confirming = not user.is_verified
+    user.prove_address()
+    if confirming:
+        assign_if_corporate(user)
     # Whoever guessed at the password before no longer keeps the owner out.
     db.session.execute(delete(LoginFailure).where(LoginFailure.email == user.email))
     record("user.reset_password", target=user, actor=user)

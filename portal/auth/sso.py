@@ -103,12 +103,16 @@ def reconcile(claims: dict) -> User:
         if user.oidc_subject is not None:
             raise SsoError(_("Another single sign-on identity is already linked to this address."))
         user.oidc_subject = subject
-        if user.email_verified_at is None:
+        if not user.address_proven:
             # Nobody had proven the address: its password may be a stranger's who registered it
-            # first, waiting for the real person to confirm it. It goes, with any session of it.
+            # first, waiting for the real person to confirm it, or the administrator's who set it
+            # through an onboarding link shown to them. It goes, with any session of it.
+            confirming = not user.is_verified
             user.password_hash = None
             sessions.end_all(user, sessions.EXPIRED)
-            user.email_verified_at = utcnow()
+            user.prove_address()
+            if confirming:
+                assign_if_corporate(user)
         record("user.link_sso", target=user, actor=user)
         return user
     from portal.users import corporate
@@ -117,7 +121,8 @@ def reconcile(claims: dict) -> User:
         corporate.check_registration_allowed(email)
     except corporate.RegistrationRefused as refusal:
         raise SsoError(str(refusal)) from None
-    user = User(email=email, name=str(claims.get("name") or ""), oidc_subject=subject, email_verified_at=utcnow())
+    user = User(email=email, name=str(claims.get("name") or ""), oidc_subject=subject, email_verified_at=utcnow(),
+                address_proven_at=utcnow())
     db.session.add(user)
     db.session.flush()
     record("user.register", target=user, actor=user, via="sso")

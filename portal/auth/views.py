@@ -12,6 +12,8 @@ from portal.web.urls import external_url, safe_next
 bp = Blueprint("auth", __name__)
 # Where a single sign-on started from a page (to confirm it is you, say) comes back to.
 SSO_NEXT = "sso_next"
+# The profile this browser registered: its confirmation link takes one click here.
+REGISTERED = "registered"
 
 
 def _fail(form, field, message):
@@ -47,11 +49,14 @@ def register():
     form = forms.RegisterForm()
     if form.validate_on_submit():
         try:
-            services.register(form.email.data, form.name.data, form.password.data)
+            user = services.register(form.email.data, form.name.data, form.password.data)
         except services.AuthError as error:
             _fail(form, error.field or "email", str(error))
         else:
             db.session.commit()
+            if user is not None:
+                # The confirmation link then takes one click in this browser (the password was just typed).
+                session[REGISTERED] = user.id
             return render("auth/check_email.html", email=form.email.data.strip())
     return render("auth/register.html", form=form, status=422 if form.errors else 200)
 
@@ -59,17 +64,31 @@ def register():
 @bp.route("/verify/<token>", methods=["GET", "POST"])
 @rule(PUBLIC)
 def verify(token):
-    form = forms.ConfirmForm()
-    if tokens.peek(token, tokens.VERIFY_EMAIL) is None:
+    pending = tokens.peek(token, tokens.VERIFY_EMAIL)
+    if pending is None:
         return render("auth/link_invalid.html", status=410, resend=True, form=forms.EmailOnlyForm())
-    if form.validate_on_submit():
-        user = services.verify_email(token)
-        db.session.commit()
-        if user is None:
-            return render("auth/link_invalid.html", status=410, resend=True, form=forms.EmailOnlyForm())
-        flash(_("Your address is confirmed. You can log in now."), "success")
-        return redirect(url_for("auth.login", email=user.email))
-    return render("auth/verify.html", form=form)
+    registered_here = session.get(REGISTERED) == pending.user_id
+    form = forms.VerifyForm()
+    new_form = forms.ResetPasswordForm(prefix="new")
+    choosing = request.method == "POST" and "new-password" in request.form
+    if (new_form if choosing else form).validate_on_submit():
+        try:
+            user = services.verify_email(token, password=None if choosing else form.password.data,
+                                         new_password=new_form.password.data if choosing else None,
+                                         registered_here=registered_here)
+        except services.AuthError as error:
+            db.session.rollback()
+            (new_form.password if choosing else form.password).errors.append(str(error))
+        else:
+            db.session.commit()
+            if user is None:
+                return render("auth/link_invalid.html", status=410, resend=True, form=forms.EmailOnlyForm())
+            session.pop(REGISTERED, None)
+            flash(_("Your address is confirmed. You can log in now."), "success")
+            return redirect(url_for("auth.login", email=user.email))
+    failed = bool(form.errors or new_form.errors)
+    return render("auth/verify.html", form=form, new_form=new_form, registered_here=registered_here,
+                  status=422 if failed else 200)
 
 
 @bp.route("/verify", methods=["POST"])

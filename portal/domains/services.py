@@ -450,7 +450,10 @@ def assign_corporate_users(domain: Domain) -> None:
     """Users whose login address is on the domain join its account as corporate
     users, keeping whatever they hold elsewhere (reference 004)."""
     account = db.session.get(Account, domain.account_id)
-    users = db.session.execute(db.select(User).where(User.email.like(f"%@{domain.name}"))).scalars().all()
+    # A registration nobody confirmed is not someone: anyone may register any address, with a
+    # password of their own. It joins when it is confirmed (through the link mailed to it).
+    users = db.session.execute(db.select(User).where(User.email.like(f"%@{domain.name}"),
+                                                     User.email_verified_at.is_not(None))).scalars().all()
     for user in users:
         if user.email_domain != domain.name:
             continue

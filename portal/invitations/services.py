@@ -261,11 +261,25 @@ def _answer(invitation: Invitation, user: User, status: str) -> None:
     db.session.refresh(invitation)
 
 
-def accept(user: User, invitation: Invitation) -> list[str]:
-    """Grant what the invitation offers; return the labels of offers that no longer exist."""
+def _require_link(user: User, invitation: Invitation, by_link: bool) -> None:
+    """Answering needs the address proven: by the invitation's link, mailed to it, or before.
+
+    A profile's password may have been set through an onboarding link shown to an administrator
+    (or mailed to a recovery address they chose): signing in as it proves nothing about who reads
+    the address, and an invitation (this account's or another's) is for whoever does."""
     if invitation.email != user.email:
         raise InvitationError(_("This invitation is for another address."))
+    if not by_link and not user.address_proven:
+        raise InvitationError(_("Open the link in the invitation e-mailed to %(email)s to answer it: it shows the "
+                                "address is yours.", email=invitation.email))
+
+
+def accept(user: User, invitation: Invitation, *, by_link: bool = False) -> list[str]:
+    """Grant what the invitation offers; return the labels of offers that no longer exist.
+    ``by_link``: the person opened the invitation's link in this session (which proves the address)."""
+    _require_link(user, invitation, by_link)
     _answer(invitation, user, ACCEPTED)
+    user.prove_address()
     account = db.session.get(Account, invitation.account_id)
     membership = add_member(account, user)
     gone = []
@@ -305,9 +319,8 @@ def _grant_once(membership: Membership, offer: InvitationGrant, granted_by: int 
                              mailbox_id=offer.mailbox_id if offer.on_mailbox else None, granted_by_id=granted_by))
 
 
-def decline(user: User, invitation: Invitation) -> None:
-    if invitation.email != user.email:
-        raise InvitationError(_("This invitation is for another address."))
+def decline(user: User, invitation: Invitation, *, by_link: bool = False) -> None:
+    _require_link(user, invitation, by_link)
     _answer(invitation, user, DECLINED)
     account = db.session.get(Account, invitation.account_id)
     record("invitation.decline", account=account, target=invitation, actor=user, target_label=invitation.email)
@@ -334,11 +347,11 @@ def register_and_accept(raw_token: str, name: str, password: str) -> tuple[User,
     if problem:
         raise AuthError(problem, "password")
     user = User(email=invitation.email, name=name.strip(), password_hash=hash_password(password),
-                email_verified_at=utcnow())
+                email_verified_at=utcnow(), address_proven_at=utcnow())
     db.session.add(user)
     db.session.flush()
     record("user.register", account=invitation.account_id, target=user, actor=user, via="invitation")
-    return user, accept(user, invitation)
+    return user, accept(user, invitation, by_link=True)
 
 
 def withdraw_for(user: User) -> int:

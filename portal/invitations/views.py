@@ -21,6 +21,9 @@ from portal.web.inputs import form_id
 from portal.web.render import render
 
 bp = Blueprint("invitations", __name__)
+# The invitations whose mailed link was opened in this session, signed in as their address.
+OPENED = "invitations_opened"
+MAX_OPENED = 20
 
 
 def _index(form, status=200):
@@ -162,11 +165,15 @@ def landing(token):
         flash(_("Sign in as %(email)s to answer the invitation.", email=invitation.email), "info")
         return redirect(url_for("auth.login", next=url_for("invitations.mine")))
     if current_user.is_authenticated and current_user.email == invitation.email:
+        # The link was mailed to the address: whoever opened it may answer (see services.accept).
+        opened = [i for i in session.get(OPENED, []) if i != invitation.id][-(MAX_OPENED - 1):]
+        session[OPENED] = [*opened, invitation.id]
         return redirect(url_for("invitations.mine"))
     if current_user.is_authenticated:
         return render("invitations/other_address.html", status=403, invitation=invitation)
     flash(_("Log in as %(email)s to answer the invitation.", email=invitation.email), "info")
-    return redirect(url_for("auth.login", email=invitation.email, next=url_for("invitations.mine")))
+    # Back to the link after logging in (a log-in starts a new session): it counts as opened then.
+    return redirect(url_for("auth.login", email=invitation.email, next=url_for("invitations.landing", token=token)))
 
 
 @bp.route("/invitations/<token>/register", methods=["GET", "POST"])
@@ -209,15 +216,18 @@ def register(token):
 @bp.route("/profile/invites")
 @rule(SIGNED_IN)
 def mine():
-    return render("invitations/mine.html", invitations=services.pending_for(current_user), form=ConfirmForm())
+    return render("invitations/mine.html", invitations=services.pending_for(current_user), form=ConfirmForm(),
+                  opened=set(session.get(OPENED, [])))
 
 
 def _answer(invitation_id, accept: bool):
     invitation = services.invitation_for_user(current_user, invitation_id)
     if invitation is None:
         abort(404)
+    by_link = invitation.id in session.get(OPENED, [])
     try:
-        gone = services.accept(current_user, invitation) if accept else services.decline(current_user, invitation)
+        gone = (services.accept(current_user, invitation, by_link=by_link) if accept
+                else services.decline(current_user, invitation, by_link=by_link))
     except services.InvitationError as error:
         db.session.rollback()
         flash(str(error), "error")

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.extensions import db
 from portal.i18n import _l, labels
-from portal.search import folded, holding, insert_default
+from portal.search import folded, holding, insert_default, one_line
 from portal.timeutil import utcnow
 
 PERSONAL = "personal"
@@ -76,6 +76,10 @@ class Mailbox(db.Model):
     backend_id: Mapped[str | None] = mapped_column(String(128))
     # The backend made the mailbox but its answer, with the first password, was lost.
     password_lost: Mapped[bool] = mapped_column(default=False)
+    # Who was last given the mailbox's generated password, when it was not the person whose login
+    # address the mailbox is (no foreign key: a deleted profile's holder still knows it). A reset
+    # link for that person is not mailed here while it is someone without all their rights.
+    password_given_to_id: Mapped[int | None]
     # The backend's own administrator privilege (Mail-in-a-Box admins manage the whole box).
     backend_admin: Mapped[bool] = mapped_column(default=False)
     # Protocol name -> allowed, where the backend has protocol switches; None: its defaults.
@@ -96,7 +100,7 @@ class Mailbox(db.Model):
     @validates("address", "display_name", "first_name", "last_name")
     def _keep_names_and_search_text(self, key: str, value):
         if key != "address" and value is not None:
-            value = " ".join(value.split())  # one line: the backend is given these names
+            value = one_line(value)  # the backend is given these names
         if key == "first_name" or key == "last_name":
             return value
         self.search_text = mailbox_search_text(value if key == "address" else self.address,

@@ -370,6 +370,9 @@ def reveal_secret(actor: User, mailbox: Mailbox) -> str | None:
     removed = db.session.execute(db.delete(MailboxSecret).where(MailboxSecret.id == secret.id)).rowcount
     if removed != 1:
         return None
+    holder = db.session.execute(db.select(User.id).where(User.email == mailbox.address)).scalar_one_or_none()
+    # Its holder may be given more rights than ``actor`` holds later: see auth.services.reset_withheld.
+    mailbox.password_given_to_id = None if actor.id == holder else actor.id
     record("mailbox.reveal_password", account=mailbox.account_id, target=mailbox, actor=actor)
     return unseal(MAILBOX_PASSWORD, secret.ciphertext)
 

@@ -30,12 +30,13 @@ from portal.mailboxes.models import DELETED, PROVISIONING, Mailbox
 from portal.mailboxes.services import PROVISION_KIND, default_protocols
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
-from portal.roles.services import system_role
+from portal.roles.services import outranks, system_role
 from portal.spreadsheets import cells
 from portal.timeutil import utcnow
 from portal.users import workbook
 from portal.users.models import CHECKING, DONE, FAILED, PREVIEWED, QUEUED, REFUSED, RUNNING, ImportRun
-from portal.users.services import ONBOARDING_KIND
+from portal.auth import sessions, tokens
+from portal.users.services import ONBOARDING_KIND, unconfirmed_registration
 
 IMPORT_KIND = "users.import"
 PREVIEW_KIND = "users.import_preview"
@@ -185,8 +186,26 @@ class _Writer:
         taken = [p["email"] for p in planned if p["email"] not in fresh]
         existing = {u.email: u for u in db.session.execute(db.select(User).where(User.email.in_(taken))).scalars()} \
             if taken else {}
+        refused = self._outranked(existing, planned)
+        if refused:
+            # Given more rights since the preview, or made meanwhile: as at the preview, renaming them
+            # is for whoever holds every right they hold.
+            for p in planned:
+                if p["email"] in refused:
+                    outcome[p["row"]] = (SKIPPED, workbook.skip_message({"skip": "outranked"}))
+            planned = [p for p in planned if p["email"] not in refused]
+            existing = {email: user for email, user in existing.items() if email not in refused}
+            if not planned:
+                return
         for email, user in existing.items():
             ids[email] = user.id
+            if unconfirmed_registration(user):
+                # A registration nobody confirmed (a stranger's, perhaps): the account's person takes
+                # it over, as when created one by one; its password and links go.
+                user.password_hash = None
+                for purpose in (tokens.VERIFY_EMAIL, tokens.RESET_PASSWORD):
+                    tokens.retire(user, purpose)
+                sessions.end_all(user, sessions.EXPIRED)
             if not user.is_corporate or user.corporate_account_id != self.account_id:
                 user.is_corporate, user.corporate_account_id = True, self.account_id
         for p in planned:
@@ -255,6 +274,16 @@ class _Writer:
                 outcome[p["row"]] = (CREATED, _("no mailbox to e-mail a link to: send them an onboarding link "
                                                 "from their page"))
 
+    def _outranked(self, existing: dict[str, User], planned: list[dict]) -> set[str]:
+        """The addresses of people the row would rename whom the uploader does not outrank (now)."""
+        names = {p["email"]: f"{p['first_name']} {p['last_name']}" for p in planned}
+        renamed = [user for email, user in existing.items() if names.get(email) != user.name]
+        if not renamed:
+            return set()
+        actor = db.session.get(User, self.actor_id) if self.actor_id else None
+        account = db.session.get(Account, self.account_id)
+        return {user.email for user in renamed if actor is None or not outranks(actor, account, user)}
+
     def _personal_mailboxes(self, wanted: list[dict], ids: dict[str, int], now) -> dict[str, int]:
         """Make the personal mailboxes no mailbox holds the address of yet, each with its provisioning job;
         return their ids by address. A mailbox deleted earlier gives its address back (as when one is
@@ -312,6 +341,12 @@ def _run(run: ImportRun) -> None:
     run.done = run.created = run.updated = run.skipped = 0
     db.session.commit()
     planned = run.plan["users"]
+    # An invitation sent, or an alias made, since the preview: checked again now.
+    creating = [p for p in planned if not p["skip"] and p["action"] == "create"]
+    waiting, aliased = workbook.held_elsewhere([p["email"] for p in creating])
+    for p in creating:
+        if p["email"] in waiting or p["email"] in aliased:
+            p["skip"], p["skip_values"] = "invitation_waits" if p["email"] in waiting else "alias", {}
     outcome: dict[int, tuple[str, str]] = {}
     for p in planned:
         if p["skip"]:
@@ -329,6 +364,7 @@ def _run(run: ImportRun) -> None:
             _analyze_after_first_chunk()
     run.created = sum(1 for status, _message in outcome.values() if status == CREATED)
     run.updated = sum(1 for status, _message in outcome.values() if status == UPDATED)
+    run.skipped = sum(1 for status, _message in outcome.values() if status == SKIPPED)
     run.result, run.failed = result_workbook(run, outcome)
     run.status, run.finished_at = DONE, utcnow()
     record("users.import_done", account=account, target=run, target_label=run.filename, source=SOURCE_WORKER,

@@ -91,7 +91,8 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     except AuthError as error:
         raise UserError(str(error), "email") from None
     domain = corporate_domain_for(account, address, personal_mailbox=personal_mailbox)
-    if find_user(address) is not None:
+    existing = find_user(address)
+    if existing is not None and not unconfirmed_registration(existing):
         raise UserError(_("%(email)s already has a profile. Invite it instead.", email=address), "email")
     from portal.mailboxes.models import MailboxAlias
 
@@ -113,9 +114,20 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         if recovery.rsplit("@", 1)[-1] == domain.name:
             raise UserError(_("The recovery address must be outside the domain, so the link reaches them "
                               "before their mailbox works."), "recovery_email")
-    user = User(email=address, name=f"{first} {last}", recovery_email=recovery)
-    db.session.add(user)
-    db.session.flush()
+    if existing is not None:
+        # Someone registered the address and nobody confirmed it: perhaps a stranger, with a
+        # password of their own. The account's person takes the profile over; that password and
+        # the confirmation link go.
+        user = existing
+        user.name, user.recovery_email, user.password_hash = f"{first} {last}", recovery, None
+        for purpose in (tokens.VERIFY_EMAIL, tokens.RESET_PASSWORD, ONBOARDING):
+            tokens.retire(user, purpose)
+        sessions.end_all(user, sessions.EXPIRED)
+        record("user.registration_taken_over", account=account, target=user, actor=actor)
+    else:
+        user = User(email=address, name=f"{first} {last}", recovery_email=recovery)
+        db.session.add(user)
+        db.session.flush()
     mailbox = corporate.make_corporate(user, domain, personal_mailbox=personal_mailbox, actor=actor)
     if mailbox is not None:
         user.default_mailbox_id = mailbox.id
@@ -123,6 +135,13 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     if not link_shown and not (user.recovery_email or onboarding_mailbox(user)):
         return user, None
     return user, send_onboarding(actor, account, user)
+
+
+def unconfirmed_registration(user: User) -> bool:
+    """A self-registration nobody confirmed: it proves nobody, and holds a password of its registrant.
+    (Not a corporate user waiting for their first password: they have none, and belong to an account.)"""
+    return (user.password_hash is not None and user.email_verified_at is None and user.oidc_subject is None
+            and not user.is_superadmin and not user.is_corporate)
 
 
 def _invitation_waits(address: str) -> bool:
@@ -162,6 +181,8 @@ def complete_onboarding(raw: str, password: str) -> User:
     if tokens.consume(raw, ONBOARDING) is None:
         raise AuthError(_("This link has expired or was already used. Ask your administrator for a new one."))
     user.password_hash = hash_password(password)
+    # They may sign in now. The link may have been shown to whoever created them, or mailed to a
+    # recovery address: it does not prove who reads the login address (address_proven_at).
     user.email_verified_at = user.email_verified_at or utcnow()
     record("user.onboarded", target=user, actor=user)
     return user
@@ -238,9 +259,11 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
                     timezone: str, phone: str, default_mailbox_id: int | None, recovery_email: str) -> None:
     if not is_corporate_of(user, account):
         raise UserError(_("Only corporate users of this account have settings here."))
-    if (recovery_email.strip().lower() or None) != user.recovery_email:
-        _require_outranks(actor, account, user)
     name = f"{_clean_name(first_name, 'first_name')} {_clean_name(last_name, 'last_name')}"
+    if (recovery_email.strip().lower() or None) != user.recovery_email or name != user.name:
+        # Where their links go, and the name others know them by (in mails, lists and the audit
+        # log), are changed only by someone who holds every right they hold.
+        _require_outranks(actor, account, user)
     phone = phone.strip()
     if phone and not current_app.config["PORTAL"]["USER_PHONES"]:
         raise UserError(_("Phone numbers are not enabled on this portal."), "phone")

@@ -38,6 +38,9 @@ def create(account_id):
         except services.UserError as error:
             db.session.rollback()
             getattr(form, error.field or "email").errors.append(str(error))
+        except AccessError as error:
+            db.session.rollback()
+            form.email.errors.append(str(error))
         else:
             db.session.commit()
             membership = membership_of(user, g.account)
@@ -74,7 +77,8 @@ def settings(account_id, membership_id):
             getattr(form, error.field or "first_name").errors.append(str(error))
         except AccessError as error:
             db.session.rollback()
-            form.recovery_email.errors.append(str(error))
+            recovery_changed = (form.recovery_email.data or "").strip().lower() != (user.recovery_email or "")
+            (form.recovery_email if recovery_changed else form.first_name).errors.append(str(error))
         else:
             db.session.commit()
             flash(_("Settings saved."), "success")

@@ -42,8 +42,9 @@ from portal.extensions import db
 from portal.i18n import LANGUAGES, _l, in_language, label
 from portal.mailboxes.models import DELETED, Mailbox
 from portal.roles import catalogue
-from portal.roles.services import account_permissions, mailbox_permissions, roles_for
+from portal.roles.services import account_permissions, mailbox_permissions, outranks, roles_for
 from portal.spreadsheets import cells, looks_like_formula
+from portal.timeutil import utcnow
 
 USERS_HEADER = (_l("First name"), _l("Last name"), _l("E-mail"), _l("Personal mailbox (Y/N)"),
                 _l("Recovery address (optional)"))
@@ -407,6 +408,10 @@ SKIPS = {
     "not_on_active_domain": _l("not on an active domain"),
     "no_personal_mailbox": _l("no personal mailbox can have this address"),
     "wrong_row": _l("a wrong row on the “%(sheet)s” sheet"),
+    "outranked": _l("they hold rights you do not hold: only someone who holds them all may rename them"),
+    "invitation_waits": _l("an invitation is waiting for this address: the person answers it with a profile "
+                           "of their own (withdraw it first to create them here)"),
+    "alias": _l("this address is an alias of a mailbox: remove the alias first"),
 }
 
 
@@ -634,13 +639,24 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet], *, limit: froz
             continue
         _plan_grants(check, Sheet(sheet.title, sheet.rows[1:]), by_email, mailbox)
     existing = _existing_users([user.email for user in users])
+    waiting, aliased = held_elsewhere([user.email for user in users if user.email not in existing])
     for user in users:
         known = existing.get(user.email)
         if known is not None:
             if known.is_corporate and known.corporate_account_id not in (None, account.id):
                 user.skip_for("other_account")
+            elif f"{user.first_name} {user.last_name}" != known.name and not outranks(actor, account, known):
+                # Renaming someone is for whoever holds every right they hold (as on their page).
+                user.skip_for("outranked")
             else:
                 user.action = "update"
+        elif user.email in waiting:
+            # The onboarding link would reach the uploader or a recovery address they chose, and
+            # the profile could then answer the invitation: the person answers it themselves.
+            user.skip_for("invitation_waits")
+        elif user.email in aliased:
+            # Its mail (a password reset among it) would reach the aliased mailbox, not this person.
+            user.skip_for("alias")
     _check_mailbox_limits(check, users)
     fatal = ""
     outside = [u for u in users if u.skip == "not_on_active_domain"]
@@ -786,6 +802,23 @@ def _plan_grants(check: _Validator, sheet: Sheet, by_email: dict[str, PlannedUse
                 user.mailbox_grants.append([mailbox.id, role.id, None])
             if code:
                 user.mailbox_grants.append([mailbox.id, None, code])
+
+
+def held_elsewhere(emails: list[str]) -> tuple[set[str], set[str]]:
+    """Of ``emails``, those a pending invitation waits for, and those a mailbox alias holds."""
+    from portal.invitations.models import PENDING, Invitation
+    from portal.mailboxes.models import MailboxAlias
+
+    waiting: set[str] = set()
+    aliased: set[str] = set()
+    now = utcnow()
+    for start in range(0, len(emails), 500):
+        chunk = emails[start:start + 500]
+        waiting.update(db.session.execute(db.select(Invitation.email).where(
+            Invitation.email.in_(chunk), Invitation.status == PENDING, Invitation.expires_at > now)).scalars())
+        aliased.update(db.session.execute(db.select(MailboxAlias.address).where(
+            MailboxAlias.address.in_(chunk))).scalars())
+    return waiting, aliased
 
 
 def _existing_users(emails: list[str]) -> dict[str, User]:

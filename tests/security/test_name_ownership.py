@@ -227,7 +227,7 @@ def make_verified(email: str) -> User:
     from portal.timeutil import utcnow
     from tests.conftest import PASSWORD
 
-    user = User(email=email, password_hash=hash_password(PASSWORD), email_verified_at=utcnow())
+    user = User(email=email, password_hash=hash_password(PASSWORD), email_verified_at=utcnow(), address_proven_at=utcnow())
     db.session.add(user)
     db.session.commit()
     return user

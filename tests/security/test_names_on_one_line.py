@@ -54,3 +54,19 @@ def test_mailbox_names__are_kept_on_one_line(owner, account):
     stored = db.session.get(Mailbox, mailbox.id)
     assert (stored.display_name, stored.first_name, stored.last_name) == ("The Team", "A B", "C D")
     assert "the team" in stored.search_text
+
+
+def test_control_characters_and_bidirectional_overrides_leave_names(client, auth, owner, account, make):
+    """A profile named Bob<ESC> made every .xlsx export of the list fail, and a right-to-left override
+    shows what follows it reversed (an address spelt backwards reads as another)."""
+    auth.login("owner@example.org")
+    answer = client.post("/profile", data={"name": "Bob\x1b[31m\x07 \u202egro.elpmaxe@nimda", "timezone": "UTC"})
+    assert answer.status_code == 302
+    db.session.expire_all()
+    assert owner.name == "Bob[31m gro.elpmaxe@nimda"
+    # What a name rightly holds stays: accents, joiners inside an emoji, a non-joiner in Persian.
+    person = make.user("zoe@example.org", name="Zoë 👩\u200d💻 میر\u200cزا")
+    assert person.name == "Zoë 👩\u200d💻 میر\u200cزا"
+    domain = enabled_domain(owner, account)
+    mailbox = create_mailbox(owner, account, domain, "team", display_name="Team\x00\u202e", first_name="\x07A")
+    assert (mailbox.display_name, mailbox.first_name) == ("Team", "A")

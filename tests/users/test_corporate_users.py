@@ -138,3 +138,32 @@ def test_create__not_at_an_address_an_invitation_waits_for(client, auth, owner, 
     assert answer.status_code == 422 and "An invitation is waiting for cto@corp.example.org" in page
     assert "/welcome/" not in page
     assert db.session.execute(db.select(User).where(User.email == "cto@corp.example.org")).first() is None
+
+
+def test_settings__renaming_someone_needs_every_right_they_hold(owner, account, domain, make, client, auth):
+    """Found by an attacker-side review: someone with only users.manage renamed an administrator (the name
+    their colleagues see in mails, lists and the audit log)."""
+    admin, _link = services.create_corporate_user(owner, account, first_name="Ada", last_name="Admin",
+                                                  email="ada@example.org", personal_mailbox=False)
+    plain, _link = services.create_corporate_user(owner, account, first_name="Pat", last_name="Plain",
+                                                  email="pat@example.org", personal_mailbox=False)
+    from portal.roles.models import Grant
+    from portal.roles.services import system_role
+
+    memberships = {m.user_id: m for m in db.session.execute(db.select(Membership)).scalars()}
+    db.session.add(Grant(membership_id=memberships[admin.id].id, account_id=account.id,
+                         role_id=system_role("administrator").id))
+    make.member(account, make.user("hr@elsewhere.example"), permissions=("members.view", "users.manage"))
+    db.session.commit()
+    auth.login("hr@elsewhere.example")
+
+    def rename(user, first):
+        return client.post(f"/accounts/{account.id}/members/{memberships[user.id].id}/settings", data={
+            "first_name": first, "last_name": "Renamed", "timezone": "UTC", "default_mailbox_id": 0})
+
+    refused = rename(admin, "Mallory")
+    assert refused.status_code == 422 and "rights you do not hold" in refused.get_data(as_text=True)
+    assert rename(plain, "Pat").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, admin.id).name == "Ada Admin"
+    assert db.session.get(User, plain.id).name == "Pat Renamed"

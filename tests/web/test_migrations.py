@@ -1,5 +1,7 @@
 """The migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
 
+from contextlib import contextmanager
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -14,6 +16,38 @@ def _declared_for(dialect: str):
         return reflected or condition is None or condition.dialect in (None, dialect)
 
     return include
+
+
+@contextmanager
+def _database_of_its_own(database_url: str, smtp_sink, tmp_path):
+    """An app on an empty database made for one test (a throwaway PostgreSQL database, dropped
+    after it, or an SQLite file), for migrations to run on from the start."""
+    import secrets
+    from urllib.parse import urlsplit
+
+    from sqlalchemy import create_engine, text
+
+    from portal import create_app
+    from tests.conftest import make_settings
+
+    admin = None
+    if database_url.startswith("postgresql"):
+        name = f"portal_migration_{secrets.token_hex(4)}"
+        admin = create_engine(urlsplit(database_url)._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = urlsplit(database_url)._replace(path=f"/{name}").geturl()
+    else:
+        url = f"sqlite:///{tmp_path / 'migration.sqlite'}"
+    try:
+        yield create_app(make_settings(url, smtp_sink.url), environ={"PORTAL_TEST_INSTANCE_PATH": str(tmp_path)})
+    finally:
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        f"WHERE datname = '{name}'"))
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            admin.dispose()
 
 
 def test_migrations__upgrade_to_head_matches_the_models(app, migrated):
@@ -36,28 +70,12 @@ def test_migrations_0025_0026__give_grants_their_account_and_memberships_their_a
     """On a database of its own: grants made before 0025 get their membership's account; the
     database then refuses a grant whose account is not its membership's; memberships get their
     member's address (0026); down and up again keep every grant and membership."""
-    import secrets
-    from urllib.parse import urlsplit
-
     import flask_migrate
     import pytest
-    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy import inspect, text
     from sqlalchemy.exc import IntegrityError
 
-    from portal import create_app
-    from tests.conftest import make_settings
-
-    admin = None
-    if database_url.startswith("postgresql"):
-        name = f"portal_migration_{secrets.token_hex(4)}"
-        admin = create_engine(urlsplit(database_url)._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = urlsplit(database_url)._replace(path=f"/{name}").geturl()
-    else:
-        url = f"sqlite:///{tmp_path / 'migration.sqlite'}"
-    app = create_app(make_settings(url, smtp_sink.url), environ={"PORTAL_TEST_INSTANCE_PATH": str(tmp_path)})
-    try:
+    with _database_of_its_own(database_url, smtp_sink, tmp_path) as app:
         with app.app_context():
             flask_migrate.upgrade(revision="0024_referencing_indexes")
             run = db.session.execute
@@ -99,10 +117,56 @@ def test_migrations_0025_0026__give_grants_their_account_and_memberships_their_a
                 (10, "a@example.org"), (30, "b@example.org")]
             db.session.remove()
             db.engine.dispose()
-    finally:
-        if admin is not None:
-            with admin.connect() as connection:
-                connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                        f"WHERE datname = '{name}'"))
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            admin.dispose()
+
+
+def test_migrations_0027_0028__proven_addresses_and_given_mailbox_passwords(database_url, smtp_sink, tmp_path):
+    """0027: a profile confirmed before it counts as proven, unless the audit log shows it onboarded
+    through a link (shown to an administrator) and never proven since. 0028: a mailbox whose password
+    the audit log shows revealed to someone other than its holder names them."""
+    import flask_migrate
+    from sqlalchemy import text
+
+    with _database_of_its_own(database_url, smtp_sink, tmp_path) as app:
+        with app.app_context():
+            flask_migrate.upgrade(revision="0026_membership_email")
+            run = db.session.execute
+            people = [(1, "confirmed@example.org", True), (2, "onboarded@example.org", True),
+                      (3, "onboarded-then-reset@example.org", True), (4, "unconfirmed@example.org", False),
+                      (5, "helper@example.org", True)]
+            for user_id, email, verified in people:
+                run(text("INSERT INTO users (id, email, name, is_superadmin, timezone, locale, created_at, "
+                         "is_corporate, phone, search_text, email_verified_at) VALUES (:id, :email, '', false, 'UTC', "
+                         "'', CURRENT_TIMESTAMP, false, '', :search, " + ("CURRENT_TIMESTAMP" if verified else "NULL")
+                         + ")"), {"id": user_id, "email": email, "search": email})
+            run(text("INSERT INTO accounts (id, name, created_at, self_registration, personal_mailboxes, "
+                     "require_two_factor, default_locale, deprovisioned_mailboxes, search_text) VALUES "
+                     "(1, 'A', CURRENT_TIMESTAMP, false, false, false, 'en', 'disable', 'a')"))
+            run(text("INSERT INTO domains (id, account_id, name, connection, status, status_reason, challenge, "
+                     "verified_by_hand, created_at, failed_checks, records, backend_checks) VALUES (1, 1, "
+                     "'example.org', 'local', 'enabled', '', 'c', false, CURRENT_TIMESTAMP, 0, '[]', '[]')"))
+            for mailbox_id, local in ((1, "onboarded"), (2, "confirmed"), (3, "team")):
+                run(text("INSERT INTO mailboxes (id, account_id, domain_id, local_part, address, kind, first_name, "
+                         "last_name, display_name, status, status_reason, want_active, created_at, updated_at) VALUES "
+                         "(:id, 1, 1, :local, :address, 'shared', '', '', '', 'enabled', '', true, CURRENT_TIMESTAMP, "
+                         "CURRENT_TIMESTAMP)"), {"id": mailbox_id, "local": local, "address": f"{local}@example.org"})
+            events = [("user.onboarded", 2, "user", 2), ("user.onboarded", 3, "user", 3),
+                      ("user.reset_password", 3, "user", 3),
+                      # Mailbox 1: the helper saw its password last; 2: its holder did, after the helper.
+                      ("mailbox.reveal_password", 1, "mailbox", 1), ("mailbox.reveal_password", 5, "mailbox", 1),
+                      ("mailbox.reveal_password", 5, "mailbox", 2), ("mailbox.reveal_password", 1, "mailbox", 2)]
+            for number, (action, actor, target_type, target) in enumerate(events):
+                run(text("INSERT INTO audit_events (at, actor_id, actor_label, action, target_type, target_id, "
+                         "target_label, source, ip, user_agent, details, family) VALUES (:at, :actor, '', :action, "
+                         ":type, :target, '', 'web', '', '', '{}', '')"),
+                    {"at": f"2026-01-01 00:00:{number:02d}", "actor": actor, "action": action, "type": target_type,
+                     "target": str(target)})
+            db.session.commit()
+
+            flask_migrate.upgrade()
+            proven = dict(run(text("SELECT id, address_proven_at IS NOT NULL FROM users")).all())
+            assert proven == {1: True, 2: False, 3: True, 4: False, 5: True}
+            given = dict(run(text("SELECT id, password_given_to_id FROM mailboxes")).all())
+            # Mailbox 2 is confirmed@'s own: its holder revealing it gave it to nobody.
+            assert given == {1: 5, 2: None, 3: None}
+            db.session.remove()
+            db.engine.dispose()
