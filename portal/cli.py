@@ -76,3 +76,34 @@ def reset_two_factor(email: str, yes: bool) -> None:
     click.echo(f"Two-factor sign-in of {user.email} reset: {removed['app']} authenticator app, "
                f"{removed['passkeys']} passkey(s), {removed['recovery_codes']} recovery code(s) removed. "
                "They log in with their password alone and set it up again.")
+
+
+@portal_cli.command("release-mailbox")
+@click.argument("address")
+@click.option("--connection", default=None, help="The backend connection (needed when several remember it).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def release_mailbox(address: str, connection: str | None, yes: bool) -> None:
+    """Let the account that now holds its domain adopt, or create, a mailbox a deleted account left
+    on its backend with its mail (for instance when that organisation handed its mail over)."""
+    from portal.mailboxes.models import ReleasedMailbox
+
+    query = db.select(ReleasedMailbox).where(ReleasedMailbox.address == address.strip().lower())
+    if connection:
+        query = query.where(ReleasedMailbox.connection == connection)
+    found = db.session.execute(query).scalars().all()
+    if not found:
+        raise click.ClickException(f"No deleted account left {address.strip()} on a backend.")
+    if len(found) > 1:
+        raise click.ClickException("Several connections remember it: choose one with --connection "
+                                   f"({', '.join(sorted(row.connection for row in found))}).")
+    row = found[0]
+    if not yes:
+        click.confirm(f"Let the account holding its domain take {row.address} on {row.connection}, with the mail "
+                      f"the account {row.account_name!r} left in it?", abort=True)
+    from portal.audit.services import record
+
+    record("mailbox.release", target_label=row.address, source="cli", connection=row.connection,
+           left_by=row.account_name)
+    db.session.delete(row)
+    db.session.commit()
+    click.echo(f"{row.address} on {row.connection} is released: the account holding its domain may adopt it.")

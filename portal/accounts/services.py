@@ -286,7 +286,7 @@ def delete_account(actor: User, account: Account, typed_name: str, *, delete_mai
         raise DeletionRefused(_("Only an owner of the account can delete it."))
     if " ".join(typed_name.split()) != account.name:
         raise DeletionRefused(_("Type the account's name, %(name)s, exactly to confirm.", name=account.name))
-    outcome = decommission_all(account.id, delete_mailboxes)
+    outcome = decommission_all(account.id, delete_mailboxes, account.name)
     domains = list(db.session.execute(db.select(Domain.name).where(Domain.account_id == account.id)
                                       .order_by(Domain.name)).scalars())
     recipients = _told_of_deletion(account)

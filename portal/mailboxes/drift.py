@@ -36,7 +36,7 @@ from portal.jobs.services import enqueue
 from portal.mail.services import send
 from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PROVISIONING, DriftReport, Mailbox,
                                      ProvisioningAttempt)
-from portal.mailboxes.services import MailboxError, _start
+from portal.mailboxes.services import MailboxError, _start, released, released_message
 from portal.roles.services import members_holding
 from portal.timeutil import utcnow
 
@@ -255,6 +255,9 @@ def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
             return _("%(address)s is back in the portal.", address=item["address"])
         if mailbox is not None:
             raise MailboxError(_("%(address)s changed since the comparison; compare again.", address=item["address"]))
+        left = released(domain.connection, item["address"])
+        if left is not None:
+            raise MailboxError(released_message(left))
         local_part = item["address"].split("@", 1)[0]
         imported = Mailbox(account_id=domain.account_id, domain_id=domain.id, local_part=local_part,
                            address=item["address"], kind="shared", display_name=backend_side.get("display_name") or "",
@@ -288,8 +291,8 @@ def _enforce(item: dict, mailbox: Mailbox | None) -> str:
 def settle_all(actor: User, domain: Domain, report: DriftReport, how: str) -> int:
     done = 0
     for item in list(report.differences):
-        if how == "enforce" and item["kind"] == UNKNOWN_TO_PORTAL:
-            continue
+        if item["kind"] == UNKNOWN_TO_PORTAL and (how == "enforce" or released(domain.connection, item["address"])):
+            continue  # nothing to enforce; a deleted account's mailbox is not adopted (see _adopt)
         settle(actor, domain, report, item["address"], item["kind"], how)
         done += 1
     return done

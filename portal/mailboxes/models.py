@@ -166,3 +166,20 @@ class DriftReport(db.Model):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     error: Mapped[str] = mapped_column(Text, default="")
     differences: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class ReleasedMailbox(db.Model):
+    """A mailbox an account left on its backend when the account was deleted (disabled, kept or
+    archived there), with the mail it held. Its mail is that account's people's: the portal does
+    not hand it to the next account that proves the domain (by adopting it from a comparison, or
+    by creating the address and finding it already there) until the operator says so
+    (``flask portal release-mailbox``)."""
+
+    __tablename__ = "released_mailboxes"
+    __table_args__ = (UniqueConstraint("connection", "address", name="uq_released_mailboxes_connection_address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(254))
+    account_name: Mapped[str] = mapped_column(String(200), default="")
+    released_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, func, tuple_
 from sqlalchemy.orm import joinedload, lazyload
 
 from portal.accounts.models import Account, Membership
@@ -35,7 +35,8 @@ from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue, enqueue_many
 from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PERSONAL, PROVISIONING, SHARED,
-                                     Mailbox, MailboxAlias, MailboxSecret, ProvisioningAttempt, mailboxes_matching)
+                                     Mailbox, MailboxAlias, MailboxSecret, ProvisioningAttempt, ReleasedMailbox,
+                                     mailboxes_matching)
 from portal.roles import catalogue
 from portal.roles.services import grant_mailbox_role, system_role
 from portal.sealing import MAILBOX_PASSWORD, seal, unseal
@@ -397,6 +398,11 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
     if operation == "create":
         can_disable = backend.capabilities.mailbox_disable
         result = backend.create_mailbox(_spec(mailbox, can_disable))
+        if not result.created:
+            found = released(mailbox.domain.connection, mailbox.address)
+            if found is not None:
+                # Already there because a deleted account left it, not because an earlier attempt made it.
+                raise AddressReleased(released_message(found))
         if result.generated_password:
             keep_secret(mailbox, result.generated_password)
         message = _("Created on the backend.") if result.created else \
@@ -538,6 +544,10 @@ def provision(job) -> None:
         raise PermanentJobError(str(refusal)) from None
     try:
         message, changes = _carry_out(mailbox, operation, job.payload.get("alias_id"))
+    except AddressReleased as refusal:
+        _record_attempt(mailbox.id, job.id, operation, "failed", str(refusal), fail=True,
+                        alias_id=job.payload.get("alias_id"))
+        raise PermanentJobError(str(refusal)) from None
     except TransientBackendError as error:
         final = job.attempts >= job.max_attempts
         _record_attempt(mailbox.id, job.id, operation, "failed" if final else "retrying",
@@ -630,16 +640,17 @@ def member_user(account: Account, user_id: int | None) -> User | None:
 DECOMMISSION_KIND = "mailbox.decommission"
 
 
-def decommission_all(account_id: int, delete: bool) -> dict[str, str]:
+def decommission_all(account_id: int, delete: bool, account_name: str = "") -> dict[str, str]:
     """Queue the backend side of every mailbox of an account that is being deleted: disable each,
     or delete it where asked and its backend can. Each job carries all it needs, since the mailbox
-    rows go with the account. One read of the mailboxes and one insert of the jobs, whatever their
-    number; returns what becomes of each mailbox, by address."""
+    rows go with the account. What stays on a backend, with its mail, is remembered as released
+    (``ReleasedMailbox``). A fixed number of statements whatever their number; returns what becomes
+    of each mailbox, by address."""
     rows = db.session.execute(db.select(Mailbox.address, Mailbox.status, Domain.connection, Domain.status,
                                         Domain.verified_at)
                               .join(Domain, Domain.id == Mailbox.domain_id)
                               .where(Mailbox.account_id == account_id).order_by(Mailbox.address)).all()
-    outcome, jobs = {}, []
+    outcome, jobs, left = {}, [], []
     for address, status, connection, domain_status, verified_at in rows:
         if domain_status == DOMAIN_TAKEN or verified_at is None:
             # On a name the account does not hold, the address on the backend is not its to touch.
@@ -649,8 +660,34 @@ def decommission_all(account_id: int, delete: bool) -> dict[str, str]:
         if action is not None:
             jobs.append(({"address": address, "connection": connection, "action": action},
                          f"decommission:{address}"))
+        if status != PENDING and outcome[address] != "deleted":
+            left.append({"connection": connection, "address": address, "account_name": account_name[:200],
+                         "released_at": utcnow()})
     enqueue_many(DECOMMISSION_KIND, jobs)
+    if left:
+        for start in range(0, len(left), 500):
+            db.session.execute(db.delete(ReleasedMailbox).where(tuple_(
+                ReleasedMailbox.connection, ReleasedMailbox.address).in_(
+                [(row["connection"], row["address"]) for row in left[start:start + 500]])))
+        db.session.execute(db.insert(ReleasedMailbox.__table__), left)
     return outcome
+
+
+class AddressReleased(Exception):
+    """The backend already has the address because a deleted account left it there, with its mail."""
+
+
+def released(connection: str, address: str) -> ReleasedMailbox | None:
+    """The record of a deleted account's mailbox left at ``address`` on ``connection``, if any."""
+    return db.session.execute(db.select(ReleasedMailbox).where(
+        ReleasedMailbox.connection == connection, ReleasedMailbox.address == address)).scalar_one_or_none()
+
+
+def released_message(found: ReleasedMailbox) -> str:
+    return _("%(address)s was left on the backend, with its mail, when the account %(account)s was deleted "
+             "(%(date)s): its mail is that account's people's, and the portal does not give it to another "
+             "account. Ask the portal's operator to delete it on the backend, or to release it.",
+             address=found.address, account=found.account_name or "?", date=found.released_at.strftime("%Y-%m-%d"))
 
 
 def _decommission_plan(capabilities, status: str, delete: bool) -> tuple[str | None, str]:
