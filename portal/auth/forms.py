@@ -45,6 +45,12 @@ class ResetPasswordForm(FlaskForm):
                                                                   EqualTo("password", _l("The passwords differ."))])
 
 
+class VerifyNewPasswordForm(ResetPasswordForm):
+    """Confirming a registration one did not make (or whose password is forgotten): the name too,
+    since whoever registered chose it."""
+    name = StringField(_l("Your name"), validators=[Length(max=200)])
+
+
 class ProfileForm(FlaskForm):
     name = StringField(_l("Name"), validators=[Length(max=200)])
     timezone = SelectField(_l("Time zone"), choices=TIMEZONES)

@@ -121,7 +121,7 @@ def resend_verification(email: str) -> None:
 
 
 def verify_email(raw: str, *, password: str | None = None, new_password: str | None = None,
-                 registered_here: bool = False) -> User | None:
+                 name: str | None = None, registered_here: bool = False) -> User | None:
     """Confirm the address of a registration through the link mailed to it.
 
     Whoever registered chose a password, and anyone may register anyone's address: opening the
@@ -148,6 +148,8 @@ def verify_email(raw: str, *, password: str | None = None, new_password: str | N
         return None
     if new_password is not None:
         _set_password(user, new_password)
+        if name is not None:
+            user.name = name.strip()  # whoever registered chose the one it had
     user.prove_address()
     record("user.verify_email", target=user, actor=user, new_password=new_password is not None)
     assign_if_corporate(user)

@@ -3,6 +3,7 @@ from flask_babel import gettext as _, ngettext
 from flask_login import current_user
 
 from portal.auth import devices, forms, services, sessions, sso, tokens
+from portal.auth.models import User
 from portal.extensions import db
 from portal.security import second_step
 from portal.web.access import PUBLIC, SIGNED_IN, rule
@@ -69,12 +70,15 @@ def verify(token):
         return render("auth/link_invalid.html", status=410, resend=True, form=forms.EmailOnlyForm())
     registered_here = session.get(REGISTERED) == pending.user_id
     form = forms.VerifyForm()
-    new_form = forms.ResetPasswordForm(prefix="new")
+    new_form = forms.VerifyNewPasswordForm(prefix="new")
+    if request.method == "GET":
+        new_form.name.data = db.session.get(User, pending.user_id).name
     choosing = request.method == "POST" and "new-password" in request.form
     if (new_form if choosing else form).validate_on_submit():
         try:
             user = services.verify_email(token, password=None if choosing else form.password.data,
                                          new_password=new_form.password.data if choosing else None,
+                                         name=new_form.name.data if choosing else None,
                                          registered_here=registered_here)
         except services.AuthError as error:
             db.session.rollback()

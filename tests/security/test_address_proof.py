@@ -63,10 +63,13 @@ def test_confirmation_link__opened_elsewhere_does_not_confirm_without_the_regist
 def test_confirmation_link__the_reader_chooses_a_new_password_and_the_registrants_goes(
         app, registered_by_a_stranger):
     bob = app.test_client()
-    answer = bob.post(registered_by_a_stranger, data={"new-password": REAL, "new-confirm": REAL})
+    page = bob.get(registered_by_a_stranger).get_data(as_text=True)
+    assert 'name="new-name"' in page and 'value="Bob"' in page  # the name the registrant chose, to correct
+    answer = bob.post(registered_by_a_stranger, data={"new-password": REAL, "new-confirm": REAL,
+                                                      "new-name": " Robert Real "})
     assert answer.status_code == 302
     user = _user("bob@example.net")
-    assert user.is_verified and user.address_proven
+    assert user.is_verified and user.address_proven and user.name == "Robert Real"
     assert _login_status(app, "bob@example.net", STRANGER) == 422
     assert _login_status(app, "bob@example.net", REAL) == 302
     assert bob.post(registered_by_a_stranger, data={"new-password": REAL, "new-confirm": REAL}).status_code == 410
