@@ -62,7 +62,10 @@ def endpoint(access: Rule, *, query: type[BaseModel] | None = None, body: type[B
                 except ValidationError as error:
                     return validation_problem(error, "query")
             if body is not None:
-                data = request.get_json(silent=True)
+                try:
+                    data = request.get_json(silent=True)
+                except RecursionError:  # nested deeper than the parser goes
+                    return problem(400, _("The JSON body is nested too deeply."))
                 if data is None:
                     return problem(415 if request.mimetype != "application/json" else 400,
                                    _("Send a JSON object as the body, with Content-Type: application/json."))

@@ -6,7 +6,7 @@ audit entry are committed (or rolled back) together.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from flask import g, has_request_context, request
 from flask_login import current_user
@@ -93,7 +93,8 @@ def query_events(account_id: int, *, family: str = "", actor: str = "", target: 
     if since:
         query = query.where(AuditEvent.at >= datetime.combine(since, time.min))
     if until:
-        query = query.where(AuditEvent.at < datetime.combine(until + timedelta(days=1), time.min))
+        # Through the day's last instant, not the next day's first: 9999-12-31 has no next day.
+        query = query.where(AuditEvent.at <= datetime.combine(until, time.max))
     if oldest_first:
         return query.order_by(AuditEvent.at, AuditEvent.id)
     return query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())

@@ -288,11 +288,12 @@ def reset_withheld(user: User):
     reset link mailed there would let that person take the profile over."""
     from portal.accounts.models import Account
     from portal.mailboxes.models import DELETED, Mailbox
+    from portal.mailboxes.services import receiving
     from portal.roles.services import outranks
 
-    for mailbox in db.session.execute(db.select(Mailbox).where(
-            Mailbox.address == user.email, Mailbox.status != DELETED,
-            Mailbox.password_given_to_id.is_not(None), Mailbox.password_given_to_id != user.id)).scalars():
+    for mailbox in receiving(user.email):
+        if mailbox.status == DELETED or mailbox.password_given_to_id in (None, user.id):
+            continue
         given_to = db.session.get(User, mailbox.password_given_to_id)
         if given_to is None or not outranks(given_to, db.session.get(Account, mailbox.account_id), user):
             return mailbox

@@ -59,7 +59,7 @@ def parse_form(domain: Domain, form) -> tuple[dict[str, Any], dict[str, str]]:
             text = raw.strip()
             if not text:
                 values[setting.key] = None
-            elif not text.isdigit():
+            elif not (text.isascii() and text.isdigit()):  # "²" and "①" are digits to Python, not to int()
                 problems[setting.key] = _("Enter a whole number.")
             elif len(text) > 12:
                 problems[setting.key] = _("That number is far too large.")
@@ -96,28 +96,62 @@ def ownership_problems(domain: Domain, values: dict[str, Any]) -> dict[str, str]
     return problems
 
 
+def is_owner(actor: User, account_id: int) -> bool:
+    """An owner of the account (or a superadmin): someone who outranks everyone in it."""
+    from portal.accounts.models import Account
+    from portal.roles.services import membership_of, owner_memberships
+
+    if actor.is_superadmin:
+        return True
+    membership = membership_of(actor, account_id)
+    return membership is not None and membership.id in owner_memberships(db.session.get(Account, account_id))
+
+
 def _catch_all_problem(actor: User, domain: Domain, values: dict[str, Any]) -> str | None:
     """A catch-all receives the mail of every address of the domain that has no mailbox, people's
     login addresses among them (a password reset arrives there): only an owner of the account, who
     outranks everyone in it, may point it somewhere new."""
-    from portal.accounts.models import Account
-    from portal.roles.services import membership_of, owner_memberships
-
     wanted = values.get("catch_all")
-    if not wanted or wanted == (domain.settings or {}).get("catch_all") or actor.is_superadmin:
-        return None
-    membership = membership_of(actor, domain.account_id)
-    if membership is not None and membership.id in owner_memberships(db.session.get(Account, domain.account_id)):
+    if not wanted or wanted == (domain.settings or {}).get("catch_all") or is_owner(actor, domain.account_id):
         return None
     return _("Only an owner of the account can set a catch-all: it receives the mail of every address of the "
              "domain without a mailbox, people's login addresses among them.")
 
 
+def _domain_aliases_problem(actor: User, domain: Domain, values: dict[str, Any]) -> str | None:
+    """A domain alias delivers joe@alias to joe@ this domain: the login mail of everyone on the
+    alias (a password reset among it) then reaches whoever holds a mailbox here at their local part.
+    As for the catch-all, only an owner adds one; anyone who manages domains may remove one."""
+    wanted = set(values.get("domain_aliases") or [])
+    if not wanted - set((domain.settings or {}).get("domain_aliases") or []) or is_owner(actor, domain.account_id):
+        return None
+    return _("Only an owner of the account can add a domain alias: the mail of every address on it, people's "
+             "login addresses among them, goes to this domain's mailboxes.")
+
+
+def _normalized_aliases(values: dict[str, Any]) -> dict[str, Any]:
+    """Domain aliases as domain names are kept (lower case, no trailing dot), whatever path they came by."""
+    from portal.domains.names import DomainNameError, normalize
+
+    names = values.get("domain_aliases")
+    if not isinstance(names, list):
+        return values
+    kept = []
+    for name in names:
+        try:
+            kept.append(normalize(str(name)))
+        except DomainNameError:
+            kept.append(str(name))  # validation says what is wrong with it
+    return {**values, "domain_aliases": list(dict.fromkeys(kept)) or None}
+
+
 def save(actor: User, domain: Domain, values: dict[str, Any]) -> None:
+    values = _normalized_aliases(values)
     problems = validate_domain_settings(specs(domain), values, domain=domain.name)
-    catch_all = _catch_all_problem(actor, domain, values)
-    if catch_all and "catch_all" not in problems:
-        problems["catch_all"] = catch_all
+    for key, problem in (("catch_all", _catch_all_problem(actor, domain, values)),
+                         ("domain_aliases", _domain_aliases_problem(actor, domain, values))):
+        if problem and key not in problems:
+            problems[key] = problem
     problems.update({key: message for key, message in ownership_problems(domain, values).items()
                      if key not in problems})
     if problems:

@@ -184,7 +184,8 @@ def routing_blocks_removal(domain: Domain) -> str | None:
                                                              Domain.id != domain.id)).scalars():
         settings = other.settings or {}
         catch_all = settings.get("catch_all") or ""
-        if domain.name in (settings.get("domain_aliases") or []) or \
+        aliased = {str(name).strip().lower().rstrip(".") for name in settings.get("domain_aliases") or []}
+        if domain.name in aliased or \
                 (isinstance(catch_all, str) and catch_all.lower().endswith(suffix)):
             return _("%(other)s routes mail to %(domain)s (a domain alias or its catch-all, in its settings). "
                      "Change that first, then remove the domain.", other=other.name, domain=domain.name)
@@ -290,18 +291,67 @@ def delete(actor: User, mailbox: Mailbox) -> str:
              backend=mailbox.domain.connection)
 
 
+def received_addresses(mailbox: Mailbox) -> set[str]:
+    """Every address whose mail this mailbox receives by name: its own, its aliases', and the same
+    local parts on the domains its domain's settings alias onto it (joe@alias reaches joe@ here)."""
+    own = {mailbox.address} | {alias.address for alias in mailbox.aliases}
+    aliased = {str(name).strip().lower().rstrip(".")
+               for name in ((mailbox.domain.settings or {}).get("domain_aliases") or [])}
+    return own | {f"{address.split('@', 1)[0]}@{name}" for address in own for name in aliased}
+
+
+def receiving(address: str) -> list[Mailbox]:
+    """The portal's mailboxes that receive mail sent to ``address``: at it, with it as an alias,
+    at its local part on a domain its domain is aliased onto, or its domain's catch-all."""
+    local, _at, name = address.partition("@")
+    found = list(db.session.execute(db.select(Mailbox).where(Mailbox.address == address)).scalars())
+    found += db.session.execute(db.select(Mailbox).join(MailboxAlias, MailboxAlias.mailbox_id == Mailbox.id)
+                                .where(MailboxAlias.address == address)).scalars().all()
+    holder = ownership.proven_copy(name)
+    if holder is not None:
+        for domain in db.session.execute(db.select(Domain).where(Domain.account_id == holder.account_id,
+                                                                 Domain.settings.is_not(None))).scalars():
+            settings = domain.settings or {}
+            aliased = {str(n).strip().lower().rstrip(".") for n in settings.get("domain_aliases") or []}
+            if name in aliased:
+                found += db.session.execute(db.select(Mailbox).where(
+                    Mailbox.domain_id == domain.id, Mailbox.address == f"{local}@{domain.name}")).scalars().all()
+        catch_all = str((holder.settings or {}).get("catch_all") or "").strip().lower()
+        if catch_all and not found:
+            found += db.session.execute(db.select(Mailbox).where(
+                Mailbox.account_id == holder.account_id, Mailbox.address == catch_all)).scalars().all()
+    return list({mailbox.id: mailbox for mailbox in found}.values())
+
+
+def catches_all(mailbox: Mailbox) -> list[str]:
+    """The account's domains whose catch-all is this mailbox (or one of its aliases)."""
+    own = {mailbox.address} | {alias.address for alias in mailbox.aliases}
+    return [domain.name for domain in db.session.execute(db.select(Domain).where(
+        Domain.account_id == mailbox.account_id, Domain.settings.is_not(None))).scalars()
+        if str((domain.settings or {}).get("catch_all") or "").strip().lower() in own]
+
+
 def _require_outranks_holder(actor: User, mailbox: Mailbox) -> None:
-    """The password of a mailbox at someone's login address opens their profile too (a password
-    reset mail arrives there): only someone who holds every right that person holds may get it."""
+    """The password of a mailbox that receives someone's login mail (at its address, an alias, a
+    domain alias) opens their profile too, a password reset arriving there: only someone who holds
+    every right that person holds may get it. A catch-all's mailbox receives the login mail of
+    everyone on its domain without a mailbox: only an owner, who outranks everyone in the account."""
+    from portal.domains.settings import is_owner
     from portal.roles.services import outranks
 
-    holder = db.session.execute(db.select(User).where(User.email == mailbox.address)).scalar_one_or_none()
-    if holder is None or holder.id == actor.id:
-        return
-    if not outranks(actor, db.session.get(Account, mailbox.account_id), holder):
-        raise MailboxError(_("%(address)s is %(person)s's login address, and they hold rights you do not hold: "
-                             "only they, or someone who holds all their rights, may get its password.",
-                             address=mailbox.address, person=holder.email))
+    account = db.session.get(Account, mailbox.account_id)
+    holders = db.session.execute(db.select(User).where(User.email.in_(received_addresses(mailbox)),
+                                                       User.id != actor.id).order_by(User.email)).scalars()
+    for holder in holders:
+        if not outranks(actor, account, holder):
+            raise MailboxError(_("%(address)s receives the mail of %(person)s's login address, and they hold rights "
+                                 "you do not hold: only they, or someone who holds all their rights, may get its "
+                                 "password.", address=mailbox.address, person=holder.email))
+    caught = catches_all(mailbox)
+    if caught and not is_owner(actor, account.id):
+        raise MailboxError(_("%(address)s is the catch-all of %(domains)s: it receives the mail of every address "
+                             "there without a mailbox, people's login addresses among them. Only an owner of the "
+                             "account may get its password.", address=mailbox.address, domains=", ".join(caught)))
 
 
 def reset_password(actor: User, mailbox: Mailbox) -> None:

@@ -200,6 +200,12 @@ def _handed_on(actor: User, account_id: int, held: frozenset[str], *, mailbox: b
     return held if limit is None else held & limit
 
 
+def handable(actor: User, account: Account) -> frozenset[str]:
+    """The account permissions ``actor`` may hand on (or take from someone) in this request: all
+    they hold, or what their API token's scopes reach."""
+    return _handed_on(actor, account.id, account_permissions(actor, account))
+
+
 def _require_holds(actor: User, account: Account, wanted: frozenset[str] | set[str]) -> None:
     missing = set(wanted) - _handed_on(actor, account.id, account_permissions(actor, account))
     if missing:
@@ -209,10 +215,17 @@ def _require_holds(actor: User, account: Account, wanted: frozenset[str] | set[s
 
 # -- custom roles -----------------------------------------------------------
 
+def _check_description(description: str) -> None:
+    if len(description.strip()) > 500:
+        raise AccessError(_("A role's description has at most 500 characters."))
+
+
 def _validate_role(account: Account, name: str, scope: str, permissions: set[str], role: Role | None) -> str:
     name = " ".join(name.split())
     if not name:
         raise AccessError(_("Give the role a name."))
+    if len(name) > 80:  # whatever path it comes by (a SCIM group's displayName had no limit)
+        raise AccessError(_("A role's name has at most 80 characters."))
     if scope not in catalogue.SCOPES:
         raise AccessError(_("Choose the account or the mailbox scope."))
     unknown = permissions - catalogue.codes(scope)
@@ -240,6 +253,7 @@ def _scope_check(actor: User, account: Account, scope: str, permissions: set[str
 def create_role(actor: User, account: Account, *, name: str, scope: str, description: str,
                 permissions: set[str]) -> Role:
     name = _validate_role(account, name, scope, permissions, None)
+    _check_description(description)
     _scope_check(actor, account, scope, permissions)
     role = Role(account_id=account.id, scope=scope, name=name, description=description.strip())
     role.permission_rows = [RolePermission(permission=code) for code in sorted(permissions)]
@@ -254,6 +268,7 @@ def update_role(actor: User, account: Account, role: Role, *, name: str, descrip
     if role.is_system:
         raise AccessError(_("System roles cannot be changed; copy one to make your own."))
     name = _validate_role(account, name, role.scope, permissions, role)
+    _check_description(description)
     added = permissions - role.permissions
     removed = role.permissions - permissions
     _scope_check(actor, account, role.scope, added | removed)

@@ -100,7 +100,10 @@ def raced(_conflict: IntegrityError):
 
 
 def _body() -> dict:
-    payload = request.get_json(force=True, silent=True)
+    try:
+        payload = request.get_json(force=True, silent=True)
+    except RecursionError:  # nested deeper than the parser goes
+        raise InvalidSyntaxException(detail="The JSON body is nested too deeply.") from None
     if not isinstance(payload, dict):
         raise InvalidSyntaxException(detail="Send a JSON object as the body.")
     if holds_unstorable(payload):

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app, g, has_request_context
+from flask import current_app, g, has_request_context, request
 from flask_babel import gettext as _
 from sqlalchemy import case, update
 
@@ -116,20 +116,35 @@ def mailbox_permissions_of(scopes, *, writing: bool = False) -> frozenset[str]:
     return frozenset({"mailbox.view"}) if "mailboxes:read" in scopes and not writing else frozenset()
 
 
+SCIM_BLUEPRINT = "scim"
+
+
+def scopes_here(scopes) -> list[str]:
+    """The scopes a request may use where it is made: every one on the SCIM addresses; elsewhere
+    (the JSON API) all but the ``scim:`` ones. A token made for an identity provider (whose
+    ``scim:write`` lets it give any role its maker holds, as the provider decides) is no key to
+    the JSON API, where it obtained onboarding links and granted the Owner role outside SCIM's rules."""
+    if has_request_context() and request.blueprint == SCIM_BLUEPRINT:
+        return list(scopes)
+    return [scope for scope in scopes if not scope.startswith("scim:")]
+
+
 def reach(actor_id: int, account_id: int, *, mailbox: bool = False) -> frozenset[str] | None:
     """What the API token this request is made with lets ``actor_id`` hand on in ``account_id``
     (grant, or obtain the means to act as someone holding it): the account permissions (or, with
     ``mailbox``, the mailbox permissions) of its write scopes. None when no token limits it: a
     request from the pages, or a token with the ``scim:write`` scope, through which an identity
-    provider gives people the account's roles, the administrative ones included, as its creator could."""
+    provider gives people the account's roles, the administrative ones included, as its creator could
+    (on the SCIM addresses only: see ``scopes_here``)."""
     token = g.get("api_token") if has_request_context() else None
     if token is None or token.created_by_id != actor_id or token.account_id != account_id:
         return None
-    if "scim:write" in token.scopes:
+    scopes = scopes_here(token.scopes)
+    if "scim:write" in scopes:
         return None
     if mailbox:
-        return mailbox_permissions_of(token.scopes, writing=True)
-    return permissions_of(token.scopes, writing=True)
+        return mailbox_permissions_of(scopes, writing=True)
+    return permissions_of(scopes, writing=True)
 
 
 def tokens_of(account: Account) -> list[ApiToken]:

@@ -21,7 +21,7 @@ from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
 from portal.mail.services import deliver_now, send
 from portal.mailboxes.models import DELETED, ENABLED, FAILED, Mailbox
-from portal.roles.services import (AccessError, account_grants, account_permissions, outranks,
+from portal.roles.services import (AccessError, account_grants, handable, outranks,
                                    permissions_of_grants)
 from portal.users import corporate
 from portal.web.urls import external_url
@@ -360,7 +360,7 @@ def remove_corporate_user(actor: User, account: Account, membership: Membership,
     if mailbox_choice not in MAILBOX_CHOICES:
         raise UserError(_("Choose what happens to their mailboxes."))
     held = permissions_of_grants(account_grants(membership))
-    if held - account_permissions(actor, account):
+    if held - handable(actor, account):  # through an API token, only what its scopes reach
         raise AccessError(_("You cannot remove a user who holds permissions you do not hold."))
     outcome = []
     for mailbox in own_mailboxes(user, account):

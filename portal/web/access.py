@@ -25,6 +25,7 @@ from portal.api.auth import uses_token
 from portal.roles.services import access_to, granted_on_mailboxes, mailbox_powers
 from portal.tokens.services import mailbox_permissions_of as token_mailbox_permissions
 from portal.tokens.services import permissions_of as token_permissions
+from portal.tokens.services import scopes_here
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ class Context:
     def permissions(self) -> frozenset[str]:
         token = g.get("api_token")
         # A token acts as its creator, within its scopes.
-        return self.held & token_permissions(token.scopes, writing=_writing()) if token is not None else self.held
+        return self.held & token_permissions(scopes_here(token.scopes), writing=_writing()) if token is not None \
+            else self.held
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -120,7 +122,8 @@ class Context:
         for mailbox_id in wanted:
             held = (powers | granted.get(mailbox_id, frozenset())) & every
             self._mailbox_permissions[mailbox_id] = (
-                held & token_mailbox_permissions(token.scopes, writing=_writing()) if token is not None else held)
+                held & token_mailbox_permissions(scopes_here(token.scopes), writing=_writing()) if token is not None
+                else held)
 
     def can_on_mailbox(self, mailbox_id: int, permission: str) -> bool:
         if self.account is None or not current_user.is_authenticated:
@@ -156,7 +159,9 @@ def enforce() -> object | None:
         abort(403)
     token = g.get("api_token")
     # Routes without an account in their path (SCIM) concern the account of the token used.
-    account_id = (request.view_args or {}).get("account_id") or (token.account_id if token is not None else None)
+    account_id = (request.view_args or {}).get("account_id")
+    if account_id is None and token is not None:
+        account_id = token.account_id
     if access.kind == "superadmin" and account_id is None:
         return _gated(access, None)
     account, membership_id, held = access_to(current_user, account_id) if account_id else (None, None, frozenset())

@@ -58,14 +58,14 @@ def test_lists__are_paged_with_link_headers_and_filters(client, world, token, ma
 
 
 def test_idempotency_key__a_retried_post_creates_once(client, world, token):
-    payload = {"name": "Auditors", "scope": "account", "permissions": ["audit.view"]}
+    payload = {"name": "Role readers", "scope": "account", "permissions": ["roles.view"]}
     headers = {**bearer(token), "Idempotency-Key": "create-auditors-1"}
     first = client.post(_url(world, "/roles"), headers=headers, json=payload)
     again = client.post(_url(world, "/roles"), headers=headers, json=payload)
     assert first.status_code == again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
     assert again.headers["Location"] == first.headers["Location"]
-    assert db.session.execute(db.select(db.func.count()).select_from(Role).where(Role.name == "Auditors")
+    assert db.session.execute(db.select(db.func.count()).select_from(Role).where(Role.name == "Role readers")
                               ).scalar_one() == 1
     other = client.post(_url(world, "/roles"), headers=headers, json={**payload, "name": "Other"})
     assert other.status_code == 422 and "Idempotency-Key" in other.get_json()["errors"][0]["field"]

@@ -1,0 +1,93 @@
+"""What a token reaches, and hostile bodies and queries (found by an attacker-side review of the
+API and SCIM; each test fails without its fix)."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.accounts.models import Membership
+from portal.extensions import db
+from portal.roles import catalogue
+from portal.roles.models import Grant
+from portal.roles.services import system_role
+from portal.tokens import services as tokens
+from portal.users import services as users
+from tests.api.conftest import bearer
+
+
+def _token(world, *scopes) -> str:
+    _, raw = tokens.create(world["owner"], world["account"], name=" ".join(scopes), scopes=set(scopes),
+                           expires_at=None)
+    db.session.commit()
+    return raw
+
+
+def _co_owner(world, make, corporate: bool) -> Membership:
+    account = world["account"]
+    if corporate:
+        user, _link = users.create_corporate_user(world["owner"], account, first_name="Co", last_name="Owner",
+                                                  email="co-owner@example.org", personal_mailbox=False)
+        membership = db.session.execute(db.select(Membership).where(Membership.user_id == user.id)).scalar_one()
+    else:
+        membership = make.member(account, make.user("ext-owner@elsewhere.example"))
+    db.session.add(Grant(membership_id=membership.id, account_id=account.id, role_id=system_role(catalogue.OWNER).id))
+    db.session.commit()
+    return membership
+
+
+def test_a_scim_token_is_no_key_to_the_json_api(client, world, make):
+    """A token scoped scim:write created a user through the JSON API (getting its onboarding link,
+    which SCIM never shows), made it an owner and gave it every permission."""
+    raw = _token(world, "scim:write")
+    base = f"/api/v1/accounts/{world['account'].id}"
+    created = client.post(f"{base}/users", headers=bearer(raw), json={
+        "first_name": "Eve", "last_name": "Sneak", "email": "eve@example.org", "personal_mailbox": False})
+    assert created.status_code == 403
+    member = make.member(world["account"], make.user("plain@elsewhere.example"))
+    granted = client.post(f"{base}/members/{member.id}/roles", headers=bearer(raw),
+                          json={"role_id": system_role(catalogue.OWNER).id})
+    assert granted.status_code == 403
+    co_owner = _co_owner(world, make, corporate=True)
+    assert client.post(f"{base}/users/{co_owner.id}/onboarding", headers=bearer(raw)).status_code == 403
+    # On SCIM it still provisions.
+    scim = client.get("/scim/v2/Users", headers={"Authorization": f"Bearer {raw}"})
+    assert scim.status_code == 200
+
+
+@pytest.mark.parametrize("corporate", [True, False])
+def test_a_users_token_does_not_remove_an_owner(client, world, make, corporate):
+    """A users:write token (which may not suspend an owner, nor make one) removed one."""
+    membership = _co_owner(world, make, corporate)
+    raw = _token(world, "users:write")
+    base = f"/api/v1/accounts/{world['account'].id}"
+    path = f"{base}/users/{membership.id}" if corporate else f"{base}/members/{membership.id}"
+    assert client.delete(path, headers=bearer(raw)).status_code == 403
+    assert db.session.get(Membership, membership.id) is not None
+
+
+def test_a_body_nested_too_deeply_is_a_400(client, world, token):
+    deep = "[" * 100_000 + "]" * 100_000
+    headers = {**bearer(token), "Content-Type": "application/json"}
+    api = client.post(f"/api/v1/accounts/{world['account'].id}/roles", headers=headers, data=deep)
+    assert api.status_code == 400 and "nested too deeply" in api.get_data(as_text=True)
+    scim_raw = _token(world, "scim:write")
+    scim = client.post("/scim/v2/Users", data=deep, headers={"Authorization": f"Bearer {scim_raw}",
+                                                               "Content-Type": "application/scim+json"})
+    assert scim.status_code == 400
+
+
+def test_a_scim_group_name_is_a_role_name_at_most_80_characters(client, world):
+    raw = _token(world, "scim:write")
+    headers = {"Authorization": f"Bearer {raw}", "Content-Type": "application/scim+json"}
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "x" * 81}
+    answer = client.post("/scim/v2/Groups", json=body, headers=headers)
+    assert 400 <= answer.status_code < 500
+    from portal.roles.models import Role
+
+    assert db.session.execute(db.select(Role).where(Role.name == "x" * 81)).first() is None
+
+
+def test_the_last_day_there_is_and_account_zero(client, world, token):
+    base = f"/api/v1/accounts/{world['account'].id}"
+    assert client.get(f"{base}/audit?until=9999-12-31", headers=bearer(token)).status_code == 200
+    assert client.get("/api/v1/accounts/0/members", headers=bearer(token)).status_code == 404
