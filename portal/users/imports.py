@@ -133,11 +133,11 @@ def preview(job) -> None:
         return
     counts = plan.counts
     run.plan, run.problems = plan.as_dict(), [p.as_dict() for p in plan.problems[:workbook.SHOWN_PROBLEMS]]
-    run.problem_count, run.fatal, run.total = len(plan.problems), plan.fatal, plan.rows
+    run.problem_count, run.fatal, run.total = plan.problem_count, plan.fatal, plan.rows
     run.to_create, run.to_update, run.to_skip = counts["create"], counts["update"], counts["skip"]
     run.status = PREVIEWED
     record("users.import_preview", account=account, target=run, target_label=run.filename, actor=actor, **counts,
-           problems=len(plan.problems))
+           problems=plan.problem_count)
 
 
 def confirm(actor: User, run: ImportRun) -> None:

@@ -335,6 +335,10 @@ def read(data: bytes) -> dict[str, Sheet]:
     whatever language their titles are in."""
     deep_scan(data)
     max_rows = current_app.config["PORTAL"]["IMPORT_MAX_ROWS"]
+    # In all: the Users sheet, the Account sheet and the mailbox sheets each hold about a row per
+    # person (a workbook of 245 sheets of max_rows each took 56 s and 940 MB to preview).
+    max_total = 3 * max_rows + 1000
+    total = 0
     sheets: dict[str, Sheet] = {}
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
@@ -347,6 +351,10 @@ def read(data: bytes) -> dict[str, Sheet]:
                     if len(rows) > max_rows + 3:
                         raise WorkbookRefused(_("The sheet “%(sheet)s” has more than %(limit)s rows; "
                                                 "split the workbook.", sheet=worksheet.title, limit=max_rows))
+                    if total + len(rows) > max_total:
+                        raise WorkbookRefused(_("The workbook has more than %(limit)s filled rows in all its "
+                                                "sheets; split it.", limit=max_total))
+                total += len(rows)
                 sheets[worksheet.title] = Sheet(worksheet.title, rows)
         finally:
             book.close()
@@ -487,6 +495,12 @@ class Plan:
     fatal: str = ""
     # Rows of the Users sheet that name nobody the import can use (no valid address, a repeat).
     unreadable: int = 0
+    # Problems found beyond the first SHOWN_PROBLEMS, counted only.
+    more_problems: int = 0
+
+    @property
+    def problem_count(self) -> int:
+        return len(self.problems) + self.more_problems
 
     @property
     def rows(self) -> int:
@@ -529,6 +543,7 @@ class _Validator:
         # through one (``limit``, ``mailbox_limit``: None when nothing limits it).
         self.limit, self.mailbox_limit = limit, mailbox_limit
         self.problems: list[Problem] = []
+        self.more_problems = 0
         held = account_permissions(actor, account)
         self.held = held if limit is None else held & limit
         self.domains = {d.name: d for d in db.session.execute(
@@ -548,7 +563,12 @@ class _Validator:
         self.no = {"N"} | {no for _yes, no in spellings}
 
     def problem(self, sheet: str, row: int, column: str, code: str, /, **values) -> None:
-        self.problems.append(Problem(sheet, row, column, code, values))
+        # The preview shows the first SHOWN_PROBLEMS; the rest are counted, not kept (a workbook
+        # built to have millions of problems made as many objects).
+        if len(self.problems) < SHOWN_PROBLEMS:
+            self.problems.append(Problem(sheet, row, column, code, values))
+        else:
+            self.more_problems += 1
 
     def value(self, sheet: str, row: int, column: str, raw, limit: int = MAX_CELL) -> str | None:
         """The cell's text as it will be stored, once it passes the checks (checked as stored)."""
@@ -669,7 +689,7 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet], *, limit: froz
                          "domain is enabled.", len(outside), email=outside[0].email, row=outside[0].row)
     if not users and not fatal:
         fatal = _("The %(sheet)s sheet lists nobody.", sheet=users_sheet.title)
-    return Plan(users, check.problems, fatal, unreadable)
+    return Plan(users, check.problems, fatal, unreadable, check.more_problems)
 
 
 def _check_mailbox_limits(check: _Validator, users: list[PlannedUser]) -> None:

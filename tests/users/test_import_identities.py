@@ -146,3 +146,31 @@ def test_the_run_checks_renames_again(owner, account, domain, make, run_jobs):
     db.session.expire_all()
     assert _user("pat@example.org").name == "Pat Plain" and _user("cfo@example.org").name == "Chief Fo"
     assert (run.created, run.updated, run.skipped) == (0, 0, 2)
+
+
+def test_rows_are_bounded_in_all_the_sheets_together(app, owner, account, domain, monkeypatch):
+    """Found by an attacker-side review: 245 sheets of up to the row limit each (every one naming the
+    same mailbox) made a 224 kB upload cost the worker 940 MB and 56 s to preview."""
+    from tests.users.test_import import _refusal
+
+    from openpyxl import load_workbook
+
+    monkeypatch.setitem(app.config["PORTAL"], "IMPORT_MAX_ROWS", 100)
+    book = load_workbook(io.BytesIO(_template(account)))
+    for number in range(13):  # 13 sheets of 100 rows: none over the limit, 1,300 in all (over 3 x 100 + 1,000)
+        sheet = book.create_sheet(f"copy {number}")
+        sheet.append(["Mailbox", "sales@example.org"])
+        for row in range(99):
+            sheet.append([f"p{row}@example.org", "Mailbox Delegate", None])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    assert "filled rows in all its sheets" in _refusal(owner, account, buffer.getvalue())
+
+
+def test_problems_beyond_those_shown_are_counted_not_kept(owner, account, domain, monkeypatch):
+    from portal.users import workbook
+
+    monkeypatch.setattr(workbook, "SHOWN_PROBLEMS", 3)
+    users = [("", "NoFirst", f"n{n}@example.org", "N") for n in range(8)]
+    run = _preview(owner, account, fill(_template(account), users=users))
+    assert run.problem_count == 8 and len(run.problems) == 3
