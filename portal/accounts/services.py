@@ -245,8 +245,11 @@ def update_settings(actor: User, account: Account, *, name: str, self_registrati
     from portal.users.services import MAILBOX_CHOICES
 
     role = role_in_account(account, personal_mailbox_role_id) if personal_mailbox_role_id else None
-    if role is not None and role.scope != catalogue.MAILBOX:
+    if (personal_mailbox_role_id and role is None) or (role is not None and role.scope != catalogue.MAILBOX):
+        # Not silently "none" for a role id that is not this account's (or anyone's).
         raise AccessError(_("Choose a mailbox role for personal mailboxes."))
+    if not " ".join(name.split()):
+        raise AccessError(_("Give the account a name."))
     if deprovisioned_mailboxes is not None and deprovisioned_mailboxes not in MAILBOX_CHOICES:
         raise AccessError(_("Choose what happens to the mailboxes of someone your identity provider removes."))
     before = {"name": account.name, "self_registration": account.self_registration,

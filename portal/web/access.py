@@ -133,9 +133,13 @@ class Context:
         return permission in self._mailbox_permissions[mailbox_id]
 
 
+# POSTs that only read: SCIM's searches (RFC 7644, 3.4.3), which a read scope may make.
+READING_POSTS = frozenset({"scim.users_search", "scim.groups_search"})
+
+
 def _writing() -> bool:
-    """Whether this request may change something (any method but GET and HEAD)."""
-    return request.method not in ("GET", "HEAD", "OPTIONS")
+    """Whether this request may change something (any method but GET and HEAD, and the POSTs that search)."""
+    return request.method not in ("GET", "HEAD", "OPTIONS") and request.endpoint not in READING_POSTS
 
 
 def enforce() -> object | None:

@@ -91,3 +91,20 @@ def test_the_last_day_there_is_and_account_zero(client, world, token):
     base = f"/api/v1/accounts/{world['account'].id}"
     assert client.get(f"{base}/audit?until=9999-12-31", headers=bearer(token)).status_code == 200
     assert client.get("/api/v1/accounts/0/members", headers=bearer(token)).status_code == 404
+
+
+def test_account_settings_refuse_a_blank_name_and_another_accounts_role(client, world, token, make):
+    other_owner = make.user("other-owner@example.org")
+    other = make.account(other_owner, "Other")
+    from portal.roles.services import create_role
+
+    theirs = create_role(other_owner, other, name="Theirs", scope="mailbox", description="",
+                         permissions={"mailbox.view"})
+    db.session.commit()
+    url = f"/api/v1/accounts/{world['account'].id}"
+    blank = client.patch(url, headers=bearer(token), json={"name": "   "})
+    assert blank.status_code in (403, 422) and "Give the account a name." in blank.get_data(as_text=True)
+    foreign = client.patch(url, headers=bearer(token), json={"personal_mailbox_role_id": theirs.id})
+    assert foreign.status_code in (403, 422) and "Choose a mailbox role" in foreign.get_data(as_text=True)
+    db.session.expire_all()
+    assert world["account"].name and world["account"].personal_mailbox_role_id is None

@@ -118,3 +118,14 @@ class TestRateLimit:
 def test_answers_set_no_session_cookie(scim):
     response = scim.get("/Users")
     assert response.status_code == 200 and "Set-Cookie" not in response.headers
+
+
+def test_a_read_token_searches_with_post_and_changes_nothing(client, owner, account, domain):
+    """SCIM's searches are POSTs that only read (RFC 7644, 3.4.3): a scim:read token was refused them."""
+    from tests.scim.conftest import Scim, make_token, new_user
+
+    reader = Scim(client, make_token(owner, account, scopes=("scim:read",), name="reader"))
+    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}
+    assert reader.post("/Users/.search", search).status_code == 200
+    assert reader.post("/Groups/.search", search).status_code == 200
+    assert reader.post("/Users", new_user()).status_code == 403
