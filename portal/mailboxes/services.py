@@ -318,8 +318,12 @@ def receiving(address: str) -> list[Mailbox]:
                     Mailbox.domain_id == domain.id, Mailbox.address == f"{local}@{domain.name}")).scalars().all()
         catch_all = str((holder.settings or {}).get("catch_all") or "").strip().lower()
         if catch_all and not found:
+            # The catch-all may name a mailbox or one of its aliases.
             found += db.session.execute(db.select(Mailbox).where(
                 Mailbox.account_id == holder.account_id, Mailbox.address == catch_all)).scalars().all()
+            found += db.session.execute(db.select(Mailbox).join(MailboxAlias, MailboxAlias.mailbox_id == Mailbox.id)
+                                        .where(Mailbox.account_id == holder.account_id,
+                                               MailboxAlias.address == catch_all)).scalars().all()
     return list({mailbox.id: mailbox for mailbox in found}.values())
 
 

@@ -120,3 +120,31 @@ def test_a_number_setting_in_other_digits_is_refused_not_a_500(owner, account, c
     auth.login("owner@example.org")
     answer = client.post(f"/accounts/{account.id}/domains/{domain.id}/settings", data={"max_users": value})
     assert answer.status_code == 422 and "Enter a whole number." in answer.get_data(as_text=True)
+
+
+def test_the_mailboxes_that_receive_an_address(owner, account, run_jobs):
+    """What a reset for a person is checked against: the mailbox at the address, one with it as an
+    alias, the same local part on a domain it is aliased onto, and the catch-all (named by a mailbox's
+    address or by one of its aliases) when nothing else receives it."""
+    domain = enabled_domain(owner, account)
+    other = enabled_domain(owner, account, "other.example")
+    inbox = services.create_mailbox(owner, account, domain, "inbox")
+    aliased = services.create_mailbox(owner, account, domain, "carol.box")
+    mirror = services.create_mailbox(owner, account, other, "dave")
+    db.session.commit()
+    run_jobs()
+    services.add_alias(owner, _ready(inbox.id), "catch@example.org")
+    services.add_alias(owner, _ready(aliased.id), "carol@example.org")
+    db.session.commit()
+    run_jobs()
+    domain_settings.save(owner, domain, {"catch_all": "catch@example.org"})
+    domain_settings.save(owner, _ready(mirror.id).domain, {"domain_aliases": ["example.org"]})
+    db.session.commit()
+
+    def receivers(address):
+        return sorted(mailbox.address for mailbox in services.receiving(address))
+
+    assert receivers("inbox@example.org") == ["inbox@example.org"]
+    assert receivers("carol@example.org") == ["carol.box@example.org"]
+    assert receivers("dave@example.org") == ["dave@other.example"]
+    assert receivers("nobody@example.org") == ["inbox@example.org"]
