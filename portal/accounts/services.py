@@ -283,10 +283,9 @@ def delete_account(actor: User, account: Account, typed_name: str, *, delete_mai
     from portal.mailboxes.models import Mailbox
     from portal.mailboxes.services import decommission_all
 
-    from portal.roles.services import membership_of
+    from portal.roles.services import is_owner
 
-    own = membership_of(actor, account)
-    if not actor.is_superadmin and (own is None or own.id not in owner_memberships(account)):
+    if not is_owner(actor, account.id):
         raise DeletionRefused(_("Only an owner of the account can delete it."))
     if " ".join(typed_name.split()) != account.name:
         raise DeletionRefused(_("Type the account's name, %(name)s, exactly to confirm.", name=account.name))

@@ -96,21 +96,12 @@ def ownership_problems(domain: Domain, values: dict[str, Any]) -> dict[str, str]
     return problems
 
 
-def is_owner(actor: User, account_id: int) -> bool:
-    """An owner of the account (or a superadmin): someone who outranks everyone in it."""
-    from portal.accounts.models import Account
-    from portal.roles.services import membership_of, owner_memberships
-
-    if actor.is_superadmin:
-        return True
-    membership = membership_of(actor, account_id)
-    return membership is not None and membership.id in owner_memberships(db.session.get(Account, account_id))
-
-
 def _catch_all_problem(actor: User, domain: Domain, values: dict[str, Any]) -> str | None:
     """A catch-all receives the mail of every address of the domain that has no mailbox, people's
     login addresses among them (a password reset arrives there): only an owner of the account, who
     outranks everyone in it, may point it somewhere new."""
+    from portal.roles.services import is_owner
+
     wanted = values.get("catch_all")
     if not wanted or wanted == (domain.settings or {}).get("catch_all") or is_owner(actor, domain.account_id):
         return None
@@ -122,6 +113,8 @@ def _domain_aliases_problem(actor: User, domain: Domain, values: dict[str, Any])
     """A domain alias delivers joe@alias to joe@ this domain: the login mail of everyone on the
     alias (a password reset among it) then reaches whoever holds a mailbox here at their local part.
     As for the catch-all, only an owner adds one; anyone who manages domains may remove one."""
+    from portal.roles.services import is_owner
+
     wanted = set(values.get("domain_aliases") or [])
     if not wanted - set((domain.settings or {}).get("domain_aliases") or []) or is_owner(actor, domain.account_id):
         return None

@@ -340,8 +340,7 @@ def _require_outranks_holder(actor: User, mailbox: Mailbox) -> None:
     domain alias) opens their profile too, a password reset arriving there: only someone who holds
     every right that person holds may get it. A catch-all's mailbox receives the login mail of
     everyone on its domain without a mailbox: only an owner, who outranks everyone in the account."""
-    from portal.domains.settings import is_owner
-    from portal.roles.services import outranks
+    from portal.roles.services import is_owner, outranks
 
     account = db.session.get(Account, mailbox.account_id)
     holders = db.session.execute(db.select(User).where(User.email.in_(received_addresses(mailbox)),

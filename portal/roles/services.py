@@ -340,6 +340,14 @@ def owner_memberships(account: Account) -> list[int]:
     ).scalars())
 
 
+def is_owner(actor: User, account_id: int) -> bool:
+    """An owner of the account (or a superadmin): someone who outranks everyone in it."""
+    if actor.is_superadmin:
+        return True
+    membership = membership_of(actor, account_id)
+    return membership is not None and membership.id in owner_memberships(db.session.get(Account, account_id))
+
+
 def refuse_last_owner(account: Account, membership: Membership) -> None:
     """Refuse a change that would leave the account without an owner.
 

@@ -215,8 +215,9 @@ ENDED_WHY = {
 
 
 def ended(tokens: list[ApiToken]) -> dict[int, str]:
-    """Why each token that is neither revoked nor expired does not work, by id (authenticate's checks
-    on its maker, for a list): one statement, plus one per distinct maker who is still a member."""
+    """Why each token that is neither revoked nor expired does not work, by id: its maker must have
+    been a member since before it was made (leaving ends it for good), not be suspended, and hold
+    what its scopes need. One statement, plus one per distinct maker who is still a member."""
     live = [token for token in tokens if status(token) == "active"]
     if not live:
         return {}
@@ -270,16 +271,8 @@ def authenticate(raw: str, ip: str) -> ApiToken | None:
     now = utcnow()
     if token is None or status(token, now) != "active" or not _from_allowed_network(token, ip):
         return None
-    creator = token.created_by
-    # A member since before the token was made: a maker who left the account and came back later
-    # does not bring it back to life (leaving ended it).
-    member = creator is not None and db.session.execute(db.select(Membership.id).where(
-        Membership.account_id == token.account_id, Membership.user_id == creator.id,
-        Membership.created_at <= token.created_at)).first() is not None
-    if not member or creator.suspended_at is not None:
-        return None
-    if permissions_of(token.scopes) - account_permissions(creator, token.account_id):
-        return None  # the creator no longer holds what the scopes need
+    if ended([token]):
+        return None  # its maker left (or came back after making it), is suspended or lost what it needs
     _count(token, now, ip)
     return token
 

@@ -35,8 +35,7 @@ from portal.spreadsheets import cells
 from portal.timeutil import utcnow
 from portal.users import workbook
 from portal.users.models import CHECKING, DONE, FAILED, PREVIEWED, QUEUED, REFUSED, RUNNING, ImportRun
-from portal.auth import sessions, tokens
-from portal.users.services import ONBOARDING_KIND, unconfirmed_registration
+from portal.users.services import ONBOARDING_KIND, take_over_registration, unconfirmed_registration
 
 IMPORT_KIND = "users.import"
 PREVIEW_KIND = "users.import_preview"
@@ -200,12 +199,8 @@ class _Writer:
         for email, user in existing.items():
             ids[email] = user.id
             if unconfirmed_registration(user):
-                # A registration nobody confirmed (a stranger's, perhaps): the account's person takes
-                # it over, as when created one by one; its password and links go.
-                user.password_hash = None
-                for purpose in (tokens.VERIFY_EMAIL, tokens.RESET_PASSWORD):
-                    tokens.retire(user, purpose)
-                sessions.end_all(user, sessions.EXPIRED)
+                # A registration nobody confirmed (a stranger's, perhaps): taken over, as one by one.
+                take_over_registration(user)
             if not user.is_corporate or user.corporate_account_id != self.account_id:
                 user.is_corporate, user.corporate_account_id = True, self.account_id
         for p in planned:

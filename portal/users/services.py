@@ -119,10 +119,8 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         # password of their own. The account's person takes the profile over; that password and
         # the confirmation link go.
         user = existing
-        user.name, user.recovery_email, user.password_hash = f"{first} {last}", recovery, None
-        for purpose in (tokens.VERIFY_EMAIL, tokens.RESET_PASSWORD, ONBOARDING):
-            tokens.retire(user, purpose)
-        sessions.end_all(user, sessions.EXPIRED)
+        user.name, user.recovery_email = f"{first} {last}", recovery
+        take_over_registration(user)
         record("user.registration_taken_over", account=account, target=user, actor=actor)
     else:
         user = User(email=address, name=f"{first} {last}", recovery_email=recovery)
@@ -142,6 +140,15 @@ def unconfirmed_registration(user: User) -> bool:
     (Not a corporate user waiting for their first password: they have none, and belong to an account.)"""
     return (user.password_hash is not None and user.email_verified_at is None and user.oidc_subject is None
             and not user.is_superadmin and not user.is_corporate)
+
+
+def take_over_registration(user: User) -> None:
+    """An account's person takes over a registration nobody confirmed: the password its registrant
+    chose, their links and any session go."""
+    user.password_hash = None
+    for purpose in (tokens.VERIFY_EMAIL, tokens.RESET_PASSWORD, ONBOARDING):
+        tokens.retire(user, purpose)
+    sessions.end_all(user, sessions.EXPIRED)
 
 
 def _invitation_waits(address: str) -> bool:
