@@ -16,7 +16,7 @@ from portal.mailboxes import drift
 from portal.mailboxes import services as mailboxes
 from portal.mailboxes.models import ProvisioningAttempt
 from portal.web import lists
-from portal.web.access import member, on_mailbox
+from portal.web.access import findable_people, member, on_mailbox
 
 # -- domains --------------------------------------------------------------------------------
 
@@ -229,7 +229,7 @@ def create_mailbox(account_id, body: schemas.MailboxIn):
     if domain is None:
         return problem(422, _("Choose one of this account's domains."),
                        errors={"body.domain_id": _("not in this account")})
-    owner = mailboxes.member_user(g.account, body.owner_id)
+    owner = mailboxes.member_user(g.account, body.owner_id, only=findable_people())
     if body.owner_id and owner is None:
         return problem(422, _("The owner must be a member of the account."),
                        errors={"body.owner_id": _("not a member")})

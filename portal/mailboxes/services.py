@@ -671,18 +671,22 @@ def pick_mailboxes(user: User, account: Account, text: str, limit: int = 20) -> 
                                    .where(Mailbox.status != DELETED).limit(limit)).scalars())
 
 
-def owner_candidates(account: Account, text: str, limit: int = 20) -> list[User]:
-    """Members whose address or name holds ``text``, the choices of the owner picker."""
+def owner_candidates(account: Account, text: str, limit: int = 20, only: User | None = None) -> list[User]:
+    """Members whose address or name holds ``text``, the choices of the owner picker; ``only``: the
+    one person the picker may offer (someone who may not see the account's users finds only themself)."""
     from portal.auth.models import people_matching
 
-    return list(db.session.execute(db.select(User).join(Membership, Membership.user_id == User.id)
-                                   .where(Membership.account_id == account.id, people_matching(text))
-                                   .order_by(User.email).limit(limit)).scalars())
+    query = (db.select(User).join(Membership, Membership.user_id == User.id)
+             .where(Membership.account_id == account.id, people_matching(text)))
+    if only is not None:
+        query = query.where(User.id == only.id)
+    return list(db.session.execute(query.order_by(User.email).limit(limit)).scalars())
 
 
-def member_user(account: Account, user_id: int | None) -> User | None:
-    """The member of the account with this user id (a picked owner), or None."""
-    if not user_id:
+def member_user(account: Account, user_id: int | None, only: User | None = None) -> User | None:
+    """The member of the account with this user id (a picked owner), or None; ``only``: as for
+    ``owner_candidates``, anyone else is not found."""
+    if not user_id or (only is not None and user_id != only.id):
         return None
     return db.session.execute(db.select(User).join(Membership, Membership.user_id == User.id)
                               .where(Membership.account_id == account.id, User.id == user_id)).scalar_one_or_none()

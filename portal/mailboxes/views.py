@@ -21,7 +21,7 @@ from portal.roles import services as roles
 from portal.roles.views import picker_state
 from portal.security.confirmation import require_fresh
 from portal.web import lists
-from portal.web.access import member, on_mailbox, rule
+from portal.web.access import findable_people, member, on_mailbox, rule
 from portal.web.loaders import load_or_404
 from portal.web.htmx import is_htmx
 from portal.web.inputs import arg_id, form_id
@@ -58,7 +58,8 @@ def _form():
 @rule(member("mailboxes.create"))
 def create(account_id):
     form = _form()
-    owner = services.member_user(g.account, form_id("owner") if request.method == "POST" else None)
+    owner = services.member_user(g.account, form_id("owner") if request.method == "POST" else None,
+                                 only=findable_people())
     finding = request.form.get("action") == "find-owner"
     owner_errors: list[str] = []
     if not finding and form.validate_on_submit():
@@ -82,7 +83,7 @@ def create(account_id):
             flash(_("%(address)s created.", address=mailbox.address), "success")
             return redirect(url_for("mailboxes.show", account_id=account_id, mailbox_id=mailbox.id))
     owner_query = request.form.get("owner_q", "").strip()[:254]
-    candidates = services.owner_candidates(g.account, owner_query) if finding else []
+    candidates = services.owner_candidates(g.account, owner_query, only=findable_people()) if finding else []
     return render("mailboxes/new.html", status=422 if form.errors or owner_errors else 200, account=g.account,
                   form=form, has_domains=bool(form.domain.choices), owner=owner, owner_query=owner_query,
                   candidates=candidates, owner_errors=owner_errors)
@@ -94,7 +95,8 @@ def pick_owner(account_id):
     """The owner picker's choices as one types (htmx), at most 20."""
     text = request.args.get("owner_q", "").strip()[:254]
     return render("mailboxes/new.html", block="owner_choices", account=g.account, owner=None,
-                  candidates=services.owner_candidates(g.account, text) if text else [], owner_query=text,
+                  candidates=services.owner_candidates(g.account, text, only=findable_people()) if text else [],
+                  owner_query=text,
                   owner_errors=[])
 
 

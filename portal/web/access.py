@@ -110,6 +110,13 @@ class Context:
     def can(self, permission: str) -> bool:
         return permission in self.permissions
 
+    def can_read(self, permission: str) -> bool:
+        """May the request see what ``permission`` shows, also in a request that changes something
+        (where an API token's read scopes count, as they would to read it)?"""
+        token = g.get("api_token")
+        held = self.held & token_permissions(scopes_here(token.scopes)) if token is not None else self.held
+        return permission in held
+
     def load_mailboxes(self, mailbox_ids) -> None:
         """Read what the person may do on each of these mailboxes at once (for a list that asks ``can``)."""
         if self.account is None or not current_user.is_authenticated:
@@ -206,3 +213,10 @@ def can(permission: str, mailbox=None) -> bool:
     if mailbox is not None:
         return context.can_on_mailbox(getattr(mailbox, "id", mailbox), permission)
     return context.can(permission)
+
+
+def findable_people():
+    """Whom the current user may look up among the account's people (an owner picker): ``None``, anyone,
+    for someone who may see its users; else only themself, since a picker shows addresses and names."""
+    context = g.get("access")
+    return None if context and context.can_read("members.view") else current_user._get_current_object()

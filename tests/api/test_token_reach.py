@@ -108,3 +108,30 @@ def test_account_settings_refuse_a_blank_name_and_another_accounts_role(client, 
     assert foreign.status_code in (403, 422) and "Choose a mailbox role" in foreign.get_data(as_text=True)
     db.session.expire_all()
     assert world["account"].name and world["account"].personal_mailbox_role_id is None
+
+
+def test_a_mailbox_creator_who_may_not_see_the_users_names_only_themself_as_owner(client, world, make):
+    """Naming any member id as a personal mailbox's owner answered with that member's address: someone
+    who may create mailboxes but not see the account's users could read every member's address."""
+    account, domain = world["account"], world["domain"]
+    creator = make.user("creator@example.org")
+    make.member(account, creator, permissions=("mailboxes.create", "mailboxes.view", "mailboxes.manage"))
+    _, raw = tokens.create(creator, account, name="boxes", scopes={"mailboxes:write"}, expires_at=None)
+    db.session.commit()
+    member = db.session.get(Membership, world["ids"]["membership_id"])
+    url = f"/api/v1/accounts/{account.id}/mailboxes"
+    refused = client.post(url, headers=bearer(raw), json={"local_part": "theirs", "domain_id": domain.id,
+                                                          "kind": "personal", "owner_id": member.user_id})
+    assert refused.status_code == 422 and "member@example.org" not in refused.get_data(as_text=True)
+    mine = client.post(url, headers=bearer(raw), json={"local_part": "mine", "domain_id": domain.id,
+                                                       "kind": "personal", "owner_id": creator.id})
+    assert mine.status_code == 202 and mine.get_json()["owner_email"] == "creator@example.org"
+    blind = client.post(url, headers=bearer(_token(world, "mailboxes:write")),
+                        json={"local_part": "theirs", "domain_id": domain.id, "kind": "personal",
+                              "owner_id": member.user_id})
+    assert blind.status_code == 422, "a token that may not read the users names no one else either"
+    allowed = client.post(url, headers=bearer(_token(world, "mailboxes:write", "users:read")),
+                          json={"local_part": "theirs", "domain_id": domain.id, "kind": "personal",
+                                "owner_id": member.user_id})
+    assert allowed.status_code == 202, allowed.get_data(as_text=True)
+    assert allowed.get_json()["owner_email"] == "member@example.org"

@@ -137,3 +137,33 @@ def test_mailbox_page__a_job_ending_while_the_page_is_read_is_followed_not_lost(
     followed = client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "Enabled" in followed and "Created on the backend." in followed
     assert "hx-get=" not in followed.split(">", 1)[0]  # at rest: no more polling
+
+
+def test_owner_picker__offers_only_yourself_to_someone_who_may_not_see_the_users(client, auth, make, owner, account):
+    """The picker lists members' addresses and names: someone who may create mailboxes but not see
+    the account's users finds only themself, and naming someone else as the owner is refused."""
+    domain = enabled_domain(owner, account)
+    elodie = make.user("elodie@example.org", name="Élodie Secret")
+    make.member(account, elodie)
+    creator = make.user("creator@example.org", name="Élodie Creator")
+    make.member(account, creator, permissions=("mailboxes.create",))
+    auth.login(creator.email)
+    for text in ("élodie", "example.org", "elodie@example.org"):
+        page = client.get(f"/accounts/{account.id}/mailboxes/pick-owner", query_string={"owner_q": text},
+                          headers={"HX-Request": "true"}).get_data(as_text=True)
+        assert f'value="{elodie.id}"' not in page and "Secret" not in page, text
+    assert "creator@example.org" in client.get(f"/accounts/{account.id}/mailboxes/pick-owner",
+                                               query_string={"owner_q": "élodie"},
+                                               headers={"HX-Request": "true"}).get_data(as_text=True)
+    found = client.post(f"/accounts/{account.id}/mailboxes/new",
+                        data={"action": "find-owner", "owner_q": "example.org", "kind": "personal"})
+    assert "elodie@example.org" not in found.get_data(as_text=True)
+    refused = client.post(f"/accounts/{account.id}/mailboxes/new", data={
+        "local_part": "elodie.box", "domain": domain.id, "kind": "personal", "owner": elodie.id})
+    assert refused.status_code == 422
+    assert "elodie@example.org" not in refused.get_data(as_text=True)
+    assert db.session.execute(db.select(Mailbox)).first() is None
+    mine = client.post(f"/accounts/{account.id}/mailboxes/new", data={
+        "local_part": "creator.box", "domain": domain.id, "kind": "personal", "owner": creator.id})
+    assert mine.status_code == 302
+    assert db.session.execute(db.select(Mailbox.address)).scalar_one() == "creator.box@example.org"
