@@ -80,6 +80,13 @@ def finish() -> User:
     return reconcile(claims)
 
 
+def address_verified(claim) -> bool:
+    """Whether the provider's ``email_verified`` claim says yes: the JSON ``true`` of the standard, or
+    the text "true" some providers send instead. Anything else is no (the text "false" among them,
+    which a test of truth would have taken for yes)."""
+    return claim is True or (isinstance(claim, str) and claim.strip().lower() == "true")
+
+
 def reconcile(claims: dict) -> User:
     subject = str(claims.get("sub") or "")
     if not subject:
@@ -89,7 +96,7 @@ def reconcile(claims: dict) -> User:
         if user.suspended_at is not None:
             raise SsoError(str(SUSPENDED_MESSAGE))
         return user
-    if not claims.get("email") or not claims.get("email_verified"):
+    if not claims.get("email") or not address_verified(claims.get("email_verified")):
         raise SsoError(_("The sign-on provider did not give a verified e-mail address for you."))
     try:
         email = normalize_email(claims["email"])

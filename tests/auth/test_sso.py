@@ -78,6 +78,27 @@ def test_sso__unverified_address_is_not_trusted(client, provider, make):
     assert client.get("/profile").status_code == 302
 
 
+@pytest.mark.parametrize("claim", ["false", "False", " FALSE ", "0", "no", "", 0, 1, None, [], ["true"], {"v": True}])
+def test_sso__only_a_plain_yes_says_the_address_is_verified(client, provider, make, claim):
+    """A provider that sends the claim as text sent "false" for an unverified address, which linked
+    to the profile at that address (a superadmin's here) and signed in as its owner."""
+    root = make.user("root@example.net", superadmin=True)
+    provider.login_as(sub="attacker-1", email="root@example.net", email_verified=claim)
+    response = _sso(client)
+    assert response.status_code == 403 and "verified e-mail address" in response.get_data(as_text=True)
+    db.session.refresh(root)
+    assert root.oidc_subject is None and client.get("/profile").status_code == 302
+
+
+@pytest.mark.parametrize("claim", [True, "true", "TRUE"])
+def test_sso__the_standard_yes_and_its_text_form_link_the_profile(client, provider, make, claim):
+    user = make.user("ada@example.net")
+    provider.login_as(sub="corp-9", email="ada@example.net", email_verified=claim)
+    assert _sso(client).status_code == 302
+    db.session.refresh(user)
+    assert user.oidc_subject == "corp-9"
+
+
 def test_sso__on_an_active_domain_joins_the_account_as_corporate(client, provider, make):
     owner = make.user("owner@example.org")
     account = make.account(owner, "Acme")
