@@ -99,7 +99,7 @@ def invitation_add_offer(account_id, invitation_id, body: schemas.OfferIn):
 @endpoint(member("users.invite"), responses={200: schemas.InvitationOut, 404: None, 409: None},
           tags=("invitations",))
 def invitation_remove_offer(account_id, invitation_id, offer_id):
-    return _invitation_action(invitation_id, lambda found: invitations.remove_grant(found, offer_id))
+    return _invitation_action(invitation_id, lambda found: invitations.remove_grant(current_user, found, offer_id))
 
 
 @bp.post("/accounts/<int:account_id>/invitations/<int:invitation_id>/send")

@@ -167,10 +167,61 @@ def add_grant(actor: User, invitation: Invitation, *, role_id: int | None = None
     return grant
 
 
-def remove_grant(invitation: Invitation, grant_id: int) -> None:
+def remove_grant(actor: User, invitation: Invitation, grant_id: int) -> None:
+    """Take one offer away; only someone who could have offered it (an offer is someone's to make)."""
     if invitation.status not in (DRAFT, PENDING):
         raise InvitationError(_("This invitation was already answered or revoked."))
+    account = db.session.get(Account, invitation.account_id)
+    for grant in invitation.grants:
+        if grant.id == grant_id:
+            _require_offers(actor, account, [grant])
     invitation.grants = [g for g in invitation.grants if g.id != grant_id]
+
+
+def _require_offers(actor: User, account: Account, grants) -> None:
+    """``actor`` holds all these offers: to send, send again, withdraw or take one away."""
+    for grant in grants:
+        try:
+            _check_grant(actor, account, grant)
+        except AccessError as error:
+            raise InvitationError(str(error)) from None
+
+
+def _refuse_read_by_others(invitation: Invitation, account: Account) -> None:
+    """The link goes to whoever reads the address: refuse to mail it where someone else may.
+
+    A mailbox of the portal that receives the address by name (at it, an alias, a domain alias)
+    is read by whoever holds its password, now or after a reset: they would answer in the invitee's
+    place and take the profile, and what the account later gives it. A catch-all receives it
+    too; it is read by the people given its password (owners only) and, for a personal mailbox, its
+    owner: it may carry the link only when each of them is an owner of this account. Someone
+    who already has a profile at the address answers only once signed in as it: nothing to check."""
+    from portal.mailboxes.models import DELETED, PERSONAL
+    from portal.mailboxes.services import received_addresses, receiving
+    from portal.roles.services import is_owner
+
+    if find_user(invitation.email) is not None:
+        return
+    refusal = InvitationError(_("Mail to %(email)s reaches a mailbox that others may read: they could answer the "
+                                "invitation in their place. Invite them at an address that is theirs alone.",
+                                email=invitation.email), field="email")
+    for mailbox in receiving(invitation.email):
+        if mailbox.status == DELETED:
+            continue
+        if invitation.email in received_addresses(mailbox):
+            raise refusal
+        readers = {mailbox.password_given_to_id, mailbox.owner_id if mailbox.kind == PERSONAL else None} - {None}
+        if any(not is_owner(db.session.get(User, reader), account.id) for reader in readers):
+            raise refusal
+
+
+def expire_links_to(address: str) -> int:
+    """A mailbox or an alias now receives ``address``: pending invitations mailed there stop working
+    (their links may now reach someone else); sending one again checks who reads it. How many."""
+    expired = db.session.execute(update(Invitation).where(
+        Invitation.email == address, Invitation.status == PENDING, Invitation.expires_at > utcnow()
+    ).values(expires_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    return expired
 
 
 # -- sending -------------------------------------------------------------------------
@@ -196,11 +247,8 @@ def send_invitation(actor: User, invitation: Invitation) -> None:
     if invitation.status != DRAFT:
         raise InvitationError(_("This invitation was already sent; resend it for a new link."))
     account = db.session.get(Account, invitation.account_id)
-    for grant in invitation.grants:
-        try:
-            _check_grant(actor, account, grant)
-        except AccessError as error:
-            raise InvitationError(str(error)) from None
+    _require_offers(actor, account, invitation.grants)
+    _refuse_read_by_others(invitation, account)
     invitation.status = PENDING
     invitation.invited_by_id = actor.id
     _mail_invitation(invitation, _issue_link(invitation))
@@ -212,6 +260,9 @@ def resend(actor: User, invitation: Invitation) -> None:
     """A new link and a new expiry; the old link stops working."""
     if invitation.status != PENDING:
         raise InvitationError(_("Only a pending or expired invitation can be sent again."))
+    account = db.session.get(Account, invitation.account_id)
+    _require_offers(actor, account, invitation.grants)
+    _refuse_read_by_others(invitation, account)
     _mail_invitation(invitation, _issue_link(invitation))
     record("invitation.resend", account=invitation.account_id, target=invitation, target_label=invitation.email)
 
@@ -219,6 +270,7 @@ def resend(actor: User, invitation: Invitation) -> None:
 def revoke(actor: User, invitation: Invitation) -> None:
     if invitation.status not in (DRAFT, PENDING):
         raise InvitationError(_("This invitation was already answered or revoked."))
+    _require_offers(actor, db.session.get(Account, invitation.account_id), invitation.grants)
     # The hash stays, so the dead link can still say it was withdrawn.
     invitation.status = REVOKED
     invitation.responded_at = utcnow()

@@ -118,7 +118,7 @@ def add_grant(account_id, invitation_id):
           methods=["POST"])
 @rule(member("users.invite"))
 def remove_grant(account_id, invitation_id, grant_id):
-    return _act(invitation_id, lambda invitation: services.remove_grant(invitation, grant_id),
+    return _act(invitation_id, lambda invitation: services.remove_grant(current_user, invitation, grant_id),
                 lambda invitation: _("Removed from the invitation."))
 
 

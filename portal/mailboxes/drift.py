@@ -36,7 +36,7 @@ from portal.jobs.services import enqueue
 from portal.mail.services import send
 from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PROVISIONING, DriftReport, Mailbox,
                                      ProvisioningAttempt)
-from portal.mailboxes.services import MailboxError, _start, released, released_message
+from portal.mailboxes.services import MailboxError, _routed, _start, released, released_message
 from portal.roles.services import members_holding
 from portal.timeutil import utcnow
 
@@ -265,6 +265,7 @@ def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
                            want_active=backend_side["status"] == ENABLED,
                            status_reason=_("Adopted from the backend."))
         db.session.add(imported)
+        _routed(item["address"])
         return _("%(address)s is now in the portal.", address=item["address"])
     if item["kind"] == MISSING_ON_BACKEND:
         mailbox.status, mailbox.status_reason = DELETED, _("Gone from the backend; adopted as deleted.")

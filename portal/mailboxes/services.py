@@ -76,6 +76,14 @@ def _login_holder_problem(address: str, kind: str, owner: User | None) -> str | 
     return None
 
 
+def _routed(address: str) -> None:
+    """A mailbox now receives ``address`` by name: invitation links mailed there before stop working,
+    since whoever reads this mailbox would now get them (sending again checks who reads it)."""
+    from portal.invitations.services import expire_links_to
+
+    expire_links_to(address)
+
+
 def create_mailbox(actor: User | None, account: Account, domain: Domain, local_part: str, *,
                    kind: str = SHARED, owner: User | None = None, first_name: str = "", last_name: str = "",
                    display_name: str = "", quota_bytes: int | None = None,
@@ -122,6 +130,7 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     mailbox.protocols = default_protocols(domain)
     db.session.add(mailbox)
     db.session.flush()
+    _routed(address)
     if owner is not None:
         membership = add_member(account, owner)
         grant_mailbox_role(None, account, membership, mailbox.id, owner_role or system_role(catalogue.MAILBOX_OWNER))
@@ -815,6 +824,7 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
     alias = MailboxAlias(mailbox_id=mailbox.id, address=address, state="adding")
     db.session.add(alias)
     db.session.flush()
+    _routed(address)
     _start(mailbox, "add_alias", alias_id=alias.id)
     record("mailbox.add_alias", account=mailbox.account_id, target=mailbox, actor=actor, alias=address)
     return alias

@@ -1,0 +1,132 @@
+"""Who an invitation's link reaches, and who may change an invitation someone else made.
+
+The link lets whoever opens it answer as the invited address: it is mailed only where no one
+but that person (or an owner) reads; a mailbox or alias that starts receiving the address ends
+the links mailed there before. An invitation's offers are handled (sent again, taken away,
+withdrawn) only by someone who holds them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from portal.auth.models import User
+from portal.extensions import db
+from portal.invitations import services
+from portal.invitations.models import PENDING, REVOKED, Invitation
+from portal.mailboxes import services as mailboxes
+from portal.roles.services import account_permissions, system_role
+from portal.timeutil import utcnow
+from tests.conftest import PASSWORD, first_link
+from tests.mailboxes.conftest import enabled_domain
+
+REFUSED = "reaches a mailbox that others may read"
+
+
+def _invitation(owner, account, email, *, role="administrator"):
+    invitation = services.start(owner, account, email)
+    if role:
+        services.add_grant(owner, invitation, role_id=system_role(role).id)
+    return invitation
+
+
+@pytest.fixture
+def lena(owner, account, make, run_jobs):
+    """A member with no account permission and her own personal mailbox (Mailbox Owner on it)."""
+    domain = enabled_domain(owner, account)
+    person = make.user("lena@example.org")
+    make.member(account, person)
+    mailbox = mailboxes.create_mailbox(owner, account, domain, "lena", kind="personal", owner=person)
+    db.session.commit()
+    run_jobs()
+    assert account_permissions(person, account) == frozenset()
+    return person, mailbox, domain
+
+
+def test_an_alias_at_an_invited_address_ends_the_link_and_it_is_not_sent_again_there(
+        owner, account, lena, client, auth, app, run_jobs, smtp_sink):
+    """Lena, holding nothing in the account, aliased the new hire's address to her mailbox, had the
+    invitation sent again, registered from its link and became an Administrator."""
+    person, mailbox, _domain = lena
+    invitation = _invitation(owner, account, "newhire@example.org")
+    services.send_invitation(owner, invitation)
+    db.session.commit()
+    run_jobs()
+    link = first_link(smtp_sink.text(smtp_sink.wait_for("newhire@example.org")[-1]), "/invitations/")
+    auth.login(person.email)
+    assert client.post(f"/accounts/{account.id}/mailboxes/{mailbox.id}/aliases",
+                       data={"alias": "newhire@example.org"}).status_code == 302
+    run_jobs()
+    auth.logout()
+    db.session.expire_all()
+    assert not services.is_open(db.session.get(Invitation, invitation.id))
+    stranger = app.test_client()
+    path = link.removeprefix("http://localhost")
+    stranger.post(path + "/register", data={"name": "Not the hire", "password": PASSWORD, "confirm": PASSWORD})
+    assert db.session.execute(db.select(User).where(User.email == "newhire@example.org")).first() is None
+    with pytest.raises(services.InvitationError, match=REFUSED):
+        services.resend(owner, db.session.get(Invitation, invitation.id))
+    auth.login(owner.email)
+    page = client.post(f"/accounts/{account.id}/invitations/{invitation.id}/resend")
+    assert page.status_code == 409 and REFUSED in page.get_data(as_text=True)
+
+
+def test_an_address_a_mailbox_receives_by_name_is_not_invited(owner, account, lena):
+    _person, mailbox, domain = lena
+    mailboxes.add_alias(owner, mailbox, "alias@example.org")
+    mailboxes.create_mailbox(owner, account, domain, "sales")
+    db.session.commit()
+    for address in ("alias@example.org", "sales@example.org"):
+        with pytest.raises(services.InvitationError, match=REFUSED):
+            services.send_invitation(owner, _invitation(owner, account, address, role=None))
+        db.session.rollback()
+
+
+def test_a_catch_all_carries_the_link_only_when_owners_alone_read_it(owner, account, lena, make):
+    person, mailbox, domain = lena
+    domain.settings = {"catch_all": mailbox.address}
+    db.session.commit()
+    with pytest.raises(services.InvitationError, match=REFUSED):
+        services.send_invitation(owner, _invitation(owner, account, "newhire@example.org"))
+    db.session.rollback()
+    # Someone who has a profile at the address answers only once signed in as it.
+    make.user("someone@example.org")
+    services.send_invitation(owner, _invitation(owner, account, "someone@example.org"))
+    db.session.commit()
+    boss = make.user("boss@example.net")
+    make.member(account, boss, roles=("owner",))
+    box = mailboxes.create_mailbox(owner, account, domain, "boss", kind="personal", owner=boss)
+    box.password_given_to_id = owner.id
+    domain.settings = {"catch_all": box.address}
+    db.session.commit()
+    invitation = _invitation(owner, account, "newhire@example.org")
+    services.send_invitation(owner, invitation)
+    db.session.commit()
+    assert invitation.status == PENDING
+
+
+def test_an_invitation_is_sent_again_taken_apart_or_withdrawn_only_by_someone_holding_its_offers(
+        owner, account, make, client, auth):
+    invitation = _invitation(owner, account, "partner@example.net")
+    services.send_invitation(owner, invitation)
+    invitation.expires_at = utcnow() - timedelta(days=1)
+    db.session.commit()
+    helper = make.member(account, make.user("helper@example.net"), permissions=("users.invite",))
+    auth.login(helper.user.email)
+    base = f"/accounts/{account.id}/invitations/{invitation.id}"
+    offer = invitation.grants[0].id
+    for path in ("/resend", "/revoke", f"/grants/{offer}/remove"):
+        answer = client.post(base + path)
+        assert answer.status_code == 409, path
+    db.session.expire_all()
+    kept = db.session.get(Invitation, invitation.id)
+    assert kept.status == PENDING and kept.expires_at < utcnow() and len(kept.grants) == 1
+    # An invitation offering nothing beyond membership is theirs to handle as anyone's.
+    plain = _invitation(owner, account, "plain@example.net", role=None)
+    services.send_invitation(owner, plain)
+    db.session.commit()
+    assert client.post(f"/accounts/{account.id}/invitations/{plain.id}/resend").status_code == 302
+    assert client.post(f"/accounts/{account.id}/invitations/{plain.id}/revoke").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Invitation, plain.id).status == REVOKED
