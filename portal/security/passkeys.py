@@ -98,7 +98,7 @@ def _parsed(raw: str) -> dict:
         raise PasskeyError(_("That is not a passkey's answer."))
     try:
         credential = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise PasskeyError(_("That is not a passkey's answer.")) from None
     if not isinstance(credential, dict) or not isinstance(credential.get("rawId"), str):
         raise PasskeyError(_("That is not a passkey's answer."))

@@ -134,12 +134,27 @@ def test_login__another_persons_passkey_or_a_signature_for_another_host_is_refus
 
 @pytest.mark.parametrize("garbage", ["", "{", "[]", '{"rawId": 5}', '{"rawId": "%%%"}', '{"rawId": "AAAA"}',
                                      '{"rawId": "AAAA", "id": "AAAA", "type": "public-key", "response": {}}',
-                                     "x" * 30000])
+                                     "x" * 30000, "[" * 5000 + "]" * 5000])
 def test_login__any_answer_that_is_not_a_passkeys_is_refused_without_an_error(client, enrolled, garbage):
     password_step(client, EMAIL)
     _sign_in_options(client)
     response = client.post("/login/two-factor/passkey", data={"credential": garbage})
     assert response.status_code == 422 and not signed_in(client)
+
+
+def test_an_answer_nested_deeper_than_the_parser_goes_is_refused_on_every_passkey_form(client, enrolled):
+    """It raised RecursionError, which is not a ValueError: an HTTP 500 on each of them."""
+    deep = "[" * 5000 + "]" * 5000
+    password_step(client, EMAIL)
+    client.post("/login/two-factor/passkey", data={"credential": enrolled.get(_sign_in_options(client))})
+    client.post("/profile/security/passkeys/options")
+    response = client.post("/profile/security/passkeys", data={"credential": deep, "name": "Deep"})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/profile/security")
+    assert "not a passkey" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert db.session.execute(db.select(db.func.count()).select_from(Passkey)).scalar_one() == 1
+    make_stale()
+    client.post("/profile/confirm/passkey/options")
+    assert client.post("/profile/confirm/passkey", data={"credential": deep}).status_code == 422
 
 
 def test_confirmation__with_a_passkey(client, enrolled):
