@@ -323,7 +323,18 @@ def reset_password(raw: str, password: str) -> User:
 
 
 def change_password(user: User, current: str, new: str) -> None:
+    """A wrong current password counts as a wrong code or password at the confirmation does (the
+    caller commits it though the change fails): a session someone else holds guesses no further
+    than the limit of those."""
+    from portal.security import services as security
+
+    try:
+        security.refuse_if_rate_limited(user)
+    except security.SecurityError:
+        raise AuthError(_("Too many wrong passwords. Wait %(minutes)s minutes and try again.",
+                          minutes=int(security.FAILURE_WINDOW.total_seconds() // 60)), "current") from None
     if not verify_password(user.password_hash, current):
+        security.record_failure(user, "password", "password_change")
         raise AuthError(_("Your current password is not right."), "current")
     problem = password_problem(new, user.email)
     if problem:

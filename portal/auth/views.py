@@ -205,6 +205,7 @@ def change_password():
         try:
             services.change_password(user, password_form.current.data, password_form.password.data)
         except services.AuthError as error:
+            db.session.commit()  # a wrong current password is counted
             _fail(password_form, error.field or "password", str(error))
         else:
             services.start_session(user)  # every session ended with the change; this browser gets a new one

@@ -139,6 +139,24 @@ def test_password_change__wrong_current_password_is_refused(client, make, auth):
     assert "current password is not right" in response.get_data(as_text=True)
 
 
+def test_password_change__guesses_at_the_current_password_stop_at_the_limit(client, make, auth):
+    """Someone holding a session (a cookie copied, a browser left open) guessed the current password
+    as often as they liked, and one right guess took the profile over."""
+    from portal.security.models import FactorFailure
+    from portal.security.services import MAX_FAILURES
+
+    make.user("ada@example.org")
+    auth.login("ada@example.org")
+    new = {"pw-password": "another good passphrase", "pw-confirm": "another good passphrase"}
+    for number in range(MAX_FAILURES):
+        wrong = client.post("/profile/password", data={"pw-current": f"guess number {number}", **new})
+        assert wrong.status_code == 422 and "current password is not right" in wrong.get_data(as_text=True)
+    assert db.session.execute(db.select(db.func.count()).select_from(FactorFailure)).scalar_one() == MAX_FAILURES
+    right = client.post("/profile/password", data={"pw-current": PASSWORD, **new})
+    assert right.status_code == 422 and "Too many wrong passwords" in right.get_data(as_text=True)
+    assert auth.login("ada@example.org").status_code == 302, "the password did not change"
+
+
 def test_profile__saves_name_and_time_zone(client, make, auth):
     user = make.user("ada@example.org")
     auth.login("ada@example.org")
