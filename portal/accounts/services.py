@@ -221,7 +221,7 @@ def member_in_account(account: Account, membership_id: int) -> Membership | None
 
 
 def remove_member(actor: User, account: Account, membership: Membership) -> None:
-    from portal.roles.services import handable, refuse_last_owner
+    from portal.roles.services import handable, refuse_last_owner, require_holds_their_mailbox_rights
 
     refuse_last_owner(account, membership)
     held = permissions_of_grants(account_grants(membership))
@@ -229,6 +229,7 @@ def remove_member(actor: User, account: Account, membership: Membership) -> None
     missing = held - handable(actor, account)
     if missing:
         raise AccessError(_("You cannot remove a member who holds permissions you do not hold."))
+    require_holds_their_mailbox_rights(actor, account, membership)
     record("member.remove", account=account, target=membership.user)
     db.session.delete(membership)
     db.session.flush()

@@ -479,6 +479,18 @@ def _require_holds_on_mailbox(actor: User, account: Account, mailbox_id: int, wa
                             labels=labels))
 
 
+def require_holds_their_mailbox_rights(actor: User, account: Account, membership: Membership) -> None:
+    """``actor`` holds, on each mailbox, what ``membership`` holds there: removing them takes those
+    rights away, which is no more allowed than revoking them one by one."""
+    wanted: dict[int, set[str]] = {}
+    for grant in db.session.execute(db.select(Grant).where(Grant.membership_id == membership.id,
+                                                           Grant.mailbox_id.is_not(None))).scalars():
+        wanted.setdefault(grant.mailbox_id, set()).update(grant.role.permissions if grant.role else {grant.permission})
+    for mailbox_id, codes in wanted.items():
+        if codes - _handed_on(actor, account.id, mailbox_permissions(actor, account, mailbox_id), mailbox=True):
+            raise AccessError(_("You cannot remove a member who holds rights on a mailbox that you do not hold."))
+
+
 def grant_mailbox_role(actor: User | None, account: Account, membership: Membership, mailbox_id: int,
                        role: Role) -> Grant:
     """Grant a mailbox-scope role; ``actor=None`` is the portal itself (e.g. a personal mailbox's owner)."""

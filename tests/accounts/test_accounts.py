@@ -64,6 +64,34 @@ def test_members__remove_needs_confirmation_and_protects_the_last_owner(client, 
     assert "last owner" in response.get_data(as_text=True)
 
 
+def test_members__removing_someone_needs_holding_their_rights_on_mailboxes_too(client, auth, make, run_jobs):
+    """Someone who may remove members but holds nothing on the CEO's mailbox removed its assistant,
+    taking away rights they could not have revoked one by one."""
+    from portal.mailboxes import services as mailboxes
+    from portal.roles.services import grant_mailbox_role, system_role
+    from tests.mailboxes.conftest import enabled_domain
+
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    domain = enabled_domain(owner, account)
+    ceo = mailboxes.create_mailbox(owner, account, domain, "ceo")
+    assistant = make.member(account, make.user("assistant@example.net"))
+    grant_mailbox_role(owner, account, assistant, ceo.id, system_role("mailbox_owner"))
+    plain = make.member(account, make.user("plain@example.net"))
+    db.session.commit()
+    make.member(account, make.user("junior@example.net"), permissions=("members.remove", "members.view"))
+    auth.login("junior@example.net")
+    refused = client.post(f"/accounts/{account.id}/members/{assistant.id}/remove")
+    assert refused.status_code == 403 and "rights on a mailbox" in refused.get_data(as_text=True)
+    assert client.post(f"/accounts/{account.id}/members/{plain.id}/remove").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Membership, assistant.id) is not None and db.session.get(Membership, plain.id) is None
+    auth.logout()
+    make.member(account, make.user("admin@example.net"), roles=("administrator",))
+    auth.login("admin@example.net")
+    assert client.post(f"/accounts/{account.id}/members/{assistant.id}/remove").status_code == 302
+
+
 def test_advanced__grants_single_permissions_within_what_the_granter_holds(client, auth, make):
     owner = make.user("owner@example.org")
     account = make.account(owner, "Acme")
