@@ -221,9 +221,12 @@ def member_in_account(account: Account, membership_id: int) -> Membership | None
 
 
 def remove_member(actor: User, account: Account, membership: Membership) -> None:
-    from portal.roles.services import handable, refuse_last_owner, require_holds_their_mailbox_rights
+    from portal.roles.services import (handable, is_owner, owner_memberships, refuse_last_owner,
+                                       require_holds_their_mailbox_rights)
 
     refuse_last_owner(account, membership)
+    if membership.id in owner_memberships(account) and not is_owner(actor, account.id):
+        raise AccessError(_("Only an owner of the account removes another owner."))
     held = permissions_of_grants(account_grants(membership))
     # Through an API token, only what its scopes reach (a users:write token removed an owner).
     missing = held - handable(actor, account)

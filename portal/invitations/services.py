@@ -29,7 +29,7 @@ from portal.mail.services import send
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
 from portal.roles.services import (AccessError, _require_holds, _require_holds_on_mailbox, membership_of,
-                                   role_in_account)
+                                   require_owner_for, role_in_account)
 from portal.timeutil import utcnow
 from portal.users import corporate
 
@@ -132,6 +132,7 @@ def _check_grant(actor: User, account: Account, grant: InvitationGrant) -> None:
         _require_holds_on_mailbox(actor, account, grant.mailbox_id, offered)
     else:
         _require_holds(actor, account, offered)
+        require_owner_for(actor, account, grant.role)
 
 
 def add_grant(actor: User, invitation: Invitation, *, role_id: int | None = None, permission: str | None = None,

@@ -370,10 +370,23 @@ def _same_grant(membership: Membership, role: Role | None, permission: str | Non
     return db.session.execute(query).scalar_one_or_none()
 
 
+def _is_owner_role(role: Role | None) -> bool:
+    return role is not None and role.system_key == catalogue.OWNER
+
+
+def require_owner_for(actor: User, account: Account, role: Role | None) -> None:
+    """The Owner role is given, offered or taken only by an owner: owners alone delete the account,
+    set catch-alls and domain aliases, and outrank everyone; holding every permission one by one
+    does not make someone an owner, nor able to make one."""
+    if _is_owner_role(role) and not is_owner(actor, account.id):
+        raise AccessError(_("Only an owner of the account gives or takes the Owner role."))
+
+
 def grant_role(actor: User, account: Account, membership: Membership, role: Role) -> Grant:
     if role.scope != catalogue.ACCOUNT:
         raise AccessError(_("Mailbox roles are granted on a mailbox."))
     _require_holds(actor, account, role.permissions)
+    require_owner_for(actor, account, role)
     existing = _same_grant(membership, role, None)
     if existing:
         return existing
@@ -413,6 +426,7 @@ def revoke_grant(actor: User, account: Account, grant: Grant) -> None:
         _require_holds_on_mailbox(actor, account, grant.mailbox_id, set(taken))
     else:
         _require_holds(actor, account, taken)
+        require_owner_for(actor, account, grant.role)
     if grant.role is not None and grant.role.system_key == catalogue.OWNER:
         refuse_last_owner(account, membership)
     record("access.revoke", account=account, target=membership.user, mailbox_id=grant.mailbox_id,
@@ -462,6 +476,8 @@ def outranks(actor: User, account: Account, user: User) -> bool:
         if mailbox_id is None:
             if wanted - actor_account:
                 return False
+            if any(_is_owner_role(grant.role) for grant in grants) and not is_owner(actor, account.id):
+                return False  # an owner is more than the permissions the role lists
         elif "mailboxes.manage" not in actor_account and wanted - _handed_on(
                 actor, account.id, mailbox_permissions(actor, account, mailbox_id), mailbox=True):
             return False

@@ -127,3 +127,40 @@ def test_deleting_a_custom_role__takes_away_what_it_granted(setting, make):
     db.session.commit()
     assert account_permissions(member.user, account) == frozenset()
     assert db.session.get(Role, role.id) is None
+
+
+def test_the_owner_role_is_given_offered_or_taken_only_by_an_owner(owner, account, make):
+    """A member holding every account permission one by one granted themself the Owner role, and
+    with it what only owners do (deleting the account, catch-alls, domain aliases)."""
+    import pytest
+
+    from portal.accounts.services import remove_member
+    from portal.invitations import services as invitations
+    from portal.roles import catalogue
+    from portal.roles.services import (AccessError, account_grants, grant_role, is_owner, outranks,
+                                       revoke_grant, system_role)
+
+    every = tuple(sorted(catalogue.codes(catalogue.ACCOUNT)))
+    deputy = make.member(account, make.user("deputy@example.net"), permissions=every)
+    second = make.member(account, make.user("second@example.net"), roles=("owner",))
+    owner_role = system_role(catalogue.OWNER)
+    with pytest.raises(AccessError, match="Only an owner"):
+        grant_role(deputy.user, account, deputy, owner_role)
+    with pytest.raises(AccessError, match="Only an owner"):
+        revoke_grant(deputy.user, account, account_grants(second)[0])
+    with pytest.raises(AccessError, match="Only an owner"):
+        remove_member(deputy.user, account, second)
+    invitation = invitations.start(deputy.user, account, "friend@example.net")
+    with pytest.raises(invitations.InvitationError, match="Only an owner"):
+        invitations.add_grant(deputy.user, invitation, role_id=owner_role.id)
+    assert not outranks(deputy.user, account, second.user)
+    assert outranks(deputy.user, account, make.member(account, make.user("plain@example.net"),
+                                                      roles=("administrator",)).user)
+    db.session.rollback()
+    assert not is_owner(deputy.user, account.id)
+    # An owner does all of it.
+    grant_role(owner, account, deputy, owner_role)
+    assert outranks(owner, account, second.user)
+    revoke_grant(owner, account, account_grants(second)[0])
+    db.session.commit()
+    assert is_owner(deputy.user, account.id) and not is_owner(second.user, account.id)
