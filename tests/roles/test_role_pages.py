@@ -104,6 +104,19 @@ def test_role_page__lists_and_counts_each_holder_once_and_only_this_accounts(cli
     assert "1–2 of 2 members" in page
 
 
+def test_role_page__names_its_holders_only_to_someone_who_may_see_the_users(client, auth, make, owner, account):
+    """The holders of Account Owner (or, through Mailbox Owner, everyone with a personal mailbox)
+    were listed by address and name to someone who may see roles but not the account's users."""
+    owner_role = db.session.execute(db.select(Role).where(Role.system_key == "owner")).scalar_one()
+    make.member(account, make.user("second.owner@example.org", name="Second Owner"), roles=("owner",))
+    make.member(account, make.user("viewer@example.org"), permissions=("roles.view",))
+    auth.login("viewer@example.org")
+    assert client.get(f"/accounts/{account.id}/members").status_code == 403
+    page = client.get(f"/accounts/{account.id}/roles/{owner_role.id}").get_data(as_text=True)
+    assert "second.owner@example.org" not in page and "Second Owner" not in page and owner.email not in page
+    assert "2 members hold it." in page
+
+
 def test_roles_page__counts_each_roles_holders_in_this_account_only(client, auth, make, owner, account):
     """System roles are shared by every account: their holders are counted per account (from the
     grants' account), a member holding a role twice once."""
