@@ -206,7 +206,9 @@ def authenticate(email: str, password: str, ip: str, device: str | None = None) 
                                  "or reset your password.",
                                  "Too many failed log-ins for this address. Wait %(num)d minutes, "
                                  "or reset your password.", window), code="rate_limited")
-    if _failures_since(since, ip=ip[:64]) >= settings["LOGIN_MAX_FAILURES_PER_IP"]:
+    # A browser the person logged in from before answers to its own count only: behind a proxy
+    # every request comes from one address, and strangers' guesses there must not lock owners out.
+    if not trusted and _failures_since(since, ip=ip[:64]) >= settings["LOGIN_MAX_FAILURES_PER_IP"]:
         raise AuthError(ngettext("Too many failed log-ins from your network. Wait %(num)d minute and try again.",
                                  "Too many failed log-ins from your network. Wait %(num)d minutes and try again.",
                                  window), code="rate_limited")

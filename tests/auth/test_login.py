@@ -45,6 +45,22 @@ def test_login__failures_are_limited_per_ip(app, client, make):
     assert "from your network" in response.get_data(as_text=True)
 
 
+def test_login__the_network_limit_does_not_turn_away_a_browser_its_owner_logged_in_from(app, make):
+    """Behind a TLS proxy every request has the proxy's address: a stranger's wrong log-ins at any
+    addresses refused everyone, the owners' known browsers with the right password included."""
+    app.config["PORTAL"] = {**app.config["PORTAL"], "LOGIN_MAX_FAILURES_PER_IP": 3}
+    make.user("ada@example.org")
+    owner = app.test_client()
+    assert owner.post("/login", data={"email": "ada@example.org", "password": PASSWORD}).status_code == 302
+    assert owner.get_cookie("portal_device") is not None
+    owner.post("/logout")
+    stranger = app.test_client()
+    for number in range(3):
+        stranger.post("/login", data={"email": f"nobody{number}@example.net", "password": "wrong password!"})
+    assert stranger.post("/login", data={"email": "ada@example.org", "password": PASSWORD}).status_code == 429
+    assert owner.post("/login", data={"email": "ada@example.org", "password": PASSWORD}).status_code == 302
+
+
 def test_login__secure_cookie_under_https(app_settings, make, database_url, smtp_sink, instance_dir):
     from portal import create_app
     from tests.conftest import make_settings
