@@ -73,7 +73,8 @@ def endpoint(access: Rule, *, query: type[BaseModel] | None = None, body: type[B
                     return problem(400, _("A value holds a character no text may hold (NUL, or half of a "
                                           "UTF-16 surrogate pair), which is not allowed."))
                 try:
-                    kwargs["body"] = body.model_validate(data)
+                    # Strict: JSON has its own types; true is not the id 1, nor "5" the number 5.
+                    kwargs["body"] = body.model_validate(data, strict=True)
                 except ValidationError as error:
                     return validation_problem(error, "body")
             def carry_out():

@@ -29,6 +29,23 @@ def test_problem_details__name_each_invalid_field(client, world, token):
     assert response.status_code == 415 and response.mimetype == "application/problem+json"
 
 
+@pytest.mark.parametrize("field, value", [("domain_id", True), ("domain_id", "DOMAIN"), ("domain_id", "DOMAIN_FLOAT"),
+                                          ("local_part", 7), ("quota_bytes", True)])
+def test_bodies__take_json_types_as_they_are(client, world, token, field, value):
+    """true was read as the id 1 (and "5" as 5): a value of the wrong type is refused, naming the field."""
+    domain_id = world["domain"].id
+    value = {"DOMAIN": str(domain_id), "DOMAIN_FLOAT": float(domain_id)}.get(value, value) \
+        if isinstance(value, str) else value
+    body = {"local_part": "boxed", "domain_id": domain_id, field: value}
+    response = client.post(_url(world, "/mailboxes"), headers=bearer(token), json=body)
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]
+    assert [item["field"] for item in errors] == [f"body.{field}"], errors
+    assert errors[0]["message"] in ("Must be a whole number.", "Must be text."), errors
+    assert db.session.execute(db.select(db.func.count()).select_from(Mailbox).where(
+        Mailbox.local_part == "boxed")).scalar_one() == 0
+
+
 def test_service_refusals__answer_with_the_services_own_words(client, world, token):
     """The API calls the services: their rules (and messages) are the pages' own."""
     response = client.post(_url(world, "/mailboxes"), headers=bearer(token),
