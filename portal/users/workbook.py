@@ -330,6 +330,9 @@ def deep_scan(data: bytes) -> None:
                                     "a spreadsheet program and save it again as .xlsx.", part=entry.filename)) from None
 
 
+REFERENCE_ROWS = 1000  # the Roles and Permissions sheets hold at least this many rows
+
+
 def read(data: bytes) -> dict[str, Sheet]:
     """The workbook's sheets by title; the reference's sheets by their English names too,
     whatever language their titles are in."""
@@ -345,12 +348,16 @@ def read(data: bytes) -> dict[str, Sheet]:
         try:
             for worksheet in book.worksheets:
                 rows = []
+                # The template's own reference sheets list the account's roles and the permissions,
+                # however few people the portal lets one workbook create.
+                reference = any(find_sheet([worksheet.title], key) for key in (ROLES, PERMISSIONS))
+                limit = max(max_rows, REFERENCE_ROWS) if reference else max_rows
                 for number, values in enumerate(worksheet.iter_rows(values_only=True, max_col=5), start=1):
                     if any(value not in (None, "") for value in values):
                         rows.append((number, values))
-                    if len(rows) > max_rows + 3:
+                    if len(rows) > limit + 3:
                         raise WorkbookRefused(_("The sheet “%(sheet)s” has more than %(limit)s rows; "
-                                                "split the workbook.", sheet=worksheet.title, limit=max_rows))
+                                                "split the workbook.", sheet=worksheet.title, limit=limit))
                     if total + len(rows) > max_total:
                         raise WorkbookRefused(_("The workbook has more than %(limit)s filled rows in all its "
                                                 "sheets; split it.", limit=max_total))

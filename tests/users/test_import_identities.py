@@ -174,3 +174,17 @@ def test_problems_beyond_those_shown_are_counted_not_kept(owner, account, domain
     users = [("", "NoFirst", f"n{n}@example.org", "N") for n in range(8)]
     run = _preview(owner, account, fill(_template(account), users=users))
     assert run.problem_count == 8 and len(run.problems) == 3
+
+
+def test_a_low_row_limit_bounds_the_people_not_the_templates_own_reference_sheets(app, owner, account, domain,
+                                                                                   monkeypatch):
+    """Below about 40 rows, the template's own Permissions sheet was over the per-sheet limit:
+    no workbook, not even the template filled with one person, could be imported."""
+    from tests.users.test_import import _refusal
+
+    monkeypatch.setitem(app.config["PORTAL"], "IMPORT_MAX_ROWS", 5)
+    users = [("Ann", "Lee", f"ann{n}@example.org", "") for n in range(5)]
+    run = _preview(owner, account, fill(_template(account), users=users))
+    assert run.status != "refused" and not run.fatal, run.fatal
+    nine = [("Ann", "Lee", f"ann{n}@example.org", "") for n in range(9)]
+    assert "more than 5 rows" in _refusal(owner, account, fill(_template(account), users=nine))
