@@ -17,8 +17,7 @@ from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
-from portal.roles.services import (AccessError, account_grants, account_permissions,
-                                   owner_memberships, permissions_of_grants, system_role)
+from portal.roles.services import AccessError, owner_memberships, system_role
 from portal.search import holding
 
 
@@ -221,18 +220,9 @@ def member_in_account(account: Account, membership_id: int) -> Membership | None
 
 
 def remove_member(actor: User, account: Account, membership: Membership) -> None:
-    from portal.roles.services import (handable, is_owner, owner_memberships, refuse_last_owner,
-                                       require_holds_their_mailbox_rights)
+    from portal.roles.services import require_may_remove
 
-    refuse_last_owner(account, membership)
-    if membership.id in owner_memberships(account) and not is_owner(actor, account.id):
-        raise AccessError(_("Only an owner of the account removes another owner."))
-    held = permissions_of_grants(account_grants(membership))
-    # Through an API token, only what its scopes reach (a users:write token removed an owner).
-    missing = held - handable(actor, account)
-    if missing:
-        raise AccessError(_("You cannot remove a member who holds permissions you do not hold."))
-    require_holds_their_mailbox_rights(actor, account, membership)
+    require_may_remove(actor, account, membership)
     record("member.remove", account=account, target=membership.user)
     db.session.delete(membership)
     db.session.flush()

@@ -121,7 +121,7 @@ def set_permissions(account_id, membership_id, body: schemas.PermissionsIn):
 
 
 @bp.post("/accounts/<int:account_id>/members/<int:membership_id>/mailboxes/<int:mailbox_id>/roles")
-@endpoint(on_mailbox("mailbox.access"), body=schemas.RoleGrantIn,
+@endpoint(on_mailbox("mailbox.access", also="members.view"), body=schemas.RoleGrantIn,
           responses={200: schemas.AccessOut, 404: None, 403: None, 422: None}, tags=("members",))
 def grant_mailbox_role(account_id, membership_id, mailbox_id, body: schemas.RoleGrantIn):
     """Grant a mailbox role on one mailbox."""
@@ -135,7 +135,7 @@ def grant_mailbox_role(account_id, membership_id, mailbox_id, body: schemas.Role
 
 
 @bp.put("/accounts/<int:account_id>/members/<int:membership_id>/mailboxes/<int:mailbox_id>/permissions")
-@endpoint(on_mailbox("mailbox.access"), body=schemas.PermissionsIn,
+@endpoint(on_mailbox("mailbox.access", also="members.view"), body=schemas.PermissionsIn,
           responses={200: schemas.AccessOut, 404: None, 403: None, 422: None}, tags=("members",))
 def set_mailbox_permissions(account_id, membership_id, mailbox_id, body: schemas.PermissionsIn):
     """Make the member's single permissions on one mailbox exactly these."""

@@ -127,6 +127,8 @@ def _refuse_unusable_personal_mailbox(account: Account, email: str) -> None:
 
 
 def _check_grant(actor: User, account: Account, grant: InvitationGrant) -> None:
+    if not grant.still_exists:
+        return  # its role or mailbox is gone: it offers nothing (and anyone may take it away)
     offered = set(grant.role.permissions) if grant.role is not None else {grant.permission}
     if grant.on_mailbox:
         _require_holds_on_mailbox(actor, account, grant.mailbox_id, offered)
@@ -172,10 +174,10 @@ def remove_grant(actor: User, invitation: Invitation, grant_id: int) -> None:
     """Take one offer away; only someone who could have offered it (an offer is someone's to make)."""
     if invitation.status not in (DRAFT, PENDING):
         raise InvitationError(_("This invitation was already answered or revoked."))
-    account = db.session.get(Account, invitation.account_id)
-    for grant in invitation.grants:
-        if grant.id == grant_id:
-            _require_offers(actor, account, [grant])
+    grant = next((offer for offer in invitation.grants if offer.id == grant_id), None)
+    if grant is None:
+        raise InvitationError(_("That offer was already taken away."))
+    _require_offers(actor, db.session.get(Account, invitation.account_id), [grant])
     invitation.grants = [g for g in invitation.grants if g.id != grant_id]
 
 
@@ -212,15 +214,17 @@ def _refuse_read_by_others(invitation: Invitation, account: Account) -> None:
         if invitation.email in received_addresses(mailbox):
             raise refusal
         readers = {mailbox.password_given_to_id, mailbox.owner_id if mailbox.kind == PERSONAL else None} - {None}
-        if any(not is_owner(db.session.get(User, reader), account.id) for reader in readers):
-            raise refusal
+        for reader in readers:
+            person = db.session.get(User, reader)
+            if person is not None and not is_owner(person, account.id):  # a profile since deleted reads nothing
+                raise refusal
 
 
-def expire_links_to(address: str) -> int:
-    """A mailbox or an alias now receives ``address``: pending invitations mailed there stop working
-    (their links may now reach someone else); sending one again checks who reads it. How many."""
+def expire_links_to(addresses) -> int:
+    """A mailbox or an alias now receives these addresses: pending invitations mailed there stop
+    working (their links may now reach someone else); sending one again checks who reads it. How many."""
     expired = db.session.execute(update(Invitation).where(
-        Invitation.email == address, Invitation.status == PENDING, Invitation.expires_at > utcnow()
+        Invitation.email.in_(sorted(addresses)), Invitation.status == PENDING, Invitation.expires_at > utcnow()
     ).values(expires_at=utcnow()).execution_options(synchronize_session=False)).rowcount
     return expired
 

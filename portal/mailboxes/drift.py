@@ -252,6 +252,7 @@ def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
             # The portal deleted it, the backend still (or again) has it: it is back.
             mailbox.status, mailbox.want_active = backend_side["status"], backend_side["status"] == ENABLED
             mailbox.quota_bytes, mailbox.status_reason = backend_side["quota_bytes"], _("Adopted from the backend.")
+            _routed(domain, item["address"])
             return _("%(address)s is back in the portal.", address=item["address"])
         if mailbox is not None:
             raise MailboxError(_("%(address)s changed since the comparison; compare again.", address=item["address"]))
@@ -265,7 +266,7 @@ def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
                            want_active=backend_side["status"] == ENABLED,
                            status_reason=_("Adopted from the backend."))
         db.session.add(imported)
-        _routed(item["address"])
+        _routed(domain, item["address"])
         return _("%(address)s is now in the portal.", address=item["address"])
     if item["kind"] == MISSING_ON_BACKEND:
         mailbox.status, mailbox.status_reason = DELETED, _("Gone from the backend; adopted as deleted.")

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import bindparam, func, tuple_
+from sqlalchemy import bindparam, tuple_
 from sqlalchemy.orm import joinedload, lazyload
 
 from portal.accounts.models import Account, Membership
@@ -76,12 +76,19 @@ def _login_holder_problem(address: str, kind: str, owner: User | None) -> str | 
     return None
 
 
-def _routed(address: str) -> None:
-    """A mailbox now receives ``address`` by name: invitation links mailed there before stop working,
-    since whoever reads this mailbox would now get them (sending again checks who reads it)."""
+def _aliased_names(domain: Domain) -> set[str]:
+    """The domains the domain's settings alias onto it (joe@alias reaches joe@ here)."""
+    return {str(name).strip().lower().rstrip(".") for name in ((domain.settings or {}).get("domain_aliases") or [])}
+
+
+def _routed(domain: Domain, address: str) -> None:
+    """A mailbox now receives ``address`` by name, on ``domain`` (and the same local part on the
+    domains aliased onto it): invitation links mailed there before stop working, since whoever reads
+    this mailbox would now get them (sending again checks who reads it)."""
     from portal.invitations.services import expire_links_to
 
-    expire_links_to(address)
+    local = address.split("@", 1)[0]
+    expire_links_to({address} | {f"{local}@{name}" for name in _aliased_names(domain)})
 
 
 def create_mailbox(actor: User | None, account: Account, domain: Domain, local_part: str, *,
@@ -130,7 +137,7 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     mailbox.protocols = default_protocols(domain)
     db.session.add(mailbox)
     db.session.flush()
-    _routed(address)
+    _routed(domain, address)
     if owner is not None:
         membership = add_member(account, owner)
         grant_mailbox_role(None, account, membership, mailbox.id, owner_role or system_role(catalogue.MAILBOX_OWNER))
@@ -304,8 +311,7 @@ def received_addresses(mailbox: Mailbox) -> set[str]:
     """Every address whose mail this mailbox receives by name: its own, its aliases', and the same
     local parts on the domains its domain's settings alias onto it (joe@alias reaches joe@ here)."""
     own = {mailbox.address} | {alias.address for alias in mailbox.aliases}
-    aliased = {str(name).strip().lower().rstrip(".")
-               for name in ((mailbox.domain.settings or {}).get("domain_aliases") or [])}
+    aliased = _aliased_names(mailbox.domain)
     return own | {f"{address.split('@', 1)[0]}@{name}" for address in own for name in aliased}
 
 
@@ -320,11 +326,14 @@ def receiving(address: str) -> list[Mailbox]:
     if holder is not None:
         for domain in db.session.execute(db.select(Domain).where(Domain.account_id == holder.account_id,
                                                                  Domain.settings.is_not(None))).scalars():
-            settings = domain.settings or {}
-            aliased = {str(n).strip().lower().rstrip(".") for n in settings.get("domain_aliases") or []}
-            if name in aliased:
+            if name in _aliased_names(domain):
+                target = f"{local}@{domain.name}"
                 found += db.session.execute(db.select(Mailbox).where(
-                    Mailbox.domain_id == domain.id, Mailbox.address == f"{local}@{domain.name}")).scalars().all()
+                    Mailbox.domain_id == domain.id, Mailbox.address == target)).scalars().all()
+                # An alias there too: received_addresses counts its aliases' local parts.
+                found += db.session.execute(db.select(Mailbox).join(MailboxAlias, MailboxAlias.mailbox_id == Mailbox.id)
+                                            .where(Mailbox.account_id == holder.account_id,
+                                                   MailboxAlias.address == target)).scalars().all()
         catch_all = str((holder.settings or {}).get("catch_all") or "").strip().lower()
         if catch_all and not found:
             # The catch-all may name a mailbox or one of its aliases.
@@ -824,7 +833,7 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
     alias = MailboxAlias(mailbox_id=mailbox.id, address=address, state="adding")
     db.session.add(alias)
     db.session.flush()
-    _routed(address)
+    _routed(domain, address)
     _start(mailbox, "add_alias", alias_id=alias.id)
     record("mailbox.add_alias", account=mailbox.account_id, target=mailbox, actor=actor, alias=address)
     return alias

@@ -6,7 +6,6 @@ from sqlalchemy.orm import lazyload
 
 from portal.accounts.services import member_in_account
 from portal.auth.forms import ConfirmForm
-from portal.auth.models import User
 from portal.backends import service as backends
 from portal.backends.base import PROTOCOL_LABELS
 from portal.domains.models import DISABLED as DOMAIN_DISABLED
@@ -268,7 +267,7 @@ def _back(account_id, membership_id, mailbox_id):
 
 @bp.route("/accounts/<int:account_id>/members/<int:membership_id>/mailboxes/<int:mailbox_id>/roles",
           methods=["POST"])
-@rule(on_mailbox("mailbox.access"))
+@rule(on_mailbox("mailbox.access", also="members.view"))
 def add_member_role(account_id, membership_id, mailbox_id):
     membership = load_or_404(member_in_account, membership_id)
     role = roles.role_in_account(g.account, form_id("role_id") or 0)
@@ -287,7 +286,7 @@ def add_member_role(account_id, membership_id, mailbox_id):
 
 @bp.route("/accounts/<int:account_id>/members/<int:membership_id>/mailboxes/<int:mailbox_id>/advanced",
           methods=["GET", "POST"])
-@rule(on_mailbox("mailbox.access"))
+@rule(on_mailbox("mailbox.access", also="members.view"))
 def member_advanced(account_id, membership_id, mailbox_id):
     membership = load_or_404(member_in_account, membership_id)
     current = {grant.permission for grant in roles.mailbox_grants(membership, mailbox_id) if grant.permission}
@@ -309,7 +308,7 @@ def member_advanced(account_id, membership_id, mailbox_id):
 
 @bp.route("/accounts/<int:account_id>/members/<int:membership_id>/mailboxes/<int:mailbox_id>/grants/"
           "<int:grant_id>/revoke", methods=["POST"])
-@rule(on_mailbox("mailbox.access"))
+@rule(on_mailbox("mailbox.access", also="members.view"))
 def revoke_member_grant(account_id, membership_id, mailbox_id, grant_id):
     membership = load_or_404(member_in_account, membership_id)
     grant = roles.grant_in_account(g.account, grant_id)

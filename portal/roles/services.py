@@ -495,9 +495,21 @@ def _require_holds_on_mailbox(actor: User, account: Account, mailbox_id: int, wa
                             labels=labels))
 
 
-def require_holds_their_mailbox_rights(actor: User, account: Account, membership: Membership) -> None:
-    """``actor`` holds, on each mailbox, what ``membership`` holds there: removing them takes those
-    rights away, which is no more allowed than revoking them one by one."""
+def require_may_remove(actor: User, account: Account, membership: Membership) -> None:
+    """Removing someone from the account (as a member, a corporate user, in bulk, through the API
+    or SCIM) takes away all they hold: no more allowed than revoking each of it. The last owner
+    stays; only an owner removes an owner."""
+    refuse_last_owner(account, membership)
+    if membership.id in owner_memberships(account) and not is_owner(actor, account.id):
+        raise AccessError(_("Only an owner of the account removes another owner."))
+    # Through an API token, only what its scopes reach (a users:write token removed an owner).
+    if permissions_of_grants(account_grants(membership)) - handable(actor, account):
+        raise AccessError(_("You cannot remove a member who holds permissions you do not hold."))
+    _require_holds_their_mailbox_rights(actor, account, membership)
+
+
+def _require_holds_their_mailbox_rights(actor: User, account: Account, membership: Membership) -> None:
+    """``actor`` holds, on each mailbox, what ``membership`` holds there."""
     wanted: dict[int, set[str]] = {}
     for grant in db.session.execute(db.select(Grant).where(Grant.membership_id == membership.id,
                                                            Grant.mailbox_id.is_not(None))).scalars():

@@ -19,10 +19,9 @@ from portal.extensions import db
 from portal.i18n import chosen, label
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
-from portal.mail.services import deliver_now, send
+from portal.mail.services import deliver_now
 from portal.mailboxes.models import DELETED, ENABLED, FAILED, Mailbox
-from portal.roles.services import (AccessError, account_grants, handable, outranks,
-                                   permissions_of_grants)
+from portal.roles.services import AccessError, outranks
 from portal.users import corporate
 from portal.web.urls import external_url
 
@@ -361,14 +360,11 @@ def remove_corporate_user(actor: User, account: Account, membership: Membership,
         raise UserError(_("Only corporate users of this account can be removed here."))
     if user.id == actor.id:
         raise UserError(_("You cannot remove yourself."))
-    from portal.roles.services import refuse_last_owner
+    from portal.roles.services import require_may_remove
 
-    refuse_last_owner(account, membership)
+    require_may_remove(actor, account, membership)
     if mailbox_choice not in MAILBOX_CHOICES:
         raise UserError(_("Choose what happens to their mailboxes."))
-    held = permissions_of_grants(account_grants(membership))
-    if held - handable(actor, account):  # through an API token, only what its scopes reach
-        raise AccessError(_("You cannot remove a user who holds permissions you do not hold."))
     outcome = []
     for mailbox in own_mailboxes(user, account):
         if mailbox_choice == "keep" or mailbox.status not in ("enabled", "disabled", "failed"):

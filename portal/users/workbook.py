@@ -42,7 +42,7 @@ from portal.extensions import db
 from portal.i18n import LANGUAGES, _l, in_language, label
 from portal.mailboxes.models import DELETED, Mailbox
 from portal.roles import catalogue
-from portal.roles.services import account_permissions, mailbox_permissions, outranks, roles_for
+from portal.roles.services import account_permissions, is_owner, mailbox_permissions, outranks, roles_for
 from portal.spreadsheets import cells, looks_like_formula
 from portal.timeutil import utcnow
 
@@ -408,6 +408,7 @@ PROBLEMS = {
     "unknown_account_role": _l("There is no account role named “%(role)s” (see the %(sheet)s sheet)."),
     "unknown_mailbox_role": _l("There is no mailbox role named “%(role)s” (see the %(sheet)s sheet)."),
     "role_not_held": _l("You cannot grant “%(role)s”: it holds permissions you do not hold."),
+    "owner_role_not_yours": _l("You cannot grant “%(role)s”: only an owner of the account gives it."),
     "not_account_permission": _l("“%(code)s” is not an account permission (see the %(sheet)s sheet)."),
     "not_mailbox_permission": _l("“%(code)s” is not a mailbox permission (see the %(sheet)s sheet)."),
     "permission_not_held": _l("You cannot grant “%(code)s”: you do not hold it."),
@@ -553,6 +554,7 @@ class _Validator:
         self.more_problems = 0
         held = account_permissions(actor, account)
         self.held = held if limit is None else held & limit
+        self.owner = is_owner(actor, account.id)  # only an owner makes one
         self.domains = {d.name: d for d in db.session.execute(
             db.select(Domain).where(Domain.account_id == account.id)).scalars()}
         self.account_roles = _roles_by_name(roles_for(account, catalogue.ACCOUNT))
@@ -801,6 +803,9 @@ def _plan_grants(check: _Validator, sheet: Sheet, by_email: dict[str, PlannedUse
                 wrong = True
             elif not (role.permissions <= held) or (mailbox and "mailbox.access" not in held):
                 check.problem(sheet.title, number, "B", "role_not_held", role=role.name)
+                wrong = True
+            elif role.system_key == catalogue.OWNER and not check.owner:
+                check.problem(sheet.title, number, "B", "owner_role_not_yours", role=role.name)
                 wrong = True
         if code:
             if code not in codes:

@@ -30,11 +30,13 @@ from portal.tokens.services import scopes_here
 
 @dataclass(frozen=True)
 class Rule:
-    kind: str  # public | signed_in | account | superadmin
+    kind: str  # public | signed_in | account | mailbox | superadmin
     permission: str | None = None
+    also: str | None = None  # an account permission a mailbox rule needs as well
 
     def describe(self) -> str:
-        return f"{self.kind}:{self.permission}" if self.permission else self.kind
+        described = f"{self.kind}:{self.permission}" if self.permission else self.kind
+        return f"{described}+{self.also}" if self.also else described
 
 
 PUBLIC = Rule("public")
@@ -49,11 +51,14 @@ def member(permission: str | None = None) -> Rule:
     return Rule("account", permission)
 
 
-def on_mailbox(permission: str) -> Rule:
-    """A member holding ``permission`` on the mailbox in the URL (``mailbox_id``)."""
+def on_mailbox(permission: str, also: str | None = None) -> Rule:
+    """A member holding ``permission`` on the mailbox in the URL (``mailbox_id``), and the account
+    permission ``also`` when given (a page about another member needs seeing the members)."""
     if catalogue.BY_CODE.get(permission, None) is None or catalogue.BY_CODE[permission].scope != catalogue.MAILBOX:
         raise ValueError(f"{permission!r} is not a mailbox permission")
-    return Rule("mailbox", permission)
+    if also is not None and (also not in catalogue.BY_CODE or catalogue.BY_CODE[also].scope != catalogue.ACCOUNT):
+        raise ValueError(f"{also!r} is not an account permission")
+    return Rule("mailbox", permission, also)
 
 
 # Further conditions on signed-in requests, registered by the features that need them (a policy
@@ -190,6 +195,8 @@ def enforce() -> object | None:
             abort(404)
         g.mailbox = mailbox
         if not g.access.can_on_mailbox(mailbox.id, access.permission):
+            abort(403)
+        if access.also and not g.access.can_read(access.also):  # to see, as a read scope would
             abort(403)
         return _gated(access, account)
     if access.permission and not g.access.can(access.permission):

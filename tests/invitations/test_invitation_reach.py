@@ -130,3 +130,73 @@ def test_an_invitation_is_sent_again_taken_apart_or_withdrawn_only_by_someone_ho
     assert client.post(f"/accounts/{account.id}/invitations/{plain.id}/revoke").status_code == 302
     db.session.expire_all()
     assert db.session.get(Invitation, plain.id).status == REVOKED
+
+
+def test_a_domain_alias_reaches_an_alias_too_and_routing_there_ends_its_links(owner, account, lena, run_jobs):
+    """An alias newhire@example.org also receives newhire@alias.example when an owner aliased that
+    domain onto example.org: the send check missed it, and adding the alias ended only the links
+    mailed to newhire@example.org."""
+    person, mailbox, domain = lena
+    enabled_domain(owner, account, "alias.example")
+    domain.settings = {"domain_aliases": ["alias.example"]}
+    db.session.commit()
+    before = _invitation(owner, account, "newhire@alias.example")
+    services.send_invitation(owner, before)
+    shared = _invitation(owner, account, "sales@alias.example")
+    services.send_invitation(owner, shared)
+    db.session.commit()
+    mailboxes.add_alias(person, mailbox, "newhire@example.org")
+    mailboxes.create_mailbox(owner, account, domain, "sales")
+    db.session.commit()
+    db.session.expire_all()
+    assert not services.is_open(db.session.get(Invitation, before.id))
+    assert not services.is_open(db.session.get(Invitation, shared.id))
+    for invitation_id in (before.id, shared.id):
+        with pytest.raises(services.InvitationError, match=REFUSED):
+            services.resend(owner, db.session.get(Invitation, invitation_id))
+        db.session.rollback()
+
+
+def test_a_catch_all_whose_password_holder_left_carries_the_link(owner, account, make):
+    """Their profile deleted, the holder's id stayed on the mailbox: sending answered 500."""
+    from portal.accounts.services import delete_profile
+
+    domain = enabled_domain(owner, account)
+    catch = mailboxes.create_mailbox(owner, account, domain, "catchall")
+    former = make.user("former.owner@elsewhere.example")
+    make.member(account, former, roles=("owner",))
+    catch.password_given_to_id = former.id
+    domain.settings = {"catch_all": catch.address}
+    db.session.commit()
+    delete_profile(former, "former.owner@elsewhere.example")
+    db.session.commit()
+    invitation = _invitation(owner, account, "newhire@example.org")
+    services.send_invitation(owner, invitation)
+    db.session.commit()
+    assert invitation.status == PENDING
+
+
+def test_an_offer_whose_role_is_gone_holds_nothing_back(owner, account, client, auth, make):
+    """Once an offered custom role was deleted, nobody, the owner included, could withdraw the
+    invitation, send it again or take the dead offer away."""
+    from portal.roles.services import create_role, delete_role
+
+    role = create_role(owner, account, name="Helpdesk", scope="account", description="",
+                       permissions={"members.view"})
+    invitation = services.start(owner, account, "partner@example.net")
+    services.add_grant(owner, invitation, role_id=role.id)
+    services.send_invitation(owner, invitation)
+    db.session.commit()
+    delete_role(owner, account, role)
+    db.session.commit()
+    auth.login(owner.email)
+    base = f"/accounts/{account.id}/invitations/{invitation.id}"
+    offer = db.session.get(Invitation, invitation.id).grants[0].id
+    assert client.post(base + "/resend").status_code == 302
+    assert client.post(base + f"/grants/{offer}/remove").status_code == 302
+    again = client.post(base + f"/grants/{offer}/remove")
+    assert again.status_code == 409 and "already taken away" in again.get_data(as_text=True)
+    assert client.post(base + "/revoke").status_code == 302
+    db.session.expire_all()
+    kept = db.session.get(Invitation, invitation.id)
+    assert kept.status == REVOKED and kept.grants == []

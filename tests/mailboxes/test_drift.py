@@ -126,6 +126,34 @@ def test_adopt__a_mailbox_the_portal_deleted_but_the_backend_has_comes_back(drif
     assert revived.status == ENABLED
 
 
+def test_adopt__a_mailbox_coming_back_or_new_ends_the_invitation_links_mailed_to_it(drifted, owner, account, dimail,
+                                                                                    run_jobs):
+    """An invitation mailed to the address of a mailbox the portal had deleted stayed open once
+    adopting brought the mailbox back, though whoever reads it could then answer in its place."""
+    from portal.invitations import services as invitations
+
+    domain, _ = drifted
+    drift.settle(owner, domain, drift.latest_report(domain), "vanished@corp.example", drift.MISSING_ON_BACKEND,
+                 "adopt")
+    db.session.commit()
+    back = invitations.start(owner, account, "vanished@corp.example")
+    invitations.send_invitation(owner, back)
+    fresh = invitations.start(owner, account, "fresh@corp.example")
+    invitations.send_invitation(owner, fresh)
+    db.session.commit()
+    _plant(dimail, "vanished@corp.example")
+    _plant(dimail, "fresh@corp.example")
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+    for address in ("vanished@corp.example", "fresh@corp.example"):
+        drift.settle(owner, domain, drift.latest_report(domain), address, drift.UNKNOWN_TO_PORTAL, "adopt")
+    db.session.commit()
+    db.session.expire_all()
+    assert not invitations.is_open(db.session.get(type(back), back.id))
+    assert not invitations.is_open(db.session.get(type(fresh), fresh.id))
+
+
 def test_enforce__a_stale_difference_is_refused_not_recreated(drifted, owner, dimail, run_jobs):
     domain, boxes = drifted
     services.delete(owner, boxes["vanished"])

@@ -167,3 +167,41 @@ def test_owner_picker__offers_only_yourself_to_someone_who_may_not_see_the_users
         "local_part": "creator.box", "domain": domain.id, "kind": "personal", "owner": creator.id})
     assert mine.status_code == 302
     assert db.session.execute(db.select(Mailbox.address)).scalar_one() == "creator.box@example.org"
+
+
+def test_a_members_mailbox_access_is_shown_and_changed_only_by_someone_who_may_see_the_members(
+        client, auth, make, owner, account, run_jobs):
+    """Someone holding Mailbox Owner on their own mailbox, and nothing in the account, walked the
+    membership ids through the member-access pages of that mailbox: each answer (or refusal)
+    named the member and every mailbox they hold rights on."""
+    from portal.roles.services import grant_mailbox_role, system_role
+    from portal.tokens import services as tokens
+
+    domain = enabled_domain(owner, account)
+    from portal.mailboxes import services
+
+    mallory = make.user("mallory@example.org")
+    make.member(account, mallory)
+    own = services.create_mailbox(owner, account, domain, "mallory.box", kind="personal", owner=mallory)
+    ceo = services.create_mailbox(owner, account, domain, "secret.ceo")
+    other = make.member(account, make.user("hidden.person@example.org", name="Hidden Person"))
+    grant_mailbox_role(owner, account, other, ceo.id, system_role("mailbox_delegate"))
+    db.session.commit()
+    auth.login(mallory.email)
+    base = f"/accounts/{account.id}/members/{other.id}/mailboxes/{own.id}"
+    for method, path in (("get", "/advanced"), ("post", "/advanced"), ("post", "/roles"),
+                         ("post", "/grants/999999/revoke")):
+        answer = getattr(client, method)(base + path)
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 403, (method, path)
+        assert "hidden.person@example.org" not in page and "secret.ceo" not in page, (method, path)
+    # Through the API, someone who manages every mailbox but may not see the members.
+    clerk = make.user("clerk@example.org")
+    make.member(account, clerk, permissions=("mailboxes.create", "mailboxes.view", "mailboxes.manage"))
+    _, raw = tokens.create(clerk, account, name="boxes", scopes={"mailboxes:write"}, expires_at=None)
+    db.session.commit()
+    api = f"/api/v1/accounts/{account.id}/members/{other.id}/mailboxes/{own.id}"
+    headers = {"Authorization": f"Bearer {raw}"}
+    granted = client.post(api + "/roles", headers=headers, json={"role_id": system_role("mailbox_delegate").id})
+    assert granted.status_code == 403 and "hidden.person" not in granted.get_data(as_text=True)
+    assert client.put(api + "/permissions", headers=headers, json={"permissions": []}).status_code == 403

@@ -167,3 +167,42 @@ def test_settings__renaming_someone_needs_every_right_they_hold(owner, account, 
     db.session.expire_all()
     assert db.session.get(User, admin.id).name == "Ada Admin"
     assert db.session.get(User, plain.id).name == "Pat Renamed"
+
+
+def test_remove__needs_what_removing_a_member_needs(owner, account, domain, make):
+    """Removing a corporate user (page, bulk, API, SCIM) skipped the checks of removing a member: a
+    deputy holding every permission one by one removed a corporate co-owner, and someone who may
+    manage users but held nothing on the CEO's mailbox removed its assistant."""
+    from portal.mailboxes import services as mailboxes
+    from portal.roles import catalogue
+    from portal.roles.services import AccessError, grant_mailbox_role, owner_memberships, system_role
+
+    co_owner, _ = services.create_corporate_user(owner, account, first_name="Co", last_name="Owner",
+                                                 email="co@example.org", personal_mailbox=False)
+    assistant, _ = services.create_corporate_user(owner, account, first_name="As", last_name="Sistant",
+                                                  email="assistant@example.org", personal_mailbox=False)
+    db.session.commit()
+    co_membership, assistant_membership = (
+        db.session.execute(db.select(Membership).where(Membership.user_id == user.id)).scalar_one()
+        for user in (co_owner, assistant))
+    from portal.roles.services import grant_role
+
+    grant_role(owner, account, co_membership, system_role(catalogue.OWNER))
+    ceo = mailboxes.create_mailbox(owner, account, domain, "ceo")
+    grant_mailbox_role(owner, account, assistant_membership, ceo.id, system_role(catalogue.MAILBOX_OWNER))
+    db.session.commit()
+    deputy = make.member(account, make.user("deputy@example.net"),
+                         permissions=tuple(sorted(catalogue.codes(catalogue.ACCOUNT))))
+    with pytest.raises(AccessError, match="Only an owner"):
+        services.remove_corporate_user(deputy.user, account, co_membership, "keep")
+    db.session.rollback()
+    junior = make.member(account, make.user("junior@example.net"), permissions=("members.view", "users.manage"))
+    with pytest.raises(AccessError, match="rights on a mailbox"):
+        services.remove_corporate_user(junior.user, account, assistant_membership, "keep")
+    db.session.rollback()
+    assert co_membership.id in owner_memberships(account)
+    assert db.session.get(Membership, assistant_membership.id) is not None
+    services.remove_corporate_user(owner, account, co_membership, "keep")
+    services.remove_corporate_user(owner, account, assistant_membership, "keep")
+    db.session.commit()
+    assert db.session.get(Membership, co_membership.id) is None

@@ -188,3 +188,18 @@ def test_a_low_row_limit_bounds_the_people_not_the_templates_own_reference_sheet
     assert run.status != "refused" and not run.fatal, run.fatal
     nine = [("Ann", "Lee", f"ann{n}@example.org", "") for n in range(9)]
     assert "more than 5 rows" in _refusal(owner, account, fill(_template(account), users=nine))
+
+
+def test_only_an_owner_gives_the_owner_role_in_a_workbook(owner, account, domain, make):
+    """A deputy holding every permission one by one made an imported user an owner (and chose the
+    recovery address its onboarding link went to)."""
+    from portal.roles import catalogue
+
+    deputy = make.member(account, make.user("deputy@example.net"),
+                         permissions=tuple(sorted(catalogue.codes(catalogue.ACCOUNT))))
+    data = fill(_template(account), users=[("Mal", "Lory", "mallory@example.org", "N")],
+                account_rows=[("mallory@example.org", "Account Owner", None)])
+    refused = _preview(deputy.user, account, data)
+    assert [problem["code"] for problem in refused.problems] == ["owner_role_not_yours"]
+    allowed = _preview(owner, account, data)
+    assert allowed.problem_count == 0, allowed.problems
