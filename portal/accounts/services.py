@@ -274,6 +274,7 @@ def delete_account(actor: User, account: Account, typed_name: str, *, delete_mai
     go by two deletes, the database removing what hangs off them (ON DELETE CASCADE / SET NULL).
     Returns what becomes of each mailbox, by address."""
     from portal.domains.models import Domain
+    from portal.domains.settings import clear_routing
     from portal.mailboxes.models import Mailbox
     from portal.mailboxes.services import decommission_all
 
@@ -284,8 +285,10 @@ def delete_account(actor: User, account: Account, typed_name: str, *, delete_mai
     if " ".join(typed_name.split()) != account.name:
         raise DeletionRefused(_("Type the account's name, %(name)s, exactly to confirm.", name=account.name))
     outcome = decommission_all(account.id, delete_mailboxes, account.name)
-    domains = list(db.session.execute(db.select(Domain.name).where(Domain.account_id == account.id)
-                                      .order_by(Domain.name)).scalars())
+    held = list(db.session.execute(db.select(Domain).where(Domain.account_id == account.id)
+                                   .order_by(Domain.name)).scalars())
+    clear_routing(*held)
+    domains = [domain.name for domain in held]
     recipients = _told_of_deletion(account)
     record("account.delete", account=account, target=account, actor=actor, domains=domains,
            mailboxes=dict(Counter(outcome.values())), members=len(recipients))

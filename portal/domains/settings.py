@@ -18,7 +18,7 @@ from portal.domains.models import Domain
 from portal.extensions import db
 from portal.i18n import _l, labels
 from portal.jobs.registry import PermanentJobError, handler
-from portal.jobs.services import enqueue_once
+from portal.jobs.services import enqueue_many, enqueue_once
 
 SETTINGS_KIND = "domain.settings"
 MEGABYTE = 1024 * 1024
@@ -198,3 +198,46 @@ def apply_settings(job) -> None:
         raise PermanentJobError(error.message) from None
     domain.settings_state, domain.settings_hints = APPLIED, {}
     domain.settings_message = _("Applied on the backend.")
+
+
+# -- a domain going: its routing goes from the backend too --------------------------------
+
+CLEAR_KIND = "domain.settings_clear"
+ROUTING = {"domain_aliases": [], "catch_all": None}  # each routing setting, and its value for none
+
+
+def clear_routing(*domains: Domain) -> int:
+    """The domains are removed, or their account deleted: the domain aliases and catch-alls their
+    settings put on the backend go too (jobs, since the rows go now; one statement for them all).
+    Left there, mail to joe@alias kept reaching joe@ the domain, in the mailbox of whichever
+    account next proves it. How many jobs."""
+    from portal.domains.models import TAKEN
+
+    jobs = []
+    for domain in domains:
+        settings = domain.settings or {}
+        cleared = {key: empty for key, empty in ROUTING.items() if settings.get(key)}
+        # Settings reach the backend only on a proven name the account still holds.
+        if cleared and domain.verified_at is not None and domain.status != TAKEN:
+            jobs.append(({"connection": domain.connection, "name": domain.name, "settings": cleared},
+                         f"domain-settings-clear:{domain.name}"))
+    return enqueue_many(CLEAR_KIND, jobs)
+
+
+@handler(CLEAR_KIND, max_attempts=12, backoff_seconds=60, backoff_cap_seconds=3600)
+def clear_routing_job(job) -> None:
+    try:
+        backends.adapter(job.payload["connection"]).set_domain_settings(job.payload["name"], job.payload["settings"])
+    except TransientBackendError:
+        raise
+    except BackendError as error:
+        raise PermanentJobError(error.message) from None
+
+
+def _register() -> None:
+    from portal.domains import services as domains
+
+    domains.removal_cleanups.append(clear_routing)
+
+
+_register()

@@ -256,7 +256,7 @@ def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
             return _("%(address)s is back in the portal.", address=item["address"])
         if mailbox is not None:
             raise MailboxError(_("%(address)s changed since the comparison; compare again.", address=item["address"]))
-        left = released(domain.connection, item["address"])
+        left = released(domain.connection, item["address"], domain.account_id)
         if left is not None:
             raise MailboxError(released_message(left))
         local_part = item["address"].split("@", 1)[0]
@@ -293,7 +293,8 @@ def _enforce(item: dict, mailbox: Mailbox | None) -> str:
 def settle_all(actor: User, domain: Domain, report: DriftReport, how: str) -> int:
     done = 0
     for item in list(report.differences):
-        if item["kind"] == UNKNOWN_TO_PORTAL and (how == "enforce" or released(domain.connection, item["address"])):
+        if item["kind"] == UNKNOWN_TO_PORTAL and (how == "enforce" or released(domain.connection, item["address"],
+                                                                                domain.account_id)):
             continue  # nothing to enforce; a deleted account's mailbox is not adopted (see _adopt)
         settle(actor, domain, report, item["address"], item["kind"], how)
         done += 1

@@ -170,7 +170,7 @@ class DriftReport(db.Model):
 
 class ReleasedMailbox(db.Model):
     """A mailbox an account left on its backend when the account was deleted (disabled, kept or
-    archived there), with the mail it held. Its mail is that account's people's: the portal does
+    archived there), or archived there and then removed its domain, with the mail it held. Its mail is that account's people's: the portal does
     not hand it to the next account that proves the domain (by adopting it from a comparison, or
     by creating the address and finding it already there) until the operator says so
     (``flask portal release-mailbox``)."""
@@ -183,3 +183,6 @@ class ReleasedMailbox(db.Model):
     address: Mapped[str] = mapped_column(String(254))
     account_name: Mapped[str] = mapped_column(String(200), default="")
     released_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The account that left it, while that account exists (it removed the domain, and may take its
+    # own mail back); None once the account is deleted. Not a foreign key: the row outlives it.
+    account_id: Mapped[int | None] = mapped_column(default=None)

@@ -209,9 +209,20 @@ def routing_blocks_removal(domain: Domain) -> str | None:
 
 
 def forget_deleted_mailboxes(domain: Domain) -> None:
-    """Deleted mailboxes are history of the domain; they go with it."""
+    """Deleted mailboxes are history of the domain; they go with it. Where its backend archives
+    what it deletes (creating the address again restores the mail), each is remembered as left
+    by this account (``ReleasedMailbox``): the next account to prove the domain does not get it."""
+    archives = domain.verified_at is not None and domain.status != DOMAIN_TAKEN and \
+        backends.capabilities(domain.connection).mailbox_delete_archives
+    account_name = db.session.execute(db.select(Account.name).where(Account.id == domain.account_id)).scalar_one()
     for mailbox in db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id,
                                                                Mailbox.status == DELETED)).scalars():
+        if archives:
+            db.session.execute(db.delete(ReleasedMailbox).where(ReleasedMailbox.connection == domain.connection,
+                                                                ReleasedMailbox.address == mailbox.address))
+            db.session.add(ReleasedMailbox(connection=domain.connection, address=mailbox.address,
+                                           account_name=account_name[:200], account_id=domain.account_id,
+                                           released_at=utcnow()))
         db.session.delete(mailbox)
     db.session.flush()
 
@@ -327,22 +338,26 @@ def receiving(address: str) -> list[Mailbox]:
         for domain in db.session.execute(db.select(Domain).where(Domain.account_id == holder.account_id,
                                                                  Domain.settings.is_not(None))).scalars():
             if name in _aliased_names(domain):
-                target = f"{local}@{domain.name}"
-                found += db.session.execute(db.select(Mailbox).where(
-                    Mailbox.domain_id == domain.id, Mailbox.address == target)).scalars().all()
-                # An alias there too: received_addresses counts its aliases' local parts.
-                found += db.session.execute(db.select(Mailbox).join(MailboxAlias, MailboxAlias.mailbox_id == Mailbox.id)
-                                            .where(Mailbox.account_id == holder.account_id,
-                                                   MailboxAlias.address == target)).scalars().all()
-        catch_all = str((holder.settings or {}).get("catch_all") or "").strip().lower()
-        if catch_all and not found:
-            # The catch-all may name a mailbox or one of its aliases.
-            found += db.session.execute(db.select(Mailbox).where(
-                Mailbox.account_id == holder.account_id, Mailbox.address == catch_all)).scalars().all()
-            found += db.session.execute(db.select(Mailbox).join(MailboxAlias, MailboxAlias.mailbox_id == Mailbox.id)
-                                        .where(Mailbox.account_id == holder.account_id,
-                                               MailboxAlias.address == catch_all)).scalars().all()
+                # Delivered as local@ that domain: to a mailbox or an alias there, else to its catch-all.
+                target = _named(holder.account_id, f"{local}@{domain.name}")
+                found += target or _catch_all_of(domain)
+        if not found:
+            found += _catch_all_of(holder)
     return list({mailbox.id: mailbox for mailbox in found}.values())
+
+
+def _named(account_id: int, address: str) -> list[Mailbox]:
+    """The account's mailboxes at ``address`` or with it as an alias."""
+    return list(db.session.execute(db.select(Mailbox).where(
+        Mailbox.account_id == account_id, Mailbox.address == address)).scalars()) + list(db.session.execute(
+        db.select(Mailbox).join(MailboxAlias, MailboxAlias.mailbox_id == Mailbox.id)
+        .where(Mailbox.account_id == account_id, MailboxAlias.address == address)).scalars())
+
+
+def _catch_all_of(domain: Domain) -> list[Mailbox]:
+    """The mailbox the domain's catch-all names (by its address or one of its aliases), if any."""
+    catch_all = str((domain.settings or {}).get("catch_all") or "").strip().lower()
+    return _named(domain.account_id, catch_all) if catch_all else []
 
 
 def catches_all(mailbox: Mailbox) -> list[str]:
@@ -462,18 +477,26 @@ def _resting_status(mailbox: Mailbox) -> str:
     return ENABLED if mailbox.want_active else DISABLED
 
 
+def _refuse_released(mailbox: Mailbox) -> None:
+    found = released(mailbox.domain.connection, mailbox.address, mailbox.account_id)
+    if found is not None:
+        raise AddressReleased(released_message(found))
+
+
 def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None) -> tuple[str, dict]:
     """Make the backend call; return what it did, in words, and the mailbox's columns it changed.
     Create and delete set the status; every other change leaves the mailbox resting (set by the caller)."""
     backend = backends.discovered(mailbox.domain)
     if operation == "create":
+        # A backend that archives what it deletes answers "created" when it restores an archive, with
+        # the mail another account left there: asked first. Another has the mailbox already, or not.
+        archives = backend.capabilities.mailbox_delete_archives
+        if archives:
+            _refuse_released(mailbox)
         can_disable = backend.capabilities.mailbox_disable
         result = backend.create_mailbox(_spec(mailbox, can_disable))
-        if not result.created:
-            found = released(mailbox.domain.connection, mailbox.address)
-            if found is not None:
-                # Already there because a deleted account left it, not because an earlier attempt made it.
-                raise AddressReleased(released_message(found))
+        if not result.created and not archives:
+            _refuse_released(mailbox)  # there because another account left it, not from an earlier attempt
         if result.generated_password:
             keep_secret(mailbox, result.generated_password)
         message = _("Created on the backend.") if result.created else \
@@ -739,6 +762,9 @@ def decommission_all(account_id: int, delete: bool, account_name: str = "") -> d
             left.append({"connection": connection, "address": address, "account_name": account_name[:200],
                          "released_at": utcnow()})
     enqueue_many(DECOMMISSION_KIND, jobs)
+    # What it left when it removed domains is no longer anyone's to take back.
+    db.session.execute(db.update(ReleasedMailbox).where(ReleasedMailbox.account_id == account_id)
+                       .values(account_id=None))
     if left:
         for start in range(0, len(left), 500):
             db.session.execute(db.delete(ReleasedMailbox).where(tuple_(
@@ -752,17 +778,24 @@ class AddressReleased(Exception):
     """The backend already has the address because a deleted account left it there, with its mail."""
 
 
-def released(connection: str, address: str) -> ReleasedMailbox | None:
-    """The record of a deleted account's mailbox left at ``address`` on ``connection``, if any."""
-    return db.session.execute(db.select(ReleasedMailbox).where(
+def released(connection: str, address: str, account_id: int | None = None) -> ReleasedMailbox | None:
+    """The record of a mailbox another account left at ``address`` on ``connection``, with its
+    mail, if any. One that ``account_id`` itself left (it removed the domain, then proved it
+    again) is its own: not returned, and forgotten, since the mail is back with its account."""
+    found = db.session.execute(db.select(ReleasedMailbox).where(
         ReleasedMailbox.connection == connection, ReleasedMailbox.address == address)).scalar_one_or_none()
+    if found is not None and account_id is not None and found.account_id == account_id:
+        db.session.delete(found)
+        return None
+    return found
 
 
 def released_message(found: ReleasedMailbox) -> str:
-    return _("%(address)s was left on the backend, with its mail, when the account %(account)s was deleted "
-             "(%(date)s): its mail is that account's people's, and the portal does not give it to another "
-             "account. Ask the portal's operator to delete it on the backend, or to release it.",
-             address=found.address, account=found.account_name or "?", date=found.released_at.strftime("%Y-%m-%d"))
+    return _("%(address)s was left on the backend, with its mail, by the account %(account)s when it was deleted "
+             "or removed the domain (%(date)s): its mail is that account's people's, and the portal does not "
+             "give it to another account. Ask the portal's operator to delete it on the backend, or to release "
+             "it.", address=found.address, account=found.account_name or "?",
+             date=found.released_at.strftime("%Y-%m-%d"))
 
 
 def _decommission_plan(capabilities, status: str, delete: bool) -> tuple[str | None, str]:

@@ -200,3 +200,16 @@ def test_an_offer_whose_role_is_gone_holds_nothing_back(owner, account, client, 
     db.session.expire_all()
     kept = db.session.get(Invitation, invitation.id)
     assert kept.status == REVOKED and kept.grants == []
+
+
+def test_a_domain_alias_falling_into_a_catch_all_counts_its_readers(owner, account, lena):
+    """newhire@alias goes to newhire@example.org, which has no mailbox, so to example.org's
+    catch-all: Lena's personal mailbox. The link was refused at newhire@example.org, not at
+    newhire@alias."""
+    _person, mailbox, domain = lena
+    enabled_domain(owner, account, "alias.example")
+    domain.settings = {"catch_all": mailbox.address, "domain_aliases": ["alias.example"]}
+    db.session.commit()
+    assert [found.id for found in mailboxes.receiving("newhire@alias.example")] == [mailbox.id]
+    with pytest.raises(services.InvitationError, match=REFUSED):
+        services.send_invitation(owner, _invitation(owner, account, "newhire@alias.example"))

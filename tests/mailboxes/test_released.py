@@ -44,7 +44,7 @@ def test_creating_the_address_does_not_link_the_mailbox_left_there(left_behind, 
     run_jobs()
     mailbox = db.session.get(Mailbox, mailbox.id)
     assert mailbox.status == FAILED
-    assert "was left on the backend, with its mail, when the account Acme was deleted" in mailbox.status_reason
+    assert "was left on the backend, with its mail, by the account Acme when it was deleted" in mailbox.status_reason
     assert services.waiting_secret(mailbox) is None and not mailbox.password_lost
 
 
@@ -56,7 +56,7 @@ def test_a_comparison_shows_them_but_adopting_one_is_refused(left_behind, run_jo
     report = drift.latest_report(domain)
     assert {d["address"] for d in report.differences if d["kind"] == drift.UNKNOWN_TO_PORTAL} == {
         "sales@corp.example", "team@corp.example"}
-    with pytest.raises(services.MailboxError, match="when the account Acme was deleted"):
+    with pytest.raises(services.MailboxError, match="by the account Acme when it was deleted"):
         drift.settle(left_behind["owner"], domain, report, "sales@corp.example", drift.UNKNOWN_TO_PORTAL, "adopt")
     db.session.rollback()
     report = drift.latest_report(domain)
