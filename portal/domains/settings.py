@@ -208,17 +208,25 @@ ROUTING = {"domain_aliases": [], "catch_all": None}  # each routing setting, and
 
 def clear_routing(*domains: Domain) -> int:
     """The domains are removed, or their account deleted: the domain aliases and catch-alls their
-    settings put on the backend go too (jobs, since the rows go now; one statement for them all).
+    settings may have put on the backend go too (jobs, since the rows go now; one statement for
+    them all). Every routing setting the backend has is cleared, whatever the domain's settings
+    want now: a change still pending, or one that failed, may have left the old routing there.
     Left there, mail to joe@alias kept reaching joe@ the domain, in the mailbox of whichever
     account next proves it. How many jobs."""
+    from portal.backends.base import ConfigurationError
     from portal.domains.models import TAKEN
 
     jobs = []
     for domain in domains:
-        settings = domain.settings or {}
-        cleared = {key: empty for key, empty in ROUTING.items() if settings.get(key)}
         # Settings reach the backend only on a proven name the account still holds.
-        if cleared and domain.verified_at is not None and domain.status != TAKEN:
+        if domain.verified_at is None or domain.status == TAKEN:
+            continue
+        try:
+            offered = {spec.key for spec in specs(domain)}
+        except ConfigurationError:
+            continue  # a connection no longer configured: the portal reaches nothing there
+        cleared = {key: empty for key, empty in ROUTING.items() if key in offered}
+        if cleared:
             jobs.append(({"connection": domain.connection, "name": domain.name, "settings": cleared},
                          f"domain-settings-clear:{domain.name}"))
     return enqueue_many(CLEAR_KIND, jobs)
@@ -226,8 +234,16 @@ def clear_routing(*domains: Domain) -> int:
 
 @handler(CLEAR_KIND, max_attempts=12, backoff_seconds=60, backoff_cap_seconds=3600)
 def clear_routing_job(job) -> None:
+    """Run later, perhaps once another account (or the same, again) has proven the name: what
+    that holder's own settings route is theirs, applied by their own job, and stays."""
+    cleared = dict(job.payload["settings"])
+    holder = ownership.proven_copy(job.payload["name"])
+    if holder is not None and holder.connection == job.payload["connection"]:
+        cleared = {key: empty for key, empty in cleared.items() if not (holder.settings or {}).get(key)}
+    if not cleared:
+        return
     try:
-        backends.adapter(job.payload["connection"]).set_domain_settings(job.payload["name"], job.payload["settings"])
+        backends.adapter(job.payload["connection"]).set_domain_settings(job.payload["name"], cleared)
     except TransientBackendError:
         raise
     except BackendError as error:

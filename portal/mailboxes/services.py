@@ -211,19 +211,35 @@ def routing_blocks_removal(domain: Domain) -> str | None:
 def forget_deleted_mailboxes(domain: Domain) -> None:
     """Deleted mailboxes are history of the domain; they go with it. Where its backend archives
     what it deletes (creating the address again restores the mail), each is remembered as left
-    by this account (``ReleasedMailbox``): the next account to prove the domain does not get it."""
-    archives = domain.verified_at is not None and domain.status != DOMAIN_TAKEN and \
-        backends.capabilities(domain.connection).mailbox_delete_archives
-    account_name = db.session.execute(db.select(Account.name).where(Account.id == domain.account_id)).scalar_one()
-    for mailbox in db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id,
-                                                               Mailbox.status == DELETED)).scalars():
-        if archives:
-            db.session.execute(db.delete(ReleasedMailbox).where(ReleasedMailbox.connection == domain.connection,
-                                                                ReleasedMailbox.address == mailbox.address))
-            db.session.add(ReleasedMailbox(connection=domain.connection, address=mailbox.address,
-                                           account_name=account_name[:200], account_id=domain.account_id,
-                                           released_at=utcnow()))
-        db.session.delete(mailbox)
+    by this account (``ReleasedMailbox``): the next account to prove the domain does not get it.
+    An address already remembered stays as it was: what another account left is still theirs,
+    whoever deleted a mailbox at it since (the backend only found the archive)."""
+    from portal.backends.base import ConfigurationError
+
+    deleted = list(db.session.execute(db.select(Mailbox.address).where(Mailbox.domain_id == domain.id,
+                                                                        Mailbox.status == DELETED)).scalars())
+    try:
+        archives = backends.capabilities(domain.connection).mailbox_delete_archives
+    except ConfigurationError:
+        archives = True  # a connection no longer configured: it may keep anything
+    if deleted and archives and domain.verified_at is not None and domain.status != DOMAIN_TAKEN:
+        with db.session.no_autoflush:
+            addresses = sorted(set(deleted))
+            known = set()
+            for start in range(0, len(addresses), 500):
+                known |= set(db.session.execute(db.select(ReleasedMailbox.address).where(
+                    ReleasedMailbox.connection == domain.connection,
+                    ReleasedMailbox.address.in_(addresses[start:start + 500]))).scalars())
+            account_name = db.session.execute(db.select(Account.name).where(
+                Account.id == domain.account_id)).scalar_one()
+            left = [{"connection": domain.connection, "address": address, "account_name": account_name[:200],
+                     "account_id": domain.account_id, "released_at": utcnow()}
+                    for address in addresses if address not in known]
+            if left:
+                db.session.execute(db.insert(ReleasedMailbox.__table__), left)
+    if deleted:  # one statement; their aliases and attempts go with them (ON DELETE CASCADE)
+        db.session.execute(db.delete(Mailbox).where(Mailbox.domain_id == domain.id, Mailbox.status == DELETED),
+                           execution_options={"synchronize_session": False})
     db.session.flush()
 
 

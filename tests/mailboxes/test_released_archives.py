@@ -123,3 +123,108 @@ def test_deleting_an_account_takes_its_domains_routing_off_the_backend(owner, ac
     db.session.commit()
     run_jobs()
     assert not box.forwards_to(f"@{alias}")
+
+
+def test_the_next_holder_cannot_pass_anothers_archive_off_as_its_own(owner, account, make, run_jobs, box):
+    """Newco, refused Acme's archive, deleted its refused mailbox and removed the domain: the
+    record was rewritten as left by Newco, which then proved the name again and got Acme's mail."""
+    domain = enabled_domain(owner, account, NAME, "box")
+    assert _created(owner, account, run_jobs, domain, "sales").status == ENABLED
+    box.deliver(f"sales@{NAME}", 7)
+    accounts.delete_account(owner, account, account.name, delete_mailboxes=False)
+    db.session.commit()
+    run_jobs()
+    boss, newco = _newco(make)
+    theirs = enabled_domain(boss, newco, NAME, "box")
+    refused = _created(boss, newco, run_jobs, theirs, "sales")
+    assert refused.status == FAILED
+    services.delete(boss, refused)
+    db.session.commit()
+    run_jobs()
+    remove_domain(boss, theirs)
+    db.session.commit()
+    row = db.session.execute(db.select(ReleasedMailbox)).scalar_one()
+    assert row.account_id is None and row.account_name != "Newco"
+    again = _created(boss, newco, run_jobs, enabled_domain(boss, newco, NAME, "box"), "sales")
+    assert again.status == FAILED and box.users[f"sales@{NAME}"]["status"] == "inactive"
+
+
+def test_a_late_clear_leaves_the_next_holders_routing(owner, account, make, run_jobs, box):
+    """The clearing job, delayed by the backend, ran after Newco had proven the name and routed
+    mail there: it took Newco's domain alias off the backend, while Newco's page said applied."""
+    from datetime import timedelta
+
+    from portal.jobs.models import Job
+    from portal.timeutil import utcnow
+
+    enabled_domain(owner, account, "a-alias.example.org", "box")
+    domain = enabled_domain(owner, account, NAME, "box")
+    settings.save(owner, domain, {"domain_aliases": ["a-alias.example.org"]})
+    db.session.commit()
+    run_jobs()
+    remove_domain(owner, domain)
+    db.session.commit()
+    box.faults.fail_5xx(1)
+    run_jobs()
+    assert db.session.execute(db.select(Job.status).where(Job.kind == settings.CLEAR_KIND)).scalar_one() == "queued"
+    boss, newco = _newco(make)
+    enabled_domain(boss, newco, "b-alias.example.org", "box")
+    theirs = enabled_domain(boss, newco, NAME, "box")
+    settings.save(boss, theirs, {"domain_aliases": ["b-alias.example.org"]})
+    db.session.commit()
+    run_jobs()
+    assert box.forwards_to("@b-alias.example.org") == [f"@{NAME}"]
+    assert run_jobs(utcnow() + timedelta(minutes=5)) >= 1
+    assert box.forwards_to("@b-alias.example.org") == [f"@{NAME}"]
+
+
+def test_removing_a_domain_clears_routing_a_pending_change_had_not_taken_off_yet(owner, account, run_jobs, box):
+    enabled_domain(owner, account, "a-alias.example.org", "box")
+    domain = enabled_domain(owner, account, NAME, "box")
+    settings.save(owner, domain, {"domain_aliases": ["a-alias.example.org"]})
+    db.session.commit()
+    run_jobs()
+    settings.save(owner, domain, {"domain_aliases": None})
+    db.session.commit()
+    remove_domain(owner, domain)  # before the worker applied the change
+    db.session.commit()
+    run_jobs()
+    assert not box.forwards_to("@a-alias.example.org")
+
+
+def test_removing_a_domain_of_a_connection_no_longer_configured_answers(owner, account, client, auth, run_jobs, box):
+    """It answered 500: the removal asked the retired connection what its backend does."""
+    domain = enabled_domain(owner, account, NAME, "box")
+    ceo = _created(owner, account, run_jobs, domain, "ceo")
+    services.delete(owner, ceo)
+    db.session.commit()
+    run_jobs()
+    domain.connection = "retired"
+    db.session.commit()
+    auth.login(owner.email)
+    answer = client.post(f"/accounts/{account.id}/domains/{domain.id}/remove", data={"confirm": NAME})
+    assert answer.status_code in (302, 303), answer.status_code
+    assert db.session.execute(db.select(ReleasedMailbox.address)).scalar_one() == f"ceo@{NAME}"
+
+
+def test_removing_a_domain_costs_the_same_statements_whatever_it_held(owner, account):
+    """Each deleted mailbox cost a DELETE and an INSERT of its record, besides its own DELETE."""
+    from portal.mailboxes.models import Mailbox
+    from tests.sql import on_each_statement
+
+    def cost(name, size):
+        domain = enabled_domain(owner, account, name, "box")
+        for number in range(size):
+            services.create_mailbox(owner, account, domain, f"user{number}")
+        db.session.flush()
+        db.session.execute(db.update(Mailbox).where(Mailbox.domain_id == domain.id).values(status=DELETED))
+        db.session.commit()
+        domain = db.session.merge(domain)
+        statements = []
+        with on_each_statement(statements.append):
+            remove_domain(owner, domain)
+        db.session.commit()
+        return len(statements)
+
+    assert cost("few.example.org", 2) == cost("many.example.org", 30)
+    assert db.session.execute(db.select(db.func.count()).select_from(ReleasedMailbox)).scalar_one() == 32
