@@ -229,8 +229,15 @@ def create_mailbox(account_id, body: schemas.MailboxIn):
     if domain is None:
         return problem(422, _("Choose one of this account's domains."),
                        errors={"body.domain_id": _("not in this account")})
-    owner = mailboxes.member_user(g.account, body.owner_id, only=findable_people())
+    only = findable_people()
+    owner = mailboxes.member_user(g.account, body.owner_id, only=only)
     if body.owner_id and owner is None:
+        # Said only to a maker who may see the members (the limit is the token's, not theirs).
+        if only is not None and "members.view" in g.access.held and \
+                mailboxes.member_user(g.account, body.owner_id) is not None:
+            return problem(422, _("This token may name only its maker as the owner: give it the users scope "
+                                  "(reading is enough) to name someone else."),
+                           errors={"body.owner_id": _("not yours to name")})
         return problem(422, _("The owner must be a member of the account."),
                        errors={"body.owner_id": _("not a member")})
     mailbox = mailboxes.create_mailbox(current_user, g.account, domain, body.local_part, kind=body.kind, owner=owner,

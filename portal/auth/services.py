@@ -333,7 +333,7 @@ def change_password(user: User, current: str, new: str) -> None:
     try:
         security.refuse_if_rate_limited(user)
     except security.SecurityError:
-        raise AuthError(_("Too many wrong passwords. Wait %(minutes)s minutes and try again.",
+        raise AuthError(_("Too many wrong codes or passwords. Wait %(minutes)s minutes and try again.",
                           minutes=int(security.FAILURE_WINDOW.total_seconds() // 60)), "current") from None
     if not verify_password(user.password_hash, current):
         security.record_failure(user, "password", "password_change")

@@ -101,6 +101,7 @@ def start(actor: User, account: Account, raw_email: str) -> Invitation:
     if existing_user is not None and membership_of(existing_user, account) is not None:
         raise InvitationError(_("%(email)s is already a member of this account.", email=email), field="email")
     _refuse_unusable_personal_mailbox(account, email)
+    _refuse_read_by_others(email, account)  # said on the address field now, not only at sending
     open_one = db.session.execute(db.select(Invitation).where(
         Invitation.account_id == account.id, Invitation.email == email,
         Invitation.status.in_((DRAFT, PENDING)))).scalars().first()
@@ -190,7 +191,7 @@ def _require_offers(actor: User, account: Account, grants) -> None:
             raise InvitationError(str(error)) from None
 
 
-def _refuse_read_by_others(invitation: Invitation, account: Account) -> None:
+def _refuse_read_by_others(invitation: Invitation | str, account: Account) -> None:
     """The link goes to whoever reads the address: refuse to mail it where someone else may.
 
     A mailbox of the portal that receives the address by name (at it, an alias, a domain alias)
@@ -203,15 +204,16 @@ def _refuse_read_by_others(invitation: Invitation, account: Account) -> None:
     from portal.mailboxes.services import received_addresses, receiving
     from portal.roles.services import is_owner
 
-    if find_user(invitation.email) is not None:
+    email = invitation if isinstance(invitation, str) else invitation.email
+    if find_user(email) is not None:
         return
-    refusal = InvitationError(_("Mail to %(email)s reaches a mailbox that others may read: they could answer the "
-                                "invitation in their place. Invite them at an address that is theirs alone.",
-                                email=invitation.email), field="email")
-    for mailbox in receiving(invitation.email):
+    refusal = InvitationError(_("Mail to %(email)s reaches a mailbox other people may read: one of them could answer "
+                                "the invitation instead of the person invited. Invite them at an address only they "
+                                "read.", email=email), field="email")
+    for mailbox in receiving(email):
         if mailbox.status == DELETED:
             continue
-        if invitation.email in received_addresses(mailbox):
+        if email in received_addresses(mailbox):
             raise refusal
         readers = {mailbox.password_given_to_id, mailbox.owner_id if mailbox.kind == PERSONAL else None} - {None}
         for reader in readers:
@@ -223,6 +225,12 @@ def _refuse_read_by_others(invitation: Invitation, account: Account) -> None:
 def expire_links_to(addresses) -> int:
     """A mailbox or an alias now receives these addresses: pending invitations mailed there stop
     working (their links may now reach someone else); sending one again checks who reads it. How many."""
+    # Someone with a profile answers only signed in as it (a mailbox of their own at their address,
+    # made when they joined, is no reason to end their invitations).
+    addresses = set(addresses) - set(db.session.execute(
+        db.select(User.email).where(User.email.in_(sorted(addresses)))).scalars())
+    if not addresses:
+        return 0
     expired = db.session.execute(update(Invitation).where(
         Invitation.email.in_(sorted(addresses)), Invitation.status == PENDING, Invitation.expires_at > utcnow()
     ).values(expires_at=utcnow()).execution_options(synchronize_session=False)).rowcount

@@ -379,7 +379,7 @@ def require_owner_for(actor: User, account: Account, role: Role | None) -> None:
     set catch-alls and domain aliases, and outrank everyone; holding every permission one by one
     does not make someone an owner, nor able to make one."""
     if _is_owner_role(role) and not is_owner(actor, account.id):
-        raise AccessError(_("Only an owner of the account gives or takes the Owner role."))
+        raise AccessError(_("Only an owner of the account gives or takes the Account Owner role."))
 
 
 def grant_role(actor: User, account: Account, membership: Membership, role: Role) -> Grant:
@@ -509,14 +509,24 @@ def require_may_remove(actor: User, account: Account, membership: Membership) ->
 
 
 def _require_holds_their_mailbox_rights(actor: User, account: Account, membership: Membership) -> None:
-    """``actor`` holds, on each mailbox, what ``membership`` holds there."""
+    """``actor`` holds, on each mailbox, what ``membership`` holds there; but for their own personal
+    mailboxes, whose rights leave with them (what becomes of such a mailbox is chosen apart)."""
+    from portal.mailboxes.models import PERSONAL, Mailbox
+
     wanted: dict[int, set[str]] = {}
-    for grant in db.session.execute(db.select(Grant).where(Grant.membership_id == membership.id,
-                                                           Grant.mailbox_id.is_not(None))).scalars():
+    for grant in db.session.execute(
+            db.select(Grant).join(Mailbox, Mailbox.id == Grant.mailbox_id)
+            .where(Grant.membership_id == membership.id,
+                   ~((Mailbox.kind == PERSONAL) & (Mailbox.owner_id == membership.user_id)))).scalars():
         wanted.setdefault(grant.mailbox_id, set()).update(grant.role.permissions if grant.role else {grant.permission})
     for mailbox_id, codes in wanted.items():
-        if codes - _handed_on(actor, account.id, mailbox_permissions(actor, account, mailbox_id), mailbox=True):
-            raise AccessError(_("You cannot remove a member who holds rights on a mailbox that you do not hold."))
+        held = mailbox_permissions(actor, account, mailbox_id)
+        if codes - _handed_on(actor, account.id, held, mailbox=True):
+            if not codes - held:  # the person holds them; the API token they use does not reach them
+                raise AccessError(_("This token's scopes do not reach mailboxes: give it the mailboxes scope too "
+                                    "to remove a member who holds rights on one."))
+            raise AccessError(_("You cannot remove a member who holds permissions on a mailbox that you do not "
+                                "hold."))
 
 
 def grant_mailbox_role(actor: User | None, account: Account, membership: Membership, mailbox_id: int,

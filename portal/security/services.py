@@ -112,7 +112,8 @@ def refuse_if_rate_limited(user: User) -> None:
         FactorFailure.user_id == user.id, FactorFailure.at >= since)).scalar_one()
     if failures >= MAX_FAILURES:
         minutes = int(FAILURE_WINDOW.total_seconds() // 60)
-        raise SecurityError(_("Too many wrong codes. Wait %(minutes)s minutes and try again, or use a passkey.",
+        raise SecurityError(_("Too many wrong codes or passwords. Wait %(minutes)s minutes and try again, or use a "
+                              "passkey.",
                               minutes=minutes), "rate_limited")
 
 

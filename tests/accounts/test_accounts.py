@@ -82,7 +82,7 @@ def test_members__removing_someone_needs_holding_their_rights_on_mailboxes_too(c
     make.member(account, make.user("junior@example.net"), permissions=("members.remove", "members.view"))
     auth.login("junior@example.net")
     refused = client.post(f"/accounts/{account.id}/members/{assistant.id}/remove")
-    assert refused.status_code == 403 and "rights on a mailbox" in refused.get_data(as_text=True)
+    assert refused.status_code == 403 and "permissions on a mailbox" in refused.get_data(as_text=True)
     assert client.post(f"/accounts/{account.id}/members/{plain.id}/remove").status_code == 302
     db.session.expire_all()
     assert db.session.get(Membership, assistant.id) is not None and db.session.get(Membership, plain.id) is None

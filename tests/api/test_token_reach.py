@@ -130,8 +130,24 @@ def test_a_mailbox_creator_who_may_not_see_the_users_names_only_themself_as_owne
                         json={"local_part": "theirs", "domain_id": domain.id, "kind": "personal",
                               "owner_id": member.user_id})
     assert blind.status_code == 422, "a token that may not read the users names no one else either"
+    assert "give it the users scope" in blind.get_json()["detail"]  # its maker may: the token's limit
+    assert "give it the users scope" not in refused.get_json()["detail"]  # the maker's own: not said
     allowed = client.post(url, headers=bearer(_token(world, "mailboxes:write", "users:read")),
                           json={"local_part": "theirs", "domain_id": domain.id, "kind": "personal",
                                 "owner_id": member.user_id})
     assert allowed.status_code == 202, allowed.get_data(as_text=True)
     assert allowed.get_json()["owner_email"] == "member@example.org"
+
+
+def test_a_users_token_removes_a_corporate_user_with_a_personal_mailbox(client, world, make):
+    """Their own mailbox's rights leave with them: a users:write token (which does not reach
+    mailboxes) was refused removing almost every corporate user."""
+    account = world["account"]
+    user, _link = users.create_corporate_user(world["owner"], account, first_name="Leaving", last_name="Soon",
+                                              email="leaving@example.org", personal_mailbox=True)
+    db.session.commit()
+    membership = db.session.execute(db.select(Membership).where(Membership.user_id == user.id)).scalar_one()
+    answer = client.delete(f"/api/v1/accounts/{account.id}/users/{membership.id}",
+                           headers=bearer(_token(world, "users:write")))
+    assert answer.status_code == 204, answer.get_data(as_text=True)
+    assert db.session.get(Membership, membership.id) is None

@@ -169,7 +169,7 @@ def test_password_change__guesses_at_the_current_password_stop_at_the_limit(clie
         assert wrong.status_code == 422 and "current password is not right" in wrong.get_data(as_text=True)
     assert db.session.execute(db.select(db.func.count()).select_from(FactorFailure)).scalar_one() == MAX_FAILURES
     right = client.post("/profile/password", data={"pw-current": PASSWORD, **new})
-    assert right.status_code == 422 and "Too many wrong passwords" in right.get_data(as_text=True)
+    assert right.status_code == 422 and "Too many wrong codes or passwords" in right.get_data(as_text=True)
     assert auth.login("ada@example.org").status_code == 302, "the password did not change"
 
 

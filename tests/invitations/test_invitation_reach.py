@@ -21,7 +21,7 @@ from portal.timeutil import utcnow
 from tests.conftest import PASSWORD, first_link
 from tests.mailboxes.conftest import enabled_domain
 
-REFUSED = "reaches a mailbox that others may read"
+REFUSED = "reaches a mailbox other people may read"
 
 
 def _invitation(owner, account, email, *, role="administrator"):
@@ -213,3 +213,28 @@ def test_a_domain_alias_falling_into_a_catch_all_counts_its_readers(owner, accou
     assert [found.id for found in mailboxes.receiving("newhire@alias.example")] == [mailbox.id]
     with pytest.raises(services.InvitationError, match=REFUSED):
         services.send_invitation(owner, _invitation(owner, account, "newhire@alias.example"))
+
+
+def test_a_mailbox_of_the_invitees_own_does_not_end_their_invitation(owner, account, make, run_jobs):
+    """Their personal mailbox, made when they joined another way (single sign-on, registration,
+    another invitation), ended the invitation waiting for them: it left their Invites tab."""
+    domain = enabled_domain(owner, account)
+    invitation = _invitation(owner, account, "alice@example.org")
+    services.send_invitation(owner, invitation)
+    db.session.commit()
+    alice = make.user("alice@example.org")
+    mailboxes.create_mailbox(owner, account, domain, "alice", kind="personal", owner=alice)
+    db.session.commit()
+    assert services.is_open(db.session.get(Invitation, invitation.id))
+    assert [found.id for found in services.pending_for(alice)] == [invitation.id]
+
+
+def test_a_read_address_is_refused_when_the_draft_is_started(owner, account, lena):
+    """It was refused only at sending, after the draft had been made and offers added."""
+    _person, mailbox, _domain = lena
+    mailboxes.add_alias(owner, mailbox, "team@example.org")
+    db.session.commit()
+    with pytest.raises(services.InvitationError, match=REFUSED) as refusal:
+        services.start(owner, account, "team@example.org")
+    assert refusal.value.field == "email"
+    assert db.session.execute(db.select(Invitation)).first() is None

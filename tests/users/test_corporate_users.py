@@ -197,7 +197,7 @@ def test_remove__needs_what_removing_a_member_needs(owner, account, domain, make
         services.remove_corporate_user(deputy.user, account, co_membership, "keep")
     db.session.rollback()
     junior = make.member(account, make.user("junior@example.net"), permissions=("members.view", "users.manage"))
-    with pytest.raises(AccessError, match="rights on a mailbox"):
+    with pytest.raises(AccessError, match="permissions on a mailbox"):
         services.remove_corporate_user(junior.user, account, assistant_membership, "keep")
     db.session.rollback()
     assert co_membership.id in owner_memberships(account)
