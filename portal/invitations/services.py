@@ -191,7 +191,7 @@ def _require_offers(actor: User, account: Account, grants) -> None:
             raise InvitationError(str(error)) from None
 
 
-def _refuse_read_by_others(invitation: Invitation | str, account: Account) -> None:
+def _refuse_read_by_others(email: str, account: Account) -> None:
     """The link goes to whoever reads the address: refuse to mail it where someone else may.
 
     A mailbox of the portal that receives the address by name (at it, an alias, a domain alias)
@@ -204,7 +204,6 @@ def _refuse_read_by_others(invitation: Invitation | str, account: Account) -> No
     from portal.mailboxes.services import received_addresses, receiving
     from portal.roles.services import is_owner
 
-    email = invitation if isinstance(invitation, str) else invitation.email
     if find_user(email) is not None:
         return
     refusal = InvitationError(_("Mail to %(email)s reaches a mailbox other people may read: one of them could answer "
@@ -261,7 +260,7 @@ def send_invitation(actor: User, invitation: Invitation) -> None:
         raise InvitationError(_("This invitation was already sent; resend it for a new link."))
     account = db.session.get(Account, invitation.account_id)
     _require_offers(actor, account, invitation.grants)
-    _refuse_read_by_others(invitation, account)
+    _refuse_read_by_others(invitation.email, account)
     invitation.status = PENDING
     invitation.invited_by_id = actor.id
     _mail_invitation(invitation, _issue_link(invitation))
@@ -275,7 +274,7 @@ def resend(actor: User, invitation: Invitation) -> None:
         raise InvitationError(_("Only a pending or expired invitation can be sent again."))
     account = db.session.get(Account, invitation.account_id)
     _require_offers(actor, account, invitation.grants)
-    _refuse_read_by_others(invitation, account)
+    _refuse_read_by_others(invitation.email, account)
     _mail_invitation(invitation, _issue_link(invitation))
     record("invitation.resend", account=invitation.account_id, target=invitation, target_label=invitation.email)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, func, or_
 from sqlalchemy.orm import lazyload
 
 from portal.accounts.models import Account, Membership
@@ -517,7 +517,9 @@ def _require_holds_their_mailbox_rights(actor: User, account: Account, membershi
     for grant in db.session.execute(
             db.select(Grant).join(Mailbox, Mailbox.id == Grant.mailbox_id)
             .where(Grant.membership_id == membership.id,
-                   ~((Mailbox.kind == PERSONAL) & (Mailbox.owner_id == membership.user_id)))).scalars():
+                   # (an owner gone, the column NULL, is no one's own: NOT (... = NULL) would skip it)
+                   or_(Mailbox.kind != PERSONAL, Mailbox.owner_id.is_(None),
+                       Mailbox.owner_id != membership.user_id))).scalars():
         wanted.setdefault(grant.mailbox_id, set()).update(grant.role.permissions if grant.role else {grant.permission})
     for mailbox_id, codes in wanted.items():
         held = mailbox_permissions(actor, account, mailbox_id)

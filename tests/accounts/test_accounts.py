@@ -92,6 +92,30 @@ def test_members__removing_someone_needs_holding_their_rights_on_mailboxes_too(c
     assert client.post(f"/accounts/{account.id}/members/{assistant.id}/remove").status_code == 302
 
 
+def test_members__rights_on_a_personal_mailbox_whose_owner_is_gone_are_checked_too(client, auth, make):
+    """Only one's own personal mailboxes are left aside; one whose owner was deleted (the column
+    NULL) slipped through the SQL test of "not their own"."""
+    from portal.mailboxes import services as mailboxes
+    from portal.mailboxes.models import Mailbox
+    from portal.roles.services import grant_mailbox_role, system_role
+    from tests.mailboxes.conftest import enabled_domain
+
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    domain = enabled_domain(owner, account)
+    former = make.user("former@example.org")
+    box = mailboxes.create_mailbox(owner, account, domain, "former", kind="personal", owner=former)
+    assistant = make.member(account, make.user("assistant@example.net"))
+    grant_mailbox_role(owner, account, assistant, box.id, system_role("mailbox_owner"))
+    db.session.execute(db.update(Mailbox).where(Mailbox.id == box.id).values(owner_id=None))
+    db.session.commit()
+    make.member(account, make.user("junior@example.net"), permissions=("members.remove", "members.view"))
+    auth.login("junior@example.net")
+    refused = client.post(f"/accounts/{account.id}/members/{assistant.id}/remove")
+    assert refused.status_code == 403 and "permissions on a mailbox" in refused.get_data(as_text=True)
+    assert db.session.get(Membership, assistant.id) is not None
+
+
 def test_advanced__grants_single_permissions_within_what_the_granter_holds(client, auth, make):
     owner = make.user("owner@example.org")
     account = make.account(owner, "Acme")
