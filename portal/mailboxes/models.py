@@ -53,6 +53,8 @@ class Mailbox(db.Model):
                       # The list filtered by status and kind, newest first; its prefix serves counts by status.
                       Index("ix_mailboxes_account_status_kind_created", "account_id", "status", "kind", "created_at"),
                       Index("ix_mailboxes_account_address", "account_id", "address"),
+                      # The Overview's failed mailboxes, most recently changed first.
+                      Index("ix_mailboxes_account_status_updated", "account_id", "status", "updated_at"),
                       # Searching by any part of the address or display name (LIKE '%text%' on
                       # search_text): a trigram index on PostgreSQL where pg_trgm is installed.
                       Index("ix_mailboxes_search_trgm", "search_text", postgresql_using="gin",

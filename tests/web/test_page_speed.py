@@ -3,6 +3,7 @@ on a list of mailboxes read together, row links built once, long logs counted on
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import insert
 
 from portal.audit.models import AuditEvent
@@ -55,6 +56,20 @@ def test_overview__an_administrator_needs_no_look_up_per_mailbox(client, auth, o
         page = client.get(url).get_data(as_text=True)
     assert page.count("/retry") == 5
     assert not [sql for sql in statements if "FROM grants" in sql and "mailbox_id IN" in sql]
+
+
+def test_overview__reads_the_failed_mailboxes_along_an_index_without_sorting_them(owner, account):
+    """SQLite's plan for the Overview's most recently changed failed mailboxes: the (account, status,
+    updated_at) index, no temporary B-tree sorting every failed mailbox of the account."""
+    from portal.accounts.overview import failed_mailboxes
+
+    _failed_mailboxes(owner, account, 3)
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("the plan checked is SQLite's; PostgreSQL chooses its own from its statistics")
+    compiled = failed_mailboxes(account).compile(db.engine, compile_kwargs={"literal_binds": True})
+    plan = [row[3] for row in db.session.execute(db.text(f"EXPLAIN QUERY PLAN {compiled}"))]
+    assert any("ix_mailboxes_account_status_updated" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
 def test_account_page__reads_the_account_and_the_access_in_one_statement(client, auth, account):
