@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from flask import abort, current_app, g, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.accounts.models import Account
@@ -25,7 +26,7 @@ from portal.api.auth import uses_token
 from portal.roles.services import access_to, granted_on_mailboxes, mailbox_powers
 from portal.tokens.services import mailbox_permissions_of as token_mailbox_permissions
 from portal.tokens.services import permissions_of as token_permissions
-from portal.tokens.services import scopes_here
+from portal.tokens.services import SCOPES, scopes_here
 
 
 @dataclass(frozen=True)
@@ -197,11 +198,25 @@ def enforce() -> object | None:
         if not g.access.can_on_mailbox(mailbox.id, access.permission):
             abort(403)
         if access.also and not g.access.can_read(access.also):  # to see, as a read scope would
-            abort(403)
+            _refuse(access.also, reading=True)
         return _gated(access, account)
     if access.permission and not g.access.can(access.permission):
-        abort(403)
+        _refuse(access.permission)
     return _gated(access, account)
+
+
+def _refuse(permission: str, *, reading: bool = False):
+    """403; when the person holds ``permission`` and the API token they use does not reach it,
+    saying which scopes would (the token's maker can add one) rather than that they lack it."""
+    token = g.get("api_token")
+    if token is not None and permission in g.access.held:
+        writing = _writing() and not reading
+        scopes = sorted(scope for scope, held in SCOPES.items() if permission in held
+                        and not scope.startswith("scim:") and (scope.endswith(":write") or not writing))
+        if scopes:
+            abort(403, description=_("This token's scopes do not reach this; it needs one of these: %(scopes)s.",
+                                     scopes=", ".join(scopes)))
+    abort(403)
 
 
 def _gated(access: Rule, account: Account | None):

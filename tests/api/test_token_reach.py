@@ -151,3 +151,28 @@ def test_a_users_token_removes_a_corporate_user_with_a_personal_mailbox(client, 
                            headers=bearer(_token(world, "users:write")))
     assert answer.status_code == 204, answer.get_data(as_text=True)
     assert db.session.get(Membership, membership.id) is None
+
+
+def test_a_token_whose_scopes_fall_short_is_told_which_scope_it_needs(client, world, make):
+    """A mailboxes:write token granting a mailbox role to a member was answered a bare "you do not
+    have the permission" though its owner holds every one: the member's page needs seeing the
+    members, which only the users scopes reach. It is told which scopes would."""
+    ids = world["ids"]
+    base = f"/api/v1/accounts/{ids['account_id']}"
+    role_id = system_role(catalogue.MAILBOX_DELEGATE).id
+    raw = _token(world, "mailboxes:write")
+    answer = client.post(f"{base}/members/{ids['membership_id']}/mailboxes/{ids['mailbox_id']}/roles",
+                         headers=bearer(raw), json={"role_id": role_id})
+    assert answer.status_code == 403
+    assert "users:read" in answer.get_json()["detail"] and "users:write" in answer.get_json()["detail"]
+    assert not db.session.execute(db.select(Grant).where(Grant.membership_id == ids["membership_id"],
+                                                         Grant.mailbox_id == ids["mailbox_id"])).first()
+    # An account permission a write needs: only the write scope is named.
+    answer = client.post(f"{base}/members/{ids['membership_id']}/roles", headers=bearer(_token(world, "users:read")),
+                         json={"role_id": ids["role_id"]})
+    assert answer.status_code == 403
+    assert "users:write" in answer.get_json()["detail"] and "users:read" not in answer.get_json()["detail"]
+    # With the scopes it needs, the same grant is made.
+    answer = client.post(f"{base}/members/{ids['membership_id']}/mailboxes/{ids['mailbox_id']}/roles",
+                         headers=bearer(_token(world, "mailboxes:write", "users:read")), json={"role_id": role_id})
+    assert answer.status_code == 200, answer.get_json()
