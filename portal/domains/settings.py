@@ -138,7 +138,8 @@ def _normalized_aliases(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, "domain_aliases": list(dict.fromkeys(kept)) or None}
 
 
-def save(actor: User, domain: Domain, values: dict[str, Any]) -> None:
+def save(actor: User, domain: Domain, values: dict[str, Any]) -> int:
+    """Validate and keep the settings, queue their application; how many invitation links ended."""
     values = _normalized_aliases(values)
     problems = validate_domain_settings(specs(domain), values, domain=domain.name)
     for key, problem in (("catch_all", _catch_all_problem(actor, domain, values)),
@@ -150,12 +151,38 @@ def save(actor: User, domain: Domain, values: dict[str, Any]) -> None:
     if problems:
         raise SettingsInvalid(problems)
     changed = sorted(key for key in values if (domain.settings or {}).get(key) != values[key])
+    before = dict(domain.settings or {})
     domain.settings = values
+    ended = end_links_newly_routed(domain, before)
     domain.settings_state, domain.settings_hints = PENDING, {}
     domain.settings_message = _("Being applied on the backend.")
     enqueue_once(SETTINGS_KIND, {"domain_id": domain.id}, subject=f"domain-settings:{domain.id}",
                  account=domain.account_id)
-    record("domain.settings", account=domain.account_id, target=domain, actor=actor, changed=changed)
+    record("domain.settings", account=domain.account_id, target=domain, actor=actor, changed=changed,
+           **({"invitations_ended": ended} if ended else {}))
+    return ended
+
+
+def end_links_newly_routed(domain: Domain, before: dict[str, Any]) -> int:
+    """A new catch-all receives every address of the domain (and of the domains aliased onto it)
+    without a mailbox; a new domain alias sends its addresses here. Pending invitation links
+    mailed to such addresses, by any account, stop working: whoever reads the catch-all or the
+    mailbox at that local part could now get them (sending again checks who reads it). How many."""
+    from portal.invitations.models import PENDING, Invitation
+    from portal.invitations.services import expire_links_to
+    from portal.timeutil import utcnow
+
+    after = domain.settings or {}
+    aliases_after = {str(name).lower() for name in (after.get("domain_aliases") or [])}
+    names = aliases_after - {str(name).lower() for name in (before.get("domain_aliases") or [])}
+    if after.get("catch_all") and after.get("catch_all") != before.get("catch_all"):
+        names |= {domain.name} | aliases_after
+    if not names:
+        return 0
+    addresses = db.session.execute(db.select(Invitation.email).where(
+        Invitation.status == PENDING, Invitation.expires_at > utcnow(),
+        db.or_(*(Invitation.email.endswith(f"@{name}", autoescape=True) for name in sorted(names))))).scalars()
+    return expire_links_to(set(addresses))
 
 
 def mailbox_limit_problem(domain: Domain, current: int) -> str | None:

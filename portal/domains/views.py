@@ -1,5 +1,6 @@
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.auth.forms import ConfirmForm
@@ -160,13 +161,20 @@ def settings(account_id, domain_id):
         values, problems = domain_settings.parse_form(domain, request.form)
         if not problems:
             try:
-                domain_settings.save(current_user, domain, values)
+                ended = domain_settings.save(current_user, domain, values)
             except domain_settings.SettingsInvalid as invalid:
                 db.session.rollback()
                 problems = invalid.problems
             else:
                 db.session.commit()
                 flash(_("Settings saved; they are being applied on the backend."), "success")
+                if ended:
+                    flash(ngettext("%(num)d pending invitation was mailed to an address these settings now route "
+                                   "to a mailbox: its link no longer works. Send it again if its reader is meant "
+                                   "to get it.",
+                                   "%(num)d pending invitations were mailed to addresses these settings now route "
+                                   "to a mailbox: their links no longer work. Send them again if their readers "
+                                   "are meant to get them.", ended), "info")
                 return redirect(url_for("domains.settings", account_id=account_id, domain_id=domain_id))
         status = 422
     return render("domains/settings.html", block="state", status=status, account=g.account, domain=domain,

@@ -238,3 +238,38 @@ def test_a_read_address_is_refused_when_the_draft_is_started(owner, account, len
         services.start(owner, account, "team@example.org")
     assert refusal.value.field == "email"
     assert db.session.execute(db.select(Invitation)).first() is None
+
+
+def test_a_new_catch_all_or_domain_alias_ends_the_links_mailed_where_it_now_routes(
+        owner, account, lena, make, client, auth):
+    """Saving a catch-all, or adding a domain alias, left pending invitation links working though
+    they were mailed to addresses the new routing hands to a mailbox (whoever reads it could answer
+    as the invited person). Links to other domains, or to someone with a profile, are kept."""
+    person, mailbox, domain = lena
+    enabled_domain(owner, account, "alias.example")
+    make.user("someone@example.org")
+    sent = {}
+    for address in ("newhire@example.org", "someone@example.org", "partner@elsewhere.example",
+                    "hire2@alias.example"):
+        sent[address] = _invitation(owner, account, address)
+        services.send_invitation(owner, sent[address])
+    db.session.commit()
+    auth.login(owner.email)
+    answer = client.post(f"/accounts/{account.id}/domains/{domain.id}/settings",
+                         data={"catch_all": mailbox.address}, follow_redirects=True)
+    assert answer.status_code == 200
+    assert "1 pending invitation was mailed to an address these settings now route" in answer.get_data(as_text=True)
+    db.session.expire_all()
+    still = {address: services.is_open(db.session.get(Invitation, invitation.id))
+             for address, invitation in sent.items()}
+    assert still == {"newhire@example.org": False, "someone@example.org": True,
+                     "partner@elsewhere.example": True, "hire2@alias.example": True}
+    # Aliasing a domain onto this one (whose catch-all is Lena's) ends the links mailed on it.
+    from portal.domains import settings as domain_settings
+
+    assert domain_settings.save(owner, db.session.get(type(domain), domain.id),
+                                {"catch_all": mailbox.address, "domain_aliases": ["alias.example"]}) == 1
+    db.session.commit()
+    db.session.expire_all()
+    assert not services.is_open(db.session.get(Invitation, sent["hire2@alias.example"].id))
+    assert services.is_open(db.session.get(Invitation, sent["partner@elsewhere.example"].id))
