@@ -367,7 +367,8 @@ def _same_grant(membership: Membership, role: Role | None, permission: str | Non
         query = query.where(Grant.role_id == role.id)
     else:
         query = query.where(Grant.permission == permission)
-    return db.session.execute(query).scalar_one_or_none()
+    # The first: two requests at once may each have made one (nothing in the database stops it).
+    return db.session.execute(query.order_by(Grant.id).limit(1)).scalar_one_or_none()
 
 
 def _is_owner_role(role: Role | None) -> bool:

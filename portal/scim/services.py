@@ -267,6 +267,9 @@ def replace_user(actor: User, account: Account, user: User, profile: ScimProfile
         raise MutabilityException(detail="userName is the person's login address, which cannot be changed.")
     given, family = _name_parts(user, profile)
     new_given, new_family = (_cleaned_name(part) for part in _names(wanted, given, family))
+    for part, label in ((new_given, "givenName"), (new_family, "familyName")):
+        if part and len(part) > users.NAME_LIMIT:  # kept as such even when the full name is the same
+            raise InvalidValueException(detail=f"name.{label} is at most {users.NAME_LIMIT} characters.")
     profile = profile or _profile(account, user)
     changed = (new_given, new_family) != (profile.given_name, profile.family_name)
     if f"{new_given} {new_family}" != user.name:
@@ -483,10 +486,12 @@ def _set_members(actor: User, account: Account, role: Role, wanted_ids: list[int
             roles.grant_role(actor, account, membership, role)
     for user_id in current_ids:
         if user_id not in wanted_ids:
-            grant = db.session.execute(select(Grant).join(Membership, Membership.id == Grant.membership_id).where(
-                Membership.account_id == account.id, Membership.user_id == user_id, Grant.role_id == role.id,
-                Grant.mailbox_id.is_(None))).scalar_one()
-            roles.revoke_grant(actor, account, grant)
+            # Every such grant: two requests at once could each have made one (nothing in the
+            # database stops it), and the role is taken away only when both are.
+            for grant in db.session.execute(select(Grant).join(Membership, Membership.id == Grant.membership_id).where(
+                    Membership.account_id == account.id, Membership.user_id == user_id, Grant.role_id == role.id,
+                    Grant.mailbox_id.is_(None))).scalars().all():
+                roles.revoke_grant(actor, account, grant)
 
 
 def _set_external_id(account: Account, role: Role, link: ScimGroup | None, external_id: str | None) -> ScimGroup:
@@ -536,8 +541,18 @@ def replace_group(actor: User, account: Account, role: Role, link: ScimGroup | N
     db.session.flush()
 
 
+def _attribute(path) -> str:
+    """The attribute a PATCH path names, lower case: ``members`` for ``members``,
+    ``members[value eq "7"]``, ``members.value`` and their schema-qualified forms
+    (``urn:ietf:params:scim:schemas:core:2.0:Group:members``, RFC 7644 §3.10)."""
+    text = str(path).lower().split("[", 1)[0]
+    if text.startswith("urn:"):
+        text = text.rsplit(":", 1)[-1]
+    return text.split(".", 1)[0]
+
+
 def patch_group(actor: User, account: Account, role: Role, link: ScimGroup | None, patch: PatchOp) -> None:
-    touches_members = any(operation.path is None or str(operation.path).lower().startswith("members")
+    touches_members = any(operation.path is None or _attribute(operation.path) == "members"
                           for operation in patch.operations or [])
     current = member_ids(account, role) if touches_members else None
     resource = group_resource(role, link, current)

@@ -29,6 +29,8 @@ ONBOARDING = "onboarding"
 ONBOARDING_KIND = "users.onboarding"
 ONBOARDING_HOURS = 72
 NAME_LIMIT = 100
+# The full name ("first last") is kept in a column of 200 characters.
+NAMES_TOGETHER = 199
 
 
 class UserError(ValueError):
@@ -47,6 +49,15 @@ def _clean_name(value: str, field: str) -> str:
         raise UserError(_("The first name is at most %(limit)s characters.", limit=NAME_LIMIT) if first else
                         _("The last name is at most %(limit)s characters.", limit=NAME_LIMIT), field)
     return value
+
+
+def _full_name(first_name: str, last_name: str) -> tuple[str, str]:
+    """The first and last names, tidied and checked, each and together."""
+    first, last = _clean_name(first_name, "first_name"), _clean_name(last_name, "last_name")
+    if len(first) + len(last) > NAMES_TOGETHER:
+        raise UserError(_("The first and last names together are at most %(limit)s characters.",
+                          limit=NAMES_TOGETHER), "last_name")
+    return first, last
 
 
 def corporate_domain_for(account: Account, email: str, *, personal_mailbox: bool = False):
@@ -83,8 +94,7 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     when there is no recovery address to mail it to, the onboarding link to show once.
     ``link_shown`` False (an identity provider creating them: nobody to show it to) makes no
     link then: they sign in through single sign-on, or an admin gives them one from their page."""
-    first = _clean_name(first_name, "first_name")
-    last = _clean_name(last_name, "last_name")
+    first, last = _full_name(first_name, last_name)
     try:
         address = normalize_email(email)
     except AuthError as error:
@@ -265,7 +275,7 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
                     timezone: str, phone: str, default_mailbox_id: int | None, recovery_email: str) -> None:
     if not is_corporate_of(user, account):
         raise UserError(_("Only corporate users of this account have settings here."))
-    name = f"{_clean_name(first_name, 'first_name')} {_clean_name(last_name, 'last_name')}"
+    name = " ".join(_full_name(first_name, last_name))
     if (recovery_email.strip().lower() or None) != user.recovery_email or name != user.name:
         # Where their links go, and the name others know them by (in mails, lists and the audit
         # log), are changed only by someone who holds every right they hold.

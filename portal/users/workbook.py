@@ -54,6 +54,7 @@ ROLES, PERMISSIONS, USERS, ACCOUNT = "Roles", "Permissions", "Users", "Account"
 MAILBOX_MARKER = "Mailbox"  # A1 of a mailbox sheet, in English
 MAX_CELL = 254
 MAX_NAME = 100
+NAMES_TOGETHER = 199  # the full name, "first last", is kept in 200 characters
 # Bounds on what an upload may expand to; a 50,000-user workbook needs a fraction of them.
 MAX_UNCOMPRESSED = 64 * 1024 * 1024
 MAX_ENTRY = 48 * 1024 * 1024
@@ -399,6 +400,7 @@ PROBLEMS = {
                         "user."),
     "first_name_missing": _l("The first name is missing."),
     "last_name_missing": _l("The last name is missing."),
+    "names_too_long": _l("The first and last names together are at most %(limit)s characters."),
     "not_yes_no": _l("“%(value)s” is not Y, N or empty."),
     "listed_twice": _l("%(email)s is listed twice (first on row %(first)s)."),
     "not_a_domain": _l("%(email)s is not on an active domain of this account (not one of this account's domains)."),
@@ -739,6 +741,8 @@ def _plan_users(check: _Validator, sheet: Sheet) -> tuple[list[PlannedUser], int
             problems.append(("A", "first_name_missing", {}))
         if last == "":
             problems.append(("B", "last_name_missing", {}))
+        if isinstance(first, str) and isinstance(last, str) and len(first) + len(last) > NAMES_TOGETHER:
+            problems.append(("B", "names_too_long", {"limit": NAMES_TOGETHER}))
         personal = (personal_raw or "").upper()
         if personal not in check.yes | check.no | {""}:
             problems.append(("D", "not_yes_no", {"value": personal_raw}))

@@ -250,3 +250,14 @@ def test_recovery_column__the_link_goes_there_and_the_result_says_so(owner, acco
     messages = {row[2]: row[6] for row in result.iter_rows(min_row=2, values_only=True)}
     assert "ann.private@elsewhere.example" in messages["ann@example.org"]
     assert "send them an onboarding link" in messages["bob@example.org"]
+
+
+def test_preview__first_and_last_names_fit_the_full_name_together(owner, account, shared):
+    """Two names of 100 characters each passed, and the import kept a full name of 201 characters in
+    a column of 200 (PostgreSQL refused the whole chunk)."""
+    data = fill(_template(account), users=[("a" * 100, "b" * 100, "long@example.org", ""),
+                                           ("a" * 99, "b" * 100, "fits@example.org", "")])
+    run = _preview(owner, account, data)
+    assert [(p["row"], p["column"]) for p in run.problems] == [(2, "B")]
+    assert "together are at most 199" in run.problems[0]["message"]
+    assert run.to_create == 1

@@ -1,0 +1,88 @@
+"""What an attacker-side review of SCIM found (each test fails without its fix): a fully qualified
+members path that changed nothing yet answered 200, names longer than their columns (a 500 on
+PostgreSQL), and a duplicate grant that made the group's member impossible to remove."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.auth.models import User
+from portal.extensions import db
+from portal.roles import catalogue
+from portal.roles.models import Grant
+from portal.roles.services import create_role, membership_of
+from portal.scim.models import ScimProfile
+from portal.users.services import create_corporate_user
+from tests.scim.conftest import new_user
+
+MEMBERS = "urn:ietf:params:scim:schemas:core:2.0:Group:members"
+
+
+@pytest.fixture
+def plain_and_role(owner, account, domain):
+    plain, _link = create_corporate_user(owner, account, first_name="Pl", last_name="Ain", email="plain@example.org",
+                                         personal_mailbox=False, link_shown=False)
+    role = create_role(owner, account, name="Helpdesk", scope=catalogue.ACCOUNT, description="",
+                       permissions={"members.view"})
+    db.session.commit()
+    return plain, role
+
+
+def _grants(plain, account, role) -> int:
+    db.session.expire_all()
+    membership = membership_of(plain, account)
+    return len(db.session.execute(db.select(Grant).where(Grant.membership_id == membership.id,
+                                                         Grant.role_id == role.id)).all())
+
+
+def test_a_schema_qualified_members_path_adds_and_removes(scim, plain_and_role, account):
+    """``urn:...:Group:members`` (RFC 7644 allows fully qualified paths) was answered 200 and
+    changed nothing: an identity provider believed it had taken the role away."""
+    plain, role = plain_and_role
+    assert scim.patch(f"/Groups/{role.id}", {"op": "add", "path": MEMBERS,
+                                             "value": [{"value": str(plain.id)}]}).status_code == 200
+    assert _grants(plain, account, role) == 1
+    assert scim.patch(f"/Groups/{role.id}", {"op": "remove",
+                                             "path": f'{MEMBERS}[value eq "{plain.id}"]'}).status_code == 200
+    assert _grants(plain, account, role) == 0
+    scim.patch(f"/Groups/{role.id}", {"op": "add", "path": "members", "value": [{"value": str(plain.id)}]})
+    assert scim.patch(f"/Groups/{role.id}", {"op": "replace", "path": MEMBERS, "value": []}).status_code == 200
+    assert _grants(plain, account, role) == 0
+
+
+def test_first_and_last_names_fit_their_columns_together_and_apart(scim, owner, account, domain):
+    """Two names of 100 characters made a full name of 201 in a column of 200 (a 500 on PostgreSQL);
+    a part of over 100 characters whose full name was unchanged was kept unchecked in one of 100."""
+    answer = scim.post("/Users", new_user("long@example.org", "a" * 100, "b" * 100))
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert "together are at most 199" in answer.get_json()["detail"]
+    assert db.session.execute(db.select(User).where(User.email == "long@example.org")).first() is None
+    user, _link = create_corporate_user(owner, account, first_name="a" * 100, last_name="x y",
+                                        email="split@example.org", personal_mailbox=False, link_shown=False)
+    db.session.commit()
+    answer = scim.put(f"/Users/{user.id}", new_user("split@example.org", "a" * 100 + " x", "y"))
+    assert answer.status_code == 400 and "givenName is at most 100" in answer.get_json()["detail"]
+    db.session.expire_all()
+    assert db.session.execute(db.select(ScimProfile.given_name).where(ScimProfile.user_id == user.id)).scalar() \
+        in (None, "a" * 100)
+    answer = scim.put(f"/Users/{user.id}", new_user("split@example.org", "a" * 99, "b" * 100))
+    assert answer.status_code == 200 and len(db.session.get(User, user.id).name) == 200
+
+
+def test_a_duplicate_grant_is_removed_with_the_other(scim, plain_and_role, account):
+    """Two adds at once could leave the member holding the role twice (nothing in the database stops
+    it); removing them from the group then failed (a 500) and the role could not be taken away."""
+    plain, role = plain_and_role
+    membership = membership_of(plain, account)
+    for _ in range(2):
+        db.session.add(Grant(membership_id=membership.id, account_id=account.id, role_id=role.id))
+    db.session.commit()
+    answer = scim.patch(f"/Groups/{role.id}", {"op": "remove", "path": f'members[value eq "{plain.id}"]'})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert _grants(plain, account, role) == 0
+    for _ in range(2):
+        db.session.add(Grant(membership_id=membership.id, account_id=account.id, role_id=role.id))
+    db.session.commit()
+    group = scim.get(f"/Groups/{role.id}").get_json()
+    assert scim.put(f"/Groups/{role.id}", {**group, "members": []}).status_code == 200
+    assert _grants(plain, account, role) == 0
