@@ -172,11 +172,17 @@ def end_links_newly_routed(domain: Domain, before: dict[str, Any]) -> int:
     from portal.invitations.services import expire_links_to
     from portal.timeutil import utcnow
 
+    def aliases(settings) -> set[str]:
+        names = settings.get("domain_aliases")
+        return {str(name).strip().lower().rstrip(".") for name in names} if isinstance(names, list) else set()
+
+    def catch_all(settings) -> str:
+        return str(settings.get("catch_all") or "").strip().lower()
+
     after = domain.settings or {}
-    aliases_after = {str(name).lower() for name in (after.get("domain_aliases") or [])}
-    names = aliases_after - {str(name).lower() for name in (before.get("domain_aliases") or [])}
-    if after.get("catch_all") and after.get("catch_all") != before.get("catch_all"):
-        names |= {domain.name} | aliases_after
+    names = aliases(after) - aliases(before)
+    if catch_all(after) and catch_all(after) != catch_all(before):
+        names |= {domain.name} | aliases(after)
     if not names:
         return 0
     addresses = db.session.execute(db.select(Invitation.email).where(

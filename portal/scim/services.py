@@ -267,8 +267,10 @@ def replace_user(actor: User, account: Account, user: User, profile: ScimProfile
         raise MutabilityException(detail="userName is the person's login address, which cannot be changed.")
     given, family = _name_parts(user, profile)
     new_given, new_family = (_cleaned_name(part) for part in _names(wanted, given, family))
-    for part, label in ((new_given, "givenName"), (new_family, "familyName")):
-        if part and len(part) > users.NAME_LIMIT:  # kept as such even when the full name is the same
+    for part, before, label in ((new_given, given, "givenName"), (new_family, family, "familyName")):
+        # A part sent anew is kept as such, even when the full name is the same; one the portal split
+        # from its own name (a first name with a space) is not the provider's to answer for.
+        if part and part != before and len(part) > users.NAME_LIMIT:
             raise InvalidValueException(detail=f"name.{label} is at most {users.NAME_LIMIT} characters.")
     profile = profile or _profile(account, user)
     changed = (new_given, new_family) != (profile.given_name, profile.family_name)
@@ -277,7 +279,9 @@ def replace_user(actor: User, account: Account, user: User, profile: ScimProfile
                               timezone=user.timezone, phone=user.phone, default_mailbox_id=user.default_mailbox_id,
                               recovery_email=user.recovery_email or "")
         changed = True
-    profile.given_name, profile.family_name = new_given, new_family
+    # A part too long to keep is not kept: the name is then split from the portal's own again.
+    profile.given_name, profile.family_name = (part if part and len(part) <= users.NAME_LIMIT else None
+                                               for part in (new_given, new_family))
     changed = bool(_apply_profile(actor, account, user, profile, wanted)) or changed
     if wanted.active is False and user.suspended_at is None:
         users.suspend(actor, account, user)

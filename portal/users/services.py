@@ -51,10 +51,11 @@ def _clean_name(value: str, field: str) -> str:
     return value
 
 
-def _full_name(first_name: str, last_name: str) -> tuple[str, str]:
-    """The first and last names, tidied and checked, each and together."""
+def _full_name(first_name: str, last_name: str, kept: str | None = None) -> tuple[str, str]:
+    """The first and last names, tidied and checked, each and together (unless they make the
+    name ``kept`` already has, kept before names were checked together)."""
     first, last = _clean_name(first_name, "first_name"), _clean_name(last_name, "last_name")
-    if len(first) + len(last) > NAMES_TOGETHER:
+    if len(first) + len(last) > NAMES_TOGETHER and f"{first} {last}" != kept:
         raise UserError(_("The first and last names together are at most %(limit)s characters.",
                           limit=NAMES_TOGETHER), "last_name")
     return first, last
@@ -275,7 +276,7 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
                     timezone: str, phone: str, default_mailbox_id: int | None, recovery_email: str) -> None:
     if not is_corporate_of(user, account):
         raise UserError(_("Only corporate users of this account have settings here."))
-    name = " ".join(_full_name(first_name, last_name))
+    name = " ".join(_full_name(first_name, last_name, kept=user.name))
     if (recovery_email.strip().lower() or None) != user.recovery_email or name != user.name:
         # Where their links go, and the name others know them by (in mails, lists and the audit
         # log), are changed only by someone who holds every right they hold.

@@ -26,7 +26,7 @@ from portal.api.auth import uses_token
 from portal.roles.services import access_to, granted_on_mailboxes, mailbox_powers
 from portal.tokens.services import mailbox_permissions_of as token_mailbox_permissions
 from portal.tokens.services import permissions_of as token_permissions
-from portal.tokens.services import SCOPES, scopes_here
+from portal.tokens.services import SCIM_BLUEPRINT, SCOPES, scopes_here
 
 
 @dataclass(frozen=True)
@@ -206,13 +206,15 @@ def enforce() -> object | None:
 
 
 def _refuse(permission: str, *, reading: bool = False):
-    """403; when the person holds ``permission`` and the API token they use does not reach it,
-    saying which scopes would (the token's maker can add one) rather than that they lack it."""
+    """403; when the API token used does not reach ``permission``, saying which scopes would (its
+    maker may add one, if they hold it: the answer does not depend on that, so that it does not
+    tell a token what its maker holds beyond its scopes)."""
     token = g.get("api_token")
-    if token is not None and permission in g.access.held:
-        writing = _writing() and not reading
+    writing = _writing() and not reading
+    if token is not None and permission not in token_permissions(scopes_here(token.scopes), writing=writing):
+        scim = request.blueprint == SCIM_BLUEPRINT  # there, the scim: scopes count (and are the ones to name)
         scopes = sorted(scope for scope, held in SCOPES.items() if permission in held
-                        and not scope.startswith("scim:") and (scope.endswith(":write") or not writing))
+                        and scope.startswith("scim:") == scim and (scope.endswith(":write") or not writing))
         if scopes:
             abort(403, description=_("This token's scopes do not reach this; it needs one of these: %(scopes)s.",
                                      scopes=", ".join(scopes)))

@@ -176,3 +176,18 @@ def test_a_token_whose_scopes_fall_short_is_told_which_scope_it_needs(client, wo
     answer = client.post(f"{base}/members/{ids['membership_id']}/mailboxes/{ids['mailbox_id']}/roles",
                          headers=bearer(_token(world, "mailboxes:write", "users:read")), json={"role_id": role_id})
     assert answer.status_code == 200, answer.get_json()
+
+
+def test_the_scopes_named_do_not_tell_a_token_what_its_maker_holds(client, world, make):
+    """The answer named the scopes only when the maker held the permission: a token learnt, one
+    permission at a time, what its maker holds beyond its scopes."""
+    account = world["account"]
+    viewer = make.member(account, make.user("viewer@example.org"), permissions=("domains.view",))
+    answers = []
+    for maker in (world["owner"], viewer.user):
+        _, raw = tokens.create(maker, account, name="domains", scopes={"domains:read"}, expires_at=None)
+        db.session.commit()
+        answers.append(client.get(f"/api/v1/accounts/{account.id}/members", headers=bearer(raw)))
+    assert [answer.status_code for answer in answers] == [403, 403]
+    assert answers[0].get_json()["detail"] == answers[1].get_json()["detail"]
+    assert "users:read" in answers[0].get_json()["detail"]

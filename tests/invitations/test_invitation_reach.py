@@ -273,3 +273,17 @@ def test_a_new_catch_all_or_domain_alias_ends_the_links_mailed_where_it_now_rout
     db.session.expire_all()
     assert not services.is_open(db.session.get(Invitation, sent["hire2@alias.example"].id))
     assert services.is_open(db.session.get(Invitation, sent["partner@elsewhere.example"].id))
+
+
+def test_a_catch_all_written_otherwise_ends_nothing(owner, account, lena):
+    """Only routing that is new ends links: the same catch-all in other capitals is not new."""
+    from portal.domains import settings as domain_settings
+
+    _person, mailbox, domain = lena
+    invitation = _invitation(owner, account, "someone-new@example.org", role=None)
+    invitation.status, invitation.expires_at = PENDING, utcnow() + timedelta(days=3)
+    domain.settings = {"catch_all": mailbox.address.upper()}
+    db.session.commit()
+    assert domain_settings.save(owner, domain, {"catch_all": mailbox.address}) == 0
+    db.session.expire_all()
+    assert services.is_open(db.session.get(Invitation, invitation.id))

@@ -86,3 +86,25 @@ def test_a_duplicate_grant_is_removed_with_the_other(scim, plain_and_role, accou
     group = scim.get(f"/Groups/{role.id}").get_json()
     assert scim.put(f"/Groups/{role.id}", {**group, "members": []}).status_code == 200
     assert _grants(plain, account, role) == 0
+
+
+def test_a_portal_name_split_oddly_does_not_stop_deactivating(scim, owner, account, domain):
+    """A first name with a space ("Ana Maria") made SCIM's family name part of it: a PATCH of
+    ``active`` alone was refused for a family name over 100 characters, so the person stayed active."""
+    user, _link = create_corporate_user(owner, account, first_name="Ana Maria", last_name="b" * 95,
+                                        email="ana@example.org", personal_mailbox=False, link_shown=False)
+    db.session.commit()
+    answer = scim.patch(f"/Users/{user.id}", {"op": "replace", "path": "active", "value": False})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(User, user.id).suspended_at is not None
+    assert db.session.get(User, user.id).name == "Ana Maria " + "b" * 95
+
+
+def test_a_scim_token_short_of_scopes_is_told_the_scim_scope(client, owner, account, domain):
+    from tests.scim.conftest import Scim, make_token
+
+    answer = Scim(client, make_token(owner, account, scopes=("scim:read",))).post(
+        "/Users", new_user("x@example.org", "X", "Y"))
+    assert answer.status_code == 403
+    assert answer.get_json()["detail"].endswith("it needs one of these: scim:write.")

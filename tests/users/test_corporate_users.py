@@ -206,3 +206,22 @@ def test_remove__needs_what_removing_a_member_needs(owner, account, domain, make
     services.remove_corporate_user(owner, account, assistant_membership, "keep")
     db.session.commit()
     assert db.session.get(Membership, co_membership.id) is None
+
+
+def test_settings__a_name_kept_before_names_were_checked_together_does_not_block_the_rest(owner, account, domain):
+    """First and last names are at most 199 characters together now; someone whose name was kept
+    longer before keeps it while their other settings are changed."""
+    from portal.users import services as users_services
+
+    user, _link = users_services.create_corporate_user(owner, account, first_name="A", last_name="B",
+                                                       email="longname@example.org", personal_mailbox=False)
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite kept such names: PostgreSQL refused them")
+    user.name = "a" * 100 + " " + "b" * 100
+    db.session.commit()
+    users_services.update_settings(owner, account, user, first_name="a" * 100, last_name="b" * 100,
+                                   timezone="Europe/Paris", phone="", default_mailbox_id=None, recovery_email="")
+    assert user.timezone == "Europe/Paris"
+    with pytest.raises(users_services.UserError, match="together are at most 199"):
+        users_services.update_settings(owner, account, user, first_name="a" * 100, last_name="c" * 100,
+                                       timezone="UTC", phone="", default_mailbox_id=None, recovery_email="")
