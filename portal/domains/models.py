@@ -100,3 +100,15 @@ class DomainCheckRun(db.Model):
     records: Mapped[list] = mapped_column(JSON, default=list)
 
     domain: Mapped[Domain] = relationship(back_populates="checks")
+
+
+def aliased_names(settings: dict | None) -> set[str]:
+    """The domain names a domain's settings alias onto it (joe@alias reaches joe@ it), as names
+    are kept (lower case, no trailing dot); none when the value is not a list."""
+    names = (settings or {}).get("domain_aliases")
+    return {str(name).strip().lower().rstrip(".") for name in names} if isinstance(names, list) else set()
+
+
+def catch_all_address(settings: dict | None) -> str:
+    """The address a domain's settings make its catch-all, in lower case ("" for none)."""
+    return str((settings or {}).get("catch_all") or "").strip().lower()

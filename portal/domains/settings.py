@@ -14,7 +14,7 @@ from portal.backends import service as backends
 from portal.backends.base import BackendError, DomainSetting, TransientBackendError, validate_domain_settings
 from portal.backends.registry import backend_class
 from portal.domains import ownership
-from portal.domains.models import Domain
+from portal.domains.models import Domain, aliased_names, catch_all_address
 from portal.extensions import db
 from portal.i18n import _l, labels
 from portal.jobs.registry import PermanentJobError, handler
@@ -172,17 +172,10 @@ def end_links_newly_routed(domain: Domain, before: dict[str, Any]) -> int:
     from portal.invitations.services import expire_links_to
     from portal.timeutil import utcnow
 
-    def aliases(settings) -> set[str]:
-        names = settings.get("domain_aliases")
-        return {str(name).strip().lower().rstrip(".") for name in names} if isinstance(names, list) else set()
-
-    def catch_all(settings) -> str:
-        return str(settings.get("catch_all") or "").strip().lower()
-
-    after = domain.settings or {}
-    names = aliases(after) - aliases(before)
-    if catch_all(after) and catch_all(after) != catch_all(before):
-        names |= {domain.name} | aliases(after)
+    after = domain.settings
+    names = aliased_names(after) - aliased_names(before)
+    if catch_all_address(after) and catch_all_address(after) != catch_all_address(before):
+        names |= {domain.name} | aliased_names(after)
     if not names:
         return 0
     addresses = db.session.execute(db.select(Invitation.email).where(

@@ -27,7 +27,7 @@ from portal.domains import services as domains
 from portal.domains.models import DISABLED as DOMAIN_DISABLED
 from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.domains.models import TAKEN as DOMAIN_TAKEN
-from portal.domains.models import Domain
+from portal.domains.models import Domain, aliased_names, catch_all_address
 from portal.extensions import db
 from portal.i18n import _l
 from portal.jobs.models import FAILED as JOB_FAILED
@@ -78,7 +78,7 @@ def _login_holder_problem(address: str, kind: str, owner: User | None) -> str | 
 
 def _aliased_names(domain: Domain) -> set[str]:
     """The domains the domain's settings alias onto it (joe@alias reaches joe@ here)."""
-    return {str(name).strip().lower().rstrip(".") for name in ((domain.settings or {}).get("domain_aliases") or [])}
+    return aliased_names(domain.settings)
 
 
 def _routed(domain: Domain, address: str) -> None:
@@ -372,7 +372,7 @@ def _named(account_id: int, address: str) -> list[Mailbox]:
 
 def _catch_all_of(domain: Domain) -> list[Mailbox]:
     """The mailbox the domain's catch-all names (by its address or one of its aliases), if any."""
-    catch_all = str((domain.settings or {}).get("catch_all") or "").strip().lower()
+    catch_all = catch_all_address(domain.settings)
     return _named(domain.account_id, catch_all) if catch_all else []
 
 
@@ -381,7 +381,7 @@ def catches_all(mailbox: Mailbox) -> list[str]:
     own = {mailbox.address} | {alias.address for alias in mailbox.aliases}
     return [domain.name for domain in db.session.execute(db.select(Domain).where(
         Domain.account_id == mailbox.account_id, Domain.settings.is_not(None))).scalars()
-        if str((domain.settings or {}).get("catch_all") or "").strip().lower() in own]
+        if catch_all_address(domain.settings) in own]
 
 
 def _require_outranks_holder(actor: User, mailbox: Mailbox) -> None:
