@@ -198,20 +198,27 @@ def member_details(memberships: list[Membership]) -> dict[int, dict]:
     details = {membership_id: {"grants": [], "mailboxes": 0} for membership_id in ids}
     if not ids:
         return details
-    for membership_id, permission, role_id, role_name, system_key in db.session.execute(
-            db.select(Grant.membership_id, Grant.permission, Role.id, Role.name, Role.system_key)
+    grants, mailboxes = _details_statements()
+    for membership_id, permission, role_id, role_name, system_key in db.session.execute(grants, {"ids": ids}):
+        role = HeldRole(role_id, role_name, system_key is not None) if role_id is not None else None
+        details[membership_id]["grants"].append(HeldGrant(role, permission))
+    for membership_id, count in db.session.execute(mailboxes, {"ids": ids}):
+        details[membership_id]["mailboxes"] = count
+    return details
+
+
+@cache
+def _details_statements():
+    """``member_details``' two statements, built once (``ids`` expands to the page's members)."""
+    ids = bindparam("ids", expanding=True)
+    return (db.select(Grant.membership_id, Grant.permission, Role.id, Role.name, Role.system_key)
             .outerjoin(Role, Role.id == Grant.role_id)
             .where(Grant.membership_id.in_(ids), Grant.mailbox_id.is_(None))
             # By member, as the (membership_id, mailbox_id) index gives them: ordered by id alone,
             # SQLite walked every account-wide grant of the table in id order (2 ms at 14,000).
-            .order_by(Grant.membership_id, Grant.id)):
-        role = HeldRole(role_id, role_name, system_key is not None) if role_id is not None else None
-        details[membership_id]["grants"].append(HeldGrant(role, permission))
-    for membership_id, count in db.session.execute(
+            .order_by(Grant.membership_id, Grant.id),
             db.select(Grant.membership_id, func.count(Grant.mailbox_id.distinct()))
-            .where(Grant.membership_id.in_(ids), Grant.mailbox_id.is_not(None)).group_by(Grant.membership_id)):
-        details[membership_id]["mailboxes"] = count
-    return details
+            .where(Grant.membership_id.in_(ids), Grant.mailbox_id.is_not(None)).group_by(Grant.membership_id))
 
 
 def member_in_account(account: Account, membership_id: int) -> Membership | None:

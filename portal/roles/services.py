@@ -176,10 +176,17 @@ def roles_query(account: Account, scope: str | None = None):
 def roles_for(account: Account, scope: str | None = None, *, permissions: bool = True) -> list[Role]:
     """The roles the account may use, system roles first; ``permissions=False`` leaves their
     permissions unread (for a list of names)."""
-    query = roles_query(account, scope).order_by(Role.system_key.is_(None), Role.scope, Role.name)
-    if not permissions:
-        query = query.options(lazyload(Role.permission_rows))
-    return list(db.session.execute(query).scalars())
+    return list(db.session.execute(_roles_statement(scope, permissions), {"account_id": account.id}).scalars())
+
+
+@cache
+def _roles_statement(scope: str | None, permissions: bool):
+    """``roles_for``'s statement, built once per scope (the Users and Roles pages make it every time)."""
+    query = db.select(Role).where((Role.account_id == bindparam("account_id")) | Role.system_key.is_not(None))
+    if scope:
+        query = query.where(Role.scope == scope)
+    query = query.order_by(Role.system_key.is_(None), Role.scope, Role.name)
+    return query if permissions else query.options(lazyload(Role.permission_rows))
 
 
 def role_in_account(account: Account, role_id: int) -> Role | None:

@@ -132,3 +132,48 @@ def test_list_fragment__reads_nothing_for_the_top_bar_it_does_not_show(client, a
     switcher = [sql for sql in page_statements if sql not in fragment_statements]
     assert len(switcher) == 1 and "FROM accounts" in switcher[0], "\n".join(page_statements)
     assert len(fragment_statements) == len(page_statements) - 1
+
+
+def test_overview__statements_built_once_read_each_account_its_own(make, owner, account):
+    """The Overview's statements are built once per process with the account and the clock as
+    parameters: one account's Overview, read after another's, shows its own rows and nothing of the other's."""
+    from datetime import timedelta
+
+    from portal.accounts.overview import build
+    from portal.audit.services import record
+    from portal.invitations.models import Invitation
+    from portal.users.models import ImportRun
+
+    other_owner = make.user("other-owner@example.org")
+    other = make.account(other_owner, "Other")
+    now = utcnow()
+    _failed_mailboxes(owner, account, 2)
+    make.member(account, make.user("member@example.org"))
+    db.session.add_all([
+        Invitation(account_id=account.id, email="soon@example.org", status="pending", sent_at=now,
+                   expires_at=now + timedelta(days=1)),
+        Invitation(account_id=account.id, email="later@example.org", status="pending", sent_at=now,
+                   expires_at=now + timedelta(days=5)),
+        Invitation(account_id=account.id, email="gone@example.org", status="pending", sent_at=now,
+                   expires_at=now - timedelta(hours=1)),
+        Invitation(account_id=other.id, email="theirs@example.org", status="pending", sent_at=now,
+                   expires_at=now + timedelta(hours=3)),
+        ImportRun(account_id=other.id, filename="theirs.xlsx", status="running", total=10),
+    ])
+    record("account.settings", account=other, target=other)
+    db.session.commit()
+
+    for _ in range(2):  # each read after the other's, twice
+        mine, theirs = build(account, lambda permission: True), build(other, lambda permission: True)
+        assert (mine.members, theirs.members) == (2, 1)
+        assert [invitation.email for invitation in mine.expiring_invitations] == ["soon@example.org"]
+        assert (mine.pending_invitations, mine.invitations_sent) == (2, 3)
+        assert [invitation.email for invitation in theirs.expiring_invitations] == ["theirs@example.org"]
+        assert (theirs.pending_invitations, theirs.invitations_sent) == (1, 1)
+        assert mine.mailboxes == {"failed": 2} and len(mine.failed_mailboxes) == 2
+        assert theirs.mailboxes == {} and theirs.failed_mailboxes == []
+        assert mine.domains == {ENABLED: 1} and theirs.domains == {}
+        assert mine.imports_running == [] and [run.filename for run in theirs.imports_running] == ["theirs.xlsx"]
+        assert mine.recent and {event.account_id for event in mine.recent} == {account.id}
+        assert theirs.recent[0].action == "account.settings"
+        assert {event.account_id for event in theirs.recent} == {other.id}
