@@ -108,3 +108,40 @@ def test_a_scim_token_short_of_scopes_is_told_the_scim_scope(client, owner, acco
         "/Users", new_user("x@example.org", "X", "Y"))
     assert answer.status_code == 403
     assert answer.get_json()["detail"].endswith("it needs one of these: scim:write.")
+
+
+@pytest.mark.parametrize("operation", [
+    {"op": "replace", "path": "displayName", "value": "Not the boss"},
+    {"op": "replace", "path": "externalId", "value": "someone-else"},
+    {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+     "value": "Nowhere"},
+])
+def test_an_administrators_token_changes_no_profile_field_of_an_owner(client, make, scim, owner, account, domain,
+                                                                      operation):
+    """An Administrator's scim:write token could change an owner's SCIM-only fields (the name the
+    identity provider shows, the id it matches them by, their department) with no rank check, where
+    the owner's name and status were refused; a peer's it still changes."""
+    from portal.roles.services import grant_role, system_role
+    from tests.scim.conftest import Scim, make_token
+
+    boss = scim.post("/Users", new_user("boss@example.org", "Big", "Boss", externalId="boss-1")).get_json()
+    peer = scim.post("/Users", new_user("peer@example.org", "Pe", "Er", externalId="peer-1")).get_json()
+    boss_user = db.session.get(User, int(boss["id"]))
+    grant_role(owner, account, membership_of(boss_user, account), system_role(catalogue.OWNER))
+    admin = make.user("admin@example.org")
+    make.member(account, admin, roles=(catalogue.ADMINISTRATOR,))
+    db.session.commit()
+    theirs = Scim(client, make_token(admin, account, name="Admin's IdP"))
+
+    refused = theirs.patch(f"/Users/{boss['id']}", operation)
+    assert refused.status_code == 403, refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert scim.get(f"/Users/{boss['id']}").get_json() == boss
+    body = {**boss, **({operation["path"]: operation["value"]} if ":" not in operation["path"] else {})}
+    assert theirs.put(f"/Users/{boss['id']}", {**body, "displayName": "Not the boss"}).status_code == 403
+    assert scim.get(f"/Users/{boss['id']}").get_json() == boss
+
+    assert theirs.patch(f"/Users/{peer['id']}", operation).status_code == 200
+    assert scim.get(f"/Users/{peer['id']}").get_json() != peer
+    # The owner's own token still changes them.
+    assert scim.patch(f"/Users/{boss['id']}", operation).status_code == 200
