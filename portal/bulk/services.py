@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
 
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
@@ -295,6 +296,12 @@ def run_bulk(job) -> None:
                 run.failed += 1
                 if len(problems) < MAX_PROBLEMS:
                     problems.append({"label": name, "message": str(refusal)})
+            except IntegrityError:  # another request made the same change at that moment (a grant held once)
+                run.failed += 1
+                if len(problems) < MAX_PROBLEMS:
+                    problems.append({"label": name, "message": _(
+                        "Someone else changed this at the same moment: nothing was done here. Check it, "
+                        "and run the action again for them if it is still needed.")})
         run.done = min(start_at + CHUNK, len(ids))
         run.problems = list(problems)
         db.session.commit()  # progress is visible after every chunk

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -86,6 +86,11 @@ class Grant(db.Model):
         ForeignKeyConstraint(["membership_id", "account_id"], ["memberships.id", "memberships.account_id"],
                              name="fk_grants_membership_account", ondelete="CASCADE"),
         Index("ix_grants_account_role_membership", "account_id", "role_id", "membership_id"),
+        # A member holds a role, or a single permission, once over the account and once over each
+        # mailbox: two requests granting the same at once (a double click, an identity provider's
+        # retries) make one grant, the other is refused. Empty columns are compared as equal.
+        Index("uq_grants_once", "membership_id", text("coalesce(role_id, 0)"), text("coalesce(permission, '')"),
+              text("coalesce(mailbox_id, 0)"), unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -374,7 +374,7 @@ def _same_grant(membership: Membership, role: Role | None, permission: str | Non
         query = query.where(Grant.role_id == role.id)
     else:
         query = query.where(Grant.permission == permission)
-    # The first: two requests at once may each have made one (nothing in the database stops it).
+    # The first (grants made before 0032 could hold copies; the database now keeps one).
     return db.session.execute(query.order_by(Grant.id).limit(1)).scalar_one_or_none()
 
 

@@ -453,3 +453,46 @@ def test_export__a_control_character_in_a_name_is_written_as_a_replacement_mark(
     assert "Bob\ufffdEvil" in names
     sheet = load_workbook(io.BytesIO(boxes_sheet.data)).worksheets[0]
     assert "Team\ufffdbell" in {row[1] for row in sheet.iter_rows(values_only=True)}
+
+
+def test_bulk_grant__a_grant_made_at_the_same_moment_is_a_problem_of_that_person_alone(
+        client, auth, account, staff, run_jobs):
+    """Another request granting the same role to someone while the run reaches them: the database
+    keeps one grant, that person is listed as a problem, the others get the role, the run ends.
+    PostgreSQL: on SQLite the run's transaction, which has read, cannot write after another
+    connection's (the job is retried, as for any lock)."""
+    from sqlalchemy import text
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("two writers at once: PostgreSQL")
+
+    from tests.sql import on_each_statement
+
+    first = db.session.execute(db.select(Membership).join(Membership.user).where(
+        Membership.account_id == account.id).order_by(Membership.id)).scalars().first()
+    ticked = [str(first.id)] + _ids(account, "staff01@corp.example.org", "staff02@corp.example.org")
+    auth.login("owner@example.org")
+    role = _administrator()
+    _confirm(client, f"/accounts/{account.id}/members/bulk",
+             data={"action": "grant_role", "role_id": role.id, "member": ticked, "confirmed": "yes"})
+    raced = []
+
+    def granted_elsewhere_first(statement: str) -> None:
+        if raced or not statement.lstrip().upper().startswith("INSERT INTO GRANTS"):
+            return
+        raced.append(True)
+        with db.engine.connect() as other:
+            other.execute(text("INSERT INTO grants (membership_id, account_id, role_id, created_at) "
+                               "VALUES (:membership, :account, :role, CURRENT_TIMESTAMP)"),
+                          {"membership": first.id, "account": account.id, "role": role.id})
+            other.commit()
+
+    with on_each_statement(granted_elsewhere_first):
+        run_jobs()
+    db.session.expire_all()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert raced and (run.status, run.total, run.succeeded, run.failed) == ("done", 3, 2, 1)
+    assert run.problems[0]["label"] == first.user.email and "same moment" in run.problems[0]["message"]
+    holding = db.session.execute(db.select(Grant.membership_id).where(Grant.role_id == role.id,
+                                                                      Grant.account_id == account.id)).scalars()
+    assert sorted(holding) == sorted(int(membership_id) for membership_id in ticked)

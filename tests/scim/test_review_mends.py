@@ -1,6 +1,6 @@
 """What an attacker-side review of SCIM found (each test fails without its fix): a fully qualified
 members path that changed nothing yet answered 200, names longer than their columns (a 500 on
-PostgreSQL), and a duplicate grant that made the group's member impossible to remove."""
+PostgreSQL), and two grants of the same role made at once, which made the group's member impossible to remove."""
 
 from __future__ import annotations
 
@@ -69,23 +69,41 @@ def test_first_and_last_names_fit_their_columns_together_and_apart(scim, owner, 
     assert answer.status_code == 200 and len(db.session.get(User, user.id).name) == 200
 
 
-def test_a_duplicate_grant_is_removed_with_the_other(scim, plain_and_role, account):
-    """Two adds at once could leave the member holding the role twice (nothing in the database stops
-    it); removing them from the group then failed (a 500) and the role could not be taken away."""
+def test_two_adds_at_once_make_one_grant_and_the_second_is_told(scim, plain_and_role, account):
+    """Two adds at once could each find no grant and both insert one (nothing in the database
+    stopped it), and removing the member then failed. Now the database keeps one grant: the request
+    that loses the race is answered 409, and removing the member takes the role away."""
+    from sqlalchemy import text
+
+    from tests.sql import on_each_statement
+
     plain, role = plain_and_role
     membership = membership_of(plain, account)
-    for _ in range(2):
-        db.session.add(Grant(membership_id=membership.id, account_id=account.id, role_id=role.id))
-    db.session.commit()
+    raced = []
+
+    def other_request_first(statement: str) -> None:
+        # Just after the request looked for the grant and found none: another one makes it and commits.
+        if raced or not statement.lstrip().upper().startswith("INSERT INTO GRANTS"):
+            return
+        raced.append(True)
+        with db.engine.connect() as other:
+            other.execute(text("INSERT INTO grants (membership_id, account_id, role_id, created_at) "
+                               "VALUES (:membership, :account, :role, CURRENT_TIMESTAMP)"),
+                          {"membership": membership.id, "account": account.id, "role": role.id})
+            other.commit()
+
+    with on_each_statement(other_request_first):
+        answer = scim.patch(f"/Groups/{role.id}", {"op": "add", "path": "members",
+                                                   "value": [{"value": str(plain.id)}]})
+    assert raced and answer.status_code == 409, answer.get_data(as_text=True)
+    assert answer.get_json()["scimType"] == "uniqueness"
+    assert _grants(plain, account, role) == 1
+    # The provider tries again: the member holds the role, once.
+    assert scim.patch(f"/Groups/{role.id}", {"op": "add", "path": "members",
+                                             "value": [{"value": str(plain.id)}]}).status_code == 200
+    assert _grants(plain, account, role) == 1
     answer = scim.patch(f"/Groups/{role.id}", {"op": "remove", "path": f'members[value eq "{plain.id}"]'})
-    assert answer.status_code == 200, answer.get_data(as_text=True)
-    assert _grants(plain, account, role) == 0
-    for _ in range(2):
-        db.session.add(Grant(membership_id=membership.id, account_id=account.id, role_id=role.id))
-    db.session.commit()
-    group = scim.get(f"/Groups/{role.id}").get_json()
-    assert scim.put(f"/Groups/{role.id}", {**group, "members": []}).status_code == 200
-    assert _grants(plain, account, role) == 0
+    assert answer.status_code == 200 and _grants(plain, account, role) == 0
 
 
 def test_a_portal_name_split_oddly_does_not_stop_deactivating(scim, owner, account, domain):

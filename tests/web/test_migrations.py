@@ -170,3 +170,60 @@ def test_migrations_0027_0028__proven_addresses_and_given_mailbox_passwords(data
             assert given == {1: 5, 2: None, 3: None}
             db.session.remove()
             db.engine.dispose()
+
+
+def test_migration_0032__keeps_one_of_each_grant_and_refuses_another(database_url, smtp_sink, tmp_path):
+    """Copies of a grant (two requests granting the same at once) are removed, the oldest kept; the
+    database then refuses a copy, empty columns compared as equal; down and up keep every grant."""
+    import flask_migrate
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from portal.accounts.models import Account, Membership
+    from portal.auth.models import User
+    from portal.domains.models import Domain
+    from portal.mailboxes.models import Mailbox
+
+    with _database_of_its_own(database_url, smtp_sink, tmp_path) as app:
+        with app.app_context():
+            flask_migrate.upgrade(revision="0031_mailboxes_status_updated")
+            run = db.session.execute
+            db.session.add_all([Account(id=1, name="A"), User(id=1, email="a@example.org", name="A")])
+            db.session.flush()
+            db.session.add_all([Membership(id=10, account_id=1, user_id=1, email="a@example.org"),
+                                Domain(id=5, account_id=1, name="example.org", connection="local", status="enabled")])
+            db.session.flush()
+            db.session.add(Mailbox(id=7, account_id=1, domain_id=5, local_part="box", address="box@example.org",
+                                   kind="shared", status="enabled"))
+            db.session.flush()
+            owner = run(text("SELECT id FROM roles WHERE system_key = 'owner'")).scalar_one()
+            keeper = run(text("SELECT id FROM roles WHERE system_key = 'mailbox_owner'")).scalar_one()
+            rows = [(1, owner, None, None), (2, owner, None, None), (3, None, "audit.view", None),
+                    (4, None, "audit.view", None), (5, None, "audit.view", 7), (6, keeper, None, 7),
+                    (7, keeper, None, 7), (8, None, "roles.view", None)]
+            for grant_id, role_id, permission, mailbox_id in rows:
+                run(text("INSERT INTO grants (id, membership_id, account_id, role_id, permission, mailbox_id, "
+                         "created_at) VALUES (:id, 10, 1, :role, :permission, :mailbox, CURRENT_TIMESTAMP)"),
+                    {"id": grant_id, "role": role_id, "permission": permission, "mailbox": mailbox_id})
+            db.session.commit()
+
+            flask_migrate.upgrade()
+            assert run(text("SELECT id FROM grants ORDER BY id")).scalars().all() == [1, 3, 5, 6, 8]
+            for role_id, permission, mailbox_id in ((owner, None, None), (None, "audit.view", None),
+                                                    (None, "audit.view", 7), (keeper, None, 7)):
+                with pytest.raises(IntegrityError, match="uq_grants_once"):
+                    run(text("INSERT INTO grants (id, membership_id, account_id, role_id, permission, mailbox_id, "
+                             "created_at) VALUES (20, 10, 1, :role, :permission, :mailbox, CURRENT_TIMESTAMP)"),
+                        {"role": role_id, "permission": permission, "mailbox": mailbox_id})
+                db.session.rollback()
+            # What differs in one column is another grant.
+            run(text("INSERT INTO grants (id, membership_id, account_id, role_id, mailbox_id, created_at) "
+                     "VALUES (21, 10, 1, :role, NULL, CURRENT_TIMESTAMP)"), {"role": keeper})
+            db.session.commit()
+
+            flask_migrate.downgrade(revision="0031_mailboxes_status_updated")
+            flask_migrate.upgrade()
+            assert len(run(text("SELECT id FROM grants")).all()) == 6
+            db.session.remove()
+            db.engine.dispose()
