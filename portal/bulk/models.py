@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -24,6 +24,9 @@ class BulkRun(db.Model):
     """One action on many people or mailboxes, run as one job with progress."""
 
     __tablename__ = "bulk_runs"
+    # One run per confirmation: the same confirmation posted twice at once (a double click) starts
+    # one run, the database refusing the second.
+    __table_args__ = (Index("uq_bulk_runs_creator_key", "created_by_id", "run_key", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
@@ -32,8 +35,11 @@ class BulkRun(db.Model):
     action: Mapped[str] = mapped_column(String(32))
     # The action's choices (a role, what happens to mailboxes) and its label as confirmed.
     params: Mapped[dict] = mapped_column(JSON, default=dict)
-    # {"ids": [...]} for the rows ticked, {"filters": {...}} for every row a filtered list matched.
+    # {"ids": [...]} for the rows ticked; {"filters": {...}, "matched": [...]} for every row a
+    # filtered list matched when the run was confirmed.
     selection: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The key of the confirmation page that started it (random, one per page shown).
+    run_key: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     total: Mapped[int] = mapped_column(default=0)
     done: Mapped[int] = mapped_column(default=0)

@@ -7,7 +7,6 @@ leaves the others done), each audited as if done by hand, with progress on the p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
@@ -35,8 +34,6 @@ MAX_TICKED = 1_000
 # The filters a run may keep, per list: those its page offers (anything else is dropped).
 LIST_FILTERS = {MEMBERS: ("q", "role", "kind", "mailbox", "status", "sort", "dir"),
                 MAILBOXES: ("q", "domain", "status", "kind", "owner", "sort", "dir")}
-# The same confirmation posted again within this long starts nothing new (a double click, a resend).
-REPEAT_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,8 @@ def _listing(target: str, filters: dict[str, str]) -> Listing:
 
 
 def _selected_ids(run: BulkRun, actor: User, account: Account) -> list[int]:
-    """The rows the run acts on, resolved now: those ticked, or what the filters match today."""
+    """The rows ticked, or what the filters match now (a run keeps what they matched when it was
+    confirmed: ``_owned_ids``)."""
     from portal.accounts.services import member_query
     from portal.mailboxes.services import mailbox_query
 
@@ -132,9 +130,15 @@ def prepare(actor: User, account: Account, target: str, form) -> BulkRun:
         selection = {"ids": ids}
     run = BulkRun(account_id=account.id, created_by_id=actor.id, target=target, action=action, params=params,
                   selection=selection)
-    run.total = len(_owned_ids(run, actor, account))
-    if not run.total:
+    ids = _owned_ids(run, actor, account)
+    if not ids:
         raise BulkError(_("None of the chosen rows is in this account any more."))
+    run.total = len(ids)
+    if "filters" in selection:
+        # The run acts on the rows the filters match now, those confirmed (and whose owners were
+        # checked for), not on whoever matches when the job runs: a role given to an owner meanwhile
+        # must not add them to a removal nobody confirmed for them.
+        run.selection = {**selection, "matched": ids}
     return run
 
 
@@ -146,6 +150,8 @@ def _owned_ids(run: BulkRun, actor: User, account: Account) -> list[int]:
     """The selected ids that belong to the account (ticked ids from a form are only a wish)."""
     from portal.mailboxes.models import Mailbox
 
+    if "matched" in run.selection:  # the account's own rows, resolved when the run was confirmed
+        return [int(value) for value in run.selection["matched"]]
     ids = _selected_ids(run, actor, account)
     if "ids" not in run.selection:
         return ids
@@ -175,17 +181,15 @@ def touches_an_owner(actor: User, account: Account, run: BulkRun) -> bool:
 def repeated(actor: User, account: Account, key: str) -> BulkRun | None:
     """The run this person already started from the same confirmation (``key``), if any: the same
     form posted again (a double click, a page sent again) starts nothing new."""
-    since = utcnow() - timedelta(seconds=REPEAT_SECONDS)
-    for run in db.session.execute(db.select(BulkRun).where(
-            BulkRun.account_id == account.id, BulkRun.created_by_id == actor.id, BulkRun.created_at > since)
-            .order_by(BulkRun.id.desc()).limit(100)).scalars():
-        if run.params.get("key") == key:
-            return run
-    return None
+    return db.session.execute(db.select(BulkRun).where(
+        BulkRun.created_by_id == actor.id, BulkRun.run_key == key, BulkRun.account_id == account.id)
+    ).scalar_one_or_none()
 
 
 def start(actor: User, account: Account, run: BulkRun, key: str) -> BulkRun:
-    run.params = {**run.params, "key": key}
+    """Save and queue the run. Two requests at once with one confirmation's ``key``: the database
+    refuses the second's run (IntegrityError), which then finds the first's with ``repeated``."""
+    run.run_key = key
     db.session.add(run)
     db.session.flush()
     enqueue(BULK_KIND, {"run_id": run.id}, subject=f"bulk:{run.id}", account=account)

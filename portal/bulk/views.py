@@ -3,6 +3,7 @@ import secrets
 
 from flask import Blueprint, Response, abort, g, redirect, request, url_for
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from portal.auth.forms import ConfirmForm
 from portal.bulk import exports, services
@@ -44,8 +45,14 @@ def _start(target: str):
                       run_key=secrets.token_hex(16), form=form)
     earlier = services.repeated(current_user, g.account, key)
     if earlier is None:
-        earlier = services.start(current_user, g.account, run, key)
-        db.session.commit()
+        try:
+            earlier = services.start(current_user, g.account, run, key)
+            db.session.commit()
+        except IntegrityError:  # the same confirmation, posted at the same moment, started it
+            db.session.rollback()
+            earlier = services.repeated(current_user, g.account, key)
+            if earlier is None:
+                raise
     else:
         db.session.rollback()
     return redirect(url_for("bulk.show", account_id=g.account.id, run_id=earlier.id))

@@ -94,7 +94,8 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("users.manage", _l("Manage corporate users"),
                _l("Edit corporate users' settings and remove them."), ACCOUNT, "Users"),
     Permission("users.report", _l("Users report"),
-               _l("Generate and download the report of the account's users."), ACCOUNT, "Users"),
+               _l("Generate and download the report of the account's users: every member, their roles and "
+                  "permissions, and the addresses of the mailboxes they have access to."), ACCOUNT, "Users"),
     Permission("mailbox.view", _l("See the mailbox"),
                _l("See the mailbox's details and status."), MAILBOX, "Mailbox"),
     Permission("mailbox.read", _l("Read mail"),

@@ -87,7 +87,10 @@ def rows(account: Account):
         permissions = sorted({g.permission for g in held if g.permission and g.mailbox_id is None})
         mailboxes = sorted({addresses[g.mailbox_id] for g in held if g.mailbox_id in addresses})
         corporate = user.is_corporate and user.corporate_account_id == account.id
-        status = _("active") if user.password_hash or user.oidc_subject else _("invited, no password yet")
+        if user.suspended_at is not None:
+            status = _("suspended")
+        else:
+            status = _("active") if user.password_hash or user.oidc_subject else _("invited, no password yet")
         yield (user.name, user.email, _("yes") if corporate else _("no"), status, ", ".join(roles),
                ", ".join(permissions), ", ".join(mailboxes),
                user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else _("never"))

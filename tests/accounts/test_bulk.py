@@ -430,7 +430,8 @@ def test_bulk__a_form_naming_too_many_rows_or_unknown_filters_is_refused_or_trim
                                                             page.get_data(as_text=True)).group(1)})
     assert confirmed.status_code == 302
     run = db.session.execute(db.select(BulkRun)).scalar_one()
-    assert run.selection == {"filters": {"q": "staff0", "kind": "corporate"}}
+    assert run.selection["filters"] == {"q": "staff0", "kind": "corporate"}
+    assert len(run.selection["matched"]) == run.total == 10
 
 
 def test_export__a_control_character_in_a_name_is_written_as_a_replacement_mark(client, auth, owner, account, staff,

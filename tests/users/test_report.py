@@ -55,3 +55,26 @@ def test_report_link__only_for_those_allowed_and_expires(owner, account, make, c
     assert response.status_code == 410 and "has expired" in response.get_data(as_text=True)
     assert client.get(link).status_code == 200
     assert db.session.get(UsersReport, report.id).rows == 1
+
+
+def test_report__says_who_is_suspended_as_the_users_list_does(owner, account, domain, client, auth, run_jobs):
+    """A suspended person with a password read "active" in the report (the list and its export
+    said "suspended"); an attacker-side review found it."""
+    from portal.timeutil import utcnow
+
+    person, _link = services.create_corporate_user(owner, account, first_name="Sus", last_name="Pended",
+                                                   email="sus@example.org", personal_mailbox=False)
+    person.password_hash = "set"
+    db.session.commit()
+    services.suspend(owner, account, person)
+    db.session.commit()
+    assert person.suspended_at is not None and person.suspended_at <= utcnow()
+    report = reports.request_report(owner, account)
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(report)
+    auth.login("owner@example.org")
+    download = client.get(reports.signed_link(report).removeprefix("http://localhost"))
+    rows = {row[1]: row for row in load_workbook(io.BytesIO(download.data))["Users"].iter_rows(min_row=2,
+                                                                                              values_only=True)}
+    assert rows["sus@example.org"][3] == "suspended" and rows["owner@example.org"][3] == "active"

@@ -1,0 +1,108 @@
+"""What an attacker-side review of bulk actions found (each test fails without its fix): a run
+acted on whoever its filters matched when it ran, not on the rows confirmed, so an owner could be
+added to a removal after the password check; one confirmation posted twice at once started two
+runs."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import timedelta
+
+import pytest
+
+from portal.accounts.models import Membership
+from portal.auth.models import UserSession
+from portal.bulk.models import BulkRun
+from portal.extensions import db
+from portal.jobs.models import Job
+from portal.roles.models import Grant
+from portal.roles.services import create_role
+from portal.timeutil import utcnow
+
+RUN_KEY = re.compile(r'name="run_key" value="([0-9a-f]{32})"')
+
+
+def _confirm(client, url: str, data: dict):
+    page = client.post(url, data=data)
+    assert page.status_code == 200, page.get_data(as_text=True)
+    key = RUN_KEY.search(page.get_data(as_text=True)).group(1)
+    return client.post(url, data={**data, "confirmed": "yes", "run_key": key})
+
+
+def _password_confirmed_long_ago(user) -> None:
+    for row in db.session.execute(db.select(UserSession).where(UserSession.user_id == user.id)).scalars():
+        row.confirmed_at = utcnow() - timedelta(hours=2)
+    db.session.commit()
+
+
+def test_a_run_acts_on_the_rows_confirmed_not_on_those_matching_later(client, auth, owner, account, make,
+                                                                       run_jobs):
+    """A session whose password was confirmed long ago (left open, a stolen cookie) removed
+    "everyone holding Tag", which matched a decoy alone (no password asked), then gave Tag to a
+    co-owner before the job ran: the job removed the co-owner too."""
+    co_owner = make.member(account, make.user("co-owner@example.org"), roles=("owner",))
+    decoy = make.member(account, make.user("decoy@example.org"))
+    tag = create_role(owner, account, name="Tag", scope="account", description="", permissions={"audit.view"})
+    db.session.add(Grant(membership_id=decoy.id, account_id=account.id, role_id=tag.id))
+    db.session.commit()
+    co_owner_id, decoy_id = co_owner.id, decoy.id
+    auth.login("owner@example.org")
+    _password_confirmed_long_ago(owner)
+    url = f"/accounts/{account.id}/members/bulk"
+    started = _confirm(client, url, {"action": "remove", "all_matching": "yes", "filter-role": str(tag.id)})
+    assert started.status_code == 302 and "/bulk/" in started.headers["Location"]
+    given = client.post(f"/accounts/{account.id}/members/{co_owner_id}/roles", data={"role_id": tag.id})
+    assert given.status_code == 302
+    run_jobs()
+    db.session.expire_all()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert (run.status, run.total, run.succeeded) == ("done", 1, 1)
+    assert db.session.get(Membership, decoy_id) is None
+    assert db.session.get(Membership, co_owner_id) is not None, "an owner was removed without the password"
+
+
+def test_one_confirmation_posted_twice_at_once_starts_one_run(app, client, auth, owner, account, make, run_jobs):
+    """The same confirmation sent twice at the same moment (a double click on a threaded server):
+    each request found no earlier run with its key and started one."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("two requests at once: PostgreSQL (SQLite writes one at a time)")
+    from tests.sql import on_each_statement
+
+    person = make.member(account, make.user("person@example.org"))
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/bulk"
+    form = {"action": "grant_role", "role_id": str(_administrator_id()), "member": [str(person.id)]}
+    key = RUN_KEY.search(client.post(url, data=form).get_data(as_text=True)).group(1)
+    confirmed = {**form, "confirmed": "yes", "run_key": key}
+    same_browser = app.test_client()
+    for cookie in client._cookies.values():
+        same_browser.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+    answers, clicks = [], []
+
+    def the_other_click(statement: str) -> None:
+        if clicks or not statement.lstrip().upper().startswith("INSERT INTO BULK_RUNS"):
+            return
+
+        def post():
+            with app.app_context():
+                answers.append(same_browser.post(url, data=confirmed))
+        clicks.append(threading.Thread(target=post))
+        clicks[0].start()
+        clicks[0].join(timeout=1)  # it may wait for this request's run to be written: this one goes on
+
+    with on_each_statement(the_other_click):
+        first = client.post(url, data=confirmed)
+    clicks[0].join()
+    db.session.expire_all()
+    runs = db.session.execute(db.select(BulkRun)).scalars().all()
+    assert first.status_code == 302 and answers[0].status_code == 302, answers[0].get_data(as_text=True)[:500]
+    assert len(runs) == 1, f"one confirmation started {len(runs)} runs"
+    assert first.headers["Location"] == answers[0].headers["Location"]
+    assert len(db.session.execute(db.select(Job).where(Job.kind == "bulk.run")).all()) == 1
+
+
+def _administrator_id() -> int:
+    from portal.roles.models import Role
+
+    return db.session.execute(db.select(Role.id).where(Role.system_key == "administrator")).scalar_one()
