@@ -32,3 +32,28 @@ def jobs_finishing_midway(app, after: Callable[[str], bool] | None = None) -> It
 
     with on_each_statement(finish):
         yield finished
+
+
+@contextmanager
+def same_grant_made_first(membership_id: int, account_id: int, role_id: int) -> Iterator[list]:
+    """Another request grants the role to the membership, and commits, just before the first
+    ``INSERT INTO grants`` sent inside (after the check that found no such grant). Yields a list
+    that holds True once it has."""
+    from sqlalchemy import text
+
+    from portal.extensions import db
+
+    raced: list = []
+
+    def grant_first(statement: str) -> None:
+        if raced or not statement.lstrip().upper().startswith("INSERT INTO GRANTS"):
+            return
+        raced.append(True)
+        with db.engine.connect() as other:
+            other.execute(text("INSERT INTO grants (membership_id, account_id, role_id, created_at) "
+                               "VALUES (:membership, :account, :role, CURRENT_TIMESTAMP)"),
+                          {"membership": membership_id, "account": account_id, "role": role_id})
+            other.commit()
+
+    with on_each_statement(grant_first):
+        yield raced

@@ -462,12 +462,9 @@ def test_bulk_grant__a_grant_made_at_the_same_moment_is_a_problem_of_that_person
     keeps one grant, that person is listed as a problem, the others get the role, the run ends.
     PostgreSQL: on SQLite the run's transaction, which has read, cannot write after another
     connection's (the job is retried, as for any lock)."""
-    from sqlalchemy import text
-
     if db.engine.dialect.name != "postgresql":
         pytest.skip("two writers at once: PostgreSQL")
-
-    from tests.sql import on_each_statement
+    from tests.racing import same_grant_made_first
 
     first = db.session.execute(db.select(Membership).join(Membership.user).where(
         Membership.account_id == account.id).order_by(Membership.id)).scalars().first()
@@ -476,19 +473,7 @@ def test_bulk_grant__a_grant_made_at_the_same_moment_is_a_problem_of_that_person
     role = _administrator()
     _confirm(client, f"/accounts/{account.id}/members/bulk",
              data={"action": "grant_role", "role_id": role.id, "member": ticked, "confirmed": "yes"})
-    raced = []
-
-    def granted_elsewhere_first(statement: str) -> None:
-        if raced or not statement.lstrip().upper().startswith("INSERT INTO GRANTS"):
-            return
-        raced.append(True)
-        with db.engine.connect() as other:
-            other.execute(text("INSERT INTO grants (membership_id, account_id, role_id, created_at) "
-                               "VALUES (:membership, :account, :role, CURRENT_TIMESTAMP)"),
-                          {"membership": first.id, "account": account.id, "role": role.id})
-            other.commit()
-
-    with on_each_statement(granted_elsewhere_first):
+    with same_grant_made_first(first.id, account.id, role.id) as raced:
         run_jobs()
     db.session.expire_all()
     run = db.session.execute(db.select(BulkRun)).scalar_one()

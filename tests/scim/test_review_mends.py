@@ -73,26 +73,12 @@ def test_two_adds_at_once_make_one_grant_and_the_second_is_told(scim, plain_and_
     """Two adds at once could each find no grant and both insert one (nothing in the database
     stopped it), and removing the member then failed. Now the database keeps one grant: the request
     that loses the race is answered 409, and removing the member takes the role away."""
-    from sqlalchemy import text
-
-    from tests.sql import on_each_statement
+    from tests.racing import same_grant_made_first
 
     plain, role = plain_and_role
     membership = membership_of(plain, account)
-    raced = []
-
-    def other_request_first(statement: str) -> None:
-        # Just after the request looked for the grant and found none: another one makes it and commits.
-        if raced or not statement.lstrip().upper().startswith("INSERT INTO GRANTS"):
-            return
-        raced.append(True)
-        with db.engine.connect() as other:
-            other.execute(text("INSERT INTO grants (membership_id, account_id, role_id, created_at) "
-                               "VALUES (:membership, :account, :role, CURRENT_TIMESTAMP)"),
-                          {"membership": membership.id, "account": account.id, "role": role.id})
-            other.commit()
-
-    with on_each_statement(other_request_first):
+    # Just after the request looked for the grant and found none: another one makes it and commits.
+    with same_grant_made_first(membership.id, account.id, role.id) as raced:
         answer = scim.patch(f"/Groups/{role.id}", {"op": "add", "path": "members",
                                                    "value": [{"value": str(plain.id)}]})
     assert raced and answer.status_code == 409, answer.get_data(as_text=True)
