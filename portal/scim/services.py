@@ -202,10 +202,8 @@ def _profile(account: Account, user: User) -> ScimProfile:
 
 
 def _apply_profile(actor: User, account: Account, user: User, profile: ScimProfile,
-                   wanted: schema.UserResource, *, new: bool = False) -> list[str]:
-    """Keep what the portal has no column for; return the attributes that changed. Someone already
-    there keeps them unless ``actor`` holds every right they hold, as for their name (the name the
-    provider shows them by, the id it finds them by: an Administrator's token does not change an owner's)."""
+                   wanted: schema.UserResource) -> list[str]:
+    """Keep what the portal has no column for; return the attributes that changed."""
     extension = wanted[schema.EnterpriseUser]
     values = {
         "external_id": _clean(wanted.external_id, "externalId"),
@@ -215,9 +213,6 @@ def _apply_profile(actor: User, account: Account, user: User, profile: ScimProfi
         "manager_id": _manager_id(account, extension),
     }
     changed = sorted(key for key, value in values.items() if getattr(profile, key) != value)
-    if changed and not new and not roles.outranks(actor, account, user):
-        raise roles.AccessError("You cannot change the profile of a user who holds rights you do not hold (in this "
-                          "account, on one of its mailboxes, or in another account).")
     for key in changed:
         setattr(profile, key, values[key])
     if changed:
@@ -250,7 +245,7 @@ def create_user(actor: User, account: Account, wanted: schema.UserResource) -> U
                                               link_shown=False)
     profile = _profile(account, user)
     profile.given_name, profile.family_name = _cleaned_name(given), _cleaned_name(family)
-    _apply_profile(actor, account, user, profile, wanted, new=True)
+    _apply_profile(actor, account, user, profile, wanted)
     if wanted.active is False:
         users.suspend(actor, account, user)
     db.session.flush()
