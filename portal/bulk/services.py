@@ -284,9 +284,16 @@ def run_bulk(job) -> None:
     db.session.commit()
     model = Membership if run.target == MEMBERS else Mailbox
     problems: list[dict] = []
+    gone = 0
     for start_at in range(0, len(ids), CHUNK):
-        chunk = db.session.execute(db.select(model).where(model.id.in_(ids[start_at:start_at + CHUNK]))
-                                   .order_by(model.id)).scalars().all()
+        wanted = ids[start_at:start_at + CHUNK]
+        # Rows of the account that existed when the run was confirmed: one removed since is not
+        # counted, and its id taken by a newer row (SQLite gives a freed highest id again, in this
+        # account or another) does not make the newcomer part of a run nobody confirmed for them.
+        chunk = db.session.execute(db.select(model).where(
+            model.id.in_(wanted), model.account_id == account.id, model.created_at <= run.created_at)
+            .order_by(model.id)).scalars().all()
+        gone += len(wanted) - len(chunk)
         for row in chunk:
             name = row.user.email if run.target == MEMBERS else row.address
             try:
@@ -306,7 +313,7 @@ def run_bulk(job) -> None:
                     problems.append({"label": name, "message": _(
                         "Someone else changed this at the same moment: nothing was done here. Check it, "
                         "and run the action again for them if it is still needed.")})
-        run.done = min(start_at + CHUNK, len(ids))
+        run.done, run.total = min(start_at + CHUNK, len(ids)) - gone, len(ids) - gone
         run.problems = list(problems)
         db.session.commit()  # progress is visible after every chunk
     run.status, run.finished_at = DONE, utcnow()

@@ -106,3 +106,46 @@ def _administrator_id() -> int:
     from portal.roles.models import Role
 
     return db.session.execute(db.select(Role.id).where(Role.system_key == "administrator")).scalar_one()
+
+
+@pytest.mark.parametrize("newcomer_in", ["another account", "the same account"])
+def test_a_row_removed_before_the_job_runs_is_left_out_and_its_id_taken_since_is_not_acted_on(
+        client, auth, make, owner, account, run_jobs, newcomer_in):
+    """Confirmed: Administrator for everyone matching "temp" (one person, the newest member). Removed
+    by hand before the job runs, then someone joins (SQLite gives the new membership the id that was
+    freed): the run granted Administrator to the newcomer, in this account or another, and a row
+    removed counted in the total though neither done nor refused (a review found both)."""
+    other = make.account(make.user("other-owner@example.net"), "Other")
+    temp = make.member(account, make.user("temp@example.net"))
+    temp_id = temp.id
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/bulk"
+    assert _confirm(client, url, {"action": "grant_role", "role_id": str(_administrator_id()),
+                                  "all_matching": "yes", "filter-q": "temp"}).status_code == 302
+    db.session.delete(db.session.get(Membership, temp_id))
+    db.session.commit()
+    newcomer = make.member(other if newcomer_in == "another account" else account,
+                           make.user("newcomer@example.net"))
+    if db.engine.dialect.name == "sqlite":
+        assert newcomer.id == temp_id  # what made it possible
+    newcomer_id = newcomer.id
+    run_jobs()
+    db.session.expire_all()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert (run.status, run.total, run.done, run.succeeded, run.failed) == ("done", 0, 0, 0, 0)
+    assert db.session.execute(db.select(Grant).where(Grant.membership_id == newcomer_id)).first() is None
+
+
+def test_rows_removed_before_the_job_runs_are_not_counted(client, auth, make, owner, account, run_jobs):
+    first = make.member(account, make.user("temp1@example.net"))
+    make.member(account, make.user("temp2@example.net"))
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/bulk"
+    assert _confirm(client, url, {"action": "grant_role", "role_id": str(_administrator_id()),
+                                  "all_matching": "yes", "filter-q": "temp"}).status_code == 302
+    db.session.delete(db.session.get(Membership, first.id))
+    db.session.commit()
+    run_jobs()
+    db.session.expire_all()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert (run.status, run.total, run.done, run.succeeded, run.failed) == ("done", 1, 1, 1, 0)
