@@ -169,7 +169,12 @@ def members_holding(account: Account, permission: str) -> list[User]:
 
 def roles_query(account: Account, scope: str | None = None):
     """The roles the account may use (the system roles and its own), as a query to filter and page."""
-    query = db.select(Role).where((Role.account_id == account.id) | Role.system_key.is_not(None))
+    return _usable_roles(account.id, scope)
+
+
+def _usable_roles(account_id, scope: str | None):
+    """``roles_query`` for an account id, or a parameter standing for one."""
+    query = db.select(Role).where((Role.account_id == account_id) | Role.system_key.is_not(None))
     return query.where(Role.scope == scope) if scope else query
 
 
@@ -182,10 +187,7 @@ def roles_for(account: Account, scope: str | None = None, *, permissions: bool =
 @cache
 def _roles_statement(scope: str | None, permissions: bool):
     """``roles_for``'s statement, built once per scope (the Users and Roles pages make it every time)."""
-    query = db.select(Role).where((Role.account_id == bindparam("account_id")) | Role.system_key.is_not(None))
-    if scope:
-        query = query.where(Role.scope == scope)
-    query = query.order_by(Role.system_key.is_(None), Role.scope, Role.name)
+    query = _usable_roles(bindparam("account_id"), scope).order_by(Role.system_key.is_(None), Role.scope, Role.name)
     return query if permissions else query.options(lazyload(Role.permission_rows))
 
 
