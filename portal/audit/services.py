@@ -22,6 +22,9 @@ SOURCE_WORKER = "worker"
 SOURCE_CLI = "cli"
 
 
+LABEL_LIMIT = 254  # characters of a target's label the log keeps (an address's, a file's name)
+
+
 def record(action: str, *, account=None, target=None, target_label: str | None = None,
            actor=None, source: str | None = None, **details) -> AuditEvent:
     if actor is None and has_request_context() and current_user.is_authenticated:
@@ -36,9 +39,9 @@ def record(action: str, *, account=None, target=None, target_label: str | None =
     if target is not None:
         event.target_type = target.__class__.__name__.lower()
         event.target_id = str(getattr(target, "id", ""))
-        event.target_label = target_label or _label(target)
+        event.target_label = (target_label or _label(target))[:LABEL_LIMIT]
     elif target_label:
-        event.target_label = target_label
+        event.target_label = target_label[:LABEL_LIMIT]
     if has_request_context():
         token = g.get("api_token")
         event.source = source or (SOURCE_API if token is not None else SOURCE_WEB)
@@ -56,7 +59,7 @@ def _label(target) -> str:
     for attribute in ("email", "address", "name"):
         value = getattr(target, attribute, None)
         if value:
-            return str(value)[:254]
+            return str(value)
     return str(getattr(target, "id", ""))
 
 

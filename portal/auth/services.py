@@ -190,7 +190,11 @@ def authenticate(email: str, password: str, ip: str, device: str | None = None) 
     from portal.auth import devices
 
     settings = _settings()
-    email = email.strip().lower()[:254]
+    try:
+        # As the address was kept when registered: a domain typed in Unicode is found by its ASCII form.
+        email = normalize_email(email)
+    except AuthError:
+        email = email.strip().lower()[:254]  # counted as a failure all the same, under the same limits
     window = settings["LOGIN_WINDOW_MINUTES"]
     since = utcnow() - timedelta(minutes=window)
     user = find_user(email)
@@ -289,7 +293,7 @@ def reset_withheld(user: User):
     every right ``user`` holds (someone who held them then, before ``user`` got more), if any: a
     reset link mailed there would let that person take the profile over."""
     from portal.accounts.models import Account
-    from portal.mailboxes.models import DELETED, Mailbox
+    from portal.mailboxes.models import DELETED
     from portal.mailboxes.services import receiving
     from portal.roles.services import outranks
 

@@ -31,6 +31,7 @@ from portal.extensions import db
 
 ROUTE = "route"
 RESERVE = "reserve"
+ADDRESS_LIMIT = 254  # characters of a whole address (RFC 5321's path, less its angle brackets)
 
 
 class NameRefused(ValueError):
@@ -136,6 +137,10 @@ def address_for(account_id: int, domain: Domain | str, local_part: str, use: str
     if problem:
         raise NameRefused(problem, field)
     address = f"{local_part}@{found.name}"
+    if len(address) > ADDRESS_LIMIT:
+        # A domain name may be 253 characters long, a local part 64: together more than mail allows.
+        raise NameRefused(_("An address is at most %(limit)s characters; this one would have %(length)s. Choose "
+                            "a shorter name before the @.", limit=ADDRESS_LIMIT, length=len(address)), field)
     if address_taken(found, address):
         raise NameRefused(_("%(address)s is already used in this account.", address=address), field)
     return found, address

@@ -93,6 +93,13 @@ def ownership_problems(domain: Domain, values: dict[str, Any]) -> dict[str, str]
             problems["domain_aliases"] = _("%(domain)s: %(refusal)s Only this account's own proven domains can be "
                                             "aliases.", domain=name, refusal=str(refusal))
             break
+    if values.get("catch_all"):
+        # Its local part is a name like any other: "ceo%other.example@here" or a bang path would
+        # ask some mail servers to send the domain's mail on to another domain.
+        try:
+            ownership.validate_local_part(str(values["catch_all"]).strip().rpartition("@")[0], "catch_all")
+        except ownership.NameRefused as refusal:
+            problems["catch_all"] = str(refusal)
     return problems
 
 

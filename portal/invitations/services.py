@@ -20,7 +20,7 @@ from portal.accounts.services import add_member
 from portal.audit.services import record
 from portal.auth import tokens
 from portal.auth.models import User
-from portal.auth.services import AuthError, find_user, normalize_email
+from portal.auth.services import AuthError, assign_if_corporate, find_user, normalize_email
 from portal.domains import ownership
 from portal.extensions import db
 from portal.invitations.models import (ACCEPTED, DECLINED, DRAFT, PENDING, REVOKED, Invitation,
@@ -76,16 +76,14 @@ def invitation_query(account: Account, listing):
 
 def offer_labels(invitation_ids: list[int]) -> dict[int, str]:
     """What each invitation offers, as a list shows it: its offers' labels in the reader's
-    language, joined (one statement for the page)."""
-    from portal.i18n import label  # (add_grant below names its own ``label``)
-
+    language, joined (one statement for the page: the offers with their roles and mailboxes)."""
     offers: dict[int, list[str]] = {}
     if invitation_ids:
-        for invitation_id, text in db.session.execute(
-                db.select(InvitationGrant.invitation_id, InvitationGrant.label)
-                .where(InvitationGrant.invitation_id.in_(invitation_ids))
-                .order_by(InvitationGrant.invitation_id, InvitationGrant.id)):
-            offers.setdefault(invitation_id, []).append(label(text, "role"))
+        for offer in db.session.execute(
+                db.select(InvitationGrant).where(InvitationGrant.invitation_id.in_(invitation_ids))
+                .order_by(InvitationGrant.invitation_id, InvitationGrant.id)).unique().scalars():
+            # Not the label kept when it was added, in the language of whoever added it.
+            offers.setdefault(offer.invitation_id, []).append(offer.shown_label)
     return {invitation_id: ", ".join(texts) for invitation_id, texts in offers.items()}
 
 
@@ -127,6 +125,10 @@ def _refuse_unusable_personal_mailbox(account: Account, email: str) -> None:
             raise InvitationError(_("No personal mailbox can have this address: %(reason)s", reason=refusal)) from None
 
 
+# What an offer's kept label may hold: shown only once its role or mailbox is gone (``shown_label``).
+LABEL_LIMIT = 300
+
+
 def _check_grant(actor: User, account: Account, grant: InvitationGrant) -> None:
     if not grant.still_exists:
         return  # its role or mailbox is gone: it offers nothing (and anyone may take it away)
@@ -158,7 +160,7 @@ def add_grant(actor: User, invitation: Invitation, *, role_id: int | None = None
         label = _("%(offer)s on %(mailbox)s", offer=label, mailbox=mailbox.address)
     grant = InvitationGrant(invitation_id=invitation.id, role_id=getattr(role, "id", None),
                             permission=None if role else permission, on_mailbox=mailbox is not None,
-                            mailbox_id=getattr(mailbox, "id", None), label=label)
+                            mailbox_id=getattr(mailbox, "id", None), label=label[:LABEL_LIMIT])
     grant.role, grant.mailbox = role, mailbox
     try:
         _check_grant(actor, account, grant)
@@ -407,6 +409,16 @@ def register_and_accept(raw_token: str, name: str, password: str) -> tuple[User,
         raise InvitationError(_("This invitation link no longer works."))
     if find_user(invitation.email) is not None:
         raise InvitationError(_("This address already has a profile: log in to answer the invitation."))
+    # On a domain another account proved, a new profile is that account's to allow, as for any
+    # registration there (it may be disabled, or closed to self-registration); allowed, the person
+    # is its corporate user, as when they register on their own.
+    domain = corporate.claimed_domain(invitation.email)
+    elsewhere = domain is not None and domain.account_id != invitation.account_id
+    if elsewhere:
+        try:
+            corporate.check_registration_allowed(invitation.email)
+        except corporate.RegistrationRefused as refusal:
+            raise InvitationError(str(refusal)) from None
     problem = password_problem(password, invitation.email)
     if problem:
         raise AuthError(problem, "password")
@@ -415,7 +427,10 @@ def register_and_accept(raw_token: str, name: str, password: str) -> tuple[User,
     db.session.add(user)
     db.session.flush()
     record("user.register", account=invitation.account_id, target=user, actor=user, via="invitation")
-    return user, accept(user, invitation, by_link=True)
+    gone = accept(user, invitation, by_link=True)
+    if elsewhere:
+        assign_if_corporate(user)
+    return user, gone
 
 
 def withdraw_for(user: User) -> int:

@@ -68,12 +68,26 @@ def capabilities_of(mailbox: Mailbox):
 
 def _login_holder_problem(address: str, kind: str, owner: User | None) -> str | None:
     """Whoever holds a mailbox at someone's login address could take over their profile: only
-    that person's own personal mailbox may have it."""
+    that person's own personal mailbox may have it. A vacant profile (a registration nobody
+    confirmed, say a stranger's) holds nothing: the mailbox takes its address (``_take_address``)."""
+    from portal.users.services import vacant_profile
+
     holder = db.session.execute(db.select(User).where(User.email == address)).scalar_one_or_none()
-    if holder is not None and (kind != PERSONAL or owner is None or owner.id != holder.id):
+    if holder is not None and (kind != PERSONAL or owner is None or owner.id != holder.id) \
+            and not vacant_profile(holder):
         return _("%(address)s is %(person)s's login address: only their own personal mailbox may have it.",
                  address=address, person=holder.email)
     return None
+
+
+def _take_address(domain: Domain, mailbox: Mailbox, address: str, actor: User | None) -> None:
+    """``mailbox`` now receives ``address`` by name: a vacant profile there goes (unless it is the
+    mailbox's own owner's), and invitation links mailed there end (``_routed``)."""
+    from portal.users.services import retire_vacant
+
+    if mailbox.owner_id is None or mailbox.owner.email != address:
+        retire_vacant(address, domain.account_id, actor)
+    _routed(domain, address)
 
 
 def _aliased_names(domain: Domain) -> set[str]:
@@ -89,6 +103,10 @@ def _routed(domain: Domain, address: str) -> None:
 
     local = address.split("@", 1)[0]
     expire_links_to({address} | {f"{local}@{name}" for name in _aliased_names(domain)})
+
+
+NAME_LIMIT = 100  # first and last names, as the mailboxes table keeps them
+DISPLAY_NAME_LIMIT = 200
 
 
 def create_mailbox(actor: User | None, account: Account, domain: Domain, local_part: str, *,
@@ -110,6 +128,10 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
                                  backend=domain.connection), "quota")
     if kind not in (PERSONAL, SHARED):
         raise MailboxError(_("Choose personal or shared."), "kind")
+    for field, value, limit in (("first_name", first_name, NAME_LIMIT), ("last_name", last_name, NAME_LIMIT),
+                                ("display_name", display_name, DISPLAY_NAME_LIMIT)):
+        if len(value.strip()) > limit:
+            raise MailboxError(_("At most %(number)s characters.", number=limit), field)
     if kind == PERSONAL and owner is None:
         raise MailboxError(_("A personal mailbox needs its owner."), "owner")
     from portal.domains.settings import mailbox_limit_problem
@@ -137,7 +159,8 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     mailbox.protocols = default_protocols(domain)
     db.session.add(mailbox)
     db.session.flush()
-    _routed(domain, address)
+    if ownership.holds(domain):  # else once its domain is proven and the mailbox is created (provision_pending)
+        _take_address(domain, mailbox, address, actor)
     if owner is not None:
         membership = add_member(account, owner)
         grant_mailbox_role(None, account, membership, mailbox.id, owner_role or system_role(catalogue.MAILBOX_OWNER))
@@ -162,6 +185,7 @@ def provision_pending(domain: Domain) -> None:
         if problem:
             mailbox.status, mailbox.status_reason = FAILED, _("Not created: %(reason)s", reason=problem)
             continue
+        _take_address(domain, mailbox, mailbox.address, None)
         _start(mailbox, "create")
 
 
@@ -346,19 +370,21 @@ def receiving(address: str) -> list[Mailbox]:
     """The portal's mailboxes that receive mail sent to ``address``: at it, with it as an alias,
     at its local part on a domain its domain is aliased onto, or its domain's catch-all."""
     local, _at, name = address.partition("@")
-    found = list(db.session.execute(db.select(Mailbox).where(Mailbox.address == address)).scalars())
-    found += db.session.execute(db.select(Mailbox).join(MailboxAlias, MailboxAlias.mailbox_id == Mailbox.id)
-                                .where(MailboxAlias.address == address)).scalars().all()
     holder = ownership.proven_copy(name)
-    if holder is not None:
-        for domain in db.session.execute(db.select(Domain).where(Domain.account_id == holder.account_id,
-                                                                 Domain.settings.is_not(None))).scalars():
-            if name in _aliased_names(domain):
-                # Delivered as local@ that domain: to a mailbox or an alias there, else to its catch-all.
-                target = _named(holder.account_id, f"{local}@{domain.name}")
-                found += target or _catch_all_of(domain)
-        if not found:
-            found += _catch_all_of(holder)
+    if holder is None or not ownership.holds(holder):
+        # Mail to a name is delivered by the account that proved its domain, and only by it: a
+        # mailbox another account reserves on its own copy of the domain (never proven, or taken
+        # since) receives nothing, and must neither end links mailed there nor block sending them.
+        return []
+    found = _named(holder.account_id, address)
+    for domain in db.session.execute(db.select(Domain).where(Domain.account_id == holder.account_id,
+                                                             Domain.settings.is_not(None))).scalars():
+        if name in _aliased_names(domain):
+            # Delivered as local@ that domain: to a mailbox or an alias there, else to its catch-all.
+            target = _named(holder.account_id, f"{local}@{domain.name}")
+            found += target or _catch_all_of(domain)
+    if not found:
+        found += _catch_all_of(holder)
     return list({mailbox.id: mailbox for mailbox in found}.values())
 
 
@@ -882,7 +908,7 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
     alias = MailboxAlias(mailbox_id=mailbox.id, address=address, state="adding")
     db.session.add(alias)
     db.session.flush()
-    _routed(domain, address)
+    _take_address(domain, mailbox, address, actor)
     _start(mailbox, "add_alias", alias_id=alias.id)
     record("mailbox.add_alias", account=mailbox.account_id, target=mailbox, actor=actor, alias=address)
     return alias

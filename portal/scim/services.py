@@ -234,7 +234,7 @@ def create_user(actor: User, account: Account, wanted: schema.UserResource) -> U
     # portal's people are no business of another account's identity provider.
     users.corporate_domain_for(account, address)
     existing = find_user(address)
-    if existing is not None:
+    if existing is not None and not users.vacant_profile(existing):  # a vacant one is taken over, as in the pages
         mine = users.is_corporate_of(existing, account)
         raise UniquenessException(detail=f"{address} is already a user of this account." if mine else
                                   f"{address} already has a profile in the portal: invite them from the account's "

@@ -9,7 +9,6 @@ from portal.extensions import db
 from portal.security.confirmation import is_fresh, require_fresh
 from portal.tokens import services
 from portal.web.access import member, rule
-from portal.web.inputs import parse_id
 from portal.web.loaders import load_or_404
 from portal.web.render import render
 

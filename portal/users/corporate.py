@@ -63,7 +63,7 @@ def make_corporate(user: User, domain: Domain, *, personal_mailbox: bool | None 
     ``personal_mailbox`` None follows the account's setting.
     """
     from portal.mailboxes.models import DELETED, Mailbox
-    from portal.mailboxes.services import MailboxError, create_mailbox
+    from portal.mailboxes.services import DISPLAY_NAME_LIMIT, NAME_LIMIT, MailboxError, create_mailbox
     from portal.roles.models import Role
 
     account = db.session.get(Account, domain.account_id)
@@ -81,8 +81,11 @@ def make_corporate(user: User, domain: Domain, *, personal_mailbox: bool | None 
     role = db.session.get(Role, account.personal_mailbox_role_id) if account.personal_mailbox_role_id else None
     first, _space, last = (user.name or "").partition(" ")
     try:
+        # A name of up to 200 characters without a space would be a first name longer than a
+        # mailbox keeps: the mailbox shows the name cut, the person keeps it whole.
         return create_mailbox(actor, account, domain, user.email.split("@", 1)[0], kind="personal", owner=user,
-                              first_name=first, last_name=last, display_name=user.name or "", owner_role=role)
+                              first_name=first[:NAME_LIMIT], last_name=last[:NAME_LIMIT],
+                              display_name=(user.name or "")[:DISPLAY_NAME_LIMIT], owner_role=role)
     except MailboxError as refusal:
         # The person joins all the same; the admins see why no mailbox was made.
         record("user.personal_mailbox_refused", account=account, target=user, actor=actor, reason=str(refusal))

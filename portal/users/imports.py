@@ -41,9 +41,8 @@ IMPORT_KIND = "users.import"
 PREVIEW_KIND = "users.import_preview"
 CHUNK = 500
 # What became of each row of the Users sheet (the result workbook's Status column).
-CREATED, UPDATED, SKIPPED, ROW_FAILED = "created", "updated", "skipped", "failed"
-labels("import.row", {CREATED: _l("created"), UPDATED: _l("updated"), SKIPPED: _l("skipped"),
-                      ROW_FAILED: _l("failed")})
+CREATED, UPDATED, SKIPPED = "created", "updated", "skipped"
+labels("import.row", {CREATED: _l("created"), UPDATED: _l("updated"), SKIPPED: _l("skipped")})
 
 
 class ImportError_(ValueError):
@@ -338,14 +337,16 @@ def _run(run: ImportRun) -> None:
     planned = run.plan["users"]
     # An invitation sent, or an alias made, since the preview: checked again now.
     creating = [p for p in planned if not p["skip"] and p["action"] == "create"]
-    waiting, aliased = workbook.held_elsewhere([p["email"] for p in creating])
+    waiting, aliased = workbook.held_elsewhere([p["email"] for p in creating], account.id)
     for p in creating:
         if p["email"] in waiting or p["email"] in aliased:
             p["skip"], p["skip_values"] = "invitation_waits" if p["email"] in waiting else "alias", {}
     outcome: dict[int, tuple[str, str]] = {}
+    problems = _row_problems(run)
     for p in planned:
         if p["skip"]:
-            outcome[p["row"]] = (SKIPPED, workbook.skip_message(p))
+            reason = workbook.skip_message(p)
+            outcome[p["row"]] = (SKIPPED, f"{reason}: {problems[p['row']]}" if p["row"] in problems else reason)
     todo = [p for p in planned if not p["skip"]]
     writer = _Writer(run, account)
     run.skipped = len(planned) - len(todo)
@@ -359,8 +360,9 @@ def _run(run: ImportRun) -> None:
             _analyze_after_first_chunk()
     run.created = sum(1 for status, _message in outcome.values() if status == CREATED)
     run.updated = sum(1 for status, _message in outcome.values() if status == UPDATED)
-    run.skipped = sum(1 for status, _message in outcome.values() if status == SKIPPED)
-    run.result, run.failed = result_workbook(run, outcome)
+    run.result, unread = result_workbook(run, outcome, problems)
+    run.skipped = sum(1 for status, _message in outcome.values() if status == SKIPPED) + unread
+    run.failed = 0
     run.status, run.finished_at = DONE, utcnow()
     record("users.import_done", account=account, target=run, target_label=run.filename, source=SOURCE_WORKER,
            created=run.created, updated=run.updated, skipped=run.skipped)
@@ -389,13 +391,27 @@ def _insert_skipping_taken(table, *unique_columns: str):
     return construct(table).on_conflict_do_nothing(index_elements=list(unique_columns))
 
 
-def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]]) -> tuple[bytes, int]:
-    """The uploaded Users rows with a Status and a Message column, and how many
-    rows failed (rows the preview could not read, so never attempted), in the current language."""
+def _row_problems(run: ImportRun) -> dict[int, str]:
+    """What the preview found wrong in each row of the Users sheet, in the current language (of the
+    problems it kept: the first ``workbook.SHOWN_PROBLEMS``)."""
+    users = next((problem["sheet"] for problem in run.problems or [] if problem.get("sheet") and
+                  workbook.find_sheet([problem["sheet"]], workbook.USERS)), None)
+    found: dict[int, list[str]] = {}
+    for problem in run.problems or []:
+        if problem.get("sheet") == users and isinstance(problem.get("row"), int):
+            found.setdefault(problem["row"], []).append(workbook.problem_message(problem))
+    return {row: "; ".join(messages) for row, messages in found.items()}
+
+
+def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]],
+                    problems: dict[int, str] | None = None) -> tuple[bytes, int]:
+    """The uploaded Users rows with a Status and a Message column, in the current language, and how
+    many rows the preview could not read (skipped, as the preview said, with what is wrong)."""
+    problems = _row_problems(run) if problems is None else problems
     source = load_workbook(io.BytesIO(run.workbook), read_only=True, data_only=True)
     out = Workbook(write_only=True)
     sheet = out.create_sheet(workbook.sheet_name(workbook.USERS))
-    failed = 0
+    unread = 0
     try:
         users = workbook.find_sheet(source.sheetnames, workbook.USERS)
         for number, values in enumerate(source[users].iter_rows(values_only=True, max_col=5), start=1):
@@ -404,13 +420,15 @@ def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]]) -> tupl
             if number == 1:
                 sheet.append(cells(sheet, list(values) + [_("Status"), _("Message")]))
                 continue
-            status, message = outcome.get(number, (ROW_FAILED, _("this row has problems (see the preview)")))
-            failed += status == ROW_FAILED
+            if number not in outcome:
+                unread += 1
+            status, message = outcome.get(number, (SKIPPED, problems.get(number) or _("this row has problems "
+                                                                                       "(see the preview)")))
             sheet.append(cells(sheet, list(values) + [label(status, "import.row"), message]))
     finally:
         source.close()
     buffer = io.BytesIO()
     out.save(buffer)
-    return buffer.getvalue(), failed
+    return buffer.getvalue(), unread
 
 

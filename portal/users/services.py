@@ -102,17 +102,18 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         raise UserError(str(error), "email") from None
     domain = corporate_domain_for(account, address, personal_mailbox=personal_mailbox)
     existing = find_user(address)
-    if existing is not None and not unconfirmed_registration(existing):
+    if existing is not None and not vacant_profile(existing):
         raise UserError(_("%(email)s already has a profile. Invite it instead.", email=address), "email")
     from portal.mailboxes.models import MailboxAlias
 
     if db.session.execute(db.select(MailboxAlias.id).where(MailboxAlias.address == address)).first() is not None:
         # Its mail (a password reset among it) would reach the aliased mailbox, not this person.
         raise UserError(_("%(email)s is an alias of a mailbox: remove the alias first.", email=address), "email")
-    if link_shown and _invitation_waits(address):
-        # The onboarding link goes to whoever creates the profile (or the recovery address they
-        # give), and the profile may then answer every invitation to the address, another
-        # account's among them: the person answers it with a profile of their own.
+    if link_shown and _invitation_waits(address, account.id):
+        # The person answers this account's invitation with a profile of their own. Another
+        # account's invitation to an address on this account's own domain stays theirs to answer:
+        # signed in through an onboarding link (which proves nothing of who reads the address),
+        # the profile answers only with that invitation's own link, mailed to the address.
         raise UserError(_("An invitation is waiting for %(email)s: the person answers it with a profile of their "
                           "own. Withdraw it first to create them here.", email=address), "email")
     recovery = None
@@ -125,9 +126,9 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
             raise UserError(_("The recovery address must be outside the domain, so the link reaches them "
                               "before their mailbox works."), "recovery_email")
     if existing is not None:
-        # Someone registered the address and nobody confirmed it: perhaps a stranger, with a
-        # password of their own. The account's person takes the profile over; that password and
-        # the confirmation link go.
+        # Someone registered the address and nobody confirmed it (perhaps a stranger, with a
+        # password of their own), or a profile nobody ever signed into belongs to no account. The
+        # account's person takes the profile over; a registrant's password and links go.
         user = existing
         user.name, user.recovery_email = f"{first} {last}", recovery
         take_over_registration(user)
@@ -161,12 +162,36 @@ def take_over_registration(user: User) -> None:
     sessions.end_all(user, sessions.EXPIRED)
 
 
-def _invitation_waits(address: str) -> bool:
+def vacant_profile(user: User) -> bool:
+    """A profile that shows nobody reads its address: a self-registration nobody confirmed (a
+    stranger's, perhaps), or a profile never signed into that belongs to no account (a corporate
+    user removed before their first sign-in). A mailbox may take such an address (``retire_vacant``)."""
+    if user.is_superadmin or user.is_corporate or user.oidc_subject is not None:
+        return False
+    if unconfirmed_registration(user):
+        return True
+    return user.password_hash is None and db.session.execute(
+        db.select(Membership.id).where(Membership.user_id == user.id).limit(1)).first() is None
+
+
+def retire_vacant(address: str, account: Account | int, actor: User | None) -> None:
+    """A mailbox or an alias of the account that proved the domain now takes ``address``: a vacant
+    profile there goes. Whoever reads the mailbox would otherwise confirm the registration, or set
+    the profile's first password, and sign in as a person where there is only a mailbox."""
+    user = find_user(address)
+    if user is not None and vacant_profile(user):
+        record("user.vacant_removed", account=account, target=user, actor=actor)
+        db.session.delete(user)
+        db.session.flush()
+
+
+def _invitation_waits(address: str, account_id: int) -> bool:
     from portal.invitations.models import PENDING, Invitation
     from portal.timeutil import utcnow
 
     return db.session.execute(db.select(Invitation.id).where(
-        Invitation.email == address, Invitation.status == PENDING, Invitation.expires_at > utcnow())).first() is not None
+        Invitation.account_id == account_id, Invitation.email == address, Invitation.status == PENDING,
+        Invitation.expires_at > utcnow())).first() is not None
 
 
 def _require_outranks(actor: User, account: Account, user: User) -> None:

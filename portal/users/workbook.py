@@ -670,7 +670,7 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet], *, limit: froz
             continue
         _plan_grants(check, Sheet(sheet.title, sheet.rows[1:]), by_email, mailbox)
     existing = _existing_users([user.email for user in users])
-    waiting, aliased = held_elsewhere([user.email for user in users if user.email not in existing])
+    waiting, aliased = held_elsewhere([user.email for user in users if user.email not in existing], account.id)
     for user in users:
         known = existing.get(user.email)
         if known is not None:
@@ -682,8 +682,7 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet], *, limit: froz
             else:
                 user.action = "update"
         elif user.email in waiting:
-            # The onboarding link would reach the uploader or a recovery address they chose, and
-            # the profile could then answer the invitation: the person answers it themselves.
+            # This account invited them: they answer it with a profile of their own.
             user.skip_for("invitation_waits")
         elif user.email in aliased:
             # Its mail (a password reset among it) would reach the aliased mailbox, not this person.
@@ -840,8 +839,10 @@ def _plan_grants(check: _Validator, sheet: Sheet, by_email: dict[str, PlannedUse
                 user.mailbox_grants.append([mailbox.id, None, code])
 
 
-def held_elsewhere(emails: list[str]) -> tuple[set[str], set[str]]:
-    """Of ``emails``, those a pending invitation waits for, and those a mailbox alias holds."""
+def held_elsewhere(emails: list[str], account_id: int) -> tuple[set[str], set[str]]:
+    """Of ``emails``, those a pending invitation of this account waits for (another account's is
+    theirs to answer, with its own link: see ``users.services.create_corporate_user``), and those a
+    mailbox alias holds."""
     from portal.invitations.models import PENDING, Invitation
     from portal.mailboxes.models import MailboxAlias
 
@@ -851,7 +852,8 @@ def held_elsewhere(emails: list[str]) -> tuple[set[str], set[str]]:
     for start in range(0, len(emails), 500):
         chunk = emails[start:start + 500]
         waiting.update(db.session.execute(db.select(Invitation.email).where(
-            Invitation.email.in_(chunk), Invitation.status == PENDING, Invitation.expires_at > now)).scalars())
+            Invitation.account_id == account_id, Invitation.email.in_(chunk), Invitation.status == PENDING,
+            Invitation.expires_at > now)).scalars())
         aliased.update(db.session.execute(db.select(MailboxAlias.address).where(
             MailboxAlias.address.in_(chunk))).scalars())
     return waiting, aliased

@@ -17,6 +17,13 @@ def test_login__right_password_starts_a_session_and_is_audited(client, make):
     assert event.actor_id == user.id
 
 
+def test_login__an_address_on_a_domain_typed_in_unicode_is_found_as_it_was_registered(client, make):
+    """Registration keeps a domain in its ASCII form; log-in lowercased the typed address only."""
+    make.user("ada@xn--mnchen-3ya.example")
+    response = client.post("/login", data={"email": "Ada@MÜNCHEN.example", "password": PASSWORD})
+    assert response.status_code == 302
+
+
 def test_login__wrong_password_is_refused_with_the_address_kept(client, make):
     make.user("ada@example.org")
     response = client.post("/login", data={"email": "ada@example.org", "password": "wrong password!"})

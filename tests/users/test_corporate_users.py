@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from portal.accounts.models import Membership
@@ -114,21 +116,17 @@ def test_remove__revokes_access_at_once_and_disables_the_mailbox(owner, account,
     assert db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "user.remove_corporate")).scalar_one()
 
 
-@pytest.mark.parametrize("inviting", ["this account", "another account"])
-def test_create__not_at_an_address_an_invitation_waits_for(client, auth, owner, account, make, run_jobs, inviting):
+def test_create__not_at_an_address_this_account_invited(client, auth, owner, account, make, run_jobs):
     """Found by an attacker-side review: someone who may only create users created one at an invited
-    address, set its password through the link shown to them, and accepted the invitation (as this
-    account's administrator, or another account's)."""
+    address, set its password through the link shown to them, and accepted the invitation."""
     from portal.invitations import services as invitations
     from portal.roles.services import system_role
     from tests.mailboxes.conftest import enabled_domain
 
     enabled_domain(owner, account, "corp.example.org")
-    inviter = owner if inviting == "this account" else make.user("boss@partner.example")
-    where = account if inviting == "this account" else make.account(inviter, "Partner")
-    invitation = invitations.start(inviter, where, "cto@corp.example.org")
-    invitations.add_grant(inviter, invitation, role_id=system_role("administrator").id)
-    invitations.send_invitation(inviter, invitation)
+    invitation = invitations.start(owner, account, "cto@corp.example.org")
+    invitations.add_grant(owner, invitation, role_id=system_role("administrator").id)
+    invitations.send_invitation(owner, invitation)
     db.session.commit()
     make.member(account, make.user("hr@example.org"), permissions=("members.view", "users.create"))
     auth.login("hr@example.org")
@@ -138,6 +136,42 @@ def test_create__not_at_an_address_an_invitation_waits_for(client, auth, owner, 
     assert answer.status_code == 422 and "An invitation is waiting for cto@corp.example.org" in page
     assert "/welcome/" not in page
     assert db.session.execute(db.select(User).where(User.email == "cto@corp.example.org")).first() is None
+
+
+def test_create__another_accounts_invitation_does_not_block_it_nor_can_the_profile_answer_it(
+        client, auth, owner, account, make, run_jobs):
+    """Another account's pending invitation to an address on this account's own domain stopped this
+    account from creating its own person (an attacker-side review: any account could block any
+    other's onboarding). It no longer does; and the profile, signed in through the onboarding link
+    shown to whoever created it, cannot answer that invitation without the invitation's own link."""
+    from portal.invitations import services as invitations
+    from portal.invitations.models import Invitation
+    from portal.roles.services import system_role
+    from tests.mailboxes.conftest import enabled_domain
+
+    enabled_domain(owner, account, "corp.example.org")
+    partner_owner = make.user("boss@partner.example")
+    partner = make.account(partner_owner, "Partner")
+    invitation = invitations.start(partner_owner, partner, "cto@corp.example.org")
+    invitations.add_grant(partner_owner, invitation, role_id=system_role("administrator").id)
+    invitations.send_invitation(partner_owner, invitation)
+    db.session.commit()
+    invitation_id = invitation.id
+    make.member(account, make.user("hr@example.org"), permissions=("members.view", "users.create"))
+    auth.login("hr@example.org")
+    answer = client.post(f"/accounts/{account.id}/users/new", data={"first_name": "C", "last_name": "To",
+                                                                    "email": "CTO@corp.example.org"})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "/welcome/" in page
+    welcome = re.search(r"/welcome/[\w-]+", page).group(0)
+    auth.logout()
+    assert client.post(welcome, data={"password": "a brand new password", "confirm": "a brand new password"}
+                       ).status_code == 302  # signed in as the new profile
+    accepted = client.post(f"/profile/invites/{invitation_id}/accept", follow_redirects=True)
+    assert "Open the link in the invitation" in accepted.get_data(as_text=True)
+    assert db.session.get(Invitation, invitation_id).status == "pending"
+    assert not db.session.execute(db.select(Membership).where(Membership.account_id == partner.id,
+                                                              Membership.user_id != partner_owner.id)).first()
 
 
 def test_settings__renaming_someone_needs_every_right_they_hold(owner, account, domain, make, client, auth):

@@ -1,8 +1,10 @@
 """The import creates and renames people no more freely than the pages do (found by attacker-side
-reviews): not at an address an invitation waits for or an alias holds, not renaming someone who
+reviews): not at an address this account invited or an alias holds, not renaming someone who
 holds rights the uploader does not, and taking over a registration nobody confirmed."""
 
 import io
+
+import pytest
 
 from openpyxl import load_workbook
 
@@ -40,9 +42,8 @@ def _invite(inviter, account, email):
     return invitation
 
 
-def test_not_at_an_address_an_invitation_waits_for(owner, account, domain, make, run_jobs):
-    boss = make.user("boss@partner.example")
-    _invite(boss, make.account(boss, "Partner"), "cto@example.org")
+def test_not_at_an_address_this_account_invited(owner, account, domain, make, run_jobs):
+    _invite(owner, account, "cto@example.org")
     data = fill(_template(account), users=[("C", "To", "cto@example.org", "N", "cto@home.example"),
                                            ("Ann", "Able", "ann@example.org", "N", "ann@home.example")])
     run = _preview(owner, account, data)
@@ -54,14 +55,32 @@ def test_not_at_an_address_an_invitation_waits_for(owner, account, domain, make,
     assert _user("cto@example.org") is None and _user("ann@example.org") is not None
 
 
-def test_an_invitation_sent_after_the_preview_is_seen_when_the_import_runs(owner, account, domain, make, run_jobs):
+def test_another_accounts_invitation_does_not_make_it_skip_its_own_person(owner, account, domain, make, run_jobs):
+    """An attacker-side review: any account could make another's import skip its own people by
+    inviting them (the invitation stays theirs to answer, with its own link)."""
+    boss = make.user("boss@partner.example")
+    _invite(boss, make.account(boss, "Partner"), "cto@example.org")
+    run = _preview(owner, account, fill(_template(account), users=[("C", "To", "cto@example.org", "N",
+                                                                      "cto@home.example")]))
+    assert (run.to_create, run.to_skip) == (1, 0)
+    statuses = _run(owner, account, run, run_jobs)
+    assert statuses["cto@example.org"][0] == "created" and _user("cto@example.org") is not None
+
+
+@pytest.mark.parametrize("inviting", ["this account", "another account"])
+def test_an_invitation_sent_after_the_preview_is_seen_when_the_import_runs(owner, account, domain, make, run_jobs,
+                                                                           inviting):
     run = _preview(owner, account, fill(_template(account), users=[("C", "To", "cto@example.org", "N",
                                                                       "cto@home.example")]))
     assert run.to_create == 1
     boss = make.user("boss@partner.example")
-    _invite(boss, make.account(boss, "Partner"), "cto@example.org")
+    _invite(*((owner, account) if inviting == "this account" else (boss, make.account(boss, "Partner"))),
+            "cto@example.org")
     statuses = _run(owner, account, run, run_jobs)
-    assert statuses["cto@example.org"][0] == "skipped" and _user("cto@example.org") is None
+    if inviting == "this account":
+        assert statuses["cto@example.org"][0] == "skipped" and _user("cto@example.org") is None
+    else:
+        assert statuses["cto@example.org"][0] == "created" and _user("cto@example.org") is not None
 
 
 def test_not_at_an_address_an_alias_holds(owner, account, domain, run_jobs):
