@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from types import SimpleNamespace
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, func
 from sqlalchemy.orm import aliased
@@ -29,8 +30,14 @@ def create_account(owner: User, name: str) -> Account:
     """Create an account with ``owner`` as its Account Owner."""
     if owner.is_corporate:
         raise DeletionRefused(_("Corporate users are managed by their organisation and cannot create accounts."))
+    from portal.i18n import chosen
+
     name = " ".join(name.split())
-    account = Account(name=name)
+    # The account's work (domain checks, provisioning, mails to people without a profile) is
+    # written in its language: at first its creator's, when they chose one other than the portal's.
+    language = chosen(owner.locale)
+    default = current_app.config["PORTAL"]["DEFAULT_LOCALE"]
+    account = Account(name=name, default_locale=language if language != default else None)
     db.session.add(account)
     db.session.flush()
     membership = add_member(account, owner)
@@ -230,7 +237,7 @@ def remove_member(actor: User, account: Account, membership: Membership) -> None
     from portal.roles.services import require_may_remove
 
     require_may_remove(actor, account, membership)
-    record("member.remove", account=account, target=membership.user)
+    record("member.remove", account=account, actor=actor, target=membership.user)
     db.session.delete(membership)
     db.session.flush()
 

@@ -251,9 +251,13 @@ def next_check_at(domain: Domain):
 
 
 def watching(domain: Domain) -> bool:
-    """The page keeps checking by itself: someone asked for a check a short while ago."""
+    """The page keeps checking by itself: someone asked for a check a short while ago, or asked
+    for one that waits (a second Check now within the minute, on an enabled domain too)."""
+    now = utcnow()
+    if domain.last_manual_check_at is not None and domain.last_manual_check_at > now:
+        return True
     return domain.status not in (ENABLED, DISABLED, TAKEN) and domain.watch_until is not None \
-        and domain.watch_until > utcnow()
+        and domain.watch_until > now
 
 
 def _lookup() -> dnscheck.Lookup:

@@ -257,7 +257,12 @@ def _member_mailboxes(membership, chosen_id, status=200, error=None, picker=None
 @rule(member("members.view"))
 def member_access(account_id, membership_id):
     membership = load_or_404(member_in_account, membership_id)
-    return _member_mailboxes(membership, arg_id("mailbox") or 0)
+    chosen_id = arg_id("mailbox") or 0
+    if not chosen_id and "mailbox_q" in request.args and not request.args["mailbox_q"].strip():
+        # "Show its access" with nothing typed or picked: say what to do rather than show the form again.
+        return _member_mailboxes(membership, 0, error=_("Type part of a mailbox's address, then pick the mailbox "
+                                                        "whose access to show."))
+    return _member_mailboxes(membership, chosen_id)
 
 
 def _back(account_id, membership_id, mailbox_id):

@@ -268,7 +268,7 @@ def create_role(actor: User, account: Account, *, name: str, scope: str, descrip
     role.permission_rows = [RolePermission(permission=code) for code in sorted(permissions)]
     db.session.add(role)
     db.session.flush()
-    record("role.create", account=account, target=role, scope=scope, permissions=permissions)
+    record("role.create", account=account, actor=actor, target=role, scope=scope, permissions=permissions)
     return role
 
 
@@ -284,7 +284,7 @@ def update_role(actor: User, account: Account, role: Role, *, name: str, descrip
     role.name, role.description = name, description.strip()
     role.permission_rows = [RolePermission(permission=code) for code in sorted(permissions)]
     db.session.flush()
-    record("role.update", account=account, target=role, added=added, removed=removed)
+    record("role.update", account=account, actor=actor, target=role, added=added, removed=removed)
     return role
 
 
@@ -303,7 +303,7 @@ def delete_role(actor: User, account: Account, role: Role) -> None:
     if role.is_system:
         raise AccessError(_("System roles cannot be deleted."))
     _scope_check(actor, account, role.scope, set(role.permissions))
-    record("role.delete", account=account, target=role, holders=role_holder_count(account, role))
+    record("role.delete", account=account, actor=actor, target=role, holders=role_holder_count(account, role))
     db.session.delete(role)
     db.session.flush()
 
@@ -404,7 +404,7 @@ def grant_role(actor: User, account: Account, membership: Membership, role: Role
                   granted_by_id=actor.id)
     db.session.add(grant)
     db.session.flush()
-    record("access.grant_role", account=account, target=membership.user, role=role.name)
+    record("access.grant_role", account=account, actor=actor, target=membership.user, role=role.name)
     return grant
 
 
@@ -424,7 +424,7 @@ def set_single_permissions(actor: User, account: Account, membership: Membership
         db.session.delete(current[code])
     db.session.flush()
     if added or removed:
-        record("access.set_permissions", account=account, target=membership.user,
+        record("access.set_permissions", account=account, actor=actor, target=membership.user,
                added=added, removed=removed)
     return added, removed
 
@@ -439,7 +439,7 @@ def revoke_grant(actor: User, account: Account, grant: Grant) -> None:
         require_owner_for(actor, account, grant.role)
     if grant.role is not None and grant.role.system_key == catalogue.OWNER:
         refuse_last_owner(account, membership)
-    record("access.revoke", account=account, target=membership.user, mailbox_id=grant.mailbox_id,
+    record("access.revoke", account=account, actor=actor, target=membership.user, mailbox_id=grant.mailbox_id,
            role=grant.role.name if grant.role else None, permission=grant.permission)
     db.session.delete(grant)
     db.session.flush()
@@ -575,7 +575,7 @@ def set_mailbox_permissions(actor: User, account: Account, membership: Membershi
         db.session.delete(current[code])
     db.session.flush()
     if added or removed:
-        record("access.set_mailbox_permissions", account=account, target=membership.user,
+        record("access.set_mailbox_permissions", account=account, actor=actor, target=membership.user,
                mailbox_id=mailbox_id, added=added, removed=removed)
     return added, removed
 

@@ -15,6 +15,29 @@ def test_create_account__makes_the_creator_its_owner(client, auth, make):
     assert [grant.role.system_key for grant in account_grants(membership)] == ["owner"]
 
 
+def test_create_account__takes_its_creators_language_for_what_the_portal_writes(client, auth, make, run_jobs):
+    """A French admin's domain page read the worker's check results in English (a walkthrough):
+    the worker writes in the account's language, which was the portal's default."""
+    from portal.domains.models import Domain
+
+    make.user("ada@example.org").locale = "fr"
+    make.user("bob@example.org")
+    db.session.commit()
+    auth.login("ada@example.org")
+    assert client.post("/accounts/new", data={"name": "Société Dupont"}).status_code == 302
+    french = db.session.execute(db.select(Account).where(Account.name == "Société Dupont")).scalar_one()
+    assert french.default_locale == "fr"
+    assert client.post(f"/accounts/{french.id}/domains/new",
+                       data={"name": "dupont.example", "connection": "local"}).status_code == 302
+    run_jobs()
+    domain = db.session.execute(db.select(Domain)).scalar_one()
+    assert domain.status_reason.startswith("En attente de l’enregistrement de propriété"), domain.status_reason
+    auth.logout()
+    auth.login("bob@example.org")
+    assert client.post("/accounts/new", data={"name": "Acme"}).status_code == 302
+    assert db.session.execute(db.select(Account).where(Account.name == "Acme")).scalar_one().default_locale is None
+
+
 def test_create_account__empty_name_is_refused_with_message(client, auth, make):
     make.user("ada@example.org")
     auth.login("ada@example.org")
@@ -46,6 +69,26 @@ def test_members__grant_a_role_to_a_member(client, auth, make):
     assert response.status_code == 302
     page = client.get(f"/accounts/{account.id}/members").get_data(as_text=True)
     assert "bob@example.org" in page and "Account Administrator" in page
+
+
+def test_members_and_mailbox_access__single_permissions_are_shown_by_their_names(client, auth, make):
+    """The lists showed permission codes ("members.view") where every other page shows names."""
+    from portal.mailboxes.services import create_mailbox
+    from portal.roles.models import Grant
+    from tests.mailboxes.conftest import enabled_domain
+
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    membership = make.member(account, make.user("bob@example.org"), permissions=("members.view",))
+    sales = create_mailbox(owner, account, enabled_domain(owner, account), "sales")
+    db.session.add(Grant(membership_id=membership.id, account_id=account.id, permission="mailbox.read",
+                         mailbox_id=sales.id))
+    db.session.commit()
+    auth.login("owner@example.org")
+    members = client.get(f"/accounts/{account.id}/members").get_data(as_text=True)
+    mailbox = client.get(f"/accounts/{account.id}/mailboxes/{sales.id}").get_data(as_text=True)
+    assert "See members" in members and ">members.view<" not in members
+    assert "Read mail" in mailbox and ">mailbox.read<" not in mailbox
 
 
 def test_members__remove_needs_confirmation_and_protects_the_last_owner(client, auth, make):

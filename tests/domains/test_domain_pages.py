@@ -45,7 +45,11 @@ def test_check_button__htmx_answers_the_live_block_and_is_throttled(signed_in, a
     assert "Enabled" in fragment and 'hx-trigger="load delay:1s"' not in fragment
     response = signed_in.post(url, headers={"HX-Request": "true"})
     assert response.status_code == 200, "asking again too soon is no error: the check waits its turn"
-    assert "alert-error" not in response.get_data(as_text=True)
+    fragment = response.get_data(as_text=True)
+    assert "alert-error" not in fragment
+    # ... and the page says when it runs and follows it, on an enabled domain too (a walkthrough:
+    # the second click answered the page unchanged, and its check's result was never shown).
+    assert "Next check in" in fragment and 'hx-trigger="load delay:5s"' in fragment
 
 
 def test_remove__needs_the_name_typed(signed_in, account):

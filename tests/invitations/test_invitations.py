@@ -270,10 +270,16 @@ def test_invitation_list__shows_each_invitations_offers_in_order_in_the_readers_
 
     from portal.roles.services import create_role
 
+    from tests.mailboxes.conftest import enabled_domain
+    from portal.mailboxes.services import create_mailbox
+
     custom = create_role(owner, account, name="Auditors", scope="account", description="", permissions={"audit.view"})
+    sales = create_mailbox(owner, account, enabled_domain(owner, account), "sales")
     first = services.start(owner, account, "first@example.net")
     services.add_grant(owner, first, role_id=system_role("administrator").id)
     services.add_grant(owner, first, role_id=custom.id)
+    # Added in English: the list showed the label kept then (a walkthrough in French).
+    services.add_grant(owner, first, role_id=system_role("mailbox_delegate").id, mailbox=sales)
     services.start(owner, account, "second@example.net")
     other = make.user("other@example.org")
     services.start(other, make.account(other, "Elsewhere"), "stranger@example.net")
@@ -285,6 +291,7 @@ def test_invitation_list__shows_each_invitations_offers_in_order_in_the_readers_
         rows = {re.search(r">([^<>]+@example\.net)</a>", row).group(1): row
                 for row in re.findall(r"<tr>.*?</tr>", page, re.S) if "@example.net</a>" in row}
         assert set(rows) == {"first@example.net", "second@example.net"}
-        assert "<td>Administrateur du compte, Auditors</td>" in rows["first@example.net"]
+        assert ("<td>Administrateur du compte, Auditors, Délégué de la boîte aux lettres sur sales@example.org</td>"
+                in rows["first@example.net"])
         assert "<td>—</td>" in rows["second@example.net"]
         assert "<td>owner@example.org</td>" in rows["first@example.net"]

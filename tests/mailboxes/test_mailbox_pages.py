@@ -90,6 +90,9 @@ def test_member_mailbox_tab__grants_a_mailbox_role_within_what_the_granter_holds
     assert mailbox_permissions(bob.user, account, mailbox.id) == {"mailbox.view", "mailbox.read", "mailbox.send_as"}
     page = client.get(f"/accounts/{account.id}/members/{bob.id}/mailboxes?mailbox={mailbox.id}").get_data(as_text=True)
     assert "Mailbox Delegate" in page
+    # "Show its access" with nothing typed or picked says what to do (a walkthrough: it did nothing).
+    page = client.get(f"/accounts/{account.id}/members/{bob.id}/mailboxes?mailbox_q=").get_data(as_text=True)
+    assert "Type part of a mailbox&#39;s address, then pick the mailbox" in page
     page = client.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}").get_data(as_text=True)
     assert "bob@example.org" in page and "Mailbox Delegate" in page
     client.post("/logout")

@@ -169,6 +169,30 @@ def test_run__creates_users_access_mailboxes_and_onboarding_then_a_result_workbo
     assert "send them an onboarding link" in statuses["bob@example.org"][1]
 
 
+def test_run__rows_with_problems_end_as_the_preview_said_with_what_to_fix(owner, account, domain, run_jobs):
+    """A walkthrough: the preview said "4 to skip", the result "2 skipped, 2 failed" (rows the preview
+    could not read were "failed"), and the result workbook said only "this row has problems"."""
+    data = fill(_template(account), users=[("Ann", "Able", "ann@example.org", ""),
+                                           ("", "Nofirst", "nofirst@example.org", ""),
+                                           ("Yan", "Maybe", "maybe@example.org", "maybe"),
+                                           ("Bad", "Address", "not an address", ""),
+                                           ("Ann", "Again", "ann@example.org", "")])
+    run = _preview(owner, account, data)
+    assert (run.to_create, run.to_update, run.to_skip) == (1, 0, 4)
+    imports.confirm(owner, run)
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(run)
+    assert (run.created, run.updated, run.skipped, run.failed) == (1, 0, 4, 0)
+    rows = list(load_workbook(io.BytesIO(run.result))["Users"].iter_rows(min_row=2, values_only=True))
+    outcome = {row[1]: (row[5], row[6]) for row in rows}
+    assert outcome["Able"][0] == "created"
+    assert {status for name, (status, _message) in outcome.items() if name != "Able"} == {"skipped"}
+    assert "The first name is missing" in outcome["Nofirst"][1]
+    assert "“maybe” is not Y, N or empty" in outcome["Maybe"][1]
+    assert "not an address" in outcome["Address"][1] and "row 2" in outcome["Again"][1]
+
+
 def test_run__the_same_workbook_again_creates_no_duplicates(owner, account, domain, run_jobs):
     data = fill(_template(account), users=[("Ann", "Able", "ann@example.org", "Y")])
     for expected in ((1, 0), (0, 1)):
