@@ -149,3 +149,25 @@ def test_rows_removed_before_the_job_runs_are_not_counted(client, auth, make, ow
     db.session.expire_all()
     run = db.session.execute(db.select(BulkRun)).scalar_one()
     assert (run.status, run.total, run.done, run.succeeded, run.failed) == ("done", 1, 1, 1, 0)
+
+
+def test_a_confirmation_key_used_in_one_account_posted_to_another_starts_nothing_there(
+        client, auth, make, owner, account):
+    """A confirmation's key is kept once per person: sent again with a form to another account of
+    the same person, it finds no run there to show, and the database refuses a second run with it
+    (answered "changed meanwhile", not an error page)."""
+    second = make.account(owner, "Second")
+    person = make.member(account, make.user("person@example.org"))
+    elsewhere = make.member(second, make.user("elsewhere@example.org"))
+    auth.login("owner@example.org")
+    form = {"action": "grant_role", "role_id": str(_administrator_id()), "member": [str(person.id)]}
+    key = RUN_KEY.search(client.post(f"/accounts/{account.id}/members/bulk", data=form)
+                         .get_data(as_text=True)).group(1)
+    assert client.post(f"/accounts/{account.id}/members/bulk",
+                       data={**form, "confirmed": "yes", "run_key": key}).status_code == 302
+    replayed = client.post(f"/accounts/{second.id}/members/bulk",
+                           data={**form, "member": [str(elsewhere.id)], "confirmed": "yes", "run_key": key})
+    assert replayed.status_code == 409
+    assert "Reload the page" in replayed.get_data(as_text=True)
+    runs = db.session.execute(db.select(BulkRun)).scalars().all()
+    assert [run.account_id for run in runs] == [account.id]
