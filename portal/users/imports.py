@@ -346,7 +346,8 @@ def _run(run: ImportRun) -> None:
     for p in planned:
         if p["skip"]:
             reason = workbook.skip_message(p)
-            outcome[p["row"]] = (SKIPPED, f"{reason}: {problems[p['row']]}" if p["row"] in problems else reason)
+            outcome[p["row"]] = (SKIPPED, _("%(reason)s: %(problems)s", reason=reason, problems=problems[p["row"]])
+                                 if p["row"] in problems else reason)
     todo = [p for p in planned if not p["skip"]]
     writer = _Writer(run, account)
     run.skipped = len(planned) - len(todo)

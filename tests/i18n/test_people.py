@@ -247,7 +247,7 @@ def test_import__preview_problems_and_result_are_french_for_a_french_speaking_ad
     by_email = {row[2]: row[-2:] for row in rows[1:]}
     assert by_email["ann@example.org"][0] == "créé"
     assert "envoyez-lui un lien de première connexion depuis sa page" in by_email["ann@example.org"][1]
-    assert by_email["sans@example.org"] == ("ignoré", "cette ligne comporte des problèmes")
+    assert by_email["sans@example.org"] == ("ignoré", f"cette ligne comporte des problèmes{NBSP}: Le prénom manque.")
 
 
 def test_import__problems_are_worded_in_the_language_of_whoever_reads_them(owner, account, domain, make, client,

@@ -23,6 +23,8 @@ def test_new_mailbox_form__creates_and_lands_on_the_page_that_polls(setting, run
     assert mailbox.quota_bytes == 2 * 1024 ** 3
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Working…" in page and 'hx-trigger="load delay:1s"' in page
+    # Without scripts: a link to reload, not a page that reloads itself (and loses what is typed)
+    assert "Reload the page to see where it stands." in page and 'http-equiv="refresh"' not in page
     run_jobs()
     fragment = client.get(response.headers["Location"], headers={"HX-Request": "true"}).get_data(as_text=True)
     assert fragment.lstrip().startswith('<div id="mailbox-live"')
