@@ -237,11 +237,15 @@ def request_check(actor: User, domain: Domain) -> None:
     if domain.status == DISABLED:
         raise DomainError(_("The domain is disabled: enable it to check it again."))
     now = utcnow()
+    domain.watch_until = now + WATCH
+    if _asked_check_waits(waiting_check(domain)) or (domain.last_manual_check_at or now) > now:
+        # The asked-for check still to come covers this click (each click had pushed it a minute
+        # on, while the queued check kept its time: a page then followed a check long run).
+        return
     run_at = now
     if domain.last_manual_check_at and now - domain.last_manual_check_at < MANUAL_CHECK_INTERVAL:
         run_at = domain.last_manual_check_at + MANUAL_CHECK_INTERVAL
     domain.last_manual_check_at = run_at
-    domain.watch_until = now + WATCH
     schedule_check(domain, trigger="manual", delay=run_at - now)
 
 
@@ -250,14 +254,19 @@ def next_check_at(domain: Domain):
     return job.run_at if job is not None else None
 
 
-def watching(domain: Domain) -> bool:
+def _asked_check_waits(waiting: Job | None) -> bool:
+    """Whether the check waiting to run (``waiting_check``'s job) is one somebody asked for."""
+    return waiting is not None and waiting.payload.get("trigger") == "manual"
+
+
+def watching(domain: Domain, waiting: Job | None) -> bool:
     """The page keeps checking by itself: someone asked for a check a short while ago, or asked
-    for one that waits (a second Check now within the minute, on an enabled domain too)."""
-    now = utcnow()
-    if domain.last_manual_check_at is not None and domain.last_manual_check_at > now:
+    for one that waits its turn (``waiting``: ``waiting_check``'s job; a second Check now within
+    the minute, on an enabled domain too), until it has run."""
+    if _asked_check_waits(waiting):
         return True
     return domain.status not in (ENABLED, DISABLED, TAKEN) and domain.watch_until is not None \
-        and domain.watch_until > now
+        and domain.watch_until > utcnow()
 
 
 def _lookup() -> dnscheck.Lookup:

@@ -70,11 +70,11 @@ def _page(domain, status=200, error=None):
         # what has committed by then, so a check may have ended in between: read the domain again
         # rather than show a state it has left on a page that stops looking.
         db.session.refresh(domain)
-    next_check = services.next_check_at(domain)
-    seconds = max(int((next_check - utcnow()).total_seconds()), 0) if next_check else None
+    waiting = services.waiting_check(domain)
+    seconds = max(int((waiting.run_at - utcnow()).total_seconds()), 0) if waiting else None
     return render("domains/show.html", block="live", status=status, account=g.account, domain=domain,
                   challenge_name=services.challenge_name(domain), checking=checking,
-                  watching=services.watching(domain), next_check_seconds=seconds,
+                  watching=services.watching(domain, waiting), next_check_seconds=seconds,
                   capabilities=backends.capabilities(domain.connection).describe(),
                   connection=backends.connection(domain.connection), history=domain.checks.limit(20).all(),
                   error=error, form=ConfirmForm(), statuses=STATUSES)

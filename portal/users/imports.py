@@ -35,7 +35,7 @@ from portal.spreadsheets import cells
 from portal.timeutil import utcnow
 from portal.users import workbook
 from portal.users.models import CHECKING, DONE, FAILED, PREVIEWED, QUEUED, REFUSED, RUNNING, ImportRun
-from portal.users.services import ONBOARDING_KIND, take_over_registration, unconfirmed_registration
+from portal.users.services import ONBOARDING_KIND, take_over_registration, vacant_profile
 
 IMPORT_KIND = "users.import"
 PREVIEW_KIND = "users.import_preview"
@@ -197,8 +197,10 @@ class _Writer:
                 return
         for email, user in existing.items():
             ids[email] = user.id
-            if unconfirmed_registration(user):
-                # A registration nobody confirmed (a stranger's, perhaps): taken over, as one by one.
+            if vacant_profile(user):
+                # A registration nobody confirmed (a stranger's, perhaps), or a profile never signed
+                # into: taken over as one by one, its links (an onboarding link shown to whoever
+                # made it before) retired.
                 take_over_registration(user)
             if not user.is_corporate or user.corporate_account_id != self.account_id:
                 user.is_corporate, user.corporate_account_id = True, self.account_id
@@ -308,6 +310,14 @@ class _Writer:
         if mailbox_ids:
             enqueue_many(PROVISION_KIND, [({"mailbox_id": mailbox_id, "operation": "create"}, f"mailbox:{mailbox_id}")
                                           for mailbox_id in mailbox_ids.values()], account=self.account_id, now=now)
+        still_taken = [address for address in taken if address not in mailbox_ids]
+        if still_taken:
+            # Their own personal mailbox, kept when they were removed: theirs again (its owner's role
+            # went with their membership), as when they are made again one by one.
+            mailbox_ids.update({address: mailbox_id for mailbox_id, address, owner_id in db.session.execute(
+                db.select(Mailbox.id, Mailbox.address, Mailbox.owner_id).where(
+                    Mailbox.account_id == self.account_id, Mailbox.address.in_(still_taken),
+                    Mailbox.kind == "personal", Mailbox.status != DELETED)) if owner_id == ids[address]})
         return mailbox_ids
 
 

@@ -74,13 +74,21 @@ def corporate_domain_for(account: Account, email: str, *, personal_mailbox: bool
         raise UserError(_("%(domain)s is %(status)s: new users can only be created on enabled domains.",
                           domain=domain.name, status=label(domain.status, "domain.status").lower().replace("_", " ")),
                         "email")
-    if personal_mailbox:
+    if personal_mailbox and not _own_mailbox_kept(domain, email):
         try:
             ownership.address_for(account.id, domain, local_part, ownership.ROUTE, field="email")
         except ownership.NameRefused as refusal:
             raise UserError(_("No personal mailbox can have this address: %(reason)s", reason=refusal),
                             "email") from None
     return domain
+
+
+def _own_mailbox_kept(domain, address: str) -> bool:
+    """Whether the address has its person's own personal mailbox, kept (or disabled) when they were
+    removed: made again (by hand, an import, their identity provider), they get it back."""
+    return db.session.execute(db.select(Mailbox.id).join(User, User.id == Mailbox.owner_id).where(
+        Mailbox.domain_id == domain.id, Mailbox.address == address, Mailbox.kind == "personal",
+        Mailbox.status != DELETED, User.email == address)).first() is not None
 
 
 def issue_onboarding_link(user: User) -> str:

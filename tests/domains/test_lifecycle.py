@@ -102,7 +102,44 @@ def test_manual_check__is_throttled_to_once_a_minute_by_waiting_not_refusing(own
     services.request_check(owner, domain)
     waits = services.next_check_at(domain) - utcnow()
     assert timedelta(seconds=50) < waits <= timedelta(minutes=1), "the second asked-for check waits its minute"
-    assert services.watching(domain)
+    assert services.watching(domain, services.waiting_check(domain))
+
+
+def test_manual_check__clicks_while_one_waits_ask_for_nothing_more_and_the_page_stops_once_it_ran(
+        owner, account, client, auth, run_jobs, monkeypatch):
+    """A review: each click pushed the asked-for check a minute on while the queued one kept its
+    time, so the page followed (polled) for minutes after it ran, and the next click waited for
+    every earlier one."""
+    from tests.mailboxes.conftest import enabled_domain
+
+    domain = enabled_domain(owner, account)
+    domain_id, url = domain.id, f"/accounts/{account.id}/domains/{domain.id}/check"
+    run_jobs()  # the check made when it was added
+    auth.login("owner@example.org")
+    start = utcnow()
+    clock = {"now": start}
+    monkeypatch.setattr(services, "utcnow", lambda: clock["now"])
+
+    def clicks(count: int):
+        for _click in range(count):
+            assert client.post(url).status_code == 302
+
+    def waiting():
+        return services.waiting_check(db.session.get(Domain, domain_id))
+
+    clicks(4)
+    assert waiting().run_at <= start and waiting().payload["trigger"] == "manual", "one check, at once"
+    run_jobs(start)
+    clock["now"] = start + timedelta(seconds=10)
+    clicks(3)  # too soon after the first: one check, a minute after it, whatever the clicks
+    assert waiting().run_at == start + timedelta(minutes=1)
+    assert services.watching(db.session.get(Domain, domain_id), waiting()), "the page follows the check that waits"
+    later = start + timedelta(seconds=70)
+    run_jobs(later)
+    clock["now"] = later
+    assert not services.watching(db.session.get(Domain, domain_id), waiting()), "it ran: nothing more to follow"
+    clicks(1)
+    assert waiting().run_at - later <= timedelta(minutes=1)
 
 
 def test_schedule__each_check_queues_the_next_with_backoff(owner, account, dns_zone, check):

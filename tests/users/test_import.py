@@ -285,3 +285,16 @@ def test_preview__first_and_last_names_fit_the_full_name_together(owner, account
     assert [(p["row"], p["column"]) for p in run.problems] == [(2, "B")]
     assert "together are at most 199" in run.problems[0]["message"]
     assert run.to_create == 1
+
+
+def test_import_pages__a_page_answering_a_post_does_not_reload_itself_onto_it(owner, account, domain, client, auth):
+    """A second Confirm click (no scripts) answered the progress page with its reload, which sent a
+    GET to the confirm URL (405). Only a page read with GET reloads itself."""
+    run = _preview(owner, account, fill(_template(account), users=[("Ann", "Able", "ann@example.org", "")]))
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/users/import/{run.id}/confirm"
+    assert client.post(url).status_code == 302
+    second = client.post(url)
+    assert second.status_code == 409 and 'http-equiv="refresh"' not in second.get_data(as_text=True)
+    shown = client.get(f"/accounts/{account.id}/users/import/{run.id}").get_data(as_text=True)
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in shown
