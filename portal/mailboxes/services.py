@@ -757,13 +757,20 @@ def pick_mailboxes(user: User, account: Account, text: str, limit: int = 20) -> 
 def owner_candidates(account: Account, text: str, limit: int = 20, only: User | None = None) -> list[User]:
     """Members whose address or name holds ``text``, the choices of the owner picker; ``only``: the
     one person the picker may offer (someone who may not see the account's users finds only themself)."""
+    return [user for _membership_id, user in members_matching(account, text, limit, only)]
+
+
+def members_matching(account: Account, text: str, limit: int = 20,
+                     only: User | None = None) -> list[tuple[int, User]]:
+    """(membership id, person) of the account's members whose address or name holds ``text``, by
+    address; ``only``: that one person, if they match."""
     from portal.auth.models import people_matching
 
-    query = (db.select(User).join(Membership, Membership.user_id == User.id)
+    query = (db.select(Membership.id, User).join(User, User.id == Membership.user_id)
              .where(Membership.account_id == account.id, people_matching(text)))
     if only is not None:
         query = query.where(User.id == only.id)
-    return list(db.session.execute(query.order_by(User.email).limit(limit)).scalars())
+    return [tuple(row) for row in db.session.execute(query.order_by(User.email).limit(limit))]
 
 
 def member_user(account: Account, user_id: int | None, only: User | None = None) -> User | None:

@@ -115,7 +115,14 @@ def _page(mailbox, status=200, error=None, password=None):
     # by then, so the job may have finished in between. The page then looks again (once) rather than
     # stop following a status that has already moved on.
     busy = mailbox.status == PROVISIONING or services.busy(mailbox)
+    # Someone who may grant access here and see the account's people finds whom to give it to
+    # (each found person links to their access on this mailbox); None: the form is not shown.
+    person_query = request.args.get("person_q", "").strip()[:254]
+    people = None
+    if g.access.can_read("members.view") and g.access.can_on_mailbox(mailbox.id, "mailbox.access"):
+        people = services.members_matching(g.account, person_query) if person_query else []
     return render("mailboxes/show.html", block="live", status=status, account=g.account, mailbox=mailbox,
+                  person_query=person_query, people=people,
                   busy=busy, capabilities=services.capabilities_of(mailbox),
                   connection=backends.connection(mailbox.domain.connection),
                   attempts=mailbox.attempts.limit(50).all(), access=roles.mailbox_access_list(mailbox.id),

@@ -82,7 +82,7 @@ def test_member_mailbox_tab__grants_a_mailbox_role_within_what_the_granter_holds
     mailbox = services.create_mailbox(owner, account, domain, "team")
     bob = make.member(account, make.user("bob@example.org"))
     jane = make.user("jane@example.org")
-    make.member(account, jane)
+    jane_membership_id = make.member(account, jane).id
     delegate = db.session.execute(db.select(Role).where(Role.system_key == "mailbox_delegate")).scalar_one()
     mailbox_owner = db.session.execute(db.select(Role).where(Role.system_key == "mailbox_owner")).scalar_one()
     db.session.commit()
@@ -97,12 +97,23 @@ def test_member_mailbox_tab__grants_a_mailbox_role_within_what_the_granter_holds
     assert "Type part of a mailbox&#39;s address, then pick the mailbox" in page
     page = client.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}").get_data(as_text=True)
     assert "bob@example.org" in page and "Mailbox Delegate" in page
+    # From the mailbox, whom to give access to: each person found links to their access on it
+    # (a walkthrough found no way there from the mailbox page).
+    found = client.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}", query_string={"person_q": "JANE"})
+    assert f"/accounts/{account.id}/members/{jane_membership_id}/mailboxes?mailbox={mailbox.id}" in \
+        found.get_data(as_text=True)
+    assert "No member matches “nobody”" in client.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}",
+                                                     query_string={"person_q": "nobody"}).get_data(as_text=True)
     client.post("/logout")
     auth.login("bob@example.org")
     jane_membership = [m for m in account.memberships if m.user_id == jane.id][0]
     response = client.post(f"/accounts/{account.id}/members/{jane_membership.id}/mailboxes/{mailbox.id}/roles",
                            data={"role_id": mailbox_owner.id})
     assert response.status_code == 403
+    # A delegate may neither grant access nor look up the account's people: no such form
+    seen = client.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}", query_string={"person_q": "jane"})
+    assert seen.status_code == 200 and "Give someone access" not in seen.get_data(as_text=True)
+    assert "jane@example.org" not in seen.get_data(as_text=True)
 
 
 def test_delete_page__explains_when_the_backend_archives(setting, owner, run_jobs, app_environ):
