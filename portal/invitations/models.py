@@ -82,19 +82,27 @@ class InvitationGrant(db.Model):
     def shown_label(self) -> str:
         """The offer in the reader's language; the label kept when it was added once what it
         names is gone."""
-        from flask_babel import gettext
+        return offer_label(self.label, self.role.name if self.role is not None else None, self.permission,
+                           self.on_mailbox, self.mailbox.address if self.mailbox is not None else None)
 
-        from portal.i18n import label
-        from portal.roles.catalogue import BY_CODE
 
-        if self.role is not None:
-            offer = label(self.role.name, "role")
-        elif self.permission in BY_CODE:
-            offer = str(BY_CODE[self.permission].label)
-        else:
-            return self.label
-        if not self.on_mailbox:
-            return offer
-        if self.mailbox is None:
-            return self.label
-        return gettext("%(offer)s on %(mailbox)s", offer=offer, mailbox=self.mailbox.address)
+def offer_label(kept: str, role_name: str | None, permission: str | None, on_mailbox: bool,
+                mailbox_address: str | None) -> str:
+    """An offer as people read it, in their language, from what it names now (``kept``, the label
+    written when it was added, once that is gone)."""
+    from flask_babel import gettext
+
+    from portal.i18n import label
+    from portal.roles.catalogue import BY_CODE
+
+    if role_name is not None:
+        offer = label(role_name, "role")
+    elif permission in BY_CODE:
+        offer = str(BY_CODE[permission].label)
+    else:
+        return kept
+    if not on_mailbox:
+        return offer
+    if mailbox_address is None:
+        return kept
+    return gettext("%(offer)s on %(mailbox)s", offer=offer, mailbox=mailbox_address)

@@ -76,14 +76,21 @@ def invitation_query(account: Account, listing):
 
 def offer_labels(invitation_ids: list[int]) -> dict[int, str]:
     """What each invitation offers, as a list shows it: its offers' labels in the reader's
-    language, joined (one statement for the page: the offers with their roles and mailboxes)."""
+    language, joined (one statement for the page: the offers with their roles' names and
+    mailboxes' addresses, not the labels kept when they were added, in their adder's language)."""
+    from portal.invitations.models import offer_label
+    from portal.mailboxes.models import Mailbox
+
     offers: dict[int, list[str]] = {}
     if invitation_ids:
-        for offer in db.session.execute(
-                db.select(InvitationGrant).where(InvitationGrant.invitation_id.in_(invitation_ids))
-                .order_by(InvitationGrant.invitation_id, InvitationGrant.id)).unique().scalars():
-            # Not the label kept when it was added, in the language of whoever added it.
-            offers.setdefault(offer.invitation_id, []).append(offer.shown_label)
+        for invitation_id, kept, permission, on_mailbox, role_name, address in db.session.execute(
+                db.select(InvitationGrant.invitation_id, InvitationGrant.label, InvitationGrant.permission,
+                          InvitationGrant.on_mailbox, Role.name, Mailbox.address)
+                .outerjoin(Role, Role.id == InvitationGrant.role_id)
+                .outerjoin(Mailbox, Mailbox.id == InvitationGrant.mailbox_id)
+                .where(InvitationGrant.invitation_id.in_(invitation_ids))
+                .order_by(InvitationGrant.invitation_id, InvitationGrant.id)):
+            offers.setdefault(invitation_id, []).append(offer_label(kept, role_name, permission, on_mailbox, address))
     return {invitation_id: ", ".join(texts) for invitation_id, texts in offers.items()}
 
 
