@@ -57,24 +57,6 @@ def active_domain_of(address: str) -> Domain | None:
     return domain if domain is not None and domain.status == ENABLED else None
 
 
-def _give_back(actor: User | None, account: Account, user: User, mailbox, role) -> None:
-    """Their own personal mailbox, kept or disabled when they were removed: its owner's role again
-    (it went with their membership), and enabled again where it was disabled."""
-    from portal.mailboxes.models import DISABLED as MAILBOX_DISABLED
-    from portal.mailboxes.services import MailboxError, capabilities_of, set_active
-    from portal.roles.services import grant_mailbox_role, mailbox_grants, system_role
-    from portal.roles import catalogue
-
-    membership = add_member(account, user)
-    if not mailbox_grants(membership, mailbox.id):
-        grant_mailbox_role(None, account, membership, mailbox.id, role or system_role(catalogue.MAILBOX_OWNER))
-    if mailbox.status == MAILBOX_DISABLED and not mailbox.want_active and capabilities_of(mailbox).mailbox_disable:
-        try:
-            set_active(actor, mailbox, True)
-        except MailboxError as refusal:
-            record("user.personal_mailbox_refused", account=account, target=user, actor=actor, reason=str(refusal))
-
-
 def make_corporate(user: User, domain: Domain, *, personal_mailbox: bool | None = None, actor: User | None = None):
     """Assign ``user`` to the domain's account as a corporate user; return the personal mailbox if one was made.
 
@@ -94,11 +76,9 @@ def make_corporate(user: User, domain: Domain, *, personal_mailbox: bool | None 
         return None
     existing = db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id, Mailbox.address == user.email,
                                                            Mailbox.status != DELETED)).scalar_one_or_none()
-    role = db.session.get(Role, account.personal_mailbox_role_id) if account.personal_mailbox_role_id else None
     if existing is not None:
-        if existing.owner_id == user.id:
-            _give_back(actor, account, user, existing, role)
         return existing
+    role = db.session.get(Role, account.personal_mailbox_role_id) if account.personal_mailbox_role_id else None
     first, _space, last = (user.name or "").partition(" ")
     try:
         # A name of up to 200 characters without a space would be a first name longer than a

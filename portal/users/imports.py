@@ -310,14 +310,6 @@ class _Writer:
         if mailbox_ids:
             enqueue_many(PROVISION_KIND, [({"mailbox_id": mailbox_id, "operation": "create"}, f"mailbox:{mailbox_id}")
                                           for mailbox_id in mailbox_ids.values()], account=self.account_id, now=now)
-        still_taken = [address for address in taken if address not in mailbox_ids]
-        if still_taken:
-            # Their own personal mailbox, kept when they were removed: theirs again (its owner's role
-            # went with their membership), as when they are made again one by one.
-            mailbox_ids.update({address: mailbox_id for mailbox_id, address, owner_id in db.session.execute(
-                db.select(Mailbox.id, Mailbox.address, Mailbox.owner_id).where(
-                    Mailbox.account_id == self.account_id, Mailbox.address.in_(still_taken),
-                    Mailbox.kind == "personal", Mailbox.status != DELETED)) if owner_id == ids[address]})
         return mailbox_ids
 
 

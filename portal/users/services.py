@@ -85,10 +85,32 @@ def corporate_domain_for(account: Account, email: str, *, personal_mailbox: bool
 
 def _own_mailbox_kept(domain, address: str) -> bool:
     """Whether the address has its person's own personal mailbox, kept (or disabled) when they were
-    removed: made again (by hand, an import, their identity provider), they get it back."""
+    removed: made again one by one (or by their identity provider), they may get it back
+    (``_give_back_owners_role``)."""
     return db.session.execute(db.select(Mailbox.id).join(User, User.id == Mailbox.owner_id).where(
         Mailbox.domain_id == domain.id, Mailbox.address == address, Mailbox.kind == "personal",
         Mailbox.status != DELETED, User.email == address)).first() is not None
+
+
+def _give_back_owners_role(actor: User, account: Account, user: User, mailbox: Mailbox) -> None:
+    """Their own personal mailbox, kept or disabled when they were removed: its owner's role again
+    (it went with their membership), when whoever makes them again may give it, as by hand: a
+    mailbox's content is not for someone who may only create users, through a profile they set up.
+    It stays as the removal left it (disabled, say): enabling it is a choice of its own."""
+    from portal.accounts.services import add_member
+    from portal.roles import catalogue
+    from portal.roles.models import Role
+    from portal.roles.services import grant_mailbox_role, mailbox_grants, system_role
+
+    membership = add_member(account, user)
+    if mailbox_grants(membership, mailbox.id):
+        return
+    role = (db.session.get(Role, account.personal_mailbox_role_id) if account.personal_mailbox_role_id
+            else system_role(catalogue.MAILBOX_OWNER))
+    try:
+        grant_mailbox_role(actor, account, membership, mailbox.id, role)
+    except AccessError as refusal:
+        record("user.personal_mailbox_refused", account=account, target=user, actor=actor, reason=str(refusal))
 
 
 def issue_onboarding_link(user: User) -> str:
@@ -146,6 +168,8 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         db.session.add(user)
         db.session.flush()
     mailbox = corporate.make_corporate(user, domain, personal_mailbox=personal_mailbox, actor=actor)
+    if mailbox is not None and mailbox.owner_id == user.id and personal_mailbox:
+        _give_back_owners_role(actor, account, user, mailbox)
     if mailbox is not None:
         user.default_mailbox_id = mailbox.id
     record("user.create_corporate", account=account, target=user, actor=actor, personal_mailbox=personal_mailbox)
