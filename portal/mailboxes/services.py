@@ -38,7 +38,7 @@ from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING
                                      Mailbox, MailboxAlias, MailboxSecret, ProvisioningAttempt, ReleasedMailbox,
                                      mailboxes_matching)
 from portal.roles import catalogue
-from portal.roles.services import grant_mailbox_role, system_role
+from portal.roles.services import account_permissions, grant_mailbox_role, system_role
 from portal.sealing import MAILBOX_PASSWORD, seal, unseal
 from portal.timeutil import utcnow
 
@@ -149,7 +149,15 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     previous = db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id, Mailbox.address == address,
                                                            Mailbox.status == DELETED)).scalar_one_or_none()
     if previous is not None:
-        # Re-creating a removed address: the backend may restore what it archived.
+        # Re-creating a removed address: the backend may restore what it archived. That mail is for
+        # someone who could have reset the old mailbox's password, not for whoever may create users
+        # (a personal mailbox comes with a person; a review found a helper reading a removed
+        # person's mail that way).
+        if actor is not None and capabilities.mailbox_delete_archives and \
+                "mailboxes.manage" not in account_permissions(actor, account):
+            raise MailboxError(_("%(address)s had a mailbox whose mail its backend kept: making it again restores "
+                                 "that mail, which only someone who manages the account's mailboxes may do.",
+                                 address=address), "local_part")
         db.session.delete(previous)
         db.session.flush()
     mailbox = Mailbox(account_id=account.id, domain_id=domain.id, local_part=local_part, address=address, kind=kind,

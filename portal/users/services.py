@@ -392,6 +392,7 @@ def suspend(actor: User, account: Account, user: User) -> str:
 
 def restore(actor: User, account: Account, user: User) -> str:
     """Undo ``suspend``: log-in allowed again, their disabled personal mailboxes enabled again."""
+    from portal.audit.models import AuditEvent
     from portal.domains.models import ENABLED as DOMAIN_ENABLED
     from portal.mailboxes import services as mailboxes
     from portal.mailboxes.models import DISABLED
@@ -402,9 +403,16 @@ def restore(actor: User, account: Account, user: User) -> str:
     if user.suspended_at is None:
         return _("was not suspended")
     user.suspended_at = None
+    # Only those the suspension disabled (its audit entry lists them): one disabled for another
+    # reason (when they were removed, by hand) is enabled by a choice of its own, by someone who
+    # may (a review: someone who may manage users enabled a mailbox kept disabled at a removal).
+    suspension = db.session.execute(db.select(AuditEvent.details).where(
+        AuditEvent.action == "user.suspend", AuditEvent.account_id == account.id, AuditEvent.target_type == "user",
+        AuditEvent.target_id == str(user.id)).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(1)).scalar()
+    disabled_then = set((suspension or {}).get("mailboxes_disabled") or [])
     enabled = []
     for mailbox in own_mailboxes(user, account):
-        if mailbox.status == DISABLED and mailbox.domain.status == DOMAIN_ENABLED:
+        if mailbox.address in disabled_then and mailbox.status == DISABLED and mailbox.domain.status == DOMAIN_ENABLED:
             mailboxes.set_active(actor, mailbox, True)
             enabled.append(mailbox.address)
     record("user.restore", account=account, target=user, actor=actor, mailboxes_enabled=enabled)

@@ -228,3 +228,37 @@ def test_removing_a_domain_costs_the_same_statements_whatever_it_held(owner, acc
 
     assert cost("few.example.org", 2) == cost("many.example.org", 30)
     assert db.session.execute(db.select(db.func.count()).select_from(ReleasedMailbox)).scalar_one() == 32
+
+
+def test_re_creating_an_archived_address_is_for_whoever_manages_the_mailboxes(owner, account, make, run_jobs, box):
+    """A review: someone who may only create users made a person again at the address of their
+    deleted personal mailbox, the link to set the first password mailed to a recovery address of
+    theirs: the box restored the archive, and they read the removed person's mail through it."""
+    from portal.accounts.models import Membership
+    from portal.auth.models import User
+    from portal.users import services as users
+
+    domain = enabled_domain(owner, account, NAME, connection="box")
+    jane, _link = users.create_corporate_user(owner, account, first_name="Jane", last_name="Doe",
+                                              email=f"jane@{NAME}", personal_mailbox=True)
+    db.session.commit()
+    run_jobs()
+    membership = db.session.execute(db.select(Membership).where(Membership.user_id == jane.id)).scalar_one()
+    users.remove_corporate_user(owner, account, membership, "delete")
+    db.session.commit()
+    run_jobs()
+    helper = make.user("helper@outside.example")
+    make.member(account, helper, permissions=("users.create",))
+    jane, _link = users.create_corporate_user(helper, account, first_name="Jane", last_name="Doe",
+                                              email=f"jane@{NAME}", personal_mailbox=True,
+                                              recovery_email="helper.private@outside.example")
+    db.session.commit()
+    assert db.session.execute(db.select(services.Mailbox).where(
+        services.Mailbox.address == f"jane@{NAME}", services.Mailbox.status != DELETED)).first() is None
+    # By hand, for someone who manages the account's mailboxes (the owner), it is made again.
+    with pytest.raises(services.MailboxError, match="whose mail its backend kept"):
+        services.create_mailbox(helper, account, domain, "jane", kind="personal", owner=jane)
+    again = services.create_mailbox(owner, account, domain, "jane", kind="personal",
+                                    owner=db.session.get(User, jane.id))
+    db.session.commit()
+    assert again.status != DELETED

@@ -167,3 +167,33 @@ def test_an_onboarding_link_shown_before_they_were_removed_stops_working(owner, 
     client.post(link.removeprefix("http://localhost"), data={"password": PASSWORD, "confirm": PASSWORD})
     db.session.expire_all()
     assert _user("jane@example.org").password_hash is None
+
+
+def test_restoring_them_enables_only_what_their_suspension_disabled(owner, account, domain, make, run_jobs):  # noqa: F811
+    """A review: made again without their kept mailbox's role, then suspended and restored by
+    someone who may manage users, the person's mailbox disabled at their removal was enabled."""
+    box = _jane_removed(owner, account, run_jobs)
+    helper = make.user("helper@outside.example")
+    make.member(account, helper, permissions=("users.create", "users.manage"))
+    jane, _link = users.create_corporate_user(helper, account, first_name="Jane", last_name="Doe",
+                                              email="jane@example.org", personal_mailbox=True)
+    db.session.commit()
+    assert users.suspend(helper, account, jane) == "suspended"  # nothing to disable: it already was
+    db.session.commit()
+    users.restore(helper, account, _user("jane@example.org"))
+    db.session.commit()
+    run_jobs()
+    assert db.session.get(Mailbox, box.id).status == "disabled"
+    # What a suspension disabled, restoring enables again.
+    own = users.create_corporate_user(owner, account, first_name="Ann", last_name="Able", email="ann@example.org",
+                                      personal_mailbox=True)[0]
+    db.session.commit()
+    run_jobs()
+    users.suspend(owner, account, own)
+    db.session.commit()
+    run_jobs()
+    assert _box("ann@example.org").status == "disabled"
+    users.restore(owner, account, _user("ann@example.org"))
+    db.session.commit()
+    run_jobs()
+    assert _box("ann@example.org").status == "enabled"
