@@ -22,6 +22,7 @@ from portal.audit.models import AuditEvent
 from portal.audit.services import SOURCE_WORKER, record
 from portal.auth.models import User
 from portal.extensions import db
+from portal.backends import service as backends
 from portal.domains.models import Domain
 from portal.i18n import _l, for_person, label, labels
 from portal.jobs.registry import handler
@@ -30,7 +31,7 @@ from portal.mailboxes.models import DELETED, PROVISIONING, Mailbox
 from portal.mailboxes.services import PROVISION_KIND, default_protocols
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
-from portal.roles.services import outranks, system_role
+from portal.roles.services import account_permissions, outranks, system_role
 from portal.spreadsheets import cells
 from portal.timeutil import utcnow
 from portal.users import workbook
@@ -166,6 +167,11 @@ class _Writer:
         domains = db.session.execute(db.select(Domain).where(Domain.account_id == account.id)).scalars().all()
         self.domain_ids = {domain.name: domain.id for domain in domains}
         self.protocols = {domain.name: default_protocols(domain) for domain in domains}
+        # Domains where making a deleted address again restores its archived mail, for an uploader
+        # who does not manage the account's mailboxes (see mailboxes.services.create_mailbox).
+        manages = run.created_by is not None and "mailboxes.manage" in account_permissions(run.created_by, account)
+        self.archives_kept = set() if manages else {
+            domain.id for domain in domains if backends.capabilities(domain.connection).mailbox_delete_archives}
 
     def chunk(self, planned: list[dict], outcome: dict[int, tuple[str, str]]) -> None:
         """Write one chunk. New people, memberships and mailboxes are inserted in one statement each, which
@@ -302,8 +308,8 @@ class _Writer:
         taken = [address for address in rows if address not in mailbox_ids]
         if taken:
             removed = db.session.execute(db.delete(Mailbox).where(
-                Mailbox.account_id == self.account_id, Mailbox.address.in_(taken), Mailbox.status == DELETED)
-                .returning(Mailbox.address)).scalars().all()
+                Mailbox.account_id == self.account_id, Mailbox.address.in_(taken), Mailbox.status == DELETED,
+                Mailbox.domain_id.not_in(self.archives_kept)).returning(Mailbox.address)).scalars().all()
             if removed:
                 mailbox_ids.update({address: mailbox_id for mailbox_id, address in db.session.execute(
                     statement, [rows[address] for address in removed])})

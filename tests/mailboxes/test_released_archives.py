@@ -262,3 +262,32 @@ def test_re_creating_an_archived_address_is_for_whoever_manages_the_mailboxes(ow
                                     owner=db.session.get(User, jane.id))
     db.session.commit()
     assert again.status != DELETED
+
+
+def test_an_import_by_someone_who_does_not_manage_mailboxes_does_not_restore_an_archive(owner, account, make, run_jobs,
+                                                                                        box):
+    """The same through an import: the uploader who may only create users re-imports the person."""
+    from portal.accounts.models import Membership
+    from portal.users import imports
+    from portal.users import services as users
+    from tests.users.test_import import _preview, _template
+    from tests.users.workbooks import fill
+
+    enabled_domain(owner, account, NAME, connection="box")
+    jane, _link = users.create_corporate_user(owner, account, first_name="Jane", last_name="Doe",
+                                              email=f"jane@{NAME}", personal_mailbox=True)
+    db.session.commit()
+    run_jobs()
+    membership = db.session.execute(db.select(Membership).where(Membership.user_id == jane.id)).scalar_one()
+    users.remove_corporate_user(owner, account, membership, "delete")
+    db.session.commit()
+    run_jobs()
+    helper = make.user("helper@outside.example")
+    make.member(account, helper, permissions=("users.create",))
+    run = _preview(helper, account, fill(_template(account), users=[("Jane", "Doe", f"jane@{NAME}", "Y")]))
+    imports.confirm(helper, run)
+    db.session.commit()
+    run_jobs()
+    run_jobs()
+    assert db.session.execute(db.select(services.Mailbox).where(
+        services.Mailbox.address == f"jane@{NAME}", services.Mailbox.status != DELETED)).first() is None
