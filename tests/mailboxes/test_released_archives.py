@@ -230,12 +230,10 @@ def test_removing_a_domain_costs_the_same_statements_whatever_it_held(owner, acc
     assert db.session.execute(db.select(db.func.count()).select_from(ReleasedMailbox)).scalar_one() == 32
 
 
-def test_re_creating_an_archived_address_is_for_whoever_manages_the_mailboxes(owner, account, make, run_jobs, box):
-    """A review: someone who may only create users made a person again at the address of their
-    deleted personal mailbox, the link to set the first password mailed to a recovery address of
-    theirs: the box restored the archive, and they read the removed person's mail through it."""
+def _removed_with_deleted_mailbox_and_a_helper(owner, account, make, run_jobs):
+    """Jane, removed with her personal mailbox deleted (archived by the box), and a helper who may
+    only create users; returns the domain, Jane and the helper."""
     from portal.accounts.models import Membership
-    from portal.auth.models import User
     from portal.users import services as users
 
     domain = enabled_domain(owner, account, NAME, connection="box")
@@ -249,12 +247,27 @@ def test_re_creating_an_archived_address_is_for_whoever_manages_the_mailboxes(ow
     run_jobs()
     helper = make.user("helper@outside.example")
     make.member(account, helper, permissions=("users.create",))
+    return domain, jane, helper
+
+
+def _live_at(address: str):
+    return db.session.execute(db.select(services.Mailbox).where(
+        services.Mailbox.address == address, services.Mailbox.status != DELETED)).first()
+
+
+def test_re_creating_an_archived_address_is_for_whoever_manages_the_mailboxes(owner, account, make, run_jobs, box):
+    """A review: someone who may only create users made a person again at the address of their
+    deleted personal mailbox, the link to set the first password mailed to a recovery address of
+    theirs: the box restored the archive, and they read the removed person's mail through it."""
+    from portal.auth.models import User
+    from portal.users import services as users
+
+    domain, jane, helper = _removed_with_deleted_mailbox_and_a_helper(owner, account, make, run_jobs)
     jane, _link = users.create_corporate_user(helper, account, first_name="Jane", last_name="Doe",
                                               email=f"jane@{NAME}", personal_mailbox=True,
                                               recovery_email="helper.private@outside.example")
     db.session.commit()
-    assert db.session.execute(db.select(services.Mailbox).where(
-        services.Mailbox.address == f"jane@{NAME}", services.Mailbox.status != DELETED)).first() is None
+    assert _live_at(f"jane@{NAME}") is None
     # By hand, for someone who manages the account's mailboxes (the owner), it is made again.
     with pytest.raises(services.MailboxError, match="whose mail its backend kept"):
         services.create_mailbox(helper, account, domain, "jane", kind="personal", owner=jane)
@@ -267,27 +280,14 @@ def test_re_creating_an_archived_address_is_for_whoever_manages_the_mailboxes(ow
 def test_an_import_by_someone_who_does_not_manage_mailboxes_does_not_restore_an_archive(owner, account, make, run_jobs,
                                                                                         box):
     """The same through an import: the uploader who may only create users re-imports the person."""
-    from portal.accounts.models import Membership
     from portal.users import imports
-    from portal.users import services as users
     from tests.users.test_import import _preview, _template
     from tests.users.workbooks import fill
 
-    enabled_domain(owner, account, NAME, connection="box")
-    jane, _link = users.create_corporate_user(owner, account, first_name="Jane", last_name="Doe",
-                                              email=f"jane@{NAME}", personal_mailbox=True)
-    db.session.commit()
-    run_jobs()
-    membership = db.session.execute(db.select(Membership).where(Membership.user_id == jane.id)).scalar_one()
-    users.remove_corporate_user(owner, account, membership, "delete")
-    db.session.commit()
-    run_jobs()
-    helper = make.user("helper@outside.example")
-    make.member(account, helper, permissions=("users.create",))
+    _domain, _jane, helper = _removed_with_deleted_mailbox_and_a_helper(owner, account, make, run_jobs)
     run = _preview(helper, account, fill(_template(account), users=[("Jane", "Doe", f"jane@{NAME}", "Y")]))
     imports.confirm(helper, run)
     db.session.commit()
     run_jobs()
     run_jobs()
-    assert db.session.execute(db.select(services.Mailbox).where(
-        services.Mailbox.address == f"jane@{NAME}", services.Mailbox.status != DELETED)).first() is None
+    assert _live_at(f"jane@{NAME}") is None
