@@ -391,7 +391,7 @@ def suspend(actor: User, account: Account, user: User) -> str:
 
 
 def restore(actor: User, account: Account, user: User) -> str:
-    """Undo ``suspend``: log-in allowed again, their disabled personal mailboxes enabled again."""
+    """Undo ``suspend``: log-in allowed again, the personal mailboxes it disabled enabled again."""
     from portal.audit.models import AuditEvent
     from portal.domains.models import ENABLED as DOMAIN_ENABLED
     from portal.mailboxes import services as mailboxes
