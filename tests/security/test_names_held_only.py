@@ -198,6 +198,13 @@ def test_another_accounts_invitation_does_not_stop_the_domains_account_creating_
     assert response.status_code == 200 and "/welcome/" in response.get_data(as_text=True)
 
 
+def _register_from_invitation(app, smtp_sink, inviter, account, email):
+    """The invited person registers from the link mailed to them, in a browser of their own."""
+    path = _invite_link(app, smtp_sink, inviter, account, email)
+    return app.test_client().post(path + "/register", data={"name": "Jane", "password": PASSWORD,
+                                                            "confirm": PASSWORD})
+
+
 @pytest.mark.parametrize("status", ["closed", "disabled"])
 def test_registering_through_another_accounts_invitation_follows_the_domains_rules(
         app, two, client, smtp_sink, status):
@@ -210,9 +217,7 @@ def test_registering_through_another_accounts_invitation_follows_the_domains_rul
     else:
         domain.status = DISABLED
     db.session.commit()
-    path = _invite_link(app, smtp_sink, owner_b, account_b, f"jane@{VICTIM}")
-    response = app.test_client().post(path + "/register", data={"name": "Jane", "password": PASSWORD,
-                                                                "confirm": PASSWORD})
+    response = _register_from_invitation(app, smtp_sink, owner_b, account_b, f"jane@{VICTIM}")
     assert response.status_code == 409
     assert ("does not accept self-registration" if status == "closed" else "the domain is disabled") in \
         html.unescape(response.get_data(as_text=True))
@@ -225,9 +230,7 @@ def test_registering_through_another_accounts_invitation_makes_the_domains_corpo
     enabled_domain(owner_a, account_a, VICTIM)
     account_a.self_registration = True
     db.session.commit()
-    path = _invite_link(app, smtp_sink, owner_b, account_b, f"jane@{VICTIM}")
-    response = app.test_client().post(path + "/register", data={"name": "Jane", "password": PASSWORD,
-                                                                "confirm": PASSWORD})
+    response = _register_from_invitation(app, smtp_sink, owner_b, account_b, f"jane@{VICTIM}")
     assert response.status_code == 302
     jane = db.session.execute(db.select(User).where(User.email == f"jane@{VICTIM}")).scalar_one()
     assert jane.is_corporate and jane.corporate_account_id == account_a.id
