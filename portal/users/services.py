@@ -20,7 +20,7 @@ from portal.i18n import chosen, label
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
 from portal.mail.services import deliver_now
-from portal.mailboxes.models import DELETED, ENABLED, FAILED, Mailbox
+from portal.mailboxes.models import DELETED, ENABLED, FAILED, PERSONAL, Mailbox
 from portal.roles.services import AccessError, outranks
 from portal.users import corporate
 from portal.web.urls import external_url
@@ -88,7 +88,7 @@ def _own_mailbox_kept(domain, address: str) -> bool:
     removed: made again one by one (or by their identity provider), they may get it back
     (``_give_back_owners_role``)."""
     return db.session.execute(db.select(Mailbox.id).join(User, User.id == Mailbox.owner_id).where(
-        Mailbox.domain_id == domain.id, Mailbox.address == address, Mailbox.kind == "personal",
+        Mailbox.domain_id == domain.id, Mailbox.address == address, Mailbox.kind == PERSONAL,
         Mailbox.status != DELETED, User.email == address)).first() is not None
 
 
