@@ -13,6 +13,7 @@ so no compiled file lives in the source tree.
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from functools import lru_cache
@@ -21,9 +22,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.messages.mofile import write_mo
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from babel.dates import format_skeleton, get_datetime_format
-from flask_babel import Babel, force_locale, format_date, format_decimal, get_locale, get_translations, gettext
+from flask_babel import (Babel, force_locale, format_date, format_decimal, get_locale, get_translations, gettext,
+                         ngettext)
 from flask_babel.speaklater import LazyString
 from flask_babel import lazy_gettext as _l  # noqa: F401  (texts defined before any request: forms, constants)
 from flask_login import current_user
@@ -60,7 +62,7 @@ def init_app(app: Flask) -> None:
             response.headers["Content-Language"] = current_language()
         return response
     app.jinja_env.globals.update(languages=LANGUAGES, current_language=current_language)
-    app.jinja_env.filters.update(when=when, day=day, number=number, filesize=filesize, label=label)
+    app.jinja_env.filters.update(when=when, day=day, number=number, filesize=filesize, label=label, shown=shown)
 
 
 def _filled(eval_context, text: str, variables: dict):
@@ -197,6 +199,89 @@ def for_person(user):
     """Run the block in ``user``'s language and time zone (for what is made for them)."""
     with in_language(language_of(user), getattr(user, "timezone", None) or "UTC"):
         yield
+
+
+# -- texts stored to be read later ----------------------------------------------------------
+
+# What the portal writes for people to read later (why a domain or a mailbox is in its state, a
+# check's summary, a record's purpose) is stored as its English text and values, and translated
+# when shown, so each reader gets it in their own language: the worker writes for nobody in
+# particular. The mark, a control character, starts none of the portal's own texts.
+LATER = "\x1f"
+_NESTING = 4
+
+
+def later(text, /, **values) -> str:
+    """``text`` (marked for translation, or a lazy text) with its ``values``, to store and
+    ``shown`` later. A value may itself be a ``later`` text, a lazy text or a list of them (shown
+    joined)."""
+    if isinstance(text, LazyString):
+        if text._func is ngettext and len(text._args) == 3:
+            return later_plural(*text._args, **text._kwargs, **values)
+        if text._func is gettext and len(text._args) == 1:
+            text, values = text._args[0], {**text._kwargs, **values}
+        else:
+            text = str(text)  # another kind of lazy text: as it reads now
+    return LATER + json.dumps([text, {name: _kept(value) for name, value in values.items()}],
+                              ensure_ascii=False, separators=(",", ":"))
+
+
+def later_plural(text: str, plural: str, count: int, /, **values) -> str:
+    """``later`` for a text with a plural form, chosen by ``count`` (``%(num)d``) when shown."""
+    return LATER + json.dumps([text, {name: _kept(value) for name, value in values.items()}, plural, count],
+                              ensure_ascii=False, separators=(",", ":"))
+
+
+def _kept(value):
+    if isinstance(value, LazyString):
+        return later(value)
+    if isinstance(value, (list, tuple)):
+        return [_kept(item) for item in value]
+    if value is None or isinstance(value, (int, float, str)):
+        return value
+    return str(value)
+
+
+def shown(value, _depth: int = 0):
+    """A stored text in the reader's language: a ``later`` text translated and filled in, any
+    other value as it is (texts stored before, a backend's own words)."""
+    if not isinstance(value, str) or not value.startswith(LATER):
+        return value
+    text = value[1:]
+    try:
+        kept = json.loads(text)
+        text, values = kept[0], kept[1]
+        translations = _translations() if has_app_context() else None
+        if len(kept) == 4:
+            plural, count = kept[2], kept[3]
+            text = translations.ungettext(text, plural, count) if translations else (text if count == 1 else plural)
+            values.setdefault("num", count)
+        elif translations:
+            text = translations.ugettext(text)
+        if not values or _depth >= _NESTING:
+            return text
+        return text % {name: _shown_value(item, _depth + 1) for name, item in values.items()}
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        # Not one of ours (a backend's message that happens to start with the mark), or a
+        # translation that does not fit its values: the text as far as it could be read, rather
+        # than a failed page.
+        return str(text)
+
+
+def shown_within(value):
+    """``value`` (a stored entry's details: texts, lists, mappings) with each ``later`` text in it shown."""
+    if isinstance(value, list):
+        return [shown_within(item) for item in value]
+    if isinstance(value, dict):
+        return {key: shown_within(item) for key, item in value.items()}
+    return shown(value)
+
+
+def _shown_value(value, depth: int):
+    if isinstance(value, list):
+        separator = _translations().ugettext("; ") if has_app_context() else "; "
+        return separator.join(str(_shown_value(item, depth)) for item in value)
+    return shown(value, depth)
 
 
 # -- labels of stored values ---------------------------------------------------------------

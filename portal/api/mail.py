@@ -12,6 +12,7 @@ from portal.api.problems import problem
 from portal.domains import services as domains
 from portal.domains import settings as domain_settings
 from portal.extensions import db
+from portal.i18n import shown
 from portal.mailboxes import drift
 from portal.mailboxes import services as mailboxes
 from portal.mailboxes.models import ProvisioningAttempt
@@ -346,5 +347,5 @@ def mailbox_history(account_id, mailbox_id, query: schemas.PageQuery):
     page = lists.fetch(db.select(ProvisioningAttempt).where(ProvisioningAttempt.mailbox_id == mailbox_id)
                        .order_by(ProvisioningAttempt.id.desc()), listing)
     items = [schemas.AttemptOut(operation=item.operation, at=item.at, outcome=item.outcome,
-                                message=item.message).model_dump(mode="json") for item in page.items]
+                                message=shown(item.message)).model_dump(mode="json") for item in page.items]
     return listed(page, items, "api.mailbox_history", account_id=account_id, mailbox_id=mailbox_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import url_for
 
 from portal.api import schemas
+from portal.i18n import shown, shown_within
 from portal.roles import catalogue
 
 
@@ -38,17 +39,18 @@ def permission(item: catalogue.Permission) -> schemas.PermissionOut:
 
 def record(row: dict) -> schemas.RecordOut:
     return schemas.RecordOut(name=row.get("name", ""), type=row.get("type", ""), expected=row.get("expected", ""),
-                             purpose=row.get("purpose", ""), found=list(row.get("found") or []),
-                             state=row.get("state", "unknown"), message=row.get("message", ""))
+                             purpose=shown(row.get("purpose", "")), found=list(row.get("found") or []),
+                             state=row.get("state", "unknown"), message=shown(row.get("message", "")))
 
 
 def domain(item, ownership: dict, next_check_at) -> schemas.DomainOut:
     return schemas.DomainOut(
         id=item.id, name=item.name, unicode_name=item.unicode_name, status=item.status,
-        status_reason=item.status_reason, connection=item.connection, ownership_record=record(ownership),
+        status_reason=shown(item.status_reason), connection=item.connection, ownership_record=record(ownership),
         verified_at=item.verified_at, enabled_at=item.enabled_at, last_checked_at=item.last_checked_at,
         next_check_at=next_check_at, records=[record(row) for row in item.records or []],
-        backend_checks=[schemas.BackendCheckOut(**check) for check in item.backend_checks or []])
+        backend_checks=[schemas.BackendCheckOut(**{**check, "name": shown(check.get("name", ""))})
+                        for check in item.backend_checks or []])
 
 
 def mailbox(item, password_waiting: bool = False) -> schemas.MailboxOut:
@@ -56,9 +58,10 @@ def mailbox(item, password_waiting: bool = False) -> schemas.MailboxOut:
         id=item.id, address=item.address, kind=item.kind, domain_id=item.domain_id, owner_id=item.owner_id,
         owner_email=item.owner.email if item.owner else None, first_name=item.first_name, last_name=item.last_name,
         display_name=item.display_name, quota_bytes=item.quota_bytes, status=item.status,
-        status_reason=item.status_reason, wants_active=item.want_active, password_lost=item.password_lost,
+        status_reason=shown(item.status_reason), wants_active=item.want_active, password_lost=item.password_lost,
         password_waiting=password_waiting,
-        aliases=[schemas.AliasOut(id=a.id, address=a.address, state=a.state, message=a.message) for a in item.aliases],
+        aliases=[schemas.AliasOut(id=a.id, address=a.address, state=a.state, message=shown(a.message))
+                 for a in item.aliases],
         protocols=item.protocols, created_at=item.created_at)
 
 
@@ -94,4 +97,4 @@ def report(item) -> schemas.ReportOut:
 def audit_event(event) -> schemas.AuditEventOut:
     return schemas.AuditEventOut(id=event.id, at=event.at, actor=event.actor_label, action=event.action,
                                  target_type=event.target_type, target_label=event.target_label,
-                                 source=event.source, ip=event.ip, details=event.details or {})
+                                 source=event.source, ip=event.ip, details=shown_within(event.details or {}))

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.audit import actions  # noqa: F401  (declares how actions and sources read)
 from portal.extensions import db
-from portal.i18n import label
+from portal.i18n import label, shown
 from portal.timeutil import utcnow
 
 SYSTEM_ACTOR = "system"
@@ -59,6 +59,13 @@ class AuditEvent(db.Model):
         return label(self.action, "audit.action")
 
     @property
+    def details_shown(self) -> list[tuple[str, str]]:
+        """The details as people read them: each name and value in the reader's language (a stored
+        reason translated, yes or no, a list joined), the empty ones left out."""
+        return [(label(key, "audit.detail"), _detail_text(value)) for key, value in (self.details or {}).items()
+                if value not in (None, [], {}, "")]
+
+    @property
     def actor_shown(self) -> str:
         """Who did it: their address, or the portal itself."""
         return _("the portal") if self.actor_label == SYSTEM_ACTOR else self.actor_label
@@ -66,3 +73,13 @@ class AuditEvent(db.Model):
     @property
     def source_shown(self) -> str:
         return label(self.source, "audit.source")
+
+
+def _detail_text(value) -> str:
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, list):
+        return ", ".join(_detail_text(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{label(key, 'audit.detail')}: {_detail_text(item)}" for key, item in value.items())
+    return str(shown(value))

@@ -26,8 +26,9 @@ never quotes a password, token or API key.
 The portal's own words here (capabilities, domain settings, protocols, record
 purposes, setting refusals) are marked with Flask-Babel's gettext, the one
 thing of Flask this module uses: in the portal they are in the reader's
-language (the worker's job's, for what a job stores); anywhere else, without
-an app, they are the English written here.
+language; anywhere else, without an app, they are the English written here.
+Record purposes are lazy texts, which the portal stores untranslated (a
+domain's records are read later by people of several languages).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from babel.numbers import format_decimal
 from flask_babel import gettext as _
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 REDACTED = "••••• (set)"
 _SCRUBBED = "•••••"
@@ -260,7 +262,7 @@ class DnsRecord:
     name: str
     type: str
     value: str
-    purpose: str
+    purpose: str | LazyString
 
 
 @dataclass(frozen=True)
@@ -976,26 +978,27 @@ def mail_records(domain: str, mx_host: str, spf_include: str = "") -> list[DnsRe
     mx_host = mx_host.rstrip(".")
     spf = f"v=spf1 include:{spf_include} ~all" if spf_include else "v=spf1 mx ~all"
     return [
-        DnsRecord(domain, "MX", f"10 {mx_host}.", _("Delivers the domain's mail to the mail system")),
-        DnsRecord(domain, "TXT", spf, _("SPF: allows the mail system to send for the domain")),
+        DnsRecord(domain, "MX", f"10 {mx_host}.", _l("Delivers the domain's mail to the mail system")),
+        DnsRecord(domain, "TXT", spf, _l("SPF: allows the mail system to send for the domain")),
     ]
 
 
-def record_purpose(name: str, record_type: str, value: str) -> str:
-    """A short explanation of a DNS record for the domain page."""
+def record_purpose(name: str, record_type: str, value: str) -> LazyString:
+    """A short explanation of a DNS record for the domain page: a lazy text, which the portal
+    stores untranslated and shows in each reader's language."""
     record_type = record_type.upper()
     label = name.split(".", 1)[0].lower()
     if record_type == "MX":
-        return _("Delivers the domain's mail to the mail system")
+        return _l("Delivers the domain's mail to the mail system")
     if record_type == "TXT" and value.lower().startswith("v=spf1"):
-        return _("SPF: allows the mail system to send for the domain")
+        return _l("SPF: allows the mail system to send for the domain")
     if "_domainkey" in name.lower():
-        return _("DKIM: lets receivers verify the domain's signatures")
+        return _l("DKIM: lets receivers verify the domain's signatures")
     if label == "_dmarc":
-        return _("DMARC: tells receivers what to do with unauthenticated mail")
+        return _l("DMARC: tells receivers what to do with unauthenticated mail")
     if record_type == "CNAME":
-        return _("Points %(name)s at the mail system (client set-up)", name=label)
-    return _("%(type)s record required by the mail system", type=record_type)
+        return _l("Points %(name)s at the mail system (client set-up)", name=label)
+    return _l("%(type)s record required by the mail system", type=record_type)
 
 
 def expect_mapping(value: Any, what: str) -> Mapping[str, Any]:

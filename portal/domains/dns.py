@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 
 import dns.exception
 import dns.resolver
-from flask_babel import gettext as _
+
+from portal.i18n import later
 
 CHALLENGE_PREFIX = "_portal-challenge"
 
@@ -51,11 +52,11 @@ class Lookup:
         except dns.resolver.NXDOMAIN:
             return [], ""
         except dns.exception.Timeout:
-            return None, _("the DNS did not answer in time")
+            return None, later("the DNS did not answer in time")
         except dns.resolver.NoNameservers:
-            return None, _("the DNS servers failed to answer (SERVFAIL)")
+            return None, later("the DNS servers failed to answer (SERVFAIL)")
         except dns.exception.DNSException as error:
-            return None, _("the DNS lookup failed (%(error)s)", error=error.__class__.__name__)
+            return None, later("the DNS lookup failed (%(error)s)", error=error.__class__.__name__)
         found = []
         for item in answer.rrset or []:
             if rtype == "TXT":
@@ -105,10 +106,10 @@ def compare(lookup: Lookup, name: str, rtype: str, expected: str, purpose: str) 
         result.state = OK
     elif have:
         result.state = WRONG
-        result.message = _("a different value is published")
+        result.message = later("a different value is published")
     else:
         result.state = MISSING
-        result.message = _("nothing is published")
+        result.message = later("nothing is published")
     return result
 
 

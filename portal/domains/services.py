@@ -28,7 +28,7 @@ from portal.domains.models import (ACTION_REQUIRED, DISABLED, ENABLED, FAILED, P
 from portal.domains.ownership import proven_elsewhere
 from portal.domains.names import DomainNameError, normalize
 from portal.extensions import db
-from portal.i18n import _l, when
+from portal.i18n import _l, later, when
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
@@ -57,8 +57,8 @@ removal_cleanups: list[Callable[[Domain], None]] = []
 
 
 def taken_reason(name: str) -> str:
-    return _("Another account proved that %(domain)s is theirs. This account can no longer use it: remove it, "
-             "or, if the domain is yours, contact the portal's operator.", domain=name)
+    return later("Another account proved that %(domain)s is theirs. This account can no longer use it: remove it, "
+                 "or, if the domain is yours, contact the portal's operator.", domain=name)
 
 
 class DomainError(ValueError):
@@ -110,7 +110,7 @@ def add_domain(actor: User, account: Account, raw_name: str, connection: str) ->
         raise DomainError(_("%(domain)s has already been proven to belong to another account. "
                             "If it is yours, contact the portal's operator.", domain=name))
     domain = Domain(account_id=account.id, name=name, connection=connection, status=PENDING,
-                    status_reason=_("Publish the ownership TXT record below; the portal checks it automatically."))
+                    status_reason=later("Publish the ownership TXT record below; the portal checks it automatically."))
     db.session.add(domain)
     db.session.flush()
     record("domain.add", account=account, target=domain, connection=connection)
@@ -161,15 +161,15 @@ def disable(actor: User, domain: Domain) -> None:
         raise DomainError(_("Another account proved this domain; there is nothing left to disable here."))
     if domain.status == DISABLED:
         raise DomainError(_("The domain is already disabled."))
-    set_status(domain, DISABLED, _("Disabled by an administrator: existing users and mailboxes keep working, "
-                                  "but no new users or mailboxes can be created on it."), actor=actor)
+    set_status(domain, DISABLED, later("Disabled by an administrator: existing users and mailboxes keep working, "
+                                       "but no new users or mailboxes can be created on it."), actor=actor)
 
 
 def enable(actor: User, domain: Domain) -> None:
     if domain.status != DISABLED:
         raise DomainError(_("Only a disabled domain can be enabled again."))
     status = ACTION_REQUIRED if domain.verified_at else PENDING
-    set_status(domain, status, _("Enabled again by an administrator; checking the domain now."), actor=actor)
+    set_status(domain, status, later("Enabled again by an administrator; checking the domain now."), actor=actor)
     domain.failing_since, domain.failed_checks = None, 0
     schedule_check(domain, trigger="enabled")
 
@@ -183,8 +183,8 @@ def mark_verified(actor: User, domain: Domain) -> None:
         end_other_claims(domain)
     domain.verified_by_hand = True
     if domain.status == TAKEN:
-        set_status(domain, PENDING, _("Ownership was vouched for by the portal's operator; checking the domain now."),
-                   actor=actor)
+        set_status(domain, PENDING, later("Ownership was vouched for by the portal's operator; checking the domain "
+                                          "now."), actor=actor)
     record("domain.mark_verified", account=domain.account_id, target=domain, actor=actor)
     schedule_check(domain, trigger="manual")
 
@@ -286,7 +286,8 @@ CHECK_LABELS = {
 
 
 def check_label(name: str) -> str:
-    return str(CHECK_LABELS.get(name, _l("A check of the mail system")))
+    """A backend check as people read it, stored (``later``) to be shown in each reader's language."""
+    return later(CHECK_LABELS.get(name, _l("A check of the mail system")))
 
 
 def _backend_summary(check) -> list[dict]:
@@ -304,12 +305,12 @@ def run_check(domain: Domain, trigger: str) -> DomainCheckRun | None:
         return None
     if domain.status == TAKEN:
         # The account that proved it gave the name up: this copy may be proven again.
-        set_status(domain, PENDING, _("The account that had proven this domain removed it; checking again."))
+        set_status(domain, PENDING, later("The account that had proven this domain removed it; checking again."))
     now = utcnow()
     before = domain.status
     lookup = _lookup()
     ownership = dnscheck.compare(lookup, challenge_name(domain), "TXT", domain.challenge,
-                                 str(OWNERSHIP_PURPOSE))
+                                 later(OWNERSHIP_PURPOSE))
     results = [ownership]
     if ownership.state == dnscheck.OK and domain.verified_at is None:
         domain.verified_at = now
@@ -335,18 +336,21 @@ def _records_before_proof(domain: Domain, lookup: dnscheck.Lookup, results: list
         required = backends.discovered(domain).required_records(domain.name)
     except BackendError:
         return  # ownership alone decides for now; the next check asks again
-    results.extend(dnscheck.compare(lookup, spec.name, spec.type, spec.value, spec.purpose) for spec in required)
+    results.extend(dnscheck.compare(lookup, spec.name, spec.type, spec.value, later(spec.purpose))
+                   for spec in required)
 
 
-def _missing_summary(records: list) -> str:
+def _missing_summary(records: list) -> list[str]:
     """Which records are still missing or wrong, and what was found instead."""
     parts = []
     for result in records:
         found = ", ".join(result.found)
-        parts.append(_("%(type)s %(name)s (found %(found)s instead)", type=result.type, name=result.name, found=found)
-                     if found else _("%(type)s %(name)s (nothing found)", type=result.type, name=result.name))
-    # Each part may hold commas: a semicolon, spaced as the language writes it, sets them apart.
-    return _("; ").join(parts)
+        parts.append(later("%(type)s %(name)s (found %(found)s instead)", type=result.type, name=result.name,
+                           found=found)
+                     if found else later("%(type)s %(name)s (nothing found)", type=result.type, name=result.name))
+    # Each part may hold commas: shown, a list is joined with a semicolon, spaced as the language
+    # writes it.
+    return parts
 
 
 def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list) -> tuple[str, str]:
@@ -354,18 +358,18 @@ def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list) -> tuple[str
     if domain.verified_at is None:
         _records_before_proof(domain, lookup, results)
         if ownership.state == dnscheck.UNKNOWN:
-            return PENDING, _("Ownership could not be checked: %(problem)s. The portal will try again.",
-                              problem=ownership.message)
+            return PENDING, later("Ownership could not be checked: %(problem)s. The portal will try again.",
+                                  problem=ownership.message)
         others = [r for r in results[1:] if r.state in (dnscheck.MISSING, dnscheck.WRONG)]
         record = challenge_name(domain)
         if ownership.state == dnscheck.OK:
-            return PENDING, _("Waiting for the ownership record (TXT %(record)s): found. The portal checks again "
-                              "by itself.", record=record)
+            return PENDING, later("Waiting for the ownership record (TXT %(record)s): found. The portal checks again "
+                                  "by itself.", record=record)
         if others:
-            return PENDING, _("Waiting for the ownership record (TXT %(record)s): publish it and the other records "
-                              "marked missing. The portal checks again by itself.", record=record)
-        return PENDING, _("Waiting for the ownership record (TXT %(record)s): publish it. The portal checks again "
-                          "by itself.", record=record)
+            return PENDING, later("Waiting for the ownership record (TXT %(record)s): publish it and the other records "
+                                  "marked missing. The portal checks again by itself.", record=record)
+        return PENDING, later("Waiting for the ownership record (TXT %(record)s): publish it. The portal checks again "
+                              "by itself.", record=record)
     domain.backend_checks = []
     try:
         # What this connection's server offers decides the rule: a dimail without checks of its
@@ -380,38 +384,38 @@ def _decide(domain: Domain, lookup: dnscheck.Lookup, results: list) -> tuple[str
         if backend_check is not None and backend_check.state == "internal_failed" and capabilities.domain_fix:
             backend_check, fixed = backend.fix_domain(domain.name), True
     except TransientBackendError as error:
-        return domain.status, _("The mail backend could not be reached (%(detail)s). The portal will try again.",
-                                detail=error.message)
+        return domain.status, later("The mail backend could not be reached (%(detail)s). The portal will try again.",
+                                    detail=error.message)
     except BackendError as error:
-        return FAILED, _("The mail backend refused the domain: %(detail)s", detail=error.message)
+        return FAILED, later("The mail backend refused the domain: %(detail)s", detail=error.message)
     for record_spec in required:
         results.append(dnscheck.compare(lookup, record_spec.name, record_spec.type, record_spec.value,
-                                        record_spec.purpose))
+                                        later(record_spec.purpose)))
     if backend_check is not None:
         domain.backend_checks = _backend_summary(backend_check)
     if ownership.state != dnscheck.OK:
-        ownership.message = _("ownership is already proven; this record may stay or go")
+        ownership.message = later("ownership is already proven; this record may stay or go")
     # Once ownership is proven the challenge record no longer decides anything.
     wrong = [r for r in results[1:] if r.state in (dnscheck.MISSING, dnscheck.WRONG)]
     unknown = [r for r in results[1:] if r.state == dnscheck.UNKNOWN]
     if backend_check is not None and backend_check.state == "external_failed":
-        failing = ", ".join(check_label(c.name) for c in backend_check.checks if not c.ok and not c.internal)
-        return ACTION_REQUIRED, _("The mail backend's checks fail: %(checks)s. Publish the records below as shown.",
-                                  checks=failing)
+        failing = [check_label(c.name) for c in backend_check.checks if not c.ok and not c.internal]
+        return ACTION_REQUIRED, later("The mail backend's checks fail: %(checks)s. Publish the records below as shown.",
+                                      checks=failing)
     if wrong:
-        return ACTION_REQUIRED, _("Still missing or wrong: %(records)s. Publish them as shown below.",
-                                  records=_missing_summary(wrong))
+        return ACTION_REQUIRED, later("Still missing or wrong: %(records)s. Publish them as shown below.",
+                                      records=_missing_summary(wrong))
     if backend_check is not None and backend_check.state == "internal_failed":
-        failing = ", ".join(check_label(c.name) for c in backend_check.checks if not c.ok)
+        failing = [check_label(c.name) for c in backend_check.checks if not c.ok]
         if fixed:
-            return FAILED, _("The mail backend's own set-up fails after an automatic repair (%(checks)s). Contact "
-                             "the portal's operator.", checks=failing)
-        return FAILED, _("The mail backend's own set-up fails (%(checks)s). Contact the portal's operator.",
-                         checks=failing)
+            return FAILED, later("The mail backend's own set-up fails after an automatic repair (%(checks)s). Contact "
+                                 "the portal's operator.", checks=failing)
+        return FAILED, later("The mail backend's own set-up fails (%(checks)s). Contact the portal's operator.",
+                             checks=failing)
     if unknown:
         return (domain.status if domain.status != PENDING else ACTION_REQUIRED,
-                _("Some records could not be checked (the DNS did not answer). The portal will try again."))
-    return ENABLED, _("Every record is published and the mail backend accepts the domain.")
+                later("Some records could not be checked (the DNS did not answer). The portal will try again."))
+    return ENABLED, later("Every record is published and the mail backend accepts the domain.")
 
 
 def _apply_grace(domain: Domain, before: str, status: str, reason: str, now) -> tuple[str, str]:
@@ -425,8 +429,8 @@ def _apply_grace(domain: Domain, before: str, status: str, reason: str, now) -> 
         return status, reason
     domain.failing_since = domain.failing_since or now
     if now - domain.failing_since < ENABLED_GRACE or domain.failed_checks < ENABLED_GRACE_CHECKS:
-        return ENABLED, _("Still enabled, but checks have failed since %(moment)s: %(reason)s",
-                          moment=when(domain.failing_since, "%Y-%m-%d %H:%M"), reason=reason)
+        return ENABLED, later("Still enabled, but checks have failed since %(moment)s: %(reason)s",
+                              moment=when(domain.failing_since, "%Y-%m-%d %H:%M"), reason=reason)
     return status, reason
 
 
@@ -438,8 +442,8 @@ def _schedule_next(domain: Domain, now) -> None:
         delay = timedelta(hours=1) if domain.failing_since else timedelta(days=1)
     elif domain.status == PENDING:
         if now - domain.created_at > PENDING_CHECK_WINDOW:
-            stopped = _("Automatic checks stopped after 72 hours without the ownership record. "
-                        "Publish it, then click Check now.")
+            stopped = later("Automatic checks stopped after 72 hours without the ownership record. "
+                            "Publish it, then click Check now.")
             if domain.status_reason != stopped:
                 domain.status_reason = stopped
                 _notify_admins(domain, domain.status)

@@ -29,7 +29,7 @@ from portal.domains import services as domains
 from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.domains.models import Domain
 from portal.extensions import db
-from portal.i18n import _l, labels
+from portal.i18n import _l, labels, later, shown
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
@@ -251,25 +251,25 @@ def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
         if mailbox is not None and mailbox.status == DELETED:
             # The portal deleted it, the backend still (or again) has it: it is back.
             mailbox.status, mailbox.want_active = backend_side["status"], backend_side["status"] == ENABLED
-            mailbox.quota_bytes, mailbox.status_reason = backend_side["quota_bytes"], _("Adopted from the backend.")
+            mailbox.quota_bytes, mailbox.status_reason = backend_side["quota_bytes"], later("Adopted from the backend.")
             _routed(domain, item["address"])
             return _("%(address)s is back in the portal.", address=item["address"])
         if mailbox is not None:
             raise MailboxError(_("%(address)s changed since the comparison; compare again.", address=item["address"]))
         left = released(domain.connection, item["address"], domain.account_id)
         if left is not None:
-            raise MailboxError(released_message(left))
+            raise MailboxError(shown(released_message(left)))
         local_part = item["address"].split("@", 1)[0]
         imported = Mailbox(account_id=domain.account_id, domain_id=domain.id, local_part=local_part,
                            address=item["address"], kind="shared", display_name=backend_side.get("display_name") or "",
                            quota_bytes=backend_side["quota_bytes"], status=backend_side["status"],
                            want_active=backend_side["status"] == ENABLED,
-                           status_reason=_("Adopted from the backend."))
+                           status_reason=later("Adopted from the backend."))
         db.session.add(imported)
         _routed(domain, item["address"])
         return _("%(address)s is now in the portal.", address=item["address"])
     if item["kind"] == MISSING_ON_BACKEND:
-        mailbox.status, mailbox.status_reason = DELETED, _("Gone from the backend; adopted as deleted.")
+        mailbox.status, mailbox.status_reason = DELETED, later("Gone from the backend; adopted as deleted.")
         return _("%(address)s is marked deleted, as on the backend.", address=item["address"])
     if item["kind"] == STATUS_DIFFERS:
         mailbox.status = backend_side["status"]

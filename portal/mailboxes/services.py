@@ -29,7 +29,7 @@ from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.domains.models import TAKEN as DOMAIN_TAKEN
 from portal.domains.models import Domain, aliased_names, catch_all_address
 from portal.extensions import db
-from portal.i18n import _l
+from portal.i18n import _l, later, later_plural
 from portal.jobs.models import FAILED as JOB_FAILED
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import PermanentJobError, handler
@@ -176,8 +176,8 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
         _start(mailbox, "create")
     else:
         mailbox.status = PENDING
-        mailbox.status_reason = _("Waits for %(domain)s to be enabled; it is created on the backend then.",
-                                  domain=domain.name)
+        mailbox.status_reason = later("Waits for %(domain)s to be enabled; it is created on the backend then.",
+                                      domain=domain.name)
     record("mailbox.create", account=account, target=mailbox, actor=actor, kind=kind,
            owner=getattr(owner, "email", None), status=mailbox.status)
     return mailbox
@@ -191,7 +191,7 @@ def provision_pending(domain: Domain) -> None:
     for mailbox in pending:
         problem = _login_holder_problem(mailbox.address, mailbox.kind, mailbox.owner)
         if problem:
-            mailbox.status, mailbox.status_reason = FAILED, _("Not created: %(reason)s", reason=problem)
+            mailbox.status, mailbox.status_reason = FAILED, later("Not created: %(reason)s", reason=problem)
             continue
         _take_address(domain, mailbox, mailbox.address, None)
         _start(mailbox, "create")
@@ -202,8 +202,8 @@ def stop_on_taken_domain(domain: Domain) -> None:
     for mailbox in db.session.execute(db.select(Mailbox).where(
             Mailbox.domain_id == domain.id, Mailbox.status.in_((PENDING, PROVISIONING)))).scalars():
         mailbox.status = FAILED
-        mailbox.status_reason = _("Not created: another account proved that %(domain)s is theirs. "
-                                  "Delete this mailbox.", domain=domain.name)
+        mailbox.status_reason = later("Not created: another account proved that %(domain)s is theirs. "
+                                      "Delete this mailbox.", domain=domain.name)
 
 
 def mailboxes_block_removal(domain: Domain) -> str | None:
@@ -297,7 +297,7 @@ UNDER_WAY = {"create": _l("Being created on the backend."), "set_active": _l("Be
 
 def _start(mailbox: Mailbox, operation: str, **extra) -> Job:
     mailbox.status = PROVISIONING
-    mailbox.status_reason = str(UNDER_WAY[operation])
+    mailbox.status_reason = later(UNDER_WAY[operation])
     return enqueue(PROVISION_KIND, {"mailbox_id": mailbox.id, "operation": operation, **extra},
                    subject=f"mailbox:{mailbox.id}", account=mailbox.account_id)
 
@@ -338,15 +338,15 @@ def delete(actor: User, mailbox: Mailbox) -> str:
     """Delete where the backend can; otherwise disable, and say so. A pending mailbox
     never reached the backend: it goes at once."""
     if mailbox.status == PENDING:
-        mailbox.status, mailbox.status_reason = DELETED, _("Deleted before it was created on the backend.")
+        mailbox.status, mailbox.status_reason = DELETED, later("Deleted before it was created on the backend.")
         record("mailbox.delete", account=mailbox.account_id, target=mailbox, actor=actor, pending=True)
         return _("The mailbox was deleted; it had not been created on the backend yet.")
     if not ownership.holds(mailbox.domain) and mailbox.status != DELETED:
         # The name is not this account's (any more): the address on the backend is, or may be,
         # another account's, so the portal forgets it and sends nothing.
         mailbox.status = DELETED
-        mailbox.status_reason = _("Deleted from the portal only: %(domain)s is not this account's.",
-                                  domain=mailbox.domain.name)
+        mailbox.status_reason = later("Deleted from the portal only: %(domain)s is not this account's.",
+                                      domain=mailbox.domain.name)
         record("mailbox.delete", account=mailbox.account_id, target=mailbox, actor=actor, portal_only=True)
         return _("The mailbox was deleted from the portal; %(domain)s is not this account's, so nothing was sent "
                  "to the backend.", domain=mailbox.domain.name)
@@ -549,8 +549,8 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
             _refuse_released(mailbox)  # there because another account left it, not from an earlier attempt
         if result.generated_password:
             keep_secret(mailbox, result.generated_password)
-        message = _("Created on the backend.") if result.created else \
-            _("Already on the backend (an earlier attempt made it).")
+        message = later("Created on the backend.") if result.created else \
+            later("Already on the backend (an earlier attempt made it).")
         # Made by an earlier attempt whose answer was lost: nobody has its first password.
         return message, {"password_lost": not result.created and waiting_secret(mailbox) is None,
                          "backend_id": result.backend_id or mailbox.backend_id,
@@ -560,35 +560,35 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         if mailbox.want_active and mailbox.protocols and backend.capabilities.protocol_flags:
             # Some backends (Odin) restore their own defaults on enabling: put the mailbox's back.
             backend.set_protocols(mailbox.address, mailbox.protocols)
-        return (_("Enabled.") if mailbox.want_active else _("Disabled.")), {}
+        return (later("Enabled.") if mailbox.want_active else later("Disabled.")), {}
     if operation in ("add_alias", "remove_alias"):
         return _carry_out_alias(backend, mailbox, operation, job_alias_id), {}
     if operation == "set_admin":
         backend.set_admin(mailbox.address, mailbox.backend_admin)
-        return (_("Administrator privilege granted on the backend.") if mailbox.backend_admin else
-                _("Administrator privilege removed on the backend.")), {}
+        return (later("Administrator privilege granted on the backend.") if mailbox.backend_admin else
+                later("Administrator privilege removed on the backend.")), {}
     if operation == "set_protocols":
         backend.set_protocols(mailbox.address, mailbox.protocols or {})
-        return _("Protocol access changed."), {}
+        return later("Protocol access changed."), {}
     if operation == "delete":
         removed = backend.delete_mailbox(mailbox.address)
         archives = backend.capabilities.mailbox_delete_archives
         if removed:
-            message = _("Removed on the backend, which keeps any mail it held archived.") if archives else \
-                _("Deleted.")
+            message = later("Removed on the backend, which keeps any mail it held archived.") if archives else \
+                later("Deleted.")
         elif archives and _archived_on_backend(backend, mailbox.address):
             # Removed behind the portal's back, its mail folder kept (Mail-in-a-Box lists it inactive).
-            message = _("The backend had already removed this mailbox; it keeps the mail it held archived.")
+            message = later("The backend had already removed this mailbox; it keeps the mail it held archived.")
         else:
-            message = _("The backend no longer had this mailbox: nothing was left to archive.") if archives else \
-                _("The backend no longer had this mailbox: nothing was left to delete.")
+            message = later("The backend no longer had this mailbox: nothing was left to archive.") if archives else \
+                later("The backend no longer had this mailbox: nothing was left to delete.")
         return message, {"status": DELETED}
     if operation == "reset_password":
         keep_secret(mailbox, backend.reset_password(mailbox.address))
-        return _("New password set; it can be revealed once on the mailbox page."), {"password_lost": False}
+        return later("New password set; it can be revealed once on the mailbox page."), {"password_lost": False}
     if operation == "set_quota":
         backend.set_quota(mailbox.address, mailbox.quota_bytes)
-        return _("Quota changed."), {}
+        return later("Quota changed."), {}
     raise PermanentJobError(_("unknown mailbox operation %(operation)s", operation=repr(operation)))
 
 
@@ -632,8 +632,8 @@ def _record_attempt(mailbox_id: int, job_id: int, operation: str, outcome: str, 
         if alias is not None:
             alias.state, alias.message = "failed", message
             mailbox.status = _resting_status(mailbox)
-            mailbox.status_reason = _("The alias %(alias)s could not be changed: %(detail)s", alias=alias.address,
-                                      detail=message)
+            mailbox.status_reason = later("The alias %(alias)s could not be changed: %(detail)s",
+                                          alias=alias.address, detail=message)
         else:
             mailbox.status, mailbox.status_reason = FAILED, message
     db.session.commit()
@@ -660,7 +660,7 @@ def _fail_for_good(job, message: str) -> None:
         return  # the alias was marked failed with the last attempt; the mailbox still works
     mailbox = db.session.get(Mailbox, job.payload.get("mailbox_id"))
     if mailbox is not None and mailbox.status != FAILED:
-        mailbox.status, mailbox.status_reason = FAILED, ngettext(
+        mailbox.status, mailbox.status_reason = FAILED, later_plural(
             "Gave up after %(num)d attempt: %(detail)s", "Gave up after %(num)d attempts: %(detail)s", job.attempts,
             detail=message)
 
@@ -695,8 +695,8 @@ def provision(job) -> None:
     except TransientBackendError as error:
         final = job.attempts >= job.max_attempts
         _record_attempt(mailbox.id, job.id, operation, "failed" if final else "retrying",
-                        _("%(detail)s (gave up)", detail=error.message) if final else
-                        _("%(detail)s (will retry)", detail=error.message), fail=final,
+                        later("%(detail)s (gave up)", detail=error.message) if final else
+                        later("%(detail)s (will retry)", detail=error.message), fail=final,
                         alias_id=job.payload.get("alias_id"))
         raise
     except BackendError as error:
@@ -848,11 +848,12 @@ def released(connection: str, address: str, account_id: int | None = None) -> Re
 
 
 def released_message(found: ReleasedMailbox) -> str:
-    return _("%(address)s was left on the backend, with its mail, by the account %(account)s when it was deleted "
-             "or removed the domain (%(date)s): its mail is that account's people's, and the portal does not "
-             "give it to another account. Ask the portal's operator to delete it on the backend, or to release "
-             "it.", address=found.address, account=found.account_name or "?",
-             date=found.released_at.strftime("%Y-%m-%d"))
+    """Why a released address is refused, stored (``later``) to be read in each reader's language."""
+    return later("%(address)s was left on the backend, with its mail, by the account %(account)s when it was "
+                 "deleted or removed the domain (%(date)s): its mail is that account's people's, and the portal "
+                 "does not give it to another account. Ask the portal's operator to delete it on the backend, or "
+                 "to release it.", address=found.address, account=found.account_name or "?",
+                 date=found.released_at.strftime("%Y-%m-%d"))
 
 
 def _decommission_plan(capabilities, status: str, delete: bool) -> tuple[str | None, str]:
@@ -947,14 +948,14 @@ def remove_alias(actor: User, mailbox: Mailbox, alias_id: int) -> None:
 def _carry_out_alias(backend, mailbox: Mailbox, operation: str, alias_id: int | None) -> str:
     alias = db.session.get(MailboxAlias, alias_id) if alias_id else None
     if alias is None:
-        return _("Nothing to do: the alias is gone.")
+        return later("Nothing to do: the alias is gone.")
     if operation == "add_alias":
         backend.add_alias(mailbox.address, alias.address)
         alias.state, alias.message = "active", ""
-        return _("Alias %(alias)s added.", alias=alias.address)
+        return later("Alias %(alias)s added.", alias=alias.address)
     backend.remove_alias(mailbox.address, alias.address)
     db.session.delete(alias)
-    return _("Alias %(alias)s removed.", alias=alias.address)
+    return later("Alias %(alias)s removed.", alias=alias.address)
 
 
 def set_protocols(actor: User, mailbox: Mailbox, allowed: set[str]) -> None:

@@ -24,11 +24,11 @@ from portal.auth.models import User
 from portal.extensions import db
 from portal.backends import service as backends
 from portal.domains.models import Domain
-from portal.i18n import _l, for_person, label, labels
+from portal.i18n import _l, for_person, label, labels, later
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue, enqueue_many
 from portal.mailboxes.models import DELETED, PROVISIONING, Mailbox
-from portal.mailboxes.services import PROVISION_KIND, default_protocols
+from portal.mailboxes.services import PROVISION_KIND, UNDER_WAY, default_protocols
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
 from portal.roles.services import account_permissions, outranks, system_role
@@ -298,7 +298,7 @@ class _Writer:
             "owner_id": ids[p["email"]], "first_name": p["first_name"], "last_name": p["last_name"],
             "display_name": f"{p['first_name']} {p['last_name']}", "status": PROVISIONING,
             "protocols": self.protocols[p["email"].rsplit("@", 1)[1]], "backend_admin": False,
-            "status_reason": _("Being created on the backend."), "want_active": True, "created_at": now,
+            "status_reason": later(UNDER_WAY["create"]), "want_active": True, "created_at": now,
             "updated_at": now,
         } for p in wanted}
         statement = _insert_skipping_taken(Mailbox.__table__, "domain_id", "address").returning(

@@ -16,8 +16,9 @@ def test_create_account__makes_the_creator_its_owner(client, auth, make):
 
 
 def test_create_account__takes_its_creators_language_for_what_the_portal_writes(client, auth, make, run_jobs):
-    """A French admin's domain page read the worker's check results in English (a walkthrough):
-    the worker writes in the account's language, which was the portal's default."""
+    """A French admin's domain page read the worker's check results in English (a walkthrough).
+    They are now shown in the reader's language; what the worker still writes as text (a refusal's
+    words, a workbook) is in the account's language, which was the portal's default."""
     from portal.domains.models import Domain
 
     make.user("ada@example.org").locale = "fr"
@@ -31,7 +32,8 @@ def test_create_account__takes_its_creators_language_for_what_the_portal_writes(
                        data={"name": "dupont.example", "connection": "local"}).status_code == 302
     run_jobs()
     domain = db.session.execute(db.select(Domain)).scalar_one()
-    assert domain.status_reason.startswith("En attente de l’enregistrement de propriété"), domain.status_reason
+    page = client.get(f"/accounts/{french.id}/domains/{domain.id}").get_data(as_text=True)
+    assert "En attente de l’enregistrement de propriété" in page and "Waiting for" not in page
     auth.logout()
     auth.login("bob@example.org")
     assert client.post("/accounts/new", data={"name": "Acme"}).status_code == 302

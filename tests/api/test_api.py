@@ -96,8 +96,12 @@ def test_mailbox__created_through_a_job_answers_202_with_its_status_url(client, 
     run_jobs()
     mailbox = client.get(status_url, headers=bearer(token)).get_json()
     assert mailbox["status"] == "enabled" and mailbox["address"] == "sales@example.org"
+    assert mailbox["status_reason"] == "Created on the backend."  # stored untranslated, answered as text
     history = client.get(status_url + "/history", headers=bearer(token)).get_json()
     assert history["items"][0]["operation"] == "create" and history["items"][0]["outcome"] == "ok"
+    assert history["items"][0]["message"] == "Created on the backend."
+    domain = client.get(_url(world, f"/domains/{world['domain'].id}"), headers=bearer(token)).get_json()
+    assert domain["records"] and all(not record["purpose"].startswith("\x1f") for record in domain["records"])
     alias = client.post(status_url + "/aliases", headers=bearer(token), json={"alias": "orders@example.org"})
     assert alias.status_code == 202
     run_jobs()

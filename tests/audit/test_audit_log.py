@@ -104,3 +104,29 @@ def test_security_page__shows_the_persons_own_security_events_only(client, auth,
     mine = label("security.reset_by_admin", "audit.action")
     theirs = label("security.reset_by_operator", "audit.action")
     assert mine in events and theirs not in events and label("member.add", "audit.action") not in events
+
+
+def test_audit_log__details_read_in_the_readers_language_names_reasons_and_yes_or_no(client, auth, make, run_jobs):
+    """The Details column showed the code's English keys, and a domain's new status reason as the
+    worker wrote it; names and stored reasons are now the reader's, as is the API's reason."""
+    from portal.domains.services import add_domain, disable
+    from tests.api.conftest import WRITE_SCOPES, bearer, tokens
+
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    domain = add_domain(owner, account, "example.org", "local")
+    disable(owner, domain)
+    db.session.add(AuditEvent(action="user.create_corporate", account_id=account.id, actor_label=owner.email,
+                              details={"personal_mailbox": True, "which": ["a", "b"], "empty": ""}))
+    _, raw = tokens.create(owner, account, name="robot", scopes=set(WRITE_SCOPES), expires_at=None)
+    owner.locale = "fr"
+    db.session.commit()
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/audit").get_data(as_text=True)
+    assert "motif\u00a0: Désactivé par un administrateur" in page
+    assert "boîte aux lettres personnelle\u00a0: oui" in page and "lesquels\u00a0: a, b" in page
+    assert "\x1f" not in page and "reason:" not in page and "personal_mailbox" not in page and "empty" not in page
+    answer = client.get(f"/api/v1/accounts/{account.id}/audit", headers=bearer(raw))
+    reasons = [item["details"]["reason"] for item in answer.get_json()["items"] if item["action"] == "domain.status"]
+    assert reasons and reasons[0].startswith("Désactivé par un administrateur")
+    assert all("\x1f" not in str(item["details"]) for item in answer.get_json()["items"])

@@ -2,6 +2,7 @@ import pytest
 
 from portal.domains.models import Domain
 from portal.extensions import db
+from portal.i18n import shown
 from tests.domains.conftest import publish_local_mail_records, publish_ownership
 
 
@@ -135,8 +136,8 @@ def test_missing_record__says_what_was_found_instead(signed_in, account, run_job
     run_jobs()
     db.session.refresh(domain)
     assert domain.status == "action_required"
-    assert "MX example.org (found 10 old-mail.example.net instead)" in domain.status_reason
-    assert "TXT example.org (nothing found)" in domain.status_reason
+    assert "MX example.org (found 10 old-mail.example.net instead)" in shown(domain.status_reason)
+    assert "TXT example.org (nothing found)" in shown(domain.status_reason)
 
 
 def test_domain_page__a_check_ending_while_the_page_is_read_is_shown_not_lost(signed_in, account, app, dns_zone):

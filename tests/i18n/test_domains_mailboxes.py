@@ -1,5 +1,6 @@
 """Domains and mailboxes in French for a person whose profile says so: the domain page, the
-mailbox list and a mailbox's page, and what a domain check and a failed provisioning write."""
+mailbox list and a mailbox's page, and what a domain check and a failed provisioning write, read
+in the reader's language whatever the language the work ran in."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from portal.domains import services as domains
 from portal.domains.models import Domain
 from portal.extensions import db
-from portal.i18n import in_language
+from portal.i18n import in_language, shown
 from portal.jobs.models import Job
 from portal.jobs.registry import PermanentJobError
 from portal.mailboxes import services as mailboxes
@@ -54,19 +55,26 @@ def test_domain_list_and_settings__are_in_french(french, owner, account):
     assert "Saisissez un nombre entier." in response.get_data(as_text=True)
 
 
-def test_domain_check__writes_its_result_in_the_language_it_runs_in(french, owner, account):
+def test_domain_check__reads_in_each_readers_language_whatever_the_language_it_ran_in(french, owner, account):
     domain = domains.add_domain(owner, account, "example.org", "local")
     db.session.commit()
-    with in_language("fr"):
+    with in_language("en"):  # the worker of an English account
         domains.run_check(domain, "manual")
     db.session.commit()
-    assert domain.status_reason == (
-        f"En attente de l’enregistrement de propriété (TXT _portal-challenge.example.org){NBSP}: publiez-le, ainsi "
-        "que les autres enregistrements marqués comme absents. Le portail vérifie de nouveau de lui-même.")
-    assert {record["message"] for record in domain.records} == {"rien n’est publié"}
+    with in_language("fr"):
+        assert shown(domain.status_reason) == (
+            f"En attente de l’enregistrement de propriété (TXT _portal-challenge.example.org){NBSP}: publiez-le, "
+            "ainsi que les autres enregistrements marqués comme absents. Le portail vérifie de nouveau de lui-même.")
+        assert {shown(record["message"]) for record in domain.records} == {"rien n’est publié"}
+    with in_language("en"):
+        assert shown(domain.status_reason).startswith("Waiting for the ownership record (TXT _portal-challenge")
+        assert {shown(record["message"]) for record in domain.records} == {"nothing is published"}
     page = french.get(f"/accounts/{account.id}/domains/{domain.id}").get_data(as_text=True)
     assert "rien n’est publié" in page and "<td>à la demande</td>" in page
     assert "Remet le courrier du domaine au serveur de messagerie" in page
+    assert "Prouve que le domaine appartient à ce compte" in page
+    assert "En attente de l’enregistrement de propriété" in page  # the status and the check history
+    assert "nothing is published" not in page and "Waiting for" not in page and "Delivers" not in page
 
 
 def test_mailbox_list__is_in_french_for_a_french_profile(french, owner, account):
@@ -99,19 +107,22 @@ def test_mailbox_page__is_in_french_with_its_history(french, owner, account, run
     assert "Créer la boîte aux lettres" in new
 
 
-def test_provisioning_failure__is_worded_in_the_language_the_job_runs_in(french, owner, account, dimail):
+def test_provisioning_failure__reads_in_each_readers_language_whatever_the_jobs(french, owner, account, dimail):
     domain = enabled_domain(owner, account, "corp.example", "corp", dimail)
     mailbox = mailboxes.create_mailbox(owner, account, domain, "jane", first_name="Jane", last_name="Doe")
     db.session.commit()
     job = db.session.execute(db.select(Job).where(Job.subject == f"mailbox:{mailbox.id}")).scalar_one()
     dimail.faults.refuse()
-    with in_language("fr"), pytest.raises(Exception) as raised:
+    with in_language("en"), pytest.raises(Exception) as raised:  # the worker of an English account
         mailboxes.provision(job)
     assert not isinstance(raised.value, PermanentJobError)  # the backend is down: the job is retried
     db.session.expire_all()
     attempt = db.session.get(Mailbox, mailbox.id).attempts.first()
     assert (attempt.operation, attempt.outcome) == ("create", "retrying")
-    assert attempt.message.endswith("(nouvel essai prévu)")
+    with in_language("fr"):
+        assert shown(attempt.message).endswith("(nouvel essai prévu)")
+    with in_language("en"):
+        assert shown(attempt.message).endswith("(will retry)")
     page = french.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}").get_data(as_text=True)
     assert "(nouvel essai prévu)</td>" in page and "<td>création</td>" in page
     db.session.expire_all()

@@ -1,9 +1,11 @@
-"""The worker writes what people read (a mailbox's status reason, its provisioning history) in the
-language of the account the job belongs to, whoever's request queued it."""
+"""What the worker writes for people (a mailbox's status reason, its provisioning history) is
+stored untranslated and read in each reader's language, whatever the account's language; what it
+still writes as text is in its account's language, read once a minute."""
 
 from __future__ import annotations
 
 from portal.extensions import db
+from portal.i18n import in_language, shown
 from portal.jobs import worker
 from portal.mailboxes import services as mailboxes
 from portal.mailboxes.models import Mailbox
@@ -17,13 +19,11 @@ def _created(owner, account, domain, run_jobs, name: str) -> Mailbox:
     return db.session.get(Mailbox, mailbox.id)
 
 
-def test_worker__writes_a_french_accounts_work_in_french_and_an_english_one_in_english(owner, account, run_jobs):
+def test_worker__writes_for_every_reader_a_french_account_and_an_english_one_alike(owner, account, run_jobs,
+                                                                                  client, auth, make):
     domain = enabled_domain(owner, account)
     run_jobs()
     english = _created(owner, account, domain, run_jobs, "sales")
-    assert english.status_reason == "Created on the backend."
-    assert english.attempts.first().message == "Created on the backend."
-
     account.default_locale = "fr"
     db.session.commit()
     worker.ACCOUNT_LANGUAGE_SECONDS, kept = 0.0, worker.ACCOUNT_LANGUAGE_SECONDS  # read the change at once
@@ -31,10 +31,25 @@ def test_worker__writes_a_french_accounts_work_in_french_and_an_english_one_in_e
         french = _created(owner, account, domain, run_jobs, "ventes")
     finally:
         worker.ACCOUNT_LANGUAGE_SECONDS = kept
-    assert french.status_reason == "Créée sur le serveur de messagerie."
-    assert french.attempts.first().message == "Créée sur le serveur de messagerie."
-    # The owner who asked reads English: the job's language is its account's, not the requester's.
-    assert owner.locale in (None, "en")
+    for mailbox in (english, french):
+        with in_language("en"):
+            assert shown(mailbox.status_reason) == "Created on the backend."
+            assert shown(mailbox.attempts.first().message) == "Created on the backend."
+        with in_language("fr"):
+            assert shown(mailbox.status_reason) == "Créée sur le serveur de messagerie."
+            assert shown(mailbox.attempts.first().message) == "Créée sur le serveur de messagerie."
+    # Pages: the owner reads English in the French account, a French admin French.
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/mailboxes/{french.id}").get_data(as_text=True)
+    assert "Created on the backend." in page and "Créée sur le serveur" not in page
+    admin = make.user("admin@example.org")
+    admin.locale = "fr"
+    make.member(account, admin, roles=("administrator",))
+    db.session.commit()
+    auth.logout()
+    auth.login("admin@example.org")
+    page = client.get(f"/accounts/{account.id}/mailboxes/{english.id}").get_data(as_text=True)
+    assert "Créée sur le serveur de messagerie." in page and "Created on the backend." not in page
 
 
 def test_worker__reads_an_accounts_language_once_a_minute_not_once_a_job(app, owner, account, run_jobs):

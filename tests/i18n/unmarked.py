@@ -7,7 +7,7 @@ people (capitalised, or a phrase ending in a stop), outside ``_()``/``{% trans %
 Python: messages given to ``flash``, to the portal's own exceptions (their messages reach
 people), form labels and validator messages, f-strings among them (a translated text takes
 named placeholders instead), and any other string that reads as a sentence (capitalised,
-with a space, ending in a stop), outside ``_()``/``gettext``/``lazy_gettext``.
+with a space, ending in a stop), outside ``_()``/``gettext``/``lazy_gettext``/``later``.
 
 Out of scope: docstrings, logging, the operator's command line (``portal/cli.py``) and
 settings errors (``portal/config.py``), the backend adapters (``portal/backends``: a
@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WORD = re.compile(r"[^\W\d_]{2,}")
 ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);")
 READ_ATTRIBUTES = {"title", "alt", "placeholder", "aria-label", "aria-description", "aria-roledescription"}
-GETTEXT = {"_", "gettext", "ngettext", "lazy_gettext", "_l", "lazy_ngettext", "pgettext"}
+GETTEXT = {"_", "gettext", "ngettext", "lazy_gettext", "_l", "lazy_ngettext", "pgettext", "later",
+           "later_plural"}
 HOLE = "\x00"  # stands for a Jinja expression, a tag or a translated block
 
 

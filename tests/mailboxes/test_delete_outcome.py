@@ -9,6 +9,7 @@ import requests
 from portal.extensions import db
 from portal.mailboxes import services
 from portal.mailboxes.models import DELETED, ENABLED, ProvisioningAttempt
+from portal.i18n import shown
 from tests.emulated import connection_environ, dimail_environ
 from tests.mailboxes.conftest import enabled_domain
 from tests.servers.emu_mailinabox import MailInABoxEmulator
@@ -34,7 +35,7 @@ def _enabled_mailbox(owner, account, run_jobs, domain, local_part: str):
     db.session.commit()
     run_jobs()
     db.session.refresh(mailbox)
-    assert mailbox.status == ENABLED, mailbox.status_reason
+    assert mailbox.status == ENABLED, shown(mailbox.status_reason)
     return mailbox
 
 
@@ -43,11 +44,11 @@ def _delete(owner, mailbox, run_jobs) -> str:
     db.session.commit()
     run_jobs()
     db.session.refresh(mailbox)
-    assert mailbox.status == DELETED, mailbox.status_reason
+    assert mailbox.status == DELETED, shown(mailbox.status_reason)
     last = db.session.execute(db.select(ProvisioningAttempt).where(ProvisioningAttempt.mailbox_id == mailbox.id)
                               .order_by(ProvisioningAttempt.id.desc()).limit(1)).scalar_one()
-    assert (last.operation, last.outcome, last.message) == ("delete", "ok", mailbox.status_reason)
-    return mailbox.status_reason
+    assert (last.operation, last.outcome, shown(last.message)) == ("delete", "ok", shown(mailbox.status_reason))
+    return shown(mailbox.status_reason)
 
 
 def test_delete__on_mail_in_a_box_says_the_box_keeps_the_mail_archived(owner, account, run_jobs, box):

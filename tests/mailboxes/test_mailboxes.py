@@ -10,6 +10,7 @@ from portal.mailboxes import services
 from portal.mailboxes.models import DELETED, DISABLED, ENABLED, FAILED, PENDING, PROVISIONING, ProvisioningAttempt
 from portal.roles.services import mailbox_permissions
 from portal.timeutil import utcnow
+from portal.i18n import shown
 from tests.domains.conftest import publish_local_mail_records, publish_ownership
 from tests.mailboxes.conftest import enabled_domain
 
@@ -37,7 +38,7 @@ def test_create__waits_on_a_pending_domain_and_is_provisioned_when_it_is_enabled
     domain = domains.add_domain(owner, account, "example.org", "local")
     mailbox = services.create_mailbox(owner, account, domain, "team")
     db.session.commit()
-    assert mailbox.status == PENDING and "Waits for example.org" in mailbox.status_reason
+    assert mailbox.status == PENDING and "Waits for example.org" in shown(mailbox.status_reason)
     publish_ownership(dns_zone, domain)
     publish_local_mail_records(dns_zone, domain)
     run_jobs()
@@ -154,7 +155,7 @@ def test_dimail__permanent_error_fails_with_the_message_and_retry_recovers(owner
     run_jobs()
     db.session.refresh(mailbox)
     assert mailbox.status == FAILED
-    assert _attempts(mailbox)[-1][1] == "failed" and mailbox.status_reason
+    assert _attempts(mailbox)[-1][1] == "failed" and shown(mailbox.status_reason)
     dimail.password = dimail.__class__().password
     services.retry(owner, mailbox)
     db.session.commit()

@@ -8,6 +8,7 @@ import pytest
 from portal.extensions import db
 from portal.mailboxes import services
 from portal.mailboxes.models import ENABLED
+from portal.i18n import shown
 from tests.emulated import connection_environ, dimail_environ
 from tests.mailboxes.conftest import enabled_domain
 from tests.servers.emu_dimail import DimailEmulator
@@ -40,7 +41,7 @@ def _mailbox_page(client, auth, owner, account, run_jobs, domain) -> str:
     db.session.commit()
     run_jobs()  # the worker learns what the server offers and records it for the page
     db.session.refresh(mailbox)
-    assert mailbox.status == ENABLED, mailbox.status_reason
+    assert mailbox.status == ENABLED, shown(mailbox.status_reason)
     auth.login("owner@example.org")
     page = client.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}")
     assert page.status_code == 200

@@ -9,6 +9,7 @@ from portal.accounts import services as accounts
 from portal.extensions import db
 from portal.mailboxes import drift, services
 from portal.mailboxes.models import FAILED, Mailbox, ReleasedMailbox
+from portal.i18n import shown
 from tests.mailboxes.conftest import enabled_domain
 
 
@@ -44,7 +45,7 @@ def test_creating_the_address_does_not_link_the_mailbox_left_there(left_behind, 
     run_jobs()
     mailbox = db.session.get(Mailbox, mailbox.id)
     assert mailbox.status == FAILED
-    assert "was left on the backend, with its mail, by the account Acme when it was deleted" in mailbox.status_reason
+    assert "was left on the backend, with its mail, by the account Acme when it was deleted" in shown(mailbox.status_reason)
     assert services.waiting_secret(mailbox) is None and not mailbox.password_lost
 
 

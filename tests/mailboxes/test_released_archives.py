@@ -16,6 +16,7 @@ from portal.domains.services import remove_domain
 from portal.extensions import db
 from portal.mailboxes import services
 from portal.mailboxes.models import DELETED, ENABLED, FAILED, ReleasedMailbox
+from portal.i18n import shown
 from tests.emulated import connection_environ
 from tests.mailboxes.conftest import enabled_domain
 from tests.servers.emu_mailinabox import MailInABoxEmulator
@@ -58,7 +59,7 @@ def test_a_deleted_accounts_archive_is_not_restored_for_the_next_account(owner, 
     run_jobs()
     boss, newco = _newco(make)
     mailbox = _created(boss, newco, run_jobs, enabled_domain(boss, newco, NAME, "box"), "sales")
-    assert mailbox.status == FAILED and "was left on the backend" in mailbox.status_reason
+    assert mailbox.status == FAILED and "was left on the backend" in shown(mailbox.status_reason)
     assert box.creations[f"sales@{NAME}"] == 1 and box.users[f"sales@{NAME}"]["status"] == "inactive"
     assert services.waiting_secret(mailbox) is None
 

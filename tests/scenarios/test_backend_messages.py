@@ -16,6 +16,7 @@ from portal.domains.models import Domain
 from portal.extensions import db
 from portal.mailboxes import services
 from portal.mailboxes.models import ENABLED, FAILED, Mailbox
+from portal.i18n import shown
 from tests.emulated import connection_environ, serve_on_dimail
 from tests.servers.emu_dimail import DimailEmulator
 from tests.servers.emu_mailinabox import NOT_LOWERCASE, RESERVED, MailInABoxEmulator
@@ -89,7 +90,7 @@ def test_mailinabox__a_refused_address_fails_with_the_boxs_words(account, run_jo
     run_jobs()
 
     db.session.refresh(mailbox)
-    assert (mailbox.status, mailbox.status_reason) == (FAILED, f"Mail-in-a-Box: {words}")
+    assert (mailbox.status, shown(mailbox.status_reason)) == (FAILED, f"Mail-in-a-Box: {words}")
     assert [(a.operation, a.outcome, a.message) for a in mailbox.attempts] == [
         ("create", "failed", f"Mail-in-a-Box: {words}")]
     assert words in _shown(client, auth, account, mailbox)
@@ -126,7 +127,7 @@ def test_dimail__a_mailbox_on_a_domain_dimail_does_not_know_says_so_not_server_e
 
     db.session.refresh(mailbox)
     assert mailbox.status == FAILED
-    assert mailbox.status_reason == "dimail does not know the domain corp.example.org; set the domain up first"
+    assert shown(mailbox.status_reason) == "dimail does not know the domain corp.example.org; set the domain up first"
 
 
 def test_dimail__ignored_active_leaves_the_mailbox_enabled_with_the_reason(account, owner, run_jobs, client, auth,
@@ -142,10 +143,10 @@ def test_dimail__ignored_active_leaves_the_mailbox_enabled_with_the_reason(accou
 
     db.session.refresh(mailbox)
     assert (mailbox.status, mailbox.want_active) == (ENABLED, True)
-    assert mailbox.status_reason.startswith("dimail answered the change with success but did not keep it: "
+    assert shown(mailbox.status_reason).startswith("dimail answered the change with success but did not keep it: "
                                             "jane@corp.example.org is still enabled.")
     attempt = mailbox.attempts.first()
-    assert (attempt.operation, attempt.outcome, attempt.message) == ("set_active", "failed", mailbox.status_reason)
+    assert (attempt.operation, attempt.outcome, shown(attempt.message)) == ("set_active", "failed", shown(mailbox.status_reason))
     page = _shown(client, auth, account, mailbox)
     assert "is still enabled" in page and ">Disable</button>" not in page
     domain_page = html.unescape(client.get(f"/accounts/{account.id}/domains/{domain.id}").get_data(as_text=True))
@@ -172,6 +173,6 @@ def test_dimail_public__a_change_queued_before_the_worker_knew_stays_undone_with
 
     db.session.refresh(mailbox)
     assert (mailbox.status, mailbox.want_active) == (ENABLED, True)
-    assert words in mailbox.status_reason and words in mailbox.attempts.first().message
+    assert words in shown(mailbox.status_reason) and words in mailbox.attempts.first().message
     assert public.mailboxes["jane@corp.example.org"]["active"] == "yes"
     assert words in _shown(client, auth, account, mailbox)

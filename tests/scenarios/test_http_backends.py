@@ -11,6 +11,7 @@ from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.extensions import db
 from portal.mailboxes import drift
 from portal.mailboxes.models import DELETED, ENABLED, Mailbox, MailboxAlias, ProvisioningAttempt
+from portal.i18n import shown
 
 from .conftest import DOMAIN
 
@@ -55,9 +56,9 @@ def test_scenario__a_day_on_the_backend_ends_with_the_portal_and_the_server_agre
     run_jobs()
     for name in NAMES:
         mailbox = _mailbox(name)
-        assert mailbox.status == ENABLED, (name, mailbox.status_reason)
+        assert mailbox.status == ENABLED, (name, shown(mailbox.status_reason))
         assert server.has(mailbox.address) and server.active(mailbox.address)
-    assert _mailbox("dan").status_reason == "Already on the backend (an earlier attempt made it)."
+    assert shown(_mailbox("dan").status_reason) == "Already on the backend (an earlier attempt made it)."
     assert server.emulator.creations[f"dan@{DOMAIN}"] == 1  # made behind the portal's back, never again
 
     # -- disable one, where the server can
@@ -115,7 +116,7 @@ def test_scenario__a_day_on_the_backend_ends_with_the_portal_and_the_server_agre
     run_jobs()
     for mailbox in (cid, eve):
         db.session.refresh(mailbox)
-        assert mailbox.status == DELETED, (mailbox.address, mailbox.status_reason)
+        assert mailbox.status == DELETED, (mailbox.address, shown(mailbox.status_reason))
         assert not server.has(mailbox.address)
 
     # -- one made behind the portal's back

@@ -17,6 +17,7 @@ from portal.domains.services import add_domain
 from portal.extensions import db
 from portal.mailboxes.models import Mailbox, MailboxAlias
 from portal.mailboxes.services import create_mailbox
+from portal.i18n import shown
 from tests.security.conftest import prove
 # The same emulated backends (local, Mail-in-a-Box) as the other name-ownership tests.
 from tests.security.test_name_ownership import app_environ, backend  # noqa: F401
@@ -97,7 +98,7 @@ def test_taken_copy__a_job_queued_before_the_name_was_taken_sends_nothing(squat,
     run_jobs()
     db.session.expire_all()
     mailbox = db.session.get(Mailbox, squat["grab_b"])
-    assert mailbox.status == "failed" and "proven by another account" in mailbox.status_reason
+    assert mailbox.status == "failed" and "proven by another account" in shown(mailbox.status_reason)
     assert squat["adapter"].get_mailbox(f"grab@{SHARED}") is None
 
 

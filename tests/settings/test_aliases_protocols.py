@@ -4,6 +4,7 @@ from portal.backends import service as backends
 from portal.extensions import db
 from portal.mailboxes import services as mailboxes
 from portal.mailboxes.models import Mailbox, ProvisioningAttempt
+from portal.i18n import shown
 
 
 @pytest.fixture
@@ -12,7 +13,7 @@ def mailbox(domain, owner, account, run_jobs):
     db.session.commit()
     run_jobs()
     db.session.refresh(created)
-    assert created.status == "enabled", created.status_reason
+    assert created.status == "enabled", shown(created.status_reason)
     return created
 
 
@@ -172,7 +173,7 @@ def test_aliases__a_refused_alias_fails_alone_and_can_be_removed_and_added_again
     db.session.refresh(alias)
     db.session.refresh(mailbox)
     assert alias.state == "failed" and mailbox.status == "enabled"
-    assert f"again@{mailbox.domain.name}" in mailbox.status_reason
+    assert f"again@{mailbox.domain.name}" in shown(mailbox.status_reason)
     backend[1].faults.reset()
     mailboxes.remove_alias(owner, mailbox, alias.id)
     again = mailboxes.add_alias(owner, mailbox, f"again@{mailbox.domain.name}")

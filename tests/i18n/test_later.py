@@ -1,0 +1,61 @@
+"""Texts stored to be read later (``later``) come out in the reader's language, filled in, and no
+stored value, however made, breaks the page that shows it."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.extensions import db
+from portal.i18n import LATER, in_language, later, later_plural, shown
+from portal.mailboxes.models import FAILED, Mailbox
+from tests.mailboxes.conftest import enabled_domain
+
+NBSP = "\u00a0"
+
+
+def test_later__is_translated_when_shown_with_its_values_lists_and_plurals(app):
+    waiting = later("Waits for %(domain)s to be enabled; it is created on the backend then.", domain="example.org")
+    missing = later("Still missing or wrong: %(records)s. Publish them as shown below.", records=[
+        later("%(type)s %(name)s (nothing found)", type="MX", name="example.org"),
+        later("%(type)s %(name)s (found %(found)s instead)", type="TXT", name="example.org", found="v=spf1 -all")])
+    gave_up = later_plural("Gave up after %(num)d attempt: %(detail)s", "Gave up after %(num)d attempts: %(detail)s",
+                           3, detail="refused")
+    with in_language("en"):
+        assert shown(waiting) == "Waits for example.org to be enabled; it is created on the backend then."
+        assert shown(missing) == ("Still missing or wrong: MX example.org (nothing found); TXT example.org "
+                                  "(found v=spf1 -all instead). Publish them as shown below.")
+        assert shown(gave_up) == "Gave up after 3 attempts: refused"
+    with in_language("fr"):
+        assert shown(waiting).startswith("Attend l’activation de example.org")
+        assert f"(rien de trouvé){NBSP}; TXT" in shown(missing) and shown(missing).startswith(f"Toujours absents ou incorrects{NBSP}: MX")
+        assert shown(gave_up).startswith("Abandon après 3 tentatives")
+    # Without an app (an adapter's tests, a script): the English written in the code.
+    assert shown(waiting).startswith("Waits for example.org")
+
+
+@pytest.mark.parametrize("stored", [
+    LATER, LATER + "{", LATER + "[]", LATER + "[1, 2]", LATER + '["%(a)d", {"a": "x"}]', LATER + '["%(a)s", {}]',
+    LATER + '["%(a)s", {"a": [[[[1]]]]}]', LATER + '["x", "y", "z", "w"]', LATER + "[" * 5000 + "]" * 5000,
+    LATER + '["%(a)s", {"a": "' + (LATER + '[\\"%(a)s\\", {}]').replace('"', '\\"') + '"}]',
+    "a backend's own words", "",
+])
+def test_shown__any_stored_value_reads_as_text_and_never_fails(app, stored):
+    with in_language("fr"):
+        assert isinstance(shown(stored), str)
+
+
+def test_mailbox_page__shows_a_stored_reason_with_its_values_escaped(client, auth, owner, account):
+    domain = enabled_domain(owner, account)
+    mailbox = Mailbox(account_id=account.id, domain_id=domain.id, local_part="sales", address="sales@example.org",
+                      kind="shared", status=FAILED,
+                      status_reason=later("Not created: %(reason)s", reason="<script>alert(1)</script>"))
+    broken = Mailbox(account_id=account.id, domain_id=domain.id, local_part="desk", address="desk@example.org",
+                     kind="shared", status=FAILED, status_reason=LATER + '["%(a)d", {"a": "x"}]')
+    db.session.add_all([mailbox, broken])
+    db.session.commit()
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}").get_data(as_text=True)
+    assert "Not created: &lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+    assert client.get(f"/accounts/{account.id}/mailboxes/{broken.id}").status_code == 200
+    overview = client.get(f"/accounts/{account.id}/").get_data(as_text=True)
+    assert "Not created: &lt;script&gt;" in overview and LATER not in overview
