@@ -150,6 +150,7 @@ labels("audit.detail", {
     "succeeded": _l("carried out"),
     "to": _l("to"),
     "token": _l("token"),
+    "unchanged": _l("already so"),
     "updated": _l("updated"),
     "via": _l("via"),
     "which": _l("which"),

@@ -44,6 +44,8 @@ class BulkRun(db.Model):
     total: Mapped[int] = mapped_column(default=0)
     done: Mapped[int] = mapped_column(default=0)
     succeeded: Mapped[int] = mapped_column(default=0)
+    # Rows already as asked (a role not held to take away, a mailbox already enabled): nothing done.
+    unchanged: Mapped[int] = mapped_column(default=0, server_default="0")
     failed: Mapped[int] = mapped_column(default=0)
     # The first refusals, with whom they concern: [{"label", "message"}].
     problems: Mapped[list] = mapped_column(JSON, default=list)

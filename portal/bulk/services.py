@@ -200,9 +200,10 @@ def start(actor: User, account: Account, run: BulkRun, key: str) -> BulkRun:
 
 # -- the job -----------------------------------------------------------------------
 
-def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Membership, held: frozenset[str]) -> str:
+def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Membership,
+                   held: frozenset[str]) -> bool:
+    """Do the run's action for one member; False when they were already as asked (nothing done)."""
     from portal.accounts.services import remove_member
-    from portal.roles.models import Grant
     from portal.roles.services import grant_role, revoke_grant
     from portal.users import services as users
 
@@ -211,45 +212,56 @@ def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Memb
         role = role_in_account(account, run.params["role_id"])
         if role is None:
             raise BulkError(_("The role “%(role)s” no longer exists.", role=label_of(run.params["role"], "role")))
-        grant_role(actor, account, membership, role)
-        return "granted"
+        held_already = _account_grant(membership, role.id) is not None
+        grant_role(actor, account, membership, role)  # checks the actor may grant it, held already or not
+        return not held_already
     if run.action == "remove_role":
-        grant = db.session.execute(db.select(Grant).where(
-            Grant.membership_id == membership.id, Grant.role_id == run.params["role_id"],
-            Grant.mailbox_id.is_(None))).scalar_one_or_none()
+        grant = _account_grant(membership, run.params["role_id"])
         if grant is None:
-            return "did not hold it"
+            return False
         revoke_grant(actor, account, grant)
-        return "taken away"
+        return True
     if run.action == "send_onboarding":
         users.send_onboarding(actor, account, user, may_show=False)
-        return "link sent"
-    if run.action == "suspend":
-        return users.suspend(actor, account, user)
-    if run.action == "restore":
-        return users.restore(actor, account, user)
+        return True
+    if run.action in ("suspend", "restore"):
+        # Asked of someone already so, the service says so and changes nothing.
+        already = (user.suspended_at is not None) == (run.action == "suspend")
+        getattr(users, run.action)(actor, account, user)
+        return not already
     if users.is_corporate_of(user, account):
         # By hand, removing a corporate user (and choosing what becomes of their mailboxes) is
         # the users page's, which needs users.manage; the members page removes other people.
         if "users.manage" not in held:
             raise AccessError(_("Removing a corporate user needs the permission to manage users."))
-        return "; ".join(users.remove_corporate_user(actor, account, membership, run.params["mailboxes"])) or "removed"
+        users.remove_corporate_user(actor, account, membership, run.params["mailboxes"])
+        return True
     if user.id == actor.id:
         raise AccessError(_("You cannot remove yourself this way."))
     remove_member(actor, account, membership)
-    return "removed"
+    return True
 
 
-def _act_on_mailbox(run: BulkRun, actor: User, mailbox) -> str:
+def _account_grant(membership: Membership, role_id: int):
+    from portal.roles.models import Grant
+
+    return db.session.execute(db.select(Grant).where(
+        Grant.membership_id == membership.id, Grant.role_id == role_id, Grant.mailbox_id.is_(None))
+    ).scalars().first()
+
+
+def _act_on_mailbox(run: BulkRun, actor: User, mailbox) -> bool:
+    """Do the run's action for one mailbox; False when it was already as asked (nothing done)."""
     from portal.mailboxes import services as mailboxes
 
     if run.action == "delete":
-        return mailboxes.delete(actor, mailbox)
+        mailboxes.delete(actor, mailbox)
+        return True
     wanted = run.action == "enable"
     if mailbox.want_active == wanted and mailbox.status in ("enabled", "disabled"):
-        return "already " + ("enabled" if wanted else "disabled")
+        return False
     mailboxes.set_active(actor, mailbox, wanted)
-    return "being " + ("enabled" if wanted else "disabled")
+    return True
 
 
 def _failed(job, message: str) -> None:
@@ -280,7 +292,8 @@ def run_bulk(job) -> None:
                failed=0, refused=run.error)
         return
     ids = _owned_ids(run, actor, account)
-    run.status, run.total, run.done, run.succeeded, run.failed, run.problems = RUNNING, len(ids), 0, 0, 0, []
+    run.status, run.total, run.done, run.problems = RUNNING, len(ids), 0, []
+    run.succeeded = run.unchanged = run.failed = 0
     db.session.commit()
     model = Membership if run.target == MEMBERS else Mailbox
     problems: list[dict] = []
@@ -298,11 +311,12 @@ def run_bulk(job) -> None:
             name = row.user.email if run.target == MEMBERS else row.address
             try:
                 with db.session.begin_nested():
-                    if run.target == MEMBERS:
-                        _act_on_member(run, actor, account, row, held)
-                    else:
-                        _act_on_mailbox(run, actor, row)
-                run.succeeded += 1
+                    changed = (_act_on_member(run, actor, account, row, held) if run.target == MEMBERS
+                               else _act_on_mailbox(run, actor, row))
+                if changed:
+                    run.succeeded += 1
+                else:
+                    run.unchanged += 1
             except (AccessError, UserError, MailboxError, BulkError) as refusal:
                 run.failed += 1
                 if len(problems) < MAX_PROBLEMS:
@@ -318,4 +332,4 @@ def run_bulk(job) -> None:
         db.session.commit()  # progress is visible after every chunk
     run.status, run.finished_at = DONE, utcnow()
     record("bulk.done", account=account, target=run, target_label=label(run), actor=actor,
-           succeeded=run.succeeded, failed=run.failed)
+           succeeded=run.succeeded, unchanged=run.unchanged, failed=run.failed)

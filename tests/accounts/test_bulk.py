@@ -113,7 +113,8 @@ def test_bulk__refusals_are_listed_and_do_not_stop_the_others(client, auth, acco
     assert response.status_code == 302
     run_jobs()
     run = db.session.execute(db.select(BulkRun)).scalar_one()
-    assert run.status == "done" and run.failed == 1 and run.succeeded == 1
+    # staff01 did not hold the role: nothing to do for them, counted apart.
+    assert (run.status, run.failed, run.succeeded, run.unchanged) == ("done", 1, 0, 1)
     assert run.problems[0]["label"] == "owner@example.org" and "do not hold" in run.problems[0]["message"]
     page = client.get(f"/accounts/{account.id}/bulk/{run.id}").get_data(as_text=True)
     assert "owner@example.org" in page and "1</strong> refusal<" in page
@@ -160,6 +161,43 @@ def test_bulk_suspend__signs_out_disables_mailboxes_and_restore_undoes_it(app, c
     db.session.expire_all()
     assert person.suspended_at is None and db.session.get(Mailbox, mailbox.id).status == "enabled"
     assert theirs.post("/login", data={"email": person.email, "password": PASSWORD}).status_code == 302
+
+
+def test_bulk__rows_already_as_asked_are_counted_apart_not_as_succeeded(client, auth, owner, account, staff,
+                                                                        run_jobs):
+    """A bulk "take away the role" on someone who did not hold it counted as done (a walkthrough)."""
+    role = _administrator()
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/bulk"
+    _confirm(client, url, data={"action": "grant_role", "role_id": role.id,
+                                "member": _ids(account, "staff01@corp.example.org", "staff02@corp.example.org")})
+    run_jobs()
+    ticked = _ids(account, "staff01@corp.example.org", "staff02@corp.example.org", "staff03@corp.example.org")
+    _confirm(client, url, data={"action": "grant_role", "role_id": role.id, "member": ticked})
+    run_jobs()
+    _confirm(client, url, data={"action": "remove_role", "role_id": role.id, "member": ticked})
+    run_jobs()
+    first, again, removal = db.session.execute(db.select(BulkRun).order_by(BulkRun.id)).scalars().all()
+    assert (first.succeeded, first.unchanged) == (2, 0)
+    assert (again.succeeded, again.unchanged, again.failed) == (1, 2, 0)
+    assert (removal.succeeded, removal.unchanged, removal.failed) == (3, 0, 0)
+    _confirm(client, url, data={"action": "remove_role", "role_id": role.id, "member": ticked})
+    run_jobs()
+    last = db.session.execute(db.select(BulkRun).order_by(BulkRun.id.desc())).scalars().first()
+    assert (last.succeeded, last.unchanged, last.done, last.total) == (0, 3, 3, 3)
+    page = client.get(f"/accounts/{account.id}/bulk/{again.id}").get_data(as_text=True)
+    assert "<strong>1</strong> succeeded" in page and "<strong>2</strong> already so: nothing done" in page
+    done = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "bulk.done")
+                              .order_by(AuditEvent.id.desc())).scalars().first()
+    assert (done.details["succeeded"], done.details["unchanged"]) == (0, 3)
+    create_mailbox(owner, account, staff["domain"], "sales")
+    db.session.commit()
+    run_jobs()
+    _confirm(client, f"/accounts/{account.id}/mailboxes/bulk",
+             data={"action": "enable", "all_matching": "yes", "filter-kind": "shared"})
+    run_jobs()
+    enabling = db.session.execute(db.select(BulkRun).order_by(BulkRun.id.desc())).scalars().first()
+    assert (enabling.target, enabling.succeeded, enabling.unchanged) == ("mailboxes", 0, 1)
 
 
 def test_bulk_mailboxes__disable_every_match(client, auth, owner, account, staff, run_jobs):
