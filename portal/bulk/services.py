@@ -6,6 +6,7 @@ leaves the others done), each audited as if done by hand, with progress on the p
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
@@ -16,7 +17,7 @@ from portal.audit.services import record
 from portal.auth.models import User
 from portal.bulk.models import DONE, FAILED, MAILBOXES, MEMBERS, QUEUED, RUNNING, BulkRun
 from portal.extensions import db
-from portal.i18n import _l, label as label_of, number
+from portal.i18n import _l, for_person, label as label_of, number
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.roles import catalogue
@@ -272,15 +273,21 @@ def _failed(job, message: str) -> None:
 
 @handler(BULK_KIND, max_attempts=3, backoff_seconds=30, on_failure=_failed)
 def run_bulk(job) -> None:
-    from portal.mailboxes.models import Mailbox
-    from portal.mailboxes.services import MailboxError
-    from portal.users.services import UserError
-
     run = db.session.get(BulkRun, job.payload["run_id"])
     if run is None or run.status in (DONE, FAILED):
         return
     account = db.session.get(Account, run.account_id)
     actor = run.created_by
+    # What the run writes as text (its refusals, why it stopped) is read by whoever confirmed it.
+    with for_person(actor) if actor is not None else nullcontext():
+        _carry_out_run(run, account, actor)
+
+
+def _carry_out_run(run: BulkRun, account: Account, actor: User | None) -> None:
+    from portal.mailboxes.models import Mailbox
+    from portal.mailboxes.services import MailboxError
+    from portal.users.services import UserError
+
     # Checked again now: the run may have waited in the queue while its author lost the right.
     held = account_permissions(actor, account) if actor is not None else frozenset()
     if ACTIONS[run.target][run.action].permission not in held:

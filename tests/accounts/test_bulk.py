@@ -200,6 +200,24 @@ def test_bulk__rows_already_as_asked_are_counted_apart_not_as_succeeded(client, 
     assert (enabling.target, enabling.succeeded, enabling.unchanged) == ("mailboxes", 0, 1)
 
 
+def test_bulk__refusals_are_written_in_the_language_of_whoever_confirmed_the_run(client, auth, account, staff,
+                                                                                 run_jobs, make):
+    """The run page is read by the person who confirmed it: its refusals were in the account's language."""
+    helper = make.user("helper@example.org")
+    helper.locale = "fr"
+    make.member(account, helper, permissions=("members.view", "access.grant"))
+    db.session.commit()
+    auth.login("helper@example.org")
+    everything = db.session.execute(db.select(Role).where(Role.system_key == "owner")).scalar_one()
+    _confirm(client, f"/accounts/{account.id}/members/bulk",
+             data={"action": "grant_role", "role_id": everything.id,
+                   "member": _ids(account, "staff01@corp.example.org")})
+    run_jobs()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert run.failed == 1 and account.default_locale in (None, "en")
+    assert run.problems[0]["message"].startswith("Vous ne pouvez pas attribuer des droits que vous ne détenez pas")
+
+
 def test_bulk_mailboxes__disable_every_match(client, auth, owner, account, staff, run_jobs):
     for name in ("sales", "support", "info"):
         create_mailbox(owner, account, staff["domain"], name)
