@@ -89,6 +89,23 @@ def test_invitation_answered_mail__the_french_speaking_inviter_reads_it_in_frenc
     assert "Bonjour Olga Owner," in text and "<strong>accepté</strong>" in html
 
 
+def test_domain_status_mail__each_admin_reads_the_reason_in_their_language(french_admin, account, make, run_jobs,
+                                                                           smtp_sink):
+    """The reason is stored untranslated: a French owner and an English administrator of the same
+    account each read it in their own language."""
+    from portal.domains.services import add_domain, disable
+
+    make.member(account, make.user("admin@example.org", name="Adam Admin"), roles=("administrator",))
+    domain = add_domain(french_admin, account, "example.org", "local")
+    disable(french_admin, domain)
+    db.session.commit()
+    run_jobs()
+    _, french, _ = _parts(smtp_sink.wait_for("owner@example.org")[-1])
+    _, english, _ = _parts(smtp_sink.wait_for("admin@example.org")[-1])
+    assert "Désactivé par un administrateur" in french and "Disabled by an administrator" not in french
+    assert "Disabled by an administrator" in english and "\x1f" not in english + french
+
+
 def test_verification_mail__to_a_french_speaking_user_is_french(app, make, run_jobs, smtp_sink):
     user = make.user("lea@example.net", name="Léa", verified=False)
     user.locale = "fr"
