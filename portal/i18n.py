@@ -277,6 +277,18 @@ def shown_within(value):
     return shown(value)
 
 
+class StoredReason(Exception):
+    """An exception whose message may be a ``later`` text: ``str()`` reads it in the current
+    language, ``stored`` keeps it as it is, for a column read later by others."""
+
+    @property
+    def stored(self) -> str:
+        return self.args[0] if self.args else ""
+
+    def __str__(self) -> str:
+        return str(shown(self.stored))
+
+
 def _shown_value(value, depth: int):
     if isinstance(value, list):
         separator = _translations().ugettext("; ") if has_app_context() else "; "

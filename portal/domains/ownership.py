@@ -28,13 +28,14 @@ from portal.backends.base import is_plain_local_part
 from portal.domains.models import DISABLED, TAKEN, Domain
 from portal.domains.names import DomainNameError, normalize
 from portal.extensions import db
+from portal.i18n import StoredReason, later
 
 ROUTE = "route"
 RESERVE = "reserve"
 ADDRESS_LIMIT = 254  # characters of a whole address (RFC 5321's path, less its angle brackets)
 
 
-class NameRefused(ValueError):
+class NameRefused(StoredReason, ValueError):
     """The account may not use this name; the message says why, ``field`` where it belongs."""
 
     def __init__(self, message: str, field: str | None = None):
@@ -86,11 +87,13 @@ def require_held(domain: Domain) -> None:
     account has since. Nothing is sent to a backend by a name its account does not hold: what a
     copy that was never proven, or was taken, still has (failed mailboxes, settings) stays in the
     portal, since the name on the backend is, or may become, another account's."""
+    # Stored by the worker as a provisioning attempt's reason: kept for each reader's language.
     if domain.status == TAKEN:
-        raise NameRefused(_("%(domain)s was proven by another account: this account can no longer use it.",
-                            domain=domain.name))
+        raise NameRefused(later("%(domain)s was proven by another account: this account can no longer use it.",
+                                domain=domain.name))
     if domain.verified_at is None:
-        raise NameRefused(_("%(domain)s is not proven yet: publish its ownership record first.", domain=domain.name))
+        raise NameRefused(later("%(domain)s is not proven yet: publish its ownership record first.",
+                                domain=domain.name))
 
 
 def holds(domain: Domain) -> bool:

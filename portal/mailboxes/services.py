@@ -29,7 +29,7 @@ from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.domains.models import TAKEN as DOMAIN_TAKEN
 from portal.domains.models import Domain, aliased_names, catch_all_address
 from portal.extensions import db
-from portal.i18n import _l, later, later_plural
+from portal.i18n import StoredReason, _l, later, later_plural
 from portal.jobs.models import FAILED as JOB_FAILED
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import PermanentJobError, handler
@@ -683,13 +683,13 @@ def provision(job) -> None:
         # Checked when the job runs: another account may have proven the domain since it was queued.
         ownership.require_held(mailbox.domain)
     except ownership.NameRefused as refusal:
-        _record_attempt(mailbox.id, job.id, operation, "failed", str(refusal), fail=True,
+        _record_attempt(mailbox.id, job.id, operation, "failed", refusal.stored, fail=True,
                         alias_id=job.payload.get("alias_id"))
         raise PermanentJobError(str(refusal)) from None
     try:
         message, changes = _carry_out(mailbox, operation, job.payload.get("alias_id"))
     except AddressReleased as refusal:
-        _record_attempt(mailbox.id, job.id, operation, "failed", str(refusal), fail=True,
+        _record_attempt(mailbox.id, job.id, operation, "failed", refusal.stored, fail=True,
                         alias_id=job.payload.get("alias_id"))
         raise PermanentJobError(str(refusal)) from None
     except TransientBackendError as error:
@@ -831,7 +831,7 @@ def decommission_all(account_id: int, delete: bool, account_name: str = "") -> d
     return outcome
 
 
-class AddressReleased(Exception):
+class AddressReleased(StoredReason):
     """The backend already has the address because a deleted account left it there, with its mail."""
 
 

@@ -17,7 +17,7 @@ from portal.domains.services import add_domain
 from portal.extensions import db
 from portal.mailboxes.models import Mailbox, MailboxAlias
 from portal.mailboxes.services import create_mailbox
-from portal.i18n import shown
+from portal.i18n import in_language, shown
 from tests.security.conftest import prove
 # The same emulated backends (local, Mail-in-a-Box) as the other name-ownership tests.
 from tests.security.test_name_ownership import app_environ, backend  # noqa: F401
@@ -100,6 +100,10 @@ def test_taken_copy__a_job_queued_before_the_name_was_taken_sends_nothing(squat,
     mailbox = db.session.get(Mailbox, squat["grab_b"])
     assert mailbox.status == "failed" and "proven by another account" in shown(mailbox.status_reason)
     assert squat["adapter"].get_mailbox(f"grab@{SHARED}") is None
+    # The refusal is kept for each reader's language, as the portal's other reasons.
+    with in_language("fr"):
+        assert "a été prouvé par un autre compte" in shown(mailbox.status_reason)
+        assert "a été prouvé par un autre compte" in shown(mailbox.attempts.first().message)
 
 
 def test_taken_copy__its_settings_are_refused_and_never_sent(squat, backend, client, auth, run_jobs):
