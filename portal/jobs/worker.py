@@ -104,10 +104,9 @@ def account_language(account_id: int | None) -> str | None:
     The portal's own reasons and messages are stored untranslated (``portal.i18n.later``) and shown
     in each reader's language (refusals raised as ``StoredReason`` too), a bulk run's refusals in
     its author's; what a job still writes as text for nobody in particular is in its account's
-    language. A process
-    keeps what it read per account for ``ACCOUNT_LANGUAGE_SECONDS``: one statement per account and
-    minute, not one per job; a change of the account's language reaches the worker's texts within
-    that time.
+    language. A process keeps what it read per account for ``ACCOUNT_LANGUAGE_SECONDS``: one
+    statement per account and minute, not one per job; a change of the account's language reaches
+    the worker's texts within that time.
     """
     if account_id is None:
         return None
