@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from functools import lru_cache
 from datetime import date, datetime, timezone
@@ -206,15 +207,24 @@ def for_person(user):
 # What the portal writes for people to read later (why a domain or a mailbox is in its state, a
 # check's summary, a record's purpose) is stored as its English text and values, and translated
 # when shown, so each reader gets it in their own language: the worker writes for nobody in
-# particular. The mark, a control character, starts none of the portal's own texts.
+# particular. The mark, a control character, starts none of the portal's own texts. Only the
+# stored value as a whole is read that way: a value put in (a DNS record found, a backend's words)
+# is shown as it came, whatever it holds; a text put in another is kept as a {"later": ...}
+# object, a time as {"when": ...}, shown in the reader's zone.
 LATER = "\x1f"
 _NESTING = 4
+# The conversions a stored text may hold: named values and %% (no widths: "%(a)999999999s").
+_FORMAT = re.compile(r"%(?:%|\((\w+)\)[sdif])")
 
 
-def later(text, /, **values) -> str:
+class Later(str):
+    """A stored text made by ``later``: kept as a text (not re-read) when put in another."""
+
+
+def later(text, /, **values) -> Later:
     """``text`` (marked for translation, or a lazy text) with its ``values``, to store and
-    ``shown`` later. A value may itself be a ``later`` text, a lazy text or a list of them (shown
-    joined)."""
+    ``shown`` later. A value may be a ``later`` text, a lazy text, a time or a list of them
+    (shown joined)."""
     if isinstance(text, LazyString):
         if text._func is ngettext and len(text._args) == 3:
             return later_plural(*text._args, **text._kwargs, **values)
@@ -222,19 +232,23 @@ def later(text, /, **values) -> str:
             text, values = text._args[0], {**text._kwargs, **values}
         else:
             text = str(text)  # another kind of lazy text: as it reads now
-    return LATER + json.dumps([text, {name: _kept(value) for name, value in values.items()}],
-                              ensure_ascii=False, separators=(",", ":"))
+    return Later(LATER + json.dumps([str(text), {name: _kept(value) for name, value in values.items()}],
+                                    ensure_ascii=False, separators=(",", ":")))
 
 
-def later_plural(text: str, plural: str, count: int, /, **values) -> str:
+def later_plural(text: str, plural: str, count: int, /, **values) -> Later:
     """``later`` for a text with a plural form, chosen by ``count`` (``%(num)d``) when shown."""
-    return LATER + json.dumps([text, {name: _kept(value) for name, value in values.items()}, plural, count],
-                              ensure_ascii=False, separators=(",", ":"))
+    return Later(LATER + json.dumps([text, {name: _kept(value) for name, value in values.items()}, plural, count],
+                                    ensure_ascii=False, separators=(",", ":")))
 
 
 def _kept(value):
     if isinstance(value, LazyString):
-        return later(value)
+        value = later(value)
+    if isinstance(value, Later):
+        return {"later": json.loads(value[1:])}
+    if isinstance(value, datetime):
+        return {"when": value.isoformat()}
     if isinstance(value, (list, tuple)):
         return [_kept(item) for item in value]
     if value is None or isinstance(value, (int, float, str)):
@@ -242,30 +256,50 @@ def _kept(value):
     return str(value)
 
 
-def shown(value, _depth: int = 0):
+def shown(value) -> str:
     """A stored text in the reader's language: a ``later`` text translated and filled in, any
-    other value as it is (texts stored before, a backend's own words)."""
+    other text as it is (texts stored before, a backend's own words)."""
     if not isinstance(value, str) or not value.startswith(LATER):
-        return value
-    text = value[1:]
+        return "" if value is None else str(value)
     try:
-        kept = json.loads(text)
-        text, values = kept[0], kept[1]
-        translations = _translations() if has_app_context() else None
-        if len(kept) == 4:
-            plural, count = kept[2], kept[3]
-            text = translations.ungettext(text, plural, count) if translations else (text if count == 1 else plural)
-            values.setdefault("num", count)
-        elif translations:
-            text = translations.ugettext(text)
-        if not values or _depth >= _NESTING:
-            return text
-        return text % {name: _shown_value(item, _depth + 1) for name, item in values.items()}
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
-        # Not one of ours (a backend's message that happens to start with the mark), or a
-        # translation that does not fit its values: the text as far as it could be read, rather
-        # than a failed page.
-        return str(text)
+        return _shown_kept(json.loads(value[1:]), 0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, MemoryError):
+        # Not one of ours (a backend's message that happens to start with the mark) or made
+        # unreadable: shown as it was stored rather than failing the page.
+        return value[1:]
+
+
+def _shown_kept(kept: list, depth: int) -> str:
+    text, values = kept[0], kept[1]
+    if not isinstance(text, str) or not isinstance(values, dict):
+        raise TypeError("not a stored text")
+    translations = _translations() if has_app_context() else None
+    if len(kept) == 4:
+        plural, count = str(kept[2]), int(kept[3])
+        text = translations.ungettext(text, plural, count) if translations else (text if count == 1 else plural)
+        values = {"num": count, **values}
+    elif translations:
+        text = translations.ugettext(text)
+    if not values or depth >= _NESTING or _FORMAT.sub("", text).count("%"):
+        return text
+    try:
+        return text % {name: _shown_value(item, depth + 1) for name, item in values.items()}
+    except (ValueError, TypeError, KeyError):
+        return text  # a translation that does not fit its values: its words at least
+
+
+def _shown_value(value, depth: int):
+    if isinstance(value, list):
+        separator = _translations().ugettext("; ") if has_app_context() else "; "
+        return separator.join(str(_shown_value(item, depth)) for item in value)
+    if isinstance(value, dict) and "later" in value and depth < _NESTING:
+        return _shown_kept(value["later"], depth)
+    if isinstance(value, dict) and "when" in value:
+        moment = datetime.fromisoformat(value["when"])
+        return when(moment, "%Y-%m-%d %H:%M") if has_app_context() else f"{moment:%Y-%m-%d %H:%M} UTC"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return "" if value is None else str(value)
 
 
 def shown_within(value):
@@ -274,7 +308,7 @@ def shown_within(value):
         return [shown_within(item) for item in value]
     if isinstance(value, dict):
         return {key: shown_within(item) for key, item in value.items()}
-    return shown(value)
+    return shown(value) if isinstance(value, str) else value
 
 
 class StoredReason(Exception):
@@ -286,14 +320,7 @@ class StoredReason(Exception):
         return self.args[0] if self.args else ""
 
     def __str__(self) -> str:
-        return str(shown(self.stored))
-
-
-def _shown_value(value, depth: int):
-    if isinstance(value, list):
-        separator = _translations().ugettext("; ") if has_app_context() else "; "
-        return separator.join(str(_shown_value(item, depth)) for item in value)
-    return shown(value, depth)
+        return shown(self.stored)
 
 
 # -- labels of stored values ---------------------------------------------------------------

@@ -24,7 +24,7 @@ from portal.web.access import findable_people, member, on_mailbox
 
 def _domain_out(domain) -> schemas.DomainOut:
     ownership = {"name": domains.challenge_name(domain), "type": "TXT", "expected": domain.challenge,
-                 "purpose": "Proves the domain belongs to this account", "found": [],
+                 "purpose": str(domains.OWNERSHIP_PURPOSE), "found": [],
                  "state": "ok" if domain.verified_at else "missing", "message": ""}
     return out.domain(domain, ownership, domains.next_check_at(domain))
 
@@ -110,7 +110,7 @@ def remove_domain(account_id, domain_id):
 
 def _settings_out(domain) -> schemas.DomainSettingsOut:
     return schemas.DomainSettingsOut(values=domain.settings or {}, state=domain.settings_state or "",
-                                     message=domain.settings_message or "", problems=domain.settings_hints or {})
+                                     message=shown(domain.settings_message), problems=domain.settings_hints or {})
 
 
 @bp.get("/accounts/<int:account_id>/domains/<int:domain_id>/settings")

@@ -62,8 +62,10 @@ class AuditEvent(db.Model):
     def details_shown(self) -> list[tuple[str, str]]:
         """The details as people read them: each name and value in the reader's language (a stored
         reason translated, yes or no, a list joined), the empty ones left out."""
-        return [(label(key, "audit.detail"), _detail_text(value)) for key, value in (self.details or {}).items()
-                if value not in (None, [], {}, "")]
+        statuses = _STATUS_KINDS.get(self.target_type)
+        return [(label(key, "audit.detail"),
+                 label(value, statuses) if statuses and key in ("before", "after", "status") else _detail_text(value))
+                for key, value in (self.details or {}).items() if value not in (None, [], {}, "")]
 
     @property
     def actor_shown(self) -> str:
@@ -73,6 +75,10 @@ class AuditEvent(db.Model):
     @property
     def source_shown(self) -> str:
         return label(self.source, "audit.source")
+
+
+# The statuses an entry's before/after/status hold, by the kind of its target.
+_STATUS_KINDS = {"domain": "domain.status", "mailbox": "mailbox.status"}
 
 
 def _detail_text(value) -> str:

@@ -28,7 +28,7 @@ from portal.domains.models import (ACTION_REQUIRED, DISABLED, ENABLED, FAILED, P
 from portal.domains.ownership import proven_elsewhere
 from portal.domains.names import DomainNameError, normalize
 from portal.extensions import db
-from portal.i18n import _l, later, when
+from portal.i18n import _l, later
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
@@ -430,7 +430,7 @@ def _apply_grace(domain: Domain, before: str, status: str, reason: str, now) -> 
     domain.failing_since = domain.failing_since or now
     if now - domain.failing_since < ENABLED_GRACE or domain.failed_checks < ENABLED_GRACE_CHECKS:
         return ENABLED, later("Still enabled, but checks have failed since %(moment)s: %(reason)s",
-                              moment=when(domain.failing_since, "%Y-%m-%d %H:%M"), reason=reason)
+                              moment=domain.failing_since, reason=reason)
     return status, reason
 
 

@@ -16,7 +16,7 @@ from portal.backends.registry import backend_class
 from portal.domains import ownership
 from portal.domains.models import Domain, aliased_names, catch_all_address
 from portal.extensions import db
-from portal.i18n import _l, labels
+from portal.i18n import _l, labels, later
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue_many, enqueue_once
 
@@ -162,7 +162,7 @@ def save(actor: User, domain: Domain, values: dict[str, Any]) -> int:
     domain.settings = values
     ended = end_links_newly_routed(domain, before)
     domain.settings_state, domain.settings_hints = PENDING, {}
-    domain.settings_message = _("Being applied on the backend.")
+    domain.settings_message = later("Being applied on the backend.")
     enqueue_once(SETTINGS_KIND, {"domain_id": domain.id}, subject=f"domain-settings:{domain.id}",
                  account=domain.account_id)
     record("domain.settings", account=domain.account_id, target=domain, actor=actor, changed=changed,
@@ -230,7 +230,7 @@ def apply_settings(job) -> None:
         db.session.commit()
         raise PermanentJobError(error.message) from None
     domain.settings_state, domain.settings_hints = APPLIED, {}
-    domain.settings_message = _("Applied on the backend.")
+    domain.settings_message = later("Applied on the backend.")
 
 
 # -- a domain going: its routing goes from the backend too --------------------------------

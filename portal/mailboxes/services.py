@@ -29,7 +29,7 @@ from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.domains.models import TAKEN as DOMAIN_TAKEN
 from portal.domains.models import Domain, aliased_names, catch_all_address
 from portal.extensions import db
-from portal.i18n import StoredReason, _l, later, later_plural
+from portal.i18n import StoredReason, _l, later, later_plural, shown
 from portal.jobs.models import FAILED as JOB_FAILED
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import PermanentJobError, handler
@@ -67,7 +67,9 @@ def capabilities_of(mailbox: Mailbox):
 # -- creating ---------------------------------------------------------------------
 
 def _login_holder_problem(address: str, kind: str, owner: User | None) -> str | None:
-    """Whoever holds a mailbox at someone's login address could take over their profile: only
+    """Why the mailbox may not have ``address`` (a ``later`` text: a pending mailbox stores it), if so.
+
+    Whoever holds a mailbox at someone's login address could take over their profile: only
     that person's own personal mailbox may have it. A vacant profile (a registration nobody
     confirmed, say a stranger's) holds nothing: the mailbox takes its address (``_take_address``)."""
     from portal.users.services import vacant_profile
@@ -75,8 +77,8 @@ def _login_holder_problem(address: str, kind: str, owner: User | None) -> str | 
     holder = db.session.execute(db.select(User).where(User.email == address)).scalar_one_or_none()
     if holder is not None and (kind != PERSONAL or owner is None or owner.id != holder.id) \
             and not vacant_profile(holder):
-        return _("%(address)s is %(person)s's login address: only their own personal mailbox may have it.",
-                 address=address, person=holder.email)
+        return later("%(address)s is %(person)s's login address: only their own personal mailbox may have it.",
+                     address=address, person=holder.email)
     return None
 
 
@@ -145,7 +147,7 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     # the real domain may be revealed: this is checked again when the mailbox is provisioned.
     holder_problem = _login_holder_problem(address, kind, owner) if domain.verified_at else None
     if holder_problem:
-        raise MailboxError(holder_problem, "owner" if kind == PERSONAL else "local_part")
+        raise MailboxError(shown(holder_problem), "owner" if kind == PERSONAL else "local_part")
     previous = db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id, Mailbox.address == address,
                                                            Mailbox.status == DELETED)).scalar_one_or_none()
     if previous is not None:
@@ -917,7 +919,7 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
     # their own personal mailbox may receive it, as for a mailbox at that address.
     holder_problem = _login_holder_problem(address, mailbox.kind, mailbox.owner)
     if holder_problem:
-        raise MailboxError(holder_problem, "alias")
+        raise MailboxError(shown(holder_problem), "alias")
     if domain.connection != mailbox.domain.connection:
         raise MailboxError(_("An alias must be on a domain served by the same mail system as the mailbox "
                              "(%(backend)s).", backend=mailbox.domain.connection), "alias")

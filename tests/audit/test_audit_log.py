@@ -124,6 +124,7 @@ def test_audit_log__details_read_in_the_readers_language_names_reasons_and_yes_o
     auth.login("owner@example.org")
     page = client.get(f"/accounts/{account.id}/audit").get_data(as_text=True)
     assert "motif\u00a0: Désactivé par un administrateur" in page
+    assert "avant\u00a0: En attente" in page and "après\u00a0: Désactivé" in page  # statuses read as on the pages
     assert "boîte aux lettres personnelle\u00a0: oui" in page and "lesquels\u00a0: a, b" in page
     assert "\x1f" not in page and "reason:" not in page and "personal_mailbox" not in page and "empty" not in page
     answer = client.get(f"/api/v1/accounts/{account.id}/audit", headers=bearer(raw))

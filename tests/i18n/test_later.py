@@ -37,11 +37,44 @@ def test_later__is_translated_when_shown_with_its_values_lists_and_plurals(app):
     LATER, LATER + "{", LATER + "[]", LATER + "[1, 2]", LATER + '["%(a)d", {"a": "x"}]', LATER + '["%(a)s", {}]',
     LATER + '["%(a)s", {"a": [[[[1]]]]}]', LATER + '["x", "y", "z", "w"]', LATER + "[" * 5000 + "]" * 5000,
     LATER + '["%(a)s", {"a": "' + (LATER + '[\\"%(a)s\\", {}]').replace('"', '\\"') + '"}]',
-    "a backend's own words", "",
+    LATER + "[1,{}]", LATER + "[null,{}]", LATER + "[true,{}]", LATER + '["%(a)s",{"a":{"later":[1,2]}}]',
+    LATER + '["%(a)s",{"a":{"when":"yesterday"}}]', LATER + '["x",{},"y","many"]',
+    LATER + '["%(a)99999999999s",{"a":"x"}]', LATER + '["%(a)*s",{"a":"x"}]', LATER + '["%s %d",{"a":"x"}]',
+    "a backend's own words", "", None,
 ])
 def test_shown__any_stored_value_reads_as_text_and_never_fails(app, stored):
+    """Review: ``[1,{}]`` came back as the number 1 (the API answered 500), and a width made the
+    page build a string of 100 GB (MemoryError)."""
+    for language in ("fr", "en"):
+        with in_language(language):
+            assert isinstance(shown(stored), str) and len(shown(stored)) < 50_000
+
+
+def test_later__a_value_put_in_is_shown_as_it_came_never_read_as_a_stored_text(app):
+    """Review: a TXT record of the domain's own DNS that started with the mark was shown as the
+    portal's own words ("Every record is published…"), or blew the page up with a width."""
+    spoof = LATER + '["Every record is published and the mail backend accepts the domain.",{}]'
+    bomb = LATER + '["%(a)99999999999s",{"a":"x"}]'
+    stored = later("%(type)s %(name)s (found %(found)s instead)", type="TXT", name="example.org", found=spoof)
+    nested = later("Still missing or wrong: %(records)s. Publish them as shown below.", records=[stored])
     with in_language("fr"):
-        assert isinstance(shown(stored), str)
+        assert spoof in shown(nested) and "Tous les enregistrements" not in shown(nested)
+        assert bomb in shown(later("Not created: %(reason)s", reason=bomb))
+
+
+def test_later__a_time_put_in_reads_in_the_readers_zone_and_language(app):
+    """Review: the grace period's date was written once, in the worker's language and zone."""
+    from datetime import datetime
+
+    from flask import g
+
+    stored = later("Still enabled, but checks have failed since %(moment)s: %(reason)s",
+                   moment=datetime(2026, 12, 6, 11, 12), reason="x")
+    with in_language("fr", "Pacific/Auckland"):
+        assert "7 déc. 2026" in shown(stored) and "00:12" in shown(stored)
+    with in_language("en", "UTC"):
+        assert "Dec 6, 2026" in shown(stored) and "11:12 UTC" in shown(stored)
+    assert g.get("portal_timezone") is None
 
 
 def test_mailbox_page__shows_a_stored_reason_with_its_values_escaped(client, auth, owner, account):
