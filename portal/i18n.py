@@ -263,7 +263,8 @@ def shown(value) -> str:
         return "" if value is None else str(value)
     try:
         return _shown_kept(json.loads(value[1:]), 0)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, MemoryError):
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, MemoryError,
+            ArithmeticError):
         # Not one of ours (a backend's message that happens to start with the mark) or made
         # unreadable: shown as it was stored rather than failing the page.
         return value[1:]
@@ -284,7 +285,7 @@ def _shown_kept(kept: list, depth: int) -> str:
         return text
     try:
         return text % {name: _shown_value(item, depth + 1) for name, item in values.items()}
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, ArithmeticError):
         return text  # a translation that does not fit its values: its words at least
 
 

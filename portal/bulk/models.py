@@ -33,10 +33,12 @@ class BulkRun(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     target: Mapped[str] = mapped_column(String(16))   # members | mailboxes
     action: Mapped[str] = mapped_column(String(32))
-    # The action's choices (a role, what happens to mailboxes) and its label as confirmed.
+    # The action's choices (a role, what happens to mailboxes) and its label as confirmed; once
+    # it runs, where an attempt that stopped part-way resumes ("resume_at", "gone").
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     # {"ids": [...]} for the rows ticked; {"filters": {...}, "matched": [...]} for every row a
-    # filtered list matched when the run was confirmed.
+    # filtered list matched when the run was confirmed ("matched": the account's rows among
+    # those ticked, once it runs).
     selection: Mapped[dict] = mapped_column(JSON, default=dict)
     # The key of the confirmation page that started it (random, one per page shown).
     run_key: Mapped[str | None] = mapped_column(String(32))

@@ -17,7 +17,7 @@ from portal.audit.services import record
 from portal.auth.models import User
 from portal.bulk.models import DONE, FAILED, MAILBOXES, MEMBERS, QUEUED, RUNNING, BulkRun
 from portal.extensions import db
-from portal.i18n import _l, for_person, label as label_of, number
+from portal.i18n import _l, chosen, for_person, label as label_of, later, number
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.roles import catalogue
@@ -278,8 +278,9 @@ def run_bulk(job) -> None:
         return
     account = db.session.get(Account, run.account_id)
     actor = run.created_by
-    # What the run writes as text (its refusals, why it stopped) is read by whoever confirmed it.
-    with for_person(actor) if actor is not None else nullcontext():
+    # Its refusals are read by whoever confirmed it: in their language, when they chose one (else
+    # the account's, which the job runs in).
+    with for_person(actor) if actor is not None and chosen(actor.locale) else nullcontext():
         _carry_out_run(run, account, actor)
 
 
@@ -292,20 +293,29 @@ def _carry_out_run(run: BulkRun, account: Account, actor: User | None) -> None:
     held = account_permissions(actor, account) if actor is not None else frozenset()
     if ACTIONS[run.target][run.action].permission not in held:
         run.status, run.finished_at = FAILED, utcnow()
-        run.error = (_("The person who started this no longer has a profile.") if actor is None else
-                     _("%(email)s no longer holds the permission this action needs; nothing was done.",
-                       email=actor.email))
+        # Read on the run's page and, by every admin, in the audit log: kept for each reader's language.
+        run.error = (later("The person who started this no longer has a profile.") if actor is None else
+                     later("%(email)s no longer holds the permission this action needs; nothing was done.",
+                           email=actor.email))
         record("bulk.done", account=account, target=run, target_label=label(run), actor=actor, succeeded=0,
                failed=0, refused=run.error)
         return
-    ids = _owned_ids(run, actor, account)
-    run.status, run.total, run.done, run.problems = RUNNING, len(ids), 0, []
-    run.succeeded = run.unchanged = run.failed = 0
-    db.session.commit()
+    if run.status == RUNNING and "resume_at" in run.params:
+        # An attempt that stopped part-way (a worker gone, a database error): the rows it went
+        # through are counted already, and going through them again would count its own changes as
+        # rows that were already as asked.
+        ids, start, gone, problems = _owned_ids(run, actor, account), run.params["resume_at"], run.params["gone"], \
+            list(run.problems)
+    else:
+        ids, start, gone, problems = _owned_ids(run, actor, account), 0, 0, []
+        # The rows are fixed for the attempts to come, so that each resumes where the last stopped.
+        run.selection = {**run.selection, "matched": ids}
+        run.status, run.total, run.done, run.problems = RUNNING, len(ids), 0, []
+        run.succeeded = run.unchanged = run.failed = 0
+        run.params = {**run.params, "resume_at": 0, "gone": 0}
+        db.session.commit()
     model = Membership if run.target == MEMBERS else Mailbox
-    problems: list[dict] = []
-    gone = 0
-    for start_at in range(0, len(ids), CHUNK):
+    for start_at in range(start, len(ids), CHUNK):
         wanted = ids[start_at:start_at + CHUNK]
         # Rows of the account that existed when the run was confirmed: one removed since is not
         # counted, and its id taken by a newer row (SQLite gives a freed highest id again, in this
@@ -336,7 +346,8 @@ def _carry_out_run(run: BulkRun, account: Account, actor: User | None) -> None:
                         "and run the action again for them if it is still needed.")})
         run.done, run.total = min(start_at + CHUNK, len(ids)) - gone, len(ids) - gone
         run.problems = list(problems)
-        db.session.commit()  # progress is visible after every chunk
+        run.params = {**run.params, "resume_at": start_at + CHUNK, "gone": gone}
+        db.session.commit()  # progress is visible after every chunk, and where to resume
     run.status, run.finished_at = DONE, utcnow()
     record("bulk.done", account=account, target=run, target_label=label(run), actor=actor,
            succeeded=run.succeeded, unchanged=run.unchanged, failed=run.failed)

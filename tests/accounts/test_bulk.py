@@ -16,6 +16,7 @@ from portal.bulk.models import BulkRun
 from portal.domains.models import ENABLED
 from portal.domains.services import add_domain
 from portal.extensions import db
+from portal.i18n import shown
 from portal.mailboxes.models import Mailbox
 from portal.mailboxes.services import create_mailbox
 from portal.roles.models import Grant, Role
@@ -216,6 +217,68 @@ def test_bulk__refusals_are_written_in_the_language_of_whoever_confirmed_the_run
     run = db.session.execute(db.select(BulkRun)).scalar_one()
     assert run.failed == 1 and account.default_locale in (None, "en")
     assert run.problems[0]["message"].startswith("Vous ne pouvez pas attribuer des droits que vous ne détenez pas")
+
+
+def test_bulk__a_run_stopped_part_way_resumes_and_counts_what_it_changed_as_succeeded(client, auth, account, staff,
+                                                                                      run_jobs, monkeypatch):
+    """Review: a retried run started again from the first row, so the rows its first attempt had
+    changed were counted as "already so"."""
+    from datetime import timedelta
+
+    from portal.bulk import services as bulk
+    from portal.timeutil import utcnow
+
+    monkeypatch.setattr(bulk, "CHUNK", 1)  # progress committed after every row
+    role = _administrator()
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/bulk"
+    ticked = _ids(account, "staff01@corp.example.org", "staff02@corp.example.org", "staff03@corp.example.org")
+    _confirm(client, url, data={"action": "grant_role", "role_id": role.id, "member": ticked})
+    run_jobs()
+    real, calls = bulk._act_on_member, {"n": 0}
+
+    def once_failing(*args, **kwargs):  # the database went away once, in the middle of the run
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("server closed the connection unexpectedly")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "_act_on_member", once_failing)
+    _confirm(client, url, data={"action": "remove_role", "role_id": role.id, "member": ticked})
+    run_jobs()
+    run = db.session.execute(db.select(BulkRun).order_by(BulkRun.id.desc())).scalars().first()
+    assert run.status == "running" and (run.succeeded, run.done) == (1, 1)
+    run_jobs(utcnow() + timedelta(minutes=5))  # the job's retry
+    db.session.refresh(run)
+    revoked = db.session.execute(db.select(db.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "access.revoke")).scalar()
+    assert revoked == 3 and calls["n"] == 4  # the first row was not gone through again
+    assert (run.status, run.succeeded, run.unchanged, run.failed, run.done, run.total) == ("done", 3, 0, 0, 3, 3)
+
+
+def test_bulk__a_run_refused_at_its_start_reads_in_each_readers_language(client, auth, account, staff, run_jobs,
+                                                                         make):
+    """Review: the refusal went to the audit log, read by every admin, in its author's language."""
+    helper = make.user("helper@example.org")
+    helper.locale = "fr"
+    membership = make.member(account, helper, permissions=("members.view", "access.grant"))
+    db.session.commit()
+    auth.login("helper@example.org")
+    _confirm(client, f"/accounts/{account.id}/members/bulk",
+             data={"action": "remove_role", "role_id": _administrator().id,
+                   "member": _ids(account, "staff01@corp.example.org")})
+    db.session.execute(db.delete(Grant).where(Grant.membership_id == membership.id,
+                                              Grant.permission == "access.grant"))
+    db.session.commit()
+    run_jobs()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert run.status == "failed"
+    assert "ne détient plus le droit" in client.get(f"/accounts/{account.id}/bulk/{run.id}").get_data(as_text=True)
+    auth.logout()
+    auth.login("owner@example.org")
+    log = client.get(f"/accounts/{account.id}/audit").get_data(as_text=True)
+    assert "helper@example.org no longer holds the permission this action needs" in log
+    assert "ne détient plus" not in log
 
 
 def test_bulk_mailboxes__disable_every_match(client, auth, owner, account, staff, run_jobs):
@@ -435,8 +498,8 @@ def test_bulk__a_queued_run_does_nothing_once_its_author_lost_the_right(client, 
     db.session.expire_all()
     run = db.session.execute(db.select(BulkRun)).scalar_one()
     assert run.status == "failed" and run.done == 0
-    assert run.error == ("mailbox-admin@example.org no longer holds the permission this action needs; "
-                         "nothing was done.")
+    assert shown(run.error) == ("mailbox-admin@example.org no longer holds the permission this action needs; "
+                                "nothing was done.")
     statuses = dict(db.session.execute(db.select(Mailbox.address, Mailbox.status)).all())
     assert statuses["sales@corp.example.org"] == statuses["support@corp.example.org"] == "enabled"
     ended = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "bulk.done")).scalar_one()

@@ -41,6 +41,8 @@ def test_later__is_translated_when_shown_with_its_values_lists_and_plurals(app):
     LATER + "[1,{}]", LATER + "[null,{}]", LATER + "[true,{}]", LATER + '["%(a)s",{"a":{"later":[1,2]}}]',
     LATER + '["%(a)s",{"a":{"when":"yesterday"}}]', LATER + '["x",{},"y","many"]',
     LATER + '["%(a)99999999999s",{"a":"x"}]', LATER + '["%(a)*s",{"a":"x"}]', LATER + '["%s %d",{"a":"x"}]',
+    LATER + '["x",{},"xs",Infinity]', LATER + '["%(a)d",{"a":Infinity}]',
+    LATER + '["%(a)s",{"a":{"when":"9999-12-31T23:30:00"}}]',
     "a backend's own words", "", None,
 ])
 def test_shown__any_stored_value_reads_as_text_and_never_fails(app, stored):
