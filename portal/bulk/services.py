@@ -300,14 +300,14 @@ def _carry_out_run(run: BulkRun, account: Account, actor: User | None) -> None:
         record("bulk.done", account=account, target=run, target_label=label(run), actor=actor, succeeded=0,
                failed=0, refused=run.error)
         return
+    ids = _owned_ids(run, actor, account)
     if run.status == RUNNING and "resume_at" in run.params:
         # An attempt that stopped part-way (a worker gone, a database error): the rows it went
         # through are counted already, and going through them again would count its own changes as
         # rows that were already as asked.
-        ids, start, gone, problems = _owned_ids(run, actor, account), run.params["resume_at"], run.params["gone"], \
-            list(run.problems)
+        start, gone, problems = run.params["resume_at"], run.params["gone"], list(run.problems)
     else:
-        ids, start, gone, problems = _owned_ids(run, actor, account), 0, 0, []
+        start, gone, problems = 0, 0, []
         # The rows are fixed for the attempts to come, so that each resumes where the last stopped.
         run.selection = {**run.selection, "matched": ids}
         run.status, run.total, run.done, run.problems = RUNNING, len(ids), 0, []
