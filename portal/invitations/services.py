@@ -208,7 +208,11 @@ def _refuse_read_by_others(email: str, account: Account) -> None:
     place and take the profile, and what the account later gives it. A catch-all receives it
     too; it is read by the people given its password (owners only) and, for a personal mailbox, its
     owner: it may carry the link only when each of them is an owner of this account. Someone
-    who already has a profile at the address answers only once signed in as it: nothing to check."""
+    who already has a profile at the address answers only once signed in as it: nothing to check.
+
+    Only this account's mailboxes are looked at: who reads another account's is that account's to
+    know, and refusing because of them would tell whoever invites that the address is a mailbox
+    there. Such an address is mailed as any address outside the portal is."""
     from portal.mailboxes.models import DELETED, PERSONAL
     from portal.mailboxes.services import received_addresses, receiving
     from portal.roles.services import is_owner
@@ -219,7 +223,7 @@ def _refuse_read_by_others(email: str, account: Account) -> None:
                                 "the invitation instead of the person invited. Invite them at an address only they "
                                 "read.", email=email), field="email")
     for mailbox in receiving(email):
-        if mailbox.status == DELETED:
+        if mailbox.status == DELETED or mailbox.account_id != account.id:
             continue
         if email in received_addresses(mailbox):
             raise refusal

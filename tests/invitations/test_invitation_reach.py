@@ -287,3 +287,38 @@ def test_a_catch_all_written_otherwise_ends_nothing(owner, account, lena):
     assert domain_settings.save(owner, domain, {"catch_all": mailbox.address}) == 0
     db.session.expire_all()
     assert services.is_open(db.session.get(Invitation, invitation.id))
+
+
+def test_another_accounts_mailboxes_neither_block_nor_show_through_an_invitation(
+        owner, account, lena, make, client, auth, run_jobs, smtp_sink):
+    """Another account invited addresses on this account's domain: one a mailbox here received
+    was refused ("reaches a mailbox other people may read"), one nothing received was not, so the
+    other account learnt which addresses were mailboxes here, catch-all included. Who reads this
+    account's mailboxes is its own business: there they are mailed as any outside address is."""
+    _person, mailbox, domain = lena
+    mailboxes.add_alias(owner, mailbox, "team@example.org")
+    mailboxes.create_mailbox(owner, account, domain, "sales")
+    db.session.commit()
+    stranger = make.user("stranger@elsewhere.example")
+    theirs = make.account(stranger)
+    auth.login(stranger.email)
+    answers = {}
+    for address in ("lena@example.org", "team@example.org", "sales@example.org", "nobody-here@example.org"):
+        answer = client.post(f"/accounts/{theirs.id}/invitations/new", data={"email": address})
+        answers[address] = (answer.status_code, REFUSED in answer.get_data(as_text=True))
+    assert set(answers.values()) == {(302, False)}, answers
+    # The same through the catch-all: every address on the domain now reaches Lena's mailbox.
+    domain.settings = {"catch_all": mailbox.address}
+    db.session.commit()
+    answer = client.post(f"/accounts/{theirs.id}/invitations/new", data={"email": "anyone@example.org"})
+    assert answer.status_code == 302
+    invitation = db.session.execute(db.select(Invitation).where(
+        Invitation.account_id == theirs.id, Invitation.email == "team@example.org")).scalar_one()
+    services.add_grant(stranger, invitation, role_id=system_role("administrator").id)
+    services.send_invitation(stranger, invitation)
+    db.session.commit()
+    run_jobs()
+    assert invitation.status == PENDING and smtp_sink.wait_for("team@example.org")
+    # In this account, the same address is still refused.
+    with pytest.raises(services.InvitationError, match=REFUSED):
+        services.start(owner, account, "team@example.org")
