@@ -202,8 +202,9 @@ def _profile(account: Account, user: User) -> ScimProfile:
 
 
 def _apply_profile(actor: User, account: Account, user: User, profile: ScimProfile,
-                   wanted: schema.UserResource) -> list[str]:
-    """Keep what the portal has no column for; return the attributes that changed."""
+                   wanted: schema.UserResource, shown_name: str | None = None) -> list[str]:
+    """Keep what the portal has no column for; return the attributes that changed. A profile made
+    just now showed ``shown_name`` as its displayName (the portal's name): sent back, it changes nothing."""
     extension = wanted[schema.EnterpriseUser]
     values = {
         "external_id": _clean(wanted.external_id, "externalId"),
@@ -212,8 +213,16 @@ def _apply_profile(actor: User, account: Account, user: User, profile: ScimProfi
         "department": _clean(extension.department if extension else None, "department"),
         "manager_id": _manager_id(account, extension),
     }
-    changed = sorted(key for key, value in values.items() if getattr(profile, key) != value)
-    for key in changed:
+    before = {key: getattr(profile, key) for key in values}
+    if before["display_name"] is None:
+        before["display_name"] = shown_name
+    changed = sorted(key for key, value in values.items() if before[key] != value)
+    stored = [key for key, value in values.items() if getattr(profile, key) != value]
+    if changed:
+        # As on the user's page: what others know someone by is changed only by a caller who holds
+        # every right they hold (an Administrator's token does not rewrite the Owner's).
+        users.require_outranks(actor, account, user)
+    for key in stored:
         setattr(profile, key, values[key])
     if changed:
         record("user.scim_profile", account=account, target=user, actor=actor, changed=changed)
@@ -266,6 +275,7 @@ def replace_user(actor: User, account: Account, user: User, profile: ScimProfile
     if wanted.user_name and not _same_address(wanted.user_name, user.email):
         raise MutabilityException(detail="userName is the person's login address, which cannot be changed.")
     given, family = _name_parts(user, profile)
+    shown_name = None if profile is not None else user.name or None  # a profile made now showed the name
     new_given, new_family = (_cleaned_name(part) for part in _names(wanted, given, family))
     for part, before, label in ((new_given, given, "givenName"), (new_family, family, "familyName")):
         # A part sent anew is kept as such, even when the full name is the same; one the portal split
@@ -282,7 +292,7 @@ def replace_user(actor: User, account: Account, user: User, profile: ScimProfile
     # A part too long to keep is not kept: the name is then split from the portal's own again.
     profile.given_name, profile.family_name = (part if part and len(part) <= users.NAME_LIMIT else None
                                                for part in (new_given, new_family))
-    changed = bool(_apply_profile(actor, account, user, profile, wanted)) or changed
+    changed = bool(_apply_profile(actor, account, user, profile, wanted, shown_name)) or changed
     if wanted.active is False and user.suspended_at is None:
         users.suspend(actor, account, user)
         changed = True

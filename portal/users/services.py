@@ -226,7 +226,7 @@ def _invitation_waits(address: str, account_id: int) -> bool:
         Invitation.expires_at > utcnow())).first() is not None
 
 
-def _require_outranks(actor: User, account: Account, user: User) -> None:
+def require_outranks(actor: User, account: Account, user: User) -> None:
     """Acting on someone's profile needs every right they hold, in this account and elsewhere."""
     if not outranks(actor, account, user):
         raise AccessError(_("You cannot do this for a user who holds rights you do not hold (in this account, "
@@ -284,7 +284,7 @@ def send_onboarding(actor: User, account: Account, user: User, *, may_show: bool
     if not may_show:
         raise UserError(_("%(email)s has no recovery address and no personal mailbox: open their page to "
                           "get a link to give them.", email=user.email))
-    _require_outranks(actor, account, user)
+    require_outranks(actor, account, user)
     record("user.send_onboarding", account=account, target=user, actor=actor, to="shown to the administrator")
     return issue_onboarding_link(user)
 
@@ -337,7 +337,7 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
     if (recovery_email.strip().lower() or None) != user.recovery_email or name != user.name:
         # Where their links go, and the name others know them by (in mails, lists and the audit
         # log), are changed only by someone who holds every right they hold.
-        _require_outranks(actor, account, user)
+        require_outranks(actor, account, user)
     phone = phone.strip()
     if phone and not current_app.config["PORTAL"]["USER_PHONES"]:
         raise UserError(_("Phone numbers are not enabled on this portal."), "phone")
@@ -374,7 +374,7 @@ def suspend(actor: User, account: Account, user: User) -> str:
                           email=user.email))
     if user.id == actor.id:
         raise UserError(_("You cannot suspend yourself."))
-    _require_outranks(actor, account, user)
+    require_outranks(actor, account, user)
     if user.suspended_at is not None:
         return _("already suspended")
     user.suspended_at = utcnow()
@@ -399,7 +399,7 @@ def restore(actor: User, account: Account, user: User) -> str:
 
     if not is_corporate_of(user, account):
         raise UserError(_("%(email)s is not a corporate user of this account.", email=user.email))
-    _require_outranks(actor, account, user)
+    require_outranks(actor, account, user)
     if user.suspended_at is None:
         return _("was not suspended")
     user.suspended_at = None

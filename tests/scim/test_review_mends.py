@@ -112,3 +112,39 @@ def test_a_scim_token_short_of_scopes_is_told_the_scim_scope(client, owner, acco
         "/Users", new_user("x@example.org", "X", "Y"))
     assert answer.status_code == 403
     assert answer.get_json()["detail"].endswith("it needs one of these: scim:write.")
+
+
+def test_an_administrators_token_leaves_an_owners_profile_as_it_is(client, owner, account, domain, make):
+    """An Administrator's token rewrote a corporate Owner's externalId, displayName, department and
+    manager, which the Administrator's own pages refuse (they change someone's name only when they
+    hold every right that person holds). Sent unchanged, the same values are still accepted."""
+    from portal.roles.services import grant_role, system_role
+    from tests.scim.conftest import ENTERPRISE, Scim, make_token
+
+    boss, _link = create_corporate_user(owner, account, first_name="Big", last_name="Boss", email="boss@example.org",
+                                        personal_mailbox=False, link_shown=False)
+    grant_role(owner, account, membership_of(boss, account), system_role("owner"))
+    plain, _link = create_corporate_user(owner, account, first_name="Pl", last_name="Ain", email="plain@example.org",
+                                         personal_mailbox=False, link_shown=False)
+    admin = make.user("admin@elsewhere.example")
+    make.member(account, admin, roles=("administrator",))
+    db.session.commit()
+    theirs = Scim(client, make_token(admin, account))
+    before = theirs.get(f"/Users/{boss.id}").get_json()
+    for operation in ({"op": "replace", "path": "externalId", "value": "admin-chosen"},
+                      {"op": "replace", "path": "displayName", "value": "Not the boss"},
+                      {"op": "replace", "path": f"{ENTERPRISE}:department", "value": "Nowhere"},
+                      {"op": "replace", "path": f"{ENTERPRISE}:manager", "value": {"value": str(plain.id)}}):
+        answer = theirs.patch(f"/Users/{boss.id}", operation)
+        assert answer.status_code == 403 and "do not hold" in answer.get_json()["detail"], (operation, answer.json)
+    db.session.expire_all()
+    assert db.session.execute(db.select(ScimProfile).where(ScimProfile.user_id == boss.id)).scalar_one_or_none() is None
+    replaced = {key: value for key, value in before.items() if key not in ("meta", "groups")}
+    assert theirs.put(f"/Users/{boss.id}", replaced).status_code == 200
+    # The plain user, whose rights the Administrator holds, is theirs to describe.
+    answer = theirs.patch(f"/Users/{plain.id}", {"op": "replace", "path": "externalId", "value": "hr-42"})
+    assert answer.status_code == 200 and answer.get_json()["externalId"] == "hr-42"
+    # The Owner's own token does it.
+    mine = Scim(client, make_token(owner, account, name="Owner's"))
+    answer = mine.patch(f"/Users/{boss.id}", {"op": "replace", "path": "externalId", "value": "boss-1"})
+    assert answer.status_code == 200 and answer.get_json()["externalId"] == "boss-1"
