@@ -218,7 +218,16 @@ _FORMAT = re.compile(r"%(?:%|\((\w+)\)[sdif])")
 
 
 class Later(str):
-    """A stored text made by ``later``: kept as a text (not re-read) when put in another."""
+    """A stored text made by ``later``: kept as a text (not re-read) when put in another. Its
+    ``parts`` are what it keeps ([text, values(, plural, count)]), as they are nested in another."""
+
+    parts: list
+
+    @classmethod
+    def of(cls, parts: list) -> Later:
+        made = cls(LATER + json.dumps(parts, ensure_ascii=False, separators=(",", ":")))
+        made.parts = parts
+        return made
 
 
 def later(text, /, **values) -> Later:
@@ -232,21 +241,19 @@ def later(text, /, **values) -> Later:
             text, values = text._args[0], {**text._kwargs, **values}
         else:
             text = str(text)  # another kind of lazy text: as it reads now
-    return Later(LATER + json.dumps([str(text), {name: _kept(value) for name, value in values.items()}],
-                                    ensure_ascii=False, separators=(",", ":")))
+    return Later.of([str(text), {name: _kept(value) for name, value in values.items()}])
 
 
 def later_plural(text: str, plural: str, count: int, /, **values) -> Later:
     """``later`` for a text with a plural form, chosen by ``count`` (``%(num)d``) when shown."""
-    return Later(LATER + json.dumps([text, {name: _kept(value) for name, value in values.items()}, plural, count],
-                                    ensure_ascii=False, separators=(",", ":")))
+    return Later.of([text, {name: _kept(value) for name, value in values.items()}, plural, count])
 
 
 def _kept(value):
     if isinstance(value, LazyString):
         value = later(value)
     if isinstance(value, Later):
-        return {"later": json.loads(value[1:])}
+        return {"later": value.parts}
     if isinstance(value, datetime):
         return {"when": value.isoformat()}
     if isinstance(value, (list, tuple)):

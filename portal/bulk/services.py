@@ -205,7 +205,7 @@ def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Memb
                    held: frozenset[str]) -> bool:
     """Do the run's action for one member; False when they were already as asked (nothing done)."""
     from portal.accounts.services import remove_member
-    from portal.roles.services import grant_role, revoke_grant
+    from portal.roles.services import grant_role, held_grant, revoke_grant
     from portal.users import services as users
 
     user = membership.user
@@ -213,11 +213,11 @@ def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Memb
         role = role_in_account(account, run.params["role_id"])
         if role is None:
             raise BulkError(_("The role “%(role)s” no longer exists.", role=label_of(run.params["role"], "role")))
-        held_already = _account_grant(membership, role.id) is not None
+        held_already = held_grant(membership, role.id) is not None
         grant_role(actor, account, membership, role)  # checks the actor may grant it, held already or not
         return not held_already
     if run.action == "remove_role":
-        grant = _account_grant(membership, run.params["role_id"])
+        grant = held_grant(membership, run.params["role_id"])
         if grant is None:
             return False
         revoke_grant(actor, account, grant)
@@ -228,7 +228,10 @@ def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Memb
     if run.action in ("suspend", "restore"):
         # Asked of someone already so, the service says so and changes nothing.
         already = (user.suspended_at is not None) == (run.action == "suspend")
-        getattr(users, run.action)(actor, account, user)
+        if run.action == "suspend":
+            users.suspend(actor, account, user)
+        else:
+            users.restore(actor, account, user)
         return not already
     if users.is_corporate_of(user, account):
         # By hand, removing a corporate user (and choosing what becomes of their mailboxes) is
@@ -241,14 +244,6 @@ def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Memb
         raise AccessError(_("You cannot remove yourself this way."))
     remove_member(actor, account, membership)
     return True
-
-
-def _account_grant(membership: Membership, role_id: int):
-    from portal.roles.models import Grant
-
-    return db.session.execute(db.select(Grant).where(
-        Grant.membership_id == membership.id, Grant.role_id == role_id, Grant.mailbox_id.is_(None))
-    ).scalars().first()
 
 
 def _act_on_mailbox(run: BulkRun, actor: User, mailbox) -> bool:

@@ -368,12 +368,13 @@ def refuse_last_owner(account: Account, membership: Membership) -> None:
         raise AccessError(_("This is the account's last owner: make someone else owner first."))
 
 
-def _same_grant(membership: Membership, role: Role | None, permission: str | None,
-                mailbox_id: int | None = None) -> Grant | None:
+def held_grant(membership: Membership, role_id: int | None, permission: str | None = None,
+               mailbox_id: int | None = None) -> Grant | None:
+    """The member's grant of this role (else of this single permission), on the account or on the mailbox."""
     query = db.select(Grant).where(Grant.membership_id == membership.id, Grant.mailbox_id.is_(None)
                                    if mailbox_id is None else Grant.mailbox_id == mailbox_id)
-    if role is not None:
-        query = query.where(Grant.role_id == role.id)
+    if role_id is not None:
+        query = query.where(Grant.role_id == role_id)
     else:
         query = query.where(Grant.permission == permission)
     # The first (grants made before 0032 could hold copies; the database now keeps one).
@@ -397,7 +398,7 @@ def grant_role(actor: User, account: Account, membership: Membership, role: Role
         raise AccessError(_("Mailbox roles are granted on a mailbox."))
     _require_holds(actor, account, role.permissions)
     require_owner_for(actor, account, role)
-    existing = _same_grant(membership, role, None)
+    existing = held_grant(membership, role.id)
     if existing:
         return existing
     grant = Grant(membership_id=membership.id, account_id=membership.account_id, role_id=role.id,
@@ -548,7 +549,7 @@ def grant_mailbox_role(actor: User | None, account: Account, membership: Members
         raise AccessError(_("Only mailbox roles can be granted on a mailbox."))
     if actor is not None:
         _require_holds_on_mailbox(actor, account, mailbox_id, set(role.permissions))
-    existing = _same_grant(membership, role, None, mailbox_id)
+    existing = held_grant(membership, role.id, None, mailbox_id)
     if existing:
         return existing
     grant = Grant(membership_id=membership.id, account_id=membership.account_id, role_id=role.id,

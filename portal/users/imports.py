@@ -292,13 +292,14 @@ class _Writer:
         made by hand: the backend may restore what it archived)."""
         if not wanted:
             return {}
+        under_way = later(UNDER_WAY["create"])
         rows = {p["email"]: {
             "account_id": self.account_id, "domain_id": self.domain_ids[p["email"].rsplit("@", 1)[1]],
             "local_part": p["email"].split("@", 1)[0], "address": p["email"], "kind": "personal",
             "owner_id": ids[p["email"]], "first_name": p["first_name"], "last_name": p["last_name"],
             "display_name": f"{p['first_name']} {p['last_name']}", "status": PROVISIONING,
             "protocols": self.protocols[p["email"].rsplit("@", 1)[1]], "backend_admin": False,
-            "status_reason": later(UNDER_WAY["create"]), "want_active": True, "created_at": now,
+            "status_reason": under_way, "want_active": True, "created_at": now,
             "updated_at": now,
         } for p in wanted}
         statement = _insert_skipping_taken(Mailbox.__table__, "domain_id", "address").returning(
