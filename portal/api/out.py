@@ -75,20 +75,20 @@ def invitation(item) -> schemas.InvitationOut:
 
 
 def import_run(run) -> schemas.ImportOut:
-    shown = run.status not in ("checking", "refused")
+    listed = run.status not in ("checking", "refused")
     return schemas.ImportOut(
-        id=run.id, filename=run.filename, status=run.status, fatal=run.fatal or "", total=run.total,
+        id=run.id, filename=run.filename, status=run.status, fatal=shown(run.fatal), total=run.total,
         to_create=run.to_create, to_update=run.to_update, to_skip=run.to_skip, problem_count=run.problem_count,
-        problems=[schemas.ImportProblemOut(**problem) for problem in (run.problems or [])] if shown else [],
+        problems=[schemas.ImportProblemOut(**problem) for problem in (run.problems or [])] if listed else [],
         done=run.done, percent=run.percent, created=run.created, updated=run.updated, skipped=run.skipped,
-        failed=run.failed, error=run.error or "",
+        failed=run.failed, error=shown(run.error),
         result_url=url_for("api.import_result", account_id=run.account_id, run_id=run.id, _external=True)
         if run.status == "done" else None)
 
 
 def report(item) -> schemas.ReportOut:
     return schemas.ReportOut(
-        id=item.id, status=item.status, rows=item.rows, error=item.error or "", created_at=item.created_at,
+        id=item.id, status=item.status, rows=item.rows, error=shown(item.error), created_at=item.created_at,
         finished_at=item.finished_at,
         download_url=url_for("api.report_download", account_id=item.account_id, report_id=item.id, _external=True)
         if item.status == "done" else None)

@@ -35,7 +35,8 @@ _permanent_errors: list[type[BaseException]] = [PermanentJobError]
 def handler(kind: str, *, max_attempts: int = 8, backoff_seconds: float = 10.0,
             backoff_cap_seconds: float = 3600.0, on_failure: Callable | None = None) -> Callable:
     """Register ``func(job)`` as the handler for ``kind``; ``on_failure(job, message)``
-    runs in the transaction that marks the job failed for good."""
+    runs in the transaction that marks the job failed for good. ``message`` is a stored text
+    (it may be a ``portal.i18n.later`` text): keep it as it is, read it through ``shown``."""
 
     def register(func: Callable) -> Callable:
         if kind in _handlers and _handlers[kind].run is not func:

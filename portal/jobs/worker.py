@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from flask_babel import ngettext
 from sqlalchemy import bindparam, or_, update
 
 from portal.extensions import db
-from portal.i18n import in_language
+from portal.i18n import Later, in_language, later_plural, shown
 from portal.jobs.models import DONE, FAILED, QUEUED, RUNNING, Job, WorkerBeat
 from portal.jobs.registry import get_handler, is_permanent
 from portal.timeutil import utcnow
@@ -126,6 +125,15 @@ def _error_text(error: BaseException) -> str:
     return text[:2000]
 
 
+def _kept_text(error: BaseException) -> str:
+    """What a failed job hands its ``on_failure``: the ``later`` text the error carries (read in
+    each reader's language wherever it is kept), else its text as it reads now."""
+    carried = error.args[0] if len(error.args) == 1 else None
+    if isinstance(carried, Later) and len(carried) <= 2000:
+        return carried
+    return _error_text(error)
+
+
 class Worker:
     def __init__(self, app, *, concurrency: int | None = None, lease_seconds: int | None = None,
                  poll_seconds: float | None = None, name: str | None = None):
@@ -202,9 +210,9 @@ class Worker:
         job_id, token = job.id, job.locked_by
         try:
             if job.attempts > job.max_attempts:
-                raise _LeaseExhausted(ngettext("gave up after %(num)d attempt (worker lost the job)",
-                                               "gave up after %(num)d attempts (worker lost the job)",
-                                               job.max_attempts))
+                raise _LeaseExhausted(later_plural("gave up after %(num)d attempt (worker lost the job)",
+                                                   "gave up after %(num)d attempts (worker lost the job)",
+                                                   job.max_attempts))
             handler = get_handler(job.kind)
             handler.run(job)
             session.flush()
@@ -229,7 +237,8 @@ class Worker:
         same transaction). Nothing commits unless the job is still held under this claim."""
         session = db.session
         job_id, token = job.id, job.locked_by
-        message = _error_text(error)
+        kept = _kept_text(error)
+        message = shown(kept)[:2000]  # the log's and the job's own record: as it reads now
         permanent = is_permanent(error) or isinstance(error, _LeaseExhausted)
         try:
             handler = get_handler(job.kind)
@@ -239,7 +248,7 @@ class Worker:
             state, run_at, finished_at = FAILED, job.run_at, now
             log.warning("job %s (%s) failed: %s", job_id, job.kind, message)
             try:
-                self._on_failed(job, message)
+                self._on_failed(job, kept)
             except Exception as hook_error:
                 # The job still fails for good (or it would come back after every
                 # lease); the hook's partial changes are dropped with the rollback.

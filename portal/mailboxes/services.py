@@ -687,13 +687,13 @@ def provision(job) -> None:
     except ownership.NameRefused as refusal:
         _record_attempt(mailbox.id, job.id, operation, "failed", refusal.stored, fail=True,
                         alias_id=job.payload.get("alias_id"))
-        raise PermanentJobError(str(refusal)) from None
+        raise PermanentJobError(refusal.stored) from None
     try:
         message, changes = _carry_out(mailbox, operation, job.payload.get("alias_id"))
     except AddressReleased as refusal:
         _record_attempt(mailbox.id, job.id, operation, "failed", refusal.stored, fail=True,
                         alias_id=job.payload.get("alias_id"))
-        raise PermanentJobError(str(refusal)) from None
+        raise PermanentJobError(refusal.stored) from None
     except TransientBackendError as error:
         final = job.attempts >= job.max_attempts
         _record_attempt(mailbox.id, job.id, operation, "failed" if final else "retrying",

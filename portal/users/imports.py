@@ -24,7 +24,7 @@ from portal.auth.models import User
 from portal.extensions import db
 from portal.backends import service as backends
 from portal.domains.models import Domain
-from portal.i18n import _l, for_person, label, labels, later
+from portal.i18n import _l, for_person, label, labels, later, shown
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue, enqueue_many
 from portal.mailboxes.models import DELETED, PROVISIONING, Mailbox
@@ -106,8 +106,7 @@ def _in_language_of(person):
 def _preview_failed(job, message: str) -> None:
     run = db.session.get(ImportRun, job.payload.get("run_id"))
     if run is not None and run.status == CHECKING:
-        with _in_language_of(run.created_by):
-            run.status, run.fatal = REFUSED, _("The workbook could not be read: %(reason)s", reason=message)
+        run.status, run.fatal = REFUSED, later("The workbook could not be read: %(reason)s", reason=message)
 
 
 @handler(PREVIEW_KIND, max_attempts=2, backoff_seconds=10, on_failure=_preview_failed)
@@ -143,7 +142,7 @@ def confirm(actor: User, run: ImportRun) -> None:
     if run.status != PREVIEWED:
         raise ImportError_(_("This import was already started."))
     if run.fatal:
-        raise ImportError_(run.fatal)
+        raise ImportError_(shown(run.fatal))
     if not run.to_create and not run.to_update:
         raise ImportError_(_("Nothing to create or update: fix the problems and upload again."))
     run.status = QUEUED

@@ -73,3 +73,35 @@ def test_worker__reads_an_accounts_language_once_a_minute_not_once_a_job(app, ow
         event.remove(db.engine, "before_cursor_execute", count)
     reads = [s for s in seen if "default_locale" in s]
     assert len(reads) <= 1, reads
+
+
+def test_worker__a_job_the_worker_lost_for_good_reads_in_each_readers_language(app, owner, account, run_jobs):
+    """The "gave up … (worker lost the job)" reason on a mailbox was written in the account's
+    language: an English reader of a French account read French."""
+    from datetime import timedelta
+
+    from portal.jobs.models import FAILED, Job
+    from portal.timeutil import utcnow
+
+    domain = enabled_domain(owner, account)
+    run_jobs()
+    account.default_locale = "fr"
+    db.session.commit()
+    mailbox = mailboxes.create_mailbox(owner, account, domain, "perdue")
+    job = db.session.execute(db.select(Job).where(Job.subject == f"mailbox:{mailbox.id}")).scalar_one()
+    job.max_attempts = 1
+    db.session.commit()
+    worker.ACCOUNT_LANGUAGE_SECONDS, kept = 0.0, worker.ACCOUNT_LANGUAGE_SECONDS
+    try:
+        dead, rescuer = worker.Worker(app, name="dead", lease_seconds=30), worker.Worker(app, name="rescuer")
+        assert dead.claim() is not None  # and then its process died
+        assert rescuer.run_job(*rescuer.claim(now=utcnow() + timedelta(seconds=31))) == FAILED
+    finally:
+        worker.ACCOUNT_LANGUAGE_SECONDS = kept
+    db.session.expire_all()
+    lost = db.session.get(Mailbox, mailbox.id)
+    with in_language("en"):
+        assert shown(lost.status_reason) == "Gave up after 2 attempts: gave up after 1 attempt (worker lost the job)"
+    with in_language("fr"):
+        assert shown(lost.status_reason) == ("Abandon après 2 tentatives\u00a0: abandon après 1 tentative (le processus de "
+                                             "traitement a perdu la tâche)")

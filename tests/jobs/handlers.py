@@ -16,6 +16,7 @@ from sqlalchemy import update
 
 from portal.auth.models import User
 from portal.extensions import db
+from portal.i18n import shown
 from portal.jobs.models import Job
 from portal.jobs.registry import PermanentJobError, handler, treat_as_permanent
 
@@ -57,7 +58,7 @@ def note_failure(job: Job, message: str) -> None:
     if job.payload.get("take_over_lease"):
         take_over_lease(job)
     if "user_id" in job.payload:
-        db.session.get(User, job.payload["user_id"]).name = f"failed: {message}"
+        db.session.get(User, job.payload["user_id"]).name = f"failed: {shown(message)}"
 
 
 @handler("test.record")
@@ -108,7 +109,7 @@ def over_quota(job: Job) -> None:
 
 def note_failure_on_a_gone_row(job: Job, message: str) -> None:
     """An on_failure hook whose row was deleted meanwhile: it raises."""
-    db.session.get(User, job.payload["user_id"]).name = f"failed: {message}"
+    db.session.get(User, job.payload["user_id"]).name = f"failed: {shown(message)}"
 
 
 @handler("test.refused_about_a_gone_user", on_failure=note_failure_on_a_gone_row)
