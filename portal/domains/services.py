@@ -109,6 +109,12 @@ def add_domain(actor: User, account: Account, raw_name: str, connection: str) ->
     if proven_elsewhere(name, account.id):
         raise DomainError(_("%(domain)s has already been proven to belong to another account. "
                             "If it is yours, contact the portal's operator.", domain=name))
+    from portal.mailboxes.services import administered_by_other_accounts
+
+    if (backends.capabilities(connection).mailbox_admin_privilege
+            and administered_by_other_accounts(connection, account.id)):
+        # Its administrators would manage this account's mailboxes too.
+        raise DomainError(_("Another account administers the server of this mail backend: choose another one."))
     domain = Domain(account_id=account.id, name=name, connection=connection, status=PENDING,
                     status_reason=later("Publish the ownership TXT record below; the portal checks it automatically."))
     db.session.add(domain)

@@ -287,6 +287,8 @@ domains.removal_cleanups.append(forget_deleted_mailboxes)
 # -- changing ---------------------------------------------------------------------
 
 # What a mailbox says while the backend carries an operation out (its status reason).
+SHARED_SERVER = _l("This mail server also serves other accounts' domains, and its administrator privilege "
+                   "covers every mailbox it holds: it is not given from the portal.")
 UNDER_WAY = {"create": _l("Being created on the backend."), "set_active": _l("Being updated on the backend."),
              "delete": _l("Being deleted on the backend."),
              "reset_password": _l("A new password is being set on the backend."),
@@ -566,6 +568,10 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
     if operation in ("add_alias", "remove_alias"):
         return _carry_out_alias(backend, mailbox, operation, job_alias_id), {}
     if operation == "set_admin":
+        if mailbox.backend_admin and serves_other_accounts(mailbox.domain.connection, mailbox.account_id):
+            # Another account's domain came onto the server since it was asked: not given.
+            mailbox.backend_admin = False
+            return later(SHARED_SERVER), {}
         backend.set_admin(mailbox.address, mailbox.backend_admin)
         return (later("Administrator privilege granted on the backend.") if mailbox.backend_admin else
                 later("Administrator privilege removed on the backend.")), {}
@@ -979,9 +985,24 @@ def protocol_names(mailbox: Mailbox) -> list[str]:
     return backend_class(backends.connection(mailbox.domain.connection).backend).protocols()
 
 
+def serves_other_accounts(connection: str, account_id: int) -> bool:
+    """Another account has a domain on this connection (proven or not): the server's
+    administrator privilege, which is box-wide, would reach that account's mailboxes."""
+    return db.session.execute(db.select(Domain.id).where(
+        Domain.connection == connection, Domain.account_id != account_id).limit(1)).first() is not None
+
+
+def administered_by_other_accounts(connection: str, account_id: int) -> bool:
+    """A mailbox of another account holds this connection's box-wide administrator privilege."""
+    return db.session.execute(db.select(Mailbox.id).join(Domain, Domain.id == Mailbox.domain_id).where(
+        Domain.connection == connection, Mailbox.account_id != account_id, Mailbox.backend_admin.is_(True),
+        Mailbox.status != DELETED).limit(1)).first() is not None
+
+
 def set_backend_admin(actor: User, mailbox: Mailbox, admin: bool) -> None:
     """Push the backend's own administrator privilege (box-wide on Mail-in-a-Box), so only
-    those who manage every mailbox of the account may change it."""
+    those who manage every mailbox of the account may change it, and only on a server that
+    serves no other account's domain (its administrators manage every mailbox it holds)."""
     from portal.roles.services import account_permissions
 
     _require_live(mailbox)
@@ -991,6 +1012,8 @@ def set_backend_admin(actor: User, mailbox: Mailbox, admin: bool) -> None:
     account = db.session.get(Account, mailbox.account_id)
     if "mailboxes.manage" not in account_permissions(actor, account):
         raise MailboxError(_("Only those who manage every mailbox of the account may change this."))
+    if admin and serves_other_accounts(mailbox.domain.connection, mailbox.account_id):
+        raise MailboxError(str(SHARED_SERVER))
     mailbox.backend_admin = admin
     _start(mailbox, "set_admin")
     record("mailbox.set_backend_admin", account=mailbox.account_id, target=mailbox, actor=actor, admin=admin)

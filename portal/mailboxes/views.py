@@ -115,6 +115,10 @@ def _page(mailbox, status=200, error=None, password=None):
     # by then, so the job may have finished in between. The page then looks again (once) rather than
     # stop following a status that has already moved on.
     busy = mailbox.status == PROVISIONING or services.busy(mailbox)
+    capabilities = services.capabilities_of(mailbox)
+    # The privilege is box-wide: not offered where the server holds other accounts' mailboxes.
+    admin_refusal = (services.SHARED_SERVER if capabilities.mailbox_admin_privilege and not mailbox.backend_admin
+                     and services.serves_other_accounts(mailbox.domain.connection, mailbox.account_id) else None)
     # Someone who may grant access here and see the account's people finds whom to give it to
     # (each found person links to their access on this mailbox); None: the form is not shown.
     person_query = request.args.get("person_q", "").strip()[:254]
@@ -123,7 +127,7 @@ def _page(mailbox, status=200, error=None, password=None):
         people = services.members_matching(g.account, person_query) if person_query else []
     return render("mailboxes/show.html", block="live", status=status, account=g.account, mailbox=mailbox,
                   person_query=person_query, people=people,
-                  busy=busy, capabilities=services.capabilities_of(mailbox),
+                  busy=busy, capabilities=capabilities, admin_refusal=admin_refusal,
                   connection=backends.connection(mailbox.domain.connection),
                   attempts=mailbox.attempts.limit(50).all(), access=roles.mailbox_access_list(mailbox.id),
                   secret=services.waiting_secret(mailbox), password=password, error=error,

@@ -1,0 +1,116 @@
+"""A Mail-in-a-Box administrator manages every mailbox of its box. Two accounts whose domains
+share one box: one made its own mailbox an administrator of the box, revealed its password, and
+with it changed the password of the other account's mailbox through the box's own API."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from portal.domains.services import DomainError, add_domain
+from portal.extensions import db
+from portal.mailboxes.models import Mailbox
+from portal.mailboxes.services import create_mailbox
+from tests.emulated import emulated
+from tests.mailboxes.conftest import enabled_domain
+
+REFUSED = "also serves other accounts' domains"
+
+
+@pytest.fixture
+def backend():
+    with emulated("mailinabox") as (emulator, environ, connection):
+        yield emulator, environ, connection
+
+
+@pytest.fixture
+def app_environ(backend):
+    return backend[1]
+
+
+@pytest.fixture
+def alone(make, backend, run_jobs):
+    """Account A alone on the box, with a mailbox."""
+    _emulator, _environ, connection = backend
+    owner_a = make.user("alice@a-owners.example")
+    account_a = make.account(owner_a, "Victim")
+    victim = enabled_domain(owner_a, account_a, "victim.example.org", connection)
+    box_a = create_mailbox(owner_a, account_a, victim, "ceo")
+    db.session.commit()
+    run_jobs()
+    return account_a, box_a
+
+
+def _attacker(make, connection, run_jobs):
+    owner_b = make.user("mallory@b-owners.example")
+    account_b = make.account(owner_b, "Attacker")
+    attacker = enabled_domain(owner_b, account_b, "attacker.example.org", connection)
+    box_b = create_mailbox(owner_b, account_b, attacker, "inbox")
+    db.session.commit()
+    run_jobs()
+    return owner_b, account_b, box_b
+
+
+def test_the_box_wide_privilege_is_not_given_on_a_box_other_accounts_use(alone, backend, make, client, auth,
+                                                                          run_jobs):
+    emulator, _environ, connection = backend
+    _account_a, box_a = alone
+    _owner_b, account_b, box_b = _attacker(make, connection, run_jobs)
+    auth.login("mallory@b-owners.example")
+    base = f"/accounts/{account_b.id}/mailboxes/{box_b.id}"
+    page = client.get(base).get_data(as_text=True)
+    assert REFUSED in page and "Make administrator" not in page
+    answer = client.post(f"{base}/backend-admin", data={"admin": "yes"}, follow_redirects=True)
+    assert REFUSED in answer.get_data(as_text=True)
+    run_jobs()
+    assert "admin" not in emulator.users[box_b.address]["privileges"]
+    assert db.session.get(Mailbox, box_b.id).backend_admin is False
+    # So B's mailbox password opens nothing of A's.
+    password = emulator.users[box_b.address]["password"]
+    answer = requests.post(f"{emulator.url}/admin/mail/users/password",
+                           data={"email": box_a.address, "password": "taken-over-by-b-123"},
+                           auth=(box_b.address, password), timeout=5)
+    assert answer.status_code in (401, 403)
+    assert emulator.users[box_a.address]["password"] != "taken-over-by-b-123"
+
+
+def test_an_account_alone_on_its_box_makes_an_administrator_and_keeps_the_box_to_itself(
+        alone, backend, make, client, auth, run_jobs):
+    """Alone on the box, A gives the privilege; another account then cannot put a domain there
+    (its administrators would manage that account's mailboxes too)."""
+    emulator, _environ, connection = backend
+    account_a, box_a = alone
+    auth.login("alice@a-owners.example")
+    answer = client.post(f"/accounts/{account_a.id}/mailboxes/{box_a.id}/backend-admin", data={"admin": "yes"})
+    assert answer.status_code == 302
+    run_jobs()
+    assert "admin" in emulator.users[box_a.address]["privileges"]
+    owner_b = make.user("mallory@b-owners.example")
+    account_b = make.account(owner_b, "Attacker")
+    with pytest.raises(DomainError, match="Another account administers the server"):
+        add_domain(owner_b, account_b, "attacker.example.org", connection)
+    # Any other connection stays open to them.
+    assert add_domain(owner_b, account_b, "attacker.example.org", "local").connection == "local"
+
+
+def test_a_privilege_asked_before_another_account_came_is_not_pushed(alone, backend, make, run_jobs):
+    """Asked while A was alone; B's domain came onto the box before its job ran (the two at once:
+    B's check saw no administrator yet). The job gives nothing."""
+    from portal.auth.models import User
+    from portal.domains.models import Domain
+    from portal.mailboxes import services as mailboxes
+
+    emulator, _environ, connection = backend
+    _account_a, box_a = alone
+    alice = db.session.execute(db.select(User).where(User.email == "alice@a-owners.example")).scalar_one()
+    mailboxes.set_backend_admin(alice, box_a, True)
+    owner_b = make.user("mallory@b-owners.example")
+    account_b = make.account(owner_b, "Attacker")
+    db.session.add(Domain(account_id=account_b.id, name="attacker.example.org", connection=connection,
+                          status="pending"))
+    db.session.commit()
+    run_jobs()
+    db.session.expire_all()
+    mailbox = db.session.get(Mailbox, box_a.id)
+    assert mailbox.backend_admin is False and "admin" not in emulator.users[box_a.address]["privileges"]
+    assert REFUSED in mailboxes.shown(mailbox.status_reason)
