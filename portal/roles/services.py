@@ -465,10 +465,12 @@ def mailbox_permissions(user: User, account: Account, mailbox_id: int) -> frozen
     return (powers | granted_on_mailboxes(membership_id, [mailbox_id])[mailbox_id]) & catalogue.codes(catalogue.MAILBOX)
 
 
-def outranks(actor: User, account: Account, user: User) -> bool:
+def outranks(actor: User, account: Account, user: User, *, elsewhere: bool = True) -> bool:
     """Whether ``actor`` holds every right ``user`` holds: in this account, on each of its
-    mailboxes, and anywhere else. Only then may ``actor`` obtain the means to act as ``user``
-    (an onboarding link, a reset of their second factors)."""
+    mailboxes, and (``elsewhere``) anywhere else. Only then may ``actor`` obtain the means to act
+    as ``user`` (an onboarding link, a reset of their second factors). What gives no such means
+    (suspending the account's own corporate user, naming them) looks at this account alone: another
+    account giving them a right must not stop their account managing them."""
     every = catalogue.codes(catalogue.ACCOUNT)
     if actor.is_superadmin and _handed_on(actor, account.id, every) == every:
         return True
@@ -479,6 +481,8 @@ def outranks(actor: User, account: Account, user: User) -> bool:
             db.select(Grant, Membership.account_id).join(Membership, Membership.id == Grant.membership_id)
             .where(Membership.user_id == user.id)).all():
         if account_id != account.id:
+            if not elsewhere:
+                continue
             return False  # rights in an account the actor cannot see, let alone hold
         held.setdefault((account_id, grant.mailbox_id), []).append(grant)
     actor_account = _handed_on(actor, account.id, account_permissions(actor, account))

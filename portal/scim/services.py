@@ -221,7 +221,7 @@ def _apply_profile(actor: User, account: Account, user: User, profile: ScimProfi
     if changed:
         # As on the user's page: what others know someone by is changed only by a caller who holds
         # every right they hold (an Administrator's token does not rewrite the Owner's).
-        users.require_outranks(actor, account, user)
+        users.require_outranks(actor, account, user, elsewhere=False)
     for key in stored:
         setattr(profile, key, values[key])
     if changed:

@@ -226,9 +226,10 @@ def _invitation_waits(address: str, account_id: int) -> bool:
         Invitation.expires_at > utcnow())).first() is not None
 
 
-def require_outranks(actor: User, account: Account, user: User) -> None:
-    """Acting on someone's profile needs every right they hold, in this account and elsewhere."""
-    if not outranks(actor, account, user):
+def require_outranks(actor: User, account: Account, user: User, *, elsewhere: bool = True) -> None:
+    """Acting on someone's profile needs every right they hold, in this account and (what gives the
+    means to act as them) elsewhere: see ``outranks``."""
+    if not outranks(actor, account, user, elsewhere=elsewhere):
         raise AccessError(_("You cannot do this for a user who holds rights you do not hold (in this account, "
                             "on one of its mailboxes, or in another account)."))
 
@@ -334,10 +335,12 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
     if not is_corporate_of(user, account):
         raise UserError(_("Only corporate users of this account have settings here."))
     name = " ".join(_full_name(first_name, last_name, kept=user.name))
-    if (recovery_email.strip().lower() or None) != user.recovery_email or name != user.name:
+    new_recovery = (recovery_email.strip().lower() or None) != user.recovery_email
+    if new_recovery or name != user.name:
         # Where their links go, and the name others know them by (in mails, lists and the audit
-        # log), are changed only by someone who holds every right they hold.
-        require_outranks(actor, account, user)
+        # log), are changed only by someone who holds every right they hold (here; and anywhere
+        # for where their links go, which is the means to act as them).
+        require_outranks(actor, account, user, elsewhere=new_recovery)
     phone = phone.strip()
     if phone and not current_app.config["PORTAL"]["USER_PHONES"]:
         raise UserError(_("Phone numbers are not enabled on this portal."), "phone")
@@ -374,7 +377,7 @@ def suspend(actor: User, account: Account, user: User) -> str:
                           email=user.email))
     if user.id == actor.id:
         raise UserError(_("You cannot suspend yourself."))
-    require_outranks(actor, account, user)
+    require_outranks(actor, account, user, elsewhere=False)
     if user.suspended_at is not None:
         return _("already suspended")
     user.suspended_at = utcnow()
@@ -399,7 +402,7 @@ def restore(actor: User, account: Account, user: User) -> str:
 
     if not is_corporate_of(user, account):
         raise UserError(_("%(email)s is not a corporate user of this account.", email=user.email))
-    require_outranks(actor, account, user)
+    require_outranks(actor, account, user, elsewhere=False)
     if user.suspended_at is None:
         return _("was not suspended")
     user.suspended_at = None
