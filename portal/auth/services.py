@@ -216,12 +216,14 @@ def authenticate(email: str, password: str, ip: str, device: str | None = None) 
         raise AuthError(ngettext("Too many failed log-ins from your network. Wait %(num)d minute and try again.",
                                  "Too many failed log-ins from your network. Wait %(num)d minutes and try again.",
                                  window), code="rate_limited")
-    if not verify_password(user.password_hash if user is not None else None, password) or user is None:
+    if (not verify_password(user.password_hash if user is not None else None, password) or user is None
+            or not user.is_verified):
+        # A profile not confirmed yet answers as a wrong password does (the page says how to
+        # confirm either way): someone who registered an address, then logged in with the password
+        # they chose, learnt from a different answer that the address had no profile before.
         db.session.add(LoginFailure(email=email, ip=ip[:64], device=trusted or ""))
         db.session.commit()
         raise AuthError(_("That address and password do not match."))
-    if not user.is_verified:
-        raise AuthError(_("Confirm your address first: open the link we e-mailed you."), code="unverified")
     if user.suspended_at is not None:
         raise AuthError(str(SUSPENDED_MESSAGE), code="suspended")
     if needs_rehash(user.password_hash):

@@ -1,3 +1,7 @@
+import hashlib
+import hmac
+import secrets
+
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _, ngettext
 from flask_login import current_user
@@ -55,11 +59,17 @@ def register():
             _fail(form, error.field or "email", str(error))
         else:
             db.session.commit()
-            if user is not None:
-                # The confirmation link then takes one click in this browser (the password was just typed).
-                session[REGISTERED] = user.id
+            # The confirmation link then takes one click in this browser (the password was just typed).
+            # The cookie is signed, not hidden: it holds a value alike whether a profile was made.
+            session[REGISTERED] = _registered_mark(user.id) if user is not None else secrets.token_hex(16)
             return render("auth/check_email.html", email=form.email.data.strip())
     return render("auth/register.html", form=form, status=422 if form.errors else 200)
+
+
+def _registered_mark(user_id: int) -> str:
+    key = current_app.secret_key
+    key = key.encode() if isinstance(key, str) else key
+    return hmac.new(key, f"registered:{user_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @bp.route("/verify/<token>", methods=["GET", "POST"])
@@ -68,7 +78,7 @@ def verify(token):
     pending = tokens.peek(token, tokens.VERIFY_EMAIL)
     if pending is None:
         return render("auth/link_invalid.html", status=410, resend=True, form=forms.EmailOnlyForm())
-    registered_here = session.get(REGISTERED) == pending.user_id
+    registered_here = hmac.compare_digest(str(session.get(REGISTERED, "")), _registered_mark(pending.user_id))
     form = forms.VerifyForm()
     new_form = forms.VerifyNewPasswordForm(prefix="new")
     if request.method == "GET":
@@ -122,7 +132,7 @@ def login():
             db.session.rollback()
             status = 429 if error.code == "rate_limited" else 422
             return render("auth/login.html", form=form, error=str(error), status=status,
-                          unverified=error.code == "unverified", resend_form=forms.EmailOnlyForm(
+                          unverified=error.code != "rate_limited", resend_form=forms.EmailOnlyForm(
                               email=form.email.data, formdata=None))
         if second_step.needed_for(user):
             db.session.commit()

@@ -73,3 +73,54 @@ def test_registration__closed_when_the_operator_says_so(make, app, client):
     make.user("first@example.org", superadmin=True)
     assert client.get("/register").status_code == 403
     assert _register(client).status_code == 403
+
+
+CHOSEN = "a visitor's own password 42"
+
+
+def _session_of(app, client) -> dict:
+    """What anyone reads in the session cookie: it is signed, not hidden."""
+    cookie = client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session"))
+    return app.session_interface.get_signing_serializer(app).loads(cookie.value)
+
+
+def test_registration__neither_the_cookie_nor_the_next_log_in_tells_whether_the_address_had_a_profile(app, make):
+    """A visitor registered an address someone has, and one nobody has: the session cookie held
+    the new profile's id for the second only, and logging in with the password they had just
+    chosen answered "Confirm your address first" for the second, "do not match" for the first."""
+    import re
+
+    make.user("first@example.org", superadmin=True)
+    make.user("taken@example.org")  # their password is not the visitor's
+    assert CHOSEN != PASSWORD
+    answers, marks = [], []
+    for email in ("taken@example.org", "free@example.org"):
+        visitor = app.test_client()
+        page = _register(visitor, email=email, password=CHOSEN)
+        assert page.status_code == 200 and "Check your e-mail" in page.get_data(as_text=True)
+        kept = _session_of(app, visitor)
+        marks.append((sorted(kept), len(str(kept["registered"]))))
+        login = visitor.post("/login", data={"email": email, "password": CHOSEN})
+        text = re.sub(r'(name="csrf_token" (type="hidden" )?value="|"X-CSRFToken": ")[^"]+"', "",
+                      login.get_data(as_text=True))  # each browser's own token
+        answers.append((login.status_code, text.replace(email, "ADDRESS")))
+    assert marks[0] == marks[1], marks
+    assert answers[0] == answers[1]
+    status, text = answers[1]
+    assert status == 422 and "do not match" in text and "Confirm your address first" in text
+    assert "Send the confirmation link again" in text
+
+
+def test_registration__the_confirmation_takes_one_click_only_in_the_browser_that_registered(app, make, run_jobs,
+                                                                                        smtp_sink):
+    make.user("first@example.org", superadmin=True)
+    registering = app.test_client()
+    _register(registering)
+    run_jobs()
+    path = first_link(smtp_sink.text(smtp_sink.wait_for("ada@example.org")[-1]), "/verify/").removeprefix(
+        "http://localhost")
+    other = app.test_client()
+    assert 'name="password"' in other.get(path).get_data(as_text=True)  # elsewhere: the password is asked
+    assert 'name="password"' not in registering.get(path).get_data(as_text=True)
+    assert registering.post(path).status_code == 302
+    assert db.session.execute(db.select(User).where(User.email == "ada@example.org")).scalar_one().is_verified
