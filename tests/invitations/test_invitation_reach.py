@@ -322,3 +322,24 @@ def test_another_accounts_mailboxes_neither_block_nor_show_through_an_invitation
     # In this account, the same address is still refused.
     with pytest.raises(services.InvitationError, match=REFUSED):
         services.start(owner, account, "team@example.org")
+
+
+def test_a_new_catch_all_ends_another_accounts_links_there_without_telling_of_them(owner, account, lena, make,
+                                                                                    client, auth):
+    """The owner of the domain saved a catch-all and read "1 pending invitation was mailed to an
+    address these settings now route", counting another account's invitation: they learnt that
+    account had invited someone at their domain. It is still ended (its link would reach the
+    catch-all's readers), and counted only to its own account."""
+    _person, mailbox, domain = lena
+    stranger = make.user("stranger@elsewhere.example")
+    theirs = make.account(stranger)
+    invitation = _invitation(stranger, theirs, "newhire@example.org")
+    services.send_invitation(stranger, invitation)
+    db.session.commit()
+    auth.login(owner.email)
+    answer = client.post(f"/accounts/{account.id}/domains/{domain.id}/settings",
+                         data={"catch_all": mailbox.address}, follow_redirects=True)
+    assert answer.status_code == 200
+    assert "pending invitation" not in answer.get_data(as_text=True)
+    db.session.expire_all()
+    assert not services.is_open(db.session.get(Invitation, invitation.id))
