@@ -12,7 +12,7 @@ from portal.api.problems import problem
 from portal.domains import services as domains
 from portal.domains import settings as domain_settings
 from portal.extensions import db
-from portal.i18n import shown
+from portal.i18n import shown, shown_within
 from portal.mailboxes import drift
 from portal.mailboxes import services as mailboxes
 from portal.mailboxes.models import ProvisioningAttempt
@@ -110,7 +110,8 @@ def remove_domain(account_id, domain_id):
 
 def _settings_out(domain) -> schemas.DomainSettingsOut:
     return schemas.DomainSettingsOut(values=domain.settings or {}, state=domain.settings_state or "",
-                                     message=shown(domain.settings_message), problems=domain.settings_hints or {})
+                                     message=shown(domain.settings_message),
+                                     problems=shown_within(domain.settings_hints or {}))
 
 
 @bp.get("/accounts/<int:account_id>/domains/<int:domain_id>/settings")

@@ -22,7 +22,6 @@ taken (see ``domains.services.end_other_claims``).
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
 
 from portal.backends.base import is_plain_local_part
 from portal.domains.models import DISABLED, TAKEN, Domain
@@ -70,14 +69,15 @@ def usable_domain(account_id: int, domain: Domain | str, use: str, field: str | 
     else:
         found, name = (domain if domain.account_id == account_id else None), domain.name
     if found is None:
-        raise NameRefused(_("%(domain)s is not one of this account's domains.", domain=name), field)
+        raise NameRefused(later("%(domain)s is not one of this account's domains.", domain=name), field)
     if found.status == TAKEN or proven_elsewhere(found.name, account_id):
-        raise NameRefused(_("%(domain)s was proven by another account: this account can no longer use it.",
-                            domain=found.name), field)
+        raise NameRefused(later("%(domain)s was proven by another account: this account can no longer use it.",
+                                domain=found.name), field)
     if found.status == DISABLED:
-        raise NameRefused(_("%(domain)s is disabled: no new addresses can be used on it.", domain=found.name), field)
+        raise NameRefused(later("%(domain)s is disabled: no new addresses can be used on it.", domain=found.name),
+                          field)
     if use == ROUTE and found.verified_at is None:
-        raise NameRefused(_("%(domain)s is not proven yet: publish its ownership record first.", domain=found.name),
+        raise NameRefused(later("%(domain)s is not proven yet: publish its ownership record first.", domain=found.name),
                           field)
     return found
 
@@ -103,10 +103,10 @@ def holds(domain: Domain) -> bool:
 def validate_local_part(raw: str, field: str = "local_part") -> str:
     local_part = raw.strip().lower()
     if not local_part:
-        raise NameRefused(_("Enter the part before the @."), field)
+        raise NameRefused(later("Enter the part before the @."), field)
     if len(local_part) > 64 or not is_plain_local_part(local_part):
-        raise NameRefused(_("Use lower-case letters, digits and . _ + - (not at the start or end), "
-                            "at most 64 characters."), field)
+        raise NameRefused(later("Use lower-case letters, digits and . _ + - (not at the start or end), "
+                                "at most 64 characters."), field)
     return local_part
 
 
@@ -142,10 +142,11 @@ def address_for(account_id: int, domain: Domain | str, local_part: str, use: str
     address = f"{local_part}@{found.name}"
     if len(address) > ADDRESS_LIMIT:
         # A domain name may be 253 characters long, a local part 64: together more than mail allows.
-        raise NameRefused(_("An address is at most %(limit)s characters; this one would have %(length)s. Choose "
-                            "a shorter name before the @.", limit=ADDRESS_LIMIT, length=len(address)), field)
+        raise NameRefused(later("An address is at most %(limit)s characters; this one would have %(length)s. "
+                                "Choose a shorter name before the @.", limit=ADDRESS_LIMIT, length=len(address)),
+                          field)
     if address_taken(found, address):
-        raise NameRefused(_("%(address)s is already used in this account.", address=address), field)
+        raise NameRefused(later("%(address)s is already used in this account.", address=address), field)
     return found, address
 
 
@@ -153,7 +154,7 @@ def split(raw: str, field: str) -> tuple[str, str]:
     """(local part, domain name) of a typed address, with a readable refusal."""
     local_part, at, domain = raw.strip().rpartition("@")
     if not at or not local_part or not domain:
-        raise NameRefused(_("Enter a full address, such as name@example.org."), field)
+        raise NameRefused(later("Enter a full address, such as name@example.org."), field)
     try:
         return local_part, normalize(domain)
     except DomainNameError as error:

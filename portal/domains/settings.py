@@ -16,7 +16,7 @@ from portal.backends.registry import backend_class
 from portal.domains import ownership
 from portal.domains.models import Domain, aliased_names, catch_all_address
 from portal.extensions import db
-from portal.i18n import _l, labels, later
+from portal.i18n import _l, labels, later, shown
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue_many, enqueue_once
 
@@ -70,28 +70,32 @@ def parse_form(domain: Domain, form) -> tuple[dict[str, Any], dict[str, str]]:
     return values, problems
 
 
-def ownership_problems(domain: Domain, values: dict[str, Any]) -> dict[str, str]:
+def ownership_problems(domain: Domain, values: dict[str, Any], *, stored: bool = False) -> dict[str, str]:
     """Settings are sent to the backend by the domain's name: only for a domain the account holds
     (proven, not taken since). Those that route mail (domain aliases, a catch-all) may only name
-    what the account proved."""
+    what the account proved. Each problem as it reads now, or (``stored``) as a ``later`` text."""
+    def said(refusal: ownership.NameRefused) -> str:
+        return refusal.stored if stored else str(refusal)
+
     problems: dict[str, str] = {}
     try:
         ownership.require_held(domain)
     except ownership.NameRefused as refusal:
-        return {key: str(refusal) for key in values} or {"domain": str(refusal)}
+        return {key: said(refusal) for key in values} or {"domain": said(refusal)}
     routing = [key for key in ("domain_aliases", "catch_all") if values.get(key)]
     if not routing:
         return problems
     try:
         ownership.usable_domain(domain.account_id, domain, ownership.ROUTE)
     except ownership.NameRefused as refusal:
-        return {key: str(refusal) for key in routing}
+        return {key: said(refusal) for key in routing}
     for name in values.get("domain_aliases") or []:
         try:
             ownership.usable_domain(domain.account_id, name, ownership.ROUTE)
         except ownership.NameRefused as refusal:
-            problems["domain_aliases"] = _("%(domain)s: %(refusal)s Only this account's own proven domains can be "
-                                            "aliases.", domain=name, refusal=str(refusal))
+            problems["domain_aliases"] = later(NOT_AN_ALIAS, domain=name, refusal=refusal.stored)
+            if not stored:
+                problems["domain_aliases"] = shown(problems["domain_aliases"])
             break
     if values.get("catch_all"):
         # Its local part is a name like any other: "ceo%other.example@here" or a bang path would
@@ -99,8 +103,11 @@ def ownership_problems(domain: Domain, values: dict[str, Any]) -> dict[str, str]
         try:
             ownership.validate_local_part(str(values["catch_all"]).strip().rpartition("@")[0], "catch_all")
         except ownership.NameRefused as refusal:
-            problems["catch_all"] = str(refusal)
+            problems["catch_all"] = said(refusal)
     return problems
+
+
+NOT_AN_ALIAS = _l("%(domain)s: %(refusal)s Only this account's own proven domains can be aliases.")
 
 
 def _catch_all_problem(actor: User, domain: Domain, values: dict[str, Any]) -> str | None:
@@ -212,10 +219,10 @@ def apply_settings(job) -> None:
     domain = db.session.get(Domain, job.payload["domain_id"])
     if domain is None:
         return
-    refused = ownership_problems(domain, domain.settings or {})
+    refused = ownership_problems(domain, domain.settings or {}, stored=True)
     if refused:
         # Ownership may have changed since the settings were saved: nothing is routed on a stale claim.
-        message = _("; ").join(refused.values())
+        message = later("%(problems)s", problems=list(refused.values()))
         domain.settings_state, domain.settings_message, domain.settings_hints = FAILED, message, refused
         db.session.commit()
         raise PermanentJobError(message)

@@ -9,7 +9,7 @@ from portal.domains import forms, services
 from portal.domains import settings as domain_settings
 from portal.domains.models import DISABLED, ENABLED, STATUSES, TAKEN
 from portal.extensions import db
-from portal.i18n import label
+from portal.i18n import label, shown_within
 from portal.timeutil import utcnow
 from portal.web import lists
 from portal.web.access import SUPERADMIN, member, rule
@@ -179,5 +179,5 @@ def settings(account_id, domain_id):
         status = 422
     return render("domains/settings.html", block="state", status=status, account=g.account, domain=domain,
                   specs=domain_settings.specs(domain), values=values, problems=problems,
-                  hints=domain.settings_hints or {}, capabilities=capabilities,
+                  hints=shown_within(domain.settings_hints or {}), capabilities=capabilities,
                   megabytes=domain_settings.shown_in_megabytes, connection=backends.connection(domain.connection))

@@ -4,6 +4,8 @@ in the reader's language whatever the language the work ran in."""
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 from portal.domains import services as domains
@@ -130,3 +132,36 @@ def test_provisioning_failure__reads_in_each_readers_language_whatever_the_jobs(
     with in_language("fr"):
         refusal = mailboxes.mailboxes_block_removal(domain)
     assert refusal == "corp.example a encore 1 boîte aux lettres. Supprimez-la d’abord, puis retirez le domaine."
+
+
+def test_domain_settings_refused_when_applied_read_in_each_readers_language(owner, account, run_jobs, client, auth,
+                                                                          make):
+    """Settings refused by the job that applies them (what routes mail names something the account
+    may not use) kept their reasons in the account's language, on the page and in the API."""
+    from portal.domains import settings as domain_settings
+    from portal.jobs.services import enqueue
+
+    domain = enabled_domain(owner, account)
+    domain.settings = {"catch_all": "ceo%other.example@example.org"}
+    domain.settings_state = "pending"
+    enqueue(domain_settings.SETTINGS_KIND, {"domain_id": domain.id})
+    db.session.commit()
+    run_jobs()
+    db.session.expire_all()
+    domain = db.session.get(type(domain), domain.id)
+    assert domain.settings_state == "failed"
+    with in_language("en"):
+        english = shown(domain.settings_message)
+        english_hint = shown(domain.settings_hints["catch_all"])
+    with in_language("fr"):
+        french = shown(domain.settings_message)
+        french_hint = shown(domain.settings_hints["catch_all"])
+    assert english == english_hint and french == french_hint and english != french
+    assert "\x1f" not in english + french
+    admin = make.user("admin@example.org")
+    admin.locale = "fr"
+    make.member(account, admin, roles=("owner",))
+    db.session.commit()
+    auth.login("admin@example.org")
+    page = client.get(f"/accounts/{account.id}/domains/{domain.id}/settings").get_data(as_text=True)
+    assert html.escape(french, quote=False) in page and html.escape(english, quote=False) not in page
