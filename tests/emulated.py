@@ -79,3 +79,16 @@ def emulated(kind: str):
                                                password="miab-admin-secret"), CONNECTION
     else:
         raise ValueError(kind)
+
+
+@pytest.fixture
+def box():
+    """A Mail-in-a-Box emulator as the connection ``emu``: (emulator, app environment, connection name).
+    A module imports it with ``box_app_environ`` (``from tests.emulated import box, box_app_environ``)."""
+    with emulated("mailinabox") as started:
+        yield started
+
+
+@pytest.fixture(name="app_environ")
+def box_app_environ(box):
+    return box[1]

@@ -11,20 +11,9 @@ from portal.domains.services import add_domain
 from portal.extensions import db
 from portal.jobs.models import Job
 from portal.mailboxes.models import Mailbox
-from tests.emulated import emulated
+from tests.emulated import box, box_app_environ  # noqa: F401  (fixtures: Mail-in-a-Box as emu)
 
 RESERVED = "frequently used for domain control validation"
-
-
-@pytest.fixture
-def box():
-    with emulated("mailinabox") as (emulator, environ, connection):
-        yield emulator, environ, connection
-
-
-@pytest.fixture
-def app_environ(box):
-    return box[1]
 
 
 @pytest.fixture

@@ -5,25 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from portal.domains.models import ENABLED
 from portal.domains.services import add_domain
 from portal.extensions import db
 from portal.mailboxes import services
 from portal.timeutil import utcnow
-from tests.emulated import emulated
-
-
-@pytest.fixture
-def box():
-    with emulated("mailinabox") as (emulator, environ, connection):
-        yield emulator, environ, connection
-
-
-@pytest.fixture
-def app_environ(box):
-    return box[1]
+from tests.emulated import box, box_app_environ  # noqa: F401  (fixtures: Mail-in-a-Box as emu)
 
 
 def test_lost_create_answer__the_page_says_the_password_was_lost_and_offers_a_new_one(

@@ -11,27 +11,16 @@ from portal.domains.services import DomainError, add_domain
 from portal.extensions import db
 from portal.mailboxes.models import Mailbox
 from portal.mailboxes.services import create_mailbox
-from tests.emulated import emulated
+from tests.emulated import box, box_app_environ  # noqa: F401  (fixtures: Mail-in-a-Box as emu)
 from tests.mailboxes.conftest import enabled_domain
 
 REFUSED = "also serves other accounts' domains"
 
 
 @pytest.fixture
-def backend():
-    with emulated("mailinabox") as (emulator, environ, connection):
-        yield emulator, environ, connection
-
-
-@pytest.fixture
-def app_environ(backend):
-    return backend[1]
-
-
-@pytest.fixture
-def alone(make, backend, run_jobs):
+def alone(make, box, run_jobs):
     """Account A alone on the box, with a mailbox."""
-    _emulator, _environ, connection = backend
+    _emulator, _environ, connection = box
     owner_a = make.user("alice@a-owners.example")
     account_a = make.account(owner_a, "Victim")
     victim = enabled_domain(owner_a, account_a, "victim.example.org", connection)
@@ -51,9 +40,9 @@ def _attacker(make, connection, run_jobs):
     return owner_b, account_b, box_b
 
 
-def test_the_box_wide_privilege_is_not_given_on_a_box_other_accounts_use(alone, backend, make, client, auth,
+def test_the_box_wide_privilege_is_not_given_on_a_box_other_accounts_use(alone, box, make, client, auth,
                                                                           run_jobs):
-    emulator, _environ, connection = backend
+    emulator, _environ, connection = box
     _account_a, box_a = alone
     _owner_b, account_b, box_b = _attacker(make, connection, run_jobs)
     auth.login("mallory@b-owners.example")
@@ -75,10 +64,10 @@ def test_the_box_wide_privilege_is_not_given_on_a_box_other_accounts_use(alone, 
 
 
 def test_an_account_alone_on_its_box_makes_an_administrator_and_keeps_the_box_to_itself(
-        alone, backend, make, client, auth, run_jobs):
+        alone, box, make, client, auth, run_jobs):
     """Alone on the box, A gives the privilege; another account then cannot put a domain there
     (its administrators would manage that account's mailboxes too)."""
-    emulator, _environ, connection = backend
+    emulator, _environ, connection = box
     account_a, box_a = alone
     auth.login("alice@a-owners.example")
     answer = client.post(f"/accounts/{account_a.id}/mailboxes/{box_a.id}/backend-admin", data={"admin": "yes"})
@@ -93,14 +82,14 @@ def test_an_account_alone_on_its_box_makes_an_administrator_and_keeps_the_box_to
     assert add_domain(owner_b, account_b, "attacker.example.org", "local").connection == "local"
 
 
-def test_a_privilege_asked_before_another_account_came_is_not_pushed(alone, backend, make, run_jobs):
+def test_a_privilege_asked_before_another_account_came_is_not_pushed(alone, box, make, run_jobs):
     """Asked while A was alone; B's domain came onto the box before its job ran (the two at once:
     B's check saw no administrator yet). The job gives nothing."""
     from portal.auth.models import User
     from portal.domains.models import Domain
     from portal.mailboxes import services as mailboxes
 
-    emulator, _environ, connection = backend
+    emulator, _environ, connection = box
     _account_a, box_a = alone
     alice = db.session.execute(db.select(User).where(User.email == "alice@a-owners.example")).scalar_one()
     mailboxes.set_backend_admin(alice, box_a, True)
