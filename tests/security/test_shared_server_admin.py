@@ -17,27 +17,27 @@ from tests.mailboxes.conftest import enabled_domain
 REFUSED = "also serves other accounts' domains"
 
 
+def _account_on_the_box(make, run_jobs, connection, email: str, name: str, domain: str, local_part: str):
+    """An account with its domain on the box and a mailbox there."""
+    owner = make.user(email)
+    account = make.account(owner, name)
+    mailbox = create_mailbox(owner, account, enabled_domain(owner, account, domain, connection), local_part)
+    db.session.commit()
+    run_jobs()
+    return owner, account, mailbox
+
+
 @pytest.fixture
 def alone(make, box, run_jobs):
     """Account A alone on the box, with a mailbox."""
-    _emulator, _environ, connection = box
-    owner_a = make.user("alice@a-owners.example")
-    account_a = make.account(owner_a, "Victim")
-    victim = enabled_domain(owner_a, account_a, "victim.example.org", connection)
-    box_a = create_mailbox(owner_a, account_a, victim, "ceo")
-    db.session.commit()
-    run_jobs()
+    _owner, account_a, box_a = _account_on_the_box(make, run_jobs, box[2], "alice@a-owners.example", "Victim",
+                                                   "victim.example.org", "ceo")
     return account_a, box_a
 
 
 def _attacker(make, connection, run_jobs):
-    owner_b = make.user("mallory@b-owners.example")
-    account_b = make.account(owner_b, "Attacker")
-    attacker = enabled_domain(owner_b, account_b, "attacker.example.org", connection)
-    box_b = create_mailbox(owner_b, account_b, attacker, "inbox")
-    db.session.commit()
-    run_jobs()
-    return owner_b, account_b, box_b
+    return _account_on_the_box(make, run_jobs, connection, "mallory@b-owners.example", "Attacker",
+                               "attacker.example.org", "inbox")
 
 
 def test_the_box_wide_privilege_is_not_given_on_a_box_other_accounts_use(alone, box, make, client, auth,
