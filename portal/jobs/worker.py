@@ -238,7 +238,7 @@ class Worker:
         session = db.session
         job_id, token = job.id, job.locked_by
         kept = _kept_text(error)
-        message = shown(kept)[:2000]  # the log's and the job's own record: as it reads now
+        message = shown(kept)[:2000] if isinstance(kept, Later) else kept  # the log's and the job's: as it reads now
         permanent = is_permanent(error) or isinstance(error, _LeaseExhausted)
         try:
             handler = get_handler(job.kind)
