@@ -132,7 +132,7 @@ def login():
             db.session.rollback()
             status = 429 if error.code == "rate_limited" else 422
             return render("auth/login.html", form=form, error=str(error), status=status,
-                          unverified=error.code != "rate_limited", resend_form=forms.EmailOnlyForm(
+                          unverified=error.code == "invalid", resend_form=forms.EmailOnlyForm(
                               email=form.email.data, formdata=None))
         if second_step.needed_for(user):
             db.session.commit()

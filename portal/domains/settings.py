@@ -180,9 +180,9 @@ def save(actor: User, domain: Domain, values: dict[str, Any]) -> int:
 def end_links_newly_routed(domain: Domain, before: dict[str, Any]) -> int:
     """A new catch-all receives every address of the domain (and of the domains aliased onto it)
     without a mailbox; a new domain alias sends its addresses here. Pending invitation links
-    mailed to such addresses, by any account, stop working: whoever reads the catch-all or the
-    mailbox at that local part could now get them (sending again checks who reads it). How many
-    of the domain's account's own (another account's are ended too, but not counted to this one)."""
+    mailed to such addresses stop working: whoever reads the catch-all or the
+    mailbox at that local part could now get them (sending again checks who reads it). How many.
+    Only the domain's account's own (see ``expire_links_to``)."""
     from portal.invitations.models import PENDING, Invitation
     from portal.invitations.services import expire_links_to
     from portal.timeutil import utcnow
@@ -194,9 +194,9 @@ def end_links_newly_routed(domain: Domain, before: dict[str, Any]) -> int:
     if not names:
         return 0
     addresses = db.session.execute(db.select(Invitation.email).where(
-        Invitation.status == PENDING, Invitation.expires_at > utcnow(),
+        Invitation.account_id == domain.account_id, Invitation.status == PENDING, Invitation.expires_at > utcnow(),
         db.or_(*(Invitation.email.endswith(f"@{name}", autoescape=True) for name in sorted(names))))).scalars()
-    return expire_links_to(set(addresses), counted_for=domain.account_id)
+    return expire_links_to(set(addresses), domain.account_id)
 
 
 def mailbox_limit_problem(domain: Domain, current: int) -> str | None:

@@ -234,26 +234,23 @@ def _refuse_read_by_others(email: str, account: Account) -> None:
                 raise refusal
 
 
-def expire_links_to(addresses, counted_for: int | None = None) -> int:
-    """A mailbox or an alias now receives these addresses: pending invitations mailed there stop
-    working (their links may now reach someone else); sending one again checks who reads it. How
-    many (of the account ``counted_for``'s only, when given: another account's invitations are
-    ended too, and are none of its business)."""
+def expire_links_to(addresses, account_id: int) -> int:
+    """A mailbox or an alias of the account now receives these addresses: the account's pending
+    invitations mailed there stop working (their links may now reach someone else); sending one
+    again checks who reads it. How many. Another account's invitations are left as they are: who
+    reads this account's mailboxes is no reason to stop them (``_refuse_read_by_others``), and
+    ending them would tell that account what this one routes."""
     # Someone with a profile answers only signed in as it (a mailbox of their own at their address,
     # made when they joined, is no reason to end their invitations).
     addresses = set(addresses) - set(db.session.execute(
         db.select(User.email).where(User.email.in_(sorted(addresses)))).scalars())
     if not addresses:
         return 0
-    now = utcnow()
-    live = (Invitation.email.in_(sorted(addresses)), Invitation.status == PENDING, Invitation.expires_at > now)
-    counted = None
-    if counted_for is not None:
-        counted = db.session.execute(db.select(db.func.count(Invitation.id)).where(
-            *live, Invitation.account_id == counted_for)).scalar_one()
-    expired = db.session.execute(update(Invitation).where(*live).values(expires_at=now).execution_options(
-        synchronize_session=False)).rowcount
-    return expired if counted is None else counted
+    expired = db.session.execute(update(Invitation).where(
+        Invitation.account_id == account_id, Invitation.email.in_(sorted(addresses)), Invitation.status == PENDING,
+        Invitation.expires_at > utcnow()
+    ).values(expires_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    return expired
 
 
 # -- sending -------------------------------------------------------------------------

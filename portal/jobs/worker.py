@@ -129,7 +129,7 @@ def _kept_text(error: BaseException) -> str:
     """What a failed job hands its ``on_failure``: the ``later`` text the error carries (read in
     each reader's language wherever it is kept), else its text as it reads now."""
     carried = error.args[0] if len(error.args) == 1 else None
-    if isinstance(carried, Later) and len(carried) <= 2000:
+    if isinstance(carried, Later):
         return carried
     return _error_text(error)
 

@@ -104,7 +104,7 @@ def _routed(domain: Domain, address: str) -> None:
     from portal.invitations.services import expire_links_to
 
     local = address.split("@", 1)[0]
-    expire_links_to({address} | {f"{local}@{name}" for name in _aliased_names(domain)})
+    expire_links_to({address} | {f"{local}@{name}" for name in _aliased_names(domain)}, domain.account_id)
 
 
 NAME_LIMIT = 100  # first and last names, as the mailboxes table keeps them
@@ -986,10 +986,16 @@ def protocol_names(mailbox: Mailbox) -> list[str]:
 
 
 def serves_other_accounts(connection: str, account_id: int) -> bool:
-    """Another account has a domain on this connection (proven or not): the server's
-    administrator privilege, which is box-wide, would reach that account's mailboxes."""
-    return db.session.execute(db.select(Domain.id).where(
-        Domain.connection == connection, Domain.account_id != account_id).limit(1)).first() is not None
+    """Another account has a domain on this connection (proven or not), or left mailboxes there
+    (an account deleted since, a domain removed: ``ReleasedMailbox``): the server's administrator
+    privilege, which is box-wide, would reach that account's mailboxes and the mail they keep."""
+    if db.session.execute(db.select(Domain.id).where(
+            Domain.connection == connection, Domain.account_id != account_id).limit(1)).first() is not None:
+        return True
+    return db.session.execute(db.select(ReleasedMailbox.id).where(
+        ReleasedMailbox.connection == connection,
+        db.or_(ReleasedMailbox.account_id.is_(None), ReleasedMailbox.account_id != account_id)).limit(1)
+    ).first() is not None
 
 
 def administered_by_other_accounts(connection: str, account_id: int) -> bool:

@@ -283,7 +283,7 @@ class _Writer:
             return set()
         actor = db.session.get(User, self.actor_id) if self.actor_id else None
         account = db.session.get(Account, self.account_id)
-        return {user.email for user in renamed if actor is None or not outranks(actor, account, user)}
+        return {user.email for user in renamed if actor is None or not outranks(actor, account, user, elsewhere=False)}
 
     def _personal_mailboxes(self, wanted: list[dict], ids: dict[str, int], now) -> dict[str, int]:
         """Make the personal mailboxes no mailbox holds the address of yet, each with its provisioning job;

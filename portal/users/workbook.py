@@ -676,8 +676,9 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet], *, limit: froz
         if known is not None:
             if known.is_corporate and known.corporate_account_id not in (None, account.id):
                 user.skip_for("other_account")
-            elif f"{user.first_name} {user.last_name}" != known.name and not outranks(actor, account, known):
-                # Renaming someone is for whoever holds every right they hold (as on their page).
+            elif f"{user.first_name} {user.last_name}" != known.name and not outranks(actor, account, known,
+                                                                                      elsewhere=False):
+                # Renaming someone is for whoever holds every right they hold here (as on their page).
                 user.skip_for("outranked")
             else:
                 user.action = "update"

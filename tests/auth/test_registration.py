@@ -124,3 +124,18 @@ def test_registration__the_confirmation_takes_one_click_only_in_the_browser_that
     assert 'name="password"' not in registering.get(path).get_data(as_text=True)
     assert registering.post(path).status_code == 302
     assert db.session.execute(db.select(User).where(User.email == "ada@example.org")).scalar_one().is_verified
+
+
+def test_registration__only_a_wrong_password_is_told_how_to_confirm(client, make):
+    """Every refused log-in but a rate limit offered the confirmation link, a suspended person's too."""
+    from portal.timeutil import utcnow
+
+    make.user("first@example.org", superadmin=True)
+    person = make.user("away@example.org")
+    person.suspended_at = utcnow()
+    db.session.commit()
+    text = client.post("/login", data={"email": person.email, "password": PASSWORD}).get_data(as_text=True)
+    assert "suspended" in text.lower()
+    assert "Confirm your address first" not in text and "Send the confirmation link again" not in text
+    text = client.post("/login", data={"email": "first@example.org", "password": CHOSEN}).get_data(as_text=True)
+    assert "do not match" in text and "Send the confirmation link again" in text

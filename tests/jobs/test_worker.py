@@ -269,3 +269,29 @@ def test_worker_command__sigterm_finishes_the_running_job_and_takes_no_new_one(a
         assert [str(message["To"]) for message in slow_server.messages] == ["first@example.org"]
     finally:
         slow_server.stop()
+
+
+def test_worker__a_long_stored_failure_is_read_for_the_log_and_the_jobs_record(owner, account, run_jobs, caplog):
+    """A stored text over 2,000 characters (a domain's 17 settings refused at once) reached the
+    log and the job's record in its stored form ("\\x1f[...")."""
+    import logging
+
+    from portal.domains import settings as domain_settings
+    from portal.domains.models import TAKEN
+    from portal.i18n import LATER
+    from portal.jobs.services import enqueue_once
+    from tests.mailboxes.conftest import enabled_domain
+
+    domain = enabled_domain(owner, account, "a-company-with-a-fairly-ordinary-name.example.org")
+    domain.settings = {spec.key: None for spec in domain_settings.specs(domain)}
+    domain.status, domain.settings_state = TAKEN, "pending"  # another account proved the name since
+    enqueue_once(domain_settings.SETTINGS_KIND, {"domain_id": domain.id}, subject=f"domain-settings:{domain.id}",
+                 account=account.id)
+    db.session.execute(db.delete(Job).where(Job.kind == "domain.check"))
+    db.session.commit()
+    with caplog.at_level(logging.INFO, logger="portal.worker"):
+        run_jobs()
+    job = db.session.execute(db.select(Job).where(Job.kind == domain_settings.SETTINGS_KIND)).scalar_one()
+    logged = [record.getMessage() for record in caplog.records if "failed" in record.getMessage()]
+    assert job.status == FAILED and len(job.last_error) > 1000 and LATER not in job.last_error
+    assert logged and not any(LATER in line for line in logged)

@@ -54,3 +54,14 @@ def test_where_their_links_go_still_needs_every_right_they_hold_elsewhere(employ
                               **_settings(employee, recovery_email="owner-reads-this@a-owners.example"))
     db.session.rollback()
     assert employee.recovery_email is None
+
+
+def test_the_import_renames_them_as_their_page_does(employee_with_a_right_elsewhere):
+    """The user's page renamed them; a Users sheet renaming them was skipped as "outranked"."""
+    from tests.users.test_import import _preview, _template
+    from tests.users.workbooks import fill
+
+    owner_a, account_a, employee = employee_with_a_right_elsewhere
+    run = _preview(owner_a, account_a, fill(_template(account_a),
+                                            users=[("Emmy", "Loyee", "emp@victim.example.org", "N")]))
+    assert {user["email"]: user["skip"] for user in run.plan["users"]} == {"emp@victim.example.org": ""}

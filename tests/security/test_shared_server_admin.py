@@ -103,3 +103,31 @@ def test_a_privilege_asked_before_another_account_came_is_not_pushed(alone, box,
     mailbox = db.session.get(Mailbox, box_a.id)
     assert mailbox.backend_admin is False and "admin" not in emulator.users[box_a.address]["privileges"]
     assert REFUSED in mailboxes.shown(mailbox.status_reason)
+
+
+def test_nor_on_a_box_holding_what_a_deleted_account_left_there(box, make, run_jobs):
+    """Alone among the live accounts, a newcomer was given the privilege on a box that keeps a
+    deleted account's archived mailboxes: with it, it brought the deleted CEO's mailbox back, mail
+    and all, under a password of its own."""
+    from portal.accounts.services import delete_account
+    from portal.mailboxes import services as mailboxes
+
+    emulator, _environ, connection = box
+    owner_c, account_c, box_c = _account_on_the_box(make, run_jobs, connection, "carol@c-owners.example", "Closed",
+                                                    "closed.example.org", "ceo")
+    emulator.deliver(box_c.address, 7)
+    delete_account(owner_c, account_c, "Closed", delete_mailboxes=True)
+    db.session.commit()
+    run_jobs()
+    assert emulator.users["ceo@closed.example.org"]["status"] == "inactive"  # archived, mail kept
+    owner_a, _account_a, box_a = _account_on_the_box(make, run_jobs, connection, "mallory@a-owners.example",
+                                                     "Newcomer", "newcomer.example.org", "inbox")
+    with pytest.raises(mailboxes.MailboxError, match=REFUSED):
+        mailboxes.set_backend_admin(owner_a, box_a, True)
+    db.session.rollback()
+    run_jobs()
+    answer = requests.post(f"{emulator.url}/admin/mail/users/add",
+                           data={"email": "ceo@closed.example.org", "password": "restored-by-mallory-1"},
+                           auth=(box_a.address, emulator.users[box_a.address]["password"]), timeout=5)
+    assert answer.status_code in (401, 403)
+    assert emulator.users["ceo@closed.example.org"]["status"] == "inactive"
