@@ -163,3 +163,77 @@ def test_a_persons_address_does_not_change(make):
         person.email = "other@example.org"
     person.email = "fixed@example.org"  # the same address again is no change
     assert person.email == "fixed@example.org"
+
+
+def test_users_list__each_filter_keeps_exactly_the_people_it_names(client, auth, account, owner, make):
+    """Every value of every filter of the Users list, alone and with another: the people each keeps,
+    no more and no fewer (a corporate user of another account is not "corporate" here; a mailbox
+    deleted, or one of another account, is no personal mailbox here; a role held over a mailbox is
+    not the account role)."""
+    from portal.accounts.services import add_member
+    from portal.mailboxes import services as mailboxes
+    from portal.roles import catalogue
+    from portal.roles.models import Grant
+    from portal.roles.services import system_role
+    from portal.timeutil import utcnow
+    from tests.mailboxes.conftest import enabled_domain
+
+    domain = enabled_domain(owner, account)
+    other_account = make.account(make.user("elsewhere-owner@example.net"), "Elsewhere")
+
+    def person(email, *, corporate_of=None, signed_in=True, suspended=False):
+        user = make.user(email, name=email.split("@")[0])
+        if not signed_in:
+            user.password_hash = None
+        if corporate_of is not None:
+            user.is_corporate, user.corporate_account_id = True, corporate_of.id
+        if suspended:
+            user.suspended_at = utcnow()
+        add_member(account, user)
+        db.session.commit()
+        return user
+
+    boxed = person("boxed@example.org", corporate_of=account)
+    mailboxes.create_mailbox(owner, account, domain, "boxed", kind="personal", owner=boxed)
+    unboxed = person("unboxed@example.org", corporate_of=account)
+    deleted_box = person("deleted-box@example.org", corporate_of=account)
+    gone = mailboxes.create_mailbox(owner, account, domain, "deleted-box", kind="personal", owner=deleted_box)
+    gone.status = "deleted"
+    new = person("new@example.org", corporate_of=account, signed_in=False)
+    held = person("held@example.org", corporate_of=account, suspended=True)
+    guest = person("guest@example.net")
+    theirs = person("theirs@example.net", corporate_of=other_account)
+    admin = make.member(account, make.user("admin@example.net", name="admin"), roles=(catalogue.ADMINISTRATOR,))
+    # The Mailbox Owner role over a shared mailbox is no account role.
+    shared = mailboxes.create_mailbox(owner, account, domain, "team")
+    delegate = person("delegate@example.net")
+    db.session.add(Grant(membership_id=db.session.execute(db.select(Membership.id).where(
+        Membership.account_id == account.id, Membership.user_id == delegate.id)).scalar_one(),
+        account_id=account.id, mailbox_id=shared.id, role_id=system_role(catalogue.MAILBOX_OWNER).id))
+    db.session.add(Grant(membership_id=admin.id, account_id=account.id, mailbox_id=shared.id,
+                         role_id=system_role(catalogue.MAILBOX_OWNER).id))
+    db.session.commit()
+    everyone = {owner.email, boxed.email, unboxed.email, deleted_box.email, new.email, held.email, guest.email,
+                theirs.email, "admin@example.net", delegate.email}
+    corporate = {boxed.email, unboxed.email, deleted_box.email, new.email, held.email}
+    expected = {
+        (("kind", "corporate"),): corporate,
+        (("kind", "other"),): everyone - corporate,
+        (("mailbox", "yes"),): {boxed.email},
+        (("mailbox", "no"),): everyone - {boxed.email},
+        (("status", "suspended"),): {held.email},
+        (("status", "never_signed_in"),): {new.email},
+        (("status", "active"),): everyone - {held.email, new.email},
+        (("role", str(system_role(catalogue.ADMINISTRATOR).id)),): {"admin@example.net"},
+        (("role", str(system_role(catalogue.MAILBOX_OWNER).id)),): set(),
+        (("role", str(system_role(catalogue.OWNER).id)),): {owner.email},
+        (("kind", "corporate"), ("status", "active")): {boxed.email, unboxed.email, deleted_box.email},
+        (("kind", "corporate"), ("mailbox", "no")): corporate - {boxed.email},
+        (("kind", "other"), ("mailbox", "yes")): set(),
+    }
+    auth.login(owner.email)
+    for filters, people in expected.items():
+        html = client.get(f"/accounts/{account.id}/members", query_string=dict(filters)).get_data(as_text=True)
+        assert set(_emails_on(html)) == people, filters
+    unfiltered = client.get(f"/accounts/{account.id}/members").get_data(as_text=True)
+    assert set(_emails_on(unfiltered)) == everyone
