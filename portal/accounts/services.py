@@ -14,6 +14,7 @@ from portal.accounts.models import Account, Membership
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.extensions import db
+from portal.i18n import later
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.roles import catalogue
@@ -251,11 +252,11 @@ def update_settings(actor: User, account: Account, *, name: str, self_registrati
     role = role_in_account(account, personal_mailbox_role_id) if personal_mailbox_role_id else None
     if (personal_mailbox_role_id and role is None) or (role is not None and role.scope != catalogue.MAILBOX):
         # Not silently "none" for a role id that is not this account's (or anyone's).
-        raise AccessError(_("Choose a mailbox role for personal mailboxes."))
+        raise AccessError(later("Choose a mailbox role for personal mailboxes."))
     if not " ".join(name.split()):
-        raise AccessError(_("Give the account a name."))
+        raise AccessError(later("Give the account a name."))
     if deprovisioned_mailboxes is not None and deprovisioned_mailboxes not in MAILBOX_CHOICES:
-        raise AccessError(_("Choose what happens to the mailboxes of someone your identity provider removes."))
+        raise AccessError(later("Choose what happens to the mailboxes of someone your identity provider removes."))
     before = {"name": account.name, "self_registration": account.self_registration,
               "personal_mailboxes": account.personal_mailboxes, "role": account.personal_mailbox_role_id,
               "deprovisioned_mailboxes": account.deprovisioned_mailboxes, "default_locale": account.default_locale}

@@ -17,7 +17,7 @@ from portal.audit.services import record
 from portal.auth.models import User
 from portal.bulk.models import DONE, FAILED, MAILBOXES, MEMBERS, QUEUED, RUNNING, BulkRun
 from portal.extensions import db
-from portal.i18n import _l, chosen, for_person, label as label_of, later, number
+from portal.i18n import StoredReason, _l, chosen, for_person, label as label_of, later, number
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.roles import catalogue
@@ -61,7 +61,7 @@ ACTIONS = {MEMBERS: MEMBER_ACTIONS, MAILBOXES: MAILBOX_ACTIONS}
 MAILBOX_CHOICES = ("keep", "disable", "delete")
 
 
-class BulkError(ValueError):
+class BulkError(StoredReason, ValueError):
     """The bulk action cannot be started as asked; the message says why."""
 
 
@@ -104,14 +104,14 @@ def prepare(actor: User, account: Account, target: str, form) -> BulkRun:
     actions = ACTIONS[target]
     action = form.get("action", "")
     if action not in actions:
-        raise BulkError(_("Choose what to do."))
+        raise BulkError(later("Choose what to do."))
     if actions[action].permission not in account_permissions(actor, account):
-        raise AccessError(_("You do not hold the permission this action needs."))
+        raise AccessError(later("You do not hold the permission this action needs."))
     params: dict = {}
     if action in ("grant_role", "remove_role"):
         role = role_in_account(account, parse_id(form.get("role_id")) or 0)
         if role is None or role.scope != catalogue.ACCOUNT:
-            raise BulkError(_("Choose an account role."))
+            raise BulkError(later("Choose an account role."))
         params = {"role_id": role.id, "role": role.name}
     if action == "remove":
         choice = form.get("mailboxes", "keep")
@@ -123,17 +123,17 @@ def prepare(actor: User, account: Account, target: str, form) -> BulkRun:
     else:
         ticked = form.getlist(_row_field(target))
         if len(ticked) > MAX_TICKED:
-            raise BulkError(_("Tick at most %(count)s rows; to act on more, choose every row the list matches.",
-                              count=number(MAX_TICKED)))
+            raise BulkError(later("Tick at most %(count)s rows; to act on more, choose every row the list matches.",
+                                  count=number(MAX_TICKED)))
         ids = sorted({number for number in (parse_id(value) for value in ticked) if number})
         if not ids:
-            raise BulkError(_("Tick the rows to act on, or choose every row the list matches."))
+            raise BulkError(later("Tick the rows to act on, or choose every row the list matches."))
         selection = {"ids": ids}
     run = BulkRun(account_id=account.id, created_by_id=actor.id, target=target, action=action, params=params,
                   selection=selection)
     ids = _owned_ids(run, actor, account)
     if not ids:
-        raise BulkError(_("None of the chosen rows is in this account any more."))
+        raise BulkError(later("None of the chosen rows is in this account any more."))
     run.total = len(ids)
     if "filters" in selection:
         # The run acts on the rows the filters match now, those confirmed (and whose owners were
@@ -212,7 +212,7 @@ def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Memb
     if run.action == "grant_role":
         role = role_in_account(account, run.params["role_id"])
         if role is None:
-            raise BulkError(_("The role “%(role)s” no longer exists.", role=label_of(run.params["role"], "role")))
+            raise BulkError(later("The role “%(role)s” no longer exists.", role=label_of(run.params["role"], "role")))
         held_already = held_grant(membership, role.id) is not None
         grant_role(actor, account, membership, role)  # checks the actor may grant it, held already or not
         return not held_already
@@ -237,11 +237,11 @@ def _act_on_member(run: BulkRun, actor: User, account: Account, membership: Memb
         # By hand, removing a corporate user (and choosing what becomes of their mailboxes) is
         # the users page's, which needs users.manage; the members page removes other people.
         if "users.manage" not in held:
-            raise AccessError(_("Removing a corporate user needs the permission to manage users."))
+            raise AccessError(later("Removing a corporate user needs the permission to manage users."))
         users.remove_corporate_user(actor, account, membership, run.params["mailboxes"])
         return True
     if user.id == actor.id:
-        raise AccessError(_("You cannot remove yourself this way."))
+        raise AccessError(later("You cannot remove yourself this way."))
     remove_member(actor, account, membership)
     return True
 
@@ -332,7 +332,9 @@ def _carry_out_run(run: BulkRun, account: Account, actor: User | None) -> None:
             except (AccessError, UserError, MailboxError, BulkError) as refusal:
                 run.failed += 1
                 if len(problems) < MAX_PROBLEMS:
-                    problems.append({"label": name, "message": str(refusal)})
+                    # A refusal kept as a ``later`` text reads in each reader's language.
+                    problems.append({"label": name, "message": refusal.stored if isinstance(refusal, StoredReason)
+                                     else str(refusal)})
             except IntegrityError:  # another request made the same change at that moment (a grant held once)
                 run.failed += 1
                 if len(problems) < MAX_PROBLEMS:

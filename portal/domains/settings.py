@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from portal.audit.services import record
 from portal.auth.models import User
@@ -16,7 +15,7 @@ from portal.backends.registry import backend_class
 from portal.domains import ownership
 from portal.domains.models import Domain, aliased_names, catch_all_address
 from portal.extensions import db
-from portal.i18n import _l, labels, later, shown
+from portal.i18n import _l, labels, later, later_plural, shown
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue_many, enqueue_once
 
@@ -203,8 +202,9 @@ def mailbox_limit_problem(domain: Domain, current: int) -> str | None:
     """The portal enforces the domain's own limit on mailboxes too."""
     limit = (domain.settings or {}).get("max_users")
     if limit is not None and current >= limit:
-        return ngettext("%(domain)s allows at most %(num)d mailbox (see its settings).",
-                        "%(domain)s allows at most %(num)d mailboxes (see its settings).", limit, domain=domain.name)
+        return later_plural("%(domain)s allows at most %(num)d mailbox (see its settings).",
+                            "%(domain)s allows at most %(num)d mailboxes (see its settings).", limit,
+                            domain=domain.name)
     return None
 
 

@@ -29,7 +29,7 @@ from portal.domains import services as domains
 from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.domains.models import Domain
 from portal.extensions import db
-from portal.i18n import _l, labels, later, shown
+from portal.i18n import _l, labels, later
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
@@ -258,7 +258,7 @@ def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
             raise MailboxError(_("%(address)s changed since the comparison; compare again.", address=item["address"]))
         left = released(domain.connection, item["address"], domain.account_id)
         if left is not None:
-            raise MailboxError(shown(released_message(left)))
+            raise MailboxError(released_message(left))
         local_part = item["address"].split("@", 1)[0]
         imported = Mailbox(account_id=domain.account_id, domain_id=domain.id, local_part=local_part,
                            address=item["address"], kind="shared", display_name=backend_side.get("display_name") or "",

@@ -29,7 +29,7 @@ from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.domains.models import TAKEN as DOMAIN_TAKEN
 from portal.domains.models import Domain, aliased_names, catch_all_address
 from portal.extensions import db
-from portal.i18n import StoredReason, _l, later, later_plural, shown
+from portal.i18n import StoredReason, _l, later, later_plural
 from portal.jobs.models import FAILED as JOB_FAILED
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import PermanentJobError, handler
@@ -47,8 +47,9 @@ OPERATIONS = ("create", "set_active", "delete", "reset_password", "set_quota")
 SECRET_LIFETIME = timedelta(days=7)
 
 
-class MailboxError(ValueError):
-    """A refusal about a mailbox; ``field`` names the form field it concerns."""
+class MailboxError(StoredReason, ValueError):
+    """A refusal about a mailbox; ``field`` names the form field it concerns. A ``later`` text
+    as the message is kept as it is (``stored``), for those who read it later in their language."""
 
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
@@ -119,7 +120,7 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     try:
         domain, address = ownership.address_for(account.id, domain, local_part, ownership.RESERVE)
     except ownership.NameRefused as refusal:
-        raise MailboxError(str(refusal), refusal.field) from None
+        raise MailboxError(refusal.stored, refusal.field) from None
     local_part = address.split("@", 1)[0]
     capabilities = backends.capabilities(domain.connection)
     if quota_bytes is not None:
@@ -147,7 +148,7 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
     # the real domain may be revealed: this is checked again when the mailbox is provisioned.
     holder_problem = _login_holder_problem(address, kind, owner) if domain.verified_at else None
     if holder_problem:
-        raise MailboxError(shown(holder_problem), "owner" if kind == PERSONAL else "local_part")
+        raise MailboxError(holder_problem, "owner" if kind == PERSONAL else "local_part")
     previous = db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id, Mailbox.address == address,
                                                            Mailbox.status == DELETED)).scalar_one_or_none()
     if previous is not None:
@@ -157,9 +158,9 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
         # person's mail that way).
         if actor is not None and capabilities.mailbox_delete_archives and \
                 "mailboxes.manage" not in account_permissions(actor, account):
-            raise MailboxError(_("%(address)s had a mailbox whose mail its backend kept: making it again restores "
-                                 "that mail, which only someone who manages the account's mailboxes may do.",
-                                 address=address), "local_part")
+            raise MailboxError(later("%(address)s had a mailbox whose mail its backend kept: making it again "
+                                     "restores that mail, which only someone who manages the account's mailboxes "
+                                     "may do.", address=address), "local_part")
         db.session.delete(previous)
         db.session.flush()
     mailbox = Mailbox(account_id=account.id, domain_id=domain.id, local_part=local_part, address=address, kind=kind,
@@ -315,7 +316,7 @@ def _require_live(mailbox: Mailbox, *, allow_failed: bool = False) -> None:
     try:
         ownership.require_held(mailbox.domain)
     except ownership.NameRefused as refusal:
-        raise MailboxError(str(refusal)) from None
+        raise MailboxError(refusal.stored) from None
     if busy(mailbox):
         raise MailboxError(_("A change to this mailbox is still running; wait for it to finish."))
     if mailbox.status == FAILED and not allow_failed:
@@ -474,7 +475,7 @@ def retry(actor: User, mailbox: Mailbox) -> None:
     try:
         ownership.require_held(mailbox.domain)
     except ownership.NameRefused as refusal:
-        raise MailboxError(str(refusal)) from None
+        raise MailboxError(refusal.stored) from None
     last = db.session.execute(db.select(Job).where(Job.subject == f"mailbox:{mailbox.id}", Job.status == JOB_FAILED)
                               .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
     operation = last.payload.get("operation", "create") if last is not None else "create"
@@ -920,12 +921,12 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
         domain, address = ownership.address_for(mailbox.account_id, domain_name, local_part, ownership.ROUTE,
                                                 field="alias", alias=True)
     except ownership.NameRefused as refusal:
-        raise MailboxError(str(refusal), "alias") from None
+        raise MailboxError(refusal.stored, "alias") from None
     # Mail to someone's login address opens their profile (a password reset arrives there): only
     # their own personal mailbox may receive it, as for a mailbox at that address.
     holder_problem = _login_holder_problem(address, mailbox.kind, mailbox.owner)
     if holder_problem:
-        raise MailboxError(shown(holder_problem), "alias")
+        raise MailboxError(holder_problem, "alias")
     if domain.connection != mailbox.domain.connection:
         raise MailboxError(_("An alias must be on a domain served by the same mail system as the mailbox "
                              "(%(backend)s).", backend=mailbox.domain.connection), "alias")
@@ -1019,7 +1020,7 @@ def set_backend_admin(actor: User, mailbox: Mailbox, admin: bool) -> None:
     if "mailboxes.manage" not in account_permissions(actor, account):
         raise MailboxError(_("Only those who manage every mailbox of the account may change this."))
     if admin and serves_other_accounts(mailbox.domain.connection, mailbox.account_id):
-        raise MailboxError(str(SHARED_SERVER))
+        raise MailboxError(later(SHARED_SERVER))
     mailbox.backend_admin = admin
     _start(mailbox, "set_admin")
     record("mailbox.set_backend_admin", account=mailbox.account_id, target=mailbox, actor=actor, admin=admin)

@@ -18,11 +18,12 @@ from portal.accounts.models import Account, Membership
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.extensions import db
+from portal.i18n import StoredReason, later
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role, RolePermission
 
 
-class AccessError(ValueError):
+class AccessError(StoredReason, ValueError):
     """A change to roles or grants that the rules forbid; the message says why."""
 
 
@@ -219,34 +220,34 @@ def _require_holds(actor: User, account: Account, wanted: frozenset[str] | set[s
     missing = set(wanted) - _handed_on(actor, account.id, account_permissions(actor, account))
     if missing:
         labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing if code in catalogue.BY_CODE))
-        raise AccessError(_("You cannot grant permissions you do not hold yourself: %(labels)s.", labels=labels))
+        raise AccessError(later("You cannot grant permissions you do not hold yourself: %(labels)s.", labels=labels))
 
 
 # -- custom roles -----------------------------------------------------------
 
 def _check_description(description: str) -> None:
     if len(description.strip()) > 500:
-        raise AccessError(_("A role's description has at most 500 characters."))
+        raise AccessError(later("A role's description has at most 500 characters."))
 
 
 def _validate_role(account: Account, name: str, scope: str, permissions: set[str], role: Role | None) -> str:
     name = " ".join(name.split())
     if not name:
-        raise AccessError(_("Give the role a name."))
+        raise AccessError(later("Give the role a name."))
     if len(name) > 80:  # whatever path it comes by (a SCIM group's displayName had no limit)
-        raise AccessError(_("A role's name has at most 80 characters."))
+        raise AccessError(later("A role's name has at most 80 characters."))
     if scope not in catalogue.SCOPES:
-        raise AccessError(_("Choose the account or the mailbox scope."))
+        raise AccessError(later("Choose the account or the mailbox scope."))
     unknown = permissions - catalogue.codes(scope)
     if unknown:
-        raise AccessError(_("These permissions do not exist at this scope: %(codes)s.",
-                            codes=", ".join(sorted(unknown))))
+        raise AccessError(later("These permissions do not exist at this scope: %(codes)s.",
+                                codes=", ".join(sorted(unknown))))
     clash = db.session.execute(
         db.select(Role.id).where(func.lower(Role.name) == name.lower(), Role.scope == scope,
                                  (Role.account_id == account.id) | Role.system_key.is_not(None))
     ).scalars().all()
     if any(role_id != getattr(role, "id", None) for role_id in clash):
-        raise AccessError(_("A role named “%(name)s” already exists at this scope.", name=name))
+        raise AccessError(later("A role named “%(name)s” already exists at this scope.", name=name))
     return name
 
 
@@ -275,7 +276,7 @@ def create_role(actor: User, account: Account, *, name: str, scope: str, descrip
 def update_role(actor: User, account: Account, role: Role, *, name: str, description: str,
                 permissions: set[str]) -> Role:
     if role.is_system:
-        raise AccessError(_("System roles cannot be changed; copy one to make your own."))
+        raise AccessError(later("System roles cannot be changed; copy one to make your own."))
     name = _validate_role(account, name, role.scope, permissions, role)
     _check_description(description)
     added = permissions - role.permissions
@@ -301,7 +302,7 @@ def copy_role(actor: User, account: Account, role: Role) -> Role:
 
 def delete_role(actor: User, account: Account, role: Role) -> None:
     if role.is_system:
-        raise AccessError(_("System roles cannot be deleted."))
+        raise AccessError(later("System roles cannot be deleted."))
     _scope_check(actor, account, role.scope, set(role.permissions))
     record("role.delete", account=account, actor=actor, target=role, holders=role_holder_count(account, role))
     db.session.delete(role)
@@ -365,7 +366,7 @@ def refuse_last_owner(account: Account, membership: Membership) -> None:
     """
     db.session.execute(db.select(Account.id).where(Account.id == account.id).with_for_update())
     if owner_memberships(account) == [membership.id]:
-        raise AccessError(_("This is the account's last owner: make someone else owner first."))
+        raise AccessError(later("This is the account's last owner: make someone else owner first."))
 
 
 def held_grant(membership: Membership, role_id: int | None, permission: str | None = None,
@@ -390,12 +391,12 @@ def require_owner_for(actor: User, account: Account, role: Role | None) -> None:
     set catch-alls and domain aliases, and outrank everyone; holding every permission one by one
     does not make someone an owner, nor able to make one."""
     if _is_owner_role(role) and not is_owner(actor, account.id):
-        raise AccessError(_("Only an owner of the account gives or takes the Account Owner role."))
+        raise AccessError(later("Only an owner of the account gives or takes the Account Owner role."))
 
 
 def grant_role(actor: User, account: Account, membership: Membership, role: Role) -> Grant:
     if role.scope != catalogue.ACCOUNT:
-        raise AccessError(_("Mailbox roles are granted on a mailbox."))
+        raise AccessError(later("Mailbox roles are granted on a mailbox."))
     _require_holds(actor, account, role.permissions)
     require_owner_for(actor, account, role)
     existing = held_grant(membership, role.id)
@@ -414,7 +415,7 @@ def set_single_permissions(actor: User, account: Account, membership: Membership
     """Make the member's single account permissions exactly ``wanted``."""
     unknown = wanted - catalogue.codes(catalogue.ACCOUNT)
     if unknown:
-        raise AccessError(_("Unknown permissions: %(codes)s.", codes=", ".join(sorted(unknown))))
+        raise AccessError(later("Unknown permissions: %(codes)s.", codes=", ".join(sorted(unknown))))
     current = {grant.permission: grant for grant in account_grants(membership) if grant.permission}
     added, removed = wanted - set(current), set(current) - wanted
     _require_holds(actor, account, added | removed)
@@ -502,12 +503,12 @@ def outranks(actor: User, account: Account, user: User, *, elsewhere: bool = Tru
 def _require_holds_on_mailbox(actor: User, account: Account, mailbox_id: int, wanted: set[str]) -> None:
     held = _handed_on(actor, account.id, mailbox_permissions(actor, account, mailbox_id), mailbox=True)
     if "mailbox.access" not in held:
-        raise AccessError(_("You may not grant access to this mailbox."))
+        raise AccessError(later("You may not grant access to this mailbox."))
     missing = wanted - held
     if missing:
         labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing))
-        raise AccessError(_("You cannot grant permissions you do not hold on this mailbox: %(labels)s.",
-                            labels=labels))
+        raise AccessError(later("You cannot grant permissions you do not hold on this mailbox: %(labels)s.",
+                                labels=labels))
 
 
 def require_may_remove(actor: User, account: Account, membership: Membership) -> None:
@@ -516,10 +517,10 @@ def require_may_remove(actor: User, account: Account, membership: Membership) ->
     stays; only an owner removes an owner."""
     refuse_last_owner(account, membership)
     if membership.id in owner_memberships(account) and not is_owner(actor, account.id):
-        raise AccessError(_("Only an owner of the account removes another owner."))
+        raise AccessError(later("Only an owner of the account removes another owner."))
     # Through an API token, only what its scopes reach (a users:write token removed an owner).
     if permissions_of_grants(account_grants(membership)) - handable(actor, account):
-        raise AccessError(_("You cannot remove a member who holds permissions you do not hold."))
+        raise AccessError(later("You cannot remove a member who holds permissions you do not hold."))
     _require_holds_their_mailbox_rights(actor, account, membership)
 
 
@@ -540,17 +541,17 @@ def _require_holds_their_mailbox_rights(actor: User, account: Account, membershi
         held = mailbox_permissions(actor, account, mailbox_id)
         if codes - _handed_on(actor, account.id, held, mailbox=True):
             if not codes - held:  # the person holds them; the API token they use does not reach them
-                raise AccessError(_("This token's scopes do not reach mailboxes: give it the mailboxes scope too "
-                                    "to remove a member who holds rights on one."))
-            raise AccessError(_("You cannot remove a member who holds permissions on a mailbox that you do not "
-                                "hold."))
+                raise AccessError(later("This token's scopes do not reach mailboxes: give it the mailboxes scope too "
+                                        "to remove a member who holds rights on one."))
+            raise AccessError(later("You cannot remove a member who holds permissions on a mailbox that you do not "
+                                    "hold."))
 
 
 def grant_mailbox_role(actor: User | None, account: Account, membership: Membership, mailbox_id: int,
                        role: Role) -> Grant:
     """Grant a mailbox-scope role; ``actor=None`` is the portal itself (e.g. a personal mailbox's owner)."""
     if role.scope != catalogue.MAILBOX:
-        raise AccessError(_("Only mailbox roles can be granted on a mailbox."))
+        raise AccessError(later("Only mailbox roles can be granted on a mailbox."))
     if actor is not None:
         _require_holds_on_mailbox(actor, account, mailbox_id, set(role.permissions))
     existing = held_grant(membership, role.id, None, mailbox_id)
@@ -569,7 +570,7 @@ def set_mailbox_permissions(actor: User, account: Account, membership: Membershi
                             wanted: set[str]) -> tuple[set[str], set[str]]:
     unknown = wanted - catalogue.codes(catalogue.MAILBOX)
     if unknown:
-        raise AccessError(_("Unknown mailbox permissions: %(codes)s.", codes=", ".join(sorted(unknown))))
+        raise AccessError(later("Unknown mailbox permissions: %(codes)s.", codes=", ".join(sorted(unknown))))
     current = {g.permission: g for g in mailbox_grants(membership, mailbox_id) if g.permission}
     added, removed = wanted - set(current), set(current) - wanted
     _require_holds_on_mailbox(actor, account, mailbox_id, added | removed)

@@ -26,6 +26,7 @@ from portal.audit.services import SOURCE_CLI, record
 from portal.auth import sessions
 from portal.auth.models import User
 from portal.extensions import db
+from portal.i18n import later
 from portal.mail.services import send
 from portal.roles.services import AccessError, outranks
 from portal.sealing import AUTHENTICATOR_SECRET, seal, unseal
@@ -328,12 +329,12 @@ def reset_by_admin(actor: User, account: Account, user: User) -> dict[str, int]:
     them: only theirs, only when the admin holds every right the person holds; the person's
     sessions end and they are told by e-mail."""
     if not is_corporate_of(user, account):
-        raise AccessError(_("Only the second factors of this account's corporate users can be reset here."))
+        raise AccessError(later("Only the second factors of this account's corporate users can be reset here."))
     if user.id == actor.id:
-        raise AccessError(_("You cannot reset your own second factors: manage them on your Security page."))
+        raise AccessError(later("You cannot reset your own second factors: manage them on your Security page."))
     if not outranks(actor, account, user):
-        raise AccessError(_("You cannot reset the second factors of someone who holds rights you do not hold "
-                            "(in this account, on one of its mailboxes, or in another account)."))
+        raise AccessError(later("You cannot reset the second factors of someone who holds rights you do not hold "
+                                "(in this account, on one of its mailboxes, or in another account)."))
     removed = _remove_every_factor(user)
     record("security.reset_by_admin", account=account, target=user, actor=actor, removed=removed)
     send(user.email, "two_factor_reset", for_account=account, user=user, admin=actor.display_name,

@@ -88,5 +88,6 @@ def make_corporate(user: User, domain: Domain, *, personal_mailbox: bool | None 
                               display_name=(user.name or "")[:DISPLAY_NAME_LIMIT], owner_role=role)
     except MailboxError as refusal:
         # The person joins all the same; the admins see why no mailbox was made.
-        record("user.personal_mailbox_refused", account=account, target=user, actor=actor, reason=str(refusal))
+        record("user.personal_mailbox_refused", account=account, target=user, actor=actor,
+               reason=refusal.stored)
         return None

@@ -68,7 +68,7 @@ def receive(actor: User, account: Account, filename: str, data: bytes) -> Import
     Raises WorkbookRefused.
     """
     if not filename.lower().endswith(".xlsx"):
-        raise workbook.WorkbookRefused(_("Only .xlsx workbooks are accepted."))
+        raise workbook.WorkbookRefused(later("Only .xlsx workbooks are accepted."))
     workbook.check_container(data)
     run = ImportRun(account_id=account.id, created_by_id=actor.id, filename=filename[:255], workbook=data,
                     status=CHECKING)
@@ -120,14 +120,14 @@ def preview(job) -> None:
     actor = run.created_by
     try:
         if actor is None:
-            raise workbook.WorkbookRefused(_("The person who uploaded the workbook no longer has a profile."))
+            raise workbook.WorkbookRefused(later("The person who uploaded the workbook no longer has a profile."))
         with for_person(actor):
             plan = workbook.plan(actor, account, workbook.read(run.workbook), limit=_limit(job.payload, "limit"),
                                  mailbox_limit=_limit(job.payload, "mailbox_limit"))
     except workbook.WorkbookRefused as refusal:
-        run.status, run.fatal = REFUSED, str(refusal)
+        run.status, run.fatal = REFUSED, refusal.stored
         record("users.import_refused", account=account, target=run, target_label=run.filename, actor=actor,
-               reason=str(refusal))
+               reason=refusal.stored)
         return
     counts = plan.counts
     run.plan, run.problems = plan.as_dict(), [p.as_dict() for p in plan.problems[:workbook.SHOWN_PROBLEMS]]

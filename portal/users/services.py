@@ -16,7 +16,7 @@ from portal.auth.models import User
 from portal.auth.services import AuthError, find_user, normalize_email
 from portal.domains import ownership
 from portal.extensions import db
-from portal.i18n import chosen, label
+from portal.i18n import StoredReason, chosen, label, later
 from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
 from portal.mail.services import deliver_now
@@ -33,7 +33,7 @@ NAME_LIMIT = 100
 NAMES_TOGETHER = 199
 
 
-class UserError(ValueError):
+class UserError(StoredReason, ValueError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
@@ -44,10 +44,10 @@ def _clean_name(value: str, field: str) -> str:
     value = " ".join((value or "").split())
     first = field == "first_name"
     if not value:
-        raise UserError(_("Enter the first name.") if first else _("Enter the last name."), field)
+        raise UserError(later("Enter the first name.") if first else later("Enter the last name."), field)
     if len(value) > NAME_LIMIT:
-        raise UserError(_("The first name is at most %(limit)s characters.", limit=NAME_LIMIT) if first else
-                        _("The last name is at most %(limit)s characters.", limit=NAME_LIMIT), field)
+        raise UserError(later("The first name is at most %(limit)s characters.", limit=NAME_LIMIT) if first else
+                        later("The last name is at most %(limit)s characters.", limit=NAME_LIMIT), field)
     return value
 
 
@@ -56,8 +56,8 @@ def _full_name(first_name: str, last_name: str, kept: str | None = None) -> tupl
     name ``kept`` already has, kept before names were checked together)."""
     first, last = _clean_name(first_name, "first_name"), _clean_name(last_name, "last_name")
     if len(first) + len(last) > NAMES_TOGETHER and f"{first} {last}" != kept:
-        raise UserError(_("The first and last names together are at most %(limit)s characters.",
-                          limit=NAMES_TOGETHER), "last_name")
+        raise UserError(later("The first and last names together are at most %(limit)s characters.",
+                              limit=NAMES_TOGETHER), "last_name")
     return first, last
 
 
@@ -68,8 +68,8 @@ def corporate_domain_for(account: Account, email: str, *, personal_mailbox: bool
     try:
         domain = ownership.usable_domain(account.id, domain_name, ownership.ROUTE, "email")
     except ownership.NameRefused as refusal:
-        raise UserError(_("The address must be on one of this account's active domains: %(reason)s",
-                          reason=refusal), "email") from None
+        raise UserError(later("The address must be on one of this account's active domains: %(reason)s",
+                              reason=refusal.stored), "email") from None
     if not domain.is_active:
         raise UserError(_("%(domain)s is %(status)s: new users can only be created on enabled domains.",
                           domain=domain.name, status=label(domain.status, "domain.status").lower().replace("_", " ")),
@@ -78,7 +78,7 @@ def corporate_domain_for(account: Account, email: str, *, personal_mailbox: bool
         try:
             ownership.address_for(account.id, domain, local_part, ownership.ROUTE, field="email")
         except ownership.NameRefused as refusal:
-            raise UserError(_("No personal mailbox can have this address: %(reason)s", reason=refusal),
+            raise UserError(later("No personal mailbox can have this address: %(reason)s", reason=refusal.stored),
                             "email") from None
     return domain
 
@@ -110,7 +110,8 @@ def _give_back_owners_role(actor: User, account: Account, user: User, mailbox: M
     try:
         grant_mailbox_role(actor, account, membership, mailbox.id, role)
     except AccessError as refusal:
-        record("user.personal_mailbox_refused", account=account, target=user, actor=actor, reason=str(refusal))
+        record("user.personal_mailbox_refused", account=account, target=user, actor=actor,
+               reason=refusal.stored)
 
 
 def issue_onboarding_link(user: User) -> str:
@@ -133,19 +134,19 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     domain = corporate_domain_for(account, address, personal_mailbox=personal_mailbox)
     existing = find_user(address)
     if existing is not None and not vacant_profile(existing):
-        raise UserError(_("%(email)s already has a profile. Invite it instead.", email=address), "email")
+        raise UserError(later("%(email)s already has a profile. Invite it instead.", email=address), "email")
     from portal.mailboxes.models import MailboxAlias
 
     if db.session.execute(db.select(MailboxAlias.id).where(MailboxAlias.address == address)).first() is not None:
         # Its mail (a password reset among it) would reach the aliased mailbox, not this person.
-        raise UserError(_("%(email)s is an alias of a mailbox: remove the alias first.", email=address), "email")
+        raise UserError(later("%(email)s is an alias of a mailbox: remove the alias first.", email=address), "email")
     if link_shown and _invitation_waits(address, account.id):
         # The person answers this account's invitation with a profile of their own. Another
         # account's invitation to an address on this account's own domain stays theirs to answer:
         # signed in through an onboarding link (which proves nothing of who reads the address),
         # the profile answers only with that invitation's own link, mailed to the address.
-        raise UserError(_("An invitation is waiting for %(email)s: the person answers it with a profile of their "
-                          "own. Withdraw it first to create them here.", email=address), "email")
+        raise UserError(later("An invitation is waiting for %(email)s: the person answers it with a profile of their "
+                              "own. Withdraw it first to create them here.", email=address), "email")
     recovery = None
     if recovery_email.strip():
         try:
@@ -153,8 +154,8 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         except AuthError as error:
             raise UserError(address_problem(error), "recovery_email") from None
         if recovery.rsplit("@", 1)[-1] == domain.name:
-            raise UserError(_("The recovery address must be outside the domain, so the link reaches them "
-                              "before their mailbox works."), "recovery_email")
+            raise UserError(later("The recovery address must be outside the domain, so the link reaches them "
+                                  "before their mailbox works."), "recovery_email")
     if existing is not None:
         # Someone registered the address and nobody confirmed it (perhaps a stranger, with a
         # password of their own), or a profile nobody ever signed into belongs to no account. The
@@ -230,8 +231,8 @@ def require_outranks(actor: User, account: Account, user: User, *, elsewhere: bo
     """Acting on someone's profile needs every right they hold, in this account and (what gives the
     means to act as them) elsewhere: see ``outranks``."""
     if not outranks(actor, account, user, elsewhere=elsewhere):
-        raise AccessError(_("You cannot do this for a user who holds rights you do not hold (in this account, "
-                            "on one of its mailboxes, or in another account)."))
+        raise AccessError(later("You cannot do this for a user who holds rights you do not hold (in this account, "
+                                "on one of its mailboxes, or in another account)."))
 
 
 def never_signed_in(user: User) -> bool:
@@ -276,15 +277,15 @@ def send_onboarding(actor: User, account: Account, user: User, *, may_show: bool
     when neither exists, and only when ``actor`` holds every right the person holds (the link
     lets whoever has it act as them)."""
     if not never_signed_in(user):
-        raise UserError(_("%(email)s has already set a password; they can reset it themselves.", email=user.email))
+        raise UserError(later("%(email)s has already set a password; they can reset it themselves.", email=user.email))
     if user.recovery_email or onboarding_mailbox(user) is not None:
         enqueue(ONBOARDING_KIND, {"user_id": user.id}, subject=f"user:{user.id}", account=account)
         record("user.send_onboarding", account=account, target=user, actor=actor,
                to=user.recovery_email or user.email)
         return None
     if not may_show:
-        raise UserError(_("%(email)s has no recovery address and no personal mailbox: open their page to "
-                          "get a link to give them.", email=user.email))
+        raise UserError(later("%(email)s has no recovery address and no personal mailbox: open their page to "
+                              "get a link to give them.", email=user.email))
     require_outranks(actor, account, user)
     record("user.send_onboarding", account=account, target=user, actor=actor, to="shown to the administrator")
     return issue_onboarding_link(user)
@@ -333,7 +334,7 @@ def own_mailboxes(user: User, account: Account) -> list[Mailbox]:
 def update_settings(actor: User, account: Account, user: User, *, first_name: str, last_name: str,
                     timezone: str, phone: str, default_mailbox_id: int | None, recovery_email: str) -> None:
     if not is_corporate_of(user, account):
-        raise UserError(_("Only corporate users of this account have settings here."))
+        raise UserError(later("Only corporate users of this account have settings here."))
     name = " ".join(_full_name(first_name, last_name, kept=user.name))
     new_recovery = (recovery_email.strip().lower() or None) != user.recovery_email
     if new_recovery or name != user.name:
@@ -343,11 +344,11 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
         require_outranks(actor, account, user, elsewhere=new_recovery)
     phone = phone.strip()
     if phone and not current_app.config["PORTAL"]["USER_PHONES"]:
-        raise UserError(_("Phone numbers are not enabled on this portal."), "phone")
+        raise UserError(later("Phone numbers are not enabled on this portal."), "phone")
     if phone and (len(phone) > 40 or not all(c.isdigit() or c in "+-() ." for c in phone)):
-        raise UserError(_("Enter a phone number with digits, spaces and + - ( ) only."), "phone")
+        raise UserError(later("Enter a phone number with digits, spaces and + - ( ) only."), "phone")
     if default_mailbox_id and default_mailbox_id not in {m.id for m in own_mailboxes(user, account)}:
-        raise UserError(_("Choose one of the user's own mailboxes."), "default_mailbox_id")
+        raise UserError(later("Choose one of the user's own mailboxes."), "default_mailbox_id")
     recovery = None
     if recovery_email.strip():
         try:
@@ -373,10 +374,10 @@ def suspend(actor: User, account: Account, user: User) -> str:
     from portal.timeutil import utcnow
 
     if not is_corporate_of(user, account):
-        raise UserError(_("%(email)s is not a corporate user of this account; only those can be suspended.",
-                          email=user.email))
+        raise UserError(later("%(email)s is not a corporate user of this account; only those can be suspended.",
+                              email=user.email))
     if user.id == actor.id:
-        raise UserError(_("You cannot suspend yourself."))
+        raise UserError(later("You cannot suspend yourself."))
     require_outranks(actor, account, user, elsewhere=False)
     if user.suspended_at is not None:
         return _("already suspended")
@@ -401,7 +402,7 @@ def restore(actor: User, account: Account, user: User) -> str:
     from portal.mailboxes.models import DISABLED
 
     if not is_corporate_of(user, account):
-        raise UserError(_("%(email)s is not a corporate user of this account.", email=user.email))
+        raise UserError(later("%(email)s is not a corporate user of this account.", email=user.email))
     require_outranks(actor, account, user, elsewhere=False)
     if user.suspended_at is None:
         return _("was not suspended")
@@ -436,14 +437,14 @@ def remove_corporate_user(actor: User, account: Account, membership: Membership,
 
     user = membership.user
     if not is_corporate_of(user, account):
-        raise UserError(_("Only corporate users of this account can be removed here."))
+        raise UserError(later("Only corporate users of this account can be removed here."))
     if user.id == actor.id:
-        raise UserError(_("You cannot remove yourself."))
+        raise UserError(later("You cannot remove yourself."))
     from portal.roles.services import require_may_remove
 
     require_may_remove(actor, account, membership)
     if mailbox_choice not in MAILBOX_CHOICES:
-        raise UserError(_("Choose what happens to their mailboxes."))
+        raise UserError(later("Choose what happens to their mailboxes."))
     outcome = []
     for mailbox in own_mailboxes(user, account):
         if mailbox_choice == "keep" or mailbox.status not in ("enabled", "disabled", "failed"):

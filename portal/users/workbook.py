@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from flask_babel import gettext as _, ngettext
+from flask_babel import gettext as _
 from openpyxl import Workbook, load_workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import Font
@@ -39,7 +39,7 @@ from portal.auth.models import User
 from portal.domains import ownership
 from portal.domains.models import ENABLED, Domain
 from portal.extensions import db
-from portal.i18n import LANGUAGES, _l, in_language, label
+from portal.i18n import LANGUAGES, StoredReason, _l, in_language, label, later, later_plural
 from portal.mailboxes.models import DELETED, Mailbox
 from portal.roles import catalogue
 from portal.roles.services import account_permissions, is_owner, mailbox_permissions, outranks, roles_for
@@ -66,16 +66,19 @@ _ARCHIVE_SUFFIXES = (".zip", ".xlsx", ".xlsm", ".docx", ".gz", ".bin", ".jar", "
 SHOWN_PROBLEMS = 1000
 
 
-class WorkbookRefused(ValueError):
-    """The upload is refused whole; the message says why."""
+class WorkbookRefused(StoredReason, ValueError):
+    """The upload is refused whole; the message (a ``later`` text, kept with the run and in the
+    audit log, read in each reader's language) says why."""
 
 
 # -- the words of the workbook, in each language ------------------------------------
 
+_SHEET_NAMES = {ROLES: _l("Roles"), PERMISSIONS: _l("Permissions"), USERS: _l("Users"), ACCOUNT: _l("Account")}
+
+
 def sheet_name(key: str) -> str:
     """The name of one of the reference's sheets in the current language."""
-    return {ROLES: _("Roles"), PERMISSIONS: _("Permissions"),
-            USERS: _("Users"), ACCOUNT: _("Account")}[key]
+    return str(_SHEET_NAMES[key])
 
 
 def _mailbox_marker() -> str:
@@ -242,36 +245,37 @@ def check_container(data: bytes) -> None:
     declarations bound everything read later."""
     limit = current_app.config["PORTAL"]["IMPORT_MAX_MB"] * 1024 * 1024
     if len(data) > limit:
-        raise WorkbookRefused(_("The file is larger than %(size)s MB.", size=limit // (1024 * 1024)))
+        raise WorkbookRefused(later("The file is larger than %(size)s MB.", size=limit // (1024 * 1024)))
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
     except (zipfile.BadZipFile, ValueError, OSError):
-        raise WorkbookRefused(_("This is not an .xlsx workbook (it is not a zip archive). Save it as Excel "
-                                "Workbook (.xlsx) and upload it again.")) from None
+        raise WorkbookRefused(later("This is not an .xlsx workbook (it is not a zip archive). Save it as Excel "
+                                    "Workbook (.xlsx) and upload it again.")) from None
     if len(entries) > MAX_ENTRIES:
-        raise WorkbookRefused(_("The workbook has %(parts)s parts; a users workbook has far fewer "
-                                "(at most %(limit)s). Start from the template.", parts=len(entries), limit=MAX_ENTRIES))
+        raise WorkbookRefused(later("The workbook has %(parts)s parts; a users workbook has far fewer "
+                                    "(at most %(limit)s). Start from the template.", parts=len(entries),
+                                    limit=MAX_ENTRIES))
     names = {entry.filename for entry in entries}
     if "xl/workbook.xml" not in names:
-        raise WorkbookRefused(_("This is not an .xlsx workbook (it has no workbook part)."))
+        raise WorkbookRefused(later("This is not an .xlsx workbook (it has no workbook part)."))
     if any(name.startswith("xl/vbaProject") for name in names):
-        raise WorkbookRefused(_("Workbooks with macros (.xlsm) are not accepted; save as .xlsx."))
+        raise WorkbookRefused(later("Workbooks with macros (.xlsm) are not accepted; save as .xlsx."))
     total = 0
     for entry in entries:
         name = entry.filename.lower()
         if name.endswith(_ARCHIVE_SUFFIXES) or name.startswith(("xl/embeddings/", "xl/activex")):
-            raise WorkbookRefused(_("The workbook holds another file or archive inside it; a users workbook "
-                                    "holds only sheets. Copy the rows into the template."))
+            raise WorkbookRefused(later("The workbook holds another file or archive inside it; a users workbook "
+                                        "holds only sheets. Copy the rows into the template."))
         if entry.flag_bits & 0x1:
-            raise WorkbookRefused(_("The workbook is encrypted; save it without a password."))
+            raise WorkbookRefused(later("The workbook is encrypted; save it without a password."))
         total += entry.file_size
         if entry.file_size > MAX_ENTRY or (entry.file_size > RATIO_FROM
                                            and entry.file_size > MAX_RATIO * max(entry.compress_size, 1)):
-            raise WorkbookRefused(_("The workbook expands to far more than its size (a zip bomb?); refused."))
+            raise WorkbookRefused(later("The workbook expands to far more than its size (a zip bomb?); refused."))
     if total > MAX_UNCOMPRESSED:
-        raise WorkbookRefused(_("The workbook expands to more than %(size)s MB; refused.",
-                                size=MAX_UNCOMPRESSED // (1024 * 1024)))
+        raise WorkbookRefused(later("The workbook expands to more than %(size)s MB; refused.",
+                                    size=MAX_UNCOMPRESSED // (1024 * 1024)))
 
 
 class _XmlTooDeep(Exception):
@@ -318,17 +322,19 @@ def deep_scan(data: bytes) -> None:
             with archive.open(entry) as stream:
                 _scan_xml(stream, entry.filename)
         except _XmlTooDeep:
-            raise WorkbookRefused(_("The part %(part)s of the workbook is built to exhaust the reader "
-                                    "(nesting, entities or a DTD); refused.", part=entry.filename)) from None
+            raise WorkbookRefused(later("The part %(part)s of the workbook is built to exhaust the reader "
+                                        "(nesting, entities or a DTD); refused.", part=entry.filename)) from None
         except expat.ExpatError as error:
-            raise WorkbookRefused(_("The part %(part)s of the workbook is not valid XML (%(error)s, line %(line)s). "
-                                    "Open the workbook in a spreadsheet program and save it again as .xlsx.",
-                                    part=entry.filename, error=expat.ErrorString(error.code),
-                                    line=error.lineno)) from None
+            raise WorkbookRefused(later("The part %(part)s of the workbook is not valid XML (%(error)s, line "
+                                        "%(line)s). Open the workbook in a spreadsheet program and save it again "
+                                        "as .xlsx.",
+                                        part=entry.filename, error=expat.ErrorString(error.code),
+                                        line=error.lineno)) from None
         # NotImplementedError: zipfile's answer to a compression method it does not implement.
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError):
-            raise WorkbookRefused(_("The part %(part)s of the workbook is damaged. Open the workbook in "
-                                    "a spreadsheet program and save it again as .xlsx.", part=entry.filename)) from None
+            raise WorkbookRefused(later("The part %(part)s of the workbook is damaged. Open the workbook in "
+                                        "a spreadsheet program and save it again as .xlsx.",
+                                        part=entry.filename)) from None
 
 
 REFERENCE_ROWS = 1000  # the Roles and Permissions sheets hold at least this many rows
@@ -357,11 +363,11 @@ def read(data: bytes) -> dict[str, Sheet]:
                     if any(value not in (None, "") for value in values):
                         rows.append((number, values))
                     if len(rows) > limit + 3:
-                        raise WorkbookRefused(_("The sheet “%(sheet)s” has more than %(limit)s rows; "
-                                                "split the workbook.", sheet=worksheet.title, limit=limit))
+                        raise WorkbookRefused(later("The sheet “%(sheet)s” has more than %(limit)s rows; "
+                                                    "split the workbook.", sheet=worksheet.title, limit=limit))
                     if total + len(rows) > max_total:
-                        raise WorkbookRefused(_("The workbook has more than %(limit)s filled rows in all its "
-                                                "sheets; split it.", limit=max_total))
+                        raise WorkbookRefused(later("The workbook has more than %(limit)s filled rows in all its "
+                                                    "sheets; split it.", limit=max_total))
                 total += len(rows)
                 sheets[worksheet.title] = Sheet(worksheet.title, rows)
         finally:
@@ -369,17 +375,17 @@ def read(data: bytes) -> dict[str, Sheet]:
     except WorkbookRefused:
         raise
     except Exception as error:  # openpyxl raises many kinds on a damaged file
-        raise WorkbookRefused(_("The workbook cannot be read (%(error)s). "
-                                "Open it in a spreadsheet program and save it again as .xlsx.",
-                                error=error.__class__.__name__)) from None
+        raise WorkbookRefused(later("The workbook cannot be read (%(error)s). "
+                                    "Open it in a spreadsheet program and save it again as .xlsx.",
+                                    error=error.__class__.__name__)) from None
     titles = list(sheets)
     for key in (ROLES, PERMISSIONS, USERS, ACCOUNT):
         found = find_sheet(titles, key)
         if found is not None:
             sheets[key] = sheets[found]
         elif key in (USERS, ACCOUNT):
-            raise WorkbookRefused(_("The workbook has no “%(sheet)s” sheet. Start from the template.",
-                                    sheet=sheet_name(key)))
+            raise WorkbookRefused(later("The workbook has no “%(sheet)s” sheet. Start from the template.",
+                                        sheet=_SHEET_NAMES[key]))  # in each reader's language
     return sheets
 
 
@@ -692,14 +698,14 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet], *, limit: froz
     fatal = ""
     outside = [u for u in users if u.skip == "not_on_active_domain"]
     if outside:
-        fatal = ngettext("%(num)d user is not on an active domain of this account (first: %(email)s, row %(row)s). "
-                         "Every user must be: the import cannot run until they are removed or their domain is "
-                         "enabled.",
-                         "%(num)d users are not on an active domain of this account (first: %(email)s, row "
-                         "%(row)s). Every user must be: the import cannot run until they are removed or their "
-                         "domain is enabled.", len(outside), email=outside[0].email, row=outside[0].row)
+        fatal = later_plural("%(num)d user is not on an active domain of this account (first: %(email)s, row %(row)s). "
+                             "Every user must be: the import cannot run until they are removed or their domain is "
+                             "enabled.",
+                             "%(num)d users are not on an active domain of this account (first: %(email)s, row "
+                             "%(row)s). Every user must be: the import cannot run until they are removed or their "
+                             "domain is enabled.", len(outside), email=outside[0].email, row=outside[0].row)
     if not users and not fatal:
-        fatal = _("The %(sheet)s sheet lists nobody.", sheet=users_sheet.title)
+        fatal = later("The %(sheet)s sheet lists nobody.", sheet=users_sheet.title)
     return Plan(users, check.problems, fatal, unreadable, check.more_problems)
 
 

@@ -13,6 +13,7 @@ import pytest
 from openpyxl import load_workbook
 
 from portal.extensions import db
+from portal.i18n import shown
 from portal.users import imports, workbook
 from portal.users.models import ImportRun
 from tests.users.workbooks import fill
@@ -111,7 +112,7 @@ def test_upload__zip_bombs_are_refused_in_seconds_and_little_memory(owner, accou
         assert response.status_code == 302
         run = db.session.execute(db.select(ImportRun)).scalar_one()
         assert run.status == "refused"
-        message = run.fatal
+        message = shown(run.fatal)
     assert re.search(reason, message), message
     assert request_seconds < 2, "the web request only looks at the container"
     assert total_seconds < 10
@@ -142,7 +143,7 @@ def test_upload__a_cell_holding_an_invalid_character_is_refused_with_the_reason(
     db.session.commit()
     run_jobs()
     db.session.refresh(run)
-    assert run.status == "refused" and "not valid XML" in run.fatal
+    assert run.status == "refused" and "not valid XML" in shown(run.fatal)
 
 
 @pytest.mark.parametrize("first_name", ["\t=1+1", "=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "@SUM(A1)",
@@ -225,4 +226,4 @@ def test_upload__a_part_compressed_in_a_way_the_reader_lacks_is_refused_as_damag
     db.session.commit()
     run_jobs()
     db.session.refresh(run)
-    assert run.status == "refused" and f"The part {users_sheet} of the workbook is damaged" in run.fatal
+    assert run.status == "refused" and f"The part {users_sheet} of the workbook is damaged" in shown(run.fatal)

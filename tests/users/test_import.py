@@ -7,6 +7,7 @@ from openpyxl import load_workbook
 
 from portal.auth.models import User
 from portal.extensions import db
+from portal.i18n import shown
 from portal.jobs.models import Job
 from portal.mailboxes.models import Mailbox
 from portal.roles.services import account_permissions, mailbox_permissions
@@ -40,7 +41,7 @@ def _refusal(owner, account, data, name="users.xlsx") -> str:
         db.session.rollback()
         return str(refusal)
     assert run.status == "refused", run.status
-    return run.fatal
+    return shown(run.fatal)
 
 
 def test_template__has_the_sheets_lists_and_this_accounts_mailboxes(owner, account, shared):
@@ -100,7 +101,7 @@ def test_preview__a_user_off_the_active_domains_fails_the_whole_import(owner, ac
     data = fill(_template(account), users=[("Ann", "Able", "ann@example.org", ""),
                                            ("Out", "Side", "out@elsewhere.example", "")])
     run = _preview(owner, account, data)
-    assert "not on an active domain" in run.fatal and "out@elsewhere.example" in run.fatal
+    assert "not on an active domain" in shown(run.fatal) and "out@elsewhere.example" in shown(run.fatal)
     with pytest.raises(imports.ImportError_):
         imports.confirm(owner, run)
 
