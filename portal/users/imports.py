@@ -141,6 +141,11 @@ def preview(job) -> None:
 def confirm(actor: User, run: ImportRun) -> None:
     if run.status != PREVIEWED:
         raise ImportError_(_("This import was already started."))
+    if run.created_by_id != actor.id:
+        # The preview was checked against the uploader's rights: started by someone else, it would
+        # hand on rights in the uploader's name that the one starting it may not hold (a review).
+        raise ImportError_(_("Only the person who uploaded this workbook can start it: its preview was checked "
+                             "against their rights."))
     if run.fatal:
         raise ImportError_(shown(run.fatal))
     if not run.to_create and not run.to_update:
@@ -349,6 +354,12 @@ def _run(run: ImportRun) -> None:
     for p in creating:
         if p["email"] in waiting or p["email"] in aliased:
             p["skip"], p["skip_values"] = "invitation_waits" if p["email"] in waiting else "alias", {}
+    # The rights the preview checked, checked again now: the uploader may have lost some since (a
+    # review: an owner cut down to creating users ran an old preview that made them owner again).
+    beyond = _beyond_rights(run.created_by, account, [p for p in planned if not p["skip"]])
+    for p in planned:
+        if p["email"] in beyond:
+            p["skip"], p["skip_values"] = "rights_changed", {}
     outcome: dict[int, tuple[str, str]] = {}
     problems = _row_problems(run)
     for p in planned:
@@ -375,6 +386,48 @@ def _run(run: ImportRun) -> None:
     run.status, run.finished_at = DONE, utcnow()
     record("users.import_done", account=account, target=run, target_label=run.filename, source=SOURCE_WORKER,
            created=run.created, updated=run.updated, skipped=run.skipped)
+
+
+def _beyond_rights(uploader: User | None, account: Account, planned: list[dict]) -> set[str]:
+    """The addresses of the rows that would hand on a right the uploader does not hold now, or
+    that the uploader may no longer create. The same rules as the preview's (``workbook._plan_grants``);
+    each role and mailbox is looked at once."""
+    from portal.roles.services import is_owner, mailbox_permissions
+
+    if uploader is None:
+        return {p["email"] for p in planned}
+    held = account_permissions(uploader, account)
+    if "users.create" not in held:
+        return {p["email"] for p in planned}
+    owner = is_owner(uploader, account.id)
+    wanted = {role_id for p in planned for role_id in p["roles"]} | {
+        role_id for p in planned for _mailbox_id, role_id, _code in p["mailbox_grants"] if role_id}
+    roles = {role.id: role for role in db.session.execute(db.select(Role).where(
+        Role.id.in_(wanted), db.or_(Role.account_id == account.id, Role.system_key.is_not(None)))).scalars()} \
+        if wanted else {}
+    on_mailbox: dict[int, frozenset[str]] = {}
+
+    def within(mailbox_id: int | None) -> frozenset[str]:
+        if mailbox_id is None:
+            return held
+        if mailbox_id not in on_mailbox:
+            rights = mailbox_permissions(uploader, account, mailbox_id)
+            on_mailbox[mailbox_id] = rights if "mailbox.access" in rights else frozenset()
+        return on_mailbox[mailbox_id]
+
+    def may_give(mailbox_id: int | None, role_id: int | None, code: str | None) -> bool:
+        rights = within(mailbox_id)
+        if mailbox_id is not None and not rights:
+            return False
+        if role_id is not None:
+            role = roles.get(role_id)
+            return role is not None and role.permissions <= rights and (role.system_key != catalogue.OWNER or owner)
+        return code is not None and code in rights
+
+    return {p["email"] for p in planned
+            if not all(may_give(None, role_id, None) for role_id in p["roles"])
+            or not all(may_give(None, None, code) for code in p["permissions"])
+            or not all(may_give(mailbox_id, role_id, code) for mailbox_id, role_id, code in p["mailbox_grants"])}
 
 
 # The tables whose rows the database looks up for each row the import inserts (foreign keys).

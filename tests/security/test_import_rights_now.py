@@ -1,0 +1,117 @@
+"""An import's plan is checked against the uploader's rights at the preview and carried out
+later: only the uploader may start it, and the rights it hands on are checked again when it runs,
+so rights taken away meanwhile do not come back through the old plan (a review)."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from portal.extensions import db
+from portal.i18n import shown
+from portal.jobs.worker import Worker
+from portal.roles import catalogue
+from portal.roles.models import Grant
+from portal.roles.services import account_permissions, held_grant, is_owner, revoke_grant, system_role
+from portal.users import imports, workbook
+from portal.users.models import ImportRun
+from tests.mailboxes.conftest import enabled_domain
+from tests.users.workbooks import fill
+
+
+def _preview(actor, account, data) -> ImportRun:
+    run = imports.receive(actor, account, "users.xlsx", data)
+    db.session.commit()
+    Worker(current_app._get_current_object(), name="test-worker").run_due()
+    db.session.expire_all()
+    run = db.session.get(ImportRun, run.id)
+    assert run.status == "previewed" and not run.problem_count, (run.status, shown(run.fatal), run.problems)
+    return run
+
+
+def _result_rows(run: ImportRun) -> dict[str, tuple]:
+    import io
+
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(run.result)).worksheets[0]
+    return {row[2]: row for row in sheet.iter_rows(min_row=2, values_only=True) if row[2]}
+
+
+def test_a_demoted_owner_cannot_make_themself_owner_again_through_an_old_preview(owner, account, make, run_jobs):
+    enabled_domain(owner, account, "corp.example.org")
+    mallory = make.user("mallory@corp.example.org", name="Mal Lory")
+    membership = make.member(account, mallory, roles=("owner",))
+    # While an owner, Mallory previews a workbook listing her, and a newcomer, as owners.
+    data = fill(workbook.template(account), users=[("Mal", "Lory", "mallory@corp.example.org", "N"),
+                                                    ("New", "Comer", "newcomer@corp.example.org", "N")],
+                account_rows=[("mallory@corp.example.org", "Account Owner", None),
+                              ("newcomer@corp.example.org", "Account Owner", None)])
+    run = _preview(mallory, account, data)
+    # The other owner cuts her down to creating users.
+    revoke_grant(owner, account, held_grant(membership, system_role(catalogue.OWNER).id))
+    db.session.add(Grant(membership_id=membership.id, account_id=account.id, permission="users.create"))
+    db.session.commit()
+    imports.confirm(mallory, db.session.get(ImportRun, run.id))
+    db.session.commit()
+    run_jobs()
+    db.session.expire_all()
+    run = db.session.get(ImportRun, run.id)
+    assert run.status == "done" and (run.created, run.updated, run.skipped) == (0, 0, 2)
+    assert not is_owner(mallory, account.id)
+    assert account_permissions(mallory, account) == frozenset({"users.create"})
+    rows = _result_rows(run)
+    assert all("no longer holds" in " ".join(str(cell) for cell in rows[address])
+               for address in ("mallory@corp.example.org", "newcomer@corp.example.org")), rows
+
+
+def test_rows_within_the_uploaders_rights_now_still_run(owner, account, make, run_jobs):
+    """Only the rows handing on a right taken away are left out: the others are made as planned."""
+    enabled_domain(owner, account, "corp.example.org")
+    helper = make.user("helper@corp.example.org", name="Hel Per")
+    membership = make.member(account, helper, roles=("administrator",))
+    data = fill(workbook.template(account), users=[("Ann", "Able", "ann@corp.example.org", "N"),
+                                                    ("Bob", "Baker", "bob@corp.example.org", "N")],
+                account_rows=[("ann@corp.example.org", "Account Administrator", None),
+                              ("bob@corp.example.org", None, "users.create")])
+    run = _preview(helper, account, data)
+    revoke_grant(owner, account, held_grant(membership, system_role(catalogue.ADMINISTRATOR).id))
+    db.session.add_all([Grant(membership_id=membership.id, account_id=account.id, permission=code)
+                        for code in ("users.create", "members.view")])
+    db.session.commit()
+    imports.confirm(helper, db.session.get(ImportRun, run.id))
+    db.session.commit()
+    run_jobs()
+    db.session.expire_all()
+    run = db.session.get(ImportRun, run.id)
+    assert (run.created, run.skipped) == (1, 1)
+    from portal.auth.models import User
+
+    bob = db.session.execute(db.select(User).where(User.email == "bob@corp.example.org")).scalar_one()
+    assert account_permissions(bob, account) == frozenset({"users.create"})
+    assert db.session.execute(db.select(User).where(User.email == "ann@corp.example.org")).scalar_one_or_none() \
+        is None
+
+
+def test_only_the_uploader_starts_an_import(owner, account, make, run_jobs, client, auth):
+    """The owner previewed a workbook granting Administrator and left it; someone who may only create
+    users can neither start it from the page nor through the API, and is told why."""
+    enabled_domain(owner, account, "corp.example.org")
+    make.member(account, make.user("clerk@corp.example.org"), permissions=("users.create",))
+    data = fill(workbook.template(account), users=[("Fr", "Iend", "friend@corp.example.org", "N")],
+                account_rows=[("friend@corp.example.org", "Account Administrator", None)])
+    run = _preview(owner, account, data)
+    auth.login("clerk@corp.example.org")
+    page = client.get(f"/accounts/{account.id}/users/import/{run.id}").get_data(as_text=True)
+    assert "Only the person who uploaded this workbook can start it" in page
+    assert f"/users/import/{run.id}/confirm" not in page
+    response = client.post(f"/accounts/{account.id}/users/import/{run.id}/confirm")
+    assert response.status_code == 409
+    assert "Only the person who uploaded this workbook can start it" in response.get_data(as_text=True)
+    run_jobs()
+    db.session.expire_all()
+    assert db.session.get(ImportRun, run.id).status == "previewed"
+    auth.logout()
+    auth.login(owner.email)
+    assert f"/users/import/{run.id}/confirm" in client.get(
+        f"/accounts/{account.id}/users/import/{run.id}").get_data(as_text=True)
+    assert client.post(f"/accounts/{account.id}/users/import/{run.id}/confirm").status_code == 302
