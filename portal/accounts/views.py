@@ -93,7 +93,7 @@ def access(account_id, membership_id):
 
 
 @bp.route("/accounts/<int:account_id>/members/<int:membership_id>/roles", methods=["POST"])
-@rule(member("access.grant"))
+@rule(member("access.grant", also="members.view"))
 def add_role(account_id, membership_id):
     membership = load_or_404(services.member_in_account, membership_id)
     form = ConfirmForm()
@@ -112,7 +112,7 @@ def add_role(account_id, membership_id):
 
 @bp.route("/accounts/<int:account_id>/members/<int:membership_id>/grants/<int:grant_id>/revoke",
           methods=["POST"])
-@rule(member("access.grant"))
+@rule(member("access.grant", also="members.view"))
 def revoke(account_id, membership_id, grant_id):
     membership = load_or_404(services.member_in_account, membership_id)
     grant = roles.grant_in_account(g.account, grant_id)
@@ -131,7 +131,7 @@ def revoke(account_id, membership_id, grant_id):
 
 
 @bp.route("/accounts/<int:account_id>/members/<int:membership_id>/advanced", methods=["GET", "POST"])
-@rule(member("access.grant"))
+@rule(member("access.grant", also="members.view"))
 def advanced(account_id, membership_id):
     """Single permissions without a role, with the catalogue's search and filters."""
     from portal.roles.views import picker_state

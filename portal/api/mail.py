@@ -210,14 +210,18 @@ def _mailbox_out(mailbox) -> schemas.MailboxOut:
 
 
 @bp.get("/accounts/<int:account_id>/mailboxes")
-@endpoint(member(), query=schemas.MailboxQuery, responses={200: None, 422: None}, tags=("mailboxes",))
+@endpoint(member(), query=schemas.MailboxQuery, responses={200: None, 403: None, 422: None}, tags=("mailboxes",))
 def mailbox_list(account_id, query: schemas.MailboxQuery):
-    """The mailboxes this token's creator may see, searched, filtered, sorted and paged."""
+    """The mailboxes this token's creator may see, within its scopes, searched, filtered, sorted and paged."""
+    if not g.access.can("mailboxes.view") and not g.access.reaches_mailboxes():
+        # A token for domains, the audit log or SCIM is no key to the account's mailboxes (a review).
+        return problem(403, _("This token's scopes do not reach mailboxes."))
     listing = lists.Listing(q=query.q, filters={"domain": str(query.domain or ""), "status": query.status,
                                                 "kind": query.kind, "owner": query.owner},
                             sort=query.sort, descending=query.dir == "desc", page=query.page,
                             per_page=query.per_page)
-    page = lists.fetch(mailboxes.mailbox_query(current_user, g.account, listing), listing)
+    page = lists.fetch(mailboxes.mailbox_query(current_user, g.account, listing,
+                                               (g.access.membership_id, g.access.permissions)), listing)
     return listed(page, [out.mailbox(item).model_dump(mode="json") for item in page.items], "api.mailbox_list",
                   account_id=account_id)
 

@@ -94,8 +94,8 @@ def member_access(account_id, membership_id):
 
 
 @bp.post("/accounts/<int:account_id>/members/<int:membership_id>/roles")
-@endpoint(member("access.grant"), body=schemas.RoleGrantIn, responses={200: schemas.AccessOut, 404: None,
-                                                                        403: None, 422: None}, tags=("members",))
+@endpoint(member("access.grant", also="members.view"), body=schemas.RoleGrantIn,
+          responses={200: schemas.AccessOut, 404: None, 403: None, 422: None}, tags=("members",))
 def grant_role(account_id, membership_id, body: schemas.RoleGrantIn):
     """Grant an account role (nobody grants what they do not hold)."""
     membership = _membership(membership_id)
@@ -108,8 +108,8 @@ def grant_role(account_id, membership_id, body: schemas.RoleGrantIn):
 
 
 @bp.put("/accounts/<int:account_id>/members/<int:membership_id>/permissions")
-@endpoint(member("access.grant"), body=schemas.PermissionsIn, responses={200: schemas.AccessOut, 404: None,
-                                                                          403: None, 422: None}, tags=("members",))
+@endpoint(member("access.grant", also="members.view"), body=schemas.PermissionsIn,
+          responses={200: schemas.AccessOut, 404: None, 403: None, 422: None}, tags=("members",))
 def set_permissions(account_id, membership_id, body: schemas.PermissionsIn):
     """Make the member's single account permissions exactly these."""
     membership = _membership(membership_id)
@@ -148,7 +148,8 @@ def set_mailbox_permissions(account_id, membership_id, mailbox_id, body: schemas
 
 
 @bp.delete("/accounts/<int:account_id>/members/<int:membership_id>/grants/<int:grant_id>")
-@endpoint(member("access.grant"), responses={204: None, 404: None, 403: None, 409: None}, tags=("members",))
+@endpoint(member("access.grant", also="members.view"), responses={204: None, 404: None, 403: None, 409: None},
+          tags=("members",))
 def revoke(account_id, membership_id, grant_id):
     """Take away one role or permission (the account's last owner stays)."""
     grant = roles.grant_in_account(g.account, grant_id)

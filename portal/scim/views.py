@@ -298,7 +298,7 @@ def group(role_id):
 
 
 @bp.put("/Groups/<role_id>")
-@rule(member("access.grant"))
+@rule(member("access.grant", also="members.view"))
 def group_replace(role_id):
     role, link = services.group_in_account(g.account, role_id)
     wanted = services.read(schema.Group, _body(), Context.RESOURCE_REPLACEMENT_REQUEST)
@@ -309,7 +309,7 @@ def group_replace(role_id):
 
 
 @bp.patch("/Groups/<role_id>")
-@rule(member("access.grant"))
+@rule(member("access.grant", also="members.view"))
 def group_patch(role_id):
     role, link = services.group_in_account(g.account, role_id)
     patch = services.read(PatchOp[schema.Group], _body(), Context.RESOURCE_PATCH_REQUEST)

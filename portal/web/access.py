@@ -33,7 +33,7 @@ from portal.tokens.services import SCIM_BLUEPRINT, SCOPES, scopes_here
 class Rule:
     kind: str  # public | signed_in | account | mailbox | superadmin
     permission: str | None = None
-    also: str | None = None  # an account permission a mailbox rule needs as well
+    also: str | None = None  # an account permission the rule needs as well, to see what the page shows
 
     def describe(self) -> str:
         described = f"{self.kind}:{self.permission}" if self.permission else self.kind
@@ -45,11 +45,13 @@ SIGNED_IN = Rule("signed_in")
 SUPERADMIN = Rule("superadmin")
 
 
-def member(permission: str | None = None) -> Rule:
-    """A member of the account in the URL, holding ``permission`` when given."""
-    if permission is not None and permission not in catalogue.BY_CODE:
-        raise ValueError(f"unknown permission {permission!r}")
-    return Rule("account", permission)
+def member(permission: str | None = None, also: str | None = None) -> Rule:
+    """A member of the account in the URL, holding ``permission`` when given, and ``also`` (to see
+    what the page shows: changing someone's access shows who they are and what they hold)."""
+    for code in (permission, also):
+        if code is not None and code not in catalogue.BY_CODE:
+            raise ValueError(f"unknown permission {code!r}")
+    return Rule("account", permission, also)
 
 
 def on_mailbox(permission: str, also: str | None = None) -> Rule:
@@ -122,6 +124,12 @@ class Context:
         token = g.get("api_token")
         held = self.held & token_permissions(scopes_here(token.scopes)) if token is not None else self.held
         return permission in held
+
+    def reaches_mailboxes(self, permission: str = "mailbox.view") -> bool:
+        """Whether this request's API token, if any, lets ``permission`` on a mailbox through (its
+        scopes), whatever the person holds on each mailbox."""
+        token = g.get("api_token")
+        return token is None or permission in token_mailbox_permissions(scopes_here(token.scopes), writing=_writing())
 
     def load_mailboxes(self, mailbox_ids) -> None:
         """Read what the person may do on each of these mailboxes at once (for a list that asks ``can``)."""
@@ -202,6 +210,8 @@ def enforce() -> object | None:
         return _gated(access, account)
     if access.permission and not g.access.can(access.permission):
         _refuse(access.permission)
+    if access.also and not g.access.can_read(access.also):
+        _refuse(access.also, reading=True)
     return _gated(access, account)
 
 
