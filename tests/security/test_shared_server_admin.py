@@ -9,6 +9,7 @@ import requests
 
 from portal.domains.services import DomainError, add_domain
 from portal.extensions import db
+from portal.i18n import shown
 from portal.mailboxes.models import Mailbox
 from portal.mailboxes.services import create_mailbox
 from tests.emulated import box, box_app_environ  # noqa: F401  (fixtures: Mail-in-a-Box as emu)
@@ -102,7 +103,7 @@ def test_a_privilege_asked_before_another_account_came_is_not_pushed(alone, box,
     db.session.expire_all()
     mailbox = db.session.get(Mailbox, box_a.id)
     assert mailbox.backend_admin is False and "admin" not in emulator.users[box_a.address]["privileges"]
-    assert REFUSED in mailboxes.shown(mailbox.status_reason)
+    assert REFUSED in shown(mailbox.status_reason)
 
 
 def test_nor_on_a_box_holding_what_a_deleted_account_left_there(box, make, run_jobs):

@@ -69,3 +69,34 @@ def test_page__makes_as_many_statements_with_many_rows_as_with_few(client, accou
     assert small.status_code == large.status_code == 200
     assert len(many) == len(few), "\n".join(["FEW"] + few + ["MANY"] + many)
     assert len(large.data) < 300_000, "a page shows one page of rows, not the table"
+
+
+def test_tokens_page__makes_as_many_statements_with_many_makers_as_with_one(client, auth, owner, account, make):
+    """Whether each token still works depends on its maker's rights: read for every maker at once,
+    not once per maker (a review: 105 statements for 100 makers)."""
+    from portal.tokens import services as tokens
+
+    def makers(count: int, start: int) -> None:
+        for number in range(start, start + count):
+            maker = make.user(f"maker{number:03d}@example.org")
+            if number % 2 == 0:  # half of them through a single permission, half through a role
+                membership = make.member(account, maker, permissions=("audit.view",))
+            else:
+                membership = make.member(account, maker, roles=("administrator",))
+            assert membership.user_id == maker.id
+            tokens.create(maker, account, name=f"token {number}", scopes={"audit:read"}, expires_at=None)
+            db.session.commit()
+
+    auth.login(owner.email)
+    url = f"/accounts/{account.id}/settings/tokens"
+    makers(1, 0)
+    assert client.get(url).status_code == 200
+    db.session.expunge_all()
+    with counted() as few:
+        assert client.get(url).status_code == 200
+    makers(12, 1)
+    db.session.expunge_all()
+    with counted() as many:
+        page = client.get(url)
+    assert page.status_code == 200 and page.get_data(as_text=True).count("token ") >= 13
+    assert len(many) == len(few), "\n".join(["FEW"] + few + ["MANY"] + many)
