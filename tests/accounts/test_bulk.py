@@ -201,26 +201,6 @@ def test_bulk__rows_already_as_asked_are_counted_apart_not_as_succeeded(client, 
     assert (enabling.target, enabling.succeeded, enabling.unchanged) == ("mailboxes", 0, 1)
 
 
-def test_bulk__refusals_read_in_the_language_of_whoever_confirmed_the_run(client, auth, account, staff,
-                                                                           run_jobs, make):
-    """The run page is read by the person who confirmed it: its refusals read in their language, not
-    the account's (tests/i18n/test_stored_refusals.py: and in each other reader's)."""
-    helper = make.user("helper@example.org")
-    helper.locale = "fr"
-    make.member(account, helper, permissions=("members.view", "access.grant"))
-    db.session.commit()
-    auth.login("helper@example.org")
-    everything = db.session.execute(db.select(Role).where(Role.system_key == "owner")).scalar_one()
-    _confirm(client, f"/accounts/{account.id}/members/bulk",
-             data={"action": "grant_role", "role_id": everything.id,
-                   "member": _ids(account, "staff01@corp.example.org")})
-    run_jobs()
-    run = db.session.execute(db.select(BulkRun)).scalar_one()
-    assert run.failed == 1 and account.default_locale in (None, "en")
-    page = client.get(f"/accounts/{account.id}/bulk/{run.id}").get_data(as_text=True)
-    assert "Vous ne pouvez pas attribuer des droits que vous ne détenez pas" in page
-
-
 def test_bulk__a_run_stopped_part_way_resumes_and_counts_what_it_changed_as_succeeded(client, auth, account, staff,
                                                                                       run_jobs, monkeypatch):
     """Review: a retried run started again from the first row, so the rows its first attempt had

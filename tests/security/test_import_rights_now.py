@@ -37,6 +37,20 @@ def _result_rows(run: ImportRun) -> dict[str, tuple]:
     return {row[2]: row for row in sheet.iter_rows(min_row=2, values_only=True) if row[2]}
 
 
+def _cut_down_then_run(owner, account, membership, role_key: str, kept: tuple[str, ...], run: ImportRun,
+                       run_jobs) -> ImportRun:
+    """Another owner takes the uploader's role and leaves them ``kept``; the uploader then starts
+    the run previewed before, and the worker carries it out."""
+    revoke_grant(owner, account, held_grant(membership, system_role(role_key).id))
+    db.session.add_all([Grant(membership_id=membership.id, account_id=account.id, permission=code) for code in kept])
+    db.session.commit()
+    imports.confirm(membership.user, db.session.get(ImportRun, run.id))
+    db.session.commit()
+    run_jobs()
+    db.session.expire_all()
+    return db.session.get(ImportRun, run.id)
+
+
 def test_a_demoted_owner_cannot_make_themself_owner_again_through_an_old_preview(owner, account, make, run_jobs):
     enabled_domain(owner, account, "corp.example.org")
     mallory = make.user("mallory@corp.example.org", name="Mal Lory")
@@ -47,15 +61,8 @@ def test_a_demoted_owner_cannot_make_themself_owner_again_through_an_old_preview
                 account_rows=[("mallory@corp.example.org", "Account Owner", None),
                               ("newcomer@corp.example.org", "Account Owner", None)])
     run = _preview(mallory, account, data)
-    # The other owner cuts her down to creating users.
-    revoke_grant(owner, account, held_grant(membership, system_role(catalogue.OWNER).id))
-    db.session.add(Grant(membership_id=membership.id, account_id=account.id, permission="users.create"))
-    db.session.commit()
-    imports.confirm(mallory, db.session.get(ImportRun, run.id))
-    db.session.commit()
-    run_jobs()
-    db.session.expire_all()
-    run = db.session.get(ImportRun, run.id)
+    # The other owner cuts her down to creating users; she starts the old preview.
+    run = _cut_down_then_run(owner, account, membership, catalogue.OWNER, ("users.create",), run, run_jobs)
     assert run.status == "done" and (run.created, run.updated, run.skipped) == (0, 0, 2)
     assert not is_owner(mallory, account.id)
     assert account_permissions(mallory, account) == frozenset({"users.create"})
@@ -74,15 +81,8 @@ def test_rows_within_the_uploaders_rights_now_still_run(owner, account, make, ru
                 account_rows=[("ann@corp.example.org", "Account Administrator", None),
                               ("bob@corp.example.org", None, "users.create")])
     run = _preview(helper, account, data)
-    revoke_grant(owner, account, held_grant(membership, system_role(catalogue.ADMINISTRATOR).id))
-    db.session.add_all([Grant(membership_id=membership.id, account_id=account.id, permission=code)
-                        for code in ("users.create", "members.view")])
-    db.session.commit()
-    imports.confirm(helper, db.session.get(ImportRun, run.id))
-    db.session.commit()
-    run_jobs()
-    db.session.expire_all()
-    run = db.session.get(ImportRun, run.id)
+    run = _cut_down_then_run(owner, account, membership, catalogue.ADMINISTRATOR, ("users.create", "members.view"),
+                             run, run_jobs)
     assert (run.created, run.skipped) == (1, 1)
     from portal.auth.models import User
 
