@@ -17,6 +17,9 @@ def init_app(app: Flask) -> None:
 
 
 def is_htmx(request) -> bool:
-    """True for requests made by htmx that want a fragment, not a boosted page."""
+    """True for requests made by htmx that want a fragment: not a boosted page, nor the page htmx
+    asks for when the back button returns to an address it pushed (its history keeps no copy:
+    ``historyCacheSize`` 0), which replaces the whole body (a walkthrough: after Back, the page was
+    only its list, without menus or the announcer)."""
     headers = getattr(request, "htmx", None)
-    return bool(headers) and not headers.boosted
+    return bool(headers) and not headers.boosted and not headers.history_restore_request

@@ -58,6 +58,11 @@ def test_users__search_filter_page_and_grant_a_role_to_every_match(page: Page, l
     assert_not_reloaded(page, "searching, filtering and paging")
     page.go_back()
     expect(pager).to_have_text("1–50 of 55 people")
+    # Back asks the server for the whole page (htmx keeps no copy of it): the menus, the heading and
+    # the announcer are still there, not the list alone (a walkthrough).
+    expect(page.get_by_role("heading", name="Users", exact=True)).to_be_visible()
+    expect(page.locator("nav.sidebar")).to_be_visible()
+    expect(page.locator("#announcer")).to_have_count(1)
     page.reload()  # the state is in the URL
     expect(page.get_by_label("Search")).to_have_value("person1")
     expect(pager).to_have_text("1–50 of 55 people")

@@ -42,3 +42,16 @@ def test_errors__unknown_page_is_a_friendly_404(client, make):
     response = client.get("/no/such/page")
     assert response.status_code == 404
     assert "There is nothing here" in response.get_data(as_text=True)
+
+
+def test_pages__the_page_htmx_asks_for_on_back_is_the_whole_page(client, auth, owner, account):
+    """A list swapped by htmx answers its fragment; the same address asked for again by the back
+    button (htmx's history restore: it keeps no copy) answers the whole page, which replaces the
+    body: the fragment alone left a page without menus or announcer (a walkthrough)."""
+    auth.login(owner.email)
+    url = f"/accounts/{account.id}/members?page=1"
+    fragment = client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    restored = client.get(url, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+                          ).get_data(as_text=True)
+    assert 'id="member-list"' in fragment and "<html" not in fragment and 'id="announcer"' not in fragment
+    assert restored.startswith("<!doctype html>") and 'id="announcer"' in restored and 'class="sidebar"' in restored
