@@ -285,11 +285,15 @@ def _carry_out_run(run: BulkRun, account: Account, actor: User | None) -> None:
     from portal.users.services import UserError
 
     # Checked again now: the run may have waited in the queue while its author lost the right.
-    held = account_permissions(actor, account) if actor is not None else frozenset()
+    # A suspended author holds nothing meanwhile (as their API tokens).
+    held = account_permissions(actor, account) if actor is not None and actor.suspended_at is None \
+        else frozenset()
     if ACTIONS[run.target][run.action].permission not in held:
         run.status, run.finished_at = FAILED, utcnow()
         # Read on the run's page and, by every admin, in the audit log: kept for each reader's language.
         run.error = (later("The person who started this no longer has a profile.") if actor is None else
+                     later("%(email)s is suspended; nothing was done.", email=actor.email)
+                     if actor.suspended_at is not None else
                      later("%(email)s no longer holds the permission this action needs; nothing was done.",
                            email=actor.email))
         record("bulk.done", account=account, target=run, target_label=label(run), actor=actor, succeeded=0,

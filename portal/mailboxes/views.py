@@ -129,7 +129,7 @@ def _page(mailbox, status=200, error=None, password=None):
     access_listing = lists.read({}, ("email",), "email")
     return render("mailboxes/show.html", block="live", status=status, account=g.account, mailbox=mailbox,
                   person_query=person_query, people=people, access_listing=access_listing,
-                  access=roles.mailbox_access(mailbox.id, access_listing),
+                  access=roles.mailbox_access(mailbox.id, access_listing, g.account.id),
                   busy=busy, capabilities=capabilities, admin_refusal=admin_refusal,
                   connection=backends.connection(mailbox.domain.connection),
                   attempts=mailbox.attempts.limit(50).all(),

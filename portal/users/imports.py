@@ -152,7 +152,9 @@ def confirm(actor: User, run: ImportRun) -> None:
         raise ImportError_(_("Nothing to create or update: fix the problems and upload again."))
     run.status = QUEUED
     # ``by``: the result is written in the language of the person who started the run.
-    enqueue(IMPORT_KIND, {"run_id": run.id, "by": actor.id}, subject=f"import:{run.id}", account=run.account_id)
+    # Started through an API token, the run hands on no more than the token reaches, as its preview.
+    enqueue(IMPORT_KIND, {"run_id": run.id, "by": actor.id, **_reach_of_request(actor, db.session.get(Account, run.account_id))},
+            subject=f"import:{run.id}", account=run.account_id)
     record("users.import_start", account=run.account_id, target=run, target_label=run.filename, actor=actor)
 
 
@@ -339,10 +341,10 @@ def run_import(job) -> None:
         return
     starter = db.session.get(User, job.payload["by"]) if job.payload.get("by") else None
     with _in_language_of(starter or run.created_by):
-        _run(run)
+        _run(run, _limit(job.payload, "limit"), _limit(job.payload, "mailbox_limit"))
 
 
-def _run(run: ImportRun) -> None:
+def _run(run: ImportRun, limit: frozenset[str] | None = None, mailbox_limit: frozenset[str] | None = None) -> None:
     account = db.session.get(Account, run.account_id)
     run.status, run.started_at = RUNNING, run.started_at or utcnow()
     run.done = run.created = run.updated = run.skipped = 0
@@ -356,7 +358,7 @@ def _run(run: ImportRun) -> None:
             p["skip"], p["skip_values"] = "invitation_waits" if p["email"] in waiting else "alias", {}
     # The rights the preview checked, checked again now: the uploader may have lost some since (a
     # review: an owner cut down to creating users ran an old preview that made them owner again).
-    beyond = _beyond_rights(run.created_by, account, [p for p in planned if not p["skip"]])
+    beyond = _beyond_rights(run.created_by, account, [p for p in planned if not p["skip"]], limit, mailbox_limit)
     for p in planned:
         if p["email"] in beyond:
             p["skip"], p["skip_values"] = "rights_changed", {}
@@ -388,17 +390,28 @@ def _run(run: ImportRun) -> None:
            created=run.created, updated=run.updated, skipped=run.skipped)
 
 
-def _beyond_rights(uploader: User | None, account: Account, planned: list[dict]) -> set[str]:
-    """The addresses of the rows that would hand on a right the uploader does not hold now, or
-    that the uploader may no longer create. The same rules as the preview's (``workbook._plan_grants``);
-    each role and mailbox is looked at once."""
+def _beyond_rights(uploader: User | None, account: Account, planned: list[dict],
+                   limit: frozenset[str] | None = None, mailbox_limit: frozenset[str] | None = None) -> set[str]:
+    """The addresses of the rows that would hand on a right the uploader does not hold now (within
+    what the API token that started the run reaches: ``limit``, ``mailbox_limit``), or on a mailbox
+    that is no longer one of the account's, or that the uploader may no longer create (suspended,
+    gone, or without the right). The same rules as the preview's (``workbook._plan_grants``); each
+    role and mailbox is looked at once."""
     from portal.roles.services import is_owner, mailbox_permissions
 
-    if uploader is None:
+    if uploader is None or uploader.suspended_at is not None:
         return {p["email"] for p in planned}
     held = account_permissions(uploader, account)
+    if limit is not None:
+        held &= limit
     if "users.create" not in held:
         return {p["email"] for p in planned}
+    # The plan keeps mailbox ids: one deleted since, or whose id now names another row (SQLite
+    # gives a freed highest id again), is none of this account's to grant on (a review).
+    named = {mailbox_id for p in planned for mailbox_id, _role_id, _code in p["mailbox_grants"]}
+    live = set(db.session.execute(db.select(Mailbox.id).where(
+        Mailbox.id.in_(named), Mailbox.account_id == account.id, Mailbox.status != DELETED)).scalars()) \
+        if named else set()
     owner = is_owner(uploader, account.id)
     wanted = {role_id for p in planned for role_id in p["roles"]} | {
         role_id for p in planned for _mailbox_id, role_id, _code in p["mailbox_grants"] if role_id}
@@ -411,7 +424,9 @@ def _beyond_rights(uploader: User | None, account: Account, planned: list[dict])
         if mailbox_id is None:
             return held
         if mailbox_id not in on_mailbox:
-            rights = mailbox_permissions(uploader, account, mailbox_id)
+            rights = mailbox_permissions(uploader, account, mailbox_id) if mailbox_id in live else frozenset()
+            if mailbox_limit is not None:
+                rights &= mailbox_limit
             on_mailbox[mailbox_id] = rights if "mailbox.access" in rights else frozenset()
         return on_mailbox[mailbox_id]
 

@@ -83,6 +83,16 @@ def corporate_domain_for(account: Account, email: str, *, personal_mailbox: bool
     return domain
 
 
+def _read_by_a_mailbox(address: str, person: User | None) -> bool:
+    """Whether a mailbox has the address, other than the person's own personal one: a profile made
+    there would have its mail (a password reset among it) read by whoever reads that mailbox (a
+    review; ``mailboxes.services._login_holder_problem`` refuses the other way round)."""
+    return db.session.execute(db.select(Mailbox.id).where(
+        Mailbox.address == address, Mailbox.status != DELETED,
+        db.or_(Mailbox.kind != PERSONAL, Mailbox.owner_id.is_(None),
+               Mailbox.owner_id != (person.id if person is not None else -1)))).first() is not None
+
+
 def _own_mailbox_kept(domain, address: str) -> bool:
     """Whether the address has its person's own personal mailbox, kept (or disabled) when they were
     removed: made again one by one (or by their identity provider), they may get it back
@@ -140,6 +150,10 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     if db.session.execute(db.select(MailboxAlias.id).where(MailboxAlias.address == address)).first() is not None:
         # Its mail (a password reset among it) would reach the aliased mailbox, not this person.
         raise UserError(later("%(email)s is an alias of a mailbox: remove the alias first.", email=address), "email")
+    if _read_by_a_mailbox(address, existing):
+        raise UserError(later("%(email)s is a mailbox: whoever reads it would get this person's mail, a "
+                              "password reset among it. Choose another address, or remove the mailbox first.",
+                              email=address), "email")
     if link_shown and _invitation_waits(address, account.id):
         # The person answers this account's invitation with a profile of their own. Another
         # account's invitation to an address on this account's own domain stays theirs to answer:

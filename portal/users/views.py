@@ -181,7 +181,7 @@ def import_upload(account_id):
 @bp.route("/accounts/<int:account_id>/users/import/template")
 @rule(member("users.create"))
 def import_template(account_id):
-    return send_file(io.BytesIO(workbook.template(g.account)), mimetype=XLSX, as_attachment=True,
+    return send_file(io.BytesIO(workbook.template(g.account, current_user)), mimetype=XLSX, as_attachment=True,
                      download_name="users-template.xlsx")
 
 

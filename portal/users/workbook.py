@@ -157,20 +157,33 @@ def _note(cell, text: str, height: int = 110) -> None:
     cell.comment = Comment(text, _("Mail portal"), width=320, height=height)
 
 
-def _template_mailboxes(account: Account) -> tuple[list[str], bool]:
+def _template_mailboxes(account: Account, actor: User | None) -> tuple[list[str], bool]:
     """The addresses of the mailboxes the template has a sheet for, and whether the account has
     more: at most MAILBOX_SHEETS, shared ones first (those people are given rights on; a personal
-    mailbox is its owner's), each kind by address. Addresses only: no alias, domain or owner is read."""
+    mailbox is its owner's), each kind by address, among those ``actor`` may give access to (a
+    review: the template named every mailbox to someone who may only create users). Addresses
+    only: no alias, domain or owner is read."""
+    from portal.roles.models import Grant
+    from portal.roles.services import granted_on_mailboxes, held_in
+
+    query = db.select(Mailbox.address).where(Mailbox.account_id == account.id, Mailbox.status != DELETED)
+    if actor is not None and not actor.is_superadmin and "mailboxes.manage" not in account_permissions(actor, account):
+        membership_id, _held = held_in(actor, account)
+        on = db.session.execute(db.select(Grant.mailbox_id).where(
+            Grant.membership_id == (membership_id or -1), Grant.mailbox_id.is_not(None)).distinct()).scalars().all()
+        query = query.where(Mailbox.id.in_([mailbox_id for mailbox_id, held
+                                            in granted_on_mailboxes(membership_id, on).items()
+                                            if "mailbox.access" in held]))
     addresses = db.session.execute(
-        db.select(Mailbox.address).where(Mailbox.account_id == account.id, Mailbox.status != DELETED)
+        query
         .order_by(case((Mailbox.kind == SHARED, 0), else_=1), Mailbox.address)
         .limit(MAILBOX_SHEETS + 1)).scalars().all()
     return addresses[:MAILBOX_SHEETS], len(addresses) > MAILBOX_SHEETS
 
 
-def template(account: Account) -> bytes:
-    """A workbook for this account: its roles, permissions and mailboxes, with drop-down lists,
-    written in the current language."""
+def template(account: Account, actor: User | None = None) -> bytes:
+    """A workbook for this account: its roles, permissions and mailboxes (those ``actor`` may give
+    access to; every one without), with drop-down lists, written in the current language."""
     book = Workbook()
     bold = Font(bold=True)
     names = {key: sheet_name(key) for key in (ROLES, PERMISSIONS, USERS, ACCOUNT)}
@@ -198,7 +211,7 @@ def template(account: Account) -> bytes:
     yes_no = DataValidation(type="list", formula1=f'"{yes},{no}"', allow_blank=True)
     users.add_data_validation(yes_no)
     yes_no.add("D2:D50001")
-    addresses, more = _template_mailboxes(account)
+    addresses, more = _template_mailboxes(account, actor)
     instructions = [_("One user a row. Their rights on the account go on the %(account)s sheet, their rights on a "
                       "mailbox on that mailbox's sheet (the sheet with its address in B1).", account=names[ACCOUNT])]
     if more:
@@ -465,7 +478,8 @@ SKIPS = {
     "outranked": _l("they hold rights you do not hold: only someone who holds them all may rename them"),
     "invitation_waits": _l("an invitation is waiting for this address: the person answers it with a profile "
                            "of their own (withdraw it first to create them here)"),
-    "alias": _l("this address is an alias of a mailbox: remove the alias first"),
+    "alias": _l("this address is a mailbox, or an alias of one, whose readers would get this person's mail: "
+                "choose another address, or remove the mailbox or the alias first"),
     "rights_changed": _l("it hands on rights that whoever uploaded the workbook no longer holds: nothing was done "
                          "for this person"),
 }
@@ -879,9 +893,10 @@ def _plan_grants(check: _Validator, sheet: Sheet, by_email: dict[str, PlannedUse
 
 
 def held_elsewhere(emails: list[str], account_id: int) -> tuple[set[str], set[str]]:
-    """Of ``emails``, those a pending invitation of this account waits for (another account's is
-    theirs to answer, with its own link: see ``users.services.create_corporate_user``), and those a
-    mailbox alias holds."""
+    """Of ``emails`` (addresses nobody has a profile at), those a pending invitation of this account
+    waits for (another account's is theirs to answer, with its own link: see
+    ``users.services.create_corporate_user``), and those a mailbox or a mailbox alias holds (its
+    readers would get the person's mail, a password reset among it)."""
     from portal.invitations.models import PENDING, Invitation
     from portal.mailboxes.models import MailboxAlias
 
@@ -895,6 +910,8 @@ def held_elsewhere(emails: list[str], account_id: int) -> tuple[set[str], set[st
             Invitation.expires_at > now)).scalars())
         aliased.update(db.session.execute(db.select(MailboxAlias.address).where(
             MailboxAlias.address.in_(chunk))).scalars())
+        aliased.update(db.session.execute(db.select(Mailbox.address).where(
+            Mailbox.address.in_(chunk), Mailbox.status != DELETED)).scalars())
     return waiting, aliased
 
 

@@ -588,3 +588,27 @@ def test_bulk_grant__a_grant_made_at_the_same_moment_is_a_problem_of_that_person
     holding = db.session.execute(db.select(Grant.membership_id).where(Grant.role_id == role.id,
                                                                       Grant.account_id == account.id)).scalars()
     assert sorted(holding) == sorted(int(membership_id) for membership_id in ticked)
+
+
+def test_bulk__a_run_whose_author_is_suspended_before_it_runs_does_nothing(client, auth, owner, account, staff,
+                                                                          run_jobs, make):
+    """Suspending someone stops what they act through (their API tokens, an import they started):
+    their bulk run still queued too (a review)."""
+    from portal.auth.models import User
+    from portal.users.services import suspend
+
+    admin = make.user("admin@corp.example.org")
+    admin.is_corporate, admin.corporate_account_id = True, account.id
+    make.member(account, admin, roles=("administrator",))
+    auth.login("admin@corp.example.org")
+    _confirm(client, f"/accounts/{account.id}/members/bulk",
+             data={"action": "grant_role", "role_id": _administrator().id,
+                   "member": _ids(account, "staff01@corp.example.org")})
+    suspend(owner, account, db.session.get(User, admin.id))
+    db.session.commit()
+    run_jobs()
+    db.session.expire_all()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert run.status == "failed" and shown(run.error) == "admin@corp.example.org is suspended; nothing was done."
+    staff01 = db.session.execute(db.select(User).where(User.email == "staff01@corp.example.org")).scalar_one()
+    assert "access.grant" not in account_permissions(staff01, account)
