@@ -23,7 +23,7 @@ from portal.web import lists
 from portal.web.access import findable_people, member, on_mailbox, rule
 from portal.web.loaders import load_or_404
 from portal.web.htmx import is_htmx
-from portal.web.inputs import arg_id, form_id
+from portal.web.inputs import arg_id, form_id, parse_id
 from portal.web.render import render
 
 bp = Blueprint("mailboxes", __name__)
@@ -361,12 +361,17 @@ def _drift_page(domain, status=200, error=None):
     # A page of differences at a time: a backend may differ on every one of 10,000 mailboxes.
     listing = lists.read({}, ("address",), "address", per_page=DRIFT_PAGE)
     return render("mailboxes/drift.html", block="live", status=status, account=g.account, domain=domain,
-                  report=report, differences=_page_of(report.differences if report else [], listing),
+                  report=report, differences=_page_of(_by_address(report), listing),
                   listing=listing, comparing=comparing, labels=drift.LABELS,
                   capabilities=backends.capabilities(domain.connection), error=error, form=ConfirmForm())
 
 
 DRIFT_PAGE = 100
+
+
+def _by_address(report) -> list[dict]:
+    """The report's differences in the order the page says (by address)."""
+    return sorted(report.differences, key=lambda item: item.get("address", "")) if report else []
 
 
 def _page_of(items: list, listing: lists.Listing) -> lists.Page:
@@ -396,7 +401,10 @@ def _drift_act(domain_id, action):
         flash(message, "success")
     if is_htmx(request):
         return _drift_page(domain)
-    return redirect(url_for("mailboxes.drift_report", account_id=domain.account_id, domain_id=domain.id))
+    # Back to the page of differences the person acted on, not the first one (a walkthrough).
+    page = parse_id(request.form.get("page")) or None
+    return redirect(url_for("mailboxes.drift_report", account_id=domain.account_id, domain_id=domain.id,
+                            page=page if page and page > 1 else None))
 
 
 @bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/drift/compare", methods=["POST"])
@@ -436,7 +444,7 @@ def drift_settle_all(account_id, domain_id):
         if how not in ("adopt", "enforce"):
             abort(404)
         report = drift.latest_report(domain)
-        differences = report.differences if report else []
+        differences = _by_address(report)
         return render("mailboxes/drift_confirm.html", account=g.account, domain=domain, how=how, report=report,
                       shown=differences[:DRIFT_PAGE], more=max(len(differences) - DRIFT_PAGE, 0),
                       labels=drift.LABELS, form=ConfirmForm())

@@ -153,8 +153,9 @@ def confirm(actor: User, run: ImportRun) -> None:
     run.status = QUEUED
     # ``by``: the result is written in the language of the person who started the run.
     # Started through an API token, the run hands on no more than the token reaches, as its preview.
-    enqueue(IMPORT_KIND, {"run_id": run.id, "by": actor.id, **_reach_of_request(actor, db.session.get(Account, run.account_id))},
-            subject=f"import:{run.id}", account=run.account_id)
+    reach = _reach_of_request(actor, db.session.get(Account, run.account_id))
+    enqueue(IMPORT_KIND, {"run_id": run.id, "by": actor.id, **reach}, subject=f"import:{run.id}",
+            account=run.account_id)
     record("users.import_start", account=run.account_id, target=run, target_label=run.filename, actor=actor)
 
 

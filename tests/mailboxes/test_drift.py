@@ -337,3 +337,14 @@ def test_drift_page__shows_a_page_of_differences_at_a_time(drifted, client, auth
     confirm = client.get(f"{url}/settle-all", query_string={"how": "adopt"}).get_data(as_text=True)
     named = re.findall(r"<li>([^<]+@corp\.example): ", confirm)
     assert len(named) == 100 and "and 150 more differences" in confirm
+    # In the order the page says (by address), on the page and in the confirmation alike.
+    everyone = shown.findall(first) + shown.findall(client.get(url, query_string={"page": 2}).get_data(as_text=True))
+    everyone += shown.findall(last)
+    assert list(dict.fromkeys(everyone)) == sorted(set(everyone)) and named == sorted(set(everyone))[:100]
+    # Settling a difference on page 2 comes back to page 2.
+    page_two = client.get(url, query_string={"page": 2}).get_data(as_text=True)
+    address = shown.findall(page_two)[0]
+    assert page_two.count('name="page" value="2"') == page_two.count('name="how" value="adopt"') == 100
+    response = client.post(f"{url}/settle", data={"address": address, "kind": drift.UNKNOWN_TO_PORTAL,
+                                                  "how": "adopt", "page": "2"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/drift?page=2")
