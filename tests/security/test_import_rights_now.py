@@ -102,7 +102,7 @@ def test_only_the_uploader_starts_an_import(owner, account, make, run_jobs, clie
     run = _preview(owner, account, data)
     auth.login("clerk@corp.example.org")
     page = client.get(f"/accounts/{account.id}/users/import/{run.id}").get_data(as_text=True)
-    assert "Only the person who uploaded this workbook can start it" in page
+    assert "Only owner@example.org, who uploaded this workbook, can start it" in page
     assert f"/users/import/{run.id}/confirm" not in page
     response = client.post(f"/accounts/{account.id}/users/import/{run.id}/confirm")
     assert response.status_code == 409
