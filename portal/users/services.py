@@ -83,16 +83,6 @@ def corporate_domain_for(account: Account, email: str, *, personal_mailbox: bool
     return domain
 
 
-def _read_by_a_mailbox(address: str, person: User | None) -> bool:
-    """Whether a mailbox has the address, other than the person's own personal one: a profile made
-    there would have its mail (a password reset among it) read by whoever reads that mailbox (a
-    review; ``mailboxes.services._login_holder_problem`` refuses the other way round)."""
-    return db.session.execute(db.select(Mailbox.id).where(
-        Mailbox.address == address, Mailbox.status != DELETED,
-        db.or_(Mailbox.kind != PERSONAL, Mailbox.owner_id.is_(None),
-               Mailbox.owner_id != (person.id if person is not None else -1)))).first() is not None
-
-
 def _own_mailbox_kept(domain, address: str) -> bool:
     """Whether the address has its person's own personal mailbox, kept (or disabled) when they were
     removed: made again one by one (or by their identity provider), they may get it back
@@ -146,11 +136,14 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
     if existing is not None and not vacant_profile(existing):
         raise UserError(later("%(email)s already has a profile. Invite it instead.", email=address), "email")
     from portal.mailboxes.models import MailboxAlias
+    from portal.mailboxes.services import received_by_name
 
-    if db.session.execute(db.select(MailboxAlias.id).where(MailboxAlias.address == address)).first() is not None:
-        # Its mail (a password reset among it) would reach the aliased mailbox, not this person.
+    # Its mail (a password reset among it) would reach whoever reads the mailbox, not this person
+    # (only this account's mailboxes: another's are that account's to know).
+    if db.session.execute(db.select(MailboxAlias.id).join(Mailbox, Mailbox.id == MailboxAlias.mailbox_id).where(
+            MailboxAlias.address == address, Mailbox.account_id == account.id)).first() is not None:
         raise UserError(later("%(email)s is an alias of a mailbox: remove the alias first.", email=address), "email")
-    if _read_by_a_mailbox(address, existing):
+    if received_by_name(account.id, [address]):
         raise UserError(later("%(email)s is a mailbox: whoever reads it would get this person's mail, a "
                               "password reset among it. Choose another address, or remove the mailbox first.",
                               email=address), "email")

@@ -898,20 +898,18 @@ def held_elsewhere(emails: list[str], account_id: int) -> tuple[set[str], set[st
     ``users.services.create_corporate_user``), and those a mailbox or a mailbox alias holds (its
     readers would get the person's mail, a password reset among it)."""
     from portal.invitations.models import PENDING, Invitation
-    from portal.mailboxes.models import MailboxAlias
+    from portal.mailboxes.services import received_by_name
 
     waiting: set[str] = set()
-    aliased: set[str] = set()
     now = utcnow()
     for start in range(0, len(emails), 500):
         chunk = emails[start:start + 500]
         waiting.update(db.session.execute(db.select(Invitation.email).where(
             Invitation.account_id == account_id, Invitation.email.in_(chunk), Invitation.status == PENDING,
             Invitation.expires_at > now)).scalars())
-        aliased.update(db.session.execute(db.select(MailboxAlias.address).where(
-            MailboxAlias.address.in_(chunk))).scalars())
-        aliased.update(db.session.execute(db.select(Mailbox.address).where(
-            Mailbox.address.in_(chunk), Mailbox.status != DELETED)).scalars())
+    # Only this account's mailboxes and aliases (another's are that account's to know); a person's
+    # own personal mailbox (made by an earlier attempt of the same run) is theirs.
+    aliased = received_by_name(account_id, emails)
     return waiting, aliased
 
 
