@@ -27,6 +27,14 @@ def board(owner, account, run_jobs):
     return box
 
 
+def _previewed(owner, account, users) -> ImportRun:
+    run = imports.receive(owner, account, "users.xlsx", fill(workbook.template(account), users=users))
+    db.session.commit()
+    Worker(current_app._get_current_object(), name="test-worker").run_due()
+    db.session.expire_all()
+    return db.session.get(ImportRun, run.id)
+
+
 def test_not_by_hand(owner, account, board):
     with pytest.raises(UserError) as refused:
         create_corporate_user(owner, account, first_name="Bo", last_name="Ard", email="board@corp.example.org",
@@ -36,14 +44,8 @@ def test_not_by_hand(owner, account, board):
 
 
 def test_not_by_import(owner, account, board):
-    data = fill(workbook.template(account), users=[("Bo", "Ard", "board@corp.example.org", "Y"),
-                                                    ("Ann", "Able", "ann@corp.example.org", "N")],
-                account_rows=[("board@corp.example.org", "Account Administrator", None)])
-    run = imports.receive(owner, account, "users.xlsx", data)
-    db.session.commit()
-    Worker(current_app._get_current_object(), name="test-worker").run_due()
-    db.session.expire_all()
-    run = db.session.get(ImportRun, run.id)
+    run = _previewed(owner, account, [("Bo", "Ard", "board@corp.example.org", "Y"),
+                                      ("Ann", "Able", "ann@corp.example.org", "N")])
     assert (run.status, run.to_create, run.to_skip) == ("previewed", 1, 1), (shown(run.fatal), run.problems)
 
 
@@ -78,12 +80,8 @@ def test_another_accounts_mailboxes_neither_block_nor_show(owner, account, squat
     the domain, never proven) is that account's to know, and blocks nothing here."""
     from tests.scim.conftest import Scim, make_token, new_user
 
-    data = fill(workbook.template(account), users=[("Cee", "Eo", "ceo@corp.example.org", "N")])
-    run = imports.receive(owner, account, "users.xlsx", data)
-    db.session.commit()
-    Worker(current_app._get_current_object(), name="test-worker").run_due()
-    db.session.expire_all()
-    assert (db.session.get(ImportRun, run.id).to_create, db.session.get(ImportRun, run.id).to_skip) == (1, 0)
+    run = _previewed(owner, account, [("Cee", "Eo", "ceo@corp.example.org", "N")])
+    assert (run.to_create, run.to_skip) == (1, 0)
     answer = Scim(client, make_token(owner, account)).post("/Users", new_user("ceo@corp.example.org", "Cee", "Eo"))
     assert answer.status_code == 201, answer.get_data(as_text=True)
 
@@ -100,12 +98,8 @@ def test_nor_at_an_address_a_domain_alias_brings_to_a_mailbox(owner, account, ru
     with pytest.raises(UserError):
         create_corporate_user(owner, account, first_name="Bo", last_name="Ard", email="board@alias.example.org",
                               personal_mailbox=False)
-    data = fill(workbook.template(account), users=[("Bo", "Ard", "board@alias.example.org", "N")])
-    run = imports.receive(owner, account, "users.xlsx", data)
-    db.session.commit()
-    Worker(current_app._get_current_object(), name="test-worker").run_due()
-    db.session.expire_all()
-    assert (db.session.get(ImportRun, run.id).to_create, db.session.get(ImportRun, run.id).to_skip) == (0, 1)
+    run = _previewed(owner, account, [("Bo", "Ard", "board@alias.example.org", "N")])
+    assert (run.to_create, run.to_skip) == (0, 1)
 
 
 def test_a_retried_import_counts_the_people_it_made_as_updated_not_skipped(owner, account, run_jobs):
@@ -116,11 +110,8 @@ def test_a_retried_import_counts_the_people_it_made_as_updated_not_skipped(owner
     from openpyxl import load_workbook
 
     enabled_domain(owner, account, "corp.example.org")
-    data = fill(workbook.template(account), users=[("Ann", "Able", "ann@corp.example.org", "Y")])
-    run = imports.receive(owner, account, "users.xlsx", data)
-    db.session.commit()
-    run_jobs()
-    imports.confirm(owner, db.session.get(ImportRun, run.id))
+    run = _previewed(owner, account, [("Ann", "Able", "ann@corp.example.org", "Y")])
+    imports.confirm(owner, run)
     db.session.commit()
     run_jobs()
     db.session.expire_all()
