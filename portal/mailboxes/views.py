@@ -361,7 +361,7 @@ def _drift_page(domain, status=200, error=None):
     # A page of differences at a time: a backend may differ on every one of 10,000 mailboxes.
     listing = lists.read({}, ("address",), "address", per_page=DRIFT_PAGE)
     return render("mailboxes/drift.html", block="live", status=status, account=g.account, domain=domain,
-                  report=report, differences=_page_of(_by_address(report), listing),
+                  report=report, differences=lists.page_of(_by_address(report), listing),
                   listing=listing, comparing=comparing, labels=drift.LABELS,
                   capabilities=backends.capabilities(domain.connection), error=error, form=ConfirmForm())
 
@@ -372,15 +372,6 @@ DRIFT_PAGE = 100
 def _by_address(report) -> list[dict]:
     """The report's differences in the order the page says (by address)."""
     return sorted(report.differences, key=lambda item: item.get("address", "")) if report else []
-
-
-def _page_of(items: list, listing: lists.Listing) -> lists.Page:
-    """The page ``listing`` asks for of a list already read (the last one for a page past the end)."""
-    pages = max((len(items) + listing.per_page - 1) // listing.per_page, 1)
-    number = min(listing.page, pages)
-    start = (number - 1) * listing.per_page
-    return lists.Page(items=items[start:start + listing.per_page], total=len(items), page=number,
-                      per_page=listing.per_page)
 
 
 @bp.route("/accounts/<int:account_id>/domains/<int:domain_id>/drift")

@@ -475,11 +475,19 @@ def grant_in_account(account: Account, grant_id: int) -> Grant | None:
 
 def mailbox_permissions(user: User, account: Account, mailbox_id: int) -> frozenset[str]:
     """What ``user`` may do on one mailbox: account-wide powers plus grants on it."""
+    return mailbox_permissions_of(user, account, [mailbox_id])[mailbox_id]
+
+
+def mailbox_permissions_of(user: User, account: Account, mailbox_ids) -> dict[int, frozenset[str]]:
+    """``mailbox_permissions`` on each of several mailboxes: two statements for them all."""
+    ids = set(mailbox_ids)
     membership_id, held = held_in(user, account)
     powers = mailbox_powers(catalogue.codes(catalogue.ACCOUNT) if user.is_superadmin else held)
-    if powers == catalogue.codes(catalogue.MAILBOX):
-        return powers
-    return (powers | granted_on_mailboxes(membership_id, [mailbox_id])[mailbox_id]) & catalogue.codes(catalogue.MAILBOX)
+    every = catalogue.codes(catalogue.MAILBOX)
+    if powers == every or not ids:
+        return {mailbox_id: powers for mailbox_id in ids}
+    return {mailbox_id: (powers | granted) & every
+            for mailbox_id, granted in granted_on_mailboxes(membership_id, ids).items()}
 
 
 def outranks(actor: User, account: Account, user: User, *, elsewhere: bool = True) -> bool:

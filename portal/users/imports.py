@@ -398,7 +398,7 @@ def _beyond_rights(uploader: User | None, account: Account, planned: list[dict],
     that is no longer one of the account's, or that the uploader may no longer create (suspended,
     gone, or without the right). The same rules as the preview's (``workbook._plan_grants``); each
     role and mailbox is looked at once."""
-    from portal.roles.services import is_owner, mailbox_permissions
+    from portal.roles.services import is_owner, mailbox_permissions_of
 
     if uploader is None or uploader.suspended_at is not None:
         return {p["email"] for p in planned}
@@ -419,17 +419,14 @@ def _beyond_rights(uploader: User | None, account: Account, planned: list[dict],
     roles = {role.id: role for role in db.session.execute(db.select(Role).where(
         Role.id.in_(wanted), db.or_(Role.account_id == account.id, Role.system_key.is_not(None)))).scalars()} \
         if wanted else {}
-    on_mailbox: dict[int, frozenset[str]] = {}
+    on_mailbox = {mailbox_id: rights & mailbox_limit if mailbox_limit is not None else rights
+                  for mailbox_id, rights in mailbox_permissions_of(uploader, account, live).items()}
 
     def within(mailbox_id: int | None) -> frozenset[str]:
         if mailbox_id is None:
             return held
-        if mailbox_id not in on_mailbox:
-            rights = mailbox_permissions(uploader, account, mailbox_id) if mailbox_id in live else frozenset()
-            if mailbox_limit is not None:
-                rights &= mailbox_limit
-            on_mailbox[mailbox_id] = rights if "mailbox.access" in rights else frozenset()
-        return on_mailbox[mailbox_id]
+        rights = on_mailbox.get(mailbox_id, frozenset())  # not one of the account's live mailboxes: none
+        return rights if "mailbox.access" in rights else frozenset()
 
     def may_give(mailbox_id: int | None, role_id: int | None, code: str | None) -> bool:
         rights = within(mailbox_id)

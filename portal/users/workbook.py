@@ -36,7 +36,7 @@ from openpyxl.styles import Font
 from openpyxl.worksheet.datavalidation import DataValidation
 from sqlalchemy import case
 
-from portal.accounts.models import Account
+from portal.accounts.models import Account, Membership
 from portal.auth.addresses import address_problem
 from portal.auth.models import User
 from portal.domains import ownership
@@ -45,7 +45,8 @@ from portal.extensions import db
 from portal.i18n import LANGUAGES, StoredReason, _l, in_language, label, later, later_plural
 from portal.mailboxes.models import DELETED, SHARED, Mailbox
 from portal.roles import catalogue
-from portal.roles.services import account_permissions, is_owner, mailbox_permissions, outranks, roles_for
+from portal.roles.services import (account_permissions, is_owner, mailbox_permissions, mailbox_permissions_of,
+                                   outranks, roles_for)
 from portal.spreadsheets import cells, looks_like_formula
 from portal.timeutil import utcnow
 
@@ -164,15 +165,15 @@ def _template_mailboxes(account: Account, actor: User | None) -> tuple[list[str]
     review: the template named every mailbox to someone who may only create users). Addresses
     only: no alias, domain or owner is read."""
     from portal.roles.models import Grant
-    from portal.roles.services import granted_on_mailboxes, held_in
 
     query = db.select(Mailbox.address).where(Mailbox.account_id == account.id, Mailbox.status != DELETED)
     if actor is not None and not actor.is_superadmin and "mailboxes.manage" not in account_permissions(actor, account):
-        membership_id, _held = held_in(actor, account)
-        on = db.session.execute(db.select(Grant.mailbox_id).where(
-            Grant.membership_id == (membership_id or -1), Grant.mailbox_id.is_not(None)).distinct()).scalars().all()
+        # Without the account-wide right, only the mailboxes their own grants give access to.
+        granted = db.session.execute(db.select(Grant.mailbox_id).join(Membership).where(
+            Membership.account_id == account.id, Membership.user_id == actor.id,
+            Grant.mailbox_id.is_not(None)).distinct()).scalars().all()
         query = query.where(Mailbox.id.in_([mailbox_id for mailbox_id, held
-                                            in granted_on_mailboxes(membership_id, on).items()
+                                            in mailbox_permissions_of(actor, account, granted).items()
                                             if "mailbox.access" in held]))
     addresses = db.session.execute(
         query

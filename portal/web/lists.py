@@ -58,6 +58,15 @@ class Listing:
         return bool(self.q or any(self.filters.values()))
 
 
+def page_of(items: list, listing: Listing) -> Page:
+    """The page ``listing`` asks for of a list already in memory (the last one for a page past the
+    end), as ``fetch`` gives one of a query."""
+    pages = max(ceil(len(items) / listing.per_page), 1)
+    number = min(listing.page, pages)
+    start = (number - 1) * listing.per_page
+    return Page(items=items[start:start + listing.per_page], total=len(items), page=number, per_page=listing.per_page)
+
+
 def read(filters: dict[str, tuple[str, ...] | None], sorts: tuple[str, ...], default_sort: str, *,
          descending: bool = False, per_page: int = PER_PAGE) -> Listing:
     """The listing the query string asks for. ``filters`` maps each filter to its allowed values

@@ -51,16 +51,23 @@ def _cut_down_then_run(owner, account, membership, role_key: str, kept: tuple[st
     return db.session.get(ImportRun, run.id)
 
 
-def test_a_demoted_owner_cannot_make_themself_owner_again_through_an_old_preview(owner, account, make, run_jobs):
+def _previewed_by(make, owner, account, email: str, role_key: str, users, account_rows):
+    """``email``, holding ``role_key``, previews a workbook of ``users`` and ``account_rows`` (the
+    account's domain enabled): their membership and the previewed run."""
     enabled_domain(owner, account, "corp.example.org")
-    mallory = make.user("mallory@corp.example.org", name="Mal Lory")
-    membership = make.member(account, mallory, roles=("owner",))
+    membership = make.member(account, make.user(email), roles=(role_key,))
+    run = _preview(membership.user, account, fill(workbook.template(account), users=users, account_rows=account_rows))
+    return membership, run
+
+
+def test_a_demoted_owner_cannot_make_themself_owner_again_through_an_old_preview(owner, account, make, run_jobs):
     # While an owner, Mallory previews a workbook listing her, and a newcomer, as owners.
-    data = fill(workbook.template(account), users=[("Mal", "Lory", "mallory@corp.example.org", "N"),
-                                                    ("New", "Comer", "newcomer@corp.example.org", "N")],
-                account_rows=[("mallory@corp.example.org", "Account Owner", None),
-                              ("newcomer@corp.example.org", "Account Owner", None)])
-    run = _preview(mallory, account, data)
+    membership, run = _previewed_by(
+        make, owner, account, "mallory@corp.example.org", catalogue.OWNER,
+        users=[("Mal", "Lory", "mallory@corp.example.org", "N"), ("New", "Comer", "newcomer@corp.example.org", "N")],
+        account_rows=[("mallory@corp.example.org", "Account Owner", None),
+                      ("newcomer@corp.example.org", "Account Owner", None)])
+    mallory = membership.user
     # The other owner cuts her down to creating users; she starts the old preview.
     run = _cut_down_then_run(owner, account, membership, catalogue.OWNER, ("users.create",), run, run_jobs)
     assert run.status == "done" and (run.created, run.updated, run.skipped) == (0, 0, 2)
@@ -73,14 +80,11 @@ def test_a_demoted_owner_cannot_make_themself_owner_again_through_an_old_preview
 
 def test_rows_within_the_uploaders_rights_now_still_run(owner, account, make, run_jobs):
     """Only the rows handing on a right taken away are left out: the others are made as planned."""
-    enabled_domain(owner, account, "corp.example.org")
-    helper = make.user("helper@corp.example.org", name="Hel Per")
-    membership = make.member(account, helper, roles=("administrator",))
-    data = fill(workbook.template(account), users=[("Ann", "Able", "ann@corp.example.org", "N"),
-                                                    ("Bob", "Baker", "bob@corp.example.org", "N")],
-                account_rows=[("ann@corp.example.org", "Account Administrator", None),
-                              ("bob@corp.example.org", None, "users.create")])
-    run = _preview(helper, account, data)
+    membership, run = _previewed_by(
+        make, owner, account, "helper@corp.example.org", catalogue.ADMINISTRATOR,
+        users=[("Ann", "Able", "ann@corp.example.org", "N"), ("Bob", "Baker", "bob@corp.example.org", "N")],
+        account_rows=[("ann@corp.example.org", "Account Administrator", None),
+                      ("bob@corp.example.org", None, "users.create")])
     run = _cut_down_then_run(owner, account, membership, catalogue.ADMINISTRATOR, ("users.create", "members.view"),
                              run, run_jobs)
     assert (run.created, run.skipped) == (1, 1)
@@ -169,7 +173,7 @@ def test_a_mailbox_deleted_since_the_preview_gets_no_grant(owner, account, run_j
 
 
 def test_a_mailbox_removed_for_good_since_the_preview_leaves_the_others_to_run(owner, account, make, run_jobs,
-                                                                             client, auth):
+                                                                               client, auth):
     """Its row gone (its domain removed), its grant failed the whole run on the foreign key; and where
     the database gives the freed id again (SQLite) to another account's new mailbox, the old plan
     granted on that one: that account then read this account's member, and this one its address."""
@@ -241,7 +245,7 @@ def test_a_token_starts_a_preview_within_its_own_reach_only(owner, account, run_
 
 
 def test_the_template_names_only_the_mailboxes_the_downloader_may_give_access_to(owner, account, make, client,
-                                                                                auth, run_jobs):
+                                                                                 auth, run_jobs):
     import io
 
     from openpyxl import load_workbook
