@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, or_
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from portal.accounts.models import Account
@@ -35,7 +35,7 @@ from portal.jobs.registry import handler
 from portal.jobs.services import enqueue
 from portal.mail.services import send
 from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PROVISIONING, DriftReport, Mailbox,
-                                     ProvisioningAttempt)
+                                     ProvisioningAttempt, ReleasedMailbox)
 from portal.mailboxes.services import MailboxError, _routed, _start, released, released_message
 from portal.roles.services import members_holding
 from portal.timeutil import utcnow
@@ -290,12 +290,24 @@ def _enforce(item: dict, mailbox: Mailbox | None) -> str:
     return _("%(address)s: the backend is being brought in line with the portal.", address=item["address"])
 
 
+def settled_by_all(domain: Domain, report: DriftReport | None, how: str) -> list[dict]:
+    """The differences "adopt all" or "enforce all" acts on: not a mailbox unknown to the portal
+    when enforcing (nothing to push), nor one another account left there when adopting (its mail is
+    that account's people's, see ``_adopt``). A statement per 500 unknown mailboxes."""
+    items = list(report.differences) if report else []
+    unknown = sorted({item["address"] for item in items if item["kind"] == UNKNOWN_TO_PORTAL})
+    left_by_others: set[str] = set()
+    for start in range(0 if how == "adopt" else len(unknown), len(unknown), 500):
+        left_by_others.update(db.session.execute(db.select(ReleasedMailbox.address).where(
+            ReleasedMailbox.connection == domain.connection, ReleasedMailbox.address.in_(unknown[start:start + 500]),
+            or_(ReleasedMailbox.account_id.is_(None), ReleasedMailbox.account_id != domain.account_id))).scalars())
+    return [item for item in items if not (item["kind"] == UNKNOWN_TO_PORTAL
+                                           and (how == "enforce" or item["address"] in left_by_others))]
+
+
 def settle_all(actor: User, domain: Domain, report: DriftReport, how: str) -> int:
     done = 0
-    for item in list(report.differences):
-        if item["kind"] == UNKNOWN_TO_PORTAL and (how == "enforce" or released(domain.connection, item["address"],
-                                                                                domain.account_id)):
-            continue  # nothing to enforce; a deleted account's mailbox is not adopted (see _adopt)
+    for item in settled_by_all(domain, report, how):
         settle(actor, domain, report, item["address"], item["kind"], how)
         done += 1
     return done

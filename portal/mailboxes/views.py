@@ -435,8 +435,9 @@ def drift_settle_all(account_id, domain_id):
         if how not in ("adopt", "enforce"):
             abort(404)
         report = drift.latest_report(domain)
-        differences = _by_address(report)
+        differences = sorted(drift.settled_by_all(domain, report, how), key=lambda item: item.get("address", ""))
         return render("mailboxes/drift_confirm.html", account=g.account, domain=domain, how=how, report=report,
                       shown=differences[:DRIFT_PAGE], more=max(len(differences) - DRIFT_PAGE, 0),
+                      total=len(differences), left=len(report.differences) - len(differences) if report else 0,
                       labels=drift.LABELS, form=ConfirmForm())
     return _drift_act(domain_id, lambda domain: _settle(domain, settle_all=True))

@@ -73,7 +73,8 @@
   // Focus: when a swap removes the element that had it, it goes to the first field the server
   // marked invalid; else, on a new page, to its flash messages (what the action did) or its heading;
   // within a part of the page, to the same control in the new content (htmx already does this for
-  // one with an id), else to the page's heading. Never left on the page's body.
+  // one with an id), else, from a pager's link, to the pager, else to the page's heading. Never left
+  // on the page's body.
   var FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), " +
                   "select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex='-1'])";
   var lostFocus = null;
@@ -102,7 +103,7 @@
     var active = document.activeElement, target = event.detail.target;
     lostFocus = null;
     if (active && active !== document.body && target && target.contains(active)) {
-      lostFocus = {signature: signature(active)};
+      lostFocus = {signature: signature(active), paging: !!active.closest("nav.pager")};
     }
   });
 
@@ -121,6 +122,10 @@
       return signature(element) === lost.signature;
     });
     if (same.length) { focusOn(same[0]); return; }
+    // A pager's link gone (the last page has no "Next"): the focus stays in the pager, by the rows
+    // just shown, on its other link, else on the count it announces.
+    var pager = lost.paging && region !== document.body ? within(region, "nav.pager")[0] : null;
+    if (pager) { focusOn(within(pager, FOCUSABLE)[0] || pager.querySelector("[data-announce]") || pager); return; }
     var flashes = region === document.body ? document.querySelector("main .flashes") : null;
     if (flashes) { focusOn(flashes); return; }
     var heading = document.querySelector("main h1");

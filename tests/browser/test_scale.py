@@ -54,6 +54,9 @@ def test_users__search_filter_page_and_grant_a_role_to_every_match(page: Page, l
     page.locator("#member-list nav.pager").get_by_role("link", name="Next →").click()
     expect(pager).to_have_text("51–55 of 55 people")
     expect(rows).to_have_count(5)
+    # The last page has no "Next": the focus stays in the pager, on "Previous", by the rows just
+    # shown (a walkthrough: it jumped to the heading, far above the table).
+    expect(page.locator("#member-list nav.pager").get_by_role("link", name="← Previous")).to_be_focused()
     expect(page).to_have_url(re.compile(r"page=2"))
     assert_not_reloaded(page, "searching, filtering and paging")
     page.go_back()
@@ -89,6 +92,19 @@ def test_users__search_filter_page_and_grant_a_role_to_every_match(page: Page, l
 
     page.goto(live_server.url(f"/accounts/{account.id}/members?role={crowd['auditors'].id}"))
     expect(pager).to_have_text("1–50 of 55 people")
+
+
+@pytest.mark.browser_context_args(java_script_enabled=False, viewport={"width": 1280, "height": 700})
+def test_users__paging_without_scripts_shows_the_list_not_the_top_of_the_page(page: Page, live_server, account,
+                                                                              crowd):
+    """Without JavaScript a pager's link loads the whole page: scrolled to the list, where the
+    reader was, rather than to the top, menus and filters first (a walkthrough)."""
+    log_in(page, live_server, "owner@example.org")
+    page.goto(live_server.url(f"/accounts/{account.id}/members"))
+    page.locator("#member-list nav.pager").get_by_role("link", name="Next →").click()
+    expect(page.locator("#member-list nav.pager [data-announce]")).to_have_text("51–100 of 501 people")
+    assert page.evaluate("document.getElementById('member-list').getBoundingClientRect().top") == pytest.approx(0, abs=2)
+    assert page.evaluate("window.scrollY") > 0
 
 
 def test_overview__a_new_account_shows_what_to_do_first(page: Page, live_server, owner):

@@ -337,6 +337,12 @@ def test_drift_page__shows_a_page_of_differences_at_a_time(drifted, client, auth
     confirm = client.get(f"{url}/settle-all", query_string={"how": "adopt"}).get_data(as_text=True)
     named = re.findall(r"<li>([^<]+@corp\.example): ", confirm)
     assert len(named) == 100 and "and 150 more differences" in confirm
+    assert "250 differences are adopted." in confirm and "left as" not in confirm
+    # Enforcing pushes nothing for the 248 mailboxes unknown to the portal: the confirmation counts
+    # and names only the two it acts on, and says how many it leaves (a walkthrough: no total shown).
+    enforcing = client.get(f"{url}/settle-all", query_string={"how": "enforce"}).get_data(as_text=True)
+    assert re.findall(r"<li>([^<]+@corp\.example): ", enforcing) == ["switched@corp.example", "vanished@corp.example"]
+    assert "2 differences are enforced." in enforcing and "248 others are left as they are." in enforcing
     # In the order the page says (by address), on the page and in the confirmation alike.
     everyone = shown.findall(first) + shown.findall(client.get(url, query_string={"page": 2}).get_data(as_text=True))
     everyone += shown.findall(last)

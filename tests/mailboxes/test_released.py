@@ -49,7 +49,7 @@ def test_creating_the_address_does_not_link_the_mailbox_left_there(left_behind, 
     assert services.waiting_secret(mailbox) is None and not mailbox.password_lost
 
 
-def test_a_comparison_shows_them_but_adopting_one_is_refused(left_behind, run_jobs, app):
+def test_a_comparison_shows_them_but_adopting_one_is_refused(left_behind, run_jobs, app, client, auth):
     domain = left_behind["domain"]
     drift.request_comparison(domain)
     db.session.commit()
@@ -62,6 +62,12 @@ def test_a_comparison_shows_them_but_adopting_one_is_refused(left_behind, run_jo
     db.session.rollback()
     report = drift.latest_report(domain)
     assert drift.settle_all(left_behind["owner"], domain, report, "adopt") == 0
+    # "Adopt all" says so before it is confirmed: nothing to adopt, both left, no button to press.
+    auth.login("boss@newco.example")
+    confirm = client.get(f"/accounts/{left_behind['account'].id}/domains/{domain.id}/drift/settle-all",
+                               query_string={"how": "adopt"}).get_data(as_text=True)
+    assert "0 differences are adopted." in confirm and "2 others are left as they are." in confirm
+    assert "sales@corp.example" not in confirm and ">Adopt all</button>" not in confirm
     assert db.session.execute(db.select(Mailbox).where(Mailbox.account_id == left_behind["account"].id)).first() is None
 
     # The operator releases one (its organisation handed its mail over): it can be adopted then.
