@@ -259,3 +259,30 @@ def test_settings__a_name_kept_before_names_were_checked_together_does_not_block
     with pytest.raises(users_services.UserError, match="together are at most 199"):
         users_services.update_settings(owner, account, user, first_name="a" * 100, last_name="c" * 100,
                                        timezone="UTC", phone="", default_mailbox_id=None, recovery_email="")
+
+
+@pytest.mark.parametrize("permissions, lands_on", [
+    (("users.create",), "/users/new"),
+    (("users.report",), "/users/reports"),
+    (("members.view", "users.create"), "/members"),
+])
+def test_menu__whoever_may_only_create_users_or_ask_for_the_report_reaches_those_pages(
+        account, make, client, auth, permissions, lands_on):
+    """The Users entry of the menu needed 'See members': someone who may only create users (or only
+    ask for the users report) had no way to their pages but typing the address (a walkthrough)."""
+    make.member(account, make.user("clerk@example.org"), permissions=permissions)
+    auth.login("clerk@example.org")
+    overview = client.get(f"/accounts/{account.id}/").get_data(as_text=True)
+    entry = re.search(r'<a href="([^"]+)"[^>]*>Users</a></li>', overview)
+    assert entry is not None and entry.group(1) == f"/accounts/{account.id}{lands_on}"
+    landed = client.get(entry.group(1))
+    assert landed.status_code == 200
+    page = landed.get_data(as_text=True)
+    # The crumbs link the Users list only for whoever may see it (a link to a refusal otherwise).
+    assert (f'href="/accounts/{account.id}/members"' in page) == ("members.view" in permissions)
+    if "users.create" in permissions:
+        upload = client.get(f"/accounts/{account.id}/users/import").get_data(as_text=True)
+        assert f'href="/accounts/{account.id}/users/import"' in client.get(
+            f"/accounts/{account.id}/users/new").get_data(as_text=True)
+        assert f'href="/accounts/{account.id}/users/new"' in upload
+        assert (f'href="/accounts/{account.id}/members"' in upload) == ("members.view" in permissions)
