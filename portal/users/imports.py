@@ -347,6 +347,16 @@ def run_import(job) -> None:
 
 def _run(run: ImportRun, limit: frozenset[str] | None = None, mailbox_limit: frozenset[str] | None = None) -> None:
     account = db.session.get(Account, run.account_id)
+    uploader = run.created_by
+    if uploader is None or uploader.suspended_at is not None:
+        # Suspended (or gone) since confirming, the uploader holds nothing: nothing is done, as for a
+        # bulk run, and the page says why rather than skipping every row for rights "no longer held".
+        run.status, run.finished_at = FAILED, utcnow()
+        run.error = (later("The person who started this no longer has a profile.") if uploader is None else
+                     later("%(email)s is suspended; nothing was done.", email=uploader.email))
+        record("users.import_done", account=account, target=run, target_label=run.filename, source=SOURCE_WORKER,
+               created=0, updated=0, skipped=0, refused=run.error)
+        return
     run.status, run.started_at = RUNNING, run.started_at or utcnow()
     run.done = run.created = run.updated = run.skipped = 0
     db.session.commit()
@@ -400,7 +410,7 @@ def _beyond_rights(uploader: User | None, account: Account, planned: list[dict],
     role and mailbox is looked at once."""
     from portal.roles.services import is_owner, mailbox_permissions_of
 
-    if uploader is None or uploader.suspended_at is not None:
+    if uploader is None or uploader.suspended_at is not None:  # (``_run`` does nothing for them)
         return {p["email"] for p in planned}
     held = account_permissions(uploader, account)
     if limit is not None:

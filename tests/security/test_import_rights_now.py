@@ -198,8 +198,12 @@ def test_a_mailbox_removed_for_good_since_the_preview_leaves_the_others_to_run(o
         f"/accounts/{other.id}/mailboxes/{theirs.id}").get_data(as_text=True)
 
 
-def test_an_uploader_suspended_before_the_run_hands_on_nothing(owner, account, make, run_jobs):
+def test_an_uploader_suspended_before_the_run_hands_on_nothing(owner, account, make, run_jobs, client, auth):
+    """Nothing is done, and the import's page says the uploader is suspended, as a bulk run's does
+    (each row was skipped as if its rights were "no longer held")."""
+    from portal.audit.models import AuditEvent
     from portal.auth.models import User
+    from portal.users.models import FAILED
     from portal.users.services import suspend
 
     enabled_domain(owner, account, "corp.example.org")
@@ -216,9 +220,15 @@ def test_an_uploader_suspended_before_the_run_hands_on_nothing(owner, account, m
     db.session.commit()
     run_jobs()
     db.session.expire_all()
-    assert (db.session.get(ImportRun, run.id).created, db.session.get(ImportRun, run.id).skipped) == (0, 1)
+    done = db.session.get(ImportRun, run.id)
+    assert (done.status, done.created, done.updated) == (FAILED, 0, 0)
     assert db.session.execute(db.select(User).where(User.email == "new@corp.example.org")).scalar_one_or_none() \
         is None
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/users/import/{run.id}").get_data(as_text=True)
+    assert "The import stopped: admin@corp.example.org is suspended; nothing was done." in page
+    entry = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "users.import_done")).scalar_one()
+    assert "is suspended" in shown(entry.details["refused"]) and entry.details["created"] == 0
 
 
 def test_a_token_starts_a_preview_within_its_own_reach_only(owner, account, run_jobs, client):
