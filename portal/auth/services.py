@@ -291,20 +291,25 @@ def mail_to_address(job) -> None:
 
 
 def reset_withheld(user: User):
-    """The mailbox at ``user``'s address whose password was last given to someone who does not hold
-    every right ``user`` holds (someone who held them then, before ``user`` got more), if any: a
-    reset link mailed there would let that person take the profile over."""
+    """The mailbox receiving ``user``'s address that someone who does not hold every right ``user``
+    holds may read, if any: a reset link mailed there would let that person take the profile over.
+    Its readers are whoever its password was last given to (who may have held those rights then,
+    before ``user`` got more), its owner if personal, and the person whose login address it is (a
+    review: a member's own mailbox, whose password she had from her own page, took the owner's
+    address as an alias through a domain alias, or became the catch-all)."""
     from portal.accounts.models import Account
     from portal.mailboxes.models import DELETED
-    from portal.mailboxes.services import receiving
+    from portal.mailboxes.services import readers_of, receiving
     from portal.roles.services import outranks
 
     for mailbox in receiving(user.email):
-        if mailbox.status == DELETED or mailbox.password_given_to_id in (None, user.id):
+        if mailbox.status == DELETED:
             continue
-        given_to = db.session.get(User, mailbox.password_given_to_id)
-        if given_to is None or not outranks(given_to, db.session.get(Account, mailbox.account_id), user):
-            return mailbox
+        account = db.session.get(Account, mailbox.account_id)
+        for reader in sorted(readers_of(mailbox) - {user.id}):
+            person = db.session.get(User, reader)
+            if person is None or not outranks(person, account, user):
+                return mailbox
     return None
 
 

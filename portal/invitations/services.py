@@ -213,8 +213,8 @@ def _refuse_read_by_others(email: str, account: Account) -> None:
     Only this account's mailboxes are looked at: who reads another account's is that account's to
     know, and refusing because of them would tell whoever invites that the address is a mailbox
     there. Such an address is mailed as any address outside the portal is."""
-    from portal.mailboxes.models import DELETED, PERSONAL
-    from portal.mailboxes.services import received_addresses, receiving
+    from portal.mailboxes.models import DELETED
+    from portal.mailboxes.services import readers_of, received_addresses, receiving
     from portal.roles.services import is_owner
 
     if find_user(email) is not None:
@@ -227,8 +227,7 @@ def _refuse_read_by_others(email: str, account: Account) -> None:
             continue
         if email in received_addresses(mailbox):
             raise refusal
-        readers = {mailbox.password_given_to_id, mailbox.owner_id if mailbox.kind == PERSONAL else None} - {None}
-        for reader in readers:
+        for reader in readers_of(mailbox):
             person = db.session.get(User, reader)
             if person is not None and not is_owner(person, account.id):  # a profile since deleted reads nothing
                 raise refusal

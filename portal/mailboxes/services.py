@@ -83,6 +83,46 @@ def _login_holder_problem(address: str, kind: str, owner: User | None) -> str | 
     return None
 
 
+def _name_problem(domain: Domain, address: str, kind: str, owner: User | None,
+                  readers: set[int] = frozenset()) -> str | None:
+    """Why a mailbox may not receive ``address`` by name (a ``later`` text), if so: the address, or
+    one of the forms the domain's settings deliver to it (joe@alias reaches joe@here), is someone's
+    login address (``_login_holder_problem``), or the address the account's catch-all names. The
+    catch-all receives the login mail of everyone on its domain without a mailbox: a mailbox may
+    take its name only while nobody but owners reads it (``readers``, with a personal mailbox's
+    owner; a review: a member aliased the name onto her own mailbox, whose password she had, and
+    got an administrator's reset link)."""
+    local = address.split("@", 1)[0]
+    forms = [address, *sorted(f"{local}@{name}" for name in _aliased_names(domain))]
+    for form in forms:
+        problem = _login_holder_problem(form, kind, owner)
+        if problem:
+            return problem
+    from portal.roles.services import is_owner
+
+    caught = [other.name for other in db.session.execute(db.select(Domain).where(
+        Domain.account_id == domain.account_id, Domain.settings.is_not(None))).scalars()
+        if catch_all_address(other.settings) in forms]
+    if caught:
+        readers = set(readers) | ({owner.id} if kind == PERSONAL and owner is not None else set())
+        for reader in db.session.execute(db.select(User).where(User.id.in_(readers))).scalars():
+            if not is_owner(reader, domain.account_id):
+                return later("%(address)s is the catch-all of %(domains)s: it receives the mail of every address "
+                             "there without a mailbox, people's login addresses among them. Only a mailbox that "
+                             "nobody but the account's owners reads may have it.",
+                             address=address, domains=", ".join(sorted(caught)))
+    return None
+
+
+def readers_of(mailbox: Mailbox) -> set[int]:
+    """Who may read the mailbox's mail, as far as the portal knows: whoever its password was last
+    given to, its owner if personal, and the person whose login address it is (they get its
+    password from their own page)."""
+    readers = {mailbox.password_given_to_id, mailbox.owner_id if mailbox.kind == PERSONAL else None}
+    readers |= set(db.session.execute(db.select(User.id).where(User.email == mailbox.address)).scalars())
+    return readers - {None}
+
+
 def _take_address(domain: Domain, mailbox: Mailbox, address: str, actor: User | None) -> None:
     """``mailbox`` now receives ``address`` by name: a vacant profile there goes (unless it is the
     mailbox's own owner's), and invitation links mailed there end (``_routed``)."""
@@ -146,7 +186,7 @@ def create_mailbox(actor: User | None, account: Account, domain: Domain, local_p
         raise MailboxError(limit_problem, "domain")
     # On a copy of a domain that is not proven yet, nothing about who holds which address on
     # the real domain may be revealed: this is checked again when the mailbox is provisioned.
-    holder_problem = _login_holder_problem(address, kind, owner) if domain.verified_at else None
+    holder_problem = _name_problem(domain, address, kind, owner) if domain.verified_at else None
     if holder_problem:
         raise MailboxError(holder_problem, "owner" if kind == PERSONAL else "local_part")
     previous = db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id, Mailbox.address == address,
@@ -192,7 +232,7 @@ def provision_pending(domain: Domain) -> None:
     pending = db.session.execute(db.select(Mailbox).where(Mailbox.domain_id == domain.id,
                                                           Mailbox.status == PENDING)).scalars().all()
     for mailbox in pending:
-        problem = _login_holder_problem(mailbox.address, mailbox.kind, mailbox.owner)
+        problem = _name_problem(domain, mailbox.address, mailbox.kind, mailbox.owner)
         if problem:
             mailbox.status, mailbox.status_reason = FAILED, later("Not created: %(reason)s", reason=problem)
             continue
@@ -373,10 +413,15 @@ def delete(actor: User, mailbox: Mailbox) -> str:
 
 def received_addresses(mailbox: Mailbox) -> set[str]:
     """Every address whose mail this mailbox receives by name: its own, its aliases', and the same
-    local parts on the domains its domain's settings alias onto it (joe@alias reaches joe@ here)."""
+    local parts on the domains the settings of each one's domain alias onto it (joe@alias reaches
+    joe@here; an alias on another of the account's domains takes that domain's: a review found
+    ceo@w reaching an alias ceo@z, w aliased onto z, unseen)."""
     own = {mailbox.address} | {alias.address for alias in mailbox.aliases}
-    aliased = _aliased_names(mailbox.domain)
-    return own | {f"{address.split('@', 1)[0]}@{name}" for address in own for name in aliased}
+    names = {address.rsplit("@", 1)[-1] for address in own}
+    aliased = {domain.name: _aliased_names(domain) for domain in db.session.execute(db.select(Domain).where(
+        Domain.account_id == mailbox.account_id, Domain.name.in_(names), Domain.settings.is_not(None))).scalars()}
+    return own | {f"{address.split('@', 1)[0]}@{name}" for address in own
+                  for name in aliased.get(address.rsplit("@", 1)[-1], ())}
 
 
 def received_by_name(account_id: int, addresses: list[str]) -> set[str]:
@@ -433,11 +478,13 @@ def receiving(address: str) -> list[Mailbox]:
 
 
 def _named(account_id: int, address: str) -> list[Mailbox]:
-    """The account's mailboxes at ``address`` or with it as an alias."""
+    """The account's live mailboxes at ``address`` or with it as an alias. A deleted one receives
+    nothing: the domain's catch-all does (a review: one hid the catch-all from the checks)."""
     return list(db.session.execute(db.select(Mailbox).where(
-        Mailbox.account_id == account_id, Mailbox.address == address)).scalars()) + list(db.session.execute(
-        db.select(Mailbox).join(MailboxAlias, MailboxAlias.mailbox_id == Mailbox.id)
-        .where(Mailbox.account_id == account_id, MailboxAlias.address == address)).scalars())
+        Mailbox.account_id == account_id, Mailbox.address == address, Mailbox.status != DELETED)).scalars()) + list(
+        db.session.execute(db.select(Mailbox).join(MailboxAlias, MailboxAlias.mailbox_id == Mailbox.id)
+                           .where(Mailbox.account_id == account_id, Mailbox.status != DELETED,
+                                  MailboxAlias.address == address)).scalars())
 
 
 def _catch_all_of(domain: Domain) -> list[Mailbox]:
@@ -955,7 +1002,7 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
         raise MailboxError(refusal.stored, "alias") from None
     # Mail to someone's login address opens their profile (a password reset arrives there): only
     # their own personal mailbox may receive it, as for a mailbox at that address.
-    holder_problem = _login_holder_problem(address, mailbox.kind, mailbox.owner)
+    holder_problem = _name_problem(domain, address, mailbox.kind, mailbox.owner, readers_of(mailbox))
     if holder_problem:
         raise MailboxError(holder_problem, "alias")
     if domain.connection != mailbox.domain.connection:

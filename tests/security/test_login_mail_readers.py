@@ -1,0 +1,155 @@
+"""A mailbox its own reader may take names for must not start receiving someone's login mail, and a
+password reset is never mailed where someone without that person's rights reads. Found by an
+attacker-side review: a member with no account permission got her own mailbox's password from her
+page, then gave it, as an alias, the name through which a domain alias delivers the owner's login
+mail, or the name the catch-all stands at, and received an owner's or an administrator's reset link.
+Each test fails without the rule it names."""
+
+import pytest
+
+from portal.auth import services as auth_services
+from portal.domains import settings as domain_settings
+from portal.extensions import db
+from portal.invitations import services as invitations
+from portal.mailboxes import services
+from portal.mailboxes.models import Mailbox, MailboxAlias
+from tests.mailboxes.conftest import enabled_domain
+
+MANAGER = ("members.view", "mailboxes.view", "mailboxes.create", "mailboxes.manage")
+
+
+def _ready(mailbox_id):
+    db.session.expire_all()
+    return db.session.get(Mailbox, mailbox_id)
+
+
+def _own_mailbox_with_its_password(owner, account, make, domain, client, auth, run_jobs, email):
+    """A member with no account permission, her personal mailbox, and its password (from her page)."""
+    person = make.user(email)
+    make.member(account, person)
+    box = services.create_mailbox(owner, account, domain, email.split("@")[0], kind="personal", owner=person)
+    db.session.commit()
+    run_jobs()
+    auth.login(email)
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box.id}/password").status_code == 302
+    run_jobs()
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box.id}/password/reveal").status_code == 200
+    return box
+
+
+def _reset_mail(app, run_jobs, smtp_sink, email) -> str:
+    smtp_sink.clear()
+    with app.test_request_context():
+        auth_services.request_password_reset(email)
+        db.session.commit()
+    run_jobs()
+    [message] = smtp_sink.wait_for(email)
+    return smtp_sink.text(message)
+
+
+def test_an_alias_may_not_be_a_name_a_domain_alias_delivers_someones_login_mail_to(
+        app, owner, account, make, client, auth, run_jobs, smtp_sink):
+    enabled_domain(owner, account)  # the owner logs in as owner@example.org
+    other = enabled_domain(owner, account, "other.example")
+    domain_settings.save(owner, other, {"domain_aliases": ["example.org"]})  # x@example.org reaches x@other.example
+    db.session.commit()
+    run_jobs()
+    box = _own_mailbox_with_its_password(owner, account, make, other, client, auth, run_jobs, "mallory@other.example")
+    refused = client.post(f"/accounts/{account.id}/mailboxes/{box.id}/aliases", data={"alias": "owner@other.example"})
+    assert refused.status_code == 409
+    assert "owner@example.org is owner@example.org&#39;s login address" in refused.get_data(as_text=True)
+    assert db.session.execute(db.select(MailboxAlias)).first() is None
+    # A mailbox made at that name is refused alike, whoever makes it.
+    with pytest.raises(services.MailboxError, match="owner@example.org is owner@example.org's login address"):
+        services.create_mailbox(owner, account, other, "owner")
+    db.session.rollback()
+    assert "/password/reset/" in _reset_mail(app, run_jobs, smtp_sink, "owner@example.org")
+
+
+def test_the_reset_is_withheld_when_the_owner_routes_their_own_login_mail_to_a_members_mailbox(
+        app, owner, account, make, client, auth, run_jobs, smtp_sink):
+    """The other order: the member's alias first, the owner's domain alias after it. The reset link
+    is withheld, since the member reads that mailbox (her own, its password from her page)."""
+    enabled_domain(owner, account)
+    other = enabled_domain(owner, account, "other.example")
+    box = _own_mailbox_with_its_password(owner, account, make, other, client, auth, run_jobs, "mallory@other.example")
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box.id}/aliases",
+                       data={"alias": "owner@other.example"}).status_code == 302
+    run_jobs()
+    domain_settings.save(owner, other, {"domain_aliases": ["example.org"]})
+    db.session.commit()
+    run_jobs()
+    assert [mailbox.id for mailbox in services.receiving("owner@example.org")] == [box.id]
+    assert "/password/reset/" not in _reset_mail(app, run_jobs, smtp_sink, "owner@example.org")
+
+
+def test_the_catch_alls_name_is_for_a_mailbox_only_owners_read(app, owner, account, make, client, auth, run_jobs,
+                                                              smtp_sink):
+    domain = enabled_domain(owner, account)
+    make.member(account, make.user("boss@example.org"), roles=("administrator",))  # no mailbox of their own
+    domain_settings.save(owner, domain, {"catch_all": "inbox@example.org"})  # no mailbox there (yet)
+    db.session.commit()
+    run_jobs()
+    box = _own_mailbox_with_its_password(owner, account, make, domain, client, auth, run_jobs, "mallory@example.org")
+    refused = client.post(f"/accounts/{account.id}/mailboxes/{box.id}/aliases", data={"alias": "inbox@example.org"})
+    assert refused.status_code == 409 and "inbox@example.org is the catch-all of example.org" in \
+        refused.get_data(as_text=True)
+    assert db.session.execute(db.select(MailboxAlias)).first() is None
+    # An owner's mailbox may have it (only owners read it).
+    kept = services.create_mailbox(owner, account, domain, "keeper", kind="personal", owner=owner)
+    db.session.commit()
+    run_jobs()
+    services.add_alias(owner, _ready(kept.id), "inbox@example.org")
+    db.session.commit()
+    assert "/password/reset/" in _reset_mail(app, run_jobs, smtp_sink, "boss@example.org")
+    # Made the catch-all by an owner, a member's mailbox does not carry an administrator's reset link.
+    domain_settings.save(owner, domain, {"catch_all": "mallory@example.org"})
+    db.session.commit()
+    run_jobs()
+    assert "/password/reset/" not in _reset_mail(app, run_jobs, smtp_sink, "boss@example.org")
+
+
+def test_an_alias_on_another_domain_is_guarded_for_the_logins_that_domains_aliases_deliver(
+        owner, account, make, client, auth, run_jobs):
+    """ceo@w.example reaches the alias ceo@z.example (w aliased onto z) of a mailbox on example.org:
+    a manager who does not hold the CEO's rights gets no password of it."""
+    x = enabled_domain(owner, account)
+    z = enabled_domain(owner, account, "z.example")
+    enabled_domain(owner, account, "w.example")
+    make.member(account, make.user("ceo@w.example"), roles=("administrator",))
+    box = services.create_mailbox(owner, account, x, "inbox")
+    db.session.commit()
+    run_jobs()
+    services.add_alias(owner, _ready(box.id), "ceo@z.example")
+    db.session.commit()
+    run_jobs()
+    domain_settings.save(owner, z, {"domain_aliases": ["w.example"]})
+    db.session.commit()
+    run_jobs()
+    assert "ceo@w.example" in services.received_addresses(_ready(box.id))
+    make.member(account, make.user("mallory@elsewhere.example"), permissions=MANAGER)
+    auth.login("mallory@elsewhere.example")
+    refused = client.post(f"/accounts/{account.id}/mailboxes/{box.id}/password")
+    assert refused.status_code == 409 and "ceo@w.example" in refused.get_data(as_text=True)
+
+
+def test_a_deleted_mailbox_does_not_hide_the_catch_all(owner, account, make, run_jobs):
+    domain = enabled_domain(owner, account)
+    mallory = make.user("mallory@example.org")
+    make.member(account, mallory)
+    services.create_mailbox(owner, account, domain, "mallory", kind="personal", owner=mallory)
+    old = services.create_mailbox(owner, account, domain, "newhire")
+    db.session.commit()
+    run_jobs()
+    domain_settings.save(owner, domain, {"catch_all": "mallory@example.org"})
+    services.delete(owner, _ready(old.id))
+    db.session.commit()
+    run_jobs()
+    assert _ready(old.id).status == "deleted"
+    assert [mailbox.address for mailbox in services.receiving("newhire@example.org")] == ["mallory@example.org"]
+    try:
+        invitations.start(owner, account, "newhire@example.org")
+    except invitations.InvitationError as refusal:
+        assert "reaches a mailbox other people may read" in str(refusal)
+    else:
+        raise AssertionError("an invitation went through the catch-all a member reads")
