@@ -55,6 +55,9 @@ class User(UserMixin, db.Model):
     # Corporate users' details, kept by their account's administrators.
     phone: Mapped[str] = mapped_column(String(40), default="")
     recovery_email: Mapped[str | None] = mapped_column(String(254))
+    # Who chose the recovery address (None: the person, or set before this was recorded). Not a
+    # foreign key: a deleted chooser counts as one who no longer holds the person's rights.
+    recovery_set_by_id: Mapped[int | None]
     default_mailbox_id: Mapped[int | None] = mapped_column(
         ForeignKey("mailboxes.id", ondelete="SET NULL", use_alter=True), index=True)
     # A corporate user their account suspended: no log-in, personal mailboxes disabled, access kept.
@@ -115,6 +118,9 @@ class UserToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    # Whom the link was shown, or who chose the address it was mailed to, when not its person: it
+    # works only while they hold every right its person holds. Not a foreign key (see above).
+    given_by_id: Mapped[int | None]
 
 
 class UserSession(db.Model):

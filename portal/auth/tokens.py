@@ -27,13 +27,15 @@ def retire(user: User, purpose: str) -> None:
     ).values(used_at=utcnow()))
 
 
-def issue(user: User, purpose: str, hours: int) -> str:
-    """Create a link token, retiring any earlier unused one for the same purpose."""
+def issue(user: User, purpose: str, hours: int, given_by: int | None = None) -> str:
+    """Create a link token, retiring any earlier unused one for the same purpose; ``given_by``:
+    whom it is given to when not ``user`` (see ``UserToken.given_by_id``)."""
     now = utcnow()
     retire(user, purpose)
     raw = secrets.token_urlsafe(32)
     db.session.add(UserToken(user_id=user.id, purpose=purpose, token_hash=digest(raw),
-                             expires_at=now + timedelta(hours=hours)))
+                             expires_at=now + timedelta(hours=hours),
+                             given_by_id=given_by if given_by != user.id else None))
     return raw
 
 

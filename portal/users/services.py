@@ -114,9 +114,24 @@ def _give_back_owners_role(actor: User, account: Account, user: User, mailbox: M
                reason=refusal.stored)
 
 
-def issue_onboarding_link(user: User) -> str:
-    raw = tokens.issue(user, ONBOARDING, ONBOARDING_HOURS)
+def issue_onboarding_link(user: User, given_by: int | None = None) -> str:
+    """A new onboarding link; ``given_by``: whom it is shown, or who chose the address it is mailed
+    to, when not the person (it works only while they hold every right the person holds)."""
+    raw = tokens.issue(user, ONBOARDING, ONBOARDING_HOURS, given_by=given_by)
     return external_url("users.welcome", token=raw)
+
+
+def still_outranks(giver_id: int | None, user: User) -> bool:
+    """Whether whoever was given a link of ``user`` (or chose where it goes) holds every right
+    ``user`` holds now: they may have got more since (a review: someone who may only create users
+    kept the link shown to them, and used it once the person was made Administrator). Nobody
+    recorded, or the person themself: yes; a profile deleted or suspended since: no."""
+    if giver_id is None or giver_id == user.id:
+        return True
+    giver = db.session.get(User, giver_id)
+    account = db.session.get(Account, user.corporate_account_id) if user.corporate_account_id else None
+    return giver is not None and giver.suspended_at is None and account is not None and \
+        outranks(giver, account, user)
 
 
 def create_corporate_user(actor: User, account: Account, *, first_name: str, last_name: str, email: str,
@@ -175,6 +190,7 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         user = User(email=address, name=f"{first} {last}", recovery_email=recovery)
         db.session.add(user)
         db.session.flush()
+    user.recovery_set_by_id = getattr(actor, "id", None) if recovery else None
     mailbox = corporate.make_corporate(user, domain, personal_mailbox=personal_mailbox, actor=actor)
     if mailbox is not None and mailbox.owner_id == user.id and personal_mailbox:
         _give_back_owners_role(actor, account, user, mailbox)
@@ -258,6 +274,8 @@ def complete_onboarding(raw: str, password: str) -> User:
         # An onboarding link sets a first password; it never replaces one.
         tokens.consume(raw, ONBOARDING)
         raise AuthError(_("This profile already has a password. Log in, or ask for a password reset."))
+    if not still_outranks(token.given_by_id, user):
+        raise AuthError(given_since_message(user))
     problem = password_problem(password, user.email)
     if problem:
         raise AuthError(problem, "password")
@@ -269,6 +287,11 @@ def complete_onboarding(raw: str, password: str) -> User:
     user.email_verified_at = user.email_verified_at or utcnow()
     record("user.onboarded", target=user, actor=user)
     return user
+
+
+def given_since_message(user: User) -> str:
+    return _("This link was given to someone who does not hold every right %(email)s holds now. Ask an "
+             "administrator for a new one.", email=user.email)
 
 
 def onboarding_mailbox(user: User) -> Mailbox | None:
@@ -295,7 +318,7 @@ def send_onboarding(actor: User, account: Account, user: User, *, may_show: bool
                               "get a link to give them.", email=user.email))
     require_outranks(actor, account, user)
     record("user.send_onboarding", account=account, target=user, actor=actor, to="shown to the administrator")
-    return issue_onboarding_link(user)
+    return issue_onboarding_link(user, given_by=actor.id)
 
 
 @handler(ONBOARDING_KIND, max_attempts=40, backoff_seconds=30, backoff_cap_seconds=1800)
@@ -305,21 +328,35 @@ def deliver_onboarding(job) -> None:
     user = db.session.get(User, job.payload["user_id"])
     if user is None or not never_signed_in(user):
         return
-    to = user.recovery_email
-    if to is None:
+    from portal.auth.services import reset_withheld
+
+    to, given_by = user.recovery_email, None
+    if to is not None:
+        # Whoever chose the address reads what goes there: only while they hold every right the
+        # person holds now (a review: a recovery address a helper chose got the link of someone
+        # made Administrator since).
+        if not still_outranks(user.recovery_set_by_id, user):
+            raise PermanentJobError(_("%(email)s's recovery address was chosen by someone who does not hold every "
+                                      "right they hold now: an administrator who does must set it again, or give "
+                                      "them a link.", email=user.email))
+        given_by = user.recovery_set_by_id
+    else:
         mailbox = onboarding_mailbox(user)
         if mailbox is None:
             raise PermanentJobError(_("%(email)s has no recovery address and no working personal mailbox: "
                                       "an administrator must give them a link.", email=user.email))
         if mailbox.status != ENABLED:
             raise OnboardingWaits(_("waits for the mailbox %(address)s to be created", address=mailbox.address))
+        if reset_withheld(user) is not None:  # someone without their rights reads it too
+            raise PermanentJobError(_("%(email)s's mail is read by someone who does not hold every right they "
+                                      "hold: an administrator must give them a link.", email=user.email))
         to = user.email
     account = db.session.get(Account, user.corporate_account_id) if user.corporate_account_id else None
     # The recovery address has no profile of its own, and a new person has chosen no language
     # yet: they read their account's.
     language = chosen(user.locale) or (account.default_locale if account is not None else None)
-    deliver_now(to, "onboarding", language=language, account=account, user=user, link=issue_onboarding_link(user),
-                hours=ONBOARDING_HOURS)
+    deliver_now(to, "onboarding", language=language, account=account, user=user,
+                link=issue_onboarding_link(user, given_by=given_by), hours=ONBOARDING_HOURS)
 
 
 class OnboardingWaits(Exception):
@@ -368,6 +405,8 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
         if getattr(user, attribute) != value:
             changes[attribute] = value
             setattr(user, attribute, value)
+    if "recovery_email" in changes:
+        user.recovery_set_by_id = actor.id if recovery else None
     if changes:
         record("user.settings", account=account, target=user, actor=actor, changed=sorted(changes))
 

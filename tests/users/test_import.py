@@ -270,7 +270,7 @@ def test_recovery_column__the_link_goes_there_and_the_result_says_so(owner, acco
     assert "/welcome/" in smtp_sink.text(message)
     assert smtp_sink.to("bob@example.org") == []
     ann = db.session.execute(db.select(User).where(User.email == "ann@example.org")).scalar_one()
-    assert ann.recovery_email == "ann.private@elsewhere.example"
+    assert ann.recovery_email == "ann.private@elsewhere.example" and ann.recovery_set_by_id == owner.id
     result = load_workbook(io.BytesIO(run.result))["Users"]
     messages = {row[2]: row[6] for row in result.iter_rows(min_row=2, values_only=True)}
     assert "ann.private@elsewhere.example" in messages["ann@example.org"]

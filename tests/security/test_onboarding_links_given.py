@@ -1,0 +1,120 @@
+"""An onboarding link works only while whoever holds it holds every right its person holds now.
+Found by an attacker-side review: someone who may only create users made a person, kept the link
+the page showed them (or chose the recovery address it was mailed to), and once an owner had made
+that person Administrator, set the first password and signed in as the Administrator. Each test
+fails without the rule it names."""
+
+import re
+
+from portal.auth.models import User
+from portal.extensions import db
+from portal.jobs.models import FAILED as JOB_FAILED
+from portal.jobs.models import Job
+from portal.roles.services import grant_role, membership_of, system_role
+from portal.users import services as users
+from tests.conftest import first_link
+from tests.mailboxes.conftest import enabled_domain
+
+NEW_PASSWORD = "a fresh long password 1"
+
+
+def _clerk(account, make, email="clerk@elsewhere.example"):
+    make.member(account, make.user(email), permissions=("users.create",))
+    return email
+
+
+def _person(email="newboss@example.org") -> User:
+    return db.session.execute(db.select(User).where(User.email == email)).scalar_one()
+
+
+def _promote(owner, account, person: User) -> None:
+    grant_role(owner, account, membership_of(person, account), system_role("administrator"))
+    db.session.commit()
+
+
+def _set_password(client, path):
+    return client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+
+
+def test_a_link_shown_to_its_creator_stops_working_once_the_person_holds_more(owner, account, make, client, auth):
+    enabled_domain(owner, account)
+    auth.login(_clerk(account, make))
+    created = client.post(f"/accounts/{account.id}/users/new", data={
+        "first_name": "New", "last_name": "Boss", "email": "newboss@example.org"})
+    path = re.search(r"http://localhost(/welcome/[\w-]+)", created.get_data(as_text=True)).group(1)
+    auth.logout()
+    _promote(owner, account, _person())
+    page = client.get(path)
+    assert page.status_code == 410
+    assert "given to someone who does not hold every right newboss@example.org holds now" in \
+        page.get_data(as_text=True)
+    assert _set_password(client, path).status_code in (410, 422)
+    db.session.expire_all()
+    assert _person().password_hash is None
+    # Given again by the owner, who holds every right, a link works.
+    auth.login("owner@example.org")
+    shown = client.post(f"/accounts/{account.id}/members/{membership_of(_person(), account).id}/onboarding")
+    path = re.search(r"http://localhost(/welcome/[\w-]+)", shown.get_data(as_text=True)).group(1)
+    auth.logout()
+    assert _set_password(client, path).status_code == 302
+    db.session.expire_all()
+    assert _person().password_hash is not None
+
+
+def test_a_link_shown_to_its_creator_works_while_the_person_holds_nothing_more(owner, account, make, client, auth):
+    enabled_domain(owner, account)
+    auth.login(_clerk(account, make))
+    created = client.post(f"/accounts/{account.id}/users/new", data={
+        "first_name": "New", "last_name": "Hire", "email": "newhire@example.org"})
+    path = re.search(r"http://localhost(/welcome/[\w-]+)", created.get_data(as_text=True)).group(1)
+    auth.logout()
+    assert client.get(path).status_code == 200
+    assert _set_password(client, path).status_code == 302
+
+
+def test_a_recovery_address_its_creator_chose_gets_no_link_once_the_person_holds_more(
+        owner, account, make, client, auth, run_jobs, smtp_sink):
+    enabled_domain(owner, account)
+    auth.login(_clerk(account, make))
+    client.post(f"/accounts/{account.id}/users/new", data={
+        "first_name": "New", "last_name": "Boss", "email": "newboss@example.org",
+        "recovery_email": "clerk-private@evil.example"})
+    auth.logout()
+    assert _person().recovery_set_by_id is not None
+    _promote(owner, account, _person())
+    smtp_sink.clear()
+    run_jobs()
+    assert smtp_sink.to("clerk-private@evil.example") == []
+    failed = db.session.execute(db.select(Job).where(Job.kind == users.ONBOARDING_KIND)).scalar_one()
+    assert failed.status == JOB_FAILED and "recovery address was chosen by someone" in failed.last_error
+    # The owner sets the address again (the same one, say, after checking it): it is theirs now.
+    auth.login("owner@example.org")
+    membership = membership_of(_person(), account)
+    users.update_settings(owner, account, _person(), first_name="New", last_name="Boss", timezone="UTC", phone="",
+                          default_mailbox_id=None, recovery_email="")
+    users.update_settings(owner, account, _person(), first_name="New", last_name="Boss", timezone="UTC", phone="",
+                          default_mailbox_id=None, recovery_email="boss-home@example.net")
+    db.session.commit()
+    assert client.post(f"/accounts/{account.id}/members/{membership.id}/onboarding").status_code == 302
+    run_jobs()
+    [message] = smtp_sink.wait_for("boss-home@example.net")
+    assert "/welcome/" in smtp_sink.text(message)
+
+
+def test_a_link_mailed_to_the_creators_recovery_address_stops_working_once_the_person_holds_more(
+        owner, account, make, client, auth, run_jobs, smtp_sink):
+    enabled_domain(owner, account)
+    auth.login(_clerk(account, make))
+    client.post(f"/accounts/{account.id}/users/new", data={
+        "first_name": "New", "last_name": "Boss", "email": "newboss@example.org",
+        "recovery_email": "clerk-private@evil.example"})
+    auth.logout()
+    smtp_sink.clear()
+    run_jobs()  # mailed while the person holds nothing
+    [message] = smtp_sink.wait_for("clerk-private@evil.example")
+    path = first_link(smtp_sink.text(message), "/welcome/").removeprefix("http://localhost")
+    _promote(owner, account, _person())
+    assert client.get(path).status_code == 410
+    assert _set_password(client, path).status_code in (410, 422)
+    db.session.expire_all()
+    assert _person().password_hash is None
