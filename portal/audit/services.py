@@ -10,11 +10,12 @@ from datetime import date, datetime, time
 
 from flask import g, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import func
+from sqlalchemy import func, insert
 
-from portal.audit.models import SYSTEM_ACTOR, AuditEvent
+from portal.audit.models import SYSTEM_ACTOR, AuditEvent, family_of
 from portal.extensions import db
 from portal.i18n import _l
+from portal.timeutil import utcnow
 
 SOURCE_WEB = "web"
 SOURCE_API = "api"
@@ -53,6 +54,20 @@ def record(action: str, *, account=None, target=None, target_label: str | None =
         event.source = source or SOURCE_WORKER
     db.session.add(event)
     return event
+
+
+def record_each(action: str, targets: list, *, account=None, actor=None, **details) -> None:
+    """``record`` for each of many targets (thousands of people given a role by a directory's group):
+    the same entries, written in one statement rather than one each."""
+    rows = []
+    for target in targets:
+        event = record(action, account=account, target=target, actor=actor, **details)
+        db.session.expunge(event)
+        rows.append({column: getattr(event, column) for column in (
+            "actor_id", "actor_label", "account_id", "action", "target_type", "target_id", "target_label", "source",
+            "ip", "user_agent", "details")} | {"at": utcnow(), "family": family_of(action)})
+    if rows:
+        db.session.execute(insert(AuditEvent.__table__), rows)
 
 
 def _label(target) -> str:

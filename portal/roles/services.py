@@ -12,11 +12,11 @@ from dataclasses import replace
 from functools import cache
 
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, func, or_
+from sqlalchemy import bindparam, func, insert, or_
 from sqlalchemy.orm import lazyload, selectinload
 
 from portal.accounts.models import Account, Membership
-from portal.audit.services import record
+from portal.audit.services import record, record_each
 from portal.auth.models import User
 from portal.extensions import db
 from portal.i18n import StoredReason, later
@@ -410,11 +410,38 @@ def require_owner_for(actor: User, account: Account, role: Role | None) -> None:
         raise AccessError(later("Only an owner of the account gives or takes the Account Owner role."))
 
 
-def grant_role(actor: User, account: Account, membership: Membership, role: Role) -> Grant:
+def _require_may_grant_role(actor: User, account: Account, role: Role) -> None:
     if role.scope != catalogue.ACCOUNT:
         raise AccessError(later("Mailbox roles are granted on a mailbox."))
     _require_holds(actor, account, role.permissions)
     require_owner_for(actor, account, role)
+
+
+def grant_role_to_many(actor: User, account: Account, memberships: list[Membership], role: Role) -> int:
+    """``grant_role`` for many members of the account at once (a directory's group of thousands):
+    the rights checked once, the grants already held read in one statement per thousand, the new
+    ones written together, each audited. How many were granted."""
+    _require_may_grant_role(actor, account, role)
+    ids = sorted({membership.id for membership in memberships})
+    held: set[int] = set()
+    for start in range(0, len(ids), 1000):
+        held.update(db.session.execute(db.select(Grant.membership_id).where(
+            Grant.membership_id.in_(ids[start:start + 1000]), Grant.role_id == role.id,
+            Grant.mailbox_id.is_(None))).scalars())
+    new = [membership for membership in {membership.id: membership for membership in memberships}.values()
+           if membership.id not in held and membership.account_id == account.id]
+    if new:
+        # The grants first: a copy made meanwhile by another request is refused here.
+        db.session.execute(insert(Grant.__table__), [
+            {"membership_id": membership.id, "account_id": membership.account_id, "role_id": role.id,
+             "permission": None, "mailbox_id": None, "granted_by_id": actor.id} for membership in new])
+        record_each("access.grant_role", [membership.user for membership in new], account=account, actor=actor,
+                    role=role.name)
+    return len(new)
+
+
+def grant_role(actor: User, account: Account, membership: Membership, role: Role) -> Grant:
+    _require_may_grant_role(actor, account, role)
     existing = held_grant(membership, role.id)
     if existing:
         return existing

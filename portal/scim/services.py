@@ -23,6 +23,7 @@ from flask import abort, g
 from scim2_models import (Context, InvalidValueException, ListResponse, MutabilityException, NotFoundException,
                           PatchOp, SearchRequest, UniquenessException)
 from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import contains_eager
 
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
@@ -434,8 +435,11 @@ def group_location(role_id: int) -> str:
 
 
 def group_resource(role: Role, link: ScimGroup | None, member_ids: list[int] | None) -> schema.Group:
+    # A group may hold thousands of members: their references are made from one address (not one
+    # URL built per member), and each member is made without validating again what is known good.
+    prefix = user_location(0)[:-1]
     members = None if member_ids is None else [
-        schema.GroupMember(value=str(user_id), ref=user_location(user_id)) for user_id in member_ids]
+        schema.GroupMember.model_construct(value=str(user_id), ref=f"{prefix}{user_id}") for user_id in member_ids]
     updated = max(role.updated_at, link.updated_at) if link is not None else role.updated_at
     return schema.Group(id=str(role.id), display_name=role.name, members=members or None,
                         external_id=link.external_id if link is not None else None,
@@ -474,14 +478,20 @@ def _same_name_taken(account: Account, name: str, role: Role | None) -> bool:
     return any(role_id != getattr(role, "id", None) for role_id in clash)
 
 
-def _wanted_member_ids(account: Account, wanted: schema.Group) -> list[int]:
-    """The user ids the group should have, each checked to be a user of the account (one
-    statement per thousand, however many members a provider sends)."""
-    references = [member.value or (str(member.ref).rstrip("/").rsplit("/", 1)[-1] if member.ref else "")
-                  for member in wanted.members or []]
+def _reference(member) -> str:
+    """The user id a member names, as sent: its ``value``, else the end of its ``$ref``."""
+    value = member.get("value") if isinstance(member, dict) else getattr(member, "value", None)
+    ref = (member.get("$ref") or member.get("ref")) if isinstance(member, dict) else getattr(member, "ref", None)
+    return str(value) if value else (str(ref).rstrip("/").rsplit("/", 1)[-1] if ref else "")
+
+
+def _wanted_member_ids(account: Account, references: list[str], current_ids: list[int]) -> list[int]:
+    """The user ids the group should have (``references``, as sent), each checked to be a user of
+    the account: those not members already, one statement per thousand, however many a provider
+    sends."""
     ids = list(dict.fromkeys(parse_id(reference) for reference in references))
-    known: set[int] = set()
-    numbers = [number for number in ids if number is not None]
+    known: set[int] = set(current_ids)
+    numbers = [number for number in ids if number is not None and number not in known]
     for start in range(0, len(numbers), 1000):
         chunk = numbers[start:start + 1000]
         known |= set(db.session.execute(user_query(account).with_only_columns(User.id)
@@ -493,19 +503,22 @@ def _wanted_member_ids(account: Account, wanted: schema.Group) -> list[int]:
 
 
 def _set_members(actor: User, account: Account, role: Role, wanted_ids: list[int], current_ids: list[int]) -> None:
-    for user_id in wanted_ids:
-        if user_id not in current_ids:
-            membership = db.session.execute(select(Membership).where(
-                Membership.account_id == account.id, Membership.user_id == user_id)).scalar_one()
-            roles.grant_role(actor, account, membership, role)
-    for user_id in current_ids:
-        if user_id not in wanted_ids:
-            # Every such grant: two requests at once could each have made one (nothing in the
-            # database stops it), and the role is taken away only when both are.
-            for grant in db.session.execute(select(Grant).join(Membership, Membership.id == Grant.membership_id).where(
-                    Membership.account_id == account.id, Membership.user_id == user_id, Grant.role_id == role.id,
-                    Grant.mailbox_id.is_(None))).scalars().all():
-                roles.revoke_grant(actor, account, grant)
+    current, wanted = set(current_ids), set(wanted_ids)
+    added = sorted(wanted - current)
+    memberships: list[Membership] = []
+    for start in range(0, len(added), 1000):
+        memberships += db.session.execute(select(Membership).join(User, User.id == Membership.user_id).options(
+            contains_eager(Membership.user)).where(Membership.account_id == account.id,
+                                                   Membership.user_id.in_(added[start:start + 1000]))).scalars()
+    if memberships:
+        roles.grant_role_to_many(actor, account, memberships, role)
+    for user_id in sorted(current - wanted):
+        # Every such grant: two requests at once could each have made one (nothing in the
+        # database stops it), and the role is taken away only when both are.
+        for grant in db.session.execute(select(Grant).join(Membership, Membership.id == Grant.membership_id).where(
+                Membership.account_id == account.id, Membership.user_id == user_id, Grant.role_id == role.id,
+                Grant.mailbox_id.is_(None))).scalars().all():
+            roles.revoke_grant(actor, account, grant)
 
 
 def _set_external_id(account: Account, role: Role, link: ScimGroup | None, external_id: str | None) -> ScimGroup:
@@ -525,7 +538,7 @@ def create_group(actor: User, account: Account, wanted: schema.Group) -> Role:
     name = wanted.display_name or ""
     if _same_name_taken(account, name, None):
         raise UniquenessException(detail=f"A role named “{' '.join(name.split())}” already exists in this account.")
-    member_ids = _wanted_member_ids(account, wanted)
+    member_ids = _wanted_member_ids(account, [_reference(member) for member in wanted.members or []], [])
     role = roles.create_role(actor, account, name=name, scope=catalogue.ACCOUNT, permissions=set(),
                              description="Made by an identity provider (SCIM). It grants nothing until an "
                                          "administrator gives it permissions.")
@@ -550,7 +563,8 @@ def replace_group(actor: User, account: Account, role: Role, link: ScimGroup | N
         roles.update_role(actor, account, role, name=name, description=role.description,
                           permissions=set(role.permissions))
     if current_members is not None:
-        _set_members(actor, account, role, _wanted_member_ids(account, wanted), current_members)
+        references = [_reference(member) for member in wanted.members or []]
+        _set_members(actor, account, role, _wanted_member_ids(account, references, current_members), current_members)
     _set_external_id(account, role, link, wanted.external_id)
     db.session.flush()
 

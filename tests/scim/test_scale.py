@@ -60,3 +60,34 @@ def test_lists__make_as_many_statements_with_many_people_as_with_few(scim, grow,
     assert len(many) == len(few), "\n".join(["FEW"] + few + ["MANY"] + many)
     if path == "/Users":
         assert len(large.get_json()["Resources"]) <= int(query.get("count", 100))
+
+
+def test_group_changes__make_as_many_statements_for_many_members_as_for_few(scim, grow):
+    """A directory pushing a group of thousands: adding members, replacing them all, or making the
+    group with them, reads and writes them together (a review: six statements per member added,
+    and one more per thousand for the members already there, with 5,000 members over a second)."""
+    more, state = grow
+    more(260)
+    people = sorted(int(resource["id"]) for resource in scim.get("/Users", count="300").get_json()["Resources"])
+    made = scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Team"})
+    group = f"/Groups/{made.get_json()['id']}"
+
+    def add(ids):
+        return scim.patch(group, {"op": "add", "path": "members", "value": [{"value": str(i)} for i in ids]})
+
+    assert add(people[:2]).status_code == 200  # (the group's link to the provider made once)
+    db.session.expunge_all()
+    with counted() as few:
+        assert add(people[2:4]).status_code == 200
+    db.session.expunge_all()
+    with counted() as many:
+        assert add(people[4:204]).status_code == 200
+    assert len(many) == len(few), "\n".join(["FEW"] + few + ["MANY"] + many)
+    everyone = scim.get(group).get_json()["members"]
+    assert [int(member["value"]) for member in everyone] == people[:204]
+    assert all(member["$ref"].endswith(f"/Users/{member['value']}") for member in everyone)
+    with counted() as made:
+        answer = scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                       "displayName": "Everyone", "members": [{"value": str(i)} for i in people]})
+    assert answer.status_code == 201 and len(answer.get_json()["members"]) == len(people)
+    assert len(made) < 40, "\n".join(made)
