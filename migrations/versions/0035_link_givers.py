@@ -4,8 +4,10 @@ An onboarding link shown to whoever created the person, or mailed to the recover
 chose, kept working after the person was given more rights than its holder has (a review: someone
 who may only create users became Administrator that way). Links now record who they were given
 to (``user_tokens.given_by_id``) and people who set the recovery address
-(``users.recovery_set_by_id``); neither is a foreign key, so a giver's profile deleted since
-counts as one without the rights. Earlier links and addresses record nobody.
+(``users.recovery_set_by_id``, ``recovery_set_at``); neither is a foreign key, so a giver's
+profile deleted since counts as one without the rights, and a profile made after the link was
+given (SQLite may give a freed id again) is not its giver. Earlier links and addresses record
+nobody.
 
 Revision ID: 0035_link_givers
 Revises: 0034_bulk_run_unchanged
@@ -26,10 +28,12 @@ depends_on = None
 def upgrade():
     op.add_column('user_tokens', sa.Column('given_by_id', sa.Integer(), nullable=True))
     op.add_column('users', sa.Column('recovery_set_by_id', sa.Integer(), nullable=True))
+    op.add_column('users', sa.Column('recovery_set_at', sa.DateTime(), nullable=True))
 
 
 def downgrade():
     # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35 and later): a batch would copy users and drop
     # the original, and SQLite's DROP TABLE deletes every membership and grant through their cascades.
+    op.drop_column('users', 'recovery_set_at')
     op.drop_column('users', 'recovery_set_by_id')
     op.drop_column('user_tokens', 'given_by_id')

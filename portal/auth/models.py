@@ -58,6 +58,7 @@ class User(UserMixin, db.Model):
     # Who chose the recovery address (None: the person, or set before this was recorded). Not a
     # foreign key: a deleted chooser counts as one who no longer holds the person's rights.
     recovery_set_by_id: Mapped[int | None]
+    recovery_set_at: Mapped[datetime | None]
     default_mailbox_id: Mapped[int | None] = mapped_column(
         ForeignKey("mailboxes.id", ondelete="SET NULL", use_alter=True), index=True)
     # A corporate user their account suspended: no log-in, personal mailboxes disabled, access kept.

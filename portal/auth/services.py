@@ -292,24 +292,40 @@ def mail_to_address(job) -> None:
 
 def reset_withheld(user: User):
     """The mailbox receiving ``user``'s address that someone who does not hold every right ``user``
-    holds may read, if any: a reset link mailed there would let that person take the profile over.
-    Its readers are whoever its password was last given to (who may have held those rights then,
-    before ``user`` got more), its owner if personal, and the person whose login address it is (a
-    review: a member's own mailbox, whose password she had from her own page, took the owner's
-    address as an alias through a domain alias, or became the catch-all)."""
+    holds may read, if any (see ``read_by_others``): a reset link mailed there would let that person
+    take the profile over. Checked when a link is mailed and again when it is used (a review: a
+    helper who read the mailbox before the person was made Administrator kept a link asked for then)."""
+    return read_by_others(user.email, user)
+
+
+def read_by_others(address: str, user: User):
+    """The mailbox receiving ``address`` that someone may read who does not hold every right
+    ``user`` holds now, if any. Its readers are whoever its password was last given to (who may
+    have held those rights then), its owner if personal, and the person whose login address it is
+    (a review: a member's own mailbox, whose password she had from her own page, took the owner's
+    address as an alias through a domain alias, or became the catch-all). A suspended reader holds
+    nothing meanwhile, yet keeps a password they were given: they count as lacking the rights."""
     from portal.accounts.models import Account
     from portal.mailboxes.models import DELETED
     from portal.mailboxes.services import readers_of, receiving
     from portal.roles.services import outranks
 
-    for mailbox in receiving(user.email):
+    for mailbox in receiving(address):
         if mailbox.status == DELETED:
             continue
         account = db.session.get(Account, mailbox.account_id)
         for reader in sorted(readers_of(mailbox) - {user.id}):
             person = db.session.get(User, reader)
-            if person is None or not outranks(person, account, user):
+            if person is None or person.suspended_at is not None or not outranks(person, account, user):
                 return mailbox
+    return None
+
+
+def reset_link_problem(user: User) -> str | None:
+    """Why a reset link mailed to ``user`` may not be used now, if so."""
+    if reset_withheld(user) is not None:
+        return _("Someone who does not hold every right you hold may now read the mail sent to your address, this "
+                 "link among it. Ask for a new link: the e-mail says what to do.")
     return None
 
 
@@ -318,6 +334,9 @@ def reset_password(raw: str, password: str) -> User:
     if token is None:
         raise AuthError(_("This reset link has expired or was already used. Ask for a new one."))
     user = db.session.get(User, token.user_id)
+    refused = reset_link_problem(user)
+    if refused:
+        raise AuthError(refused)
     problem = password_problem(password, user.email)
     if problem:
         raise AuthError(problem, "password")

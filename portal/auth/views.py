@@ -170,8 +170,12 @@ def forgot_password():
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 @rule(PUBLIC)
 def reset_password(token):
-    if tokens.peek(token, tokens.RESET_PASSWORD) is None:
+    link = tokens.peek(token, tokens.RESET_PASSWORD)
+    if link is None:
         return render("auth/link_invalid.html", status=410, reset=True)
+    refused = services.reset_link_problem(db.session.get(User, link.user_id))
+    if refused:
+        return render("auth/link_invalid.html", status=410, reset=True, reason=refused)
     form = forms.ResetPasswordForm()
     if form.validate_on_submit():
         try:

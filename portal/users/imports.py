@@ -190,6 +190,7 @@ class _Writer:
             "email": p["email"], "name": f"{p['first_name']} {p['last_name']}", "is_corporate": True,
             "recovery_email": p.get("recovery_email"),
             "recovery_set_by_id": self.actor_id if p.get("recovery_email") else None,
+            "recovery_set_at": now if p.get("recovery_email") else None,
             "corporate_account_id": self.account_id, "timezone": "UTC", "phone": "", "created_at": now,
             "is_superadmin": False,
         } for p in planned]).all()

@@ -22,6 +22,7 @@ from portal.jobs.services import enqueue
 from portal.mail.services import deliver_now
 from portal.mailboxes.models import DELETED, ENABLED, FAILED, PERSONAL, Mailbox
 from portal.roles.services import AccessError, outranks
+from portal.timeutil import utcnow
 from portal.users import corporate
 from portal.web.urls import external_url
 
@@ -121,17 +122,33 @@ def issue_onboarding_link(user: User, given_by: int | None = None) -> str:
     return external_url("users.welcome", token=raw)
 
 
-def still_outranks(giver_id: int | None, user: User) -> bool:
+def still_outranks(giver_id: int | None, user: User, since=None) -> bool:
     """Whether whoever was given a link of ``user`` (or chose where it goes) holds every right
     ``user`` holds now: they may have got more since (a review: someone who may only create users
     kept the link shown to them, and used it once the person was made Administrator). Nobody
-    recorded, or the person themself: yes; a profile deleted or suspended since: no."""
+    recorded, or the person themself: yes; a profile deleted or suspended since: no, and one made
+    after ``since`` (when the link was given: SQLite gives a freed id again) is someone else."""
     if giver_id is None or giver_id == user.id:
         return True
     giver = db.session.get(User, giver_id)
     account = db.session.get(Account, user.corporate_account_id) if user.corporate_account_id else None
     return giver is not None and giver.suspended_at is None and account is not None and \
-        outranks(giver, account, user)
+        (since is None or giver.created_at <= since) and outranks(giver, account, user)
+
+
+def onboarding_link_problem(token, user: User) -> str | None:
+    """Why an onboarding link may not be used now, if so: whoever it was shown to, or who chose the
+    recovery address it was mailed to, no longer holds every right the person holds; or someone
+    without them reads where it was mailed (their recovery address, or their own address)."""
+    from portal.auth.services import read_by_others, reset_link_problem
+
+    if not still_outranks(token.given_by_id, user, since=token.created_at):
+        return given_since_message(user)
+    if user.recovery_email and read_by_others(user.recovery_email, user) is not None:
+        return given_since_message(user)
+    if token.given_by_id is None:  # mailed to their own address (or given before givers were recorded)
+        return reset_link_problem(user) and given_since_message(user)
+    return None
 
 
 def create_corporate_user(actor: User, account: Account, *, first_name: str, last_name: str, email: str,
@@ -191,6 +208,7 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         db.session.add(user)
         db.session.flush()
     user.recovery_set_by_id = getattr(actor, "id", None) if recovery else None
+    user.recovery_set_at = utcnow() if recovery else None
     mailbox = corporate.make_corporate(user, domain, personal_mailbox=personal_mailbox, actor=actor)
     if mailbox is not None and mailbox.owner_id == user.id and personal_mailbox:
         _give_back_owners_role(actor, account, user, mailbox)
@@ -274,8 +292,9 @@ def complete_onboarding(raw: str, password: str) -> User:
         # An onboarding link sets a first password; it never replaces one.
         tokens.consume(raw, ONBOARDING)
         raise AuthError(_("This profile already has a password. Log in, or ask for a password reset."))
-    if not still_outranks(token.given_by_id, user):
-        raise AuthError(given_since_message(user))
+    refused = onboarding_link_problem(token, user)
+    if refused:
+        raise AuthError(refused)
     problem = password_problem(password, user.email)
     if problem:
         raise AuthError(problem, "password")
@@ -328,17 +347,18 @@ def deliver_onboarding(job) -> None:
     user = db.session.get(User, job.payload["user_id"])
     if user is None or not never_signed_in(user):
         return
-    from portal.auth.services import reset_withheld
+    from portal.auth.services import read_by_others, reset_withheld
 
     to, given_by = user.recovery_email, None
     if to is not None:
         # Whoever chose the address reads what goes there: only while they hold every right the
         # person holds now (a review: a recovery address a helper chose got the link of someone
-        # made Administrator since).
-        if not still_outranks(user.recovery_set_by_id, user):
-            raise PermanentJobError(_("%(email)s's recovery address was chosen by someone who does not hold every "
-                                      "right they hold now: an administrator who does must set it again, or give "
-                                      "them a link.", email=user.email))
+        # made Administrator since); and so does whoever reads a mailbox of the portal receiving it.
+        if not still_outranks(user.recovery_set_by_id, user, since=user.recovery_set_at) or \
+                read_by_others(to, user) is not None:
+            raise PermanentJobError(_("%(email)s's recovery address was chosen, or is read, by someone who does not "
+                                      "hold every right they hold now: an administrator who does must set it again, "
+                                      "or give them a link.", email=user.email))
         given_by = user.recovery_set_by_id
     else:
         mailbox = onboarding_mailbox(user)
@@ -406,7 +426,7 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
             changes[attribute] = value
             setattr(user, attribute, value)
     if "recovery_email" in changes:
-        user.recovery_set_by_id = actor.id if recovery else None
+        user.recovery_set_by_id, user.recovery_set_at = (actor.id, utcnow()) if recovery else (None, None)
     if changes:
         record("user.settings", account=account, target=user, actor=actor, changed=sorted(changes))
 

@@ -137,9 +137,9 @@ def welcome(token):
         return render("auth/link_invalid.html", status=410, onboarding=True)
     person = db.session.get(User, link.user_id)
     email = person.email
-    if not services.still_outranks(link.given_by_id, person):
-        return render("auth/link_invalid.html", status=410, onboarding=True,
-                      reason=services.given_since_message(person))
+    refused = services.onboarding_link_problem(link, person)
+    if refused:
+        return render("auth/link_invalid.html", status=410, onboarding=True, reason=refused)
     if not current_app.config["PORTAL"]["PASSWORD_LOGIN"]:
         flash(_("This portal signs in through single sign-on: use it with your address."), "info")
         return redirect(url_for("auth.login"))

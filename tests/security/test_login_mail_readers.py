@@ -153,3 +153,66 @@ def test_a_deleted_mailbox_does_not_hide_the_catch_all(owner, account, make, run
         assert "reaches a mailbox other people may read" in str(refusal)
     else:
         raise AssertionError("an invitation went through the catch-all a member reads")
+
+
+def _new_hire_whose_mailbox_password_a_reader_took(owner, account, make, client, auth, run_jobs, reader):
+    from portal.users import services as users
+
+    users.create_corporate_user(owner, account, first_name="New", last_name="Hire", email="newhire@example.org",
+                                personal_mailbox=True)
+    db.session.commit()
+    run_jobs()
+    box = db.session.execute(db.select(Mailbox.id).where(Mailbox.address == "newhire@example.org")).scalar_one()
+    auth.login(reader)
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box}/password").status_code == 302
+    run_jobs()
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box}/password/reveal").status_code == 200
+    auth.logout()
+    return box
+
+
+def test_a_reset_link_read_before_the_person_got_more_rights_no_longer_works(app, owner, account, make, client,
+                                                                            auth, run_jobs, smtp_sink):
+    """A second review: the readers were looked at when the link was mailed, not when it was used."""
+    from portal.auth.models import User
+    from portal.roles.services import grant_role, membership_of, system_role
+    from tests.conftest import first_link
+
+    enabled_domain(owner, account)
+    make.member(account, make.user("helper@elsewhere.example"), permissions=MANAGER)
+    _new_hire_whose_mailbox_password_a_reader_took(owner, account, make, client, auth, run_jobs,
+                                                   "helper@elsewhere.example")
+    path = first_link(_reset_mail(app, run_jobs, smtp_sink, "newhire@example.org"),
+                      "/password/reset/").removeprefix("http://localhost")
+    hire = db.session.execute(db.select(User).where(User.email == "newhire@example.org")).scalar_one()
+    grant_role(owner, account, membership_of(hire, account), system_role("administrator"))
+    db.session.commit()
+    page = client.get(path)
+    assert page.status_code == 410 and "may now read the mail sent to your address" in page.get_data(as_text=True)
+    client.post(path, data={"password": "a fresh long password 1", "confirm": "a fresh long password 1"})
+    db.session.expire_all()
+    assert db.session.get(User, hire.id).password_hash is None
+
+
+def test_a_suspended_reader_counts_as_one_without_the_rights(app, owner, account, make, client, auth, run_jobs,
+                                                            smtp_sink):
+    """A second review: a suspended administrator kept a mailbox's password and got the reset links
+    of its person (suspension keeps rights; the portal would not let her in, the link would)."""
+    from portal.auth.passwords import hash_password
+    from portal.roles.services import grant_role, membership_of, system_role
+    from portal.timeutil import utcnow
+    from portal.users import services as users
+    from tests.conftest import PASSWORD
+
+    enabled_domain(owner, account)
+    sam, _link = users.create_corporate_user(owner, account, first_name="Sam", last_name="Admin",
+                                             email="sam@example.org", personal_mailbox=False)
+    grant_role(owner, account, membership_of(sam, account), system_role("administrator"))
+    sam.password_hash, sam.email_verified_at = hash_password(PASSWORD), utcnow()
+    db.session.commit()
+    _new_hire_whose_mailbox_password_a_reader_took(owner, account, make, client, auth, run_jobs, "sam@example.org")
+    assert "/password/reset/" in _reset_mail(app, run_jobs, smtp_sink, "newhire@example.org")
+    users.suspend(owner, account, sam)  # her rights are kept for her return; the password she took stays hers
+    db.session.commit()
+    run_jobs()
+    assert "/password/reset/" not in _reset_mail(app, run_jobs, smtp_sink, "newhire@example.org")

@@ -86,7 +86,7 @@ def test_a_recovery_address_its_creator_chose_gets_no_link_once_the_person_holds
     run_jobs()
     assert smtp_sink.to("clerk-private@evil.example") == []
     failed = db.session.execute(db.select(Job).where(Job.kind == users.ONBOARDING_KIND)).scalar_one()
-    assert failed.status == JOB_FAILED and "recovery address was chosen by someone" in failed.last_error
+    assert failed.status == JOB_FAILED and "recovery address was chosen, or is read, by someone" in failed.last_error
     # The owner sets the address again (the same one, say, after checking it): it is theirs now.
     auth.login("owner@example.org")
     membership = membership_of(_person(), account)
@@ -118,3 +118,94 @@ def test_a_link_mailed_to_the_creators_recovery_address_stops_working_once_the_p
     assert _set_password(client, path).status_code in (410, 422)
     db.session.expire_all()
     assert _person().password_hash is None
+
+
+MANAGER = ("members.view", "mailboxes.view", "mailboxes.create", "mailboxes.manage")
+
+
+def test_a_link_mailed_to_the_persons_mailbox_stops_working_once_a_reader_of_it_lacks_their_rights(
+        owner, account, make, client, auth, run_jobs, smtp_sink):
+    """A second review: a helper who manages mailboxes took a new hire's mailbox password while the
+    hire held nothing, read the onboarding link mailed there, and used it once the hire was made
+    Administrator (the readers were looked at only when it was mailed)."""
+    from portal.mailboxes.models import Mailbox
+
+    enabled_domain(owner, account)
+    make.member(account, make.user("helper@elsewhere.example"), permissions=MANAGER)
+    users.create_corporate_user(owner, account, first_name="New", last_name="Boss", email="newboss@example.org",
+                                personal_mailbox=True)
+    db.session.commit()
+    smtp_sink.clear()
+    run_jobs()
+    box = db.session.execute(db.select(Mailbox.id).where(Mailbox.address == "newboss@example.org")).scalar_one()
+    auth.login("helper@elsewhere.example")
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box}/password").status_code == 302
+    run_jobs()
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box}/password/reveal").status_code == 200
+    auth.logout()
+    [message] = smtp_sink.wait_for("newboss@example.org")
+    path = first_link(smtp_sink.text(message), "/welcome/").removeprefix("http://localhost")
+    _promote(owner, account, _person())
+    assert client.get(path).status_code == 410
+    assert _set_password(client, path).status_code in (410, 422)
+    db.session.expire_all()
+    assert _person().password_hash is None
+
+
+def test_no_link_goes_to_a_recovery_address_one_of_the_accounts_mailboxes_receives_for_someone_else(
+        owner, account, make, client, auth, run_jobs, smtp_sink):
+    """A second review: the recovery address was on another of the account's domains, and a member
+    gave its name to her own mailbox as an alias: the Administrator's link was mailed there."""
+    from portal.mailboxes import services as mailboxes
+
+    enabled_domain(owner, account)
+    other = enabled_domain(owner, account, "other.example")
+    mallory = make.user("mallory@other.example")
+    make.member(account, mallory)
+    box = mailboxes.create_mailbox(owner, account, other, "mallory", kind="personal", owner=mallory)
+    db.session.commit()
+    run_jobs()
+    boss, _link = users.create_corporate_user(owner, account, first_name="New", last_name="Boss",
+                                              email="newboss@example.org", personal_mailbox=False,
+                                              recovery_email="newboss.home@other.example")
+    db.session.commit()
+    _promote(owner, account, _person())
+    mailboxes.add_alias(owner, db.session.get(type(box), box.id), "newboss.home@other.example")
+    db.session.commit()
+    smtp_sink.clear()
+    run_jobs()
+    assert smtp_sink.to("newboss.home@other.example") == []
+    failed = db.session.execute(db.select(Job).where(Job.kind == users.ONBOARDING_KIND)).scalar_one()
+    assert failed.status == JOB_FAILED and "or is read, by someone" in failed.last_error
+
+
+def test_a_profile_made_after_the_recovery_address_was_chosen_is_not_its_chooser(owner, account, make, run_jobs,
+                                                                               smtp_sink):
+    """A second review: the chooser's profile deleted, SQLite gave its id to the next profile made,
+    an Administrator, whose rights then counted as the chooser's."""
+    from portal.accounts.services import delete_profile
+
+    enabled_domain(owner, account)
+    users.create_corporate_user(owner, account, first_name="New", last_name="Boss", email="newboss@example.org",
+                                personal_mailbox=False)
+    db.session.commit()
+    clerk = make.user("clerk@elsewhere.example")
+    make.member(account, clerk, permissions=("members.view", "users.manage"))
+    users.update_settings(clerk, account, _person(), first_name="New", last_name="Boss", timezone="UTC", phone="",
+                          default_mailbox_id=None, recovery_email="clerk-private@evil.example")
+    db.session.commit()
+    chooser = _person().recovery_set_by_id
+    delete_profile(clerk, "clerk@elsewhere.example")
+    db.session.commit()
+    _promote(owner, account, _person())
+    successor, _link = users.create_corporate_user(owner, account, first_name="Chief", last_name="Finance",
+                                                   email="cfo@example.org", personal_mailbox=False)
+    db.session.flush()
+    assert successor.id == chooser or db.engine.dialect.name != "sqlite"  # its id again (on SQLite)
+    grant_role(owner, account, membership_of(successor, account), system_role("administrator"))
+    db.session.commit()
+    smtp_sink.clear()
+    users.send_onboarding(owner, account, _person())
+    db.session.commit()
+    run_jobs()
+    assert smtp_sink.to("clerk-private@evil.example") == []
