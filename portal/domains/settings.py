@@ -99,10 +99,18 @@ def ownership_problems(domain: Domain, values: dict[str, Any], *, stored: bool =
     if values.get("catch_all"):
         # Its local part is a name like any other: "ceo%other.example@here" or a bang path would
         # ask some mail servers to send the domain's mail on to another domain.
+        local_part = str(values["catch_all"]).strip().rpartition("@")[0]
         try:
-            ownership.validate_local_part(str(values["catch_all"]).strip().rpartition("@")[0], "catch_all")
+            ownership.validate_local_part(local_part, "catch_all")
         except ownership.NameRefused as refusal:
             problems["catch_all"] = said(refusal)
+        else:
+            if "+" in local_part:
+                # Mail servers deliver name+tag@ to name@ (a review: the portal looked for a mailbox
+                # at the tagged address, while the catch-all's mail went to another one's).
+                text = later("A catch-all's address takes no +tag: mail servers deliver name+tag@ to name@. Give "
+                             "the mailbox's own address.")
+                problems["catch_all"] = text if stored else shown(text)
     return problems
 
 
@@ -135,6 +143,26 @@ def _domain_aliases_problem(actor: User, domain: Domain, values: dict[str, Any])
              "login addresses among them, goes to this domain's mailboxes.")
 
 
+def _chained_aliases_problem(domain: Domain, values: dict[str, Any]) -> str | None:
+    """Mail servers follow domain aliases from one to the next (joe@a reaches joe@b, then joe@c),
+    while the portal's checks of who receives a login address look one step: no chain is made (a
+    review: a member's mailbox at boss@c received boss@a through b unseen)."""
+    added = set(values.get("domain_aliases") or []) - set((domain.settings or {}).get("domain_aliases") or [])
+    if not added:
+        return None
+    others = db.session.execute(db.select(Domain).where(
+        Domain.account_id == domain.account_id, Domain.id != domain.id, Domain.settings.is_not(None))).scalars().all()
+    for other in sorted(others, key=lambda other: other.name):
+        if domain.name in aliased_names(other.settings):
+            return _("%(domain)s is itself an alias of %(target)s: add these aliases to %(target)s instead (aliases "
+                     "do not lead on to further aliases).", domain=domain.name, target=other.name)
+        if other.name in added and aliased_names(other.settings):
+            return _("%(alias)s has domain aliases of its own (%(names)s): add them here instead, or remove them "
+                     "there first (aliases do not lead on to further aliases).", alias=other.name,
+                     names=", ".join(sorted(aliased_names(other.settings))))
+    return None
+
+
 def _normalized_aliases(values: dict[str, Any]) -> dict[str, Any]:
     """Domain aliases as domain names are kept (lower case, no trailing dot), whatever path they came by."""
     from portal.domains.names import DomainNameError, normalize
@@ -156,7 +184,8 @@ def save(actor: User, domain: Domain, values: dict[str, Any]) -> int:
     values = _normalized_aliases(values)
     problems = validate_domain_settings(specs(domain), values, domain=domain.name)
     for key, problem in (("catch_all", _catch_all_problem(actor, domain, values)),
-                         ("domain_aliases", _domain_aliases_problem(actor, domain, values))):
+                         ("domain_aliases", _domain_aliases_problem(actor, domain, values)
+                          or _chained_aliases_problem(domain, values))):
         if problem and key not in problems:
             problems[key] = problem
     problems.update({key: message for key, message in ownership_problems(domain, values).items()

@@ -98,6 +98,16 @@ def _name_problem(domain: Domain, address: str, kind: str, owner: User | None,
         problem = _login_holder_problem(form, kind, owner)
         if problem:
             return problem
+        # Mail servers deliver name+tag@ to name@ when nothing has name+tag@ itself: a login address
+        # with a tag reaches a mailbox at the plain name.
+        form_local, _at, form_name = form.partition("@")
+        for tagged in db.session.execute(db.select(User.email).where(
+                User.email.startswith(f"{form_local}+", autoescape=True),
+                User.email.endswith(f"@{form_name}", autoescape=True)).order_by(User.email)).scalars():
+            if not _named(domain.account_id, tagged):
+                problem = _login_holder_problem(tagged, kind, owner)
+                if problem:
+                    return problem
     from portal.roles.services import is_owner
 
     caught = [other.name for other in db.session.execute(db.select(Domain).where(
@@ -465,16 +475,25 @@ def receiving(address: str) -> list[Mailbox]:
         # mailbox another account reserves on its own copy of the domain (never proven, or taken
         # since) receives nothing, and must neither end links mailed there nor block sending them.
         return []
-    found = _named(holder.account_id, address)
+    found = _named_or_untagged(holder.account_id, address)
     for domain in db.session.execute(db.select(Domain).where(Domain.account_id == holder.account_id,
                                                              Domain.settings.is_not(None))).scalars():
         if name in _aliased_names(domain):
             # Delivered as local@ that domain: to a mailbox or an alias there, else to its catch-all.
-            target = _named(holder.account_id, f"{local}@{domain.name}")
+            target = _named_or_untagged(holder.account_id, f"{local}@{domain.name}")
             found += target or _catch_all_of(domain)
     if not found:
         found += _catch_all_of(holder)
     return list({mailbox.id: mailbox for mailbox in found}.values())
+
+
+def _named_or_untagged(account_id: int, address: str) -> list[Mailbox]:
+    """``_named``; for name+tag@ that nothing has by name, name@'s (mail servers deliver there)."""
+    found = _named(account_id, address)
+    local, _at, name = address.partition("@")
+    if not found and "+" in local:
+        found = _named(account_id, f"{local.split('+', 1)[0]}@{name}")
+    return found
 
 
 def _named(account_id: int, address: str) -> list[Mailbox]:

@@ -216,3 +216,44 @@ def test_a_suspended_reader_counts_as_one_without_the_rights(app, owner, account
     db.session.commit()
     run_jobs()
     assert "/password/reset/" not in _reset_mail(app, run_jobs, smtp_sink, "newhire@example.org")
+
+
+def test_domain_aliases_are_not_chained(owner, account, make, run_jobs):
+    """A second review: mail servers follow aliases from one to the next (boss@example.org reached
+    boss@z.example through y.example), while the checks looked one step; a chain is refused, made
+    from either end."""
+    enabled_domain(owner, account)
+    y = enabled_domain(owner, account, "y.example")
+    z = enabled_domain(owner, account, "z.example")
+    domain_settings.save(owner, y, {"domain_aliases": ["example.org"]})
+    db.session.commit()
+    with pytest.raises(domain_settings.SettingsInvalid) as refused:
+        domain_settings.save(owner, z, {"domain_aliases": ["y.example"]})
+    assert "y.example has domain aliases of its own (example.org)" in str(refused.value.problems)
+    db.session.rollback()
+    domain_settings.save(owner, y, {"domain_aliases": []})
+    domain_settings.save(owner, z, {"domain_aliases": ["y.example"]})
+    db.session.commit()
+    with pytest.raises(domain_settings.SettingsInvalid) as refused:
+        domain_settings.save(owner, db.session.get(type(y), y.id), {"domain_aliases": ["example.org"]})
+    assert "y.example is itself an alias of z.example" in str(refused.value.problems)
+
+
+def test_a_tagged_login_address_is_guarded_at_the_plain_name(app, owner, account, make, client, auth, run_jobs,
+                                                          smtp_sink):
+    """Mail servers deliver name+tag@ to name@ when nothing has the tagged name: a mailbox at boss@
+    receives the login mail of boss+hr@ (a second review, on a catch-all written with a tag)."""
+    domain = enabled_domain(owner, account)
+    box = _own_mailbox_with_its_password(owner, account, make, domain, client, auth, run_jobs, "boss@example.org")
+    make.member(account, make.user("boss+hr@example.org"), roles=("administrator",))
+    assert [mailbox.id for mailbox in services.receiving("boss+hr@example.org")] == [box.id]
+    assert "/password/reset/" not in _reset_mail(app, run_jobs, smtp_sink, "boss+hr@example.org")
+    # Made now, a mailbox at the plain name is refused, as one at the login address itself would be.
+    make.member(account, make.user("ceo+x@example.org"), roles=("administrator",))
+    with pytest.raises(services.MailboxError, match="ceo\\+x@example.org's login address"):
+        services.create_mailbox(owner, account, domain, "ceo", kind="shared")
+    db.session.rollback()
+    # And a catch-all takes no tag.
+    with pytest.raises(domain_settings.SettingsInvalid) as refused:
+        domain_settings.save(owner, domain, {"catch_all": "inbox+all@example.org"})
+    assert "takes no +tag" in str(refused.value.problems)
