@@ -6,8 +6,9 @@ who may only create users became Administrator that way). Links now record who t
 to (``user_tokens.given_by_id``) and people who set the recovery address
 (``users.recovery_set_by_id``, ``recovery_set_at``); neither is a foreign key, so a giver's
 profile deleted since counts as one without the rights, and a profile made after the link was
-given (SQLite may give a freed id again) is not its giver. Earlier links and addresses record
-nobody.
+given (SQLite may give a freed id again) is not its giver. The same for whoever a mailbox's
+password was given to (``mailboxes.password_given_at``). Earlier links and addresses record
+nobody. Recovery addresses kept with a Unicode domain are written with its ASCII form.
 
 Revision ID: 0035_link_givers
 Revises: 0034_bulk_run_unchanged
@@ -29,9 +30,26 @@ def upgrade():
     op.add_column('user_tokens', sa.Column('given_by_id', sa.Integer(), nullable=True))
     op.add_column('users', sa.Column('recovery_set_by_id', sa.Integer(), nullable=True))
     op.add_column('users', sa.Column('recovery_set_at', sa.DateTime(), nullable=True))
+    op.add_column('mailboxes', sa.Column('password_given_at', sa.DateTime(), nullable=True))
+    # Recovery addresses the settings kept with a Unicode domain are kept as at creation (ASCII),
+    # so that the mailboxes receiving them are found.
+    bind = op.get_bind()
+    users = sa.table('users', sa.column('id', sa.Integer), sa.column('recovery_email', sa.String))
+    for row_id, address in bind.execute(sa.select(users.c.id, users.c.recovery_email)
+                                        .where(users.c.recovery_email.is_not(None))).all():
+        local, _at, domain = address.rpartition('@')
+        if domain.isascii():
+            continue
+        try:
+            ascii_domain = domain.encode('idna').decode('ascii')
+        except UnicodeError:
+            continue
+        bind.execute(users.update().where(users.c.id == row_id)
+                     .values(recovery_email=f"{local}@{ascii_domain}".lower()))
 
 
 def downgrade():
+    op.drop_column('mailboxes', 'password_given_at')
     # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35 and later): a batch would copy users and drop
     # the original, and SQLite's DROP TABLE deletes every membership and grant through their cascades.
     op.drop_column('users', 'recovery_set_at')

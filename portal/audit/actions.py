@@ -70,6 +70,7 @@ labels("audit.action", {
     "user.onboarded": _l("First log-in through the onboarding link"),
     "user.personal_mailbox_refused": _l("Personal mailbox not made"),
     "user.register": _l("Registered"),
+    "user.register_refused": _l("Registration refused"),
     "user.registration_taken_over": _l("Unconfirmed or unused profile taken over by a corporate user"),
     "user.vacant_removed": _l("Unused profile removed: a mailbox took its address"),
     "user.remove_corporate": _l("Corporate user removed"),

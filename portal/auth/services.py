@@ -96,6 +96,13 @@ def register(email: str, name: str, password: str) -> User | None:
     if existing is not None:
         send(existing.email, "already_registered", user=existing)
         return None
+    from portal.mailboxes.services import received_by_a_mailbox
+
+    if received_by_a_mailbox(email):
+        # A mailbox's address, or one of its aliases: its readers would confirm the profile and hold
+        # its password. Nothing is made, and the answer is the same as for any address.
+        record("user.register_refused", target_label=email, actor=None, reason="a mailbox receives the address")
+        return None
     # They read the portal in the language of the pages they registered on: their profile keeps it
     # (they change it there), so what it sends them is written in it too.
     user = User(email=email, name=name.strip(), password_hash=password_hash, locale=current_language())
@@ -137,6 +144,9 @@ def verify_email(raw: str, *, password: str | None = None, new_password: str | N
     if user.is_verified:
         tokens.consume(raw, tokens.VERIFY_EMAIL)
         return user
+    if not verifiable(user):
+        tokens.consume(raw, tokens.VERIFY_EMAIL)
+        return None
     if new_password is not None:
         problem = password_problem(new_password, user.email)
         if problem:
@@ -154,6 +164,17 @@ def verify_email(raw: str, *, password: str | None = None, new_password: str | N
     record("user.verify_email", target=user, actor=user, new_password=new_password is not None)
     assign_if_corporate(user)
     return user
+
+
+def verifiable(user: User) -> bool:
+    """Whether a verification link may be mailed to, and used for, ``user``: only a registration
+    nobody confirmed (it holds nothing yet). A person made by an account who never signed in has no
+    password and gets an onboarding link, checked for who holds it; a verification link, which sets
+    a new password, went round those checks (a review: a helper who read the mailbox of a person
+    made Administrator asked for one and signed in as them)."""
+    from portal.users.services import unconfirmed_registration
+
+    return unconfirmed_registration(user)
 
 
 def assign_if_corporate(user: User) -> None:
@@ -270,7 +291,7 @@ def mail_to_address(job) -> None:
     delivered at once, so no usable link rests in the queue."""
     user = find_user(job.payload["email"])
     purpose = job.payload["purpose"]
-    if user is None or (purpose == tokens.VERIFY_EMAIL and user.is_verified):
+    if user is None or (purpose == tokens.VERIFY_EMAIL and not verifiable(user)):
         return
     # Someone who never chose a language (and has no organisation's language) reads it in the one of
     # the page they asked from.
@@ -316,7 +337,11 @@ def read_by_others(address: str, user: User):
         account = db.session.get(Account, mailbox.account_id)
         for reader in sorted(readers_of(mailbox) - {user.id}):
             person = db.session.get(User, reader)
-            if person is None or person.suspended_at is not None or not outranks(person, account, user):
+            # Whoever was given its password before this profile existed is someone else, whose id
+            # SQLite gave again (a review): they count as one without the rights.
+            reused = reader == mailbox.password_given_to_id and mailbox.password_given_at is not None \
+                and person is not None and person.created_at > mailbox.password_given_at
+            if person is None or reused or person.suspended_at is not None or not outranks(person, account, user):
                 return mailbox
     return None
 

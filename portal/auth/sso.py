@@ -17,7 +17,8 @@ from flask_babel import gettext as _
 from portal.audit.services import record
 from portal.auth import sessions
 from portal.auth.models import User
-from portal.auth.services import SUSPENDED_MESSAGE, AuthError, assign_if_corporate, find_user, normalize_email
+from portal.auth.services import (SUSPENDED_MESSAGE, AuthError, assign_if_corporate, find_user, normalize_email,
+                                   reset_withheld)
 from portal.extensions import db
 from portal.timeutil import utcnow
 
@@ -109,6 +110,13 @@ def reconcile(claims: dict) -> User:
             raise SsoError(str(SUSPENDED_MESSAGE))
         if user.oidc_subject is not None:
             raise SsoError(_("Another single sign-on identity is already linked to this address."))
+        if reset_withheld(user) is not None:
+            # Someone without this person's rights reads their mail, and so could have proven the
+            # address to the provider (a review: a member whose mailbox received an Administrator's
+            # address signed up there and was signed in as the Administrator).
+            raise SsoError(_("Someone who does not hold every right of the profile at this address may read its "
+                             "mail: the portal does not link a sign-on identity to it by its address. Ask an "
+                             "administrator."))
         user.oidc_subject = subject
         if not user.address_proven:
             # Nobody had proven the address: its password may be a stranger's who registered it
@@ -128,6 +136,11 @@ def reconcile(claims: dict) -> User:
         corporate.check_registration_allowed(email)
     except corporate.RegistrationRefused as refusal:
         raise SsoError(str(refusal)) from None
+    from portal.mailboxes.services import received_by_a_mailbox
+
+    if received_by_a_mailbox(email):
+        raise SsoError(_("This address is received by a mailbox others may read: no profile is made at it. Ask an "
+                         "administrator."))
     user = User(email=email, name=str(claims.get("name") or ""), oidc_subject=subject, email_verified_at=utcnow(),
                 address_proven_at=utcnow())
     db.session.add(user)

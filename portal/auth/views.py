@@ -76,13 +76,14 @@ def _registered_mark(user_id: int) -> str:
 @rule(PUBLIC)
 def verify(token):
     pending = tokens.peek(token, tokens.VERIFY_EMAIL)
-    if pending is None:
+    person = db.session.get(User, pending.user_id) if pending is not None else None
+    if person is None or not (person.is_verified or services.verifiable(person)):
         return render("auth/link_invalid.html", status=410, resend=True, form=forms.EmailOnlyForm())
     registered_here = hmac.compare_digest(str(session.get(REGISTERED, "")), _registered_mark(pending.user_id))
     form = forms.VerifyForm()
     new_form = forms.VerifyNewPasswordForm(prefix="new")
     if request.method == "GET":
-        new_form.name.data = db.session.get(User, pending.user_id).name
+        new_form.name.data = person.name
     choosing = request.method == "POST" and "new-password" in request.form
     if (new_form if choosing else form).validate_on_submit():
         try:

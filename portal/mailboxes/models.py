@@ -82,6 +82,8 @@ class Mailbox(db.Model):
     # address the mailbox is (no foreign key: a deleted profile's holder still knows it). A reset
     # link for that person is not mailed here while it is someone without all their rights.
     password_given_to_id: Mapped[int | None]
+    # When: a profile made after it (SQLite gives a freed id again) is not who was given it.
+    password_given_at: Mapped[datetime | None]
     # The backend's own administrator privilege (Mail-in-a-Box admins manage the whole box).
     backend_admin: Mapped[bool] = mapped_column(default=False)
     # Protocol name -> allowed, where the backend has protocol switches; None: its defaults.

@@ -128,8 +128,13 @@ def readers_of(mailbox: Mailbox) -> set[int]:
     """Who may read the mailbox's mail, as far as the portal knows: whoever its password was last
     given to, its owner if personal, and the person whose login address it is (they get its
     password from their own page)."""
+    from portal.users.services import vacant_profile
+
     readers = {mailbox.password_given_to_id, mailbox.owner_id if mailbox.kind == PERSONAL else None}
-    readers |= set(db.session.execute(db.select(User.id).where(User.email == mailbox.address)).scalars())
+    # A vacant profile at its address (a stranger's registration nobody confirmed) reads nothing:
+    # counting it let anyone stop the resets a shared mailbox receives (a review).
+    readers |= {user.id for user in db.session.execute(db.select(User).where(User.email == mailbox.address)).scalars()
+                if not vacant_profile(user)}
     return readers - {None}
 
 
@@ -465,6 +470,23 @@ def received_by_name(account_id: int, addresses: list[str]) -> set[str]:
     return found
 
 
+def received_by_a_mailbox(address: str) -> bool:
+    """Whether a mailbox of the account that proved the address's domain receives it by name (at
+    it, as an alias, through a domain alias, name+tag@ at name@), not through a catch-all: whoever
+    reads it would confirm a profile made there, and hold its password (a review: a member aliased
+    ceo@ onto her own mailbox, registered it, and the profile she held was later made Administrator)."""
+    local, _at, name = address.partition("@")
+    holder = ownership.proven_copy(name)
+    if holder is None or not ownership.holds(holder):
+        return False
+    if _named_or_untagged(holder.account_id, address):
+        return True
+    return any(_named_or_untagged(holder.account_id, f"{local}@{domain.name}")
+               for domain in db.session.execute(db.select(Domain).where(
+                   Domain.account_id == holder.account_id, Domain.settings.is_not(None))).scalars()
+               if name in _aliased_names(domain))
+
+
 def receiving(address: str) -> list[Mailbox]:
     """The portal's mailboxes that receive mail sent to ``address``: at it, with it as an alias,
     at its local part on a domain its domain is aliased onto, or its domain's catch-all."""
@@ -612,6 +634,7 @@ def reveal_secret(actor: User, mailbox: Mailbox) -> str | None:
     holder = db.session.execute(db.select(User.id).where(User.email == mailbox.address)).scalar_one_or_none()
     # Its holder may be given more rights than ``actor`` holds later: see auth.services.reset_withheld.
     mailbox.password_given_to_id = None if actor.id == holder else actor.id
+    mailbox.password_given_at = utcnow()
     record("mailbox.reveal_password", account=mailbox.account_id, target=mailbox, actor=actor)
     return unseal(MAILBOX_PASSWORD, secret.ciphertext)
 

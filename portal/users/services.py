@@ -4,7 +4,6 @@ settings, their removal, and the onboarding link that lets them set a password."
 from __future__ import annotations
 
 
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
 
@@ -400,7 +399,15 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
     if not is_corporate_of(user, account):
         raise UserError(later("Only corporate users of this account have settings here."))
     name = " ".join(_full_name(first_name, last_name, kept=user.name))
-    new_recovery = (recovery_email.strip().lower() or None) != user.recovery_email
+    recovery = None
+    if recovery_email.strip():
+        # Kept as at creation (the domain in its ASCII form), so that the mailboxes receiving it are
+        # found (a review: jane@bücher.example was never compared with xn--bcher-kva.example).
+        try:
+            recovery = normalize_email(recovery_email)
+        except AuthError as error:
+            raise UserError(str(error), "recovery_email") from None
+    new_recovery = recovery != user.recovery_email
     if new_recovery or name != user.name:
         # Where their links go, and the name others know them by (in mails, lists and the audit
         # log), are changed only by someone who holds every right they hold (here; and anywhere
@@ -413,12 +420,6 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
         raise UserError(later("Enter a phone number with digits, spaces and + - ( ) only."), "phone")
     if default_mailbox_id and default_mailbox_id not in {m.id for m in own_mailboxes(user, account)}:
         raise UserError(later("Choose one of the user's own mailboxes."), "default_mailbox_id")
-    recovery = None
-    if recovery_email.strip():
-        try:
-            recovery = str(validate_email(recovery_email.strip(), check_deliverability=False).normalized).lower()
-        except EmailNotValidError as error:
-            raise UserError(address_problem(error), "recovery_email") from None
     changes = {}
     for attribute, value in (("name", name), ("timezone", timezone), ("phone", phone),
                              ("default_mailbox_id", default_mailbox_id or None), ("recovery_email", recovery)):

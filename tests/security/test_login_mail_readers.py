@@ -37,6 +37,21 @@ def _own_mailbox_with_its_password(owner, account, make, domain, client, auth, r
     return box
 
 
+def _members_mailbox_receiving_by_a_domain_alias(owner, account, make, client, auth, run_jobs, local: str):
+    """A member's own mailbox on other.example takes the alias local@other.example; the owner then
+    aliases example.org onto other.example: local@example.org reaches the member's mailbox."""
+    enabled_domain(owner, account)
+    other = enabled_domain(owner, account, "other.example")
+    box = _own_mailbox_with_its_password(owner, account, make, other, client, auth, run_jobs, "mallory@other.example")
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box.id}/aliases",
+                       data={"alias": f"{local}@other.example"}).status_code == 302
+    run_jobs()
+    domain_settings.save(owner, other, {"domain_aliases": ["example.org"]})
+    db.session.commit()
+    run_jobs()
+    return box
+
+
 def _reset_mail(app, run_jobs, smtp_sink, email) -> str:
     smtp_sink.clear()
     with app.test_request_context():
@@ -70,15 +85,7 @@ def test_the_reset_is_withheld_when_the_owner_routes_their_own_login_mail_to_a_m
         app, owner, account, make, client, auth, run_jobs, smtp_sink):
     """The other order: the member's alias first, the owner's domain alias after it. The reset link
     is withheld, since the member reads that mailbox (her own, its password from her page)."""
-    enabled_domain(owner, account)
-    other = enabled_domain(owner, account, "other.example")
-    box = _own_mailbox_with_its_password(owner, account, make, other, client, auth, run_jobs, "mallory@other.example")
-    assert client.post(f"/accounts/{account.id}/mailboxes/{box.id}/aliases",
-                       data={"alias": "owner@other.example"}).status_code == 302
-    run_jobs()
-    domain_settings.save(owner, other, {"domain_aliases": ["example.org"]})
-    db.session.commit()
-    run_jobs()
+    box = _members_mailbox_receiving_by_a_domain_alias(owner, account, make, client, auth, run_jobs, "owner")
     assert [mailbox.id for mailbox in services.receiving("owner@example.org")] == [box.id]
     assert "/password/reset/" not in _reset_mail(app, run_jobs, smtp_sink, "owner@example.org")
 
@@ -257,3 +264,143 @@ def test_a_tagged_login_address_is_guarded_at_the_plain_name(app, owner, account
     with pytest.raises(domain_settings.SettingsInvalid) as refused:
         domain_settings.save(owner, domain, {"catch_all": "inbox+all@example.org"})
     assert "takes no +tag" in str(refused.value.problems)
+
+
+def test_no_verification_link_for_someone_made_by_an_account(app, owner, account, make, client, auth, run_jobs,
+                                                             smtp_sink):
+    """A third review: a person made by an account who never signed in counted as unverified, so a
+    verification link ("send it again", on the public page) was mailed to their address, and its
+    "choose a new password" took no notice of who reads that mail: the helper who held the mailbox's
+    password, its reset withheld, signed in as the Administrator it now belonged to."""
+    from portal.auth.models import User
+    from portal.roles.services import grant_role, membership_of, system_role
+
+    enabled_domain(owner, account)
+    make.member(account, make.user("helper@elsewhere.example"), permissions=MANAGER)
+    _new_hire_whose_mailbox_password_a_reader_took(owner, account, make, client, auth, run_jobs,
+                                                   "helper@elsewhere.example")
+    hire = db.session.execute(db.select(User).where(User.email == "newhire@example.org")).scalar_one()
+    grant_role(owner, account, membership_of(hire, account), system_role("administrator"))
+    db.session.commit()
+    smtp_sink.clear()
+    assert client.post("/verify", data={"email": "newhire@example.org"}).status_code == 200
+    run_jobs()
+    assert smtp_sink.to("newhire@example.org") == []
+    # Nor does a verification link made for them before work (issued by hand here).
+    with app.test_request_context():
+        raw = auth_services.tokens.issue(hire, auth_services.tokens.VERIFY_EMAIL, 24)
+        db.session.commit()
+    assert client.get(f"/verify/{raw}").status_code == 410
+    client.post(f"/verify/{raw}", data={"new-password": "a fresh long password 1",
+                                        "new-confirm": "a fresh long password 1", "new-name": "Taken"})
+    db.session.expire_all()
+    assert db.session.get(User, hire.id).password_hash is None
+
+
+def test_a_strangers_registration_at_a_mailboxs_address_reads_nothing(app, owner, account, make, run_jobs,
+                                                                      smtp_sink):
+    """A third review: any profile at a mailbox's address counted as its reader, a registration
+    nobody confirmed among them: a stranger registering the catch-all's address stopped the resets
+    of everyone whose mail arrives there."""
+    from portal.accounts.models import Account
+
+    domain = enabled_domain(owner, account)
+    db.session.get(Account, account.id).self_registration = True
+    make.member(account, make.user("boss@example.org"), roles=("administrator",))
+    services.create_mailbox(owner, account, domain, "inbox")
+    db.session.commit()
+    run_jobs()
+    domain_settings.save(owner, domain, {"catch_all": "inbox@example.org"})
+    db.session.commit()
+    run_jobs()
+    with app.test_request_context():
+        auth_services.register("inbox@example.org", "Stranger", "a stranger's long password 1")
+        db.session.commit()
+    run_jobs()
+    assert "/password/reset/" in _reset_mail(app, run_jobs, smtp_sink, "boss@example.org")
+
+
+def test_whoever_was_given_a_mailboxs_password_is_not_a_profile_made_after(app, owner, account, make, client, auth,
+                                                                           run_jobs, smtp_sink):
+    """A third review: the helper given the mailbox's password deleted her profile; SQLite gave her id
+    to the next profile made, an Administrator, whose rights then counted as hers."""
+    from portal.accounts.services import delete_profile
+    from portal.auth.models import User
+    from portal.roles.services import grant_role, membership_of, system_role
+    from portal.users import services as users
+
+    enabled_domain(owner, account)
+    hire, _link = users.create_corporate_user(owner, account, first_name="New", last_name="Hire",
+                                              email="newhire@example.org", personal_mailbox=True)
+    db.session.commit()
+    run_jobs()
+    box = db.session.execute(db.select(Mailbox.id).where(Mailbox.address == "newhire@example.org")).scalar_one()
+    make.member(account, make.user("helper@elsewhere.example"), permissions=MANAGER)  # the highest id
+    auth.login("helper@elsewhere.example")
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box}/password").status_code == 302
+    run_jobs()
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box}/password/reveal").status_code == 200
+    auth.logout()
+    hire = db.session.execute(db.select(User).where(User.email == "newhire@example.org")).scalar_one()
+    grant_role(owner, account, membership_of(hire, account), system_role("administrator"))
+    helper = db.session.execute(db.select(User).where(User.email == "helper@elsewhere.example")).scalar_one()
+    given_to = helper.id
+    delete_profile(helper, "helper@elsewhere.example")
+    db.session.commit()
+    sam, _link = users.create_corporate_user(owner, account, first_name="Sam", last_name="Admin",
+                                             email="sam@example.org", personal_mailbox=False)
+    db.session.flush()
+    assert sam.id == given_to or db.engine.dialect.name != "sqlite"
+    grant_role(owner, account, membership_of(sam, account), system_role("administrator"))
+    db.session.commit()
+    assert _ready(box).password_given_to_id == given_to
+    assert "/password/reset/" not in _reset_mail(app, run_jobs, smtp_sink, "newhire@example.org")
+
+
+def test_no_profile_is_made_at_an_address_a_mailbox_receives(app, owner, account, make, client, auth, run_jobs,
+                                                             smtp_sink):
+    """A fourth review: a member aliased ceo@ onto her own mailbox, registered ceo@ with a password
+    of her own, confirmed it with the link her mailbox received, and held the corporate user an
+    administrator later made Administrator. Nothing is made there, by registration or by sign-on."""
+    from portal.accounts.models import Account
+    from portal.auth import sso
+    from portal.auth.models import User
+
+    domain = enabled_domain(owner, account)
+    db.session.get(Account, account.id).self_registration = True
+    db.session.commit()
+    box = _own_mailbox_with_its_password(owner, account, make, domain, client, auth, run_jobs, "mallory@example.org")
+    assert client.post(f"/accounts/{account.id}/mailboxes/{box.id}/aliases",
+                       data={"alias": "ceo@example.org"}).status_code == 302
+    run_jobs()
+    auth.logout()
+    smtp_sink.clear()
+    answer = client.post("/register", data={"email": "ceo@example.org", "name": "The CEO",
+                                            "password": "mallory's long password 1",
+                                            "confirm": "mallory's long password 1"})
+    assert answer.status_code == 200 and "Check your e-mail" in answer.get_data(as_text=True)  # as for anyone
+    run_jobs()
+    assert db.session.execute(db.select(User).where(User.email == "ceo@example.org")).first() is None
+    assert smtp_sink.to("ceo@example.org") == []
+    with app.test_request_context(), pytest.raises(sso.SsoError, match="received by a mailbox others may read"):
+        sso.reconcile({"sub": "idp-ceo", "email": "ceo+x@example.org", "email_verified": True})
+    # An address no mailbox receives registers as before.
+    client.post("/register", data={"email": "newcomer@example.org", "name": "New Comer",
+                                   "password": "a newcomer's long password 1",
+                                   "confirm": "a newcomer's long password 1"})
+    assert db.session.execute(db.select(User).where(User.email == "newcomer@example.org")).first() is not None
+
+
+def test_sign_on_links_no_profile_whose_mail_someone_without_its_rights_reads(app, owner, account, make, client,
+                                                                             auth, run_jobs, smtp_sink):
+    """A fourth review: the provider vouches for an address whose mail reaches a member's mailbox; the
+    member signed up there as the Administrator's address and was signed in as the Administrator."""
+    from portal.auth import sso
+
+    make.member(account, make.user("boss@example.org"), roles=("administrator",))
+    _members_mailbox_receiving_by_a_domain_alias(owner, account, make, client, auth, run_jobs, "boss")
+    with app.test_request_context(), pytest.raises(sso.SsoError, match="does not link a sign-on identity"):
+        sso.reconcile({"sub": "idp-mallory", "email": "boss@example.org", "email_verified": True})
+    db.session.rollback()
+    with app.test_request_context():  # the owner, whose mail nobody else reads, links as before
+        assert sso.reconcile({"sub": "idp-owner", "email": "owner@example.org", "email_verified": True}).id == owner.id

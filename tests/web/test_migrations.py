@@ -182,7 +182,6 @@ def test_migration_0032__keeps_one_of_each_grant_and_refuses_another(database_ur
 
     from portal.accounts.models import Account, Membership
     from portal.domains.models import Domain
-    from portal.mailboxes.models import Mailbox
 
     with _database_of_its_own(database_url, smtp_sink, tmp_path) as app:
         with app.app_context():
@@ -197,8 +196,10 @@ def test_migration_0032__keeps_one_of_each_grant_and_refuses_another(database_ur
             db.session.add_all([Membership(id=10, account_id=1, user_id=1, email="a@example.org"),
                                 Domain(id=5, account_id=1, name="example.org", connection="local", status="enabled")])
             db.session.flush()
-            db.session.add(Mailbox(id=7, account_id=1, domain_id=5, local_part="box", address="box@example.org",
-                                   kind="shared", status="enabled"))
+            run(text("INSERT INTO mailboxes (id, account_id, domain_id, local_part, address, kind, first_name, "
+                     "last_name, display_name, status, status_reason, want_active, password_lost, backend_admin, "
+                     "created_at, updated_at, search_text) VALUES (7, 1, 5, 'box', 'box@example.org', 'shared', '', "
+                     "'', '', 'enabled', '', true, false, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'box')"))
             db.session.flush()
             owner = run(text("SELECT id FROM roles WHERE system_key = 'owner'")).scalar_one()
             keeper = run(text("SELECT id FROM roles WHERE system_key = 'mailbox_owner'")).scalar_one()
