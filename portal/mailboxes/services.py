@@ -475,21 +475,12 @@ def received_by_a_mailbox(address: str) -> bool:
     it, as an alias, through a domain alias, name+tag@ at name@), not through a catch-all: whoever
     reads it would confirm a profile made there, and hold its password (a review: a member aliased
     ceo@ onto her own mailbox, registered it, and the profile she held was later made Administrator)."""
-    local, _at, name = address.partition("@")
-    holder = ownership.proven_copy(name)
-    if holder is None or not ownership.holds(holder):
-        return False
-    if _named_or_untagged(holder.account_id, address):
-        return True
-    return any(_named_or_untagged(holder.account_id, f"{local}@{domain.name}")
-               for domain in db.session.execute(db.select(Domain).where(
-                   Domain.account_id == holder.account_id, Domain.settings.is_not(None))).scalars()
-               if name in _aliased_names(domain))
+    return bool(receiving(address, catch_all=False))
 
 
-def receiving(address: str) -> list[Mailbox]:
+def receiving(address: str, *, catch_all: bool = True) -> list[Mailbox]:
     """The portal's mailboxes that receive mail sent to ``address``: at it, with it as an alias,
-    at its local part on a domain its domain is aliased onto, or its domain's catch-all."""
+    at its local part on a domain its domain is aliased onto, or (``catch_all``) its domain's catch-all."""
     local, _at, name = address.partition("@")
     holder = ownership.proven_copy(name)
     if holder is None or not ownership.holds(holder):
@@ -503,8 +494,8 @@ def receiving(address: str) -> list[Mailbox]:
         if name in _aliased_names(domain):
             # Delivered as local@ that domain: to a mailbox or an alias there, else to its catch-all.
             target = _named_or_untagged(holder.account_id, f"{local}@{domain.name}")
-            found += target or _catch_all_of(domain)
-    if not found:
+            found += target or (_catch_all_of(domain) if catch_all else [])
+    if not found and catch_all:
         found += _catch_all_of(holder)
     return list({mailbox.id: mailbox for mailbox in found}.values())
 

@@ -478,17 +478,11 @@ def _same_name_taken(account: Account, name: str, role: Role | None) -> bool:
     return any(role_id != getattr(role, "id", None) for role_id in clash)
 
 
-def _reference(member) -> str:
-    """The user id a member names, as sent: its ``value``, else the end of its ``$ref``."""
-    value = member.get("value") if isinstance(member, dict) else getattr(member, "value", None)
-    ref = (member.get("$ref") or member.get("ref")) if isinstance(member, dict) else getattr(member, "ref", None)
-    return str(value) if value else (str(ref).rstrip("/").rsplit("/", 1)[-1] if ref else "")
-
-
-def _wanted_member_ids(account: Account, references: list[str], current_ids: list[int]) -> list[int]:
-    """The user ids the group should have (``references``, as sent), each checked to be a user of
-    the account: those not members already, one statement per thousand, however many a provider
-    sends."""
+def _wanted_member_ids(account: Account, wanted: schema.Group, current_ids: list[int]) -> list[int]:
+    """The user ids the group should have, each checked to be a user of the account: those not
+    members already, one statement per thousand, however many a provider sends."""
+    references = [member.value or (str(member.ref).rstrip("/").rsplit("/", 1)[-1] if member.ref else "")
+                  for member in wanted.members or []]
     ids = list(dict.fromkeys(parse_id(reference) for reference in references))
     known: set[int] = set(current_ids)
     numbers = [number for number in ids if number is not None and number not in known]
@@ -538,7 +532,7 @@ def create_group(actor: User, account: Account, wanted: schema.Group) -> Role:
     name = wanted.display_name or ""
     if _same_name_taken(account, name, None):
         raise UniquenessException(detail=f"A role named “{' '.join(name.split())}” already exists in this account.")
-    member_ids = _wanted_member_ids(account, [_reference(member) for member in wanted.members or []], [])
+    member_ids = _wanted_member_ids(account, wanted, [])
     role = roles.create_role(actor, account, name=name, scope=catalogue.ACCOUNT, permissions=set(),
                              description="Made by an identity provider (SCIM). It grants nothing until an "
                                          "administrator gives it permissions.")
@@ -563,8 +557,7 @@ def replace_group(actor: User, account: Account, role: Role, link: ScimGroup | N
         roles.update_role(actor, account, role, name=name, description=role.description,
                           permissions=set(role.permissions))
     if current_members is not None:
-        references = [_reference(member) for member in wanted.members or []]
-        _set_members(actor, account, role, _wanted_member_ids(account, references, current_members), current_members)
+        _set_members(actor, account, role, _wanted_member_ids(account, wanted, current_members), current_members)
     _set_external_id(account, role, link, wanted.external_id)
     db.session.flush()
 

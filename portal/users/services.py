@@ -135,19 +135,22 @@ def still_outranks(giver_id: int | None, user: User, since=None) -> bool:
         (since is None or giver.created_at <= since) and outranks(giver, account, user)
 
 
-def onboarding_link_problem(token, user: User) -> str | None:
-    """Why an onboarding link may not be used now, if so: whoever it was shown to, or who chose the
-    recovery address it was mailed to, no longer holds every right the person holds; or someone
-    without them reads where it was mailed (their recovery address, or their own address)."""
-    from portal.auth.services import read_by_others, reset_link_problem
+def reaches_others(user: User, given_by: int | None, since=None) -> bool:
+    """Whether an onboarding link of ``user`` given to ``given_by`` (shown to them, or mailed to the
+    recovery address they chose at ``since``; None: mailed to the person's own address, or given
+    before givers were recorded) may be read by someone without every right the person holds now:
+    the giver, or a reader of a mailbox receiving the recovery address or their own. Asked when the
+    link is mailed and again when it is used."""
+    from portal.auth.services import read_by_others, reset_withheld
 
-    if not still_outranks(token.given_by_id, user, since=token.created_at):
-        return given_since_message(user)
-    if user.recovery_email and read_by_others(user.recovery_email, user) is not None:
-        return given_since_message(user)
-    if token.given_by_id is None:  # mailed to their own address (or given before givers were recorded)
-        return reset_link_problem(user) and given_since_message(user)
-    return None
+    return not still_outranks(given_by, user, since=since) \
+        or (user.recovery_email is not None and read_by_others(user.recovery_email, user) is not None) \
+        or (given_by is None and reset_withheld(user) is not None)
+
+
+def onboarding_link_problem(token, user: User) -> str | None:
+    """Why an onboarding link may not be used now, if so (``reaches_others``)."""
+    return given_since_message(user) if reaches_others(user, token.given_by_id, token.created_at) else None
 
 
 def create_corporate_user(actor: User, account: Account, *, first_name: str, last_name: str, email: str,
@@ -346,19 +349,16 @@ def deliver_onboarding(job) -> None:
     user = db.session.get(User, job.payload["user_id"])
     if user is None or not never_signed_in(user):
         return
-    from portal.auth.services import read_by_others, reset_withheld
-
     to, given_by = user.recovery_email, None
     if to is not None:
         # Whoever chose the address reads what goes there: only while they hold every right the
         # person holds now (a review: a recovery address a helper chose got the link of someone
         # made Administrator since); and so does whoever reads a mailbox of the portal receiving it.
-        if not still_outranks(user.recovery_set_by_id, user, since=user.recovery_set_at) or \
-                read_by_others(to, user) is not None:
+        given_by = user.recovery_set_by_id
+        if reaches_others(user, given_by, user.recovery_set_at):
             raise PermanentJobError(_("%(email)s's recovery address was chosen, or is read, by someone who does not "
                                       "hold every right they hold now: an administrator who does must set it again, "
                                       "or give them a link.", email=user.email))
-        given_by = user.recovery_set_by_id
     else:
         mailbox = onboarding_mailbox(user)
         if mailbox is None:
@@ -366,7 +366,7 @@ def deliver_onboarding(job) -> None:
                                       "an administrator must give them a link.", email=user.email))
         if mailbox.status != ENABLED:
             raise OnboardingWaits(_("waits for the mailbox %(address)s to be created", address=mailbox.address))
-        if reset_withheld(user) is not None:  # someone without their rights reads it too
+        if reaches_others(user, None):  # someone without their rights reads it too
             raise PermanentJobError(_("%(email)s's mail is read by someone who does not hold every right they "
                                       "hold: an administrator must give them a link.", email=user.email))
         to = user.email

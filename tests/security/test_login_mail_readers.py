@@ -314,9 +314,16 @@ def test_a_strangers_registration_at_a_mailboxs_address_reads_nothing(app, owner
     db.session.commit()
     run_jobs()
     with app.test_request_context():
-        auth_services.register("inbox@example.org", "Stranger", "a stranger's long password 1")
+        assert auth_services.register("inbox@example.org", "Stranger", "a stranger's long password 1") is None
         db.session.commit()
-    run_jobs()
+    assert auth_services.find_user("inbox@example.org") is None  # registering there makes nothing now
+    # One made before that rule (written here): a registration nobody confirmed reads nothing.
+    from portal.auth.models import User
+    from portal.auth.passwords import hash_password
+
+    db.session.add(User(email="inbox@example.org", name="Stranger", password_hash=hash_password("x" * 20)))
+    db.session.commit()
+    assert services.readers_of(_ready(services.receiving("boss@example.org")[0].id)) == set()
     assert "/password/reset/" in _reset_mail(app, run_jobs, smtp_sink, "boss@example.org")
 
 
