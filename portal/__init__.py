@@ -39,7 +39,7 @@ BLUEPRINTS = (
 # Modules that register job handlers; imported so any process can run any job.
 JOB_MODULES = ("portal.mail.services", "portal.domains.services", "portal.mailboxes.services",
                "portal.mailboxes.drift", "portal.users.services", "portal.users.imports",
-               "portal.users.reports", "portal.bulk.services", "portal.accounts.services")
+               "portal.users.reports", "portal.bulk.services", "portal.bulk.exports", "portal.accounts.services")
 
 
 def create_app(overrides: dict | None = None, environ: dict | None = None) -> Flask:

@@ -62,9 +62,10 @@ def overview(account_id):
     return render("accounts/overview.html", account=g.account, view=view)
 
 
-def member_listing():
+def member_listing(args=None):
+    """The Users list's state: from the query string, or ``args`` (what a job kept of it)."""
     return lists.read({"role": None, "kind": services.MEMBER_KINDS, "mailbox": ("yes", "no"),
-                       "status": services.MEMBER_STATES}, services.MEMBER_SORTS, "email")
+                       "status": services.MEMBER_STATES}, services.MEMBER_SORTS, "email", args=args)
 
 
 @bp.route("/accounts/<int:account_id>/members")

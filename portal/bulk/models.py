@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from portal.extensions import db
 from portal.i18n import _l, labels
@@ -60,3 +60,28 @@ class BulkRun(db.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total else int(self.done * 100 / self.total)
+
+
+class ExportRun(db.Model):
+    """A list too long to write while the page waits (``portal.bulk.exports``), written by a job
+    as it was filtered, for whoever asked, and kept a day."""
+
+    __tablename__ = "export_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    target: Mapped[str] = mapped_column(String(16))   # members | mailboxes
+    format: Mapped[str] = mapped_column(String(8))    # xlsx | csv
+    # The list's search, filters and sort as on the page.
+    filters: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    rows: Mapped[int] = mapped_column(default=0)
+    # The file; erased once kept for its time (``erased``).
+    content: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    erased: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    created_by = relationship("User", lazy="joined")

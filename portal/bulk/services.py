@@ -18,7 +18,7 @@ from portal.auth.models import User
 from portal.bulk.models import DONE, FAILED, MAILBOXES, MEMBERS, QUEUED, RUNNING, BulkRun
 from portal.extensions import db
 from portal.i18n import StoredReason, _l, chosen, for_person, label as label_of, later, number
-from portal.jobs.registry import handler
+from portal.jobs.registry import handler, marks_failed
 from portal.jobs.services import enqueue
 from portal.roles import catalogue
 from portal.roles.services import AccessError, account_permissions, owner_memberships, role_in_account, system_role
@@ -72,13 +72,10 @@ def run_in_account(account: Account, run_id: int) -> BulkRun | None:
 
 def _listing(target: str, filters: dict[str, str]) -> Listing:
     """The list as it was filtered on the page when "every row matching" was chosen."""
-    from portal.accounts.services import MEMBER_SORTS
-    from portal.mailboxes.services import MAILBOX_SORTS
+    from portal.accounts.views import member_listing
+    from portal.mailboxes.views import mailbox_listing
 
-    sorts, default = (MEMBER_SORTS, "email") if target == MEMBERS else (MAILBOX_SORTS, "address")
-    return Listing(q=filters.get("q", ""), filters={key: value for key, value in filters.items()
-                                                     if key not in ("q", "sort", "dir")},
-                   sort=filters.get("sort") if filters.get("sort") in sorts else default)
+    return (member_listing if target == MEMBERS else mailbox_listing)(filters)
 
 
 def _selected_ids(run: BulkRun, actor: User, account: Account) -> list[int]:
@@ -260,13 +257,7 @@ def _act_on_mailbox(run: BulkRun, actor: User, mailbox) -> bool:
     return True
 
 
-def _failed(job, message: str) -> None:
-    run = db.session.get(BulkRun, job.payload.get("run_id"))
-    if run is not None:
-        run.status, run.error, run.finished_at = FAILED, message, utcnow()
-
-
-@handler(BULK_KIND, max_attempts=3, backoff_seconds=30, on_failure=_failed)
+@handler(BULK_KIND, max_attempts=3, backoff_seconds=30, on_failure=marks_failed(BulkRun, "run_id"))
 def run_bulk(job) -> None:
     run = db.session.get(BulkRun, job.payload["run_id"])
     if run is None or run.status in (DONE, FAILED):

@@ -2,6 +2,7 @@ import re
 import secrets
 
 from flask import Blueprint, Response, abort, g, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
@@ -83,8 +84,20 @@ def show(account_id, run_id):
 def _download(target: str, fmt: str) -> Response:
     if fmt not in exports.FORMATS:
         abort(404)
+    listing = exports.listing_for(target)
+    if exports.longer_than_at_once(current_user, g.account, target, listing):
+        # A GET changes nothing: a long list is asked for again with a POST, written by a job.
+        return render("bulk/export_ask.html", account=g.account, target=target, fmt=fmt, listing=listing,
+                      at_once=exports.AT_ONCE,
+                      back=url_for(LIST_ENDPOINTS[target], account_id=g.account.id, **listing.args(page=1)))
     body, mimetype, name = exports.export(current_user, g.account, target, fmt)
-    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return _file(body, mimetype, name)
+
+
+def _file(body: bytes, mimetype: str, name: str) -> Response:
+    # Personal data: no cache keeps a copy.
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                                      "Cache-Control": "no-store"})
 
 
 @bp.route("/accounts/<int:account_id>/members/export.<format>")
@@ -97,3 +110,62 @@ def export_members(account_id, format):
 @rule(member())
 def export_mailboxes(account_id, format):
     return _download(MAILBOXES, format)
+
+
+def _later(target: str):
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    fmt = request.form.get("format", "")
+    if fmt not in exports.FORMATS:
+        return render("bulk/refused.html", status=422, account=g.account, message=_("Choose Excel or CSV."),
+                      back=url_for(LIST_ENDPOINTS[target], account_id=g.account.id))
+    run = exports.request_export(current_user, g.account, target, fmt, request.form)
+    db.session.commit()
+    return redirect(url_for("bulk.show_export", account_id=g.account.id, export_id=run.id))
+
+
+@bp.route("/accounts/<int:account_id>/members/exports", methods=["POST"])
+@rule(member("members.view"))
+def export_members_later(account_id):
+    return _later(MEMBERS)
+
+
+@bp.route("/accounts/<int:account_id>/mailboxes/exports", methods=["POST"])
+@rule(member())
+def export_mailboxes_later(account_id):
+    return _later(MAILBOXES)
+
+
+def _own_export(export_id: int):
+    """The export, to whoever asked for it alone (anyone else finds nothing), while they may still
+    see its list."""
+    run = load_or_404(exports.export_in_account, export_id)
+    if run.created_by_id != current_user.id or not exports.may_export(current_user, g.account, run.target):
+        abort(404)
+    return run
+
+
+@bp.route("/accounts/<int:account_id>/exports/<int:export_id>")
+@rule(member())
+def show_export(account_id, export_id):
+    run = _own_export(export_id)
+    return render("bulk/export.html", block="progress", account=g.account, run=run,
+                  busy=run.status in (QUEUED, RUNNING), downloadable=exports.downloadable(run),
+                  keep_hours=exports.KEEP_HOURS, filtered=exports.listing_for(run.target, run.filters).filtered,
+                  back=url_for(LIST_ENDPOINTS[run.target], account_id=account_id, **run.filters))
+
+
+@bp.route("/accounts/<int:account_id>/exports/<int:export_id>/download")
+@rule(member())
+def download_export(account_id, export_id):
+    run = _own_export(export_id)
+    if not exports.downloadable(run):
+        return redirect(url_for("bulk.show_export", account_id=account_id, export_id=export_id))
+    return _file(run.content, exports.FORMATS[run.format], exports.file_name(run.target, g.account, run.format))
+
+
+@bp.app_template_global()
+def export_in_background(total: int) -> bool:
+    """Whether a list of ``total`` rows is exported by a job (see ``portal.bulk.exports``)."""
+    return total > exports.AT_ONCE

@@ -63,3 +63,18 @@ def treat_as_permanent(*error_types: type[BaseException]) -> None:
 
 def is_permanent(error: BaseException) -> bool:
     return isinstance(error, tuple(_permanent_errors))
+
+
+def marks_failed(model, key: str) -> Callable:
+    """An ``on_failure`` for a job that works on one row of ``model`` (named by ``payload[key]``)
+    with ``status``, ``error`` and ``finished_at``: the row is marked failed, with the message."""
+
+    def mark(job, message: str) -> None:
+        from portal.extensions import db
+        from portal.timeutil import utcnow
+
+        row = db.session.get(model, job.payload.get(key))
+        if row is not None:
+            row.status, row.error, row.finished_at = "failed", message, utcnow()
+
+    return mark

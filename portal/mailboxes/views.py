@@ -29,9 +29,10 @@ from portal.web.render import render
 bp = Blueprint("mailboxes", __name__)
 
 
-def mailbox_listing():
+def mailbox_listing(args=None):
+    """The Mailboxes list's state: from the query string, or ``args`` (what a job kept of it)."""
     return lists.read({"domain": None, "status": STATUSES, "kind": KINDS, "owner": None}, services.MAILBOX_SORTS,
-                      "address")
+                      "address", args=args)
 
 
 @bp.route("/accounts/<int:account_id>/mailboxes")

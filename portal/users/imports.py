@@ -25,7 +25,7 @@ from portal.extensions import db
 from portal.backends import service as backends
 from portal.domains.models import Domain
 from portal.i18n import _l, for_person, label, labels, later, shown
-from portal.jobs.registry import handler
+from portal.jobs.registry import handler, marks_failed
 from portal.jobs.services import enqueue, enqueue_many
 from portal.mailboxes.models import DELETED, PROVISIONING, Mailbox
 from portal.mailboxes.services import PROVISION_KIND, UNDER_WAY, default_protocols
@@ -329,13 +329,7 @@ class _Writer:
         return mailbox_ids
 
 
-def _import_failed(job, message: str) -> None:
-    run = db.session.get(ImportRun, job.payload.get("run_id"))
-    if run is not None:
-        run.status, run.error, run.finished_at = FAILED, message, utcnow()
-
-
-@handler(IMPORT_KIND, max_attempts=3, backoff_seconds=30, on_failure=_import_failed)
+@handler(IMPORT_KIND, max_attempts=3, backoff_seconds=30, on_failure=marks_failed(ImportRun, "run_id"))
 def run_import(job) -> None:
     """Carry out the plan; the result workbook (and what is stored in words) is written in the
     language of the person who started the run."""

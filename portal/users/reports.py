@@ -19,14 +19,14 @@ from portal.audit.services import record
 from portal.auth.models import User
 from portal.extensions import db
 from portal.i18n import _l, for_person, label, language_of
-from portal.jobs.registry import handler
+from portal.jobs.registry import handler, marks_failed
 from portal.jobs.services import enqueue
 from portal.mail.services import send
 from portal.mailboxes.models import Mailbox
 from portal.roles.models import Grant
 from portal.spreadsheets import cells
 from portal.timeutil import utcnow
-from portal.users.models import DONE, FAILED, QUEUED, UsersReport
+from portal.users.models import DONE, QUEUED, UsersReport
 from portal.web.urls import external_url
 
 REPORT_KIND = "users.report"
@@ -96,13 +96,7 @@ def rows(account: Account):
                user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else _("never"))
 
 
-def _failed(job, message: str) -> None:
-    report = db.session.get(UsersReport, job.payload.get("report_id"))
-    if report is not None:
-        report.status, report.error, report.finished_at = FAILED, message, utcnow()
-
-
-@handler(REPORT_KIND, max_attempts=3, backoff_seconds=30, on_failure=_failed)
+@handler(REPORT_KIND, max_attempts=3, backoff_seconds=30, on_failure=marks_failed(UsersReport, "report_id"))
 def build_report(job) -> None:
     """The workbook and the e-mail are written in the language of the person who asked."""
     report = db.session.get(UsersReport, job.payload["report_id"])

@@ -8,6 +8,7 @@ links from ``Listing.args`` so that the state survives sorting, paging and the b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from math import ceil
 
@@ -68,19 +69,21 @@ def page_of(items: list, listing: Listing) -> Page:
 
 
 def read(filters: dict[str, tuple[str, ...] | None], sorts: tuple[str, ...], default_sort: str, *,
-         descending: bool = False, per_page: int = PER_PAGE) -> Listing:
-    """The listing the query string asks for. ``filters`` maps each filter to its allowed values
-    (``None``: any short text); unknown values are dropped, so a bad link shows the whole list."""
+         descending: bool = False, per_page: int = PER_PAGE, args: Mapping[str, str] | None = None) -> Listing:
+    """The listing the query string asks for (or ``args``, the state a job kept of it: no page).
+    ``filters`` maps each filter to its allowed values (``None``: any short text); unknown values
+    are dropped, so a bad link shows the whole list."""
+    given = request.args if args is None else args
     chosen = {}
     for name, allowed in filters.items():
-        value = request.args.get(name, "").strip()[:254]
+        value = str(given.get(name, "")).strip()[:254]
         chosen[name] = value if (allowed is None or value in allowed) else ""
-    sort = request.args.get("sort", "")
-    direction = request.args.get("dir", "")
-    return Listing(q=request.args.get("q", "").strip()[:254], filters=chosen,
+    sort = given.get("sort", "")
+    direction = given.get("dir", "")
+    return Listing(q=str(given.get("q", "")).strip()[:254], filters=chosen,
                    sort=sort if sort in sorts else default_sort,
                    descending=(direction == "desc") if direction in ("asc", "desc") and sort in sorts else descending,
-                   page=arg_page(), per_page=per_page)
+                   page=arg_page() if args is None else 1, per_page=per_page)
 
 
 @dataclass

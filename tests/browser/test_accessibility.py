@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
+from portal.bulk import exports
 from portal.extensions import db
 from portal.invitations import services as invitations
 from portal.mailboxes import services as mailboxes
@@ -83,7 +84,7 @@ def scene(make, owner, account):
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_accessibility__every_page_and_state_has_no_wcag_a_or_aa_violation(
-        page: Page, live_server, held_worker, owner, scene, language, tmp_path, problems, smtp_sink):
+        page: Page, live_server, held_worker, owner, scene, language, tmp_path, problems, smtp_sink, monkeypatch):
     audit = AxeAudit(page, live_server, language)
     account, domain = scene["account"], scene["domain"]
     base = f"/accounts/{account.id}"
@@ -161,6 +162,13 @@ def test_accessibility__every_page_and_state_has_no_wcag_a_or_aa_violation(
     _submit(page, "main form")
     expect(page.locator("#bulk-progress[hx-get]")).to_have_count(0, timeout=SLOW)
     audit.check("a bulk action's result")
+    # A list longer than the portal writes at once (here, any) is exported in the background.
+    monkeypatch.setattr(exports, "AT_ONCE", 1)
+    audit.visit(f"{base}/members/export.xlsx", "confirm: export a long list")
+    _submit(page, "main form")
+    expect(page.locator("#export-progress a[download]")).to_be_visible(timeout=SLOW)
+    audit.check("a list's export, written")
+    monkeypatch.undo()
     audit.visit(f"{base}/members/{scene['member'].id}", "a user's access")
     audit.visit(f"{base}/members/{scene['member'].id}/advanced", "a user's single permissions")
     audit.visit(f"{base}/members/{scene['member'].id}/mailboxes", "a user's mailbox access")
