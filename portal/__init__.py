@@ -60,6 +60,9 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
                        and key not in SETTING_NAMES})
     logging.basicConfig(level=settings["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from portal.web import logs
+
+    logs.install(app.logger)
 
     db.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):

@@ -8,6 +8,7 @@ prefix" style.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from openpyxl.cell import WriteOnlyCell
@@ -35,3 +36,16 @@ def cells(sheet, values: Iterable) -> list:
 
 def looks_like_formula(text: str) -> bool:
     return text.startswith(FORMULA_STARTS)
+
+
+# A separator a spreadsheet may split a CSV line on (a ';' in French or German settings splits
+# "x;=2+3" into a cell "=2+3"), then what a formula starts with.
+_SPLIT_FORMULA = re.compile(r"([,;\t|])(\s*)(?=[=+\-@])")
+
+
+def csv_text(text: str) -> str:
+    """``text`` for a CSV cell that no spreadsheet takes for a formula, whichever separator it
+    splits the line on (OWASP's leading apostrophe, also before a formula after a separator); the
+    writer quotes every cell as well."""
+    text = _SPLIT_FORMULA.sub(r"\1\2'", text)
+    return "'" + text if looks_like_formula(text) else text

@@ -27,7 +27,7 @@ from portal.i18n import _l, chosen, for_person, label, labels, later
 from portal.jobs.registry import handler, marks_failed
 from portal.jobs.services import enqueue
 from portal.roles.models import Grant, Role
-from portal.spreadsheets import cells, looks_like_formula
+from portal.spreadsheets import cells, csv_text
 from portal.timeutil import utcnow
 
 # Rows written while the page waits (about 0.15 s as a workbook); a longer list is written by a job.
@@ -135,12 +135,11 @@ def write(actor: User, account: Account, target: str, fmt: str, listing) -> tupl
     count = 0
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        # Every cell quoted, and no text a spreadsheet could take for a formula (OWASP).
+        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
         writer.writerow(header)
         for row in rows:
-            # A leading apostrophe keeps a spreadsheet from evaluating text as a formula (OWASP).
-            writer.writerow(["'" + value if isinstance(value, str) and looks_like_formula(value) else value
-                             for value in row])
+            writer.writerow([csv_text(value) if isinstance(value, str) else value for value in row])
             count += 1
         return buffer.getvalue().encode("utf-8-sig"), count
     book = Workbook(write_only=True)

@@ -183,6 +183,10 @@ def save(actor: User, domain: Domain, values: dict[str, Any]) -> int:
     """Validate and keep the settings, queue their application; how many invitation links ended."""
     values = _normalized_aliases(values)
     problems = validate_domain_settings(specs(domain), values, domain=domain.name)
+    if problems:
+        # Values of the wrong kind (an API's "domain_aliases": true) stop here: the checks below
+        # read them as the settings' types (a review found an HTTP 500).
+        raise SettingsInvalid(problems)
     for key, problem in (("catch_all", _catch_all_problem(actor, domain, values)),
                          ("domain_aliases", _domain_aliases_problem(actor, domain, values)
                           or _chained_aliases_problem(domain, values))):

@@ -171,6 +171,18 @@ def granted_on_mailboxes(membership_id: int | None, mailbox_ids) -> dict[int, fr
     return {mailbox_id: _granted(rows) for mailbox_id, rows in found.items()}
 
 
+def mailboxes_granted(membership_id: int | None, permission: str = "mailbox.view"):
+    """A select of the ids of the mailboxes on which the member's own grants hold ``permission``
+    (a role holding it, or the permission itself): a grant of "Send as" alone shows no mailbox."""
+    system_keys = [role.key for role in catalogue.SYSTEM_ROLES
+                   if role.scope == catalogue.MAILBOX and permission in role.permissions]
+    return (db.select(Grant.mailbox_id).outerjoin(Role, Role.id == Grant.role_id)
+            .where(Grant.membership_id == (membership_id or -1), Grant.mailbox_id.is_not(None),
+                   or_(Grant.permission == permission, Role.system_key.in_(system_keys),
+                       Grant.role_id.in_(db.select(RolePermission.role_id)
+                                         .where(RolePermission.permission == permission)))))
+
+
 def members_holding(account: Account, permission: str) -> list[User]:
     """The account's members who hold ``permission`` over the whole account: two queries,
     whatever the number of members (for notifying administrators)."""

@@ -90,9 +90,12 @@ def holds_unstorable(document) -> bool:
 
 
 def refuse_nul_bytes():
-    """``before_request``: a NUL anywhere in the path, the query or a form field refuses the request."""
+    """``before_request``: a NUL anywhere in the path, the query, a header or a form field refuses
+    the request (a header's is stored with a session or an audit entry: PostgreSQL refuses it)."""
     if "\x00" in request.path or _has_nul(request.args):
         abort(400, description=_("The address contains a NUL character, which is not allowed."))
+    if any("\x00" in value for value in request.headers.values()):
+        abort(400, description=_("A header contains a NUL character, which is not allowed."))
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
             "application/x-www-form-urlencoded", "multipart/form-data") and _has_nul(request.form):
         abort(400, description=_("A field contains a NUL character, which is not allowed. Remove it and try again."))
