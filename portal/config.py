@@ -231,9 +231,10 @@ def flask_config(settings: dict, instance_path: Path) -> dict:
         secure = str(settings["BASE_URL"]).startswith("https://")
     # Each worker slot holds a connection while it waits on a backend: room for all of them.
     pool = {"pool_size": settings["WORKER_CONCURRENCY"] + 5, "max_overflow": 10}
-    engine_options: dict = {"pool_pre_ping": True, **pool}
+    # A database error's log line names the statement, not its values (addresses, hashes, sealed secrets).
+    engine_options: dict = {"pool_pre_ping": True, "hide_parameters": True, **pool}
     if database_url.startswith("sqlite"):
-        engine_options = {"connect_args": {"timeout": 30}, **pool}
+        engine_options = {"connect_args": {"timeout": 30}, "hide_parameters": True, **pool}
     return {
         "PORTAL": settings,
         "SECRET_KEY": settings["SECRET_KEY"] or instance_secret_key(instance_path),

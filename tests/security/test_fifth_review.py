@@ -120,3 +120,13 @@ def test_a_member_sees_in_lists_only_the_mailboxes_they_may_open(client, auth, o
     db.session.commit()
     assert listed() == {"page": ["team@example.org", "sales@example.org"],
                         "export": ["sales@example.org", "team@example.org"]}
+
+
+def test_a_database_error_does_not_name_its_values(app):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as error:
+        db.session.execute(text("SELECT * FROM no_such_table WHERE v = :v"), {"v": "s3cret-value"})
+    db.session.rollback()
+    assert "no_such_table" in str(error.value) and "s3cret-value" not in str(error.value)
