@@ -225,3 +225,15 @@ def test_an_export_that_cannot_be_written_says_why_on_its_page(client, auth, acc
     assert run.status == "failed" and run.finished_at is not None and "the disk is full" in run.error
     text = client.get(page).get_data(as_text=True)
     assert "It stopped: the disk is full" in text and "hx-trigger" not in text and "Download" not in text
+
+
+def test_the_sidebar_shows_the_list_an_export_or_a_bulk_run_concerns(client, auth, account, staff):
+    auth.login("owner@example.org")
+    page = client.get(_ask(client, account, "mailboxes", "csv").headers["Location"]).get_data(as_text=True)
+    assert f'href="/accounts/{account.id}/mailboxes" aria-current="page"' in page
+    page = client.get(f"/accounts/{account.id}/members/export.csv").get_data(as_text=True)
+    assert f'href="/accounts/{account.id}/members" aria-current="page"' in page
+    # Elsewhere, as before: on the domains list neither is the current page.
+    page = client.get(f"/accounts/{account.id}/domains").get_data(as_text=True)
+    assert f'href="/accounts/{account.id}/domains" aria-current="page"' in page
+    assert 'mailboxes" aria-current' not in page and 'members" aria-current' not in page
