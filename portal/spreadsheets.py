@@ -38,14 +38,15 @@ def looks_like_formula(text: str) -> bool:
     return text.startswith(FORMULA_STARTS)
 
 
-# A separator a spreadsheet may split a CSV line on (a ';' in French or German settings splits
-# "x;=2+3" into a cell "=2+3"), then what a formula starts with.
-_SPLIT_FORMULA = re.compile(r"([,;\t|])(\s*)(?=[=+\-@])")
+# Where a cell may start once a spreadsheet splits a CSV line (a ';' in French or German settings
+# splits "x;=2+3" into a cell "=2+3") and trims the spaces (Unicode and zero-width ones too), then
+# what a formula starts with (full-width forms included).
+_FORMULA_AT = re.compile(r"(^|[,;\t|])([\s\u200b-\u200d\u2060\ufeff]*)(?=[=+\-@\uff1d\uff0b\uff0d\uff20])")
 
 
 def csv_text(text: str) -> str:
     """``text`` for a CSV cell that no spreadsheet takes for a formula, whichever separator it
-    splits the line on (OWASP's leading apostrophe, also before a formula after a separator); the
-    writer quotes every cell as well."""
-    text = _SPLIT_FORMULA.sub(r"\1\2'", text)
+    splits the line on and whether it trims spaces: OWASP's apostrophe before any formula start
+    where a cell may begin; the writer quotes every cell as well."""
+    text = _FORMULA_AT.sub(r"\1\2'", text)
     return "'" + text if looks_like_formula(text) else text

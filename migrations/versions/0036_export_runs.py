@@ -30,6 +30,7 @@ def upgrade():
     sa.Column('filters', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('rows', sa.Integer(), nullable=False),
+    sa.Column('every_mailbox', sa.Boolean(), nullable=False),
     sa.Column('content', sa.LargeBinary(), nullable=True),
     sa.Column('erased', sa.Boolean(), nullable=False),
     sa.Column('error', sa.Text(), nullable=False),

@@ -23,7 +23,7 @@ from portal.audit.services import record
 from portal.auth.models import User
 from portal.bulk.models import DONE, FAILED, MAILBOXES, MEMBERS, QUEUED, RUNNING, ExportRun
 from portal.extensions import db
-from portal.i18n import _l, chosen, for_person, label, labels, later
+from portal.i18n import StoredReason, _l, chosen, for_person, label, labels, later
 from portal.jobs.registry import handler, marks_failed
 from portal.jobs.services import enqueue
 from portal.roles.models import Grant, Role
@@ -33,6 +33,8 @@ from portal.timeutil import utcnow
 # Rows written while the page waits (about 0.15 s as a workbook); a longer list is written by a job.
 AT_ONCE = 1_000
 KEEP_HOURS = 24
+# Exports one person may have queued or being written at once.
+WAITING_AT_MOST = 3
 EXPORT_KIND = "bulk.export"
 ERASE_KIND = "bulk.export_erase"
 
@@ -45,6 +47,10 @@ MAILBOX_HEADER = (_l("Address"), _l("Name"), _l("Kind"), _l("Owner"), _l("Domain
 # A member's state in the export.
 labels("member.state", {"active": _l("active"), "never_signed_in": _l("never signed in"),
                         "suspended": _l("suspended")})
+
+
+class ExportRefused(StoredReason, ValueError):
+    """The export cannot be asked for now; the message says why."""
 
 
 def listing_for(target: str, args=None):
@@ -161,17 +167,28 @@ def export(actor: User, account: Account, target: str, fmt: str) -> tuple[bytes,
 
 # -- longer lists: written by a job ------------------------------------------------------
 
-def may_export(actor: User | None, account: Account, target: str) -> bool:
-    """Whether ``actor`` may still export the list (checked when the job runs and at download):
-    a member not suspended, holding the right to see the members for the Users list."""
-    from portal.roles.services import held_in
+def may_export(actor: User | None, account: Account, target: str, run: ExportRun | None = None) -> bool:
+    """Whether ``actor`` may still export the list, or download ``run`` (checked when the job runs
+    and at download): a member not suspended, holding the right to see the members for the Users
+    list, and still seeing every mailbox for a Mailboxes list written while they did."""
+    from portal.roles.services import held_in, mailbox_powers
 
     if actor is None or actor.suspended_at is not None:
         return False
     if actor.is_superadmin:
         return True
     membership_id, held = held_in(actor, account)
-    return membership_id is not None and (target == MAILBOXES or "members.view" in held)
+    if membership_id is None:
+        return False
+    if target == MEMBERS:
+        return "members.view" in held
+    return not (run is not None and run.every_mailbox) or "mailbox.view" in mailbox_powers(held)
+
+
+def _sees_every_mailbox(actor: User, account: Account) -> bool:
+    from portal.roles.services import held_in, mailbox_powers
+
+    return actor.is_superadmin or "mailbox.view" in mailbox_powers(held_in(actor, account)[1])
 
 
 def request_export(actor: User, account: Account, target: str, fmt: str, form) -> ExportRun:
@@ -182,6 +199,15 @@ def request_export(actor: User, account: Account, target: str, fmt: str, form) -
     kept = {name: form.get(f"filter-{name}", "")[:254] for name in LIST_FILTERS[target] if form.get(f"filter-{name}")}
     listing = listing_for(target, kept)
     filters = {key: value for key, value in listing.args(page=1).items() if key in LIST_FILTERS[target]}
+    waiting = list(db.session.execute(db.select(ExportRun).where(
+        ExportRun.account_id == account.id, ExportRun.created_by_id == actor.id,
+        ExportRun.status.in_((QUEUED, RUNNING)))).scalars())
+    for run in waiting:
+        if (run.target, run.format, run.filters) == (target, fmt, filters):
+            return run  # the same export asked again (a double click) is the one on its way
+    if len(waiting) >= WAITING_AT_MOST:
+        raise ExportRefused(later("You have %(count)s exports on their way already; wait for one to be written.",
+                                  count=len(waiting)))
     run = ExportRun(account_id=account.id, created_by_id=actor.id, target=target, format=fmt, filters=filters,
                     status=QUEUED)
     db.session.add(run)
@@ -224,6 +250,7 @@ def build_export(job) -> None:
                          later("%(email)s may no longer see this list; nothing was written.", email=actor.email))
             return
         run.status = RUNNING
+        run.every_mailbox = run.target == MAILBOXES and _sees_every_mailbox(actor, account)
         run.content, run.rows = write(actor, account, run.target, run.format, listing_for(run.target, run.filters))
     run.status, run.finished_at = DONE, utcnow()
     enqueue(ERASE_KIND, {"export_id": run.id}, run_at=run.finished_at + timedelta(hours=KEEP_HOURS),
@@ -235,4 +262,5 @@ def erase_export(job) -> None:
     """The file goes once kept for its time: it holds personal data."""
     run = db.session.get(ExportRun, job.payload["export_id"])
     if run is not None:
-        run.content, run.erased = None, True
+        # The search went with the file: it may name a person.
+        run.content, run.erased, run.filters = None, True, {}

@@ -77,6 +77,9 @@ class ExportRun(db.Model):
     filters: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     rows: Mapped[int] = mapped_column(default=0)
+    # A Mailboxes list written while its asker saw every mailbox of the account: downloaded only
+    # while they still do (else it holds mailboxes they may no longer see).
+    every_mailbox: Mapped[bool] = mapped_column(default=False)
     # The file; erased once kept for its time (``erased``).
     content: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     erased: Mapped[bool] = mapped_column(default=False)

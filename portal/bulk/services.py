@@ -6,6 +6,7 @@ leaves the others done), each audited as if done by hand, with progress on the p
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -138,6 +139,13 @@ def prepare(actor: User, account: Account, target: str, form) -> BulkRun:
         # must not add them to a removal nobody confirmed for them.
         run.selection = {**selection, "matched": ids}
     return run
+
+
+def rows_digest(run: BulkRun) -> str:
+    """A digest of the rows the run acts on, for its confirmation page to carry: confirmed, the
+    run starts only if it still acts on the same rows."""
+    ids = run.selection.get("matched") or run.selection.get("ids") or []
+    return hashlib.sha256(",".join(str(value) for value in sorted(ids)).encode()).hexdigest()[:32]
 
 
 def _row_field(target: str) -> str:

@@ -38,12 +38,16 @@ def _start(target: str):
     if services.touches_an_owner(current_user, g.account, run):
         require_fresh(back)
     key = request.form.get("run_key", "")
-    if request.form.get("confirmed") != "yes" or not RUN_KEY.fullmatch(key):
+    shown = services.rows_digest(run)
+    # Confirmed, it acts on the rows the page showed: a list that changed meanwhile (someone joined
+    # and matches the filters) is shown again.
+    changed = request.form.get("confirmed") == "yes" and request.form.get("shown", shown) != shown
+    if request.form.get("confirmed") != "yes" or not RUN_KEY.fullmatch(key) or changed:
         db.session.rollback()
         return render("bulk/confirm.html", account=g.account, run=run, label=services.label(run), back=back,
                       fields=[(name, value) for name in request.form for value in request.form.getlist(name)
-                              if name not in ("csrf_token", "confirmed", "mailboxes", "run_key")],
-                      run_key=secrets.token_hex(16), form=form)
+                              if name not in ("csrf_token", "confirmed", "mailboxes", "run_key", "shown")],
+                      run_key=secrets.token_hex(16), shown=shown, changed=changed, form=form)
     earlier = services.repeated(current_user, g.account, key)
     if earlier is None:
         try:
@@ -120,7 +124,11 @@ def _later(target: str):
     if fmt not in exports.FORMATS:
         return render("bulk/refused.html", status=422, account=g.account, message=_("Choose Excel or CSV."),
                       back=url_for(LIST_ENDPOINTS[target], account_id=g.account.id))
-    run = exports.request_export(current_user, g.account, target, fmt, request.form)
+    try:
+        run = exports.request_export(current_user, g.account, target, fmt, request.form)
+    except exports.ExportRefused as refusal:
+        return render("bulk/refused.html", status=429, account=g.account, message=str(refusal),
+                      back=url_for(LIST_ENDPOINTS[target], account_id=g.account.id))
     db.session.commit()
     return redirect(url_for("bulk.show_export", account_id=g.account.id, export_id=run.id))
 
@@ -141,7 +149,7 @@ def _own_export(export_id: int):
     """The export, to whoever asked for it alone (anyone else finds nothing), while they may still
     see its list."""
     run = load_or_404(exports.export_in_account, export_id)
-    if run.created_by_id != current_user.id or not exports.may_export(current_user, g.account, run.target):
+    if run.created_by_id != current_user.id or not exports.may_export(current_user, g.account, run.target, run):
         abort(404)
     return run
 

@@ -847,13 +847,14 @@ def mailbox_query(user: User, account: Account, listing, held: tuple[int | None,
 
     ``held`` is the user's membership id and account permissions when the caller has read them
     already (the request's access context), else they are read here."""
-    from portal.roles.services import held_in, mailboxes_granted
+    from portal.roles.services import held_in, mailbox_powers, mailboxes_granted
     from portal.web.inputs import parse_id
     from portal.web.lists import like
 
     membership_id, permissions = held if held is not None else held_in(user, account)
     query = db.select(Mailbox).where(Mailbox.account_id == account.id)
-    if not user.is_superadmin and "mailboxes.view" not in permissions:
+    # Whoever sees every mailbox (also through "Manage all mailboxes", as their pages do) lists them all.
+    if not user.is_superadmin and "mailbox.view" not in mailbox_powers(permissions):
         # Those whose page they may open: a grant of "Send as" alone shows none (a review).
         query = query.where(Mailbox.id.in_(mailboxes_granted(membership_id)))
     if listing.q:

@@ -97,6 +97,7 @@ def refuse_nul_bytes():
     if any("\x00" in value for value in request.headers.values()):
         abort(400, description=_("A header contains a NUL character, which is not allowed."))
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
-            "application/x-www-form-urlencoded", "multipart/form-data") and _has_nul(request.form):
+            "application/x-www-form-urlencoded", "multipart/form-data") and (
+            _has_nul(request.form) or any("\x00" in (upload.filename or "") for upload in request.files.values())):
         abort(400, description=_("A field contains a NUL character, which is not allowed. Remove it and try again."))
     return None

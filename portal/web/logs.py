@@ -13,14 +13,17 @@ import logging
 import re
 
 # The link routes whose last part is a one-time secret (see the views of auth, users, invitations),
-# where the path starts (after a quote or a space, as request lines are logged).
-_SECRET_PATH = re.compile(r"""(^|["'\s])(/(?:password/reset|welcome|verify|invitations)/)[^/\s?"']+""")
-_SECRET_QUERY = re.compile(r"([?&](?:signature|token)=)[^&\s\"']+")
+# wherever they stand in a line (a request line, a Referer, a ``next`` argument, URL-encoded or
+# not); a secret is long, where the account pages' ids there are numbers.
+_SECRET_PATH = re.compile(r"((?:/|%2F)(?:password(?:/|%2F)reset|welcome|verify|invitations)(?:/|%2F))"
+                          r"[^/\s?&\"'%]{16,}", re.IGNORECASE)
+# A report link's signature, a token in a query, the sign-on callback's code and state.
+_SECRET_QUERY = re.compile(r"((?:[?&]|%3F|%26)(?:signature|token|code|state)(?:=|%3D))[^&\s\"'%]+", re.IGNORECASE)
 REDACTED = "[redacted]"
 
 
 def redact(text: str) -> str:
-    return _SECRET_QUERY.sub(r"\1" + REDACTED, _SECRET_PATH.sub(r"\1\2" + REDACTED, text))
+    return _SECRET_QUERY.sub(r"\1" + REDACTED, _SECRET_PATH.sub(r"\1" + REDACTED, text))
 
 
 class RedactLinkSecrets(logging.Filter):

@@ -41,6 +41,7 @@ def staff(owner, account, make):
 
 
 RUN_KEY = re.compile(r'name="run_key" value="([0-9a-f]{32})"')
+SHOWN = re.compile(r'name="shown" value="([0-9a-f]{32})"')
 
 
 def _confirm(client, url: str, data: dict):
@@ -49,7 +50,8 @@ def _confirm(client, url: str, data: dict):
     page = client.post(url, data=asked)
     assert page.status_code == 200, page.get_data(as_text=True)
     key = RUN_KEY.search(page.get_data(as_text=True)).group(1)
-    return client.post(url, data={**asked, "confirmed": "yes", "run_key": key})
+    shown = SHOWN.search(page.get_data(as_text=True)).group(1)
+    return client.post(url, data={**asked, "confirmed": "yes", "run_key": key, "shown": shown})
 
 
 def _administrator() -> Role:
@@ -612,3 +614,24 @@ def test_bulk__a_run_whose_author_is_suspended_before_it_runs_does_nothing(clien
     assert run.status == "failed" and shown(run.error) == "admin@corp.example.org is suspended; nothing was done."
     staff01 = db.session.execute(db.select(User).where(User.email == "staff01@corp.example.org")).scalar_one()
     assert "access.grant" not in account_permissions(staff01, account)
+
+
+def test_bulk__a_list_that_changed_since_the_confirmation_page_is_shown_again(client, auth, account, staff, make,
+                                                                             run_jobs):
+    """Confirmed, "every row matching" acts on the rows the page counted: someone who joined and
+    matches meanwhile is not included unseen (a review: the page said 7, the run acted on 8)."""
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/bulk"
+    form = {"action": "grant_role", "role_id": _administrator().id, "all_matching": "yes", "filter-q": "staff0"}
+    page = client.post(url, data=form).get_data(as_text=True)
+    asked = {**form, "confirmed": "yes", "run_key": RUN_KEY.search(page).group(1), "shown": SHOWN.search(page).group(1)}
+    make.member(account, make.user("staff0-newcomer@elsewhere.example"))
+    again = client.post(url, data=asked)
+    text = again.get_data(as_text=True)
+    assert again.status_code == 200 and "The list changed since this page was shown" in text and "11 people" in text
+    assert db.session.execute(db.select(BulkRun)).first() is None
+    started = client.post(url, data={**asked, "run_key": RUN_KEY.search(text).group(1),
+                                     "shown": SHOWN.search(text).group(1)})
+    assert started.status_code == 302
+    run_jobs()
+    assert db.session.execute(db.select(BulkRun)).scalar_one().succeeded == 11

@@ -237,3 +237,49 @@ def test_the_sidebar_shows_the_list_an_export_or_a_bulk_run_concerns(client, aut
     page = client.get(f"/accounts/{account.id}/domains").get_data(as_text=True)
     assert f'href="/accounts/{account.id}/domains" aria-current="page"' in page
     assert 'mailboxes" aria-current' not in page and 'members" aria-current' not in page
+
+
+def test_a_mailboxes_export_written_seeing_every_mailbox_needs_it_still(client, auth, owner, account, staff,
+                                                                        run_jobs, make):
+    from portal.mailboxes.services import create_mailbox
+
+    for n in range(6):
+        create_mailbox(owner, account, staff, f"team{n}")
+    viewer = make.member(account, make.user("viewer@example.org"))
+    role = create_role(owner, account, name="Mail viewers", scope="account", description="",
+                       permissions={"mailboxes.view"})
+    grant = grant_role(owner, account, viewer, role)
+    db.session.commit()
+    auth.login("viewer@example.org")
+    _ask(client, account, "mailboxes", "csv")
+    run_jobs()
+    run = db.session.execute(db.select(ExportRun)).scalar_one()
+    assert run.every_mailbox and run.rows == 9
+    download = f"/accounts/{account.id}/exports/{run.id}/download"
+    assert client.get(download).status_code == 200
+    db.session.delete(grant)
+    db.session.commit()
+    assert client.get(download).status_code == 404  # its list page shows them none now
+
+
+def test_the_same_export_asked_twice_is_one_and_a_person_has_few_on_their_way(client, auth, account, staff):
+    auth.login("owner@example.org")
+    first = _ask(client, account, "members", "csv", kind="corporate").headers["Location"]
+    assert _ask(client, account, "members", "csv", kind="corporate").headers["Location"] == first
+    assert _ask(client, account, "members", "xlsx").status_code == 302
+    assert _ask(client, account, "mailboxes", "csv").status_code == 302
+    refused = _ask(client, account, "members", "csv", q="staff")
+    assert refused.status_code == 429 and "3 exports on their way" in refused.get_data(as_text=True)
+    assert db.session.execute(db.select(db.func.count(ExportRun.id))).scalar_one() == 3
+
+
+def test_erasing_the_file_forgets_the_search(client, auth, account, staff, run_jobs):
+    auth.login("owner@example.org")
+    _ask(client, account, "members", "csv", q="staff01")
+    run_jobs()
+    erase = db.session.execute(db.select(Job).where(Job.kind == exports.ERASE_KIND)).scalar_one()
+    erase.run_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    run_jobs()
+    run = db.session.execute(db.select(ExportRun)).scalar_one()
+    assert run.erased and run.filters == {}

@@ -51,6 +51,24 @@ def test_a_csv_export_holds_no_formula_whichever_separator_splits_it(client, aut
         assert ("x;'=2+3;" in names) if target == "members" else ("Team;'@SUM(1)|'+1" in names)
 
 
+@pytest.mark.parametrize("name", [" =2+3", "\u00a0=2+3", "\u3000=2+3", "\u200b=2+3", "\uff1d2+3", "\t=2+3"])
+def test_a_csv_export_holds_no_formula_once_a_spreadsheet_trims_spaces(client, auth, account, make, name):
+    make.member(account, make.user("eve@elsewhere.example", name=name))
+    auth.login("owner@example.org")
+    text = client.get(f"/accounts/{account.id}/members/export.csv").data.decode("utf-8-sig")
+    for delimiter in (",", ";"):
+        cells = [cell.strip(" \t\u00a0\u3000\u200b") for row in csv.reader(io.StringIO(text), delimiter=delimiter)
+                 for cell in row]
+        assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS + ("\uff1d",))], cells
+
+
+def test_a_nul_in_an_uploads_file_name_is_refused(client, auth, owner, account):
+    auth.login("owner@example.org")
+    answer = client.post(f"/accounts/{account.id}/users/import", content_type="multipart/form-data",
+                         data={"workbook": (io.BytesIO(b"PK"), "a\x00b.xlsx")})
+    assert answer.status_code == 400 and "NUL" in answer.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("value", [True, 1, -1, 1.5, "x", {"a": 1}, ["example.net", 3]])
 def test_a_settings_value_of_the_wrong_kind_is_refused_not_an_error(client, owner, account, domain, value):
     _, raw = tokens.create(owner, account, name="automation", scopes=set(WRITE_SCOPES), expires_at=None)
@@ -65,11 +83,12 @@ def test_a_settings_value_of_the_wrong_kind_is_refused_not_an_error(client, owne
 def test_a_nul_in_a_header_is_refused_before_anything_is_stored(client, auth, owner, account, header):
     from portal.auth.models import UserSession
 
+    # Made first: what the test itself records would read the last request's headers.
+    _, raw = tokens.create(owner, account, name="automation", scopes=set(WRITE_SCOPES), expires_at=None)
+    db.session.commit()
     answer = client.post("/login", data={"email": "owner@example.org", "password": "x"},
                          headers={header: "a\x00b"})
     assert answer.status_code == 400 and "NUL" in answer.get_data(as_text=True)
-    _, raw = tokens.create(owner, account, name="automation", scopes=set(WRITE_SCOPES), expires_at=None)
-    db.session.commit()
     answer = client.post(f"/api/v1/accounts/{account.id}/roles", headers={**bearer(raw), header: "a\x00b"},
                          json={"name": "Helpers", "scope": "account", "permissions": ["audit.view"]})
     assert answer.status_code == 400
@@ -130,3 +149,35 @@ def test_a_database_error_does_not_name_its_values(app):
         db.session.execute(text("SELECT * FROM no_such_table WHERE v = :v"), {"v": "s3cret-value"})
     db.session.rollback()
     assert "no_such_table" in str(error.value) and "s3cret-value" not in str(error.value)
+
+
+def test_a_manager_of_every_mailbox_lists_every_mailbox(client, auth, owner, account, domain, make):
+    create_mailbox(owner, account, domain, "team")
+    create_mailbox(owner, account, domain, "sales")
+    member = make.member(account, make.user("manager@elsewhere.example"))
+    role = create_role(owner, account, name="Mail managers", scope="account", description="",
+                       permissions={"mailboxes.manage"})
+    from portal.roles.services import grant_role
+
+    grant_role(owner, account, member, role)
+    db.session.commit()
+    auth.login("manager@elsewhere.example")
+    page = client.get(f"/accounts/{account.id}/mailboxes").get_data(as_text=True)
+    assert "team@example.org" in page and "sales@example.org" in page
+
+
+def test_pages_behind_a_link_secret_send_no_referer_and_log_lines_hide_it_anywhere(client):
+    import secrets as random
+
+    from portal.web.logs import redact
+
+    secret = random.token_urlsafe(32)
+    assert client.get(f"/password/reset/{secret}").headers["Referrer-Policy"] == "no-referrer"
+    assert client.get(f"/login?next=/invitations/{secret}").headers["Referrer-Policy"] == "no-referrer"
+    assert client.get("/login").headers["Referrer-Policy"] == "same-origin"
+    for line in (f'"GET /static/css/portal.css HTTP/1.1" 200 "http://host:8000/password/reset/{secret}"',
+                 f'"GET /login?next=%2Finvitations%2F{secret}%2Fregister HTTP/1.1"',
+                 f'"GET /login?next=/accounts/1/users/reports/1/download%3Fsignature%3D{secret} HTTP/1.1"',
+                 f"/login/sso/callback?code={secret}&state={secret}"):
+        assert secret not in redact(line), line
+    assert redact("/accounts/1/invitations/5/send") == "/accounts/1/invitations/5/send"
