@@ -62,3 +62,28 @@ def seed(account, domain, role, size: int, start: int) -> None:
          "created_at": now, "failed_checks": 0, "records": [], "backend_checks": [], "settings": {},
          "settings_state": "", "settings_message": "", "settings_hints": {}} for n in range(max(size // 10, 1))])
     db.session.commit()
+
+
+def statements_at_two_sizes(owner, account, measure, before=None, sizes: tuple[int, int] = (3, 40)) -> list[int]:
+    """The statements ``measure(size)`` makes after seeding ``sizes[0]`` rows of everything, then
+    ``sizes[1]`` more, in an account with an enabled example.org and a custom role (``before(size)``
+    runs first, uncounted): a list whose count grows with its rows shows two different numbers."""
+    from portal.domains.models import ENABLED
+    from portal.domains.services import add_domain
+    from portal.roles.services import create_role
+    from tests.web.test_list_statements import counted
+
+    domain = add_domain(owner, account, "example.org", "local")
+    domain.status, domain.verified_at = ENABLED, domain.created_at
+    role = create_role(owner, account, name="Staff", scope="account", description="", permissions={"members.view"})
+    db.session.commit()
+    counts, seeded = [], 0
+    for size in sizes:
+        seed(account, domain, role, size, seeded)
+        seeded += size
+        if before is not None:
+            before(size)
+        with counted() as statements:
+            measure(size)
+        counts.append(len(statements))
+    return counts

@@ -167,28 +167,38 @@ def export(actor: User, account: Account, target: str, fmt: str) -> tuple[bytes,
 
 # -- longer lists: written by a job ------------------------------------------------------
 
-def may_export(actor: User | None, account: Account, target: str, run: ExportRun | None = None) -> bool:
-    """Whether ``actor`` may still export the list, or download ``run`` (checked when the job runs
-    and at download): a member not suspended, holding the right to see the members for the Users
-    list, and still seeing every mailbox for a Mailboxes list written while they did."""
-    from portal.roles.services import held_in, mailbox_powers
+def _held(actor: User | None, account: Account) -> frozenset[str] | None:
+    """What ``actor`` holds over the account, or None when they may export nothing: no profile,
+    suspended, or not a member (a superadmin holds everything, as the access gate says)."""
+    from portal.roles import catalogue
+    from portal.roles.services import held_in
 
     if actor is None or actor.suspended_at is not None:
-        return False
+        return None
     if actor.is_superadmin:
-        return True
+        return catalogue.codes(catalogue.ACCOUNT)
     membership_id, held = held_in(actor, account)
-    if membership_id is None:
+    return None if membership_id is None else held
+
+
+def _sees_every_mailbox(held: frozenset[str]) -> bool:
+    from portal.roles.services import mailbox_powers
+
+    return "mailbox.view" in mailbox_powers(held)
+
+
+def may_export(actor: User | None, account: Account, target: str, run: ExportRun | None = None,
+               held: frozenset[str] | None = None) -> bool:
+    """Whether ``actor`` may still export the list, or download ``run`` (checked when the job runs
+    and at download): a member not suspended, holding the right to see the members for the Users
+    list, and still seeing every mailbox for a Mailboxes list written while they did. ``held``:
+    what ``_held`` read already."""
+    held = _held(actor, account) if held is None else held
+    if held is None:
         return False
     if target == MEMBERS:
         return "members.view" in held
-    return not (run is not None and run.every_mailbox) or "mailbox.view" in mailbox_powers(held)
-
-
-def _sees_every_mailbox(actor: User, account: Account) -> bool:
-    from portal.roles.services import held_in, mailbox_powers
-
-    return actor.is_superadmin or "mailbox.view" in mailbox_powers(held_in(actor, account)[1])
+    return not (run is not None and run.every_mailbox) or _sees_every_mailbox(held)
 
 
 def request_export(actor: User, account: Account, target: str, fmt: str, form) -> ExportRun:
@@ -241,7 +251,8 @@ def build_export(job) -> None:
     account = db.session.get(Account, run.account_id)
     actor = run.created_by
     with for_person(actor) if actor is not None and chosen(actor.locale) else nullcontext():
-        if not may_export(actor, account, run.target):
+        held = _held(actor, account)
+        if held is None or not may_export(actor, account, run.target, held=held):
             # Checked again now: the export may have waited while its author lost the right.
             run.status, run.finished_at = FAILED, utcnow()
             run.error = (later("The person who asked for it no longer has a profile.") if actor is None else
@@ -250,7 +261,7 @@ def build_export(job) -> None:
                          later("%(email)s may no longer see this list; nothing was written.", email=actor.email))
             return
         run.status = RUNNING
-        run.every_mailbox = run.target == MAILBOXES and _sees_every_mailbox(actor, account)
+        run.every_mailbox = run.target == MAILBOXES and _sees_every_mailbox(held)
         run.content, run.rows = write(actor, account, run.target, run.format, listing_for(run.target, run.filters))
     run.status, run.finished_at = DONE, utcnow()
     enqueue(ERASE_KIND, {"export_id": run.id}, run_at=run.finished_at + timedelta(hours=KEEP_HOURS),
