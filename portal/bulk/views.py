@@ -40,9 +40,12 @@ def _start(target: str):
     key = request.form.get("run_key", "")
     shown = services.rows_digest(run)
     # Confirmed, it acts on the rows the page showed: a list that changed meanwhile (someone joined
-    # and matches the filters) is shown again.
-    changed = request.form.get("confirmed") == "yes" and request.form.get("shown", shown) != shown
-    if request.form.get("confirmed") != "yes" or not RUN_KEY.fullmatch(key) or changed:
+    # and matches the filters) is shown again, and so is a confirmation that names no rows (a form
+    # made by hand: it would act on whatever matches at that moment, unseen).
+    confirmed = request.form.get("confirmed") == "yes"
+    carried = request.form.get("shown")
+    changed = confirmed and carried is not None and carried != shown
+    if not confirmed or not RUN_KEY.fullmatch(key) or carried != shown:
         db.session.rollback()
         return render("bulk/confirm.html", account=g.account, run=run, label=services.label(run), back=back,
                       fields=[(name, value) for name in request.form for value in request.form.getlist(name)

@@ -499,7 +499,8 @@ def test_bulk__the_same_confirmation_posted_twice_starts_one_run(client, auth, a
     form = {"action": "send_onboarding", "member": _ids(account, "staff05@corp.example.org",
                                                         "staff06@corp.example.org")}
     page = client.post(url, data=form).get_data(as_text=True)
-    confirmed = {**form, "confirmed": "yes", "run_key": RUN_KEY.search(page).group(1)}
+    confirmed = {**form, "confirmed": "yes", "run_key": RUN_KEY.search(page).group(1),
+                 "shown": SHOWN.search(page).group(1)}
     first, again = client.post(url, data=confirmed), client.post(url, data=confirmed)
     assert first.status_code == again.status_code == 302
     assert first.headers["Location"] == again.headers["Location"]
@@ -527,7 +528,8 @@ def test_bulk__a_form_naming_too_many_rows_or_unknown_filters_is_refused_or_trim
     confirmed = client.post(url, data={"action": "suspend", "all_matching": "yes", "filter-q": "staff0",
                                        "filter-kind": "corporate", "filter-junk": "x", "confirmed": "yes",
                                        "run_key": re.search(r'name="run_key" value="(\w+)"',
-                                                            page.get_data(as_text=True)).group(1)})
+                                                            page.get_data(as_text=True)).group(1),
+                                       "shown": SHOWN.search(page.get_data(as_text=True)).group(1)})
     assert confirmed.status_code == 302
     run = db.session.execute(db.select(BulkRun)).scalar_one()
     assert run.selection["filters"] == {"q": "staff0", "kind": "corporate"}
@@ -627,3 +629,19 @@ def test_bulk__a_list_that_changed_since_the_confirmation_page_is_shown_again(cl
     assert started.status_code == 302
     run_jobs()
     assert db.session.execute(db.select(BulkRun)).scalar_one().succeeded == 11
+
+
+def test_bulk__a_confirmation_that_names_no_rows_is_shown_again(client, auth, account, staff):
+    """A confirmation made by hand without the page's digest of its rows would act on whatever
+    matches at that moment, unseen: it gets the confirmation page, and nothing starts."""
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/bulk"
+    form = {"action": "grant_role", "role_id": _administrator().id, "all_matching": "yes", "filter-q": "staff0"}
+    page = client.post(url, data=form).get_data(as_text=True)
+    bare = client.post(url, data={**form, "confirmed": "yes", "run_key": RUN_KEY.search(page).group(1)})
+    text = bare.get_data(as_text=True)
+    assert bare.status_code == 200 and SHOWN.search(text) and "The list changed" not in text
+    forged = client.post(url, data={**form, "confirmed": "yes", "run_key": RUN_KEY.search(text).group(1),
+                                    "shown": "0" * 32})
+    assert forged.status_code == 200 and "The list changed since this page was shown" in forged.get_data(as_text=True)
+    assert db.session.execute(db.select(BulkRun)).first() is None

@@ -21,13 +21,15 @@ from portal.roles.services import create_role
 from portal.timeutil import utcnow
 
 RUN_KEY = re.compile(r'name="run_key" value="([0-9a-f]{32})"')
+SHOWN = re.compile(r'name="shown" value="([0-9a-f]{32})"')
 
 
 def _confirm(client, url: str, data: dict):
     page = client.post(url, data=data)
     assert page.status_code == 200, page.get_data(as_text=True)
-    key = RUN_KEY.search(page.get_data(as_text=True)).group(1)
-    return client.post(url, data={**data, "confirmed": "yes", "run_key": key})
+    text = page.get_data(as_text=True)
+    return client.post(url, data={**data, "confirmed": "yes", "run_key": RUN_KEY.search(text).group(1),
+                                  "shown": SHOWN.search(text).group(1)})
 
 
 def _password_confirmed_long_ago(user) -> None:
@@ -73,8 +75,9 @@ def test_one_confirmation_posted_twice_at_once_starts_one_run(app, client, auth,
     auth.login("owner@example.org")
     url = f"/accounts/{account.id}/members/bulk"
     form = {"action": "grant_role", "role_id": str(_administrator_id()), "member": [str(person.id)]}
-    key = RUN_KEY.search(client.post(url, data=form).get_data(as_text=True)).group(1)
-    confirmed = {**form, "confirmed": "yes", "run_key": key}
+    page = client.post(url, data=form).get_data(as_text=True)
+    confirmed = {**form, "confirmed": "yes", "run_key": RUN_KEY.search(page).group(1),
+                 "shown": SHOWN.search(page).group(1)}
     same_browser = app.test_client()
     for cookie in client._cookies.values():
         same_browser.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
@@ -161,12 +164,16 @@ def test_a_confirmation_key_used_in_one_account_posted_to_another_starts_nothing
     elsewhere = make.member(second, make.user("elsewhere@example.org"))
     auth.login("owner@example.org")
     form = {"action": "grant_role", "role_id": str(_administrator_id()), "member": [str(person.id)]}
-    key = RUN_KEY.search(client.post(f"/accounts/{account.id}/members/bulk", data=form)
-                         .get_data(as_text=True)).group(1)
+    page = client.post(f"/accounts/{account.id}/members/bulk", data=form).get_data(as_text=True)
+    key = RUN_KEY.search(page).group(1)
     assert client.post(f"/accounts/{account.id}/members/bulk",
-                       data={**form, "confirmed": "yes", "run_key": key}).status_code == 302
+                       data={**form, "confirmed": "yes", "run_key": key,
+                             "shown": SHOWN.search(page).group(1)}).status_code == 302
+    other = {**form, "member": [str(elsewhere.id)]}
+    other_page = client.post(f"/accounts/{second.id}/members/bulk", data=other).get_data(as_text=True)
     replayed = client.post(f"/accounts/{second.id}/members/bulk",
-                           data={**form, "member": [str(elsewhere.id)], "confirmed": "yes", "run_key": key})
+                           data={**other, "confirmed": "yes", "run_key": key,
+                                 "shown": SHOWN.search(other_page).group(1)})
     assert replayed.status_code == 409
     assert "Reload the page" in replayed.get_data(as_text=True)
     runs = db.session.execute(db.select(BulkRun)).scalars().all()
