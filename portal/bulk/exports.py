@@ -167,18 +167,25 @@ def export(actor: User, account: Account, target: str, fmt: str) -> tuple[bytes,
 
 # -- longer lists: written by a job ------------------------------------------------------
 
-def _held(actor: User | None, account: Account) -> frozenset[str] | None:
-    """What ``actor`` holds over the account, or None when they may export nothing: no profile,
-    suspended, or not a member (a superadmin holds everything, as the access gate says)."""
+def _held(actor: User | None, account: Account) -> tuple[int | None, frozenset[str]] | None:
+    """``actor``'s membership id and what they hold over the account, or None when they may
+    export nothing: no profile, suspended, or not a member (a superadmin holds everything, as the
+    access gate says, with or without a membership)."""
     from portal.roles import catalogue
     from portal.roles.services import held_in
 
     if actor is None or actor.suspended_at is not None:
         return None
-    if actor.is_superadmin:
-        return catalogue.codes(catalogue.ACCOUNT)
     membership_id, held = held_in(actor, account)
-    return None if membership_id is None else held
+    if actor.is_superadmin:
+        return membership_id, catalogue.codes(catalogue.ACCOUNT)
+    return None if membership_id is None else (membership_id, held)
+
+
+def _granted_mailboxes(membership_id: int | None) -> set[int]:
+    from portal.roles.services import mailboxes_granted
+
+    return set(db.session.execute(mailboxes_granted(membership_id)).scalars())
 
 
 def _sees_every_mailbox(held: frozenset[str]) -> bool:
@@ -188,17 +195,23 @@ def _sees_every_mailbox(held: frozenset[str]) -> bool:
 
 
 def may_export(actor: User | None, account: Account, target: str, run: ExportRun | None = None,
-               held: frozenset[str] | None = None) -> bool:
+               held: tuple[int | None, frozenset[str]] | None = None) -> bool:
     """Whether ``actor`` may still export the list, or download ``run`` (checked when the job runs
     and at download): a member not suspended, holding the right to see the members for the Users
-    list, and still seeing every mailbox for a Mailboxes list written while they did. ``held``:
-    what ``_held`` read already."""
+    list; for a Mailboxes list, still seeing every mailbox when it was written while they did,
+    else still seeing each mailbox their grants showed them then. ``held``: what ``_held`` read
+    already."""
     held = _held(actor, account) if held is None else held
     if held is None:
         return False
+    membership_id, permissions = held
     if target == MEMBERS:
-        return "members.view" in held
-    return not (run is not None and run.every_mailbox) or _sees_every_mailbox(held)
+        return "members.view" in permissions
+    if run is None or _sees_every_mailbox(permissions):
+        return True
+    if run.every_mailbox:
+        return False
+    return run.granted_mailboxes is None or set(run.granted_mailboxes) <= _granted_mailboxes(membership_id)
 
 
 def request_export(actor: User, account: Account, target: str, fmt: str, form) -> ExportRun:
@@ -261,7 +274,9 @@ def build_export(job) -> None:
                          later("%(email)s may no longer see this list; nothing was written.", email=actor.email))
             return
         run.status = RUNNING
-        run.every_mailbox = run.target == MAILBOXES and _sees_every_mailbox(held)
+        if run.target == MAILBOXES:
+            run.every_mailbox = _sees_every_mailbox(held[1])
+            run.granted_mailboxes = None if run.every_mailbox else sorted(_granted_mailboxes(held[0]))
         run.content, run.rows = write(actor, account, run.target, run.format, listing_for(run.target, run.filters))
     run.status, run.finished_at = DONE, utcnow()
     enqueue(ERASE_KIND, {"export_id": run.id}, run_at=run.finished_at + timedelta(hours=KEEP_HOURS),
@@ -274,4 +289,4 @@ def erase_export(job) -> None:
     run = db.session.get(ExportRun, job.payload["export_id"])
     if run is not None:
         # The search went with the file: it may name a person.
-        run.content, run.erased, run.filters = None, True, {}
+        run.content, run.erased, run.filters, run.granted_mailboxes = None, True, {}, None

@@ -80,6 +80,9 @@ class ExportRun(db.Model):
     # A Mailboxes list written while its asker saw every mailbox of the account: downloaded only
     # while they still do (else it holds mailboxes they may no longer see).
     every_mailbox: Mapped[bool] = mapped_column(default=False)
+    # Else, the mailboxes whose grants let its asker see them when it was written: downloaded only
+    # while they still see each (a grant taken away takes the file with it).
+    granted_mailboxes: Mapped[list | None] = deferred(mapped_column(JSON, nullable=True))
     # The file; erased once kept for its time (``erased``).
     content: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     erased: Mapped[bool] = mapped_column(default=False)

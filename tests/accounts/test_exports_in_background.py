@@ -257,6 +257,36 @@ def test_a_mailboxes_export_written_seeing_every_mailbox_needs_it_still(client, 
     assert client.get(download).status_code == 404  # its list page shows them none now
 
 
+def test_a_mailboxes_export_written_from_grants_needs_each_of_them_still(client, auth, owner, account, staff,
+                                                                         run_jobs, make):
+    """Someone who sees only the mailboxes granted to them downloads their export while they still
+    see each of them: a grant taken away (or its role no longer showing the mailbox) takes the file
+    with it; a grant added since does not."""
+    from portal.mailboxes.services import create_mailbox
+    from portal.roles.models import Role
+    from portal.roles.services import grant_mailbox_role
+
+    delegate = db.session.execute(db.select(Role).where(Role.system_key == "mailbox_delegate")).scalar_one()
+    helper = make.member(account, make.user("helper@example.org"))
+    boxes = [create_mailbox(owner, account, staff, f"team{n}") for n in range(7)]
+    grants = [grant_mailbox_role(owner, account, helper, box.id, delegate) for box in boxes[:6]]
+    db.session.commit()
+    auth.login("helper@example.org")
+    _ask(client, account, "mailboxes", "csv")
+    run_jobs()
+    run = db.session.execute(db.select(ExportRun)).scalar_one()
+    assert run.rows == 6 and not run.every_mailbox and run.granted_mailboxes == sorted(box.id for box in boxes[:6])
+    download = f"/accounts/{account.id}/exports/{run.id}/download"
+    assert client.get(download).status_code == 200
+    grant_mailbox_role(owner, account, helper, boxes[6].id, delegate)
+    db.session.commit()
+    assert client.get(download).status_code == 200
+    db.session.delete(grants[2])
+    db.session.commit()
+    assert client.get(download).status_code == 404
+    assert "Download" not in client.get(f"/accounts/{account.id}/exports/{run.id}").get_data(as_text=True)
+
+
 def test_the_same_export_asked_twice_is_one_and_a_person_has_few_on_their_way(client, auth, account, staff):
     auth.login("owner@example.org")
     first = _ask(client, account, "members", "csv", kind="corporate").headers["Location"]
