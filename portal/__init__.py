@@ -102,6 +102,13 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
 
     app.cli.add_command(portal_cli)
 
+    if settings["TRUSTED_PROXIES"]:
+        # The client's address is the one the nearest trusted proxy saw (the last ones of
+        # X-Forwarded-For): what a client writes there itself is not taken.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXIES"],
+                                x_proto=settings["TRUSTED_PROXIES"])
     if settings["WORKER"] == "inprocess" and not app.config.get("TESTING"):
         _start_inprocess_worker(app)
     return app

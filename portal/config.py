@@ -167,6 +167,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEFAULT_LOCALE", _choice("en", "fr"), "en",
             "language for whoever has not chosen one and whose browser asks for none the portal has"),
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "log level"),
+    Setting("TRUSTED_PROXIES", _Number(10), None,
+            "how many proxies in front of the portal each add X-Forwarded-For and X-Forwarded-Proto; "
+            "unset: the headers are not read"),
 )
 
 # Variables that configure one backend connection each (see README) are read

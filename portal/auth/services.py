@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -13,17 +14,22 @@ from sqlalchemy import delete, func
 from portal.audit.services import record
 from portal.auth import sessions, tokens
 from portal.auth.addresses import address_problem
-from portal.auth.models import LoginFailure, User
+from portal.auth.models import LoginFailure, User, UserToken
 from portal.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from portal.extensions import db
 from portal.i18n import _l, chosen, current_language
 from portal.jobs.registry import handler
-from portal.jobs.services import enqueue
+from portal.jobs.services import enqueue_once
 from portal.mail.services import deliver_now, send
 from portal.timeutil import utcnow
 
 
 ADDRESS_MAIL_KIND = "auth.address_mail"
+# Links asked for by address, by anyone: an address gets one at most every ADDRESS_MAIL_INTERVAL
+# and ADDRESS_MAILS_PER_DAY a day, for each purpose (a review: 25 anonymous requests mailed 25
+# links, each retiring the one before). Within those, the link mailed last keeps working.
+ADDRESS_MAIL_INTERVAL = timedelta(minutes=2)
+ADDRESS_MAILS_PER_DAY = 10
 SUSPENDED_MESSAGE = _l("Your organisation has suspended your access to the portal. Ask its administrators.")
 
 
@@ -120,11 +126,38 @@ def send_verification(user: User) -> None:
 
 def resend_verification(email: str) -> None:
     """Queue the look-up: the answer, and the time it takes, are the same for every address."""
+    _queue_address_mail(email, tokens.VERIFY_EMAIL)
+
+
+def _queue_address_mail(email: str, purpose: str) -> None:
+    """One look-up waiting per address and purpose, however often it is asked for (the subject
+    holds a digest of the address, not the address)."""
     try:
-        enqueue(ADDRESS_MAIL_KIND, {"email": normalize_email(email), "purpose": tokens.VERIFY_EMAIL,
-                                    "language": current_language()})
+        address = normalize_email(email)
     except AuthError:
         return
+    subject = f"{purpose}:{hashlib.sha256(address.encode()).hexdigest()[:40]}"
+    enqueue_once(ADDRESS_MAIL_KIND, {"email": address, "purpose": purpose, "language": current_language()},
+                 subject=subject)
+
+
+def _mailed_lately(user: User, purpose: str) -> bool:
+    """Whether ``user`` was mailed a link for ``purpose`` (or told it was withheld) too lately or
+    too often to be mailed another now."""
+    from portal.audit.models import AuditEvent
+
+    now = utcnow()
+    if purpose == tokens.RESET_PASSWORD:
+        counted = (db.select(func.count(AuditEvent.id), func.max(AuditEvent.at)).where(
+            AuditEvent.action.in_(("user.request_password_reset", "user.reset_withheld")),
+            AuditEvent.target_type == "user", AuditEvent.target_id == str(user.id),
+            AuditEvent.at >= now - timedelta(days=1)))
+    else:
+        counted = (db.select(func.count(UserToken.id), func.max(UserToken.created_at)).where(
+            UserToken.user_id == user.id, UserToken.purpose == purpose,
+            UserToken.created_at >= now - timedelta(days=1)))
+    count, latest = db.session.execute(counted).one()
+    return count >= ADDRESS_MAILS_PER_DAY or (latest is not None and latest > now - ADDRESS_MAIL_INTERVAL)
 
 
 def verify_email(raw: str, *, password: str | None = None, new_password: str | None = None,
@@ -278,11 +311,7 @@ def end_session() -> None:
 
 def request_password_reset(email: str) -> None:
     """Queue the look-up: the answer, and the time it takes, are the same for every address."""
-    try:
-        enqueue(ADDRESS_MAIL_KIND, {"email": normalize_email(email), "purpose": tokens.RESET_PASSWORD,
-                                    "language": current_language()})
-    except AuthError:
-        return
+    _queue_address_mail(email, tokens.RESET_PASSWORD)
 
 
 @handler(ADDRESS_MAIL_KIND, max_attempts=20, backoff_seconds=30, backoff_cap_seconds=1800)
@@ -292,6 +321,8 @@ def mail_to_address(job) -> None:
     user = find_user(job.payload["email"])
     purpose = job.payload["purpose"]
     if user is None or (purpose == tokens.VERIFY_EMAIL and not verifiable(user)):
+        return
+    if _mailed_lately(user, purpose):
         return
     # Someone who never chose a language (and has no organisation's language) reads it in the one of
     # the page they asked from.

@@ -114,6 +114,11 @@ def prepare(actor: User, account: Account, target: str, form) -> BulkRun:
     if action == "remove":
         choice = form.get("mailboxes", "keep")
         params["mailboxes"] = choice if choice in MAILBOX_CHOICES else "keep"
+        from portal.users.services import may_delete_mailboxes
+
+        if params["mailboxes"] == "delete" and not may_delete_mailboxes(actor, account):
+            raise BulkError(later("Deleting their mailboxes needs the right to manage mailboxes, which you do not "
+                                  "hold: keep or disable them instead."))
     if form.get("all_matching") == "yes":
         kept = LIST_FILTERS[target]
         selection = {"filters": {name: form.get(f"filter-{name}", "")[:254] for name in kept

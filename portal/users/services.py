@@ -20,7 +20,7 @@ from portal.jobs.registry import PermanentJobError, handler
 from portal.jobs.services import enqueue
 from portal.mail.services import deliver_now
 from portal.mailboxes.models import DELETED, ENABLED, FAILED, PERSONAL, Mailbox
-from portal.roles.services import AccessError, outranks
+from portal.roles.services import AccessError, account_permissions, handable, outranks
 from portal.timeutil import utcnow
 from portal.users import corporate
 from portal.web.urls import external_url
@@ -497,6 +497,11 @@ def restore(actor: User, account: Account, user: User) -> str:
 MAILBOX_CHOICES = ("keep", "disable", "delete")
 
 
+def may_delete_mailboxes(actor: User, account: Account) -> bool:
+    """Whether ``actor`` (through their API token, if any) may delete the account's mailboxes."""
+    return "mailboxes.manage" in handable(actor, account)
+
+
 def remove_corporate_user(actor: User, account: Account, membership: Membership, mailbox_choice: str) -> list[str]:
     """Take a corporate user out of the account at once; their personal mailboxes kept,
     disabled or deleted as chosen. Returns what was done to each mailbox."""
@@ -512,8 +517,20 @@ def remove_corporate_user(actor: User, account: Account, membership: Membership,
     require_may_remove(actor, account, membership)
     if mailbox_choice not in MAILBOX_CHOICES:
         raise UserError(later("Choose what happens to their mailboxes."))
+    owned = own_mailboxes(user, account)
+    if mailbox_choice == "delete" and not may_delete_mailboxes(actor, account) and any(
+            mailbox.status in ("enabled", "disabled", "failed") for mailbox in owned):
+        # Deleting a mailbox asks for "Manage mailboxes" (others may hold rights on it, and what
+        # it holds goes): removing its owner does not give that (a review). Disabling, as a
+        # suspension does, can be undone and stays open to whoever may manage users.
+        if "mailboxes.manage" in account_permissions(actor, account):  # held, but not by the token used
+            raise AccessError(later("Deleting their mailboxes needs the right to manage mailboxes, which this "
+                                    "token's scopes do not reach: give it the mailboxes scope too, or keep or "
+                                    "disable them instead."))
+        raise AccessError(later("Deleting their mailboxes needs the right to manage mailboxes, which you do not "
+                                "hold: keep or disable them instead."))
     outcome = []
-    for mailbox in own_mailboxes(user, account):
+    for mailbox in owned:
         if mailbox_choice == "keep" or mailbox.status not in ("enabled", "disabled", "failed"):
             outcome.append(_("%(address)s: kept", address=mailbox.address))
         elif mailbox_choice == "disable" and mailbox.status == "enabled":
@@ -531,4 +548,3 @@ def remove_corporate_user(actor: User, account: Account, membership: Membership,
     db.session.delete(membership)
     db.session.flush()
     return outcome
-

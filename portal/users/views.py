@@ -113,6 +113,9 @@ def remove(account_id, membership_id):
     if membership.id in owner_memberships(g.account):
         require_fresh()
     form = forms.RemoveForm()
+    may_delete = services.may_delete_mailboxes(current_user, g.account)
+    if not may_delete:  # offered to whoever may delete mailboxes by hand
+        form.mailboxes.choices = [choice for choice in form.mailboxes.choices if choice[0] != "delete"]
     error = None
     if form.validate_on_submit():
         try:
@@ -126,7 +129,8 @@ def remove(account_id, membership_id):
                   if outcome else _("%(email)s was removed.", email=membership.user.email), "success")
             return redirect(url_for("accounts.members", account_id=account_id))
     return render("users/remove.html", status=403 if error else 200, account=g.account, membership=membership,
-                  form=form, error=error, mailboxes=services.own_mailboxes(membership.user, g.account))
+                  form=form, error=error, mailboxes=services.own_mailboxes(membership.user, g.account),
+                  may_delete=may_delete)
 
 
 @bp.route("/welcome/<token>", methods=["GET", "POST"])

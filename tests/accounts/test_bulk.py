@@ -395,7 +395,7 @@ def test_bulk_remove__a_corporate_user_needs_the_right_to_manage_users_as_by_han
     by_hand = client.post(f"/accounts/{account.id}/members/{corporate}/remove-user", data={"mailboxes": "delete"})
     assert by_hand.status_code == 403
     _confirm(client, f"/accounts/{account.id}/members/bulk",
-             {"action": "remove", "member": ticked, "mailboxes": "delete"})
+             {"action": "remove", "member": ticked, "mailboxes": "disable"})
     run_jobs()
     run_jobs()
     db.session.expire_all()
@@ -407,6 +407,27 @@ def test_bulk_remove__a_corporate_user_needs_the_right_to_manage_users_as_by_han
     assert person.corporate_account_id == account.id
     assert db.session.get(Membership, int(corporate)) is not None, "the corporate user is still a member"
     assert db.session.get(Membership, outsider) is None, "someone from elsewhere is removed"
+
+
+def test_bulk_remove__deleting_mailboxes_needs_the_right_to_manage_mailboxes(client, auth, account, staff,
+                                                                              run_jobs, make):
+    """As by hand (a review): whoever may manage users but not mailboxes keeps or disables a
+    removed person's mailboxes; the confirmation page does not offer to delete them."""
+    run_jobs()
+    make.member(account, make.user("clerk@example.org"), permissions=("members.view", "members.remove",
+                                                                      "users.manage"))
+    person = staff["people"][0]
+    mailbox = db.session.execute(db.select(Mailbox).where(Mailbox.owner_id == person.id)).scalar_one()
+    auth.login("clerk@example.org")
+    url = f"/accounts/{account.id}/members/bulk"
+    ticked = _ids(account, person.email)
+    page = client.post(url, data={"action": "remove", "member": ticked, "mailboxes": "keep"}).get_data(as_text=True)
+    assert 'value="disable"' in page and 'value="delete"' not in page
+    refused = client.post(url, data={"action": "remove", "member": ticked, "mailboxes": "delete"})
+    assert refused.status_code == 422 and "needs the right to manage mailboxes" in refused.get_data(as_text=True)
+    run_jobs()
+    assert db.session.execute(db.select(BulkRun)).first() is None
+    assert db.session.get(Mailbox, mailbox.id).status == "enabled"
 
 
 def _stale_session(owner) -> None:

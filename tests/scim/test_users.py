@@ -364,6 +364,34 @@ def test_delete__removes_the_corporate_user_with_the_accounts_mailbox_choice(sci
     _error(scim.delete(f"/Users/{created['id']}"), 404)
 
 
+def test_delete__mailboxes_are_deleted_only_for_a_token_whose_maker_may_delete_them(client, owner, account, domain,
+                                                                               run_jobs, make):
+    """With the account set to delete a removed person's mailboxes, a token made by someone who
+    may not delete mailboxes is refused (with why) and the person stays; the owner's token removes
+    them and deletes their mailbox (a review: removing a person deleted mailboxes for whoever could
+    not delete them by hand)."""
+    from tests.scim.conftest import Scim, make_token
+
+    account.personal_mailboxes, account.deprovisioned_mailboxes = True, "delete"
+    clerk = make.user("clerk@elsewhere.example")
+    make.member(account, clerk, permissions=("members.view", "roles.view", "roles.manage", "access.grant",
+                                             "users.create", "users.manage"))
+    db.session.commit()
+    scim = Scim(client, make_token(clerk, account, name="Clerk's"))
+    created = scim.post("/Users", new_user()).get_json()
+    run_jobs()
+    document = _error(scim.delete(f"/Users/{created['id']}"), 403)
+    assert "needs the right to manage mailboxes" in document["detail"]
+    run_jobs()
+    assert _user("jane.doe@example.org").is_corporate
+    assert db.session.execute(db.select(Mailbox)).scalar_one().status == "enabled"
+    owners = Scim(client, make_token(owner, account))
+    assert owners.delete(f"/Users/{created['id']}").status_code == 204
+    run_jobs()
+    assert not _user("jane.doe@example.org").is_corporate
+    assert db.session.execute(db.select(Mailbox)).scalar_one().status == "deleted"
+
+
 def test_account_settings__the_deprovisioning_choice(client, auth, owner, account):
     from portal.accounts.services import update_settings
     from portal.roles.services import AccessError

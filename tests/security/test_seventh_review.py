@@ -1,0 +1,165 @@
+"""What a seventh attacker-side review found, each held now: removing a corporate user deleted
+their personal mailboxes for someone who may not delete mailboxes (on the page and through an API
+token), and anyone could have the portal mail an address reset or verification links without end."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from portal.audit.models import AuditEvent
+from portal.auth import services as auth_services
+from portal.auth.models import UserToken
+from portal.extensions import db
+from portal.jobs.models import Job
+from portal.mailboxes.models import Mailbox
+from portal.roles.models import Grant
+from portal.roles.services import membership_of, system_role
+from portal.tokens import services as tokens
+from portal.users.services import create_corporate_user
+from tests.mailboxes.conftest import enabled_domain
+
+
+@pytest.fixture
+def uma(owner, account, run_jobs):
+    """A corporate user with her personal mailbox, enabled; the Owner reads it as a delegate."""
+    enabled_domain(owner, account)
+    user, _link = create_corporate_user(owner, account, first_name="Uma", last_name="User", email="uma@example.org",
+                                        personal_mailbox=True, recovery_email="uma@elsewhere.example")
+    db.session.commit()
+    run_jobs()
+    box = db.session.execute(db.select(Mailbox).where(Mailbox.owner_id == user.id)).scalar_one()
+    assert box.status == "enabled"
+    db.session.add(Grant(membership_id=membership_of(owner, account).id, account_id=account.id,
+                         role_id=system_role("mailbox_delegate").id, mailbox_id=box.id))
+    db.session.commit()
+    return membership_of(user, account), box
+
+
+def _status(box) -> str:
+    db.session.expire_all()
+    return db.session.get(Mailbox, box.id).status
+
+
+def test_removing_a_user_deletes_their_mailboxes_only_for_whoever_may_delete_mailboxes(
+        client, auth, make, owner, account, uma, run_jobs):
+    membership, box = uma
+    clerk = make.member(account, make.user("clerk@elsewhere.example"), permissions=("users.manage", "members.view"))
+    db.session.commit()
+    auth.login("clerk@elsewhere.example")
+    url = f"/accounts/{account.id}/members/{membership.id}/remove-user"
+    page = client.get(url).get_data(as_text=True)
+    assert 'value="delete"' not in page and "Deleting them needs the right to manage mailboxes." in page
+    refused = client.post(url, data={"mailboxes": "delete"})
+    run_jobs()
+    assert refused.status_code == 200 and _status(box) == "enabled"
+    assert membership_of(db.session.get(type(owner), membership.user_id), account) is not None
+    # Disabling, as a suspension does, can be undone: it stays open to whoever may manage users.
+    assert client.post(url, data={"mailboxes": "disable"}).status_code == 302
+    run_jobs()
+    assert _status(box) == "disabled" and clerk.id
+
+
+def test_an_api_token_removing_a_user_deletes_mailboxes_only_if_it_reaches_them(client, make, owner, account, uma,
+                                                                                run_jobs):
+    membership, box = uma
+    clerk = make.user("clerk@elsewhere.example")
+    make.member(account, clerk, permissions=("users.manage", "members.view", "members.remove", "users.create",
+                                             "access.grant"))
+    _token, clerks = tokens.create(clerk, account, name="hr", scopes={"users:write"}, expires_at=None)
+    # The owner may delete mailboxes, but a token of theirs made for people's settings does not reach them.
+    _token, owners = tokens.create(owner, account, name="people", scopes={"users:write"}, expires_at=None)
+    db.session.commit()
+    path = f"/api/v1/accounts/{account.id}/users/{membership.id}?mailboxes=delete"
+    for raw in (clerks, owners):
+        answer = client.delete(path, headers={"Authorization": f"Bearer {raw}"})
+        assert answer.status_code == 403, answer.get_data(as_text=True)
+        assert "needs the right to manage mailboxes" in answer.get_data(as_text=True)
+    run_jobs()
+    assert _status(box) == "enabled"
+    _token, full = tokens.create(owner, account, name="all", scopes={"users:write", "mailboxes:write"},
+                                 expires_at=None)
+    db.session.commit()
+    assert client.delete(path, headers={"Authorization": f"Bearer {full}"}).status_code == 204
+    run_jobs()
+    assert _status(box) in ("deleted", "deleting")
+
+
+def _age_links(minutes: float) -> None:
+    """Every link and reset mailed so far, as if mailed ``minutes`` earlier."""
+    for link in db.session.execute(db.select(UserToken)).scalars():
+        link.created_at -= timedelta(minutes=minutes)
+    for event in db.session.execute(db.select(AuditEvent).where(AuditEvent.action.in_(
+            ("user.request_password_reset", "user.reset_withheld")))).scalars():
+        event.at -= timedelta(minutes=minutes)
+    db.session.commit()
+
+
+def test_anyone_asking_again_and_again_gets_an_address_few_reset_links(client, make, run_jobs, smtp_sink):
+    make.user("victim@example.org")
+    for _ in range(25):
+        assert client.post("/password/forgot", data={"email": "victim@example.org"}).status_code == 200
+    # One look-up waits however often it is asked for; it mails one link.
+    assert db.session.execute(db.select(db.func.count(Job.id)).where(
+        Job.kind == auth_services.ADDRESS_MAIL_KIND)).scalar_one() == 1
+    run_jobs()
+    [first] = smtp_sink.wait_for("victim@example.org")
+    for _ in range(5):
+        client.post("/password/forgot", data={"email": "victim@example.org"})
+        run_jobs()
+    assert len(smtp_sink.to("victim@example.org")) == 1
+    # The link mailed stays alive: nobody's requests retire it within the interval.
+    assert db.session.execute(db.select(db.func.count(UserToken.id)).where(
+        UserToken.used_at.is_(None))).scalar_one() == 1
+    # Past the interval, another; never more than the day's number.
+    for _ in range(auth_services.ADDRESS_MAILS_PER_DAY + 3):
+        _age_links(3)
+        client.post("/password/forgot", data={"email": "victim@example.org"})
+        run_jobs()
+    assert len(smtp_sink.to("victim@example.org")) == auth_services.ADDRESS_MAILS_PER_DAY
+    _age_links(24 * 60)
+    client.post("/password/forgot", data={"email": "victim@example.org"})
+    run_jobs()
+    assert len(smtp_sink.to("victim@example.org")) == auth_services.ADDRESS_MAILS_PER_DAY + 1
+
+
+def test_anyone_asking_again_and_again_gets_a_registration_few_verification_links(client, make, run_jobs,
+                                                                                  smtp_sink):
+    make.user("newcomer@example.org", verified=False)
+    for _ in range(10):
+        client.post("/verify", data={"email": "newcomer@example.org"})
+        run_jobs()
+    assert len(smtp_sink.wait_for("newcomer@example.org")) == 1
+    assert len(smtp_sink.to("newcomer@example.org")) == 1
+    _age_links(3)
+    client.post("/verify", data={"email": "newcomer@example.org"})
+    run_jobs()
+    assert len(smtp_sink.wait_for("newcomer@example.org", count=2)) == 2
+
+
+def _failed_login_ip(client, **headers) -> str:
+    from portal.auth.models import LoginFailure
+
+    client.post("/login", data={"email": "ada@example.org", "password": "not the password"}, headers=headers)
+    return db.session.execute(db.select(LoginFailure.ip).order_by(LoginFailure.id.desc())).scalars().first()
+
+
+def test_a_forwarded_address_is_not_taken_from_the_client_without_trusted_proxies(client, make):
+    make.user("ada@example.org")
+    assert _failed_login_ip(client, **{"X-Forwarded-For": "203.0.113.9"}) == "127.0.0.1"
+
+
+class TestBehindOneProxy:
+    """Behind a proxy (PORTAL_TRUSTED_PROXIES=1), the client's address is the one the proxy saw:
+    log-in limits, the audit log and tokens' networks counted everyone as the proxy (a review)."""
+
+    @pytest.fixture
+    def app_settings(self):
+        return {"TRUSTED_PROXIES": 1}
+
+    def test_the_address_is_the_one_the_proxy_added_not_one_the_client_wrote(self, client, make):
+        make.user("ada@example.org")
+        assert _failed_login_ip(client, **{"X-Forwarded-For": "203.0.113.9"}) == "203.0.113.9"
+        # A client writing the header itself: the proxy appends what it saw, and that is taken.
+        assert _failed_login_ip(client, **{"X-Forwarded-For": "6.6.6.6, 198.51.100.7"}) == "198.51.100.7"
