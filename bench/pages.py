@@ -143,6 +143,7 @@ PAGES = (
     Page("roles", "Roles", "/accounts/{account}/roles"),
     Page("audit", "Audit log", "/accounts/{account}/audit"),
     Page("audit-100", "Audit log, page 100", "/accounts/{account}/audit?page=100"),
+    Page("audit-search", "Audit log, search", "/accounts/{account}/audit?" + urlencode({"q": "durand"})),
     Page("overview", "Overview", "/accounts/{account}/"),
     Page("new-mailbox", "New mailbox form", "/accounts/{account}/mailboxes/new"),
 )

@@ -36,6 +36,13 @@ class AuditEvent(db.Model):
         Index("ix_audit_events_account_family_at", "account_id", "family", "at"),
         # A person's own security events (their security page), among every account's entries.
         Index("ix_audit_events_target_at", "target_type", "target_id", "at"),
+        # Searching the log by who acted or what was acted on (ILIKE '%text%'): trigram indexes on
+        # PostgreSQL where pg_trgm could be installed (migration 0038; 100,000 entries were
+        # scanned, 70 ms); SQLite scans.
+        Index("ix_audit_events_actor_label_trgm", "actor_label", postgresql_using="gin",
+              postgresql_ops={"actor_label": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        Index("ix_audit_events_target_label_trgm", "target_label", postgresql_using="gin",
+              postgresql_ops={"target_label": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -10,7 +10,7 @@ from datetime import date, datetime, time
 
 from flask import g, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import func, insert
+from sqlalchemy import insert
 
 from portal.audit.models import SYSTEM_ACTOR, AuditEvent, family_of
 from portal.extensions import db
@@ -104,10 +104,11 @@ def query_events(account_id: int, *, family: str = "", actor: str = "", target: 
     query = db.select(AuditEvent).where(AuditEvent.account_id == account_id)
     if family:
         query = query.where(AuditEvent.family == family)
+    # ILIKE on PostgreSQL (its trigram indexes serve it), lower() LIKE lower() elsewhere.
     if actor:
-        query = query.where(func.lower(AuditEvent.actor_label).like(like(actor), escape="\\"))
+        query = query.where(AuditEvent.actor_label.ilike(like(actor), escape="\\"))
     if target:
-        query = query.where(func.lower(AuditEvent.target_label).like(like(target), escape="\\"))
+        query = query.where(AuditEvent.target_label.ilike(like(target), escape="\\"))
     if since:
         query = query.where(AuditEvent.at >= datetime.combine(since, time.min))
     if until:

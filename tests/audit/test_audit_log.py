@@ -45,6 +45,26 @@ def test_audit_log__filters_by_kind_of_action_actor_target_and_dates(client, aut
     assert fragment.lstrip().startswith('<div id="events">')
 
 
+def test_audit_log__a_search_ignores_case_and_takes_wildcards_literally(client, auth, make):
+    """ILIKE on PostgreSQL (trigram indexes serve it), lower() LIKE elsewhere: the same answers."""
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    for label in ("Zoé.Durand@Example.org", "50%_off@example.org", "500ff@example.org", "back\\slash@example.org"):
+        db.session.add(AuditEvent(action="member.add", account_id=account.id, actor_label=label, target_label=label,
+                                  target_type="user", target_id="1"))
+    db.session.commit()
+    auth.login("owner@example.org")
+    base = f"/accounts/{account.id}/audit"
+
+    def found(**query) -> set[str]:
+        page = client.get(base, query_string=query).get_data(as_text=True)
+        return {label for label in ("durand", "50%_off", "500ff", "slash") if label in page.lower()}
+
+    assert found(q="DURAND@example") == {"durand"} and found(actor="zoé.durand") == {"durand"}
+    assert found(q="50%_") == {"50%_off"} and found(actor="0_o") == set()
+    assert found(q="k\\s") == {"slash"} and found(q="zzzz") == set()
+
+
 def test_audit_log__other_accounts_events_never_show(client, auth, make):
     mine = make.account(make.user("owner@example.org"), "Mine")
     make.account(make.user("other@example.org"), "Theirs")
