@@ -40,6 +40,8 @@ Wire facts this adapter is built on (see reference/BACKENDS.md and OBSERVED.md):
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -71,6 +73,8 @@ from .base import (
 )
 from .http import HttpClient
 from .registry import register_backend
+
+log = logging.getLogger(__name__)
 
 _FEATURES = ["webmail", "mailbox", "alias"]
 # The Open-Xchange context administrator every dimail domain has.
@@ -381,7 +385,15 @@ class DimailBackend(Backend):
 
     def _configured_records(self, domain: str) -> list[DnsRecord]:
         mx_host = self.settings.get("mx_host") or urlsplit(self.settings["url"]).hostname or ""
-        return mail_records(domain, mx_host, self.settings.get("spf_include") or "")
+        try:
+            ipaddress.ip_address(mx_host.strip("[]"))
+        except ValueError:
+            return mail_records(domain, mx_host, self.settings.get("spf_include") or "")
+        # An MX names a host, never an address: a dimail reached at an IP (and stating no records
+        # of its own) needs its mail host set.
+        raise PermanentBackendError(
+            "this dimail states no DNS records and is reached at an IP address, which cannot be an MX: set the "
+            "connection's mx_host (and spf_include) to the mail host's name", code="config")
 
     # -- mailboxes ---------------------------------------------------------
 
@@ -392,7 +404,9 @@ class DimailBackend(Backend):
     def create_mailbox(self, spec: MailboxSpec) -> ProvisionResult:
         """Create the mailbox; dimail generates its password (``spec.password`` is not used).
 
-        dimail stores the name "givenName surName" whatever ``displayName`` says.
+        dimail stores the name "givenName surName" whatever ``displayName`` says, but keeps the
+        ``displayName`` a ``PATCH`` sends: the mailbox's own name (the sender's name in webmail)
+        is sent that way when it differs ("contact", not "contact contact").
         """
         self.refuse_bad_address(spec)
         self.discover()
@@ -407,6 +421,8 @@ class DimailBackend(Backend):
             body = expect_mapping(self._http.json(response), "dimail new mailbox")
             password = expect_str(body, "password", "dimail new mailbox")
             self.remember_secret(password)
+            if display_name != f"{given_name} {surname}":
+                self._name_after_creation(spec.address, display_name)
             if not spec.active:
                 self.set_mailbox_active(spec.address, False)
             backend_id = body.get("uuid")
@@ -473,11 +489,29 @@ class DimailBackend(Backend):
             active=kept.active,
         )
 
+    def _name_after_creation(self, address: str, display_name: str) -> None:
+        """The display name dimail ignored on creation. The mailbox exists and works whatever the
+        answer: a refusal leaves it named "givenName surName", and is logged, not raised."""
+        try:
+            response = self._user("PATCH", self._mailbox_path(address), json={"displayName": display_name})
+        except BackendError as error:
+            log.warning("dimail kept the name of %s as given and surname: %s", address, error)
+            return
+        if response.status_code not in (200, 204):
+            log.warning("dimail kept the name of %s as given and surname: HTTP %s", address, response.status_code)
+
     def delete_mailbox(self, address: str) -> bool:
         response = self._user("DELETE", self._mailbox_path(address))
         if response.status_code in (200, 204):
             return True
         if self._is_missing(response):
+            # dimail answers 404 for a mailbox it lists as broken (only one of Open-Xchange and
+            # dovecot has it), and keeps it: that is not "already gone".
+            left = self.get_mailbox(address)
+            if left is not None and left.extra.get("broken"):
+                raise PermanentBackendError(
+                    f"dimail cannot delete {address}: it lists it as broken (only one of Open-Xchange and "
+                    "dovecot has it); its operator must repair or remove it", code="broken")
             return False
         raise self._error(response)
 
@@ -588,6 +622,9 @@ def _remote_mailbox(body: Mapping[str, Any]) -> RemoteMailbox:
         quota_bytes=None,
         display_name=str(display_name),
         backend_id=str(body["uuid"]) if body.get("uuid") else None,
-        extra={"status": status, "reports_active": "active" in body},
+        # "broken": half made (only one of Open-Xchange and dovecot has it), but for the context
+        # administrator, which dimail always lists so.
+        extra={"status": status, "reports_active": "active" in body,
+               "broken": status == "broken" and address.rpartition("@")[0] != CONTEXT_ADMIN},
         system=address.rpartition("@")[0] == CONTEXT_ADMIN and status == "broken",
     )

@@ -68,13 +68,15 @@ SCHEDULE = timedelta(days=1)
 # What the backend lists that is not a difference.
 SYSTEM = "system"
 ARCHIVED = "archived"
+BROKEN = "broken"
 SET_APART_LABELS = _Texts({
     SYSTEM: _l("The backend's own mailbox"),
     ARCHIVED: _l("Archived on the backend"),
+    BROKEN: _l("Half made on the backend"),
 })
 # A side of a difference: a mailbox's status, or archived on the backend.
 labels("drift.side", {ENABLED: _l("enabled"), DISABLED: _l("disabled"), FAILED: _l("failed"),
-                      PROVISIONING: _l("provisioning"), ARCHIVED: _l("archived")})
+                      PROVISIONING: _l("provisioning"), ARCHIVED: _l("archived"), BROKEN: _l("half made")})
 
 
 class DriftSetApart(db.Model):
@@ -131,8 +133,11 @@ def compare(domain: Domain) -> tuple[list[dict], list[dict]]:
             continue
         theirs = remote.get(address)
         portal_side = {"status": mailbox.status, "quota_bytes": mailbox.quota_bytes}
-        if theirs is None or theirs.extra.get("archived"):
-            backend_side = None if theirs is None else {"status": ARCHIVED, "quota_bytes": None}
+        if theirs is None or theirs.extra.get("archived") or theirs.extra.get("broken"):
+            # Half made on the backend, it is not usable: as good as missing (creating it again
+            # says what the backend's operator must do).
+            backend_side = None if theirs is None else {
+                "status": BROKEN if theirs.extra.get("broken") else ARCHIVED, "quota_bytes": None}
             found.append({"address": address, "kind": MISSING_ON_BACKEND, "portal": portal_side,
                           "backend": backend_side})
             continue
@@ -152,6 +157,10 @@ def compare(domain: Domain) -> tuple[list[dict], list[dict]]:
                 _("%(name)s: the backend keeps it for itself; it is not the portal's to adopt.",
                   name=theirs.display_name) if theirs.display_name else
                 _("A system account: the backend keeps it for itself; it is not the portal's to adopt."))})
+        elif theirs.extra.get("broken"):
+            set_apart.append({"address": address, "kind": BROKEN, "note": _(
+                "The backend lists it as broken (half made): it cannot be adopted; its operator must repair or "
+                "remove it.")})
         elif theirs.extra.get("archived"):
             set_apart.append({"address": address, "kind": ARCHIVED, "note": (
                 _("Deleted in the portal; the backend keeps its mail, and creating the address again restores it.")

@@ -108,6 +108,8 @@ def _local(stack: ExitStack, tmp_path) -> Harness:
 def _dimail(stack: ExitStack, tmp_path, mode: str = "current") -> Harness:
     emulator = stack.enter_context(DimailEmulator(mode=mode))
     settings = {"url": emulator.url, "user": emulator.user, "password": emulator.password}
+    if mode == "public":  # it states no records: they come from the mail host, named as an operator must
+        settings["mx_host"] = "mx.dimail.test"
     return Harness(
         name="dimail" if mode == "current" else f"dimail-{mode}", backend=DimailBackend(settings, timeout=TIMEOUT),
         emulator=emulator, settings=settings,

@@ -346,6 +346,18 @@ def test_required_records__without_a_spec_route_come_from_the_connections_settin
     assert not any(r.path.endswith("/spec/") for r in dimail_public.emulator.requests)
 
 
+def test_required_records__a_dimail_reached_at_an_ip_needs_its_mail_host_named(dimail_public):
+    """Without a spec route nor mx_host, the MX was the API's host: an IP address there made the
+    record "10 127.0.0.1.", which no MX may be (the real dimail, run on loopback)."""
+    backend = dimail_public.open(mx_host="")
+    backend.discover()
+
+    with pytest.raises(PermanentBackendError) as caught:
+        backend.required_records(dimail_public.domain)
+
+    assert caught.value.code == "config" and "set the connection's mx_host" in caught.value.message
+
+
 def test_check_domain__the_public_dimail_is_not_asked(dimail_public):
     with pytest.raises(Unsupported):
         dimail_public.backend.check_domain(dimail_public.domain)
@@ -450,15 +462,54 @@ def test_create_mailbox__a_half_made_mailbox_is_a_clear_error_not_already_there(
     assert "lists it as broken" in caught.value.message
 
 
-def test_create_mailbox__dimail_names_the_mailbox_from_given_and_surname(any_dimail):
+def test_create_mailbox__the_display_name_dimail_ignores_on_creation_is_sent_after_it(any_dimail):
+    """The real dimail stores "givenName surName" on creation and keeps a PATCHed displayName: the
+    portal's name reaches it that way, and a mailbox without names is "contact", not "contact contact"."""
     dimail = any_dimail
     address = dimail.backend.create_mailbox(dimail.spec(display_name="The Countess", first_name="Ada",
                                                         last_name="Lovelace")).address
+    shared = dimail.backend.create_mailbox(dimail.spec("contact", first_name="", last_name="")).address
+    named = dimail.backend.create_mailbox(dimail.spec("grace", first_name="Grace", last_name="Hopper",
+                                                      display_name="Grace Hopper")).address
 
-    mailbox = dimail.backend.get_mailbox(address)
+    assert dimail.backend.get_mailbox(address).display_name == "The Countess"
+    assert dimail.backend.get_mailbox(address).backend_id is None  # dimail's documents have no uuid
+    assert dimail.backend.get_mailbox(shared).display_name == "contact"
+    assert dimail.backend.get_mailbox(named).display_name == "Grace Hopper"
+    patched = [r.path.rsplit("/", 1)[1] for r in dimail.emulator.requests if r.method == "PATCH"]
+    assert patched == ["jane.doe", "contact"]  # "Grace Hopper" was kept on creation
 
-    assert mailbox.display_name == "Ada Lovelace"
-    assert mailbox.backend_id is None  # dimail's documents have no uuid
+
+def test_create_mailbox__a_refused_renaming_leaves_the_mailbox_made(dimail, monkeypatch):
+    original = dimail.backend._user
+
+    def refusing(method, path, **options):
+        if method == "PATCH":
+            return original("PATCH", path + "-nobody", **options)  # a 404 from the server
+        return original(method, path, **options)
+
+    monkeypatch.setattr(dimail.backend, "_user", refusing)
+    result = dimail.backend.create_mailbox(dimail.spec(display_name="The Countess", first_name="Ada",
+                                                       last_name="Lovelace"))
+
+    assert result.created and result.generated_password
+    assert dimail.backend.get_mailbox(result.address).display_name == "Ada Lovelace"
+
+
+def test_broken__a_half_made_mailbox_is_not_deleted_as_gone_and_drift_sets_it_apart(dimail):
+    """dimail answers 404 to deleting a mailbox it lists as broken, and keeps listing it."""
+    address = f"half@{dimail.domain}"
+    dimail.emulator.mailboxes[address] = {"givenName": "Half", "surName": "Made", "displayName": "Half Made",
+                                          "imap": False}
+
+    listed = next(m for m in dimail.backend.list_mailboxes(dimail.domain) if m.address == address)
+    with pytest.raises(PermanentBackendError) as caught:
+        dimail.backend.delete_mailbox(address)
+
+    assert listed.extra["broken"] and not listed.system
+    assert caught.value.code == "broken" and "lists it as broken" in caught.value.message
+    admin = next(m for m in dimail.backend.list_mailboxes(dimail.domain) if m.system)
+    assert not admin.extra["broken"]
 
 
 def test_delete_mailbox__one_dimail_does_not_have_is_already_deleted(any_dimail):

@@ -354,3 +354,28 @@ def test_drift_page__shows_a_page_of_differences_at_a_time(drifted, client, auth
     response = client.post(f"{url}/settle", data={"address": address, "kind": drift.UNKNOWN_TO_PORTAL,
                                                   "how": "adopt", "page": "2"})
     assert response.status_code == 302 and response.headers["Location"].endswith("/drift?page=2")
+
+
+def test_comparison__a_half_made_mailbox_is_set_apart_or_counts_as_missing(owner, account, run_jobs, dimail, client,
+                                                                           auth):
+    """dimail lists a mailbox only one of Open-Xchange and dovecot has as "broken": the comparison
+    showed it as an enabled mailbox to adopt. One the portal does not have is set apart, never
+    adopted; one it has counts as missing on the backend (it is not usable)."""
+    domain = enabled_domain(owner, account, "corp.example", "corp", dimail)
+    mine = services.create_mailbox(owner, account, domain, "mine", first_name="A", last_name="B")
+    db.session.commit()
+    run_jobs()
+    dimail.mailboxes["mine@corp.example"]["imap"] = False
+    dimail.mailboxes["half@corp.example"] = {"givenName": "Half", "surName": "Made", "displayName": "Half Made",
+                                             "imap": False}
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+    report = drift.latest_report(domain)
+    assert [(d["address"], d["kind"], d["backend"]) for d in report.differences] == [
+        ("mine@corp.example", drift.MISSING_ON_BACKEND, {"status": drift.BROKEN, "quota_bytes": None})]
+    assert [(item.address, item.kind) for item in report.set_apart if item.kind != drift.SYSTEM] == [
+        ("half@corp.example", drift.BROKEN)]
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/domains/{domain.id}/drift").get_data(as_text=True)
+    assert "Half made on the backend" in page and "half made" in page and mine.id
