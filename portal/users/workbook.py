@@ -392,7 +392,11 @@ def read(data: bytes) -> dict[str, Sheet]:
     # In all: the Users sheet, the Account sheet and the mailbox sheets each hold about a row per
     # person (a workbook of 245 sheets of max_rows each took 56 s and 940 MB to preview).
     max_total = 3 * max_rows + 1000
-    total = 0
+    # Rows read, empty ones too: the reader yields one for each number skipped before a row far
+    # down (a 5 KB workbook with one row numbered 2,000,000,000 kept a worker busy for minutes
+    # per sheet). Ample room for rows left empty between the filled ones.
+    max_read = 4 * max_total + 10_000
+    total = read_rows = 0
     sheets: dict[str, Sheet] = {}
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
@@ -404,6 +408,11 @@ def read(data: bytes) -> dict[str, Sheet]:
                 reference = any(find_sheet([worksheet.title], key) for key in (ROLES, PERMISSIONS))
                 limit = max(max_rows, REFERENCE_ROWS) if reference else max_rows
                 for number, values in enumerate(worksheet.iter_rows(values_only=True, max_col=5), start=1):
+                    read_rows += 1
+                    if read_rows > max_read:
+                        raise WorkbookRefused(later("The sheet “%(sheet)s” goes on beyond row %(row)s, mostly "
+                                                    "empty; copy the filled rows into the template.",
+                                                    sheet=worksheet.title, row=number - 1))
                     if any(value not in (None, "") for value in values):
                         rows.append((number, values))
                     if len(rows) > limit + 3:

@@ -227,3 +227,28 @@ def test_upload__a_part_compressed_in_a_way_the_reader_lacks_is_refused_as_damag
     run_jobs()
     db.session.refresh(run)
     assert run.status == "refused" and f"The part {users_sheet} of the workbook is damaged" in shown(run.fatal)
+
+
+def test_upload__a_row_numbered_far_down_is_refused_without_reading_every_empty_row_before_it(
+        owner, account, corp, run_jobs):
+    """A review: a 5 KB workbook whose one row is numbered 5,000,000 made the reader yield every
+    empty row before it (minutes per sheet at 2,000,000,000), counted against no limit."""
+    import re
+
+    data = fill(workbook.template(account), users=[("Ann", "Able", "ann@example.org", "")])
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    parts = {name: archive.read(name) for name in archive.namelist()}
+    sheet = next(name for name, content in parts.items() if b"ann@example.org" in content)
+    row = re.search(rb'<row r="(\d+)"[^>]*>(?:(?!</row>).)*?ann@example\.org.*?</row>', parts[sheet], re.S)
+    number = row.group(1)
+    moved = re.sub(rb'(r="[A-Z]+)' + number + rb'"', rb'\g<1>5000000"', row.group(0).replace(
+        b'<row r="' + number + b'"', b'<row r="5000000"', 1))
+    # Without the sheet's stated dimension (optional), the reader walks up to the last row.
+    parts[sheet] = re.sub(rb"<dimension [^>]*/>", b"", parts[sheet].replace(row.group(0), moved))
+    far = _zip(parts)
+    assert len(far) < 60_000
+    run = imports.receive(owner, account, "far.xlsx", far)
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(run)
+    assert run.status == "refused" and "goes on beyond row" in shown(run.fatal), shown(run.fatal)
