@@ -63,6 +63,8 @@ labels("audit.action", {
     "user.change_password": _l("Password changed"),
     "user.create_corporate": _l("Corporate user created"),
     "user.create_superadmin": _l("Superadmin created"),
+    "user.credentials_retired": _l("Ways in set while another account held the domain removed"),
+    "user.release_corporate": _l("No longer a corporate user (the account no longer holds the domain)"),
     "user.delete_profile": _l("Profile deleted"),
     "user.end_sessions": _l("Sessions ended"),
     "user.link_sso": _l("Single sign-on identity linked"),

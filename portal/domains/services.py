@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 
 from portal.accounts.models import Account
 from portal.accounts.services import add_member
+from portal.audit.models import AuditEvent
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.backends import service as backends
@@ -469,16 +470,41 @@ def check_job(job) -> None:
 
 # -- activation: corporate users -----------------------------------------------------
 
+# What makes, and unmakes, someone an account's corporate user, as its audit log keeps it.
+CORPORATE_ACTIONS = ("user.create_corporate", "user.assign_corporate", "user.release_corporate")
+
+
+def _held_by_other_accounts(users: list[User], account: Account) -> set[int]:
+    """The ids of those among ``users`` who are, or were, another account's corporate users: that
+    account's people may have set their password or recovery address, or hold a link."""
+    held = {user.id for user in users if user.corporate_account_id not in (None, account.id)}
+    ids = [str(user.id) for user in users]
+    for start in range(0, len(ids), 1000):
+        held.update(int(found) for found in db.session.execute(db.select(AuditEvent.target_id).where(
+            AuditEvent.action.in_(CORPORATE_ACTIONS), AuditEvent.target_type == "user",
+            AuditEvent.target_id.in_(ids[start:start + 1000]), AuditEvent.account_id.is_not(None),
+            AuditEvent.account_id != account.id).distinct()).scalars())
+    return held
+
+
 def assign_corporate_users(domain: Domain) -> None:
     """Users whose login address is on the domain join its account as corporate
-    users, keeping whatever they hold elsewhere (reference 004)."""
+    users, keeping whatever they hold elsewhere (reference 004). Those another account made or
+    held at the name (it held the name before) join without any way in that account's people may
+    know of: the account that now holds the name gives them one (an onboarding link)."""
+    from portal.users.services import retire_credentials
+
     account = db.session.get(Account, domain.account_id)
-    # A registration nobody confirmed is not someone: anyone may register any address, with a
-    # password of their own. It joins when it is confirmed (through the link mailed to it).
-    users = db.session.execute(db.select(User).where(User.email.like(f"%@{domain.name}"),
-                                                     User.email_verified_at.is_not(None))).scalars().all()
+    users = [user for user in db.session.execute(db.select(User).where(User.email.like(f"%@{domain.name}")))
+             .scalars() if user.email_domain == domain.name]
+    foreign = _held_by_other_accounts(users, account)
     for user in users:
-        if user.email_domain != domain.name:
+        if user.id in foreign and not user.is_superadmin:
+            retire_credentials(user)
+            record("user.credentials_retired", account=account, target=user, domain=domain.name)
+        elif user.email_verified_at is None:
+            # A registration nobody confirmed is not someone: anyone may register any address, with
+            # a password of their own. It joins when it is confirmed (through the link mailed to it).
             continue
         add_member(account, user)
         if not user.is_corporate or user.corporate_account_id != account.id:
@@ -486,4 +512,17 @@ def assign_corporate_users(domain: Domain) -> None:
             record("user.assign_corporate", account=account, target=user, domain=domain.name)
 
 
+def release_corporate_users(domain: Domain) -> None:
+    """The account no longer holds the name (removed, or proven by another account): its corporate
+    users there are its corporate users no more (it could give them links and set their recovery
+    address). They stay its members, as people from elsewhere are."""
+    for user in db.session.execute(db.select(User).where(
+            User.corporate_account_id == domain.account_id, User.email.like(f"%@{domain.name}"))).scalars():
+        if user.email_domain == domain.name:
+            user.is_corporate, user.corporate_account_id = False, None
+            record("user.release_corporate", account=domain.account_id, target=user, domain=domain.name)
+
+
 activation_hooks.append(assign_corporate_users)
+removal_cleanups.append(release_corporate_users)
+taken_hooks.append(release_corporate_users)

@@ -238,6 +238,21 @@ def take_over_registration(user: User) -> None:
     sessions.end_all(user, sessions.EXPIRED)
 
 
+def retire_credentials(user: User) -> None:
+    """Everything that lets anyone sign in as ``user`` goes: their password, recovery address,
+    links, second factors and sessions. For a profile at a name another account held, whose
+    people may have set or read any of them (a review: an account removed its domain, another
+    proved it, and the first one's owner signed in as the second's user with the password they had
+    set through the onboarding link shown to them). Single sign-on stays: the provider decides."""
+    from portal.security.services import remove_every_factor
+
+    user.password_hash = None
+    user.recovery_email, user.recovery_set_by_id, user.recovery_set_at = None, None, None
+    for purpose in (tokens.VERIFY_EMAIL, tokens.RESET_PASSWORD, ONBOARDING):
+        tokens.retire(user, purpose)
+    remove_every_factor(user)  # and every session
+
+
 def vacant_profile(user: User) -> bool:
     """A profile that shows nobody reads its address: a self-registration nobody confirmed (a
     stranger's, perhaps), or a profile never signed into that belongs to no account (a corporate

@@ -163,3 +163,55 @@ class TestBehindOneProxy:
         assert _failed_login_ip(client, **{"X-Forwarded-For": "203.0.113.9"}) == "203.0.113.9"
         # A client writing the header itself: the proxy appends what it saw, and that is taken.
         assert _failed_login_ip(client, **{"X-Forwarded-For": "6.6.6.6, 198.51.100.7"}) == "198.51.100.7"
+
+
+def test_a_domain_handed_over_leaves_the_former_holder_no_way_into_the_profiles_on_it(client, auth, make, owner,
+                                                                                      account, run_jobs):
+    """A review: account A made users on its domain (one signed in with the password A's owner set
+    through the link shown to them), removed the domain, and account B proved it: A's owner signed
+    in as B's user, and could still get a link for the other. Now, removed (or taken), A's corporate
+    users there are its corporate users no more; proven by B, the ways in A's people may know of go,
+    and B onboards them. Someone who registered there by themselves keeps their password."""
+    from portal.auth.passwords import hash_password
+    from portal.domains import services as domains
+    from portal.domains.models import ENABLED
+    from portal.users import services as users
+
+    domain = enabled_domain(owner, account, "handed-over.example")
+    x, _link = create_corporate_user(owner, account, first_name="X", last_name="Ray", email="x@handed-over.example",
+                                     personal_mailbox=False)
+    y, _link = create_corporate_user(owner, account, first_name="Y", last_name="Why", email="y@handed-over.example",
+                                     personal_mailbox=False)
+    x.password_hash, x.email_verified_at = hash_password("set by the owner of A"), x.created_at
+    x.recovery_email = "owner@example.org"
+    z = make.user("z@handed-over.example", password="z's own passphrase")  # registered and confirmed
+    db.session.commit()
+    y_membership = membership_of(y, account).id
+    domains.remove_domain(owner, domain)
+    db.session.commit()
+    assert not users.is_corporate_of(y, account)
+    auth.login("owner@example.org")
+    refused = client.post(f"/accounts/{account.id}/members/{y_membership}/onboarding")
+    assert refused.status_code in (403, 404) and "/welcome/" not in refused.get_data(as_text=True)
+    auth.logout()
+
+    other_owner = make.user("boss@b.example")
+    other = make.account(other_owner, "B")
+    theirs = domains.add_domain(other_owner, other, "handed-over.example", "local")
+    theirs.verified_at = theirs.created_at
+    domains.end_other_claims(theirs)
+    domains.set_status(theirs, ENABLED, "proven")
+    db.session.commit()
+    for person in (x, y):
+        db.session.refresh(person)
+        assert person.corporate_account_id == other.id and person.password_hash is None
+    assert x.recovery_email is None
+    client.post("/login", data={"email": "x@handed-over.example", "password": "set by the owner of A"})
+    assert client.get(f"/accounts/{other.id}/").status_code in (302, 401, 403)
+    db.session.refresh(z)
+    assert z.corporate_account_id == other.id and z.password_hash is not None
+    auth.login("z@handed-over.example", "z's own passphrase")
+    assert membership_of(x, other) is not None
+    # B gives them a way in; A cannot.
+    assert users.send_onboarding(other_owner, other, y) is not None
+    db.session.rollback()
