@@ -233,6 +233,13 @@ def member_in_account(account: Account, membership_id: int) -> Membership | None
 def remove_member(actor: User, account: Account, membership: Membership) -> None:
     from portal.roles.services import require_may_remove
 
+    user = membership.user
+    if user.is_corporate and user.corporate_account_id == account.id:
+        # Their removal also decides what becomes of their personal mailboxes, and ends their
+        # sessions: it is the users page's (a walkthrough: two "Remove" buttons did two things).
+        raise AccessError(later("%(email)s is a corporate user of this account: remove them from their Settings "
+                                "tab, which also decides what becomes of their personal mailboxes.",
+                                email=user.email))
     require_may_remove(actor, account, membership)
     record("member.remove", account=account, actor=actor, target=membership.user)
     db.session.delete(membership)

@@ -76,7 +76,7 @@ def test_check__proven_domain_needs_the_backend_records_then_is_enabled(owner, a
     assert [(e.details["before"], e.details["after"]) for e in changes] == [
         (PENDING, ACTION_REQUIRED), (ACTION_REQUIRED, ENABLED)]
     subjects = [m["Subject"] for m in smtp_sink.wait_for("owner@example.org", count=2)]
-    assert subjects == ["example.org is now action required", "example.org is now enabled"]
+    assert subjects == ["example.org: Action required", "example.org: Enabled"]
 
 
 def test_check__dns_timeout_or_servfail_never_counts_against_the_domain(owner, account, dns_zone, check):

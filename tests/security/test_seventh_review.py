@@ -215,3 +215,27 @@ def test_a_domain_handed_over_leaves_the_former_holder_no_way_into_the_profiles_
     # B gives them a way in; A cannot.
     assert users.send_onboarding(other_owner, other, y) is not None
     db.session.rollback()
+
+
+def test_a_corporate_user_has_one_removal_the_one_that_decides_their_mailboxes(client, auth, make, owner, account,
+                                                                                uma, run_jobs):
+    """A walkthrough: the member page's "Remove from the account…" took a corporate user's
+    membership away and left their mailbox live, beside the Settings tab's "Remove user…". The
+    member page now leads to the latter, and removing them as a plain member is refused."""
+    membership, box = uma
+    guest = make.member(account, make.user("guest@elsewhere.example"))
+    _token, raw = tokens.create(owner, account, name="people", scopes={"users:write"}, expires_at=None)
+    db.session.commit()
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/members/{membership.id}").get_data(as_text=True)
+    assert f"/members/{membership.id}/remove-user" in page and f'/members/{membership.id}/remove"' not in page
+    other = client.get(f"/accounts/{account.id}/members/{guest.id}").get_data(as_text=True)
+    assert f'/members/{guest.id}/remove"' in other
+    refused = client.post(f"/accounts/{account.id}/members/{membership.id}/remove")
+    assert refused.status_code == 403 and "remove them from their Settings tab" in refused.get_data(as_text=True)
+    api = client.delete(f"/api/v1/accounts/{account.id}/members/{membership.id}",
+                        headers={"Authorization": f"Bearer {raw}"})
+    assert api.status_code == 403
+    run_jobs()
+    assert membership_of(db.session.get(type(owner), membership.user_id), account) is not None
+    assert _status(box) == "enabled"
