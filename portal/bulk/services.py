@@ -341,12 +341,12 @@ def _carry_out_run(run: BulkRun, account: Account, actor: User | None) -> None:
                 run.failed += 1
                 if len(problems) < MAX_PROBLEMS:
                     # A refusal kept as a ``later`` text reads in each reader's language.
-                    problems.append({"label": name, "message": refusal.stored if isinstance(refusal, StoredReason)
-                                     else str(refusal)})
+                    problems.append({"label": name, "id": row.id,
+                                     "message": refusal.stored if isinstance(refusal, StoredReason) else str(refusal)})
             except IntegrityError:  # another request made the same change at that moment (a grant held once)
                 run.failed += 1
                 if len(problems) < MAX_PROBLEMS:
-                    problems.append({"label": name, "message": _(
+                    problems.append({"label": name, "id": row.id, "message": _(
                         "Someone else changed this at the same moment: nothing was done here. Check it, "
                         "and run the action again for them if it is still needed.")})
         run.done, run.total = min(start_at + CHUNK, len(ids)) - gone, len(ids) - gone

@@ -179,6 +179,8 @@ class _Writer:
         manages = run.created_by is not None and "mailboxes.manage" in account_permissions(run.created_by, account)
         self.archives_kept = set() if manages else {
             domain.id for domain in domains if backends.capabilities(domain.connection).mailbox_delete_archives}
+        # Created without a recovery address or a personal mailbox: they need a link from an administrator.
+        self.need_link = 0
 
     def chunk(self, planned: list[dict], outcome: dict[int, tuple[str, str]]) -> None:
         """Write one chunk. New people, memberships and mailboxes are inserted in one statement each, which
@@ -282,6 +284,7 @@ class _Writer:
             elif p["email"] in mailbox_ids:
                 outcome[p["row"]] = (CREATED, _("their onboarding link is e-mailed to their mailbox once it works"))
             else:
+                self.need_link += 1
                 outcome[p["row"]] = (CREATED, _("no mailbox to e-mail a link to: send them an onboarding link "
                                                 "from their page"))
 
@@ -354,7 +357,7 @@ def _run(run: ImportRun, limit: frozenset[str] | None = None, mailbox_limit: fro
                created=0, updated=0, skipped=0, refused=run.error)
         return
     run.status, run.started_at = RUNNING, run.started_at or utcnow()
-    run.done = run.created = run.updated = run.skipped = 0
+    run.done = run.created = run.updated = run.skipped = run.need_link = 0
     db.session.commit()
     planned = run.plan["users"]
     # An invitation sent, or an alias made, since the preview: checked again now.
@@ -388,6 +391,7 @@ def _run(run: ImportRun, limit: frozenset[str] | None = None, mailbox_limit: fro
         if start == 0 and len(todo) > CHUNK:  # one chunk: nothing is inserted after it
             _analyze_after_first_chunk()
     run.created = sum(1 for status, _message in outcome.values() if status == CREATED)
+    run.need_link = writer.need_link
     run.updated = sum(1 for status, _message in outcome.values() if status == UPDATED)
     run.result, unread = result_workbook(run, outcome, problems)
     run.skipped = sum(1 for status, _message in outcome.values() if status == SKIPPED) + unread

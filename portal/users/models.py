@@ -46,6 +46,8 @@ class ImportRun(db.Model):
     total: Mapped[int] = mapped_column(default=0)
     done: Mapped[int] = mapped_column(default=0)
     created: Mapped[int] = mapped_column(default=0)
+    # Of those created, how many have no recovery address nor personal mailbox to be mailed a link.
+    need_link: Mapped[int] = mapped_column(default=0, server_default="0")
     updated: Mapped[int] = mapped_column(default=0)
     skipped: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)

@@ -121,6 +121,9 @@ def test_bulk__refusals_are_listed_and_do_not_stop_the_others(client, auth, acco
     assert run.problems[0]["label"] == "owner@example.org" and "do not hold" in run.problems[0]["message"]
     page = client.get(f"/accounts/{account.id}/bulk/{run.id}").get_data(as_text=True)
     assert "owner@example.org" in page and "1</strong> refusal<" in page
+    # Each refused person links to their page, where what was refused can be done by hand.
+    [owners] = _ids(account, "owner@example.org")
+    assert f'<a href="/accounts/{account.id}/members/{owners}">owner@example.org</a>' in page
     assert helper.user_id  # the helper's own membership is untouched
 
 

@@ -277,6 +277,25 @@ def test_recovery_column__the_link_goes_there_and_the_result_says_so(owner, acco
     assert "send them an onboarding link" in messages["bob@example.org"]
 
 
+def test_import_page__says_how_many_people_created_need_a_link_from_the_admin(owner, account, domain, run_jobs,
+                                                                                client, auth):
+    """A walkthrough: the page said "2 created", and only the result workbook said that one of them
+    could not sign in without a link from the admin."""
+    data = fill(_template(account), users=[("Ann", "Able", "ann@example.org", "N", "ann.private@elsewhere.example"),
+                                           ("Bob", "Baker", "bob@example.org", "N", ""),
+                                           ("Dan", "Dune", "dan@example.org", "N", "")])
+    run = _preview(owner, account, data)
+    imports.confirm(owner, run)
+    db.session.commit()
+    run_jobs()
+    db.session.refresh(run)
+    assert (run.created, run.need_link) == (3, 2)
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/users/import/{run.id}").get_data(as_text=True)
+    assert "2 people created need a link from you to sign in." in page
+    assert "kind=corporate" in page and "status=never_signed_in" in page and "mailbox=no" in page
+
+
 def test_preview__first_and_last_names_fit_the_full_name_together(owner, account, shared):
     """Two names of 100 characters each passed, and the import kept a full name of 201 characters in
     a column of 200 (PostgreSQL refused the whole chunk)."""
