@@ -172,7 +172,7 @@ def _app_setup_page(user: User, form, status: int = 200):
         return _to_security_page(
             _("That set-up can no longer be read (the portal's secret key changed): start again."), "error")
     uri = services.provisioning_uri(user, secret, passkeys.relying_party().id)
-    return render("security/app_setup.html", status=status, form=form, qr_code=services.qr_code_svg(uri),
+    return render("security/app_setup.html", status=status, form=form, qr_code=services.qr_code_svg(uri), uri=uri,
                   secret=" ".join(secret[index:index + 4] for index in range(0, len(secret), 4)), next=_next())
 
 

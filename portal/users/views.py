@@ -45,7 +45,16 @@ def create(account_id):
             db.session.commit()
             membership = membership_of(user, g.account)
             return render("users/created.html", account=g.account, user=user, link=link, membership=membership)
-    return render("users/new.html", status=422 if form.errors else 200, account=g.account, form=form)
+    return render("users/new.html", status=422 if form.errors else 200, account=g.account, form=form,
+                  active_domains=_active_domain_names())
+
+
+def _active_domain_names() -> list[str]:
+    """The account's enabled domains, as the form names them (an address elsewhere is refused)."""
+    from portal.domains.models import ENABLED, Domain
+
+    return list(db.session.execute(db.select(Domain.name).where(
+        Domain.account_id == g.account.id, Domain.status == ENABLED).order_by(Domain.name).limit(20)).scalars())
 
 
 def _corporate_member(membership_id):

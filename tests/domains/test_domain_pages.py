@@ -107,6 +107,11 @@ def test_one_pass__every_record_is_shown_from_the_start_and_one_check_now_is_eno
     run_jobs()
     page = signed_in.get(f"/accounts/{account.id}/domains/{domain.id}").get_data(as_text=True)
     assert "_portal-challenge.example.org" in page and "mail.example.org" in page and "v=spf1 mx ~all" in page
+    # The host as DNS providers' forms ask for it, beside each full name (pasting the full name
+    # there makes _portal-challenge.example.org.example.org).
+    assert page.count("Host at most DNS providers:") == 3
+    assert '<code>_portal-challenge</code> <button type="button" class="link copy" data-copy="_portal-challenge"' in page
+    assert page.count("providers: <code>@</code>") == 2
     db.session.refresh(domain)
     assert [record["type"] for record in domain.records] == ["TXT", "MX", "TXT"]
     assert domain.status == "pending"

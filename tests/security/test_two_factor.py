@@ -62,6 +62,8 @@ def test_app_enrolment__shows_a_qr_code_and_the_key_and_is_confirmed_by_a_first_
     assert "<svg" in setup and 'role="img"' in setup and "<title>QR code to scan</title>" in setup
     secret = secret_on_page(setup)
     assert len(secret) == 32
+    # A phone cannot scan its own screen: the same key opens in its app from a link.
+    assert 'href="otpauth://totp/' in setup and f"secret={secret}" in setup
 
     wrong = client.post("/profile/security/app/confirm", data={"code": "000000" if code_now(secret) != "000000"
                                                                else "111111"})

@@ -68,6 +68,9 @@ def test_create_form__keeps_what_was_typed(owner, account, domain, client, auth)
     page = response.get_data(as_text=True)
     assert response.status_code == 422
     assert 'value="Doe"' in page and 'value="jane@nowhere.example"' in page and "Enter the first name" in page
+    # The hint names the domains an address may be on (a walkthrough: the refusal named none).
+    assert "On one of the account&#39;s active domains: example.org." in page or \
+        "On one of the account's active domains: example.org." in page
 
 
 def test_settings_tab__only_for_corporate_users_and_saves(owner, account, domain, client, auth, make, app):
