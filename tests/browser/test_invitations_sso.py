@@ -129,7 +129,7 @@ def test_invitation__unregistered_person_registers_from_the_link_and_sees_the_sh
     expect(offers.get_by_text("Mailbox Delegate on team@example.org")).to_be_visible()
     screenshot(page, "invitation-edit-draft")
 
-    page.locator(".page-header").get_by_role("button", name="Send invitation").click()
+    page.get_by_role("button", name="Send invitation").click()
     expect(page.get_by_text("Invitation sent to nina@example.net.")).to_be_visible()
     expect(page.locator("h1 .badge")).to_have_text("pending")
     expect(page.locator(".page-header").get_by_role("button", name="Resend")).to_be_visible()

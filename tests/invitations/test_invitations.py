@@ -246,7 +246,11 @@ def test_invitation_pages__invite_grant_send_and_list_with_status(owner, account
     edit = response.headers["Location"]
     admin_role = db.session.execute(db.select(Role).where(Role.system_key == "administrator")).scalar_one()
     assert client.post(edit + "/grants", data={"scope": "account", "role_id": admin_role.id}).status_code == 302
-    assert "Account Administrator" in client.get(edit).get_data(as_text=True)
+    draft = client.get(edit).get_data(as_text=True)
+    assert "Account Administrator" in draft
+    # Sent after choosing what it grants: the button follows the choices, and says what it sends.
+    assert draft.index("Add mailbox access") < draft.index(">Send invitation</button>")
+    assert "It grants the 1 access listed above." in draft
     assert client.post(edit + "/send").status_code == 302
     run_jobs()
     assert smtp_sink.wait_for("new@example.net")
