@@ -92,6 +92,11 @@ def test_member_mailbox_tab__grants_a_mailbox_role_within_what_the_granter_holds
     assert mailbox_permissions(bob.user, account, mailbox.id) == {"mailbox.view", "mailbox.read", "mailbox.send_as"}
     page = client.get(f"/accounts/{account.id}/members/{bob.id}/mailboxes?mailbox={mailbox.id}").get_data(as_text=True)
     assert "Mailbox Delegate" in page
+    # A way back to the mailbox, and the roles to add leave out the one held (a walkthrough).
+    assert f'href="/accounts/{account.id}/mailboxes/{mailbox.id}">Go to the mailbox team@' in page
+    choices = page[page.index('<select name="role_id"'):]
+    choices = choices[:choices.index("</select>")]
+    assert f'value="{delegate.id}"' not in choices and f'value="{mailbox_owner.id}"' in choices
     # "Show its access" with nothing typed or picked says what to do (a walkthrough: it did nothing).
     page = client.get(f"/accounts/{account.id}/members/{bob.id}/mailboxes?mailbox_q=").get_data(as_text=True)
     assert "Type part of a mailbox&#39;s address, then pick the mailbox" in page
