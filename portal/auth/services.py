@@ -25,11 +25,13 @@ from portal.timeutil import utcnow
 
 
 ADDRESS_MAIL_KIND = "auth.address_mail"
-# Links asked for by address, by anyone: an address gets one at most every ADDRESS_MAIL_INTERVAL
-# and ADDRESS_MAILS_PER_DAY a day, for each purpose (a review: 25 anonymous requests mailed 25
-# links, each retiring the one before). Within those, the link mailed last keeps working.
+# Links asked for by address, by anyone: an address gets one at most every ADDRESS_MAIL_INTERVAL,
+# an interval that doubles with each one mailed in the last day, up to ADDRESS_MAIL_LONGEST, for
+# each purpose (a review: 25 anonymous requests mailed 25 links, each retiring the one before).
+# No fixed daily number: a stranger using it up would lock the person out of a reset for the day.
+# Within those, the link mailed last keeps working.
 ADDRESS_MAIL_INTERVAL = timedelta(minutes=2)
-ADDRESS_MAILS_PER_DAY = 10
+ADDRESS_MAIL_LONGEST = timedelta(hours=1)
 SUSPENDED_MESSAGE = _l("Your organisation has suspended your access to the portal. Ask its administrators.")
 
 
@@ -157,7 +159,10 @@ def _mailed_lately(user: User, purpose: str) -> bool:
             UserToken.user_id == user.id, UserToken.purpose == purpose,
             UserToken.created_at >= now - timedelta(days=1)))
     count, latest = db.session.execute(counted).one()
-    return count >= ADDRESS_MAILS_PER_DAY or (latest is not None and latest > now - ADDRESS_MAIL_INTERVAL)
+    if latest is None:
+        return False
+    wait = min(ADDRESS_MAIL_INTERVAL * 2 ** min(max(count - 1, 0), 10), ADDRESS_MAIL_LONGEST)
+    return latest > now - wait
 
 
 def verify_email(raw: str, *, password: str | None = None, new_password: str | None = None,

@@ -474,16 +474,24 @@ def check_job(job) -> None:
 CORPORATE_ACTIONS = ("user.create_corporate", "user.assign_corporate", "user.release_corporate")
 
 
-def _held_by_other_accounts(users: list[User], account: Account) -> set[int]:
-    """The ids of those among ``users`` who are, or were, another account's corporate users: that
-    account's people may have set their password or recovery address, or hold a link."""
+def _handed_over(users: list[User], account: Account) -> set[int]:
+    """The ids of those among ``users`` whom another account made or held at the name since this
+    account last did (or last took them over): that account's people may know how to sign in as
+    them. Read from the audit log, so that the domain enabled again later (a check failed once, or
+    it was disabled) takes nobody over twice."""
     held = {user.id for user in users if user.corporate_account_id not in (None, account.id)}
     ids = [str(user.id) for user in users]
     for start in range(0, len(ids), 1000):
-        held.update(int(found) for found in db.session.execute(db.select(AuditEvent.target_id).where(
-            AuditEvent.action.in_(CORPORATE_ACTIONS), AuditEvent.target_type == "user",
-            AuditEvent.target_id.in_(ids[start:start + 1000]), AuditEvent.account_id.is_not(None),
-            AuditEvent.account_id != account.id).distinct()).scalars())
+        chunk = ids[start:start + 1000]
+        latest = db.select(AuditEvent.target_id, db.func.max(AuditEvent.at)).where(
+            AuditEvent.target_type == "user", AuditEvent.target_id.in_(chunk)).group_by(AuditEvent.target_id)
+        elsewhere = dict(db.session.execute(latest.where(
+            AuditEvent.action.in_(CORPORATE_ACTIONS), AuditEvent.account_id.is_not(None),
+            AuditEvent.account_id != account.id)).all())
+        here = dict(db.session.execute(latest.where(
+            AuditEvent.action.in_(CORPORATE_ACTIONS + ("user.credentials_retired",)),
+            AuditEvent.account_id == account.id)).all())
+        held.update(int(found) for found, at in elsewhere.items() if found not in here or here[found] < at)
     return held
 
 
@@ -497,11 +505,12 @@ def assign_corporate_users(domain: Domain) -> None:
     account = db.session.get(Account, domain.account_id)
     users = [user for user in db.session.execute(db.select(User).where(User.email.like(f"%@{domain.name}")))
              .scalars() if user.email_domain == domain.name]
-    foreign = _held_by_other_accounts(users, account)
+    foreign = _handed_over(users, account)
     for user in users:
         if user.id in foreign and not user.is_superadmin:
-            retire_credentials(user)
-            record("user.credentials_retired", account=account, target=user, domain=domain.name)
+            revoked = retire_credentials(user)
+            record("user.credentials_retired", account=account, target=user, domain=domain.name,
+                   tokens_revoked=revoked)
         elif user.email_verified_at is None:
             # A registration nobody confirmed is not someone: anyone may register any address, with
             # a password of their own. It joins when it is confirmed (through the link mailed to it).
@@ -515,12 +524,20 @@ def assign_corporate_users(domain: Domain) -> None:
 def release_corporate_users(domain: Domain) -> None:
     """The account no longer holds the name (removed, or proven by another account): its corporate
     users there are its corporate users no more (it could give them links and set their recovery
-    address). They stay its members, as people from elsewhere are."""
+    address). They stay its members, as people from elsewhere are. Invitations to addresses there,
+    from any account, were mailed where this account's people may read: their links end (sent
+    again, they go where the name's next holder routes)."""
+    from portal.invitations.models import PENDING as INVITED, Invitation
+
     for user in db.session.execute(db.select(User).where(
             User.corporate_account_id == domain.account_id, User.email.like(f"%@{domain.name}"))).scalars():
         if user.email_domain == domain.name:
             user.is_corporate, user.corporate_account_id = False, None
             record("user.release_corporate", account=domain.account_id, target=user, domain=domain.name)
+    now = utcnow()
+    db.session.execute(db.update(Invitation).where(
+        Invitation.email.like(f"%@{domain.name}"), Invitation.status == INVITED, Invitation.expires_at > now,
+    ).values(expires_at=now).execution_options(synchronize_session=False))
 
 
 activation_hooks.append(assign_corporate_users)

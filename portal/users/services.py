@@ -238,19 +238,24 @@ def take_over_registration(user: User) -> None:
     sessions.end_all(user, sessions.EXPIRED)
 
 
-def retire_credentials(user: User) -> None:
-    """Everything that lets anyone sign in as ``user`` goes: their password, recovery address,
-    links, second factors and sessions. For a profile at a name another account held, whose
-    people may have set or read any of them (a review: an account removed its domain, another
-    proved it, and the first one's owner signed in as the second's user with the password they had
-    set through the onboarding link shown to them). Single sign-on stays: the provider decides."""
-    from portal.security.services import remove_every_factor
+def retire_credentials(user: User) -> int:
+    """What lets someone sign in or act as ``user`` without a second factor goes: their password,
+    recovery address, links, sessions and the API tokens they made. For a profile at a name another
+    account held, whose people may have set or read any of them (a review: an account removed its
+    domain, another proved it, and the first one's owner signed in as the second's user with the
+    password they had set through the onboarding link shown to them). Second factors stay: alone
+    they open nothing, and removing them is for whoever outranks the person (``reset_by_admin``).
+    Single sign-on stays: the provider decides. Returns how many tokens were revoked."""
+    from portal.tokens.models import ApiToken
 
     user.password_hash = None
     user.recovery_email, user.recovery_set_by_id, user.recovery_set_at = None, None, None
     for purpose in (tokens.VERIFY_EMAIL, tokens.RESET_PASSWORD, ONBOARDING):
         tokens.retire(user, purpose)
-    remove_every_factor(user)  # and every session
+    sessions.end_all(user, sessions.EXPIRED)
+    return db.session.execute(db.update(ApiToken).where(
+        ApiToken.created_by_id == user.id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
 
 
 def vacant_profile(user: User) -> bool:

@@ -112,16 +112,23 @@ def test_anyone_asking_again_and_again_gets_an_address_few_reset_links(client, m
     # The link mailed stays alive: nobody's requests retire it within the interval.
     assert db.session.execute(db.select(db.func.count(UserToken.id)).where(
         UserToken.used_at.is_(None))).scalar_one() == 1
-    # Past the interval, another; never more than the day's number.
-    for _ in range(auth_services.ADDRESS_MAILS_PER_DAY + 3):
-        _age_links(3)
+    # Past the interval, another; the interval doubles with each link mailed in the day.
+    def ask_after(minutes: float) -> int:
+        _age_links(minutes)
         client.post("/password/forgot", data={"email": "victim@example.org"})
         run_jobs()
-    assert len(smtp_sink.to("victim@example.org")) == auth_services.ADDRESS_MAILS_PER_DAY
-    _age_links(24 * 60)
-    client.post("/password/forgot", data={"email": "victim@example.org"})
-    run_jobs()
-    assert len(smtp_sink.to("victim@example.org")) == auth_services.ADDRESS_MAILS_PER_DAY + 1
+        return len(smtp_sink.to("victim@example.org"))
+
+    assert ask_after(3) == 2     # 2 minutes after the first
+    assert ask_after(3) == 2     # 4 after the second
+    assert ask_after(2) == 3
+    assert ask_after(7) == 3     # 8 after the third
+    for mailed in range(4, 8):
+        assert ask_after(61) == mailed
+    # Never more than an hour: strangers asking all day cannot keep the person from a reset.
+    for mailed in range(8, 14):
+        assert ask_after(58) == mailed - 1
+        assert ask_after(3) == mailed
 
 
 def test_anyone_asking_again_and_again_gets_a_registration_few_verification_links(client, make, run_jobs,
@@ -185,6 +192,13 @@ def test_a_domain_handed_over_leaves_the_former_holder_no_way_into_the_profiles_
     x.password_hash, x.email_verified_at = hash_password("set by the owner of A"), x.created_at
     x.recovery_email = "owner@example.org"
     z = make.user("z@handed-over.example", password="z's own passphrase")  # registered and confirmed
+    db.session.add(Grant(membership_id=membership_of(x, account).id, account_id=account.id, permission="audit.view"))
+    db.session.flush()
+    _token, xs_token = tokens.create(x, account, name="as x", scopes={"audit:read"}, expires_at=None)
+    from portal.invitations import services as invitations
+
+    invited = invitations.start(owner, account, "w@handed-over.example")
+    invitations.send_invitation(owner, invited)
     db.session.commit()
     y_membership = membership_of(y, account).id
     domains.remove_domain(owner, domain)
@@ -212,9 +226,21 @@ def test_a_domain_handed_over_leaves_the_former_holder_no_way_into_the_profiles_
     assert z.corporate_account_id == other.id and z.password_hash is not None
     auth.login("z@handed-over.example", "z's own passphrase")
     assert membership_of(x, other) is not None
+    # The token made as x and the invitation mailed while A held the name work no more.
+    assert tokens.authenticate(xs_token, "127.0.0.1") is None
+    db.session.refresh(invited)
+    assert invited.shown_status == "expired"
     # B gives them a way in; A cannot.
     assert users.send_onboarding(other_owner, other, y) is not None
     db.session.rollback()
+    # Taken over once: x's password set since stays when the domain is enabled again later.
+    x.password_hash = hash_password("x's own now")
+    db.session.commit()
+    domains.set_status(theirs, "action_required", "a check failed")
+    domains.set_status(theirs, ENABLED, "checked again")
+    db.session.commit()
+    db.session.refresh(x)
+    assert x.password_hash is not None
 
 
 def test_a_corporate_user_has_one_removal_the_one_that_decides_their_mailboxes(client, auth, make, owner, account,
