@@ -228,7 +228,7 @@ def test_invitation_in_french__owner_sets_the_accounts_language_invites_and_the_
     expect(page.get_by_text("Ajouté à l’invitation.")).to_be_visible()
     expect(_card(page, "Ce que l’invitation accorde")).to_contain_text("Administrateur du compte")
 
-    page.locator(".page-header").get_by_role("button", name="Envoyer l’invitation").click()
+    page.get_by_role("button", name="Envoyer l’invitation").click()
     expect(page.get_by_text("Invitation envoyée à nina@example.net.")).to_be_visible()
     expect(page.locator("h1 .badge")).to_have_text("en attente")
     expect(page.locator("main")).to_contain_text(re.compile(r"Envoyée le .+\s;\sle lien est valable jusqu’au "))
