@@ -330,11 +330,12 @@ def invitation_for_user(user: User, invitation_id: int) -> Invitation | None:
     return invitation if invitation is not None and invitation.email == user.email else None
 
 
-def _answer(invitation: Invitation, user: User, status: str) -> None:
-    """Move pending -> ``status`` once; a second answer (another tab) is refused."""
+def _answer(invitation: Invitation, user: User | None, status: str) -> None:
+    """Move pending -> ``status`` once; a second answer (another tab) is refused. ``user`` None: a
+    decline by the link of someone without a profile."""
     changed = db.session.execute(update(Invitation).where(
         Invitation.id == invitation.id, Invitation.status == PENDING, Invitation.expires_at > utcnow()
-    ).values(status=status, responded_at=utcnow(), user_id=user.id)).rowcount
+    ).values(status=status, responded_at=utcnow(), user_id=user.id if user is not None else None)).rowcount
     if changed != 1:
         db.session.rollback()
         raise InvitationError(_("This invitation was already answered, revoked or has expired."))
@@ -407,7 +408,21 @@ def decline(user: User, invitation: Invitation, *, by_link: bool = False) -> Non
     _tell_inviter(invitation, account, user, accepted=False)
 
 
-def _tell_inviter(invitation: Invitation, account: Account, user: User, *, accepted: bool) -> None:
+def decline_by_link(raw_token: str) -> Invitation:
+    """Decline through the invitation's link, without a profile: the link was mailed to the address,
+    so whoever opened it reads the address's mail, as for registering from it. Nothing is made."""
+    invitation = by_token(raw_token)
+    if not is_open(invitation):
+        raise InvitationError(_("This invitation link no longer works."))
+    _answer(invitation, None, DECLINED)
+    account = db.session.get(Account, invitation.account_id)
+    record("invitation.decline", account=account, target=invitation, actor=None, target_label=invitation.email,
+           via="link")
+    _tell_inviter(invitation, account, None, accepted=False)
+    return invitation
+
+
+def _tell_inviter(invitation: Invitation, account: Account, user: User | None, *, accepted: bool) -> None:
     inviter = invitation.invited_by
     if inviter is not None:
         send(inviter.email, "invitation_answered", for_account=account, account=account, invitation=invitation,

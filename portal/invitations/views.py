@@ -210,7 +210,24 @@ def register(token):
                 flash(_("Some of what the invitation offered is no longer available: %(offers)s.",
                         offers=", ".join(gone)), "info")
             return redirect(url_for("accounts.overview", account_id=invitation.account_id))
-    return render("invitations/register.html", status=422 if form.errors else 200, invitation=invitation, form=form)
+    return render("invitations/register.html", status=422 if form.errors else 200, invitation=invitation, form=form,
+                  token=token)
+
+
+@bp.route("/invitations/<token>/decline", methods=["POST"])
+@rule(PUBLIC)
+def decline_by_link(token):
+    """The invited person declines from the link, without making a profile (or logging in)."""
+    invitation = services.by_token(token)
+    if not services.is_open(invitation):
+        return _link_dead(invitation)
+    try:
+        services.decline_by_link(token)
+    except services.InvitationError as error:
+        db.session.rollback()
+        return render("invitations/link_dead.html", status=409, invitation=invitation, reason=str(error))
+    db.session.commit()
+    return render("invitations/declined.html", invitation=invitation)
 
 
 @bp.route("/profile/invites")

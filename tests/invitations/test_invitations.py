@@ -299,3 +299,39 @@ def test_invitation_list__shows_each_invitations_offers_in_order_in_the_readers_
                 in rows["first@example.net"])
         assert "<td>—</td>" in rows["second@example.net"]
         assert "<td>owner@example.org</td>" in rows["first@example.net"]
+
+
+def test_unregistered__declines_from_the_link_without_making_a_profile(owner, account, client, run_jobs, smtp_sink):
+    invitation = _sent(owner, account, "new@example.net", roles=("administrator",), run_jobs=run_jobs)
+    path = _link(smtp_sink, "new@example.net")
+    page = client.get(path + "/register").get_data(as_text=True)
+    assert f'action="{path}/decline"' in page and "Decline the invitation" in page
+    response = client.post(path + "/decline")
+    assert response.status_code == 200 and "You declined the invitation from Acme" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert invitation.status == DECLINED and invitation.user_id is None and invitation.responded_at is not None
+    assert db.session.execute(db.select(User).where(User.email == "new@example.net")).first() is None
+    assert db.session.execute(db.select(Membership).join(User).where(User.email == "new@example.net")).first() is None
+    run_jobs()
+    told = [m for m in smtp_sink.to("owner@example.org") if "declined" in m["Subject"]]
+    assert told and "new@example.net declined your invitation to Acme" == told[0]["Subject"]
+    assert "from the invitation's link" in smtp_sink.text(told[0])
+    # The link is spent: neither a second decline nor registering works, and the page says why.
+    again = client.post(path + "/decline")
+    assert again.status_code == 410 and "The invitation was declined." in again.get_data(as_text=True)
+    assert client.get(path + "/register").status_code == 410
+    from portal.audit.models import AuditEvent
+
+    event = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "invitation.decline")).scalar_one()
+    assert event.target_label == "new@example.net" and event.details.get("via") == "link"
+
+
+def test_decline_by_link__needs_the_link_and_a_form_token(owner, account, client, run_jobs, smtp_sink):
+    invitation = _sent(owner, account, "new@example.net", run_jobs=run_jobs)
+    path = _link(smtp_sink, "new@example.net")
+    assert client.post("/invitations/" + "x" * 43 + "/decline").status_code == 410
+    assert client.post("/invitations/" + "x" * 500 + "/decline").status_code == 410
+    assert client.post(path + "/decline", csrf=False).status_code == 400
+    assert client.post(path + "/decline", csrf="bad").status_code == 400
+    db.session.expire_all()
+    assert invitation.status == PENDING
