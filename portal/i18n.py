@@ -343,6 +343,10 @@ def labels(kind: str, mapping: dict[str, object]) -> None:
     LABELS.update({(kind, value): text for value, text in mapping.items()})
 
 
+def has_label(value, kind: str) -> bool:
+    return (kind, str(value)) in LABELS
+
+
 def label(value, kind: str) -> str:
     """``{{ mailbox.status|label("mailbox.status") }}``: the value as people read it in their
     language (the value itself when it has no label)."""

@@ -176,3 +176,26 @@ labels("audit.detail", {
     "via": _l("via"),
     "which": _l("which"),
 })
+
+# How some details' values read: the log keeps codes (a system role's key, a permission, a kind),
+# shown in the reader's language; a value without a label is shown as it was stored.
+DETAIL_VALUES = {"role": "role", "permission": "permission", "permissions": "permission", "added": "permission",
+                 "removed": "permission", "kind": "mailbox.kind", "scope": "scope", "operation": "mailbox.operation",
+                 "status": "mailbox.status"}
+labels("audit.value", {
+    "every row matching the filters": _l("every row matching the filters"),
+    "every row": _l("every row"),
+    "rows ticked": _l("the rows ticked"),
+    "shown to the administrator": _l("shown to the administrator"),
+    "keep": _l("kept"),
+    "disable": _l("turned off"),
+    "delete": _l("deleted"),
+    "password": _l("password"),
+    "second_factor": _l("password and second factor"),
+    "single_sign_on": _l("single sign-on"),
+    "sso": _l("single sign-on"),
+    "link": _l("the invitation's link"),
+    "invitation": _l("an invitation"),
+    "one": _l("this session"),
+    "others": _l("the other sessions"),
+})

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from flask_babel import gettext as _
@@ -8,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.audit import actions  # noqa: F401  (declares how actions and sources read)
 from portal.extensions import db
-from portal.i18n import label, shown
+from portal.i18n import has_label, label, shown, when
 from portal.timeutil import utcnow
 
 SYSTEM_ACTOR = "system"
@@ -71,7 +72,8 @@ class AuditEvent(db.Model):
         reason translated, yes or no, a list joined), the empty ones left out."""
         statuses = _STATUS_KINDS.get(self.target_type)
         return [(label(key, "audit.detail"),
-                 label(value, statuses) if statuses and key in ("before", "after", "status") else _detail_text(value))
+                 label(value, statuses) if statuses and key in ("before", "after", "status")
+                 else _detail_text(value, actions.DETAIL_VALUES.get(key, "audit.value")))
                 for key, value in (self.details or {}).items() if value not in (None, [], {}, "")]
 
     @property
@@ -88,11 +90,23 @@ class AuditEvent(db.Model):
 _STATUS_KINDS = {"domain": "domain.status", "mailbox": "mailbox.status"}
 
 
-def _detail_text(value) -> str:
+def _detail_text(value, family: str = "audit.value") -> str:
+    """A detail's value as people read it: a code of ``family`` by its label, a stored moment in
+    the reader's zone and language, a stored ``later`` text translated."""
     if isinstance(value, bool):
         return _("yes") if value else _("no")
     if isinstance(value, list):
-        return ", ".join(_detail_text(item) for item in value)
+        return ", ".join(_detail_text(item, family) for item in value)
     if isinstance(value, dict):
-        return ", ".join(f"{label(key, 'audit.detail')}: {_detail_text(item)}" for key, item in value.items())
+        return ", ".join(f"{label(key, 'audit.detail')}: {_detail_text(item, family)}" for key, item in value.items())
+    if isinstance(value, str):
+        if _MOMENT.fullmatch(value):
+            try:
+                return when(datetime.fromisoformat(value), "%Y-%m-%d %H:%M")
+            except ValueError:
+                return value
+        return label(value, family) if has_label(value, family) else str(shown(value))
     return str(shown(value))
+
+
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2})?")

@@ -151,3 +151,40 @@ def test_audit_log__details_read_in_the_readers_language_names_reasons_and_yes_o
     reasons = [item["details"]["reason"] for item in answer.get_json()["items"] if item["action"] == "domain.status"]
     assert reasons and reasons[0].startswith("Désactivé par un administrateur")
     assert all("\x1f" not in str(item["details"]) for item in answer.get_json()["items"])
+
+
+def test_audit_log__detail_values_that_are_codes_or_moments_read_in_the_readers_language(client, auth, make):
+    """A French reader saw 'role : administrator', 'type : shared' and '2026-12-14T09:30:00': the
+    codes the log keeps are shown by their labels, a stored moment in the reader's zone and words;
+    a value without a label (a custom role's name) is shown as stored."""
+    from portal.roles.services import system_role
+
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    administrator = system_role("administrator").name  # stored in English, as the log keeps it
+    db.session.add_all([
+        AuditEvent(action="access.grant_role", account_id=account.id, actor_label=owner.email,
+                   details={"role": administrator}),
+        AuditEvent(action="access.grant_role", account_id=account.id, actor_label=owner.email,
+                   details={"role": "Helpdesk crew"}),
+        AuditEvent(action="mailbox.create", account_id=account.id, actor_label=owner.email,
+                   details={"kind": "shared", "owner": None}),
+        AuditEvent(action="access.set_permissions", account_id=account.id, actor_label=owner.email,
+                   details={"added": ["mailboxes.manage"], "removed": []}),
+        AuditEvent(action="token.create", account_id=account.id, actor_label=owner.email,
+                   details={"expires": "2026-12-14T09:30:00", "scopes": ["users:read"]}),
+        AuditEvent(action="bulk.start", account_id=account.id, actor_label=owner.email,
+                   details={"selection": "rows ticked", "rows": 3}),
+        AuditEvent(action="user.remove_corporate", account_id=account.id, actor_label=owner.email,
+                   details={"mailboxes": "disable"}),
+    ])
+    owner.locale, owner.timezone = "fr", "Europe/Paris"
+    db.session.commit()
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/audit").get_data(as_text=True)
+    assert administrator == "Account Administrator" and f"rôle\u00a0: Administrateur du compte" in page
+    assert "rôle\u00a0: Helpdesk crew" in page
+    assert "type\u00a0: partagée" in page and "shared" not in page
+    assert "2026-12-14T09:30" not in page and "10:30" in page  # 09:30 UTC is 10:30 in Paris in December
+    assert "sélection\u00a0: les lignes cochées" in page and "rows ticked" not in page
+    assert "mailboxes.manage" not in page
