@@ -76,7 +76,11 @@ class Connection:
 
     @property
     def backend_label(self) -> str:
-        return backend_class(self.backend).label
+        """The backend's name as people read it: a product's own name as it is, a description (the
+        built-in one's) in their language (``labels("backend", ...)`` in ``portal.domains``)."""
+        from portal.i18n import label
+
+        return label(backend_class(self.backend).label, "backend")
 
     def redacted(self) -> dict[str, str]:
         """The configuration to display, secrets replaced by ``base.REDACTED``."""

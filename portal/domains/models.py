@@ -24,10 +24,12 @@ labels("domain.status", {PENDING: _l("Pending"), ACTION_REQUIRED: _l("Action req
 labels("domain.check_trigger", {"manual": _l("manual"), "scheduled": _l("scheduled"), "added": _l("added"),
                                 "enabled": _l("enabled again")})
 # How a record compares with what is published (portal.domains.dns).
-labels("domain.record_state", {"ok": _l("OK"), "missing": _l("Missing"), "wrong": _l("Wrong"),
+labels("domain.record_state", {"ok": _l("OK"), "missing": _l("Missing"), "wrong": _l("Does not match"),
                                "unknown": _l("Not checked")})
 # How far the backend has taken the domain's settings (Domain.settings_state).
 labels("domain.settings_state", {"pending": _l("pending"), "applied": _l("applied"), "failed": _l("failed")})
+# The backends' names that describe rather than name them (``Connection.backend_label``).
+labels("backend", {"Local (built in)": _l("Local (built in)")})
 
 
 class Domain(db.Model):

@@ -45,6 +45,14 @@ def test_domain_page__is_in_french_for_a_french_profile(french, account):
     assert "Records to publish" not in page and "Check now" not in page
 
 
+def test_mailbox_page__names_the_built_in_backend_in_french(french, owner, account):
+    domain = enabled_domain(owner, account)
+    mailbox = mailboxes.create_mailbox(owner, account, domain, "team")
+    db.session.commit()
+    page = french.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}").get_data(as_text=True)
+    assert "local (Locale (intégrée))" in page and "Local (built in)" not in page
+
+
 def test_domain_list_and_settings__are_in_french(french, owner, account):
     domain = enabled_domain(owner, account)
     listing = french.get(f"/accounts/{account.id}/domains").get_data(as_text=True)
