@@ -172,14 +172,32 @@
     });
   }
 
+  // Lists on a phone: a table marked "stacked" shows each row as a card, each cell under its
+  // column's name (CSS, under 40rem); the names are copied here from the header into data-label.
+  // Without this file the table scrolls sideways in its box, as any wide table does.
+  function labelStackedCells(root) {
+    (root || document).querySelectorAll("table.stacked").forEach(function (table) {
+      var names = Array.prototype.map.call(table.querySelectorAll("thead th"), function (heading) {
+        return textOf(heading).replace(/\s*[▲▼]$/, "");  // a sorted column's arrow is for the header
+      });
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        Array.prototype.forEach.call(row.children, function (cell, index) {
+          if (names[index] && !cell.hasAttribute("colspan")) { cell.setAttribute("data-label", names[index]); }
+        });
+      });
+      table.classList.add("labelled");
+    });
+  }
+
   var resizing = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizing);
     resizing = setTimeout(reachableScrollers, 150);
   });
-  document.addEventListener("htmx:afterSettle", reachableScrollers);
+  document.addEventListener("htmx:afterSettle", function () { labelStackedCells(); reachableScrollers(); });
   document.addEventListener("DOMContentLoaded", function () {
     changedStatuses(document.body, false);
+    labelStackedCells();
     reachableScrollers();
   });
 })();

@@ -108,8 +108,11 @@ def test_accessibility__every_page_and_state_has_no_wcag_a_or_aa_violation(
     page.goto(first_link(smtp_sink.text(invitation), "/invitations/"))
     expect(page).to_have_url(re.compile(r"/register$"))
     audit.check("register from an invitation")
-    _submit_wrong(page, "main form")
+    _submit_wrong(page, "main form:not(.decline)")
     audit.check("register from an invitation, with errors")
+    page.locator("main form.decline button").click()
+    expect(page.locator("main h1")).to_have_text("Invitation declined" if language == "en" else "Invitation déclinée")
+    audit.check("invitation declined from its link")
     audit.visit(urlsplit(scene["welcome"]).path, "welcome: choose a password")
     audit.visit("/accessibility", "accessibility statement, signed out")
 

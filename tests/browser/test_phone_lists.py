@@ -1,0 +1,63 @@
+"""Lists on a phone (390 px): each row is a card with every cell under its column's name, the page
+never scrolls sideways, and a search brought by htmx is laid out the same way; on a desktop the
+same lists stay tables."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from portal.domains.models import ENABLED
+from portal.domains.services import add_domain
+from portal.extensions import db
+from portal.roles.services import create_role
+from tests.browser.helpers import log_in, settled
+from tests.seeding import seed
+
+pytestmark = pytest.mark.browser
+
+LISTS = ("members", "mailboxes", "invitations", "audit", "domains", "roles")
+
+
+@pytest.fixture
+def filled(owner, account):
+    domain = add_domain(owner, account, "example.org", "local")
+    domain.status, domain.verified_at = ENABLED, domain.created_at
+    staff = create_role(owner, account, name="Staff", scope="account", description="", permissions={"members.view"})
+    db.session.commit()
+    seed(account, domain, staff, 40, 10)
+
+
+def _layout(page: Page) -> dict:
+    return page.evaluate("""() => {
+        const table = document.querySelector("table.stacked");
+        const row = table.querySelector("tbody tr");
+        const cells = Array.from(row.children);
+        return {overflow: document.documentElement.scrollWidth - window.innerWidth,
+                rowDisplay: getComputedStyle(row).display,
+                labels: cells.map(cell => cell.getAttribute("data-label")),
+                before: getComputedStyle(cells[cells.length - 1], "::before").content,
+                tableWidth: table.getBoundingClientRect().width};
+    }""")
+
+
+def test_lists_on_a_phone__rows_are_cards_with_named_cells_and_nothing_scrolls_sideways(
+        page: Page, live_server, account, filled):
+    log_in(page, live_server, "owner@example.org")
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in LISTS:
+        page.goto(live_server.url(f"/accounts/{account.id}/{path}"))
+        layout = _layout(page)
+        assert layout["overflow"] <= 0, (path, layout)
+        assert layout["rowDisplay"] == "block" and layout["tableWidth"] <= 390, (path, layout)
+        assert all(layout["labels"]) and layout["before"].strip('"') == layout["labels"][-1], (path, layout)
+    page.goto(live_server.url(f"/accounts/{account.id}/members"))
+    assert _layout(page)["labels"][:3] == ["Select", "Person", "Name"]  # the sort arrow stays in the header
+    page.get_by_label("Search").fill("person1")
+    expect(page.locator("#member-list tbody tr")).to_have_count(10)  # of 41: the list swapped by htmx
+    settled(page)
+    layout = _layout(page)
+    assert layout["rowDisplay"] == "block" and all(layout["labels"]) and layout["overflow"] <= 0, layout
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert _layout(page)["rowDisplay"] == "table-row"
