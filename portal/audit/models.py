@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from flask_babel import gettext as _
@@ -73,6 +72,7 @@ class AuditEvent(db.Model):
         statuses = _STATUS_KINDS.get(self.target_type)
         return [(label(key, "audit.detail"),
                  label(value, statuses) if statuses and key in ("before", "after", "status")
+                 else _moment_text(value) if key in MOMENTS and isinstance(value, str)
                  else _detail_text(value, actions.DETAIL_VALUES.get(key, "audit.value")))
                 for key, value in (self.details or {}).items() if value not in (None, [], {}, "")]
 
@@ -100,13 +100,19 @@ def _detail_text(value, family: str = "audit.value") -> str:
     if isinstance(value, dict):
         return ", ".join(f"{label(key, 'audit.detail')}: {_detail_text(item, family)}" for key, item in value.items())
     if isinstance(value, str):
-        if _MOMENT.fullmatch(value):
-            try:
-                return when(datetime.fromisoformat(value), "%Y-%m-%d %H:%M")
-            except ValueError:
-                return value
         return label(value, family) if has_label(value, family) else str(shown(value))
     return str(shown(value))
 
 
-_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2})?")
+# The details the code stores as moments (``_jsonable``: a datetime's ISO form); free text that
+# looks like one (a token's or a role's name) stays text.
+MOMENTS = frozenset({"expires"})
+
+
+def _moment_text(value: str) -> str:
+    """A stored moment in the reader's zone and words; one that cannot be read or shown there
+    (malformed, or out of range once moved to their zone) as it was stored."""
+    try:
+        return when(datetime.fromisoformat(value), "%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError):
+        return value

@@ -188,3 +188,26 @@ def test_audit_log__detail_values_that_are_codes_or_moments_read_in_the_readers_
     assert "2026-12-14T09:30" not in page and "10:30" in page  # 09:30 UTC is 10:30 in Paris in December
     assert "sélection\u00a0: les lignes cochées" in page and "rows ticked" not in page
     assert "mailboxes.manage" not in page
+
+
+def test_audit_log__free_text_that_looks_like_a_moment_stays_text_and_never_fails_the_page(client, auth, make):
+    """A review: a role or passkey named '0001-01-01T00:00+01:00' was read as a moment and moved to
+    the reader's zone, which overflowed: the log answered 500 for everyone. Only details the code
+    stores as moments are read so, and one out of range shows as stored."""
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    edge = "0001-01-01T00:00+01:00"
+    db.session.add_all([
+        AuditEvent(action="access.grant_role", account_id=account.id, actor_label=owner.email, details={"role": edge}),
+        AuditEvent(action="security.passkey_added", account_id=account.id, actor_label=owner.email,
+                   details={"name": "2026-12-14T09:30:00"}),
+        AuditEvent(action="token.create", account_id=account.id, actor_label=owner.email, details={"expires": edge}),
+    ])
+    owner.timezone = "Pacific/Kiritimati"
+    db.session.commit()
+    auth.login("owner@example.org")
+    response = client.get(f"/accounts/{account.id}/audit")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert page.count(edge) == 2  # the role's name, and the moment that cannot be shown in the zone
+    assert "name: 2026-12-14T09:30:00" in page  # a name is text, whatever it looks like
