@@ -27,14 +27,16 @@ LABEL_LIMIT = 254  # characters of a target's label the log keeps (an address's,
 
 
 def record(action: str, *, account=None, target=None, target_label: str | None = None,
-           actor=None, source: str | None = None, **details) -> AuditEvent:
-    if actor is None and has_request_context() and current_user.is_authenticated:
+           actor=None, source: str | None = None, actor_label: str | None = None, **details) -> AuditEvent:
+    """``actor_label`` names an actor without a profile (whoever opened a link mailed to an
+    address): nobody signed in is taken for them."""
+    if actor is None and actor_label is None and has_request_context() and current_user.is_authenticated:
         actor = current_user._get_current_object()
     event = AuditEvent(
         action=action,
         account_id=getattr(account, "id", account),
         actor_id=getattr(actor, "id", None),
-        actor_label=actor.email if actor is not None else SYSTEM_ACTOR,
+        actor_label=actor.email if actor is not None else (actor_label or SYSTEM_ACTOR),
         details=_jsonable(details),
     )
     if target is not None:

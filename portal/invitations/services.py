@@ -414,10 +414,15 @@ def decline_by_link(raw_token: str) -> Invitation:
     invitation = by_token(raw_token)
     if not is_open(invitation):
         raise InvitationError(_("This invitation link no longer works."))
+    if find_user(invitation.email) is not None:
+        # A person with a profile answers signed in as it: an invitation to them is sent without
+        # asking who else reads the address (``_refuse_read_by_others``), so the link alone is not them.
+        raise InvitationError(_("This address already has a profile: log in to answer the invitation."))
     _answer(invitation, None, DECLINED)
     account = db.session.get(Account, invitation.account_id)
-    record("invitation.decline", account=account, target=invitation, actor=None, target_label=invitation.email,
-           via="link")
+    # Whoever opened the link, not whoever may be signed in in this browser.
+    record("invitation.decline", account=account, target=invitation, actor_label=invitation.email,
+           target_label=invitation.email, via="link")
     _tell_inviter(invitation, account, None, accepted=False)
     return invitation
 

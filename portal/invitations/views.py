@@ -221,6 +221,8 @@ def decline_by_link(token):
     invitation = services.by_token(token)
     if not services.is_open(invitation):
         return _link_dead(invitation)
+    if find_user(invitation.email) is not None:
+        return redirect(url_for("invitations.landing", token=token))  # to answer signed in as it
     try:
         services.decline_by_link(token)
     except services.InvitationError as error:

@@ -324,6 +324,37 @@ def test_unregistered__declines_from_the_link_without_making_a_profile(owner, ac
 
     event = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "invitation.decline")).scalar_one()
     assert event.target_label == "new@example.net" and event.details.get("via") == "link"
+    assert event.actor_label == "new@example.net" and event.actor_id is None
+
+
+def test_decline_by_link__is_filed_under_the_link_not_whoever_is_signed_in(owner, account, make, client, auth,
+                                                                           run_jobs, smtp_sink):
+    """A review: the decline was filed as the doing of whoever happened to be signed in."""
+    from portal.audit.models import AuditEvent
+
+    make.member(account, make.user("bystander@example.org"))
+    _sent(owner, account, "new@example.net", run_jobs=run_jobs)
+    path = _link(smtp_sink, "new@example.net")
+    auth.login("bystander@example.org")
+    assert client.post(path + "/decline").status_code == 200
+    event = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "invitation.decline")).scalar_one()
+    assert (event.actor_label, event.actor_id) == ("new@example.net", None)
+
+
+def test_decline_by_link__is_not_for_an_address_with_a_profile(owner, account, make, client, run_jobs, smtp_sink):
+    """A review: an invitation to someone with a profile is sent without asking who else reads the
+    address (they answer signed in): the link alone declined it in their place, and the inviter was
+    told they had. Its decline leads to logging in, and the invitation waits."""
+    make.user("rita@example.net")
+    invitation = _sent(owner, account, "rita@example.net", run_jobs=run_jobs)
+    path = _link(smtp_sink, "rita@example.net")
+    response = client.post(path + "/decline")
+    assert response.status_code == 302 and response.headers["Location"].endswith(path)
+    assert client.get(path).headers["Location"].startswith("/login")
+    with pytest.raises(services.InvitationError):
+        services.decline_by_link(path.rsplit("/", 1)[-1])
+    db.session.expire_all()
+    assert invitation.status == PENDING
 
 
 def test_decline_by_link__needs_the_link_and_a_form_token(owner, account, client, run_jobs, smtp_sink):
