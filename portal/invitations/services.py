@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import update
+from sqlalchemy import or_, update
 
 from portal.accounts.models import Account, Membership
 from portal.accounts.services import add_member
@@ -222,10 +222,14 @@ def _refuse_read_by_others(email: str, account: Account) -> None:
     refusal = InvitationError(_("Mail to %(email)s reaches a mailbox other people may read: one of them could answer "
                                 "the invitation instead of the person invited. Invite them at an address only they "
                                 "read.", email=email), field="email")
+    # By name: at the address, an alias or a domain alias, or name@ for name+tag@ (mail servers
+    # deliver it there; a review: an invitation to team+boss@ waited in team@ for whoever was later
+    # given its password, with no more than the right to take it).
+    named = {mailbox.id for mailbox in receiving(email, catch_all=False)}
     for mailbox in receiving(email):
         if mailbox.status == DELETED or mailbox.account_id != account.id:
             continue
-        if email in received_addresses(mailbox):
+        if mailbox.id in named or email in received_addresses(mailbox):
             raise refusal
         for reader in readers_of(mailbox):
             person = db.session.get(User, reader)
@@ -240,16 +244,25 @@ def expire_links_to(addresses, account_id: int) -> int:
     reads this account's mailboxes is no reason to stop them (``_refuse_read_by_others``), and
     ending them would tell that account what this one routes."""
     # Someone with a profile answers only signed in as it (a mailbox of their own at their address,
-    # made when they joined, is no reason to end their invitations).
-    addresses = set(addresses) - set(db.session.execute(
-        db.select(User.email).where(User.email.in_(sorted(addresses)))).scalars())
+    # made when they joined, is no reason to end their invitations). name+tag@ reaches name@ too
+    # (ending one that something else has by name costs a new sending, which checks who reads it).
+    addresses = set(addresses)
     if not addresses:
         return 0
+    tagged = [Invitation.email.like(f"{_like_escaped(local)}+%@{_like_escaped(name)}", escape="\\")
+              for local, _at, name in (address.partition("@") for address in sorted(set(addresses)))
+              if "+" not in local]
+    matching = [Invitation.email.in_(sorted(addresses)), *tagged]
     expired = db.session.execute(update(Invitation).where(
-        Invitation.account_id == account_id, Invitation.email.in_(sorted(addresses)), Invitation.status == PENDING,
-        Invitation.expires_at > utcnow()
+        Invitation.account_id == account_id, or_(*matching), Invitation.status == PENDING,
+        Invitation.expires_at > utcnow(),
+        ~db.exists().where(User.email == Invitation.email)
     ).values(expires_at=utcnow()).execution_options(synchronize_session=False)).rowcount
     return expired
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # -- sending -------------------------------------------------------------------------

@@ -349,3 +349,33 @@ def test_routing_here_leaves_another_accounts_links_as_they_are(owner, account, 
     assert "pending invitation" not in answer.get_data(as_text=True)
     db.session.expire_all()
     assert all(services.is_open(db.session.get(Invitation, invitation.id)) for invitation in sent.values())
+
+
+def test_a_tagged_address_reaches_the_mailbox_of_its_untagged_name_and_is_not_invited(owner, account, lena):
+    """A review: an invitation to team+boss@ was sent while nobody read team@ yet, and waited there
+    for whoever was later given team@'s password (the right to take it was enough), whose link made
+    them an Administrator. Mail servers deliver name+tag@ to name@: it is received by name."""
+    _person, mailbox, domain = lena
+    mailboxes.create_mailbox(owner, account, domain, "team")
+    mailboxes.add_alias(owner, mailbox, "desk@example.org")
+    db.session.commit()
+    for address in ("team+boss@example.org", "desk+night@example.org", "lena+x@example.org"):
+        with pytest.raises(services.InvitationError, match=REFUSED):
+            services.send_invitation(owner, _invitation(owner, account, address))
+        db.session.rollback()
+
+
+def test_a_new_mailbox_ends_the_links_mailed_to_its_name_with_a_tag_and_only_those(owner, account, lena, run_jobs):
+    _person, _mailbox, domain = lena
+    sent = {}
+    for address in ("sales+lead@example.org", "sa1es+x@example.org", "sales@example.org.evil", "salesx@example.org"):
+        sent[address] = _invitation(owner, account, address)
+        services.send_invitation(owner, sent[address])
+    db.session.commit()
+    mailboxes.create_mailbox(owner, account, domain, "sales")
+    mailboxes.create_mailbox(owner, account, domain, "sa_es")  # '_' is no wildcard here
+    db.session.commit()
+    db.session.expire_all()
+    assert {address: services.is_open(invitation) for address, invitation in sent.items()} == {
+        "sales+lead@example.org": False, "sa1es+x@example.org": True, "sales@example.org.evil": True,
+        "salesx@example.org": True}
