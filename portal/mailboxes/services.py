@@ -548,6 +548,10 @@ def _require_outranks_holder(actor: User, mailbox: Mailbox) -> None:
             raise MailboxError(_("%(address)s receives the mail of %(person)s's login address, and they hold rights "
                                  "you do not hold: only they, or someone who holds all their rights, may get its "
                                  "password.", address=mailbox.address, person=holder.email))
+    if mailbox.backend_admin and not is_owner(actor, account.id):
+        raise MailboxError(_("%(address)s is the server's administrator: it can change the password of every "
+                             "mailbox on the server, and so read anyone's mail. Only an owner of the account may "
+                             "get its password.", address=mailbox.address))
     caught = catches_all(mailbox)
     if caught and not is_owner(actor, account.id):
         raise MailboxError(_("%(address)s is the catch-all of %(domains)s: it receives the mail of every address "
@@ -1117,11 +1121,15 @@ def administered_by_other_accounts(connection: str, account_id: int) -> bool:
         Mailbox.status != DELETED).limit(1)).first() is not None
 
 
+OWNERS_MAKE_ADMINS = _l("Only an owner of the account may make a mailbox the server's administrator: it can "
+                        "change the password of every mailbox on the server.")
+
+
 def set_backend_admin(actor: User, mailbox: Mailbox, admin: bool) -> None:
     """Push the backend's own administrator privilege (box-wide on Mail-in-a-Box), so only
     those who manage every mailbox of the account may change it, and only on a server that
     serves no other account's domain (its administrators manage every mailbox it holds)."""
-    from portal.roles.services import account_permissions
+    from portal.roles.services import account_permissions, is_owner
 
     _require_live(mailbox)
     if not capabilities_of(mailbox).mailbox_admin_privilege:
@@ -1132,6 +1140,19 @@ def set_backend_admin(actor: User, mailbox: Mailbox, admin: bool) -> None:
         raise MailboxError(_("Only those who manage every mailbox of the account may change this."))
     if admin and serves_other_accounts(mailbox.domain.connection, mailbox.account_id):
         raise MailboxError(later(SHARED_SERVER))
+    if admin:
+        # Whoever reads the mailbox may set the password of every mailbox on the server, an owner's
+        # among them, and so read their password resets (a review: an Administrator made a shared
+        # mailbox whose password they held the server's administrator, and reset the Owner's
+        # mailbox): only owners, who outrank everyone in the account, may make it so, and only for
+        # a mailbox that owners alone read.
+        if not is_owner(actor, account.id):
+            raise MailboxError(later(OWNERS_MAKE_ADMINS))
+        readers = [db.session.get(User, reader) for reader in readers_of(mailbox)]
+        if any(person is not None and not is_owner(person, account.id) for person in readers):
+            raise MailboxError(_("%(address)s is read by someone who is not an owner of the account: the server's "
+                                 "administrator can change the password of every mailbox on the server. Make "
+                                 "it the administrator only while owners alone read it.", address=mailbox.address))
     mailbox.backend_admin = admin
     _start(mailbox, "set_admin")
     record("mailbox.set_backend_admin", account=mailbox.account_id, target=mailbox, actor=actor, admin=admin)

@@ -132,3 +132,67 @@ def test_nor_on_a_box_holding_what_a_deleted_account_left_there(box, make, run_j
                            auth=(box_a.address, emulator.users[box_a.address]["password"]), timeout=5)
     assert answer.status_code in (401, 403)
     assert emulator.users["ceo@closed.example.org"]["status"] == "inactive"
+
+
+def test_only_an_owner_makes_the_box_administrator_and_only_of_a_mailbox_owners_alone_read(
+        alone, box, make, client, auth, run_jobs):
+    """A review: an Administrator (not an Owner) made a shared mailbox whose password they held the
+    box's administrator, and set the Owner's mailbox password through the box's own API; the
+    portal would mail the Owner's password resets there. The privilege reaches every mailbox of
+    the box: only an owner gives it, to a mailbox owners alone read, and only an owner gets the
+    password of a mailbox that holds it."""
+    from portal.mailboxes import services as mailboxes
+    from portal.accounts.models import Membership
+    from portal.roles.models import Grant
+
+    emulator, _environ, connection = box
+    account_a, box_a = alone
+    admin = make.member(account_a, make.user("admin@elsewhere.example"), roles=("administrator",)).user
+    tools = create_mailbox(admin, account_a, box_a.domain, "tools")
+    db.session.commit()
+    run_jobs()
+    mailboxes.reveal_secret(admin, db.session.get(Mailbox, tools.id))
+    db.session.commit()
+    auth.login("admin@elsewhere.example")
+    answer = client.post(f"/accounts/{account_a.id}/mailboxes/{tools.id}/backend-admin", data={"admin": "yes"},
+                         follow_redirects=True)
+    assert "Only an owner of the account may make a mailbox the server" in answer.get_data(as_text=True)
+    run_jobs()
+    assert db.session.get(Mailbox, tools.id).backend_admin is False
+    assert "admin" not in emulator.users[tools.address]["privileges"]
+    auth.logout()
+
+    # The owner may not either while the Administrator reads it (they were given its password).
+    alice = db.session.execute(db.select(Membership).where(Membership.account_id == account_a.id,
+                                                           Membership.user_id != admin.id)).scalars().first().user
+    with pytest.raises(mailboxes.MailboxError, match="read by someone who is not an owner"):
+        mailboxes.set_backend_admin(alice, db.session.get(Mailbox, tools.id), True)
+    db.session.rollback()
+    # A mailbox owners alone read may be; its password is then the owners' alone to get.
+    mailboxes.set_backend_admin(alice, db.session.get(Mailbox, box_a.id), True)
+    db.session.commit()
+    run_jobs()
+    holder = make.member(account_a, make.user("helper@elsewhere.example"))
+    for permission in ("mailbox.view", "mailbox.password"):
+        db.session.add(Grant(membership_id=holder.id, account_id=account_a.id, permission=permission,
+                             mailbox_id=box_a.id))
+    db.session.commit()
+    for person in (admin, holder.user):
+        with pytest.raises(mailboxes.MailboxError, match="is the server's administrator"):
+            mailboxes.reveal_secret(person, db.session.get(Mailbox, box_a.id))
+        db.session.rollback()
+        with pytest.raises(mailboxes.MailboxError, match="is the server's administrator"):
+            mailboxes.reset_password(person, db.session.get(Mailbox, box_a.id))
+        db.session.rollback()
+    mailboxes.reveal_secret(alice, db.session.get(Mailbox, box_a.id))  # the owner may
+
+
+def test_the_mailbox_page_offers_the_privilege_to_owners_only(alone, make, client, auth):
+    account_a, box_a = alone
+    make.member(account_a, make.user("admin@elsewhere.example"), roles=("administrator",))
+    auth.login("admin@elsewhere.example")
+    page = client.get(f"/accounts/{account_a.id}/mailboxes/{box_a.id}").get_data(as_text=True)
+    assert "Only an owner of the account may make a mailbox" in page and "Make administrator" not in page
+    auth.logout()
+    auth.login("alice@a-owners.example")
+    assert "Make administrator" in client.get(f"/accounts/{account_a.id}/mailboxes/{box_a.id}").get_data(as_text=True)
