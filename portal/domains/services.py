@@ -511,6 +511,7 @@ def assign_corporate_users(domain: Domain) -> None:
             revoked = retire_credentials(user)
             record("user.credentials_retired", account=account, target=user, domain=domain.name,
                    tokens_revoked=revoked)
+            _leave_elsewhere(user, account, domain)
         elif user.email_verified_at is None:
             # A registration nobody confirmed is not someone: anyone may register any address, with
             # a password of their own. It joins when it is confirmed (through the link mailed to it).
@@ -519,6 +520,25 @@ def assign_corporate_users(domain: Domain) -> None:
         if not user.is_corporate or user.corporate_account_id != account.id:
             user.is_corporate, user.corporate_account_id = True, account.id
             record("user.assign_corporate", account=account, target=user, domain=domain.name)
+
+
+def _leave_elsewhere(user: User, account: Account, domain: Domain) -> None:
+    """A profile taken over leaves every other account, with what it held there: its memberships
+    were answered, and its rights given, to whoever read the address then; whoever reads it now
+    would hold them (a review: the former holder made its user an Administrator, gave the name up,
+    and the new holder's person at that address signed in as its Administrator; and a right held
+    there stopped the new holder giving its own person a way in). Each account may invite them
+    again: the invitation goes where the name's holder now routes."""
+    from portal.accounts.models import Membership
+    from portal.audit.models import SYSTEM_ACTOR
+
+    for membership in db.session.execute(db.select(Membership).where(
+            Membership.user_id == user.id, Membership.account_id != account.id)).scalars():
+        record("member.remove", account=membership.account_id, target=user, actor_label=SYSTEM_ACTOR,
+               domain=domain.name, reason=later("Another account proved the domain of their address: whoever "
+                                                "reads its mail now is not the person who joined."))
+        db.session.delete(membership)
+    db.session.flush()
 
 
 def release_corporate_users(domain: Domain) -> None:
