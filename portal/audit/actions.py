@@ -60,6 +60,7 @@ labels("audit.action", {
     "token.create": _l("API token made"),
     "token.revoke": _l("API token revoked"),
     "user.assign_corporate": _l("Made a corporate user of the account"),
+    "user.address_proven": _l("Address proven by a link the account's mail server delivered"),
     "user.change_password": _l("Password changed"),
     "user.create_corporate": _l("Corporate user created"),
     "user.create_superadmin": _l("Superadmin created"),

@@ -198,7 +198,7 @@ def verify_email(raw: str, *, password: str | None = None, new_password: str | N
         _set_password(user, new_password)
         if name is not None:
             user.name = name.strip()  # whoever registered chose the one it had
-    user.prove_address()
+    prove_address(user)
     record("user.verify_email", target=user, actor=user, new_password=new_password is not None)
     assign_if_corporate(user)
     return user
@@ -288,6 +288,21 @@ def authenticate(email: str, password: str, ip: str, device: str | None = None) 
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
+
+
+def prove_address(user: User) -> None:
+    """A link mailed to the person's address was opened (or a provider vouched for it): the address
+    is proven. Where an account holds the name's proven copy, its mail server delivered that mail,
+    so its people may have read it: the account's log keeps it (``user.address_proven``), and when
+    another account proves the name later, the profile is taken over as one this account held
+    (``domains.services._handed_over``; a review: a profile registered and confirmed through the
+    former holder's mail, the domain not yet enabled there, kept its password under the new holder)."""
+    from portal.domains import ownership
+
+    user.prove_address()
+    holder = ownership.proven_copy(user.email_domain)
+    if holder is not None and ownership.holds(holder):
+        record("user.address_proven", account=holder.account_id, target=user, actor=user)
 
 
 # How the person of a session proved who they were (``UserSession.signed_in_with``).
@@ -406,7 +421,7 @@ def reset_password(raw: str, password: str) -> User:
     _set_password(user, password)
     # The link arrived in their mailbox: that proves the address too (and confirms a registration).
     confirming = not user.is_verified
-    user.prove_address()
+    prove_address(user)
     if confirming:
         assign_if_corporate(user)
     # Whoever guessed at the password before no longer keeps the owner out.

@@ -18,7 +18,7 @@ from portal.audit.services import record
 from portal.auth import sessions
 from portal.auth.models import User
 from portal.auth.services import (SUSPENDED_MESSAGE, AuthError, assign_if_corporate, find_user, normalize_email,
-                                   reset_withheld)
+                                   prove_address, reset_withheld)
 from portal.extensions import db
 from portal.timeutil import utcnow
 
@@ -125,7 +125,7 @@ def reconcile(claims: dict) -> User:
             confirming = not user.is_verified
             user.password_hash = None
             sessions.end_all(user, sessions.EXPIRED)
-            user.prove_address()
+            prove_address(user)
             if confirming:
                 assign_if_corporate(user)
         record("user.link_sso", target=user, actor=user)

@@ -472,12 +472,14 @@ def check_job(job) -> None:
 
 # What makes, and unmakes, someone an account's corporate user, as its audit log keeps it.
 CORPORATE_ACTIONS = ("user.create_corporate", "user.assign_corporate", "user.release_corporate")
+# And what shows an account's mail server delivered a link that proved the person's address.
+HELD_ACTIONS = CORPORATE_ACTIONS + ("user.address_proven",)
 
 
 def _handed_over(users: list[User], account: Account) -> set[int]:
     """The ids of those among ``users`` whom another account made or held at the name since this
-    account last did (or last took them over): that account's people may know how to sign in as
-    them. Read from the audit log, so that the domain enabled again later (a check failed once, or
+    account last did (or last took them over), or whose address was proven through a link its mail
+    server delivered: that account's people may know how to sign in as them. Read from the audit log, so that the domain enabled again later (a check failed once, or
     it was disabled) takes nobody over twice."""
     held = {user.id for user in users if user.corporate_account_id not in (None, account.id)}
     ids = [str(user.id) for user in users]
@@ -486,10 +488,10 @@ def _handed_over(users: list[User], account: Account) -> set[int]:
         latest = db.select(AuditEvent.target_id, db.func.max(AuditEvent.at)).where(
             AuditEvent.target_type == "user", AuditEvent.target_id.in_(chunk)).group_by(AuditEvent.target_id)
         elsewhere = dict(db.session.execute(latest.where(
-            AuditEvent.action.in_(CORPORATE_ACTIONS), AuditEvent.account_id.is_not(None),
+            AuditEvent.action.in_(HELD_ACTIONS), AuditEvent.account_id.is_not(None),
             AuditEvent.account_id != account.id)).all())
         here = dict(db.session.execute(latest.where(
-            AuditEvent.action.in_(CORPORATE_ACTIONS + ("user.credentials_retired",)),
+            AuditEvent.action.in_(HELD_ACTIONS + ("user.credentials_retired",)),
             AuditEvent.account_id == account.id)).all())
         held.update(int(found) for found, at in elsewhere.items() if found not in here or here[found] < at)
     return held

@@ -20,7 +20,7 @@ from portal.accounts.services import add_member
 from portal.audit.services import record
 from portal.auth import tokens
 from portal.auth.models import User
-from portal.auth.services import AuthError, assign_if_corporate, find_user, normalize_email
+from portal.auth.services import AuthError, assign_if_corporate, find_user, normalize_email, prove_address
 from portal.domains import ownership
 from portal.extensions import db
 from portal.invitations.models import (ACCEPTED, DECLINED, DRAFT, PENDING, REVOKED, Invitation,
@@ -373,7 +373,7 @@ def accept(user: User, invitation: Invitation, *, by_link: bool = False) -> list
     ``by_link``: the person opened the invitation's link in this session (which proves the address)."""
     _require_link(user, invitation, by_link)
     _answer(invitation, user, ACCEPTED)
-    user.prove_address()
+    prove_address(user)
     account = db.session.get(Account, invitation.account_id)
     membership = add_member(account, user)
     gone = []

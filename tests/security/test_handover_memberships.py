@@ -64,3 +64,39 @@ def test_a_profile_taken_over_leaves_the_accounts_its_former_reader_joined(make,
     assert membership_of(x, account_b) is not None
     assert db.session.execute(db.select(db.func.count()).select_from(AuditEvent).where(
         AuditEvent.action == "user.credentials_retired", AuditEvent.target_id == str(x.id))).scalar() == 1
+
+
+def test_a_profile_confirmed_through_the_former_holders_mail_is_taken_over(make, owner, account, client,
+                                                                           run_jobs, smtp_sink):
+    """A review: A proved the name and never enabled it; A's owner registered ceo@ there and
+    confirmed it with the link A's mail server delivered; A removed the name and B proved it: ceo@
+    joined B as its corporate user, and A's owner signed in as them with the password they chose.
+    A proof through a link delivered while an account held the name counts as that account holding
+    the profile. Someone who proves their address while nobody holds the name keeps their password."""
+    import re
+
+    from portal.domains.models import ACTION_REQUIRED
+    from portal.auth.models import User
+    from tests.conftest import PASSWORD
+
+    domain = enabled_domain(owner, account, NAME)
+    domains.set_status(domain, ACTION_REQUIRED, "records missing")  # proven, not enabled
+    make.user(f"early@{NAME}", password="early bird's own 77")  # confirmed before anyone held the name
+    db.session.commit()
+    client.post("/register", data={"email": f"ceo@{NAME}", "name": "C E O", "password": PASSWORD,
+                                   "confirm": PASSWORD})
+    run_jobs()
+    link = next(link for link in smtp_sink.links(smtp_sink.wait_for(f"ceo@{NAME}")[-1]) if "/verify/" in link)
+    assert client.post(re.sub(r"^https?://[^/]+", "", link), data={"password": PASSWORD}).status_code == 302
+    ceo = db.session.execute(db.select(User).where(User.email == f"ceo@{NAME}")).scalar_one()
+    proof = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "user.address_proven")).scalar_one()
+    assert (proof.account_id, proof.target_id) == (account.id, str(ceo.id))
+    client.post("/logout")
+
+    _owner_b, account_b, _theirs = _hand_over(make, owner, domain)
+    db.session.expire_all()
+    ceo = db.session.get(User, ceo.id)
+    assert ceo.corporate_account_id == account_b.id and ceo.password_hash is None
+    assert client.post("/login", data={"email": f"ceo@{NAME}", "password": PASSWORD}).status_code == 422
+    early = db.session.execute(db.select(User).where(User.email == f"early@{NAME}")).scalar_one()
+    assert early.corporate_account_id == account_b.id and early.password_hash is not None
