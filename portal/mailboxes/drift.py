@@ -36,7 +36,7 @@ from portal.jobs.services import enqueue
 from portal.mail.services import send
 from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PROVISIONING, DriftReport, Mailbox,
                                      ProvisioningAttempt, ReleasedMailbox)
-from portal.mailboxes.services import MailboxError, _routed, _start, released, released_message
+from portal.mailboxes.services import MailboxError, _name_problem, _routed, _start, released, released_message
 from portal.roles.services import members_holding
 from portal.timeutil import utcnow
 
@@ -257,6 +257,12 @@ def settle(actor: User, domain: Domain, report: DriftReport, address: str, kind:
 def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
     backend_side = item["backend"]
     if item["kind"] == UNKNOWN_TO_PORTAL:
+        # As for a mailbox made in the portal: not at someone's login address (or the catch-all's
+        # name) unless the rules allow it (whoever gets its password would read their resets).
+        kind, owner = (mailbox.kind, mailbox.owner) if mailbox is not None else ("shared", None)
+        problem = _name_problem(domain, item["address"], kind, owner)
+        if problem:
+            raise MailboxError(problem)
         if mailbox is not None and mailbox.status == DELETED:
             # The portal deleted it, the backend still (or again) has it: it is back.
             mailbox.status, mailbox.want_active = backend_side["status"], backend_side["status"] == ENABLED
@@ -314,12 +320,20 @@ def settled_by_all(domain: Domain, report: DriftReport | None, how: str) -> list
                                            and (how == "enforce" or item["address"] in left_by_others))]
 
 
-def settle_all(actor: User, domain: Domain, report: DriftReport, how: str) -> int:
-    done = 0
+def settle_all(actor: User, domain: Domain, report: DriftReport, how: str) -> tuple[int, list[str]]:
+    """Settle every difference ``settled_by_all`` offers; one refused (a backend mailbox at someone's
+    login address, say) stays in the report, to be settled by itself. How many were settled, and the
+    addresses refused."""
+    done, refused = 0, []
     for item in settled_by_all(domain, report, how):
-        settle(actor, domain, report, item["address"], item["kind"], how)
+        try:
+            with db.session.begin_nested():
+                settle(actor, domain, report, item["address"], item["kind"], how)
+        except MailboxError:
+            refused.append(item["address"])
+            continue
         done += 1
-    return done
+    return done, refused
 
 
 domains.activation_hooks.append(schedule_daily)

@@ -417,10 +417,18 @@ def _settle(domain, settle_all: bool):
     if settle_all:
         if how not in ("adopt", "enforce"):
             raise services.MailboxError(_("Choose adopt or enforce."))
-        count = drift.settle_all(current_user, domain, report, how)
+        count, refused = drift.settle_all(current_user, domain, report, how)
         if how == "adopt":
-            return ngettext("%(num)d difference settled (adopted).", "%(num)d differences settled (adopted).", count)
-        return ngettext("%(num)d difference settled (enforced).", "%(num)d differences settled (enforced).", count)
+            message = ngettext("%(num)d difference settled (adopted).", "%(num)d differences settled (adopted).",
+                               count)
+        else:
+            message = ngettext("%(num)d difference settled (enforced).", "%(num)d differences settled (enforced).",
+                               count)
+        if refused:
+            message += " " + ngettext("%(num)d was refused and stays listed: settle it by itself to see why (%(addresses)s).",
+                                      "%(num)d were refused and stay listed: settle each by itself to see why "
+                                      "(%(addresses)s).", len(refused), addresses=", ".join(refused[:5]))
+        return message
     return drift.settle(current_user, domain, report, request.form.get("address", ""),
                         request.form.get("kind", ""), how)
 

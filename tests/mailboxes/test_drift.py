@@ -61,7 +61,7 @@ def test_comparison__finds_each_planted_difference(drifted):
 def test_adopt__brings_the_backend_side_into_the_portal(drifted, owner):
     domain, boxes = drifted
     report = drift.latest_report(domain)
-    assert drift.settle_all(owner, domain, report, "adopt") == 3
+    assert drift.settle_all(owner, domain, report, "adopt") == (3, [])
     db.session.commit()
     stranger = db.session.execute(db.select(Mailbox).where(Mailbox.address == "stranger@corp.example")).scalar_one()
     assert stranger.status == ENABLED and stranger.display_name == "Ghost Box"
@@ -379,3 +379,52 @@ def test_comparison__a_half_made_mailbox_is_set_apart_or_counts_as_missing(owner
     auth.login("owner@example.org")
     page = client.get(f"/accounts/{account.id}/domains/{domain.id}/drift").get_data(as_text=True)
     assert "Half made on the backend" in page and "half made" in page and mine.id
+
+
+def test_adopt__a_backend_mailbox_at_someones_login_address_is_refused_as_making_it_would_be(
+        drifted, owner, account, make, dimail, run_jobs):
+    """A review: adopting skipped the rules of making a mailbox, so a backend mailbox at an Owner's
+    login address came into the portal as a shared mailbox (only the password rules then stood in
+    the way of reading their resets). It is refused with the same reason as making it."""
+    from portal.roles.services import system_role, grant_role
+
+    domain, _ = drifted
+    boss = make.user("boss@corp.example")
+    grant_role(owner, account, make.member(account, boss), system_role("owner"))
+    _plant(dimail, "boss@corp.example")
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+    report = drift.latest_report(domain)
+    with pytest.raises(services.MailboxError) as refusal:
+        drift.settle(owner, domain, report, "boss@corp.example", drift.UNKNOWN_TO_PORTAL, "adopt")
+    db.session.rollback()
+    from portal.i18n import shown
+
+    assert "boss@corp.example" in shown(refusal.value.stored) and "login address" in shown(refusal.value.stored)
+    assert db.session.execute(db.select(Mailbox).where(Mailbox.address == "boss@corp.example")).first() is None
+    # "Adopt all" adopts the rest and leaves it listed, to be settled by itself.
+    report = drift.latest_report(domain)
+    done, refused = drift.settle_all(owner, domain, report, "adopt")
+    db.session.commit()
+    db.session.expire_all()
+    assert (done, refused) == (3, ["boss@corp.example"])
+    assert [item["address"] for item in drift.latest_report(domain).differences] == ["boss@corp.example"]
+    assert db.session.execute(db.select(Mailbox).where(Mailbox.address == "stranger@corp.example")).first()
+    assert db.session.execute(db.select(Mailbox).where(Mailbox.address == "boss@corp.example")).first() is None
+
+
+def test_drift_page__adopt_all_says_which_were_refused(drifted, owner, account, make, dimail, run_jobs, client, auth):
+    from portal.roles.services import system_role, grant_role
+
+    domain, _ = drifted
+    grant_role(owner, account, make.member(account, make.user("boss@corp.example")), system_role("owner"))
+    _plant(dimail, "boss@corp.example")
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+    auth.login(owner.email)
+    page = client.post(f"/accounts/{account.id}/domains/{domain.id}/drift/settle-all", data={"how": "adopt"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "3 differences settled (adopted). 1 was refused and stays listed" in page
+    assert "(boss@corp.example)" in page

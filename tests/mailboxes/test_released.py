@@ -61,7 +61,7 @@ def test_a_comparison_shows_them_but_adopting_one_is_refused(left_behind, run_jo
         drift.settle(left_behind["owner"], domain, report, "sales@corp.example", drift.UNKNOWN_TO_PORTAL, "adopt")
     db.session.rollback()
     report = drift.latest_report(domain)
-    assert drift.settle_all(left_behind["owner"], domain, report, "adopt") == 0
+    assert drift.settle_all(left_behind["owner"], domain, report, "adopt") == (0, [])
     # "Adopt all" says so before it is confirmed: nothing to adopt, both left, no button to press.
     auth.login("boss@newco.example")
     confirm = client.get(f"/accounts/{left_behind['account'].id}/domains/{domain.id}/drift/settle-all",
