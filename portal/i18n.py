@@ -29,6 +29,8 @@ from flask_babel import (Babel, force_locale, format_date, format_decimal, get_l
                          ngettext)
 from flask_babel.speaklater import LazyString
 from flask_babel import lazy_gettext as _l  # noqa: F401  (texts defined before any request: forms, constants)
+from flask_babel import lazy_pgettext as _lp  # noqa: F401  (the same, told apart by a context: agreement)
+from flask_babel import pgettext as _pgettext
 from flask_login import current_user
 from jinja2 import pass_eval_context
 from markupsafe import Markup
@@ -357,6 +359,8 @@ def label(value, kind: str) -> str:
         # A list shows one per row: read it through the request's translations at hand rather
         # than have the lazy text look them up anew (what str(text) does).
         return _translations().ugettext(text._args[0])
+    if isinstance(text, LazyString) and not text._kwargs and len(text._args) == 2 and text._func is _pgettext:
+        return _translations().upgettext(*text._args)
     return str(text)
 
 

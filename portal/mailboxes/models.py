@@ -6,7 +6,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String,
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.extensions import db
-from portal.i18n import _l, labels
+from portal.i18n import _l, _lp, labels
 from portal.search import folded, holding, insert_default, one_line
 from portal.timeutil import utcnow
 
@@ -23,8 +23,11 @@ DELETED = "deleted"            # gone from the backend (or archived there); kept
 STATUSES = (PENDING, PROVISIONING, ENABLED, DISABLED, FAILED, DELETED)
 
 labels("mailbox.kind", {PERSONAL: _l("personal"), SHARED: _l("shared")})
-labels("mailbox.status", {PENDING: _l("Pending"), PROVISIONING: _l("Provisioning"), ENABLED: _l("Enabled"),
-                          DISABLED: _l("Disabled"), FAILED: _l("Failed"), DELETED: _l("Deleted")})
+# A mailbox's own words where other languages agree them with it ("Activée", a mailbox being feminine
+# in French, where a domain is "Activé").
+labels("mailbox.status", {PENDING: _l("Pending"), PROVISIONING: _l("Provisioning"), ENABLED: _lp("mailbox", "Enabled"),
+                          DISABLED: _lp("mailbox", "Disabled"), FAILED: _l("Failed"),
+                          DELETED: _lp("mailbox", "Deleted")})
 # What each call to the backend did (ProvisioningAttempt.operation) and how it ended (outcome).
 labels("mailbox.operation", {"create": _l("create"), "set_active": _l("set active"), "delete": _l("delete"),
                              "reset_password": _l("reset password"), "set_quota": _l("set quota"),

@@ -52,3 +52,14 @@ def test_catalogues__a_text_and_a_plural_text_with_one_singular_translated_apart
     monkeypatch.setattr(catalogues, "TRANSLATIONS", tmp_path)
     found = [problem for problem in catalogues.problems("fr") if "translated differently" in problem]
     assert len(found) == 1 and "'done'" in found[0], found
+
+
+def test_extraction__keeps_a_texts_context_apart_from_the_same_words_without_one():
+    """French agrees a status with what it describes: a mailbox (feminine) is "Activée", a domain
+    "Activé"; the same English words are told apart by a context, kept from extraction to the
+    compiled catalogue."""
+    texts = catalogues.extract()
+    assert ("Enabled", "mailbox") in texts and ("Enabled", None) in texts
+    merged = catalogues.merged("fr")
+    assert merged.get("Enabled", context="mailbox").string == "Activée"
+    assert merged.get("Enabled").string == "Activé"

@@ -45,12 +45,18 @@ def test_domain_page__is_in_french_for_a_french_profile(french, account):
     assert "Records to publish" not in page and "Check now" not in page
 
 
-def test_mailbox_page__names_the_built_in_backend_in_french(french, owner, account):
+def test_mailbox_page__names_the_built_in_backend_in_french(french, owner, account, run_jobs):
     domain = enabled_domain(owner, account)
     mailbox = mailboxes.create_mailbox(owner, account, domain, "team")
     db.session.commit()
+    run_jobs()
     page = french.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}").get_data(as_text=True)
     assert "local (Locale (intégrée))" in page and "Local (built in)" not in page
+    # A mailbox's status agrees with it (feminine in French), a domain's with the domain.
+    assert ">Activée<" in page
+    assert ">Activée<" in french.get(f"/accounts/{account.id}/mailboxes").get_data(as_text=True)
+    domains_page = french.get(f"/accounts/{account.id}/domains").get_data(as_text=True)
+    assert ">Activé<" in domains_page and ">Activée<" not in domains_page
 
 
 def test_domain_list_and_settings__are_in_french(french, owner, account):
