@@ -2,11 +2,46 @@ from zoneinfo import available_timezones
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from portal.i18n import LANGUAGES, _l
 
-TIMEZONES = sorted(available_timezones())
+ZONES = frozenset(available_timezones())
+# The regions of the time zone database whose zones are places (a city, an island): what the
+# pickers list, by region; the rest (legacy names such as US/Eastern, Etc/GMT+5) stay valid.
+REGIONS = {"Africa": _l("Africa"), "America": _l("Americas"), "Antarctica": _l("Antarctica"),
+           "Arctic": _l("Arctic"), "Asia": _l("Asia"), "Atlantic": _l("Atlantic Ocean"),
+           "Australia": _l("Australia"), "Europe": _l("Europe"), "Indian": _l("Indian Ocean"),
+           "Pacific": _l("Pacific Ocean")}
+PLACES = {region: sorted(((zone, zone.split("/", 1)[1].replace("_", " ").replace("/", " / "))
+                          for zone in ZONES if zone.split("/", 1)[0] == region), key=lambda pair: pair[1])
+          for region in sorted(REGIONS)}
+
+
+class TimezoneField(SelectField):
+    """A time zone: the places of the database by region (with UTC), rather than its 599 names in
+    one list (a walkthrough); any name of the database is accepted, and one chosen before that
+    the list leaves out is offered as it is."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        super().__init__(label, validators, validate_choice=False, **kwargs)
+
+    @property
+    def choices(self):
+        groups = {"UTC": [("UTC", "UTC")]}
+        for region, places in PLACES.items():
+            groups[str(REGIONS[region])] = places
+        if self.data in ZONES and self.data != "UTC" and self.data.split("/", 1)[0] not in REGIONS:
+            groups[str(_l("Other"))] = [(self.data, self.data)]
+        return groups
+
+    @choices.setter
+    def choices(self, value):
+        pass  # the list is always the database's
+
+    def pre_validate(self, form):
+        if self.data not in ZONES:
+            raise ValidationError(_l("Choose a time zone from the list."))
 
 
 class SetupForm(FlaskForm):
@@ -53,7 +88,7 @@ class VerifyNewPasswordForm(ResetPasswordForm):
 
 class ProfileForm(FlaskForm):
     name = StringField(_l("Name"), validators=[Length(max=200)])
-    timezone = SelectField(_l("Time zone"), choices=TIMEZONES)
+    timezone = TimezoneField(_l("Time zone"))
     # Each language is named in itself, so whoever reads only one finds theirs.
     locale = SelectField(_l("Language"), choices=[("", _l("The one my browser asks for")), *LANGUAGES.items()],
                          validate_choice=False)  # anything else reads as "no choice" (portal.i18n.chosen)

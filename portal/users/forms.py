@@ -3,7 +3,7 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from portal.auth.forms import TIMEZONES
+from portal.auth.forms import TimezoneField
 from portal.i18n import _l
 
 
@@ -19,7 +19,7 @@ class CreateUserForm(FlaskForm):
 class SettingsForm(FlaskForm):
     first_name = StringField(_l("First name"), validators=[Length(max=100)])
     last_name = StringField(_l("Last name"), validators=[Length(max=100)])
-    timezone = SelectField(_l("Time zone"), choices=TIMEZONES)
+    timezone = TimezoneField(_l("Time zone"))
     phone = StringField(_l("Phone"), validators=[Length(max=40)])
     default_mailbox_id = SelectField(_l("Default mailbox"), coerce=int, choices=[])
     recovery_email = EmailField(_l("Recovery address"), validators=[Length(max=254)])

@@ -189,7 +189,29 @@ def test_profile__saves_name_and_time_zone(client, make, auth):
     assert (user.name, user.timezone) == ("Ada Lovelace", "Europe/Paris")
     response = client.post("/profile", data={"name": "Ada", "timezone": "Mars/Olympus"})
     assert response.status_code == 422
-    assert "Not a valid choice" in response.get_data(as_text=True)
+    assert "Choose a time zone from the list." in response.get_data(as_text=True)
+
+
+def test_profile__time_zones_are_places_by_region_and_a_legacy_name_chosen_before_stays(client, make, auth):
+    """A walkthrough: the time zone list was the database's 599 names in one list (US/Eastern,
+    Etc/GMT+5, EST5EDT among them). It lists places by region; a legacy name still saves, and a
+    profile holding one is offered it as it is."""
+    import re
+
+    user = make.user("ada@example.org")
+    auth.login("ada@example.org")
+    page = client.get("/profile").get_data(as_text=True)
+    select = re.search(r'<select[^>]* id="timezone".*?</select>', page, re.S).group(0)
+    assert '<optgroup label="Europe">' in select and '<optgroup label="Americas">' in select
+    assert '<option value="Europe/Paris">Paris</option>' in select
+    assert '<option value="America/Argentina/Buenos_Aires">Argentina / Buenos Aires</option>' in select
+    assert "US/Eastern" not in select and "Etc/GMT" not in select
+    assert 350 < len(re.findall("<option ", select)) < 500
+    assert client.post("/profile", data={"name": "Ada", "timezone": "US/Eastern"}).status_code == 302
+    db.session.refresh(user)
+    assert user.timezone == "US/Eastern"
+    page = client.get("/profile").get_data(as_text=True)
+    assert '<optgroup label="Other"><option selected value="US/Eastern">US/Eastern</option></optgroup>' in page
 
 
 def test_setup__first_visit_creates_the_superadmin_then_closes(client):
