@@ -405,7 +405,13 @@ def when(moment: datetime | None, fmt: str | None = None) -> str:
     if moment is None:
         return ""
     zone = _zone()
-    local = moment.replace(tzinfo=timezone.utc).astimezone(zone) if moment.tzinfo is None else moment.astimezone(zone)
+    try:
+        local = moment.replace(tzinfo=timezone.utc).astimezone(zone) if moment.tzinfo is None \
+            else moment.astimezone(zone)
+    except OverflowError:
+        # At the edge of the calendar (an expiry of 9999-12-31, east of UTC): shown in UTC rather
+        # than failing the page (a review).
+        local = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
     locale = getattr(_babel_context(), "babel_locale", None) or get_locale()
     locale = str(locale or "en")
     if fmt is not None and not any(mark in fmt for mark in ("%H", "%M")):

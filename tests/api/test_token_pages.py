@@ -121,3 +121,18 @@ def test_token__listed_as_not_working_with_the_reason_once_its_maker_cannot_use_
     assert "Not working" in rows["weak&#39;s"] and "no longer holds what its scopes need" in rows["weak&#39;s"]
     assert "Active" in rows["owner&#39;s"] and "Not working" not in rows["owner&#39;s"]
     assert "Revoke…" in rows["leaver&#39;s"]
+
+
+def test_tokens_page__an_expiry_at_the_edge_of_the_calendar_shows_in_utc_not_a_500(owner, account, client, auth):
+    """A review: a token expiring 9999-12-31 (the form allows it) could not be moved to a zone east
+    of UTC: making it and the tokens page answered 500 for whoever reads there."""
+    from portal.extensions import db
+
+    owner.timezone = "Pacific/Kiritimati"
+    db.session.commit()
+    auth.login(owner.email)
+    base = f"/accounts/{account.id}/settings/tokens"
+    made = client.post(base, data={"name": "far", "scope": ["mailboxes:read"], "expires": "9999-12-31"})
+    assert made.status_code == 201 and "9999" in made.get_data(as_text=True)  # the new token, shown once
+    page = client.get(base)
+    assert page.status_code == 200 and "9999" in page.get_data(as_text=True)

@@ -219,7 +219,7 @@ def test_invitation_in_french__owner_sets_the_accounts_language_invites_and_the_
 
     expect(page.get_by_role("heading", name=re.compile(r"^nina@example\.net"))).to_be_visible()
     _in_french(page)
-    expect(page.locator("h1 .badge")).to_have_text("brouillon")
+    expect(page.locator("h1 .badge")).to_have_text("Brouillon")
     expect(page.get_by_text("Pas encore envoyée : choisissez ce qu’elle accorde")).to_be_visible()
     expect(page.get_by_text("Rien pour l’instant : la personne rejoindra le compte sans aucun accès.")).to_be_visible()
     account_access = _card(page, "Accès au compte")
@@ -230,7 +230,7 @@ def test_invitation_in_french__owner_sets_the_accounts_language_invites_and_the_
 
     page.get_by_role("button", name="Envoyer l’invitation").click()
     expect(page.get_by_text("Invitation envoyée à nina@example.net.")).to_be_visible()
-    expect(page.locator("h1 .badge")).to_have_text("en attente")
+    expect(page.locator("h1 .badge")).to_have_text("En attente")
     expect(page.locator("main")).to_contain_text(re.compile(r"Envoyée le .+\s;\sle lien est valable jusqu’au "))
     expect(page.locator(".page-header").get_by_role("button", name="Renvoyer")).to_be_visible()
 
@@ -269,7 +269,7 @@ def test_invitation_in_french__owner_sets_the_accounts_language_invites_and_the_
     answer = _message(smtp_sink, "olga@acme.example", "nina@example.net a accepté votre invitation à rejoindre Acme")
     assert "Bonjour Olga Owner," in smtp_sink.text(answer)
     page.reload()
-    expect(page.locator("h1 .badge")).to_have_text("acceptée")
+    expect(page.locator("h1 .badge")).to_have_text("Acceptée")
     assert problems == [], problems
 
 

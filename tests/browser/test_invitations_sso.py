@@ -115,7 +115,7 @@ def test_invitation__unregistered_person_registers_from_the_link_and_sees_the_sh
 
     # The draft's page: give it a mailbox role, then send it.
     expect(page.get_by_role("heading", name=re.compile(r"^nina@example\.net"))).to_be_visible()
-    expect(page.locator("h1 .badge")).to_have_text("draft")
+    expect(page.locator("h1 .badge")).to_have_text("Draft")
     expect(page.get_by_text("Nothing yet: the person joins with no access.")).to_be_visible()
     mailbox_role = _card(page, "Mailbox access").locator("form").filter(
         has=page.get_by_role("button", name="Add mailbox access"))
@@ -131,7 +131,7 @@ def test_invitation__unregistered_person_registers_from_the_link_and_sees_the_sh
 
     page.get_by_role("button", name="Send invitation").click()
     expect(page.get_by_text("Invitation sent to nina@example.net.")).to_be_visible()
-    expect(page.locator("h1 .badge")).to_have_text("pending")
+    expect(page.locator("h1 .badge")).to_have_text("Pending")
     expect(page.locator(".page-header").get_by_role("button", name="Resend")).to_be_visible()
     screenshot(page, "invitation-edit-pending")
 

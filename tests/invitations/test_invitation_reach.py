@@ -379,3 +379,23 @@ def test_a_new_mailbox_ends_the_links_mailed_to_its_name_with_a_tag_and_only_tho
     assert {address: services.is_open(invitation) for address, invitation in sent.items()} == {
         "sales+lead@example.org": False, "sa1es+x@example.org": True, "sales@example.org.evil": True,
         "salesx@example.org": True}
+
+
+def test_a_catch_all_over_a_thousand_pending_invitations_ends_them_all(owner, account, client, auth):
+    """A review: one LIKE per address made an expression SQLite refuses past a thousand, and setting
+    the catch-all answered 500."""
+    from portal.timeutil import utcnow
+
+    domain = enabled_domain(owner, account)
+    now = utcnow()
+    db.session.execute(db.insert(Invitation), [
+        {"account_id": account.id, "email": f"hire{n}@{domain.name}", "status": PENDING, "invited_by_id": owner.id,
+         "sent_at": now, "expires_at": now + timedelta(days=7)} for n in range(1100)])
+    db.session.commit()
+    auth.login(owner.email)
+    answer = client.post(f"/accounts/{account.id}/domains/{domain.id}/settings",
+                         data={"catch_all": f"postmaster@{domain.name}"})
+    assert answer.status_code == 302
+    db.session.expire_all()
+    assert db.session.execute(db.select(db.func.count()).select_from(Invitation).where(
+        Invitation.expires_at > utcnow())).scalar() == 0
