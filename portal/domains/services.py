@@ -479,20 +479,29 @@ HELD_ACTIONS = CORPORATE_ACTIONS + ("user.address_proven",)
 def _handed_over(users: list[User], account: Account) -> set[int]:
     """The ids of those among ``users`` whom another account made or held at the name since this
     account last did (or last took them over), or whose address was proven through a link its mail
-    server delivered: that account's people may know how to sign in as them. Read from the audit log, so that the domain enabled again later (a check failed once, or
-    it was disabled) takes nobody over twice."""
+    server delivered: that account's people may know how to sign in as them. Read from the audit
+    log, so that the domain enabled again later (a check failed once, or it was disabled) takes
+    nobody over twice; only what was written since each profile was made counts (SQLite gives a
+    deleted profile's id again: a review found a stranger taken over, and out of their own account,
+    for what another account did with the profile that had the id before)."""
     held = {user.id for user in users if user.corporate_account_id not in (None, account.id)}
-    ids = [str(user.id) for user in users]
+    made = {str(user.id): user.created_at for user in users}
+    ids = list(made)
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
-        latest = db.select(AuditEvent.target_id, db.func.max(AuditEvent.at)).where(
-            AuditEvent.target_type == "user", AuditEvent.target_id.in_(chunk)).group_by(AuditEvent.target_id)
-        elsewhere = dict(db.session.execute(latest.where(
-            AuditEvent.action.in_(HELD_ACTIONS), AuditEvent.account_id.is_not(None),
-            AuditEvent.account_id != account.id)).all())
-        here = dict(db.session.execute(latest.where(
-            AuditEvent.action.in_(HELD_ACTIONS + ("user.credentials_retired",)),
-            AuditEvent.account_id == account.id)).all())
+        rows = db.session.execute(db.select(
+            AuditEvent.target_id, AuditEvent.account_id, AuditEvent.action, db.func.max(AuditEvent.at)).where(
+            AuditEvent.target_type == "user", AuditEvent.target_id.in_(chunk), AuditEvent.account_id.is_not(None),
+            AuditEvent.action.in_(HELD_ACTIONS + ("user.credentials_retired",))).group_by(
+            AuditEvent.target_id, AuditEvent.account_id, AuditEvent.action)).all()
+        elsewhere: dict[str, object] = {}
+        here: dict[str, object] = {}
+        for target, account_id, action, at in rows:
+            ours = account_id == account.id
+            if at is None or at < made[target] or (action == "user.credentials_retired" and not ours):
+                continue
+            latest = here if ours else elsewhere
+            latest[target] = max(latest.get(target, at), at)
         held.update(int(found) for found, at in elsewhere.items() if found not in here or here[found] < at)
     return held
 

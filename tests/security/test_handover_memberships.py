@@ -100,3 +100,39 @@ def test_a_profile_confirmed_through_the_former_holders_mail_is_taken_over(make,
     assert client.post("/login", data={"email": f"ceo@{NAME}", "password": PASSWORD}).status_code == 422
     early = db.session.execute(db.select(User).where(User.email == f"early@{NAME}")).scalar_one()
     assert early.corporate_account_id == account_b.id and early.password_hash is not None
+
+
+def test_a_profile_given_a_deleted_profiles_id_is_not_taken_over_for_what_was_done_to_it(make, owner, account):
+    """A review: SQLite gives a deleted profile's id again; the entries another account wrote about
+    the deleted one counted against the next person made, who lost their password and their own
+    account when their employer first proved its domain. Only entries since a profile was made count."""
+    from portal.accounts.models import Membership
+    from portal.auth.models import User
+    from portal.mailboxes import services as mailboxes
+    from portal.users.services import remove_corporate_user
+
+    domain = enabled_domain(owner, account, "m.example")
+    ghost, _link = create_corporate_user(owner, account, first_name="Z", last_name="Z", email="z@m.example",
+                                         personal_mailbox=False)
+    db.session.commit()
+    ghost_id = ghost.id
+    remove_corporate_user(owner, account, membership_of(ghost, account), "keep")
+    mailboxes.create_mailbox(owner, account, domain, "z")  # the vacant profile at z@ goes
+    db.session.commit()
+    assert db.session.get(User, ghost_id) is None
+    victim = make.user("vic@x.example")
+    own = make.account(victim, "Victim's own")
+    if db.engine.dialect.name == "sqlite":
+        assert victim.id == ghost_id  # the case in point
+    boss = make.user("boss@x-corp.example")
+    employer = make.account(boss, "Employer")
+    theirs = domains.add_domain(boss, employer, "x.example", "local")
+    theirs.verified_at = theirs.created_at
+    domains.end_other_claims(theirs)
+    domains.set_status(theirs, ENABLED, "proven")
+    db.session.commit()
+    db.session.expire_all()
+    victim = db.session.get(User, victim.id)
+    assert victim.password_hash is not None and victim.corporate_account_id == employer.id
+    assert db.session.execute(db.select(Membership).where(Membership.user_id == victim.id,
+                                                          Membership.account_id == own.id)).first() is not None
