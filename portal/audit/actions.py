@@ -31,6 +31,7 @@ labels("audit.action", {
     "invitation.resend": _l("Invitation sent again"),
     "invitation.revoke": _l("Invitation revoked"),
     "invitation.send": _l("Invitation sent"),
+    "mailbox.backend_admin_found": _l("Found to be the server's administrator"),
     "mailbox.add_alias": _l("Alias added"),
     "mailbox.create": _l("Mailbox created"),
     "mailbox.delete": _l("Mailbox deleted"),

@@ -379,10 +379,12 @@ def read_by_others(address: str, user: User):
     nothing meanwhile, yet keeps a password they were given: they count as lacking the rights."""
     from portal.accounts.models import Account
     from portal.mailboxes.models import DELETED
-    from portal.mailboxes.services import readers_of, receiving
+    from portal.mailboxes.services import readers_of, receiving, server_administrators
     from portal.roles.services import outranks
 
-    for mailbox in receiving(address):
+    # And the server's administrators: their password sets that of any mailbox there (a review: an
+    # Owner made administrator of the server, then demoted, could still take the other Owner's).
+    for mailbox in [*receiving(address), *server_administrators(address)]:
         if mailbox.status == DELETED:
             continue
         account = db.session.get(Account, mailbox.account_id)

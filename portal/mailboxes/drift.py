@@ -21,6 +21,7 @@ from sqlalchemy import ForeignKey, String, Text, or_
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from portal.accounts.models import Account
+from portal.audit.models import SYSTEM_ACTOR
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.backends import service as backends
@@ -37,7 +38,7 @@ from portal.mail.services import send
 from portal.mailboxes.models import (DELETED, DISABLED, ENABLED, FAILED, PENDING, PROVISIONING, DriftReport, Mailbox,
                                      ProvisioningAttempt, ReleasedMailbox)
 from portal.mailboxes.services import MailboxError, _name_problem, _routed, _start, released, released_message
-from portal.roles.services import members_holding
+from portal.roles.services import is_owner, members_holding
 from portal.timeutil import utcnow
 
 DRIFT_KIND = "domain.drift"
@@ -142,6 +143,12 @@ def compare(domain: Domain) -> tuple[list[dict], list[dict]]:
                           "backend": backend_side})
             continue
         backend_side = {"status": ENABLED if theirs.active else DISABLED, "quota_bytes": theirs.quota_bytes}
+        if theirs.extra.get("admin") and not mailbox.backend_admin:
+            # The server's administrator, made so behind the portal's back: its password opens every
+            # mailbox there, so only owners may get it (``_require_outranks_holder``), from now on.
+            mailbox.backend_admin = True
+            record("mailbox.backend_admin_found", account=domain.account_id, target=mailbox,
+                   actor_label=SYSTEM_ACTOR)
         if mailbox.status in (ENABLED, DISABLED) and backend_side["status"] != mailbox.status:
             found.append({"address": address, "kind": STATUS_DIFFERS, "portal": portal_side, "backend": backend_side})
         if mailbox.quota_bytes is not None and theirs.quota_bytes != mailbox.quota_bytes:
@@ -169,7 +176,8 @@ def compare(domain: Domain) -> tuple[list[dict], list[dict]]:
         elif elsewhere.get(address) != PENDING:
             found.append({"address": address, "kind": UNKNOWN_TO_PORTAL, "portal": None,
                           "backend": {"status": ENABLED if theirs.active else DISABLED,
-                                      "quota_bytes": theirs.quota_bytes, "display_name": theirs.display_name}})
+                                      "quota_bytes": theirs.quota_bytes, "display_name": theirs.display_name,
+                                      "admin": bool(theirs.extra.get("admin"))}})
     return found, set_apart
 
 
@@ -243,7 +251,7 @@ def settle(actor: User, domain: Domain, report: DriftReport, address: str, kind:
         # The portal's side changed since the comparison (deleted, being provisioned).
         raise MailboxError(_("%(address)s changed since the comparison; compare again.", address=address))
     if how == "adopt":
-        message = _adopt(domain, item, mailbox)
+        message = _adopt(actor, domain, item, mailbox)
     elif how == "enforce":
         message = _enforce(item, mailbox)
     else:
@@ -254,9 +262,15 @@ def settle(actor: User, domain: Domain, report: DriftReport, address: str, kind:
     return message
 
 
-def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
+def _adopt(actor: User, domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
     backend_side = item["backend"]
     if item["kind"] == UNKNOWN_TO_PORTAL:
+        admin = bool(backend_side.get("admin"))
+        if admin and not is_owner(actor, domain.account_id):
+            # Its password opens every mailbox of the server (a review: an Administrator adopted the
+            # box's own administrator as a plain mailbox, took its password and set the Owner's).
+            raise MailboxError(_("%(address)s is the server's administrator: only an owner of the account may bring it "
+                                 "into the portal.", address=item["address"]))
         # As for a mailbox made in the portal: not at someone's login address (or the catch-all's
         # name) unless the rules allow it (whoever gets its password would read their resets).
         kind, owner = (mailbox.kind, mailbox.owner) if mailbox is not None else ("shared", None)
@@ -267,6 +281,7 @@ def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
             # The portal deleted it, the backend still (or again) has it: it is back.
             mailbox.status, mailbox.want_active = backend_side["status"], backend_side["status"] == ENABLED
             mailbox.quota_bytes, mailbox.status_reason = backend_side["quota_bytes"], later("Adopted from the backend.")
+            mailbox.backend_admin = admin
             _routed(domain, item["address"])
             return _("%(address)s is back in the portal.", address=item["address"])
         if mailbox is not None:
@@ -278,7 +293,7 @@ def _adopt(domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
         imported = Mailbox(account_id=domain.account_id, domain_id=domain.id, local_part=local_part,
                            address=item["address"], kind="shared", display_name=backend_side.get("display_name") or "",
                            quota_bytes=backend_side["quota_bytes"], status=backend_side["status"],
-                           want_active=backend_side["status"] == ENABLED,
+                           want_active=backend_side["status"] == ENABLED, backend_admin=admin,
                            status_reason=later("Adopted from the backend."))
         db.session.add(imported)
         _routed(domain, item["address"])

@@ -1114,6 +1114,18 @@ def serves_other_accounts(connection: str, account_id: int) -> bool:
     ).first() is not None
 
 
+def server_administrators(address: str) -> list[Mailbox]:
+    """The live mailboxes holding the box-wide administrator privilege on the server that receives
+    ``address`` (its name's holder's connection): whoever reads one may set the password of any
+    mailbox there, so they read its mail too."""
+    holder = ownership.proven_copy(address.rpartition("@")[2])
+    if holder is None or not ownership.holds(holder):
+        return []
+    return list(db.session.execute(db.select(Mailbox).join(Domain, Domain.id == Mailbox.domain_id).where(
+        Domain.connection == holder.connection, Mailbox.backend_admin.is_(True), Mailbox.status != DELETED))
+        .scalars())
+
+
 def administered_by_other_accounts(connection: str, account_id: int) -> bool:
     """A mailbox of another account holds this connection's box-wide administrator privilege."""
     return db.session.execute(db.select(Mailbox.id).join(Domain, Domain.id == Mailbox.domain_id).where(

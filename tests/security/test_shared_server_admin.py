@@ -196,3 +196,86 @@ def test_the_mailbox_page_offers_the_privilege_to_owners_only(alone, make, clien
     auth.logout()
     auth.login("alice@a-owners.example")
     assert "Make administrator" in client.get(f"/accounts/{account_a.id}/mailboxes/{box_a.id}").get_data(as_text=True)
+
+
+def test_the_servers_own_administrator_is_adopted_by_an_owner_only_and_known_as_such(
+        alone, box, make, client, auth, run_jobs):
+    """A review: drift adoption ignored the privilege the server lists, so the box's own set-up
+    administrator came in as a plain shared mailbox: an Administrator adopted it, took its password
+    and set the Owner's mailbox password with it. Adopting it is an owner's, and the portal then
+    knows it as the administrator (its password is the owners' alone); one the portal already has,
+    made administrator behind its back, is known as such at the next comparison."""
+    from portal.audit.models import AuditEvent
+    from portal.mailboxes import drift, services as mailboxes
+
+    emulator, _environ, connection = box
+    account_a, box_a = alone
+    domain = box_a.domain
+    admin = make.member(account_a, make.user("admin@elsewhere.example"), roles=("administrator",)).user
+    emulator.users["me@victim.example.org"] = {"password": "set-up-by-the-operator-1", "privileges": ["admin"],
+                                               "quota": "0", "status": "active"}
+    emulator.users[box_a.address]["privileges"] = ["admin"]  # behind the portal's back
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+    known = db.session.get(Mailbox, box_a.id)
+    assert known.backend_admin is True
+    assert db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "mailbox.backend_admin_found",
+                                                          AuditEvent.target_id == str(box_a.id))).first()
+
+    auth.login("admin@elsewhere.example")
+    answer = client.post(f"/accounts/{account_a.id}/domains/{domain.id}/drift/settle",
+                         data={"address": "me@victim.example.org", "kind": drift.UNKNOWN_TO_PORTAL, "how": "adopt"})
+    assert answer.status_code == 409 and "only an owner of the account may bring it" in answer.get_data(as_text=True)
+    page = client.post(f"/accounts/{account_a.id}/domains/{domain.id}/drift/settle-all", data={"how": "adopt"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "(me@victim.example.org)" in page  # refused, still listed
+    assert db.session.execute(db.select(Mailbox).where(Mailbox.address == "me@victim.example.org")).first() is None
+    with pytest.raises(mailboxes.MailboxError, match="is the server's administrator"):
+        mailboxes.reset_password(admin, db.session.get(Mailbox, box_a.id))
+    db.session.rollback()
+    auth.logout()
+
+    from portal.auth.models import User
+
+    alice = db.session.execute(db.select(User).where(User.email == "alice@a-owners.example")).scalar_one()
+    drift.settle(alice, domain, drift.latest_report(domain), "me@victim.example.org", drift.UNKNOWN_TO_PORTAL, "adopt")
+    db.session.commit()
+    adopted = db.session.execute(db.select(Mailbox).where(Mailbox.address == "me@victim.example.org")).scalar_one()
+    assert adopted.backend_admin is True
+
+
+def test_whoever_reads_the_servers_administrator_counts_as_reading_every_mailbox_there(make, box, run_jobs):
+    """A review: the privilege was checked only when given. An Owner who read the administrator
+    mailbox, made an Administrator since, kept its password, and the remaining Owner's resets were
+    still mailed to a mailbox on that server, whose password the box's administrator can set."""
+    from portal.auth.services import reset_withheld
+    from portal.mailboxes import services as mailboxes
+    from portal.roles.models import Grant
+    from portal.roles.services import membership_of, revoke_grant, system_role
+
+    emulator, _environ, connection = box
+    boss = make.user("boss@victim.example.org")
+    account = make.account(boss, "Victim")
+    domain = enabled_domain(boss, account, "victim.example.org", connection)
+    create_mailbox(boss, account, domain, "boss", kind="personal", owner=boss)
+    deputy = make.user("deputy@elsewhere.example")
+    make.member(account, deputy, roles=("owner",))
+    admin_box = create_mailbox(boss, account, domain, "it")
+    db.session.commit()
+    run_jobs()
+    mailboxes.reset_password(deputy, admin_box)
+    db.session.commit()
+    run_jobs()
+    assert mailboxes.reveal_secret(deputy, admin_box)
+    mailboxes.set_backend_admin(deputy, admin_box, True)
+    db.session.commit()
+    run_jobs()
+    assert reset_withheld(boss) is None  # owners alone read it: the boss's resets go to boss@
+    owner_grant = db.session.execute(db.select(Grant).where(
+        Grant.membership_id == membership_of(deputy, account).id, Grant.role_id == system_role("owner").id)).scalar_one()
+    db.session.add(Grant(membership_id=owner_grant.membership_id, account_id=account.id,
+                         role_id=system_role("administrator").id))
+    revoke_grant(boss, account, owner_grant)
+    db.session.commit()
+    assert reset_withheld(boss) is not None and reset_withheld(boss).id == admin_box.id
