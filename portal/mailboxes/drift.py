@@ -266,6 +266,9 @@ def _adopt(actor: User, domain: Domain, item: dict, mailbox: Mailbox | None) -> 
     backend_side = item["backend"]
     if item["kind"] == UNKNOWN_TO_PORTAL:
         admin = bool(backend_side.get("admin"))
+        if "admin" not in backend_side and not is_owner(actor, domain.account_id):
+            # A comparison from before the privilege was read: it may be the server's administrator.
+            raise MailboxError(_("%(address)s changed since the comparison; compare again.", address=item["address"]))
         if admin and not is_owner(actor, domain.account_id):
             # Its password opens every mailbox of the server (a review: an Administrator adopted the
             # box's own administrator as a plain mailbox, took its password and set the Owner's).

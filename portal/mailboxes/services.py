@@ -672,9 +672,14 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
         message = later("Created on the backend.") if result.created else \
             later("Already on the backend (an earlier attempt made it).")
         # Made by an earlier attempt whose answer was lost: nobody has its first password.
-        return message, {"password_lost": not result.created and waiting_secret(mailbox) is None,
-                         "backend_id": result.backend_id or mailbox.backend_id,
-                         "status": DISABLED if not mailbox.want_active and can_disable else ENABLED}
+        columns = {"password_lost": not result.created and waiting_secret(mailbox) is None,
+                   "backend_id": result.backend_id or mailbox.backend_id,
+                   "status": DISABLED if not mailbox.want_active and can_disable else ENABLED}
+        if not result.created and _server_administrator(backend, mailbox):
+            # Already there as the server's administrator (its set-up one, made outside the portal:
+            # a review saw an Administrator make a mailbox at its address and reset its password).
+            columns["backend_admin"] = True
+        return message, columns
     if operation == "set_active":
         backend.set_mailbox_active(mailbox.address, mailbox.want_active)
         if mailbox.want_active and mailbox.protocols and backend.capabilities.protocol_flags:
@@ -708,12 +713,30 @@ def _carry_out(mailbox: Mailbox, operation: str, job_alias_id: int | None = None
                 later("The backend no longer had this mailbox: nothing was left to delete.")
         return message, {"status": DELETED}
     if operation == "reset_password":
+        if _server_administrator(backend, mailbox):
+            # Asked for as a plain mailbox, it turns out the server's administrator: whoever asked
+            # may not be an owner, and its password opens every mailbox there. Not reset; an owner
+            # may ask again.
+            return later("Not reset: the backend lists this mailbox as its administrator, whose password only an "
+                         "owner of the account may get. An owner may reset it."), {"backend_admin": True}
         keep_secret(mailbox, backend.reset_password(mailbox.address))
         return later("New password set; it can be revealed once on the mailbox page."), {"password_lost": False}
     if operation == "set_quota":
         backend.set_quota(mailbox.address, mailbox.quota_bytes)
         return later("Quota changed."), {}
     raise PermanentJobError(_("unknown mailbox operation %(operation)s", operation=repr(operation)))
+
+
+def _server_administrator(backend, mailbox: Mailbox) -> bool:
+    """Whether the backend lists ``mailbox``, which the portal does not know as its administrator,
+    as its administrator (one call, only on a backend that has the privilege); logged when so."""
+    if mailbox.backend_admin or not backend.capabilities.mailbox_admin_privilege:
+        return False
+    remote = backend.get_mailbox(mailbox.address)
+    if remote is None or not remote.extra.get("admin"):
+        return False
+    record("mailbox.backend_admin_found", account=mailbox.account_id, target=mailbox, actor_label="system")
+    return True
 
 
 def _archived_on_backend(backend, address: str) -> bool:
@@ -1152,14 +1175,15 @@ def set_backend_admin(actor: User, mailbox: Mailbox, admin: bool) -> None:
         raise MailboxError(_("Only those who manage every mailbox of the account may change this."))
     if admin and serves_other_accounts(mailbox.domain.connection, mailbox.account_id):
         raise MailboxError(later(SHARED_SERVER))
+    # Whoever reads the mailbox may set the password of every mailbox on the server, an owner's
+    # among them, and so read their password resets (a review: an Administrator made a shared
+    # mailbox whose password they held the server's administrator, and reset the Owner's mailbox):
+    # only owners, who outrank everyone in the account, may make it so, only for a mailbox that
+    # owners alone read; and only they may take the privilege away (a review: an Administrator
+    # took it away in the portal and revealed the password waiting there before the server had).
+    if not is_owner(actor, account.id):
+        raise MailboxError(later(OWNERS_MAKE_ADMINS))
     if admin:
-        # Whoever reads the mailbox may set the password of every mailbox on the server, an owner's
-        # among them, and so read their password resets (a review: an Administrator made a shared
-        # mailbox whose password they held the server's administrator, and reset the Owner's
-        # mailbox): only owners, who outrank everyone in the account, may make it so, and only for
-        # a mailbox that owners alone read.
-        if not is_owner(actor, account.id):
-            raise MailboxError(later(OWNERS_MAKE_ADMINS))
         readers = [db.session.get(User, reader) for reader in readers_of(mailbox)]
         if any(person is not None and not is_owner(person, account.id) for person in readers):
             raise MailboxError(_("%(address)s is read by someone who is not an owner of the account: the server's "

@@ -119,10 +119,11 @@ def _page(mailbox, status=200, error=None, password=None):
     capabilities = services.capabilities_of(mailbox)
     # The privilege is box-wide: not offered where the server holds other accounts' mailboxes.
     admin_refusal = None
-    if capabilities.mailbox_admin_privilege and not mailbox.backend_admin:
-        if services.serves_other_accounts(mailbox.domain.connection, mailbox.account_id):
+    if capabilities.mailbox_admin_privilege:
+        if not mailbox.backend_admin and services.serves_other_accounts(mailbox.domain.connection,
+                                                                        mailbox.account_id):
             admin_refusal = services.SHARED_SERVER
-        elif not roles.is_owner(current_user, g.account.id):
+        elif not roles.is_owner(current_user, g.account.id):  # giving it or taking it away
             admin_refusal = services.OWNERS_MAKE_ADMINS
     # Someone who may grant access here and see the account's people finds whom to give it to
     # (each found person links to their access on this mailbox); None: the form is not shown.

@@ -279,3 +279,85 @@ def test_whoever_reads_the_servers_administrator_counts_as_reading_every_mailbox
     revoke_grant(boss, account, owner_grant)
     db.session.commit()
     assert reset_withheld(boss) is not None and reset_withheld(boss).id == admin_box.id
+
+
+def _set_up_administrator(emulator) -> None:
+    """The box's own administrator on the organisation's domain, made by the operator, unknown to the portal."""
+    emulator.users["me@victim.example.org"] = {"password": "set-up-by-the-operator-1", "privileges": ["admin"],
+                                               "quota": "0", "status": "active"}
+
+
+def test_a_mailbox_made_over_the_servers_administrator_is_known_as_it_and_a_reset_asked_before_is_not_done(
+        alone, box, make, run_jobs):
+    """A review: an Administrator made a portal mailbox at the set-up administrator's address; the
+    server's 'already exists' took it in as a plain mailbox, whose password they then reset and
+    revealed, and set the Owner's mailbox password with it. The worker asks the server what the
+    mailbox it found is; a reset asked for a mailbox the portal did not know as the administrator
+    is not done when the server says it is."""
+    from portal.mailboxes import services as mailboxes
+
+    emulator, _environ, _connection = box
+    account_a, box_a = alone
+    admin = make.member(account_a, make.user("admin@elsewhere.example"), roles=("administrator",)).user
+    _set_up_administrator(emulator)
+    taken = create_mailbox(admin, account_a, box_a.domain, "me")
+    db.session.commit()
+    run_jobs()
+    taken = db.session.get(Mailbox, taken.id)
+    assert taken.backend_admin is True
+    with pytest.raises(mailboxes.MailboxError, match="is the server's administrator"):
+        mailboxes.reset_password(admin, taken)
+    db.session.rollback()
+
+    # A reset asked for while the portal did not know (a mailbox made administrator on the server since).
+    emulator.users[box_a.address]["privileges"] = ["admin"]
+    mailboxes.reset_password(admin, db.session.get(Mailbox, box_a.id))
+    db.session.commit()
+    before = emulator.users[box_a.address]["password"]
+    run_jobs()
+    db.session.expire_all()
+    known = db.session.get(Mailbox, box_a.id)
+    assert emulator.users[box_a.address]["password"] == before and known.backend_admin is True
+    assert "Not reset: the backend lists this mailbox as its administrator" in shown(known.status_reason)
+    with pytest.raises(mailboxes.MailboxError, match="is the server's administrator"):
+        mailboxes.reveal_secret(admin, known)
+
+
+def test_only_an_owner_takes_the_privilege_away(alone, box, make, run_jobs):
+    """A review: an Administrator took the privilege away in the portal and, before the server had,
+    revealed the password waiting there."""
+    from portal.mailboxes import services as mailboxes
+
+    from portal.auth.models import User
+
+    account_a, box_a = alone
+    alice = db.session.execute(db.select(User).where(User.email == "alice@a-owners.example")).scalar_one()
+    mailboxes.set_backend_admin(alice, db.session.get(Mailbox, box_a.id), True)
+    db.session.commit()
+    run_jobs()
+    admin = make.member(account_a, make.user("admin@elsewhere.example"), roles=("administrator",)).user
+    with pytest.raises(mailboxes.MailboxError, match="Only an owner of the account may make a mailbox"):
+        mailboxes.set_backend_admin(admin, db.session.get(Mailbox, box_a.id), False)
+    db.session.rollback()
+    assert db.session.get(Mailbox, box_a.id).backend_admin is True
+
+
+def test_a_comparison_that_did_not_read_the_privilege_adopts_for_owners_only(alone, box, make, run_jobs):
+    """A review: a comparison stored before the privilege was read (no 'admin' on its backend side)
+    let an Administrator adopt the set-up administrator as a plain mailbox."""
+    from portal.mailboxes import drift, services as mailboxes
+    from portal.mailboxes.drift import DriftReport
+
+    emulator, _environ, _connection = box
+    account_a, box_a = alone
+    _set_up_administrator(emulator)
+    db.session.add(DriftReport(domain_id=box_a.domain.id, differences=[{
+        "address": "me@victim.example.org", "kind": drift.UNKNOWN_TO_PORTAL, "portal": None,
+        "backend": {"status": "enabled", "quota_bytes": None, "display_name": ""}}]))
+    admin = make.member(account_a, make.user("admin@elsewhere.example"), roles=("administrator",)).user
+    db.session.commit()
+    with pytest.raises(mailboxes.MailboxError, match="changed since the comparison; compare again"):
+        drift.settle(admin, box_a.domain, drift.latest_report(box_a.domain), "me@victim.example.org",
+                     drift.UNKNOWN_TO_PORTAL, "adopt")
+    db.session.rollback()
+    assert db.session.execute(db.select(Mailbox).where(Mailbox.address == "me@victim.example.org")).first() is None
