@@ -209,5 +209,6 @@ def test_audit_log__free_text_that_looks_like_a_moment_stays_text_and_never_fail
     response = client.get(f"/accounts/{account.id}/audit")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert page.count(edge) == 2  # the role's name, and the moment that cannot be shown in the zone
+    assert page.count(edge) == 1  # the role's name; the moment shows as one, in its own offset
+    assert "expires: Jan 1, 1, 12:00 AM UTC+01:00" in page or "expires: Jan 1, 1" in page
     assert "name: 2026-12-14T09:30:00" in page  # a name is text, whatever it looks like

@@ -165,7 +165,7 @@ def test_invitation__unregistered_person_registers_from_the_link_and_sees_the_sh
 
     # The inviter hears the answer, and the link is spent.
     page.reload()
-    expect(page.locator("h1 .badge")).to_have_text("accepted")
+    expect(page.locator("h1 .badge")).to_have_text("Accepted")
     assert problems == []
     spent = invited.goto(link)
     assert spent is not None and spent.status == 410

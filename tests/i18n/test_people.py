@@ -175,7 +175,7 @@ def test_invitation_pages__are_french_for_a_french_speaking_admin(french_admin, 
     db.session.commit()
     listing = client.get(f"/accounts/{account.id}/invitations").get_data(as_text=True)
     assert '<html lang="fr">' in listing
-    assert "Accès proposés" in listing and "brouillon" in listing and "Envoyée par" in listing
+    assert "Accès proposés" in listing and "Brouillon" in listing and "Envoyée par" in listing
     page = client.get(f"/accounts/{account.id}/invitations/{invitation.id}").get_data(as_text=True)
     assert '<html lang="fr">' in page
     assert "Pas encore envoyée" in page and "Ce que l’invitation accorde" in page

@@ -22,6 +22,7 @@ PUBLIC_ENDPOINTS = {
     "static", "web.home", "web.healthz",
     "auth.setup", "auth.register", "auth.verify", "auth.resend_verification", "auth.login",
     "auth.forgot_password", "auth.reset_password", "invitations.landing", "invitations.register",
+    "invitations.decline_by_link",
     "auth.sso_start", "auth.sso_callback", "users.welcome",
     "api.openapi", "api.reference", "web.language", "web.accessibility",
     # The second step of a password log-in: the person has proved their password, not yet
