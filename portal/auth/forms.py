@@ -35,10 +35,6 @@ class TimezoneField(SelectField):
             groups[str(_l("Other"))] = [(self.data, self.data)]
         return groups
 
-    @choices.setter
-    def choices(self, value):
-        pass  # the list is always the database's
-
     def pre_validate(self, form):
         if self.data not in ZONES:
             raise ValidationError(_l("Choose a time zone from the list."))

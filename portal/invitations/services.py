@@ -214,8 +214,7 @@ def _refuse_read_by_others(email: str, account: Account) -> None:
     know, and refusing because of them would tell whoever invites that the address is a mailbox
     there. Such an address is mailed as any address outside the portal is."""
     from portal.mailboxes.models import DELETED
-    from portal.mailboxes.services import readers_of, received_addresses, receiving
-    from portal.roles.services import is_owner
+    from portal.mailboxes.services import read_by_non_owners, readers_of, received_addresses, receiving
 
     if find_user(email) is not None:
         return
@@ -229,12 +228,9 @@ def _refuse_read_by_others(email: str, account: Account) -> None:
     for mailbox in receiving(email):
         if mailbox.status == DELETED or mailbox.account_id != account.id:
             continue
-        if mailbox.id in named or email in received_addresses(mailbox):
+        by_name = mailbox.id in named or email in received_addresses(mailbox)
+        if by_name or read_by_non_owners(readers_of(mailbox), account.id):  # a catch-all: owners alone
             raise refusal
-        for reader in readers_of(mailbox):
-            person = db.session.get(User, reader)
-            if person is not None and not is_owner(person, account.id):  # a profile since deleted reads nothing
-                raise refusal
 
 
 def expire_links_to(addresses, account_id: int) -> int:

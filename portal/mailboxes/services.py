@@ -17,6 +17,7 @@ from sqlalchemy.orm import joinedload, lazyload
 
 from portal.accounts.models import Account, Membership
 from portal.accounts.services import add_member
+from portal.audit.models import SYSTEM_ACTOR
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.backends import service as backends
@@ -108,20 +109,27 @@ def _name_problem(domain: Domain, address: str, kind: str, owner: User | None,
                 problem = _login_holder_problem(tagged, kind, owner)
                 if problem:
                     return problem
-    from portal.roles.services import is_owner
-
     caught = [other.name for other in db.session.execute(db.select(Domain).where(
         Domain.account_id == domain.account_id, Domain.settings.is_not(None))).scalars()
         if catch_all_address(other.settings) in forms]
     if caught:
         readers = set(readers) | ({owner.id} if kind == PERSONAL and owner is not None else set())
-        for reader in db.session.execute(db.select(User).where(User.id.in_(readers))).scalars():
-            if not is_owner(reader, domain.account_id):
-                return later("%(address)s is the catch-all of %(domains)s: it receives the mail of every address "
+        if read_by_non_owners(readers, domain.account_id):
+            return later("%(address)s is the catch-all of %(domains)s: it receives the mail of every address "
                              "there without a mailbox, people's login addresses among them. Only a mailbox that "
                              "nobody but the account's owners reads may have it.",
-                             address=address, domains=", ".join(sorted(caught)))
+                         address=address, domains=", ".join(sorted(caught)))
     return None
+
+
+def read_by_non_owners(readers, account_id: int) -> bool:
+    """Whether one of ``readers`` (profile ids, ``readers_of``) is not an owner of the account: a
+    mailbox that receives everyone's mail (a catch-all, the server's administrator) may be read by
+    owners alone, who outrank everyone in it. A profile since deleted reads nothing."""
+    from portal.roles.services import is_owner
+
+    return any(not is_owner(person, account_id) for person in db.session.execute(
+        db.select(User).where(User.id.in_(set(readers)))).scalars())
 
 
 def readers_of(mailbox: Mailbox) -> set[int]:
@@ -735,7 +743,7 @@ def _server_administrator(backend, mailbox: Mailbox) -> bool:
     remote = backend.get_mailbox(mailbox.address)
     if remote is None or not remote.extra.get("admin"):
         return False
-    record("mailbox.backend_admin_found", account=mailbox.account_id, target=mailbox, actor_label="system")
+    record("mailbox.backend_admin_found", account=mailbox.account_id, target=mailbox, actor_label=SYSTEM_ACTOR)
     return True
 
 
@@ -1183,10 +1191,8 @@ def set_backend_admin(actor: User, mailbox: Mailbox, admin: bool) -> None:
     # took it away in the portal and revealed the password waiting there before the server had).
     if not is_owner(actor, account.id):
         raise MailboxError(later(OWNERS_MAKE_ADMINS))
-    if admin:
-        readers = [db.session.get(User, reader) for reader in readers_of(mailbox)]
-        if any(person is not None and not is_owner(person, account.id) for person in readers):
-            raise MailboxError(_("%(address)s is read by someone who is not an owner of the account: the server's "
+    if admin and read_by_non_owners(readers_of(mailbox), account.id):
+        raise MailboxError(_("%(address)s is read by someone who is not an owner of the account: the server's "
                                  "administrator can change the password of every mailbox on the server. Make "
                                  "it the administrator only while owners alone read it.", address=mailbox.address))
     mailbox.backend_admin = admin

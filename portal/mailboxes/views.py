@@ -426,9 +426,10 @@ def _settle(domain, settle_all: bool):
             message = ngettext("%(num)d difference settled (enforced).", "%(num)d differences settled (enforced).",
                                count)
         if refused:
-            message += " " + ngettext("%(num)d was refused and stays listed: settle it by itself to see why (%(addresses)s).",
-                                      "%(num)d were refused and stay listed: settle each by itself to see why "
-                                      "(%(addresses)s).", len(refused), addresses=", ".join(refused[:5]))
+            message += " " + ngettext(
+                "%(num)d was refused and stays listed: settle it by itself to see why (%(addresses)s).",
+                "%(num)d were refused and stay listed: settle each by itself to see why (%(addresses)s).",
+                len(refused), addresses=", ".join(refused[:5]))
         return message
     return drift.settle(current_user, domain, report, request.form.get("address", ""),
                         request.form.get("kind", ""), how)

@@ -18,17 +18,22 @@ from tests.mailboxes.conftest import enabled_domain
 NAME = "handed-over.example"
 
 
-def _hand_over(make, owner_a, domain_a):
-    domains.remove_domain(owner_a, domain_a)
-    db.session.commit()
-    owner_b = make.user("boss@b.example")
-    account_b = make.account(owner_b, "B")
-    theirs = domains.add_domain(owner_b, account_b, NAME, "local")
+def _proven_by_a_new_account(make, name: str, owner_email: str = "boss@b.example", account_name: str = "B"):
+    """A new account proves and enables ``name``: its owner, the account, its domain."""
+    owner_b = make.user(owner_email)
+    account_b = make.account(owner_b, account_name)
+    theirs = domains.add_domain(owner_b, account_b, name, "local")
     theirs.verified_at = theirs.created_at
     domains.end_other_claims(theirs)
     domains.set_status(theirs, ENABLED, "proven")
     db.session.commit()
     return owner_b, account_b, theirs
+
+
+def _hand_over(make, owner_a, domain_a):
+    domains.remove_domain(owner_a, domain_a)
+    db.session.commit()
+    return _proven_by_a_new_account(make, NAME)
 
 
 def test_a_profile_taken_over_leaves_the_accounts_its_former_reader_joined(make, owner, account, client):
@@ -124,13 +129,7 @@ def test_a_profile_given_a_deleted_profiles_id_is_not_taken_over_for_what_was_do
     own = make.account(victim, "Victim's own")
     if db.engine.dialect.name == "sqlite":
         assert victim.id == ghost_id  # the case in point
-    boss = make.user("boss@x-corp.example")
-    employer = make.account(boss, "Employer")
-    theirs = domains.add_domain(boss, employer, "x.example", "local")
-    theirs.verified_at = theirs.created_at
-    domains.end_other_claims(theirs)
-    domains.set_status(theirs, ENABLED, "proven")
-    db.session.commit()
+    _boss, employer, _theirs = _proven_by_a_new_account(make, "x.example", "boss@x-corp.example", "Employer")
     db.session.expire_all()
     victim = db.session.get(User, victim.id)
     assert victim.password_hash is not None and victim.corporate_account_id == employer.id
