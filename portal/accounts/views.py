@@ -187,6 +187,11 @@ def settings(account_id):
                                              for role in roles.roles_for(account, catalogue.MAILBOX)]
     if request.method == "GET" and account.personal_mailbox_role_id is None:
         form.personal_mailbox_role_id.data = roles.system_role(catalogue.MAILBOX_OWNER).id
+    # Someone who may not turn the requirement off sees it ticked and greyed, and saving keeps it.
+    requirement_kept = account.require_two_factor and not two_factor_policy.may_stop_requiring(current_user, account)
+    if requirement_kept:
+        form.require_two_factor.data = True
+        form.require_two_factor.render_kw = {"disabled": True}
     if form.validate_on_submit():
         try:
             services.update_settings(current_user, account, name=form.name.data,
@@ -195,7 +200,8 @@ def settings(account_id):
                                      personal_mailbox_role_id=form.personal_mailbox_role_id.data,
                                      deprovisioned_mailboxes=form.deprovisioned_mailboxes.data,
                                      default_locale=form.default_locale.data or "")
-            two_factor_policy.set_account_policy(current_user, account, form.require_two_factor.data)
+            two_factor_policy.set_account_policy(current_user, account,
+                                                 requirement_kept or form.require_two_factor.data)
         except roles.AccessError as error:
             db.session.rollback()
             form.personal_mailbox_role_id.errors.append(str(error))
@@ -203,7 +209,8 @@ def settings(account_id):
             db.session.commit()
             flash(_("Account settings saved."), "success")
             return redirect(url_for("accounts.settings", account_id=account_id))
-    return render("accounts/settings.html", status=422 if form.errors else 200, account=account, form=form)
+    return render("accounts/settings.html", status=422 if form.errors else 200, account=account, form=form,
+                  requirement_kept=requirement_kept)
 
 
 @bp.route("/accounts/<int:account_id>/delete", methods=["GET", "POST"])

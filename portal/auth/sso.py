@@ -4,9 +4,17 @@ Users are matched on the provider's subject, then on a verified e-mail
 address (which links the subject to that profile); otherwise a profile is
 made, under the same rules as self-registration. A first log-in with an
 address on an account's active domain joins that account as a corporate user.
+
+Someone who uses two-factor sign-in is asked for their second factor after the
+provider too: the provider vouches for an address, and whoever could prove that
+address to it (a provider where people register themselves, one look at the
+person's mail) would otherwise be them. A profile found by its address is linked
+to the provider's subject only once that second step is passed.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import OAuth
@@ -28,6 +36,14 @@ _EXTENSION = "portal_oauth"
 
 class SsoError(ValueError):
     """The provider or its answer did not let the person in; the message says why."""
+
+
+class SignOn(NamedTuple):
+    """Whom the provider's answer signs in, and the subject to link to them once their second
+    factor is right (``None``: nothing left to link)."""
+
+    user: User
+    link: str | None = None
 
 
 def init_app(app: Flask) -> None:
@@ -62,8 +78,8 @@ def start(redirect_uri: str):
                          error=error.__class__.__name__)) from None
 
 
-def finish() -> User:
-    """Complete the code exchange and return the user to log in."""
+def finish() -> SignOn:
+    """Complete the code exchange and return whom to log in."""
     try:
         token = client().authorize_access_token()
     except OAuthError as error:
@@ -78,7 +94,7 @@ def finish() -> User:
         raise SsoError(_("The sign-on answer could not be verified (%(error)s).",
                          error=error.__class__.__name__)) from None
     claims = token.get("userinfo") or client().userinfo(token=token)
-    return reconcile(claims)
+    return sign_on(claims)
 
 
 def address_verified(claim) -> bool:
@@ -89,6 +105,13 @@ def address_verified(claim) -> bool:
 
 
 def reconcile(claims: dict) -> User:
+    """Whom the claims sign in (see ``sign_on``)."""
+    return sign_on(claims).user
+
+
+def sign_on(claims: dict) -> SignOn:
+    from portal.security.services import remove_every_factor, uses_two_factor
+
     subject = str(claims.get("sub") or "")
     if not subject:
         raise SsoError(_("The sign-on provider did not say who you are."))
@@ -96,7 +119,7 @@ def reconcile(claims: dict) -> User:
     if user is not None:
         if user.suspended_at is not None:
             raise SsoError(str(SUSPENDED_MESSAGE))
-        return user
+        return SignOn(user)
     if not claims.get("email") or not address_verified(claims.get("email_verified")):
         raise SsoError(_("The sign-on provider did not give a verified e-mail address for you."))
     try:
@@ -117,19 +140,24 @@ def reconcile(claims: dict) -> User:
             raise SsoError(_("Someone who does not hold every right of the profile at this address may read its "
                              "mail: the portal does not link a sign-on identity to it by its address. Ask an "
                              "administrator."))
-        user.oidc_subject = subject
+        if user.address_proven and uses_two_factor(user):
+            # Linked once the person's second factor is right (``link``): until then, the provider's
+            # word for the address is not enough to make its subject this profile's.
+            return SignOn(user, subject)
         if not user.address_proven:
             # Nobody had proven the address: its password may be a stranger's who registered it
             # first, waiting for the real person to confirm it, or the administrator's who set it
-            # through an onboarding link shown to them. It goes, with any session of it.
+            # through an onboarding link shown to them. It goes, with any session of it, and so do
+            # second factors set up with it (they would now stand between the person and the portal).
             confirming = not user.is_verified
             user.password_hash = None
             sessions.end_all(user, sessions.EXPIRED)
+            remove_every_factor(user)
             prove_address(user)
             if confirming:
                 assign_if_corporate(user)
-        record("user.link_sso", target=user, actor=user)
-        return user
+        link(user, subject)
+        return SignOn(user)
     from portal.users import corporate
 
     try:
@@ -147,4 +175,15 @@ def reconcile(claims: dict) -> User:
     db.session.flush()
     record("user.register", target=user, actor=user, via="sso")
     assign_if_corporate(user)
-    return user
+    return SignOn(user)
+
+
+def link(user: User, subject: str) -> bool:
+    """Link the provider's ``subject`` to ``user``, unless either is linked already (to someone
+    else, meanwhile); says whether it did."""
+    taken = db.session.execute(db.select(User.id).where(User.oidc_subject == subject)).first()
+    if user.oidc_subject is not None or taken is not None:
+        return False
+    user.oidc_subject = subject
+    record("user.link_sso", target=user, actor=user)
+    return True

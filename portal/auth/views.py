@@ -273,11 +273,14 @@ def sso_callback():
     if not sso.enabled():
         abort(404)
     try:
-        user = sso.finish()
+        user, link = sso.finish()
     except sso.SsoError as error:
         db.session.rollback()
         return render("auth/login.html", form=forms.LoginForm(), error=str(error), status=403)
     next_path = session.pop(SSO_NEXT, None)
+    if second_step.needed_for(user):
+        db.session.commit()
+        return second_step.begin(user, next_path, single_sign_on=True, link=link)
     services.start_session(user, services.WITH_SINGLE_SIGN_ON)
     db.session.commit()
     return redirect(next_path or url_for("web.home"))

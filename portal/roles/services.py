@@ -8,12 +8,13 @@ a role, a permission they do not hold themselves.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 from functools import cache
 
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, func, insert, or_
-from sqlalchemy.orm import lazyload, selectinload
+from sqlalchemy.orm import joinedload, lazyload, selectinload
 
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record, record_each
@@ -258,8 +259,30 @@ def _check_description(description: str) -> None:
         raise AccessError(later("A role's description has at most 500 characters."))
 
 
+def _visible(name: str) -> str:
+    """A role's name as it will be read: compatibility forms folded (NFKC), the characters that
+    show nothing (zero-width spaces, direction marks, controls) dropped, spaces collapsed. A name
+    that differs from another only by those would look the same in a list."""
+    name = unicodedata.normalize("NFKC", name)
+    return " ".join("".join(char for char in name if unicodedata.category(char) not in ("Cf", "Cc")).split())
+
+
+@cache
+def _system_role_names() -> frozenset[str]:
+    """The system roles' names in every language the portal speaks, folded for comparing."""
+    from flask_babel import force_locale
+
+    from portal.i18n import LANGUAGES
+
+    names = set()
+    for code in LANGUAGES:
+        with force_locale(code):
+            names.update(str(role.name).casefold() for role in catalogue.SYSTEM_ROLES)
+    return frozenset(names)
+
+
 def _validate_role(account: Account, name: str, scope: str, permissions: set[str], role: Role | None) -> str:
-    name = " ".join(name.split())
+    name = _visible(name)
     if not name:
         raise AccessError(later("Give the role a name."))
     if len(name) > 80:  # whatever path it comes by (a SCIM group's displayName had no limit)
@@ -274,7 +297,7 @@ def _validate_role(account: Account, name: str, scope: str, permissions: set[str
         db.select(Role.id).where(func.lower(Role.name) == name.lower(), Role.scope == scope,
                                  (Role.account_id == account.id) | Role.system_key.is_not(None))
     ).scalars().all()
-    if any(role_id != getattr(role, "id", None) for role_id in clash):
+    if any(role_id != getattr(role, "id", None) for role_id in clash) or name.casefold() in _system_role_names():
         raise AccessError(later("A role named “%(name)s” already exists at this scope.", name=name))
     return name
 
@@ -286,6 +309,21 @@ def _scope_check(actor: User, account: Account, scope: str, permissions: set[str
         _require_holds(actor, account, permissions)
     else:
         _require_holds(actor, account, {"mailboxes.manage"} if permissions else set())
+
+
+def _require_may_change_holders(actor: User, account: Account, role: Role) -> None:
+    """Changing what a role held over the account gives, or deleting it, changes what each of its
+    holders may do: as granting or taking it from each of them would, it needs the rights to grant
+    access and to see the members (a review: someone holding only the right to manage roles gave a
+    role's holders a permission of their own, and could take one from them without holding the
+    rest of the role). A mailbox role already needs the power to manage every mailbox."""
+    if role.scope != catalogue.ACCOUNT:
+        return
+    missing = {"access.grant", "members.view"} - handable(actor, account)
+    if missing and role_holder_count(account, role):
+        labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing))
+        raise AccessError(later("People hold this role: changing what it gives them, or deleting it, needs these "
+                                "permissions too: %(labels)s.", labels=labels))
 
 
 def create_role(actor: User, account: Account, *, name: str, scope: str, description: str,
@@ -310,6 +348,11 @@ def update_role(actor: User, account: Account, role: Role, *, name: str, descrip
     added = permissions - role.permissions
     removed = role.permissions - permissions
     _scope_check(actor, account, role.scope, added | removed)
+    if name != role.name or description.strip() != (role.description or ""):
+        # Its holders' and grantors' reading of what it gives: not for someone who holds less.
+        _scope_check(actor, account, role.scope, set(role.permissions))
+    if added or removed:
+        _require_may_change_holders(actor, account, role)
     role.name, role.description = name, description.strip()
     role.permission_rows = [RolePermission(permission=code) for code in sorted(permissions)]
     db.session.flush()
@@ -332,6 +375,7 @@ def delete_role(actor: User, account: Account, role: Role) -> None:
     if role.is_system:
         raise AccessError(later("System roles cannot be deleted."))
     _scope_check(actor, account, role.scope, set(role.permissions))
+    _require_may_change_holders(actor, account, role)
     record("role.delete", account=account, actor=actor, target=role, holders=role_holder_count(account, role))
     db.session.delete(role)
     db.session.flush()
@@ -535,32 +579,51 @@ def outranks(actor: User, account: Account, user: User, *, elsewhere: bool = Tru
     as ``user`` (an onboarding link, a reset of their second factors). What gives no such means
     (suspending the account's own corporate user, naming them) looks at this account alone: another
     account giving them a right must not stop their account managing them."""
+    return user.id in outranked(actor, account, [user], elsewhere=elsewhere)
+
+
+def outranked(actor: User, account: Account, users, *, elsewhere: bool = True) -> set[int]:
+    """The ids of those of ``users`` whom ``actor`` outranks (``outranks``), in three statements
+    whatever their number."""
     every = catalogue.codes(catalogue.ACCOUNT)
     if actor.is_superadmin and _handed_on(actor, account.id, every) == every:
-        return True
-    if user.is_superadmin:
-        return False
-    held: dict[tuple[int, int | None], list[Grant]] = {}
-    for grant, account_id in db.session.execute(
-            db.select(Grant, Membership.account_id).join(Membership, Membership.id == Grant.membership_id)
-            .where(Membership.user_id == user.id)).all():
+        return {user.id for user in users}
+    candidates = {user.id for user in users if not user.is_superadmin}
+    if not candidates:
+        return set()
+    held: dict[int, dict[int | None, list[Grant]]] = {user_id: {} for user_id in candidates}
+    # The roles' permissions in the same statement: whoever holds what, one statement for them all.
+    query = db.select(Grant, Membership.user_id, Membership.account_id).join(
+        Membership, Membership.id == Grant.membership_id).where(Membership.user_id.in_(candidates)) \
+        .options(joinedload(Grant.role).joinedload(Role.permission_rows))
+    for grant, user_id, account_id in db.session.execute(query).unique().all():
         if account_id != account.id:
-            if not elsewhere:
-                continue
-            return False  # rights in an account the actor cannot see, let alone hold
-        held.setdefault((account_id, grant.mailbox_id), []).append(grant)
+            if elsewhere:
+                candidates.discard(user_id)  # rights in an account the actor cannot see, let alone hold
+            continue
+        held[user_id].setdefault(grant.mailbox_id, []).append(grant)
     actor_account = _handed_on(actor, account.id, account_permissions(actor, account))
-    for (_account_id, mailbox_id), grants in held.items():
-        wanted = permissions_of_grants(grants)
-        if mailbox_id is None:
-            if wanted - actor_account:
-                return False
-            if any(_is_owner_role(grant.role) for grant in grants) and not is_owner(actor, account.id):
-                return False  # an owner is more than the permissions the role lists
-        elif "mailboxes.manage" not in actor_account and wanted - _handed_on(
-                actor, account.id, mailbox_permissions(actor, account, mailbox_id), mailbox=True):
-            return False
-    return True
+    mailbox_ids = {mailbox_id for user_id in candidates for mailbox_id in held[user_id] if mailbox_id is not None}
+    on_mailboxes = {} if "mailboxes.manage" in actor_account or not mailbox_ids else {
+        mailbox_id: _handed_on(actor, account.id, permissions, mailbox=True)
+        for mailbox_id, permissions in mailbox_permissions_of(actor, account, mailbox_ids).items()}
+    owner = None
+    result = set()
+    for user_id in candidates:
+        for mailbox_id, grants in held[user_id].items():
+            wanted = permissions_of_grants(grants)
+            if mailbox_id is None:
+                if wanted - actor_account:
+                    break
+                if any(_is_owner_role(grant.role) for grant in grants):
+                    owner = is_owner(actor, account.id) if owner is None else owner
+                    if not owner:
+                        break  # an owner is more than the permissions the role lists
+            elif "mailboxes.manage" not in actor_account and wanted - on_mailboxes[mailbox_id]:
+                break
+        else:
+            result.add(user_id)
+    return result
 
 
 def _require_holds_on_mailbox(actor: User, account: Account, mailbox_id: int, wanted: set[str]) -> None:

@@ -19,7 +19,8 @@ from portal.auth import sessions
 from portal.auth.models import User
 from portal.auth.services import WITH_SINGLE_SIGN_ON
 from portal.extensions import db
-from portal.roles.services import account_permissions
+from portal.i18n import later
+from portal.roles.services import AccessError, account_permissions, is_owner
 from portal.security.navigation import go_to
 from portal.security.services import uses_two_factor
 from portal.web.access import Rule, gates
@@ -87,7 +88,15 @@ def reasons_to_enrol(user: User, required_by: int | None = None) -> list[str]:
     return reasons
 
 
+def may_stop_requiring(actor: User, account: Account) -> bool:
+    """Only an owner stops the account requiring two-factor sign-in: it protects them too (a review:
+    someone who may only change the account's settings turned it off for every administrator)."""
+    return is_owner(actor, account.id)
+
+
 def set_account_policy(actor: User, account: Account, required: bool) -> None:
+    if account.require_two_factor and not required and not may_stop_requiring(actor, account):
+        raise AccessError(later("Only an owner of the account may stop requiring two-factor sign-in."))
     if account.require_two_factor != required:
         account.require_two_factor = required
         record("account.two_factor_policy", account=account, target=account, actor=actor, required=required)

@@ -313,7 +313,7 @@ def _drop_recovery_codes_without_factors(user: User) -> None:
 
 # -- resets ------------------------------------------------------------------------------
 
-def _remove_every_factor(user: User) -> dict[str, int]:
+def remove_every_factor(user: User) -> dict[str, int]:
     removed = {
         "app": db.session.execute(delete(AuthenticatorApp).where(AuthenticatorApp.user_id == user.id)).rowcount,
         "passkeys": db.session.execute(delete(Passkey).where(Passkey.user_id == user.id)).rowcount,
@@ -335,7 +335,7 @@ def reset_by_admin(actor: User, account: Account, user: User) -> dict[str, int]:
     if not outranks(actor, account, user):
         raise AccessError(later("You cannot reset the second factors of someone who holds rights you do not hold "
                                 "(in this account, on one of its mailboxes, or in another account)."))
-    removed = _remove_every_factor(user)
+    removed = remove_every_factor(user)
     record("security.reset_by_admin", account=account, target=user, actor=actor, removed=removed)
     send(user.email, "two_factor_reset", for_account=account, user=user, admin=actor.display_name,
          account_name=account.name)
@@ -344,7 +344,7 @@ def reset_by_admin(actor: User, account: Account, user: User) -> dict[str, int]:
 
 def reset_by_operator(user: User) -> dict[str, int]:
     """The instance operator resets someone's second factors (``flask portal reset-two-factor``)."""
-    removed = _remove_every_factor(user)
+    removed = remove_every_factor(user)
     record("security.reset_by_operator", account=_account_of(user), target=user, source=SOURCE_CLI, removed=removed)
     send(user.email, "two_factor_reset", user=user, admin=None, account_name=None)
     return removed

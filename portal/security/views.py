@@ -47,7 +47,7 @@ def _second_step_page(user: User, status: int = 200, error: str | None = None, *
                   passkey_form=forms.PasskeyForm(formdata=None),
                   has_app=services.confirmed_app(user) is not None, passkeys=passkeys.usable_passkeys(user),
                   passkeys_elsewhere=passkeys.hosts_elsewhere(user), passkey_problem=passkeys.unavailable_reason(),
-                  show_recovery="recovery_form" in forms_given)
+                  show_recovery="recovery_form" in forms_given, single_sign_on=step.after_single_sign_on())
 
 
 def _pending_user_or_login() -> User:

@@ -25,7 +25,7 @@ from portal.auth.models import User
 from portal.extensions import db
 from portal.i18n import _l, labels
 from portal.roles import catalogue
-from portal.roles.services import account_permissions, account_permissions_of
+from portal.roles.services import account_permissions, account_permissions_of, outranked
 from portal.timeutil import utcnow
 from portal.tokens.models import ApiToken
 
@@ -199,7 +199,22 @@ def create(actor: User, account: Account, *, name: str, scopes: set[str], expire
     return token, raw
 
 
-def revoke(actor: User, token: ApiToken) -> None:
+def revocable(actor: User, account: Account, tokens: list[ApiToken]) -> set[int]:
+    """The ids of ``tokens`` that ``actor`` may revoke: their own, and those of makers whose every
+    right in the account they hold (a review: someone who may only manage tokens revoked the
+    Owner's identity-provider token, and with it every removal the provider would make). A maker
+    gone from the account holds nothing there. Three statements at most, whatever the number."""
+    makers = {token.created_by_id: token.created_by for token in tokens
+              if token.created_by_id != actor.id and token.created_by is not None}
+    ranked = outranked(actor, account, list(makers.values()), elsewhere=False) if makers else set()
+    return {token.id for token in tokens
+            if token.created_by_id == actor.id or token.created_by is None or token.created_by_id in ranked}
+
+
+def revoke(actor: User, account: Account, token: ApiToken) -> None:
+    if token.id not in revocable(actor, account, [token]):
+        raise TokenError(_("Only its maker, or someone who holds every right its maker holds in the account, may "
+                           "revoke this token."))
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         record("token.revoke", account=token.account_id, target=token, target_label=token.name, actor=actor)

@@ -18,9 +18,10 @@ bp = Blueprint("tokens", __name__)
 def _page(status=200, problems=None, values=None, shown=None):
     tokens = services.tokens_of(g.account)
     ended = services.ended(tokens)
+    revocable = services.revocable(current_user, g.account, tokens)
     return render("tokens/index.html", status=status, account=g.account, tokens=tokens, ended=ended,
                   ended_why=services.ENDED_WHY, areas=services.AREAS, scopes=services.SCOPES,
-                  problems=problems or {}, values=values or {}, shown=shown,
+                  problems=problems or {}, values=values or {}, shown=shown, revocable=revocable,
                   status_of=lambda token: "ended" if token.id in ended else services.status(token),
                   scope_label=services.scope_label, form=ConfirmForm(), fresh=is_fresh())
 
@@ -66,8 +67,11 @@ def create(account_id):
 def revoke(account_id, token_id):
     token = load_or_404(services.token_in_account, token_id)
     form = ConfirmForm()
-    if form.validate_on_submit():
-        services.revoke(current_user, token)
+    refused = None if token.id in services.revocable(current_user, g.account, [token]) else _(
+        "Only its maker, or someone who holds every right its maker holds in the account, may revoke this token.")
+    if form.validate_on_submit() and refused is None:
+        services.revoke(current_user, g.account, token)
         db.session.commit()
         return redirect(url_for("tokens.index", account_id=account_id))
-    return render("tokens/revoke.html", account=g.account, token=token, form=form)
+    return render("tokens/revoke.html", account=g.account, token=token, form=form, refused=refused,
+                  status=403 if refused and request.method == "POST" else 200)

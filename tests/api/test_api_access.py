@@ -30,7 +30,7 @@ def _call(client, method, url, headers=None):
 def test_api__every_route_refuses_anonymous_and_dead_tokens_with_401(app, client, world):
     revoked, raw = tokens.create(world["owner"], world["account"], name="old", scopes=set(WRITE_SCOPES),
                                  expires_at=None)
-    tokens.revoke(world["owner"], revoked)
+    tokens.revoke(world["owner"], world["account"], revoked)
     db.session.commit()
     routes = list(_api_routes(app, world["ids"]))
     assert len(routes) > 50

@@ -136,3 +136,50 @@ def test_tokens_page__an_expiry_at_the_edge_of_the_calendar_shows_in_utc_not_a_5
     assert made.status_code == 201 and "9999" in made.get_data(as_text=True)  # the new token, shown once
     page = client.get(base)
     assert page.status_code == 200 and "9999" in page.get_data(as_text=True)
+
+
+def test_token__revoked_only_by_its_maker_or_someone_who_holds_all_their_rights(client, world, auth, make):
+    """A review: someone who may only manage tokens revoked the Owner's identity-provider token (and
+    with it every removal the provider would have made), unseen."""
+    from portal.accounts.services import remove_member
+
+    account = world["account"]
+    clerk = make.member(account, make.user("clerk@example.org"), permissions=("api_tokens.manage", "domains.view"))
+    admin = make.member(account, make.user("admin@example.org"), roles=("administrator",))
+    leaver = make.member(account, make.user("leaver@example.org"), permissions=("api_tokens.manage", "domains.view"))
+    owners, _ = tokens.create(world["owner"], account, name="Entra ID", scopes={"domains:read"}, expires_at=None)
+    admins, _ = tokens.create(admin.user, account, name="admin's", scopes={"domains:read"}, expires_at=None)
+    clerks, _ = tokens.create(clerk.user, account, name="clerk's", scopes={"domains:read"}, expires_at=None)
+    leavers, _ = tokens.create(leaver.user, account, name="leaver's", scopes={"domains:read"}, expires_at=None)
+    db.session.commit()
+    remove_member(world["owner"], account, leaver)
+    db.session.commit()
+
+    auth.login("clerk@example.org")
+    rows = {row.split("</strong>")[0].rsplit(">", 1)[-1]: row
+            for row in client.get(_page(world)).get_data(as_text=True).split("<tr>")[2:]}
+    assert "Revoke…" not in rows["Entra ID"] and "Revoke…" not in rows["admin&#39;s"]
+    assert "Revoke…" in rows["clerk&#39;s"] and "Revoke…" in rows["leaver&#39;s"]
+    page = client.get(f"{_page(world)}/{owners.id}/revoke")
+    assert page.status_code == 200 and "Only its maker" in page.get_data(as_text=True)
+    assert 'class="button danger"' not in page.get_data(as_text=True)
+    assert client.post(f"{_page(world)}/{owners.id}/revoke").status_code == 403
+    assert client.post(f"{_page(world)}/{admins.id}/revoke").status_code == 403
+    for mine in (clerks, leavers):
+        assert client.post(f"{_page(world)}/{mine.id}/revoke").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(ApiToken, owners.id).revoked_at is None
+    assert db.session.get(ApiToken, admins.id).revoked_at is None
+    assert db.session.get(ApiToken, clerks.id).revoked_at is not None
+    assert db.session.get(ApiToken, leavers.id).revoked_at is not None
+    auth.logout()
+
+    # An Administrator holds every permission but is no owner: the Owner's token is not theirs to end.
+    auth.login("admin@example.org")
+    assert client.post(f"{_page(world)}/{owners.id}/revoke").status_code == 403
+    auth.logout()
+    auth.login("owner@example.org")
+    assert client.post(f"{_page(world)}/{admins.id}/revoke").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(ApiToken, admins.id).revoked_at is not None
+

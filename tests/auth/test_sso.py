@@ -160,3 +160,92 @@ def test_sso__linking_a_confirmed_profile_keeps_its_password(app, client, provid
     provider.login_as(sub="corp-9", email="ada@example.net")
     assert _sso(client).status_code == 302
     assert app.test_client().post("/login", data={"email": "ada@example.net", "password": PASSWORD}).status_code == 302
+
+
+# -- the person's own second factor, after the provider ------------------------------------------
+
+def _enrolled(app, make, email: str = "ada@example.net") -> str:
+    """A confirmed profile at ``email`` with an authenticator app; returns the app's secret."""
+    from tests.security.two_factor_helpers import enrol_app
+
+    make.user(email)
+    own = app.test_client()
+    assert own.post("/login", data={"email": email, "password": PASSWORD}).status_code == 302
+    secret, _codes = enrol_app(own)
+    return secret
+
+
+def test_sso__a_profile_with_a_second_factor_is_linked_only_once_that_factor_is_right(app, client, provider, make):
+    """A review: whoever could prove the person's address to the provider signed in as them,
+    their authenticator app never asked for, and the provider's subject was theirs from then on."""
+    from portal.auth.models import UserSession
+    from tests.security.two_factor_helpers import code_of_another_step, signed_in
+
+    secret = _enrolled(app, make)
+    provider.login_as(sub="corp-9", email="ada@example.net")
+    answer = _sso(client)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/login/two-factor")
+    assert not signed_in(client)
+    page = client.get("/login/two-factor").get_data(as_text=True)
+    assert "The sign-on provider vouched for <strong>ada@example.net</strong>" in page
+    db.session.expire_all()
+    user = db.session.execute(db.select(User).where(User.email == "ada@example.net")).scalar_one()
+    assert user.oidc_subject is None, "not linked before the second step"
+
+    near = {code_of_another_step(secret, step) for step in (-1, 0, 1)}
+    wrong = client.post("/login/two-factor", data={"code": next(c for c in ("000000", "111111", "222222") if c not in near)})
+    assert wrong.status_code == 422 and not signed_in(client)
+    db.session.expire_all()
+    assert db.session.get(User, user.id).oidc_subject is None
+
+    # The next step's code: the current one was used to set the app up, and is spent.
+    assert client.post("/login/two-factor", data={"code": code_of_another_step(secret, 1)}).status_code == 302
+    assert signed_in(client)
+    db.session.expire_all()
+    assert db.session.get(User, user.id).oidc_subject == "corp-9"
+    latest = db.session.execute(db.select(UserSession).where(UserSession.user_id == user.id)
+                                .order_by(UserSession.id.desc()).limit(1)).scalar_one()
+    assert latest.signed_in_with == "second_factor"
+
+
+def test_sso__a_linked_profile_with_a_second_factor_is_asked_for_it_every_time(app, client, provider, make):
+    from tests.security.two_factor_helpers import signed_in
+
+    _enrolled(app, make)
+    user = db.session.execute(db.select(User).where(User.email == "ada@example.net")).scalar_one()
+    user.oidc_subject = "corp-9"
+    db.session.commit()
+    provider.login_as(sub="corp-9", email="ada@example.net")
+    answer = _sso(client)
+    assert answer.headers["Location"].endswith("/login/two-factor")
+    assert not signed_in(client)
+
+
+def test_sso__without_a_second_factor_signs_in_at_once(client, provider, make):
+    from tests.security.two_factor_helpers import signed_in
+
+    make.user("ada@example.net")
+    provider.login_as(sub="corp-9", email="ada@example.net")
+    assert not _sso(client).headers["Location"].endswith("/login/two-factor")
+    assert signed_in(client)
+
+
+def test_sso__second_factors_set_up_before_anyone_proved_the_address_go_with_its_password(app, client, provider,
+                                                                                           make):
+    """Nobody had proven the address (an onboarding link shown to an administrator): whoever set
+    the password may have set up the factors too; they would stand between the person and the
+    portal, so they go with it."""
+    from portal.security.models import AuthenticatorApp
+    from tests.security.two_factor_helpers import signed_in
+
+    _enrolled(app, make)
+    user = db.session.execute(db.select(User).where(User.email == "ada@example.net")).scalar_one()
+    user.address_proven_at = None
+    db.session.commit()
+    provider.login_as(sub="corp-9", email="ada@example.net")
+    assert not _sso(client).headers["Location"].endswith("/login/two-factor")
+    assert signed_in(client)
+    db.session.expire_all()
+    assert db.session.get(User, user.id).oidc_subject == "corp-9"
+    assert db.session.execute(db.select(db.func.count()).select_from(AuthenticatorApp)
+                              .where(AuthenticatorApp.user_id == user.id)).scalar_one() == 0

@@ -164,3 +164,72 @@ def test_the_owner_role_is_given_offered_or_taken_only_by_an_owner(owner, accoun
     revoke_grant(owner, account, account_grants(second)[0])
     db.session.commit()
     assert is_owner(deputy.user, account.id) and not is_owner(second.user, account.id)
+
+
+def test_editing_a_held_role__changes_its_holders_access_and_needs_the_right_to_grant(setting, make):
+    """A review: someone holding only the right to manage roles (and domains) added "manage
+    domains" to a role a helper held, and could take a permission from its holders without holding
+    the rest of the role, as neither granting nor revoking would have let them."""
+    owner, account = setting
+    editor = make.member(account, make.user("editor@example.org"),
+                         permissions=("roles.view", "roles.manage", "domains.manage", "audit.view"))
+    role = create_role(owner, account, name="Viewers", scope="account", description="", permissions={"audit.view"})
+    unheld = create_role(owner, account, name="Unheld", scope="account", description="", permissions={"audit.view"})
+    holder = make.member(account, make.user("helper@example.org"))
+    grant_role(owner, account, holder, role)
+    db.session.commit()
+
+    with pytest.raises(AccessError, match="People hold this role"):
+        update_role(editor.user, account, role, name="Viewers", description="", permissions={"audit.view",
+                                                                                             "domains.manage"})
+    with pytest.raises(AccessError, match="People hold this role"):
+        update_role(editor.user, account, role, name="Viewers", description="", permissions=set())
+    with pytest.raises(AccessError, match="People hold this role"):
+        delete_role(editor.user, account, role)
+    assert account_permissions(holder.user, account) == {"audit.view"}
+
+    # A role nobody holds is theirs to shape and delete; and with the right to grant, a held one too.
+    update_role(editor.user, account, unheld, name="Unheld", description="", permissions={"domains.manage"})
+    delete_role(editor.user, account, unheld)
+    for code in ("access.grant", "members.view"):
+        db.session.add(Grant(membership_id=editor.id, account_id=account.id, permission=code))
+    db.session.flush()
+    update_role(editor.user, account, role, name="Viewers", description="", permissions={"domains.manage"})
+    assert account_permissions(holder.user, account) == {"domains.manage"}
+
+
+def test_renaming_a_role__is_for_someone_who_holds_what_it_gives(setting, make):
+    """A review: someone holding only the right to manage roles renamed a role of rights they did
+    not hold to look like the Owner role."""
+    owner, account = setting
+    editor = make.member(account, make.user("editor@example.org"), permissions=("roles.view", "roles.manage"))
+    role = create_role(owner, account, name="Domain admins", scope="account", description="Domains",
+                       permissions={"domains.manage", "users.manage"})
+    with pytest.raises(AccessError, match="do not hold"):
+        update_role(editor.user, account, role, name="Helpdesk", description="Domains",
+                    permissions={"domains.manage", "users.manage"})
+    with pytest.raises(AccessError, match="do not hold"):
+        update_role(editor.user, account, role, name="Domain admins", description="Read this first",
+                    permissions={"domains.manage", "users.manage"})
+    update_role(owner, account, role, name="Helpdesk", description="Domains", permissions={"domains.manage",
+                                                                                         "users.manage"})
+    assert role.name == "Helpdesk"
+
+
+@pytest.mark.parametrize("name", ["Account\u200b Owner", "Account Owner\u200b", "\u202eAccount Owner",
+                                  "Ａｃｃｏｕｎｔ Ｏｗｎｅｒ", "account\u00a0owner", "Propriétaire du compte",
+                                  "PROPRIÉTAIRE DU COMPTE", "Mailbox Owner"])
+def test_role_names__that_would_read_as_a_system_role_are_refused(setting, name):
+    owner, account = setting
+    with pytest.raises(AccessError, match="already exists"):
+        create_role(owner, account, name=name, scope="account", description="", permissions={"audit.view"})
+
+
+def test_role_names__invisible_characters_are_dropped(setting):
+    owner, account = setting
+    role = create_role(owner, account, name="Help\u200bdesk\u2066 team", scope="account", description="",
+                       permissions={"audit.view"})
+    assert role.name == "Helpdesk team"
+    with pytest.raises(AccessError, match="already exists"):
+        create_role(owner, account, name="Help\u200ddesk team", scope="account", description="",
+                    permissions={"audit.view"})

@@ -28,7 +28,7 @@ def _is_scim_error(response, status: int) -> bool:
 def test_every_route__refuses_no_token_a_wrong_one_and_a_revoked_one_with_a_scim_401(app, client, owner, account,
                                                                                     domain):
     revoked, raw = tokens.create(owner, account, name="old", scopes={"scim:write"}, expires_at=None)
-    tokens.revoke(owner, revoked)
+    tokens.revoke(owner, account, revoked)
     db.session.commit()
     routes = list(_scim_routes(app))
     assert len(routes) > 40
