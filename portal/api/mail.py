@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, g, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy.orm import selectinload
 
 from portal.api import out, schemas
 from portal.api.core import accepted, bp, created, endpoint, json_response, listed
@@ -15,7 +16,7 @@ from portal.extensions import db
 from portal.i18n import shown, shown_within
 from portal.mailboxes import drift
 from portal.mailboxes import services as mailboxes
-from portal.mailboxes.models import ProvisioningAttempt
+from portal.mailboxes.models import Mailbox, ProvisioningAttempt
 from portal.web import lists
 from portal.web.access import findable_people, member, on_mailbox
 
@@ -221,7 +222,8 @@ def mailbox_list(account_id, query: schemas.MailboxQuery):
                             sort=query.sort, descending=query.dir == "desc", page=query.page,
                             per_page=query.per_page)
     page = lists.fetch(mailboxes.mailbox_query(current_user, g.account, listing,
-                                               (g.access.membership_id, g.access.permissions)), listing)
+                                               (g.access.membership_id, g.access.permissions))
+                       .options(selectinload(Mailbox.aliases)), listing)
     return listed(page, [out.mailbox(item).model_dump(mode="json") for item in page.items], "api.mailbox_list",
                   account_id=account_id)
 

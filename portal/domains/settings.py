@@ -43,7 +43,9 @@ def shown_in_megabytes(setting: DomainSetting) -> bool:
 
 
 def parse_form(domain: Domain, form) -> tuple[dict[str, Any], dict[str, str]]:
-    """Values from the submitted form (empty means the backend's default) and typing problems."""
+    """Values from the submitted form (empty means the backend's default) and typing problems; a
+    number typed wrong stays as typed, to be shown again and corrected (it is never saved: a
+    problem stops the saving)."""
     values: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for setting in specs(domain):
@@ -59,9 +61,9 @@ def parse_form(domain: Domain, form) -> tuple[dict[str, Any], dict[str, str]]:
             if not text:
                 values[setting.key] = None
             elif not (text.isascii() and text.isdigit()):  # "²" and "①" are digits to Python, not to int()
-                problems[setting.key] = _("Enter a whole number.")
+                problems[setting.key], values[setting.key] = _("Enter a whole number."), raw
             elif len(text) > 12:
-                problems[setting.key] = _("That number is far too large.")
+                problems[setting.key], values[setting.key] = _("That number is far too large."), raw
             else:
                 values[setting.key] = int(text) * (MEGABYTE if shown_in_megabytes(setting) else 1)
         else:

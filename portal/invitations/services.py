@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 
 from portal.accounts.models import Account, Membership
 from portal.accounts.services import add_member
@@ -339,10 +339,19 @@ def is_open(invitation: Invitation | None) -> bool:
     return invitation is not None and invitation.status == PENDING and invitation.expires_at > utcnow()
 
 
-def pending_for(user: User) -> list[Invitation]:
-    return list(db.session.execute(db.select(Invitation).where(
-        Invitation.email == user.email, Invitation.status == PENDING, Invitation.expires_at > utcnow())
-        .order_by(Invitation.sent_at)).scalars())
+# The invitations the profile's Invites tab shows at once (those sent first): answering them shows
+# the next ones.
+MINE_SHOWN = 50
+
+
+def pending_for(user: User, limit: int = MINE_SHOWN) -> tuple[list[Invitation], int]:
+    """The first ``limit`` invitations waiting for ``user``'s answer, and how many wait in all."""
+    waiting = (Invitation.email == user.email, Invitation.status == PENDING, Invitation.expires_at > utcnow())
+    shown = list(db.session.execute(db.select(Invitation).where(*waiting)
+                                    .order_by(Invitation.sent_at, Invitation.id).limit(limit)).scalars())
+    total = len(shown) if len(shown) < limit else db.session.execute(
+        db.select(func.count()).select_from(Invitation).where(*waiting)).scalar_one()
+    return shown, total
 
 
 def invitation_for_user(user: User, invitation_id: int) -> Invitation | None:

@@ -235,7 +235,8 @@ def decline_by_link(token):
 @bp.route("/profile/invites")
 @rule(SIGNED_IN)
 def mine():
-    return render("invitations/mine.html", invitations=services.pending_for(current_user), form=ConfirmForm(),
+    invitations, total = services.pending_for(current_user)
+    return render("invitations/mine.html", invitations=invitations, total=total, form=ConfirmForm(),
                   opened=set(session.get(OPENED, [])))
 
 

@@ -326,14 +326,24 @@ def _enforce(item: dict, mailbox: Mailbox | None) -> str:
 def settled_by_all(domain: Domain, report: DriftReport | None, how: str) -> list[dict]:
     """The differences "adopt all" or "enforce all" acts on: not a mailbox unknown to the portal
     when enforcing (nothing to push), nor one another account left there when adopting (its mail is
-    that account's people's, see ``_adopt``). A statement per 500 unknown mailboxes."""
+    that account's people's, see ``_adopt``). One statement, however many differences: the
+    addresses left on the domain by others, matched here (one per 500 made 26 statements for 10,000)."""
     items = list(report.differences) if report else []
-    unknown = sorted({item["address"] for item in items if item["kind"] == UNKNOWN_TO_PORTAL})
+    unknown = {item["address"] for item in items if item["kind"] == UNKNOWN_TO_PORTAL}
     left_by_others: set[str] = set()
-    for start in range(0 if how == "adopt" else len(unknown), len(unknown), 500):
-        left_by_others.update(db.session.execute(db.select(ReleasedMailbox.address).where(
-            ReleasedMailbox.connection == domain.connection, ReleasedMailbox.address.in_(unknown[start:start + 500]),
-            or_(ReleasedMailbox.account_id.is_(None), ReleasedMailbox.account_id != domain.account_id))).scalars())
+    if how == "adopt" and unknown:
+        left = db.select(ReleasedMailbox.address).where(
+            ReleasedMailbox.connection == domain.connection,
+            or_(ReleasedMailbox.account_id.is_(None), ReleasedMailbox.account_id != domain.account_id))
+        at_domain = "%@" + domain.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        left_by_others = unknown & set(db.session.execute(
+            left.where(ReleasedMailbox.address.like(at_domain, escape="\\"))).scalars())
+        # A backend that listed an address of another form (not at the domain's name as the portal
+        # writes it) has it looked up as it is, as before: none of the backends does.
+        elsewhere = sorted(address for address in unknown if not address.endswith("@" + domain.name))
+        for start in range(0, len(elsewhere), 500):
+            left_by_others.update(db.session.execute(
+                left.where(ReleasedMailbox.address.in_(elsewhere[start:start + 500]))).scalars())
     return [item for item in items if not (item["kind"] == UNKNOWN_TO_PORTAL
                                            and (how == "enforce" or item["address"] in left_by_others))]
 

@@ -98,8 +98,10 @@ class Mailbox(db.Model):
 
     domain = relationship("Domain", lazy="joined")
     owner = relationship("User", lazy="joined", foreign_keys=[owner_id])
+    # Read when asked for (a mailbox page, the API's answer about it; a list asks with ``selectinload``):
+    # every mailbox loaded, for an invitation's offers or a picker, read all its aliases before.
     aliases: Mapped[list["MailboxAlias"]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, order_by="MailboxAlias.address", lazy="selectin")
+        cascade="all, delete-orphan", passive_deletes=True, order_by="MailboxAlias.address", lazy="select")
     attempts: Mapped[list["ProvisioningAttempt"]] = relationship(
         back_populates="mailbox", cascade="all, delete-orphan", passive_deletes=True,
         order_by="desc(ProvisioningAttempt.id)", lazy="dynamic")

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import bindparam, tuple_
+from sqlalchemy import bindparam, func, tuple_
 from sqlalchemy.orm import joinedload, lazyload
 
 from portal.accounts.models import Account, Membership
@@ -173,6 +173,9 @@ def _routed(domain: Domain, address: str) -> None:
 
 NAME_LIMIT = 100  # first and last names, as the mailboxes table keeps them
 DISPLAY_NAME_LIMIT = 200
+# Aliases of one mailbox, at most (as many as a Microsoft 365 mailbox has addresses): the mailbox page
+# and the API list them all. More names for one mailbox are a domain alias or a catch-all.
+MAX_ALIASES = 400
 
 
 def create_mailbox(actor: User | None, account: Account, domain: Domain, local_part: str, *,
@@ -1076,6 +1079,10 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
     if domain.connection != mailbox.domain.connection:
         raise MailboxError(_("An alias must be on a domain served by the same mail system as the mailbox "
                              "(%(backend)s).", backend=mailbox.domain.connection), "alias")
+    if db.session.execute(db.select(func.count()).select_from(MailboxAlias)
+                          .where(MailboxAlias.mailbox_id == mailbox.id)).scalar_one() >= MAX_ALIASES:
+        raise MailboxError(_("A mailbox has at most %(count)s aliases: remove one first, or use a domain alias.",
+                             count=MAX_ALIASES), "alias")
     alias = MailboxAlias(mailbox_id=mailbox.id, address=address, state="adding")
     db.session.add(alias)
     db.session.flush()
@@ -1087,7 +1094,8 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
 
 def remove_alias(actor: User, mailbox: Mailbox, alias_id: int) -> None:
     _require_live(mailbox)
-    alias = next((a for a in mailbox.aliases if a.id == alias_id), None)
+    alias = db.session.execute(db.select(MailboxAlias).where(
+        MailboxAlias.id == alias_id, MailboxAlias.mailbox_id == mailbox.id)).scalar_one_or_none()
     if alias is None:
         raise MailboxError(_("That alias was already removed."))
     if alias.state == "failed":

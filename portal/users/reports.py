@@ -23,7 +23,7 @@ from portal.jobs.registry import handler, marks_failed
 from portal.jobs.services import enqueue
 from portal.mail.services import send
 from portal.mailboxes.models import Mailbox
-from portal.roles.models import Grant
+from portal.roles.models import Grant, Role
 from portal.spreadsheets import cells
 from portal.timeutil import utcnow
 from portal.users.models import DONE, QUEUED, UsersReport
@@ -72,28 +72,39 @@ def request_report(actor: User, account: Account) -> UsersReport:
 
 
 def rows(account: Account):
-    """The report's rows, worded in the current language."""
-    members = db.session.execute(db.select(Membership, User).join(User, User.id == Membership.user_id)
-                                 .where(Membership.account_id == account.id).order_by(User.email)).all()
-    grants: dict[int, list[Grant]] = {}
-    for grant in db.session.execute(db.select(Grant).join(Membership).where(
-            Membership.account_id == account.id)).scalars():
-        grants.setdefault(grant.membership_id, []).append(grant)
+    """The report's rows, worded in the current language. Columns, not ORM objects: 10,000 members
+    read as objects (with their grants) took 104 MB and 1.5 s."""
+    members = db.session.execute(
+        db.select(Membership.id, User.name, User.email, User.is_corporate & (User.corporate_account_id == account.id),
+                  User.suspended_at.is_not(None), User.password_hash.is_not(None) | User.oidc_subject.is_not(None),
+                  User.last_login_at)
+        .join(User, User.id == Membership.user_id).where(Membership.account_id == account.id)
+        .order_by(User.email)).all()
+    held: dict[int, tuple[set, set, set]] = {}
     addresses = dict(db.session.execute(db.select(Mailbox.id, Mailbox.address).where(
         Mailbox.account_id == account.id)).all())
-    for membership, user in members:
-        held = grants.get(membership.id, [])
-        roles = sorted({label(g.role.name, "role") for g in held if g.role is not None and g.mailbox_id is None})
-        permissions = sorted({g.permission for g in held if g.permission and g.mailbox_id is None})
-        mailboxes = sorted({addresses[g.mailbox_id] for g in held if g.mailbox_id in addresses})
-        corporate = user.is_corporate and user.corporate_account_id == account.id
-        if user.suspended_at is not None:
+    for membership_id, mailbox_id, permission, role_name in db.session.execute(
+            db.select(Grant.membership_id, Grant.mailbox_id, Grant.permission, Role.name)
+            .join(Membership, Membership.id == Grant.membership_id).outerjoin(Role, Role.id == Grant.role_id)
+            .where(Membership.account_id == account.id)):
+        roles, permissions, mailboxes = held.setdefault(membership_id, (set(), set(), set()))
+        if mailbox_id is not None:
+            if mailbox_id in addresses:
+                mailboxes.add(addresses[mailbox_id])
+        elif role_name is not None:
+            roles.add(label(role_name, "role"))
+        elif permission:
+            permissions.add(permission)
+    nothing = (set(), set(), set())
+    for membership_id, name, email, corporate, suspended, signs_in, last_login_at in members:
+        roles, permissions, mailboxes = held.get(membership_id, nothing)
+        if suspended:
             status = _("suspended")
         else:
-            status = _("active") if user.password_hash or user.oidc_subject else _("invited, no password yet")
-        yield (user.name, user.email, _("yes") if corporate else _("no"), status, ", ".join(roles),
-               ", ".join(permissions), ", ".join(mailboxes),
-               user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else _("never"))
+            status = _("active") if signs_in else _("invited, no password yet")
+        yield (name, email, _("yes") if corporate else _("no"), status, ", ".join(sorted(roles)),
+               ", ".join(sorted(permissions)), ", ".join(sorted(mailboxes)),
+               last_login_at.strftime("%Y-%m-%d %H:%M") if last_login_at else _("never"))
 
 
 @handler(REPORT_KIND, max_attempts=3, backoff_seconds=30, on_failure=marks_failed(UsersReport, "report_id"))

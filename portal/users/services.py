@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
 from portal.auth import sessions, tokens
+from portal.auth.forms import ZONES
 from portal.auth.addresses import address_problem
 from portal.auth.models import User
 from portal.auth.services import AuthError, find_user, normalize_email
@@ -438,6 +439,9 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
         raise UserError(later("Phone numbers are not enabled on this portal."), "phone")
     if phone and (len(phone) > 40 or not all(c.isdigit() or c in "+-() ." for c in phone)):
         raise UserError(later("Enter a phone number with digits, spaces and + - ( ) only."), "phone")
+    if timezone != user.timezone and timezone not in ZONES:
+        # The pages offer the list; the API took any text, and times then showed in UTC unsaid.
+        raise UserError(later("Choose a time zone of the tz database, such as Europe/Paris."), "timezone")
     if default_mailbox_id and default_mailbox_id not in {m.id for m in own_mailboxes(user, account)}:
         raise UserError(later("Choose one of the user's own mailboxes."), "default_mailbox_id")
     changes = {}

@@ -89,9 +89,16 @@ def holds_unstorable(document) -> bool:
     return False
 
 
+# The only form fields that take a file: everywhere else a field is text, and a file part sent in
+# its place reached the forms' checks as a file (a review: a log-in with the address sent as a file
+# answered 500, before anyone signed in).
+UPLOAD_FIELDS = frozenset({"workbook"})
+
+
 def refuse_nul_bytes():
     """``before_request``: a NUL anywhere in the path, the query, a header or a form field refuses
-    the request (a header's is stored with a session or an audit entry: PostgreSQL refuses it)."""
+    the request (a header's is stored with a session or an audit entry: PostgreSQL refuses it); so
+    does a file sent in a field that takes text."""
     if "\x00" in request.path or _has_nul(request.args):
         abort(400, description=_("The address contains a NUL character, which is not allowed."))
     if any("\x00" in value for value in request.headers.values()):
@@ -100,4 +107,7 @@ def refuse_nul_bytes():
             "application/x-www-form-urlencoded", "multipart/form-data") and (
             _has_nul(request.form) or any("\x00" in (upload.filename or "") for upload in request.files.values())):
         abort(400, description=_("A field contains a NUL character, which is not allowed. Remove it and try again."))
+    if request.mimetype == "multipart/form-data" and request.method in ("POST", "PUT", "PATCH") \
+            and not UPLOAD_FIELDS.issuperset(request.files):
+        abort(400, description=_("A field that takes text was sent as a file. Fill the form in again and send it."))
     return None

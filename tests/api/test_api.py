@@ -184,3 +184,24 @@ def test_idempotency_key__the_kept_answer_is_sealed(client, world, token):
     assert link not in row.body and "ann@example.org" not in row.body
     again = client.post(_url(world, "/users"), headers=headers, json=payload)
     assert again.status_code == 201 and again.get_json()["onboarding"]["link"] == link
+
+
+@pytest.mark.parametrize("zone", ["Not/AZone", "America", "zone.tab", "Europe/", "  Europe/Paris  ", "utc+2"])
+def test_user_settings__a_time_zone_the_tz_database_lacks_is_refused_by_name(client, world, token, zone):
+    """A review: the API stored any text as a person's time zone, and their times then showed in UTC."""
+    from portal.auth.models import User
+
+    created = client.post(_url(world, "/users"), headers=bearer(token), json={
+        "first_name": "Cor", "last_name": "Porate", "email": "cor@example.org", "personal_mailbox": False})
+    assert created.status_code == 201
+    membership_id = created.get_json()["member"]["id"]
+    answer = client.put(_url(world, f"/users/{membership_id}"), headers=bearer(token), json={
+        "first_name": "Cor", "last_name": "Porate", "timezone": zone})
+    assert answer.status_code == 422 and "tz database" in answer.get_data(as_text=True)
+    assert db.session.execute(db.select(User.timezone).where(User.email == "cor@example.org")).scalar_one() == "UTC"
+    kept = client.put(_url(world, f"/users/{membership_id}"), headers=bearer(token), json={
+        "first_name": "Cor", "last_name": "Porate", "timezone": "Europe/Paris"})
+    assert kept.status_code == 200
+    db.session.expire_all()
+    assert db.session.execute(db.select(User.timezone).where(User.email == "cor@example.org")).scalar_one() == \
+        "Europe/Paris"

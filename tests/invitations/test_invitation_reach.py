@@ -226,7 +226,7 @@ def test_a_mailbox_of_the_invitees_own_does_not_end_their_invitation(owner, acco
     mailboxes.create_mailbox(owner, account, domain, "alice", kind="personal", owner=alice)
     db.session.commit()
     assert services.is_open(db.session.get(Invitation, invitation.id))
-    assert [found.id for found in services.pending_for(alice)] == [invitation.id]
+    assert [found.id for found in services.pending_for(alice)[0]] == [invitation.id]
 
 
 def test_a_read_address_is_refused_when_the_draft_is_started(owner, account, lena):

@@ -366,3 +366,46 @@ def test_decline_by_link__needs_the_link_and_a_form_token(owner, account, client
     assert client.post(path + "/decline", csrf="bad").status_code == 400
     db.session.expire_all()
     assert invitation.status == PENDING
+
+
+def test_invites_tab__shows_the_first_fifty_and_says_how_many_wait(make, client, auth):
+    """A review: 10,000 invitations waiting for one person made a 3.4 MB page of 23 statements. The tab
+    shows the first 50 sent, with as many statements however many wait."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from portal.accounts.models import Account
+    from portal.invitations.models import Invitation
+    from portal.timeutil import utcnow
+    from tests.sql import on_each_statement
+
+    make.user("bob@example.net")
+    now = utcnow()
+
+    def invited_by(count: int, start: int) -> None:
+        accounts = db.session.execute(insert(Account).returning(Account.id), [
+            {"name": f"Inviter {start + n:03d}", "created_at": now} for n in range(count)]).scalars().all()
+        db.session.execute(insert(Invitation.__table__), [
+            {"account_id": account_id, "email": "bob@example.net", "status": "pending", "created_at": now,
+             "sent_at": now + timedelta(seconds=start + n), "expires_at": now + timedelta(days=7)}
+            for n, account_id in enumerate(accounts)])
+        db.session.commit()
+
+    auth.login("bob@example.net")
+    invited_by(3, 0)
+    assert client.get("/profile/invites").status_code == 200
+    db.session.expunge_all()
+    few = []
+    with on_each_statement(few.append):
+        page = client.get("/profile/invites").get_data(as_text=True)
+    assert page.count("<section class=\"card\">") == 3 and "Invites (3)" in page and "The first" not in page
+    invited_by(120, 3)
+    db.session.expunge_all()
+    many = []
+    with on_each_statement(many.append):
+        page = client.get("/profile/invites").get_data(as_text=True)
+    assert page.count("<section class=\"card\">") == 50 and "Invites (123)" in page
+    assert "The first 50 of your 123 invitations" in page
+    assert "Inviter 000" in page and "Inviter 049" in page and "Inviter 050" not in page
+    assert len(many) == len(few) + 1, "\n".join(["FEW"] + few + ["MANY"] + many)

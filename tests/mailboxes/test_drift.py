@@ -428,3 +428,35 @@ def test_drift_page__adopt_all_says_which_were_refused(drifted, owner, account, 
                        follow_redirects=True).get_data(as_text=True)
     assert "3 differences settled (adopted). 1 was refused and stays listed" in page
     assert "(boss@corp.example)" in page
+
+
+def test_adopt_all__as_many_statements_for_600_unknown_mailboxes_as_for_3_and_never_those_left_by_others(
+        drifted, client, auth, dimail, run_jobs):
+    """A review: "adopt all" looked up the addresses other accounts left, one statement per 500
+    unknown mailboxes (26 for 10,000). One statement now; an address another account left is still
+    never adopted by it."""
+    from portal.mailboxes.models import ReleasedMailbox
+    from tests.sql import on_each_statement
+
+    domain, _boxes = drifted
+    db.session.add(ReleasedMailbox(connection=domain.connection, address="ghost001@corp.example",
+                                   account_name="Elsewhere", account_id=None))
+    db.session.commit()
+    auth.login("owner@example.org")
+    url = f"/accounts/{domain.account_id}/domains/{domain.id}/drift/settle-all"
+    counts = []
+    for total in (3, 603):
+        for number in range(total):
+            _plant(dimail, f"ghost{number:03d}@corp.example")
+        drift.request_comparison(domain)
+        db.session.commit()
+        run_jobs()
+        assert client.get(url, query_string={"how": "adopt"}).status_code == 200
+        db.session.expunge_all()
+        statements = []
+        with on_each_statement(statements.append):
+            page = client.get(url, query_string={"how": "adopt"}).get_data(as_text=True)
+        counts.append(statements)
+        unknown = total + 1  # the ghosts and the stranger
+        assert f"{unknown - 1 + 2} differences are adopted." in page, "all but the one left by another account"
+    assert len(counts[0]) == len(counts[1]), "\n".join(["FEW"] + counts[0] + ["MANY"] + counts[1])

@@ -192,3 +192,24 @@ def test_changes__a_failed_mailbox_is_retried_first(mailbox, owner):
         mailboxes.reset_password(owner, mailbox)
     mailboxes.delete(owner, mailbox)  # deleting stays possible
     assert mailbox.status == "provisioning"
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_aliases__a_mailbox_has_at_most_400(mailbox, owner, backend):
+    """The mailbox page and the API list a mailbox's aliases whole: a review gave one mailbox 10,000
+    (1.1 MB, a quarter of a second), so there is a ceiling, as mail services have."""
+    from sqlalchemy import insert
+
+    from portal.mailboxes.models import MailboxAlias
+
+    assert mailboxes.MAX_ALIASES == 400
+    db.session.execute(insert(MailboxAlias.__table__), [
+        {"mailbox_id": mailbox.id, "address": f"a{n}@{mailbox.domain.name}", "state": "active", "message": ""}
+        for n in range(mailboxes.MAX_ALIASES)])
+    db.session.commit()
+    with pytest.raises(mailboxes.MailboxError, match="at most 400 aliases"):
+        mailboxes.add_alias(owner, mailbox, f"one.more@{mailbox.domain.name}")
+    db.session.rollback()
+    db.session.execute(db.delete(MailboxAlias).where(MailboxAlias.address == f"a0@{mailbox.domain.name}"))
+    db.session.commit()
+    assert mailboxes.add_alias(owner, mailbox, f"one.more@{mailbox.domain.name}").state == "adding"

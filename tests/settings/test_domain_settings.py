@@ -103,3 +103,23 @@ def test_settings__only_an_owner_sets_a_catch_all(domain, backend, owner, make):
     # What an owner set stays when someone else saves the other settings as they are.
     settings.save(manager.user, domain, {"catch_all": f"postmaster@{domain.name}"})
     assert domain.settings["catch_all"] == f"postmaster@{domain.name}"
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+@pytest.mark.parametrize("typed, problem", [("1O0", "Enter a whole number."), ("12.5", "Enter a whole number."),
+                                            ("-3", "Enter a whole number."),
+                                            ("99999999999999", "That number is far too large.")])
+def test_settings__a_number_typed_wrong_comes_back_as_typed(domain, backend, client, auth, typed, problem):
+    """A review: the refused number came back empty, to be typed again rather than corrected."""
+    import html
+
+    auth.login("owner@example.org")
+    url = f"/accounts/{domain.account_id}/domains/{domain.id}/settings"
+    specs = {spec.key: spec for spec in settings.specs(domain)}
+    number = next(key for key, spec in specs.items() if spec.kind == "int")
+    answer = client.post(url, data={number: typed})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and html.escape(problem, quote=True) in page
+    assert f'name="{number}" value="{typed}"' in page
+    db.session.refresh(domain)
+    assert (domain.settings or {}).get(number) != typed

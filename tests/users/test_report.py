@@ -27,6 +27,8 @@ def test_report__built_in_the_background_mailed_as_a_link_and_listed(owner, acco
     sheet = load_workbook(io.BytesIO(download.data))["Users"]
     rows = {row[1]: row for row in sheet.iter_rows(min_row=2, values_only=True)}
     assert rows["jane@example.org"][2] == "yes" and rows["jane@example.org"][6] == "jane@example.org"
+    assert rows["jane@example.org"][3] == "invited, no password yet" and rows["jane@example.org"][7] == "never"
+    assert rows["guest@elsewhere.example"][2] == "no" and rows["guest@elsewhere.example"][3] == "active"
     assert rows["guest@elsewhere.example"][4] == "Account Administrator"
     assert rows["owner@example.org"][4] == "Account Owner"
     page = client.get(f"/accounts/{account.id}/users/reports").get_data(as_text=True)

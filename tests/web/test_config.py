@@ -164,3 +164,17 @@ def test_worker_command__a_slot_count_out_of_range_is_refused_before_it_starts(a
     monkeypatch.setattr(Worker, "run_forever", lambda self: print("Worker ran"))
     result = app.test_cli_runner().invoke(args=["portal", "worker", "--concurrency", given])
     assert result.exit_code == 2 and "1<=x<=256" in result.output and "Worker" not in result.output
+
+
+def test_postgresql__each_statement_is_planned_for_its_own_values(app, tmp_path):
+    """psycopg prepares a statement on the server after five runs, and PostgreSQL may then plan it
+    once for every value: the holders of a role of 10,000 people, planned as for a role of ten, took
+    1.1 s instead of 23 ms. The portal's connections ask for a plan per execution."""
+    from portal.config import flask_config
+    from portal.extensions import db
+
+    settings = load_settings({"PORTAL_DATABASE_URL": "postgresql+psycopg://portal@db.example/portal"})
+    options = flask_config(settings, tmp_path)["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert "plan_cache_mode=force_custom_plan" in options["connect_args"]["options"]
+    if db.engine.dialect.name == "postgresql":
+        assert db.session.execute(db.text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
