@@ -239,8 +239,14 @@ def flask_config(settings: dict, instance_path: Path) -> dict:
     if database_url.startswith("postgresql"):
         # psycopg prepares a statement on the server once it has run five times, and PostgreSQL may
         # then plan it once for any values: one role's holders, planned for a role of ten, took 1.1 s
-        # for a role held by 10,000. Each execution is planned for its own values instead.
-        engine_options["connect_args"] = {"options": "-c plan_cache_mode=force_custom_plan"}
+        # for a role held by 10,000. Each execution is planned for its own values instead; after the
+        # options the operator gave in the address (or PGOPTIONS), which this would otherwise replace.
+        from sqlalchemy.engine import make_url
+
+        given = make_url(database_url).query.get("options") or os.environ.get("PGOPTIONS") or ""
+        given = " ".join(given) if isinstance(given, tuple) else given
+        # (Theirs after ours: the last setting of a name wins, so they may choose another mode.)
+        engine_options["connect_args"] = {"options": f"-c plan_cache_mode=force_custom_plan {given}".strip()}
     if database_url.startswith("sqlite"):
         engine_options = {"connect_args": {"timeout": 30}, "hide_parameters": True, **pool}
     return {

@@ -259,12 +259,36 @@ def _check_description(description: str) -> None:
         raise AccessError(later("A role's description has at most 500 characters."))
 
 
+# Code points that show nothing (Unicode's Default_Ignorable_Code_Point: soft hyphen, joiners,
+# variation selectors, direction marks, tags...), and blanks that are no spaces to Python (the
+# Hangul fillers, which fonts draw as blanks, and the Braille blank).
+_BLANKS = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"})
+_IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x17B4, 0x17B5), (0x180B, 0x180F),
+              (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+              (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+# Alphabets whose letters look alike: a name mixing them reads as another (a Cyrillic "О" in
+# "Account Оwner").
+_LOOK_ALIKE_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
+
+
+def _ignorable(char: str) -> bool:
+    point = ord(char)
+    return unicodedata.category(char) in ("Cf", "Cc") or any(low <= point <= high for low, high in _IGNORABLE)
+
+
 def _visible(name: str) -> str:
     """A role's name as it will be read: compatibility forms folded (NFKC), the characters that
-    show nothing (zero-width spaces, direction marks, controls) dropped, spaces collapsed. A name
-    that differs from another only by those would look the same in a list."""
+    show nothing dropped, blanks made spaces and spaces collapsed. A name that differs from another
+    only by those would look the same in a list."""
     name = unicodedata.normalize("NFKC", name)
-    return " ".join("".join(char for char in name if unicodedata.category(char) not in ("Cf", "Cc")).split())
+    name = "".join(" " if char in _BLANKS else char for char in name if not _ignorable(char))
+    return " ".join(name.split())
+
+
+def _scripts(name: str) -> set[str]:
+    """Which of the look-alike alphabets the name's letters come from."""
+    return {script for char in name if char.isalpha()
+            for script in _LOOK_ALIKE_SCRIPTS if unicodedata.name(char, "").startswith(script + " ")}
 
 
 @cache
@@ -293,11 +317,16 @@ def _validate_role(account: Account, name: str, scope: str, permissions: set[str
     if unknown:
         raise AccessError(later("These permissions do not exist at this scope: %(codes)s.",
                                 codes=", ".join(sorted(unknown))))
+    renamed = role is None or name.casefold() != role.name.casefold()
+    if renamed and len(_scripts(name)) > 1:
+        raise AccessError(later("Write the role's name in one alphabet: letters of different alphabets that look "
+                                "alike make it read as another name."))
     clash = db.session.execute(
         db.select(Role.id).where(func.lower(Role.name) == name.lower(), Role.scope == scope,
                                  (Role.account_id == account.id) | Role.system_key.is_not(None))
     ).scalars().all()
-    if any(role_id != getattr(role, "id", None) for role_id in clash) or name.casefold() in _system_role_names():
+    if any(role_id != getattr(role, "id", None) for role_id in clash) or (
+            renamed and name.casefold() in _system_role_names()):
         raise AccessError(later("A role named “%(name)s” already exists at this scope.", name=name))
     return name
 
@@ -320,10 +349,24 @@ def _require_may_change_holders(actor: User, account: Account, role: Role) -> No
     if role.scope != catalogue.ACCOUNT:
         return
     missing = {"access.grant", "members.view"} - handable(actor, account)
-    if missing and role_holder_count(account, role):
+    if missing and (role_holder_count(account, role) or _offered(account, role)):
         labels = ", ".join(sorted(catalogue.BY_CODE[code].label for code in missing))
-        raise AccessError(later("People hold this role: changing what it gives them, or deleting it, needs these "
-                                "permissions too: %(labels)s.", labels=labels))
+        raise AccessError(later("People hold this role, or are offered it: changing what it gives them, or deleting "
+                                "it, needs these permissions too: %(labels)s.", labels=labels))
+
+
+def _offered(account: Account, role: Role) -> bool:
+    """Whether an invitation of the account, pending or a draft, offers ``role``: whoever accepts it
+    gets what the role gives then (a review: an editor who may not grant shaped what an invitee
+    would get)."""
+    from portal.invitations.models import DRAFT, PENDING, Invitation, InvitationGrant
+    from portal.timeutil import utcnow
+
+    waiting = or_(Invitation.status == DRAFT, (Invitation.status == PENDING) & (Invitation.expires_at > utcnow()))
+    return db.session.execute(
+        db.select(InvitationGrant.id).join(Invitation, Invitation.id == InvitationGrant.invitation_id)
+        .where(Invitation.account_id == account.id, waiting, InvitationGrant.role_id == role.id).limit(1)
+    ).first() is not None
 
 
 def create_role(actor: User, account: Account, *, name: str, scope: str, description: str,

@@ -218,7 +218,9 @@ def test_renaming_a_role__is_for_someone_who_holds_what_it_gives(setting, make):
 
 @pytest.mark.parametrize("name", ["Account\u200b Owner", "Account Owner\u200b", "\u202eAccount Owner",
                                   "Ａｃｃｏｕｎｔ Ｏｗｎｅｒ", "account\u00a0owner", "Propriétaire du compte",
-                                  "PROPRIÉTAIRE DU COMPTE", "Mailbox Owner"])
+                                  "PROPRIÉTAIRE DU COMPTE", "Mailbox Owner", "Account Owner\u034f",
+                                  "Account Owner\ufe0f", "Account\u3164Owner", "Account Owner\u115f",
+                                  "Account\u2800Owner", "Account Owner\U000e0041"])
 def test_role_names__that_would_read_as_a_system_role_are_refused(setting, name):
     owner, account = setting
     with pytest.raises(AccessError, match="already exists"):
@@ -233,3 +235,54 @@ def test_role_names__invisible_characters_are_dropped(setting):
     with pytest.raises(AccessError, match="already exists"):
         create_role(owner, account, name="Help\u200ddesk team", scope="account", description="",
                     permissions={"audit.view"})
+
+
+def test_role_names__letters_of_look_alike_alphabets_are_not_mixed(setting):
+    """A review: "Account Оwner" with a Cyrillic "О" read as the Owner role."""
+    owner, account = setting
+    with pytest.raises(AccessError, match="one alphabet"):
+        create_role(owner, account, name="Account \u041ewner", scope="account", description="",
+                    permissions={"audit.view"})
+    for name in ("Секретариат", "Γραμματεία", "Équipe d’accueil", "Team 日本", "Support (Київ)"):
+        if name == "Support (Київ)":
+            with pytest.raises(AccessError, match="one alphabet"):
+                create_role(owner, account, name=name, scope="account", description="", permissions={"audit.view"})
+        else:
+            assert create_role(owner, account, name=name, scope="account", description="",
+                               permissions={"audit.view"}).name == name
+
+
+def test_role_names__a_role_named_before_these_rules_is_still_edited_under_its_name(setting):
+    """A role stored with a name now refused (a system role's name in French, letters of two
+    alphabets) keeps working: only a new name is held to the rules."""
+    owner, account = setting
+    role = create_role(owner, account, name="Placeholder", scope="account", description="",
+                       permissions={"audit.view"})
+    role.name = "Propriétaire du compte"
+    db.session.flush()
+    update_role(owner, account, role, name="Propriétaire du compte", description="Kept", permissions={"audit.view",
+                                                                                                    "members.view"})
+    assert role.description == "Kept"
+
+
+def test_editing_a_role_an_invitation_offers__needs_the_right_to_grant(setting, make):
+    """A review: nobody held the role yet, but a pending invitation offered it; an editor who may not
+    grant added a permission, and the invitee got it on accepting."""
+    from portal.invitations import services as invitations
+
+    owner, account = setting
+    editor = make.member(account, make.user("editor@example.org"),
+                         permissions=("roles.view", "roles.manage", "domains.manage", "audit.view"))
+    role = create_role(owner, account, name="Viewers", scope="account", description="", permissions={"audit.view"})
+    draft = invitations.start(owner, account, "guest@elsewhere.example")
+    invitations.add_grant(owner, draft, role_id=role.id)
+    db.session.commit()
+    with pytest.raises(AccessError, match="or are offered it"):  # a draft offers it too
+        update_role(editor.user, account, role, name="Viewers", description="", permissions=set())
+    invitations.send_invitation(owner, draft)
+    db.session.commit()
+    with pytest.raises(AccessError, match="or are offered it"):
+        update_role(editor.user, account, role, name="Viewers", description="",
+                    permissions={"audit.view", "domains.manage"})
+    with pytest.raises(AccessError, match="or are offered it"):
+        delete_role(editor.user, account, role)

@@ -178,3 +178,36 @@ def test_postgresql__each_statement_is_planned_for_its_own_values(app, tmp_path)
     assert "plan_cache_mode=force_custom_plan" in options["connect_args"]["options"]
     if db.engine.dialect.name == "postgresql":
         assert db.session.execute(db.text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
+
+
+def test_postgresql__the_options_the_operator_gave_in_the_address_are_kept(app, tmp_path, monkeypatch):
+    """A review: the portal's own option replaced those of the address (a schema path, a statement
+    timeout), silently."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from portal.config import flask_config
+    from portal.extensions import db
+
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    given = "postgresql+psycopg://portal@db.example/portal?options=-c%20statement_timeout%3D4321"
+    options = flask_config(load_settings({"PORTAL_DATABASE_URL": given}), tmp_path)["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["connect_args"]["options"] == "-c plan_cache_mode=force_custom_plan -c statement_timeout=4321"
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=1234")
+    options = flask_config(load_settings({"PORTAL_DATABASE_URL": given.split("?")[0]}), tmp_path)[
+        "SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["connect_args"]["options"] == "-c plan_cache_mode=force_custom_plan -c lock_timeout=1234"
+    if db.engine.dialect.name != "postgresql":
+        return
+    monkeypatch.delenv("PGOPTIONS")
+    real = make_url(str(db.engine.url.render_as_string(hide_password=False))).update_query_dict(
+        {"options": "-c statement_timeout=4321"})
+    engine_options = flask_config(load_settings({"PORTAL_DATABASE_URL": real.render_as_string(hide_password=False)}),
+                                  tmp_path)["SQLALCHEMY_ENGINE_OPTIONS"]
+    engine = create_engine(real, connect_args=engine_options["connect_args"])
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar_one() == "4321ms"
+            assert connection.execute(text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
+    finally:
+        engine.dispose()
