@@ -141,25 +141,32 @@ def domain_settings_put(account_id, domain_id, body: schemas.DomainSettingsIn):
 
 # -- drift ---------------------------------------------------------------------------------
 
-def _drift_out(domain) -> schemas.DriftOut:
+def _drift_out(domain, page: int = 1, per_page: int = 50) -> schemas.DriftOut:
+    """The latest comparison, one page of its differences at a time, by address (a backend may
+    differ on each of 10,000 mailboxes: 2.3 MB in one answer)."""
     report = drift.latest_report(domain)
+    items = sorted(report.differences if report else [], key=lambda item: (item["address"], item["kind"]))
+    shown = items[(page - 1) * per_page:page * per_page]
     return schemas.DriftOut(
         compared_at=report.at if report else None, comparing=drift.comparing(domain),
         error=report.error if report else "",
         differences=[schemas.DifferenceOut(address=item["address"], kind=item["kind"],
                                            label=drift.LABELS.get(item["kind"], item["kind"]),
                                            portal=item.get("portal"), backend=item.get("backend"))
-                     for item in (report.differences if report else [])])
+                     for item in shown],
+        total=len(items), page=page, per_page=per_page)
 
 
 @bp.get("/accounts/<int:account_id>/domains/<int:domain_id>/drift")
-@endpoint(member("mailboxes.view"), responses={200: schemas.DriftOut, 404: None}, tags=("drift",))
-def drift_report(account_id, domain_id):
-    """The latest comparison of the backend's mailboxes with the portal's."""
+@endpoint(member("mailboxes.view"), query=schemas.PageQuery, responses={200: schemas.DriftOut, 404: None, 422: None},
+          tags=("drift",))
+def drift_report(account_id, domain_id, query: schemas.PageQuery):
+    """The latest comparison of the backend's mailboxes with the portal's, its differences in pages
+    (``page``, ``per_page``; ``total`` counts them all). Changes answer with its first page."""
     found = _domain(domain_id)
     if found is None:
         return problem(404, _("No such domain in this account."))
-    return json_response(_drift_out(found))
+    return json_response(_drift_out(found, query.page, query.per_page))
 
 
 @bp.post("/accounts/<int:account_id>/domains/<int:domain_id>/drift/compare")

@@ -212,7 +212,10 @@ class DriftOut(BaseModel):
     compared_at: Timestamp | None
     comparing: bool
     error: str
-    differences: list[DifferenceOut]
+    differences: list[DifferenceOut] = Field(description="One page of the differences, by address.")
+    total: int = Field(description="How many differences the comparison found.")
+    page: int
+    per_page: int
 
 
 class SettleIn(Strict):
