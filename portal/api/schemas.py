@@ -98,7 +98,11 @@ class GrantOut(BaseModel):
 
 class AccessOut(BaseModel):
     member: MemberOut
-    grants: list[GrantOut]
+    grants: list[GrantOut] = Field(description="One page of what the member holds: over the account first, "
+                                               "then on mailboxes, each in the order given.")
+    total: int = Field(description="How many grants the member has in all.")
+    page: int
+    per_page: int
 
 
 class RoleGrantIn(Strict):
