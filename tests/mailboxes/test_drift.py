@@ -31,6 +31,15 @@ def _plant(dimail, address, active="yes"):
                                  "uuid": str(uuid.uuid4()), "password": "x" * 12}
 
 
+def _compared_with_ghosts(domain, dimail, run_jobs, count: int) -> None:
+    """``count`` mailboxes ghost000@... made behind the portal's back, then a comparison run."""
+    for number in range(count):
+        _plant(dimail, f"ghost{number:03d}@corp.example")
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+
+
 @pytest.fixture
 def drifted(owner, account, run_jobs, dimail):
     """Three portal mailboxes on dimail, then drift planted behind the portal's back."""
@@ -317,11 +326,7 @@ def test_drift_page__shows_a_page_of_differences_at_a_time(drifted, client, auth
     time with their count and the way to the next ones, and the confirmation of "adopt all" names
     the first 100 and counts the others (a review: 6.85 MB for 5,000 differences)."""
     domain, _boxes = drifted
-    for number in range(247):
-        _plant(dimail, f"ghost{number:03d}@corp.example")
-    drift.request_comparison(domain)
-    db.session.commit()
-    run_jobs()
+    _compared_with_ghosts(domain, dimail, run_jobs, 247)
     assert len(drift.latest_report(domain).differences) == 250
     auth.login("owner@example.org")
     url = f"/accounts/{domain.account_id}/domains/{domain.id}/drift"
@@ -446,11 +451,7 @@ def test_adopt_all__as_many_statements_for_600_unknown_mailboxes_as_for_3_and_ne
     url = f"/accounts/{domain.account_id}/domains/{domain.id}/drift/settle-all"
     counts = []
     for total in (3, 603):
-        for number in range(total):
-            _plant(dimail, f"ghost{number:03d}@corp.example")
-        drift.request_comparison(domain)
-        db.session.commit()
-        run_jobs()
+        _compared_with_ghosts(domain, dimail, run_jobs, total)
         assert client.get(url, query_string={"how": "adopt"}).status_code == 200
         db.session.expunge_all()
         statements = []
@@ -467,11 +468,7 @@ def test_api__the_report_comes_in_pages_with_its_total(drifted, client, owner, d
     from portal.tokens import services as tokens
 
     domain, _boxes = drifted
-    for number in range(117):
-        _plant(dimail, f"ghost{number:03d}@corp.example")
-    drift.request_comparison(domain)
-    db.session.commit()
-    run_jobs()
+    _compared_with_ghosts(domain, dimail, run_jobs, 117)
     from portal.accounts.models import Account
 
     _token, raw = tokens.create(owner, db.session.get(Account, domain.account_id), name="drift", scopes={"mailboxes:read"}, expires_at=None)
