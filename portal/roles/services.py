@@ -291,6 +291,12 @@ def _scripts(name: str) -> set[str]:
             for script in _LOOK_ALIKE_SCRIPTS if unicodedata.name(char, "").startswith(script + " ")}
 
 
+def _folded(name: str) -> str:
+    """A name folded for telling look-alikes apart: case, and spaces (an invisible character dropped
+    from "Account\u200bOwner" leaves "AccountOwner", which reads as the Owner role all the same)."""
+    return "".join(name.casefold().split())
+
+
 @cache
 def _system_role_names() -> frozenset[str]:
     """The system roles' names in every language the portal speaks, folded for comparing."""
@@ -301,7 +307,7 @@ def _system_role_names() -> frozenset[str]:
     names = set()
     for code in LANGUAGES:
         with force_locale(code):
-            names.update(str(role.name).casefold() for role in catalogue.SYSTEM_ROLES)
+            names.update(_folded(str(role.name)) for role in catalogue.SYSTEM_ROLES)
     return frozenset(names)
 
 
@@ -319,14 +325,14 @@ def _validate_role(account: Account, name: str, scope: str, permissions: set[str
                                 codes=", ".join(sorted(unknown))))
     renamed = role is None or name.casefold() != role.name.casefold()
     if renamed and len(_scripts(name)) > 1:
-        raise AccessError(later("Write the role's name in one alphabet: letters of different alphabets that look "
-                                "alike make it read as another name."))
+        raise AccessError(later("Use the letters of one alphabet (Latin, Greek or Cyrillic) in a role's name: "
+                                "letters of two of them can look alike and make it read as another name."))
     clash = db.session.execute(
         db.select(Role.id).where(func.lower(Role.name) == name.lower(), Role.scope == scope,
                                  (Role.account_id == account.id) | Role.system_key.is_not(None))
     ).scalars().all()
     if any(role_id != getattr(role, "id", None) for role_id in clash) or (
-            renamed and name.casefold() in _system_role_names()):
+            renamed and _folded(name) in _system_role_names()):
         raise AccessError(later("A role named “%(name)s” already exists at this scope.", name=name))
     return name
 

@@ -185,7 +185,7 @@ def test_setting__only_an_owner_turns_it_off(client, auth, make, world):
     enrol_app(client)
     url = f"/accounts/{account.id}/settings"
     page = client.get(url).get_data(as_text=True)
-    assert "Only an owner may turn it off." in page
+    assert "Only an owner of the account may stop requiring it." in page
     box = re.search(r'<input[^>]*id="require_two_factor"[^>]*>', page).group(0)
     assert " disabled" in box and " checked" in box
     form = {"name": "Acme renamed", "self_registration": "y",

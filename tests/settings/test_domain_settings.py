@@ -120,6 +120,7 @@ def test_settings__a_number_typed_wrong_comes_back_as_typed(domain, backend, cli
     answer = client.post(url, data={number: typed})
     page = answer.get_data(as_text=True)
     assert answer.status_code == 422 and html.escape(problem, quote=True) in page
-    assert f'name="{number}" value="{typed}"' in page
+    assert f'name="{number}" value="{typed}" aria-describedby="s-{number}-hint s-{number}-error" aria-invalid="true"' \
+        in page and f'id="s-{number}-error">' in page
     db.session.refresh(domain)
     assert (domain.settings or {}).get(number) != typed
