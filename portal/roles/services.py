@@ -30,6 +30,10 @@ class AccessError(StoredReason, ValueError):
     """A change to roles or grants that the rules forbid; the message says why."""
 
 
+class RoleNameError(AccessError):
+    """A role's name the rules refuse (shown at the name field)."""
+
+
 def ensure_system_roles() -> None:
     """Create the rows of the system roles that are missing; keep names in step with code.
     The rows hold the English names (workbooks and identity providers match on them); pages show
@@ -314,9 +318,9 @@ def _system_role_names() -> frozenset[str]:
 def _validate_role(account: Account, name: str, scope: str, permissions: set[str], role: Role | None) -> str:
     name = _visible(name)
     if not name:
-        raise AccessError(later("Give the role a name."))
+        raise RoleNameError(later("Give the role a name."))
     if len(name) > 80:  # whatever path it comes by (a SCIM group's displayName had no limit)
-        raise AccessError(later("A role's name has at most 80 characters."))
+        raise RoleNameError(later("A role's name has at most 80 characters."))
     if scope not in catalogue.SCOPES:
         raise AccessError(later("Choose the account or the mailbox scope."))
     unknown = permissions - catalogue.codes(scope)
@@ -325,7 +329,7 @@ def _validate_role(account: Account, name: str, scope: str, permissions: set[str
                                 codes=", ".join(sorted(unknown))))
     renamed = role is None or name.casefold() != role.name.casefold()
     if renamed and len(_scripts(name)) > 1:
-        raise AccessError(later("Use the letters of one alphabet (Latin, Greek or Cyrillic) in a role's name: "
+        raise RoleNameError(later("Use the letters of one alphabet (Latin, Greek or Cyrillic) in a role's name: "
                                 "letters of two of them can look alike and make it read as another name."))
     clash = db.session.execute(
         db.select(Role.id).where(func.lower(Role.name) == name.lower(), Role.scope == scope,
@@ -333,7 +337,7 @@ def _validate_role(account: Account, name: str, scope: str, permissions: set[str
     ).scalars().all()
     if any(role_id != getattr(role, "id", None) for role_id in clash) or (
             renamed and _folded(name) in _system_role_names()):
-        raise AccessError(later("A role named “%(name)s” already exists at this scope.", name=name))
+        raise RoleNameError(later("A role named “%(name)s” already exists at this scope.", name=name))
     return name
 
 

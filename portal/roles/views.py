@@ -106,6 +106,10 @@ def create(account_id):
         try:
             role = services.create_role(current_user, g.account, name=form.name.data, scope=scope,
                                         description=form.description.data or "", permissions=picker.selected)
+        except services.RoleNameError as error:
+            db.session.rollback()
+            form.name.errors.append(str(error))
+            return _editor(None, scope, form, picker, 422)
         except services.AccessError as error:
             db.session.rollback()
             return _editor(None, scope, form, picker, 422, str(error))
@@ -128,6 +132,10 @@ def edit(account_id, role_id):
         try:
             services.update_role(current_user, g.account, role, name=form.name.data,
                                  description=form.description.data or "", permissions=picker.selected)
+        except services.RoleNameError as error:
+            db.session.rollback()
+            form.name.errors.append(str(error))
+            return _editor(role, role.scope, form, picker, 422)
         except services.AccessError as error:
             db.session.rollback()
             return _editor(role, role.scope, form, picker, 422, str(error))

@@ -199,6 +199,12 @@ def create(actor: User, account: Account, *, name: str, scopes: set[str], expire
     return token, raw
 
 
+def usable_scopes(actor: User, account: Account) -> set[str]:
+    """The scopes ``actor`` may give a token: those whose permissions they hold."""
+    held = account_permissions(actor, account)
+    return {scope for scope in SCOPES if permissions_of({scope}) <= held}
+
+
 def revocable(actor: User, account: Account, tokens: list[ApiToken]) -> set[int]:
     """The ids of ``tokens`` that ``actor`` may revoke: their own, and those of makers whose every
     right in the account they hold (a review: someone who may only manage tokens revoked the

@@ -19,9 +19,10 @@ def _page(status=200, problems=None, values=None, shown=None):
     tokens = services.tokens_of(g.account)
     ended = services.ended(tokens)
     revocable = services.revocable(current_user, g.account, tokens)
+    usable = services.usable_scopes(current_user, g.account)
     return render("tokens/index.html", status=status, account=g.account, tokens=tokens, ended=ended,
                   ended_why=services.ENDED_WHY, areas=services.AREAS, scopes=services.SCOPES,
-                  problems=problems or {}, values=values or {}, shown=shown, revocable=revocable,
+                  problems=problems or {}, values=values or {}, shown=shown, revocable=revocable, usable=usable,
                   status_of=lambda token: "ended" if token.id in ended else services.status(token),
                   scope_label=services.scope_label, form=ConfirmForm(), fresh=is_fresh())
 

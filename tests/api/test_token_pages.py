@@ -183,3 +183,29 @@ def test_token__revoked_only_by_its_maker_or_someone_who_holds_all_their_rights(
     db.session.expire_all()
     assert db.session.get(ApiToken, admins.id).revoked_at is not None
 
+
+
+def test_token_form__offers_only_the_scopes_its_maker_may_give(client, world, auth, make):
+    """A walkthrough: a member who may manage tokens was offered every scope, and refused on sending
+    those whose permissions they lack. They are greyed now (reading the account needs nothing)."""
+    import re
+
+    account = world["account"]
+    make.member(account, make.user("reader@example.org"), permissions=("api_tokens.manage", "domains.view"))
+    make.member(account, make.user("bare@example.org"), permissions=("api_tokens.manage",))
+    auth.login("reader@example.org")
+    page = client.get(_page(world)).get_data(as_text=True)
+    boxes = {match.group(1): "disabled" in match.group(0)
+             for match in re.finditer(r'<input type="checkbox" name="scope" value="([^"]+)"[^>]*>', page)}
+    assert boxes["domains:read"] is False and boxes["domains:write"] is True and boxes["mailboxes:read"] is True
+    assert _make(client, world, scope=["domains:read"]).status_code == 201
+    auth.logout()
+    auth.login("bare@example.org")
+    page = client.get(_page(world)).get_data(as_text=True)
+    offered = [match.group(1) for match in re.finditer(
+        r'<input type="checkbox" name="scope" value="([^"]+)"(?![^>]*disabled)[^>]*>', page)]
+    assert offered == ["account:read"]
+    auth.logout()
+    auth.login("owner@example.org")
+    page = client.get(_page(world)).get_data(as_text=True)
+    assert not any("disabled" in box for box in re.findall(r'<input type="checkbox" name="scope"[^>]*>', page))

@@ -65,6 +65,22 @@ def test_role_editor__missing_name_re_renders_with_message(owner_client):
     assert 'value="audit.view" id="perm-audit.view" checked' in page
 
 
+@pytest.mark.parametrize("name, message", [("Account \u041ewner", "letters of one alphabet"),
+                                           ("Account\u200bOwner", "already exists")])
+def test_role_editor__a_refused_name_is_said_at_the_name_field(owner_client, name, message):
+    """A walkthrough: the refusal showed only at the top of the page, the field unmarked."""
+    client, account = owner_client
+    response = client.post(f"/accounts/{account.id}/roles/new", data={
+        "scope": "account", "name": name, "description": "Kept", "permission": ["audit.view"], "action": "save"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    field = re.search(r'<input[^>]*id="name"[^>]*>', page).group(0)
+    assert 'aria-invalid="true"' in field
+    error_id = re.search(r'aria-describedby="([^"]*)"', field).group(1).split()[-1]
+    assert re.search(rf'id="{error_id}"[^>]*>[^<]*{message}', page), "the message is tied to the field"
+    assert 'value="audit.view" id="perm-audit.view" checked' in page and "Kept" in page
+
+
 def test_system_role__has_no_edit_or_delete(owner_client):
     client, account = owner_client
     owner_role = db.session.execute(db.select(Role).where(Role.system_key == "owner")).scalar_one()
