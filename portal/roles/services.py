@@ -270,8 +270,8 @@ _BLANKS = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"})
 _IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x17B4, 0x17B5), (0x180B, 0x180F),
               (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
               (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
-# Alphabets whose letters look alike: a name mixing them reads as another (a Cyrillic "О" in
-# "Account Оwner").
+# Alphabets whose letters look alike: a word mixing them reads as another (a Cyrillic "О" in
+# "Account Оwner"). Words of different alphabets side by side ("Support Київ") read as they are.
 _LOOK_ALIKE_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
 
 
@@ -289,10 +289,16 @@ def _visible(name: str) -> str:
     return " ".join(name.split())
 
 
-def _scripts(name: str) -> set[str]:
-    """Which of the look-alike alphabets the name's letters come from."""
-    return {script for char in name if char.isalpha()
+def _scripts(word: str) -> set[str]:
+    """Which of the look-alike alphabets the word's letters come from."""
+    return {script for char in word if char.isalpha()
             for script in _LOOK_ALIKE_SCRIPTS if unicodedata.name(char, "").startswith(script + " ")}
+
+
+def _mixes_alphabets(name: str) -> bool:
+    """Whether a word of the name (letters between anything else) mixes look-alike alphabets."""
+    words = "".join(char if char.isalpha() else " " for char in name).split()
+    return any(len(_scripts(word)) > 1 for word in words)
 
 
 def _folded(name: str) -> str:
@@ -328,9 +334,9 @@ def _validate_role(account: Account, name: str, scope: str, permissions: set[str
         raise AccessError(later("These permissions do not exist at this scope: %(codes)s.",
                                 codes=", ".join(sorted(unknown))))
     renamed = role is None or name.casefold() != role.name.casefold()
-    if renamed and len(_scripts(name)) > 1:
-        raise RoleNameError(later("Use the letters of one alphabet (Latin, Greek or Cyrillic) in a role's name: "
-                                "letters of two of them can look alike and make it read as another name."))
+    if renamed and _mixes_alphabets(name):
+        raise RoleNameError(later("Write each word of a role's name in one alphabet (Latin, Greek or Cyrillic): "
+                                  "letters of two of them can look alike and make it read as another name."))
     clash = db.session.execute(
         db.select(Role.id).where(func.lower(Role.name) == name.lower(), Role.scope == scope,
                                  (Role.account_id == account.id) | Role.system_key.is_not(None))

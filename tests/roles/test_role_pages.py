@@ -65,7 +65,7 @@ def test_role_editor__missing_name_re_renders_with_message(owner_client):
     assert 'value="audit.view" id="perm-audit.view" checked' in page
 
 
-@pytest.mark.parametrize("name, message", [("Account \u041ewner", "letters of one alphabet"),
+@pytest.mark.parametrize("name, message", [("Account \u041ewner", "each word of a role&#39;s name in one alphabet"),
                                            ("Account\u200bOwner", "already exists")])
 def test_role_editor__a_refused_name_is_said_at_the_name_field(owner_client, name, message):
     """A walkthrough: the refusal showed only at the top of the page, the field unmarked."""
