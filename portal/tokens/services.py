@@ -217,10 +217,14 @@ def revocable(actor: User, account: Account, tokens: list[ApiToken]) -> set[int]
             if token.created_by_id == actor.id or token.created_by is None or token.created_by_id in ranked}
 
 
-def revoke(actor: User, account: Account, token: ApiToken) -> None:
+def require_revocable(actor: User, account: Account, token: ApiToken) -> None:
     if token.id not in revocable(actor, account, [token]):
         raise TokenError(_("Only its maker, or someone who holds every right its maker holds in the account, may "
                            "revoke this token."))
+
+
+def revoke(actor: User, account: Account, token: ApiToken) -> None:
+    require_revocable(actor, account, token)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         record("token.revoke", account=token.account_id, target=token, target_label=token.name, actor=actor)

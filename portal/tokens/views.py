@@ -68,11 +68,14 @@ def create(account_id):
 def revoke(account_id, token_id):
     token = load_or_404(services.token_in_account, token_id)
     form = ConfirmForm()
-    refused = None if token.id in services.revocable(current_user, g.account, [token]) else _(
-        "Only its maker, or someone who holds every right its maker holds in the account, may revoke this token.")
-    if form.validate_on_submit() and refused is None:
-        services.revoke(current_user, g.account, token)
-        db.session.commit()
-        return redirect(url_for("tokens.index", account_id=account_id))
-    return render("tokens/revoke.html", account=g.account, token=token, form=form, refused=refused,
-                  status=403 if refused and request.method == "POST" else 200)
+    try:
+        if form.validate_on_submit():
+            services.revoke(current_user, g.account, token)
+            db.session.commit()
+            return redirect(url_for("tokens.index", account_id=account_id))
+        services.require_revocable(current_user, g.account, token)  # the page says so before the click
+    except services.TokenError as refusal:
+        db.session.rollback()
+        return render("tokens/revoke.html", account=g.account, token=token, form=form, refused=str(refusal),
+                      status=403 if request.method == "POST" else 200)
+    return render("tokens/revoke.html", account=g.account, token=token, form=form, refused=None)

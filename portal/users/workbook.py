@@ -313,6 +313,12 @@ def check_container(data: bytes) -> None:
                                         "holds only sheets. Copy the rows into the template."))
         if entry.flag_bits & 0x1:
             raise WorkbookRefused(later("The workbook is encrypted; save it without a password."))
+        if entry.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            # Spreadsheet programs store or deflate; anything else (AES, bzip2, an unknown number)
+            # is refused here rather than met by the reader.
+            raise WorkbookRefused(later("The part %(part)s of the workbook is compressed in a way .xlsx workbooks "
+                                        "are not. Open the workbook in a spreadsheet program and save it again as "
+                                        ".xlsx.", part=entry.filename))
         total += entry.file_size
         if entry.file_size > MAX_ENTRY or (entry.file_size > RATIO_FROM
                                            and entry.file_size > MAX_RATIO * max(entry.compress_size, 1)):
@@ -374,8 +380,7 @@ def deep_scan(data: bytes) -> None:
                                         "as .xlsx.",
                                         part=entry.filename, error=expat.ErrorString(error.code),
                                         line=error.lineno)) from None
-        # NotImplementedError: zipfile's answer to a compression method it does not implement.
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError):
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
             raise WorkbookRefused(later("The part %(part)s of the workbook is damaged. Open the workbook in "
                                         "a spreadsheet program and save it again as .xlsx.",
                                         part=entry.filename)) from None

@@ -212,21 +212,26 @@ def _with_compression(data: bytes, part: str, method: int) -> bytes:
         position += 46 + name_length
 
 
-def test_upload__a_part_compressed_in_a_way_the_reader_lacks_is_refused_as_damaged(owner, account, corp, run_jobs):
+@pytest.mark.parametrize("method", [99, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_upload__a_part_compressed_in_a_way_xlsx_is_not_is_refused_with_its_reason(owner, account, corp, run_jobs,
+                                                                                  method):
     """zipfile raises NotImplementedError for a compression method it does not implement (here 99,
-    AES): the worker refuses the workbook with its reason, never fails the job with that error."""
+    AES), and expands bzip2 and LZMA: the upload is refused before any reading, with its reason,
+    and no job fails with that error."""
     data = fill(workbook.template(account), users=[("Ann", "Able", "ann@example.org", "")])
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     users_sheet = next(name for name in names
                        if b"ann@example.org" in zipfile.ZipFile(io.BytesIO(data)).read(name))
-    odd = _with_compression(data, users_sheet, 99)
-    with pytest.raises(NotImplementedError):
-        zipfile.ZipFile(io.BytesIO(odd)).read(users_sheet)
-    run = imports.receive(owner, account, "odd.xlsx", odd)
-    db.session.commit()
-    run_jobs()
-    db.session.refresh(run)
-    assert run.status == "refused" and f"The part {users_sheet} of the workbook is damaged" in shown(run.fatal)
+    odd = _with_compression(data, users_sheet, method)
+    if method == 99:
+        with pytest.raises(NotImplementedError):
+            zipfile.ZipFile(io.BytesIO(odd)).read(users_sheet)
+    with pytest.raises(workbook.WorkbookRefused) as refused:
+        imports.receive(owner, account, "odd.xlsx", odd)
+    assert f"The part {users_sheet} of the workbook is compressed in a way .xlsx workbooks are not" in str(
+        refused.value)
+    db.session.rollback()
+    assert db.session.execute(db.select(db.func.count()).select_from(ImportRun)).scalar_one() == 0
 
 
 def test_upload__a_row_numbered_far_down_is_refused_without_reading_every_empty_row_before_it(
