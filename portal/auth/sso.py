@@ -169,11 +169,13 @@ def sign_on(claims: dict) -> SignOn:
     if received_by_a_mailbox(email):
         raise SsoError(_("This address is received by a mailbox others may read: no profile is made at it. Ask an "
                          "administrator."))
-    user = User(email=email, name=str(claims.get("name") or ""), oidc_subject=subject, email_verified_at=utcnow(),
-                address_proven_at=utcnow())
+    user = User(email=email, name=str(claims.get("name") or ""), oidc_subject=subject, email_verified_at=utcnow())
     db.session.add(user)
     db.session.flush()
     record("user.register", target=user, actor=user, via="sso")
+    # The provider vouched for the address, as a link mailed there would: the account holding the
+    # name's proven copy (its mail server may have delivered the provider's check) keeps it in its log.
+    prove_address(user)
     assign_if_corporate(user)
     return SignOn(user)
 

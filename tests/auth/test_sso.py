@@ -249,3 +249,30 @@ def test_sso__second_factors_set_up_before_anyone_proved_the_address_go_with_its
     assert db.session.get(User, user.id).oidc_subject == "corp-9"
     assert db.session.execute(db.select(db.func.count()).select_from(AuthenticatorApp)
                               .where(AuthenticatorApp.user_id == user.id)).scalar_one() == 0
+
+
+def test_sso__a_profile_made_at_a_name_an_account_holds_is_in_its_log_as_proven_there(client, provider, make):
+    """The provider vouched for the address as a link mailed there would: where an account holds the
+    name's proven copy (not yet enabled), its mail server may have delivered the provider's check,
+    so its log keeps the proof (``user.address_proven``), as for a registration confirmed by link;
+    a name nobody holds leaves no entry."""
+    from portal.audit.models import AuditEvent
+    from portal.domains import services as domains
+    from portal.domains.models import ACTION_REQUIRED
+
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    domains.set_status(enabled_domain(owner, account), ACTION_REQUIRED, "records missing")
+    db.session.commit()
+    provider.login_as(sub="corp-88", email="ceo@example.org", name="C E O")
+    assert _sso(client).status_code == 302
+    ceo = db.session.execute(db.select(User).where(User.email == "ceo@example.org")).scalar_one()
+    assert ceo.oidc_subject == "corp-88" and ceo.address_proven and not ceo.is_corporate
+    proofs = db.session.execute(db.select(AuditEvent.account_id, AuditEvent.target_id).where(
+        AuditEvent.action == "user.address_proven")).all()
+    assert proofs == [(account.id, str(ceo.id))]
+    client.post("/logout")
+    provider.login_as(sub="corp-89", email="someone@nobody-holds.example", name="Some One")
+    assert _sso(client).status_code == 302
+    assert db.session.execute(db.select(db.func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "user.address_proven")).scalar() == 1
