@@ -57,8 +57,9 @@ def migrated_app(server_url: str, settings: dict | None = None, environ: dict[st
 
     with fresh_database(server_url) as database_url, \
             tempfile.TemporaryDirectory(prefix="bench-instance-") as instance_path:
-        settings = {"DATABASE_URL": database_url, "SECRET_KEY": "bench-secret-key", "PASSWORD_HASHING": "fast",
-                    "WORKER": "external", "LOG_LEVEL": "WARNING", "SMTP_URL": f"file://{instance_path}/mail",
+        settings = {"DATABASE_URL": database_url, "SECRET_KEY": "bench-secret-key-not-for-production-use",
+                    "PASSWORD_HASHING": "fast", "WORKER": "external", "LOG_LEVEL": "WARNING",
+                    "SMTP_URL": f"file://{instance_path}/mail",
                     **(settings or {})}
         environ = {"PORTAL_TEST_INSTANCE_PATH": instance_path, **(environ or {})}
         app = create_app(settings, environ=environ)

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from portal.audit.services import SOURCE_CLI
-from portal.config import MOST_WORKER_SLOTS
+from portal.config import MOST_WORKER_SLOTS, most_worker_slots
 from portal.extensions import db
 
 portal_cli = AppGroup("portal", help="Operate the mail portal.")
@@ -38,6 +38,14 @@ def worker(concurrency: int | None) -> None:
     """Run background jobs until stopped (SIGTERM or Ctrl-C finishes running jobs first)."""
     from portal.jobs.worker import Worker
 
+    settings = current_app.config["PORTAL"]
+    if concurrency is not None and concurrency > most_worker_slots(settings):
+        # Its slots would wait for a connection, and past the pool's timeout fail their jobs.
+        raise click.BadParameter(
+            f"{concurrency} slots need more database connections than this process keeps: "
+            f"PORTAL_WORKER_CONCURRENCY={settings['WORKER_CONCURRENCY']} sizes its pool for at most "
+            f"{most_worker_slots(settings)}. Set PORTAL_WORKER_CONCURRENCY={concurrency} instead.",
+            param_hint="--concurrency")
     runner = Worker(current_app._get_current_object(), concurrency=concurrency)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     click.echo(f"Worker {runner.name}: {runner.concurrency} slots. Stop with Ctrl-C.")

@@ -61,11 +61,34 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 def _database_url(value: str) -> str:
     scheme = value.split(":", 1)[0]
-    if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
-        raise ValueError("expected an sqlite:/// or postgresql+psycopg:// URL")
+    if not (scheme.startswith("sqlite") or scheme.startswith("postgresql") or scheme == "postgres"):
+        raise ValueError("expected an sqlite:///, postgresql+psycopg://, postgresql:// or postgres:// URL")
     if scheme == "postgresql" or scheme == "postgres":
         # SQLAlchemy would pick psycopg2, which we do not install.
         return "postgresql+psycopg:" + value.split(":", 1)[1]
+    return value
+
+
+def _language(value: str) -> str:
+    """One of the languages the portal has catalogues for (``portal.i18n.LANGUAGES``)."""
+    from portal.i18n import LANGUAGES
+
+    if value not in LANGUAGES:
+        raise ValueError(f"expected one of {', '.join(LANGUAGES)}")
+    return value
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR (in any case)")
+    return level
+
+
+def _secret_key(value: str) -> str:
+    if len(value.strip()) < 32:
+        raise ValueError("too short: give at least 32 characters, such as the output of "
+                         "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
     return value
 
 
@@ -117,7 +140,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", _database_url, None,
             "SQLAlchemy URL; default an SQLite file instance/portal.sqlite"),
-    Setting("SECRET_KEY", str, None,
+    Setting("SECRET_KEY", _secret_key, None,
             "signs sessions and links; default generated once into instance/secret_key", secret=True),
     Setting("BASE_URL", _base_url, "http://127.0.0.1:5000",
             "public address used in e-mailed links"),
@@ -164,9 +187,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DNS_TIMEOUT", _Number(60, whole=False), 3.0, "seconds a DNS query may take"),
     Setting("BACKENDS_FILE", str, None,
             "JSON file of backend connections; default instance/backends.json when it exists"),
-    Setting("DEFAULT_LOCALE", _choice("en", "fr"), "en",
+    Setting("DEFAULT_LOCALE", _language, "en",
             "language for whoever has not chosen one and whose browser asks for none the portal has"),
-    Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "log level"),
+    Setting("LOG_LEVEL", _log_level, "INFO", "log level: DEBUG, INFO, WARNING or ERROR"),
     Setting("TRUSTED_PROXIES", _Number(10), None,
             "how many proxies in front of the portal each add X-Forwarded-For and X-Forwarded-Proto; "
             "unset: the headers are not read"),
@@ -190,6 +213,11 @@ def load_settings(environ: Mapping[str, str], overrides: Mapping[str, object] | 
     for setting in SETTINGS:
         raw = environ.get(f"PORTAL_{setting.name}")
         if raw is None or raw == "":
+            if raw == "" and setting.name == "SECRET_KEY":
+                # An empty line in a settings file shared by several machines would give each its
+                # own key from instance/secret_key: a session or link made on one fails on another.
+                problems.append("PORTAL_SECRET_KEY is set but empty: give the key, or remove the line to use "
+                                "the one made once in instance/secret_key (one machine only)")
             values[setting.name] = setting.default
             continue
         try:
@@ -224,6 +252,17 @@ def instance_secret_key(instance_path: Path) -> str:
     return key
 
 
+# A process's database connections: one per worker slot (PORTAL_WORKER_CONCURRENCY) and a few
+# more for the worker's own bookkeeping and the requests of a web process, kept open; past them,
+# POOL_OVERFLOW more are opened while needed.
+POOL_SPARE, POOL_OVERFLOW = 5, 10
+
+
+def most_worker_slots(settings: dict) -> int:
+    """The slots a worker process may run with the connections its settings give it."""
+    return settings["WORKER_CONCURRENCY"] + POOL_OVERFLOW
+
+
 def flask_config(settings: dict, instance_path: Path) -> dict:
     """Translate portal settings into Flask/extension configuration keys."""
     from datetime import timedelta
@@ -233,7 +272,7 @@ def flask_config(settings: dict, instance_path: Path) -> dict:
     if secure is None:
         secure = str(settings["BASE_URL"]).startswith("https://")
     # Each worker slot holds a connection while it waits on a backend: room for all of them.
-    pool = {"pool_size": settings["WORKER_CONCURRENCY"] + 5, "max_overflow": 10}
+    pool = {"pool_size": settings["WORKER_CONCURRENCY"] + POOL_SPARE, "max_overflow": POOL_OVERFLOW}
     # A database error's log line names the statement, not its values (addresses, hashes, sealed secrets).
     engine_options: dict = {"pool_pre_ping": True, "hide_parameters": True, **pool}
     if database_url.startswith("postgresql"):

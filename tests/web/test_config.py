@@ -39,6 +39,12 @@ def test_settings__unknown_variable_stops_start_up_naming_it():
     ("PORTAL_SESSION_HOURS", "many", "invalid literal"),
     ("PORTAL_DNS_RESOLVERS", "8.8.8.8, not-an-ip", "does not appear to be an IPv4 or IPv6"),
     ("PORTAL_SECURE_COOKIES", "perhaps", "true/false"),
+    ("PORTAL_DEFAULT_LOCALE", "xx", "expected one of en, fr"),
+    ("PORTAL_LOG_LEVEL", "verbose", "expected one of DEBUG, INFO, WARNING, ERROR"),
+    # A key anyone could guess signs every session and link.
+    ("PORTAL_SECRET_KEY", "short-key", "at least 32 characters"),
+    # Empty counts as unset elsewhere; here each machine would make its own key (an operator's review).
+    ("PORTAL_SECRET_KEY", "", "set but empty"),
 ])
 def test_settings__malformed_value_stops_start_up_with_the_reason(name, value, message):
     with pytest.raises(ConfigError) as caught:
@@ -106,6 +112,9 @@ def test_settings__postgres_urls_use_psycopg_and_resolvers_parse():
     settings = load_settings({"PORTAL_DATABASE_URL": "postgresql://u@db/portal",
                               "PORTAL_DNS_RESOLVERS": "127.0.0.1:5353, ::1, [::1]:53"})
     assert settings["DATABASE_URL"] == "postgresql+psycopg://u@db/portal"
+    # The form many hosting services give (an operator's review found it refused).
+    assert load_settings({"PORTAL_DATABASE_URL": "postgres://u:p@db:5432/portal"})["DATABASE_URL"] == \
+        "postgresql+psycopg://u:p@db:5432/portal"
     assert settings["DNS_RESOLVERS"] == (("127.0.0.1", 5353), ("::1", 53), ("::1", 53))
 
 
@@ -115,7 +124,22 @@ def test_secret_key__generated_once_and_kept(tmp_path):
     second = create_app({"TESTING": True}, environ=environ).secret_key
     assert first == second and len(first) > 40
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
-    assert create_app({"TESTING": True}, environ={**environ, "PORTAL_SECRET_KEY": "given"}).secret_key == "given"
+    given = "given-by-the-operator-0123456789abcdef"
+    assert create_app({"TESTING": True}, environ={**environ, "PORTAL_SECRET_KEY": given}).secret_key == given
+
+
+def test_settings__an_empty_value_counts_as_unset_a_level_in_any_case_and_a_language_of_languages(monkeypatch):
+    """An operator's review: ``PORTAL_LOG_LEVEL=info`` was refused, and a language added as the
+    README says could not be the default (the choices were written out in the settings)."""
+    from portal import i18n
+
+    settings = load_settings({"PORTAL_BASE_URL": "", "PORTAL_LOG_LEVEL": "info", "PORTAL_DEFAULT_LOCALE": "fr"})
+    assert settings["BASE_URL"] == "http://127.0.0.1:5000" and settings["LOG_LEVEL"] == "INFO"
+    assert settings["DEFAULT_LOCALE"] == "fr"
+    with pytest.raises(ConfigError):
+        load_settings({"PORTAL_DEFAULT_LOCALE": "de"})
+    monkeypatch.setattr(i18n, "LANGUAGES", {**i18n.LANGUAGES, "de": "Deutsch"})
+    assert load_settings({"PORTAL_DEFAULT_LOCALE": "de"})["DEFAULT_LOCALE"] == "de"
 
 
 def test_app_module__exits_with_a_clear_message_on_bad_settings(tmp_path):
@@ -164,6 +188,23 @@ def test_worker_command__a_slot_count_out_of_range_is_refused_before_it_starts(a
     monkeypatch.setattr(Worker, "run_forever", lambda self: print("Worker ran"))
     result = app.test_cli_runner().invoke(args=["portal", "worker", "--concurrency", given])
     assert result.exit_code == 2 and "1<=x<=256" in result.output and "Worker" not in result.output
+
+
+def test_worker_command__more_slots_than_its_connection_pool_holds_are_refused_with_the_way(app, monkeypatch):
+    """An operator's review: ``--concurrency 64`` started 64 slots on a pool of 9 (+10) connections
+    sized from PORTAL_WORKER_CONCURRENCY=4; under load its slots would wait for a connection and
+    fail their jobs past the pool's timeout."""
+    from portal.jobs.worker import Worker
+
+    monkeypatch.setattr(Worker, "run_forever", lambda self: print(f"Worker ran {self.concurrency} slots"))
+    most = app.config["PORTAL"]["WORKER_CONCURRENCY"] + 10
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_size"] + options["max_overflow"] >= most + 5
+    refused = app.test_cli_runner().invoke(args=["portal", "worker", "--concurrency", str(most + 1)])
+    assert refused.exit_code == 2 and "Worker ran" not in refused.output
+    assert f"Set PORTAL_WORKER_CONCURRENCY={most + 1} instead" in refused.output
+    started = app.test_cli_runner().invoke(args=["portal", "worker", "--concurrency", str(most)])
+    assert started.exit_code == 0 and f"Worker ran {most} slots" in started.output
 
 
 def test_postgresql__each_statement_is_planned_for_its_own_values(app, tmp_path):
