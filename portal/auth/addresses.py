@@ -6,7 +6,9 @@ listed reads as the general text, never as English inside a French sentence."""
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
 
 from portal.i18n import _l
 
@@ -29,8 +31,15 @@ _TEXTS = {
     "bad_local_characters": _l("The part before the @ sign holds characters an address cannot have."),
     "quoted_local": _l("The part before the @ sign cannot be in quotes."),
     "bad_characters": _l("The address holds characters an address cannot have."),
+    "compatibility_form": _l("The part before the @ sign holds look-alike forms of characters (full-width letters, "
+                             "ligatures…): type it with plain ones."),
 }
 GENERAL = _l("The address has a form or characters an address cannot have.")
+
+# The portal's own explanation when ``checked_address`` refuses look-alike forms, as the library
+# words its own (never shown: ``address_problem`` reads it as the portal's text).
+_COMPATIBILITY = "The part before the @-sign has characters in a compatibility form"
+_COMPATIBILITY_EXPLANATION = _COMPATIBILITY + " (full-width letters, ligatures...): type it with plain ones."
 
 # (the start of the library's explanation, what it is about), most specific first.
 _REASONS = (
@@ -54,6 +63,7 @@ _REASONS = (
     ("The IPv6 address in brackets", "ip_literal"),
     ("A display name and angle brackets", "display_name"),
     ("An open angle bracket", "display_name"),
+    (_COMPATIBILITY, "compatibility_form"),
     ("Internationalized characters before the @-sign", "bad_local_characters"),
     ("The email address contains invalid characters before the @-sign", "bad_local_characters"),
     ("Quoting the part before the @-sign", "quoted_local"),
@@ -71,3 +81,14 @@ def address_problem(error: EmailNotValidError | str) -> str:
         if explanation.startswith(start):
             return str(_TEXTS[about])
     return str(GENERAL)
+
+
+def checked_address(text: str) -> str:
+    """``text`` as the portal keeps addresses: checked, lower-cased, the domain in its ASCII (IDNA)
+    form. Raises EmailNotValidError with the reason. The part before the @ may not hold
+    compatibility forms of characters (full-width letters, ligatures, superscripts): the check keeps
+    them as typed, so ``ｄｕｐ@`` was a person apart from ``dup@``, looking the same (a review)."""
+    checked = validate_email(text, check_deliverability=False)
+    if unicodedata.normalize("NFKC", checked.local_part) != checked.local_part:
+        raise EmailNotValidError(_COMPATIBILITY_EXPLANATION)
+    return f"{checked.local_part}@{checked.ascii_domain}".lower()

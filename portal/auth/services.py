@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from flask import current_app
 from flask_babel import gettext as _, ngettext
 from flask_login import current_user
@@ -13,7 +13,7 @@ from sqlalchemy import delete, func
 
 from portal.audit.services import record
 from portal.auth import sessions, tokens
-from portal.auth.addresses import address_problem
+from portal.auth.addresses import address_problem, checked_address
 from portal.auth.models import LoginFailure, User, UserToken
 from portal.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from portal.extensions import db
@@ -47,11 +47,10 @@ class AuthError(ValueError):
 def normalize_email(raw: str) -> str:
     """Lower-cased, IDNA-normalised address; raises AuthError with a readable reason."""
     try:
-        checked = validate_email(raw.strip(), check_deliverability=False)
+        # The domain is kept in its ASCII (IDNA) form, as domains are, so the two compare.
+        return checked_address(raw.strip())
     except EmailNotValidError as error:
         raise AuthError(address_problem(error), "email") from None
-    # The domain is kept in its ASCII (IDNA) form, as domains are, so the two compare.
-    return f"{checked.local_part}@{checked.ascii_domain}".lower()
 
 
 def find_user(email: str) -> User | None:

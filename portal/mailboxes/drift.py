@@ -70,10 +70,12 @@ SCHEDULE = timedelta(days=1)
 SYSTEM = "system"
 ARCHIVED = "archived"
 BROKEN = "broken"
+OTHER_DOMAIN = "other_domain"
 SET_APART_LABELS = _Texts({
     SYSTEM: _l("The backend's own mailbox"),
     ARCHIVED: _l("Archived on the backend"),
     BROKEN: _l("Half made on the backend"),
+    OTHER_DOMAIN: _l("At another domain"),
 })
 # A side of a difference: a mailbox's status, or archived on the backend.
 labels("drift.side", {ENABLED: _l("enabled"), DISABLED: _l("disabled"), FAILED: _l("failed"),
@@ -91,7 +93,7 @@ class DriftSetApart(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("drift_reports.id", ondelete="CASCADE"), index=True)
     address: Mapped[str] = mapped_column(String(254))
-    kind: Mapped[str] = mapped_column(String(16))  # system | archived
+    kind: Mapped[str] = mapped_column(String(16))  # system | archived | broken | other_domain
     note: Mapped[str] = mapped_column(Text, default="")
 
     report = relationship(DriftReport, backref=backref(
@@ -159,7 +161,14 @@ def compare(domain: Domain) -> tuple[list[dict], list[dict]]:
     for address, theirs in sorted(remote.items()):
         if address in local:
             continue
-        if theirs.system:
+        if not at_domain(address, domain):
+            # Listed with this domain's mailboxes but at another name (a review: a backend listing
+            # another account's address here had it adopted into this account, whose admins then
+            # set its password and deleted it under the other account's mailbox).
+            set_apart.append({"address": address, "kind": OTHER_DOMAIN, "note": _(
+                "The backend listed it with the mailboxes of %(domain)s: the portal adopts only addresses at the "
+                "domain it compares.", domain=domain.unicode_name)})
+        elif theirs.system:
             set_apart.append({"address": address, "kind": SYSTEM, "note": (
                 _("%(name)s: the backend keeps it for itself; it is not the portal's to adopt.",
                   name=theirs.display_name) if theirs.display_name else
@@ -179,6 +188,11 @@ def compare(domain: Domain) -> tuple[list[dict], list[dict]]:
                                       "quota_bytes": theirs.quota_bytes, "display_name": theirs.display_name,
                                       "admin": bool(theirs.extra.get("admin"))}})
     return found, set_apart
+
+
+def at_domain(address: str, domain: Domain) -> bool:
+    """Whether ``address`` is at ``domain``'s name, as the portal writes addresses (ASCII, lower case)."""
+    return address.rpartition("@")[2].lower() == domain.name
 
 
 def _never_created(failed: list[Mailbox]) -> set[int]:
@@ -265,6 +279,10 @@ def settle(actor: User, domain: Domain, report: DriftReport, address: str, kind:
 def _adopt(actor: User, domain: Domain, item: dict, mailbox: Mailbox | None) -> str:
     backend_side = item["backend"]
     if item["kind"] == UNKNOWN_TO_PORTAL:
+        if not at_domain(item["address"], domain):
+            # A comparison made before such addresses were set apart (``compare``).
+            raise MailboxError(_("%(address)s is not at %(domain)s: the portal adopts only addresses at the domain it "
+                                 "compares.", address=item["address"], domain=domain.unicode_name))
         admin = bool(backend_side.get("admin"))
         if "admin" not in backend_side and not is_owner(actor, domain.account_id):
             # A comparison from before the privilege was read: it may be the server's administrator.

@@ -198,6 +198,7 @@ def create_corporate_user(actor: User, account: Account, *, first_name: str, las
         if recovery.rsplit("@", 1)[-1] == domain.name:
             raise UserError(later("The recovery address must be outside the domain, so the link reaches them "
                                   "before their mailbox works."), "recovery_email")
+        _refuse_recovery_read_here(account, recovery)
     if existing is not None:
         # Someone registered the address and nobody confirmed it (perhaps a stranger, with a
         # password of their own), or a profile nobody ever signed into belongs to no account. The
@@ -415,6 +416,20 @@ def own_mailboxes(user: User, account: Account) -> list[Mailbox]:
         .order_by(Mailbox.address)).scalars())
 
 
+def _refuse_recovery_read_here(account: Account, recovery: str) -> None:
+    """A recovery address is where only the person reads: not one a mailbox of this account receives
+    by name, whose readers would get their links (a review: an import's preview accepted a shared
+    mailbox as a recovery address, and its result said the link was mailed there while the mailing
+    was refused for its readers). Another account's mailboxes are that account's to know: the
+    mailing itself checks them (``deliver_onboarding``)."""
+    from portal.mailboxes.services import received_by_name
+
+    if received_by_name(account.id, [recovery]):
+        raise UserError(later("%(email)s is received by a mailbox of this account, whose readers would get this "
+                              "person's links: give an address only they read, or none.", email=recovery),
+                        "recovery_email")
+
+
 def update_settings(actor: User, account: Account, user: User, *, first_name: str, last_name: str,
                     timezone: str, phone: str, default_mailbox_id: int | None, recovery_email: str) -> None:
     if not is_corporate_of(user, account):
@@ -429,6 +444,8 @@ def update_settings(actor: User, account: Account, user: User, *, first_name: st
         except AuthError as error:
             raise UserError(str(error), "recovery_email") from None
     new_recovery = recovery != user.recovery_email
+    if new_recovery and recovery is not None:
+        _refuse_recovery_read_here(account, recovery)
     if new_recovery or name != user.name:
         # Where their links go, and the name others know them by (in mails, lists and the audit
         # log), are changed only by someone who holds every right they hold (here; and anywhere

@@ -27,7 +27,7 @@ import zlib
 from xml.parsers import expat
 from dataclasses import dataclass, field
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from flask import current_app
 from flask_babel import gettext as _
 from openpyxl import Workbook, load_workbook
@@ -37,7 +37,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from sqlalchemy import case
 
 from portal.accounts.models import Account, Membership
-from portal.auth.addresses import address_problem
+from portal.auth.addresses import address_problem, checked_address
 from portal.auth.models import User
 from portal.domains import ownership
 from portal.domains.models import ENABLED, Domain
@@ -459,6 +459,9 @@ PROBLEMS = {
     "address_invalid": _l("“%(value)s” is not a valid address: %(reason)s"),
     "recovery_on_domain": _l("The recovery address must be outside the user's domain, so the link reaches them "
                              "before their mailbox works."),
+    "recovery_read_here": _l("%(email)s is received by a mailbox of this account, whose readers would get this "
+                             "person's links: give an address only they read, or leave it empty (the link then "
+                             "goes to their personal mailbox)."),
     "unknown_mailbox": _l("“%(address)s” is not a mailbox of this account."),
     "mailbox_limit": _l("%(domain)s allows at most %(limit)s mailboxes: no personal mailbox can be made for this "
                         "user."),
@@ -671,11 +674,9 @@ class _Validator:
             return None
         if text not in self._addresses:
             try:
-                checked = validate_email(text, check_deliverability=False)
+                self._addresses[text] = (checked_address(text), {})
             except EmailNotValidError as error:
                 self._addresses[text] = (None, {"value": text, "reason": str(error)})
-            else:
-                self._addresses[text] = (f"{checked.local_part}@{checked.ascii_domain}".lower(), {})
         address, values = self._addresses[text]
         if address is None:
             self.problem(sheet, row, column, "address_invalid", **values)
@@ -738,6 +739,7 @@ def plan(actor: User, account: Account, sheets: dict[str, Sheet], *, limit: froz
         _plan_grants(check, Sheet(sheet.title, sheet.rows[1:]), by_email, mailbox)
     existing = _existing_users([user.email for user in users])
     waiting, aliased = held_elsewhere([user.email for user in users if user.email not in existing], account.id)
+    _refuse_recoveries_read_here(check, users_sheet.title, users)
     for user in users:
         known = existing.get(user.email)
         if known is not None:
@@ -905,6 +907,20 @@ def _plan_grants(check: _Validator, sheet: Sheet, by_email: dict[str, PlannedUse
                 user.mailbox_grants.append([mailbox.id, role.id, None])
             if code:
                 user.mailbox_grants.append([mailbox.id, None, code])
+
+
+def _refuse_recoveries_read_here(check: _Validator, title: str, users: list[PlannedUser]) -> None:
+    """A recovery address one of the account's mailboxes receives by name is a problem of its row, as
+    on the user's form (``users.services._refuse_recovery_read_here``): its readers would get the
+    person's links. One look-up for the whole sheet."""
+    from portal.mailboxes.services import received_by_name
+
+    recoveries = sorted({user.recovery_email for user in users if user.recovery_email})
+    read_here = received_by_name(check.account.id, recoveries) if recoveries else set()
+    for user in users:
+        if user.recovery_email in read_here:
+            check.problem(title, user.row, "E", "recovery_read_here", email=user.recovery_email)
+            user.skip_for("row_problems")
 
 
 def held_elsewhere(emails: list[str], account_id: int) -> tuple[set[str], set[str]]:

@@ -244,6 +244,9 @@ def test_password_reset__to_someone_without_a_language_is_in_the_language_of_the
     ("fr", "ada@localhost", "La partie après le @ doit être un nom de domaine avec un point, comme example.org."),
     ("fr", "ada @example.org", "La partie avant le @ contient des caractères interdits dans une adresse."),
     ("en", "ada.example.org", "An address needs an @ sign."),
+    # Full-width letters read as "ada" and were a profile apart from ada@ (a review).
+    ("en", "\uff41\uff44\uff41@example.org", "The part before the @ sign holds look-alike forms of characters"),
+    ("fr", "\ufb01le@example.org", "La partie avant le @ contient des formes de caractères qui en imitent d’autres"),
 ])
 def test_registration__an_invalid_address_is_explained_in_the_browsers_language(language, email, expected, client,
                                                                                 ada):

@@ -486,3 +486,36 @@ def test_api__the_report_comes_in_pages_with_its_total(drifted, client, owner, d
     assert len(wide["differences"]) == 120
     assert client.get(url, headers=headers, query_string={"per_page": 201}).status_code == 422
     assert client.get(url, headers=headers, query_string={"page": 99}).get_json()["differences"] == []
+
+
+def test_comparison__an_address_at_another_domain_is_set_apart_and_never_adopted(drifted, owner, dimail, run_jobs,
+                                                                                 monkeypatch):
+    """A review: a backend listing another account's address with this domain's mailboxes had it
+    adopted into this account on the domain, whose admins then set its password and deleted it
+    under the other account's mailbox. Such an address is set apart; a comparison made before
+    that (its difference still offered) is refused when settled."""
+    domain, _ = drifted
+    _plant(dimail, "zz@other.example")
+    listed = dimail._mailbox_documents
+    monkeypatch.setattr(dimail, "_mailbox_documents", lambda name: listed(name) + (
+        [dimail._mailbox_document("zz@other.example")] if name == "corp.example" else []))
+    drift.request_comparison(domain)
+    db.session.commit()
+    run_jobs()
+    report = drift.latest_report(domain)
+    assert "zz@other.example" not in [item["address"] for item in report.differences]
+    apart = {item.address: item for item in report.set_apart}
+    assert apart["zz@other.example"].kind == drift.OTHER_DOMAIN
+    assert apart["zz@other.example"].label == "At another domain"
+    assert "adopts only addresses at the domain it compares" in apart["zz@other.example"].note
+    drift.settle_all(owner, domain, report, "adopt")
+    db.session.commit()
+    assert db.session.execute(db.select(Mailbox).where(Mailbox.address == "zz@other.example")).first() is None
+
+    older = {"address": "zz@other.example", "kind": drift.UNKNOWN_TO_PORTAL, "portal": None,
+             "backend": {"status": ENABLED, "quota_bytes": None, "display_name": "Ghost Box", "admin": False}}
+    report.differences = [*report.differences, older]
+    db.session.commit()
+    with pytest.raises(services.MailboxError, match="is not at corp.example"):
+        drift.settle(owner, domain, report, "zz@other.example", drift.UNKNOWN_TO_PORTAL, "adopt")
+    assert db.session.execute(db.select(Mailbox).where(Mailbox.address == "zz@other.example")).first() is None

@@ -289,3 +289,35 @@ def test_menu__whoever_may_only_create_users_or_ask_for_the_report_reaches_those
             f"/accounts/{account.id}/users/new").get_data(as_text=True)
         assert f'href="/accounts/{account.id}/users/new"' in upload
         assert (f'href="/accounts/{account.id}/members"' in upload) == ("members.view" in permissions)
+
+
+def test_recovery_address__one_a_mailbox_of_the_account_receives_is_refused_at_creation_and_in_settings(
+        owner, account, domain, client, auth, run_jobs):
+    """A review of the import found a shared mailbox taken as someone's recovery address: its readers
+    would get their links. Refused on the form as in the workbook, at the field; an address only
+    the person reads (another account's mailboxes are that account's to know) is kept."""
+    from portal.mailboxes import services as mailboxes
+    from tests.mailboxes.conftest import enabled_domain
+
+    team = enabled_domain(owner, account, "team.example")
+    mailboxes.create_mailbox(owner, account, team, "desk")
+    db.session.commit()
+    with pytest.raises(services.UserError) as refused:
+        services.create_corporate_user(owner, account, first_name="Jane", last_name="Doe", email="jane@example.org",
+                                       personal_mailbox=False, recovery_email="Desk@Team.example")
+    assert refused.value.field == "recovery_email" and "received by a mailbox of this account" in str(refused.value)
+    db.session.rollback()
+    assert db.session.execute(db.select(User).where(User.email == "jane@example.org")).first() is None
+    user, _ = services.create_corporate_user(owner, account, first_name="Jane", last_name="Doe",
+                                             email="jane@example.org", personal_mailbox=False,
+                                             recovery_email="jane@home.example")
+    db.session.commit()
+    membership = db.session.execute(db.select(Membership).where(Membership.user_id == user.id)).scalar_one()
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/{membership.id}/settings"
+    response = client.post(url, data={"first_name": "Jane", "last_name": "Doe", "timezone": "UTC", "phone": "",
+                                      "default_mailbox_id": 0, "recovery_email": "desk@team.example"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "received by a mailbox of this account" in page
+    db.session.refresh(user)
+    assert user.recovery_email == "jane@home.example"

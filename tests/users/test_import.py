@@ -380,3 +380,47 @@ def test_template__holds_a_bounded_number_of_mailbox_sheets_and_a_copied_sheet_i
     assert len(many) == len(few), "\n".join(["FEW"] + few + ["MANY"] + many)
     assert load_workbook(io.BytesIO(larger)).sheetnames == book.sheetnames[:-1]
     assert len(larger) < 2 * len(data)
+
+
+def test_recovery_column__an_address_a_mailbox_of_the_account_receives_is_a_problem_of_its_row(owner, account,
+                                                                                                domain, run_jobs,
+                                                                                                smtp_sink):
+    """A review: the preview took a shared mailbox of the account as someone's recovery address, and
+    the result said their link was mailed there while the mailing was refused for its readers. Its
+    readers would get the person's links: the row is a problem, as on the user's form."""
+    from portal.mailboxes import services as mailboxes
+    from tests.mailboxes.conftest import enabled_domain
+
+    team = enabled_domain(owner, account, "team.example")
+    desk = mailboxes.create_mailbox(owner, account, team, "desk")
+    db.session.commit()
+    run_jobs()
+    data = fill(_template(account), users=[("Ann", "Able", "ann@example.org", "N", "DESK@team.example"),
+                                           ("Bob", "Baker", "bob@example.org", "N", "bob.private@elsewhere.example")])
+    run = _preview(owner, account, data)
+    assert (run.to_create, run.to_skip) == (1, 1) and run.to_create + run.to_update + run.to_skip == run.total
+    [problem] = [p for p in run.problems if p["row"] == 2]
+    assert problem["column"] == "E" and "desk@team.example is received by a mailbox of this account" in \
+        problem["message"]
+    imports.confirm(owner, run)
+    db.session.commit()
+    run_jobs()
+    run_jobs()
+    assert db.session.execute(db.select(User).where(User.email == "ann@example.org")).first() is None
+    assert smtp_sink.to("desk@team.example") == []
+    assert smtp_sink.wait_for("bob.private@elsewhere.example")
+
+
+def test_preview__an_address_in_look_alike_forms_is_a_problem_not_a_person_apart(owner, account, domain):
+    """A review: full-width ｄｕｐ@ was planned as a user apart from dup@, looking the same; a name
+    in plain or decomposed accented letters is one address (kept composed)."""
+    from portal.auth.addresses import checked_address
+
+    data = fill(_template(account), users=[("Dee", "Up", "dup@example.org", "N"),
+                                           ("Dee", "Wide", "\uff44\uff55\uff50@example.org", "N"),
+                                           ("Jo", "Se", "jose\u0301@example.org", "N")])
+    run = _preview(owner, account, data)
+    assert (run.to_create, run.to_skip) == (2, 1)
+    [problem] = [p for p in run.problems if p["row"] == 3]
+    assert "look-alike forms of characters" in problem["message"]
+    assert checked_address("Jos\u00e9@Example.org") == checked_address("jose\u0301@example.org") == "jos\u00e9@example.org"
