@@ -29,8 +29,16 @@ def run_migrations_online():
             directives[:] = []
             logger.info("No changes in schema detected.")
 
+    def include_object(item, name, type_, reflected, compare_to):
+        # SQLite's FTS5 search index of the audit log (0040) and the tables it keeps are made by
+        # the migrations, not declared by the models: autogenerate must not drop them.
+        from portal.audit.models import undeclared
+
+        return not (type_ == "table" and reflected and undeclared(name))
+
     options = dict(current_app.extensions["migrate"].configure_args)
     options.setdefault("process_revision_directives", skip_empty)
+    options.setdefault("include_object", include_object)
     with target_db.engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_db.metadata, **options)
         with context.begin_transaction():

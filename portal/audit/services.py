@@ -6,13 +6,15 @@ audit entry are committed (or rolled back) together.
 
 from __future__ import annotations
 
+import weakref
 from datetime import date, datetime, time
 
 from flask import g, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import insert
 
-from portal.audit.models import SYSTEM_ACTOR, AuditEvent, family_of
+from sqlalchemy import bindparam, func, insert, literal_column, table
+
+from portal.audit.models import SEARCH_TABLE, SYSTEM_ACTOR, AuditEvent, family_of
 from portal.extensions import db
 from portal.i18n import _l
 from portal.timeutil import utcnow
@@ -99,18 +101,56 @@ FAMILIES = (("account", _l("Account")), ("member", _l("Members")), ("access", _l
             ("security", _l("Two-factor sign-in")))
 
 
+# A search on SQLite that more entries than this match reads the log in its order instead of
+# through the trigram index (the index's matches are then sorted, the log's order is not).
+INDEXED_MOST = 5000
+_indexed_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _has_search_index() -> bool:
+    engine = db.engine
+    if engine not in _indexed_engines:
+        _indexed_engines[engine] = db.session.execute(db.text(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"), {"name": SEARCH_TABLE}).first() \
+            is not None
+    return _indexed_engines[engine]
+
+
+def _indexed_matches(column: str, text: str):
+    """On SQLite with the trigram index (migration 0040): the ids of the entries whose ``column``
+    holds ``text``, as a statement, when at most INDEXED_MOST do (one statement to know); else None.
+
+    The index's phrase match folds case as lower() LIKE does and more (every letter, not only
+    ASCII ones), and takes % and _ as themselves: it finds at least what the search finds, which
+    then decides. 100,000 entries, a name 2,500 have: 55 -> 10 ms; one none has: 70 -> 0.2 ms."""
+    searched = text.lower()
+    if len(searched) < 3 or db.engine.dialect.name != "sqlite" or not _has_search_index():
+        return None  # a trigram index finds nothing shorter than three characters
+    phrase = '{}:"{}"'.format(column, searched.replace('"', '""'))
+    found = db.select(literal_column("rowid")).select_from(table(SEARCH_TABLE)).where(
+        literal_column(SEARCH_TABLE).op("MATCH")(bindparam(f"{column}_phrase", phrase)))
+    many = db.session.execute(db.select(func.count()).select_from(found.limit(INDEXED_MOST + 1).subquery())).scalar()
+    return None if many > INDEXED_MOST else found
+
+
 def query_events(account_id: int, *, family: str = "", actor: str = "", target: str = "", since: date | None = None,
                  until: date | None = None, oldest_first: bool = False):
     from portal.web.lists import like
 
-    query = db.select(AuditEvent).where(AuditEvent.account_id == account_id)
+    searched = [(AuditEvent.actor_label, actor), (AuditEvent.target_label, target)]
+    indexed = [found for column, text in searched if text
+               for found in [_indexed_matches(column.key, text)] if found is not None]
+    # Read by the index's matches, the account's entries are not walked through their own index.
+    query = db.select(AuditEvent).where((AuditEvent.account_id + 0 if indexed else AuditEvent.account_id)
+                                        == account_id)
+    for found in indexed:
+        query = query.where(AuditEvent.id.in_(found))
     if family:
         query = query.where(AuditEvent.family == family)
     # ILIKE on PostgreSQL (its trigram indexes serve it), lower() LIKE lower() elsewhere.
-    if actor:
-        query = query.where(AuditEvent.actor_label.ilike(like(actor), escape="\\"))
-    if target:
-        query = query.where(AuditEvent.target_label.ilike(like(target), escape="\\"))
+    for column, text in searched:
+        if text:
+            query = query.where(column.ilike(like(text), escape="\\"))
     if since:
         query = query.where(AuditEvent.at >= datetime.combine(since, time.min))
     if until:

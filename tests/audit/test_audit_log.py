@@ -212,3 +212,58 @@ def test_audit_log__free_text_that_looks_like_a_moment_stays_text_and_never_fail
     assert page.count(edge) == 1  # the role's name; the moment shows as one, in its own offset
     assert "expires: Jan 1, 1, 12:00 AM UTC+01:00" in page or "expires: Jan 1, 1" in page
     assert "name: 2026-12-14T09:30:00" in page  # a name is text, whatever it looks like
+
+
+LABELS = ("Zoé.Durand@Example.org", "ZOÉ.MARTIN@example.org", "50%_off@example.org", "500ff@example.org",
+          "back\\slash@example.org", 'report "Q3".xlsx', "İstanbul office", "ab", "plain@example.org")
+SEARCHES = ("durand", "DURAND@EX", "zoé", "ZOÉ", '"q3"', 'rt "', "50%_", "0_o", "k\\s", "İst", "istanbul", "ab",
+            "zzzz", "example", "é.d")
+
+
+def test_audit_search__the_sqlite_trigram_index_finds_what_reading_the_log_finds(make, monkeypatch):
+    """SQLite finds a search's entries through its trigram index (migration 0040) when few match;
+    the answers are those of reading the log in order (case, accents, quotes, % and _ as
+    themselves, short searches), the index follows entries written, renamed and removed, and a
+    search many entries match reads the log in order."""
+    from portal.audit import services
+
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    other = make.account(make.user("other@example.org"), "Other")
+    for label in LABELS:
+        for account_id in (account.id, other.id):
+            db.session.add(AuditEvent(action="member.add", account_id=account_id, actor_label=label,
+                                      target_label=label, target_type="user", target_id="1"))
+    db.session.commit()
+    sqlite = db.engine.dialect.name == "sqlite"
+
+    def found(**search) -> list[int]:
+        return list(db.session.execute(services.query_events(account.id, **search)).scalars().all())
+
+    statements = []
+    db.event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    indexed = {key: {search: found(**{key: search}) for search in SEARCHES} for key in ("actor", "target")}
+    used_index = any("MATCH" in statement for statement in statements)
+    monkeypatch.setattr(services, "_indexed_matches", lambda column, text: None)
+    read = {key: {search: found(**{key: search}) for search in SEARCHES} for key in ("actor", "target")}
+    assert indexed == read and used_index == sqlite
+    assert [event.target_label for event in indexed["target"]["durand"]] == ["Zoé.Durand@Example.org"]
+    assert {event.account_id for events in indexed["target"].values() for event in events} == {account.id}
+    assert len(indexed["target"]["example"]) == 6 and indexed["target"]["zzzz"] == []
+    monkeypatch.undo()
+
+    event = db.session.execute(db.select(AuditEvent).where(AuditEvent.account_id == account.id,
+                                                           AuditEvent.target_label == "plain@example.org")).scalar_one()
+    event.target_label = "renamed@example.org"
+    db.session.delete(indexed["target"]["durand"][0])
+    db.session.commit()
+    assert [e.target_label for e in found(target="renamed")] == ["renamed@example.org"]
+    assert found(target="plain@") == [] and found(target="durand") == []
+    if sqlite:
+        # The external-content index agrees with the log, row for row (FTS5 says so or raises).
+        db.session.execute(db.text("INSERT INTO audit_events_search(audit_events_search) VALUES ('integrity-check')"))
+        monkeypatch.setattr(services, "INDEXED_MOST", 1)
+        statements.clear()
+        assert len(found(target="example")) == 5
+        assert not any("FROM audit_events_search" in statement and "count" not in statement
+                       for statement in statements)

@@ -10,8 +10,13 @@ from portal.extensions import db
 
 def _declared_for(dialect: str):
     """Alembic's ``include_object``: leave out what the models declare for another database only
-    (``Index(...).ddl_if(dialect=...)``), as ``create_all`` does."""
-    def include(item, _name, _type, reflected, _compared_to) -> bool:
+    (``Index(...).ddl_if(dialect=...)``), as ``create_all`` does, and the tables the migrations
+    make outside the models (as ``migrations/env.py`` does)."""
+    from portal.audit.models import undeclared
+
+    def include(item, name, type_, reflected, _compared_to) -> bool:
+        if type_ == "table" and reflected and undeclared(name):
+            return False  # SQLite's FTS5 search index (migration 0040), and the tables it keeps
         condition = getattr(item, "_ddl_if", None)
         return reflected or condition is None or condition.dialect in (None, dialect)
 
