@@ -174,3 +174,19 @@ def test_advanced__grants_single_permissions_within_what_the_granter_holds(clien
     response = client.post(url, data={"permission": ["audit.view", "members.view"], "action": "apply"})
     assert response.status_code == 302
     assert {g.permission for g in account_grants(bob)} == {"audit.view", "members.view"}
+
+
+def test_members__rows_are_ticked_only_by_someone_who_may_act_on_them(client, auth, make):
+    """A walkthrough: someone who may only see members had a box on every row of the Users list
+    and no bulk action to apply; an owner has both."""
+    owner = make.user("owner@example.org")
+    account = make.account(owner, "Acme")
+    make.member(account, make.user("carol@example.org"), permissions=("members.view",))
+    db.session.commit()
+    auth.login("carol@example.org")
+    page = client.get(f"/accounts/{account.id}/members").get_data(as_text=True)
+    assert "carol@example.org" in page and 'name="member"' not in page and "With the selected people" not in page
+    client.post("/logout")
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/members").get_data(as_text=True)
+    assert page.count('name="member"') == 2 and "With the selected people" in page

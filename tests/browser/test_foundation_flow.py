@@ -17,6 +17,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from portal.auth.models import User
+from portal.domains.models import ENABLED
+from portal.domains.services import add_domain
 from portal.extensions import db
 from tests.browser.helpers import (assert_not_reloaded, confirm_and_log_in, log_in, mark_window, register,
                                    open_section, screenshot, settled, sidebar)
@@ -193,7 +195,20 @@ def test_foundation__pages_have_no_console_errors_or_csp_violations(page: Page, 
     page.get_by_label("Search").fill("mailbox")
     expect(page).to_have_url(re.compile(r"[?&]q=mailbox"))
     visit(f"{base}/members", "Users")
+    page.get_by_label("Search").fill("member")  # the list swapped as one types, then by its button
+    expect(page).to_have_url(re.compile(r"[?&]q=member"))
+    settled(page)
+    page.get_by_role("button", name="Filter").click()
+    settled(page)
     visit(f"{base}/members/{membership.id}", "member@example.org")
+    domain = add_domain(owner, account, "clean.example", "local")
+    domain.status, domain.verified_at = ENABLED, domain.created_at
+    db.session.commit()
+    visit(f"{base}/mailboxes/new", "New mailbox")
+    page.get_by_label("Personal").check()
+    page.get_by_label("Find the owner").fill("member")
+    page.get_by_role("button", name="Find").click()
+    settled(page)
     visit(f"{base}/audit", "Audit log")
     page.get_by_label("Kind of action").select_option("account")
     expect(page).to_have_url(re.compile(r"[?&]family=account"))

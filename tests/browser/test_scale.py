@@ -17,7 +17,7 @@ from portal.domains.services import add_domain
 from portal.extensions import db
 from portal.roles.models import Grant
 from portal.roles.services import create_role
-from tests.browser.helpers import log_in, mark_window, assert_not_reloaded, open_section, screenshot
+from tests.browser.helpers import assert_not_reloaded, log_in, mark_window, open_section, screenshot, settled
 from tests.domains.conftest import publish_local_mail_records, publish_ownership
 from tests.seeding import seed
 
@@ -92,6 +92,80 @@ def test_users__search_filter_page_and_grant_a_role_to_every_match(page: Page, l
 
     page.goto(live_server.url(f"/accounts/{account.id}/members?role={crowd['auditors'].id}"))
     expect(pager).to_have_text("1–50 of 55 people")
+
+
+def test_lists__the_filter_button_and_enter_swap_the_list_alone(page: Page, live_server, account, crowd):
+    """A walkthrough: pressing "Filter" (or Enter in the search field) put a second copy of the whole
+    page, menus and heading, inside the list, on every list page: the form had the list as its
+    target but no request of its own, so the page-wide boost asked for the whole page."""
+    log_in(page, live_server, "owner@example.org")
+    open_section(page, "Users")
+    pager = page.locator("#member-list nav.pager [data-announce]")
+    mark_window(page)
+    page.get_by_label("Kind").select_option("corporate")
+    expect(pager).to_have_text("1–50 of 250 people")
+    settled(page)
+    page.get_by_role("button", name="Filter").click()
+    settled(page)
+    expect(pager).to_have_text("1–50 of 250 people")
+    expect(page.locator("h1")).to_have_count(1)
+    expect(page.locator("nav.sidebar")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"kind=corporate"))
+    page.get_by_label("Search").fill("person1")
+    page.get_by_label("Search").press("Enter")
+    settled(page)
+    expect(pager).to_have_text("1–50 of 55 people")
+    expect(page.locator("h1")).to_have_count(1)
+    expect(page.locator("#member-list")).to_have_count(1)
+    assert_not_reloaded(page, "the Filter button")
+
+    open_section(page, "Audit log")
+    page.get_by_label("Kind of action").select_option("member")
+    settled(page)
+    page.get_by_role("button", name="Filter").click()
+    settled(page)
+    expect(page.locator("h1")).to_have_count(1)
+    expect(page.locator("nav.sidebar")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"family=member"))
+
+
+def test_forms__a_refused_form_keeps_the_pages_address_so_reloading_or_a_language_change_works(
+        page: Page, live_server, account, owner):
+    """A walkthrough: after a refused form (a domain name that is none), the address bar showed the
+    form's POST address (/domains/new), so reloading, or changing the language, answered 405 and lost
+    the page; after a refused then accepted new mailbox, it showed /mailboxes/new over the mailbox."""
+    log_in(page, live_server, "owner@example.org")
+    open_section(page, "Domains")
+    domains_url = page.url
+    page.get_by_label("Domain name").fill("not a domain")
+    page.get_by_role("button", name="Add domain").click()
+    expect(page.get_by_text("Enter just the domain name")).to_be_visible()
+    settled(page)
+    assert page.url == domains_url
+    page.reload()
+    expect(page.get_by_role("heading", name="Domains", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Français").click()
+    expect(page.get_by_role("heading", name="Domaines", exact=True)).to_be_visible()
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", name="Domains", exact=True)).to_be_visible()
+
+    domain = add_domain(owner, account, "example.org", "local")
+    domain.status, domain.verified_at = ENABLED, domain.created_at
+    db.session.commit()
+    open_section(page, "Mailboxes")
+    page.get_by_role("link", name="New mailbox").click()
+    expect(page.get_by_role("heading", name="New mailbox")).to_be_visible()
+    settled(page)
+    form_url = page.url
+    page.get_by_label("Address (before the @)").fill("no spaces allowed")
+    page.get_by_role("button", name="Create mailbox").click()
+    expect(page.locator("[aria-invalid=true]").first).to_be_visible()
+    settled(page)
+    assert page.url == form_url
+    page.get_by_label("Address (before the @)").fill("sales")
+    page.get_by_role("button", name="Create mailbox").click()
+    expect(page.get_by_text("sales@example.org created.")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/mailboxes/\d+$"))
 
 
 @pytest.mark.browser_context_args(java_script_enabled=False, viewport={"width": 1280, "height": 700})
