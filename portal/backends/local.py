@@ -131,7 +131,7 @@ def _password_matches(password: str, stored: str) -> bool:
 @register_backend
 class LocalBackend(Backend):
     name = "local"
-    label = "Local (built in)"
+    label = "built-in"
     required_settings = ("state_path",)
     optional_settings = {
         "mail_host": "host the MX record points at; default mail.<domain>",

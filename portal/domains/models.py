@@ -29,7 +29,7 @@ labels("domain.record_state", {"ok": _l("OK"), "missing": _l("Missing"), "wrong"
 # How far the backend has taken the domain's settings (Domain.settings_state).
 labels("domain.settings_state", {"pending": _l("pending"), "applied": _l("applied"), "failed": _l("failed")})
 # The backends' names that describe rather than name them (``Connection.backend_label``).
-labels("backend", {"Local (built in)": _l("Local (built in)")})
+labels("backend", {"built-in": _l("built-in")})
 
 
 class Domain(db.Model):

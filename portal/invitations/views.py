@@ -60,8 +60,21 @@ def create(account_id):
     return _index(form, 422)
 
 
+def _corporate_here(invitation) -> bool:
+    """Whether the invitee, on accepting, becomes a corporate user of this account (the address is
+    on one of its active domains): the page says whether they get a personal mailbox (a
+    walkthrough: an invitee got none, the account's setting being off, and no page said so)."""
+    from portal.users.corporate import active_domain_of
+
+    if invitation.status not in ("draft", "pending"):
+        return False
+    domain = active_domain_of(invitation.email)
+    return domain is not None and domain.account_id == g.account.id
+
+
 def _edit_page(invitation, status=200, error=None, mailbox_query=""):
     return render("invitations/edit.html", status=status, account=g.account, invitation=invitation, error=error,
+                  corporate_here=_corporate_here(invitation),
                   account_roles=roles_for(g.account, catalogue.ACCOUNT),
                   mailbox_roles=roles_for(g.account, catalogue.MAILBOX),
                   account_permissions=catalogue.search("", catalogue.ACCOUNT),

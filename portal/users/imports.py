@@ -485,7 +485,8 @@ def _row_problems(run: ImportRun) -> dict[int, str]:
     for problem in run.problems or []:
         if problem.get("sheet") == users and isinstance(problem.get("row"), int):
             found.setdefault(problem["row"], []).append(workbook.problem_message(problem))
-    return {row: "; ".join(messages) for row, messages in found.items()}
+    # Each message is a sentence of its own ("….; …" read badly in the result workbook).
+    return {row: " ".join(messages) for row, messages in found.items()}
 
 
 def result_workbook(run: ImportRun, outcome: dict[int, tuple[str, str]],

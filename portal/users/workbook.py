@@ -456,7 +456,7 @@ PROBLEMS = {
     "control_characters": _l("The value holds invisible control characters; type it again."),
     "too_long": _l("Longer than %(limit)s characters."),
     "address_missing": _l("The e-mail address is missing."),
-    "address_invalid": _l("“%(value)s” is not a valid address: %(reason)s"),
+    "address_invalid": _l("“%(value)s” is not a valid address. %(reason)s"),
     "recovery_on_domain": _l("The recovery address must be outside the user's domain, so the link reaches them "
                              "before their mailbox works."),
     "recovery_read_here": _l("%(email)s is received by a mailbox of this account, whose readers would get this "

@@ -192,7 +192,7 @@ def test_bulk__rows_already_as_asked_are_counted_apart_not_as_succeeded(client, 
     last = db.session.execute(db.select(BulkRun).order_by(BulkRun.id.desc())).scalars().first()
     assert (last.succeeded, last.unchanged, last.done, last.total) == (0, 3, 3, 3)
     page = client.get(f"/accounts/{account.id}/bulk/{again.id}").get_data(as_text=True)
-    assert "<strong>1</strong> succeeded" in page and "<strong>2</strong> already so: nothing done" in page
+    assert "<strong>1</strong> succeeded" in page and "<strong>2</strong> already as asked: left as they were" in page
     done = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "bulk.done")
                               .order_by(AuditEvent.id.desc())).scalars().first()
     assert (done.details["succeeded"], done.details["unchanged"]) == (0, 3)
@@ -313,6 +313,12 @@ def test_overview__says_what_needs_the_admin_in_a_few_statements(client, auth, o
     assert "Needs your attention" in page and "broken@corp.example.org" in page and "Retry" in page
     assert "later.example.org" in page and pending.status == "pending"
     assert "14</strong> people" in page and "12 corporate users" in page
+    # Nine of them have neither a recovery address nor a personal mailbox (a walkthrough: only the
+    # import's page said so); the link shows those nine, as the import's does.
+    assert "9 corporate users need a link from you to sign in" in page
+    listed = re.search(r'href="([^"]*kind=corporate[^"]*)">9 corporate users', page).group(1).replace("&amp;", "&")
+    assert "status=never_signed_in" in listed and "mailbox=no" in listed
+    assert "1–9 of 9 people" in client.get(listed).get_data(as_text=True)
 
 
 def test_overview__a_new_account_gets_the_getting_started_checklist(client, auth, account):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from portal.domains.models import ENABLED
+from portal.domains.models import ENABLED, Domain
 from portal.domains.services import add_domain
 from portal.extensions import db
 from portal.roles.services import create_role
@@ -37,6 +37,10 @@ def _layout(page: Page) -> dict:
                 rowDisplay: getComputedStyle(row).display,
                 labels: cells.map(cell => cell.getAttribute("data-label")),
                 before: getComputedStyle(cells[cells.length - 1], "::before").content,
+                // A label on two lines makes its cell taller, not run into the next (a walkthrough:
+                // "Dernière connexion" over "Membre depuis"): it is laid out with the cell's content.
+                inFlow: cells.every(cell => !cell.hasAttribute("data-label")
+                                    || getComputedStyle(cell, "::before").position === "static"),
                 tableWidth: table.getBoundingClientRect().width};
     }""")
 
@@ -51,6 +55,7 @@ def test_lists_on_a_phone__rows_are_cards_with_named_cells_and_nothing_scrolls_s
         assert layout["overflow"] <= 0, (path, layout)
         assert layout["rowDisplay"] == "block" and layout["tableWidth"] <= 390, (path, layout)
         assert all(layout["labels"]) and layout["before"].strip('"') == layout["labels"][-1], (path, layout)
+        assert layout["inFlow"], (path, layout)
     page.goto(live_server.url(f"/accounts/{account.id}/members"))
     assert _layout(page)["labels"][:3] == ["Select", "Person", "Name"]  # the sort arrow stays in the header
     page.get_by_label("Search").fill("person1")
@@ -58,6 +63,14 @@ def test_lists_on_a_phone__rows_are_cards_with_named_cells_and_nothing_scrolls_s
     settled(page)
     layout = _layout(page)
     assert layout["rowDisplay"] == "block" and all(layout["labels"]) and layout["overflow"] <= 0, layout
+
+    # The records a domain needs are cards too (a walkthrough: their values were cut letter by
+    # letter, the column of what was found off to the side).
+    domain_id = db.session.execute(db.select(Domain.id).where(Domain.name == "example.org")).scalar_one()
+    page.goto(live_server.url(f"/accounts/{account.id}/domains/{domain_id}"))
+    layout = _layout(page)
+    assert layout["rowDisplay"] == "block" and layout["inFlow"] and layout["overflow"] <= 0, layout
+    assert layout["labels"] == ["Name", "Type", "Expected value", "Found", "State"], layout
 
     page.set_viewport_size({"width": 1280, "height": 900})
     assert _layout(page)["rowDisplay"] == "table-row"

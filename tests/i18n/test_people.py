@@ -365,14 +365,15 @@ def test_import__an_invalid_address_says_why_in_the_readers_language(owner, acco
     run_jobs()
     auth.login("owner@example.org")
     english = client.get(f"/accounts/{account.id}/users/import/{run.id}").get_data(as_text=True)
-    assert "is not a valid address: An address needs an @ sign." in english
-    assert "is not a valid address: An address cannot have two periods in a row." in english
+    # Two sentences, not a capital after a colon (a walkthrough).
+    assert "is not a valid address. An address needs an @ sign." in english
+    assert "is not a valid address. An address cannot have two periods in a row." in english
     reader = make.user("lecteur@example.org")
     reader.locale = "fr"
     make.member(account, reader, roles=("administrator",))
     auth.logout()
     auth.login("lecteur@example.org")
     french = client.get(f"/accounts/{account.id}/users/import/{run.id}").get_data(as_text=True)
-    assert f"«{NBSP}ann.example.org{NBSP}» n’est pas une adresse valide{NBSP}: Une adresse doit contenir un @." in french
+    assert f"«{NBSP}ann.example.org{NBSP}» n’est pas une adresse valide. Une adresse doit contenir un @." in french
     assert "Une adresse ne peut pas contenir deux points de suite." in french
     assert "@-sign" not in french and "@-sign" not in english

@@ -42,6 +42,7 @@ def test_token__random_hashed_expiring(owner, account, run_jobs, smtp_sink):
 
 def test_unregistered__registers_from_the_link_with_the_address_fixed_and_gets_access(
         owner, account, client, run_jobs, smtp_sink):
+    owner.name = "Olive Owner"
     domain = enabled_domain(owner, account)
     mailbox = mailboxes.create_mailbox(owner, account, domain, "team")
     invitation = services.start(owner, account, "new@example.net")
@@ -55,6 +56,9 @@ def test_unregistered__registers_from_the_link_with_the_address_fixed_and_gets_a
     assert response.status_code == 302 and response.headers["Location"].endswith("/register")
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert 'value="new@example.net" readonly' in page
+    # Named as the e-mail names the inviter (a walkthrough: "Olive Owner invites you" in the mail,
+    # then only an address on the page).
+    assert "Olive Owner (owner@example.org) invited you." in page
     response = client.post(response.headers["Location"], data={"name": "Nina New", "password": PASSWORD,
                                                                 "confirm": PASSWORD})
     assert response.status_code == 302
@@ -409,3 +413,22 @@ def test_invites_tab__shows_the_first_fifty_and_says_how_many_wait(make, client,
     assert "The first 50 of your 123 invitations" in page
     assert "Inviter 000" in page and "Inviter 049" in page and "Inviter 050" not in page
     assert len(many) == len(few) + 1, "\n".join(["FEW"] + few + ["MANY"] + many)
+
+
+def test_invitation_page__says_whether_an_invitee_on_an_active_domain_gets_a_personal_mailbox(owner, account, client,
+                                                                                              auth):
+    """A walkthrough: an invitee on the account's active domain became a corporate user without a
+    personal mailbox (the account's setting was off) and no page said so."""
+    enabled_domain(owner, account)
+    db.session.commit()
+    auth.login("owner@example.org")
+    ours = client.post(f"/accounts/{account.id}/invitations/new", data={"email": "carol@example.org"})
+    theirs = client.post(f"/accounts/{account.id}/invitations/new", data={"email": "dan@elsewhere.example"})
+    page = client.get(ours.headers["Location"]).get_data(as_text=True)
+    assert "on accepting they become a corporate user, without a personal mailbox" in page
+    assert f"/accounts/{account.id}/settings" in page
+    assert 'id="corporate-note"' not in client.get(theirs.headers["Location"]).get_data(as_text=True)
+    account.personal_mailboxes = True
+    db.session.commit()
+    page = client.get(ours.headers["Location"]).get_data(as_text=True)
+    assert "become a corporate user and get a personal mailbox at that address" in page
