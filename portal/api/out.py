@@ -96,5 +96,5 @@ def report(item) -> schemas.ReportOut:
 
 def audit_event(event) -> schemas.AuditEventOut:
     return schemas.AuditEventOut(id=event.id, at=event.at, actor=event.actor_label, action=event.action,
-                                 target_type=event.target_type, target_label=event.target_label,
+                                 target_type=event.target_type, target_label=event.target_shown,
                                  source=event.source, ip=event.ip, details=shown_within(event.details or {}))

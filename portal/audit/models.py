@@ -91,6 +91,12 @@ class AuditEvent(db.Model):
         return _("the portal") if self.actor_label == SYSTEM_ACTOR else self.actor_label
 
     @property
+    def target_shown(self) -> str:
+        """What was acted on: a label kept as a ``later`` text (a bulk action's, an export's list)
+        in the reader's language, any other (an address, a file's name) as it was written."""
+        return shown(self.target_label)
+
+    @property
     def source_shown(self) -> str:
         return label(self.source, "audit.source")
 

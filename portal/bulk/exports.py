@@ -242,7 +242,8 @@ def request_export(actor: User, account: Account, target: str, fmt: str, form) -
 
 
 def list_label(target: str) -> str:
-    return "Users list" if target == MEMBERS else "Mailboxes list"
+    """The list exported, as the audit log keeps it: read in each reader's language."""
+    return later(_l("Users list")) if target == MEMBERS else later(_l("Mailboxes list"))
 
 
 def export_in_account(account: Account, export_id: int) -> ExportRun | None:

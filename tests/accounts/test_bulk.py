@@ -266,6 +266,17 @@ def test_bulk__a_run_refused_at_its_start_reads_in_each_readers_language(client,
     log = client.get(f"/accounts/{account.id}/audit").get_data(as_text=True)
     assert "helper@example.org no longer holds the permission this action needs" in log
     assert "ne détient plus" not in log
+    # The action itself, named by its French author, reads in each reader's language too (a
+    # walkthrough: the French Overview read "Grant the role “Account Administrator”").
+    assert "Take away the role “Account Administrator”" in log and "Retirer" not in log
+    reader = make.user("lecteur@example.org")
+    reader.locale = "fr"
+    make.member(account, reader, permissions=("audit.view",))
+    db.session.commit()
+    auth.logout()
+    auth.login("lecteur@example.org")
+    log = client.get(f"/accounts/{account.id}/audit").get_data(as_text=True)
+    assert "Retirer le rôle «\u00a0Administrateur du compte\u00a0»" in log and "Take away" not in log
 
 
 def test_bulk_mailboxes__disable_every_match(client, auth, owner, account, staff, run_jobs):

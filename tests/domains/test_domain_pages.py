@@ -163,3 +163,12 @@ def test_domain_page__a_check_ending_while_the_page_is_read_is_shown_not_lost(si
     status_line = page.split('class="status-line"', 1)[1].split("</p>", 1)[0]
     assert "Enabled" in status_line and "Pending" not in status_line
     assert "hx-get=" not in page.split(">", 1)[0]  # at rest: no more polling
+
+
+def test_domains_list__an_empty_list_says_so_once(client, auth, owner, account):
+    """A walkthrough: "No domain yet." then, below, "Nothing to show."; the pager's count stays for
+    the announcement alone."""
+    auth.login("owner@example.org")
+    page = client.get(f"/accounts/{account.id}/domains").get_data(as_text=True)
+    assert "No domain yet." in page
+    assert 'data-announce="domain-list-count" class="visually-hidden">Nothing to show.' in page
