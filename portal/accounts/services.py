@@ -103,7 +103,9 @@ def member_count(account: Account) -> int:
 
 MEMBER_SORTS = ("name", "email", "last_login", "joined")
 MEMBER_KINDS = ("corporate", "other")
-MEMBER_STATES = ("active", "never_signed_in", "suspended")
+# ``needs_link``: corporate users no onboarding link can be mailed to (never signed in, no recovery
+# address, no personal mailbox): those the Overview and an import's page send the admin to.
+MEMBER_STATES = ("active", "never_signed_in", "needs_link", "suspended")
 
 
 def member_query(account: Account, listing):
@@ -169,15 +171,19 @@ def _user_filters(account: Account, listing) -> list:
     if kind in MEMBER_KINDS:
         corporate = User.is_corporate & (User.corporate_account_id == account.id)
         conditions.append(corporate if kind == "corporate" else ~corporate)
-    if mailbox in ("yes", "no"):
+    if mailbox in ("yes", "no") or state == "needs_link":
         personal = db.select(Mailbox.id).where(Mailbox.owner_id == User.id, Mailbox.account_id == account.id,
                                                Mailbox.kind == PERSONAL, Mailbox.status != DELETED).exists()
-        conditions.append(personal if mailbox == "yes" else ~personal)
+        if mailbox in ("yes", "no"):
+            conditions.append(personal if mailbox == "yes" else ~personal)
     if state == "suspended":
         conditions.append(User.suspended_at.is_not(None))
-    elif state in ("active", "never_signed_in"):
+    elif state in ("active", "never_signed_in", "needs_link"):
         signed_in = User.password_hash.is_not(None) | User.oidc_subject.is_not(None)
         conditions += [signed_in, User.suspended_at.is_(None)] if state == "active" else [~signed_in]
+        if state == "needs_link":
+            conditions += [User.is_corporate, User.corporate_account_id == account.id, User.recovery_email.is_(None),
+                           ~personal]
     return conditions
 
 

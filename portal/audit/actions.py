@@ -85,6 +85,7 @@ labels("audit.action", {
     "user.restore": _l("Corporate user restored"),
     "user.scim_profile": _l("Profile changed by the identity provider (SCIM)"),
     "user.send_onboarding": _l("Onboarding link sent"),
+    "user.onboarding_shown": _l("Onboarding link shown to an administrator, to give by hand"),
     "user.settings": _l("Corporate user's settings changed"),
     "user.suspend": _l("Corporate user suspended"),
     "user.update_profile": _l("Profile changed"),

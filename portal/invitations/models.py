@@ -86,6 +86,26 @@ class InvitationGrant(db.Model):
                            self.on_mailbox, self.mailbox.address if self.mailbox is not None else None)
 
 
+def stored_offer(grant: InvitationGrant) -> str:
+    """The offer as the audit log keeps it: read later in each reader's language, as
+    ``shown_label`` shows it now (a walkthrough: a French log read « offres : See members »); the
+    label kept when it was added for what has no text of its own (a custom role's name)."""
+    from portal.i18n import LABELS, later
+    from portal.roles.catalogue import BY_CODE
+
+    if grant.role is not None:
+        offer = LABELS.get(("role", grant.role.name), grant.role.name)
+    elif grant.permission in BY_CODE:
+        offer = BY_CODE[grant.permission].text  # the lazy text, not as it reads now
+    else:
+        return grant.label
+    if not grant.on_mailbox:
+        return later(offer) if not isinstance(offer, str) else offer
+    if grant.mailbox is None:
+        return grant.label
+    return later(_l("%(offer)s on %(mailbox)s"), offer=offer, mailbox=grant.mailbox.address)
+
+
 def offer_label(kept: str, role_name: str | None, permission: str | None, on_mailbox: bool,
                 mailbox_address: str | None) -> str:
     """An offer as people read it, in their language, from what it names now (``kept``, the label

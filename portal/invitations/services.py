@@ -24,7 +24,7 @@ from portal.auth.services import AuthError, assign_if_corporate, find_user, norm
 from portal.domains import ownership
 from portal.extensions import db
 from portal.invitations.models import (ACCEPTED, DECLINED, DRAFT, PENDING, REVOKED, Invitation,
-                                       InvitationGrant)
+                                       InvitationGrant, stored_offer)
 from portal.mail.services import send
 from portal.roles import catalogue
 from portal.roles.models import Grant, Role
@@ -301,7 +301,7 @@ def send_invitation(actor: User, invitation: Invitation) -> None:
     invitation.invited_by_id = actor.id
     _mail_invitation(invitation, _issue_link(invitation))
     record("invitation.send", account=account, target=invitation, target_label=invitation.email,
-           offers=[g.label for g in invitation.grants])
+           offers=[stored_offer(g) for g in invitation.grants])
 
 
 def resend(actor: User, invitation: Invitation) -> None:

@@ -360,7 +360,8 @@ def send_onboarding(actor: User, account: Account, user: User, *, may_show: bool
         raise UserError(later("%(email)s has no recovery address and no personal mailbox: open their page to "
                               "get a link to give them.", email=user.email))
     require_outranks(actor, account, user)
-    record("user.send_onboarding", account=account, target=user, actor=actor, to="shown to the administrator")
+    # Not "sent": the link is shown to the administrator to give by hand (a walkthrough).
+    record("user.onboarding_shown", account=account, target=user, actor=actor)
     return issue_onboarding_link(user, given_by=actor.id)
 
 

@@ -28,7 +28,9 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 @bp.route("/accounts/<int:account_id>/users/new", methods=["GET", "POST"])
 @rule(member("users.create"))
 def create(account_id):
-    form = forms.CreateUserForm()
+    # The box starts as the account's setting for new corporate users has it (a walkthrough: ticked
+    # here while the invitation page said the account gives new corporate users no mailbox).
+    form = forms.CreateUserForm(personal_mailbox=g.account.personal_mailboxes)
     if form.validate_on_submit():
         try:
             user, link = services.create_corporate_user(

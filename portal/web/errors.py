@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, redirect, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
@@ -70,6 +70,29 @@ def _detail(error: HTTPException) -> str | None:
     return error.description if error.description and error.description != type(error).description else None
 
 
+def _page_above(path: str) -> str | None:
+    """For a GET on an address that only takes a form (a POST): the nearest address above it that
+    is a page. A form sent through the page-wide boost and answered with a page (refused, shown
+    again with its errors; a confirmation) leaves its POST address in the address bar, and
+    reloading, or changing the language, asked for it with a GET (a walkthrough: a 405 page, the
+    form lost); it now leads back to the page the form belongs to (/domains/new -> /domains).
+    Not for the API and SCIM, which answer in their own formats."""
+    if renderers.get(request.blueprint or _blueprint_by_path()) is not None:
+        return None
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    parts = path.rstrip("/").split("/")
+    while len(parts) > 1:
+        parts.pop()
+        candidate = "/".join(parts) or "/"
+        for above in (candidate, candidate + "/"):
+            try:
+                adapter.match(above, method="GET")
+            except HTTPException:
+                continue
+            return above
+    return None
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
@@ -77,6 +100,10 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error):
+        if error.code == 405 and request.method == "GET":
+            page = _page_above(request.path)
+            if page is not None:
+                return redirect(page)
         retry = dict(error.get_headers()).get("Retry-After")
         return _page(error.code or 500, _detail(error), {"Retry-After": retry} if retry else None)
 

@@ -129,11 +129,12 @@ def test_lists__the_filter_button_and_enter_swap_the_list_alone(page: Page, live
     expect(page).to_have_url(re.compile(r"family=member"))
 
 
-def test_forms__a_refused_form_keeps_the_pages_address_so_reloading_or_a_language_change_works(
+def test_forms__after_a_refused_form_reloading_or_a_language_change_leads_back_to_its_page(
         page: Page, live_server, account, owner):
     """A walkthrough: after a refused form (a domain name that is none), the address bar showed the
-    form's POST address (/domains/new), so reloading, or changing the language, answered 405 and lost
-    the page; after a refused then accepted new mailbox, it showed /mailboxes/new over the mailbox."""
+    form's POST address (/domains/new), and reloading, or changing the language, answered 405 and
+    lost the page: a GET there now leads to the page above it; after a refused then accepted new
+    mailbox, the address bar shows the mailbox's page."""
     log_in(page, live_server, "owner@example.org")
     open_section(page, "Domains")
     domains_url = page.url
@@ -141,9 +142,13 @@ def test_forms__a_refused_form_keeps_the_pages_address_so_reloading_or_a_languag
     page.get_by_role("button", name="Add domain").click()
     expect(page.get_by_text("Enter just the domain name")).to_be_visible()
     settled(page)
-    assert page.url == domains_url
     page.reload()
     expect(page.get_by_role("heading", name="Domains", exact=True)).to_be_visible()
+    assert page.url == domains_url
+    page.get_by_label("Domain name").fill("not a domain")
+    page.get_by_role("button", name="Add domain").click()
+    expect(page.get_by_text("Enter just the domain name")).to_be_visible()
+    settled(page)
     page.get_by_role("button", name="Français").click()
     expect(page.get_by_role("heading", name="Domaines", exact=True)).to_be_visible()
     page.get_by_role("button", name="English").click()
@@ -161,7 +166,7 @@ def test_forms__a_refused_form_keeps_the_pages_address_so_reloading_or_a_languag
     page.get_by_role("button", name="Create mailbox").click()
     expect(page.locator("[aria-invalid=true]").first).to_be_visible()
     settled(page)
-    assert page.url == form_url
+    assert page.url == form_url  # the form's own address, a page too
     page.get_by_label("Address (before the @)").fill("sales")
     page.get_by_role("button", name="Create mailbox").click()
     expect(page.get_by_text("sales@example.org created.")).to_be_visible()

@@ -432,3 +432,29 @@ def test_invitation_page__says_whether_an_invitee_on_an_active_domain_gets_a_per
     db.session.commit()
     page = client.get(ours.headers["Location"]).get_data(as_text=True)
     assert "become a corporate user and get a personal mailbox at that address" in page
+
+
+def test_invitation_sent__its_offers_read_in_each_readers_language_in_the_log(owner, account, app, run_jobs):
+    """A walkthrough: a French log read « offres : See members » for an invitation an English
+    administrator sent. The offers are kept as texts read in each reader's language; a custom
+    role's name as it was written."""
+    from portal.audit.models import AuditEvent
+    from portal.i18n import in_language
+    from portal.roles.services import create_role
+
+    desk = create_role(owner, account, name="Front desk", scope="account", description="", permissions={"members.view"})
+    mailbox = mailboxes.create_mailbox(owner, account, enabled_domain(owner, account), "team")
+    invitation = services.start(owner, account, "new@example.net")
+    services.add_grant(owner, invitation, permission="members.view")
+    services.add_grant(owner, invitation, role_id=desk.id)
+    services.add_grant(owner, invitation, role_id=system_role("mailbox_delegate").id, mailbox=mailbox)
+    services.send_invitation(owner, invitation)
+    db.session.commit()
+    entry = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "invitation.send")).scalar_one()
+    with app.test_request_context("/"):
+        english = dict(entry.details_shown)
+        with in_language("fr"):
+            french = dict(entry.details_shown)
+    assert english["offers"] == "See members, Front desk, Mailbox Delegate on team@example.org"
+    assert "Voir les membres" in french["offres"] and "Front desk" in french["offres"]
+    assert "See members" not in french["offres"] and "team@example.org" in french["offres"]

@@ -41,6 +41,19 @@ def test_create__without_recovery_address_the_admin_gets_the_link_once(owner, ac
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "/welcome/" in page and "shown this once" in page
     assert db.session.execute(db.select(Mailbox)).first() is None  # the checkbox was not ticked
+    # Shown, not sent (a walkthrough: the log said "Onboarding link sent").
+    from portal.audit.models import AuditEvent
+    assert [event.action for event in db.session.execute(db.select(AuditEvent).where(
+        AuditEvent.action.like("user.%onboarding%"))).scalars()] == ["user.onboarding_shown"]
+    # The form's box starts as the account's setting for new corporate users has it.
+    def box() -> str:
+        return re.search(r'<input[^>]*name="personal_mailbox"[^>]*>', client.get(
+            f"/accounts/{account.id}/users/new").get_data(as_text=True)).group(0)
+
+    assert "checked" not in box()
+    account.personal_mailboxes = True
+    db.session.commit()
+    assert "checked" in box()
 
 
 @pytest.mark.parametrize("email, message", [

@@ -55,3 +55,16 @@ def test_pages__the_page_htmx_asks_for_on_back_is_the_whole_page(client, auth, o
                           ).get_data(as_text=True)
     assert 'id="member-list"' in fragment and "<html" not in fragment and 'id="announcer"' not in fragment
     assert restored.startswith("<!doctype html>") and 'id="announcer"' in restored and 'class="sidebar"' in restored
+
+
+def test_get_on_an_address_that_only_takes_a_form__leads_to_the_page_above_it(client, auth, owner, account):
+    """A walkthrough: a form refused through the boost left its POST address in the address bar
+    (/domains/new); reloading, or changing the language, answered 405 and lost the page. The API
+    still answers 405 in its own format."""
+    auth.login("owner@example.org")
+    for asked, above in ((f"/accounts/{account.id}/domains/new", f"/accounts/{account.id}/domains"),
+                         (f"/accounts/{account.id}/members/bulk", f"/accounts/{account.id}/members"),
+                         (f"/accounts/{account.id}/domains/99/check", f"/accounts/{account.id}/domains/99")):
+        answer = client.get(asked)
+        assert answer.status_code == 302 and answer.headers["Location"] == above, asked
+    assert client.get(f"/api/v1/accounts/{account.id}/domains/1/check").status_code in (401, 405)
