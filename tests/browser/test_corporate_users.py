@@ -210,13 +210,13 @@ def test_import__template_planted_errors_fix_progress_result_and_report_link(
     progress = page.get_by_role("progressbar", name="Import progress")
     expect(progress).to_have_attribute("aria-valuenow", "0")
     expect(page.locator(".progress")).to_contain_text("0 of 24 rows · 0%")
-    expect(page.locator(".status-line")).to_have_text("Status: queued")
+    expect(page.locator(".status-line")).to_have_text("Status: Queued")
     mark_window(page)
 
     held_worker.release()
     expect(progress).to_have_attribute("aria-valuenow", "100", timeout=SLOW)
     expect(page.locator(".progress")).to_contain_text("24 of 24 rows · 100%")
-    expect(page.locator(".status-line")).to_have_text("Status: done")
+    expect(page.locator(".status-line")).to_have_text("Status: Done")
     expect(_tiles(page)).to_have_text(["24 created", "0 updated", "0 skipped"])
     assert_not_reloaded(page, "the progress polling")
     assert page.url == run_url
@@ -249,7 +249,7 @@ def test_import__template_planted_errors_fix_progress_result_and_report_link(
     [message] = [m for m in smtp_sink.to("owner@example.org") if "users report" in m["Subject"]]
     link = first_link(smtp_sink.text(message), "/download")
     assert link.startswith(live_server.url(f"/accounts/{account.id}/users/reports/"))
-    expect(page.locator("#report-list tbody tr").first).to_contain_text("done", timeout=SLOW)
+    expect(page.locator("#report-list tbody tr").first).to_contain_text("Done", timeout=SLOW)
     expect(page.locator("#report-list tbody tr").first).to_contain_text("25")
 
     report = _download(page, tmp_path, lambda: page.evaluate("url => { window.location.href = url; }", link))
