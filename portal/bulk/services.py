@@ -18,7 +18,7 @@ from portal.audit.services import record
 from portal.auth.models import User
 from portal.bulk.models import DONE, FAILED, MAILBOXES, MEMBERS, QUEUED, RUNNING, BulkRun
 from portal.extensions import db
-from portal.i18n import LABELS, StoredReason, _l, chosen, for_person, label as label_of, later, number
+from portal.i18n import LABELS, StoredReason, _l, chosen, for_person, label as label_of, later, number, shown
 from portal.jobs.registry import handler, marks_failed
 from portal.jobs.services import enqueue
 from portal.roles import catalogue
@@ -173,12 +173,11 @@ def _owned_ids(run: BulkRun, actor: User, account: Account) -> list[int]:
 
 def label(run: BulkRun) -> str:
     """The action as people read it, in their language (a system role named in it too)."""
-    params = {"role": label_of(run.params["role"], "role")} if "role" in run.params else {}
-    return str(ACTIONS[run.target][run.action].label) % params
+    return shown(stored_label(run))
 
 
 def stored_label(run: BulkRun) -> str:
-    """``label`` as the audit log keeps it: read later in each reader's language (a walkthrough:
+    """The action as the audit log keeps it: read later in each reader's language (a walkthrough:
     a French Overview read "Action groupée terminée Grant the role “Account Administrator”")."""
     role = run.params.get("role")
     params = {"role": LABELS.get(("role", role), role)} if role is not None else {}

@@ -88,41 +88,35 @@ class InvitationGrant(db.Model):
 
 def stored_offer(grant: InvitationGrant) -> str:
     """The offer as the audit log keeps it: read later in each reader's language, as
-    ``shown_label`` shows it now (a walkthrough: a French log read « offres : See members »); the
-    label kept when it was added for what has no text of its own (a custom role's name)."""
+    ``shown_label`` shows it now (a walkthrough: a French log read « offres : See members »)."""
+    return offer_text(grant.label, grant.role.name if grant.role is not None else None, grant.permission,
+                      grant.on_mailbox, grant.mailbox.address if grant.mailbox is not None else None)
+
+
+def offer_text(kept: str, role_name: str | None, permission: str | None, on_mailbox: bool,
+               mailbox_address: str | None) -> str:
+    """An offer as a text to keep or show: a ``later`` text read in each reader's language (a
+    system role's or a permission's name, "… on <mailbox>"), a custom role's name as it is, and
+    ``kept`` (the label written when it was added) once what it names is gone."""
     from portal.i18n import LABELS, later
     from portal.roles.catalogue import BY_CODE
 
-    if grant.role is not None:
-        offer = LABELS.get(("role", grant.role.name), grant.role.name)
-    elif grant.permission in BY_CODE:
-        offer = BY_CODE[grant.permission].text  # the lazy text, not as it reads now
+    if role_name is not None:
+        offer = LABELS.get(("role", role_name), role_name)
+    elif permission in BY_CODE:
+        offer = BY_CODE[permission].text  # the lazy text, not as it reads now
     else:
-        return grant.label
-    if not grant.on_mailbox:
-        return later(offer) if not isinstance(offer, str) else offer
-    if grant.mailbox is None:
-        return grant.label
-    return later(_l("%(offer)s on %(mailbox)s"), offer=offer, mailbox=grant.mailbox.address)
+        return kept
+    if not on_mailbox:
+        return offer if isinstance(offer, str) else later(offer)
+    if mailbox_address is None:
+        return kept
+    return later(_l("%(offer)s on %(mailbox)s"), offer=offer, mailbox=mailbox_address)
 
 
 def offer_label(kept: str, role_name: str | None, permission: str | None, on_mailbox: bool,
                 mailbox_address: str | None) -> str:
-    """An offer as people read it, in their language, from what it names now (``kept``, the label
-    written when it was added, once that is gone)."""
-    from flask_babel import gettext
+    """An offer as people read it, in their language, from what it names now (``offer_text``)."""
+    from portal.i18n import shown
 
-    from portal.i18n import label
-    from portal.roles.catalogue import BY_CODE
-
-    if role_name is not None:
-        offer = label(role_name, "role")
-    elif permission in BY_CODE:
-        offer = str(BY_CODE[permission].label)
-    else:
-        return kept
-    if not on_mailbox:
-        return offer
-    if mailbox_address is None:
-        return kept
-    return gettext("%(offer)s on %(mailbox)s", offer=offer, mailbox=mailbox_address)
+    return shown(offer_text(kept, role_name, permission, on_mailbox, mailbox_address))

@@ -313,7 +313,8 @@ def test_export__the_filtered_users_list_as_xlsx_and_csv_with_formulas_defused(c
     assert client.get(f"/accounts/{account.id}/members/export.pdf").status_code == 404
 
 
-def test_overview__says_what_needs_the_admin_in_a_few_statements(client, auth, owner, account, staff, run_jobs):
+def test_overview__says_what_needs_the_admin_in_a_few_statements(client, auth, owner, account, staff, run_jobs,
+                                                                   make):
     mailbox = create_mailbox(owner, account, staff["domain"], "broken")
     db.session.commit()
     mailbox.status, mailbox.status_reason = "failed", "The backend refused it."
@@ -335,6 +336,13 @@ def test_overview__says_what_needs_the_admin_in_a_few_statements(client, auth, o
     listed = re.search(r'href="([^"]*status=needs_link[^"]*)">8 corporate users', page).group(1).replace("&amp;", "&")
     shown = client.get(listed).get_data(as_text=True)
     assert "1–8 of 8 people" in shown and "staff05@" not in shown and "staff01@" not in shown
+    # Counted for whoever may give them a link; someone who may only see members gets the counts alone.
+    viewer = make.member(account, make.user("viewer@example.org"), permissions=("members.view",))
+    db.session.commit()
+    client.post("/logout")
+    auth.login("viewer@example.org")
+    page = client.get(f"/accounts/{account.id}/").get_data(as_text=True)
+    assert "12 corporate users" in page and "need a link" not in page and viewer is not None
 
 
 def test_overview__a_new_account_gets_the_getting_started_checklist(client, auth, account):
