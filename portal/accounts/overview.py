@@ -75,16 +75,18 @@ def _statements() -> dict:
     ``now``, ``soon``): building and keying nine statements took longer than running them."""
     account_id, now = bindparam("account_id"), bindparam("now")
     pending = (Invitation.status == INVITATION_PENDING) & (Invitation.expires_at > now)
-    corporate = corporate_of(account_id)
-    # Corporate users no link can reach, as the Users list's status "Needs a link from you" says
-    # it (a walkthrough: an import's page said 165 people needed a link from the admin; the
-    # Overview said nothing).
-    unreachable = needs_link(account_id)
-    members = db.select(func.count(), func.coalesce(func.sum(case((corporate, 1), else_=0)), 0)).select_from(
-        Membership).join(User, User.id == Membership.user_id).where(Membership.account_id == account_id)
+    # Each count is read from an index: the memberships' of the account, the corporate users'
+    # (a corporate user of the account is always one of its members: removing one from the account
+    # makes them corporate no more), and those no link can reach among the few never signed in
+    # without a recovery address, as the Users list's status "Needs a link from you" says it (a
+    # walkthrough: an import's page said 165 people needed a link from the admin; the Overview
+    # said nothing). SQLite, 10,000 members: 5.1 -> 2 ms, where every member's row was read.
+    members = db.select(func.count()).select_from(Membership).where(Membership.account_id == account_id)
+    corporate = db.select(func.count()).select_from(User).where(corporate_of(account_id))
+    unreachable = db.select(func.count()).select_from(User).where(needs_link(account_id))
     return {
-        "members": members.add_columns(func.coalesce(func.sum(case((unreachable, 1), else_=0)), 0)),
-        "members_only": members,
+        "members": db.select(members.scalar_subquery(), corporate.scalar_subquery(), unreachable.scalar_subquery()),
+        "members_only": db.select(members.scalar_subquery(), corporate.scalar_subquery()),
         "domains": db.select(Domain.status, func.count()).where(Domain.account_id == account_id)
         .group_by(Domain.status),
         "domains_needing_records": db.select(Domain).where(

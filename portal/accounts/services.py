@@ -181,8 +181,16 @@ def needs_link(account_id):
     """The condition: a corporate user of the account no onboarding link can be mailed to (never
     signed in, no recovery address, no personal mailbox): the Users list's status "Needs a link
     from you", and the Overview's count of them."""
-    return corporate_of(account_id) & User.password_hash.is_(None) & User.oidc_subject.is_(None) \
-        & User.recovery_email.is_(None) & ~has_personal_mailbox(account_id)
+    # Found through the partial index of corporate users never signed in without a recovery
+    # address (``ix_users_corporate_unlinked``). SQLite, without statistics, read them along the
+    # unique index of sign-on subjects instead (IS NULL: every member who never used it, 4 ms at
+    # 10,000): there the subject is tested as ``subject || ''``, null exactly when it is, which no
+    # index answers.
+    subject = User.oidc_subject
+    if db.engine.dialect.name == "sqlite":
+        subject = subject.concat("")
+    return corporate_of(account_id) & User.password_hash.is_(None) & User.recovery_email.is_(None) \
+        & subject.is_(None) & ~has_personal_mailbox(account_id)
 
 
 def _user_filters(account: Account, listing) -> list:

@@ -72,6 +72,40 @@ def test_overview__reads_the_failed_mailboxes_along_an_index_without_sorting_the
     assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
+def test_overview__counts_members_and_corporate_users_from_indexes(make, account):
+    """SQLite's plan for the Overview's counts: members from the memberships' index, corporate users
+    from theirs alone, and those who need a link among the few in the partial index (not along the
+    unique index of sign-on subjects, whose IS NULL holds for nearly everyone), never a member's
+    row read for the counts; the counts still say what the people are."""
+    from portal.accounts.overview import _statements
+    from portal.auth.models import User
+
+    def corporate(email: str, **fields) -> User:
+        user = make.user(email)
+        user.password_hash, user.is_corporate, user.corporate_account_id = None, True, account.id
+        for name, value in fields.items():
+            setattr(user, name, value)
+        make.member(account, user)
+        return user
+
+    corporate("signed-in@example.org", password_hash="x")
+    corporate("recovery@example.org", recovery_email="home@example.net")
+    corporate("sso@example.org", oidc_subject="subject-1")
+    corporate("unlinked@example.org")
+    make.member(account, make.user("guest@example.net"))
+    db.session.commit()
+    statement = _statements()["members"].params(account_id=account.id)
+    # The owner, the guest and four corporate users, one of whom no link can reach.
+    assert tuple(db.session.execute(statement).one()) == (6, 4, 1)
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("the plan checked is SQLite's; PostgreSQL chooses its own from its statistics")
+    compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
+    plan = [row[3] for row in db.session.execute(db.text(f"EXPLAIN QUERY PLAN {compiled}"))]
+    assert any("COVERING INDEX ix_users_corporate " in step for step in plan), plan
+    assert any("ix_users_corporate_unlinked" in step for step in plan), plan
+    assert not any("SCAN users" in step or "users USING INTEGER PRIMARY KEY" in step for step in plan), plan
+
+
 def test_account_page__reads_the_account_and_the_access_in_one_statement(client, auth, account):
     auth.login("owner@example.org")
     url = f"/accounts/{account.id}/domains"
