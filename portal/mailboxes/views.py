@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -268,13 +270,20 @@ def _member_mailboxes(membership, chosen_id, status=200, error=None, picker=None
     grants = roles.mailbox_grants(membership, chosen.id) if chosen else []
     # Only the mailboxes the viewer may see: seeing the members is not seeing every mailbox they
     # hold something on (a review: a helpdesk read the address of the director's mailbox here).
-    held_on = roles.mailboxes_held_by(membership)
-    g.access.load_mailboxes([mailbox.id for mailbox in held_on])
-    held_on = [mailbox for mailbox in held_on if g.access.can_on_mailbox(mailbox.id, "mailbox.view")]
-    return render("accounts/mailbox_access.html", status=status, account=g.account, membership=membership,
+    # Chosen in the query and paged, with their count: the first 100 were shown, unsaid, and those
+    # the viewer could not see taken out after (a scale review: 100 of 2,000, or none of them).
+    listing = lists.read({}, ("address",), "address")
+    visible = services.mailbox_query(current_user, g.account, replace(listing, q=""),
+                                     (g.access.membership_id, g.access.held))
+    held_on = lists.fetch(visible.where(roles.mailboxes_held_by(membership))
+                          .options(lazyload(Mailbox.domain), lazyload(Mailbox.aliases), lazyload(Mailbox.owner)),
+                          listing)
+    held_block = "held" if request.headers.get("HX-Target") == "held-mailboxes" else None
+    return render("accounts/mailbox_access.html", block=held_block,
+                  status=status, account=g.account, membership=membership,
                   chosen=chosen, grants=grants, error=error, form=ConfirmForm(), query=query,
                   choices=services.pick_mailboxes(current_user, g.account, query) if query else [],
-                  held_on=held_on, roles=roles.roles_for(g.account, catalogue.MAILBOX),
+                  held_on=held_on, listing=listing, roles=roles.roles_for(g.account, catalogue.MAILBOX),
                   picker=picker)
 
 

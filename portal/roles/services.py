@@ -792,13 +792,12 @@ def mailbox_access(mailbox_id: int, listing: lists.Listing, account_id: int) -> 
     return replace(page, items=[(membership, held[membership.id]) for membership in page.items])
 
 
-def mailboxes_held_by(membership: Membership, limit: int = 100) -> list:
-    """The mailboxes the member holds a role or permission on (one statement, at most ``limit``)."""
+def mailboxes_held_by(membership: Membership):
+    """The condition: a mailbox the member holds a role or permission on."""
     from portal.mailboxes.models import Mailbox
 
-    return list(db.session.execute(db.select(Mailbox).where(Mailbox.account_id == membership.account_id, Mailbox.id.in_(
-        db.select(Grant.mailbox_id).where(Grant.membership_id == membership.id, Grant.mailbox_id.is_not(None))))
-        .order_by(Mailbox.address).limit(limit)).scalars())
+    return Mailbox.id.in_(db.select(Grant.mailbox_id).where(Grant.membership_id == membership.id,
+                                                            Grant.mailbox_id.is_not(None)))
 
 
 def mailbox_grant_counts(account: Account) -> dict[int, int]:

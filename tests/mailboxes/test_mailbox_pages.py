@@ -297,3 +297,42 @@ def test_mailbox_page__shows_a_page_of_holders_in_as_many_statements_with_many_a
     # The status, polled while the mailbox is provisioned, stays on the page of holders shown.
     polled = second.split('id="mailbox-live"', 1)[1].split(">", 1)[0]
     assert 'hx-get="' in polled and "page=2" in polled
+
+
+def test_member_mailbox_access__pages_what_they_hold_and_shows_the_viewer_only_what_they_may_see(
+        client, auth, make, owner, account):
+    """A member holding something on 121 mailboxes: the list says how many and pages them (the first
+    100 were shown, unsaid); a viewer who may see one of them, the last by address, finds it (the
+    first 100 were read, then those the viewer could not see taken out: none was left)."""
+    from portal.roles.models import Grant
+    from portal.roles.services import system_role
+
+    domain = enabled_domain(owner, account)
+    boxes = [Mailbox(account_id=account.id, domain_id=domain.id, local_part=f"box{n:03d}",
+                     address=f"box{n:03d}@example.org", kind="shared", status="enabled") for n in range(121)]
+    db.session.add_all(boxes)
+    db.session.flush()
+    holder = make.member(account, make.user("holder@example.org"))
+    helper = make.member(account, make.user("helper@example.org"), permissions=("members.view",))
+    delegate = system_role("mailbox_delegate")
+    db.session.add_all(Grant(membership_id=holder.id, account_id=account.id, role_id=delegate.id, mailbox_id=box.id)
+                       for box in boxes)
+    db.session.add(Grant(membership_id=helper.id, account_id=account.id, role_id=system_role("mailbox_owner").id,
+                         mailbox_id=boxes[-1].id))
+    db.session.commit()
+    url = f"/accounts/{account.id}/members/{holder.id}/mailboxes"
+
+    auth.login("owner@example.org")
+    page = client.get(url).get_data(as_text=True)
+    assert "1–50 of 121 mailboxes" in page and "box000@example.org" in page and "box050@example.org" not in page
+    fragment = client.get(f"{url}?page=3", headers={"HX-Request": "true", "HX-Target": "held-mailboxes"})
+    text = fragment.get_data(as_text=True)
+    assert text.lstrip().startswith('<section class="card" id="held-mailboxes"')
+    assert "101–121 of 121 mailboxes" in text and "box120@example.org" in text and "box099@example.org" not in text
+    assert "<nav class=\"tabs\"" not in text
+
+    auth.logout()
+    auth.login("helper@example.org")
+    page = client.get(url).get_data(as_text=True)
+    assert "box120@example.org" in page and "1–1 of 1 mailbox" in page
+    assert "box000@example.org" not in page
