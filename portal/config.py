@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,12 @@ def _database_url(value: str) -> str:
         # SQLAlchemy would pick psycopg2, which we do not install.
         return "postgresql+psycopg:" + value.split(":", 1)[1]
     return value
+
+
+def _without_password(value: str) -> str:
+    """A setting's value as an error may show it: a password in a URL (scheme://user:password@host)
+    hidden (a review: a misspelt database URL was printed at start-up with its password)."""
+    return re.sub(r"(//[^/@:]*:)[^/]*@", r"\1(hidden)@", value)
 
 
 def _language(value: str) -> str:
@@ -223,7 +230,7 @@ def load_settings(environ: Mapping[str, str], overrides: Mapping[str, object] | 
         try:
             values[setting.name] = setting.parse(raw)
         except ValueError as error:
-            shown = "(hidden)" if setting.secret else repr(raw)
+            shown = "(hidden)" if setting.secret else repr(_without_password(raw))
             problems.append(f"PORTAL_{setting.name}={shown} is malformed: {error}")
     if values.get("OIDC_ISSUER") and not (values.get("OIDC_CLIENT_ID") and values.get("OIDC_CLIENT_SECRET")):
         problems.append("PORTAL_OIDC_ISSUER is set: PORTAL_OIDC_CLIENT_ID and PORTAL_OIDC_CLIENT_SECRET are needed too")

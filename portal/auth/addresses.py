@@ -33,6 +33,8 @@ _TEXTS = {
     "bad_characters": _l("The address holds characters an address cannot have."),
     "compatibility_form": _l("The part before the @ sign holds look-alike forms of characters (full-width letters, "
                              "ligatures…): type it with plain ones."),
+    "invisible": _l("The part before the @ sign holds an invisible character (a joiner, a variation selector, a "
+                    "filler…): type it again without it."),
 }
 GENERAL = _l("The address has a form or characters an address cannot have.")
 
@@ -40,6 +42,19 @@ GENERAL = _l("The address has a form or characters an address cannot have.")
 # words its own (never shown: ``address_problem`` reads it as the portal's text).
 _COMPATIBILITY = "The part before the @-sign has characters in a compatibility form"
 _COMPATIBILITY_EXPLANATION = _COMPATIBILITY + " (full-width letters, ligatures...): type it with plain ones."
+_INVISIBLE = "The part before the @-sign has an invisible character"
+_INVISIBLE_EXPLANATION = _INVISIBLE + " (a joiner, a variation selector, a filler...)."
+
+# Characters that show nothing (Unicode's default-ignorable code points, the Hangul fillers, the
+# blank Braille cell): dup@ with one of them was a person apart from dup@, looking the same (a review).
+_INVISIBLE_RANGES = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+                     (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x2800, 0x2800),
+                     (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
+                     (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+
+
+def _invisible(text: str) -> bool:
+    return any(low <= ord(character) <= high for character in text for low, high in _INVISIBLE_RANGES)
 
 # (the start of the library's explanation, what it is about), most specific first.
 _REASONS = (
@@ -64,6 +79,7 @@ _REASONS = (
     ("A display name and angle brackets", "display_name"),
     ("An open angle bracket", "display_name"),
     (_COMPATIBILITY, "compatibility_form"),
+    (_INVISIBLE, "invisible"),
     ("Internationalized characters before the @-sign", "bad_local_characters"),
     ("The email address contains invalid characters before the @-sign", "bad_local_characters"),
     ("Quoting the part before the @-sign", "quoted_local"),
@@ -87,8 +103,15 @@ def checked_address(text: str) -> str:
     """``text`` as the portal keeps addresses: checked, lower-cased, the domain in its ASCII (IDNA)
     form. Raises EmailNotValidError with the reason. The part before the @ may not hold
     compatibility forms of characters (full-width letters, ligatures, superscripts): the check keeps
-    them as typed, so ``ｄｕｐ@`` was a person apart from ``dup@``, looking the same (a review)."""
+    them as typed, so ``ｄｕｐ@`` was a person apart from ``dup@``, looking the same (a review); nor
+    invisible characters (``_INVISIBLE_RANGES``). Look-alikes of other scripts (a Cyrillic "р") are
+    not refused: they are letters of their own alphabets."""
     checked = validate_email(text, check_deliverability=False)
-    if unicodedata.normalize("NFKC", checked.local_part) != checked.local_part:
+    if _invisible(checked.local_part):
+        raise EmailNotValidError(_INVISIBLE_EXPLANATION)
+    # Checked again as kept, lower-cased: "İ" lower-cases to "i" and a combining dot (a review).
+    local = checked.local_part.lower()
+    if unicodedata.normalize("NFKC", checked.local_part) != checked.local_part \
+            or unicodedata.normalize("NFKC", local) != local or len(local) != len(checked.local_part):
         raise EmailNotValidError(_COMPATIBILITY_EXPLANATION)
     return f"{checked.local_part}@{checked.ascii_domain}".lower()

@@ -191,8 +191,10 @@ def compare(domain: Domain) -> tuple[list[dict], list[dict]]:
 
 
 def at_domain(address: str, domain: Domain) -> bool:
-    """Whether ``address`` is at ``domain``'s name, as the portal writes addresses (ASCII, lower case)."""
-    return address.rpartition("@")[2].lower() == domain.name
+    """Whether ``address`` is at ``domain``'s name, as the portal writes addresses (ASCII, lower case):
+    one @, something before it (a review: x@other@domain would have been adopted as it was)."""
+    local, at, name = address.partition("@")
+    return bool(local and at) and name.lower() == domain.name
 
 
 def _never_created(failed: list[Mailbox]) -> set[int]:

@@ -461,11 +461,14 @@ def received_by_name(account_id: int, addresses: list[str]) -> set[str]:
                                                              Domain.settings.is_not(None))).scalars():
         for name in _aliased_names(domain):
             onto.setdefault(name, []).append(domain.name)
+    # name+tag@ reaches name@ where nothing has the tagged name (mail servers deliver there): both
+    # are looked up (a review: sales+x@ was accepted where sales@ was refused).
     stands_for: dict[str, set[str]] = {}
     for address in addresses:
         local, _at, name = address.partition("@")
-        for target in (address, *(f"{local}@{domain_name}" for domain_name in onto.get(name, ()))):
-            stands_for.setdefault(target, set()).add(address)
+        for part in dict.fromkeys((local, local.split("+", 1)[0])):
+            for target in (f"{part}@{name}", *(f"{part}@{domain_name}" for domain_name in onto.get(name, ()))):
+                stands_for.setdefault(target, set()).add(address)
     found: set[str] = set()
     names = list(stands_for)
     for start in range(0, len(names), 500):

@@ -348,7 +348,10 @@ def send_onboarding(actor: User, account: Account, user: User, *, may_show: bool
     """Get the onboarding link to the person: by e-mail to their recovery address, else to their
     personal mailbox once it works (``users.onboarding`` job); return it to show to ``actor`` only
     when neither exists, and only when ``actor`` holds every right the person holds (the link
-    lets whoever has it act as them)."""
+    lets whoever has it act as them). Only for the account's corporate users: a bulk run sent it
+    to someone whose domain the account had let go, who was a member still (a review)."""
+    if not is_corporate_of(user, account):
+        raise UserError(later("%(email)s is not a corporate user of this account.", email=user.email))
     if not never_signed_in(user):
         raise UserError(later("%(email)s has already set a password; they can reset it themselves.", email=user.email))
     if user.recovery_email or onboarding_mailbox(user) is not None:

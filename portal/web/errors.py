@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from html import escape
+from urllib.parse import quote
 
 from flask import Flask, current_app, redirect, request
 from flask_babel import gettext as _
@@ -79,6 +80,8 @@ def _page_above(path: str) -> str | None:
     Not for the API and SCIM, which answer in their own formats."""
     if renderers.get(request.blueprint or _blueprint_by_path()) is not None:
         return None
+    if any(ord(character) < 32 or ord(character) == 127 for character in path):
+        return None  # a line break in a token's place cannot go in a Location header (a review: a 500)
     adapter = current_app.url_map.bind_to_environ(request.environ)
     parts = path.rstrip("/").split("/")
     while len(parts) > 1:
@@ -89,7 +92,7 @@ def _page_above(path: str) -> str | None:
                 adapter.match(above, method="GET")
             except HTTPException:
                 continue
-            return above
+            return request.script_root + quote(above, safe="/")
     return None
 
 

@@ -699,3 +699,27 @@ def test_bulk__a_confirmation_that_names_no_rows_is_shown_again(client, auth, ac
                                     "shown": "0" * 32})
     assert forged.status_code == 200 and "The list changed since this page was shown" in forged.get_data(as_text=True)
     assert db.session.execute(db.select(BulkRun)).first() is None
+
+
+def test_bulk_send_links__a_member_who_is_not_a_corporate_user_is_refused_as_by_hand(
+        client, auth, owner, account, staff, run_jobs):
+    """A review: someone whose domain the account let go stays a member, corporate no more; their
+    page refused a link (404) but a bulk run said "succeeded" and logged a mailing to their recovery
+    address. Refused now in the one place every caller goes through."""
+    released = staff["people"][5]
+    released.recovery_email = "someone@home.example"
+    released.is_corporate, released.corporate_account_id = False, None
+    staff["people"][6].recovery_email = "staff06@home.example"
+    db.session.commit()
+    auth.login("owner@example.org")
+    response = _confirm(client, f"/accounts/{account.id}/members/bulk", data={
+        "action": "send_onboarding", "member": _ids(account, released.email, "staff06@corp.example.org"),
+        "confirmed": "yes"})
+    assert response.status_code == 302
+    run_jobs()
+    run = db.session.execute(db.select(BulkRun)).scalar_one()
+    assert (run.failed, run.succeeded) == (1, 1)
+    assert run.problems[0]["label"] == released.email and "not a corporate user" in run.problems[0]["message"]
+    sent = db.session.execute(db.select(AuditEvent.target_label).where(
+        AuditEvent.action == "user.send_onboarding")).scalars().all()
+    assert "staff06@corp.example.org" in sent and released.email not in sent

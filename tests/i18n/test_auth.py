@@ -247,6 +247,14 @@ def test_password_reset__to_someone_without_a_language_is_in_the_language_of_the
     # Full-width letters read as "ada" and were a profile apart from ada@ (a review).
     ("en", "\uff41\uff44\uff41@example.org", "The part before the @ sign holds look-alike forms of characters"),
     ("fr", "\ufb01le@example.org", "La partie avant le @ contient des formes de caractères qui en imitent d’autres"),
+    # Invisible characters: ada@ with a grapheme joiner, a variation selector, a Hangul filler or a
+    # blank Braille cell looked the same as ada@ and was a profile apart (a review).
+    ("en", "ada\u034f@example.org", "The part before the @ sign holds an invisible character"),
+    ("en", "ada\ufe0f@example.org", "The part before the @ sign holds an invisible character"),
+    ("en", "ada\u1160@example.org", "The part before the @ sign holds an invisible character"),
+    ("fr", "\u2800ada@example.org", "La partie avant le @ contient un caractère invisible"),
+    # "İ" lower-cases to "i" and a combining dot above.
+    ("en", "\u0130ada@example.org", "The part before the @ sign holds look-alike forms of characters"),
 ])
 def test_registration__an_invalid_address_is_explained_in_the_browsers_language(language, email, expected, client,
                                                                                 ada):

@@ -519,3 +519,13 @@ def test_comparison__an_address_at_another_domain_is_set_apart_and_never_adopted
     with pytest.raises(services.MailboxError, match="is not at corp.example"):
         drift.settle(owner, domain, report, "zz@other.example", drift.UNKNOWN_TO_PORTAL, "adopt")
     assert db.session.execute(db.select(Mailbox).where(Mailbox.address == "zz@other.example")).first() is None
+
+
+def test_at_domain__one_at_sign_and_something_before_it():
+    """A review: ``x@other@corp.example`` counted as at corp.example and would be adopted as it was."""
+    from types import SimpleNamespace
+
+    domain = SimpleNamespace(name="corp.example")
+    assert drift.at_domain("jo@corp.example", domain) and drift.at_domain("jo@CORP.example", domain)
+    for address in ("x@other@corp.example", "@corp.example", "corp.example", "jo@corp.example.evil", "jo@other.example"):
+        assert not drift.at_domain(address, domain), address

@@ -52,6 +52,14 @@ def test_settings__malformed_value_stops_start_up_with_the_reason(name, value, m
     assert name in str(caught.value) and message in str(caught.value)
 
 
+def test_settings__a_malformed_url_is_shown_without_its_password():
+    """A review: a misspelt database URL was printed at start-up with its password."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"PORTAL_DATABASE_URL": "postgress://admin:S3cret@Passw0rd@db/portal"})
+    assert "S3cret" not in str(caught.value) and "Passw0rd" not in str(caught.value)
+    assert "postgress://admin:(hidden)@db/portal" in str(caught.value)
+
+
 def test_settings__every_number_has_a_ceiling_and_the_ceiling_itself_is_accepted():
     import threading
 

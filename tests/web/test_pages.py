@@ -68,3 +68,17 @@ def test_get_on_an_address_that_only_takes_a_form__leads_to_the_page_above_it(cl
         answer = client.get(asked)
         assert answer.status_code == 302 and answer.headers["Location"] == above, asked
     assert client.get(f"/api/v1/accounts/{account.id}/domains/1/check").status_code in (401, 405)
+
+
+def test_get_on_a_form_address__with_hostile_characters_in_its_path_is_never_a_500(client):
+    """A review: a line break in an invitation's token (the one free-text segment) made the
+    redirect's Location header raise (500); '?' and '#' came back unencoded."""
+    for path, location in (("/invitations/%0aX/decline", None), ("/invitations/%0d%0aSet-Cookie:x=1/decline", None),
+                           ("/invitations/a%3Fb%23c/decline", "/invitations/a%3Fb%23c"),
+                           ("/invitations/caf%C3%A9/decline", "/invitations/caf%C3%A9")):
+        answer = client.get(path)
+        assert answer.status_code == (405 if location is None else 302), path
+        assert not [value for value in answer.headers.values() if "\n" in value or "\r" in value]
+        assert "x=1" not in answer.headers.get("Set-Cookie", "")
+        if location is not None:
+            assert answer.headers["Location"] == location
