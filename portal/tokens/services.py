@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, g, has_request_context, request
 from flask_babel import gettext as _
-from sqlalchemy import case, update
+from sqlalchemy import case, func, update
 
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
@@ -147,10 +147,18 @@ def reach(actor_id: int, account_id: int, *, mailbox: bool = False) -> frozenset
     return permissions_of(scopes, writing=True)
 
 
-def tokens_of(account: Account) -> list[ApiToken]:
-    return list(db.session.execute(db.select(ApiToken).where(ApiToken.account_id == account.id)
-                                   .order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
-                                   .limit(200)).scalars())
+def token_query(account: Account, text: str = ""):
+    """The account's tokens, those not revoked first, the newest first; ``text``: those whose name
+    or prefix holds it. Paged by the page (a scale review: the newest 200 were shown and the rest
+    could be neither seen nor revoked)."""
+    from portal.web.lists import like
+
+    query = db.select(ApiToken).where(ApiToken.account_id == account.id)
+    if text:
+        pattern = like(text)
+        query = query.where(func.lower(ApiToken.name).like(pattern, escape="\\")
+                            | func.lower(ApiToken.prefix).like(pattern, escape="\\"))
+    return query.order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
 
 
 def token_in_account(account: Account, token_id: int) -> ApiToken | None:

@@ -8,6 +8,7 @@ from portal.auth.forms import ConfirmForm
 from portal.extensions import db
 from portal.security.confirmation import is_fresh, require_fresh
 from portal.tokens import services
+from portal.web import lists
 from portal.web.access import member, rule
 from portal.web.loaders import load_or_404
 from portal.web.render import render
@@ -16,11 +17,14 @@ bp = Blueprint("tokens", __name__)
 
 
 def _page(status=200, problems=None, values=None, shown=None):
-    tokens = services.tokens_of(g.account)
+    listing = lists.read({}, ("made",), "made")
+    page = lists.fetch(services.token_query(g.account, listing.q), listing)
+    tokens = page.items
     ended = services.ended(tokens)
     revocable = services.revocable(current_user, g.account, tokens)
     usable = services.usable_scopes(current_user, g.account)
-    return render("tokens/index.html", status=status, account=g.account, tokens=tokens, ended=ended,
+    return render("tokens/index.html", block="list", status=status, account=g.account, tokens=tokens, ended=ended,
+                  page=page, listing=listing,
                   ended_why=services.ENDED_WHY, areas=services.AREAS, scopes=services.SCOPES,
                   problems=problems or {}, values=values or {}, shown=shown, revocable=revocable, usable=usable,
                   status_of=lambda token: "ended" if token.id in ended else services.status(token),

@@ -209,3 +209,27 @@ def test_token_form__offers_only_the_scopes_its_maker_may_give(client, world, au
     auth.login("owner@example.org")
     page = client.get(_page(world)).get_data(as_text=True)
     assert not any("disabled" in box for box in re.findall(r'<input type="checkbox" name="scope"[^>]*>', page))
+
+
+def test_tokens_page__pages_every_token_and_finds_one_by_name(client, world, auth):
+    """A scale review: the newest 200 tokens were shown, no more and nothing said, so an older live
+    token could be neither seen nor revoked. Paged with their count, revoked ones last, searchable."""
+    from sqlalchemy import insert
+
+    account, maker_id, now = world["account"], world["owner"].id, utcnow()
+    db.session.execute(insert(ApiToken.__table__), [
+        {"account_id": account.id, "created_by_id": maker_id, "name": f"job {n:03d}", "token_hash": f"{n:064d}",
+         "prefix": f"mpt_{n:06d}", "scopes": ["audit:read"], "allowed_networks": [], "created_at": now,
+         "revoked_at": now if n == 119 else None, "window_count": 0} for n in range(120)])
+    db.session.commit()
+    auth.login("owner@example.org")
+    total = 120
+    page = client.get(_page(world)).get_data(as_text=True)
+    assert f"1–50 of {total} tokens" in page and "job 118" in page and "job 000" not in page
+    last = client.get(f"{_page(world)}?page={(total + 49) // 50}", headers={"HX-Request": "true"})
+    text = last.get_data(as_text=True)
+    assert text.lstrip().startswith('<div id="token-list">') and "<h1>" not in text
+    assert text.index("job 000") < text.index("job 119")  # the revoked one last
+    found = client.get(f"{_page(world)}?q=JOB+007").get_data(as_text=True)
+    assert "job 007" in found and "job 008" not in found and "1–1 of 1 token" in found
+    assert "No token matches this search." in client.get(f"{_page(world)}?q=%25_nothing").get_data(as_text=True)
