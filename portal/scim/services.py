@@ -50,6 +50,8 @@ class Page:
     total: int
     start_index: int
     resources: list
+    # Groups: each resource's member ids (None: not asked for), written as plain JSON (``member_documents``).
+    members: list | None = None
 
     def to_list_response(self, model) -> ListResponse:
         return ListResponse[model](total_results=self.total, start_index=self.start_index,
@@ -456,20 +458,25 @@ def group_in_account(account: Account, role_id: str) -> tuple[Role, ScimGroup | 
     return row[0], row[1]
 
 
+def member_documents(member_ids: list[int]) -> list[dict]:
+    """A group's members as its answer lists them, written as JSON directly: through the models a
+    member cost 20 µs, a role held by 5,000 people 170 ms a read, and a page of groups as many
+    times as it holds such roles (a scale review)."""
+    prefix = user_location(0)[:-1]
+    return [{"value": str(user_id), "$ref": f"{prefix}{user_id}"} for user_id in member_ids]
+
+
 def search_groups(account: Account, search: SearchRequest, with_members: bool) -> Page:
+    """A page of groups; their members (when wanted) in ``Page.members``, written by the answer."""
     total, start, rows = _paged(group_query(account), search, _group_attributes(account), Role.id)
     members = _member_ids(account, [role.id for role, _ in rows]) if with_members else {}
-    return Page(total, start, [group_resource(role, link, members.get(role.id) if with_members else None)
-                               for role, link in rows])
+    return Page(total, start, [group_resource(role, link, None) for role, link in rows],
+                [members.get(role.id) for role, _ in rows] if with_members else None)
 
 
 def member_ids(account: Account, role: Role) -> list[int]:
     """The ids of the account's corporate users holding the role: the group's members."""
     return _member_ids(account, [role.id])[role.id]
-
-
-def group_with_members(account: Account, role: Role, link: ScimGroup | None) -> schema.Group:
-    return group_resource(role, link, member_ids(account, role))
 
 
 def _same_name_taken(account: Account, name: str, role: Role | None) -> bool:

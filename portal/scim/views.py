@@ -126,8 +126,12 @@ def _resource(resource, context: Context, status: int = 200,
 
 
 def _listed(page: services.Page, model, parameters: ResponseParameters) -> Response:
-    return _answer(page.to_list_response(model).model_dump(scim_ctx=Context.SEARCH_RESPONSE,
-                                                           response_parameters=parameters))
+    payload = page.to_list_response(model).model_dump(scim_ctx=Context.SEARCH_RESPONSE,
+                                                      response_parameters=parameters)
+    for document, member_ids in zip(payload.get("Resources") or [], page.members or []):
+        if member_ids:
+            document["members"] = services.member_documents(member_ids)
+    return _answer(payload)
 
 
 def _search_values() -> dict:
@@ -276,9 +280,12 @@ def groups_search():
 
 def _group(role_id: str, parameters: ResponseParameters, context: Context, status: int = 200) -> Response:
     role, link = services.group_in_account(g.account, role_id)
-    resource = (services.group_with_members(g.account, role, link) if services.members_wanted(parameters)
-                else services.group_resource(role, link, None))
-    return _resource(resource, context, status, parameters)
+    resource = services.group_resource(role, link, None)
+    payload = resource.model_dump(scim_ctx=context, response_parameters=parameters)
+    member_ids = services.member_ids(g.account, role) if services.members_wanted(parameters) else None
+    if member_ids:
+        payload["members"] = services.member_documents(member_ids)
+    return _answer(payload, status, {"Location": resource.meta.location})
 
 
 @bp.post("/Groups")
