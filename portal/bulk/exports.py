@@ -30,7 +30,8 @@ from portal.roles.models import Grant, Role
 from portal.spreadsheets import cells, csv_text
 from portal.timeutil import utcnow
 
-# Rows written while the page waits (about 0.15 s as a workbook); a longer list is written by a job.
+# Rows written while the page waits (1,000: about 0.3 s as a workbook, 0.1 s as CSV, on two slow
+# cores; 500 took 143 ms as a workbook in the scale review); a longer list is written by a job.
 AT_ONCE = 1_000
 KEEP_HOURS = 24
 # Exports one person may have queued or being written at once.

@@ -22,7 +22,7 @@ FAILED = "failed"              # the backend refused; see the last attempt, Retr
 DELETED = "deleted"            # gone from the backend (or archived there); kept for history
 STATUSES = (PENDING, PROVISIONING, ENABLED, DISABLED, FAILED, DELETED)
 
-labels("mailbox.kind", {PERSONAL: _l("personal"), SHARED: _l("shared")})
+labels("mailbox.kind", {PERSONAL: _l("Personal"), SHARED: _l("Shared")})
 # A mailbox's own words where other languages agree them with it ("Activée", a mailbox being feminine
 # in French, where a domain is "Activé").
 labels("mailbox.status", {PENDING: _l("Pending"), PROVISIONING: _l("Provisioning"), ENABLED: _lp("mailbox", "Enabled"),

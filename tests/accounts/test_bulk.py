@@ -382,9 +382,9 @@ def test_export__every_column_as_the_lists_show_it_and_only_what_the_person_may_
     assert rows["staff05@corp.example.org"][4:7] == ["", "", "0"]
     text = client.get(f"/accounts/{account.id}/mailboxes/export.csv").data.decode("utf-8-sig")
     boxes = {row[0]: row for row in csv.reader(io.StringIO(text))}
-    assert boxes["team@corp.example.org"][1:6] == ["The Team", "shared", "", "corp.example.org", "Enabled"]
+    assert boxes["team@corp.example.org"][1:6] == ["The Team", "Shared", "", "corp.example.org", "Enabled"]
     assert boxes["sales@corp.example.org"][1] == "Sal Es" and boxes["bare@corp.example.org"][1] == ""
-    assert boxes["staff00@corp.example.org"][2:4] == ["personal", "staff00@corp.example.org"]
+    assert boxes["staff00@corp.example.org"][2:4] == ["Personal", "staff00@corp.example.org"]
     assert len(boxes) == 1 + 6  # the header, three personal mailboxes and three shared ones
     # A member with no right over the account's mailboxes exports the one they were given, no other.
     grant_mailbox_role(owner, account, staff["outsider"], team.id, db.session.execute(

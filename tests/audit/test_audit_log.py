@@ -184,7 +184,7 @@ def test_audit_log__detail_values_that_are_codes_or_moments_read_in_the_readers_
     page = client.get(f"/accounts/{account.id}/audit").get_data(as_text=True)
     assert administrator == "Account Administrator" and f"rôle\u00a0: Administrateur du compte" in page
     assert "rôle\u00a0: Helpdesk crew" in page
-    assert "type\u00a0: partagée" in page and "shared" not in page
+    assert "type\u00a0: Partagée" in page and "Shared" not in page
     assert "2026-12-14T09:30" not in page and "10:30" in page  # 09:30 UTC is 10:30 in Paris in December
     assert "sélection\u00a0: les lignes cochées" in page and "rows ticked" not in page
     assert "mailboxes.manage" not in page

@@ -267,7 +267,7 @@ def test_self_registration__address_on_an_active_domain_joins_the_account_with_a
     rows = person.locator("#mailbox-list tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("cora@example.org")
-    expect(rows.first).to_contain_text("personal")
+    expect(rows.first).to_contain_text("Personal")
     rows.first.get_by_role("link", name="cora@example.org").click()
     expect(person.get_by_role("heading", name="cora@example.org")).to_be_visible()
     expect(person.locator(".status-line")).to_contain_text("Enabled", timeout=SLOW)  # the worker made it

@@ -103,7 +103,7 @@ def test_mailbox_list__is_in_french_for_a_french_profile(french, owner, account)
     page = french.get(f"/accounts/{account.id}/mailboxes").get_data(as_text=True)
     assert '<html lang="fr">' in page
     assert "Nouvelle boîte aux lettres" in page and "Tous les domaines" in page and "Tous les types" in page
-    assert "<td>partagée</td>" in page and "En attente" in page and "Mise en service" in page
+    assert "<td>Partagée</td>" in page and "En attente" in page and "Mise en service" in page
     assert f"Exporter toutes les boîtes aux lettres{NBSP}:" in page
     assert "Sélectionner sales@example.org" in page and "Avec les boîtes aux lettres sélectionnées" in page
     assert "New mailbox" not in page and "Shared" not in page
@@ -116,7 +116,7 @@ def test_mailbox_page__is_in_french_with_its_history(french, owner, account, run
     run_jobs()
     page = french.get(f"/accounts/{account.id}/mailboxes/{mailbox.id}").get_data(as_text=True)
     assert '<html lang="fr">' in page
-    assert "<dd>partagée</dd>" in page and f"2{NBSP}Go" in page and "(activé)" in page
+    assert "<dd>Partagée</dd>" in page and f"2{NBSP}Go" in page and "(activé)" in page
     assert "Historique de mise en service" in page and "<td>création</td>" in page and "Réponse du serveur" in page
     assert "Qui a accès" in page and "Supprimer…" in page and "Désactiver" in page
     new = french.get(f"/accounts/{account.id}/mailboxes/new").get_data(as_text=True)
