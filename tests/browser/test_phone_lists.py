@@ -71,6 +71,13 @@ def test_lists_on_a_phone__rows_are_cards_with_named_cells_and_nothing_scrolls_s
     layout = _layout(page)
     assert layout["rowDisplay"] == "block" and layout["inFlow"] and layout["overflow"] <= 0, layout
     assert layout["labels"] == ["Name", "Type", "Expected value", "Found", "State"], layout
+    # And its check history (it scrolled sideways in its box).
+    history = page.evaluate("""() => {
+        const table = document.querySelector("[aria-label='Check history'] table");
+        return {stacked: table.classList.contains("stacked"), width: table.getBoundingClientRect().width,
+                rowDisplay: getComputedStyle(table.querySelector("tbody tr")).display};
+    }""")
+    assert history["stacked"] and history["rowDisplay"] == "block" and history["width"] <= 390, history
 
     page.set_viewport_size({"width": 1280, "height": 900})
     assert _layout(page)["rowDisplay"] == "table-row"
