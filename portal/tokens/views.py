@@ -1,6 +1,6 @@
 from datetime import datetime, time
 
-from flask import Blueprint, g, redirect, request, url_for
+from flask import Blueprint, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -17,7 +17,7 @@ bp = Blueprint("tokens", __name__)
 
 
 def _page(status=200, problems=None, values=None, shown=None):
-    listing = lists.read({}, ("made",), "made")
+    listing = lists.read({}, ("made",), "made", descending=True)  # the newest first
     page = lists.fetch(services.token_query(g.account, listing.q), listing)
     tokens = page.items
     ended = services.ended(tokens)
@@ -76,6 +76,7 @@ def revoke(account_id, token_id):
         if form.validate_on_submit():
             services.revoke(current_user, g.account, token)
             db.session.commit()
+            flash(_("The token “%(name)s” is revoked: it no longer works.", name=token.name), "success")
             return redirect(url_for("tokens.index", account_id=account_id))
         services.require_revocable(current_user, g.account, token)  # the page says so before the click
     except services.TokenError as refusal:

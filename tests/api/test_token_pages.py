@@ -94,7 +94,11 @@ def test_token__revoked_for_good(client, world, auth, token):
     assert "Revoke" in client.get(f"{_page(world)}/{row.id}/revoke").get_data(as_text=True)
     assert client.post(f"{_page(world)}/{row.id}/revoke").status_code == 302
     assert client.get(url, headers=bearer(token)).status_code == 401
-    assert "revoked" in client.get(_page(world)).get_data(as_text=True)
+    page = client.get(_page(world)).get_data(as_text=True)
+    # Said where one lands (a walkthrough: a revoked token moved to the end of the list, unsaid).
+    assert "The token “automation” is revoked: it no longer works." in page
+    # The form comes before the list (a walkthrough: below 50 rows its errors were out of sight).
+    assert page.index('id="new-token-form"') < page.index('id="token-list"')
 
 
 def test_token__listed_as_not_working_with_the_reason_once_its_maker_cannot_use_it(client, world, auth, make):

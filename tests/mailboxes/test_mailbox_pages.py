@@ -330,9 +330,20 @@ def test_member_mailbox_access__pages_what_they_hold_and_shows_the_viewer_only_w
     assert text.lstrip().startswith('<section class="card" id="held-mailboxes"')
     assert "101–121 of 121 mailboxes" in text and "box120@example.org" in text and "box099@example.org" not in text
     assert "<nav class=\"tabs\"" not in text
+    # A mailbox picked on page 3 keeps page 3, brings its roles into view and is marked as chosen.
+    link = f'href="{url}?mailbox={boxes[120].id}&amp;sort=address&amp;dir=asc&amp;page=3#chosen-mailbox"'
+    assert link in text
+    chosen = client.get(f"{url}?mailbox={boxes[120].id}&page=3").get_data(as_text=True)
+    assert 'aria-current="true"><strong>box120@example.org</strong>' in chosen and 'id="chosen-mailbox"' in chosen
+    assert "101–121 of 121 mailboxes" in chosen
+    nobody = make.member(account, make.user("nobody@example.org"))
+    empty = client.get(f"/accounts/{account.id}/members/{nobody.id}/mailboxes").get_data(as_text=True)
+    assert "<p class=\"muted\">No mailbox.</p>" in empty
 
     auth.logout()
     auth.login("helper@example.org")
     page = client.get(url).get_data(as_text=True)
     assert "box120@example.org" in page and "1–1 of 1 mailbox" in page
     assert "box000@example.org" not in page
+    assert "None that you may see." in client.get(
+        f"/accounts/{account.id}/members/{nobody.id}/mailboxes").get_data(as_text=True)
