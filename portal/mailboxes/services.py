@@ -1082,6 +1082,9 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
     if domain.connection != mailbox.domain.connection:
         raise MailboxError(_("An alias must be on a domain served by the same mail system as the mailbox "
                              "(%(backend)s).", backend=mailbox.domain.connection), "alias")
+    # The mailbox's row locked first (PostgreSQL): two aliases added at once are counted one after
+    # the other, so the ceiling holds (SQLite takes one writer at a time).
+    db.session.execute(db.select(Mailbox.id).where(Mailbox.id == mailbox.id).with_for_update())
     if db.session.execute(db.select(func.count()).select_from(MailboxAlias)
                           .where(MailboxAlias.mailbox_id == mailbox.id)).scalar_one() >= MAX_ALIASES:
         raise MailboxError(_("A mailbox has at most %(count)s aliases: remove one first, or use a domain alias.",

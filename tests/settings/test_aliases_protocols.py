@@ -213,3 +213,56 @@ def test_aliases__a_mailbox_has_at_most_400(mailbox, owner, backend):
     db.session.execute(db.delete(MailboxAlias).where(MailboxAlias.address == f"a0@{mailbox.domain.name}"))
     db.session.commit()
     assert mailboxes.add_alias(owner, mailbox, f"one.more@{mailbox.domain.name}").state == "adding"
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_aliases__two_added_at_once_to_a_mailbox_one_short_of_the_ceiling_reach_it_not_pass_it(
+        app, mailbox, owner, backend):
+    """Another request adds an alias while this one, having counted 399, is about to insert its own:
+    it waits for the mailbox's row, then counts 400 and is refused (without the lock both counted
+    399 and the mailbox had 401)."""
+    import threading
+
+    from sqlalchemy import insert
+
+    from portal.auth.models import User
+    from portal.mailboxes.models import MailboxAlias
+    from tests.sql import on_each_statement
+
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite takes one writer at a time")
+    db.session.execute(insert(MailboxAlias.__table__), [
+        {"mailbox_id": mailbox.id, "address": f"a{n}@{mailbox.domain.name}", "state": "active", "message": ""}
+        for n in range(mailboxes.MAX_ALIASES - 1)])
+    db.session.commit()
+    mailbox_id, owner_id, domain_name = mailbox.id, owner.id, mailbox.domain.name
+    outcome, other = [], []
+
+    def add_another() -> None:
+        with app.app_context():
+            try:
+                mailboxes.add_alias(db.session.get(User, owner_id), db.session.get(Mailbox, mailbox_id),
+                                    f"second@{domain_name}")
+                db.session.commit()
+                outcome.append("added")
+            except mailboxes.MailboxError as refusal:
+                db.session.rollback()
+                outcome.append(str(refusal))
+            finally:
+                db.session.remove()
+
+    def race(statement: str) -> None:
+        if other or not statement.lstrip().upper().startswith("INSERT INTO MAILBOX_ALIASES"):
+            return
+        other.append(threading.Thread(target=add_another))
+        other[0].start()
+        other[0].join(timeout=2)
+        assert other[0].is_alive(), outcome  # it waits for this request's lock on the mailbox
+
+    with on_each_statement(race):
+        mailboxes.add_alias(owner, mailbox, f"first@{domain_name}")
+        db.session.commit()
+    other[0].join(timeout=30)
+    assert outcome and "at most 400 aliases" in outcome[0], outcome
+    assert db.session.execute(db.select(db.func.count()).select_from(MailboxAlias)
+                              .where(MailboxAlias.mailbox_id == mailbox_id)).scalar_one() == mailboxes.MAX_ALIASES
