@@ -77,8 +77,8 @@ def _statements() -> dict:
     pending = (Invitation.status == INVITATION_PENDING) & (Invitation.expires_at > now)
     # Each count is read from an index: the memberships' of the account, the corporate users'
     # (a corporate user of the account is always one of its members: removing one from the account
-    # makes them corporate no more), and those no link can reach among the few never signed in
-    # without a recovery address, as the Users list's status "Needs a link from you" says it (a
+    # makes them corporate no more), and those no link can reach among those without a password or
+    # a recovery address, as the Users list's status "Needs a link from you" says it (a
     # walkthrough: an import's page said 165 people needed a link from the admin; the Overview
     # said nothing). SQLite, 10,000 members: 5.1 -> 2 ms, where every member's row was read.
     members = db.select(func.count()).select_from(Membership).where(Membership.account_id == account_id)

@@ -181,8 +181,8 @@ def needs_link(account_id):
     """The condition: a corporate user of the account no onboarding link can be mailed to (never
     signed in, no recovery address, no personal mailbox): the Users list's status "Needs a link
     from you", and the Overview's count of them."""
-    # Found through the partial index of corporate users never signed in without a recovery
-    # address (``ix_users_corporate_unlinked``). SQLite, without statistics, read them along the
+    # Found through the partial index of corporate users without a password or a recovery address
+    # (``ix_users_corporate_unlinked``). SQLite, without statistics, read them along the
     # unique index of sign-on subjects instead (IS NULL: every member who never used it, 4 ms at
     # 10,000): there the subject is tested as ``subject || ''``, null exactly when it is, which no
     # index answers.

@@ -56,6 +56,7 @@ _INVISIBLE_RANGES = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x11
 def _invisible(text: str) -> bool:
     return any(low <= ord(character) <= high for character in text for low, high in _INVISIBLE_RANGES)
 
+
 # (the start of the library's explanation, what it is about), most specific first.
 _REASONS = (
     ("An email address must have an @-sign", "no_at"),

@@ -35,7 +35,7 @@ class User(UserMixin, db.Model):
         Index("ix_users_search_trgm", "search_text", postgresql_using="gin",
               postgresql_ops={"search_text": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
         # An account's corporate users counted from the index alone, and those of them no link can
-        # reach yet found among the few never signed in without a recovery address (the Overview,
+        # reach yet found among those without a password or a recovery address (the Overview,
         # the Users list's "Needs a link from you"; migration 0041).
         Index("ix_users_corporate", "corporate_account_id", "is_corporate"),
         Index("ix_users_corporate_unlinked", "corporate_account_id", "is_corporate",

@@ -618,4 +618,3 @@ def members_wanted(search: SearchRequest) -> bool:
     if search.attributes:
         return named(search.attributes)
     return not named(search.excluded_attributes)
-
