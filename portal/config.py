@@ -73,7 +73,7 @@ def _database_url(value: str) -> str:
 def _without_password(value: str) -> str:
     """A setting's value as an error may show it: a password in a URL (scheme://user:password@host)
     hidden (a review: a misspelt database URL was printed at start-up with its password)."""
-    return re.sub(r"(//[^/@:]*:)[^/]*@", r"\1(hidden)@", value)
+    return re.sub(r"^([^:/?#]+://[^:]*:).*@", r"\1(hidden)@", value)  # up to the last @ (a review)
 
 
 def _language(value: str) -> str:

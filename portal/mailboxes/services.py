@@ -461,27 +461,43 @@ def received_by_name(account_id: int, addresses: list[str]) -> set[str]:
                                                              Domain.settings.is_not(None))).scalars():
         for name in _aliased_names(domain):
             onto.setdefault(name, []).append(domain.name)
-    # name+tag@ reaches name@ where nothing has the tagged name (mail servers deliver there): both
-    # are looked up (a review: sales+x@ was accepted where sales@ was refused).
+    # name+tag@ reaches name@ where nothing has the tagged name, as mail servers deliver it (a
+    # review: sales+x@ was accepted where sales@ was refused): looked up again untagged, for those
+    # whose tagged name nothing had (a later review: jane+x@, a mailbox of its own, counted as jane@'s).
+    found, named = _received(account_id, onto, {address: address.partition("@")[0] for address in addresses})
+    untagged = {address: address.partition("@")[0].split("+", 1)[0] for address in addresses
+                if "+" in address.partition("@")[0] and address not in named}
+    if untagged:
+        found |= _received(account_id, onto, untagged)[0]
+    return found
+
+
+def _received(account_id: int, onto: dict[str, list[str]], locals_of: dict[str, str]) -> tuple[set[str], set[str]]:
+    """(those of the addresses a live mailbox of the account receives, those any mailbox or alias
+    has the name of): each address looked up at ``locals_of[address]`` on its domain and on the
+    domains aliased onto it; a person's own personal mailbox at their login address is named but
+    does not count as received by another."""
     stands_for: dict[str, set[str]] = {}
-    for address in addresses:
-        local, _at, name = address.partition("@")
-        for part in dict.fromkeys((local, local.split("+", 1)[0])):
-            for target in (f"{part}@{name}", *(f"{part}@{domain_name}" for domain_name in onto.get(name, ()))):
-                stands_for.setdefault(target, set()).add(address)
+    for address, local in locals_of.items():
+        name = address.partition("@")[2]
+        for target in (f"{local}@{name}", *(f"{local}@{domain_name}" for domain_name in onto.get(name, ()))):
+            stands_for.setdefault(target, set()).add(address)
     found: set[str] = set()
+    named: set[str] = set()
     names = list(stands_for)
     for start in range(0, len(names), 500):
         chunk = names[start:start + 500]
         for address, kind, owner_email in db.session.execute(
                 db.select(Mailbox.address, Mailbox.kind, User.email).outerjoin(User, User.id == Mailbox.owner_id)
                 .where(Mailbox.account_id == account_id, Mailbox.status != DELETED, Mailbox.address.in_(chunk))):
+            named |= stands_for[address]
             found |= {asked for asked in stands_for[address] if not (kind == PERSONAL and owner_email == asked)}
         aliases = db.select(MailboxAlias.address).join(Mailbox, Mailbox.id == MailboxAlias.mailbox_id).where(
             Mailbox.account_id == account_id, Mailbox.status != DELETED, MailboxAlias.address.in_(chunk))
         for address in db.session.execute(aliases).scalars():
+            named |= stands_for[address]
             found |= stands_for[address]
-    return found
+    return found, named
 
 
 def received_by_a_mailbox(address: str) -> bool:
@@ -1083,8 +1099,10 @@ def add_alias(actor: User, mailbox: Mailbox, raw: str) -> MailboxAlias:
         raise MailboxError(_("An alias must be on a domain served by the same mail system as the mailbox "
                              "(%(backend)s).", backend=mailbox.domain.connection), "alias")
     # The mailbox's row locked first (PostgreSQL): two aliases added at once are counted one after
-    # the other, so the ceiling holds (SQLite takes one writer at a time).
-    db.session.execute(db.select(Mailbox.id).where(Mailbox.id == mailbox.id).with_for_update())
+    # the other, so the ceiling holds (SQLite takes one writer at a time). FOR NO KEY UPDATE: rows
+    # that only point at the mailbox (the job, the log entry) are not held up by it, so a request
+    # that locks the account then changes the mailbox does not deadlock with this one (a review).
+    db.session.execute(db.select(Mailbox.id).where(Mailbox.id == mailbox.id).with_for_update(key_share=True))
     if db.session.execute(db.select(func.count()).select_from(MailboxAlias)
                           .where(MailboxAlias.mailbox_id == mailbox.id)).scalar_one() >= MAX_ALIASES:
         raise MailboxError(_("A mailbox has at most %(count)s aliases: remove one first, or use a domain alias.",

@@ -458,11 +458,15 @@ def group_in_account(account: Account, role_id: str) -> tuple[Role, ScimGroup | 
     return row[0], row[1]
 
 
-def member_documents(member_ids: list[int]) -> list[dict]:
-    """A group's members as its answer lists them, written as JSON directly: through the models a
-    member cost 20 µs, a role held by 5,000 people 170 ms a read, and a page of groups as many
-    times as it holds such roles (a scale review)."""
+def member_documents(member_ids: list[int], keys: tuple[str, ...] = ("value", "$ref")) -> list[dict]:
+    """A group's members as its answer lists them (``keys``: the parts asked for), written as JSON
+    directly: through the models a member cost 20 µs, a role held by 5,000 people 170 ms a read,
+    and a page of groups as many times as it holds such roles (a scale review)."""
     prefix = user_location(0)[:-1]
+    if keys == ("value",):
+        return [{"value": str(user_id)} for user_id in member_ids]
+    if keys == ("$ref",):
+        return [{"$ref": f"{prefix}{user_id}"} for user_id in member_ids]
     return [{"value": str(user_id), "$ref": f"{prefix}{user_id}"} for user_id in member_ids]
 
 
@@ -609,12 +613,35 @@ def search_request(model, values: dict) -> SearchRequest:
     return SearchRequest[model].model_validate(values, scim_ctx=Context.SEARCH_REQUEST, scim_policy=schema.POLICY)
 
 
-def members_wanted(search: SearchRequest) -> bool:
-    """Whether a group answer lists members: not when the caller left them out (Entra ID
-    asks ``excludedAttributes=members`` for exactly this)."""
-    def named(paths):
-        return any(str(path).lower().split(".")[0].rsplit(":", 1)[-1] == "members" for path in paths or [])
+MEMBER_KEYS = ("value", "$ref")
+
+
+def member_keys(search: SearchRequest) -> tuple[str, ...]:
+    """What a group answer says of each member: ``value`` and ``$ref``, or those of them that
+    ``attributes`` names (``members.value``), less those ``excludedAttributes`` names; none when
+    the caller left the members out (Entra ID asks ``excludedAttributes=members`` for exactly this).
+    The members are written after the model (``member_documents``), so their parts are chosen here
+    (a review: ``attributes=members.value`` gave $ref too)."""
+    def parts(paths) -> set[str] | None:
+        """The members' parts ``paths`` name (every one for ``members`` itself), None for none."""
+        named: set[str] | None = None
+        for path in paths or []:
+            text = str(path).lower()
+            if text.startswith("urn:"):
+                text = text.rsplit(":", 1)[-1]
+            attribute, _dot, part = text.partition(".")
+            if attribute == "members":
+                named = (named or set()) | ({part} if part else set(key.lower() for key in MEMBER_KEYS))
+        return named
 
     if search.attributes:
-        return named(search.attributes)
-    return not named(search.excluded_attributes)
+        chosen = parts(search.attributes) or set()
+    else:
+        chosen = {key.lower() for key in MEMBER_KEYS}
+    chosen -= parts(search.excluded_attributes) or set()
+    return tuple(key for key in MEMBER_KEYS if key.lower() in chosen)
+
+
+def members_wanted(search: SearchRequest) -> bool:
+    """Whether a group answer lists members at all."""
+    return bool(member_keys(search))

@@ -128,9 +128,10 @@ def _resource(resource, context: Context, status: int = 200,
 def _listed(page: services.Page, model, parameters: ResponseParameters) -> Response:
     payload = page.to_list_response(model).model_dump(scim_ctx=Context.SEARCH_RESPONSE,
                                                       response_parameters=parameters)
+    keys = services.member_keys(parameters)
     for document, member_ids in zip(payload.get("Resources") or [], page.members or []):
         if member_ids:
-            document["members"] = services.member_documents(member_ids)
+            document["members"] = services.member_documents(member_ids, keys)
     return _answer(payload)
 
 
@@ -282,9 +283,10 @@ def _group(role_id: str, parameters: ResponseParameters, context: Context, statu
     role, link = services.group_in_account(g.account, role_id)
     resource = services.group_resource(role, link, None)
     payload = resource.model_dump(scim_ctx=context, response_parameters=parameters)
-    member_ids = services.member_ids(g.account, role) if services.members_wanted(parameters) else None
+    keys = services.member_keys(parameters)
+    member_ids = services.member_ids(g.account, role) if keys else None
     if member_ids:
-        payload["members"] = services.member_documents(member_ids)
+        payload["members"] = services.member_documents(member_ids, keys)
     return _answer(payload, status, {"Location": resource.meta.location})
 
 

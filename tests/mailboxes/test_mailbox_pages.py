@@ -347,3 +347,21 @@ def test_member_mailbox_access__pages_what_they_hold_and_shows_the_viewer_only_w
     assert "box000@example.org" not in page
     assert "None that you may see." in client.get(
         f"/accounts/{account.id}/members/{nobody.id}/mailboxes").get_data(as_text=True)
+
+
+def test_received_by_name__a_tagged_name_counts_as_untagged_only_where_nothing_has_it(make, owner, account):
+    """name+tag@ reaches name@'s mailbox where nothing has the tagged name, as mail servers deliver
+    it; a tagged address with a mailbox of its own (its owner's login address) is not read by name@'s
+    (a review: both were looked up, and jane+x@ counted as read by jane@'s readers)."""
+    from portal.mailboxes.services import received_by_name
+
+    domain = enabled_domain(owner, account)
+    jane = make.user("jane+x@example.org")
+    db.session.add_all([
+        Mailbox(account_id=account.id, domain_id=domain.id, local_part="jane+x", address="jane+x@example.org",
+                kind="personal", status="enabled", owner_id=jane.id),
+        Mailbox(account_id=account.id, domain_id=domain.id, local_part="jane", address="jane@example.org",
+                kind="shared", status="enabled")])
+    db.session.commit()
+    assert received_by_name(account.id, ["jane+x@example.org", "jane+y@example.org", "jane@example.org",
+                                         "other+z@example.org"]) == {"jane+y@example.org", "jane@example.org"}

@@ -160,6 +160,14 @@ def test_members__read_as_value_and_ref_in_lists_and_alone_and_left_out_when_ask
     assert not [item for item in light if "members" in item]
     only = scim.get("/Groups", attributes="members", filter='displayName eq "Team"').get_json()["Resources"]
     assert only[0]["members"] == alone["members"] and "displayName" not in only[0]
+    # A part of the members named alone is what they hold (a review: $ref came with value).
+    for asked, keys in (("members.value", {"value"}), ("members.$ref", {"$ref"}),
+                        ("urn:ietf:params:scim:schemas:core:2.0:Group:members.value", {"value"})):
+        single = scim.get(f"/Groups/{group['id']}", attributes=asked).get_json()
+        assert [set(member) for member in single["members"]] == [keys, keys], (asked, single)
+        listed = scim.get("/Groups", attributes=asked, filter='displayName eq "Team"').get_json()["Resources"]
+        assert [set(member) for member in listed[0]["members"]] == [keys, keys], (asked, listed)
+    assert "members" not in scim.get(f"/Groups/{group['id']}", attributes="members.display").get_json()
     empty = _status(scim.post("/Groups", {"displayName": "Empty"}), 201)
     assert "members" not in scim.get(f"/Groups/{empty['id']}").get_json()
 

@@ -266,3 +266,53 @@ def test_aliases__two_added_at_once_to_a_mailbox_one_short_of_the_ceiling_reach_
     assert outcome and "at most 400 aliases" in outcome[0], outcome
     assert db.session.execute(db.select(db.func.count()).select_from(MailboxAlias)
                               .where(MailboxAlias.mailbox_id == mailbox_id)).scalar_one() == mailboxes.MAX_ALIASES
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_aliases__added_while_the_mailbox_owner_is_removed_neither_deadlocks(app, make, mailbox, owner, account,
+                                                                             backend):
+    """A review: the alias's lock on the mailbox (FOR UPDATE) held up the removal, which had locked
+    the account and then changed the mailbox, while the alias's job and log entry waited for the
+    account: PostgreSQL broke the deadlock with an error (a 500). Both go through now."""
+    import threading
+
+    from portal.accounts.models import Account, Membership
+    from portal.auth.models import User
+    from portal.users.services import remove_corporate_user
+    from tests.sql import on_each_statement
+
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite takes one writer at a time")
+    jane = make.user(f"jane@{mailbox.domain.name}")
+    membership = make.member(account, jane)
+    jane.is_corporate, jane.corporate_account_id = True, account.id
+    mailbox.kind, mailbox.owner_id = "personal", jane.id
+    db.session.commit()
+    ids = {"owner": owner.id, "account": account.id, "membership": membership.id}
+    outcome, other = [], []
+
+    def remove_jane() -> None:
+        with app.app_context():
+            try:
+                remove_corporate_user(db.session.get(User, ids["owner"]), db.session.get(Account, ids["account"]),
+                                      db.session.get(Membership, ids["membership"]), "disable")
+                db.session.commit()
+                outcome.append("removed")
+            except Exception as error:  # noqa: BLE001 (the outcome is what is checked)
+                db.session.rollback()
+                outcome.append(repr(error))
+            finally:
+                db.session.remove()
+
+    def race(statement: str) -> None:
+        if other or not statement.lstrip().upper().startswith("INSERT INTO MAILBOX_ALIASES"):
+            return
+        other.append(threading.Thread(target=remove_jane))
+        other[0].start()
+        other[0].join(timeout=1.5)
+
+    with on_each_statement(race):
+        mailboxes.add_alias(owner, mailbox, f"j.doe@{mailbox.domain.name}")
+        db.session.commit()
+    other[0].join(timeout=30)
+    assert outcome == ["removed"]

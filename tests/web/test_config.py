@@ -58,6 +58,12 @@ def test_settings__a_malformed_url_is_shown_without_its_password():
         load_settings({"PORTAL_DATABASE_URL": "postgress://admin:S3cret@Passw0rd@db/portal"})
     assert "S3cret" not in str(caught.value) and "Passw0rd" not in str(caught.value)
     assert "postgress://admin:(hidden)@db/portal" in str(caught.value)
+    # A user name holding an @ (as some clouds give), a / in the password.
+    for url, secret in (("postgresq://app@myserver:s3cret@host/db", "s3cret"),
+                        ("postgress://app:s3/cret@host/db", "cret")):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"PORTAL_DATABASE_URL": url})
+        assert secret not in str(caught.value) and "(hidden)@host/db" in str(caught.value)
 
 
 def test_settings__every_number_has_a_ceiling_and_the_ceiling_itself_is_accepted():
