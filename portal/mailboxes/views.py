@@ -339,9 +339,13 @@ def member_advanced(account_id, membership_id, mailbox_id):
         db.session.commit()
         flash(_("Mailbox permissions saved."), "success")
         return _back(account_id, membership_id, mailbox_id)
+    if not is_htmx(request):
+        # The whole page, its list of mailboxes with it (the fuzz test: a page without that list,
+        # which is paged now, was a 500).
+        return _member_mailboxes(membership, mailbox_id, picker=picker)
     return render("accounts/mailbox_access.html", block="permission_picker", account=g.account,
                   membership=membership, chosen=g.mailbox, grants=roles.mailbox_grants(membership, mailbox_id),
-                  error=None, form=ConfirmForm(), query="", choices=[], held_on=[],
+                  error=None, form=ConfirmForm(), query="", choices=[],
                   roles=roles.roles_for(g.account, catalogue.MAILBOX), picker=picker)
 
 

@@ -365,3 +365,28 @@ def test_received_by_name__a_tagged_name_counts_as_untagged_only_where_nothing_h
     db.session.commit()
     assert received_by_name(account.id, ["jane+x@example.org", "jane+y@example.org", "jane@example.org",
                                          "other+z@example.org"]) == {"jane+y@example.org", "jane@example.org"}
+
+
+def test_member_mailbox_permissions__the_picker_asked_without_htmx_is_the_whole_page(client, auth, make, owner,
+                                                                                    account):
+    """The fuzz test: the permission picker's form sent without htmx (a search in it, no script)
+    answered 500 once the page's list of mailboxes was paged: that list is now read for it too."""
+    from portal.roles.models import Grant
+    from portal.roles.services import system_role
+
+    domain = enabled_domain(owner, account)
+    box = Mailbox(account_id=account.id, domain_id=domain.id, local_part="desk", address="desk@example.org",
+                  kind="shared", status="enabled")
+    db.session.add(box)
+    db.session.flush()
+    holder = make.member(account, make.user("holder@example.org"))
+    db.session.add(Grant(membership_id=holder.id, account_id=account.id, role_id=system_role("mailbox_delegate").id,
+                         mailbox_id=box.id))
+    db.session.commit()
+    auth.login("owner@example.org")
+    url = f"/accounts/{account.id}/members/{holder.id}/mailboxes/{box.id}/advanced"
+    for answer in (client.post(url, data={"action": "filter", "q": "send"}), client.post(url, data={})):
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 200 and "1–1 of 1 mailbox" in page and 'id="chosen-mailbox"' in page
+    fragment = client.post(url, data={"action": "filter"}, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<h1>" not in fragment
