@@ -272,9 +272,8 @@ def _member_mailboxes(membership, chosen_id, status=200, error=None, picker=None
     # hold something on (a review: a helpdesk read the address of the director's mailbox here).
     # Chosen in the query and paged, with their count: the first 100 were shown, unsaid, and those
     # the viewer could not see taken out after (a scale review: 100 of 2,000, or none of them).
-    listing = lists.read({}, ("address",), "address")
-    visible = services.mailbox_query(current_user, g.account, replace(listing, q=""),
-                                     (g.access.membership_id, g.access.held))
+    listing = replace(lists.read({}, ("address",), "address"), q="")  # a page of addresses, no search
+    visible = services.mailbox_query(current_user, g.account, listing, (g.access.membership_id, g.access.held))
     held_on = lists.fetch(visible.where(roles.mailboxes_held_by(membership))
                           .options(lazyload(Mailbox.domain), lazyload(Mailbox.aliases), lazyload(Mailbox.owner)),
                           listing)

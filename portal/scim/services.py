@@ -463,11 +463,7 @@ def member_documents(member_ids: list[int], keys: tuple[str, ...] = ("value", "$
     directly: through the models a member cost 20 µs, a role held by 5,000 people 170 ms a read,
     and a page of groups as many times as it holds such roles (a scale review)."""
     prefix = user_location(0)[:-1]
-    if keys == ("value",):
-        return [{"value": str(user_id)} for user_id in member_ids]
-    if keys == ("$ref",):
-        return [{"$ref": f"{prefix}{user_id}"} for user_id in member_ids]
-    return [{"value": str(user_id), "$ref": f"{prefix}{user_id}"} for user_id in member_ids]
+    return [{key: str(user_id) if key == "value" else f"{prefix}{user_id}" for key in keys} for user_id in member_ids]
 
 
 def search_groups(account: Account, search: SearchRequest, with_members: bool) -> Page:
@@ -631,15 +627,12 @@ def member_keys(search: SearchRequest) -> tuple[str, ...]:
                 text = text.rsplit(":", 1)[-1]
             attribute, _dot, part = text.partition(".")
             if attribute == "members":
-                named = (named or set()) | ({part} if part else set(key.lower() for key in MEMBER_KEYS))
+                named = (named or set()) | ({part} if part else set(MEMBER_KEYS))
         return named
 
-    if search.attributes:
-        chosen = parts(search.attributes) or set()
-    else:
-        chosen = {key.lower() for key in MEMBER_KEYS}
+    chosen = (parts(search.attributes) or set()) if search.attributes else set(MEMBER_KEYS)
     chosen -= parts(search.excluded_attributes) or set()
-    return tuple(key for key in MEMBER_KEYS if key.lower() in chosen)
+    return tuple(key for key in MEMBER_KEYS if key in chosen)
 
 
 def members_wanted(search: SearchRequest) -> bool:
