@@ -57,3 +57,50 @@ def same_grant_made_first(membership_id: int, account_id: int, role_id: int) -> 
 
     with on_each_statement(grant_first):
         yield raced
+
+
+class OtherRequest:
+    """Another request run by ``another_request_before``: what it returned (or the error it raised),
+    and whether it was still waiting when this request went on."""
+
+    def __init__(self) -> None:
+        self.outcome: list = []
+        self.thread: threading.Thread | None = None
+        self.was_waiting: bool | None = None
+
+
+@contextmanager
+def another_request_before(app, statement_start: str, work: Callable[[], object],
+                           wait: float) -> Iterator[OtherRequest]:
+    """Run ``work`` as another request (its own app context and session, committed at its end) from
+    another thread, started just before this request's first statement that begins with
+    ``statement_start``; this request waits ``wait`` seconds for it, then goes on. On leaving, the
+    other request is given time to finish."""
+    from portal.extensions import db
+
+    other = OtherRequest()
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                result = work()
+                db.session.commit()
+                other.outcome.append(result)
+            except Exception as error:  # noqa: BLE001 (what happened is what the test checks)
+                db.session.rollback()
+                other.outcome.append(error)
+            finally:
+                db.session.remove()
+
+    def start(statement: str) -> None:
+        if other.thread is not None or not statement.lstrip().upper().startswith(statement_start.upper()):
+            return
+        other.thread = threading.Thread(target=run)
+        other.thread.start()
+        other.thread.join(timeout=wait)
+        other.was_waiting = other.thread.is_alive()
+
+    with on_each_statement(start):
+        yield other
+    if other.thread is not None:
+        other.thread.join(timeout=30)

@@ -221,13 +221,11 @@ def test_aliases__two_added_at_once_to_a_mailbox_one_short_of_the_ceiling_reach_
     """Another request adds an alias while this one, having counted 399, is about to insert its own:
     it waits for the mailbox's row, then counts 400 and is refused (without the lock both counted
     399 and the mailbox had 401)."""
-    import threading
-
     from sqlalchemy import insert
 
     from portal.auth.models import User
     from portal.mailboxes.models import MailboxAlias
-    from tests.sql import on_each_statement
+    from tests.racing import another_request_before
 
     if db.engine.dialect.name == "sqlite":
         pytest.skip("SQLite takes one writer at a time")
@@ -236,34 +234,17 @@ def test_aliases__two_added_at_once_to_a_mailbox_one_short_of_the_ceiling_reach_
         for n in range(mailboxes.MAX_ALIASES - 1)])
     db.session.commit()
     mailbox_id, owner_id, domain_name = mailbox.id, owner.id, mailbox.domain.name
-    outcome, other = [], []
 
-    def add_another() -> None:
-        with app.app_context():
-            try:
-                mailboxes.add_alias(db.session.get(User, owner_id), db.session.get(Mailbox, mailbox_id),
-                                    f"second@{domain_name}")
-                db.session.commit()
-                outcome.append("added")
-            except mailboxes.MailboxError as refusal:
-                db.session.rollback()
-                outcome.append(str(refusal))
-            finally:
-                db.session.remove()
+    def add_another() -> str:
+        mailboxes.add_alias(db.session.get(User, owner_id), db.session.get(Mailbox, mailbox_id),
+                            f"second@{domain_name}")
+        return "added"
 
-    def race(statement: str) -> None:
-        if other or not statement.lstrip().upper().startswith("INSERT INTO MAILBOX_ALIASES"):
-            return
-        other.append(threading.Thread(target=add_another))
-        other[0].start()
-        other[0].join(timeout=2)
-        assert other[0].is_alive(), outcome  # it waits for this request's lock on the mailbox
-
-    with on_each_statement(race):
+    with another_request_before(app, "INSERT INTO mailbox_aliases", add_another, wait=2) as other:
         mailboxes.add_alias(owner, mailbox, f"first@{domain_name}")
         db.session.commit()
-    other[0].join(timeout=30)
-    assert outcome and "at most 400 aliases" in outcome[0], outcome
+    assert other.was_waiting, other.outcome  # it waits for this request's lock on the mailbox
+    assert other.outcome and "at most 400 aliases" in str(other.outcome[0]), other.outcome
     assert db.session.execute(db.select(db.func.count()).select_from(MailboxAlias)
                               .where(MailboxAlias.mailbox_id == mailbox_id)).scalar_one() == mailboxes.MAX_ALIASES
 
@@ -274,12 +255,10 @@ def test_aliases__added_while_the_mailbox_owner_is_removed_neither_deadlocks(app
     """A review: the alias's lock on the mailbox (FOR UPDATE) held up the removal, which had locked
     the account and then changed the mailbox, while the alias's job and log entry waited for the
     account: PostgreSQL broke the deadlock with an error (a 500). Both go through now."""
-    import threading
-
     from portal.accounts.models import Account, Membership
     from portal.auth.models import User
     from portal.users.services import remove_corporate_user
-    from tests.sql import on_each_statement
+    from tests.racing import another_request_before
 
     if db.engine.dialect.name == "sqlite":
         pytest.skip("SQLite takes one writer at a time")
@@ -289,30 +268,13 @@ def test_aliases__added_while_the_mailbox_owner_is_removed_neither_deadlocks(app
     mailbox.kind, mailbox.owner_id = "personal", jane.id
     db.session.commit()
     ids = {"owner": owner.id, "account": account.id, "membership": membership.id}
-    outcome, other = [], []
 
-    def remove_jane() -> None:
-        with app.app_context():
-            try:
-                remove_corporate_user(db.session.get(User, ids["owner"]), db.session.get(Account, ids["account"]),
-                                      db.session.get(Membership, ids["membership"]), "disable")
-                db.session.commit()
-                outcome.append("removed")
-            except Exception as error:  # noqa: BLE001 (the outcome is what is checked)
-                db.session.rollback()
-                outcome.append(repr(error))
-            finally:
-                db.session.remove()
+    def remove_jane() -> str:
+        remove_corporate_user(db.session.get(User, ids["owner"]), db.session.get(Account, ids["account"]),
+                              db.session.get(Membership, ids["membership"]), "disable")
+        return "removed"
 
-    def race(statement: str) -> None:
-        if other or not statement.lstrip().upper().startswith("INSERT INTO MAILBOX_ALIASES"):
-            return
-        other.append(threading.Thread(target=remove_jane))
-        other[0].start()
-        other[0].join(timeout=1.5)
-
-    with on_each_statement(race):
+    with another_request_before(app, "INSERT INTO mailbox_aliases", remove_jane, wait=1.5) as other:
         mailboxes.add_alias(owner, mailbox, f"j.doe@{mailbox.domain.name}")
         db.session.commit()
-    other[0].join(timeout=30)
-    assert outcome == ["removed"]
+    assert other.outcome == ["removed"]
