@@ -42,8 +42,12 @@ $(AXE): tests/package.json tests/package-lock.json
 	npm ci --prefix tests --no-audit --no-fund
 	touch $(AXE)
 
+# The suite runs in one process per core (pytest-xdist), at most 4: each has its own database,
+# SMTP sink and DNS server. TEST_WORKERS=0 runs it in this process (for --pdb, say).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
+
 test: $(STAMP) browser $(AXE)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # After changing texts: extract them and bring the catalogues up to date (new texts come empty,
 # never guessed, in portal/translations/<language>/<area>.po); then translate the empty entries.

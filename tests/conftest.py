@@ -16,9 +16,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
+from jinja2 import BytecodeCache
 from sqlalchemy import create_engine, text
+from werkzeug.routing import Rule
 from werkzeug.serving import make_server
 
 from portal import create_app
@@ -27,6 +30,47 @@ from tests.servers.dns import DnsServer
 from tests.servers.smtp import SmtpSink
 
 PASSWORD = "correct horse battery"
+
+
+class _TemplateCodeCache(BytecodeCache):
+    """Compiled templates kept for the whole run: each test builds its own app, whose Jinja
+    environment would otherwise parse and compile every template it renders again (about
+    0.1 s for the macros alone). A template whose source changed is compiled afresh."""
+
+    def __init__(self):
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        if bucket.key in self._code:
+            bucket.bytecode_from_string(self._code[bucket.key])
+
+    def dump_bytecode(self, bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+Flask.jinja_options = {**Flask.jinja_options, "bytecode_cache": _TemplateCodeCache()}
+
+
+def _remember_url_builders() -> None:
+    """Each new app compiles a URL builder function for each of its 230 routes (about 0.2 s per
+    test). A builder depends only on its rule, its defaults and whether it appends unknown
+    arguments, so the run compiles each once; werkzeug binds it to each app's rule as before."""
+    compile_builder = getattr(Rule, "_compile_builder", None)
+    if compile_builder is None:  # another werkzeug: compile as it does
+        return
+    built: dict = {}
+
+    def remembered(rule, append_unknown: bool = True):
+        key = (rule.rule, rule.subdomain, rule.host, tuple(rule._trace),
+               repr(sorted((rule.defaults or {}).items())), append_unknown)
+        if key not in built:
+            built[key] = compile_builder(rule, append_unknown)
+        return built[key]
+
+    Rule._compile_builder = remembered
+
+
+_remember_url_builders()
 
 
 # -- database -------------------------------------------------------------------
@@ -119,15 +163,21 @@ def migrated(database_url, smtp_sink, instance_dir):
 
 
 def _empty_tables() -> None:
+    """Delete every row, children first, and start ids again from 1. On PostgreSQL this is
+    DELETE and setval, not TRUNCATE: truncating the 36 tables made new files for each of them
+    and took about 0.25 s before every test (DELETE of a test's few rows, 15 ms)."""
     from portal.roles.services import ensure_system_roles
 
-    tables = [table for table in reversed(db.metadata.sorted_tables) if table.name != "alembic_version"]
-    if db.engine.dialect.name == "postgresql":
-        names = ", ".join(f'"{table.name}"' for table in tables)
-        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    else:
-        for table in tables:
+    for table in reversed(db.metadata.sorted_tables):
+        if table.name != "alembic_version":
             db.session.execute(table.delete())
+    if db.engine.dialect.name == "postgresql":
+        sequences = db.session.execute(text(
+            "SELECT quote_ident(sequence_name) FROM information_schema.sequences"
+            " WHERE sequence_schema = current_schema()")).scalars().all()
+        if sequences:
+            restarts = ", ".join(f"setval('{name}', 1, false)" for name in sequences)
+            db.session.execute(text(f"SELECT {restarts}"))
     db.session.commit()
     ensure_system_roles()
     db.session.commit()
