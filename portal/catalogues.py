@@ -28,7 +28,7 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 METHODS = [("portal/**.py", "python"), ("templates/**.html", "jinja2"), ("templates/**.txt", "jinja2")]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None,
             "lazy_ngettext": (1, 2), "pgettext": ((1, "c"), 2), "lazy_pgettext": ((1, "c"), 2),
-            "_lp": ((1, "c"), 2),
+            "_lp": ((1, "c"), 2), "npgettext": ((1, "c"), 2, 3),
             "later": None, "later_plural": (1, 2)}
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdif]")
 

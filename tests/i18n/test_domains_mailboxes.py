@@ -180,3 +180,22 @@ def test_domain_settings_refused_when_applied_read_in_each_readers_language(owne
     auth.login("admin@example.org")
     page = client.get(f"/accounts/{account.id}/domains/{domain.id}/settings").get_data(as_text=True)
     assert html.escape(french, quote=False) in page and html.escape(english, quote=False) not in page
+
+
+def test_overview__counts_mailboxes_by_status_agreed_with_their_number(french, client, owner, account, run_jobs):
+    domain = enabled_domain(owner, account)
+    for name in ("a", "b", "c", "d"):
+        mailboxes.create_mailbox(owner, account, domain, name)
+    db.session.commit()
+    run_jobs()
+    failed = db.session.execute(db.select(Mailbox).where(Mailbox.local_part == "d")).scalar_one()
+    failed.status = "failed"
+    db.session.commit()
+    tile = french.get(f"/accounts/{account.id}/").get_data(as_text=True).split("boîtes aux lettres<br>")[1]
+    # Each status in the order a mailbox goes through them, agreed with the number: a walkthrough
+    # read "Activée : 3" (a status name, singular, before a count).
+    assert tile.startswith('<span class="muted">3 activées, 1 en échec</span>')
+    owner.locale = "en"
+    db.session.commit()
+    tile = client.get(f"/accounts/{account.id}/").get_data(as_text=True).split("mailboxes<br>")[1]
+    assert tile.startswith('<span class="muted">3 enabled, 1 failed</span>')
