@@ -33,6 +33,8 @@ _TEXTS = {
     "bad_characters": _l("The address holds characters an address cannot have."),
     "compatibility_form": _l("The part before the @ sign holds look-alike forms of characters (full-width letters, "
                              "ligatures…): type it with plain ones."),
+    "no_small_letter": _l("The part before the @ sign holds a capital letter with no small letter of its own (such "
+                          "as İ): type it in small letters."),
     "invisible": _l("The part before the @ sign holds an invisible character (a joiner, a variation selector, a "
                     "filler…): type it again without it."),
 }
@@ -44,6 +46,7 @@ _COMPATIBILITY = "The part before the @-sign has characters in a compatibility f
 _COMPATIBILITY_EXPLANATION = _COMPATIBILITY + " (full-width letters, ligatures...): type it with plain ones."
 _INVISIBLE = "The part before the @-sign has an invisible character"
 _INVISIBLE_EXPLANATION = _INVISIBLE + " (a joiner, a variation selector, a filler...)."
+_NO_SMALL_LETTER = "The part before the @-sign has a capital letter with no small letter of its own"
 
 # Characters that show nothing (Unicode's default-ignorable code points, the Hangul fillers, the
 # blank Braille cell): dup@ with one of them was a person apart from dup@, looking the same (a review).
@@ -81,6 +84,7 @@ _REASONS = (
     ("An open angle bracket", "display_name"),
     (_COMPATIBILITY, "compatibility_form"),
     (_INVISIBLE, "invisible"),
+    (_NO_SMALL_LETTER, "no_small_letter"),
     ("Internationalized characters before the @-sign", "bad_local_characters"),
     ("The email address contains invalid characters before the @-sign", "bad_local_characters"),
     ("Quoting the part before the @-sign", "quoted_local"),
@@ -112,7 +116,9 @@ def checked_address(text: str) -> str:
         raise EmailNotValidError(_INVISIBLE_EXPLANATION)
     # Checked again as kept, lower-cased: "İ" lower-cases to "i" and a combining dot (a review).
     local = checked.local_part.lower()
+    if len(local) != len(checked.local_part):
+        raise EmailNotValidError(_NO_SMALL_LETTER + " (such as İ).")
     if unicodedata.normalize("NFKC", checked.local_part) != checked.local_part \
-            or unicodedata.normalize("NFKC", local) != local or len(local) != len(checked.local_part):
+            or unicodedata.normalize("NFKC", local) != local:
         raise EmailNotValidError(_COMPATIBILITY_EXPLANATION)
     return f"{checked.local_part}@{checked.ascii_domain}".lower()

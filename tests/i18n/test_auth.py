@@ -253,8 +253,11 @@ def test_password_reset__to_someone_without_a_language_is_in_the_language_of_the
     ("en", "ada\ufe0f@example.org", "The part before the @ sign holds an invisible character"),
     ("en", "ada\u1160@example.org", "The part before the @ sign holds an invisible character"),
     ("fr", "\u2800ada@example.org", "La partie avant le @ contient un caractère invisible"),
-    # "İ" lower-cases to "i" and a combining dot above.
-    ("en", "\u0130ada@example.org", "The part before the @ sign holds look-alike forms of characters"),
+    # "İ" lower-cases to "i" and a combining dot above: refused, with what to type instead (it was
+    # told of "full-width letters, ligatures").
+    ("en", "\u0130ada@example.org", "holds a capital letter with no small letter of its own (such as İ): type it "
+                                     "in small letters."),
+    ("fr", "ad\u0130a@example.org", "La partie avant le @ contient une majuscule sans minuscule à elle (comme İ)"),
 ])
 def test_registration__an_invalid_address_is_explained_in_the_browsers_language(language, email, expected, client,
                                                                                 ada):
