@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.extensions import db
+from portal.search import folded, insert_default
 from portal.timeutil import utcnow
 
 
@@ -35,8 +36,16 @@ class ApiToken(db.Model):
     # The current rate-limit window: when it started and how many requests it has seen.
     window_started_at: Mapped[datetime | None]
     window_count: Mapped[int] = mapped_column(default=0)
+    # The name and the prefix, case-folded (portal.search): the tokens page finds "Équipe" by
+    # "équipe" (SQLite's lower() folds ASCII capitals only).
+    search_text: Mapped[str] = mapped_column(Text, default=insert_default("name", "prefix"), server_default="")
 
     created_by = relationship("User", lazy="joined")
+
+    @validates("name", "prefix")
+    def _keep_search_text(self, key: str, value):
+        self.search_text = folded(value if key == "name" else self.name, value if key == "prefix" else self.prefix)
+        return value
 
 
 class IdempotentRequest(db.Model):

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, g, has_request_context, request
 from flask_babel import gettext as _
-from sqlalchemy import case, func, update
+from sqlalchemy import case, update
 
 from portal.accounts.models import Account, Membership
 from portal.audit.services import record
@@ -151,13 +151,11 @@ def token_query(account: Account, text: str = ""):
     """The account's tokens, those not revoked first, the newest first; ``text``: those whose name
     or prefix holds it. Paged by the page (a scale review: the newest 200 were shown and the rest
     could be neither seen nor revoked)."""
-    from portal.web.lists import like
+    from portal.search import holding
 
     query = db.select(ApiToken).where(ApiToken.account_id == account.id)
     if text:
-        pattern = like(text)
-        query = query.where(func.lower(ApiToken.name).like(pattern, escape="\\")
-                            | func.lower(ApiToken.prefix).like(pattern, escape="\\"))
+        query = query.where(holding(ApiToken.search_text, text))
     return query.order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
 
 

@@ -237,3 +237,15 @@ def test_tokens_page__pages_every_token_and_finds_one_by_name(client, world, aut
     found = client.get(f"{_page(world)}?q=JOB+007").get_data(as_text=True)
     assert "job 007" in found and "job 008" not in found and "1–1 of 1 token" in found
     assert "No token matches this search." in client.get(f"{_page(world)}?q=%25_nothing").get_data(as_text=True)
+    # In any language's capitals, by name or by prefix (SQLite's lower() folds ASCII alone: "Équipe"
+    # was not found by "équipe"); a search never spans the name and the prefix.
+    db.session.execute(insert(ApiToken.__table__), [
+        {"account_id": account.id, "created_by_id": maker_id, "name": "Équipe ÖLÇÜ", "token_hash": "f" * 64,
+         "prefix": "mpt_Zz9", "scopes": ["audit:read"], "allowed_networks": [], "created_at": now, "window_count": 0}])
+    db.session.commit()
+    for search in ("équipe", "ÉQUIPE+ölçü", "MPT_zZ9"):
+        found = client.get(f"{_page(world)}?q={search}").get_data(as_text=True)
+        assert "Équipe ÖLÇÜ" in found and "1–1 of 1 token" in found, search
+    assert "No token matches this search." in client.get(f"{_page(world)}?q=l%C3%A7%C3%BC%0Ampt").get_data(as_text=True)
+    assert ApiToken(name="Équipe", prefix="mpt_AB").search_text == ApiToken(prefix="mpt_AB", name="Équipe").search_text \
+        == "équipe\nmpt_ab"  # as the tokens page makes them, whatever the order

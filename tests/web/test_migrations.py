@@ -236,3 +236,31 @@ def test_migration_0032__keeps_one_of_each_grant_and_refuses_another(database_ur
             assert len(run(text("SELECT id FROM grants")).all()) == 6
             db.session.remove()
             db.engine.dispose()
+
+
+def test_migration_0042__tokens_get_their_name_and_prefix_case_folded_and_lose_them_going_down(database_url,
+                                                                                               smtp_sink, tmp_path):
+    import flask_migrate
+    from sqlalchemy import text
+
+    from portal.accounts.models import Account
+
+    with _database_of_its_own(database_url, smtp_sink, tmp_path) as app:
+        with app.app_context():
+            flask_migrate.upgrade(revision="0041_users_corporate_index")
+            run = db.session.execute
+            db.session.add(Account(id=1, name="A"))
+            db.session.flush()
+            for token_id, name in ((1, "Équipe ÖLÇÜ"), (2, "nightly")):
+                run(text("INSERT INTO api_tokens (id, account_id, name, token_hash, prefix, scopes, allowed_networks, "
+                         "created_at, last_used_ip, window_count) VALUES (:id, 1, :name, :hash, 'mpt_AbC', '[]', '[]', "
+                         "CURRENT_TIMESTAMP, '', 0)"), {"id": token_id, "name": name, "hash": str(token_id) * 64})
+            db.session.commit()
+            flask_migrate.upgrade(revision="0042_token_search")
+            assert run(text("SELECT search_text FROM api_tokens ORDER BY id")).scalars().all() == \
+                ["équipe ölçü\nmpt_abc", "nightly\nmpt_abc"]
+            db.session.commit()
+            flask_migrate.downgrade(revision="0041_users_corporate_index")
+            assert "search_text" not in {column["name"] for column in db.inspect(db.engine).get_columns("api_tokens")}
+            db.session.remove()
+            db.engine.dispose()
