@@ -172,12 +172,8 @@ def _empty_tables() -> None:
         if table.name != "alembic_version":
             db.session.execute(table.delete())
     if db.engine.dialect.name == "postgresql":
-        sequences = db.session.execute(text(
-            "SELECT quote_ident(sequence_name) FROM information_schema.sequences"
-            " WHERE sequence_schema = current_schema()")).scalars().all()
-        if sequences:
-            restarts = ", ".join(f"setval('{name}', 1, false)" for name in sequences)
-            db.session.execute(text(f"SELECT {restarts}"))
+        db.session.execute(text("SELECT setval(oid::regclass, 1, false) FROM pg_class"
+                                " WHERE relkind = 'S' AND relnamespace = current_schema()::regnamespace"))
     db.session.commit()
     ensure_system_roles()
     db.session.commit()

@@ -20,6 +20,7 @@ from portal.extensions import db
 from portal.invitations.models import PENDING as INVITATION_PENDING
 from portal.invitations.models import Invitation
 from portal.mailboxes.models import FAILED as MAILBOX_FAILED
+from portal.mailboxes.models import STATUSES as MAILBOX_STATUSES
 from portal.mailboxes.models import Mailbox
 from portal.timeutil import utcnow
 from portal.users.models import CHECKING, QUEUED, RUNNING, ImportRun
@@ -52,6 +53,12 @@ class Overview:
     imports_running: list = field(default_factory=list)
     recent: list = field(default_factory=list)
     checklist: list[Step] = field(default_factory=list)
+
+    @property
+    def mailbox_statuses(self) -> list[tuple[str, int]]:
+        """The statuses the account's mailboxes are in, with how many, in the order a mailbox goes
+        through them."""
+        return [(status, self.mailboxes[status]) for status in MAILBOX_STATUSES if self.mailboxes.get(status)]
 
     @property
     def needs_action(self) -> bool:
