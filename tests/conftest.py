@@ -34,8 +34,9 @@ PASSWORD = "correct horse battery"
 
 class _TemplateCodeCache(BytecodeCache):
     """Compiled templates kept for the whole run: each test builds its own app, whose Jinja
-    environment would otherwise parse and compile every template it renders again (about
-    0.1 s for the macros alone). A template whose source changed is compiled afresh."""
+    environment would otherwise parse and compile every template it renders again (an app and
+    the log-in page's templates: 0.25 s without this cache, 0.04 s with it). A template whose
+    source changed is compiled afresh."""
 
     def __init__(self):
         self._code: dict[str, bytes] = {}
@@ -52,8 +53,8 @@ Flask.jinja_options = {**Flask.jinja_options, "bytecode_cache": _TemplateCodeCac
 
 
 def _remember_url_builders() -> None:
-    """Each new app compiles a URL builder function for each of its 230 routes (about 0.2 s per
-    test). A builder depends only on its rule, its defaults and whether it appends unknown
+    """Each new app compiles a URL builder function for each of its 229 routes (0.13 s of the
+    0.21 s an app took to build). A builder depends only on its rule, its defaults and whether it appends unknown
     arguments, so the run compiles each once; werkzeug binds it to each app's rule as before."""
     compile_builder = getattr(Rule, "_compile_builder", None)
     if compile_builder is None:  # another werkzeug: compile as it does
