@@ -32,17 +32,25 @@ Then, in the same run:
   included (SQLite does most of a statement's work as its rows are fetched:
   the in-process app's SQLite connections time their cursors' fetches and
   add them to the statement being recorded; PostgreSQL's rows have all
-  arrived when the statement returns).
+  arrived when the statement returns). This app keeps no pages
+  (``PAGE_CACHE`` off): these figures are what rendering each page costs.
 - Throughput and latency over HTTP: the portal (``app:app``) and the floor
   (``bench/floor.py``: one ORM query of 50 users through a Jinja template; its start-up
   objects frozen as the portal's ``app.py`` freezes its own)
   each served by gunicorn, 2 sync workers, on 127.0.0.1, configured by
-  environment variables. The owner logs in with a POST to /login (the CSRF
-  token read from the login page); the load driver sends that session
-  cookie. After a warm-up of one second on every URL, each round drives the
-  floor, then each page, with a floor run between every two pages and after
-  the last one, ``--seconds`` each, so that whatever else the machine does
-  hits both; a page's ratio in a round is
+  environment variables, the portal as deployed: it keeps pages
+  (``portal.web.pagecache``; ``--no-page-cache`` turns that off, and then
+  every request renders its page). The owner logs in with a POST to /login
+  (the CSRF token read from the login page) and opens the page it is sent to
+  (which gives the session its CSRF secret); the load driver sends that
+  session cookie. Nothing writes while the pages are driven, so a kept page is answered
+  again until its time runs out (then each web process renders it once more); the "kept"
+  column is the share of a page's requests answered from a kept page
+  (``X-Portal-Cache: hit``, counted by the load driver). After a warm-up of
+  one second on every URL, each round drives the floor, then each page, with
+  a floor run between every two pages and after the last one, ``--seconds``
+  each, so that whatever else the machine does hits both; a page's ratio in a
+  round is
   its req/s over the mean req/s of the two floor runs around it, and the
   table gives the median ratio over the rounds (the range in brackets).
 
@@ -82,7 +90,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import event, insert, text
 
@@ -164,6 +172,9 @@ def parse_args() -> argparse.Namespace:
                              "may be repeated")
     parser.add_argument("--profile", choices=PAGE_KEYS, metavar="PAGE",
                         help="print a cProfile of 50 requests of PAGE in process and stop")
+    parser.add_argument("--no-page-cache", action="store_true",
+                        help="serve the portal over HTTP with PORTAL_PAGE_CACHE=false: "
+                             "every request renders its page")
     args = parser.parse_args()
     if args.members < 100:
         parser.error("--members must be 100 or more")
@@ -597,14 +608,14 @@ def wait_until_serving(process: subprocess.Popen, port: int, log_path: Path, tim
     raise SystemExit(f"gunicorn did not listen on {port} within {timeout:g} s:\n{log_path.read_text()}")
 
 
-def portal_environ(app) -> dict[str, str]:
+def portal_environ(app, page_cache: bool = True) -> dict[str, str]:
     """The bench app's configuration as the environment variables a production portal reads."""
     environ = {key: value for key, value in os.environ.items() if not key.startswith(("PORTAL_", "FLOOR_"))}
     instance = app.instance_path
     environ.update(PORTAL_DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
                    PORTAL_SECRET_KEY=app.config["SECRET_KEY"], PORTAL_PASSWORD_HASHING="fast",
                    PORTAL_WORKER="external", PORTAL_LOG_LEVEL="WARNING", PORTAL_TEST_INSTANCE_PATH=instance,
-                   PORTAL_SMTP_URL=f"file://{instance}/mail")
+                   PORTAL_SMTP_URL=f"file://{instance}/mail", PORTAL_PAGE_CACHE="true" if page_cache else "false")
     return environ
 
 
@@ -631,13 +642,17 @@ def log_in(base_url: str) -> str:
     answer = request("POST", "/login", urlencode({"email": OWNER_EMAIL, "password": PASSWORD, "csrf_token": token}))
     if answer.status != 302:
         raise SystemExit(f"log-in over HTTP answered {answer.status}: {answer.body[:500]!r}")
+    # The first page after log-in gives the session its CSRF secret (a new cookie), as a browser's does.
+    home = request("GET", "/")
+    if home.status in (301, 302, 303):
+        request("GET", urlsplit(home.getheader("Location")).path)
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
 
 # -- load -------------------------------------------------------------------------------
 
 WRK_SCRIPT = r"""
--- Sends the session cookie, counts status codes, writes the latency histogram.
+-- Sends the session cookie, counts status codes and answers from kept pages, writes the latency histogram.
 wrk.headers["Cookie"] = os.getenv("BENCH_COOKIE") or ""
 
 local threads = {}
@@ -648,10 +663,14 @@ end
 
 function init(args)
   statuses = {}
+  kept = 0
 end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if (headers["X-Portal-Cache"] or headers["x-portal-cache"]) == "hit" then
+    kept = kept + 1
+  end
 end
 
 function done(summary, latency, requests)
@@ -668,6 +687,7 @@ function done(summary, latency, requests)
     for status, count in pairs(thread:get("statuses")) do
       io.write(string.format("BENCH status %d %d\n", status, count))
     end
+    io.write(string.format("BENCH kept %d\n", thread:get("kept")))
   end
 end
 """
@@ -682,6 +702,7 @@ class Run:
     socket_errors: int
     statuses: Counter
     latencies: Counter  # microseconds -> requests
+    kept: int = 0  # answered from a kept page (X-Portal-Cache: hit)
 
     @property
     def rate(self) -> float:
@@ -705,15 +726,17 @@ class Driver:
         if finished.returncode or not summaries:
             raise SystemExit(f"wrk failed on {url}:\n{finished.stdout}\n{finished.stderr}")
         requests, duration, _bytes, connect, read, write, _status, timeout = map(int, summaries[0])
-        statuses = Counter()
+        statuses, kept = Counter(), 0
         for fields in lines:
             if fields[0] == "status":
                 statuses[int(fields[1])] += int(fields[2])
+            elif fields[0] == "kept":
+                kept += int(fields[1])
         latencies = Counter()
         for line in self.histogram.read_text().splitlines():
             value, count = line.split()
             latencies[int(value)] += int(count)
-        return Run(requests, duration / 1e6, connect + read + write + timeout, statuses, latencies)
+        return Run(requests, duration / 1e6, connect + read + write + timeout, statuses, latencies, kept)
 
 
 @dataclass
@@ -735,6 +758,11 @@ class Measured:
             if seen >= wanted:
                 return value / 1000
         return float("nan")
+
+    @property
+    def kept_share(self) -> float:
+        """The share of requests answered from a kept page."""
+        return sum(run.kept for run in self.runs) / max(sum(run.requests for run in self.runs), 1)
 
     @property
     def statuses(self) -> Counter:
@@ -773,13 +801,13 @@ def drive(driver: Driver, floor_url: str, portal_url: str, cookie: str, paths: d
 def report(floor: Measured, floor_counted: InProcess, pages: dict[str, Measured],
            counted: dict[str, InProcess]) -> tuple[list[str], list[str]]:
     """Print the table; return the pages that miss the aim and those that answered an error."""
-    header = ("page", "req/s", "p50 ms", "p99 ms", "SQL/req", "HTML bytes", "in-process ms (SQL)", "ratio to floor",
-              "aim")
+    header = ("page", "kept", "req/s", "p50 ms", "p99 ms", "SQL/req", "HTML bytes", "in-process ms (SQL)",
+              "ratio to floor", "aim")
 
     def in_process(found: InProcess) -> str:
         return f"{found.request_ms:.1f} ({found.sql_ms:.1f})"
 
-    rows = [("floor (50 users, Jinja)", f"{floor.rate:.0f}", f"{floor.percentile_ms(0.5):.1f}",
+    rows = [("floor (50 users, Jinja)", "", f"{floor.rate:.0f}", f"{floor.percentile_ms(0.5):.1f}",
              f"{floor.percentile_ms(0.99):.1f}", str(len(floor_counted.statements)), f"{floor_counted.html_bytes:,}",
              in_process(floor_counted), "1", "")]
     missed, failed = [], []
@@ -794,12 +822,13 @@ def report(floor: Measured, floor_counted: InProcess, pages: dict[str, Measured]
                           f"{measured.socket_errors} socket errors")
         if misses:
             missed.append(page.key)
-        rows.append((page.label, f"{measured.rate:.0f}", f"{measured.percentile_ms(0.5):.1f}", f"{p99:.1f}",
+        rows.append((page.label, f"{measured.kept_share:.1%}", f"{measured.rate:.0f}",
+                     f"{measured.percentile_ms(0.5):.1f}", f"{p99:.1f}",
                      str(len(found.statements)), f"{found.html_bytes:,}", in_process(found),
                      f"{ratio:.2f} ({min(measured.ratios):.2f}-{max(measured.ratios):.2f})",
                      "MISS: " + ", ".join(misses) if misses else "ok"))
     widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header))]
-    numeric = {1, 2, 3, 4, 5, 6}
+    numeric = {1, 2, 3, 4, 5, 6, 7}
 
     def line(row) -> str:
         return "  ".join(cell.rjust(width) if column in numeric else cell.ljust(width)
@@ -830,7 +859,9 @@ def main() -> int:
     started = time.monotonic()
     # The in-process app's SQLite connections time the fetching of rows too (gunicorn's app reads
     # its configuration from the environment: it is not affected).
-    settings = None if args.database_url else {
+    # In this process pages are always rendered (no kept pages): its figures are what rendering costs.
+    settings = {"PAGE_CACHE": False} if args.database_url else {
+        "PAGE_CACHE": False,
         "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"timeout": 30, "factory": FetchTimedConnection}}}
     with migrated_app(args.database_url, settings) as app, \
             tempfile.TemporaryDirectory(prefix="bench-pages-") as folder:
@@ -854,7 +885,7 @@ def main() -> int:
         database_url = app.config["SQLALCHEMY_DATABASE_URI"]
         floor_counted = count_floor_statements(database_url)
 
-        environ = portal_environ(app)
+        environ = portal_environ(app, page_cache=not args.no_page_cache)
         floor_environ = {**environ, "FLOOR_DATABASE_URL": database_url}
         driver = Driver(Path(folder), args.connections, args.seconds)
         with gunicorn("portal", "app:app", environ, Path(folder)) as portal_url, \

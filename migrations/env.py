@@ -40,6 +40,11 @@ def run_migrations_online():
     options.setdefault("process_revision_directives", skip_empty)
     options.setdefault("include_object", include_object)
     with target_db.engine.connect() as connection:
+        # What a migration writes does not make kept pages stale (the processes are restarted after
+        # it), and the data generation's table may not be there yet (portal.web.pagecache).
+        from portal.web.pagecache import NOT_COUNTED
+
+        connection.info[NOT_COUNTED] = True
         context.configure(connection=connection, target_metadata=target_db.metadata, **options)
         with context.begin_transaction():
             context.run_migrations()

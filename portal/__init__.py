@@ -71,6 +71,9 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
     from portal import readonly
 
     readonly.init_app(app)
+    from portal.web import pagecache
+
+    pagecache.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -139,6 +142,7 @@ def _import_models() -> None:
     from portal.users import models as _users  # noqa: F401
     from portal.mailboxes import models as _mailboxes  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
+    from portal.web import models as _web  # noqa: F401
     from portal.roles import models as _roles  # noqa: F401
     from portal.scim import models as _scim  # noqa: F401
     from portal.security import models as _security  # noqa: F401

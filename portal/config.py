@@ -196,6 +196,11 @@ SETTINGS: tuple[Setting, ...] = (
             "JSON file of backend connections; default instance/backends.json when it exists"),
     Setting("DEFAULT_LOCALE", _language, "en",
             "language for whoever has not chosen one and whose browser asks for none the portal has"),
+    Setting("PAGE_CACHE", _bool, True,
+            "keep rendered list pages, the Overview and domain pages for the same session while the database is "
+            "unchanged (see PAGE_CACHE_SECONDS)"),
+    Setting("PAGE_CACHE_SECONDS", _Number(300), 10, "longest a kept page is answered again, in seconds"),
+    Setting("PAGE_CACHE_MB", _Number(4_096), 32, "memory each web process may keep pages in, in megabytes"),
     Setting("LOG_LEVEL", _log_level, "INFO", "log level: DEBUG, INFO, WARNING or ERROR"),
     Setting("TRUSTED_PROXIES", _Number(10), None,
             "how many proxies in front of the portal each add X-Forwarded-For and X-Forwarded-Proto; "

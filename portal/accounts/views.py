@@ -17,6 +17,7 @@ from portal.web.access import SIGNED_IN, member, rule
 from portal.web.loaders import load_or_404
 from portal.web.inputs import form_id
 from portal.web.render import render
+from portal.web.pagecache import cached_page
 
 bp = Blueprint("accounts", __name__)
 
@@ -54,6 +55,7 @@ def create():
 
 @bp.route("/accounts/<int:account_id>/")
 @rule(member())
+@cached_page()
 def overview(account_id):
     session["account_id"] = account_id
     view = dashboard.build(g.account, g.access.can)
@@ -70,6 +72,7 @@ def member_listing(args=None):
 
 @bp.route("/accounts/<int:account_id>/members")
 @rule(member("members.view"))
+@cached_page()
 def members(account_id):
     listing = member_listing()
     page = lists.fetch(services.member_query(g.account, listing), listing, scalars=False,

@@ -7,6 +7,7 @@ from portal.audit.services import FAMILIES, query_events
 from portal.web import lists
 from portal.web.access import member, rule
 from portal.web.render import render
+from portal.web.pagecache import cached_page
 
 bp = Blueprint("audit", __name__)
 
@@ -23,6 +24,7 @@ def _date(value: str) -> date | None:
 
 @bp.route("/accounts/<int:account_id>/audit")
 @rule(member("audit.view"))
+@cached_page()
 def index(account_id):
     listing = lists.read({"family": tuple(name for name, _label in FAMILIES), "actor": None, "since": None,
                           "until": None}, ("at",), "at", descending=True)

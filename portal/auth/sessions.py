@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, update
 from portal.auth.models import User, UserSession
 from portal.extensions import db
 from portal.timeutil import utcnow
+from portal.web import pagecache
 
 SESSION_KEY = "sid"
 # Last-seen times are written at most this often, not on every request.
@@ -67,9 +68,11 @@ def _live(row: UserSession | None, now: datetime) -> bool:
 
 
 @cache
-def _session_statement():
-    """The live-session look-up every request makes, built once."""
-    return db.select(UserSession, User).join(User, User.id == UserSession.user_id)\
+def _session_statement(with_generation: bool = False):
+    """The live-session look-up every request makes, built once; with the data generation read in
+    the same statement when this process keeps pages (one round trip less for a kept page)."""
+    columns = (UserSession, User, pagecache.GENERATION) if with_generation else (UserSession, User)
+    return db.select(*columns).join(User, User.id == UserSession.user_id)\
         .where(UserSession.token_hash == bindparam("token_hash"))
 
 
@@ -78,7 +81,8 @@ def load_user(user_id: str) -> User | None:
     raw = session.get(SESSION_KEY)
     if not raw or not user_id.isdigit():
         return None
-    found = db.session.execute(_session_statement(), {"token_hash": _digest(str(raw))}).first()
+    with_generation = pagecache.reads_generation()
+    found = db.session.execute(_session_statement(with_generation), {"token_hash": _digest(str(raw))}).first()
     now = utcnow()
     if found is None or found[1].id != int(user_id) or not _live(found[0], now) or found[1].suspended_at:
         if found is not None and found[0].ended_at is None:
@@ -89,7 +93,10 @@ def load_user(user_id: str) -> User | None:
         # and the answer is now nobody, so the browser's language is used.
         flash(_("Your session has ended. Please log in again."), "info")
         return None
-    row, user = found
+    row, user = found[0], found[1]
+    if with_generation:
+        # Read before anything this request runs, so never newer than what its page will show.
+        pagecache.note_generation(found[2])
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
         row.ip = (request.remote_addr or "")[:64]

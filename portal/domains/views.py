@@ -16,6 +16,7 @@ from portal.web.access import SUPERADMIN, member, rule
 from portal.web.loaders import load_or_404
 from portal.web.htmx import is_htmx
 from portal.web.render import render
+from portal.web.pagecache import cached_page
 
 # A domain in these states is not followed by its page (no polling): read a moment early, it is
 # only a moment old. In any other, the page follows it and must not stop on a state it has left.
@@ -42,6 +43,7 @@ def _index(form, status=200):
 
 @bp.route("/accounts/<int:account_id>/domains")
 @rule(member("domains.view"))
+@cached_page()
 def index(account_id):
     return _index(_add_form())
 
@@ -82,6 +84,8 @@ def _page(domain, status=200, error=None):
 
 @bp.route("/accounts/<int:account_id>/domains/<int:domain_id>")
 @rule(member("domains.view"))
+# The page counts down to the next check in seconds: kept for one second at most.
+@cached_page(seconds=1)
 def show(account_id, domain_id):
     return _page(load_or_404(services.domain_in_account, domain_id))
 

@@ -19,6 +19,7 @@ from portal.web.access import PUBLIC, SIGNED_IN, member, rule
 from portal.web.loaders import load_or_404
 from portal.web.inputs import form_id
 from portal.web.render import render
+from portal.web.pagecache import cached_page
 
 bp = Blueprint("invitations", __name__)
 # The invitations whose mailed link was opened in this session, signed in as their address.
@@ -40,6 +41,7 @@ def _index(form, status=200):
 
 @bp.route("/accounts/<int:account_id>/invitations")
 @rule(member("users.invite"))
+@cached_page()
 def index(account_id):
     return _index(forms.InviteForm())
 

@@ -27,6 +27,7 @@ from flask import current_app
 from sqlalchemy import bindparam, or_, update
 
 from portal.extensions import db
+from portal.web import pagecache
 from portal.i18n import Later, in_language, later_plural, shown
 from portal.jobs.models import DONE, FAILED, QUEUED, RUNNING, Job, WorkerBeat
 from portal.jobs.registry import get_handler, is_permanent
@@ -166,6 +167,8 @@ class Worker:
         with db.engine.connect() as connection:
             row = connection.execution_options(isolation_level="AUTOCOMMIT").execute(_CLAIM, {
                 "now": now, "token": token, "until": now + timedelta(seconds=self.lease_seconds)}).one_or_none()
+            if row is not None:  # a job now shows as running: kept pages are stale
+                pagecache.raise_now(connection)
         return ClaimedJob.from_row(row) if row is not None else None
 
     # -- running ----------------------------------------------------------

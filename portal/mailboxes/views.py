@@ -27,6 +27,7 @@ from portal.web.loaders import load_or_404
 from portal.web.htmx import is_htmx
 from portal.web.inputs import arg_id, form_id, parse_id
 from portal.web.render import render
+from portal.web.pagecache import cached_page
 
 bp = Blueprint("mailboxes", __name__)
 
@@ -39,6 +40,7 @@ def mailbox_listing(args=None):
 
 @bp.route("/accounts/<int:account_id>/mailboxes")
 @rule(member())
+@cached_page()
 def index(account_id):
     listing = mailbox_listing()
     query = services.mailbox_query(current_user, g.account, listing, (g.access.membership_id, g.access.held))
@@ -58,6 +60,7 @@ def _form():
 
 @bp.route("/accounts/<int:account_id>/mailboxes/new", methods=["GET", "POST"])
 @rule(member("mailboxes.create"))
+@cached_page()
 def create(account_id):
     form = _form()
     owner = services.member_user(g.account, form_id("owner") if request.method == "POST" else None,

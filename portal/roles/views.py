@@ -12,6 +12,7 @@ from portal.web import lists
 from portal.web.access import member, rule
 from portal.web.loaders import load_or_404
 from portal.web.render import render
+from portal.web.pagecache import cached_page
 
 bp = Blueprint("roles", __name__)
 
@@ -57,6 +58,7 @@ def picker_state(scope: str | None, current: set[str]) -> PickerState:
 
 @bp.route("/accounts/<int:account_id>/roles")
 @rule(member("roles.view"))
+@cached_page()
 def index(account_id):
     account_roles = services.roles_for(g.account)
     return render("roles/index.html", account=g.account, roles=account_roles,

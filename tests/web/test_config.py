@@ -73,7 +73,7 @@ def test_settings__every_number_has_a_ceiling_and_the_ceiling_itself_is_accepted
 
     numbers = [setting for setting in SETTINGS if isinstance(setting.default, (int, float))
                and not isinstance(setting.default, bool)]
-    assert len(numbers) == 14 and all(hasattr(setting.parse, "most") for setting in numbers)
+    assert len(numbers) == 16 and all(hasattr(setting.parse, "most") for setting in numbers)
     for setting in numbers:
         most = setting.parse.most
         assert load_settings({f"PORTAL_{setting.name}": str(most)})[setting.name] == most

@@ -1,0 +1,14 @@
+"""The data generation (``portal.web.pagecache``): one row, one number every writing transaction
+raises as it commits."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Integer, Table
+
+from portal.extensions import db
+
+data_generation = Table(
+    "data_generation", db.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("n", BigInteger, nullable=False, server_default="0"),
+)

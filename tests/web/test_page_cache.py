@@ -1,0 +1,251 @@
+"""Kept pages (portal.web.pagecache): answered again only to the same session's same request while
+the database is unchanged, within a few seconds; any write, of any process, makes them stale."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, text, update
+
+from portal import timeutil
+from portal.accounts.models import Membership
+from portal.audit.models import AuditEvent
+from portal.domains.services import add_domain
+from portal.extensions import db
+from portal.jobs.services import enqueue
+from portal.jobs.worker import Worker
+from portal.roles.services import system_role
+from portal.web import pagecache
+from portal.web.models import data_generation
+from tests.web.test_list_statements import counted
+
+HIT, STORED = "hit", "stored"
+
+
+@pytest.fixture
+def app_settings():
+    return {"PAGE_CACHE": True, "PAGE_CACHE_SECONDS": 10}
+
+
+def generation() -> int:
+    value = db.session.execute(select(data_generation.c.n)).scalar_one()
+    db.session.commit()
+    return value
+
+
+def kept(response) -> str | None:
+    assert response.status_code == 200, response.status_code
+    return response.headers.get(pagecache.HEADER)
+
+
+def log_in(client, email):
+    from tests.conftest import PASSWORD
+
+    assert client.post("/login", data={"email": email, "password": PASSWORD}).status_code == 302
+    # The first page after log-in gives the session its CSRF secret: that page is not kept.
+    assert client.get("/", follow_redirects=True).status_code == 200
+
+
+@pytest.fixture
+def members_url(client, account):
+    log_in(client, "owner@example.org")
+    return f"/accounts/{account.id}/members"
+
+
+def test_a_page_is_answered_again_to_the_same_request_and_the_second_runs_only_the_gate(client, members_url):
+    first = client.get(members_url)
+    assert kept(first) == STORED
+    with counted() as statements:
+        second = client.get(members_url)
+    assert kept(second) == HIT
+    assert second.get_data() == first.get_data()
+    # The session (which reads the generation too) and the access check: nothing of the list itself.
+    assert len(statements) == 2, "\n".join(statements)
+    assert "FROM user_sessions" in statements[0] and "data_generation" in statements[0]
+    assert not [sql for sql in statements if "FROM memberships" in sql and "LIMIT" in sql]
+
+
+def test_a_write_through_the_portal_makes_the_page_stale(client, make, account, members_url):
+    helper = make.member(account, make.user("helper@example.org"))
+    assert kept(client.get(members_url)) == STORED
+    before = generation()
+    answer = client.post(f"/accounts/{account.id}/members/{helper.id}/roles",
+                         data={"role_id": system_role("administrator").id})
+    assert answer.status_code == 302
+    assert generation() > before
+    page = client.get(members_url)
+    assert kept(page) != HIT  # the flash of the grant is shown once, and that page is not kept
+    assert "Administrator" in page.get_data(as_text=True)
+    again = client.get(members_url)
+    assert kept(again) == STORED and "now has the role" not in again.get_data(as_text=True)
+    assert kept(client.get(members_url)) == HIT
+
+
+def test_a_write_of_another_process_core_or_outside_a_transaction_makes_the_page_stale(client, app, owner, account,
+                                                                                       members_url):
+    audit_url = f"/accounts/{account.id}/audit"
+    assert kept(client.get(audit_url)) == STORED
+    assert kept(client.get(audit_url)) == HIT
+    # A Core insert on a connection of its own, as the import and the worker write.
+    with db.engine.begin() as connection:
+        connection.execute(insert(AuditEvent), [{"at": timeutil.utcnow(), "actor_label": "Imported",
+                                                 "account_id": account.id, "action": "user.created",
+                                                 "family": "users", "target_type": "user",
+                                                 "target_label": "zoe.zed@example.org", "source": "web"}])
+    page = client.get(audit_url)
+    assert kept(page) == STORED and "zoe.zed@example.org" in page.get_data(as_text=True)
+    # The worker's claim, a statement outside a transaction: counted when it took a job, and only then.
+    add_domain(owner, account, "example.org", "local")
+    db.session.commit()
+    domain_url = f"/accounts/{account.id}/domains"
+    worker = Worker(app, name="test-worker")
+    while worker.claim() is not None:  # the domain's first check
+        pass
+    assert kept(client.get(domain_url)) == STORED
+    before = generation()
+    assert worker.claim() is None  # nothing due: an idle look changes nothing
+    assert generation() == before
+    assert kept(client.get(domain_url)) == HIT
+    enqueue("mail.send", {})
+    db.session.commit()
+    queued = generation()
+    assert queued == before + 1
+    assert worker.claim() is not None
+    assert generation() == queued + 1
+    assert kept(client.get(domain_url)) == STORED
+
+
+def test_statements_outside_a_transaction_are_run_by_the_worker_s_claim_alone():
+    """They are not counted by themselves (pagecache.raise_now): a new one must count its writes."""
+    root = Path(pagecache.__file__).parents[1]
+    places = sorted(str(path.relative_to(root)) for path in root.rglob("*.py")
+                    if "AUTOCOMMIT" in path.read_text() and path.name != "pagecache.py")
+    assert places == ["jobs/worker.py"]
+    assert Path(root / "jobs/worker.py").read_text().count("AUTOCOMMIT") == 1
+
+
+def test_a_write_that_changes_no_row_counts_for_nothing(app, account):
+    before = generation()
+    db.session.execute(update(Membership).where(Membership.id == -1).values(created_at=timeutil.utcnow()))
+    db.session.commit()
+    assert generation() == before
+
+
+def test_reads_and_rollbacks_leave_the_generation_as_it_was(app, account):
+    before = generation()
+    db.session.execute(select(Membership.id)).all()
+    db.session.commit()
+    db.session.execute(update(Membership).values(created_at=Membership.created_at))
+    db.session.rollback()
+    with db.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        connection.commit()
+    assert generation() == before
+    db.session.execute(update(Membership).values(created_at=Membership.created_at))
+    db.session.commit()
+    assert generation() == before + 1
+
+
+def test_never_answered_to_another_session_nor_to_someone_with_other_rights(app, client, make, account, members_url):
+    helper = make.member(account, make.user("viewer@example.org"), permissions=("members.view",))
+    assert kept(client.get(members_url)) == STORED
+    owners_page = client.get(members_url).get_data(as_text=True)
+    assert "bulk-action" in owners_page
+
+    other = app.test_client()
+    log_in(other, "viewer@example.org")
+    assert kept(other.get(members_url)) == STORED
+    viewer_page = other.get(members_url)
+    assert kept(viewer_page) == HIT  # their own page, the second time
+    assert "bulk-action" not in viewer_page.get_data(as_text=True)  # they may take no action
+    # Losing the right is a write: the gate refuses at once.
+    db.session.execute(update(Membership).where(Membership.id == helper.id).values(created_at=timeutil.utcnow()))
+    from portal.roles.models import Grant
+    db.session.execute(Grant.__table__.delete().where(Grant.membership_id == helper.id))
+    db.session.commit()
+    assert other.get(members_url).status_code == 403
+
+    # The same person in a second session (another browser) gets a page of their own.
+    second = app.test_client()
+    log_in(second, "owner@example.org")
+    assert kept(second.get(members_url)) == STORED
+
+
+def test_kept_apart_by_language_htmx_and_address(client, members_url):
+    english = client.get(members_url, headers={"Accept-Language": "en"})
+    assert kept(english) == STORED
+    french = client.get(members_url, headers={"Accept-Language": "fr"})
+    assert kept(french) == STORED and 'lang="fr"' in french.get_data(as_text=True)
+    assert kept(client.get(members_url, headers={"Accept-Language": "en"})) == HIT
+    fragment = client.get(members_url, headers={"Accept-Language": "en", "HX-Request": "true"})
+    assert kept(fragment) == STORED and "<html" not in fragment.get_data(as_text=True)
+    searched = client.get(members_url + "?q=owner", headers={"Accept-Language": "en"})
+    assert kept(searched) == STORED
+
+
+def test_kept_for_a_slice_of_time_and_the_domain_page_for_one_second(client, monkeypatch, owner, account, members_url):
+    domain = add_domain(owner, account, "example.org", "local")
+    db.session.commit()
+    domain_url = f"/accounts/{account.id}/domains/{domain.id}"
+    start = timeutil.utcnow().replace(microsecond=0) + timedelta(seconds=30)
+    start -= timedelta(seconds=start.second % 10)  # the start of a 10-second slice
+    clock = {"now": start}
+    monkeypatch.setattr(timeutil, "utcnow", lambda: clock["now"])
+    assert kept(client.get(members_url)) == STORED
+    assert kept(client.get(domain_url)) == STORED
+    clock["now"] = start + timedelta(seconds=1)
+    assert kept(client.get(members_url)) == HIT
+    assert kept(client.get(domain_url)) == STORED  # its countdown moved on
+    clock["now"] = start + timedelta(seconds=10)
+    assert kept(client.get(members_url)) == STORED
+
+
+def test_a_view_that_changes_the_session_is_not_kept(client, make, owner, account):
+    log_in(client, "owner@example.org")
+    other = make.account(owner, "Other")
+    client.get(f"/accounts/{other.id}/")  # the Overview remembers the account last seen
+    overview = f"/accounts/{account.id}/"
+    assert kept(client.get(overview)) is None  # it changed the session: not kept
+    assert kept(client.get(overview)) == STORED
+    assert kept(client.get(overview)) == HIT
+
+
+def test_posts_and_refusals_are_never_kept(client, make, account, members_url):
+    answer = client.get(f"/accounts/{account.id}/members?sort=nonsense")
+    assert answer.headers.get(pagecache.HEADER) in (None, STORED)
+    assert client.get(f"/accounts/{account.id + 1000}/members").status_code == 404
+    post = client.post(f"/accounts/{account.id}/mailboxes/new", data={"kind": "shared"})
+    assert pagecache.HEADER not in post.headers
+
+
+def test_the_cache_is_bounded_least_recently_used_first():
+    cache = pagecache.PageCache(limit=1000, seconds=10)
+    for number in range(5):
+        cache.put(bytes([number]), pagecache.Kept(b"x" * 240, 200, ()))
+    assert len(cache) == 4 and cache.size == 960
+    assert cache.get(bytes([0])) is None and cache.get(bytes([1])) is not None
+    cache.put(bytes([9]), pagecache.Kept(b"y" * 240, 200, ()))
+    assert cache.get(bytes([1])) is not None and cache.get(bytes([2])) is None  # 1 was used
+    cache.put(bytes([10]), pagecache.Kept(b"z" * 900, 200, ()))  # over a quarter of the whole: not kept
+    assert cache.get(bytes([10])) is None and cache.size <= 1000
+
+
+def test_a_connection_a_migration_marked_counts_writes_again_once_returned(app, account):
+    before = generation()
+    with db.engine.connect() as connection:
+        connection.info[pagecache.NOT_COUNTED] = True
+        connection.execute(update(Membership).values(created_at=Membership.created_at))
+        connection.commit()
+    assert generation() == before
+    db.session.execute(update(Membership).values(created_at=Membership.created_at))
+    db.session.commit()
+    assert generation() == before + 1
+
+
+@pytest.mark.parametrize("app_settings", [{"PAGE_CACHE": False}])
+def test_turned_off(client, members_url, app):
+    assert "page_cache" not in app.extensions
+    assert pagecache.HEADER not in client.get(members_url).headers
+    assert pagecache.HEADER not in client.get(members_url).headers
