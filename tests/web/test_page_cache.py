@@ -29,6 +29,14 @@ def app_settings():
     return {"PAGE_CACHE": True, "PAGE_CACHE_SECONDS": 10}
 
 
+@pytest.fixture(autouse=True)
+def clock_held_still(monkeypatch):
+    """Pages are kept for a slice of time: the portal's clock, as the cache reads it, is held still
+    so that no slice ends between two requests a test expects answered alike (one did, in CI)."""
+    now = timeutil.utcnow()
+    monkeypatch.setattr(timeutil, "utcnow", lambda: now)
+
+
 def generation() -> int:
     value = db.session.execute(select(data_generation.c.n)).scalar_one()
     db.session.commit()
