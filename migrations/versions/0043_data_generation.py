@@ -1,7 +1,9 @@
 """The data generation: one number every writing transaction raises as it commits
 
 Rendered pages are kept for a few seconds under the number read when they were rendered
-(portal.web.pagecache); a write anywhere makes every kept page stale.
+(portal.web.pagecache); a write anywhere makes every kept page stale. SQLite raises the row of
+data_generation in the transaction that wrote; PostgreSQL advances the sequence
+data_generation_seq just after the commit (a row would have writers wait for each other's commit).
 
 Revision ID: 0043_data_generation
 Revises: 0042_token_search
@@ -27,7 +29,11 @@ def upgrade():
         sa.PrimaryKeyConstraint('id', name=op.f('pk_data_generation')),
     )
     op.bulk_insert(table, [{'id': 1, 'n': 0}])
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('CREATE SEQUENCE data_generation_seq')
 
 
 def downgrade():
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('DROP SEQUENCE data_generation_seq')
     op.drop_table('data_generation')

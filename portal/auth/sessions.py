@@ -68,10 +68,12 @@ def _live(row: UserSession | None, now: datetime) -> bool:
 
 
 @cache
-def _session_statement(with_generation: bool = False):
+def _session_statement(generation_of: str | None = None):
     """The live-session look-up every request makes, built once; with the data generation read in
-    the same statement when this process keeps pages (one round trip less for a kept page)."""
-    columns = (UserSession, User, pagecache.GENERATION) if with_generation else (UserSession, User)
+    the same statement when this process keeps pages (one round trip less for a kept page), on the
+    database named by ``generation_of``."""
+    columns = (UserSession, User, pagecache.generation_column(generation_of)) if generation_of \
+        else (UserSession, User)
     return db.select(*columns).join(User, User.id == UserSession.user_id)\
         .where(UserSession.token_hash == bindparam("token_hash"))
 
@@ -82,7 +84,8 @@ def load_user(user_id: str) -> User | None:
     if not raw or not user_id.isdigit():
         return None
     with_generation = pagecache.reads_generation()
-    found = db.session.execute(_session_statement(with_generation), {"token_hash": _digest(str(raw))}).first()
+    found = db.session.execute(_session_statement(db.engine.dialect.name if with_generation else None),
+                               {"token_hash": _digest(str(raw))}).first()
     now = utcnow()
     if found is None or found[1].id != int(user_id) or not _live(found[0], now) or found[1].suspended_at:
         if found is not None and found[0].ended_at is None:

@@ -1,5 +1,6 @@
-"""The data generation (``portal.web.pagecache``): one row, one number every writing transaction
-raises as it commits."""
+"""The data generation (``portal.web.pagecache``): one number every writing transaction raises as
+it commits; a row on SQLite, the sequence ``data_generation_seq`` on PostgreSQL (made by migration
+0043, as the row is)."""
 
 from __future__ import annotations
 

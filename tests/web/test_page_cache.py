@@ -18,7 +18,6 @@ from portal.jobs.services import enqueue
 from portal.jobs.worker import Worker
 from portal.roles.services import system_role
 from portal.web import pagecache
-from portal.web.models import data_generation
 from tests.web.test_list_statements import counted
 
 HIT, STORED = "hit", "stored"
@@ -38,7 +37,7 @@ def clock_held_still(monkeypatch):
 
 
 def generation() -> int:
-    value = db.session.execute(select(data_generation.c.n)).scalar_one()
+    value = pagecache.current_generation()
     db.session.commit()
     return value
 
@@ -257,3 +256,60 @@ def test_turned_off(client, members_url, app):
     assert "page_cache" not in app.extensions
     assert pagecache.HEADER not in client.get(members_url).headers
     assert pagecache.HEADER not in client.get(members_url).headers
+
+
+# -- from an attacker-side review ------------------------------------------------------------
+
+def test_bookkeeping_no_kept_page_shows_counts_for_nothing(app, client, account, members_url, run_jobs):
+    from portal.auth.models import UserSession
+    from portal.jobs.worker import _publish_heartbeat
+
+    assert kept(client.get(members_url)) == STORED
+    before = generation()
+    # A session's last use (touched each minute of every session), a worker's heartbeat.
+    db.session.execute(update(UserSession).values(last_seen_at=timeutil.utcnow()))
+    db.session.commit()
+    with app.app_context():
+        _publish_heartbeat(Worker(app, name="beating"))
+        db.session.commit()
+    assert generation() == before
+    assert kept(client.get(members_url)) == HIT
+
+
+def test_any_other_htmx_header_is_the_same_page(client, members_url):
+    """Keyed on every HX-* header, one member could fill the cache with copies of one page."""
+    assert kept(client.get(members_url)) == STORED
+    for number in range(3):
+        assert kept(client.get(members_url, headers={"HX-Junk": str(number), "HX-Current-URL": "x"})) == HIT
+
+
+def test_a_claim_whose_count_fails_still_hands_the_job_to_the_worker(app, monkeypatch, caplog):
+    enqueue("mail.send", {})
+    db.session.commit()
+
+    def fails(*_arguments):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(pagecache, "_raise", fails)
+    claimed = Worker(app, name="test-worker").claim()
+    assert claimed is not None  # the job is the worker's to run, not held by nobody for its lease
+    assert "could not raise the data generation" in caplog.text
+
+
+def test_a_process_that_saw_no_table_counts_and_keeps_once_it_is_there(app, client, make, account, members_url,
+                                                                       monkeypatch):
+    """A process that wrote before the migration ran elsewhere: it looks again (every 30 s; here at
+    once), then counts its writes and keeps pages; it never keeps pages while it counts nothing."""
+    schema = pagecache._schema(db.engine)
+    schema.present, schema.checked = False, 10 ** 9  # seen missing just now
+    monkeypatch.setattr(pagecache.time, "monotonic", lambda: 10 ** 9)
+    assert pagecache.HEADER not in client.get(members_url).headers  # nothing kept
+    before = generation()
+    make.member(account, make.user("new@example.org"))
+    assert generation() == before  # not counted either
+    monkeypatch.setattr(pagecache.time, "monotonic", lambda: 10 ** 9 + pagecache.RECHECK_SECONDS)
+    assert kept(client.get(members_url)) == STORED
+    helper = make.member(account, make.user("newer@example.org"))
+    assert generation() > before
+    page = client.get(members_url)
+    assert kept(page) == STORED and helper.user.email in page.get_data(as_text=True)
