@@ -17,7 +17,7 @@ from portal.accounts.models import Account, Membership
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.bulk.models import DONE, FAILED, MAILBOXES, MEMBERS, QUEUED, RUNNING, BulkRun
-from portal.extensions import db
+from portal.extensions import db, savepoint
 from portal.i18n import LABELS, StoredReason, _l, chosen, for_person, label as label_of, later, number, shown
 from portal.jobs.registry import handler, marks_failed
 from portal.jobs.services import enqueue
@@ -337,7 +337,7 @@ def _carry_out_run(run: BulkRun, account: Account, actor: User | None) -> None:
         for row in chunk:
             name = row.user.email if run.target == MEMBERS else row.address
             try:
-                with db.session.begin_nested():
+                with savepoint():
                     changed = (_act_on_member(run, actor, account, row, held) if run.target == MEMBERS
                                else _act_on_mailbox(run, actor, row))
                 if changed:

@@ -29,7 +29,7 @@ from portal.backends.base import BackendError
 from portal.domains import services as domains
 from portal.domains.models import ENABLED as DOMAIN_ENABLED
 from portal.domains.models import Domain
-from portal.extensions import db
+from portal.extensions import db, savepoint
 from portal.i18n import _l, labels, later
 from portal.jobs.models import QUEUED, RUNNING, Job
 from portal.jobs.registry import handler
@@ -375,7 +375,7 @@ def settle_all(actor: User, domain: Domain, report: DriftReport, how: str) -> tu
     done, refused = 0, []
     for item in settled_by_all(domain, report, how):
         try:
-            with db.session.begin_nested():
+            with savepoint():
                 settle(actor, domain, report, item["address"], item["kind"], how)
         except MailboxError:
             refused.append(item["address"])
