@@ -236,7 +236,6 @@ def _table_of(context) -> str | None:
 
 def count_writes(engine) -> None:
     """Raise the data generation with every transaction that writes, on ``engine``."""
-    _SCHEMA[engine] = _Schema(engine.dialect.name)
 
     @event.listens_for(engine, "after_cursor_execute")
     def noted(connection, cursor, statement, _parameters, context, _executemany):

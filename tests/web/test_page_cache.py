@@ -219,12 +219,24 @@ def test_a_view_that_changes_the_session_is_not_kept(client, make, owner, accoun
     assert kept(client.get(overview)) == HIT
 
 
-def test_posts_and_refusals_are_never_kept(client, make, account, members_url):
-    answer = client.get(f"/accounts/{account.id}/members?sort=nonsense")
-    assert answer.headers.get(pagecache.HEADER) in (None, STORED)
-    assert client.get(f"/accounts/{account.id + 1000}/members").status_code == 404
-    post = client.post(f"/accounts/{account.id}/mailboxes/new", data={"kind": "shared"})
-    assert pagecache.HEADER not in post.headers
+def test_posts_and_refusals_are_never_kept(app, client, make, account, members_url):
+    # A POST answered 200 (the new-mailbox form looking for an owner), twice: rendered both times.
+    for _ in range(2):
+        post = client.post(f"/accounts/{account.id}/mailboxes/new", data={"action": "find-owner", "owner_q": "o"})
+        assert post.status_code == 200 and pagecache.HEADER not in post.headers
+    # Refusals, twice each: another account's id, a huge one, a NUL byte; a member without the right.
+    other = make.account(make.user("stranger@example.org"), "Elsewhere")
+    for url in (f"/accounts/{other.id}/members", f"/accounts/{10 ** 30}/members",
+                f"/accounts/{account.id}/members?q=a%00b"):
+        for _ in range(2):
+            answer = client.get(url)
+            assert answer.status_code in (400, 404) and pagecache.HEADER not in answer.headers, url
+    make.member(account, make.user("nobody@example.org"))
+    viewer = app.test_client()
+    log_in(viewer, "nobody@example.org")
+    for _ in range(2):
+        answer = viewer.get(members_url)
+        assert answer.status_code == 403 and pagecache.HEADER not in answer.headers
 
 
 def test_the_cache_is_bounded_least_recently_used_first():
